@@ -1,0 +1,33 @@
+"""Model names in scenario files → model classes, imported only when asked for.
+
+The runner, the CLI and the GUI find a model by the name a scenario gives, never by importing it
+statically, so adding a model is one line here.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+from twin.core.errors import UserError, nearest
+
+MODELS: dict[str, str] = {
+    "station_dispersal": "agents.station.model:StationDispersalModel",
+}
+
+# Plug-in models outside this package: CITYTWIN_MODELS="name=module:Class,other=module:Class".
+for _item in filter(None, os.environ.get("CITYTWIN_MODELS", "").split(",")):
+    _name, _, _target = _item.partition("=")
+    MODELS[_name.strip()] = _target.strip()
+
+
+def model_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def get_model(name: str):
+    if name not in MODELS:
+        raise UserError(
+            f'unknown model "{name}"{nearest(name, MODELS)}; the models are: {", ".join(model_names())}.'
+        )
+    module, _, cls = MODELS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)

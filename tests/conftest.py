@@ -1,0 +1,32 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DEMO_CITY = ROOT / "gis_data" / "demo_city"
+
+# The toy model must be visible to worker processes too, so it is plugged in through the environment.
+os.environ["CITYTWIN_MODELS"] = "toy=tests.toy_model:ToyModel"
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+from agents import registry  # noqa: E402
+
+registry.MODELS.setdefault("toy", "tests.toy_model:ToyModel")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the shared reference data is missing: expected {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_city(tmp_path_factory):
+    """A 200 × 100 m city package with a few buildings, a road and a sloping DEM."""
+    from tests.factories import make_tiny_city
+
+    return make_tiny_city(tmp_path_factory.mktemp("tiny_city"))

@@ -1,0 +1,151 @@
+"""The `citytwin` command line (CONTRACT §3). Bad input exits 2 with one paragraph, no traceback."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .core.errors import UserError
+
+DEMO_CITY = Path(__file__).resolve().parent.parent / "gis_data" / "demo_city"
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="citytwin")
+@click.pass_context
+def cli(ctx):
+    """CityTwin: a desktop digital twin of a city. Without a command, opens the app."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(app)
+
+
+@cli.command()
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
+@click.option("--city", type=click.Path(path_type=Path), help="City package to open (default: the demo city).")
+def app(scenario, city):
+    """Open the desktop app (on the bundled demo city when no scenario is given)."""
+    if scenario is not None:
+        from .scenario import load_scenario
+
+        load_scenario(scenario)  # fail here, with a clear message, before a window opens
+    if city is not None:
+        from .core.city import City
+
+        City.load(city)
+    from app.main import main as app_main
+
+    sys.exit(app_main(scenario=scenario, city=city))
+
+
+@cli.group()
+def city():
+    """Import and inspect city packages."""
+
+
+@city.command("import")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the new city package.")
+@click.option("--name", help="City name (default: the output folder's name).")
+@click.option("--crs", help="Projected CRS to use, e.g. EPSG:32635 (default: the UTM zone of the data).")
+@click.option("--default-height-m", default=10.0, show_default=True, help="Height of buildings with neither height nor levels.")
+@click.option("--level-height-m", default=3.0, show_default=True, help="Metres per storey for buildings with levels only.")
+def city_import(sources, out, name, crs, default_height_m, level_height_m):
+    """Build a city package from real GIS data (OSM .osm.pbf, GeoJSON, Shapefile, GeoPackage, GeoTIFF DEM)."""
+    from .city_import import import_city
+
+    report = import_city(list(sources), out, name=name, crs=crs, default_height_m=default_height_m,
+                         level_height_m=level_height_m)
+    click.echo(report.text())
+
+
+@city.command("info")
+@click.argument("path", type=click.Path(path_type=Path))
+def city_info(path):
+    """Layers, counts, CRS, extent and height statistics of a city package."""
+    from .city_info import city_info as info
+
+    click.echo(info(path))
+
+
+@cli.command()
+@click.argument("model", required=False)
+def models(model):
+    """List the models, or one model's parameters and KPIs."""
+    from .model_docs import describe_model, list_models
+
+    click.echo(describe_model(model) if model else list_models())
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--intervention", "variant", help="Run this intervention instead of the baseline.")
+@click.option("--seed", type=int, help="Override the scenario's seed.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a parameter (repeatable).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the run's outputs.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(scenario, variant, seed, sets, out, quiet):
+    """Run one scenario variant and write summary.json, timeseries and rasters to --out."""
+    from .runner import check_out_dir, run_one
+    from .scenario import load_scenario, parse_set
+
+    sc = load_scenario(scenario)
+    overrides = parse_set(list(sets))
+    sc.params_for(variant, overrides)  # validate before any work
+    check_out_dir(out)
+    result = run_one(sc, variant, seed, overrides, out=out, progress=not quiet)
+    s = result.summary
+    click.echo(f"{s['scenario']} [{s['variant']}] seed {s['seed']}: {s['simulated_s']:.0f} s simulated "
+               f"in {s['wall_s']:.1f} s wall")
+    for name, value in s["kpis"].items():
+        unit = s["units"].get(name, "")
+        click.echo(f"  {name:28s} {_fmt(value)} {unit}")
+    click.echo(f"outputs in {out}")
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--replications", type=int, help="Replications per variant (default: the scenario's).")
+@click.option("--workers", type=int, help="Local worker processes (default: all cores).")
+@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) to run on a cluster.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the comparison.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def compare(scenario, replications, workers, scheduler, out, quiet):
+    """Baseline and every intervention × replications, with paired confidence intervals."""
+    from .experiment import compare as run_compare
+
+    result = run_compare(scenario, out, replications=replications, workers=workers, scheduler=scheduler,
+                         progress=not quiet)
+    click.echo(result.text() if hasattr(result, "text") else str(result))
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "citytwin" / "numba"))
+    try:
+        cli.main(args=argv, prog_name="citytwin", standalone_mode=False)
+    except UserError as e:
+        click.echo(f"citytwin: error: {e}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("citytwin: interrupted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except KeyboardInterrupt:
+        click.echo("citytwin: interrupted; run the same command again to pick up where it stopped.", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""The city package (CONTRACT §1): a folder with city.toml, city.gpkg and an optional dem.tif.
+
+``City`` is the one object models and the view ask for layers and terrain. Every layer is in the
+city's projected CRS (metres); absent layers come back as empty GeoDataFrames so callers need no
+special cases, and ``require`` turns a missing layer a model needs into a clear error.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyproj
+
+from .errors import UserError, nearest
+from .grid import GridField
+
+LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # layer: (geometry family, columns it must have)
+    "buildings": ("Polygon", ("height_m",)),
+    "roads": ("LineString", ()),
+    "walkable": ("Polygon", ()),
+    "obstacles": ("Polygon", ()),
+    "gates": ("any", ("id",)),
+    "sources": ("Polygon", ("id", "count")),
+    "pois": ("Point", ("id", "kind")),
+    "water": ("Polygon", ()),
+    "drains": ("Point", ("id", "capacity_m3s")),
+}
+
+# Defaults for optional columns, so models can read them without checking.
+COLUMN_DEFAULTS: dict[str, dict[str, object]] = {
+    "buildings": {"name": "", "use": "other"},
+    "roads": {"name": "", "kind": "street", "speed_kmh": 30.0},
+    "walkable": {"name": ""},
+    "obstacles": {"name": ""},
+    "gates": {"kind": "exit", "open": True},
+    "sources": {"release_s": 0.0},
+    "pois": {"name": "", "capacity": 0, "gates": 1, "service_time_s": 0.0},
+    "water": {"name": ""},
+    "drains": {},
+}
+
+
+@dataclass
+class Terrain:
+    """Elevation in metres on a north-up grid in the city CRS."""
+
+    grid: GridField
+
+    @classmethod
+    def read(cls, path: Path, crs: pyproj.CRS) -> "Terrain":
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        try:
+            with rasterio.open(path) as src:
+                if src.crs is None:
+                    raise UserError(f"{path}: the DEM has no CRS. Set one (e.g. gdal_edit.py -a_srs EPSG:...) and try again.")
+                if pyproj.CRS.from_user_input(src.crs.to_wkt()) != crs:
+                    raise UserError(
+                        f"{path}: the DEM is in {src.crs.to_string()} but city.toml says {crs.to_string()}. "
+                        "Re-import the city with `citytwin city import`, which reprojects the DEM."
+                    )
+                t = src.transform
+                if abs(t.a + t.e) > 1e-6 * abs(t.a) or t.b or t.d:
+                    raise UserError(f"{path}: the DEM must be north-up with square cells; re-import it with `citytwin city import`.")
+                z = src.read(1, masked=True).astype(np.float32).filled(np.nan)
+        except RasterioIOError as e:
+            raise UserError(f"{path}: cannot read the DEM as a GeoTIFF ({e}). Replace it or remove it to use flat ground.") from None
+        if not np.isfinite(z).any():
+            raise UserError(f"{path}: the DEM holds no valid elevation (all cells are nodata).")
+        return cls(GridField("elevation", z, t.c, t.f, abs(t.a), unit="m"))
+
+    def sample(self, x, y) -> np.ndarray:
+        """Elevation at points, bilinear; nearest valid value outside the grid or on nodata."""
+        g = self.grid
+        z = g.values
+        fx = (np.asarray(x, dtype=np.float64) - g.x0) / g.cell_m - 0.5
+        fy = (g.y0 - np.asarray(y, dtype=np.float64)) / g.cell_m - 0.5
+        rows, cols = z.shape
+        fx = np.clip(fx, 0, cols - 1)
+        fy = np.clip(fy, 0, rows - 1)
+        c0 = np.floor(fx).astype(np.int64)
+        r0 = np.floor(fy).astype(np.int64)
+        c1 = np.minimum(c0 + 1, cols - 1)
+        r1 = np.minimum(r0 + 1, rows - 1)
+        wx = fx - c0
+        wy = fy - r0
+        filled = self._filled()
+        top = filled[r0, c0] * (1 - wx) + filled[r0, c1] * wx
+        bottom = filled[r1, c0] * (1 - wx) + filled[r1, c1] * wx
+        return top * (1 - wy) + bottom * wy
+
+    def _filled(self) -> np.ndarray:
+        if not hasattr(self, "_filled_cache"):
+            z = self.grid.values.astype(np.float64)
+            bad = ~np.isfinite(z)
+            if bad.any():
+                from scipy import ndimage
+
+                idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
+                z = z[tuple(idx)]
+            self._filled_cache = z
+        return self._filled_cache
+
+
+@dataclass
+class City:
+    name: str
+    crs: pyproj.CRS
+    layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    terrain: Terrain | None = None
+    root: Path | None = None
+    attribution: str = ""
+    meta: dict = field(default_factory=dict)
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> "City":
+        root = Path(path)
+        if root.is_file() and root.name == "city.toml":
+            root = root.parent
+        toml_path = root / "city.toml"
+        if not root.is_dir():
+            raise UserError(f"{root}: no such city folder. A city package is a folder with city.toml and city.gpkg; "
+                            "make one with `citytwin city import`.")
+        if not toml_path.is_file():
+            raise UserError(f"{root}: city.toml is missing. A city package needs city.toml (name, crs) and city.gpkg; "
+                            "make one with `citytwin city import`.")
+        try:
+            meta = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{toml_path}: not valid TOML ({e}).") from None
+        section = meta.get("city", meta)
+        for key in ("name", "crs"):
+            if key not in section:
+                raise UserError(f'{toml_path}: the key "{key}" is missing (e.g. name = "My city", crs = "EPSG:32650").')
+        crs = parse_projected_crs(section["crs"], f"{toml_path}: crs")
+        files = section.get("files", {})
+        gpkg = root / files.get("vector", "city.gpkg")
+        dem_path = root / files.get("dem", "dem.tif")
+        city = cls(name=str(section["name"]), crs=crs, root=root,
+                   attribution=str(section.get("attribution", "")), meta=section)
+        if gpkg.exists():
+            city.layers = read_layers(gpkg, crs, section.get("layers", {}))
+        if dem_path.exists():
+            city.terrain = Terrain.read(dem_path, crs)
+            city.check_terrain_overlap(dem_path)
+        return city
+
+    def check_terrain_overlap(self, where) -> None:
+        if self.terrain is None or not any(len(g) for g in self.layers.values()):
+            return
+        a = self.vector_bounds()
+        b = self.terrain.grid.bounds
+        if a[0] > b[2] or a[2] < b[0] or a[1] > b[3] or a[3] < b[1]:
+            raise UserError(
+                f"{where}: the DEM (extent {fmt_bounds(b)}) does not overlap the city's layers "
+                f"(extent {fmt_bounds(a)}). Use a DEM of the same area, or remove it for flat ground."
+            )
+
+    # -- layers ----------------------------------------------------------------------------
+    def layer(self, name: str) -> gpd.GeoDataFrame:
+        if name not in LAYERS:
+            raise KeyError(f"unknown layer {name!r}{nearest(name, LAYERS)}")
+        gdf = self.layers.get(name)
+        if gdf is None:
+            cols = list(LAYERS[name][1]) + list(COLUMN_DEFAULTS[name])
+            gdf = gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=self.crs)
+        return gdf
+
+    def has(self, name: str) -> bool:
+        return name in self.layers and len(self.layers[name]) > 0
+
+    def require(self, names, model: str = "") -> None:
+        missing = [n for n in names if not self.has(n)]
+        if missing:
+            where = self.root or self.name
+            raise UserError(
+                f"{where}: model {model!r} needs the layer(s) {', '.join(missing)} in city.gpkg, "
+                f"which this city lacks or has empty. Add them (see CONTRACT §1) and try again."
+            )
+
+    buildings = property(lambda self: self.layer("buildings"))
+    roads = property(lambda self: self.layer("roads"))
+    walkable = property(lambda self: self.layer("walkable"))
+    obstacles = property(lambda self: self.layer("obstacles"))
+    gates = property(lambda self: self.layer("gates"))
+    sources = property(lambda self: self.layer("sources"))
+    pois = property(lambda self: self.layer("pois"))
+    water = property(lambda self: self.layer("water"))
+    drains = property(lambda self: self.layer("drains"))
+
+    def pois_of(self, *kinds: str) -> gpd.GeoDataFrame:
+        p = self.pois
+        return p[p["kind"].isin(kinds)]
+
+    # -- geometry and terrain --------------------------------------------------------------
+    def vector_bounds(self) -> tuple[float, float, float, float]:
+        boxes = [g.total_bounds for g in self.layers.values() if len(g)]
+        if not boxes:
+            if self.terrain is not None:
+                return self.terrain.grid.bounds
+            return (0.0, 0.0, 0.0, 0.0)
+        b = np.array(boxes)
+        return (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """Extent of layers and terrain together (minx, miny, maxx, maxy)."""
+        b = list(self.vector_bounds())
+        if self.terrain is not None:
+            t = self.terrain.grid.bounds
+            if b[2] <= b[0]:
+                return t
+            b = [min(b[0], t[0]), min(b[1], t[1]), max(b[2], t[2]), max(b[3], t[3])]
+        return tuple(b)
+
+    def elevation_at(self, x, y) -> np.ndarray:
+        if self.terrain is None:
+            return np.zeros(np.shape(x), dtype=np.float64)
+        return self.terrain.sample(x, y)
+
+    def terrain_grid(self, cell_m: float, bounds=None) -> GridField:
+        """Terrain sampled at cell centres on a grid of ``cell_m`` over ``bounds`` (default: the city)."""
+        g = GridField.empty("elevation", bounds or self.bounds, cell_m, unit="m")
+        xs, ys = g.cell_centres()
+        X, Y = np.meshgrid(xs, ys)
+        g.values = self.elevation_at(X, Y).astype(np.float32)
+        return g
+
+    # -- writing ---------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write this city as a package (atomically: a half-written folder is never left)."""
+        from ..outputs import atomic_dir
+
+        import tomli_w
+
+        with atomic_dir(Path(path)) as tmp:
+            meta = {"name": self.name, "crs": self.crs.to_string(), "attribution": self.attribution}
+            meta.update({k: v for k, v in self.meta.items() if k not in meta and k != "files"})
+            (tmp / "city.toml").write_text(tomli_w.dumps({"city": meta}), encoding="utf-8")
+            for name, gdf in self.layers.items():
+                if len(gdf):
+                    gdf.to_crs(self.crs).to_file(tmp / "city.gpkg", layer=name, driver="GPKG")
+            if self.terrain is not None:
+                from ..outputs import write_geotiff
+
+                write_geotiff(self.terrain.grid, self.crs, tmp / "dem.tif")
+
+
+def fmt_bounds(b) -> str:
+    return "(" + ", ".join(f"{v:.0f}" for v in b) + ")"
+
+
+def parse_projected_crs(value, where: str) -> pyproj.CRS:
+    try:
+        crs = pyproj.CRS.from_user_input(value)
+    except pyproj.exceptions.CRSError:
+        raise UserError(f'{where}: "{value}" is not a CRS pyproj knows; use e.g. "EPSG:32650".') from None
+    if not crs.is_projected:
+        raise UserError(f'{where}: {value} is geographic (degrees); a city needs a projected CRS in metres, e.g. its UTM zone.')
+    return crs
+
+
+def read_layers(gpkg: Path, crs: pyproj.CRS, renames: dict | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """Read the contract layers from a GeoPackage, checked and reprojected to ``crs``."""
+    import pyogrio
+
+    try:
+        available = {name for name, _ in pyogrio.list_layers(gpkg)}
+    except Exception as e:  # pyogrio raises DataSourceError and others for corrupt files
+        raise UserError(f"{gpkg}: cannot open as a GeoPackage ({e}). Rebuild it with `citytwin city import`.") from None
+    renames = renames or {}
+    layers = {}
+    for name in LAYERS:
+        source = renames.get(name, name)
+        if source not in available:
+            continue
+        try:
+            gdf = gpd.read_file(gpkg, layer=source)
+        except Exception as e:
+            raise UserError(f"{gpkg}: layer {source!r} cannot be read ({e}).") from None
+        layers[name] = check_layer(gdf, name, f"{gpkg}, layer {source!r}", crs)
+    return layers
+
+
+def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -> gpd.GeoDataFrame:
+    """Reproject, fill optional columns, and reject what a model could not use."""
+    if gdf.crs is None:
+        raise UserError(f"{where}: the layer has no CRS. Assign one in your GIS (or re-import with `citytwin city import --crs ...`).")
+    if gdf.crs != crs:
+        gdf = gdf.to_crs(crs)
+    family, required = LAYERS[name]
+    missing = [c for c in required if c not in gdf.columns]
+    if missing:
+        raise UserError(f"{where}: column(s) {', '.join(missing)} missing; layer {name!r} needs {', '.join(required)}.")
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+    if family != "any" and len(gdf):
+        bad = ~gdf.geom_type.str.contains(family)
+        if bad.any():
+            kinds = ", ".join(sorted(set(gdf.geom_type[bad])))
+            raise UserError(f"{where}: {int(bad.sum())} feature(s) are {kinds}; layer {name!r} holds {family}s only.")
+    invalid = ~gdf.geometry.is_valid
+    if invalid.any():
+        gdf.loc[invalid, "geometry"] = gdf.geometry[invalid].make_valid()
+        gdf.attrs["repaired"] = int(invalid.sum())
+    for col, default in COLUMN_DEFAULTS[name].items():
+        if col not in gdf.columns:
+            gdf[col] = default
+        else:
+            gdf[col] = gdf[col].fillna(default)
+    if "id" in gdf.columns:
+        gdf["id"] = gdf["id"].astype(str)
+        dup = gdf["id"][gdf["id"].duplicated()]
+        if len(dup):
+            raise UserError(f"{where}: id {dup.iloc[0]!r} is used more than once; ids must be unique.")
+    return gdf.reset_index(drop=True)

@@ -1,0 +1,29 @@
+"""Text for `citytwin models`: read from each model's own declarations, so it is never out of date."""
+from __future__ import annotations
+
+from agents.registry import MODELS, get_model
+
+
+def list_models() -> str:
+    lines = ["Models (citytwin models NAME for parameters and KPIs):"]
+    for name in sorted(MODELS):
+        cls = get_model(name)
+        lines.append(f"  {name:20s} {cls.title}")
+    return "\n".join(lines)
+
+
+def describe_model(name: str) -> str:
+    cls = get_model(name)
+    lines = [f"{cls.name}: {cls.title}", ""]
+    if cls.description:
+        lines += [cls.description.strip(), ""]
+    lines.append("City layers needed: " + (", ".join(cls.required_layers) or "none")
+                 + (f"; optional: {', '.join(cls.optional_layers)}" if cls.optional_layers else ""))
+    lines += ["", "Parameters:", f"  {'name':28s} {'unit':8s} {'default':>12s}  {'range':18s} doc"]
+    for p in cls.params:
+        default = p.default if not isinstance(p.default, list) else "[" + ", ".join(map(str, p.default)) + "]"
+        lines.append(f"  {p.name:28s} {p.unit:8s} {str(default):>12s}  {p.describe_range():18s} {p.doc}")
+    lines += ["", "KPIs:", f"  {'name':28s} {'unit':8s} doc"]
+    for k in cls.kpis:
+        lines.append(f"  {k.name:28s} {k.unit:8s} {k.doc}")
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""Writing run outputs so that nothing is ever left half-written.
+
+Everything goes to a temporary sibling first and is moved into place with ``os.replace``; an
+interrupted write leaves the old file (or nothing), never a truncated one.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .core.grid import GridField
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w", **kw):
+    """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        if mode == "path":
+            yield Path(tmp)
+        else:
+            with open(tmp, mode, **kw) as f:
+                yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path):
+    """Build a folder in a temporary sibling; on success its files move into ``path``.
+
+    Files already in ``path`` that the new run does not write are kept (a run folder may hold
+    the user's notes); files it writes are replaced one by one with ``os.replace``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        yield tmp
+        if not path.exists():
+            os.replace(tmp, path)
+            return
+        for src in sorted(tmp.rglob("*")):
+            dst = path / src.relative_to(tmp)
+            if src.is_dir():
+                dst.mkdir(parents=True, exist_ok=True)
+            else:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(obj, path: Path) -> None:
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+        f.write("\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+def write_table(df, stem: Path, formats=("csv", "parquet")) -> list[Path]:
+    """Write a DataFrame as ``stem.csv`` and ``stem.parquet``."""
+    written = []
+    for fmt in formats:
+        target = Path(f"{stem}.{fmt}")
+        with atomic_file(target, "path") as tmp:
+            if fmt == "csv":
+                df.to_csv(tmp, index=False)
+            else:
+                df.to_parquet(tmp, index=False)
+        written.append(target)
+    return written
+
+
+def write_geotiff(grid: GridField, crs, path: Path) -> None:
+    """A single-band float32 GeoTIFF in ``crs``, NaN as nodata, compressed."""
+    import rasterio
+
+    values = np.asarray(grid.values, dtype=np.float32)
+    profile = dict(
+        driver="GTiff", height=values.shape[0], width=values.shape[1], count=1, dtype="float32",
+        crs=crs.to_wkt() if hasattr(crs, "to_wkt") else crs, transform=grid.transform(),
+        nodata=np.nan, compress="deflate",
+    )
+    if values.shape[0] >= 16 and values.shape[1] >= 16:
+        profile.update(tiled=True, blockxsize=256 if values.shape[1] >= 256 else 16,
+                       blockysize=256 if values.shape[0] >= 256 else 16)
+    with atomic_file(path, "path") as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(values, 1)
+            if grid.unit:
+                dst.update_tags(1, unit=grid.unit, name=grid.name)

@@ -1,0 +1,191 @@
+"""Scenario files (CONTRACT §2): strict loading, so a typo is an error that names the fix."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .core.errors import UserError, nearest
+from .core.model_contract import validate_params
+
+BASELINE = "baseline"
+SCENARIO_KEYS = {"name", "model", "city", "duration_s", "seed", "replications", "description"}
+TOP_LEVEL = {"scenario", "parameters", "interventions", "experiment"}
+INTERVENTION_KEYS = {"name", "description", "parameters"}
+
+
+@dataclass
+class Intervention:
+    name: str
+    parameters: dict[str, Any]
+    description: str = ""
+
+
+@dataclass
+class Scenario:
+    name: str
+    model: str
+    city_path: Path
+    duration_s: float
+    seed: int
+    replications: int
+    parameters: dict[str, Any]
+    interventions: list[Intervention] = field(default_factory=list)
+    experiment: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    path: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path else f"scenario {self.name!r}"
+
+    def model_class(self):
+        from agents.registry import get_model
+
+        try:
+            return get_model(self.model)
+        except UserError as e:
+            raise UserError(f"{self.where}: [scenario] model: {e}") from None
+
+    def variants(self) -> list[str]:
+        return [BASELINE] + [i.name for i in self.interventions]
+
+    def intervention(self, name: str) -> Intervention | None:
+        if name in (None, BASELINE):
+            return None
+        for i in self.interventions:
+            if i.name == name:
+                return i
+        names = [i.name for i in self.interventions]
+        raise UserError(
+            f'{self.where}: no intervention named "{name}"{nearest(name, names)}; '
+            f"the variants are: {', '.join(self.variants())}."
+        )
+
+    def params_for(self, variant: str | None = None, overrides: dict | None = None) -> dict[str, Any]:
+        """Validated parameters of one variant: defaults < [parameters] < intervention < overrides."""
+        cls = self.model_class()
+        merged = dict(self.parameters)
+        chosen = self.intervention(variant)
+        if chosen is not None:
+            merged.update(chosen.parameters)
+        merged.update(overrides or {})
+        return validate_params(cls, merged, self.where)
+
+    def load_city(self):
+        from .core.city import City
+
+        if not hasattr(self, "_city"):
+            try:
+                self._city = City.load(self.city_path)
+            except UserError as e:
+                raise UserError(f"{self.where}: [scenario] city: {e}") from None
+        return self._city
+
+    def resolved(self, variant: str | None, seed: int, overrides: dict | None = None) -> dict[str, Any]:
+        """The exact inputs of one run, as a scenario file that reproduces it on its own."""
+        return {
+            "scenario": {
+                "name": self.name, "model": self.model, "city": str(self.city_path.resolve()),
+                "duration_s": self.duration_s, "seed": seed, "replications": 1,
+                "description": f"variant {variant or BASELINE} of {self.where}",
+            },
+            "parameters": self.params_for(variant, overrides),
+        }
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise UserError(f'{where}: unknown key "{key}"{nearest(key, allowed)}; allowed: {", ".join(sorted(allowed))}.')
+
+
+def _number(table: dict, key: str, where: str, kind=float, minimum=None, default=None):
+    if key not in table:
+        if default is not None:
+            return default
+        raise UserError(f'{where}: the key "{key}" is missing from [scenario].')
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and int(value) != value):
+        what = "a whole number" if kind is int else "a number"
+        raise UserError(f'{where}: [scenario] {key} must be {what}, not {value!r}.')
+    value = kind(value)
+    if minimum is not None and value < minimum:
+        raise UserError(f"{where}: [scenario] {key} = {value} must be at least {minimum}.")
+    return value
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such scenario file. Scenario files are TOML; see scenarios/ for examples.")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML: {e}.") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file; a scenario is a TOML file.") from None
+    return scenario_from_dict(raw, path)
+
+
+def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
+    where = str(path) if path else "scenario"
+    _check_keys(raw, TOP_LEVEL, where)
+    head = raw.get("scenario")
+    if not isinstance(head, dict):
+        raise UserError(f"{where}: the [scenario] table is missing (name, model, city, duration_s, seed).")
+    _check_keys(head, SCENARIO_KEYS, f"{where} [scenario]")
+    for key in ("model", "city"):
+        if not isinstance(head.get(key), str):
+            raise UserError(f'{where}: [scenario] needs {key} = "..." (text).')
+    base = path.parent if path else Path.cwd()
+    city_path = (base / head["city"]).resolve() if not Path(head["city"]).is_absolute() else Path(head["city"])
+    params = raw.get("parameters", {})
+    if not isinstance(params, dict):
+        raise UserError(f"{where}: [parameters] must be a table.")
+    interventions = []
+    for i, item in enumerate(raw.get("interventions", [])):
+        iw = f"{where} [[interventions]] #{i + 1}"
+        if not isinstance(item, dict):
+            raise UserError(f"{iw}: must be a table with name and [interventions.parameters].")
+        _check_keys(item, INTERVENTION_KEYS, iw)
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise UserError(f'{iw}: needs name = "..." (text).')
+        if name == BASELINE or name in [x.name for x in interventions]:
+            raise UserError(f'{iw}: the name "{name}" is {"reserved" if name == BASELINE else "used twice"}; give each intervention its own name.')
+        interventions.append(Intervention(name, dict(item.get("parameters", {})), str(item.get("description", ""))))
+    sc = Scenario(
+        name=str(head.get("name", path.stem if path else "scenario")),
+        model=head["model"],
+        city_path=city_path,
+        duration_s=_number(head, "duration_s", where, float, minimum=1),
+        seed=_number(head, "seed", where, int, minimum=0, default=0),
+        replications=_number(head, "replications", where, int, minimum=1, default=1),
+        parameters=dict(params),
+        interventions=interventions,
+        experiment=dict(raw.get("experiment", {})),
+        description=str(head.get("description", "")),
+        path=path,
+        raw=raw,
+    )
+    # Validate every variant now, so a typo in the last intervention fails before any run starts.
+    for v in sc.variants():
+        sc.params_for(v)
+    return sc
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs; VALUE is read as TOML (numbers, true, ["a"]) or else as text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f'--set "{item}": write KEY=VALUE, e.g. --set desired_speed_mps=1.2.')
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
