@@ -38,6 +38,9 @@ candidates=("${CITYTWIN_PYTHON:-}" python3.14 python3.13 python3.12 python3)
 if command -v pyenv >/dev/null 2>&1; then
   for v in $(pyenv versions --bare 2>/dev/null | sort -rV); do candidates+=("$(pyenv prefix "$v" 2>/dev/null)/bin/python3"); done
 fi
+for c in "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3.1[2-9] /opt/python*/bin/python3; do
+  [ -x "$c" ] && candidates+=("$c")
+done
 for c in "${candidates[@]}"; do
   [ -n "$c" ] || continue
   exe=$(command -v "$c" 2>/dev/null || true)
