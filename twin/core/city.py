@@ -7,11 +7,13 @@ special cases, and ``require`` turns a missing layer a model needs into a clear 
 from __future__ import annotations
 
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyproj
 
 from .errors import UserError, nearest
@@ -29,6 +31,9 @@ LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "water": ("Polygon", ()),
     "drains": ("Point", ("id", "capacity_m3s")),
 }
+
+# Buildings whose height_m is missing, zero or negative get this height when a package is loaded.
+DEFAULT_BUILDING_HEIGHT_M = 10.0
 
 # Defaults for optional columns, so models can read them without checking.
 COLUMN_DEFAULTS: dict[str, dict[str, object]] = {
@@ -53,7 +58,7 @@ class Terrain:
     @classmethod
     def read(cls, path: Path, crs: pyproj.CRS) -> "Terrain":
         import rasterio
-        from rasterio.errors import RasterioIOError
+        from rasterio.errors import RasterioError, RasterioIOError
 
         try:
             with rasterio.open(path) as src:
@@ -68,8 +73,10 @@ class Terrain:
                 if abs(t.a + t.e) > 1e-6 * abs(t.a) or t.b or t.d:
                     raise UserError(f"{path}: the DEM must be north-up with square cells; re-import it with `citytwin city import`.")
                 z = src.read(1, masked=True).astype(np.float32).filled(np.nan)
-        except RasterioIOError as e:
-            raise UserError(f"{path}: cannot read the DEM as a GeoTIFF ({e}). Replace it or remove it to use flat ground.") from None
+        except (RasterioIOError, RasterioError, OSError, ValueError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"{path}: cannot read the DEM as a GeoTIFF ({msg}). Replace it (re-import the city with "
+                            "`citytwin city import`) or remove it to use flat ground.") from None
         if not np.isfinite(z).any():
             raise UserError(f"{path}: the DEM holds no valid elevation (all cells are nodata).")
         return cls(GridField("elevation", z, t.c, t.f, abs(t.a), unit="m"))
@@ -135,11 +142,16 @@ class City:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"{toml_path}: not valid TOML ({e}).") from None
         section = meta.get("city", meta)
+        if not isinstance(section, dict):
+            raise UserError(f'{toml_path}: [city] must be a table with name and crs (e.g. name = "My city", crs = "EPSG:32650").')
         for key in ("name", "crs"):
             if key not in section:
                 raise UserError(f'{toml_path}: the key "{key}" is missing (e.g. name = "My city", crs = "EPSG:32650").')
         crs = parse_projected_crs(section["crs"], f"{toml_path}: crs")
         files = section.get("files", {})
+        if not isinstance(files, dict) or not isinstance(section.get("layers", {}), dict):
+            raise UserError(f"{toml_path}: [city.files] and [city.layers] must be tables "
+                            '(e.g. [city.layers]\nbuildings = "bldg").')
         gpkg = root / files.get("vector", "city.gpkg")
         dem_path = root / files.get("dem", "dem.tif")
         city = cls(name=str(section["name"]), crs=crs, root=root,
@@ -233,8 +245,12 @@ class City:
         return g
 
     # -- writing ---------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write this city as a package (atomically: a half-written folder is never left)."""
+    def save(self, path: str | Path, extra_files: dict[str, str | bytes] | None = None) -> None:
+        """Write this city as a package (atomically: a half-written folder is never left).
+
+        ``extra_files`` ({name: text or bytes}) are written into the package in the same step
+        (the import uses it for ``import_report.json``).
+        """
         from ..outputs import atomic_dir
 
         import tomli_w
@@ -250,6 +266,19 @@ class City:
                 from ..outputs import write_geotiff
 
                 write_geotiff(self.terrain.grid, self.crs, tmp / "dem.tif")
+            for fname, content in (extra_files or {}).items():
+                target = tmp / fname
+                if isinstance(content, bytes):
+                    target.write_bytes(content)
+                else:
+                    target.write_text(content, encoding="utf-8")
+
+
+def _id_text(v) -> str:
+    """Ids as text; 3.0 read from a float column becomes "3", not "3.0"."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def fmt_bounds(b) -> str:
@@ -275,15 +304,27 @@ def read_layers(gpkg: Path, crs: pyproj.CRS, renames: dict | None = None) -> dic
     except Exception as e:  # pyogrio raises DataSourceError and others for corrupt files
         raise UserError(f"{gpkg}: cannot open as a GeoPackage ({e}). Rebuild it with `citytwin city import`.") from None
     renames = renames or {}
+    unknown = [k for k in renames if k not in LAYERS]
+    if unknown:
+        raise UserError(f"{gpkg.parent / 'city.toml'}: [city.layers] names an unknown layer {unknown[0]!r}"
+                        f"{nearest(unknown[0], LAYERS)}; the layers are {', '.join(LAYERS)}.")
+    for name, source in renames.items():
+        if source not in available:
+            raise UserError(f"{gpkg.parent / 'city.toml'}: [city.layers] maps {name} to {source!r}, but {gpkg.name} "
+                            f"has no such layer (it has: {', '.join(sorted(available)) or 'none'}).")
     layers = {}
     for name in LAYERS:
         source = renames.get(name, name)
         if source not in available:
             continue
         try:
-            gdf = gpd.read_file(gpkg, layer=source)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                gdf = gpd.read_file(gpkg, layer=source, on_invalid="fix")
         except Exception as e:
-            raise UserError(f"{gpkg}: layer {source!r} cannot be read ({e}).") from None
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"{gpkg}: layer {source!r} cannot be read ({msg}). Rebuild the package with "
+                            "`citytwin city import`.") from None
         layers[name] = check_layer(gdf, name, f"{gpkg}, layer {source!r}", crs)
     return layers
 
@@ -297,25 +338,51 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
     family, required = LAYERS[name]
     missing = [c for c in required if c not in gdf.columns]
     if missing:
-        raise UserError(f"{where}: column(s) {', '.join(missing)} missing; layer {name!r} needs {', '.join(required)}.")
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+        raise UserError(f"{where}: column(s) {', '.join(missing)} missing; layer {name!r} needs {', '.join(required)}. "
+                        f"Add the column in your GIS and give every feature a value"
+                        f"{' (unique ids such as G1, G2, …)' if 'id' in missing else ''}.")
+    from ..gis_io import repair_geometries
+
     if family != "any" and len(gdf):
-        bad = ~gdf.geom_type.str.contains(family)
+        present = gdf.geometry.notna() & ~gdf.geometry.is_empty
+        bad = present & ~gdf.geom_type.fillna("").str.contains(family)
         if bad.any():
             kinds = ", ".join(sorted(set(gdf.geom_type[bad])))
-            raise UserError(f"{where}: {int(bad.sum())} feature(s) are {kinds}; layer {name!r} holds {family}s only.")
-    invalid = ~gdf.geometry.is_valid
-    if invalid.any():
-        gdf.loc[invalid, "geometry"] = gdf.geometry[invalid].make_valid()
-        gdf.attrs["repaired"] = int(invalid.sum())
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{where}: {int(bad.sum())} feature(s) are {kinds} (the first is feature {first}); "
+                            f"layer {name!r} holds {family}s only. Move them to the right layer or convert them.")
+    gdf, repaired, dropped = repair_geometries(gdf, family if family != "any" else "")
+    if repaired:
+        gdf.attrs["repaired"] = repaired
+    if dropped:
+        gdf.attrs["dropped"] = dropped
     for col, default in COLUMN_DEFAULTS[name].items():
         if col not in gdf.columns:
             gdf[col] = default
         else:
             gdf[col] = gdf[col].fillna(default)
     if "id" in gdf.columns:
-        gdf["id"] = gdf["id"].astype(str)
+        missing = gdf["id"].isna() | (gdf["id"].astype(str).str.strip() == "")
+        if missing.any():
+            raise UserError(f"{where}: feature {int(np.flatnonzero(missing.to_numpy())[0])} has no id; "
+                            "give every feature a unique id.")
+        gdf["id"] = gdf["id"].map(_id_text)
         dup = gdf["id"][gdf["id"].duplicated()]
         if len(dup):
-            raise UserError(f"{where}: id {dup.iloc[0]!r} is used more than once; ids must be unique.")
+            rows = np.flatnonzero((gdf["id"] == dup.iloc[0]).to_numpy()).tolist()
+            raise UserError(f"{where}: id {dup.iloc[0]!r} is used more than once (features {rows[:5]}); "
+                            "ids must be unique. Rename the duplicates.")
+    for col in ("height_m", "count", "capacity", "capacity_m3s", "speed_kmh", "release_s", "service_time_s"):
+        if col in gdf.columns and len(gdf):
+            values = pd.to_numeric(gdf[col], errors="coerce")
+            bad = values.isna() & gdf[col].notna()
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise UserError(f"{where}: column {col!r} of feature {i} is {gdf[col].iloc[i]!r}, not a number.")
+            gdf[col] = values
+    if name == "buildings" and len(gdf):
+        bad = ~(gdf["height_m"] > 0)  # NaN, 0 or negative
+        if bad.any():
+            gdf.loc[bad, "height_m"] = DEFAULT_BUILDING_HEIGHT_M
+            gdf.attrs["heights_filled"] = int(bad.sum())
     return gdf.reset_index(drop=True)
