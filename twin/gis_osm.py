@@ -117,7 +117,7 @@ def parse_levels(value) -> float | None:
     """'6', '5;6', '2-3', '4.5' → storeys (the largest number given); None when unusable."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    nums = [float(n.replace(",", ".")) for n in _NUM.findall(str(value))]
+    nums = [float(n.replace(",", ".")) for n in re.findall(r"\d+(?:[.,]\d+)?", str(value))]
     nums = [n for n in nums if 0 < n < 250]
     return max(nums) if nums else None
 
@@ -299,6 +299,7 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
     wk = polys[(ped | plat) & polys["building"].isna()]
     layers["walkable"] = gpd.GeoDataFrame(
         {"id": _osm_ids(wk, "multipolygons").to_numpy(), "name": wk["name"].fillna("").to_numpy(),
-         "kind": np.where(plat[wk.index], "platform", "pedestrian")},
+         "kind": np.where(plat[wk.index], "platform", "pedestrian"),
+         "layer": pd.to_numeric(wk["layer"], errors="coerce").fillna(0).to_numpy()},
         geometry=wk.geometry.to_numpy(), crs=crs)
     return layers

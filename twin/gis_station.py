@@ -1,0 +1,240 @@
+"""The walkable area, gates and sources around a station, derived from an imported city.
+
+The station crowd model needs ``walkable``, ``gates`` and ``sources`` layers that OpenStreetMap does
+not have. :func:`derive_station_area` builds them from the streets, squares, platforms and buildings
+of an imported city (e.g. ``citytwin city import Helsinki.osm.pbf``):
+
+- **centre**: the station found by POI kind (``railway_station``, ``metro``…) or by name (a POI or a
+  building whose name contains the text, case-insensitive). When a station building (``use`` =
+  "station", or the building named) lies within 150 m, it is the *station hall* and its centroid is
+  the centre.
+- **walkable**: within ``radius_m`` of the centre, the union of
+  streets buffered by half their typical width (:data:`STREET_WIDTH_M`; motorways, trunk roads and
+  tunnels are left out), the imported walkable areas (squares, pedestrian areas, platforms) and the
+  station hall, minus every other building (roofs and canopies do not block walking). The piece
+  connected to the station (the largest one touching the hall, else the largest) is kept, so the
+  result is one connected polygon.
+- **gates**: where the walkable area meets the circle (or the edge of the imported data) and a street
+  leaves it: one short line on the boundary per opening, ids ``G1``… clockwise from north, kind
+  "exit", open. The cut ends of platforms are walls, not gates.
+- **sources**: the platforms inside the walkable area (``S1``…), else the station hall, shrunk by
+  0.5 m so they lie strictly inside (pieces under 20 m² are left out; underground platforms, OSM
+  ``layer`` < 0, are ignored); ``agents`` people in total, shared by area, released at 0 s.
+"""
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from shapely.geometry import Point
+
+from .core.city import City
+from .core.errors import UserError
+
+# Typical full width (m) of the walkable part of a street of each OSM highway kind.
+STREET_WIDTH_M = {
+    "primary": 14.0, "secondary": 12.0, "tertiary": 10.0, "residential": 8.0, "unclassified": 8.0,
+    "living_street": 8.0, "pedestrian": 8.0, "service": 5.0, "footway": 3.0, "cycleway": 3.0,
+    "path": 2.0, "trail": 2.0, "steps": 3.0, "platform": 4.0, "corridor": 3.0, "track": 4.0, "street": 8.0,
+}
+DEFAULT_STREET_WIDTH_M = 6.0
+NOT_WALKABLE_KINDS = {"motorway", "motorway_link", "trunk", "trunk_link", "construction", "proposed",
+                      "elevator", "raceway", "bus_guideway"}
+NON_BLOCKING_BUILDINGS = {"roof", "canopy", "carport", "bridge", "entrance", "underpass_entrance"}
+HALL_SEARCH_M = 150.0
+MIN_SOURCE_M2 = 20.0  # smaller pieces of platform (cut by walls) are not used as sources
+
+
+def _street_width(kind) -> float:
+    return STREET_WIDTH_M.get(str(kind).removesuffix("_link"), DEFAULT_STREET_WIDTH_M)
+
+
+def _find_station(city: City, around: str):
+    """(name, point, hall polygon or None)."""
+    pois = city.pois
+    buildings = city.buildings
+    halls = buildings[buildings["use"] == "station"] if len(buildings) else buildings
+    key = around.strip().casefold()
+    cands = pois[pois["kind"].astype(str).str.casefold() == key] if len(pois) else pois
+    named_building = None
+    if not len(cands):
+        if len(pois):
+            cands = pois[pois["name"].astype(str).str.casefold().str.contains(key, regex=False)]
+        if len(buildings):
+            nb = buildings[buildings["name"].astype(str).str.casefold().str.contains(key, regex=False)]
+            if len(nb):
+                named_building = nb.iloc[int(np.argmax(nb.geometry.area.to_numpy()))]
+    if not len(cands) and named_building is None:
+        kinds = sorted(set(pois["kind"].astype(str))) if len(pois) else []
+        raise UserError(f"no station {around!r} in city {city.name!r}: give a POI kind ({', '.join(kinds) or 'none'}) "
+                        "or part of a station's name.")
+    if named_building is not None and not len(cands):
+        g = named_building.geometry
+        return str(named_building.get("name", around)), g.centroid, g
+    # Prefer the candidate nearest to a station building.
+    best, best_d, best_hall = None, math.inf, None
+    for _, row in cands.iterrows():
+        p = row.geometry
+        if len(halls):
+            d = halls.geometry.distance(p).to_numpy()
+            i = int(np.argmin(d))
+            if d[i] < best_d:
+                best, best_d, best_hall = row, d[i], halls.geometry.iloc[i]
+        elif best is None:
+            best = row
+    hall = best_hall if best_d <= HALL_SEARCH_M else None
+    if hall is None and named_building is not None:
+        hall = named_building.geometry
+    name = str(best.get("name") or around)
+    centre = hall.centroid if hall is not None else best.geometry
+    return name, centre, hall
+
+
+def derive_station_area(city: City, around: str = "railway_station", radius_m: float = 250.0, *,
+                        agents: int = 1000, return_info: bool = False):
+    """A copy of ``city`` with ``walkable``, ``gates`` and ``sources`` around a station (see the module doc).
+
+    ``around`` is a POI kind or part of a station's name; ``radius_m`` the radius of the area.
+    With ``return_info`` also returns a dict (station, centre, areas, counts, a one-line summary).
+    """
+    if not (isinstance(radius_m, (int, float)) and 20.0 <= radius_m <= 5000.0):
+        raise UserError(f"--walkable-radius-m must be between 20 and 5000 m (got {radius_m}).")
+    name, centre, hall = _find_station(city, around)
+    circle = centre.buffer(radius_m, quad_segs=32)
+    # Where the imported data ends inside the circle, its edge is the boundary (streets are cut there).
+    data = city.roads if len(city.roads) else city.buildings
+    if len(data):
+        x0, y0, x1, y1 = data.total_bounds
+        circle = shapely.intersection(circle, shapely.box(x0 + 1.0, y0 + 1.0, x1 - 1.0, y1 - 1.0))
+        if circle.is_empty or circle.area < 100.0:
+            raise UserError(f"city {city.name!r}: the station {name!r} lies outside the imported data.")
+
+    pieces = []
+    streets = []
+    roads = city.roads
+    if len(roads):
+        r = roads[roads.intersects(circle) & ~roads["kind"].astype(str).isin(NOT_WALKABLE_KINDS)]
+        if "tunnel" in r.columns:
+            r = r[~r["tunnel"].astype(str).isin(["yes", "true", "1", "building_passage", "culvert"])]
+        if len(r):
+            widths = np.array([_street_width(k) for k in r["kind"]]) / 2.0
+            buffered = shapely.buffer(r.geometry.to_numpy(), widths, quad_segs=4)
+            pieces.extend(buffered)
+            streets = [g for g, k in zip(buffered, r["kind"].astype(str)) if k not in ("platform", "corridor")]
+    walk_areas = city.walkable
+    platforms = []
+    if len(walk_areas):
+        w = walk_areas[walk_areas.intersects(circle)]
+        if "layer" in w.columns:  # underground platforms and concourses are not on this plane
+            w = w[~(w["layer"].astype(float).fillna(0) < 0)]
+        pieces.extend(w.geometry.to_numpy())
+        if "kind" in w.columns:
+            platforms = list(w[w["kind"] == "platform"].geometry.to_numpy())
+    if hall is not None:
+        pieces.append(hall)
+    if not pieces:
+        raise UserError(f"city {city.name!r}: no streets, squares or platforms within {radius_m:g} m of {name!r}; "
+                        "increase --walkable-radius-m or import a larger area.")
+    area = shapely.intersection(shapely.unary_union(pieces), circle)
+    b = city.buildings
+    if len(b):
+        blocking = b[b.intersects(circle)]
+        if "osm_building" in blocking.columns:
+            blocking = blocking[~blocking["osm_building"].astype(str).isin(NON_BLOCKING_BUILDINGS)]
+        geoms = [g for g in blocking.geometry.to_numpy() if hall is None or not g.equals(hall)]
+        if hall is not None:
+            geoms = [shapely.difference(g, hall) for g in geoms]
+        if geoms:
+            area = shapely.difference(area, shapely.unary_union(geoms))
+    parts = [p for p in shapely.get_parts(area) if p.geom_type == "Polygon" and p.area > 0]
+    if not parts:
+        raise UserError(f"city {city.name!r}: nothing walkable is left around {name!r} once buildings are removed.")
+    touching = [p for p in parts if hall is not None and p.intersects(hall)]
+    main = max(touching or parts, key=lambda p: p.area)
+    dropped_m2 = float(sum(p.area for p in parts) - main.area)
+    main = shapely.make_valid(main)
+    if main.geom_type != "Polygon":
+        main = max((p for p in shapely.get_parts(main) if p.geom_type == "Polygon"), key=lambda p: p.area)
+
+    # Gates: the openings of the area on the circle.
+    ring = circle.exterior.buffer(0.05)
+    street_union = shapely.unary_union(streets).buffer(0.1) if streets else None
+    on_circle = shapely.line_merge(shapely.intersection(main.boundary, ring)) if main.intersects(ring) else None
+    gate_lines = [g for g in shapely.get_parts(on_circle)] if on_circle is not None else []
+    gate_lines = [g for g in gate_lines if g.geom_type == "LineString" and g.length >= 1.0]
+    if street_union is not None:  # openings where streets leave, not the cut ends of platforms
+        gate_lines = [g for g in gate_lines if shapely.intersection(g, street_union).length >= 1.0]
+    cx, cy = centre.x, centre.y
+
+    def azimuth(g):
+        p = g.interpolate(0.5, normalized=True)
+        return math.degrees(math.atan2(p.x - cx, p.y - cy)) % 360.0
+
+    gate_lines.sort(key=azimuth)
+    gate_names = []
+    for g in gate_lines:
+        near = roads[roads.geometry.distance(g) < 2.0] if len(roads) else roads
+        names = [n for n in near["name"].astype(str) if n] if len(near) else []
+        gate_names.append(names[0] if names else "")
+    gates = gpd.GeoDataFrame(
+        {"id": [f"G{i + 1}" for i in range(len(gate_lines))], "kind": "exit", "open": True, "name": gate_names,
+         "width_m": [round(g.length, 2) for g in gate_lines],
+         "azimuth_deg": [round(azimuth(g), 1) for g in gate_lines]},
+        geometry=gate_lines, crs=city.crs)
+
+    # Sources: platforms inside the area, else the station hall, shrunk to lie strictly inside.
+    src_geoms, src_names = [], []
+    for p in platforms:
+        s = shapely.intersection(p, main).buffer(-0.5)
+        for q in shapely.get_parts(s):
+            if q.geom_type == "Polygon" and q.area >= MIN_SOURCE_M2:
+                src_geoms.append(q), src_names.append("platform")
+    if not src_geoms and hall is not None:
+        s = shapely.intersection(hall, main).buffer(-0.5)
+        src_geoms = [q for q in shapely.get_parts(s) if q.geom_type == "Polygon" and q.area >= MIN_SOURCE_M2]
+        src_names = ["station hall"] * len(src_geoms)
+    if not src_geoms:  # no platforms and no hall: a disc at the centre
+        s = shapely.intersection(centre.buffer(min(20.0, radius_m / 4)), main).buffer(-0.5)
+        src_geoms = [q for q in shapely.get_parts(s) if q.geom_type == "Polygon" and q.area > 0][:1]
+        src_names = ["station"] * len(src_geoms)
+    areas = np.array([g.area for g in src_geoms])
+    counts = _share(agents, areas) if len(areas) else []
+    sources = gpd.GeoDataFrame(
+        {"id": [f"S{i + 1}" for i in range(len(src_geoms))], "count": counts, "release_s": 0.0,
+         "name": src_names}, geometry=src_geoms, crs=city.crs)
+
+    walkable = gpd.GeoDataFrame({"name": [f"{name} station area ({radius_m:g} m)"], "kind": ["station_area"]},
+                                geometry=[main], crs=city.crs)
+    layers = dict(city.layers)
+    layers.update(walkable=walkable, gates=gates, sources=sources)
+    meta = dict(city.meta)
+    meta["station_area"] = {"station": name, "around": around, "radius_m": float(radius_m),
+                            "centre": [float(cx), float(cy)], "agents": int(agents)}
+    out = City(name=city.name, crs=city.crs, layers=layers, terrain=city.terrain, root=city.root,
+               attribution=city.attribution, meta=meta)
+    if not return_info:
+        return out
+    info = {"station": name, "centre": (float(cx), float(cy)), "radius_m": float(radius_m),
+            "walkable_m2": float(main.area), "dropped_fragments_m2": dropped_m2, "gates": len(gates),
+            "sources": len(sources), "hall": hall is not None}
+    info["summary"] = (f"station area around {name!r} ({radius_m:g} m): walkable {main.area:,.0f} m² in one piece "
+                       f"({dropped_m2:,.0f} m² of unconnected fragments left out), {len(gates)} gates, "
+                       f"{len(sources)} sources ({', '.join(sorted(set(src_names)))}) with {int(sum(counts))} agents")
+    return out, info
+
+
+def _share(total: int, weights: np.ndarray) -> list[int]:
+    """Integers ≥ 1 summing to ``total`` (or to len(weights) when total is smaller), by largest remainder."""
+    n = len(weights)
+    total = max(int(total), n)
+    raw = weights / weights.sum() * (total - n)
+    base = np.floor(raw).astype(int)
+    rest = total - n - base.sum()
+    order = np.argsort(-(raw - base))
+    base[order[:rest]] += 1
+    return (base + 1).tolist()
+
+
+__all__ = ["derive_station_area", "STREET_WIDTH_M"]
