@@ -1,0 +1,450 @@
+"""Docked panels. Forms and charts are generated from a model's declared Params and KPIs, so a new
+model needs no UI code."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
+                               QScrollArea, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+                               QHeaderView)
+
+from .render import LAYER_TITLES
+
+pg.setConfigOptions(antialias=True, background="w", foreground="k")
+
+
+class LayersPanel(QWidget):
+    toggled = Signal(str, bool)
+    colouring_changed = Signal(str)
+    field_changed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.boxes: dict[str, QCheckBox] = {}
+        lay = QVBoxLayout(self)
+        self.list_box = QVBoxLayout()
+        lay.addLayout(self.list_box)
+        form = QFormLayout()
+        self.colouring = QComboBox()
+        self.colouring.addItem("by use", "use")
+        self.colouring.addItem("by height", "height")
+        self.colouring.currentIndexChanged.connect(lambda _: self.colouring_changed.emit(self.colouring.currentData()))
+        form.addRow("Buildings", self.colouring)
+        self.field_combo = QComboBox()
+        self.field_combo.currentTextChanged.connect(lambda t: t and self.field_changed.emit(t))
+        form.addRow("Field", self.field_combo)
+        lay.addLayout(form)
+        lay.addStretch(1)
+
+    def set_layers(self, names) -> None:
+        for name in names:
+            if name in self.boxes:
+                continue
+            cb = QCheckBox(LAYER_TITLES.get(name, name))
+            cb.setChecked(True)
+            cb.toggled.connect(lambda on, n=name: self.toggled.emit(n, on))
+            self.boxes[name] = cb
+            self.list_box.addWidget(cb)
+
+    def clear(self) -> None:
+        for cb in self.boxes.values():
+            cb.setParent(None)
+            cb.deleteLater()
+        self.boxes = {}
+
+    def set_fields(self, names) -> None:
+        names = list(names)
+        if [self.field_combo.itemText(i) for i in range(self.field_combo.count())] != names:
+            self.field_combo.blockSignals(True)
+            cur = self.field_combo.currentText()
+            self.field_combo.clear()
+            self.field_combo.addItems(names)
+            if cur in names:
+                self.field_combo.setCurrentText(cur)
+            self.field_combo.blockSignals(False)
+
+
+def _decimals(p) -> int:
+    vals = [abs(v) for v in (p.default, p.min, p.max) if isinstance(v, (int, float)) and v]
+    if not vals:
+        return 2
+    smallest = min(vals)
+    return int(min(4, max(1, -math.floor(math.log10(smallest)) + 2)))
+
+
+class ParamsPanel(QWidget):
+    """Scenario, intervention, seed and one widget per declared Param."""
+
+    run_clicked = Signal()
+    variant_changed = Signal(str)
+    model_changed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.widgets: dict[str, QWidget] = {}
+        self.specs = {}
+        outer = QVBoxLayout(self)
+        head = QFormLayout()
+        self.scenario_label = QLabel("(no scenario: pick a model to run on this city)")
+        self.scenario_label.setWordWrap(True)
+        head.addRow("Scenario", self.scenario_label)
+        self.model_combo = QComboBox()
+        self.model_combo.currentTextChanged.connect(lambda t: t and self.model_changed.emit(t))
+        head.addRow("Model", self.model_combo)
+        self.variant_combo = QComboBox()
+        self.variant_combo.currentTextChanged.connect(lambda t: t and self.variant_changed.emit(t))
+        head.addRow("Intervention", self.variant_combo)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        head.addRow("Seed", self.seed)
+        self.duration = QDoubleSpinBox()
+        self.duration.setRange(1, 7 * 86400)
+        self.duration.setDecimals(0)
+        self.duration.setSuffix(" s")
+        head.addRow("Duration", self.duration)
+        outer.addLayout(head)
+        self.group = QGroupBox("Parameters")
+        self.form = QFormLayout(self.group)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.group)
+        scroll.setFrameShape(QFrame.NoFrame)
+        outer.addWidget(scroll, 1)
+
+    def set_models(self, names, current=None) -> None:
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        self.model_combo.addItems(list(names))
+        if current:
+            self.model_combo.setCurrentText(current)
+        self.model_combo.blockSignals(False)
+
+    def set_variants(self, names, current="baseline") -> None:
+        self.variant_combo.blockSignals(True)
+        self.variant_combo.clear()
+        self.variant_combo.addItems(list(names))
+        self.variant_combo.setCurrentText(current)
+        self.variant_combo.blockSignals(False)
+
+    def set_params(self, params, values: dict) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.widgets = {}
+        self.specs = {p.name: p for p in params}
+        for p in params:
+            w = self._widget_for(p)
+            unit = f" [{p.unit}]" if p.unit and p.unit != "-" else ""
+            label = QLabel(f"{p.name}{unit}")
+            tip = p.doc + (f"\nrange: {p.describe_range()}" if p.describe_range() else "") + f"\ndefault: {p.default}"
+            label.setToolTip(tip)
+            w.setToolTip(tip)
+            self.form.addRow(label, w)
+            self.widgets[p.name] = w
+        self.set_values(values)
+
+    def _widget_for(self, p) -> QWidget:
+        if p.kind is bool:
+            return QCheckBox()
+        if p.kind is int:
+            w = QSpinBox()
+            w.setRange(int(p.min) if p.min is not None else -2**31 + 1, int(p.max) if p.max is not None else 2**31 - 1)
+            if p.unit and p.unit != "-":
+                w.setSuffix(f" {p.unit}")
+            return w
+        if p.kind is float:
+            w = QDoubleSpinBox()
+            w.setDecimals(_decimals(p))
+            w.setRange(p.min if p.min is not None else -1e12, p.max if p.max is not None else 1e12)
+            w.setSingleStep(10 ** -(w.decimals() - 1) if w.decimals() > 1 else 1)
+            if p.unit and p.unit != "-":
+                w.setSuffix(f" {p.unit}")
+            return w
+        if p.kind is str and p.choices:
+            w = QComboBox()
+            w.addItems([str(c) for c in p.choices])
+            return w
+        w = QLineEdit()
+        if p.kind is list:
+            w.setPlaceholderText("comma-separated names, e.g. N1, N2")
+        return w
+
+    def set_values(self, values: dict) -> None:
+        for name, v in values.items():
+            w = self.widgets.get(name)
+            if w is None:
+                continue
+            if isinstance(w, QCheckBox):
+                w.setChecked(bool(v))
+            elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+                w.setValue(v)
+            elif isinstance(w, QComboBox):
+                w.setCurrentText(str(v))
+            elif isinstance(w, QLineEdit):
+                w.setText(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+
+    def values(self) -> dict:
+        out = {}
+        for name, w in self.widgets.items():
+            p = self.specs[name]
+            if isinstance(w, QCheckBox):
+                out[name] = w.isChecked()
+            elif isinstance(w, QSpinBox):
+                out[name] = int(w.value())
+            elif isinstance(w, QDoubleSpinBox):
+                out[name] = float(w.value())
+            elif isinstance(w, QComboBox):
+                out[name] = w.currentText()
+            else:
+                text = w.text()
+                out[name] = [s.strip() for s in text.split(",") if s.strip()] if p.kind is list else text
+        return out
+
+
+def fmt_value(v) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {fmt_value(x)}" for k, x in v.items())
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            return "–"
+        a = abs(v)
+        if a >= 1000:
+            return f"{v:,.0f}"
+        if a >= 10:
+            return f"{v:.1f}"
+        return f"{v:.2f}"
+    return str(v)
+
+
+class Tile(QFrame):
+    def __init__(self, kpi, parent=None):
+        super().__init__(parent)
+        self.kpi = kpi
+        self.setFrameShape(QFrame.StyledPanel)
+        self.setStyleSheet("Tile { background: #ffffff; border: 1px solid #c8d0da; border-radius: 6px; }")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 6)
+        lay.setSpacing(0)
+        self.value = QLabel("–")
+        self.value.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
+        self.caption = QLabel(kpi.name.replace("_", " ") + (f"  [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""))
+        self.caption.setWordWrap(True)
+        self.caption.setStyleSheet("color: #4a5563;")
+        self.setToolTip(kpi.doc)
+        lay.addWidget(self.value)
+        lay.addWidget(self.caption)
+        self.set_scale(1.0)
+
+    def set_scale(self, s: float) -> None:
+        f = QFont()
+        f.setPointSizeF(20 * s)
+        f.setBold(True)
+        self.value.setFont(f)
+        c = QFont()
+        c.setPointSizeF(9 * s)
+        self.caption.setFont(c)
+
+    def set_value(self, v) -> None:
+        self.value.setText(fmt_value(v))
+
+
+class IndicatorsPanel(QWidget):
+    """Big-number tiles for headline KPIs and a live chart per per-step KPI."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.tiles: dict[str, Tile] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.plots: dict[str, pg.PlotWidget] = {}
+        self.data: dict[str, tuple[list, list]] = {}
+        self.cursor_lines: list = []
+        self.scale = 1.0
+        outer = QVBoxLayout(self)
+        self.time_label = QLabel("t = –")
+        outer.addWidget(self.time_label)
+        self.tile_grid = QGridLayout()
+        outer.addLayout(self.tile_grid)
+        self.detail = QLabel("")
+        self.detail.setWordWrap(True)
+        outer.addWidget(self.detail)
+        self.chart_box = QVBoxLayout()
+        charts = QWidget()
+        charts.setLayout(self.chart_box)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(charts)
+        scroll.setFrameShape(QFrame.NoFrame)
+        outer.addWidget(scroll, 1)
+
+    def set_model(self, model_cls) -> None:
+        for t in self.tiles.values():
+            t.setParent(None)
+        for p in self.plots.values():
+            p.setParent(None)
+        self.tiles, self.curves, self.plots, self.data, self.cursor_lines = {}, {}, {}, {}, []
+        self.kpis = {k.name: k for k in model_cls.kpis}
+        heads = [k for k in model_cls.kpis if k.headline] or list(model_cls.kpis)[:4]
+        cols = 2
+        for i, k in enumerate(heads):
+            t = Tile(k)
+            t.set_scale(self.scale)
+            self.tiles[k.name] = t
+            self.tile_grid.addWidget(t, i // cols, i % cols)
+        for k in model_cls.kpis:
+            if not k.per_step:
+                continue
+            pw = pg.PlotWidget()
+            pw.setMinimumHeight(int(130 * self.scale))
+            pw.setTitle(k.name.replace("_", " ") + (f" [{k.unit}]" if k.unit and k.unit != "-" else ""),
+                        size=f"{int(10 * self.scale)}pt")
+            pw.showGrid(x=True, y=True, alpha=0.25)
+            pw.setLabel("bottom", "time", units="s")
+            pw.setMouseEnabled(x=False, y=False)
+            curve = pw.plot([], [], pen=pg.mkPen("#1f6fd1", width=2))
+            line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d62728", width=1, style=Qt.DashLine))
+            line.setVisible(False)
+            pw.addItem(line)
+            self.cursor_lines.append(line)
+            self.plots[k.name] = pw
+            self.curves[k.name] = curve
+            self.data[k.name] = ([], [])
+            self.chart_box.addWidget(pw)
+        self.time_label.setText("t = –")
+        self.detail.setText("")
+
+    def reset(self) -> None:
+        for name in self.data:
+            self.data[name] = ([], [])
+            self.curves[name].setData([], [])
+        for t in self.tiles.values():
+            t.value.setText("–")
+        self.detail.setText("")
+
+    def add_rows(self, rows: list[dict]) -> None:
+        for row in rows:
+            t = row.get("time_s")
+            for name, v in row.items():
+                if name in self.data and isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+                    xs, ys = self.data[name]
+                    xs.append(float(t))
+                    ys.append(float(v))
+        for name, (xs, ys) in self.data.items():
+            if xs:
+                self.curves[name].setData(np.asarray(xs), np.asarray(ys))
+        if rows:
+            self.set_values(rows[-1])
+
+    def set_values(self, kpis: dict, time_s: float | None = None) -> None:
+        if time_s is not None:
+            self.time_label.setText(f"t = {fmt_clock(time_s)}")
+        for name, v in kpis.items():
+            if name in self.tiles:
+                self.tiles[name].set_value(v)
+        extra = [f"<b>{n.replace('_', ' ')}</b>: {fmt_value(v)}" for n, v in kpis.items()
+                 if isinstance(v, dict) and v]
+        if extra:
+            self.detail.setText("<br>".join(extra))
+
+    def set_cursor(self, time_s: float | None) -> None:
+        for line in self.cursor_lines:
+            line.setVisible(time_s is not None)
+            if time_s is not None:
+                line.setValue(time_s)
+
+    def set_scale(self, s: float) -> None:
+        self.scale = s
+        for t in self.tiles.values():
+            t.set_scale(s)
+        f = self.time_label.font()
+        f.setPointSizeF(11 * s)
+        f.setBold(True)
+        self.time_label.setFont(f)
+        for name, pw in self.plots.items():
+            pw.setMinimumHeight(int(130 * s))
+
+
+def fmt_clock(t: float) -> str:
+    t = float(t)
+    m, s = divmod(int(round(t)), 60)
+    h, m = divmod(m, 60)
+    return f"{h:d}:{m:02d}:{s:02d}  ({t:.0f} s)"
+
+
+class PickPanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        self.title = QLabel("Click a building, gate, point of interest or field cell.")
+        self.title.setWordWrap(True)
+        lay.addWidget(self.title)
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["attribute", "value"])
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        lay.addWidget(self.table)
+        self.info: dict | None = None
+
+    def show_info(self, info: dict | None) -> None:
+        self.info = info
+        if not info:
+            self.title.setText("Nothing there.")
+            self.table.setRowCount(0)
+            return
+        self.title.setText(f"<b>{info.get('layer', '')}</b>")
+        items = [(k, v) for k, v in info.items() if k != "layer"]
+        self.table.setRowCount(len(items))
+        for r, (k, v) in enumerate(items):
+            self.table.setItem(r, 0, QTableWidgetItem(str(k)))
+            self.table.setItem(r, 1, QTableWidgetItem(fmt_value(v) if not isinstance(v, str) else v))
+
+
+class LogPanel(QPlainTextEdit):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setMaximumBlockCount(5000)
+
+    def log(self, text: str) -> None:
+        import time as _t
+
+        self.appendPlainText(f"[{_t.strftime('%H:%M:%S')}] {text}")
+
+
+class RunControls(QWidget):
+    """Run / pause / step / cancel, speed and progress (lives under the parameters)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QGridLayout(self)
+        self.run_btn = QPushButton("▶ Run")
+        self.pause_btn = QPushButton("⏸ Pause")
+        self.pause_btn.setCheckable(True)
+        self.step_btn = QPushButton("⏭ Step")
+        self.cancel_btn = QPushButton("■ Cancel")
+        for i, b in enumerate((self.run_btn, self.pause_btn, self.step_btn, self.cancel_btn)):
+            lay.addWidget(b, 0, i)
+        self.speed = QComboBox()
+        for label, v in (("as fast as possible", 0.0), ("1× real time", 1.0), ("5×", 5.0), ("10×", 10.0),
+                         ("30×", 30.0), ("60×", 60.0), ("300×", 300.0)):
+            self.speed.addItem(label, v)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Speed"))
+        row.addWidget(self.speed, 1)
+        lay.addLayout(row, 1, 0, 1, 4)
+        self.set_running(False)
+
+    def set_running(self, running: bool) -> None:
+        self.run_btn.setEnabled(not running)
+        self.pause_btn.setEnabled(running)
+        self.step_btn.setEnabled(running)
+        self.cancel_btn.setEnabled(running)
+        if not running:
+            self.pause_btn.setChecked(False)

@@ -1,0 +1,477 @@
+"""Drawing a CityScene into any PyVista plotter (the Qt view, or an off-screen Plotter for tests,
+exports and benchmarks). No Qt here: the Qt widget wraps this in ``app/viewport.py``.
+
+Actors per layer are kept in ``self.actors``; dynamic layers (agents, a field) are updated in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyvista as pv
+import shapely
+
+from twin.scene import (AGENT_LIFT_M, POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
+                        FieldSurface, build_scene)
+
+from . import shaders
+
+LAYER_TITLES = {
+    "terrain": "Terrain", "buildings": "Buildings", "roads": "Roads", "water": "Water",
+    "walkable": "Walkable areas", "obstacles": "Obstacles", "gates": "Gates", "pois": "Points of interest",
+    "labels": "Labels", "field": "Field (density / depth)", "agents": "Agents",
+}
+STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+POI_COLOURS = {"metro": "#0050a0", "bus_stop": "#e08000", "taxi_rank": "#d0b000", "attraction": "#b03090",
+               "hotel": "#6040c0", "shelter": "#10a050", "pump": "#2080c0"}
+BACKGROUND = "#dfe7ef"
+TERRAIN_CMAP = ["#e9ede2", "#d6dfc8", "#c5cdb0", "#b9b59b"]
+# Fruin level of service for walkways (persons per m²): the upper bound of A..E; above E is F.
+LOS_THRESHOLDS_PPM2 = (0.31, 0.43, 0.72, 1.08, 2.17)
+LOS_COLOURS = ["#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59", "#d73027"]
+
+
+def field_kind(name: str, unit: str = "") -> str:
+    n = name.lower()
+    if "depth" in n or "water" in n or unit == "m":
+        return "water"
+    return "density"
+
+
+class SceneRenderer:
+    """Owns the actors of one city in one plotter."""
+
+    def __init__(self, plotter: pv.Plotter):
+        self.plotter = plotter
+        self.scene: CityScene | None = None
+        self.city = None
+        self.actors: dict[str, list] = {}
+        self.visible: dict[str, bool] = {}
+        self.building_colouring = "use"
+        self.agents: AgentCloud | None = None
+        self.field: FieldSurface | None = None
+        self.field_kind = "density"
+        self.field_shader = None
+        self.state_names: tuple[str, ...] = ()
+        self.font_scale = 1.0
+        self.shader_time = 0.0
+        plotter.set_background(BACKGROUND)
+
+    # -- building the scene --------------------------------------------------------------------
+    def set_city(self, city, scene: CityScene | None = None) -> CityScene:
+        self.clear()
+        self.city = city
+        self.scene = scene or build_scene(city)
+        s = self.scene
+        p = self.plotter
+        self._add("terrain", p.add_mesh(s.terrain, scalars="elevation_m", cmap=TERRAIN_CMAP, show_scalar_bar=False,
+                                        smooth_shading=False, ambient=0.35, diffuse=0.7, specular=0.0,
+                                        pickable=True, reset_camera=False, name="terrain", render=False))
+        self._add_buildings()
+        if s.water.n_cells:
+            self._add("water", p.add_mesh(s.water, color="#5b9bd5", ambient=0.4, pickable=True, name="water",
+                                          reset_camera=False, render=False))
+        if s.walkable.n_cells:
+            self._add("walkable", p.add_mesh(s.walkable, color="#f4f1ea", ambient=0.5, pickable=True, name="walkable",
+                                             reset_camera=False, render=False))
+        if s.roads.n_cells:
+            self._add("roads", p.add_mesh(s.roads, color="#6b6f76", ambient=0.45, diffuse=0.6, pickable=True,
+                                          name="roads", reset_camera=False, render=False))
+        if s.obstacles.n_cells:
+            self._add("obstacles", p.add_mesh(s.obstacles, color="#7a6a5a", pickable=True, name="obstacles",
+                                              reset_camera=False, render=False))
+        if s.gates.n_cells:
+            self._add("gates", p.add_mesh(s.gates, scalars="open", cmap=["#d62728", "#2ca02c"], clim=(0, 1),
+                                          show_scalar_bar=False, ambient=0.6, pickable=True, name="gates",
+                                          reset_camera=False, render=False))
+        if s.pois.n_points:
+            colours = [POI_COLOURS.get(POI_KINDS_ORDER[c] if c < len(POI_KINDS_ORDER) else "", "#444444")
+                       for c in s.pois.point_data["kind_code"]]
+            rgb = np.array([pv.Color(c).float_rgb for c in colours])
+            s.pois.point_data["rgb"] = (rgb * 255).astype(np.uint8)
+            self._add("pois", p.add_mesh(s.pois, scalars="rgb", rgb=True, point_size=16,
+                                         render_points_as_spheres=True, pickable=True, name="pois",
+                                         reset_camera=False, render=False))
+        self._add_labels()
+        self.update_legend()
+        for name in self.actors:
+            self.visible.setdefault(name, True)
+        self.camera_preset("oblique")
+        return self.scene
+
+    def _add(self, layer: str, actor) -> None:
+        self.actors.setdefault(layer, []).append(actor)
+        if layer in self.visible:
+            actor.SetVisibility(self.visible[layer])
+
+    def _remove_layer(self, layer: str) -> None:
+        for a in self.actors.pop(layer, []):
+            self.plotter.remove_actor(a, reset_camera=False, render=False)
+
+    def _add_buildings(self) -> None:
+        s = self.scene
+        self._remove_layer("buildings")
+        if not s.buildings.n_cells:
+            return
+        if self.building_colouring == "height":
+            actor = self.plotter.add_mesh(
+                s.buildings, scalars="height_m", cmap="YlOrRd", clim=_nice_range(s.buildings.cell_data["height_m"]),
+                scalar_bar_args=dict(title="Building height (m)", vertical=True, position_x=0.9, position_y=0.1,
+                                     height=0.35, width=0.05, title_font_size=int(16 * self.font_scale),
+                                     label_font_size=int(14 * self.font_scale), color="black", fmt="%.0f"),
+                ambient=0.3, diffuse=0.8, pickable=True, name="buildings", reset_camera=False, render=False)
+        else:
+            colours = [USE_COLOURS[u] for u in USE_CODES]
+            actor = self.plotter.add_mesh(
+                s.buildings, scalars="use_code", cmap=colours, clim=(-0.5, len(colours) - 0.5), n_colors=len(colours),
+                show_scalar_bar=False, ambient=0.3, diffuse=0.8, pickable=True, name="buildings", reset_camera=False, render=False)
+        self._add("buildings", actor)
+
+    def _add_labels(self) -> None:
+        s = self.scene
+        self._remove_layer("labels")
+        fs = int(round(15 * self.font_scale))
+        if s.pois.n_points and s.poi_labels:
+            pts = np.asarray(s.pois.points).copy()
+            pts[:, 2] += 6
+            self._add("labels", self.plotter.add_point_labels(
+                pts, s.poi_labels, font_size=fs, text_color="black", shape_color="white", shape_opacity=0.8,
+                show_points=False, always_visible=True, name="poi_labels", reset_camera=False, render=False,
+                bold=False))
+        if len(s.gate_labels):
+            self._add("labels", self.plotter.add_point_labels(
+                s.gate_label_points, s.gate_labels, font_size=fs, text_color="white", shape_color="#2b4a6f",
+                shape_opacity=0.85, show_points=False, always_visible=True, name="gate_labels",
+                reset_camera=False, render=False))
+
+    def set_building_colouring(self, mode: str) -> None:
+        self.building_colouring = mode
+        if self.scene is not None:
+            self._add_buildings()
+            self.update_legend()
+
+    def set_font_scale(self, scale: float) -> None:
+        self.font_scale = scale
+        if self.scene is not None:
+            self._add_labels()
+            self._add_buildings()
+            self.update_legend()
+
+    def clear(self) -> None:
+        for layer in list(self.actors):
+            self._remove_layer(layer)
+        self.plotter.clear()
+        self.actors = {}
+        self.agents = None
+        self.field = None
+        self.field_shader = None
+        self.scene = None
+
+    # -- legend ----------------------------------------------------------------------------------
+    def update_legend(self) -> None:
+        entries = []
+        s = self.scene
+        if s is None:
+            return
+        if self.building_colouring == "use" and s.buildings.n_cells:
+            present = set(np.unique(s.buildings.cell_data["use_code"]).tolist())
+            names = list(USE_CODES)
+            entries += [[f"{names[c]}", USE_COLOURS[names[c]]] for c in sorted(present)]
+        if s.gates.n_cells:
+            entries += [["gate open", "#2ca02c"], ["gate closed", "#d62728"]]
+        if s.water.n_cells:
+            entries += [["water", "#5b9bd5"]]
+        for i, st in enumerate(self.state_names):
+            entries += [[f"agent: {st}", STATE_COLOURS[i % len(STATE_COLOURS)]]]
+        try:
+            self.plotter.remove_legend(render=False)
+        except Exception:
+            pass
+        if entries:
+            h = min(0.6, 0.035 * len(entries) * self.font_scale + 0.02)
+            self.plotter.add_legend(entries, bcolor="white", border=True, size=(0.16 * self.font_scale, h),
+                                    loc="upper left", face="rectangle", background_opacity=0.85)
+
+    # -- visibility ------------------------------------------------------------------------------
+    def layer_names(self) -> list[str]:
+        return list(self.actors)
+
+    def set_layer_visible(self, layer: str, visible: bool) -> None:
+        self.visible[layer] = visible
+        for a in self.actors.get(layer, []):
+            a.SetVisibility(bool(visible))
+
+    def is_layer_visible(self, layer: str) -> bool:
+        acts = self.actors.get(layer, [])
+        return bool(acts) and all(a.GetVisibility() for a in acts)
+
+    # -- dynamic layers --------------------------------------------------------------------------
+    def set_state_names(self, names) -> None:
+        names = tuple(names)
+        if names != self.state_names:
+            self.state_names = names
+            self.update_legend()
+            if self.agents is not None:
+                self._style_agents()
+
+    def update_agents(self, positions, states) -> None:
+        if self.scene is None:
+            return
+        if self.agents is None:
+            self.agents = AgentCloud(self.scene)
+            self.agents.update(positions, states)
+            self._style_agents()
+        else:
+            self.agents.update(positions, states)
+
+    def _style_agents(self) -> None:
+        self._remove_layer("agents")
+        n = max(len(self.state_names), 1)
+        colours = [STATE_COLOURS[i % len(STATE_COLOURS)] for i in range(n)]
+        if n == 1:
+            colours = colours * 2
+        actor = self.plotter.add_mesh(self.agents.mesh, scalars="state", cmap=colours, clim=(-0.5, len(colours) - 0.5),
+                                      n_colors=len(colours), show_scalar_bar=False, point_size=6,
+                                      render_points_as_spheres=True, pickable=False, name="agents",
+                                      reset_camera=False, render=False, lighting=False)
+        self._add("agents", actor)
+
+    def update_field(self, grid) -> None:
+        """Show (or update in place) the draped field layer."""
+        if self.scene is None or grid is None:
+            return
+        if self.field is not None and self.field.name == grid.name:
+            in_place = self.field.update(grid)
+            if not in_place:
+                self._style_field()
+            return
+        self.field = FieldSurface(grid, self.scene)
+        self.field_kind = field_kind(grid.name, grid.unit)
+        self._style_field()
+
+    def _style_field(self) -> None:
+        self._remove_layer("field")
+        f = self.field
+        kind = self.field_kind
+        self.field_shader = None
+        sb = dict(vertical=True, position_x=0.9, position_y=0.55, height=0.35, width=0.05, color="black",
+                  title_font_size=int(16 * self.font_scale), label_font_size=int(14 * self.font_scale), fmt="%.2f")
+        if kind == "water":
+            clim = (0.0, 2.0)
+            actor = self.plotter.add_mesh(f.mesh, scalars="value", cmap="Blues", clim=clim,
+                                          opacity=[0.0, 0.55, 0.7, 0.8, 0.85, 0.9], nan_opacity=0.0,
+                                          scalar_bar_args=dict(title=f"{f.name} ({f.unit or 'm'})", **sb),
+                                          pickable=True, name="field", reset_camera=False, render=False, lighting=True,
+                                          specular=0.4, ambient=0.3)
+        else:
+            clim = (0.0, 3.0)
+            cmap = _los_cmap(clim)
+            actor = self.plotter.add_mesh(f.mesh, scalars="value", cmap=cmap, clim=clim,
+                                          opacity=[0.0, 0.75, 0.8, 0.85, 0.9, 0.9], nan_opacity=0.0,
+                                          scalar_bar_args=dict(title=f"{f.name} ({f.unit or '-'})", n_labels=4, **sb),
+                                          pickable=True, name="field", reset_camera=False, render=False, lighting=False)
+        self._add("field", actor)
+        self.field_shader = shaders.apply_field_shader(actor, kind, clim)
+
+    def tick(self, dt_s: float) -> None:
+        """Advance shader animation time (water ripples)."""
+        self.shader_time += dt_s
+        if self.field_shader is not None:
+            self.field_shader.set_time(self.shader_time)
+
+    # -- cameras ---------------------------------------------------------------------------------
+    def _bounds3(self, bounds2=None, pad: float = 0.05):
+        s = self.scene
+        b = bounds2 or s.bounds_local
+        w, h = b[2] - b[0], b[3] - b[1]
+        m = max(w, h) * pad
+        z0, z1 = s.z_range
+        if s.buildings.n_cells:
+            z1 = max(z1, float(s.buildings.bounds[5]))
+        return (b[0] - m, b[2] + m, b[1] - m, b[3] + m, z0, z1)
+
+    def camera_preset(self, name: str, bounds2=None) -> None:
+        if self.scene is None:
+            return
+        b = self._bounds3(bounds2)
+        cx, cy, cz = (b[0] + b[1]) / 2, (b[2] + b[3]) / 2, (b[4] + b[5]) / 2
+        size = max(b[1] - b[0], b[3] - b[2], 1.0)
+        cam = self.plotter.camera
+        cam.SetViewAngle(30.0)
+        d = size / (2 * np.tan(np.radians(15))) * 1.0
+        if name in ("top", "north_up"):
+            pos, up = (cx, cy, cz + d), (0, 1, 0)
+            if name == "north_up":  # oblique from the south, north at the top of the screen
+                pos, up = (cx, cy - d * 0.75, cz + d * 0.75), (0, 0, 1)
+        elif name == "oblique":
+            pos, up = (cx - d * 0.45, cy - d * 0.7, cz + d * 0.65), (0, 0, 1)
+        else:
+            raise ValueError(f"unknown camera preset {name!r}")
+        cam.SetFocalPoint(cx, cy, cz)
+        cam.SetPosition(*pos)
+        cam.SetViewUp(*up)
+        self.plotter.renderer.ResetCameraClippingRange()
+
+    def area_of_interest(self, model_name: str | None = None):
+        """Local bounds of what the model is about: walkable+gates (crowds), water (floods), the city."""
+        c, s = self.city, self.scene
+        if c is None:
+            return None
+        order = ["walkable", "gates", "sources"] if model_name != "flood" else ["water", "drains"]
+        if model_name == "flood":
+            pass
+        boxes = [c.layer(n).total_bounds for n in order if c.has(n)]
+        if not boxes:
+            boxes = [c.layer(n).total_bounds for n in ("walkable", "gates", "water") if c.has(n)]
+        if not boxes:
+            return None
+        bb = np.array(boxes)
+        minx, miny, maxx, maxy = bb[:, 0].min(), bb[:, 1].min(), bb[:, 2].max(), bb[:, 3].max()
+        ox, oy = s.origin
+        return (minx - ox, miny - oy, maxx - ox, maxy - oy)
+
+    def view_area_of_interest(self, model_name: str | None = None) -> None:
+        b = self.area_of_interest(model_name)
+        if b is None:
+            self.camera_preset("oblique")
+            return
+        w, h = b[2] - b[0], b[3] - b[1]
+        m = max(w, h) * 0.25 + 20
+        self.camera_preset("north_up", (b[0] - m, b[1] - m, b[2] + m, b[3] + m))
+
+    def fly_to(self, x_local: float, y_local: float, distance: float = 250.0) -> None:
+        z = float(self.scene.elevation(np.array([x_local]), np.array([y_local]))[0])
+        cam = self.plotter.camera
+        cam.SetFocalPoint(x_local, y_local, z)
+        cam.SetPosition(x_local - distance * 0.35, y_local - distance * 0.7, z + distance * 0.65)
+        cam.SetViewUp(0, 0, 1)
+        self.plotter.renderer.ResetCameraClippingRange()
+
+    # -- picking ---------------------------------------------------------------------------------
+    def actor_layer(self, actor) -> str | None:
+        for layer, acts in self.actors.items():
+            if any(a is actor or (hasattr(a, "GetAddressAsString") and actor is not None and
+                                  a.GetAddressAsString("vtkObject") == actor.GetAddressAsString("vtkObject"))
+                   for a in acts):
+                return layer
+        return None
+
+    def pick_display(self, x: int, y: int) -> dict | None:
+        """Pick at display pixel (x, y) (VTK convention: origin bottom-left)."""
+        import vtk
+
+        picker = vtk.vtkCellPicker()
+        picker.SetTolerance(0.002)
+        if not picker.Pick(x, y, 0, self.plotter.renderer):
+            return None
+        layer = self.actor_layer(picker.GetActor())
+        pos = np.array(picker.GetPickPosition())
+        return self.describe(layer, picker.GetCellId(), pos)
+
+    def describe(self, layer: str | None, cell_id: int, pos_local) -> dict | None:
+        """Attributes of what is at ``pos_local`` on ``layer`` (cell ``cell_id`` of its mesh)."""
+        s, c = self.scene, self.city
+        x, y = float(pos_local[0]), float(pos_local[1])
+        wx, wy = s.to_world(x, y)
+        info: dict = {}
+        if layer == "buildings" and cell_id >= 0:
+            i = int(s.buildings.cell_data["building_id"][cell_id])
+            info = {"layer": "buildings", "row": i, **_row(c.buildings, i)}
+        elif layer in ("roads", "water", "walkable", "gates") and cell_id >= 0:
+            i = int(getattr(s, layer).cell_data["feature_id"][cell_id])
+            info = {"layer": layer, "row": i, **_row(c.layer(layer), i)}
+        elif layer == "obstacles" and cell_id >= 0:
+            i = int(s.obstacles.cell_data["building_id"][cell_id])
+            info = {"layer": "obstacles", "row": i, **_row(c.obstacles, i)}
+        elif layer == "pois" and cell_id >= 0:
+            i = int(s.pois.point_data["feature_id"][cell_id])
+            info = {"layer": "pois", "row": i, **_row(c.pois, i)}
+        elif layer == "field" and self.field is not None:
+            info = {"layer": "field", "field": self.field.name, "value": self.field.value_at(x, y),
+                    "unit": self.field.unit}
+        elif layer == "terrain":
+            info = {"layer": "terrain"}
+        else:
+            return None
+        info["x_m"] = round(float(wx), 2)
+        info["y_m"] = round(float(wy), 2)
+        info["elevation_m"] = round(float(c.elevation_at(np.array([wx]), np.array([wy]))[0]), 2)
+        if self.field is not None and info["layer"] != "field":
+            v = self.field.value_at(x, y)
+            if np.isfinite(v):
+                info[f"{self.field.name} ({self.field.unit})"] = round(v, 4)
+        return info
+
+    def pick_world(self, wx: float, wy: float) -> dict | None:
+        """What is at a map point (city CRS): gate, POI (within 8 m), building, field cell, terrain."""
+        c, s = self.city, self.scene
+        if c is None:
+            return None
+        xl, yl = s.to_local(wx, wy)
+        pt = shapely.Point(wx, wy)
+        for layer, radius in (("pois", 8.0), ("gates", 2.0)):
+            if c.has(layer):
+                d = c.layer(layer).geometry.distance(pt)
+                i = int(np.argmin(d.values))
+                if d.values[i] <= radius:
+                    out = {"layer": layer, "row": i, **_row(c.layer(layer), i)}
+                    return self._with_pos(out, wx, wy)
+        if c.has("buildings"):
+            hits = np.flatnonzero(c.buildings.geometry.contains(pt).values)
+            if len(hits):
+                i = int(hits[0])
+                return self._with_pos({"layer": "buildings", "row": i, **_row(c.buildings, i)}, wx, wy)
+        if self.field is not None:
+            v = self.field.value_at(float(xl), float(yl))
+            if np.isfinite(v):
+                return self._with_pos({"layer": "field", "field": self.field.name, "value": v,
+                                       "unit": self.field.unit}, wx, wy)
+        return self._with_pos({"layer": "terrain"}, wx, wy)
+
+    def _with_pos(self, info, wx, wy):
+        info["x_m"] = round(float(wx), 2)
+        info["y_m"] = round(float(wy), 2)
+        info["elevation_m"] = round(float(self.city.elevation_at(np.array([wx]), np.array([wy]))[0]), 2)
+        return info
+
+    def world_to_display(self, wx: float, wy: float, z_above: float = 0.0):
+        """Display pixel (VTK convention) of a map point at terrain height + ``z_above``."""
+        s = self.scene
+        xl, yl = s.to_local(wx, wy)
+        z = float(s.elevation(np.array([xl]), np.array([yl]))[0]) + z_above
+        r = self.plotter.renderer
+        r.SetWorldPoint(float(xl), float(yl), z, 1.0)
+        r.WorldToDisplay()
+        dx, dy, _ = r.GetDisplayPoint()
+        return int(round(dx)), int(round(dy))
+
+
+def _row(gdf, i: int) -> dict:
+    row = gdf.iloc[i]
+    out = {}
+    for k, v in row.items():
+        if k == "geometry":
+            continue
+        if isinstance(v, (np.generic,)):
+            v = v.item()
+        out[k] = v
+    geom = row.geometry
+    if geom is not None and geom.geom_type.endswith("Polygon"):
+        out["area_m2"] = round(float(geom.area), 1)
+    return out
+
+
+def _nice_range(values) -> tuple[float, float]:
+    v = np.asarray(values, float)
+    if v.size == 0:
+        return (0.0, 1.0)
+    lo, hi = float(np.nanmin(v)), float(np.nanpercentile(v, 99))
+    return (0.0, max(hi, lo + 1.0))
+
+
+def _los_cmap(clim):
+    """A stepped colour map over ``clim`` with a colour band per Fruin LOS (A..F)."""
+    from matplotlib.colors import ListedColormap
+
+    n = 300
+    vals = np.linspace(clim[0], clim[1], n)
+    idx = np.searchsorted(np.asarray(LOS_THRESHOLDS_PPM2), vals, side="right")
+    return ListedColormap([LOS_COLOURS[i] for i in idx])

@@ -1,0 +1,298 @@
+"""Running a model off the GUI thread.
+
+``SimWorker`` lives in a QThread: it builds the model, advances it in short slices (adapted so each
+takes ~0.1 s of wall time, so pause and cancel answer within a fraction of a second), records frames
+in a ``FrameRecorder`` and reports by signals. It never renders: the GUI thread draws the frames.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from twin.core.grid import GridField
+from twin.core.model_contract import Snapshot
+
+
+@dataclass
+class Frame:
+    time_s: float
+    positions: np.ndarray
+    states: np.ndarray
+    fields: dict[str, GridField] = field(default_factory=dict)
+    kpis: dict = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return self.positions.nbytes + self.states.nbytes + sum(g.values.nbytes for g in self.fields.values())
+
+
+def copy_snapshot(snap: Snapshot) -> Frame:
+    """A frame owning its arrays (the model keeps mutating its own)."""
+    fields = {n: GridField(g.name, np.array(g.values, np.float32, copy=True), g.x0, g.y0, g.cell_m, g.unit, g.doc)
+              for n, g in (snap.fields or {}).items()}
+    return Frame(float(snap.time_s), np.array(snap.positions, np.float32, copy=True),
+                 np.array(snap.states, np.int8, copy=True), fields, dict(snap.kpis or {}))
+
+
+class FrameRecorder:
+    """Frames for the time slider, within a memory budget.
+
+    Agents are kept at every recorded frame; fields (large) only every ``field_every``-th frame,
+    other frames point to the latest stored field. When the budget is exceeded, every other frame
+    is dropped and the recording interval doubles.
+    """
+
+    def __init__(self, budget_bytes: int = 768 * 2**20, min_interval_s: float = 1.0):
+        self.frames: list[Frame] = []
+        self.budget = budget_bytes
+        self.interval_s = min_interval_s
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._last_field_t = -np.inf
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> Frame:
+        with self._lock:
+            return self.frames[i]
+
+    def times(self) -> np.ndarray:
+        with self._lock:
+            return np.array([f.time_s for f in self.frames])
+
+    def add(self, frame: Frame, force: bool = False) -> bool:
+        with self._lock:
+            if self.frames and not force and frame.time_s < self.frames[-1].time_s + self.interval_s - 1e-9:
+                return False
+            if self.frames and frame.fields:
+                # Share unchanged-size fields between frames if recorded recently (decimation).
+                prev = self.frames[-1]
+                big = sum(g.values.nbytes for g in frame.fields.values()) > 4 * 2**20
+                if big and frame.time_s - self._last_field_t < 10 * self.interval_s and not force:
+                    frame = Frame(frame.time_s, frame.positions, frame.states, prev.fields, frame.kpis)
+                else:
+                    self._last_field_t = frame.time_s
+            self.frames.append(frame)
+            self._bytes += frame.nbytes
+            while self._bytes > self.budget and len(self.frames) > 4:
+                keep = self.frames[::2]
+                if keep[-1] is not self.frames[-1]:
+                    keep.append(self.frames[-1])
+                self.frames = keep
+                self.interval_s *= 2
+                self._bytes = sum(f.nbytes for f in self.frames)
+            return True
+
+    def index_at(self, t_s: float) -> int:
+        t = self.times()
+        if len(t) == 0:
+            return -1
+        return int(np.clip(np.searchsorted(t, t_s, side="right") - 1, 0, len(t) - 1))
+
+
+class SimWorker(QObject):
+    """Signals carry plain Python objects; slots are called from the GUI through the thread's queue,
+    but pause/resume/cancel/speed are plain thread-safe setters (the worker loop never blocks the
+    event loop of its thread for long, yet the flags must work even while it is busy)."""
+
+    started = Signal(object)  # model class
+    frame = Signal(object)  # Frame
+    kpi_rows = Signal(list)  # [{time_s, kpi: value, ...}, ...]
+    progress = Signal(float, float)  # simulated time, duration
+    log = Signal(str)
+    finished = Signal(object)  # RunResult (None when cancelled)
+    failed = Signal(str)
+
+    def __init__(self, scenario, variant=None, seed=None, overrides=None, out_dir: Path | None = None,
+                 speed: float = 0.0, frame_interval_s: float | None = None, max_fps: float = 25.0):
+        super().__init__()
+        self.scenario = scenario
+        self.variant = variant
+        self.seed = seed
+        self.overrides = overrides or {}
+        self.out_dir = out_dir
+        self.speed = speed  # simulated seconds per wall second; 0 = as fast as possible
+        self.max_fps = max_fps
+        self.recorder = FrameRecorder(min_interval_s=frame_interval_s or 1.0)
+        self._frame_interval = frame_interval_s
+        self._cancel = threading.Event()
+        self._paused = threading.Event()
+        self._step_request = threading.Event()
+        self.model = None
+        self.result = None
+        self.cancelled = False
+        self.done = threading.Event()
+
+    # -- control (thread-safe, callable from any thread) ---------------------------------------
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def pause(self) -> None:
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def step_once(self) -> None:
+        self._paused.set()
+        self._step_request.set()
+
+    def set_speed(self, sim_s_per_wall_s: float) -> None:
+        self.speed = float(sim_s_per_wall_s)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    # -- the loop ------------------------------------------------------------------------------
+    @Slot()
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as e:  # report, never crash the GUI
+            self.log.emit(traceback.format_exc())
+            self.failed.emit(f"{type(e).__name__}: {e}")
+        finally:
+            self.done.set()
+
+    def _run(self) -> None:
+        from twin.runner import RunResult, build_model, write_run
+        from twin import __version__
+
+        sc = self.scenario
+        t_start = time.perf_counter()
+        self.log.emit(f"building model {sc.model!r} (variant {self.variant or 'baseline'}, seed "
+                      f"{sc.seed if self.seed is None else self.seed})")
+        model = build_model(sc, self.variant, self.seed, self.overrides)
+        self.model = model
+        cls = type(model)
+        if self._frame_interval is None:
+            self.recorder.interval_s = max(model.dt_s, min(model.report_interval_s, sc.duration_s / 600))
+        self.started.emit(cls)
+        per_step = [k.name for k in cls.kpis if k.per_step]
+        sent_rows = 0
+        duration = model.duration_s
+        slice_s = max(model.dt_s, 1e-3)
+        last_emit = 0.0
+        wall0 = time.perf_counter()
+        sim0 = model.time_s
+
+        def emit_frame(force=False):
+            nonlocal last_emit
+            fr = copy_snapshot(model.snapshot())
+            self.recorder.add(fr, force=force)
+            now = time.perf_counter()
+            if force or now - last_emit >= 1.0 / self.max_fps:
+                last_emit = now
+                self.frame.emit(fr)
+
+        def emit_rows():
+            nonlocal sent_rows
+            times = model._times
+            n = len(times)
+            if n > sent_rows:
+                mv = model.datacollector.model_vars
+                rows = [{"time_s": times[i], **{k: mv[k][i] for k in per_step if k in mv and i < len(mv[k])}}
+                        for i in range(sent_rows, n)]
+                sent_rows = n
+                self.kpi_rows.emit(rows)
+
+        model.advance_to(0.0)  # records the first row
+        emit_frame(force=True)
+        emit_rows()
+        while model.time_s < duration - 1e-9 and not model.finished:
+            if self._cancel.is_set():
+                break
+            if self._paused.is_set() and not self._step_request.is_set():
+                time.sleep(0.02)
+                wall0, sim0 = time.perf_counter(), model.time_s
+                continue
+            single = self._step_request.is_set()
+            self._step_request.clear()
+            target = model.time_s + (model.dt_s if single else slice_s)
+            if self.speed > 0 and not single:
+                # Pace: do not run ahead of wall time × speed.
+                allowed = sim0 + (time.perf_counter() - wall0) * self.speed
+                if model.time_s >= allowed:
+                    time.sleep(min(0.05, (model.time_s - allowed) / self.speed + 0.001))
+                    continue
+                target = min(target, max(allowed, model.time_s + model.dt_s))
+            t0 = time.perf_counter()
+            model.advance_to(target)
+            took = time.perf_counter() - t0
+            # Adapt the slice so one slice takes ~0.1 s wall (cancel/pause answer fast).
+            if took < 0.05:
+                slice_s = min(slice_s * 2, max(self.recorder.interval_s, model.dt_s))
+            elif took > 0.15:
+                slice_s = max(model.dt_s, slice_s / 2)
+            emit_frame(force=single)
+            emit_rows()
+            self.progress.emit(model.time_s, duration)
+        emit_rows()
+        if self._cancel.is_set():
+            self.cancelled = True
+            emit_frame(force=True)
+            self.log.emit(f"cancelled at t = {model.time_s:.1f} s")
+            self.finished.emit(None)
+            return
+        emit_frame(force=True)
+        self.progress.emit(model.time_s, duration)
+        wall = time.perf_counter() - t_start
+        variant = self.variant or "baseline"
+        seed = sc.seed if self.seed is None else int(self.seed)
+        summary = {"scenario": sc.name, "model": sc.model, "variant": variant, "seed": seed,
+                   "kpis": model.final_kpis(), "units": model.kpi_units(), "wall_s": round(wall, 3),
+                   "simulated_s": model.time_s, "version": __version__}
+        self.result = RunResult(summary, model.timeseries(), model.rasters(), model)
+        if self.out_dir is not None:
+            try:
+                write_run(self.result, sc, variant, seed, self.overrides, Path(self.out_dir))
+                self.log.emit(f"outputs written to {self.out_dir}")
+            except Exception as e:
+                self.log.emit(f"could not write outputs to {self.out_dir}: {e}")
+        self.log.emit(f"finished: {model.time_s:.0f} s simulated in {wall:.1f} s wall")
+        self.finished.emit(self.result)
+
+
+class SimController(QObject):
+    """Owns the thread and the worker; the window talks to this."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.thread: QThread | None = None
+        self.worker: SimWorker | None = None
+
+    def start(self, worker: SimWorker) -> SimWorker:
+        self.stop(wait_s=2.0)
+        self.worker = worker
+        self.thread = QThread()
+        self.thread.setObjectName("citytwin-sim")
+        worker.moveToThread(self.thread)
+        self.thread.started.connect(worker.run)
+        # Direct: quit() is thread-safe, and the GUI thread may be blocked in wait() (cancel).
+        worker.finished.connect(self.thread.quit, Qt.DirectConnection)
+        worker.failed.connect(self.thread.quit, Qt.DirectConnection)
+        self.thread.start()
+        return worker
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.isRunning()
+
+    def stop(self, wait_s: float = 1.0) -> bool:
+        """Cancel and wait up to ``wait_s``; True when the thread ended."""
+        if self.worker is not None:
+            self.worker.cancel()
+        if self.thread is not None:
+            ok = self.thread.wait(int(wait_s * 1000))
+            if ok:
+                self.thread = None
+            return ok
+        return True

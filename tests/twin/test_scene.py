@@ -1,0 +1,151 @@
+"""Scene meshes (twin/scene.py): built headless, vectorised, updated in place."""
+import time
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import LineString, Point, Polygon, box
+
+from tests.factories import CRS, X0, Y0
+from twin.core.city import City
+from twin.core.grid import GridField
+from twin.scene import AgentCloud, FieldSurface, build_scene
+
+
+@pytest.fixture(scope="module")
+def city(tiny_city):
+    return City.load(tiny_city)
+
+
+def test_buildings_are_one_mesh_with_ids_heights_and_uses(city):
+    s = build_scene(city)
+    b = s.buildings
+    ids = b.cell_data["building_id"]
+    assert set(np.unique(ids)) == set(range(len(city.buildings)))
+    for i, row in city.buildings.iterrows():
+        cells = ids == i
+        assert np.all(b.cell_data["height_m"][cells] == row["height_m"])
+        # Base on the terrain (lowest footprint vertex), roof at base + height.
+        pts = b.extract_cells(np.flatnonzero(cells)).points
+        minx, miny, maxx, maxy = row.geometry.bounds
+        corners_z = city.elevation_at(np.array([minx, maxx]), np.array([miny, maxy]))
+        assert pts[:, 2].min() == pytest.approx(corners_z.min(), abs=1e-6)
+        assert pts[:, 2].max() - pts[:, 2].min() == pytest.approx(row["height_m"])
+    # 4 walls + 2 roof triangles per box.
+    assert b.n_cells == 3 * (4 + 2)
+    assert set(b.cell_data["use_code"]) == {5, 2, 9}  # public, office, other
+
+
+def test_local_origin_keeps_coordinates_small(city):
+    s = build_scene(city)
+    assert s.origin == pytest.approx((X0, Y0))
+    assert np.abs(s.buildings.points[:, :2]).max() < 1000
+    wx, wy = s.to_world(*s.to_local(X0 + 5, Y0 + 7))
+    assert (wx, wy) == pytest.approx((X0 + 5, Y0 + 7))
+
+
+def test_terrain_follows_the_dem_with_normals(city):
+    s = build_scene(city)
+    t = s.terrain
+    assert t.n_points == 20 * 40
+    z = t.points[:, 2]
+    assert z.min() == pytest.approx(5.0) and z.max() == pytest.approx(10.0)
+    n = t.point_data["Normals"]
+    assert np.allclose(np.linalg.norm(n, axis=1), 1.0)
+    assert (n[:, 0] > 0).all() and (n[:, 2] > 0.99).all()  # slopes down to the east: normals lean east
+
+
+def test_flat_plane_without_dem_and_all_layers(tmp_path):
+    poly = box(X0, Y0, X0 + 50, Y0 + 40)
+    layers = {
+        "buildings": gpd.GeoDataFrame({"height_m": [10.0], "name": ["L"], "use": ["residential"]},
+                                      geometry=[Polygon([(X0, Y0), (X0 + 20, Y0), (X0 + 20, Y0 + 5), (X0 + 5, Y0 + 5),
+                                                         (X0 + 5, Y0 + 20), (X0, Y0 + 20)])], crs=CRS),
+        "walkable": gpd.GeoDataFrame({"name": ["hall"]}, geometry=[poly.difference(box(X0 + 20, Y0 + 20, X0 + 25, Y0 + 25))], crs=CRS),
+        "gates": gpd.GeoDataFrame({"id": ["N1", "S1"], "kind": ["exit", "exit"], "open": [True, False]},
+                                  geometry=[LineString([(X0 + 10, Y0 + 40), (X0 + 14, Y0 + 40)]),
+                                            LineString([(X0 + 10, Y0), (X0 + 14, Y0)])], crs=CRS),
+        "water": gpd.GeoDataFrame({"name": ["pond"]}, geometry=[Point(X0 + 40, Y0 + 30).buffer(5)], crs=CRS),
+        "pois": gpd.GeoDataFrame({"id": ["M"], "kind": ["metro"], "name": ["Metro"]}, geometry=[Point(X0 + 30, Y0 + 10)], crs=CRS),
+    }
+    City("Flat", CRS, layers).save(tmp_path / "flat")
+    c = City.load(tmp_path / "flat")
+    s = build_scene(c)
+    assert s.terrain.n_points == 4 and np.all(s.terrain.points[:, 2] == 0)
+    # L-shaped (concave) footprint: roof area equals the footprint area.
+    roof = s.buildings.extract_cells(np.flatnonzero(np.isclose(s.buildings.cell_centers().points[:, 2], 10.0)))
+    assert roof.area == pytest.approx(c.buildings.geometry.iloc[0].area)
+    # The walkable hole is respected.
+    assert s.walkable.area == pytest.approx(c.walkable.geometry.iloc[0].area)
+    assert s.gates.n_cells > 0 and set(s.gates.cell_data["open"]) == {0, 1}
+    assert s.gate_labels == ["N1", "S1"]
+    assert s.water.area == pytest.approx(c.water.geometry.iloc[0].area, rel=1e-6)
+    assert s.pois.n_points == 1 and s.poi_labels == ["Metro"]
+
+
+def test_thousands_of_buildings_build_fast(city):
+    rng = np.random.default_rng(0)
+    n = 2500
+    x, y = rng.uniform(0, 2000, n) + X0, rng.uniform(0, 2000, n) + Y0
+    geoms = shapely.buffer(shapely.box(x, y, x + 15, y + 20), 2, quad_segs=2)
+    c = City("Big", CRS, {"buildings": gpd.GeoDataFrame({"height_m": rng.uniform(5, 60, n), "use": "retail", "name": ""},
+                                                         geometry=geoms, crs=CRS)}, city.terrain)
+    t = time.perf_counter()
+    s = build_scene(c)
+    took = time.perf_counter() - t
+    assert len(np.unique(s.buildings.cell_data["building_id"])) == n
+    assert took < 3.0, took
+
+
+def test_field_surface_updates_in_place(city):
+    s = build_scene(city)
+    g = GridField.empty("density", city.bounds, 5.0, unit="1/m2")
+    fs = FieldSurface(g, s)
+    mesh, arr_ptr = fs.mesh, fs.mesh.point_data.GetArray("value")
+    assert mesh.n_points == g.values.size
+    g2 = GridField(g.name, np.random.default_rng(1).random(g.shape).astype(np.float32), g.x0, g.y0, g.cell_m, g.unit)
+    assert fs.update(g2) is True
+    assert fs.mesh is mesh and fs.mesh.point_data.GetArray("value") is arr_ptr
+    np.testing.assert_array_equal(fs.values, g2.values.ravel())
+    # Draped above the terrain.
+    xs, ys = g.cell_centres()
+    z0 = city.elevation_at(np.array([xs[3]]), np.array([ys[2]]))[0]
+    assert mesh.points[2 * g.shape[1] + 3, 2] == pytest.approx(z0 + 0.6)
+    # The value at a point is the grid's value there.
+    assert fs.value_at(xs[3] - s.origin[0], ys[2] - s.origin[1]) == pytest.approx(g2.values[2, 3])
+    # A different grid shape rebuilds the geometry but keeps the same mesh object.
+    g3 = GridField.empty("density", city.bounds, 10.0)
+    assert fs.update(g3) is False and fs.mesh is mesh and mesh.n_points == g3.values.size
+
+
+def test_agent_cloud_updates_in_place(city):
+    s = build_scene(city)
+    ac = AgentCloud(s)
+    rng = np.random.default_rng(2)
+    pos = np.column_stack([rng.uniform(X0, X0 + 200, 500), rng.uniform(Y0, Y0 + 100, 500)])
+    ac.update(pos, np.zeros(500))
+    mesh = ac.mesh
+    pos2 = pos + 1.0
+    ac.update(pos2, np.ones(500))
+    assert ac.mesh is mesh and mesh.n_points == 500
+    np.testing.assert_allclose(ac.positions_world(), pos2)
+    z = city.elevation_at(pos2[:, 0], pos2[:, 1]) + 1.0
+    np.testing.assert_allclose(mesh.points[:, 2], z)
+    assert (mesh.point_data["state"] == 1).all()
+    # Agents without a position (NaN: left the area) are not drawn.
+    pos2[:100] = np.nan
+    ac.update(pos2, np.ones(500))
+    assert ac.n == 400 and ac.mesh is mesh
+
+
+def test_scene_module_has_no_qt():
+    import ast
+    from pathlib import Path
+
+    import twin.scene
+
+    tree = ast.parse(Path(twin.scene.__file__).read_text())
+    mods = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    mods |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not any(m.split(".")[0] in ("PySide6", "pyvistaqt", "app") for m in mods)
