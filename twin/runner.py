@@ -23,6 +23,7 @@ class RunResult:
     timeseries: pd.DataFrame
     rasters: dict = field(default_factory=dict)
     model: Any = None
+    exports: dict = field(default_factory=dict)  # {"recorded": exports.Recorded} when [outputs] asks
 
 
 def software_versions() -> dict[str, str]:
@@ -57,8 +58,15 @@ def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = N
     started = time.perf_counter()
     model = build_model(scenario, variant, seed, overrides)
     callback, close = _progress(progress, scenario.duration_s, f"{scenario.name} [{variant}]")
+    settings = getattr(scenario, "outputs", None)
+    recorded = None
     try:
-        model.run_to_end(callback)
+        if settings is not None and settings.records:
+            from .exports import drive
+
+            recorded = drive(model, settings, callback)  # same steps as run_to_end, pausing to read
+        else:
+            model.run_to_end(callback)
     finally:
         close()
     wall = time.perf_counter() - started
@@ -67,7 +75,8 @@ def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = N
         "kpis": model.final_kpis(), "units": model.kpi_units(), "wall_s": round(wall, 3),
         "simulated_s": model.time_s, "version": __version__,
     }
-    result = RunResult(summary, model.timeseries(), model.rasters(), model)
+    result = RunResult(summary, model.timeseries(), model.rasters(), model,
+                       {"recorded": recorded} if recorded is not None else {})
     if out is not None:
         write_run(result, scenario, variant, seed, overrides, Path(out))
     return result
@@ -85,6 +94,11 @@ def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, ov
         write_table(result.timeseries, tmp / "timeseries")
         for name, grid in result.rasters.items():
             write_geotiff(grid, crs, tmp / f"{name}.tif")
+        settings = getattr(scenario, "outputs", None)
+        if settings:
+            from .exports import write_exports
+
+            write_exports(result, settings, crs, tmp)
         (tmp / "scenario.toml").write_text(tomli_w.dumps(_toml_safe(resolved)), encoding="utf-8")
         write_json(bundle, tmp / "bundle.json")
         # summary.json last: its presence marks a finished run (compare resumes on it).

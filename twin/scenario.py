@@ -11,7 +11,7 @@ from .core.model_contract import validate_params
 
 BASELINE = "baseline"
 SCENARIO_KEYS = {"name", "model", "city", "duration_s", "seed", "replications", "description"}
-TOP_LEVEL = {"scenario", "parameters", "interventions", "experiment"}
+TOP_LEVEL = {"scenario", "parameters", "interventions", "experiment", "outputs"}
 INTERVENTION_KEYS = {"name", "description", "parameters"}
 
 
@@ -36,6 +36,7 @@ class Scenario:
     description: str = ""
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    outputs: Any = None  # twin.exports.OutputSettings from the optional [outputs] table
 
     @property
     def where(self) -> str:
@@ -93,6 +94,7 @@ class Scenario:
                 "description": f"variant {variant or BASELINE} of {self.where}",
             },
             "parameters": self.params_for(variant, overrides),
+            **({"outputs": dict(self.raw["outputs"])} if isinstance(self.raw.get("outputs"), dict) else {}),
         }
 
 
@@ -157,6 +159,12 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
         if name == BASELINE or name in [x.name for x in interventions]:
             raise UserError(f'{iw}: the name "{name}" is {"reserved" if name == BASELINE else "used twice"}; give each intervention its own name.')
         interventions.append(Intervention(name, dict(item.get("parameters", {})), str(item.get("description", ""))))
+    if not isinstance(raw.get("experiment", {}), dict):
+        raise UserError(f"{where}: [experiment] must be a table (method, parameters, replications).")
+    from .exports import parse_outputs
+
+    duration_s = _number(head, "duration_s", where, float, minimum=1)
+    outputs = parse_outputs(raw.get("outputs"), where, duration_s)
     sc = Scenario(
         name=str(head.get("name", path.stem if path else "scenario")),
         model=head["model"],
@@ -170,10 +178,15 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
         description=str(head.get("description", "")),
         path=path,
         raw=raw,
+        outputs=outputs,
     )
     # Validate every variant now, so a typo in the last intervention fails before any run starts.
     for v in sc.variants():
         sc.params_for(v)
+    if sc.experiment:  # a bad [experiment] table fails at load time too, naming the key
+        from .experiment import sweep_points
+
+        sweep_points(sc)
     return sc
 
 

@@ -96,6 +96,7 @@ class KPI:
     doc: str
     headline: bool = False
     per_step: bool = True
+    better: str | None = None  # "lower" | "higher" | None: which direction is an improvement (reports)
 
 
 @dataclass

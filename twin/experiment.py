@@ -1,0 +1,544 @@
+"""`citytwin compare`: baseline, interventions and parameter sweeps × replications.
+
+Plan
+    The variants are the baseline, every ``[[interventions]]`` entry and, when the scenario has an
+    ``[experiment]`` table, every point of its sweep (``grid``, ``sets`` or ``lhs``). Each variant
+    runs ``replications`` times (``--replications`` > ``[experiment] replications`` >
+    ``[scenario] replications``).
+
+Common random numbers
+    Replication ``k`` (0-based) of *every* variant runs with seed ``scenario seed + k``. A
+    difference between two variants in the same replication is then due to the intervention,
+    not to a different random draw, and the paired t-interval (``twin.stats``) uses that.
+
+Execution
+    Each run is a pure function of (scenario, variant, seed) and writes its own folder
+    ``runs/<variant-slug>/rep-NNN/`` atomically, ``summary.json`` last. Runs go to a local pool of
+    spawned processes (``--workers``) or to a Dask cluster (``--scheduler``); the numbers are
+    identical either way. A run whose folder already holds ``summary.json`` for the same inputs
+    (same hash in ``bundle.json``) is not run again, so an interrupted compare picks up where it
+    stopped. The tables and the report are rebuilt from the run folders at the end.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .core.errors import UserError, nearest
+from .scenario import BASELINE, Intervention, Scenario, load_scenario, scenario_from_dict
+
+METHODS = ("grid", "sets", "lhs")
+EXPERIMENT_KEYS = {"method", "parameters", "sets", "samples", "seed", "replications", "description"}
+RUNS_DIR = "runs"
+
+
+class RunFailed(UserError):
+    """One or more runs raised an unexpected error; the message names their variants and seeds."""
+
+
+# --------------------------------------------------------------------------------------------
+# The plan: variants and runs
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    slug: str
+    kind: str  # "baseline" | "intervention" | "sweep"
+    point: dict = field(default_factory=dict, hash=False, compare=False)  # sweep parameter values
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    variant: str
+    slug: str
+    replication: int
+    seed: int
+
+    @property
+    def folder(self) -> str:
+        return f"{RUNS_DIR}/{self.slug}/rep-{self.replication:03d}"
+
+    @property
+    def label(self) -> str:
+        return f'variant "{self.variant}", replication {self.replication}, seed {self.seed}'
+
+
+@dataclass
+class Plan:
+    scenario: Scenario  # with sweep points added as interventions
+    variants: list[Variant]
+    replications: int
+    method: str | None = None
+
+    @property
+    def runs(self) -> list[RunSpec]:
+        return [RunSpec(v.name, v.slug, k, self.scenario.seed + k)
+                for k in range(self.replications) for v in self.variants]
+
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
+
+
+def slugify(name: str, taken: set[str] | None = None) -> str:
+    """A folder name for a variant: lowercase letters, digits, ``._-``; unique within ``taken``."""
+    slug = re.sub(r"[^a-z0-9._]+", "-", name.lower()).strip("-.") or "variant"
+    if len(slug) > 60:
+        slug = slug[:50].rstrip("-.") + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    if taken is not None:
+        base, i = slug, 2
+        while slug in taken:
+            slug, i = f"{base}-{i}", i + 1
+        taken.add(slug)
+    return slug
+
+
+def _fmt_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)):
+        return "+".join(map(str, v)) if v else "none"
+    return str(v)
+
+
+def point_name(point: dict) -> str:
+    return ", ".join(f"{k}={_fmt_value(v)}" for k, v in point.items())
+
+
+def sweep_points(sc: Scenario) -> list[dict]:
+    """The parameter points of the ``[experiment]`` table, validated (UserError names the key)."""
+    exp = sc.experiment
+    if not exp:
+        return []
+    where = f"{sc.where} [experiment]"
+    for key in exp:
+        if key not in EXPERIMENT_KEYS:
+            raise UserError(f'{where}: unknown key "{key}"{nearest(key, EXPERIMENT_KEYS)}; '
+                            f"allowed: {', '.join(sorted(EXPERIMENT_KEYS))}.")
+    method = exp.get("method", "sets" if "sets" in exp else "grid")
+    if method not in METHODS:
+        raise UserError(f'{where}: method = "{method}" is unknown{nearest(str(method), METHODS)}; '
+                        'use "grid" (every combination of lists), "sets" (explicit parameter sets) '
+                        'or "lhs" (Latin hypercube over ranges).')
+    reps = exp.get("replications", 1)
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+        raise UserError(f"{where}: replications must be a whole number of at least 1, not {reps!r}.")
+    cls = sc.model_class()
+    specs = {p.name: p for p in cls.params}
+
+    def check_name(name: str, table: str) -> Any:
+        if name not in specs:
+            raise UserError(f'{where}: {table} names unknown parameter "{name}" for model "{cls.name}"'
+                            f"{nearest(name, specs)}. `citytwin models {cls.name}` lists the valid ones.")
+        return specs[name]
+
+    params = exp.get("parameters", {})
+    if not isinstance(params, dict):
+        raise UserError(f"{where}: parameters must be a table, e.g. [experiment.parameters].")
+    points: list[dict] = []
+    if method == "grid":
+        if "sets" in exp or "samples" in exp:
+            extra = "sets" if "sets" in exp else "samples"
+            raise UserError(f'{where}: "{extra}" does not belong to method = "grid"; a grid takes lists in '
+                            "[experiment.parameters] (or use method = \"sets\" / \"lhs\").")
+        if not params:
+            raise UserError(f"{where}: method = \"grid\" needs [experiment.parameters] with a list of values "
+                            "per parameter, e.g. walkers = [100, 200].")
+        axes = []
+        for name, values in params.items():
+            p = check_name(name, "[experiment.parameters]")
+            key = f"{where} parameters.{name}"
+            if not isinstance(values, list):
+                raise UserError(f"{key}: a grid needs a list of values, e.g. {name} = [{_fmt_value(p.default)}, ...], "
+                                f"not {values!r}.")
+            if not values:
+                raise UserError(f"{key}: the list of values is empty; give at least one value.")
+            axes.append([(name, p.coerce(v, key)) for v in values])
+        import itertools
+
+        points = [dict(combo) for combo in itertools.product(*axes)]
+    elif method == "sets":
+        sets = exp.get("sets")
+        if params:
+            raise UserError(f'{where}: method = "sets" takes sets = [{{...}}, ...], not [experiment.parameters].')
+        if not isinstance(sets, list) or not sets:
+            raise UserError(f'{where}: method = "sets" needs sets = [{{walkers = 100}}, {{walkers = 200}}] '
+                            "(a non-empty list of parameter tables).")
+        for i, s in enumerate(sets):
+            key = f"{where} sets[{i}]"
+            if not isinstance(s, dict) or not s:
+                raise UserError(f"{key}: each set must be a non-empty table of parameters, not {s!r}.")
+            points.append({name: check_name(name, f"sets[{i}]").coerce(v, f"{key} {name}") for name, v in s.items()})
+    else:  # lhs
+        import numpy as np
+        from scipy.stats import qmc
+
+        if not params:
+            raise UserError(f"{where}: method = \"lhs\" needs [experiment.parameters] with ranges, "
+                            "e.g. speed_mps = {min = 0.8, max = 1.6}.")
+        samples = exp.get("samples")
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise UserError(f"{where}: samples must be a whole number of at least 1 for method = \"lhs\", "
+                            f"not {samples!r}.")
+        seed = exp.get("seed", sc.seed)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise UserError(f"{where}: seed must be a whole number >= 0, not {seed!r}.")
+        ranges = []
+        for name, r in params.items():
+            p = check_name(name, "[experiment.parameters]")
+            key = f"{where} parameters.{name}"
+            if p.kind not in (int, float):
+                raise UserError(f"{key}: Latin hypercube sampling needs a numeric parameter; "
+                                f'"{name}" is {p.kind.__name__}. Use method = "sets" or "grid" for it.')
+            if not isinstance(r, dict) or set(r) != {"min", "max"}:
+                raise UserError(f"{key}: give a range as {{min = ..., max = ...}}, not {r!r}.")
+            lo, hi = (p.coerce(r[b], f"{key}.{b}") for b in ("min", "max"))
+            if lo > hi:
+                raise UserError(f"{key}: min = {lo} is greater than max = {hi}.")
+            ranges.append((name, p, lo, hi))
+        unit = qmc.LatinHypercube(d=len(ranges), seed=np.random.default_rng(seed)).random(samples)
+        for row in unit:
+            pt = {}
+            for (name, p, lo, hi), u in zip(ranges, row):
+                v = lo + float(u) * (hi - lo)
+                pt[name] = int(round(v)) if p.kind is int else float(v)
+            points.append(pt)
+    # Every point against the full validation of the model (ranges, types), naming the point.
+    for pt in points:
+        _check_point(sc, pt, where)
+    return points
+
+
+def _check_point(sc: Scenario, point: dict, where: str) -> None:
+    from .core.model_contract import validate_params
+
+    validate_params(sc.model_class(), {**sc.parameters, **point}, f"{where} point {point_name(point)}")
+
+
+def experiment_replications(sc: Scenario, override: int | None = None) -> int:
+    if override is not None:
+        if isinstance(override, bool) or not isinstance(override, int) or override < 1:
+            raise UserError(f"--replications {override}: must be a whole number of at least 1.")
+        return override
+    if sc.experiment and "replications" in sc.experiment:
+        return int(sc.experiment["replications"])
+    return sc.replications
+
+
+def make_plan(sc: Scenario, replications: int | None = None) -> Plan:
+    """Baseline + interventions + sweep points; sweep points become interventions of a copy."""
+    import copy
+
+    taken: set[str] = set()
+    variants = [Variant(BASELINE, slugify(BASELINE, taken), "baseline")]
+    variants += [Variant(i.name, slugify(i.name, taken), "intervention") for i in sc.interventions]
+    expanded = copy.copy(sc)
+    expanded.interventions = list(sc.interventions)
+    points = sweep_points(sc)
+    names = {v.name for v in variants}
+    for pt in points:
+        name = point_name(pt)
+        if name in names:  # the same point twice (a grid with repeated values, or rounding)
+            i = 2
+            while f"{name} #{i}" in names:
+                i += 1
+            name = f"{name} #{i}"
+        names.add(name)
+        expanded.interventions.append(Intervention(name, dict(pt), "sweep point"))
+        variants.append(Variant(name, slugify(name, taken), "sweep", dict(pt)))
+    method = sc.experiment.get("method", "sets" if "sets" in sc.experiment else "grid") if sc.experiment else None
+    return Plan(expanded, variants, experiment_replications(sc, replications), method)
+
+
+# --------------------------------------------------------------------------------------------
+# One run (in a worker process, a Dask worker or this process)
+# --------------------------------------------------------------------------------------------
+_PLANS: dict[str, Plan] = {}
+
+
+def _plan_in_worker(raw: dict, path: str | None) -> Plan:
+    key = hashlib.sha256(json.dumps([raw, path], sort_keys=True, default=str).encode()).hexdigest()
+    if key not in _PLANS:
+        _PLANS.clear()
+        _PLANS[key] = make_plan(scenario_from_dict(raw, Path(path) if path else None))
+    return _PLANS[key]
+
+
+def run_task(raw: dict, path: str | None, variant: str, seed: int, out: str) -> dict:
+    """Run one (variant, seed) and write its folder. Returns a status dict, never raises on errors."""
+    from .runner import run_one
+
+    try:
+        plan = _plan_in_worker(raw, path)
+        result = run_one(plan.scenario, variant, seed, out=Path(out), progress=False)
+        return {"status": "ok", "wall_s": result.summary["wall_s"], "pid": os.getpid()}
+    except UserError as e:
+        return {"status": "user_error", "message": str(e)}
+    except Exception as e:  # noqa: BLE001 - reported with the run's variant and seed
+        return {"status": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+
+
+def expected_hash(plan: Plan, spec: RunSpec) -> str:
+    from .runner import run_hash
+
+    return run_hash(plan.scenario.resolved(spec.variant, spec.seed), spec.variant)
+
+
+def is_finished(out: Path, plan: Plan, spec: RunSpec) -> bool:
+    """A run counts as done when its summary.json exists and its bundle's hash matches the inputs."""
+    folder = out / spec.folder
+    if not (folder / "summary.json").is_file():
+        return False
+    try:
+        bundle = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bundle.get("hash") == expected_hash(plan, spec)
+
+
+def _clean_partials(out: Path) -> None:
+    """Temporary folders/files of runs killed mid-write (``.name.xxxx.partial``)."""
+    root = out / RUNS_DIR
+    if root.is_dir():
+        for p in root.rglob(".*.partial"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    for p in out.glob(".*.partial"):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Executors
+# --------------------------------------------------------------------------------------------
+def _worker_init(threads: int) -> None:
+    # Leave one core per worker: numba's own threads would otherwise oversubscribe the machine.
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def _iter_local(tasks: list[tuple], workers: int):
+    """Yield (index, result) as runs finish on a spawn-started process pool (or in-process)."""
+    if workers <= 1 or len(tasks) <= 1:
+        for i, t in enumerate(tasks):
+            yield i, run_task(*t)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    n = min(workers, len(tasks))
+    threads = max(1, (os.cpu_count() or 1) // n)
+    ex = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(threads,))
+    try:
+        futures = {ex.submit(run_task, *t): i for i, t in enumerate(tasks)}
+        for f in as_completed(futures):
+            yield futures[f], f.result()
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in list((getattr(ex, "_processes", None) or {}).values()):
+            p.terminate()  # a run killed mid-write leaves only a .partial folder, cleaned next time
+        raise
+    else:
+        ex.shutdown(wait=True)
+
+
+def _iter_dask(tasks: list[tuple], address: str):
+    try:
+        from distributed import Client, as_completed
+    except ImportError:  # pragma: no cover - dask is a dependency
+        raise UserError("--scheduler needs dask.distributed: pip install 'dask[distributed]'.") from None
+    try:
+        client = Client(address, timeout=os.environ.get("CITYTWIN_DASK_TIMEOUT", "20s"))
+    except (OSError, TimeoutError, ValueError) as e:
+        raise UserError(f"--scheduler {address}: cannot reach the Dask scheduler ({e}). Start one with "
+                        "`dask scheduler` and workers with `dask worker ADDRESS`, or leave --scheduler out "
+                        "to run on this machine.") from None
+    try:
+        futures = [client.submit(run_task, *t, key=f"citytwin-run-{i}-{hashlib.sha1(repr(t).encode()).hexdigest()[:12]}",
+                                 pure=False) for i, t in enumerate(tasks)]
+        index = {f.key: i for i, f in enumerate(futures)}
+        for f in as_completed(futures):
+            yield index[f.key], f.result()
+    except BaseException:
+        client.cancel(futures) if "futures" in locals() else None
+        raise
+    finally:
+        client.close()
+
+
+# --------------------------------------------------------------------------------------------
+# compare()
+# --------------------------------------------------------------------------------------------
+@dataclass
+class CompareResult:
+    out: Path
+    plan: Plan
+    runs: pd.DataFrame
+    comparison: pd.DataFrame
+    ran: int
+    reused: int
+    headlines: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def text(self) -> str:
+        n_var = len(self.plan.variants)
+        lines = [f"{self.plan.scenario.name}: {n_var} variants × {self.plan.replications} replications = "
+                 f"{len(self.runs)} runs ({self.ran} run now, {self.reused} reused) in {self.wall_s:.1f} s"]
+        lines += [f"  - {h}" for h in self.headlines]
+        lines.append(f"comparison table: {self.out / 'comparison.csv'}")
+        lines.append(f"report:           {self.out / 'report.html'}")
+        return "\n".join(lines)
+
+
+def compare(scenario_path, out, replications: int | None = None, workers: int | None = None,
+            scheduler: str | None = None, progress: bool = True, report: bool = True) -> CompareResult:
+    """Run every variant × replication (skipping finished runs), then write the tables and report."""
+    from .runner import check_out_dir
+
+    started = time.perf_counter()
+    sc = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
+    out = Path(out)
+    check_out_dir(out)
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise UserError(f"--workers {workers}: must be at least 1.")
+    plan = make_plan(sc, replications)
+    plan.scenario.load_city()  # a missing city fails here, once, before any worker starts
+    out.mkdir(parents=True, exist_ok=True)
+    _clean_partials(out)
+    specs = plan.runs
+    todo = [s for s in specs if not is_finished(out, plan, s)]
+    raw, path = sc.raw, (str(sc.path.resolve()) if sc.path else None)
+    tasks = [(raw, path, s.variant, s.seed, str((out / s.folder).resolve())) for s in todo]
+    failures: list[tuple[RunSpec, dict]] = []
+    workers = workers or os.cpu_count() or 1
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), unit="run", desc="runs", file=sys.stderr,
+               disable=not progress or not todo, dynamic_ncols=True)
+    try:
+        it = _iter_dask(tasks, scheduler) if scheduler else _iter_local(tasks, workers)
+        for i, res in it:
+            spec = todo[i]
+            if res["status"] == "user_error":
+                # Bad input fails the same way in every run: say it once and stop.
+                raise UserError(res["message"])
+            if res["status"] == "error":
+                failures.append((spec, res))
+                bar.write(f"run failed: {spec.label}: {res['error']}", file=sys.stderr)
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        done = sum(is_finished(out, plan, s) for s in specs)
+        print(f"\ninterrupted: {done} of {len(specs)} runs are saved in {out / RUNS_DIR}; run the same "
+              "command again to continue from there.", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    if failures:
+        _report_failures(out, failures)
+    result = collect(plan, out, report=report)
+    result.ran, result.reused = len(todo), len(specs) - len(todo)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def _report_failures(out: Path, failures) -> None:
+    from .outputs import atomic_file
+
+    log = out / "errors.log"
+    with atomic_file(log, "w", encoding="utf-8") as f:
+        for spec, res in failures:
+            f.write(f"=== {spec.label} ({spec.folder})\n{res['traceback']}\n")
+    first = "; ".join(f"{s.label}: {r['error']}" for s, r in failures[:3])
+    more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
+    raise RunFailed(f"{len(failures)} run(s) failed with an unexpected error: {first}{more}. Full tracebacks are "
+                    f"in {log}. The other runs are saved; after a fix, run the same command again to finish.")
+
+
+# --------------------------------------------------------------------------------------------
+# Tables from the run folders
+# --------------------------------------------------------------------------------------------
+def flatten_kpis(kpis: dict) -> dict[str, float]:
+    """Scalar KPIs as they are; dict KPIs as ``kpi.key`` columns; anything else is left out."""
+    flat: dict[str, float] = {}
+    for name, value in kpis.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    flat[f"{name}.{k}"] = float(v)
+        elif isinstance(value, bool):
+            flat[name] = float(value)
+        elif isinstance(value, (int, float)):
+            flat[name] = float(value)
+    return flat
+
+
+def _param_cell(v):
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+
+
+def runs_table(plan: Plan, out: Path) -> tuple[pd.DataFrame, list[str], dict]:
+    """One tidy row per run: variant, replication, seed, parameters, KPIs (dict KPIs flattened)."""
+    rows, kpi_cols, units, dict_kpis = [], [], {}, set()
+    params_cache: dict[str, dict] = {}
+    for spec in plan.runs:
+        folder = out / spec.folder
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        if spec.variant not in params_cache:
+            params_cache[spec.variant] = {k: _param_cell(v) for k, v in plan.scenario.params_for(spec.variant).items()}
+        flat = flatten_kpis(summary["kpis"])
+        dict_kpis.update(k for k, v in summary["kpis"].items() if isinstance(v, dict))
+        for k in flat:
+            if k not in kpi_cols:
+                kpi_cols.append(k)
+        units.update(summary.get("units", {}))
+        rows.append({"variant": spec.variant, "variant_kind": plan.variant(spec.variant).kind,
+                     "replication": spec.replication, "seed": spec.seed, **params_cache[spec.variant],
+                     **flat, "wall_s": summary.get("wall_s"), "simulated_s": summary.get("simulated_s"),
+                     "run_dir": spec.folder})
+    df = pd.DataFrame(rows)
+    # A key missing from a dict KPI (a gate nobody used, a level of service never reached) counts 0.
+    for k in kpi_cols:
+        if k.split(".")[0] in dict_kpis:
+            df[k] = df[k].fillna(0.0)
+    # Order: identity, parameters, KPIs, bookkeeping.
+    ident = ["variant", "variant_kind", "replication", "seed"]
+    params = [c for c in df.columns if c not in ident + kpi_cols + ["wall_s", "simulated_s", "run_dir"]]
+    df = df[ident + params + kpi_cols + ["wall_s", "simulated_s", "run_dir"]]
+    return df, kpi_cols, units
+
+
+def collect(plan: Plan, out: Path, report: bool = True) -> CompareResult:
+    from . import stats
+    from .outputs import write_json, write_table
+
+    runs, kpi_cols, units = runs_table(plan, out)
+    table = stats.compare_table(runs, kpi_cols, BASELINE, units, [v.name for v in plan.variants])
+    write_table(runs, out / "runs")
+    write_table(table, out / "comparison", formats=("csv",))
+    write_json({"scenario": plan.scenario.name, "scenario_file": str(plan.scenario.path),
+                "model": plan.scenario.model, "replications": plan.replications, "method": plan.method,
+                "seeds": f"replication k uses seed {plan.scenario.seed} + k (common random numbers)",
+                "variants": [{"name": v.name, "slug": v.slug, "kind": v.kind, "point": v.point}
+                             for v in plan.variants],
+                "kpis": kpi_cols, "units": units}, out / "experiment.json")
+    result = CompareResult(out, plan, runs, table, 0, 0)
+    from .report import headlines, write_report
+
+    result.headlines = headlines(plan, table)
+    if report:
+        write_report(plan, out, runs, table, kpi_cols, units)
+    return result
