@@ -1,0 +1,76 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+
+from tests.factories import write_scenario
+from twin.core.errors import UserError
+from twin.core.grid import GridField
+from twin.exports import extent_polygons, parse_outputs
+from twin.runner import run_one
+from twin.scenario import load_scenario
+
+OUTPUTS = ("[outputs]\nsnapshot_times_s = [10, 40.5, 500]\ntrajectory_interval_s = 5\n"
+           "extent_thresholds = { max_count = 0.5 }\n")
+
+
+def test_outputs_table_exports_snapshots_extents_and_trajectories(tmp_path, tiny_city):
+    plain = load_scenario(write_scenario(tmp_path, tiny_city, "[parameters]\nwalkers = 40\n", name="plain",
+                                         duration_s=600))
+    sc = load_scenario(write_scenario(tmp_path, tiny_city, "[parameters]\nwalkers = 40\n\n" + OUTPUTS,
+                                      name="exp", duration_s=600))
+    out = tmp_path / "run"
+    with_exports = run_one(sc, out=out)
+    without = run_one(plain)
+    # Pausing to read the model must not change a single number.
+    assert with_exports.summary["kpis"] == without.summary["kpis"]
+    assert with_exports.timeseries.equals(without.timeseries)
+    layers = dict(pyogrio.list_layers(out / "exports.gpkg"))
+    assert set(layers) == {"agents", "max_count_extent"}
+    import geopandas as gpd
+
+    agents = gpd.read_file(out / "exports.gpkg", layer="agents")
+    # 500 s is after every walker finished (the run stops early): no snapshot is invented for it.
+    assert sorted(set(agents["time_s"])) == [10.0, 41.0] and len(agents) == 80
+    assert set(agents["state"]) <= {"walking", "done"} and agents.crs.to_epsg() == 32650
+    ext = gpd.read_file(out / "exports.gpkg", layer="max_count_extent")
+    assert len(ext) >= 1 and (ext["area_m2"] > 0).all() and (ext["threshold"] == 0.5).all()
+    traj = pd.read_parquet(out / "trajectories.parquet")
+    assert list(traj.columns) == ["time_s", "agent", "x", "y", "state"]
+    assert np.allclose(np.sort(traj["time_s"].unique()) % 5, 0) and traj.groupby("time_s").size().eq(40).all()
+    walker0 = traj[traj.agent == 0].sort_values("time_s")
+    assert walker0["x"].is_monotonic_increasing  # the toy walks east
+    resolved = (out / "scenario.toml").read_text()
+    assert "[outputs]" in resolved and "trajectory_interval_s = 5" in resolved
+
+
+def test_extent_polygons_cover_the_cells_above_threshold():
+    v = np.zeros((4, 6), np.float32)
+    v[1:3, 1:4] = 0.5  # 6 cells of 2 m × 2 m
+    v[0, 5] = 0.2
+    g = GridField("max_depth", v, 100.0, 208.0, 2.0, unit="m")
+    poly = extent_polygons(g, 0.1, "EPSG:32650")
+    assert round(poly["area_m2"].sum(), 6) == 28.0 and len(poly) == 2
+    assert len(extent_polygons(g, 0.3, "EPSG:32650")) == 1
+
+
+@pytest.mark.parametrize("table, expected", [
+    ({"snapshot_time_s": [1]}, '(did you mean "snapshot_times_s"?)'),
+    ({"snapshot_times_s": [-1]}, "outside the run"),
+    ({"snapshot_times_s": ["10 s"]}, "list of times in seconds"),
+    ({"trajectory_interval_s": 0}, "positive number of seconds"),
+    ({"extent_thresholds": {"max_depth": "deep"}}, "extent_thresholds.max_depth"),
+])
+def test_bad_outputs_tables(table, expected):
+    with pytest.raises(UserError) as e:
+        parse_outputs(table, "s.toml", 600)
+    assert expected in str(e.value) and "[outputs]" in str(e.value)
+
+
+def test_unknown_raster_threshold_names_the_rasters(tmp_path, tiny_city):
+    sc = load_scenario(write_scenario(tmp_path, tiny_city, "[outputs]\nextent_thresholds = { max_depth = 0.1 }\n"))
+    with pytest.raises(UserError, match='no raster "max_depth".*max_count'):
+        run_one(sc, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
