@@ -1,0 +1,456 @@
+"""Crowd dispersal at a railway station (model ``station_dispersal``).
+
+Trains release passengers (``sources``); they walk through the station (collision-free speed model
+or social force model, Numba kernels over numpy arrays) to an exit gate chosen by route cost,
+leave, walk to their onward metro entrance, bus stop or taxi rank, queue there and board.
+
+Per-step state (positions, velocities, desired speeds, targets, states) lives in numpy arrays;
+one ``step`` calls a handful of whole-array operations and no per-agent Python code. Mesa is used
+for the model clock, the seeded generator and the data collector; passengers are rows, not Mesa
+agents.
+
+Density (for ``max_density_ppm2``, the ``density`` field and LOS): every ``density_interval_s``
+the walking passengers are counted on a 1 m grid, the counts are smoothed with a separable
+[1/4, 1/2, 1/4] tent (about a 2 x 2 m window) and divided by the walkable area under the same
+tent. Fruin's walkway LOS of the worst (densest) cell is accumulated in ``los_seconds`` while
+anyone is in the station.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from twin.core.errors import UserError
+from twin.core.grid import GridField
+from twin.core.model_contract import KPI, CityModel, Param, Snapshot
+
+from . import kernels as K
+from .crowd import Crowd, MotionParams
+from .geometry import MODES, ONWARD_KINDS, build_station, check_connectivity
+from .navigation import build_navigation
+from .transport import Onward
+
+WALKING, QUEUEING, EXITED, ONWARD, BOARDED = 0, 1, 2, 3, 4
+PENDING = -1
+LOS_LETTERS = ("A", "B", "C", "D", "E", "F")
+# Fruin walkway LOS, lower bound of space per person (m²) for A..E
+LOS_SPACE = (3.25, 2.32, 1.39, 0.93, 0.46)
+
+
+def los_letter(density: float) -> str:
+    if density <= 0:
+        return "A"
+    space = 1.0 / density
+    for letter, bound in zip(LOS_LETTERS, LOS_SPACE):
+        if space > bound:
+            return letter
+    return "F"
+
+
+P = Param
+PARAMS = (
+    P("motion_model", "-", "collision_free",
+      "Walking model: collision_free (Tordeux et al. 2016, as JuPedSim's CollisionFreeSpeedModel) or "
+      "social_force (Helbing et al. 2000).", str, choices=("collision_free", "social_force")),
+    P("desired_speed_mps", "m/s", 1.34, "Mean free walking speed (Weidmann 1993).", float, 0.3, 3.0),
+    P("desired_speed_sd_mps", "m/s", 0.26, "Standard deviation of free speeds; draws are truncated to 0.5-2.0 m/s.",
+      float, 0.0, 1.0),
+    P("body_radius_m", "m", 0.14, "Body radius; 2 x radius is the contact distance of the speed model.",
+      float, 0.1, 0.35),
+    P("time_gap_s", "s", 1.0, "Collision-free model: time gap T in v = min(v0, spacing / T).", float, 0.3, 3.0),
+    P("repulsion_strength", "-", 5.0, "Collision-free model: neighbour repulsion strength a.", float, 0.0, 20.0),
+    P("repulsion_range_m", "m", 0.2, "Collision-free model: neighbour repulsion range D.", float, 0.02, 1.0),
+    P("time_step_s", "s", 0.0, "Time step; 0 = automatic (0.05 s collision-free, 0.01 s social force).",
+      float, 0.0, 0.2),
+    P("release_spread_s", "s", 60.0, "Each train's passengers appear spread evenly over this period.", float, 0.0, 1800.0),
+    P("stagger_releases_s", "s", 0.0, "Extra spacing added between successive train releases (intervention).",
+      float, 0.0, 1800.0),
+    P("share_metro", "-", 0.45, "Share of passengers continuing by metro.", float, 0.0, 1.0),
+    P("share_bus", "-", 0.25, "Share continuing by bus.", float, 0.0, 1.0),
+    P("share_taxi", "-", 0.05, "Share continuing by taxi.", float, 0.0, 1.0),
+    P("share_walk", "-", 0.25, "Share leaving on foot (done at the gate).", float, 0.0, 1.0),
+    P("open_gates", "-", [], "Gate ids to open regardless of the gates layer.", list),
+    P("closed_gates", "-", [], "Gate ids to close regardless of the gates layer.", list),
+    P("guidance_share", "-", 0.0, "Share of passengers guided by live crowd information (city brain).",
+      float, 0.0, 1.0),
+    P("guidance_gates", "-", [], "Gates guided passengers may be sent to (empty: all open gates).", list),
+    P("barriers", "-", [], "Extra obstacles: WKT polygons/lines in the city CRS, or ids of obstacles with "
+      "optional = true.", list),
+    P("reroute_interval_s", "s", 3.0, "How often exit choice is re-evaluated.", float, 0.5, 60.0),
+    P("reroute_hysteresis_s", "s", 10.0, "A passenger switches exit only if it saves more than this.", float, 0.0, 300.0),
+    P("perception_radius_m", "m", 20.0, "Unguided passengers see a gate's queue only within this walking distance.",
+      float, 0.0, 1000.0),
+    P("route_noise_s", "s", 5.0, "Spread of personal preferences between exits (sd of a fixed cost offset).",
+      float, 0.0, 120.0),
+    P("gate_flow_pps_per_m", "1/(m s)", 1.3, "Specific flow a gate serves, for the expected queue time.", float, 0.2, 5.0),
+    P("queue_radius_m", "m", 6.0, "Passengers within this walking distance of a gate count as its queue.",
+      float, 1.0, 50.0),
+    P("onward_detour_factor", "-", 1.3, "Walking distance gate to POI = straight distance x this.", float, 1.0, 3.0),
+    P("metro_headway_s", "s", 120.0, "Metro: time between trains.", float, 30.0, 3600.0),
+    P("metro_capacity", "persons", 400, "Metro: boarders per train per entrance (POI capacity overrides).", int, 1, 5000),
+    P("bus_headway_s", "s", 300.0, "Bus: time between buses at each stop.", float, 30.0, 7200.0),
+    P("bus_capacity", "persons", 80, "Bus: passengers per bus (POI capacity overrides).", int, 1, 300),
+    P("extra_buses_per_hour", "1/h", 0.0, "Extra buses per hour at every stop (intervention).", float, 0.0, 120.0),
+    P("taxi_rate_per_min", "1/min", 10.0, "Taxis departing per minute at each rank.", float, 0.1, 120.0),
+    P("taxi_pax_per_car", "persons", 2, "Passengers per taxi.", int, 1, 8),
+    P("grid_cell_m", "m", 0.25, "Cell size of the navigation fields.", float, 0.05, 1.0),
+    P("density_interval_s", "s", 1.0, "How often density, max density and LOS are sampled.", float, 0.1, 60.0),
+)
+
+KPIS = (
+    KPI("agents_total", "persons", "Passengers released so far (all of them at the end)."),
+    KPI("agents_exited", "persons", "Passengers who left the station through a gate.", headline=True),
+    KPI("clearance_time_s", "s", "Time the last passenger boarded or left the area (elapsed time while "
+        "anyone remains).", headline=True),
+    KPI("station_clearance_time_s", "s", "Time the last passenger left the station through a gate (elapsed time "
+        "while anyone remains inside or is still to arrive)."),
+    KPI("mean_egress_time_s", "s", "Mean time from appearing to boarding / leaving the area (finished ones; 0 before).",
+        headline=True),
+    KPI("p95_egress_time_s", "s", "95th percentile of the egress time (finished ones; 0 before)."),
+    KPI("mean_station_time_s", "s", "Mean time from appearing to passing a gate (0 before anyone)."),
+    KPI("mean_onward_wait_s", "s", "Mean wait in the onward queue of those who boarded (0 before)."),
+    KPI("max_density_ppm2", "persons/m2", "Highest density so far (1 m grid, ~2 x 2 m tent window).", headline=True),
+    KPI("density_ppm2", "persons/m2", "Highest density now."),
+    KPI("agents_in_station", "persons", "Passengers walking in the station now."),
+    KPI("agents_waiting_onward", "persons", "Passengers walking to or queueing at their onward transport."),
+    KPI("agents_done", "persons", "Passengers who boarded or walked away."),
+    KPI("exited_by_gate", "persons", "Passengers who left through each gate.", per_step=False),
+    KPI("los_seconds", "s", "Seconds the densest area spent at each Fruin walkway LOS (A-F).", per_step=False),
+    KPI("boarded_by_poi", "persons", "Passengers who boarded at each onward POI.", per_step=False),
+)
+
+
+class StationDispersalModel(CityModel):
+    name = "station_dispersal"
+    title = "Station crowd dispersal"
+    description = ("Passengers leave trains, walk through the station to an exit (collision-free speed or "
+                   "social force model) and continue by metro, bus, taxi or on foot.")
+    params = PARAMS
+    kpis = KPIS
+    required_layers = ("walkable", "gates", "sources")
+    optional_layers = ("obstacles", "pois")
+    state_names = ("walking", "queueing", "exited", "onward", "boarded")
+    report_interval_s = 10.0
+
+    def __init__(self, city, *, duration_s: float, seed: int, **params):
+        super().__init__(city, duration_s=duration_s, seed=seed, **params)
+        p = self.p
+        shares = np.array([p["share_walk"], p["share_metro"], p["share_bus"], p["share_taxi"]])
+        if abs(shares.sum() - 1.0) > 1e-6:
+            raise UserError(
+                f"parameters share_metro + share_bus + share_taxi + share_walk = {shares.sum():.3f}; "
+                "they must sum to 1 (e.g. 0.45, 0.25, 0.05, 0.25)."
+            )
+        self.station = st = build_station(city, p)
+        self.motion = MotionParams(model=p["motion_model"], radius=p["body_radius_m"], time_gap=p["time_gap_s"],
+                                   a_rep=p["repulsion_strength"], d_rep=p["repulsion_range_m"])
+        self.dt_s = p["time_step_s"] or self.motion.default_dt()
+        self.nav = nav = build_navigation(st.free, [(g.id, g.geom) for g in st.gates], cell_m=p["grid_cell_m"])
+        self.gate_open = np.array([g.open for g in st.gates], dtype=np.bool_)
+        check_connectivity(st, nav, self.gate_open)
+        G = len(st.gates)
+        rng = self.rng
+
+        # -- passengers: blocks per source, sorted by release time -----------------------------
+        order = sorted(range(len(st.sources)), key=lambda i: (st.sources[i].release_s, i))
+        rank = {s: k for k, s in enumerate(order)}
+        spread = p["release_spread_s"]
+        rel, src_of = [], []
+        self.src_ranges = []
+        n0 = 0
+        for si, src in enumerate(st.sources):
+            t0 = src.release_s + rank[si] * p["stagger_releases_s"]
+            m = src.count
+            times = t0 + (np.arange(m) + 0.5) / max(m, 1) * spread if spread > 0 else np.full(m, t0)
+            rel.append(times)
+            src_of.append(np.full(m, si))
+            self.src_ranges.append((n0, n0 + m))
+            n0 += m
+        self.N = N = n0
+        self.release_t = np.concatenate(rel) if rel else np.zeros(0)
+        self.src_of = np.concatenate(src_of).astype(np.int32) if src_of else np.zeros(0, np.int32)
+        self.src_ptr = [a for a, _ in self.src_ranges]
+        self.v0 = np.clip(rng.normal(p["desired_speed_mps"], p["desired_speed_sd_mps"], N), 0.5, 2.0)
+        self.mode = rng.choice(4, size=N, p=shares / shares.sum()).astype(np.int32)
+        self.guided = rng.random(N) < p["guidance_share"]
+        self.route_noise = (rng.normal(0.0, p["route_noise_s"], (N, G)) if p["route_noise_s"] > 0
+                            else np.zeros((N, G)))
+        self.state = np.full(N, PENDING, dtype=np.int8)
+        self.t_appear = np.full(N, np.nan)
+        self.t_exit = np.full(N, np.nan)
+        self.t_poi = np.full(N, np.nan)
+        self.t_done = np.full(N, np.nan)
+        self.gate_of = np.full(N, -1, dtype=np.int32)
+        self.poi_of = np.full(N, -1, dtype=np.int32)
+        self.exit_xy = np.zeros((N, 2))
+
+        # -- route choice tables ---------------------------------------------------------------
+        self.onward = Onward(st.pois, p, rng)
+        poi_xy = self.onward.poi_xy()
+        self.onward_m = np.zeros((G, 4))
+        self.onward_poi = np.full((G, 4), -1, dtype=np.int32)
+        for mi, mode in enumerate(MODES):
+            if mode == "walk":
+                continue
+            kinds = np.array([q.kind == ONWARD_KINDS[mode] for q in st.pois], dtype=bool)
+            if not kinds.any():
+                continue
+            idx = np.flatnonzero(kinds)
+            for g, gate in enumerate(st.gates):
+                d = np.hypot(poi_xy[idx, 0] - gate.x, poi_xy[idx, 1] - gate.y) * p["onward_detour_factor"]
+                self.onward_m[g, mi] = d.min()
+                self.onward_poi[g, mi] = idx[np.argmin(d)]
+        guided_allowed = self.gate_open.copy()
+        if p["guidance_gates"]:
+            guided_allowed = np.array([g.id in p["guidance_gates"] for g in st.gates]) & self.gate_open
+        self.allowed_guided = guided_allowed
+        self.gate_cap = np.array([p["gate_flow_pps_per_m"] * g.width_m for g in st.gates])
+        self.queue_s = np.zeros(G)
+        self._next_reroute = 0.0
+
+        # -- release candidates: free cells well clear of walls and gates, per source -----------
+        from .navigation import rasterize
+
+        xs, ys = nav.cell_centres()
+        ok = nav.free & (nav.wall_d >= self.motion.radius + 0.2) & (nav.zone < 0)
+        self.src_cells = []
+        for src in st.sources:
+            m = rasterize(src.geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & ok
+            if not m.any():
+                m = rasterize(src.geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & nav.free & (
+                    nav.wall_d >= self.motion.radius)
+            if not m.any():
+                raise UserError(f'layer sources: source "{src.id}" has no room for a person (it is narrower than '
+                                f"{2 * self.motion.radius:.2f} m between walls). Enlarge it.")
+            r, c = np.nonzero(m)
+            self.src_cells.append(np.c_[xs[c], ys[r]])
+
+        # -- crowd and density --------------------------------------------------------------------
+        self.crowd = Crowd(nav, max(N, 1), self.motion, cell_size=1.0, gate_open=self.gate_open)
+        self._setup_density()
+        self.exited_by_gate = np.zeros(G, dtype=np.int64)
+        self.los = dict.fromkeys(LOS_LETTERS, 0.0)
+        self._next_density = 0.0
+        self.density_now = 0.0
+        self.max_density = 0.0
+        self.n_released = 0
+        self.last_exit_t = 0.0
+        self.last_done_t = 0.0
+
+    # -- setup helpers ------------------------------------------------------------------------
+    def _setup_density(self) -> None:
+        nav = self.nav
+        rows_f, cols_f = nav.free.shape
+        h = nav.cell_m
+        cols = int(math.ceil(cols_f * h))
+        rows = int(math.ceil(rows_f * h))
+        cr = np.minimum((np.arange(rows_f) + 0.5) * h, rows - 1e-9).astype(int)
+        cc = np.minimum((np.arange(cols_f) + 0.5) * h, cols - 1e-9).astype(int)
+        area = np.zeros((rows, cols))
+        R, C = np.meshgrid(cr, cc, indexing="ij")
+        np.add.at(area, (R[nav.free], C[nav.free]), h * h)
+        from scipy.ndimage import convolve
+
+        w = np.array([0.25, 0.5, 0.25])
+        self.d_area = convolve(area, np.outer(w, w), mode="constant", cval=0.0)
+        self.d_rows, self.d_cols = rows, cols
+        self.d_counts = np.zeros((rows, cols))
+        self.d_field = np.zeros((rows, cols))
+        self.d_max = np.zeros((rows, cols))
+
+    # -- stepping -----------------------------------------------------------------------------
+    def step(self) -> None:
+        t, dt = self.time_s, self.dt_s
+        cr = self.crowd
+        cr.build_cells()
+        cr.move(dt)
+        cr.step_no += 1
+        t_new = t + dt
+        self._release(t_new)  # uses this step's cell lists: before exits compact the arrays
+        ex = cr.take_exits()
+        if ex is not None:
+            self._on_exit(t_new, *ex)
+        if t_new >= self._next_reroute - 1e-9:
+            self._reroute(force=False)
+            self._next_reroute = t_new + self.p["reroute_interval_s"]
+        self._onward(t_new)
+        if t_new >= self._next_density - 1e-9:
+            self._density(self.p["density_interval_s"])
+            self._next_density = t_new + self.p["density_interval_s"]
+        self.time_s = t_new
+        self.steps = getattr(self, "steps", 0) + 1
+
+    def _release(self, t: float) -> None:
+        cr = self.crowd
+        gap = 2.0 * self.motion.radius + 0.02
+        for si, (a, b) in enumerate(self.src_ranges):
+            ptr = self.src_ptr[si]
+            if ptr >= b or self.release_t[ptr] > t:
+                continue
+            end = ptr + int(np.searchsorted(self.release_t[ptr:b], t, side="right"))
+            end = min(end, ptr + 64)
+            m = end - ptr
+            cells = self.src_cells[si]
+            Kc = 6
+            pick = self.rng.integers(0, len(cells), size=(m, Kc))
+            jit = self.rng.uniform(-0.5, 0.5, size=(m, Kc, 2)) * self.nav.cell_m
+            cx = cells[pick, 0] + jit[..., 0]
+            cy = cells[pick, 1] + jit[..., 1]
+            px, py = cr.place(cx, cy, gap)
+            k = len(px)
+            if k == 0:
+                continue
+            ids = np.arange(ptr, ptr + k)
+            self.src_ptr[si] = ptr + k
+            self.state[ids] = WALKING
+            self.t_appear[ids] = t
+            self.n_released += k
+            tgt = self._choose(px, py, ids, np.zeros(k, dtype=np.int32), force=True)
+            cr.add(px, py, self.v0[ids], tgt, ids=ids)
+
+    def _choose(self, x, y, ids, cur, force):
+        allowed = np.where(self.guided[ids][:, None], self.allowed_guided[None, :], self.gate_open[None, :])
+        perceive = np.where(self.guided[ids], -1.0, self.p["perception_radius_m"])
+        nav = self.nav
+        return K.route_costs(x, y, self.v0[ids], self.mode[ids], np.arange(len(ids)), nav.floor,
+                             nav.x0, nav.y0, nav.inv_h, allowed, self.onward_m, self.queue_s, perceive,
+                             self.route_noise[ids], cur, self.p["reroute_hysteresis_s"], force)
+
+    def _reroute(self, force: bool) -> None:
+        cr = self.crowd
+        n = cr.n
+        nav = self.nav
+        counts = K.gate_counts(cr.x, cr.y, n, nav.floor, nav.x0, nav.y0, nav.inv_h, self.p["queue_radius_m"])
+        self.queue_s = counts / self.gate_cap
+        if n == 0:
+            return
+        ids = cr.ids[:n]
+        cr.tgt[:n] = self._choose(cr.x[:n], cr.y[:n], ids, cr.tgt[:n], force)
+
+    def _on_exit(self, t, ids, gates, x, y) -> None:
+        self.t_exit[ids] = t
+        self.gate_of[ids] = gates
+        self.exit_xy[ids, 0] = x
+        self.exit_xy[ids, 1] = y
+        self.exited_by_gate += np.bincount(gates, minlength=len(self.exited_by_gate))
+        self.last_exit_t = t
+        mode = self.mode[ids]
+        walk = mode == 0
+        self.state[ids[walk]] = EXITED
+        self.t_done[ids[walk]] = t
+        if walk.any():
+            self.last_done_t = t
+        on = ids[~walk]
+        if len(on):
+            poi = self.onward_poi[gates[~walk], mode[~walk]]
+            self.poi_of[on] = poi
+            self.state[on] = ONWARD
+            gx = np.array([g.x for g in self.station.gates])[gates[~walk]]
+            gy = np.array([g.y for g in self.station.gates])[gates[~walk]]
+            dist = self.onward_m[gates[~walk], mode[~walk]]
+            self.exit_xy[on, 0] = gx
+            self.exit_xy[on, 1] = gy
+            self.t_poi[on] = t + dist / self.v0[on]
+
+    def _onward(self, t: float) -> None:
+        onward = np.flatnonzero(self.state == ONWARD)
+        if len(onward):
+            arrived = onward[self.t_poi[onward] <= t]
+            self.state[arrived] = QUEUEING
+        if len(self.onward.due(t)):
+            waiting = np.flatnonzero(self.state == QUEUEING)
+            sel = self.onward.serve(t, waiting, self.poi_of[waiting], self.t_poi[waiting])
+            if len(sel):
+                b = waiting[sel]
+                self.state[b] = BOARDED
+                self.t_done[b] = t
+                self.last_done_t = t
+
+    def _density(self, interval: float) -> None:
+        cr = self.crowd
+        nav = self.nav
+        best = K.density_grid(cr.x, cr.y, cr.n, nav.x0, nav.y0, self.d_rows, self.d_cols, self.d_counts,
+                              self.d_area, self.d_field)
+        np.maximum(self.d_max, self.d_field, out=self.d_max)
+        self.density_now = best
+        self.max_density = max(self.max_density, best)
+        if cr.n > 0:
+            self.los[los_letter(best)] += interval
+
+    # -- contract -----------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        if self.n_released < self.N:
+            return False
+        return not np.any((self.state == WALKING) | (self.state == ONWARD) | (self.state == QUEUEING))
+
+    def counts(self) -> dict[str, int]:
+        s = self.state
+        return {name: int(np.count_nonzero(s == code)) for code, name in enumerate(self.state_names)} | {
+            "pending": int(np.count_nonzero(s == PENDING)), "released": self.n_released}
+
+    def current_kpis(self) -> dict:
+        s = self.state
+        done = np.isfinite(self.t_done)
+        eg = (self.t_done - self.t_appear)[done]
+        st_t = (self.t_exit - self.t_appear)[np.isfinite(self.t_exit)]
+        boarded = s == BOARDED
+        waits = (self.t_done - self.t_poi)[boarded]
+        remaining = self.n_released < self.N or np.any((s == WALKING) | (s == ONWARD) | (s == QUEUEING))
+        inside = self.n_released < self.N or np.any(s == WALKING)
+        return {
+            "agents_total": int(self.n_released),
+            "agents_exited": int(np.isfinite(self.t_exit).sum()),
+            "clearance_time_s": float(self.time_s if remaining else self.last_done_t),
+            "station_clearance_time_s": float(self.time_s if inside else self.last_exit_t),
+            "mean_egress_time_s": float(eg.mean()) if len(eg) else 0.0,
+            "p95_egress_time_s": float(np.percentile(eg, 95)) if len(eg) else 0.0,
+            "mean_station_time_s": float(st_t.mean()) if len(st_t) else 0.0,
+            "mean_onward_wait_s": float(waits.mean()) if len(waits) else 0.0,
+            "max_density_ppm2": float(self.max_density),
+            "density_ppm2": float(self.density_now),
+            "agents_in_station": int(np.count_nonzero(s == WALKING)),
+            "agents_waiting_onward": int(np.count_nonzero((s == ONWARD) | (s == QUEUEING))),
+            "agents_done": int(np.count_nonzero((s == EXITED) | boarded)),
+            "exited_by_gate": {g.id: int(c) for g, c in zip(self.station.gates, self.exited_by_gate)},
+            "los_seconds": {k: float(v) for k, v in self.los.items()},
+            "boarded_by_poi": {q.id: int(c) for q, c in zip(self.station.pois, self.onward.boarded_by_poi)},
+        }
+
+    def snapshot(self) -> Snapshot:
+        cr = self.crowd
+        n = cr.n
+        pos = [np.c_[cr.x[:n], cr.y[:n]]]
+        states = [np.full(n, WALKING, dtype=np.int8)]
+        on = np.flatnonzero(self.state == ONWARD)
+        if len(on):
+            poi_xy = self.onward.poi_xy()[self.poi_of[on]]
+            frac = np.clip((self.time_s - self.t_exit[on]) / np.maximum(self.t_poi[on] - self.t_exit[on], 1e-9), 0, 1)
+            pos.append(self.exit_xy[on] + (poi_xy - self.exit_xy[on]) * frac[:, None])
+            states.append(np.full(len(on), ONWARD, dtype=np.int8))
+        q = np.flatnonzero(self.state == QUEUEING)
+        if len(q):
+            poi_xy = self.onward.poi_xy()[self.poi_of[q]]
+            k = q % 997
+            r = 0.45 * np.sqrt(k)
+            a = k * 2.39996
+            pos.append(poi_xy + np.c_[r * np.cos(a), r * np.sin(a)])
+            states.append(np.full(len(q), QUEUEING, dtype=np.int8))
+        return Snapshot(
+            time_s=self.time_s,
+            positions=np.concatenate(pos).astype(np.float32),
+            states=np.concatenate(states),
+            state_names=self.state_names,
+            fields={"density": self._grid("density", self.d_field)},
+            kpis={k: v for k, v in self.current_kpis().items() if not isinstance(v, dict)},
+        )
+
+    def _grid(self, name: str, values: np.ndarray) -> GridField:
+        v = values.astype(np.float32).copy()
+        v[self.d_area <= 0.25] = np.nan
+        return GridField(name, v, self.nav.x0, self.nav.y0, 1.0, unit="persons/m2",
+                         doc="Walking passengers per m2: 1 m grid, [1/4,1/2,1/4] tent smoothing over walkable area.")
+
+    def rasters(self) -> dict[str, GridField]:
+        return {"max_density": self._grid("max_density", self.d_max)}

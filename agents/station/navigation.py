@@ -1,0 +1,256 @@
+"""Navigation fields on a fine raster: free space, wall distance, gate zones and floor fields.
+
+* ``free``: cells whose centre lies in walkable minus obstacles (rasterio, centre rule).
+* ``wall_d``: signed distance (m) from a cell centre to the nearest wall (positive in free space).
+  It is exact (shapely, nearest boundary segment through an STRtree) in a band of ``band_m``
+  around the walls and a Euclidean distance transform further away, where only its sign matters.
+  ``wall_nx, wall_ny`` is its unit gradient (pointing away from walls).
+* ``zone``: for each exit gate, the free cells within ``zone_m`` of the gate geometry. An agent
+  whose centre enters the zone of an open gate has crossed that gate.
+* ``floor[g]``: geodesic distance (m) to gate ``g``'s zone by fast marching (scikit-fmm) through
+  free cells, with travel slowed near walls (``wall_speed``) so that paths keep clear of walls and
+  round corners (so it is an "equivalent" distance, slightly above the true one near walls); blocked cells get the value of the nearest free cell plus their distance to it, so
+  the gradient points away from walls. ``dir_x, dir_y`` = ``-grad floor`` normalised: the
+  desired direction. Unreachable cells hold ``UNREACHABLE``.
+
+Fields depend only on geometry (not on which gates are open), so they are cached in memory and
+on disk (``$CITYTWIN_CACHE_DIR`` or ``~/.cache/citytwin/station``), keyed by a hash of the
+geometry and the grid settings.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import shapely
+from scipy import ndimage
+
+UNREACHABLE = 1.0e9
+_MEMO: dict[str, "NavGrid"] = {}
+_VERSION = "nav-v3"
+
+
+@dataclass
+class NavGrid:
+    x0: float  # west edge
+    y0: float  # north edge
+    cell_m: float
+    free: np.ndarray  # (rows, cols) bool
+    wall_d: np.ndarray  # float32
+    wall_nx: np.ndarray
+    wall_ny: np.ndarray
+    gate_ids: list[str]
+    zone: np.ndarray  # int32, -1 or gate index
+    floor: np.ndarray  # (G, rows, cols) float32
+    dir_x: np.ndarray
+    dir_y: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def shape(self):
+        return self.free.shape
+
+    @property
+    def inv_h(self) -> float:
+        return 1.0 / self.cell_m
+
+    @property
+    def bounds(self):
+        rows, cols = self.free.shape
+        return (self.x0, self.y0 - rows * self.cell_m, self.x0 + cols * self.cell_m, self.y0)
+
+    def cell_centres(self):
+        rows, cols = self.free.shape
+        xs = self.x0 + (np.arange(cols) + 0.5) * self.cell_m
+        ys = self.y0 - (np.arange(rows) + 0.5) * self.cell_m
+        return xs, ys
+
+    def index_of(self, x, y):
+        c = np.floor((np.asarray(x) - self.x0) / self.cell_m).astype(np.int64)
+        r = np.floor((self.y0 - np.asarray(y)) / self.cell_m).astype(np.int64)
+        return r, c
+
+    def sample(self, F, x, y) -> np.ndarray:
+        from .kernels import sample_field
+
+        return sample_field(F, self.x0, self.y0, self.inv_h, np.asarray(x, float).ravel(),
+                            np.asarray(y, float).ravel())
+
+    def reachable(self, g: int) -> np.ndarray:
+        return self.free & (self.floor[g] < UNREACHABLE * 0.5)
+
+
+def _cache_dir() -> Path | None:
+    d = os.environ.get("CITYTWIN_CACHE_DIR")
+    path = Path(d) / "station" if d else Path.home() / ".cache" / "citytwin" / "station"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    except OSError:
+        return None
+
+
+def geometry_key(free_geom, gates, cell_m, zone_m, band_m) -> str:
+    h = hashlib.sha256(_VERSION.encode())
+    h.update(shapely.to_wkb(shapely.normalize(free_geom), output_dimension=2))
+    for gid, geom in gates:
+        h.update(str(gid).encode())
+        h.update(shapely.to_wkb(geom, output_dimension=2))
+    h.update(np.array([cell_m, zone_m, band_m], dtype=np.float64).tobytes())
+    return h.hexdigest()[:32]
+
+
+def build_navigation(free_geom, gates: list[tuple[str, object]], cell_m: float = 0.25,
+                     zone_m: float = 0.3, band_m: float = 1.5, cache: bool = True) -> NavGrid:
+    """Fields for the free space ``free_geom`` and the exit ``gates`` [(id, geometry)]."""
+    key = geometry_key(free_geom, gates, cell_m, zone_m, band_m)
+    if cache and key in _MEMO:
+        return _MEMO[key]
+    cdir = _cache_dir() if cache else None
+    if cdir is not None and (cdir / f"{key}.npz").exists():
+        try:
+            nav = _load(cdir / f"{key}.npz")
+            _MEMO[key] = nav
+            return nav
+        except Exception:  # a corrupt cache file is rebuilt
+            pass
+    nav = _build(free_geom, gates, cell_m, zone_m, band_m)
+    if cache:
+        if len(_MEMO) > 6:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = nav
+        if cdir is not None:
+            try:
+                tmp = cdir / f"{key}.{os.getpid()}.tmp.npz"
+                _save(nav, tmp)
+                os.replace(tmp, cdir / f"{key}.npz")
+            except OSError:
+                pass
+    return nav
+
+
+def _save(nav: NavGrid, path: Path) -> None:
+    np.savez(path, x0=nav.x0, y0=nav.y0, cell_m=nav.cell_m, free=nav.free, wall_d=nav.wall_d,
+             wall_nx=nav.wall_nx, wall_ny=nav.wall_ny, gate_ids=np.array(nav.gate_ids, dtype=str),
+             zone=nav.zone, floor=nav.floor, dir_x=nav.dir_x, dir_y=nav.dir_y)
+
+
+def _load(path: Path) -> NavGrid:
+    with np.load(path) as z:
+        return NavGrid(float(z["x0"]), float(z["y0"]), float(z["cell_m"]), z["free"], z["wall_d"],
+                       z["wall_nx"], z["wall_ny"], [str(s) for s in z["gate_ids"]], z["zone"],
+                       z["floor"], z["dir_x"], z["dir_y"])
+
+
+def rasterize(geom, x0, y0, cell_m, shape, all_touched=False) -> np.ndarray:
+    from rasterio import features
+    from rasterio.transform import from_origin
+
+    if geom is None or geom.is_empty:
+        return np.zeros(shape, dtype=bool)
+    out = features.rasterize([(geom, 1)], out_shape=shape, transform=from_origin(x0, y0, cell_m, cell_m),
+                             fill=0, all_touched=all_touched, dtype="uint8")
+    return out.astype(bool)
+
+
+def _build(free_geom, gates, cell_m, zone_m, band_m) -> NavGrid:
+    minx, miny, maxx, maxy = free_geom.bounds
+    pad = 3 * cell_m
+    x0 = np.floor((minx - pad) / cell_m) * cell_m
+    y0 = np.ceil((maxy + pad) / cell_m) * cell_m
+    cols = int(np.ceil((maxx + pad - x0) / cell_m))
+    rows = int(np.ceil((y0 - (miny - pad)) / cell_m))
+    shape = (rows, cols)
+    free = rasterize(free_geom, x0, y0, cell_m, shape)
+
+    # signed wall distance: EDT everywhere, exact near walls
+    d_in = ndimage.distance_transform_edt(free) * cell_m - 0.5 * cell_m
+    d_out = ndimage.distance_transform_edt(~free) * cell_m - 0.5 * cell_m
+    wall_d = np.where(free, d_in, -d_out)
+    band = np.abs(wall_d) < band_m
+    rr, cc = np.nonzero(band)
+    if len(rr):
+        px = x0 + (cc + 0.5) * cell_m
+        py = y0 - (rr + 0.5) * cell_m
+        segs = _segments(free_geom.boundary)
+        tree = shapely.STRtree(segs)
+        pts = shapely.points(px, py)
+        _, dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+        wall_d[rr, cc] = np.where(free[rr, cc], dist, -dist)
+    wall_d = wall_d.astype(np.float32)
+    gy, gx = np.gradient(wall_d.astype(np.float64), cell_m)
+    gy = -gy  # rows run southwards
+    norm = np.hypot(gx, gy)
+    norm[norm < 1e-9] = 1.0
+    wall_nx = (gx / norm).astype(np.float32)
+    wall_ny = (gy / norm).astype(np.float32)
+
+    G = len(gates)
+    zone = np.full(shape, -1, dtype=np.int32)
+    floor = np.full((max(G, 1), rows, cols), UNREACHABLE, dtype=np.float32)
+    dir_x = np.zeros((max(G, 1), rows, cols), dtype=np.float32)
+    dir_y = np.zeros((max(G, 1), rows, cols), dtype=np.float32)
+    for g, (gid, geom) in enumerate(gates):
+        z = rasterize(geom.buffer(zone_m), x0, y0, cell_m, shape) & free
+        if not z.any():  # very thin gate zone: take touched cells
+            z = rasterize(geom.buffer(zone_m), x0, y0, cell_m, shape, all_touched=True) & free
+        zone[z & (zone < 0)] = g
+        if z.any():
+            floor[g] = _floor_field(free, z, cell_m, wall_d)
+            dir_x[g], dir_y[g] = _directions(floor[g], cell_m)
+    return NavGrid(float(x0), float(y0), float(cell_m), free, wall_d, wall_nx, wall_ny,
+                   [str(g) for g, _ in gates], zone, floor, dir_x, dir_y)
+
+
+def _segments(boundary):
+    coords = []
+    for line in getattr(boundary, "geoms", [boundary]):
+        c = np.asarray(line.coords)
+        if len(c) >= 2:
+            coords.append(np.stack([c[:-1, :2], c[1:, :2]], axis=1))
+    arr = np.concatenate(coords, axis=0)
+    return shapely.linestrings(arr)
+
+
+def wall_speed(wall_d: np.ndarray) -> np.ndarray:
+    """Relative travel speed of the floor field: 1 beyond 0.6 m from walls, falling to 0.25 at
+    0.1 m, so that routes keep clear of walls and round corners instead of aiming at them."""
+    return 0.25 + 0.75 * np.clip((wall_d.astype(np.float64) - 0.1) / 0.5, 0.0, 1.0)
+
+
+def _floor_field(free: np.ndarray, target: np.ndarray, cell_m: float, wall_d: np.ndarray) -> np.ndarray:
+    import skfmm
+
+    phi = np.where(target, -1.0, 1.0)
+    masked = np.ma.MaskedArray(phi, mask=~free)
+    d = skfmm.travel_time(masked, wall_speed(wall_d), dx=cell_m)
+    vals = np.ma.filled(d, np.nan).astype(np.float64)
+    vals[target] = 0.0
+    ok = free & np.isfinite(vals)
+    # skfmm leaves unreachable free cells unmasked with stale values; detect them by labelling
+    lab, _ = ndimage.label(free)
+    reach_labels = np.unique(lab[target])
+    ok &= np.isin(lab, reach_labels[reach_labels > 0])
+    vals = np.maximum(vals, 0.0)
+    if not ok.any():
+        return np.full(free.shape, UNREACHABLE, dtype=np.float32)
+    dist, (ir, ic) = ndimage.distance_transform_edt(~ok, return_indices=True)
+    filled = vals[ir, ic] + dist * cell_m
+    # free cells that cannot reach the gate keep the unreachable mark
+    filled[free & ~ok] = UNREACHABLE
+    return filled.astype(np.float32)
+
+
+def _directions(F: np.ndarray, cell_m: float):
+    f = F.astype(np.float64)
+    f = np.where(f >= UNREACHABLE * 0.5, np.nan, f)
+    gy, gx = np.gradient(f, cell_m)
+    gy = -gy
+    gx = np.nan_to_num(gx)
+    gy = np.nan_to_num(gy)
+    norm = np.hypot(gx, gy)
+    norm[norm < 1e-9] = 1.0
+    return (-gx / norm).astype(np.float32), (-gy / norm).astype(np.float32)

@@ -1,0 +1,213 @@
+"""(g) The Numba kernels against plain numpy references on small inputs."""
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from agents.station import kernels as K
+from agents.station.crowd import Crowd, MotionParams
+from agents.station.navigation import build_navigation
+
+
+def bilinear(F, x0, y0, h, x, y):
+    rows, cols = F.shape
+    fx = np.clip((x - x0) / h - 0.5, 0, cols - 1.0001)
+    fy = np.clip((y0 - y) / h - 0.5, 0, rows - 1.0001)
+    c0 = fx.astype(int)
+    r0 = fy.astype(int)
+    wx, wy = fx - c0, fy - r0
+    return ((F[r0, c0] * (1 - wx) + F[r0, c0 + 1] * wx) * (1 - wy)
+            + (F[r0 + 1, c0] * (1 - wx) + F[r0 + 1, c0 + 1] * wx) * wy)
+
+
+def room_nav():
+    free = shapely.box(0, 0, 12, 8)
+    return build_navigation(free, [("E", shapely.LineString([(12, 3), (12, 5)]))], cell_m=0.25, cache=False)
+
+
+def test_build_cells_matches_sort():
+    rng = np.random.default_rng(0)
+    n = 500
+    x, y = rng.uniform(0, 10, n), rng.uniform(0, 6, n)
+    ncx, ncy = 10, 6
+    cell_of = np.zeros(n, np.int64)
+    cursor = np.zeros(ncx * ncy, np.int64)
+    start = np.zeros(ncx * ncy + 1, np.int64)
+    order = np.zeros(n, np.int64)
+    sx, sy = np.zeros(n), np.zeros(n)
+    K.build_cells(x, y, n, 0.0, 0.0, 1.0, ncx, ncy, cell_of, cursor, start, order, sx, sy)
+    ref_cell = np.floor(y).astype(int) * ncx + np.floor(x).astype(int)
+    assert np.array_equal(cell_of, ref_cell)
+    assert np.array_equal(order, np.argsort(ref_cell, kind="stable"))
+    assert np.array_equal(start[1:] - start[:-1], np.bincount(ref_cell, minlength=ncx * ncy))
+    assert np.array_equal(sx, x[order]) and np.array_equal(sy, y[order])
+
+
+def cfsm_reference(nav, mp, x, y, v0, dt):
+    """Plain numpy, all pairs, of one collision-free step (no noise, walls far away)."""
+    n = len(x)
+    ex = bilinear(nav.dir_x[0], nav.x0, nav.y0, nav.cell_m, x, y)
+    ey = bilinear(nav.dir_y[0], nav.x0, nav.y0, nav.cell_m, x, y)
+    ell = 2 * mp.radius
+    r_rep = ell + mp.d_rep * np.log(mp.a_rep / 1e-4)
+    dx = x[:, None] - x[None, :]
+    dy = y[:, None] - y[None, :]
+    d = np.hypot(dx, dy)
+    np.fill_diagonal(d, np.inf)
+    w = np.where(d < r_rep, mp.a_rep * np.exp((ell - d) / mp.d_rep) / d, 0.0)
+    ex = ex + (w * dx).sum(1)
+    ey = ey + (w * dy).sum(1)
+    nrm = np.hypot(ex, ey)
+    ex, ey = ex / nrm, ey / nrm
+    # spacing: agents ahead (proj > 0) within lateral distance ell and within look-ahead
+    rx, ry = -dx, -dy  # vector i -> j
+    proj = rx * ex[:, None] + ry * ey[:, None]
+    lat = np.abs(rx * ey[:, None] - ry * ex[:, None])
+    look = ell + v0 * mp.time_gap + 1e-6
+    cand = np.where((proj > 0) & (lat < ell) & (d < look[:, None]), d, np.inf)
+    smin = np.minimum(cand.min(1), look)
+    speed = np.clip((smin - ell) / mp.time_gap, 0, v0)
+    return x + speed * ex * dt, y + speed * ey * dt
+
+
+def test_cfsm_step_matches_reference():
+    nav = room_nav()
+    mp = MotionParams(noise=0.0)
+    rng = np.random.default_rng(3)
+    # 60 agents in the middle of the room (all > 1 m from walls), some in contact
+    pts = []
+    while len(pts) < 60:
+        p = rng.uniform([2, 2], [9, 6])
+        if all(np.hypot(*(p - q)) > 0.31 for q in pts):
+            pts.append(p)
+    pts = np.array(pts)
+    v0 = rng.uniform(0.8, 1.6, len(pts))
+    cr = Crowd(nav, len(pts), mp, cell_size=1.0)
+    cr.add(pts[:, 0], pts[:, 1], v0, np.zeros(len(pts), np.int32))
+    cr.step(0.05)
+    rx, ry = cfsm_reference(nav, mp, pts[:, 0], pts[:, 1], v0, 0.05)
+    np.testing.assert_allclose(cr.x[:cr.n], rx, atol=1e-9)
+    np.testing.assert_allclose(cr.y[:cr.n], ry, atol=1e-9)
+
+
+def test_cfsm_same_result_with_other_cell_sizes():
+    nav = room_nav()
+    rng = np.random.default_rng(5)
+    pts = rng.uniform([1, 1], [11, 7], (150, 2))
+    res = []
+    for cs in (0.5, 1.0, 2.5):
+        cr = Crowd(nav, 150, MotionParams(), cell_size=cs)
+        cr.add(pts[:, 0], pts[:, 1], np.full(150, 1.3), np.zeros(150, np.int32))
+        for _ in range(5):
+            cr.step(0.05)
+        res.append(np.c_[cr.x[:150], cr.y[:150]].copy())
+    np.testing.assert_allclose(res[0], res[1], atol=1e-12)
+    np.testing.assert_allclose(res[0], res[2], atol=1e-12)
+
+
+def sfm_reference(nav, mp, x, y, vx, vy, v0, dt):
+    ex = bilinear(nav.dir_x[0], nav.x0, nav.y0, nav.cell_m, x, y)
+    ey = bilinear(nav.dir_y[0], nav.x0, nav.y0, nav.cell_m, x, y)
+    nrm = np.hypot(ex, ey)
+    ex, ey = ex / nrm, ey / nrm
+    fx = mp.mass * (v0 * ex - vx) / mp.tau
+    fy = mp.mass * (v0 * ey - vy) / mp.tau
+    sp = np.hypot(vx, vy)
+    hx = np.where(sp > 1e-6, vx / np.maximum(sp, 1e-12), ex)
+    hy = np.where(sp > 1e-6, vy / np.maximum(sp, 1e-12), ey)
+    rij = 2 * mp.radius
+    cut = rij + mp.b_soc * np.log(mp.a_soc / 1e-2)
+    dx = x[:, None] - x[None, :]
+    dy = y[:, None] - y[None, :]
+    d = np.hypot(dx, dy)
+    np.fill_diagonal(d, np.inf)
+    m = d < cut
+    nx_, ny_ = dx / d, dy / d
+    cphi = -(nx_ * hx[:, None] + ny_ * hy[:, None])
+    f = mp.a_soc * np.exp((rij - d) / mp.b_soc) * (mp.lam + (1 - mp.lam) * 0.5 * (1 + cphi))
+    ov = np.maximum(rij - d, 0)
+    f = f + mp.k_body * ov
+    tx, ty = -ny_, nx_
+    dvt = (vx[None, :] - vx[:, None]) * tx + (vy[None, :] - vy[:, None]) * ty
+    fx = fx + np.where(m, f * nx_ + mp.kappa * ov * dvt * tx, 0).sum(1)
+    fy = fy + np.where(m, f * ny_ + mp.kappa * ov * dvt * ty, 0).sum(1)
+    nvx, nvy = vx + fx / mp.mass * dt, vy + fy / mp.mass * dt
+    s = np.hypot(nvx, nvy)
+    cap = np.minimum(1.0, 1.3 * v0 / np.maximum(s, 1e-12))
+    nvx, nvy = nvx * cap, nvy * cap
+    return x + nvx * dt, y + nvy * dt
+
+
+def test_sfm_step_matches_reference():
+    nav = room_nav()
+    mp = MotionParams(model="social_force")
+    rng = np.random.default_rng(4)
+    pts = rng.uniform([3, 3], [9, 5], (40, 2))  # some overlap: contact forces act
+    v0 = rng.uniform(0.8, 1.6, 40)
+    vel = rng.normal(0, 0.3, (40, 2))
+    cr = Crowd(nav, 40, mp, cell_size=1.0)
+    cr.add(pts[:, 0], pts[:, 1], v0, np.zeros(40, np.int32))
+    cr.vx[:40], cr.vy[:40] = vel[:, 0], vel[:, 1]
+    cr.step(0.01)
+    rx, ry = sfm_reference(nav, mp, pts[:, 0], pts[:, 1], vel[:, 0], vel[:, 1], v0, 0.01)
+    np.testing.assert_allclose(cr.x[:40], rx, atol=1e-9)
+    np.testing.assert_allclose(cr.y[:40], ry, atol=1e-9)
+
+
+def test_density_grid_matches_numpy():
+    from scipy.ndimage import convolve
+
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, 8, 300), rng.uniform(-5, 0, 300)
+    rows, cols = 5, 8
+    area = rng.uniform(0.5, 1.0, (rows, cols))
+    counts, out = np.zeros((rows, cols)), np.zeros((rows, cols))
+    best = K.density_grid(x, y, 300, 0.0, 0.0, rows, cols, counts, area, out)
+    h = np.zeros((rows, cols))
+    np.add.at(h, (np.floor(-y).astype(int), np.floor(x).astype(int)), 1)
+    w = np.array([0.25, 0.5, 0.25])
+    ref = convolve(h, np.outer(w, w), mode="constant") / area
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+    assert best == ref.max()
+
+
+def test_route_costs_matches_numpy():
+    rng = np.random.default_rng(2)
+    G, rows, cols = 3, 20, 30
+    floor = rng.uniform(0, 50, (G, rows, cols)).astype(np.float32)
+    n = 40
+    x, y = rng.uniform(1, 14, n), rng.uniform(-9, -1, n)
+    v0 = rng.uniform(0.8, 1.6, n)
+    mode = rng.integers(0, 4, n).astype(np.int32)
+    allowed = rng.random((n, G)) < 0.8
+    allowed[:, 0] = True
+    onward = rng.uniform(0, 100, (G, 4))
+    queue = rng.uniform(0, 30, G)
+    perceive = np.where(rng.random(n) < 0.5, -1.0, 20.0)
+    noise = rng.normal(0, 5, (n, G))
+    cur = rng.integers(0, G, n).astype(np.int32)
+    out = K.route_costs(x, y, v0, mode, np.arange(n), floor, 0.0, 0.0, 0.5, allowed, onward, queue, perceive,
+                        noise, cur, 10.0, False)
+    d = np.stack([bilinear(floor[g].astype(float), 0.0, 0.0, 2.0, x, y) for g in range(G)], 1)
+    cost = (d + onward[:, mode].T) / v0[:, None] + noise + np.where((perceive[:, None] < 0) | (d <= 20.0), queue, 0)
+    cost = np.where(allowed, cost, np.inf)
+    best = cost.argmin(1)
+    curc = cost[np.arange(n), cur]
+    ref = np.where(cost.min(1) < curc - 10.0, best, cur)
+    assert np.array_equal(out, ref)
+
+
+def test_place_agents_keeps_gap():
+    nav = room_nav()
+    cr = Crowd(nav, 400, MotionParams())
+    rng = np.random.default_rng(0)
+    cr.add(rng.uniform(1, 11, 100), rng.uniform(1, 7, 100), np.ones(100), np.zeros(100, np.int32))
+    cr.build_cells()
+    cand = rng.uniform([1, 1], [11, 7], (200, 6, 2))
+    px, py = cr.place(cand[..., 0], cand[..., 1], 0.32)
+    allx, ally = np.r_[cr.x[:100], px], np.r_[cr.y[:100], py]
+    d = np.hypot(allx[:, None] - allx[None], ally[:, None] - ally[None])
+    new = np.arange(100, len(allx))
+    dd = d[new][:, :]
+    dd[np.arange(len(new)), new] = np.inf
+    assert len(px) > 0 and dd.min() >= 0.32
