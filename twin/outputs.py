@@ -17,6 +17,17 @@ import numpy as np
 from .core.grid import GridField
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp/mkdtemp create private files (0600/0700); outputs get the usual permissions instead.
+FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path, mode: str = "w", **kw):
     """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
@@ -24,6 +35,7 @@ def atomic_file(path: Path, mode: str = "w", **kw):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, FILE_MODE)
     try:
         if mode == "path":
             yield Path(tmp)
@@ -47,6 +59,7 @@ def atomic_dir(path: Path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(tmp, DIR_MODE)
     try:
         yield tmp
         if not path.exists():
