@@ -54,7 +54,14 @@ class MotionParams:
 
 
 class Crowd:
-    """Walking agents; ``ids[k]`` maps slot ``k`` to the caller's agent index."""
+    """Walking agents; ``ids[k]`` maps slot ``k`` to the caller's agent index.
+
+    Crowds of at least ``parallel_min`` agents use the threaded kernels (``prange``); smaller ones
+    the serial twins, which avoid thread start-up and behave well on a busy machine. Both give
+    identical results.
+    """
+
+    parallel_min = 3000
 
     def __init__(self, nav: NavGrid, capacity: int, motion: MotionParams | None = None,
                  cell_size: float = 1.0, period_x: float = 0.0, gate_open=None):
@@ -136,15 +143,16 @@ class Crowd:
         args_grid = (nav.dir_x, nav.dir_y, nav.wall_d, nav.wall_nx, nav.wall_ny, nav.zone,
                      self.gate_open, nav.x0, nav.y0, nav.inv_h)
         cells = (self.xmin, self.ymin, 1.0 / self.cell_size, self.ncx, self.ncy, self.period_x)
+        par = self.n >= self.parallel_min
         if mp.model == "collision_free":
-            K.cfsm_step(self.x, self.y, self.vx, self.vy, self.v0, self.tgt, self.ids,
+            (K.cfsm_step if par else K.cfsm_step_serial)(self.x, self.y, self.vx, self.vy, self.v0, self.tgt, self.ids,
                         self.step_no, mp.noise, self.n,
                         self.order, self.start, self.sx, self.sy, *cells, *args_grid,
                         mp.radius, mp.time_gap, mp.a_rep, mp.d_rep, mp.rep_cap, mp.a_wall, mp.d_wall,
                         mp.r_hard, dt, self.exit_gate)
         else:
             K.gather_sorted(self.order, self.n, self.vx, self.vy, self.svx, self.svy)
-            K.sfm_step(self.x, self.y, self.vx, self.vy, self.v0, self.tgt, self.n,
+            (K.sfm_step if par else K.sfm_step_serial)(self.x, self.y, self.vx, self.vy, self.v0, self.tgt, self.n,
                        self.order, self.start, self.sx, self.sy, self.svx, self.svy, *cells,
                        *args_grid, mp.radius, mp.tau, mp.mass, mp.a_soc, mp.b_soc, mp.k_body,
                        mp.kappa, mp.lam, mp.a_w, mp.b_w, mp.r_hard, dt, self.exit_gate)

@@ -138,6 +138,144 @@ def _cell_range(lo, hi, origin, inv_cs, nc, periodic):
 
 
 # -- collision-free speed model -----------------------------------------------------------------
+@njit(fastmath=True, cache=True)
+def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
+              order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
+              dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
+              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate):
+    rows, cols = wall_d.shape
+    i = order[k]
+    xi = sx[k]
+    yi = sy[k]
+    r0, c0, wx, wy = _bil_index(xi, yi, fx0, fy0, inv_h, rows, cols)
+    g = tgt[i]
+    ex = _bil3(dir_x, g, r0, c0, wx, wy)
+    ey = _bil3(dir_y, g, r0, c0, wx, wy)
+    e0x = ex
+    e0y = ey
+    rx = 0.0
+    ry = 0.0
+    # neighbour repulsion
+    if r_rep > 0.0:
+        ax, bx = _cell_range(xi - r_rep, xi + r_rep, xmin, inv_cs, ncx, periodic)
+        ay, by = _cell_range(yi - r_rep, yi + r_rep, ymin, inv_cs, ncy, False)
+        rr2 = r_rep * r_rep
+        for cy in range(ay, by + 1):
+            for cxr in range(ax, bx + 1):
+                cx = cxr % ncx if periodic else cxr
+                c = cy * ncx + cx
+                for m in range(start[c], start[c + 1]):
+                    if m == k:
+                        continue
+                    dx = xi - sx[m]
+                    dy = yi - sy[m]
+                    if periodic:
+                        if dx > 0.5 * period_x:
+                            dx -= period_x
+                        elif dx < -0.5 * period_x:
+                            dx += period_x
+                    d2 = dx * dx + dy * dy
+                    if d2 < rr2 and d2 > 1e-12:
+                        d = math.sqrt(d2)
+                        w = a_rep * math.exp((ell - d) / d_rep) / d
+                        rx += w * dx
+                        ry += w * dy
+    # the summed neighbour push may turn an agent sideways but never backwards: it is capped
+    # at rep_cap (< 1) times the unit desired direction
+    rn = math.sqrt(rx * rx + ry * ry)
+    if rn > rep_cap:
+        rx *= rep_cap / rn
+        ry *= rep_cap / rn
+    ex = e0x + rx
+    ey = e0y + ry
+    # wall repulsion
+    dw = _bil(wall_d, r0, c0, wx, wy)
+    nwx = _bil(wall_nx, r0, c0, wx, wy)
+    nwy = _bil(wall_ny, r0, c0, wx, wy)
+    if dw < radius + d_wall:
+        # walls: slide (drop the component into the wall) within d_wall of body contact,
+        # and push out linearly when the body overlaps the wall
+        dot = ex * nwx + ey * nwy
+        if dot < 0.0:
+            ex -= dot * nwx
+            ey -= dot * nwy
+        if dw < radius:
+            w = a_wall * (radius - dw) / radius
+            ex += w * nwx
+            ey += w * nwy
+    norm = math.sqrt(ex * ex + ey * ey)
+    if norm > 1e-9:
+        ex /= norm
+        ey /= norm
+    else:
+        ex = 0.0
+        ey = 0.0
+    if noise > 0.0:
+        # small deterministic heading noise; larger for agents that stood still last step,
+        # so that symmetric standstills (two agents each "ahead" of the other) dissolve
+        amp = noise
+        if vx[i] * vx[i] + vy[i] * vy[i] < 0.01 * v0[i] * v0[i]:
+            amp = 4.0 * noise
+        th = amp * (2.0 * _hash_uniform(ids[i], step_no) - 1.0)
+        ct = math.cos(th)
+        st = math.sin(th)
+        ex, ey = ct * ex - st * ey, st * ex + ct * ey
+    # spacing to the nearest agent ahead within a corridor of one body width
+    vi = v0[i]
+    look = ell + vi * time_gap + 1e-6
+    smin = look
+    xa = xi + ex * look
+    ya = yi + ey * look
+    ax, bx = _cell_range(min(xi, xa) - ell, max(xi, xa) + ell, xmin, inv_cs, ncx, periodic)
+    ay, by = _cell_range(min(yi, ya) - ell, max(yi, ya) + ell, ymin, inv_cs, ncy, False)
+    for cy in range(ay, by + 1):
+        for cxr in range(ax, bx + 1):
+            cx = cxr % ncx if periodic else cxr
+            c = cy * ncx + cx
+            for m in range(start[c], start[c + 1]):
+                if m == k:
+                    continue
+                dx = sx[m] - xi
+                dy = sy[m] - yi
+                if periodic:
+                    if dx > 0.5 * period_x:
+                        dx -= period_x
+                    elif dx < -0.5 * period_x:
+                        dx += period_x
+                proj = dx * ex + dy * ey
+                if proj <= 0.0:
+                    continue
+                lat = dx * ey - dy * ex
+                if lat < 0.0:
+                    lat = -lat
+                if lat >= ell:
+                    continue
+                d = math.sqrt(dx * dx + dy * dy)
+                if d < smin:
+                    smin = d
+    speed = (smin - ell) / time_gap
+    if speed < 0.0:
+        speed = 0.0
+    elif speed > vi:
+        speed = vi
+    nx = xi + speed * ex * dt
+    ny = yi + speed * ey * dt
+    nx, ny = _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, fx0, fy0, inv_h,
+                              rows, cols, r_hard)
+    if periodic:
+        if nx >= xmin + period_x:
+            nx -= period_x
+        elif nx < xmin:
+            nx += period_x
+        vx[i] = speed * ex
+        vy[i] = speed * ey
+    else:
+        vx[i] = (nx - xi) / dt
+        vy[i] = (ny - yi) / dt
+    x[i] = nx
+    y[i] = ny
+    exit_gate[i] = _zone_at(nx, ny, zone, gate_open, fx0, fy0, inv_h, rows, cols)
+
 @njit(parallel=True, fastmath=True, cache=True)
 def cfsm_step(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
               order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
@@ -153,137 +291,22 @@ def cfsm_step(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
     r_rep = ell + d_rep * math.log(max(a_rep, 1e-9) / 1e-4) if a_rep > 0 else 0.0
     periodic = period_x > 0.0
     for k in prange(n):
-        i = order[k]
-        xi = sx[k]
-        yi = sy[k]
-        r0, c0, wx, wy = _bil_index(xi, yi, fx0, fy0, inv_h, rows, cols)
-        g = tgt[i]
-        ex = _bil3(dir_x, g, r0, c0, wx, wy)
-        ey = _bil3(dir_y, g, r0, c0, wx, wy)
-        e0x = ex
-        e0y = ey
-        rx = 0.0
-        ry = 0.0
-        # neighbour repulsion
-        if r_rep > 0.0:
-            ax, bx = _cell_range(xi - r_rep, xi + r_rep, xmin, inv_cs, ncx, periodic)
-            ay, by = _cell_range(yi - r_rep, yi + r_rep, ymin, inv_cs, ncy, False)
-            rr2 = r_rep * r_rep
-            for cy in range(ay, by + 1):
-                for cxr in range(ax, bx + 1):
-                    cx = cxr % ncx if periodic else cxr
-                    c = cy * ncx + cx
-                    for m in range(start[c], start[c + 1]):
-                        if m == k:
-                            continue
-                        dx = xi - sx[m]
-                        dy = yi - sy[m]
-                        if periodic:
-                            if dx > 0.5 * period_x:
-                                dx -= period_x
-                            elif dx < -0.5 * period_x:
-                                dx += period_x
-                        d2 = dx * dx + dy * dy
-                        if d2 < rr2 and d2 > 1e-12:
-                            d = math.sqrt(d2)
-                            w = a_rep * math.exp((ell - d) / d_rep) / d
-                            rx += w * dx
-                            ry += w * dy
-        # the summed neighbour push may turn an agent sideways but never backwards: it is capped
-        # at rep_cap (< 1) times the unit desired direction
-        rn = math.sqrt(rx * rx + ry * ry)
-        if rn > rep_cap:
-            rx *= rep_cap / rn
-            ry *= rep_cap / rn
-        ex = e0x + rx
-        ey = e0y + ry
-        # wall repulsion
-        dw = _bil(wall_d, r0, c0, wx, wy)
-        nwx = _bil(wall_nx, r0, c0, wx, wy)
-        nwy = _bil(wall_ny, r0, c0, wx, wy)
-        if dw < radius + d_wall:
-            # walls: slide (drop the component into the wall) within d_wall of body contact,
-            # and push out linearly when the body overlaps the wall
-            dot = ex * nwx + ey * nwy
-            if dot < 0.0:
-                ex -= dot * nwx
-                ey -= dot * nwy
-            if dw < radius:
-                w = a_wall * (radius - dw) / radius
-                ex += w * nwx
-                ey += w * nwy
-        norm = math.sqrt(ex * ex + ey * ey)
-        if norm > 1e-9:
-            ex /= norm
-            ey /= norm
-        else:
-            ex = 0.0
-            ey = 0.0
-        if noise > 0.0:
-            # small deterministic heading noise; larger for agents that stood still last step,
-            # so that symmetric standstills (two agents each "ahead" of the other) dissolve
-            amp = noise
-            if vx[i] * vx[i] + vy[i] * vy[i] < 0.01 * v0[i] * v0[i]:
-                amp = 4.0 * noise
-            th = amp * (2.0 * _hash_uniform(ids[i], step_no) - 1.0)
-            ct = math.cos(th)
-            st = math.sin(th)
-            ex, ey = ct * ex - st * ey, st * ex + ct * ey
-        # spacing to the nearest agent ahead within a corridor of one body width
-        vi = v0[i]
-        look = ell + vi * time_gap + 1e-6
-        smin = look
-        xa = xi + ex * look
-        ya = yi + ey * look
-        ax, bx = _cell_range(min(xi, xa) - ell, max(xi, xa) + ell, xmin, inv_cs, ncx, periodic)
-        ay, by = _cell_range(min(yi, ya) - ell, max(yi, ya) + ell, ymin, inv_cs, ncy, False)
-        for cy in range(ay, by + 1):
-            for cxr in range(ax, bx + 1):
-                cx = cxr % ncx if periodic else cxr
-                c = cy * ncx + cx
-                for m in range(start[c], start[c + 1]):
-                    if m == k:
-                        continue
-                    dx = sx[m] - xi
-                    dy = sy[m] - yi
-                    if periodic:
-                        if dx > 0.5 * period_x:
-                            dx -= period_x
-                        elif dx < -0.5 * period_x:
-                            dx += period_x
-                    proj = dx * ex + dy * ey
-                    if proj <= 0.0:
-                        continue
-                    lat = dx * ey - dy * ex
-                    if lat < 0.0:
-                        lat = -lat
-                    if lat >= ell:
-                        continue
-                    d = math.sqrt(dx * dx + dy * dy)
-                    if d < smin:
-                        smin = d
-        speed = (smin - ell) / time_gap
-        if speed < 0.0:
-            speed = 0.0
-        elif speed > vi:
-            speed = vi
-        nx = xi + speed * ex * dt
-        ny = yi + speed * ey * dt
-        nx, ny = _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, fx0, fy0, inv_h,
-                                  rows, cols, r_hard)
-        if periodic:
-            if nx >= xmin + period_x:
-                nx -= period_x
-            elif nx < xmin:
-                nx += period_x
-            vx[i] = speed * ex
-            vy[i] = speed * ey
-        else:
-            vx[i] = (nx - xi) / dt
-            vy[i] = (ny - yi) / dt
-        x[i] = nx
-        y[i] = ny
-        exit_gate[i] = _zone_at(nx, ny, zone, gate_open, fx0, fy0, inv_h, rows, cols)
+        _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n, order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate)
+
+
+@njit(fastmath=True, cache=True)
+def cfsm_step_serial(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
+              order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
+              dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
+              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate):
+    """Serial twin of ``cfsm_step`` (small crowds: no thread start-up)."""
+    rows, cols = wall_d.shape
+    ell = 2.0 * radius  # contact distance (equal radii)
+    r_rep = ell + d_rep * math.log(max(a_rep, 1e-9) / 1e-4) if a_rep > 0 else 0.0
+    periodic = period_x > 0.0
+    for k in range(n):
+        _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n, order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate)
+
 
 
 @njit(inline="always", fastmath=True)
@@ -318,6 +341,118 @@ def _zone_at(x, y, zone, gate_open, fx0, fy0, inv_h, rows, cols):
 
 
 # -- social force model -------------------------------------------------------------------------
+@njit(fastmath=True, cache=True)
+def _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n,
+             order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x,
+             dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
+             radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate):
+    rows, cols = wall_d.shape
+    i = order[k]
+    xi = sx[k]
+    yi = sy[k]
+    vxi = svx[k]
+    vyi = svy[k]
+    r0, c0, wx, wy = _bil_index(xi, yi, fx0, fy0, inv_h, rows, cols)
+    g = tgt[i]
+    ex = _bil3(dir_x, g, r0, c0, wx, wy)
+    ey = _bil3(dir_y, g, r0, c0, wx, wy)
+    en = math.sqrt(ex * ex + ey * ey)
+    if en > 1e-9:
+        ex /= en
+        ey /= en
+    vi0 = v0[i]
+    fx = mass * (vi0 * ex - vxi) / tau
+    fy = mass * (vi0 * ey - vyi) / tau
+    # heading for anisotropy: current velocity, else desired direction
+    sp = math.sqrt(vxi * vxi + vyi * vyi)
+    if sp > 1e-6:
+        hx = vxi / sp
+        hy = vyi / sp
+    else:
+        hx = ex
+        hy = ey
+    ax, bx = _cell_range(xi - cut, xi + cut, xmin, inv_cs, ncx, periodic)
+    ay, by = _cell_range(yi - cut, yi + cut, ymin, inv_cs, ncy, False)
+    for cy in range(ay, by + 1):
+        for cxr in range(ax, bx + 1):
+            cx = cxr % ncx if periodic else cxr
+            c = cy * ncx + cx
+            for m in range(start[c], start[c + 1]):
+                if m == k:
+                    continue
+                dx = xi - sx[m]
+                dy = yi - sy[m]
+                if periodic:
+                    if dx > 0.5 * period_x:
+                        dx -= period_x
+                    elif dx < -0.5 * period_x:
+                        dx += period_x
+                d2 = dx * dx + dy * dy
+                if d2 >= cut2 or d2 < 1e-12:
+                    continue
+                d = math.sqrt(d2)
+                nxij = dx / d
+                nyij = dy / d
+                # anisotropy: weaker from behind (cos phi = -n . heading)
+                cphi = -(nxij * hx + nyij * hy)
+                aniso = lam + (1.0 - lam) * 0.5 * (1.0 + cphi)
+                f = a_soc * math.exp((rij - d) / b_soc) * aniso
+                ov = rij - d
+                if ov > 0.0:
+                    f += k_body * ov
+                    tx = -nyij
+                    ty = nxij
+                    dvt = (svx[m] - vxi) * tx + (svy[m] - vyi) * ty
+                    fx += kappa * ov * dvt * tx
+                    fy += kappa * ov * dvt * ty
+                fx += f * nxij
+                fy += f * nyij
+    dw = _bil(wall_d, r0, c0, wx, wy)
+    if dw < radius + 10.0 * b_w:
+        nwx = _bil(wall_nx, r0, c0, wx, wy)
+        nwy = _bil(wall_ny, r0, c0, wx, wy)
+        nn = math.sqrt(nwx * nwx + nwy * nwy)
+        if nn > 1e-9:
+            nwx /= nn
+            nwy /= nn
+        f = a_w * math.exp((radius - dw) / b_w)
+        ov = radius - dw
+        if ov > 0.0:
+            f += k_body * ov
+            tx = -nwy
+            ty = nwx
+            vt = vxi * tx + vyi * ty
+            fx -= kappa * ov * vt * tx
+            fy -= kappa * ov * vt * ty
+        fx += f * nwx
+        fy += f * nwy
+    nvx = vxi + fx * inv_m * dt
+    nvy = vyi + fy * inv_m * dt
+    vmax = 1.3 * vi0
+    s2 = nvx * nvx + nvy * nvy
+    if s2 > vmax * vmax:
+        s = math.sqrt(s2)
+        nvx *= vmax / s
+        nvy *= vmax / s
+    nx = xi + nvx * dt
+    ny = yi + nvy * dt
+    nx, ny = _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, fx0, fy0, inv_h,
+                              rows, cols, r_hard)
+    if periodic:
+        if nx >= xmin + period_x:
+            nx -= period_x
+        elif nx < xmin:
+            nx += period_x
+    else:
+        # velocity consistent with the constrained move
+        nvx = (nx - xi) / dt
+        nvy = (ny - yi) / dt
+    vx[i] = nvx
+    vy[i] = nvy
+    x[i] = nx
+    y[i] = ny
+    exit_gate[i] = _zone_at(nx, ny, zone, gate_open, fx0, fy0, inv_h, rows, cols)
+
 @njit(parallel=True, fastmath=True, cache=True)
 def sfm_step(x, y, vx, vy, v0, tgt, n,
              order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x,
@@ -334,111 +469,24 @@ def sfm_step(x, y, vx, vy, v0, tgt, n,
     periodic = period_x > 0.0
     inv_m = 1.0 / mass
     for k in prange(n):
-        i = order[k]
-        xi = sx[k]
-        yi = sy[k]
-        vxi = svx[k]
-        vyi = svy[k]
-        r0, c0, wx, wy = _bil_index(xi, yi, fx0, fy0, inv_h, rows, cols)
-        g = tgt[i]
-        ex = _bil3(dir_x, g, r0, c0, wx, wy)
-        ey = _bil3(dir_y, g, r0, c0, wx, wy)
-        en = math.sqrt(ex * ex + ey * ey)
-        if en > 1e-9:
-            ex /= en
-            ey /= en
-        vi0 = v0[i]
-        fx = mass * (vi0 * ex - vxi) / tau
-        fy = mass * (vi0 * ey - vyi) / tau
-        # heading for anisotropy: current velocity, else desired direction
-        sp = math.sqrt(vxi * vxi + vyi * vyi)
-        if sp > 1e-6:
-            hx = vxi / sp
-            hy = vyi / sp
-        else:
-            hx = ex
-            hy = ey
-        ax, bx = _cell_range(xi - cut, xi + cut, xmin, inv_cs, ncx, periodic)
-        ay, by = _cell_range(yi - cut, yi + cut, ymin, inv_cs, ncy, False)
-        for cy in range(ay, by + 1):
-            for cxr in range(ax, bx + 1):
-                cx = cxr % ncx if periodic else cxr
-                c = cy * ncx + cx
-                for m in range(start[c], start[c + 1]):
-                    if m == k:
-                        continue
-                    dx = xi - sx[m]
-                    dy = yi - sy[m]
-                    if periodic:
-                        if dx > 0.5 * period_x:
-                            dx -= period_x
-                        elif dx < -0.5 * period_x:
-                            dx += period_x
-                    d2 = dx * dx + dy * dy
-                    if d2 >= cut2 or d2 < 1e-12:
-                        continue
-                    d = math.sqrt(d2)
-                    nxij = dx / d
-                    nyij = dy / d
-                    # anisotropy: weaker from behind (cos phi = -n . heading)
-                    cphi = -(nxij * hx + nyij * hy)
-                    aniso = lam + (1.0 - lam) * 0.5 * (1.0 + cphi)
-                    f = a_soc * math.exp((rij - d) / b_soc) * aniso
-                    ov = rij - d
-                    if ov > 0.0:
-                        f += k_body * ov
-                        tx = -nyij
-                        ty = nxij
-                        dvt = (svx[m] - vxi) * tx + (svy[m] - vyi) * ty
-                        fx += kappa * ov * dvt * tx
-                        fy += kappa * ov * dvt * ty
-                    fx += f * nxij
-                    fy += f * nyij
-        dw = _bil(wall_d, r0, c0, wx, wy)
-        if dw < radius + 10.0 * b_w:
-            nwx = _bil(wall_nx, r0, c0, wx, wy)
-            nwy = _bil(wall_ny, r0, c0, wx, wy)
-            nn = math.sqrt(nwx * nwx + nwy * nwy)
-            if nn > 1e-9:
-                nwx /= nn
-                nwy /= nn
-            f = a_w * math.exp((radius - dw) / b_w)
-            ov = radius - dw
-            if ov > 0.0:
-                f += k_body * ov
-                tx = -nwy
-                ty = nwx
-                vt = vxi * tx + vyi * ty
-                fx -= kappa * ov * vt * tx
-                fy -= kappa * ov * vt * ty
-            fx += f * nwx
-            fy += f * nwy
-        nvx = vxi + fx * inv_m * dt
-        nvy = vyi + fy * inv_m * dt
-        vmax = 1.3 * vi0
-        s2 = nvx * nvx + nvy * nvy
-        if s2 > vmax * vmax:
-            s = math.sqrt(s2)
-            nvx *= vmax / s
-            nvy *= vmax / s
-        nx = xi + nvx * dt
-        ny = yi + nvy * dt
-        nx, ny = _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, fx0, fy0, inv_h,
-                                  rows, cols, r_hard)
-        if periodic:
-            if nx >= xmin + period_x:
-                nx -= period_x
-            elif nx < xmin:
-                nx += period_x
-        else:
-            # velocity consistent with the constrained move
-            nvx = (nx - xi) / dt
-            nvy = (ny - yi) / dt
-        vx[i] = nvx
-        vy[i] = nvy
-        x[i] = nx
-        y[i] = ny
-        exit_gate[i] = _zone_at(nx, ny, zone, gate_open, fx0, fy0, inv_h, rows, cols)
+        _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n, order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate)
+
+
+@njit(fastmath=True, cache=True)
+def sfm_step_serial(x, y, vx, vy, v0, tgt, n,
+             order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x,
+             dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
+             radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate):
+    """Serial twin of ``sfm_step`` (small crowds: no thread start-up)."""
+    rows, cols = wall_d.shape
+    rij = 2.0 * radius
+    cut = rij + b_soc * math.log(max(a_soc, 1e-9) / 1e-2)
+    cut2 = cut * cut
+    periodic = period_x > 0.0
+    inv_m = 1.0 / mass
+    for k in range(n):
+        _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n, order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate)
+
 
 
 @njit(cache=True)
@@ -486,7 +534,7 @@ def density_grid(x, y, n, gx0, gy0, rows, cols, counts, area, out):
 
 
 # -- route choice -------------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def route_costs(x, y, v0, mode, idx, floor, fx0, fy0, inv_h, allowed, onward, queue_s,
                 perceive_m, noise, tgt, hyst_s, force):
     """Exit choice for agents ``idx``: cost = geodesic distance / v0 + queue time (if the gate
@@ -498,7 +546,7 @@ def route_costs(x, y, v0, mode, idx, floor, fx0, fy0, inv_h, allowed, onward, qu
     """
     G, rows, cols = floor.shape
     out = np.empty(idx.shape[0], dtype=np.int32)
-    for a in prange(idx.shape[0]):
+    for a in range(idx.shape[0]):
         i = idx[a]
         r0, c0, wx, wy = _bil_index(x[i], y[i], fx0, fy0, inv_h, rows, cols)
         best = BIG
