@@ -104,7 +104,7 @@ class MainWindow(QMainWindow):
 
     # -- construction ----------------------------------------------------------------------------
     def _dock(self, key, title, widget, area):
-        d = QDockWidget(title.replace("&&", "&"), self)
+        d = QDockWidget(title, self)
         d.setObjectName(f"dock_{key}")
         d.setWidget(widget)
         self.addDockWidget(area, d)
@@ -312,8 +312,6 @@ class MainWindow(QMainWindow):
         self.params.duration.setValue(sc.duration_s)
         self.params.set_params(cls.params, sc.params_for(None))
         self.indicators.set_model(cls)
-        self.viewport.renderer.set_state_names(cls.state_names)
-        self.viewport.request_render()
 
     def _choose_default_model(self):
         first = self.params.model_combo.currentText()

@@ -26,7 +26,8 @@ BACKGROUND = "#dfe7ef"
 TERRAIN_CMAP = ["#e9ede2", "#d6dfc8", "#c5cdb0", "#b9b59b"]
 # Fruin level of service for walkways (persons per m²): the upper bound of A..E; above E is F.
 LOS_THRESHOLDS_PPM2 = (0.31, 0.43, 0.72, 1.08, 2.17)
-LOS_COLOURS = ["#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59", "#d73027"]
+# The same colours as shaders/density_heat.glsl gives the middle of each band (fallback and bar).
+LOS_COLOURS = ["#34a14f", "#cdd14d", "#febb45", "#f88238", "#df452b", "#aa1b21"]
 
 
 def field_kind(name: str, unit: str = "") -> str:
@@ -53,11 +54,13 @@ class SceneRenderer:
         self.state_names: tuple[str, ...] = ()
         self.font_scale = 1.0
         self.shader_time = 0.0
+        self._legend = None
         plotter.set_background(BACKGROUND)
 
     # -- building the scene --------------------------------------------------------------------
     def set_city(self, city, scene: CityScene | None = None) -> CityScene:
         self.clear()
+        self.state_names = ()
         self.city = city
         self.scene = scene or build_scene(city)
         s = self.scene
@@ -158,6 +161,9 @@ class SceneRenderer:
     def clear(self) -> None:
         for layer in list(self.actors):
             self._remove_layer(layer)
+        if self._legend is not None:
+            self.plotter.renderer.RemoveViewProp(self._legend)
+            self._legend = None
         self.plotter.clear()
         self.actors = {}
         self.agents = None
@@ -181,14 +187,12 @@ class SceneRenderer:
             entries += [["water", "#5b9bd5"]]
         for i, st in enumerate(self.state_names):
             entries += [[f"agent: {st}", STATE_COLOURS[i % len(STATE_COLOURS)]]]
-        try:
-            self.plotter.remove_legend(render=False)
-        except Exception:
-            pass
+        if getattr(self, "_legend", None) is not None:
+            self.plotter.renderer.RemoveViewProp(self._legend)
+            self._legend = None
         if entries:
-            h = min(0.6, 0.035 * len(entries) * self.font_scale + 0.02)
-            self.plotter.add_legend(entries, bcolor="white", border=True, size=(0.16 * self.font_scale, h),
-                                    loc="upper left", face="rectangle", background_opacity=0.85)
+            self._legend = make_legend(entries, self.font_scale)
+            self.plotter.renderer.AddViewProp(self._legend)
 
     # -- visibility ------------------------------------------------------------------------------
     def layer_names(self) -> list[str]:
@@ -259,8 +263,8 @@ class SceneRenderer:
             actor = self.plotter.add_mesh(f.mesh, scalars="value", cmap="Blues", clim=clim,
                                           opacity=[0.0, 0.55, 0.7, 0.8, 0.85, 0.9], nan_opacity=0.0,
                                           scalar_bar_args=dict(title=f"{f.name} ({f.unit or 'm'})", **sb),
-                                          pickable=True, name="field", reset_camera=False, render=False, lighting=True,
-                                          specular=0.4, ambient=0.3)
+                                          pickable=True, name="field", reset_camera=False, render=False,
+                                          lighting=False)
         else:
             clim = (0.0, 3.0)
             cmap = _los_cmap(clim)
@@ -296,7 +300,7 @@ class SceneRenderer:
         size = max(b[1] - b[0], b[3] - b[2], 1.0)
         cam = self.plotter.camera
         cam.SetViewAngle(30.0)
-        d = size / (2 * np.tan(np.radians(15))) * 1.0
+        d = size / (2 * np.tan(np.radians(15))) * (0.8 if name == "oblique" else 0.95)
         if name in ("top", "north_up"):
             pos, up = (cx, cy, cz + d), (0, 1, 0)
             if name == "north_up":  # oblique from the south, north at the top of the screen
@@ -442,6 +446,38 @@ class SceneRenderer:
         r.WorldToDisplay()
         dx, dy, _ = r.GetDisplayPoint()
         return int(round(dx)), int(round(dy))
+
+
+def make_legend(entries, font_scale: float = 1.0):
+    """A legend with dark text and a colour swatch per entry (VTK colours the text of a plain
+    vtkLegendBoxActor like its symbol, which makes pale entries unreadable)."""
+    import vtk
+
+    leg = vtk.vtkLegendBoxActor()
+    leg.SetNumberOfEntries(len(entries))
+    for i, (label, colour) in enumerate(entries):
+        # A square swatch coloured by its own scalars; entry colour < 0 keeps the text dark.
+        sq = pv.Rectangle([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]).triangulate()
+        sq.cell_data["rgb"] = np.tile(np.array(pv.Color(colour).int_rgb, np.uint8), (sq.n_cells, 1))
+        sq.cell_data.active_scalars_name = "rgb"
+        leg.SetEntry(i, sq, f" {label}", (-1.0, -1.0, -1.0))
+    leg.ScalarVisibilityOn()
+    leg.GetEntryTextProperty().SetColor(0.1, 0.1, 0.12)
+    leg.UseBackgroundOn()
+    leg.SetBackgroundColor(1, 1, 1)
+    leg.SetBackgroundOpacity(0.85)
+    leg.BorderOff()
+    leg.SetPadding(4)
+    tp = leg.GetEntryTextProperty()
+    tp.SetFontSize(int(16 * font_scale))
+    tp.BoldOff()
+    tp.ShadowOff()
+    h = min(0.7, (0.032 * len(entries) + 0.01) * font_scale)
+    leg.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+    leg.GetPositionCoordinate().SetValue(0.01, 0.99 - h)
+    leg.GetPosition2Coordinate().SetCoordinateSystemToNormalizedViewport()
+    leg.GetPosition2Coordinate().SetValue(0.13 * font_scale, h)
+    return leg
 
 
 def _row(gdf, i: int) -> dict:

@@ -189,13 +189,14 @@ def build_terrain(city, origin, max_cells: int = 400) -> pv.StructuredGrid:
         cell = max(maxx - minx, 1.0)
     X, Y = np.meshgrid(xs - origin[0], ys - origin[1])
     Z = np.asarray(z, dtype=np.float64)
-    grid = pv.StructuredGrid(X, Y, Z)
+    # PyVista ravels 2-D inputs in Fortran order: pass the transposes so the point order is
+    # x fastest, then rows (north to south), the same as a C-order ravel of (rows, cols).
+    grid = pv.StructuredGrid(X.T, Y.T, Z.T)
     # Normals from the gradient (row 0 is north, so y decreases with the row index).
     dzdy_rows, dzdx = np.gradient(Z, cell, cell) if min(Z.shape) > 1 else (np.zeros_like(Z), np.zeros_like(Z))
     dzdy = -dzdy_rows
     nrm = np.stack([-dzdx, -dzdy, np.ones_like(Z)], axis=-1)
     nrm /= np.linalg.norm(nrm, axis=-1, keepdims=True)
-    # StructuredGrid point order is x fastest, then y: the same as the row-major (rows, cols) arrays.
     grid.point_data["Normals"] = nrm.reshape(-1, 3)
     grid.point_data.active_normals_name = "Normals"
     grid.point_data["elevation_m"] = Z.ravel()
@@ -355,6 +356,10 @@ class FieldSurface:
         mesh = grid_polydata(xl, yl, z)
         mesh.point_data["value"] = np.asarray(grid.values, np.float32).ravel().copy()
         mesh.point_data.active_scalars_name = "value"
+        nrm = np.zeros((mesh.n_points, 3), np.float32)
+        nrm[:, 2] = 1.0  # up: the water shader perturbs it for ripples
+        mesh.point_data["Normals"] = nrm
+        mesh.point_data.active_normals_name = "Normals"
         if self.mesh.n_points == 0 and self._key is None:
             self.mesh = mesh
         else:

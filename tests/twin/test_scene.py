@@ -51,6 +51,10 @@ def test_terrain_follows_the_dem_with_normals(city):
     assert t.n_points == 20 * 40
     z = t.points[:, 2]
     assert z.min() == pytest.approx(5.0) and z.max() == pytest.approx(10.0)
+    # Every grid point sits on the DEM (point order matches the arrays).
+    p = t.points
+    np.testing.assert_allclose(z, city.elevation_at(p[:, 0] + s.origin[0], p[:, 1] + s.origin[1]), atol=1e-4)
+    np.testing.assert_allclose(t.point_data["elevation_m"], z)
     n = t.point_data["Normals"]
     assert np.allclose(np.linalg.norm(n, axis=1), 1.0)
     assert (n[:, 0] > 0).all() and (n[:, 2] > 0.99).all()  # slopes down to the east: normals lean east
