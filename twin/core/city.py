@@ -256,6 +256,7 @@ class City:
         import tomli_w
 
         with atomic_dir(Path(path)) as tmp:
+            _chmod_like_mkdir(tmp)  # mkdtemp makes it private (0700); a package is an ordinary folder
             meta = {"name": self.name, "crs": self.crs.to_string(), "attribution": self.attribution}
             meta.update({k: v for k, v in self.meta.items() if k not in meta and k != "files"})
             (tmp / "city.toml").write_text(tomli_w.dumps({"city": meta}), encoding="utf-8")
@@ -272,6 +273,17 @@ class City:
                     target.write_bytes(content)
                 else:
                     target.write_text(content, encoding="utf-8")
+
+
+def _chmod_like_mkdir(folder: Path) -> None:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.chmod(folder, 0o777 & ~mask)
+    except OSError:
+        pass
 
 
 def _id_text(v) -> str:
