@@ -51,12 +51,16 @@ def city():
 @click.option("--crs", help="Projected CRS to use, e.g. EPSG:32635 (default: the UTM zone of the data).")
 @click.option("--default-height-m", default=10.0, show_default=True, help="Height of buildings with neither height nor levels.")
 @click.option("--level-height-m", default=3.0, show_default=True, help="Metres per storey for buildings with levels only.")
-def city_import(sources, out, name, crs, default_height_m, level_height_m):
+@click.option("--walkable-around", help="Derive a station crowd area (walkable, gates, sources) around this POI kind or name, "
+              "e.g. railway_station.")
+@click.option("--walkable-radius-m", default=250.0, show_default=True, help="Radius of that station area.")
+def city_import(sources, out, name, crs, default_height_m, level_height_m, walkable_around, walkable_radius_m):
     """Build a city package from real GIS data (OSM .osm.pbf, GeoJSON, Shapefile, GeoPackage, GeoTIFF DEM)."""
     from .city_import import import_city
 
     report = import_city(list(sources), out, name=name, crs=crs, default_height_m=default_height_m,
-                         level_height_m=level_height_m)
+                         level_height_m=level_height_m, walkable_around=walkable_around,
+                         walkable_radius_m=walkable_radius_m)
     click.echo(report.text())
 
 
