@@ -233,7 +233,7 @@ class SceneRenderer:
         if n == 1:
             colours = colours * 2
         actor = self.plotter.add_mesh(self.agents.mesh, scalars="state", cmap=colours, clim=(-0.5, len(colours) - 0.5),
-                                      n_colors=len(colours), show_scalar_bar=False, point_size=6,
+                                      n_colors=len(colours), show_scalar_bar=False, point_size=5,
                                       render_points_as_spheres=True, pickable=False, name="agents",
                                       reset_camera=False, render=False, lighting=False)
         self._add("agents", actor)
@@ -300,7 +300,7 @@ class SceneRenderer:
         size = max(b[1] - b[0], b[3] - b[2], 1.0)
         cam = self.plotter.camera
         cam.SetViewAngle(30.0)
-        d = size / (2 * np.tan(np.radians(15))) * (0.8 if name == "oblique" else 0.95)
+        d = size / (2 * np.tan(np.radians(15))) * (0.9 if name == "oblique" else 0.95)
         if name in ("top", "north_up"):
             pos, up = (cx, cy, cz + d), (0, 1, 0)
             if name == "north_up":  # oblique from the south, north at the top of the screen

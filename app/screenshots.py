@@ -31,7 +31,10 @@ def save_small(widget, path: Path, colours: int = 256) -> None:
     tmp = Path(tempfile.mkdtemp()) / "grab.png"
     img.save(str(tmp))
     im = Image.open(tmp).convert("RGB")
-    im.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+    im.save(path, optimize=True)
+    if path.stat().st_size > 900 * 1024:
+        # Octree keeps small saturated areas (legend swatches) that median cut merges away.
+        im.quantize(colors=colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
 def main() -> int:

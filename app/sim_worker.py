@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from twin.core.grid import GridField
-from twin.core.model_contract import Snapshot
+
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Frame:
         return self.positions.nbytes + self.states.nbytes + sum(g.values.nbytes for g in self.fields.values())
 
 
-def copy_snapshot(snap: Snapshot) -> Frame:
+def copy_snapshot(snap) -> Frame:
     """A frame owning its arrays (the model keeps mutating its own)."""
     fields = {n: GridField(g.name, np.array(g.values, np.float32, copy=True), g.x0, g.y0, g.cell_m, g.unit, g.doc)
               for n, g in (snap.fields or {}).items()}
@@ -111,7 +111,7 @@ class SimWorker(QObject):
     failed = Signal(str)
 
     def __init__(self, scenario, variant=None, seed=None, overrides=None, out_dir: Path | None = None,
-                 speed: float = 0.0, frame_interval_s: float | None = None, max_fps: float = 25.0):
+                 speed: float = 0.0, frame_interval_s: float | None = None, max_fps: float = 10.0):
         super().__init__()
         self.scenario = scenario
         self.variant = variant

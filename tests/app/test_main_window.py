@@ -240,3 +240,33 @@ def test_city_only_offers_the_models_and_remembers_recent_files(window, tiny_cit
     assert "toy" in names
     assert str(Path(tiny_city).resolve()) == window.recent_files()[0]
     assert window.recent_menu.actions()[0].text() == str(Path(tiny_city).resolve())
+
+
+STATION = Path(__file__).resolve().parents[2] / "scenarios" / "station_evening_peak.toml"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not STATION.exists(), reason="the station scenario is not there")
+def test_station_model_runs_from_the_gui(window, qtbot):
+    from tests.conftest import DEMO_CITY
+
+    if not (DEMO_CITY / "city.toml").exists():
+        pytest.skip("the demo city is not generated")
+    w = window
+    assert w.open_scenario(STATION)
+    assert w.viewport.renderer.scene.gates.n_cells > 0
+    w.params.duration.setValue(12)
+    worker = w.start_run()
+    wait_run(qtbot, w, timeout=120_000)
+    assert worker.result is not None, w.log_panel.toPlainText()[-2000:]
+    xs, ys = w.indicators.curves["agents_total"].getData()
+    assert len(xs) >= 2 and ys[-1] > 0
+    r = w.viewport.renderer
+    assert r.agents is not None and r.agents.n > 0
+    assert "field" in r.actors
+    n = len(worker.recorder)
+    w.slider.setValue(1)
+    np.testing.assert_allclose(r.agents.positions_world(),
+                               worker.recorder[1].positions[np.isfinite(worker.recorder[1].positions).all(axis=1)],
+                               atol=0.5)
+    assert n >= 3
