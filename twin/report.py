@@ -11,6 +11,7 @@ import datetime as _dt
 import html
 import io
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +45,17 @@ def _scale(unit: str, ref: float) -> tuple[float, str]:
         return (3600.0, "h") if abs(ref) >= 3 * 3600 else (60.0, "min")
     if unit in ("-", "", None):
         return 1.0, ""
-    return 1.0, {"ppm2": "persons/m²", "m2": "m²", "m3": "m³", "mps": "m/s", "m3s": "m³/s"}.get(unit, unit)
+    unit = {"ppm2": "persons/m²", "m2": "m²", "m3": "m³", "mps": "m/s", "m3s": "m³/s"}.get(unit, unit)
+    return 1.0, unit.replace("m2", "m²").replace("m3", "m³")
 
 
 def _num(v: float) -> str:
     if v is None or not math.isfinite(v):
         return "n/a"
+    return _num_ascii(v).replace("-", "−")
+
+
+def _num_ascii(v: float) -> str:
     a = abs(v)
     if a >= 100:
         return f"{v:,.0f}"
@@ -140,6 +146,10 @@ def headline_kpis(plan, table: pd.DataFrame) -> list[str]:
     return chosen or [k for k in present if "." not in k][:2]
 
 
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
 def headlines(plan, table: pd.DataFrame, limit: int = 12) -> list[str]:
     """One sentence per intervention (and per sweep point, up to ``limit``) on the headline KPIs."""
     if table.empty:
@@ -152,13 +162,23 @@ def headlines(plan, table: pd.DataFrame, limit: int = 12) -> list[str]:
         if v.name == BASELINE:
             continue
         rows = table[(table["variant"] == v.name) & table["kpi"].isin(kpis)].set_index("kpi")
-        parts = []
+        parts, unclear, same = [], [], []
         for k in kpis:
             if k not in rows.index:
                 continue
             r = rows.loc[k]
-            parts.append(clause(k, r["unit"], _row_interval(r, "delta"),
-                                float(base.loc[k, "mean"]) if k in base.index else math.nan, _better(specs, k)))
+            d = _row_interval(r, "delta")
+            if d.n >= 2 and d.degenerate and d.mean == 0:
+                same.append(kpi_label(k))
+            elif d.n >= 2 and math.isfinite(d.low) and not d.excludes_zero():
+                unclear.append(kpi_label(k))
+            else:
+                parts.append(clause(k, r["unit"], d, float(base.loc[k, "mean"]) if k in base.index else math.nan,
+                                    _better(specs, k)))
+        if unclear:
+            parts.append(f"makes no clear difference to {_join(unclear)} (the 95% intervals include zero)")
+        if same:
+            parts.append(f"leaves {_join(same)} unchanged (identical in every replication)")
         if parts:
             who = f"“{v.name}”" if v.kind == "intervention" else f"The sweep point {v.name}"
             text = who + " " + "; ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
@@ -397,7 +417,7 @@ h1{font-size:1.6em;margin-bottom:4px} h2{border-bottom:2px solid #ddd;padding-bo
 .meta{color:#555;font-size:.92em} .headlines li{margin:6px 0;font-size:1.05em}
 table{border-collapse:collapse;font-size:.9em;margin:8px 0} th,td{padding:4px 9px;border-bottom:1px solid #e5e5e5;
       text-align:right;white-space:nowrap} th{background:#f5f5f5;text-align:center}
-td.l,th.l{text-align:left} tr.first td{border-top:2px solid #ccc}
+td.l,th.l{text-align:left;white-space:normal} tr.first td{border-top:2px solid #ccc}
 td.better{background:#e3f4e1} td.worse{background:#fbe3e1} td.unclear,td.same{color:#666} td.changed{background:#e8effa}
 .note{color:#555;font-size:.9em} img{max-width:100%;margin:6px 0} details{margin:8px 0}
 .legend span{display:inline-block;padding:1px 8px;margin-right:6px;border-radius:3px;font-size:.85em}
@@ -420,12 +440,14 @@ def _kpi_rows_html(table: pd.DataFrame, kpis: list[str], specs: dict, variants: 
             cls = "" if v == BASELINE else verdict(d, better)
             kcell = (f'<td class=l rowspan="{len(rows)}"><b>{html.escape(kpi_label(k))}</b><br>'
                      f'<span class=note>{html.escape(k)}</span></td>') if i == 0 else ""
-            ci_txt = fmt_range(ci.low, ci.high, unit, ref) + (" (no variation)" if ci.degenerate else "")
+            ci_txt = "<span class=note>no variation</span>" if ci.degenerate else fmt_range(ci.low, ci.high, unit, ref)
             if v == BASELINE:
                 dtxt, dci = "—", "—"
             else:
-                dtxt = fmt_qty(d.mean, unit, ref, sign=True)
-                dci = fmt_range(d.low, d.high, unit, ref) + (" (identical Δ in every rep.)" if d.degenerate and d.mean else "")
+                dref = max(abs(x) for x in (d.mean, d.low, d.high) if math.isfinite(x)) if math.isfinite(d.mean) else 1
+                dtxt = fmt_qty(d.mean, unit, dref, sign=True)
+                dci = ("<span class=note>same in every rep.</span>" if d.degenerate
+                       else fmt_range(d.low, d.high, unit, dref))
             body.append(f'<tr class="{"first" if i == 0 else ""}">{kcell}<td class=l>{html.escape(v)}</td>'
                         f"<td>{fmt_qty(ci.mean, unit, ref)}</td><td>{ci_txt}</td><td>{ci.n}</td>"
                         f'<td class="{cls}">{dtxt}</td><td class="{cls}">{dci}</td></tr>')
@@ -464,7 +486,11 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
                  '(no preferred direction declared)</span><span style="color:#666">grey: the 95% interval '
                  "includes zero — no clear difference</span></p>")
     parts.append("<h2>KPI table</h2>")
-    parts.append(_kpi_rows_html(table, order, specs, variants))
+    parts.append(_kpi_rows_html(table, heads, specs, variants))
+    rest = [k for k in order if k not in heads]
+    if rest:
+        parts.append(f"<details><summary><b>More KPIs</b> ({len(rest)})</summary>"
+                     f"{_kpi_rows_html(table, rest, specs, variants)}</details>")
     for dk in dict_kpis:
         keys = [k for k in kpi_cols if k.startswith(dk + ".")]
         parts.append(f"<details><summary><b>{html.escape(kpi_label(dk))}</b> by key ({len(keys)} rows per variant)"
@@ -472,9 +498,13 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
     parts.append("<h2>KPIs by variant</h2><p class=note>Grey dots: single replications. Diamond and bar: mean "
                  "and its 95% confidence interval. Right: the paired difference from the baseline (same seeds); "
                  "a bar that crosses the dashed zero line means no clear difference.</p>")
-    for k in order:
-        fig = kpi_figure(runs, table, k, units.get(k, ""), variants if len(variants) <= 30 else shown)
-        parts.append(_img(fig, k))
+    plot_variants = variants if len(variants) <= 30 else shown
+    for k in heads:
+        parts.append(_img(kpi_figure(runs, table, k, units.get(k, ""), plot_variants), k))
+    if rest:
+        parts.append(f"<details><summary><b>Plots of the other KPIs</b> ({len(rest)})</summary>")
+        parts += [_img(kpi_figure(runs, table, k, units.get(k, ""), plot_variants), k) for k in rest]
+        parts.append("</details>")
     for dk in dict_kpis:
         fig = dict_kpi_figure(table, dk, units.get(dk, ""), shown)
         if fig is not None:
@@ -486,8 +516,10 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
     # Time series
     series, columns = _load_series(out, plan, shown)
     if columns:
+        wide = (" With only 2 replications the bands are very wide (t-factor 12.7): run more replications "
+                "for a usable band." if plan.replications == 2 else "")
         parts.append("<h2>Over time</h2><p class=note>Mean across replications (line) and its 95% "
-                     "confidence band (shaded), per variant.</p>")
+                     f"confidence band (shaded), per variant.{wide}</p>")
         fig = timeseries_figure(series, columns, units)
         parts.append(_img(fig, "time series"))
     # Maps
@@ -563,7 +595,9 @@ def _load_maps(out: Path, plan, variants: list[str]):
                     values, bounds = _read_raster(p)
                     stack.append(values)
             if stack and all(s.shape == stack[0].shape for s in stack):
-                means[v] = np.nanmean(np.stack(stack), axis=0) if len(stack) > 1 else stack[0]
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN
+                    means[v] = np.nanmean(np.stack(stack), axis=0) if len(stack) > 1 else stack[0]
         if BASELINE in means:
             shape = means[BASELINE].shape
             maps[name] = ({v: m for v, m in means.items() if m.shape == shape}, bounds)
