@@ -100,7 +100,7 @@ def main() -> int:
     try:
         info = p.render_window.ReportCapabilities()
         renderer_name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                              if "renderer" in ln.lower()), "")
+                              if ln.strip().lower().startswith("opengl renderer string")), "")
     except Exception:
         pass
     fps0, _, ren0 = fps_loop(p, lambda i: None, min(args.seconds, 3))
