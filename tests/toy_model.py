@@ -67,7 +67,7 @@ class ToyModel(CityModel):
 
     def snapshot(self):
         states = np.where(np.isnan(self.done_at), 0, 1).astype(np.int8)
-        return Snapshot(self.time_s, self.pos.astype(np.float32), states, self.state_names,
+        return Snapshot(self.time_s, self.pos.copy(), states, self.state_names,
                         {"max_count": self.max_count}, self._kpi_cache)
 
     def rasters(self):

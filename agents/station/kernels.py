@@ -535,7 +535,7 @@ def density_grid(x, y, n, gx0, gy0, rows, cols, counts, area, out):
 
 # -- route choice -------------------------------------------------------------------------------
 @njit(cache=True)
-def route_costs(x, y, v0, mode, idx, floor, fx0, fy0, inv_h, allowed, onward, queue_s,
+def route_costs(x, y, v0, dest, idx, floor, fx0, fy0, inv_h, allowed, onward, queue_s,
                 perceive_m, noise, tgt, hyst_s, force):
     """Exit choice for agents ``idx``: cost = geodesic distance / v0 + queue time (if the gate
     is within ``perceive_m``, or always when ``perceive_m`` < 0) + onward distance / v0 + noise.
@@ -558,7 +558,7 @@ def route_costs(x, y, v0, mode, idx, floor, fx0, fy0, inv_h, allowed, onward, qu
             d = _bil3(floor, g, r0, c0, wx, wy)
             if d >= 1e6:
                 continue
-            cost = (d + onward[g, mode[i]]) / v0[i] + noise[i, g]
+            cost = (d + onward[g, dest[i]]) / v0[i] + noise[i, g]
             if perceive_m[a] < 0.0 or d <= perceive_m[a]:
                 cost += queue_s[g]
             if cost < best:

@@ -186,21 +186,38 @@ class StationDispersalModel(CityModel):
         self.exit_xy = np.zeros((N, 2))
 
         # -- route choice tables ---------------------------------------------------------------
+        # A destination is a column of onward_m: walking away, the nearest metro entrance, the
+        # nearest taxi rank, or one particular bus stop (each stop serves its own lines, so a bus
+        # passenger is bound to a stop and cannot switch to another one).
         self.onward = Onward(st.pois, p, rng)
         poi_xy = self.onward.poi_xy()
-        self.onward_m = np.zeros((G, 4))
-        self.onward_poi = np.full((G, 4), -1, dtype=np.int32)
+        kinds = np.array([q.kind for q in st.pois])
+        gate_xy = np.array([(g.x, g.y) for g in st.gates], dtype=float).reshape(-1, 2)
+        columns: list[tuple[int, np.ndarray | None]] = [(0, None)]
         for mi, mode in enumerate(MODES):
             if mode == "walk":
                 continue
-            kinds = np.array([q.kind == ONWARD_KINDS[mode] for q in st.pois], dtype=bool)
-            if not kinds.any():
+            idx = np.flatnonzero(kinds == ONWARD_KINDS[mode])
+            if mode == "bus":
+                columns += [(mi, idx[k:k + 1]) for k in range(len(idx))]
+            elif len(idx):
+                columns.append((mi, idx))
+        self.onward_m = np.zeros((G, len(columns)))
+        self.onward_poi = np.full((G, len(columns)), -1, dtype=np.int32)
+        for c, (_, idx) in enumerate(columns):
+            if idx is None:
                 continue
-            idx = np.flatnonzero(kinds)
-            for g, gate in enumerate(st.gates):
-                d = np.hypot(poi_xy[idx, 0] - gate.x, poi_xy[idx, 1] - gate.y) * p["onward_detour_factor"]
-                self.onward_m[g, mi] = d.min()
-                self.onward_poi[g, mi] = idx[np.argmin(d)]
+            d = np.hypot(poi_xy[idx, 0][None, :] - gate_xy[:, :1], poi_xy[idx, 1][None, :] - gate_xy[:, 1:])
+            d *= p["onward_detour_factor"]
+            self.onward_m[:, c] = d.min(axis=1)
+            self.onward_poi[:, c] = idx[d.argmin(axis=1)]
+        column_mode = np.array([mi for mi, _ in columns])
+        self.dest = np.zeros(N, dtype=np.int32)
+        for mi in range(1, len(MODES)):
+            cols = np.flatnonzero(column_mode == mi)
+            who = np.flatnonzero(self.mode == mi)
+            if len(cols) and len(who):
+                self.dest[who] = cols[rng.integers(len(cols), size=len(who))]
         guided_allowed = self.gate_open.copy()
         if p["guidance_gates"]:
             guided_allowed = np.array([g.id in p["guidance_gates"] for g in st.gates]) & self.gate_open
@@ -313,7 +330,7 @@ class StationDispersalModel(CityModel):
         allowed = np.where(self.guided[ids][:, None], self.allowed_guided[None, :], self.gate_open[None, :])
         perceive = np.where(self.guided[ids], -1.0, self.p["perception_radius_m"])
         nav = self.nav
-        return K.route_costs(x, y, self.v0[ids], self.mode[ids], np.arange(len(ids)), nav.floor,
+        return K.route_costs(x, y, self.v0[ids], self.dest[ids], np.arange(len(ids)), nav.floor,
                              nav.x0, nav.y0, nav.inv_h, allowed, self.onward_m, self.queue_s, perceive,
                              self.route_noise[ids], cur, self.p["reroute_hysteresis_s"], force)
 
@@ -343,12 +360,13 @@ class StationDispersalModel(CityModel):
             self.last_done_t = t
         on = ids[~walk]
         if len(on):
-            poi = self.onward_poi[gates[~walk], mode[~walk]]
+            dest = self.dest[ids][~walk]
+            poi = self.onward_poi[gates[~walk], dest]
             self.poi_of[on] = poi
             self.state[on] = ONWARD
             gx = np.array([g.x for g in self.station.gates])[gates[~walk]]
             gy = np.array([g.y for g in self.station.gates])[gates[~walk]]
-            dist = self.onward_m[gates[~walk], mode[~walk]]
+            dist = self.onward_m[gates[~walk], dest]
             self.exit_xy[on, 0] = gx
             self.exit_xy[on, 1] = gy
             self.t_poi[on] = t + dist / self.v0[on]
@@ -439,7 +457,7 @@ class StationDispersalModel(CityModel):
             states.append(np.full(len(q), QUEUEING, dtype=np.int8))
         return Snapshot(
             time_s=self.time_s,
-            positions=np.concatenate(pos).astype(np.float32),
+            positions=np.concatenate(pos).astype(np.float64),
             states=np.concatenate(states),
             state_names=self.state_names,
             fields={"density": self._grid("density", self.d_field)},

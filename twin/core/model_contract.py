@@ -104,7 +104,7 @@ class Snapshot:
     """What the view draws at one moment. Positions are in the city CRS (metres)."""
 
     time_s: float
-    positions: np.ndarray  # (n, 2) float32
+    positions: np.ndarray  # (n, 2) float64: float32 would round UTM northings to 0.25 m
     states: np.ndarray  # (n,) int8, index into state_names
     state_names: tuple[str, ...]
     fields: dict[str, GridField] = field(default_factory=dict)

@@ -76,7 +76,7 @@ def test_snapshot_and_rasters():
     m = StationDispersalModel(make_city(), duration_s=60, seed=1, **FAST)
     m.advance_to(40)
     s = m.snapshot()
-    assert s.positions.dtype == np.float32 and s.positions.shape[1] == 2
+    assert s.positions.dtype == np.float64 and s.positions.shape[1] == 2
     assert s.states.dtype == np.int8 and len(s.states) == len(s.positions)
     assert set(np.unique(s.states)) <= {WALKING, QUEUEING, ONWARD}
     c = m.counts()
