@@ -347,9 +347,12 @@ def _iter_local(tasks: list[tuple], workers: int):
         for f in as_completed(futures):
             yield futures[f], f.result()
     except BaseException:
+        procs = list((getattr(ex, "_processes", None) or {}).values())  # shutdown() forgets them
         ex.shutdown(wait=False, cancel_futures=True)
-        for p in list((getattr(ex, "_processes", None) or {}).values()):
+        for p in procs:
             p.terminate()  # a run killed mid-write leaves only a .partial folder, cleaned next time
+        for p in procs:
+            p.join(timeout=5)
         raise
     else:
         ex.shutdown(wait=True)
