@@ -23,6 +23,7 @@ STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 POI_COLOURS = {"metro": "#0050a0", "bus_stop": "#e08000", "taxi_rank": "#d0b000", "attraction": "#b03090",
                "hotel": "#6040c0", "shelter": "#10a050", "pump": "#2080c0"}
 BACKGROUND = "#dfe7ef"
+ROOF_OPACITY = 0.18
 TERRAIN_CMAP = ["#e9ede2", "#d6dfc8", "#c5cdb0", "#b9b59b"]
 # Fruin level of service for walkways (persons per m²): the upper bound of A..E; above E is F.
 LOS_THRESHOLDS_PPM2 = (0.31, 0.43, 0.72, 1.08, 2.17)
@@ -114,19 +115,31 @@ class SceneRenderer:
         self._remove_layer("buildings")
         if not s.buildings.n_cells:
             return
-        if self.building_colouring == "height":
-            actor = self.plotter.add_mesh(
-                s.buildings, scalars="height_m", cmap="YlOrRd", clim=_nice_range(s.buildings.cell_data["height_m"]),
-                scalar_bar_args=dict(title="Building height (m)", vertical=True, position_x=0.9, position_y=0.1,
-                                     height=0.35, width=0.05, title_font_size=int(16 * self.font_scale),
-                                     label_font_size=int(14 * self.font_scale), color="black", fmt="%.0f"),
-                ambient=0.3, diffuse=0.8, pickable=True, name="buildings", reset_camera=False, render=False)
-        else:
-            colours = [USE_COLOURS[u] for u in USE_CODES]
-            actor = self.plotter.add_mesh(
-                s.buildings, scalars="use_code", cmap=colours, clim=(-0.5, len(colours) - 0.5), n_colors=len(colours),
-                show_scalar_bar=False, ambient=0.3, diffuse=0.8, pickable=True, name="buildings", reset_camera=False, render=False)
-        self._add("buildings", actor)
+        mesh = s.buildings
+        roof = np.asarray(mesh.cell_data["roof"]) if "roof" in mesh.cell_data else np.zeros(mesh.n_cells, bool)
+        # Roofs over the walkable area (a station hall) are drawn see-through: the crowd is under them.
+        parts = [("buildings", mesh, 1.0)]
+        if roof.any():
+            parts = [("buildings", mesh.extract_cells(np.flatnonzero(~roof)), 1.0),
+                     ("buildings_roofs", mesh.extract_cells(np.flatnonzero(roof)), ROOF_OPACITY)]
+        for i, (name, part, opacity) in enumerate(parts):
+            if not part.n_cells:
+                continue
+            if self.building_colouring == "height":
+                style = dict(scalars="height_m", cmap="YlOrRd", clim=_nice_range(mesh.cell_data["height_m"]),
+                             show_scalar_bar=i == 0,
+                             scalar_bar_args=dict(title="Building height (m)", vertical=True, position_x=0.9,
+                                                  position_y=0.1, height=0.35, width=0.05,
+                                                  title_font_size=int(16 * self.font_scale),
+                                                  label_font_size=int(14 * self.font_scale), color="black",
+                                                  fmt="%.0f"))
+            else:
+                colours = [USE_COLOURS[u] for u in USE_CODES]
+                style = dict(scalars="use_code", cmap=colours, clim=(-0.5, len(colours) - 0.5),
+                             n_colors=len(colours), show_scalar_bar=False)
+            actor = self.plotter.add_mesh(part, ambient=0.3, diffuse=0.8, pickable=True, name=name, opacity=opacity,
+                                          reset_camera=False, render=False, **style)
+            self._add("buildings", actor)
 
     def _add_labels(self) -> None:
         s = self.scene
@@ -368,7 +381,12 @@ class SceneRenderer:
             return None
         layer = self.actor_layer(picker.GetActor())
         pos = np.array(picker.GetPickPosition())
-        return self.describe(layer, picker.GetCellId(), pos)
+        cell = picker.GetCellId()
+        data = picker.GetDataSet()
+        original = data.GetCellData().GetArray("vtkOriginalCellIds") if data is not None else None
+        if original is not None and cell >= 0:  # a part cut out of a layer's mesh (see _add_buildings)
+            cell = int(original.GetValue(cell))
+        return self.describe(layer, cell, pos)
 
     def describe(self, layer: str | None, cell_id: int, pos_local) -> dict | None:
         """Attributes of what is at ``pos_local`` on ``layer`` (cell ``cell_id`` of its mesh)."""

@@ -138,7 +138,7 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         origin=origin,
         bounds_local=(0.0, 0.0, float(maxx - minx), float(maxy - miny)),
         terrain=terrain,
-        buildings=build_buildings(city.buildings, origin, elev),
+        buildings=mark_roofs(build_buildings(city.buildings, origin, elev), city),
         roads=build_roads(city.roads, origin, elev),
         water=drape_polygons(city.water, origin, elev, WATER_LIFT_M),
         walkable=drape_polygons(city.walkable, origin, elev, AREA_LIFT_M),
@@ -251,6 +251,25 @@ def build_buildings(gdf, origin, elev) -> pv.PolyData:
     mesh.cell_data["use_code"] = uses[cell_owner]
     mesh.cell_data["top_m"] = top[cell_owner]
     mesh.field_data["n_buildings"] = np.array([len(gdf)])
+    return mesh
+
+
+def mark_roofs(mesh: pv.PolyData, city, share: float = 0.3) -> pv.PolyData:
+    """Flag (cell data ``roof``) the buildings that stand over the walkable area, like a station
+    hall over its platforms: the view draws them see-through so the crowd under them shows."""
+    if not mesh.n_cells:
+        return mesh
+    roof = np.zeros(mesh.n_cells, dtype=bool)
+    if city.has("walkable") and city.has("buildings"):
+        walk = shapely.union_all(np.asarray(city.walkable.geometry.values))
+        footprints = np.asarray(city.buildings.geometry.values)
+        near = shapely.intersects(footprints, walk)
+        over = np.zeros(len(footprints), dtype=bool)
+        if near.any():
+            inter = shapely.area(shapely.intersection(footprints[near], walk))
+            over[near] = inter > share * shapely.area(footprints[near])
+        roof = over[mesh.cell_data["building_id"]]
+    mesh.cell_data["roof"] = roof
     return mesh
 
 

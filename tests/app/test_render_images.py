@@ -149,7 +149,6 @@ def test_water_shader_animates(tiny, monkeypatch):
     assert b[125, 200, 2] > b[125, 200, 0]  # blue water
 
 
-@pytest.mark.skipif(not (DEMO_CITY / "city.toml").exists(), reason="the demo city is not generated")
 def test_demo_city_matches_reference(qapp):
     from twin.core.city import City
 
