@@ -24,6 +24,10 @@ DEMO_CITY = Path(__file__).resolve().parent.parent / "gis_data" / "demo_city"
 MAX_RECENT = 8
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
+
+
 def default_runs_dir() -> Path:
     return Path(os.environ.get("CITYTWIN_RUNS_DIR", Path.home() / "CityTwin" / "runs"))
 
@@ -146,6 +150,10 @@ class MainWindow(QMainWindow):
         r.addAction("&Pause / resume", lambda: self.controls.pause_btn.toggle(), QKeySequence("Space"))
         r.addAction("&Step", self.step_run)
         r.addAction("&Cancel", self.cancel_run, QKeySequence("Ctrl+."))
+        r.addSeparator()
+        self.act_compare = r.addAction("Co&mpare interventions…", self.start_compare, QKeySequence("Ctrl+Shift+R"))
+        self.act_cancel_compare = r.addAction("Cancel comparison", self.cancel_compare)
+        self.act_cancel_compare.setEnabled(False)
 
         tb = QToolBar("View")
         tb.setObjectName("toolbar_view")
@@ -396,7 +404,7 @@ class MainWindow(QMainWindow):
             return None
         if not isinstance(out_dir, (str, Path)):
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{sc.name}_{variant or 'baseline'}")[:80]
+            safe = _slug(f"{sc.name}_{variant or 'baseline'}")
             out_dir = Path(self.settings.value("runs_dir", str(default_runs_dir()))) / f"{safe}_{stamp}"
         self._reset_run_view()
         self.viewport.renderer.set_state_names(self.model_cls.state_names)
@@ -533,6 +541,73 @@ class MainWindow(QMainWindow):
         self.log_panel.log(f"run outputs written to {out}")
         return Path(out)
 
+    # -- comparisons (the same code as `citytwin compare`) -------------------------------------
+    def start_compare(self, out_dir: Path | None = None, replications: int | None = None):
+        """Baseline and every intervention × replications, in worker processes; opens report.html."""
+        from .compare_worker import CompareWorker, start_compare
+
+        if self.scenario is None:
+            self.error("Open a scenario with interventions first (File → Open scenario).")
+            return None
+        if getattr(self, "compare_thread", None) is not None and self.compare_thread.isRunning():
+            self.error("A comparison is already running.")
+            return None
+        sc = self.scenario
+        if replications is None:
+            replications = sc.replications
+            if not os.environ.get("CITYTWIN_NO_DIALOGS"):
+                replications, ok = QInputDialog.getInt(
+                    self, "Compare interventions",
+                    f"Replications per variant ({len(sc.variants())} variants):", sc.replications, 1, 1000)
+                if not ok:
+                    return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path(out_dir) if out_dir else default_runs_dir() / f"compare_{_slug(sc.name)}_{stamp}"
+        self.compare_worker = CompareWorker(sc, out, replications=replications)
+        w = self.compare_worker
+        w.progress.connect(self._on_compare_progress)
+        w.finished.connect(self._on_compare_finished)
+        # Bound methods, not lambdas: a lambda would run in the worker's thread and touch widgets.
+        w.failed.connect(self._on_compare_failed)
+        w.cancelled.connect(self._on_compare_cancelled)
+        self.log_panel.log(f"comparison started: {len(sc.variants())} variants × {replications} replications → {out}")
+        self.progress.setValue(0)
+        self.act_compare.setEnabled(False)
+        self.act_cancel_compare.setEnabled(True)
+        self.compare_thread = start_compare(w, self)
+        return w
+
+    def cancel_compare(self, wait_s: float = 5.0) -> bool:
+        if getattr(self, "compare_thread", None) is None:
+            return True
+        self.compare_worker.cancel()
+        return self.compare_thread.wait(int(wait_s * 1000))
+
+    def _on_compare_progress(self, done: int, total: int):
+        self.progress.setValue(int(100 * done / total) if total else 0)
+        self.statusBar().showMessage(f"comparison: {done} of {total} runs done", 5000)
+
+    def _on_compare_finished(self, result):
+        self._compare_done()
+        self.last_output = Path(self.compare_worker.out)
+        report = self.last_output / "report.html"
+        self.log_panel.log(f"comparison finished: report in {report}")
+        self.progress.setValue(100)
+        if report.exists() and not os.environ.get("CITYTWIN_NO_DIALOGS"):
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(report)))
+
+    def _on_compare_failed(self, message: str):
+        self._compare_done()
+        self.error(f"comparison failed: {message}")
+
+    def _on_compare_cancelled(self):
+        self._compare_done()
+        self.log_panel.log(f"comparison cancelled; finished runs kept in {self.compare_worker.out}")
+
+    def _compare_done(self):
+        self.act_compare.setEnabled(True)
+        self.act_cancel_compare.setEnabled(False)
+
     def open_output_folder(self):
         if self.last_output is not None and Path(self.last_output).exists():
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_output)))
@@ -587,6 +662,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, e):
         self.cancel_run(wait_s=2.0)
+        self.cancel_compare(wait_s=5.0)
         if self.command_room:
             self.set_command_room(False)
         self.settings.setValue("window/geometry", self.saveGeometry())

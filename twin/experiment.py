@@ -329,23 +329,37 @@ def _worker_init(threads: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
-def _iter_local(tasks: list[tuple], workers: int):
+class CompareCancelled(Exception):
+    """Raised when ``should_stop`` says so; finished runs are kept and a rerun continues."""
+
+
+def _check_stop(should_stop) -> None:
+    if should_stop is not None and should_stop():
+        raise CompareCancelled("comparison cancelled; the finished runs are kept")
+
+
+def _iter_local(tasks: list[tuple], workers: int, should_stop=None):
     """Yield (index, result) as runs finish on a spawn-started process pool (or in-process)."""
     if workers <= 1 or len(tasks) <= 1:
         for i, t in enumerate(tasks):
+            _check_stop(should_stop)
             yield i, run_task(*t)
         return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     n = min(workers, len(tasks))
     threads = max(1, (os.cpu_count() or 1) // n)
     ex = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init, initargs=(threads,))
     try:
-        futures = {ex.submit(run_task, *t): i for i, t in enumerate(tasks)}
-        for f in as_completed(futures):
-            yield futures[f], f.result()
+        pending = {ex.submit(run_task, *t): i for i, t in enumerate(tasks)}
+        while pending:
+            # Poll, so that a cancel from the app is honoured within a second, not after a whole run.
+            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            _check_stop(should_stop)
+            for f in done:
+                yield pending.pop(f), f.result()
     except BaseException:
         procs = list((getattr(ex, "_processes", None) or {}).values())  # shutdown() forgets them
         ex.shutdown(wait=False, cancel_futures=True)
@@ -407,8 +421,13 @@ class CompareResult:
 
 
 def compare(scenario_path, out, replications: int | None = None, workers: int | None = None,
-            scheduler: str | None = None, progress: bool = True, report: bool = True) -> CompareResult:
-    """Run every variant × replication (skipping finished runs), then write the tables and report."""
+            scheduler: str | None = None, progress: bool = True, report: bool = True,
+            on_progress=None, should_stop=None) -> CompareResult:
+    """Run every variant × replication (skipping finished runs), then write the tables and report.
+
+    ``on_progress(done, total)`` is called as runs finish and ``should_stop()`` polled (the app
+    uses both); a stop raises :class:`CompareCancelled` with the finished runs kept.
+    """
     from .runner import check_out_dir
 
     started = time.perf_counter()
@@ -431,8 +450,9 @@ def compare(scenario_path, out, replications: int | None = None, workers: int | 
 
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), unit="run", desc="runs", file=sys.stderr,
                disable=not progress or not todo, dynamic_ncols=True)
+    finished = len(specs) - len(todo)
     try:
-        it = _iter_dask(tasks, scheduler) if scheduler else _iter_local(tasks, workers)
+        it = _iter_dask(tasks, scheduler) if scheduler else _iter_local(tasks, workers, should_stop)
         for i, res in it:
             spec = todo[i]
             if res["status"] == "user_error":
@@ -442,6 +462,9 @@ def compare(scenario_path, out, replications: int | None = None, workers: int | 
                 failures.append((spec, res))
                 bar.write(f"run failed: {spec.label}: {res['error']}", file=sys.stderr)
             bar.update(1)
+            finished += 1
+            if on_progress is not None:
+                on_progress(finished, len(specs))
     except KeyboardInterrupt:
         bar.close()
         done = sum(is_finished(out, plan, s) for s in specs)

@@ -15,7 +15,7 @@ def _has_display() -> bool:
 def qapp(tmp_path_factory):
     """The app as app.main makes it (organisation name, style), with QSettings in a temp folder."""
     if not _has_display():
-        pytest.skip("GUI tests need a display: run them under Xvfb "
+        pytest.fail("GUI tests need a display: run them under Xvfb "
                     "(xvfb-run -a -s '-screen 0 1920x1080x24' ..., as scripts/test.sh does)")
     os.environ["CITYTWIN_RUNS_DIR"] = str(tmp_path_factory.mktemp("runs"))
     from PySide6.QtCore import QSettings

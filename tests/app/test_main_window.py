@@ -246,7 +246,6 @@ STATION = Path(__file__).resolve().parents[2] / "scenarios" / "station_evening_p
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not STATION.exists(), reason="the station scenario is not there")
 def test_station_model_runs_from_the_gui(window, qtbot):
     from tests.conftest import DEMO_CITY
 
