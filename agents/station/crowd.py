@@ -131,9 +131,9 @@ class Crowd:
 
     # -- stepping -------------------------------------------------------------------------
     def build_cells(self) -> None:
-        K.build_cells(self.x, self.y, self.n, self.xmin, self.ymin, 1.0 / self.cell_size,
-                      self.ncx, self.ncy, self.cell_of, self.cursor, self.start, self.order,
-                      self.sx, self.sy)
+        kernel = K.build_cells_parallel if self.n >= self.parallel_min else K.build_cells
+        kernel(self.x, self.y, self.n, self.xmin, self.ymin, 1.0 / self.cell_size,
+               self.ncx, self.ncy, self.cell_of, self.cursor, self.start, self.order, self.sx, self.sy)
 
     def move(self, dt: float) -> None:
         """Advance every agent by ``dt`` (cells must have been built from current positions)."""
