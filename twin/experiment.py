@@ -327,6 +327,22 @@ def _worker_init(threads: int) -> None:
     # Leave one core per worker: numba's own threads would otherwise oversubscribe the machine.
     os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if "numba" in sys.modules:  # a forked worker inherits numba already imported
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def _start_method() -> str:
+    """fork starts a worker in milliseconds with everything already imported, but it is only safe
+    while this process runs no other thread. Qt's threads are invisible to ``threading``, so a
+    process that loaded Qt (the app) always spawns."""
+    import threading
+
+    qt = any(m in sys.modules for m in ("PySide6.QtCore", "PyQt6.QtCore", "PyQt5.QtCore"))
+    if sys.platform.startswith("linux") and threading.active_count() == 1 and not qt:
+        return "fork"
+    return "spawn"
 
 
 class CompareCancelled(Exception):
@@ -339,7 +355,7 @@ def _check_stop(should_stop) -> None:
 
 
 def _iter_local(tasks: list[tuple], workers: int, should_stop=None):
-    """Yield (index, result) as runs finish on a spawn-started process pool (or in-process)."""
+    """Yield (index, result) as runs finish on a process pool (forked or spawned, see _start_method) (or in-process)."""
     if workers <= 1 or len(tasks) <= 1:
         for i, t in enumerate(tasks):
             _check_stop(should_stop)
@@ -350,7 +366,7 @@ def _iter_local(tasks: list[tuple], workers: int, should_stop=None):
 
     n = min(workers, len(tasks))
     threads = max(1, (os.cpu_count() or 1) // n)
-    ex = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+    ex = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(_start_method()),
                              initializer=_worker_init, initargs=(threads,))
     try:
         pending = {ex.submit(run_task, *t): i for i, t in enumerate(tasks)}
@@ -448,6 +464,7 @@ def compare(scenario_path, out, replications: int | None = None, workers: int | 
     workers = workers or os.cpu_count() or 1
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: worker processes may then be forked (_start_method)
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), unit="run", desc="runs", file=sys.stderr,
                disable=not progress or not todo, dynamic_ncols=True)
     finished = len(specs) - len(todo)
