@@ -334,15 +334,24 @@ def _worker_init(threads: int) -> None:
 
 
 def _start_method() -> str:
-    """fork starts a worker in milliseconds with everything already imported, but it is only safe
-    while this process runs no other thread. Qt's threads are invisible to ``threading``, so a
-    process that loaded Qt (the app) always spawns."""
+    """fork starts a worker in milliseconds with everything already imported, but only where that
+    is safe: no other Python thread, no Qt (its threads are invisible to ``threading``), and
+    numba's thread pool not started (its OpenMP layer aborts a forked child). Else spawn."""
     import threading
 
-    qt = any(m in sys.modules for m in ("PySide6.QtCore", "PyQt6.QtCore", "PyQt5.QtCore"))
-    if sys.platform.startswith("linux") and threading.active_count() == 1 and not qt:
-        return "fork"
-    return "spawn"
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return "spawn"
+    if any(m in sys.modules for m in ("PySide6.QtCore", "PyQt6.QtCore", "PyQt5.QtCore")):
+        return "spawn"
+    if "numba" in sys.modules:
+        try:
+            from numba.np.ufunc import parallel
+
+            if parallel._is_initialized:
+                return "spawn"
+        except (ImportError, AttributeError):
+            return "spawn"
+    return "fork"
 
 
 class CompareCancelled(Exception):

@@ -173,18 +173,24 @@ def test_bad_workers_and_scheduler(scenario, tmp_path, monkeypatch):
         compare(scenario, tmp_path / "o2", scheduler="tcp://127.0.0.1:1", progress=False)
 
 
-def test_start_method_forks_only_without_threads_or_qt(monkeypatch):
+def test_start_method_forks_only_without_threads_qt_or_numba_pool(monkeypatch):
     import sys
     import threading
+
+    from numba.np.ufunc import parallel
 
     from twin import experiment
 
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delitem(sys.modules, "PySide6.QtCore", raising=False)
+    monkeypatch.setattr(parallel, "_is_initialized", False)
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     assert experiment._start_method() == "fork"
     monkeypatch.setattr(threading, "active_count", lambda: 2)
     assert experiment._start_method() == "spawn"
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     monkeypatch.setitem(sys.modules, "PySide6.QtCore", object())
+    assert experiment._start_method() == "spawn"
+    monkeypatch.delitem(sys.modules, "PySide6.QtCore")
+    monkeypatch.setattr(parallel, "_is_initialized", True)  # numba's pool started: never fork it
     assert experiment._start_method() == "spawn"
