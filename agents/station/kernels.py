@@ -85,6 +85,25 @@ def _hash_uniform(a, b):
 
 
 # -- neighbour search ---------------------------------------------------------------------------
+@njit(inline="always")
+def _cell_index(x, y, xmin, ymin, inv_cs, ncx, ncy):
+    """Cell of a point; points outside the grid go to the border cells."""
+    cx = min(max(int((x - xmin) * inv_cs), 0), ncx - 1)
+    cy = min(max(int((y - ymin) * inv_cs), 0), ncy - 1)
+    return cy * ncx + cx
+
+
+@njit(inline="always")
+def _min_image(dx, periodic, period_x):
+    """The shortest x offset in a corridor that wraps round every ``period_x`` metres."""
+    if periodic:
+        if dx > 0.5 * period_x:
+            return dx - period_x
+        if dx < -0.5 * period_x:
+            return dx + period_x
+    return dx
+
+
 @njit(cache=True)
 def build_cells(x, y, n, xmin, ymin, inv_cs, ncx, ncy, cell_of, cursor, start, order, sx, sy):
     """Counting sort of agents ``0..n-1`` by cell.
@@ -97,17 +116,7 @@ def build_cells(x, y, n, xmin, ymin, inv_cs, ncx, ncy, cell_of, cursor, start, o
     for c in range(ncell + 1):
         start[c] = 0
     for i in range(n):
-        cx = int((x[i] - xmin) * inv_cs)
-        cy = int((y[i] - ymin) * inv_cs)
-        if cx < 0:
-            cx = 0
-        elif cx >= ncx:
-            cx = ncx - 1
-        if cy < 0:
-            cy = 0
-        elif cy >= ncy:
-            cy = ncy - 1
-        c = cy * ncx + cx
+        c = _cell_index(x[i], y[i], xmin, ymin, inv_cs, ncx, ncy)
         cell_of[i] = c
         start[c + 1] += 1
     for c in range(ncell):
@@ -128,9 +137,7 @@ def build_cells_parallel(x, y, n, xmin, ymin, inv_cs, ncx, ncy, cell_of, cursor,
     """``build_cells`` with the per-agent parts threaded; the same, stable order."""
     ncell = ncx * ncy
     for i in prange(n):
-        cx = min(max(int((x[i] - xmin) * inv_cs), 0), ncx - 1)
-        cy = min(max(int((y[i] - ymin) * inv_cs), 0), ncy - 1)
-        cell_of[i] = cy * ncx + cx
+        cell_of[i] = _cell_index(x[i], y[i], xmin, ymin, inv_cs, ncx, ncy)
     for c in range(ncell + 1):
         start[c] = 0
     for i in range(n):
@@ -193,11 +200,7 @@ def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no,
                         continue
                     dx = xi - sx[m]
                     dy = yi - sy[m]
-                    if periodic:
-                        if dx > 0.5 * period_x:
-                            dx -= period_x
-                        elif dx < -0.5 * period_x:
-                            dx += period_x
+                    dx = _min_image(dx, periodic, period_x)
                     d2 = dx * dx + dy * dy
                     if d2 < rr2 and d2 > 1e-12:
                         d = math.sqrt(d2)
@@ -261,11 +264,7 @@ def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no,
                     continue
                 dx = sx[m] - xi
                 dy = sy[m] - yi
-                if periodic:
-                    if dx > 0.5 * period_x:
-                        dx -= period_x
-                    elif dx < -0.5 * period_x:
-                        dx += period_x
+                dx = _min_image(dx, periodic, period_x)
                 proj = dx * ex + dy * ey
                 if proj <= 0.0:
                     continue
@@ -406,11 +405,7 @@ def _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n,
                     continue
                 dx = xi - sx[m]
                 dy = yi - sy[m]
-                if periodic:
-                    if dx > 0.5 * period_x:
-                        dx -= period_x
-                    elif dx < -0.5 * period_x:
-                        dx += period_x
+                dx = _min_image(dx, periodic, period_x)
                 d2 = dx * dx + dy * dy
                 if d2 >= cut2 or d2 < 1e-12:
                     continue
