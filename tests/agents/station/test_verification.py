@@ -2,7 +2,7 @@
 
 Weidmann's fundamental diagram (periodic corridor), bottleneck flows vs width (Kretz et al. 2006,
 Seyfried et al. 2009), the real Jülich bottleneck run 040_c_56_h- (Adrian et al. 2020) and the RiMEA
-single-floor tests that apply (1, 4, 6, 7, 8/9). The measured figures are printed (``pytest -s``)."""
+single-floor tests that apply (1, 4, 6, 7, 8/9, 12). The measured figures are printed (``pytest -s``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -222,3 +222,34 @@ def test_rimea_8_9_four_vs_two_exits():
     ratio = times["two"] / times["four"]
     print(f"RiMEA 8/9: four exits {times['four']:.1f} s, two exits {times['two']:.1f} s, ratio {ratio:.2f}")
     assert 1.6 <= ratio <= 2.4
+
+
+@pytest.mark.slow
+def test_rimea_12_congestion_only_at_the_first_bottleneck():
+    """RiMEA 12: 150 persons leave a room through a 1 m wide, 2 m long corridor into a second room
+    and out through a 1 m exit. A queue forms in front of the corridor; the corridor meters the
+    flow, so none forms at the second room's exit."""
+    room_a, room_b = shapely.box(0, 0, 10, 10), shapely.box(12, 0, 22, 10)
+    corridor = shapely.box(9.999, 4.5, 12.001, 5.5)
+    exit_b = shapely.LineString([(22, 4.5), (22, 5.5)])
+    nav = build_navigation(shapely.union_all([room_a, corridor, room_b]), [("B", exit_b)], cell_m=0.1)
+    rng = np.random.default_rng(3)
+    pos = random_points(150, [0.5, 0.5], [8.0, 9.5], 0.4, rng)
+    cr = Crowd(nav, 150, MotionParams())
+    cr.add(pos[:, 0], pos[:, 1], np.clip(rng.normal(1.34, 0.26, 150), 0.5, 2.0), np.zeros(150, np.int32))
+    before_corridor = before_exit = 0
+    t = 0.0
+    while cr.n and t < 400:
+        cr.step(0.05)
+        t += 0.05
+        x, y = cr.x[: cr.n], cr.y[: cr.n]
+        near = np.abs(y - 5.0) < 1.5
+        before_corridor = max(before_corridor, int(((x > 8.0) & (x < 10.0) & near).sum()))
+        before_exit = max(before_exit, int(((x > 20.0) & (x < 22.0) & near).sum()))
+        cr.take_exits()
+    print(f"RiMEA 12: all out in {t:.1f} s; most persons within 2 m before the corridor {before_corridor}, "
+          f"before the exit {before_exit}")
+    assert cr.n == 0
+    assert before_corridor >= 10  # a queue (6 m², over 1.5 persons/m²) in front of the corridor
+    # At the exit only the metered stream arrives (under 1.5 persons/m² over the same 6 m²): no queue.
+    assert before_exit <= 8 and 3 * before_exit <= before_corridor
