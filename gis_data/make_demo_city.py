@@ -376,47 +376,26 @@ def landmark_sites():
     pois.append(dict(id="A1", name="Jade River Temple", capacity=3000, gates=6, service_time_s=5.0,
                      xy=place(cx, cy, [(0, -45)])[0]))
 
-    # A2 bell tower on its square
-    cx, cy = 1430.0, 1048.0
-    sites.append(rect(cx, cy, 56, 56, ang))
-    bldgs.append(dict(name="Old Bell Tower", use="attraction", height_m=38.0, levels=4,
-                      geometry=rect(cx, cy, 16, 16, ang)))
-    pois.append(dict(id="A2", name="Old Bell Tower", capacity=200, gates=1, service_time_s=12.0,
-                     xy=place(cx, cy, [(0, -10)])[0]))
+    def landmark(aid, name, cx, cy, site_wh, halls, capacity, gates, service_time_s, entrance_dy):
+        """A reserved site, its halls [(name, dx, dy, w, h, height_m, levels)] and its attraction POI."""
+        sites.append(rect(cx, cy, *site_wh, ang))
+        for hall, dx, dy, w, h, height, levels in halls:
+            bldgs.append(dict(name=hall, use="attraction", height_m=height, levels=levels,
+                              geometry=rect(cx + dx, cy + dy, w, h, ang, origin=(cx, cy))))
+        pois.append(dict(id=aid, name=name, capacity=capacity, gates=gates, service_time_s=service_time_s,
+                         xy=place(cx, cy, [(0, entrance_dy)])[0]))
 
-    # A3 city museum
-    cx, cy = 1530.0, 1120.0
-    sites.append(rect(cx, cy, 90, 62, ang))
-    bldgs.append(dict(name="City Museum", use="attraction", height_m=16.0, levels=3,
-                      geometry=rect(cx, cy + 3, 70, 42, ang, origin=(cx, cy))))
-    bldgs.append(dict(name="City Museum portico", use="attraction", height_m=11.0, levels=1,
-                      geometry=rect(cx, cy - 22, 30, 6, ang, origin=(cx, cy))))
-    pois.append(dict(id="A3", name="City Museum", capacity=1500, gates=4, service_time_s=8.0,
-                     xy=place(cx, cy, [(0, -28)])[0]))
-
-    # A4 old town theatre
-    cx, cy = 1510.0, 890.0
-    sites.append(rect(cx, cy, 60, 50, ang))
-    bldgs.append(dict(name="Old Town Theatre", use="attraction", height_m=18.0, levels=3,
-                      geometry=rect(cx, cy, 46, 34, ang)))
-    pois.append(dict(id="A4", name="Old Town Theatre", capacity=800, gates=3, service_time_s=10.0,
-                     xy=place(cx, cy, [(0, 20)])[0]))
-
-    # A5 guild hall
-    cx, cy = 1230.0, 920.0
-    sites.append(rect(cx, cy, 55, 45, ang))
-    bldgs.append(dict(name="Guild Hall", use="attraction", height_m=13.0, levels=2,
-                      geometry=rect(cx, cy, 40, 28, ang)))
-    pois.append(dict(id="A5", name="Guild Hall", capacity=400, gates=2, service_time_s=6.0,
-                     xy=place(cx, cy, [(0, 17)])[0]))
-
-    # A6 merchant's garden (a walled garden with a pavilion)
-    cx, cy = 1600.0, 930.0
-    sites.append(rect(cx, cy, 70, 60, ang))
-    bldgs.append(dict(name="Merchant's Garden pavilion", use="attraction", height_m=9.0, levels=2,
-                      geometry=rect(cx + 5, cy + 12, 30, 20, ang, origin=(cx, cy))))
-    pois.append(dict(id="A6", name="Merchant's Garden", capacity=600, gates=2, service_time_s=4.0,
-                     xy=place(cx, cy, [(0, 27)])[0]))
+    landmark("A2", "Old Bell Tower", 1430.0, 1048.0, (56, 56),  # on its square
+             [("Old Bell Tower", 0, 0, 16, 16, 38.0, 4)], 200, 1, 12.0, -10)
+    landmark("A3", "City Museum", 1530.0, 1120.0, (90, 62),
+             [("City Museum", 0, 3, 70, 42, 16.0, 3), ("City Museum portico", 0, -22, 30, 6, 11.0, 1)],
+             1500, 4, 8.0, -28)
+    landmark("A4", "Old Town Theatre", 1510.0, 890.0, (60, 50),
+             [("Old Town Theatre", 0, 0, 46, 34, 18.0, 3)], 800, 3, 10.0, 20)
+    landmark("A5", "Guild Hall", 1230.0, 920.0, (55, 45),
+             [("Guild Hall", 0, 0, 40, 28, 13.0, 2)], 400, 2, 6.0, 17)
+    landmark("A6", "Merchant's Garden", 1600.0, 930.0, (70, 60),  # a walled garden with a pavilion
+             [("Merchant's Garden pavilion", 5, 12, 30, 20, 9.0, 2)], 600, 2, 4.0, 27)
 
     # A7 riverside pagoda in Lowtown, just north of Riverside Avenue
     u = 1150.0
