@@ -125,7 +125,7 @@ def drive(model, settings: OutputSettings, progress: Callable[[float], None] | N
                 snap_times.pop(0)
                 rec.snapshots.append(snap)
             if want_traj:
-                rec.trajectory.append((float(snap.time_s), _ids(snap), np.array(snap.positions, dtype=np.float32),
+                rec.trajectory.append((float(snap.time_s), _ids(snap), np.array(snap.positions, dtype=np.float64),
                                        np.array(snap.states), tuple(snap.state_names)))
                 while next_traj <= now + eps:
                     next_traj += dt

@@ -58,7 +58,7 @@ def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = N
     started = time.perf_counter()
     model = build_model(scenario, variant, seed, overrides)
     callback, close = _progress(progress, scenario.duration_s, f"{scenario.name} [{variant}]")
-    settings = getattr(scenario, "outputs", None)
+    settings = scenario.outputs
     recorded = None
     try:
         if settings is not None and settings.records:
@@ -94,7 +94,7 @@ def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, ov
         write_table(result.timeseries, tmp / "timeseries")
         for name, grid in result.rasters.items():
             write_geotiff(grid, crs, tmp / f"{name}.tif")
-        settings = getattr(scenario, "outputs", None)
+        settings = scenario.outputs
         if settings:
             from .exports import write_exports
 

@@ -74,3 +74,22 @@ def test_unknown_raster_threshold_names_the_rasters(tmp_path, tiny_city):
     with pytest.raises(UserError, match='no raster "max_depth".*max_count'):
         run_one(sc, out=tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_trajectories_keep_utm_precision(tmp_path, tiny_city):
+    """float32 would round UTM northings (~3.4e6 m) to 0.25 m; trajectories keep full precision."""
+    import pandas as pd
+
+    from tests.factories import write_scenario
+    from twin.runner import run_one
+    from twin.scenario import load_scenario
+
+    sc = load_scenario(write_scenario(tmp_path, tiny_city, "[parameters]\nwalkers = 20\n\n[outputs]\n"
+                                      "trajectory_interval_s = 5\n", duration_s=30))
+    run_one(sc, out=tmp_path / "run")
+    traj = pd.read_parquet(tmp_path / "run" / "trajectories.parquet")
+    start = sc.load_city().bounds
+    model_y = traj["y"].to_numpy()
+    assert traj["y"].dtype == "float64"
+    assert (model_y > start[1]).all() and (model_y < start[3]).all()
+    assert not np.allclose(model_y, np.round(model_y * 4) / 4, rtol=0, atol=1e-3), "northings rounded to 0.25 m"
