@@ -96,6 +96,7 @@ from .core.grid import GridField
 from .gis_io import (DemSource, dem_source, geometry_family, gpkg_raster_tables, list_vector_layers,
                      read_vector_layer, repair_geometries, short, source_kind)
 from .gis_osm import BUILDING_USE, default_speed_kmh, osm_layers, parse_height_m, parse_levels, parse_maxspeed, read_osm
+from .outputs import json_default
 
 OSM_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (https://www.openstreetmap.org/copyright)"
 DEM_MARGIN_M = 50.0
@@ -155,7 +156,7 @@ class ImportReport:
         return self.data[key]
 
     def to_json(self) -> str:
-        return json.dumps(self.data, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+        return json.dumps(self.data, indent=2, ensure_ascii=False, default=json_default) + "\n"
 
     def text(self) -> str:
         d = self.data
@@ -186,16 +187,6 @@ class ImportReport:
         for s in d.get("notes", []):
             lines.append(f"  note       {s}")
         return "\n".join(lines)
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, (Path, pyproj.CRS)):
-        return str(o)
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(type(o).__name__)
 
 
 @dataclass

@@ -78,16 +78,17 @@ def atomic_dir(path: Path):
 
 def write_json(obj, path: Path) -> None:
     with atomic_file(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+        json.dump(obj, f, indent=2, sort_keys=False, default=json_default)
         f.write("\n")
 
 
-def _json_default(o):
+def json_default(o):
+    """numpy scalars and arrays, paths and CRSs as plain JSON values."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
         return o.tolist()
-    if isinstance(o, Path):
+    if isinstance(o, Path) or hasattr(o, "to_wkt"):  # a pyproj CRS prints as its authority code
         return str(o)
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
