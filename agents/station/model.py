@@ -364,11 +364,7 @@ class StationDispersalModel(CityModel):
             poi = self.onward_poi[gates[~walk], dest]
             self.poi_of[on] = poi
             self.state[on] = ONWARD
-            gx = np.array([g.x for g in self.station.gates])[gates[~walk]]
-            gy = np.array([g.y for g in self.station.gates])[gates[~walk]]
             dist = self.onward_m[gates[~walk], dest]
-            self.exit_xy[on, 0] = gx
-            self.exit_xy[on, 1] = gy
             self.t_poi[on] = t + dist / self.v0[on]
 
     def _onward(self, t: float) -> None:
