@@ -9,7 +9,7 @@ import numpy as np
 import pyvista as pv
 import shapely
 
-from twin.scene import (AGENT_LIFT_M, POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
+from twin.scene import (POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
                         FieldSurface, build_scene)
 
 from . import shaders

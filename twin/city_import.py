@@ -93,8 +93,9 @@ import pyproj
 from .core.city import COLUMN_DEFAULTS, LAYERS, City, Terrain, check_layer, fmt_bounds, parse_projected_crs
 from .core.errors import UserError
 from .core.grid import GridField
-from .gis_io import (DemSource, dem_source, geometry_family, gpkg_raster_tables, list_vector_layers,
-                     read_vector_layer, repair_geometries, short, source_kind)
+from .core.geometry import geometry_family, repair_geometries
+from .gis_io import (DemSource, dem_source, gpkg_raster_tables, list_vector_layers, read_vector_layer, short,
+                     source_kind)
 from .gis_osm import BUILDING_USE, default_speed_kmh, osm_layers, parse_height_m, parse_levels, parse_maxspeed, read_osm
 from .outputs import json_default
 

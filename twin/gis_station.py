@@ -28,7 +28,6 @@ import math
 import geopandas as gpd
 import numpy as np
 import shapely
-from shapely.geometry import Point
 
 from .core.city import City
 from .core.errors import UserError

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .scenario import BASELINE
-from .stats import LEVEL, Interval, band, t_interval
+from .stats import LEVEL, Interval, band
 
 UNIT_SUFFIXES = ("_ppm2", "_mps", "_m3s", "_m2", "_m3", "_km", "_m", "_s")
 COLORS = ["#4d4d4d", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",

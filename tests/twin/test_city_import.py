@@ -1,6 +1,5 @@
 """The city import on real data (Helsinki OSM, Prague GeoPackage) and on small files built here."""
 import json
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np

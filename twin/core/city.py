@@ -17,6 +17,7 @@ import pandas as pd
 import pyproj
 
 from .errors import UserError, nearest
+from .geometry import repair_geometries
 from .grid import GridField
 
 LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -353,8 +354,6 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
         raise UserError(f"{where}: column(s) {', '.join(missing)} missing; layer {name!r} needs {', '.join(required)}. "
                         f"Add the column in your GIS and give every feature a value"
                         f"{' (unique ids such as G1, G2, …)' if 'id' in missing else ''}.")
-    from ..gis_io import repair_geometries
-
     if family != "any" and len(gdf):
         present = gdf.geometry.notna() & ~gdf.geometry.is_empty
         bad = present & ~gdf.geom_type.fillna("").str.contains(family)

@@ -45,7 +45,6 @@ def test_build_cells_matches_sort():
 
 def cfsm_reference(nav, mp, x, y, v0, dt):
     """Plain numpy, all pairs, of one collision-free step (no noise, walls far away)."""
-    n = len(x)
     ex = bilinear(nav.dir_x[0], nav.x0, nav.y0, nav.cell_m, x, y)
     ey = bilinear(nav.dir_y[0], nav.x0, nav.y0, nav.cell_m, x, y)
     ell = 2 * mp.radius
