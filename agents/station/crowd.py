@@ -8,7 +8,10 @@ benchmark all drive it directly.
 Physical parameters (defaults, tuned against Weidmann's fundamental diagram and the bottleneck
 flows in VERIFICATION.md; see tests/agents/station/test_verification.py):
 collision-free speed model (Tordeux et al. 2016): body radius 0.14 m (contact distance 0.28 m),
-time gap T = 1.0 s, neighbour repulsion a = 5, D = 0.2 m (JuPedSim: 8 and 0.1 m); walls: the
+time gap T = 1.1 s, falling linearly to 0.6 s from 0.9 m to 0.5 m of clear width (passages too
+narrow for two abreast, where people close up and interleave: the "zipper" of Hoogendoorn & Daamen
+2005 and Seyfried et al. 2009; one T cannot fit both the corridor diagram and the narrow
+bottleneck), neighbour repulsion a = 5, D = 0.2 m (JuPedSim: 8 and 0.1 m); walls: the
 direction loses its component into a wall when the body overlaps it and gets a linear push
 (a_w = 1), and a hard constraint keeps centres >= r_hard = 0.07 m from walls; a small
 deterministic heading noise (+-0.1 rad, x4 for agents that stood still) dissolves symmetric
@@ -30,7 +33,7 @@ from .navigation import NavGrid
 class MotionParams:
     model: str = "collision_free"  # or "social_force"
     radius: float = 0.14
-    time_gap: float = 1.0
+    time_gap: float = 1.1
     a_rep: float = 5.0
     d_rep: float = 0.2
     rep_cap: float = 1.0e9  # no cap: the plain model
@@ -38,6 +41,11 @@ class MotionParams:
     d_wall: float = 0.0
     r_hard: float = 0.07
     noise: float = 0.1  # rad, uniform +-: breaks symmetric standstills
+    # narrow passages: the time gap falls linearly from time_gap at clear width w_wide to
+    # t_narrow at w_single and below
+    t_narrow: float = 0.6
+    w_single: float = 0.5
+    w_wide: float = 0.9
     # social force
     tau: float = 0.5
     mass: float = 80.0
@@ -149,7 +157,7 @@ class Crowd:
                         self.step_no, mp.noise, self.n,
                         self.order, self.start, self.sx, self.sy, *cells, *args_grid,
                         mp.radius, mp.time_gap, mp.a_rep, mp.d_rep, mp.rep_cap, mp.a_wall, mp.d_wall,
-                        mp.r_hard, dt, self.exit_gate)
+                        mp.r_hard, dt, self.exit_gate, nav.width, mp.t_narrow, mp.w_single, mp.w_wide)
         else:
             K.gather_sorted(self.order, self.n, self.vx, self.vy, self.svx, self.svy)
             (K.sfm_step if par else K.sfm_step_serial)(self.x, self.y, self.vx, self.vy, self.v0, self.tgt, self.n,

@@ -71,6 +71,38 @@ def sample_field(F, x0, y0, inv_h, x, y):
     return out
 
 
+@njit(cache=True)
+def clear_width(wall_d, cell_m, cap_m):
+    """Local clear width (m) of the free space: at each cell, the diameter of the largest disc
+    inside the free space that covers the cell centre ("local thickness", Hildebrand &
+    Rüegsegger 1997), capped at ``2 * cap_m``. Blocked cells get 0. Disc centres are taken at
+    cell centres, which underestimates by up to one cell; half a cell is added to each radius."""
+    rows, cols = wall_d.shape
+    out = np.zeros((rows, cols), dtype=np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            R = wall_d[r, c]
+            if R <= 0.0:
+                continue
+            R += 0.5 * cell_m
+            if R > cap_m:
+                R = cap_m
+            w = 2.0 * R
+            k = int(R / cell_m)
+            lim2 = (R / cell_m) ** 2
+            for dr in range(-k, k + 1):
+                rr = r + dr
+                if rr < 0 or rr >= rows:
+                    continue
+                for dc in range(-k, k + 1):
+                    cc = c + dc
+                    if cc < 0 or cc >= cols or dr * dr + dc * dc > lim2:
+                        continue
+                    if wall_d[rr, cc] > 0.0 and out[rr, cc] < w:
+                        out[rr, cc] = w
+    return out
+
+
 @njit(inline="always")
 def _hash_uniform(a, b):
     """Deterministic uniform number in [0, 1) from two integers (splitmix64), independent of
@@ -173,7 +205,8 @@ def _cell_range(lo, hi, origin, inv_cs, nc, periodic):
 def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
               order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
               dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
-              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate):
+              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
+              width, t_narrow, w_single, w_wide):
     rows, cols = wall_d.shape
     i = order[k]
     xi = sx[k]
@@ -247,9 +280,24 @@ def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no,
         ct = math.cos(th)
         st = math.sin(th)
         ex, ey = ct * ex - st * ey, st * ex + ct * ey
+    # in passages too narrow for two abreast people close up (shoulders turned, lanes
+    # interleaved: the zipper effect), so the time gap falls towards t_narrow with the clear
+    # width here or one body length ahead
+    tg = time_gap
+    if t_narrow < time_gap:
+        w = _bil(width, r0, c0, wx, wy)
+        ra, ca, wxa, wya = _bil_index(xi + ex * ell, yi + ey * ell, fx0, fy0, inv_h, rows, cols)
+        wa = _bil(width, ra, ca, wxa, wya)
+        if wa < w:
+            w = wa
+        if w < w_wide:
+            f = (w - w_single) / (w_wide - w_single)
+            if f < 0.0:
+                f = 0.0
+            tg = t_narrow + (time_gap - t_narrow) * f
     # spacing to the nearest agent ahead within a corridor of one body width
     vi = v0[i]
-    look = ell + vi * time_gap + 1e-6
+    look = ell + vi * tg + 1e-6
     smin = look
     xa = xi + ex * look
     ya = yi + ey * look
@@ -276,7 +324,7 @@ def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no,
                 d = math.sqrt(dx * dx + dy * dy)
                 if d < smin:
                     smin = d
-    speed = (smin - ell) / time_gap
+    speed = (smin - ell) / tg
     if speed < 0.0:
         speed = 0.0
     elif speed > vi:
@@ -303,7 +351,8 @@ def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no,
 def cfsm_step(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
               order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
               dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
-              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate):
+              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
+              width, t_narrow, w_single, w_wide):
     """One step of the collision-free speed model for agents ``0..n-1`` (cells already built).
 
     Updates ``x, y, vx, vy`` in place and writes ``exit_gate[i]`` (the open gate zone entered,
@@ -314,21 +363,24 @@ def cfsm_step(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
     r_rep = ell + d_rep * math.log(max(a_rep, 1e-9) / 1e-4) if a_rep > 0 else 0.0
     periodic = period_x > 0.0
     for k in prange(n):
-        _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n, order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate)
+        _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n, order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
+              width, t_narrow, w_single, w_wide)
 
 
 @njit(fastmath=True, cache=True)
 def cfsm_step_serial(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
               order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
               dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
-              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate):
+              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
+              width, t_narrow, w_single, w_wide):
     """Serial twin of ``cfsm_step`` (small crowds: no thread start-up)."""
     rows, cols = wall_d.shape
     ell = 2.0 * radius  # contact distance (equal radii)
     r_rep = ell + d_rep * math.log(max(a_rep, 1e-9) / 1e-4) if a_rep > 0 else 0.0
     periodic = period_x > 0.0
     for k in range(n):
-        _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n, order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate)
+        _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n, order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
+              width, t_narrow, w_single, w_wide)
 
 
 

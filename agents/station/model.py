@@ -49,6 +49,7 @@ def los_letter(density: float) -> str:
 
 
 P = Param
+_MP = MotionParams()  # the physical defaults live in one place: crowd.MotionParams
 PARAMS = (
     P("motion_model", "-", "collision_free",
       "Walking model: collision_free (Tordeux et al. 2016, as JuPedSim's CollisionFreeSpeedModel) or "
@@ -56,11 +57,16 @@ PARAMS = (
     P("desired_speed_mps", "m/s", 1.34, "Mean free walking speed (Weidmann 1993).", float, 0.3, 3.0),
     P("desired_speed_sd_mps", "m/s", 0.26, "Standard deviation of free speeds; draws are truncated to 0.5-2.0 m/s.",
       float, 0.0, 1.0),
-    P("body_radius_m", "m", 0.14, "Body radius; 2 x radius is the contact distance of the speed model.",
+    P("body_radius_m", "m", _MP.radius, "Body radius; 2 x radius is the contact distance of the speed model.",
       float, 0.1, 0.35),
-    P("time_gap_s", "s", 1.0, "Collision-free model: time gap T in v = min(v0, spacing / T).", float, 0.3, 3.0),
-    P("repulsion_strength", "-", 5.0, "Collision-free model: neighbour repulsion strength a.", float, 0.0, 20.0),
-    P("repulsion_range_m", "m", 0.2, "Collision-free model: neighbour repulsion range D.", float, 0.02, 1.0),
+    P("time_gap_s", "s", _MP.time_gap, "Collision-free model: time gap T in v = min(v0, spacing / T).",
+      float, 0.3, 3.0),
+    P("narrow_time_gap_s", "s", _MP.t_narrow,
+      f"Collision-free model: time gap in passages too narrow for two abreast (clear width <= {_MP.w_single} m; "
+      f"it rises linearly to time_gap_s at {_MP.w_wide} m): people close up and interleave there (zipper).",
+      float, 0.3, 3.0),
+    P("repulsion_strength", "-", _MP.a_rep, "Collision-free model: neighbour repulsion strength a.", float, 0.0, 20.0),
+    P("repulsion_range_m", "m", _MP.d_rep, "Collision-free model: neighbour repulsion range D.", float, 0.02, 1.0),
     P("time_step_s", "s", 0.0, "Time step; 0 = automatic (0.05 s collision-free, 0.01 s social force).",
       float, 0.0, 0.2),
     P("release_spread_s", "s", 60.0, "Each train's passengers appear spread evenly over this period.", float, 0.0, 1800.0),
@@ -144,7 +150,7 @@ class StationDispersalModel(CityModel):
             )
         self.station = st = build_station(city, p)
         self.motion = MotionParams(model=p["motion_model"], radius=p["body_radius_m"], time_gap=p["time_gap_s"],
-                                   a_rep=p["repulsion_strength"], d_rep=p["repulsion_range_m"])
+                                   t_narrow=p["narrow_time_gap_s"], a_rep=p["repulsion_strength"], d_rep=p["repulsion_range_m"])
         self.dt_s = p["time_step_s"] or self.motion.default_dt()
         self.nav = nav = build_navigation(st.free, [(g.id, g.geom) for g in st.gates], cell_m=p["grid_cell_m"])
         self.gate_open = np.array([g.open for g in st.gates], dtype=np.bool_)

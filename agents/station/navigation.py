@@ -5,6 +5,9 @@
   It is exact (shapely, nearest boundary segment through an STRtree) in a band of ``band_m``
   around the walls and a Euclidean distance transform further away, where only its sign matters.
   ``wall_nx, wall_ny`` is its unit gradient (pointing away from walls).
+* ``width``: the local clear width (m, capped at ``2 * WIDTH_CAP_M``): the diameter of the
+  largest free disc covering the point; blocked cells take their nearest free cell's value. The
+  crowd model walks closer in passages too narrow for two abreast.
 * ``zone``: for each exit gate, the free cells within ``zone_m`` of the gate geometry. An agent
   whose centre enters the zone of an open gate has crossed that gate.
 * ``floor[g]``: geodesic distance (m) to gate ``g``'s zone by fast marching (scikit-fmm) through
@@ -30,7 +33,8 @@ from scipy import ndimage
 
 UNREACHABLE = 1.0e9
 _MEMO: dict[str, "NavGrid"] = {}
-_VERSION = "nav-v3"
+_VERSION = "nav-v4"
+WIDTH_CAP_M = 0.75
 
 
 @dataclass
@@ -47,6 +51,7 @@ class NavGrid:
     floor: np.ndarray  # (G, rows, cols) float32
     dir_x: np.ndarray
     dir_y: np.ndarray
+    width: np.ndarray  # float32, local clear width (m)
     meta: dict = field(default_factory=dict)
 
     @property
@@ -135,14 +140,14 @@ def build_navigation(free_geom, gates: list[tuple[str, object]], cell_m: float =
 def _save(nav: NavGrid, path: Path) -> None:
     np.savez(path, x0=nav.x0, y0=nav.y0, cell_m=nav.cell_m, free=nav.free, wall_d=nav.wall_d,
              wall_nx=nav.wall_nx, wall_ny=nav.wall_ny, gate_ids=np.array(nav.gate_ids, dtype=str),
-             zone=nav.zone, floor=nav.floor, dir_x=nav.dir_x, dir_y=nav.dir_y)
+             zone=nav.zone, floor=nav.floor, dir_x=nav.dir_x, dir_y=nav.dir_y, width=nav.width)
 
 
 def _load(path: Path) -> NavGrid:
     with np.load(path) as z:
         return NavGrid(float(z["x0"]), float(z["y0"]), float(z["cell_m"]), z["free"], z["wall_d"],
                        z["wall_nx"], z["wall_ny"], [str(s) for s in z["gate_ids"]], z["zone"],
-                       z["floor"], z["dir_x"], z["dir_y"])
+                       z["floor"], z["dir_x"], z["dir_y"], z["width"])
 
 
 def rasterize(geom, x0, y0, cell_m, shape, all_touched=False) -> np.ndarray:
@@ -202,7 +207,17 @@ def _build(free_geom, gates, cell_m, zone_m, band_m) -> NavGrid:
             floor[g] = _floor_field(free, z, cell_m, wall_d)
             dir_x[g], dir_y[g] = _directions(floor[g], cell_m)
     return NavGrid(float(x0), float(y0), float(cell_m), free, wall_d, wall_nx, wall_ny,
-                   [str(g) for g, _ in gates], zone, floor, dir_x, dir_y)
+                   [str(g) for g, _ in gates], zone, floor, dir_x, dir_y, _clear_width(free, wall_d, cell_m))
+
+
+def _clear_width(free: np.ndarray, wall_d: np.ndarray, cell_m: float) -> np.ndarray:
+    from .kernels import clear_width
+
+    w = clear_width(wall_d, cell_m, WIDTH_CAP_M)
+    if free.any() and not free.all():
+        _, (ir, ic) = ndimage.distance_transform_edt(~free, return_indices=True)
+        w = w[ir, ic]
+    return w
 
 
 def _segments(boundary):

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import shapely
 
 from agents.station import kernels as K
 from agents.station.crowd import Crowd, MotionParams
-from agents.station.navigation import build_navigation
+from agents.station.navigation import WIDTH_CAP_M, build_navigation
 
 
 def bilinear(F, x0, y0, h, x, y):
@@ -210,3 +211,28 @@ def test_place_agents_keeps_gap():
     dd = d[new][:, :]
     dd[np.arange(len(new)), new] = np.inf
     assert len(px) > 0 and dd.min() >= 0.32
+
+
+def test_clear_width_measures_passages():
+    # two 6 x 4 m rooms joined by a 3 m long, 0.5 m wide passage
+    free = shapely.union_all([shapely.box(0, 0, 6, 4), shapely.box(6, 1.75, 9, 2.25), shapely.box(9, 0, 15, 4)])
+    nav = build_navigation(free, [], cell_m=0.05, cache=False)
+    w = nav.sample(nav.width, np.array([7.5, 7.5, 3.0, 12.0]), np.array([2.0, 1.85, 2.0, 0.3]))
+    assert abs(w[0] - 0.5) <= 0.05 and abs(w[1] - 0.5) <= 0.05
+    assert w[2] == pytest.approx(2 * WIDTH_CAP_M) and w[3] == pytest.approx(2 * WIDTH_CAP_M)
+
+
+@pytest.mark.parametrize("half_width,expect_gap", [(0.25, "narrow"), (2.0, "wide")])
+def test_time_gap_falls_in_narrow_passages(half_width, expect_gap):
+    """A follower 0.8 m behind a standing leader walks at (0.8 - 2r) / T, with T the narrow time
+    gap in a 0.5 m passage and the normal one in a 4 m corridor."""
+    mp = MotionParams(noise=0.0, a_rep=0.0)
+    free = shapely.box(0, 2 - half_width, 20, 2 + half_width)
+    nav = build_navigation(free, [], cell_m=0.05, cache=False)
+    nav.dir_x[:] = 1.0
+    nav.dir_y[:] = 0.0
+    cr = Crowd(nav, 2, mp)
+    cr.add(np.array([10.0, 10.8]), np.array([2.0, 2.0]), np.array([1.34, 0.0]), np.zeros(2, np.int32))
+    cr.step(0.05)
+    T = mp.t_narrow if expect_gap == "narrow" else mp.time_gap
+    assert cr.vx[0] == pytest.approx((0.8 - 2 * mp.radius) / T, rel=1e-6)
