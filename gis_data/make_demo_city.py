@@ -69,6 +69,19 @@ GATES = [  # id, centre (station-local), width_m, open, side
     ("W1", (100.0, 178.0), 5.0, False, "W"),
 ]
 GATE_TOWARDS = {"N": "metro", "S": "bus terminal", "E": "taxi rank", "W": "Station West Lane"}
+# Ticket gates (fare lines): the concourse is the paid area; its north and south edges are fare
+# lines of wing gates (one lane per 0.9 m of line) with walls between the banks, and the east
+# exit has a vestibule with a small bank. TN3 and TS2 are switched to entry in the evening
+# (closed for leaving passengers): opening them is the "open more gates" intervention.
+TICKET_BANKS = [  # id, (x0, y0), (x1, y1) in station-local metres, open
+    ("TN1", (212.0, 155.0), (221.0, 155.0), True),
+    ("TN2", (236.0, 155.0), (245.0, 155.0), True),
+    ("TN3", (262.0, 155.0), (271.0, 155.0), False),
+    ("TS1", (222.0, 25.0), (229.2, 25.0), True),
+    ("TS2", (262.0, 25.0), (269.2, 25.0), False),
+    ("TE", (296.0, 88.0), (296.0, 92.0), True),
+]
+FARE_DEPTH = 1.2  # m, as agents/station/geometry.CABINET_DEPTH_M
 
 # Old Town ring
 RING_C = (1380.0, 1000.0)
@@ -311,6 +324,14 @@ def station_layers():
         ("barrier 3", st_box(195, 5, 195.3, 15)),
     ]
 
+    h = FARE_DEPTH / 2
+    fare_walls = [(208, 212), (221, 236), (245, 262), (271, 300)], [(208, 222), (229.2, 262), (269.2, 300)]
+    for (y, spans), side in zip(((155.0, fare_walls[0]), (25.0, fare_walls[1])), ("north", "south")):
+        for k, (a, b) in enumerate(spans, start=1):
+            obst.append((f"{side} fare line wall {k}", st_box(a, y - h, b, y + h)))
+    obst += [("east vestibule wall 1", st_box(296 - h, 87.0, 300, 88.0)),
+             ("east vestibule wall 2", st_box(296 - h, 92.0, 300, 93.0))]
+
     gates = []
     for gid, (cx, cy), width, is_open, side in GATES:
         if side in "NS":
@@ -320,6 +341,10 @@ def station_layers():
         gates.append(dict(id=gid, kind="exit", open=is_open, width_m=width, side=side,
                           towards=GATE_TOWARDS[side],
                           geometry=LineString([station_xy(*a), station_xy(*b)])))
+
+    for gid, a, b, is_open in TICKET_BANKS:
+        gates.append(dict(id=gid, kind="ticket_gate", open=is_open, width_m=float(np.hypot(b[0] - a[0], b[1] - a[1])),
+                          towards="fare line", geometry=LineString([station_xy(*a), station_xy(*b)])))
 
     sources = []
     for k, y0 in enumerate(PLATFORM_Y0, start=1):
@@ -1109,7 +1134,10 @@ def check(city) -> None:
     assert walk.geom_type == "Polygon", "walkable must be one connected polygon"
     assert all(walk.contains(g) for g in L["obstacles"].geometry), "an obstacle leaves the walkable area"
     assert all(walk.contains(g) for g in L["sources"].geometry), "a source leaves the walkable area"
-    assert all(walk.exterior.distance(g.centroid) < 1e-6 for g in L["gates"].geometry), "a gate is off the boundary"
+    exits = L["gates"][L["gates"]["kind"] != "ticket_gate"].geometry
+    assert all(walk.exterior.distance(g.centroid) < 1e-6 for g in exits), "an exit gate is off the boundary"
+    fares = L["gates"][L["gates"]["kind"] == "ticket_gate"].geometry
+    assert all(walk.contains(g) for g in fares), "a ticket gate leaves the walkable area"
 
 
 def half_width(r):

@@ -647,6 +647,57 @@ def route_costs(x, y, v0, dest, idx, floor, fx0, fy0, inv_h, allowed, onward, qu
 
 
 @njit(cache=True)
+def via_bank_costs(x, y, v0, dest, idx, floor, G, fx0, fy0, inv_h, bank_ok, bank_exit, allowed, onward,
+                   queue_s, perceive_m, noise, tgt, hyst_s, force):
+    """Choice of ticket gate bank for agents ``idx`` still in a paid area. Fields ``floor[:G]``
+    lead to the exits, ``floor[G + b]`` through bank ``b``. The cost of bank ``b`` is the walk to
+    it / v0 + its queue time (when perceived, as in ``route_costs``) + the best continuation:
+    min over allowed exits of (``bank_exit[b, g]`` + onward distance) / v0 + that exit's queue
+    + noise. Returns targets ``G + b`` (hysteresis as in ``route_costs``)."""
+    T, rows, cols = floor.shape
+    B = T - G
+    out = np.empty(idx.shape[0], dtype=np.int32)
+    for a in range(idx.shape[0]):
+        i = idx[a]
+        r0, c0, wx, wy = _bil_index(x[i], y[i], fx0, fy0, inv_h, rows, cols)
+        best = BIG
+        bestt = -1
+        cur = BIG
+        for b in range(B):
+            if not bank_ok[b]:
+                continue
+            d = _bil3(floor, G + b, r0, c0, wx, wy)
+            if d >= 1e6:
+                continue
+            after = BIG
+            for g in range(G):
+                if not allowed[a, g] or bank_exit[b, g] >= 1e6:
+                    continue
+                c = (bank_exit[b, g] + onward[g, dest[i]]) / v0[i] + noise[i, g]
+                if perceive_m[a] < 0.0 or d + bank_exit[b, g] <= perceive_m[a]:
+                    c += queue_s[g]
+                if c < after:
+                    after = c
+            if after >= BIG:
+                continue
+            cost = d / v0[i] + after + noise[i, G + b]
+            if perceive_m[a] < 0.0 or d <= perceive_m[a]:
+                cost += queue_s[G + b]
+            if cost < best:
+                best = cost
+                bestt = G + b
+            if G + b == tgt[i]:
+                cur = cost
+        if bestt < 0:
+            out[a] = tgt[i]
+        elif force or cur >= BIG or best < cur - hyst_s:
+            out[a] = bestt
+        else:
+            out[a] = tgt[i]
+    return out
+
+
+@njit(cache=True)
 def gate_counts(x, y, n, floor, fx0, fy0, inv_h, radius_m):
     """Number of agents within ``radius_m`` (geodesic) of each gate."""
     G, rows, cols = floor.shape

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import shapely
 
 from twin.core.errors import UserError
 from twin.core.grid import GridField
@@ -27,7 +28,7 @@ from twin.core.model_contract import KPI, CityModel, Param, Snapshot
 
 from . import kernels as K
 from .crowd import Crowd, MotionParams
-from .geometry import MODES, ONWARD_KINDS, build_station, check_connectivity
+from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, check_connectivity
 from .navigation import build_navigation
 from .transport import Onward
 
@@ -89,6 +90,10 @@ PARAMS = (
       float, 0.0, 1000.0),
     P("route_noise_s", "s", 5.0, "Spread of personal preferences between exits (sd of a fixed cost offset).",
       float, 0.0, 120.0),
+    P("ticket_service_time_s", "s", TICKET_SERVICE_S,
+      "Ticket gates (gates of kind ticket_gate): time a lane needs per passenger (validate, wing cycle, step "
+      "through); 2.4 s is 25 passengers/min, the design figure of ticket-gate standards (RIS, London "
+      "Underground SPSG). A gate's own service_time_s column overrides it.", float, 0.1, 30.0),
     P("gate_flow_pps_per_m", "1/(m s)", 1.3, "Specific flow a gate serves, for the expected queue time.", float, 0.2, 5.0),
     P("queue_radius_m", "m", 6.0, "Passengers within this walking distance of a gate count as its queue.",
       float, 1.0, 50.0),
@@ -124,6 +129,7 @@ KPIS = (
     KPI("exited_by_gate", "persons", "Passengers who left through each gate.", per_step=False),
     KPI("los_seconds", "s", "Seconds the densest area spent at each Fruin walkway LOS (A-F).", per_step=False),
     KPI("boarded_by_poi", "persons", "Passengers who boarded at each onward POI.", per_step=False),
+    KPI("passed_by_ticket_gate", "persons", "Passengers who validated at each ticket gate.", per_step=False),
 )
 
 
@@ -152,10 +158,14 @@ class StationDispersalModel(CityModel):
         self.motion = MotionParams(model=p["motion_model"], radius=p["body_radius_m"], time_gap=p["time_gap_s"],
                                    t_narrow=p["narrow_time_gap_s"], a_rep=p["repulsion_strength"], d_rep=p["repulsion_range_m"])
         self.dt_s = p["time_step_s"] or self.motion.default_dt()
-        self.nav = nav = build_navigation(st.free, [(g.id, g.geom) for g in st.gates], cell_m=p["grid_cell_m"])
+        # navigation targets: the exits, then the open ticket gate banks (walked through)
+        self.banks = [t for t in st.tickets if t.open]
+        targets = [(g.id, g.geom) for g in st.gates] + [(t.id, t.target) for t in self.banks]
+        self.nav = nav = build_navigation(st.free, targets, cell_m=p["grid_cell_m"])
         self.gate_open = np.array([g.open for g in st.gates], dtype=np.bool_)
         check_connectivity(st, nav, self.gate_open)
-        G = len(st.gates)
+        self.G = G = len(st.gates)
+        B = len(self.banks)
         rng = self.rng
 
         # -- passengers: blocks per source, sorted by release time -----------------------------
@@ -180,8 +190,9 @@ class StationDispersalModel(CityModel):
         self.v0 = np.clip(rng.normal(p["desired_speed_mps"], p["desired_speed_sd_mps"], N), 0.5, 2.0)
         self.mode = rng.choice(4, size=N, p=shares / shares.sum()).astype(np.int32)
         self.guided = rng.random(N) < p["guidance_share"]
-        self.route_noise = (rng.normal(0.0, p["route_noise_s"], (N, G)) if p["route_noise_s"] > 0
-                            else np.zeros((N, G)))
+        self.route_noise = (rng.normal(0.0, p["route_noise_s"], (N, G + B)) if p["route_noise_s"] > 0
+                            else np.zeros((N, G + B)))
+        self.must_validate = np.array([st.sources[k].must_validate for k in self.src_of], dtype=bool)
         self.state = np.full(N, PENDING, dtype=np.int8)
         self.t_appear = np.full(N, np.nan)
         self.t_exit = np.full(N, np.nan)
@@ -190,6 +201,7 @@ class StationDispersalModel(CityModel):
         self.gate_of = np.full(N, -1, dtype=np.int32)
         self.poi_of = np.full(N, -1, dtype=np.int32)
         self.exit_xy = np.zeros((N, 2))
+        self._setup_tickets(N)
 
         # -- route choice tables ---------------------------------------------------------------
         # A destination is a column of onward_m: walking away, the nearest metro entrance, the
@@ -228,8 +240,15 @@ class StationDispersalModel(CityModel):
         if p["guidance_gates"]:
             guided_allowed = np.array([g.id in p["guidance_gates"] for g in st.gates]) & self.gate_open
         self.allowed_guided = guided_allowed
-        self.gate_cap = np.array([p["gate_flow_pps_per_m"] * g.width_m for g in st.gates])
-        self.queue_s = np.zeros(G)
+        # queue time = people near a target / what it serves per second (exits by width, banks by lanes)
+        self.gate_cap = np.array([p["gate_flow_pps_per_m"] * g.width_m for g in st.gates]
+                                 + [t.capacity_pps for t in self.banks])
+        self.queue_s = np.zeros(G + B)
+        # walk from beyond each bank to each exit
+        bx = np.array([t.exit_point[0] for t in self.banks])
+        by = np.array([t.exit_point[1] for t in self.banks])
+        self.bank_exit = (np.stack([nav.sample(nav.floor[g], bx, by) for g in range(G)], axis=1)
+                          if B else np.zeros((0, G)))
         self._next_reroute = 0.0
 
         # -- release candidates: free cells well clear of walls and gates, per source -----------
@@ -250,7 +269,8 @@ class StationDispersalModel(CityModel):
             self.src_cells.append(np.c_[xs[c], ys[r]])
 
         # -- crowd and density --------------------------------------------------------------------
-        self.crowd = Crowd(nav, max(N, 1), self.motion, cell_size=1.0, gate_open=self.gate_open)
+        self.crowd = Crowd(nav, max(N, 1), self.motion, cell_size=1.0,
+                           gate_open=np.r_[self.gate_open, np.zeros(B, dtype=np.bool_)])
         self._setup_density()
         self.exited_by_gate = np.zeros(G, dtype=np.int64)
         self.los = dict.fromkeys(LOS_LETTERS, 0.0)
@@ -262,6 +282,30 @@ class StationDispersalModel(CityModel):
         self.last_done_t = 0.0
 
     # -- setup helpers ------------------------------------------------------------------------
+    def _setup_tickets(self, N: int) -> None:
+        """Ticket lanes as a raster of lane numbers. A lane serves one passenger at a time: whoever
+        enters it stands there until the lane has served everyone who entered before (a FIFO
+        server per lane, so that a passenger who squeezes past a validating one gains nothing)."""
+        from .navigation import rasterize
+
+        nav, tickets = self.nav, self.station.tickets
+        self.lane_zone = np.full(nav.free.shape, -1, dtype=np.int32)
+        bank_of_lane, service = [], []
+        for b, t in enumerate(tickets):
+            for slot in shapely.get_parts(t.slots):
+                z = rasterize(slot, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & nav.free
+                if z.any():
+                    self.lane_zone[z] = len(bank_of_lane)
+                    bank_of_lane.append(b)
+                    service.append(t.service_s)
+        self.bank_of_lane = np.array(bank_of_lane, dtype=np.int64)
+        self.lane_service = np.array(service, dtype=float)
+        self.lane_free_at = np.zeros(len(service))
+        self.lane_of = np.full(N, -1, dtype=np.int32)
+        self.hold_until = np.full(N, -np.inf)
+        self.passed_by_ticket = np.zeros(len(tickets), dtype=np.int64)
+        self.has_tickets = len(service) > 0
+
     def _setup_density(self) -> None:
         nav = self.nav
         rows_f, cols_f = nav.free.shape
@@ -291,6 +335,8 @@ class StationDispersalModel(CityModel):
         cr.step_no += 1
         t_new = t + dt
         self._release(t_new)  # uses this step's cell lists: before exits compact the arrays
+        if self.has_tickets:
+            self._validate_tickets(t_new)
         ex = cr.take_exits()
         if ex is not None:
             self._on_exit(t_new, *ex)
@@ -332,13 +378,54 @@ class StationDispersalModel(CityModel):
             tgt = self._choose(px, py, ids, np.zeros(k, dtype=np.int32), force=True)
             cr.add(px, py, self.v0[ids], tgt, ids=ids)
 
+    def _validate_tickets(self, t: float) -> None:
+        cr, nav = self.crowd, self.nav
+        n = cr.n
+        ids = cr.ids[:n]
+        r, c = nav.index_of(cr.x[:n], cr.y[:n])
+        rows, cols = self.lane_zone.shape
+        lane = self.lane_zone[np.clip(r, 0, rows - 1), np.clip(c, 0, cols - 1)]
+        new = (lane >= 0) & (self.lane_of[ids] < 0)
+        if new.any():
+            who, ln = ids[new], lane[new]
+            order = np.lexsort((who, ln))
+            who, ln = who[order], ln[order]
+            # k-th newcomer to a lane in this step queues behind the k-1 before it
+            first = np.r_[True, ln[1:] != ln[:-1]]
+            k = np.arange(len(ln)) - np.maximum.accumulate(np.where(first, np.arange(len(ln)), 0))
+            svc = self.lane_service[ln]
+            done = np.maximum(self.lane_free_at[ln], t) + (k + 1) * svc
+            self.lane_of[who] = ln
+            self.hold_until[who] = done
+            np.maximum.at(self.lane_free_at, ln, done)
+            self.passed_by_ticket += np.bincount(self.bank_of_lane[ln], minlength=len(self.passed_by_ticket))
+            # through the fare line: from now on they head for an exit
+            slots = np.flatnonzero(new)
+            cr.tgt[slots] = self._choose(cr.x[slots], cr.y[slots], ids[slots], cr.tgt[slots], force=True)
+        # a passenger in a lane stands still until the lane has served them
+        cr.v0[:n] = np.where(self.hold_until[ids] > t, 0.0, self.v0[ids])
+
     def _choose(self, x, y, ids, cur, force):
+        """New targets for passengers ``ids`` at ``x, y``: a ticket gate bank for those still in a
+        paid area, else an exit."""
+        G = self.G
         allowed = np.where(self.guided[ids][:, None], self.allowed_guided[None, :], self.gate_open[None, :])
         perceive = np.where(self.guided[ids], -1.0, self.p["perception_radius_m"])
         nav = self.nav
-        return K.route_costs(x, y, self.v0[ids], self.dest[ids], np.arange(len(ids)), nav.floor,
-                             nav.x0, nav.y0, nav.inv_h, allowed, self.onward_m, self.queue_s, perceive,
-                             self.route_noise[ids], cur, self.p["reroute_hysteresis_s"], force)
+        via = self.must_validate[ids] & (self.lane_of[ids] < 0) if self.banks else np.zeros(len(ids), bool)
+        out = np.empty(len(ids), dtype=np.int32)
+        rest = np.flatnonzero(~via)
+        if len(rest):
+            out[rest] = K.route_costs(x, y, self.v0[ids], self.dest[ids], rest, nav.floor[:G], nav.x0, nav.y0,
+                                      nav.inv_h, allowed[rest], self.onward_m, self.queue_s[:G], perceive[rest],
+                                      self.route_noise[ids], cur, self.p["reroute_hysteresis_s"], force)
+        sel = np.flatnonzero(via)
+        if len(sel):
+            out[sel] = K.via_bank_costs(x, y, self.v0[ids], self.dest[ids], sel, nav.floor, G, nav.x0, nav.y0,
+                                        nav.inv_h, np.ones(len(self.banks), np.bool_), self.bank_exit,
+                                        allowed[sel], self.onward_m, self.queue_s, perceive[sel],
+                                        self.route_noise[ids], cur, self.p["reroute_hysteresis_s"], force)
+        return out
 
     def _reroute(self, force: bool) -> None:
         cr = self.crowd
@@ -436,6 +523,7 @@ class StationDispersalModel(CityModel):
             "exited_by_gate": {g.id: int(c) for g, c in zip(self.station.gates, self.exited_by_gate)},
             "los_seconds": {k: float(v) for k, v in self.los.items()},
             "boarded_by_poi": {q.id: int(c) for q, c in zip(self.station.pois, self.onward.boarded_by_poi)},
+            "passed_by_ticket_gate": {t.id: int(c) for t, c in zip(self.station.tickets, self.passed_by_ticket)},
         }
 
     def snapshot(self) -> Snapshot:

@@ -103,7 +103,12 @@ def test_roads(city):
 
 
 def test_station_gates(city, walk):
-    g = city.gates.set_index("id")
+    allg = city.gates.set_index("id")
+    fares = allg[allg["kind"] == "ticket_gate"]
+    assert set(fares.index) == {"TN1", "TN2", "TN3", "TS1", "TS2", "TE"}
+    assert not fares.loc["TN3", "open"] and not fares.loc["TS2", "open"]
+    assert all(walk.contains(geom) for geom in fares.geometry)
+    g = allg[allg["kind"] != "ticket_gate"]
     assert set(g.index) == {"N1", "N2", "N3", "S1", "S2", "E1", "W1"}
     assert not g.loc["N3", "open"] and not g.loc["W1", "open"]
     assert all(g.loc[k, "open"] for k in ("N1", "N2", "S1", "S2", "E1"))
