@@ -605,6 +605,17 @@ def density_grid(x, y, n, gx0, gy0, rows, cols, counts, area, out):
 
 
 # -- route choice -------------------------------------------------------------------------------
+@njit(inline="always")
+def _keep_or_switch(current, best_target, best, cur, hyst_s, force):
+    """Hysteresis of route choice: switch only when the best target beats the current one by
+    more than ``hyst_s`` seconds (or when forced, or the current one is no longer possible)."""
+    if best_target < 0:
+        return current
+    if force or cur >= BIG or best < cur - hyst_s:
+        return best_target
+    return current
+
+
 @njit(cache=True)
 def route_costs(x, y, v0, dest, idx, floor, fx0, fy0, inv_h, allowed, onward, queue_s,
                 perceive_m, noise, tgt, hyst_s, force):
@@ -637,12 +648,7 @@ def route_costs(x, y, v0, dest, idx, floor, fx0, fy0, inv_h, allowed, onward, qu
                 bestg = g
             if g == tgt[i]:
                 cur = cost
-        if bestg < 0:
-            out[a] = tgt[i]
-        elif force or cur >= BIG or best < cur - hyst_s:
-            out[a] = bestg
-        else:
-            out[a] = tgt[i]
+        out[a] = _keep_or_switch(tgt[i], bestg, best, cur, hyst_s, force)
     return out
 
 
@@ -688,12 +694,7 @@ def via_bank_costs(x, y, v0, dest, idx, floor, G, fx0, fy0, inv_h, bank_ok, bank
                 bestt = G + b
             if G + b == tgt[i]:
                 cur = cost
-        if bestt < 0:
-            out[a] = tgt[i]
-        elif force or cur >= BIG or best < cur - hyst_s:
-            out[a] = bestt
-        else:
-            out[a] = tgt[i]
+        out[a] = _keep_or_switch(tgt[i], bestt, best, cur, hyst_s, force)
     return out
 
 
