@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# Real reference data (pedestrian experiments, flood benchmarks, city extracts), copied into the
+# repository with its sources and licences (tests/data/README.md).
+DATA = ROOT / "tests" / "data"
 DEMO_CITY = ROOT / "gis_data" / "demo_city"
 
 # The toy model must be visible to worker processes too, so it is plugged in through the environment.
@@ -18,10 +20,10 @@ registry.MODELS.setdefault("toy", "tests.toy_model:ToyModel")
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"the shared reference data is missing: expected {SHARED_DATA}")
-    return SHARED_DATA
+def ref_data() -> Path:
+    if not DATA.is_dir():
+        pytest.fail(f"the reference data is missing (tests/data): expected {DATA}")
+    return DATA
 
 
 @pytest.fixture(scope="session")

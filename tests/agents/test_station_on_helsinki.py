@@ -14,9 +14,9 @@ from twin.core.city import City
 
 @pytest.fixture(scope="module")
 def helsinki_station(tmp_path_factory):
-    from tests.conftest import SHARED_DATA
+    from tests.conftest import DATA
 
-    pbf = SHARED_DATA / "city" / "helsinki_central" / "Helsinki.osm.pbf"
+    pbf = DATA / "city" / "helsinki_central" / "Helsinki.osm.pbf"
     out = tmp_path_factory.mktemp("helsinki") / "city"
     import_city([pbf], out, walkable_around="railway_station", walkable_radius_m=150)
     return City.load(out)

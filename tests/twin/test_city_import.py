@@ -8,14 +8,14 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import LineString, Point, Polygon, box
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA
 from twin.city_import import contract_layer_for, import_city
 from twin.core.city import City
 from twin.core.errors import UserError
 from twin.gis_osm import parse_height_m, parse_levels, parse_maxspeed, poi_kind
 
-HELSINKI = SHARED_DATA / "city" / "helsinki_central" / "Helsinki.osm.pbf"
-PRAGUE = SHARED_DATA / "city" / "prague_bubenec" / "bubenec.gpkg"
+HELSINKI = DATA / "city" / "helsinki_central" / "Helsinki.osm.pbf"
+PRAGUE = DATA / "city" / "prague_bubenec" / "bubenec.gpkg"
 
 _IMPORTED: dict = {}
 
@@ -25,7 +25,7 @@ def imported(which: str, tmp_path_factory):
     if which not in _IMPORTED:
         src = {"helsinki": HELSINKI, "prague": PRAGUE}[which]
         if not src.is_file():
-            pytest.fail(f"the shared reference data is missing: expected {src}")
+            pytest.fail(f"the reference data is missing (tests/data): expected {src}")
         out = tmp_path_factory.mktemp(f"real_{which}") / which
         _IMPORTED[which] = (out, import_city([src], out, name=which.capitalize()))
     return _IMPORTED[which]

@@ -13,7 +13,7 @@ import shapely
 from twin.core.city import City, check_layer
 
 CRS = pyproj.CRS("EPSG:32650")
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "pedestrian"
+DATA = Path(__file__).resolve().parents[2] / "data" / "pedestrian"
 X0, Y0 = 500000.0, 3000000.0  # a UTM-like origin, to exercise large coordinates
 
 
