@@ -131,7 +131,7 @@ class MainWindow(QMainWindow):
         v = mb.addMenu("&View")
         for key, label, sc in (("top", "Top (plan)", "1"), ("oblique", "Oblique", "2"), ("north_up", "North up", "3"),
                                ("aoi", "Model area of interest", "4"), ("reset", "Reset camera", "0")):
-            v.addAction(label, lambda k=key: self.viewport.camera(k, self.model_name()), QKeySequence(sc))
+            v.addAction(label, lambda k=key: self.viewport.camera(k, self.model_cls), QKeySequence(sc))
         v.addSeparator()
         self.act_command_room = QAction("Command-room mode", self, checkable=True)
         self.act_command_room.setShortcut(QKeySequence("F11"))
@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(tb)
         for key, label in (("top", "Top"), ("oblique", "Oblique"), ("north_up", "North up"),
                            ("aoi", "Area of interest"), ("reset", "Reset")):
-            tb.addAction(label, lambda k=key: self.viewport.camera(k, self.model_name()))
+            tb.addAction(label, lambda k=key: self.viewport.camera(k, self.model_cls))
         tb.addSeparator()
         tb.addWidget(QLabel(" Fly to: "))
         self.poi_combo = QComboBox()
@@ -180,6 +180,7 @@ class MainWindow(QMainWindow):
         self.controls.cancel_btn.clicked.connect(self.cancel_run)
         self.controls.speed.currentIndexChanged.connect(
             lambda _: self.worker and self.worker.set_speed(self.controls.speed.currentData()))
+        self.controls.step_s.valueChanged.connect(lambda v: self.worker and self.worker.set_step(v))
 
     def _restore_settings(self):
         geo = self.settings.value("window/geometry")
@@ -298,13 +299,14 @@ class MainWindow(QMainWindow):
             return False
         self._remember(path)
         self._set_scenario(sc)
-        self.viewport.camera("aoi", sc.model)
+        self.viewport.camera("aoi", self.model_cls)
         return True
 
     def _set_scenario(self, sc):
         self.scenario = sc
         cls = sc.model_class()
         self.model_cls = cls
+        self.viewport.renderer.set_model(cls)
         label = sc.name + (f"  ({sc.path.name})" if sc.path else "")
         if sc.path is not None:
             self.params.scenario_label.setText(label)
@@ -406,9 +408,9 @@ class MainWindow(QMainWindow):
             safe = _slug(f"{sc.name}_{variant or 'baseline'}")
             out_dir = Path(self.settings.value("runs_dir", str(default_runs_dir()))) / f"{safe}_{stamp}"
         self._reset_run_view()
-        self.viewport.renderer.set_state_names(self.model_cls.state_names)
+        self.viewport.renderer.set_model(self.model_cls)
         w = SimWorker(sc, variant, int(self.params.seed.value()), overrides, out_dir=Path(out_dir),
-                      speed=float(self.controls.speed.currentData()))
+                      speed=float(self.controls.speed.currentData()), step_s=float(self.controls.step_s.value()))
         w.frame.connect(self.on_frame)
         w.kpi_rows.connect(self.indicators.add_rows)
         w.progress.connect(self.on_progress)
@@ -531,10 +533,8 @@ class MainWindow(QMainWindow):
             self.export_run(Path(d))
 
     def export_run(self, out: Path) -> Path:
-        from twin.runner import write_run
-
         w = self.worker
-        write_run(w.result, w.scenario, w.variant or "baseline", w.result.summary["seed"], w.overrides, Path(out))
+        w.run_driver.write(Path(out), w.result)  # the same writer as the CLI, [outputs] included
         self.last_output = Path(out)
         self.act_open_output.setEnabled(True)
         self.log_panel.log(f"run outputs written to {out}")

@@ -3,15 +3,19 @@ model needs no UI code."""
 from __future__ import annotations
 
 import math
+import tomllib
 
 import numpy as np
 import pyqtgraph as pg
+import tomli_w
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
                                QScrollArea, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
                                QHeaderView)
+
+from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
 
 from .render import LAYER_TITLES
 
@@ -169,8 +173,7 @@ class ParamsPanel(QWidget):
             w.addItems([str(c) for c in p.choices])
             return w
         w = QLineEdit()
-        if p.kind is list:
-            w.setPlaceholderText("comma-separated names, e.g. N1, N2")
+        w.setPlaceholderText(PLACEHOLDERS.get(p.kind, ""))
         return w
 
     def set_values(self, values: dict) -> None:
@@ -185,7 +188,7 @@ class ParamsPanel(QWidget):
             elif isinstance(w, QComboBox):
                 w.setCurrentText(str(v))
             elif isinstance(w, QLineEdit):
-                w.setText(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+                w.setText(_as_text(self.specs[name], v))
 
     def values(self) -> dict:
         out = {}
@@ -200,9 +203,43 @@ class ParamsPanel(QWidget):
             elif isinstance(w, QComboBox):
                 out[name] = w.currentText()
             else:
-                text = w.text()
-                out[name] = [s.strip() for s in text.split(",") if s.strip()] if p.kind is list else text
+                out[name] = _from_text(p, w.text())
         return out
+
+
+PLACEHOLDERS = {list: "comma-separated names, e.g. N1, N2", Numbers: "comma-separated numbers, e.g. 1.5, 2",
+                FilePath: "a file path (relative to the scenario)",
+                TimeSeries: "a CSV file, or pairs [[t_s, value], ...]"}
+
+
+def _as_text(p, v) -> str:
+    if p.kind is TimeSeries:
+        v = plain_value(v)
+        return v if isinstance(v, str) else (tomli_w.dumps({"v": v})[4:].strip() if v else "")
+    return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+def _from_text(p, text: str):
+    """What a text field holds, as the scenario file would write it (checked later by Param.coerce)."""
+    text = text.strip()
+    if p.kind is list:
+        return [s.strip() for s in text.split(",") if s.strip()]
+    if p.kind is Numbers:
+        out = []
+        for s in filter(None, (s.strip() for s in text.split(","))):
+            try:
+                out.append(float(s))
+            except ValueError:
+                out.append(s)  # Param.coerce names the bad entry
+        return out
+    if p.kind is TimeSeries and text.startswith("["):
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            return text
+    if p.kind is TimeSeries and not text:
+        return []
+    return text
 
 
 def fmt_value(v) -> str:
@@ -254,6 +291,9 @@ class Tile(QFrame):
 
     def set_value(self, v) -> None:
         self.value.setText(fmt_value(v))
+
+
+SERIES_COLOURS = ("#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
 class IndicatorsPanel(QWidget):
@@ -308,14 +348,16 @@ class IndicatorsPanel(QWidget):
             pw.showGrid(x=True, y=True, alpha=0.25)
             pw.setLabel("bottom", "time", units="s")
             pw.setMouseEnabled(x=False, y=False)
-            curve = pw.plot([], [], pen=pg.mkPen("#1f6fd1", width=2))
             line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d62728", width=1, style=Qt.DashLine))
             line.setVisible(False)
             pw.addItem(line)
             self.cursor_lines.append(line)
             self.plots[k.name] = pw
-            self.curves[k.name] = curve
-            self.data[k.name] = ([], [])
+            if k.keyed:  # one line per key (gate, attraction), added as the keys appear
+                pw.addLegend(offset=(-5, 5), labelTextSize=f"{int(8 * self.scale)}pt")
+            else:
+                self.curves[k.name] = pw.plot([], [], pen=pg.mkPen("#1f6fd1", width=2))
+                self.data[k.name] = ([], [])
             self.chart_box.addWidget(pw)
         self.time_label.setText("t = –")
         self.detail.setText("")
@@ -328,11 +370,23 @@ class IndicatorsPanel(QWidget):
             t.value.setText("–")
         self.detail.setText("")
 
+    def _keyed_series(self, column: str) -> bool:
+        """Add the curve of a keyed KPI's column ``kpi.key`` on first sight; False if it is not one."""
+        kpi, dot, key = column.partition(".")
+        k = getattr(self, "kpis", {}).get(kpi)
+        if not dot or k is None or not k.keyed or kpi not in self.plots:
+            return False
+        n = sum(1 for c in self.curves if c.startswith(kpi + "."))
+        colour = SERIES_COLOURS[n % len(SERIES_COLOURS)]
+        self.curves[column] = self.plots[kpi].plot([], [], pen=pg.mkPen(colour, width=2), name=key)
+        self.data[column] = ([], [])
+        return True
+
     def add_rows(self, rows: list[dict]) -> None:
         for row in rows:
             t = row.get("time_s")
             for name, v in row.items():
-                if name in self.data and isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+                if (name in self.data or self._keyed_series(name)) and isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
                     xs, ys = self.data[name]
                     xs.append(float(t))
                     ys.append(float(v))
@@ -435,9 +489,18 @@ class RunControls(QWidget):
         for label, v in (("as fast as possible", 0.0), ("1× real time", 1.0), ("5×", 5.0), ("10×", 10.0),
                          ("30×", 30.0), ("60×", 60.0), ("300×", 300.0)):
             self.speed.addItem(label, v)
+        self.speed.setToolTip("Simulated seconds per wall-clock second")
+        self.step_s = QDoubleSpinBox()
+        self.step_s.setRange(0.05, 3600.0)
+        self.step_s.setDecimals(2)
+        self.step_s.setValue(1.0)
+        self.step_s.setSuffix(" s")
+        self.step_s.setToolTip("Simulated seconds one Step advances (moved up to the model's own time step)")
         row = QHBoxLayout()
         row.addWidget(QLabel("Speed"))
         row.addWidget(self.speed, 1)
+        row.addWidget(QLabel("Step"))
+        row.addWidget(self.step_s)
         lay.addLayout(row, 1, 0, 1, 4)
         self.set_running(False)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pyvista as pv
 import shapely
 
+from twin.core.model_contract import FieldStyle
 from twin.scene import (POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
                         FieldSurface, build_scene)
 
@@ -25,17 +26,6 @@ POI_COLOURS = {"metro": "#0050a0", "bus_stop": "#e08000", "taxi_rank": "#d0b000"
 BACKGROUND = "#dfe7ef"
 ROOF_OPACITY = 0.18
 TERRAIN_CMAP = ["#e9ede2", "#d6dfc8", "#c5cdb0", "#b9b59b"]
-# Fruin level of service for walkways (persons per m²): the upper bound of A..E; above E is F.
-LOS_THRESHOLDS_PPM2 = (0.31, 0.43, 0.72, 1.08, 2.17)
-# The same colours as shaders/density_heat.glsl gives the middle of each band (fallback and bar).
-LOS_COLOURS = ["#34a14f", "#cdd14d", "#febb45", "#f88238", "#df452b", "#aa1b21"]
-
-
-def field_kind(name: str, unit: str = "") -> str:
-    n = name.lower()
-    if "depth" in n or "water" in n or unit == "m":
-        return "water"
-    return "density"
 
 
 class SceneRenderer:
@@ -50,7 +40,9 @@ class SceneRenderer:
         self.building_colouring = "use"
         self.agents: AgentCloud | None = None
         self.field: FieldSurface | None = None
-        self.field_kind = "density"
+        self.model_cls = None  # the running model's class: its declared field styles and area of interest
+        self.field_style: FieldStyle | None = None
+        self.field_kind = "scalar"
         self.field_shader = None
         self.state_names: tuple[str, ...] = ()
         self.font_scale = 1.0
@@ -221,6 +213,19 @@ class SceneRenderer:
         return bool(acts) and all(a.GetVisibility() for a in acts)
 
     # -- dynamic layers --------------------------------------------------------------------------
+    def set_model(self, model_cls) -> None:
+        """The model whose declarations (state names, field styles, area of interest) the view uses."""
+        self.model_cls = model_cls
+        if self.field is not None:
+            self.field = None
+            self._remove_layer("field")
+        self.set_state_names(model_cls.state_names if model_cls is not None else ())
+
+    def style_of(self, name: str) -> FieldStyle:
+        if self.model_cls is not None:
+            return self.model_cls.field_style(name)
+        return FieldStyle(name, "", "")
+
     def set_state_names(self, names) -> None:
         names = tuple(names)
         if names != self.state_names:
@@ -261,32 +266,36 @@ class SceneRenderer:
                 self._style_field()
             return
         self.field = FieldSurface(grid, self.scene)
-        self.field_kind = field_kind(grid.name, grid.unit)
+        self.field_style = self.style_of(grid.name)
+        self.field_kind = self.field_style.kind
         self._style_field()
 
     def _style_field(self) -> None:
+        """Draw the field as its model declared: a water surface (depth), stepped heat bands
+        (density) or a plain colour map (scalar)."""
         self._remove_layer("field")
-        f = self.field
-        kind = self.field_kind
+        f, style = self.field, self.field_style
         self.field_shader = None
         sb = dict(vertical=True, position_x=0.9, position_y=0.55, height=0.35, width=0.05, color="black",
                   title_font_size=int(16 * self.font_scale), label_font_size=int(14 * self.font_scale), fmt="%.2f")
-        if kind == "water":
-            clim = (0.0, 2.0)
-            actor = self.plotter.add_mesh(f.mesh, scalars="value", cmap="Blues", clim=clim,
-                                          opacity=[0.0, 0.55, 0.7, 0.8, 0.85, 0.9], nan_opacity=0.0,
-                                          scalar_bar_args=dict(title=f"{f.name} ({f.unit or 'm'})", **sb),
-                                          pickable=True, name="field", reset_camera=False, render=False,
-                                          lighting=False)
+        clim = style.clim or _nice_range(f.values)
+        title = f"{f.name} ({style.unit or f.unit or '-'})"
+        common = dict(scalars="value", clim=clim, nan_opacity=0.0, pickable=True, name="field", reset_camera=False,
+                      render=False, lighting=False)
+        if style.kind == "depth":
+            actor = self.plotter.add_mesh(f.mesh, cmap=style.cmap if style.cmap != "viridis" else "Blues",
+                                          opacity=[0.0, 0.55, 0.7, 0.8, 0.85, 0.9],
+                                          scalar_bar_args=dict(title=title, **sb), **common)
+        elif style.bands:
+            actor = self.plotter.add_mesh(f.mesh, cmap=banded_cmap(clim, style.bands, style.colours),
+                                          opacity=[0.0, 0.75, 0.8, 0.85, 0.9, 0.9],
+                                          scalar_bar_args=dict(title=title, n_labels=4, **sb), **common)
         else:
-            clim = (0.0, 3.0)
-            cmap = _los_cmap(clim)
-            actor = self.plotter.add_mesh(f.mesh, scalars="value", cmap=cmap, clim=clim,
-                                          opacity=[0.0, 0.75, 0.8, 0.85, 0.9, 0.9], nan_opacity=0.0,
-                                          scalar_bar_args=dict(title=f"{f.name} ({f.unit or '-'})", n_labels=4, **sb),
-                                          pickable=True, name="field", reset_camera=False, render=False, lighting=False)
+            actor = self.plotter.add_mesh(f.mesh, cmap=style.cmap, opacity=[0.0, 0.7, 0.8, 0.85, 0.9, 0.9],
+                                          scalar_bar_args=dict(title=title, **sb), **common)
         self._add("field", actor)
-        self.field_shader = shaders.apply_field_shader(actor, kind, clim)
+        if style.shader:
+            self.field_shader = shaders.apply_field_shader(actor, style, clim)
 
     def tick(self, dt_s: float) -> None:
         """Advance shader animation time (water ripples)."""
@@ -327,17 +336,13 @@ class SceneRenderer:
         cam.SetViewUp(*up)
         self.plotter.renderer.ResetCameraClippingRange()
 
-    def area_of_interest(self, model_name: str | None = None):
-        """Local bounds of what the model is about: walkable+gates (crowds), water (floods), the city."""
+    def area_of_interest(self, model_cls=None):
+        """Local bounds of what the model is about (its declared ``aoi_layers``); None: the city."""
         c, s = self.city, self.scene
-        if c is None:
+        model_cls = model_cls or self.model_cls
+        if c is None or model_cls is None:
             return None
-        order = ["walkable", "gates", "sources"] if model_name != "flood" else ["water", "drains"]
-        if model_name == "flood":
-            pass
-        boxes = [c.layer(n).total_bounds for n in order if c.has(n)]
-        if not boxes:
-            boxes = [c.layer(n).total_bounds for n in ("walkable", "gates", "water") if c.has(n)]
+        boxes = [c.layer(n).total_bounds for n in model_cls.aoi_layers if n in c.layers and c.has(n)]
         if not boxes:
             return None
         bb = np.array(boxes)
@@ -345,8 +350,8 @@ class SceneRenderer:
         ox, oy = s.origin
         return (minx - ox, miny - oy, maxx - ox, maxy - oy)
 
-    def view_area_of_interest(self, model_name: str | None = None) -> None:
-        b = self.area_of_interest(model_name)
+    def view_area_of_interest(self, model_cls=None) -> None:
+        b = self.area_of_interest(model_cls)
         if b is None:
             self.camera_preset("oblique")
             return
@@ -521,11 +526,10 @@ def _nice_range(values) -> tuple[float, float]:
     return (0.0, max(hi, lo + 1.0))
 
 
-def _los_cmap(clim):
-    """A stepped colour map over ``clim`` with a colour band per Fruin LOS (A..F)."""
+def banded_cmap(clim, bands, colours):
+    """A stepped colour map over ``clim``: ``colours[i]`` between ``bands[i-1]`` and ``bands[i]``."""
     from matplotlib.colors import ListedColormap
 
-    n = 300
-    vals = np.linspace(clim[0], clim[1], n)
-    idx = np.searchsorted(np.asarray(LOS_THRESHOLDS_PPM2), vals, side="right")
-    return ListedColormap([LOS_COLOURS[i] for i in idx])
+    vals = np.linspace(clim[0], clim[1], 300)
+    idx = np.searchsorted(np.asarray(bands), vals, side="right")
+    return ListedColormap([colours[i] for i in idx])

@@ -71,7 +71,7 @@ def main() -> int:
         scenario.write_text(f'[scenario]\nname = "Evening peak at Central Station"\nmodel = "station_dispersal"\n'
                             f'city = "{args.city.resolve()}"\nduration_s = 1800\nseed = 7\n', encoding="utf-8")
     assert w.open_scenario(scenario), "cannot open the station scenario"
-    w.viewport.camera("aoi", w.model_name())
+    w.viewport.camera("aoi", w.model_cls)
     worker = w.start_run()
     _wait(app, lambda: worker.model is not None and worker.model.time_s >= args.run_s or worker.done.is_set(), 900)
     worker.pause()

@@ -1,6 +1,6 @@
 """GLSL shader replacements for the field layer (see shaders/README.md), with a colour-map fallback.
 
-``apply_field_shader(actor, kind, clim)`` returns a ``FieldShader`` (set ``time`` and other uniforms)
+``apply_field_shader(actor, style, clim)`` (a model's ``FieldStyle``) returns a ``FieldShader`` (set ``time`` and other uniforms)
 or None when shaders are off (CITYTWIN_NO_SHADERS=1) or unsupported: a one-off probe renders a
 test quad off-screen with the shader and checks its colour. On None the actor keeps the plain
 colour map it was created with.
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 SHADER_DIR = Path(__file__).resolve().parent.parent / "shaders"
-LOS = (0.31, 0.43, 0.72, 1.08, 2.17)
+BAND_UNIFORMS = ("los_a", "los_b", "los_c", "los_d", "los_e")  # density_heat.glsl: five band bounds
 
 _support: bool | None = None
 last_error: str = ""
@@ -70,7 +70,8 @@ class FieldShader:
         self.set("time", t)
 
 
-def _install(actor, kind: str, clim) -> FieldShader:
+def _install(actor, kind: str, clim, bands=(), cutoff: float = 0.0) -> FieldShader:
+    """``kind``: "water" or "density_heat" (the GLSL file); ``bands`` the heat shader's five bounds."""
     import vtk
 
     mapper = _polydata_mapper(actor)
@@ -90,7 +91,7 @@ def _install(actor, kind: str, clim) -> FieldShader:
         sp.AddFragmentShaderReplacement("//VTK::Color::Impl", True, FS_COLOR.format(diffuse="1.0", ambient="0.0"), False)
     fs = FieldShader(actor, kind)
     fs.set("time", 0.0)
-    fs.set("cutoff", 0.01 if kind == "water" else 0.02)
+    fs.set("cutoff", cutoff)
     fs.set("max_opacity", 0.85)
     if kind == "water":
         fs.set("depth_max", clim[1])
@@ -98,7 +99,7 @@ def _install(actor, kind: str, clim) -> FieldShader:
         fs.set("ripple_scale", 6.0)
     else:
         fs.set("vmax", clim[1])
-        for name, v in zip(("los_a", "los_b", "los_c", "los_d", "los_e"), LOS):
+        for name, v in zip(BAND_UNIFORMS, bands):
             fs.set(name, v)
     return fs
 
@@ -158,7 +159,9 @@ def probe_support() -> bool:
             quad = pv.Plane(i_resolution=2, j_resolution=2)
             quad.point_data["value"] = np.full(quad.n_points, 2.9, np.float32)
             actor = p.add_mesh(quad, scalars="value", cmap="gray", clim=(0, 3), lighting=False, show_scalar_bar=False)
-            _install(actor, "density", (0.0, 3.0))
+            from twin.core.los import LOS_DENSITY_PPM2
+
+            _install(actor, "density_heat", (0.0, 3.0), LOS_DENSITY_PPM2, 0.02)
             p.view_xy()
             img = p.screenshot(None, return_img=True)
             p.close()
@@ -176,12 +179,17 @@ def probe_support() -> bool:
     return _support
 
 
-def apply_field_shader(actor, kind: str, clim):
-    """Install the shader on ``actor`` (a field layer); None means: keep the colour map."""
+def apply_field_shader(actor, style, clim):
+    """Install the shader a ``FieldStyle`` names on ``actor`` (a field layer); None means: keep the
+    colour map (shaders off, unsupported, or a heat style without five bands)."""
     if not shaders_enabled() or not probe_support():
         return None
+    if style.shader not in ("water", "density_heat"):
+        return None
+    if style.shader == "density_heat" and len(style.bands) != len(BAND_UNIFORMS):
+        return None
     try:
-        return _install(actor, kind, clim)
+        return _install(actor, style.shader, clim, style.bands, style.cutoff)
     except Exception as e:
         global last_error
         last_error = f"{type(e).__name__}: {e}"

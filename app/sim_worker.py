@@ -1,11 +1,14 @@
 """Running a model off the GUI thread.
 
-``SimWorker`` lives in a QThread: it builds the model, advances it in short slices (adapted so each
-takes ~0.1 s of wall time, so pause and cancel answer within a fraction of a second), records frames
-in a ``FrameRecorder`` and reports by signals. It never renders: the GUI thread draws the frames.
+``SimWorker`` lives in a QThread: it drives a ``twin.runner.Run`` (the same driver as the CLI, so
+the scenario's ``[outputs]`` and state saves are honoured and the numbers are the CLI's), advances
+it in short slices (adapted so each takes ~0.1 s of wall time, so pause and cancel answer within a
+fraction of a second), records frames in a ``FrameRecorder`` and reports by signals. Step and
+speed are in simulated seconds. It never renders: the GUI thread draws the frames.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import traceback
@@ -22,10 +25,12 @@ from twin.core.grid import GridField
 @dataclass
 class Frame:
     time_s: float
-    positions: np.ndarray
+    positions: np.ndarray  # float64 in the city CRS; the view shifts to its origin before float32
     states: np.ndarray
     fields: dict[str, GridField] = field(default_factory=dict)
     kpis: dict = field(default_factory=dict)
+    ids: np.ndarray | None = None
+    features: dict = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -34,10 +39,15 @@ class Frame:
 
 def copy_snapshot(snap) -> Frame:
     """A frame owning its arrays (the model keeps mutating its own)."""
+    from twin.core.model_contract import FeatureFrame
+
     fields = {n: GridField(g.name, np.array(g.values, np.float32, copy=True), g.x0, g.y0, g.cell_m, g.unit, g.doc)
               for n, g in (snap.fields or {}).items()}
-    return Frame(float(snap.time_s), np.array(snap.positions, np.float32, copy=True),
-                 np.array(snap.states, np.int8, copy=True), fields, dict(snap.kpis or {}))
+    features = {layer: FeatureFrame(np.array(f.ids, copy=True), {k: np.array(v, copy=True) for k, v in f.values.items()})
+                for layer, f in (snap.features or {}).items()}
+    return Frame(float(snap.time_s), np.array(snap.positions, np.float64, copy=True),
+                 np.array(snap.states, np.int8, copy=True), fields, dict(snap.kpis or {}),
+                 np.array(snap.ids, np.int64, copy=True), features)
 
 
 class FrameRecorder:
@@ -76,7 +86,7 @@ class FrameRecorder:
                 prev = self.frames[-1]
                 big = sum(g.values.nbytes for g in frame.fields.values()) > 4 * 2**20
                 if big and frame.time_s - self._last_field_t < 10 * self.interval_s and not force:
-                    frame = Frame(frame.time_s, frame.positions, frame.states, prev.fields, frame.kpis)
+                    frame = dataclasses.replace(frame, fields=prev.fields)
                 else:
                     self._last_field_t = frame.time_s
             self.frames.append(frame)
@@ -111,20 +121,24 @@ class SimWorker(QObject):
     failed = Signal(str)
 
     def __init__(self, scenario, variant=None, seed=None, overrides=None, out_dir: Path | None = None,
-                 speed: float = 0.0, frame_interval_s: float | None = None, max_fps: float = 10.0):
+                 speed: float = 0.0, frame_interval_s: float | None = None, max_fps: float = 10.0,
+                 step_s: float = 1.0, state=None):
         super().__init__()
         self.scenario = scenario
         self.variant = variant
         self.seed = seed
         self.overrides = overrides or {}
         self.out_dir = out_dir
+        self.state = state  # a SavedState to continue from (branching), or None
         self.speed = speed  # simulated seconds per wall second; 0 = as fast as possible
+        self.step_s = step_s  # simulated seconds per Step
         self.max_fps = max_fps
         self.recorder = FrameRecorder(min_interval_s=frame_interval_s or 1.0)
         self._frame_interval = frame_interval_s
         self._cancel = threading.Event()
         self._paused = threading.Event()
         self._step_request = threading.Event()
+        self.run_driver = None
         self.model = None
         self.result = None
         self.cancelled = False
@@ -141,11 +155,15 @@ class SimWorker(QObject):
         self._paused.clear()
 
     def step_once(self) -> None:
+        """Pause, then advance ``step_s`` simulated seconds."""
         self._paused.set()
         self._step_request.set()
 
     def set_speed(self, sim_s_per_wall_s: float) -> None:
         self.speed = float(sim_s_per_wall_s)
+
+    def set_step(self, sim_s: float) -> None:
+        self.step_s = max(float(sim_s), 0.0)
 
     @property
     def paused(self) -> bool:
@@ -163,23 +181,21 @@ class SimWorker(QObject):
             self.done.set()
 
     def _run(self) -> None:
-        from twin.runner import RunResult, build_model, write_run
-        from twin import __version__
+        from twin.runner import Run
 
         sc = self.scenario
-        t_start = time.perf_counter()
         self.log.emit(f"building model {sc.model!r} (variant {self.variant or 'baseline'}, seed "
                       f"{sc.seed if self.seed is None else self.seed})")
-        model = build_model(sc, self.variant, self.seed, self.overrides)
-        self.model = model
+        run = Run(sc, self.variant, self.seed, self.overrides, state=self.state)
+        self.run_driver = run
+        model = self.model = run.model
         cls = type(model)
         if self._frame_interval is None:
-            self.recorder.interval_s = max(model.dt_s, min(model.report_interval_s, sc.duration_s / 600))
+            self.recorder.interval_s = max(model.time_quantum_s, min(model.report_interval_s, sc.duration_s / 600))
         self.started.emit(cls)
-        per_step = [k.name for k in cls.kpis if k.per_step]
         sent_rows = 0
         duration = model.duration_s
-        slice_s = max(model.dt_s, 1e-3)
+        slice_s = max(model.time_quantum_s, 1e-3)
         last_emit = 0.0
         wall0 = time.perf_counter()
         sim0 = model.time_s
@@ -195,19 +211,15 @@ class SimWorker(QObject):
 
         def emit_rows():
             nonlocal sent_rows
-            times = model._times
-            n = len(times)
-            if n > sent_rows:
-                mv = model.datacollector.model_vars
-                rows = [{"time_s": times[i], **{k: mv[k][i] for k in per_step if k in mv and i < len(mv[k])}}
-                        for i in range(sent_rows, n)]
-                sent_rows = n
+            if len(model._times) > sent_rows:
+                rows = model.timeseries().iloc[sent_rows:].to_dict("records")
+                sent_rows += len(rows)
                 self.kpi_rows.emit(rows)
 
-        model.advance_to(0.0)  # records the first row
+        run.advance(model.time_s)  # records the first row (and anything due now)
         emit_frame(force=True)
         emit_rows()
-        while model.time_s < duration - 1e-9 and not model.finished:
+        while not run.done:
             if self._cancel.is_set():
                 break
             if self._paused.is_set() and not self._step_request.is_set():
@@ -216,22 +228,22 @@ class SimWorker(QObject):
                 continue
             single = self._step_request.is_set()
             self._step_request.clear()
-            target = model.time_s + (model.dt_s if single else slice_s)
+            target = model.time_s + (max(self.step_s, model.time_quantum_s, 1e-6) if single else slice_s)
             if self.speed > 0 and not single:
                 # Pace: do not run ahead of wall time × speed.
                 allowed = sim0 + (time.perf_counter() - wall0) * self.speed
                 if model.time_s >= allowed:
                     time.sleep(min(0.05, (model.time_s - allowed) / self.speed + 0.001))
                     continue
-                target = min(target, max(allowed, model.time_s + model.dt_s))
+                target = min(target, max(allowed, model.time_s + model.time_quantum_s))
             t0 = time.perf_counter()
-            model.advance_to(target)
+            run.advance(target)
             took = time.perf_counter() - t0
             # Adapt the slice so one slice takes ~0.1 s wall (cancel/pause answer fast).
             if took < 0.05:
-                slice_s = min(slice_s * 2, max(self.recorder.interval_s, model.dt_s))
+                slice_s = min(slice_s * 2, max(self.recorder.interval_s, model.time_quantum_s))
             elif took > 0.15:
-                slice_s = max(model.dt_s, slice_s / 2)
+                slice_s = max(model.time_quantum_s, slice_s / 2)
             emit_frame(force=single)
             emit_rows()
             self.progress.emit(model.time_s, duration)
@@ -244,20 +256,14 @@ class SimWorker(QObject):
             return
         emit_frame(force=True)
         self.progress.emit(model.time_s, duration)
-        wall = time.perf_counter() - t_start
-        variant = self.variant or "baseline"
-        seed = sc.seed if self.seed is None else int(self.seed)
-        summary = {"scenario": sc.name, "model": sc.model, "variant": variant, "seed": seed,
-                   "kpis": model.final_kpis(), "units": model.kpi_units(), "wall_s": round(wall, 3),
-                   "simulated_s": model.time_s, "version": __version__}
-        self.result = RunResult(summary, model.timeseries(), model.rasters(), model)
+        self.result = run.result()
         if self.out_dir is not None:
             try:
-                write_run(self.result, sc, variant, seed, self.overrides, Path(self.out_dir))
+                run.write(Path(self.out_dir), self.result)
                 self.log.emit(f"outputs written to {self.out_dir}")
             except Exception as e:
                 self.log.emit(f"could not write outputs to {self.out_dir}: {e}")
-        self.log.emit(f"finished: {model.time_s:.0f} s simulated in {wall:.1f} s wall")
+        self.log.emit(f"finished: {model.time_s:.0f} s simulated in {self.result.summary['wall_s']:.1f} s wall")
         self.finished.emit(self.result)
 
 

@@ -51,7 +51,7 @@ class Viewport(QWidget):
 
     def _tick(self) -> None:
         r = self.renderer
-        if r.field_shader is not None and r.field_kind == "water" and r.is_layer_visible("field"):
+        if r.field_shader is not None and r.field_kind == "depth" and r.is_layer_visible("field"):
             r.tick(0.1)
             self.request_render()
 
@@ -73,9 +73,9 @@ class Viewport(QWidget):
             r.update_field(frame.fields[name])
         self.request_render()
 
-    def camera(self, preset: str, model_name: str | None = None) -> None:
+    def camera(self, preset: str, model_cls=None) -> None:
         if preset == "aoi":
-            self.renderer.view_area_of_interest(model_name)
+            self.renderer.view_area_of_interest(model_cls)
         elif preset == "reset":
             self.renderer.camera_preset("oblique")
         else:

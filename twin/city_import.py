@@ -97,7 +97,7 @@ from .core.geometry import geometry_family, repair_geometries
 from .gis_io import (DemSource, dem_source, gpkg_raster_tables, list_vector_layers, read_vector_layer, short,
                      source_kind)
 from .gis_osm import BUILDING_USE, default_speed_kmh, osm_layers, parse_height_m, parse_levels, parse_maxspeed, read_osm
-from .outputs import json_default
+from .core.files import json_default
 
 OSM_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (https://www.openstreetmap.org/copyright)"
 DEM_MARGIN_M = 50.0

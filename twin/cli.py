@@ -83,28 +83,47 @@ def models(model):
 
 
 @cli.command()
-@click.argument("scenario", type=click.Path(path_type=Path))
+@click.argument("scenario", required=False, type=click.Path(path_type=Path))
 @click.option("--intervention", "variant", help="Run this intervention instead of the baseline.")
 @click.option("--seed", type=int, help="Override the scenario's seed.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a parameter (repeatable).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the run's outputs.")
+@click.option("--save-state-at", "save_at", multiple=True, type=float, metavar="T",
+              help="Also write the model's complete state at T seconds into OUT/states/ (repeatable).")
+@click.option("--from-state", "from_state", type=click.Path(path_type=Path), metavar="FILE",
+              help="Continue from a state file (SCENARIO is then optional), optionally as another variant.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(scenario, variant, seed, sets, out, quiet):
+def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
     """Run one scenario variant and write summary.json, timeseries and rasters to --out."""
-    from .runner import check_out_dir, run_one
+    from .output_settings import parse_times
+    from .runner import check_out_dir, load_state_run, run_one
     from .scenario import load_scenario, parse_set
 
-    sc = load_scenario(scenario)
     overrides = parse_set(list(sets))
-    sc.params_for(variant, overrides)  # validate before any work
+    state = None
+    if from_state is not None:
+        if seed is not None:
+            raise UserError("--seed cannot be combined with --from-state: the state carries the run's random "
+                            "generators. Leave --seed out.")
+        sc, state, variant, overrides = load_state_run(from_state, scenario, variant, overrides)
+        seed = int(state.meta["seed"])  # static draws (e.g. walking speeds) must be those of the saved run
+    elif scenario is None:
+        raise UserError("citytwin run needs a SCENARIO file (or --from-state FILE to continue a saved run).")
+    else:
+        sc = load_scenario(scenario)
+        sc.params_for(variant, overrides)  # validate before any work
+    parse_times(list(save_at), "--save-state-at", sc.duration_s)
     check_out_dir(out)
-    result = run_one(sc, variant, seed, overrides, out=out, progress=not quiet)
+    result = run_one(sc, variant, seed, overrides, out=out, progress=not quiet, state=state, save_state_at=save_at)
     s = result.summary
-    click.echo(f"{s['scenario']} [{s['variant']}] seed {s['seed']}: {s['simulated_s']:.0f} s simulated "
+    start = f" from the state at {state.time_s:g} s" if state is not None else ""
+    click.echo(f"{s['scenario']} [{s['variant']}] seed {s['seed']}{start}: {s['simulated_s']:.0f} s simulated "
                f"in {s['wall_s']:.1f} s wall")
     for name, value in s["kpis"].items():
         unit = s["units"].get(name, "")
         click.echo(f"  {name:28s} {_fmt(value)} {unit}")
+    if result.states:
+        click.echo(f"states in {out / 'states'}: {len(result.states)} file(s)")
     click.echo(f"outputs in {out}")
 
 

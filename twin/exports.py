@@ -14,10 +14,12 @@ as GeoTIFF. With ``[outputs]``, also:
   (times after the model finished are skipped: nobody is left to draw);
 * ``exports.gpkg`` layer ``<raster>_extent``: polygons where the raster exceeds the threshold
   (``rasterio.features.shapes``), with ``threshold`` and ``area_m2``;
-* ``trajectories.parquet``: ``time_s, agent, x, y, state`` sampled every ``trajectory_interval_s``.
+* ``trajectories.parquet``: ``time_s, agent, x, y, state`` sampled every ``trajectory_interval_s``;
+* ``states/state_t<seconds>.npz``: the model's complete state at each ``state_times_s`` (and each
+  ``--save-state-at``), see ``twin.core.state_file``.
 
-``agent`` is the snapshot's ``ids`` when the model provides them, else the agent's row in the
-snapshot (stable only for models whose agents keep their row).
+``agent`` is the snapshot's stable agent id: the same person has the same id in every frame.
+A run continued from a state file exports from the state's time on.
 
 All layers are in the city CRS. Recording only reads the model (``snapshot()``) between steps, so a
 run with exports gives the same numbers as one without.
@@ -27,66 +29,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
 from .core.errors import UserError, nearest
-
-OUTPUT_KEYS = {"snapshot_times_s", "trajectory_interval_s", "extent_thresholds"}
-
-
-@dataclass(frozen=True)
-class OutputSettings:
-    snapshot_times_s: tuple[float, ...] = ()
-    trajectory_interval_s: float | None = None
-    extent_thresholds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def records(self) -> bool:
-        """True when the run must pause to read the model (snapshots or trajectories)."""
-        return bool(self.snapshot_times_s) or self.trajectory_interval_s is not None
-
-    def __bool__(self) -> bool:
-        return self.records or bool(self.extent_thresholds)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def parse_outputs(table: Any, where: str, duration_s: float) -> OutputSettings:
-    """Validate the ``[outputs]`` table; errors name the key and say how to write it."""
-    if table is None:
-        return OutputSettings()
-    w = f"{where} [outputs]"
-    if not isinstance(table, dict):
-        raise UserError(f"{w}: must be a table, e.g. [outputs] with snapshot_times_s = [300, 600].")
-    for key in table:
-        if key not in OUTPUT_KEYS:
-            raise UserError(f'{w}: unknown key "{key}"{nearest(key, OUTPUT_KEYS)}; allowed: '
-                            f"{', '.join(sorted(OUTPUT_KEYS))}.")
-    times = table.get("snapshot_times_s", [])
-    if _is_number(times):
-        times = [times]
-    if not isinstance(times, list) or not all(_is_number(t) for t in times):
-        raise UserError(f"{w} snapshot_times_s: give a list of times in seconds, e.g. [300, 600], not {times!r}.")
-    bad = [t for t in times if t < 0 or t > duration_s]
-    if bad:
-        raise UserError(f"{w} snapshot_times_s: {bad[0]} s is outside the run (0 to duration_s = {duration_s:g} s).")
-    interval = table.get("trajectory_interval_s")
-    if interval is not None and (not _is_number(interval) or interval <= 0):
-        raise UserError(f"{w} trajectory_interval_s: must be a positive number of seconds, not {interval!r}.")
-    thresholds = table.get("extent_thresholds", {})
-    if not isinstance(thresholds, dict):
-        raise UserError(f"{w} extent_thresholds: write a table of raster = threshold, e.g. "
-                        f"{{ max_depth = 0.1 }}, not {thresholds!r}.")
-    for k, v in thresholds.items():
-        if not _is_number(v):
-            raise UserError(f"{w} extent_thresholds.{k}: the threshold must be a number, not {v!r}.")
-    return OutputSettings(tuple(sorted(float(t) for t in set(times))),
-                          float(interval) if interval is not None else None,
-                          {str(k): float(v) for k, v in thresholds.items()})
+from .output_settings import OutputSettings
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,43 +46,44 @@ class Recorded:
 
 
 def _ids(snap) -> np.ndarray:
-    ids = getattr(snap, "ids", None)
-    return np.asarray(ids) if ids is not None else np.arange(len(snap.positions))
+    return np.asarray(snap.ids, dtype=np.int64)
 
 
-def drive(model, settings: OutputSettings, progress: Callable[[float], None] | None = None) -> Recorded:
-    """Run ``model`` to the end like ``run_to_end``, pausing to read snapshots at the asked times.
+class Recorder:
+    """Reads the model at the export times of ``settings``; ``twin.runner.Run`` tells it when.
 
-    The model takes exactly the same steps as in ``run_to_end`` (``advance_to`` only decides where
-    to pause), so the KPIs do not depend on what is exported.
+    The model takes exactly the same steps whatever is exported (pausing never changes a model's
+    trajectory), so the KPIs do not depend on the exports.
     """
-    rec = Recorded()
-    snap_times = list(settings.snapshot_times_s)
-    dt = settings.trajectory_interval_s
-    next_traj = 0.0 if dt else math.inf
-    eps = 1e-9
-    model.advance_to(0.0)  # records the first time-series row
-    while True:
-        now = model.time_s
-        want_snap = bool(snap_times) and snap_times[0] <= now + eps
-        want_traj = next_traj <= now + eps
-        if want_snap or want_traj:
-            snap = model.snapshot()
-            while snap_times and snap_times[0] <= now + eps:
-                snap_times.pop(0)
-                rec.snapshots.append(snap)
-            if want_traj:
-                rec.trajectory.append((float(snap.time_s), _ids(snap), np.array(snap.positions, dtype=np.float64),
-                                       np.array(snap.states), tuple(snap.state_names)))
-                while next_traj <= now + eps:
-                    next_traj += dt
-        if now >= model.duration_s - eps or model.finished:
-            break
-        target = min(now + model.report_interval_s, snap_times[0] if snap_times else math.inf, next_traj)
-        model.advance_to(target)
-        if progress is not None:
-            progress(model.time_s)
-    return rec
+
+    def __init__(self, settings: OutputSettings, start_s: float = 0.0):
+        self.settings = settings
+        self.rec = Recorded()
+        eps = 1e-9
+        self.snap_times = [t for t in settings.snapshot_times_s if t >= start_s - eps]
+        dt = settings.trajectory_interval_s
+        self.next_traj = (math.ceil(start_s / dt - eps) * dt) if dt else math.inf
+
+    def next_time(self) -> float:
+        return min(self.snap_times[0] if self.snap_times else math.inf, self.next_traj)
+
+    def read_due(self, model) -> None:
+        """Record what is due at the model's current time."""
+        now, eps = model.time_s, 1e-9 * max(1.0, model.time_s)
+        want_snap = bool(self.snap_times) and self.snap_times[0] <= now + eps
+        want_traj = self.next_traj <= now + eps
+        if not (want_snap or want_traj):
+            return
+        snap = model.snapshot()
+        while self.snap_times and self.snap_times[0] <= now + eps:
+            self.snap_times.pop(0)
+            self.rec.snapshots.append(snap)
+        if want_traj:
+            self.rec.trajectory.append((float(snap.time_s), _ids(snap), np.array(snap.positions, dtype=np.float64),
+                                        np.array(snap.states), tuple(snap.state_names)))
+            dt = self.settings.trajectory_interval_s
+            while self.next_traj <= now + eps:
+                self.next_traj += dt
 
 
 # --------------------------------------------------------------------------------------------

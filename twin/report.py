@@ -456,7 +456,7 @@ def _kpi_rows_html(table: pd.DataFrame, kpis: list[str], specs: dict, variants: 
 
 def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_cols: list[str], units: dict) -> Path:
     from . import __version__
-    from .outputs import atomic_file
+    from .core.files import atomic_file
 
     sc = plan.scenario
     specs = _kpi_specs(plan)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.errors import UserError, nearest
-from .core.model_contract import validate_params
+from .core.params import input_files, plain_value, validate_params
 
 BASELINE = "baseline"
 SCENARIO_KEYS = {"name", "model", "city", "duration_s", "seed", "replications", "description"}
@@ -66,14 +66,28 @@ class Scenario:
         )
 
     def params_for(self, variant: str | None = None, overrides: dict | None = None) -> dict[str, Any]:
-        """Validated parameters of one variant: defaults < [parameters] < intervention < overrides."""
+        """Validated parameters of one variant: defaults < [parameters] < intervention < overrides.
+
+        File paths in the scenario are relative to its folder; in ``overrides`` (``--set``) to the
+        current folder."""
         cls = self.model_class()
         merged = dict(self.parameters)
         chosen = self.intervention(variant)
         if chosen is not None:
             merged.update(chosen.parameters)
-        merged.update(overrides or {})
-        return validate_params(cls, merged, self.where)
+        values = validate_params(cls, merged, self.where, self.base_dir)
+        if overrides:
+            given = validate_params(cls, overrides, "--set", None)
+            values.update({k: given[k] for k in overrides})
+        return values
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.resolve().parent if self.path else Path.cwd()
+
+    def input_files(self, variant: str | None = None, overrides: dict | None = None) -> dict:
+        """The files a run of this variant reads through its parameters, with their SHA-256."""
+        return input_files(self.model_class(), self.params_for(variant, overrides))
 
     def load_city(self):
         from .core.city import City
@@ -91,9 +105,10 @@ class Scenario:
             "scenario": {
                 "name": self.name, "model": self.model, "city": str(self.city_path.resolve()),
                 "duration_s": self.duration_s, "seed": seed, "replications": 1,
-                "description": f"variant {variant or BASELINE} of {self.where}",
+                "description": f"variant {variant or BASELINE} of "
+                               f"{self.path.resolve() if self.path else repr(self.name)}",
             },
-            "parameters": self.params_for(variant, overrides),
+            "parameters": {k: plain_value(v) for k, v in self.params_for(variant, overrides).items()},
             **({"outputs": dict(self.raw["outputs"])} if isinstance(self.raw.get("outputs"), dict) else {}),
         }
 
@@ -161,7 +176,7 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
         interventions.append(Intervention(name, dict(item.get("parameters", {})), str(item.get("description", ""))))
     if not isinstance(raw.get("experiment", {}), dict):
         raise UserError(f"{where}: [experiment] must be a table (method, parameters, replications).")
-    from .exports import parse_outputs
+    from .output_settings import parse_outputs
 
     duration_s = _number(head, "duration_s", where, float, minimum=1)
     outputs = parse_outputs(raw.get("outputs"), where, duration_s)
@@ -184,7 +199,7 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
     for v in sc.variants():
         sc.params_for(v)
     if sc.experiment:  # a bad [experiment] table fails at load time too, naming the key
-        from .experiment import sweep_points
+        from .sweeps import sweep_points
 
         sweep_points(sc)
     return sc

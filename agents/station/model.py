@@ -24,7 +24,8 @@ import shapely
 
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.core.model_contract import KPI, CityModel, Param, Snapshot
+from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
+from twin.core.model_contract import KPI, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Param, Snapshot
 
 from . import kernels as K
 from .crowd import Crowd, MotionParams
@@ -34,19 +35,22 @@ from .transport import Onward
 
 WALKING, QUEUEING, EXITED, ONWARD, BOARDED = 0, 1, 2, 3, 4
 PENDING = -1
-LOS_LETTERS = ("A", "B", "C", "D", "E", "F")
-# Fruin walkway LOS, lower bound of space per person (m²) for A..E
-LOS_SPACE = (3.25, 2.32, 1.39, 0.93, 0.46)
 
-
-def los_letter(density: float) -> str:
-    if density <= 0:
-        return "A"
-    space = 1.0 / density
-    for letter, bound in zip(LOS_LETTERS, LOS_SPACE):
-        if space > bound:
-            return letter
-    return "F"
+REPORT_INTERVAL_S = 10.0
+# Release: each step a source lets at most this many passengers appear (a train door's worth), each
+# placed at the first of a few random candidate points that keeps a small gap to everyone.
+MAX_RELEASE_PER_STEP = 64
+RELEASE_CANDIDATES = 6
+RELEASE_GAP_M = 0.02  # clearance between bodies at release, beyond touching
+RELEASE_WALL_CLEARANCE_M = 0.2  # release points keep this much beyond a body radius from walls
+# Density: a 1 m grid; cells with less walkable area than this under the tent are not drawn/counted.
+DENSITY_CELL_M = 1.0
+MIN_DENSITY_AREA_M2 = 0.25
+# The view draws people queueing at an onward POI on a sunflower spiral around it (golden angle);
+# the index is taken modulo a prime so large queues wrap without lining up.
+QUEUE_SPACING_M = 0.45
+GOLDEN_ANGLE = 2.39996
+QUEUE_SPIRAL_WRAP = 997
 
 
 P = Param
@@ -143,10 +147,55 @@ class StationDispersalModel(CityModel):
     required_layers = ("walkable", "gates", "sources")
     optional_layers = ("obstacles", "pois")
     state_names = ("walking", "queueing", "exited", "onward", "boarded")
-    report_interval_s = 10.0
+    report_interval_s = REPORT_INTERVAL_S
+    aoi_layers = ("walkable", "gates", "sources")
+    field_styles = (
+        FieldStyle("density", "persons/m2", "Walking passengers per m² (1 m grid, ~2 x 2 m tent window), coloured "
+                   "by Fruin's walkway level of service.", kind="density", clim=(0.0, 3.0),
+                   bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS, shader="density_heat", cutoff=0.02),
+        FieldStyle("max_density", "persons/m2", "Highest density each cell reached during the run.", kind="density",
+                   clim=(0.0, 3.0), bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS, shader="density_heat", cutoff=0.02),
+    )
+    feature_styles = (
+        FeatureStyle("gates", "queue", "persons", "Passengers within queue_radius_m walking distance of the gate.",
+                     cmap="YlOrRd", clim=(0.0, 100.0), label=True),
+        FeatureStyle("gates", "exited", "persons", "Passengers who left through the gate so far.", cmap="Blues"),
+        FeatureStyle("gates", "state", "-", "Open or closed in this variant.", kind="state",
+                     states=("closed", "open"), colours=("#d62728", "#2ca02c")),
+        FeatureStyle("pois", "waiting", "persons", "Passengers queueing for this metro, bus or taxi.", cmap="YlOrRd",
+                     clim=(0.0, 200.0), label=True),
+    )
+    # Everything a step changes; the rest (geometry, fields, draws per passenger) is rebuilt from
+    # the city, the parameters and the seed.
+    state_attrs = (
+        "crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.exit_gate",
+        "crowd.n", "crowd.step_no",
+        "state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "src_ptr", "n_released",
+        "lane_of", "hold_until", "lane_free_at", "passed_by_ticket",
+        "queue_s", "_next_reroute", "exited_by_gate", "last_exit_t", "last_done_t",
+        "d_field", "d_max", "_next_density", "density_now", "max_density", "los",
+        "onward.next_dep", "onward.boarded_by_poi", "onward.departures",
+    )
 
     def __init__(self, city, *, duration_s: float, seed: int, **params):
         super().__init__(city, duration_s=duration_s, seed=seed, **params)
+        p = self.p
+        shares = self._mode_shares()
+        self.station = build_station(city, p)
+        self.motion = MotionParams(model=p["motion_model"], radius=p["body_radius_m"], time_gap=p["time_gap_s"],
+                                   t_narrow=p["narrow_time_gap_s"], a_rep=p["repulsion_strength"], d_rep=p["repulsion_range_m"])
+        # the step divides the report interval, so rows and pauses land on whole steps
+        wanted = p["time_step_s"] or self.motion.default_dt()
+        self.dt_s = self.report_interval_s / math.ceil(self.report_interval_s / wanted - 1e-9)
+        self._build_navigation()
+        self._draw_passengers(shares)
+        self._setup_tickets(self.N)
+        self._setup_routes()
+        self._setup_release_cells()
+        self._setup_crowd()
+
+    # -- setup steps --------------------------------------------------------------------------
+    def _mode_shares(self) -> np.ndarray:
         p = self.p
         shares = np.array([p["share_walk"], p["share_metro"], p["share_bus"], p["share_taxi"]])
         if abs(shares.sum() - 1.0) > 1e-6:
@@ -154,21 +203,24 @@ class StationDispersalModel(CityModel):
                 f"parameters share_metro + share_bus + share_taxi + share_walk = {shares.sum():.3f}; "
                 "they must sum to 1 (e.g. 0.45, 0.25, 0.05, 0.25)."
             )
-        self.station = st = build_station(city, p)
-        self.motion = MotionParams(model=p["motion_model"], radius=p["body_radius_m"], time_gap=p["time_gap_s"],
-                                   t_narrow=p["narrow_time_gap_s"], a_rep=p["repulsion_strength"], d_rep=p["repulsion_range_m"])
-        self.dt_s = p["time_step_s"] or self.motion.default_dt()
-        # navigation targets: the exits, then the open ticket gate banks (walked through)
+        return shares
+
+    def _build_navigation(self) -> None:
+        """Floor fields to every target: the exits, then the open ticket gate banks (walked through)."""
+        st, p = self.station, self.p
         self.banks = [t for t in st.tickets if t.open]
         targets = [(g.id, g.geom) for g in st.gates] + [(t.id, t.target) for t in self.banks]
-        self.nav = nav = build_navigation(st.free, targets, cell_m=p["grid_cell_m"])
+        self.nav = build_navigation(st.free, targets, cell_m=p["grid_cell_m"])
         self.gate_open = np.array([g.open for g in st.gates], dtype=np.bool_)
-        check_connectivity(st, nav, self.gate_open)
-        self.G = G = len(st.gates)
-        B = len(self.banks)
-        rng = self.rng
+        check_connectivity(st, self.nav, self.gate_open)
+        self.G = len(st.gates)
 
-        # -- passengers: blocks per source, sorted by release time -----------------------------
+    def _draw_passengers(self, shares: np.ndarray) -> None:
+        """Release times and the per-passenger draws (speed, mode, guidance, route taste); a
+        passenger's index is their id for the whole run."""
+        st, p, rng = self.station, self.p, self.rng
+        G, B = self.G, len(self.banks)
+        # blocks per source, sorted by release time
         order = sorted(range(len(st.sources)), key=lambda i: (st.sources[i].release_s, i))
         rank = {s: k for k, s in enumerate(order)}
         spread = p["release_spread_s"]
@@ -201,9 +253,11 @@ class StationDispersalModel(CityModel):
         self.gate_of = np.full(N, -1, dtype=np.int32)
         self.poi_of = np.full(N, -1, dtype=np.int32)
         self.exit_xy = np.zeros((N, 2))
-        self._setup_tickets(N)
 
-        # -- route choice tables ---------------------------------------------------------------
+    def _setup_routes(self) -> None:
+        """Route choice tables: onward destinations per gate, guidance, queue capacities."""
+        st, p, rng, nav = self.station, self.p, self.rng, self.nav
+        G, B, N = self.G, len(self.banks), self.N
         # A destination is a column of onward_m: walking away, the nearest metro entrance, the
         # nearest taxi rank, or one particular bus stop (each stop serves its own lines, so a bus
         # passenger is bound to a stop and cannot switch to another one).
@@ -251,11 +305,13 @@ class StationDispersalModel(CityModel):
                           if B else np.zeros((0, G)))
         self._next_reroute = 0.0
 
-        # -- release candidates: free cells well clear of walls and gates, per source -----------
+    def _setup_release_cells(self) -> None:
+        """Release candidates: free cells well clear of walls and gates, per source."""
         from .navigation import rasterize
 
+        st, nav = self.station, self.nav
         xs, ys = nav.cell_centres()
-        ok = nav.free & (nav.wall_d >= self.motion.radius + 0.2) & (nav.zone < 0)
+        ok = nav.free & (nav.wall_d >= self.motion.radius + RELEASE_WALL_CLEARANCE_M) & (nav.zone < 0)
         self.src_cells = []
         for src in st.sources:
             m = rasterize(src.geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & ok
@@ -268,11 +324,13 @@ class StationDispersalModel(CityModel):
             r, c = np.nonzero(m)
             self.src_cells.append(np.c_[xs[c], ys[r]])
 
-        # -- crowd and density --------------------------------------------------------------------
-        self.crowd = Crowd(nav, max(N, 1), self.motion, cell_size=1.0,
+    def _setup_crowd(self) -> None:
+        """The walking crowd (empty at first), density grids and counters."""
+        B = len(self.banks)
+        self.crowd = Crowd(self.nav, max(self.N, 1), self.motion, cell_size=1.0,
                            gate_open=np.r_[self.gate_open, np.zeros(B, dtype=np.bool_)])
         self._setup_density()
-        self.exited_by_gate = np.zeros(G, dtype=np.int64)
+        self.exited_by_gate = np.zeros(self.G, dtype=np.int64)
         self.los = dict.fromkeys(LOS_LETTERS, 0.0)
         self._next_density = 0.0
         self.density_now = 0.0
@@ -328,12 +386,11 @@ class StationDispersalModel(CityModel):
 
     # -- stepping -----------------------------------------------------------------------------
     def step(self) -> None:
-        t, dt = self.time_s, self.dt_s
         cr = self.crowd
         cr.build_cells()
-        cr.move(dt)
+        cr.move(self.dt_s)
         cr.step_no += 1
-        t_new = t + dt
+        t_new = self.next_time_s
         self._release(t_new)  # uses this step's cell lists: before exits compact the arrays
         if self.has_tickets:
             self._validate_tickets(t_new)
@@ -347,23 +404,20 @@ class StationDispersalModel(CityModel):
         if t_new >= self._next_density - 1e-9:
             self._density(self.p["density_interval_s"])
             self._next_density = t_new + self.p["density_interval_s"]
-        self.time_s = t_new
-        self.steps = getattr(self, "steps", 0) + 1
 
     def _release(self, t: float) -> None:
         cr = self.crowd
-        gap = 2.0 * self.motion.radius + 0.02
+        gap = 2.0 * self.motion.radius + RELEASE_GAP_M
         for si, (a, b) in enumerate(self.src_ranges):
             ptr = self.src_ptr[si]
             if ptr >= b or self.release_t[ptr] > t:
                 continue
             end = ptr + int(np.searchsorted(self.release_t[ptr:b], t, side="right"))
-            end = min(end, ptr + 64)
+            end = min(end, ptr + MAX_RELEASE_PER_STEP)
             m = end - ptr
             cells = self.src_cells[si]
-            Kc = 6
-            pick = self.rng.integers(0, len(cells), size=(m, Kc))
-            jit = self.rng.uniform(-0.5, 0.5, size=(m, Kc, 2)) * self.nav.cell_m
+            pick = self.rng.integers(0, len(cells), size=(m, RELEASE_CANDIDATES))
+            jit = self.rng.uniform(-0.5, 0.5, size=(m, RELEASE_CANDIDATES, 2)) * self.nav.cell_m
             cx = cells[pick, 0] + jit[..., 0]
             cy = cells[pick, 1] + jit[..., 1]
             px, py = cr.place(cx, cy, gap)
@@ -540,25 +594,46 @@ class StationDispersalModel(CityModel):
         q = np.flatnonzero(self.state == QUEUEING)
         if len(q):
             poi_xy = self.onward.poi_xy()[self.poi_of[q]]
-            k = q % 997
-            r = 0.45 * np.sqrt(k)
-            a = k * 2.39996
+            k = q % QUEUE_SPIRAL_WRAP
+            r = QUEUE_SPACING_M * np.sqrt(k)
+            a = k * GOLDEN_ANGLE
             pos.append(poi_xy + np.c_[r * np.cos(a), r * np.sin(a)])
             states.append(np.full(len(q), QUEUEING, dtype=np.int8))
+        ids = np.concatenate([cr.ids[:n], on, q]).astype(np.int64)
         return Snapshot(
             time_s=self.time_s,
             positions=np.concatenate(pos).astype(np.float64),
             states=np.concatenate(states),
             state_names=self.state_names,
+            ids=ids,
             fields={"density": self._grid("density", self.d_field)},
             kpis={k: v for k, v in self.current_kpis().items() if not isinstance(v, dict)},
+            features=self._features(),
         )
+
+    def _features(self) -> dict[str, FeatureFrame]:
+        st, G = self.station, self.G
+        gates = FeatureFrame(np.array([g.id for g in st.gates], dtype=object), {
+            "queue": np.rint(self.queue_s[:G] * self.gate_cap[:G]),
+            "exited": self.exited_by_gate.astype(float),
+            "state": self.gate_open.astype(np.int8),
+        })
+        waiting = self.poi_of[self.state == QUEUEING]
+        pois = FeatureFrame(np.array([q.id for q in st.pois], dtype=object), {
+            "waiting": np.bincount(waiting[waiting >= 0], minlength=len(st.pois)).astype(float),
+        })
+        return {"gates": gates, "pois": pois}
+
+    def on_restore(self, same_params: bool) -> None:
+        if not same_params:
+            # another variant from here on: gates, banks and guidance may differ, so everyone chooses again
+            self._reroute(force=True)
 
     def _grid(self, name: str, values: np.ndarray) -> GridField:
         v = values.astype(np.float32).copy()
-        v[self.d_area <= 0.25] = np.nan
-        return GridField(name, v, self.nav.x0, self.nav.y0, 1.0, unit="persons/m2",
-                         doc="Walking passengers per m2: 1 m grid, [1/4,1/2,1/4] tent smoothing over walkable area.")
+        v[self.d_area <= MIN_DENSITY_AREA_M2] = np.nan
+        style = self.field_style(name)
+        return GridField(name, v, self.nav.x0, self.nav.y0, DENSITY_CELL_M, unit=style.unit, doc=style.doc)
 
     def rasters(self) -> dict[str, GridField]:
         return {"max_density": self._grid("max_density", self.d_max)}

@@ -13,7 +13,7 @@ from tests.factories import write_scenario
 def scenario_file(tiny_city, tmp_path_factory):
     folder = tmp_path_factory.mktemp("scen")
     body = ('[parameters]\nwalkers = 300\nspeed_mps = 2.0\n\n[[interventions]]\nname = "slow"\n'
-            "[interventions.parameters]\nspeed_mps = 0.5\n")
+            "[interventions.parameters]\nspeed_mps = 0.5\n\n[outputs]\ntrajectory_interval_s = 10\n")
     return write_scenario(folder, tiny_city, body, duration_s=60, seed=3)
 
 
@@ -68,7 +68,7 @@ def test_parameter_form_is_generated_from_the_declared_params(opened):
     p.widgets["closed_gates"].setText("")
     # Indicators: one tile per headline KPI, one chart per per-step KPI.
     assert set(opened.indicators.tiles) == {"walkers_done", "mean_time_s"}
-    assert set(opened.indicators.plots) == {"walkers_done", "mean_time_s"}
+    assert set(opened.indicators.plots) == {"walkers_done", "mean_time_s", "done_by_half"}
 
 
 def test_layer_toggles_hide_and_show_actors(opened):
@@ -123,7 +123,7 @@ def test_camera_presets_and_fly_to(opened):
     fx, fy, _ = cam.GetFocalPoint()
     s = w.viewport.renderer.scene
     assert (fx + s.origin[0], fy + s.origin[1]) == pytest.approx((500_070, 3_400_035), abs=0.5)
-    w.viewport.camera("aoi", "toy")
+    w.viewport.camera("aoi", w.model_cls)
     w.viewport.camera("reset")
 
 
@@ -144,11 +144,13 @@ def test_a_run_from_the_gui_fills_charts_and_the_slider_scrubs_back(opened, qtbo
     w.slider.setValue(2)
     frame = worker.recorder[2]
     shown = w.viewport.renderer.agents.positions_world()
-    np.testing.assert_allclose(shown, frame.positions.astype(np.float64), atol=0.05)
+    assert frame.positions.dtype == np.float64  # frames keep the model's float64 positions
+    # drawn in float32 only after the shift to the scene's origin: millimetres, not 0.25 m
+    np.testing.assert_allclose(shown, frame.positions, atol=0.002)
     assert not np.allclose(frame.positions, worker.recorder[n - 1].positions)
     w.slider.setValue(n - 1)
     np.testing.assert_allclose(w.viewport.renderer.agents.positions_world(),
-                               worker.recorder[n - 1].positions.astype(np.float64), atol=0.05)
+                               worker.recorder[n - 1].positions, atol=0.002)
     # The field layer is drawn and can be picked.
     assert "field" in w.viewport.renderer.actors
     # Outputs were written to the run folder.
@@ -162,6 +164,17 @@ def test_export_run_outputs_and_screenshot(opened, tmp_path):
     assert w.worker is not None and w.worker.result is not None
     out = w.export_run(tmp_path / "run")
     assert (out / "summary.json").is_file() and (out / "timeseries.csv").is_file()
+    # the app honours the scenario's [outputs] and gives the CLI's numbers
+    import pandas as pd
+
+    from twin.runner import run_one
+
+    for folder in (out, Path(w.worker.out_dir)):
+        traj = pd.read_parquet(folder / "trajectories.parquet")
+        assert sorted(traj["time_s"].unique())[:3] == [0.0, 10.0, 20.0]
+    cli = run_one(w.worker.scenario, w.worker.variant, w.worker.seed, w.worker.overrides)
+    assert cli.summary["kpis"] == w.worker.result.summary["kpis"]
+    assert {"done_by_half.west", "done_by_half.east"} <= set(w.indicators.curves)  # a line per key
     from PIL import Image
 
     path = w.export_screenshot(tmp_path / "big.png", 3840, 2160)
@@ -200,9 +213,11 @@ def test_pause_single_step_and_resume(opened, qtbot):
         t_paused = worker.model.time_s
         qtbot.wait(300)
         assert worker.model.time_s == t_paused
+        w.controls.step_s.setValue(3.0)  # Step advances simulated seconds, not model steps
         w.step_run()
         qtbot.waitUntil(lambda: worker.model.time_s > t_paused, timeout=5000)
-        assert worker.model.time_s == pytest.approx(t_paused + worker.model.dt_s)
+        assert worker.model.time_s == pytest.approx(t_paused + 3.0)
+        assert worker.model.time == worker.model.time_s  # Mesa's clock, in seconds
         w.controls.pause_btn.setChecked(False)
         qtbot.waitUntil(lambda: worker.model.time_s > t_paused + 5, timeout=10_000)
         assert w.cancel_run(wait_s=1.0)
@@ -267,5 +282,5 @@ def test_station_model_runs_from_the_gui(window, qtbot):
     w.slider.setValue(1)
     np.testing.assert_allclose(r.agents.positions_world(),
                                worker.recorder[1].positions[np.isfinite(worker.recorder[1].positions).all(axis=1)],
-                               atol=0.5)
+                               atol=0.002)
     assert n >= 3

@@ -49,7 +49,14 @@ def check(img: np.ndarray, name: str, mean_tol: float = 3.0, p99_tol: float = 40
         pytest.fail(f"{name}: differs from the reference (mean {mean:.1f}, p99 {p99:.1f}); actual picture: {out}")
 
 
-def render(city, preset="oblique", hide=(), field=None, aoi=None):
+def station_model():
+    from agents.registry import get_model
+
+    return get_model("station_dispersal")
+
+
+def render(city, preset="oblique", hide=(), field=None, aoi=None, model=None):
+    """``model``: the class whose declarations style the field (the station's density by default)."""
     import pyvista as pv
 
     from app.render import SceneRenderer
@@ -58,6 +65,7 @@ def render(city, preset="oblique", hide=(), field=None, aoi=None):
     try:
         r = SceneRenderer(p)
         r.set_city(city)
+        r.set_model(model or (station_model() if field is not None or aoi else None))
         if field is not None:
             r.update_field(field)
         for layer in hide:
@@ -123,6 +131,21 @@ def test_colour_map_fallback_without_shaders(tiny, monkeypatch):
     assert centre[0] > 120 and centre[1] < 90, centre
 
 
+class WaterDepth:
+    """Declarations of a model with a water-depth field (what the view reads of a model class)."""
+
+    from twin.core.model_contract import FieldStyle
+
+    state_names = ()
+    aoi_layers = ()
+    field_styles = (FieldStyle("depth", "m", "water depth", kind="depth", clim=(0.0, 2.0), shader="water",
+                               cutoff=0.01),)
+
+    @classmethod
+    def field_style(cls, name):
+        return next(s for s in cls.field_styles if s.name == name)
+
+
 def test_water_shader_animates(tiny, monkeypatch):
     import pyvista as pv
 
@@ -136,8 +159,9 @@ def test_water_shader_animates(tiny, monkeypatch):
     try:
         r = SceneRenderer(p)
         r.set_city(tiny)
+        r.set_model(WaterDepth)
         r.update_field(g)
-        assert r.field_shader is not None and r.field_kind == "water"
+        assert r.field_shader is not None and r.field_kind == "depth"
         r.camera_preset("top")
         a = np.asarray(p.screenshot(None, return_img=True)).astype(float)
         r.tick(1.7)
@@ -156,5 +180,5 @@ def test_demo_city_matches_reference(qapp):
     img, r = render(city, "oblique")
     assert len(np.unique(r.scene.buildings.cell_data["building_id"])) == len(city.buildings)
     check(img, "demo_city_oblique", mean_tol=4.0, p99_tol=50.0)
-    img, _ = render(city, aoi="station_dispersal")
+    img, _ = render(city, aoi=station_model())
     check(img, "demo_city_station", mean_tol=4.0, p99_tol=50.0)

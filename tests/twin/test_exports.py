@@ -6,7 +6,8 @@ import pytest
 from tests.factories import write_scenario
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.exports import extent_polygons, parse_outputs
+from twin.exports import extent_polygons
+from twin.output_settings import parse_outputs
 from twin.runner import run_one
 from twin.scenario import load_scenario
 

@@ -33,6 +33,10 @@ LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "drains": ("Point", ("id", "capacity_m3s")),
 }
 
+# Layers whose features get ids when the file has none: "R00001", ... in file order (stable while the
+# file is unchanged), so per-feature values and interventions can name them.
+GENERATED_IDS = {"roads": "R", "buildings": "B", "water": "W", "walkable": "WA", "obstacles": "O"}
+
 # Buildings whose height_m is missing, zero or negative get this height when a package is loaded.
 DEFAULT_BUILDING_HEIGHT_M = 10.0
 
@@ -124,6 +128,7 @@ class City:
     root: Path | None = None
     attribution: str = ""
     meta: dict = field(default_factory=dict)
+    gpkg: Path | None = None
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -157,6 +162,7 @@ class City:
         dem_path = root / files.get("dem", "dem.tif")
         city = cls(name=str(section["name"]), crs=crs, root=root,
                    attribution=str(section.get("attribution", "")), meta=section)
+        city.gpkg = gpkg if gpkg.exists() else None
         if gpkg.exists():
             city.layers = read_layers(gpkg, crs, section.get("layers", {}))
         if dem_path.exists():
@@ -187,6 +193,55 @@ class City:
 
     def has(self, name: str) -> bool:
         return name in self.layers and len(self.layers[name]) > 0
+
+    # -- layers and rasters a model declares (LayerSpec), beyond the contract's ------------------
+    def extra_layer(self, spec) -> gpd.GeoDataFrame | None:
+        """A vector layer a model declared (``LayerSpec``), read on first use; None when absent."""
+        cache = self.__dict__.setdefault("_extra", {})
+        if spec.name not in cache:
+            cache[spec.name] = _read_extra_layer(self, spec)
+        return cache[spec.name]
+
+    def raster_path(self, name: str) -> Path | None:
+        """``<city>/<name>.tif``, or the file ``[city.files] <name>`` names; None when absent."""
+        if self.root is None:
+            return None
+        files = self.meta.get("files", {}) if isinstance(self.meta.get("files", {}), dict) else {}
+        path = self.root / str(files.get(name, f"{name}.tif"))
+        return path if path.is_file() else None
+
+    def require_extra(self, specs, model: str = "") -> None:
+        for spec in specs:
+            if not spec.required:
+                continue
+            found = self.raster_path(spec.name) if spec.kind == "raster" else self.extra_layer(spec)
+            if found is None or (spec.kind != "raster" and not len(found)):
+                where = self.root or self.name
+                what = f"the raster {spec.name}.tif" if spec.kind == "raster" else f"the layer {spec.name} in city.gpkg"
+                raise UserError(f"{where}: model {model!r} needs {what} ({spec.doc}), which this city lacks. "
+                                "Add it and try again.")
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the package's files (city.toml, the GeoPackage, the DEM): a saved state is
+        only valid on the same city data."""
+        import hashlib
+
+        h = hashlib.sha256()
+        if self.root is not None:
+            for path in sorted(p for p in self.root.iterdir() if p.is_file() and p.suffix in (".toml", ".gpkg", ".tif")):
+                h.update(path.name.encode())
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+        return h.hexdigest()
+
+    def road_graph(self):
+        """The road network as a graph (``twin.core.roads.RoadGraph``), built once per city."""
+        if "_roads" not in self.__dict__:
+            from .roads import RoadGraph
+
+            self.__dict__["_roads"] = RoadGraph.from_city(self)
+        return self.__dict__["_roads"]
 
     def require(self, names, model: str = "") -> None:
         missing = [n for n in names if not self.has(n)]
@@ -252,7 +307,7 @@ class City:
         ``extra_files`` ({name: text or bytes}) are written into the package in the same step
         (the import uses it for ``import_report.json``).
         """
-        from ..outputs import atomic_dir
+        from .files import atomic_dir
 
         import tomli_w
 
@@ -265,7 +320,7 @@ class City:
                 if len(gdf):
                     gdf.to_crs(self.crs).to_file(tmp / "city.gpkg", layer=name, driver="GPKG")
             if self.terrain is not None:
-                from ..outputs import write_geotiff
+                from .files import write_geotiff
 
                 write_geotiff(self.terrain.grid, self.crs, tmp / "dem.tif")
             for fname, content in (extra_files or {}).items():
@@ -342,6 +397,33 @@ def read_layers(gpkg: Path, crs: pyproj.CRS, renames: dict | None = None) -> dic
     return layers
 
 
+def _read_extra_layer(city: "City", spec) -> gpd.GeoDataFrame | None:
+    import pyogrio
+
+    gpkg = getattr(city, "gpkg", None)
+    if gpkg is None or spec.name not in {n for n, _ in pyogrio.list_layers(gpkg)}:
+        return None
+    where = f"{gpkg}, layer {spec.name!r}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            gdf = gpd.read_file(gpkg, layer=spec.name, on_invalid="fix")
+    except Exception as e:
+        raise UserError(f"{where}: cannot be read ({str(e).strip().splitlines()[0] if str(e).strip() else e}).") from None
+    if gdf.crs is None:
+        raise UserError(f"{where}: the layer has no CRS. Assign one in your GIS.")
+    gdf = gdf.to_crs(city.crs) if gdf.crs != city.crs else gdf
+    missing = [c for c in spec.columns if c not in gdf.columns]
+    if missing:
+        raise UserError(f"{where}: column(s) {', '.join(missing)} missing; {spec.doc}")
+    if spec.geometry != "any" and len(gdf):
+        bad = ~gdf.geom_type.fillna("").str.contains(spec.geometry)
+        if bad.any():
+            raise UserError(f"{where}: feature {int(np.flatnonzero(bad.to_numpy())[0])} is a "
+                            f"{gdf.geom_type[bad].iloc[0]}; this layer holds {spec.geometry}s only.")
+    return gdf.reset_index(drop=True)
+
+
 def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -> gpd.GeoDataFrame:
     """Reproject, fill optional columns, and reject what a model could not use."""
     if gdf.crs is None:
@@ -372,6 +454,9 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
             gdf[col] = default
         else:
             gdf[col] = gdf[col].fillna(default)
+    if "id" not in gdf.columns and name in GENERATED_IDS:
+        width = max(5, len(str(len(gdf))))
+        gdf["id"] = [f"{GENERATED_IDS[name]}{i + 1:0{width}d}" for i in range(len(gdf))]
     if "id" in gdf.columns:
         missing = gdf["id"].isna() | (gdf["id"].astype(str).str.strip() == "")
         if missing.any():

@@ -1,12 +1,23 @@
-"""The contract between the platform and a simulation model.
+"""The contract between the platform and a simulation model (docs/models.md says how to add one).
 
-A model is a Mesa model that declares, in one place, its parameters (name, unit, default, range,
-doc), its KPIs (name, unit, doc) and the city layers it needs. The CLI (`citytwin models`), the GUI
-panels, the scenario validator and the docs all read these declarations, so a new model needs no
-code outside its own folder and one line in ``agents/registry.py``.
+A model is a Mesa model that declares, in one place, its parameters, its KPIs, the city layers it
+needs (and any extra layers it reads), how the view draws its fields and per-feature values, and
+its area of interest. The CLI (`citytwin models`), the GUI, the scenario validator, the reports
+and the docs all read these declarations: nothing outside a model's folder knows its name.
 
-The runner drives a model only through ``advance_to``, ``timeseries_row``, ``final_kpis``,
-``rasters`` and ``snapshot``; the 3D view only through ``snapshot``.
+Time
+    The runner asks ``advance_to(t)``; the model takes whatever internal steps it needs (fixed,
+    adaptive or event-driven, in ``_advance``) and lands exactly on ``t``. Mesa's clock
+    (``self.time``) is the model clock, in seconds; ``self.steps`` counts internal steps. Pause
+    points never change a model's trajectory: a model that cannot land anywhere declares its
+    ``time_quantum_s`` (a fixed-step model: its step) and every target is moved up onto that grid.
+    Time-series rows are recorded at ``k × report_interval_s`` exactly, and at the end.
+
+State
+    ``get_state()`` returns the whole dynamic state (the attributes listed in ``state_attrs``, the
+    clock, the random generators and the time series so far) as numpy arrays plus JSON values;
+    ``set_state()`` puts it back into a model freshly built from the same city, parameters and
+    seed (the static part). ``twin.core.state_file`` writes it to disk (docs/state_file.md).
 """
 from __future__ import annotations
 
@@ -17,79 +28,21 @@ from typing import Any, ClassVar
 import mesa
 import numpy as np
 
-from .errors import UserError, nearest
+from .errors import UserError
 from .grid import GridField
+from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-
-@dataclass(frozen=True)
-class Param:
-    """One model parameter. ``kind`` is float, int, bool, str or list (a list of strings)."""
-
-    name: str
-    unit: str
-    default: Any
-    doc: str
-    kind: type = float
-    min: float | None = None
-    max: float | None = None
-    choices: tuple | None = None
-
-    def describe_range(self) -> str:
-        if self.choices:
-            return "one of " + ", ".join(map(str, self.choices))
-        if self.min is not None and self.max is not None:
-            return f"{self.min} to {self.max}"
-        if self.min is not None:
-            return f">= {self.min}"
-        if self.max is not None:
-            return f"<= {self.max}"
-        return ""
-
-    def coerce(self, value: Any, where: str) -> Any:
-        """Check one value; ``where`` names the file and table for the message."""
-        unit = f" in {self.unit}" if self.unit and self.unit != "-" else ""
-        if self.kind is bool:
-            if isinstance(value, bool):
-                return value
-            raise UserError(f'{where}: "{self.name}" must be true or false, not {value!r}.')
-        if self.kind is list:
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
-                raise UserError(f'{where}: "{self.name}" must be a list of names, like ["N1", "N2"], not {value!r}.')
-            return [str(v) for v in value]
-        if self.kind is str:
-            if not isinstance(value, str):
-                raise UserError(f'{where}: "{self.name}" must be text, not {value!r}.')
-            if self.choices and value not in self.choices:
-                raise UserError(
-                    f'{where}: "{self.name}" = "{value}" is not allowed{nearest(value, self.choices)}; '
-                    f"use {self.describe_range()}."
-                )
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            hint = ""
-            if isinstance(value, str):
-                hint = f" Units are fixed by the parameter: write a plain number{unit}."
-            raise UserError(f'{where}: "{self.name}" must be a number{unit}, not {value!r}.{hint}')
-        if self.kind is int:
-            if float(value) != int(value):
-                raise UserError(f'{where}: "{self.name}" must be a whole number{unit}, not {value!r}.')
-            value = int(value)
-        else:
-            value = float(value)
-            if not math.isfinite(value):
-                raise UserError(f'{where}: "{self.name}" must be a finite number{unit}, not {value!r}.')
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            raise UserError(
-                f'{where}: "{self.name}" = {value}{unit} is out of range; allowed: {self.describe_range()}{unit}.'
-            )
-        return value
+__all__ = ["KPI", "CityModel", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+           "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
 @dataclass(frozen=True)
 class KPI:
-    """One key performance indicator. ``per_step`` KPIs also appear in the time series."""
+    """One key performance indicator.
+
+    ``per_step`` KPIs also appear in the time series. A ``keyed`` KPI's value is ``{key: number}``
+    (per gate, per attraction); in the time series it becomes one column per key, ``name.key``.
+    """
 
     name: str
     unit: str
@@ -97,40 +50,99 @@ class KPI:
     headline: bool = False
     per_step: bool = True
     better: str | None = None  # "lower" | "higher" | None: which direction is an improvement (reports)
+    keyed: bool = False
+
+
+@dataclass(frozen=True)
+class FieldStyle:
+    """How the view draws one of the model's fields (``Snapshot.fields`` and ``rasters``).
+
+    ``kind``: ``density`` (a heat layer over the ground), ``depth`` (a water surface over the
+    terrain) or ``scalar`` (a plain colour map). ``bands`` are thresholds for stepped colours (with
+    ``colours``, one more than ``bands``); values at or below ``cutoff`` are not drawn.
+    """
+
+    name: str
+    unit: str
+    doc: str
+    kind: str = "scalar"
+    cmap: str = "viridis"
+    clim: tuple[float, float] | None = None
+    bands: tuple[float, ...] = ()
+    colours: tuple[str, ...] = ()
+    shader: str | None = None  # "density_heat" or "water" (shaders/); None: the colour map only
+    cutoff: float = 0.0
+
+
+@dataclass(frozen=True)
+class FeatureStyle:
+    """A value the model reports per feature of a city layer (``Snapshot.features``).
+
+    ``kind`` ``number`` is drawn with ``cmap`` over ``clim``; ``state`` holds codes into ``states``
+    drawn with ``colours``. ``label`` asks the view to write the value beside the feature.
+    """
+
+    layer: str
+    name: str
+    unit: str
+    doc: str
+    kind: str = "number"
+    cmap: str = "viridis"
+    clim: tuple[float, float] | None = None
+    states: tuple[str, ...] = ()
+    colours: tuple[str, ...] = ()
+    label: bool = False
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """An extra city layer a model reads: a vector layer of ``city.gpkg`` or a raster file."""
+
+    name: str
+    kind: str  # "vector" | "raster"
+    doc: str
+    geometry: str = "any"  # vector: Point, LineString, Polygon or any
+    columns: tuple[str, ...] = ()  # vector: columns every feature must have
+    required: bool = False
+
+
+@dataclass
+class FeatureFrame:
+    """Per-feature values of one layer: ``values[name][i]`` belongs to feature ``ids[i]``."""
+
+    ids: np.ndarray
+    values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
 class Snapshot:
-    """What the view draws at one moment. Positions are in the city CRS (metres)."""
+    """What the view draws at one moment. Positions are in the city CRS (metres), float64."""
 
     time_s: float
     positions: np.ndarray  # (n, 2) float64: float32 would round UTM northings to 0.25 m
     states: np.ndarray  # (n,) int8, index into state_names
     state_names: tuple[str, ...]
+    ids: np.ndarray  # (n,) int64: the same person keeps the same id from the first frame to the last
     fields: dict[str, GridField] = field(default_factory=dict)
-    kpis: dict[str, float] = field(default_factory=dict)
+    kpis: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, FeatureFrame] = field(default_factory=dict)  # layer name -> values
 
 
-def validate_params(model_cls: type["CityModel"], given: dict, where: str) -> dict:
-    """Defaults overlaid with ``given``; an unknown key names the nearest valid one."""
-    specs = {p.name: p for p in model_cls.params}
-    values = {name: p.default for name, p in specs.items()}
-    for key, value in given.items():
-        if key not in specs:
-            raise UserError(
-                f'{where}: unknown parameter "{key}" for model "{model_cls.name}"{nearest(key, specs)}. '
-                f"`citytwin models {model_cls.name}` lists the valid ones."
-            )
-        values[key] = specs[key].coerce(value, where)
-    return values
+EPS = 1e-9
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= EPS * max(1.0, abs(a), abs(b))
 
 
 class CityModel(mesa.Model):
     """Base of every CityTwin simulation.
 
-    Subclasses set the class attributes, build their world in ``__init__`` from the city and the
-    validated parameters (``self.p``), and implement ``step`` (advance ``self.dt_s``),
-    ``current_kpis`` and ``snapshot``. State that every step touches lives in numpy arrays.
+    Subclasses set the class attributes, build their static world in ``__init__`` from the city
+    and the validated parameters (``self.p``), and implement ``current_kpis`` and ``snapshot``, and
+    either ``step`` (one fixed step of ``self.dt_s``; the default ``_advance`` calls it) or
+    ``_advance(t)`` (adaptive or event-driven stepping that lands exactly on ``t``). ``state_attrs``
+    names every attribute that changes during a run (dotted paths into helper objects allowed).
     """
 
     name: ClassVar[str] = ""
@@ -140,27 +152,39 @@ class CityModel(mesa.Model):
     kpis: ClassVar[tuple[KPI, ...]] = ()
     required_layers: ClassVar[tuple[str, ...]] = ()
     optional_layers: ClassVar[tuple[str, ...]] = ()
+    extra_layers: ClassVar[tuple[LayerSpec, ...]] = ()
+    field_styles: ClassVar[tuple[FieldStyle, ...]] = ()
+    feature_styles: ClassVar[tuple[FeatureStyle, ...]] = ()
+    aoi_layers: ClassVar[tuple[str, ...]] = ()  # layers whose extent the camera frames first; () = the city
     state_names: ClassVar[tuple[str, ...]] = ()
-    report_interval_s: ClassVar[float] = 10.0
+    state_attrs: ClassVar[tuple[str, ...]] = ()
+    report_interval_s: float = 10.0
 
-    def __init__(self, city, *, duration_s: float, seed: int, **params):
+    def __init__(self, city, *, duration_s: float, seed: int, base_dir=None, **params):
         super().__init__(rng=seed)
+        # CityTwin keeps Mesa's clock in seconds and steps the model itself (advance_to), so Mesa's
+        # default schedule of one step per time unit is switched off.
+        self._default_schedule.stop()
+        self.step = self._user_step
+        if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
+            raise UserError(f"duration_s must be a positive, finite number of seconds, not {duration_s!r}.")
         self.city = city
         self.duration_s = float(duration_s)
         self.seed = int(seed)
-        self.p = validate_params(type(self), params, f"parameters of model {self.name}")
+        self.p = validate_params(type(self), params, f"parameters of model {self.name}", base_dir)
         city.require(self.required_layers, model=self.name)
-        self.time_s = 0.0
-        self.dt_s = 0.1
+        city.require_extra(self.extra_layers, model=self.name)
+        self.dt_s = 0.0
         self.datacollector = mesa.DataCollector(
             model_reporters={k.name: (lambda m, n=k.name: m._kpi_cache[n]) for k in self.kpis if k.per_step}
         )
         self._kpi_cache: dict[str, Any] = {}
         self._times: list[float] = []
-        self._next_report_s = 0.0
+        self._report_k = 0  # index of the next time-series row (at k × report_interval_s)
 
     # -- to implement ----------------------------------------------------------------------
     def step(self) -> None:  # pragma: no cover - abstract
+        """One fixed step of ``dt_s`` (models that use the default ``_advance``)."""
         raise NotImplementedError
 
     def current_kpis(self) -> dict[str, Any]:  # pragma: no cover - abstract
@@ -173,42 +197,116 @@ class CityModel(mesa.Model):
         """Fields written as GeoTIFF at the end of a run (e.g. ``max_density``)."""
         return {}
 
+    def on_restore(self, same_params: bool) -> None:
+        """Called after ``set_state``; ``same_params`` is False when the run continues as another
+        variant (rebuild whatever depends on both the new parameters and the restored state)."""
+
     @property
     def finished(self) -> bool:
         """True when nothing more can happen (e.g. every agent has left)."""
         return False
 
-    # -- driven by the runner ----------------------------------------------------------------
-    def advance_to(self, t_s: float) -> None:
-        """Step until ``t_s`` (or the end), recording a time-series row every report interval."""
-        t_s = min(t_s, self.duration_s)
-        if not self._times:
-            self._record()
-        while self.time_s < t_s - 1e-9 and not self.finished:
+    @property
+    def time_quantum_s(self) -> float:
+        """Pause points lie on multiples of this (0: anywhere). Fixed-step models: their step."""
+        return self.dt_s
+
+    def _advance(self, t_s: float) -> None:
+        """Advance to ``t_s`` (on the quantum grid). The default takes fixed steps of ``dt_s``; the
+        clock is ``steps × dt_s``, so it never drifts."""
+        end = int(math.floor(t_s / self.dt_s + 1e-6))
+        while self.steps < end and not self.finished:
             self.step()
-            if self.time_s >= self._next_report_s - 1e-9:
-                self._record()
-        if self.finished and self._times[-1] < self.time_s - 1e-9:
-            self._record()
+            self.steps += 1
+            self.time = self.steps * self.dt_s
+
+    @property
+    def next_time_s(self) -> float:
+        """The time at the end of the fixed step being taken (for ``step``)."""
+        return (self.steps + 1) * self.dt_s
+
+    # -- time, driven by the runner ----------------------------------------------------------
+    @property
+    def time_s(self) -> float:
+        return self.time
+
+    def on_grid(self, t_s: float) -> float:
+        """``t_s`` moved up onto the model's time quantum (and no later than the end)."""
+        q = self.time_quantum_s
+        t = min(float(t_s), self.duration_s)
+        if q > 0:
+            k = math.ceil(t / q - 1e-6)
+            if not _close(k * q, t):
+                t = min(k * q, self.duration_s)
+        return t
+
+    def advance_to(self, t_s: float) -> None:
+        """Advance to ``t_s`` (or the end), recording a time-series row at every ``k × report_interval_s``."""
+        if not self._times:
+            self._check_grid()
+            self._record(0.0)
+        t = self.on_grid(t_s)
+        interval = self.report_interval_s
+        while self.time < t and not _close(self.time, t) and not self.finished:
+            next_row = self._report_k * interval
+            target = min(t, next_row)
+            self._advance(target)
+            self.time = target
+            if _close(target, next_row):
+                self._record(next_row)
+        end = self.duration_s
+        if self.finished and self._times[-1] < self.time and not _close(self._times[-1], self.time):
+            # nothing more will happen: close the series at the next grid point
+            self.time = min(math.ceil(self.time / interval - 1e-6) * interval, end)
+        if (_close(self.time, end) or self.finished) and not _close(self._times[-1], self.time):
+            self._record(self.time)
 
     def run_to_end(self, progress=None) -> None:
         """Run to ``duration_s`` or until finished; ``progress(t_s)`` after each report interval."""
-        while self.time_s < self.duration_s - 1e-9 and not self.finished:
-            self.advance_to(self.time_s + self.report_interval_s)
+        while not self.done:
+            self.advance_to(self._report_k * self.report_interval_s)
             if progress is not None:
-                progress(self.time_s)
+                progress(self.time)
 
-    def _record(self) -> None:
+    @property
+    def done(self) -> bool:
+        """The run is over: the end is reached, or the model finished and its last row is recorded."""
+        if _close(self.time, self.duration_s) or self.time > self.duration_s:
+            return True
+        return self.finished and bool(self._times) and _close(self._times[-1], self.time)
+
+    def _check_grid(self) -> None:
+        q, r = self.time_quantum_s, self.report_interval_s
+        if not (r > 0 and math.isfinite(r)):
+            raise UserError(f"model {self.name}: the report interval must be a positive number of seconds, not {r!r}.")
+        if q > 0 and not _close(round(r / q) * q, r):
+            raise UserError(f"model {self.name}: the report interval {r:g} s is not a whole number of time steps "
+                            f"of {q:g} s; choose a time step that divides it.")
+
+    def _record(self, t: float) -> None:
         self._kpi_cache = self.current_kpis()
         self.datacollector.collect(self)
-        self._times.append(self.time_s)
-        self._next_report_s = self.time_s + self.report_interval_s
+        self._times.append(float(t))
+        self._report_k = int(math.floor(t / self.report_interval_s + 1e-6)) + 1
 
     def timeseries(self):
-        """One row per reporting interval: ``time_s`` plus the per-step KPIs."""
-        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-        df.insert(0, "time_s", self._times[: len(df)])
-        return df
+        """One row per reporting interval: ``time_s`` plus the per-step KPIs (keyed ones as ``name.key``)."""
+        import pandas as pd
+
+        mv = self.datacollector.model_vars
+        n = len(self._times)
+        cols: dict[str, Any] = {"time_s": self._times}
+        for k in self.kpis:
+            if not k.per_step or k.name not in mv:
+                continue
+            values = mv[k.name][:n]
+            if values and isinstance(values[0], dict):
+                keys = list(dict.fromkeys(key for v in values for key in v))
+                for key in keys:
+                    cols[f"{k.name}.{key}"] = [float(v.get(key, 0.0)) for v in values]
+            else:
+                cols[k.name] = values
+        return pd.DataFrame(cols)
 
     def final_kpis(self) -> dict[str, Any]:
         return self.current_kpis()
@@ -216,3 +314,92 @@ class CityModel(mesa.Model):
     @classmethod
     def kpi_units(cls) -> dict[str, str]:
         return {k.name: k.unit for k in cls.kpis}
+
+    @classmethod
+    def field_style(cls, name: str) -> FieldStyle:
+        """The declared style of a field; a plain colour map for an undeclared one."""
+        for s in cls.field_styles:
+            if s.name == name:
+                return s
+        return FieldStyle(name, "", "")
+
+    # -- state -----------------------------------------------------------------------------
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The whole dynamic state: (arrays, JSON values). Static data is rebuilt from the inputs."""
+        arrays: dict[str, np.ndarray] = {}
+        attrs: dict[str, Any] = {}
+        for path in self.state_attrs:
+            value = _get_path(self, path)
+            if isinstance(value, np.ndarray):
+                arrays[path] = value.copy()
+            else:
+                attrs[path] = _json_ready(value, path)
+        meta = {
+            "time_s": self.time, "steps": self.steps, "report_k": self._report_k,
+            "rng": self.rng.bit_generator.state, "random": _json_ready(self.random.getstate(), "random"),
+            "times": list(self._times),
+            "model_vars": {k: _json_ready(v, k) for k, v in self.datacollector.model_vars.items()},
+            "kpi_cache": _json_ready(self._kpi_cache, "kpis"),
+            "params": {k: plain_value(v) for k, v in self.p.items()},
+            "attrs": attrs,
+        }
+        return arrays, meta
+
+    def set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Put back a state from ``get_state`` into this freshly built model."""
+        missing = [p for p in self.state_attrs if p not in arrays and p not in meta["attrs"]]
+        if missing:
+            raise UserError(f"the saved state lacks {', '.join(missing[:5])} that model {self.name} needs; it was "
+                            "written by another version of the model.")
+        for path in self.state_attrs:
+            if path in arrays:
+                _set_path(self, path, arrays[path])
+            else:
+                _set_path(self, path, meta["attrs"][path])
+        self.time = float(meta["time_s"])
+        self.steps = int(meta["steps"])
+        self._report_k = int(meta["report_k"])
+        self.rng.bit_generator.state = meta["rng"]
+        version, internal, gauss = meta["random"]
+        self.random.setstate((version, tuple(internal), gauss))
+        self._times = [float(t) for t in meta["times"]]
+        self.datacollector.model_vars = {k: list(v) for k, v in meta["model_vars"].items()}
+        self._kpi_cache = dict(meta["kpi_cache"])
+        same = meta.get("params") == {k: plain_value(v) for k, v in self.p.items()}
+        self.on_restore(same)
+
+
+def _get_path(obj, path: str):
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _set_path(obj, path: str, value) -> None:
+    *head, last = path.split(".")
+    for part in head:
+        obj = getattr(obj, part)
+    current = getattr(obj, last, None)
+    if (isinstance(current, np.ndarray) and isinstance(value, np.ndarray) and current.shape == value.shape
+            and current.dtype == value.dtype):
+        current[...] = value  # in place: other objects may hold a view of it
+    elif isinstance(current, np.ndarray) and isinstance(value, np.ndarray):
+        setattr(obj, last, value.astype(current.dtype, copy=True) if value.shape == current.shape else value.copy())
+    else:
+        setattr(obj, last, value)
+
+
+def _json_ready(value, where: str):
+    """numpy scalars and tuples as plain JSON values; anything else that JSON cannot hold is a bug."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v, where) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v, where) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"state attribute {where!r} holds a {type(value).__name__}, which a state file cannot hold; "
+                    "list its arrays in state_attrs instead")

@@ -38,7 +38,7 @@ def test_conservation_and_walls_every_step():
     walk = m.station.walkable
     steps = 0
     while not m.finished and m.time_s < 600:
-        m.step()
+        m.advance_to(m.time_s + m.dt_s)  # one step at a time
         steps += 1
         c = m.counts()
         assert c["released"] == c["walking"] + c["queueing"] + c["onward"] + c["exited"] + c["boarded"]
@@ -55,7 +55,9 @@ def test_conservation_and_walls_every_step():
     assert k["exited_by_gate"]["W1"] == 0  # closed
     assert 0 < k["mean_egress_time_s"] <= k["p95_egress_time_s"] <= k["clearance_time_s"]
     assert k["max_density_ppm2"] > 0
-    assert abs(sum(k["los_seconds"].values()) - sum(1 for _ in range(0))) >= 0
+    # LOS is graded once per density interval while anyone walks in the station
+    los_total = sum(k["los_seconds"].values())
+    assert 0 < los_total <= k["station_clearance_time_s"] + m.p["density_interval_s"]
     ts = m.timeseries()
     assert list(ts.columns[:2]) == ["time_s", "agents_total"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.grid import GridField
+from .grid import GridField
 
 
 def _umask() -> int:

@@ -1,0 +1,279 @@
+"""Model parameters: one declaration per parameter, read by the validator, the CLI, the GUI and the docs.
+
+A parameter's ``kind`` is one of
+
+* ``float``, ``int``, ``bool``, ``str`` (optionally with ``choices``);
+* ``list``: a list of names (ids of gates, roads, POIs), e.g. ``["N1", "N2"]``;
+* ``Numbers``: a list of numbers, each within ``min``/``max``;
+An empty value (``""`` for a file, ``[]`` for a time series) means "not given".
+
+* ``FilePath``: a file, resolved against the scenario file's folder, checked to exist; the value is
+  the absolute path as text, and the run bundle records the file's SHA-256;
+* ``TimeSeries``: ``[[t_s, value], ...]`` inline, or a CSV file of two columns (time in seconds,
+  value; an optional header row), times strictly increasing, every number finite. The value is a
+  :class:`Series`.
+
+Real forcing data (hyetographs, inflow hydrographs, rain-gauge records, arrival profiles) come in
+through the last three.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError, nearest
+
+
+class Numbers:
+    """Parameter kind: a list of numbers."""
+
+
+class FilePath:
+    """Parameter kind: a path to an existing file."""
+
+
+class TimeSeries:
+    """Parameter kind: a time series, inline or from a CSV file."""
+
+
+KIND_NAMES = {float: "number", int: "whole number", bool: "true/false", str: "text", list: "list of names",
+              Numbers: "list of numbers", FilePath: "file path", TimeSeries: "time series"}
+
+
+@dataclass(frozen=True)
+class Series:
+    """A time series: ``t`` (s, strictly increasing) and ``v``; ``source`` is the CSV path or "inline"."""
+
+    t: tuple[float, ...]
+    v: tuple[float, ...]
+    source: str = "inline"
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.t, dtype=np.float64), np.asarray(self.v, dtype=np.float64)
+
+    def at(self, t, how: str = "step") -> np.ndarray:
+        """Value at times ``t``: ``step`` holds each value until the next time (a hyetograph, an hourly
+        profile); ``linear`` interpolates. Before the first time: the first value; after: the last."""
+        ts, vs = self.arrays
+        t = np.asarray(t, dtype=np.float64)
+        if how == "linear":
+            return np.interp(t, ts, vs)
+        i = np.clip(np.searchsorted(ts, t, side="right") - 1, 0, len(ts) - 1)
+        return vs[i]
+
+    def plain(self):
+        """As written in a scenario file: the CSV path, or the inline pairs."""
+        return self.source if self.source != "inline" else [[a, b] for a, b in zip(self.t, self.v)]
+
+    def file_hash(self) -> str | None:
+        return sha256_file(Path(self.source)) if self.source != "inline" else None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One model parameter. ``kind``: see the module docstring."""
+
+    name: str
+    unit: str
+    default: Any
+    doc: str
+    kind: type = float
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    suffixes: tuple[str, ...] = ()  # FilePath: allowed file name endings, e.g. (".tif",)
+
+    def describe_range(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.min is not None and self.max is not None:
+            return f"{self.min} to {self.max}"
+        if self.min is not None:
+            return f">= {self.min}"
+        if self.max is not None:
+            return f"<= {self.max}"
+        return ""
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES.get(self.kind, self.kind.__name__)
+
+    def coerce(self, value: Any, where: str, base_dir: Path | None = None) -> Any:
+        """Check one value; ``where`` names the file and table for the message; relative paths are
+        resolved against ``base_dir`` (the scenario's folder; the current folder when None)."""
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            raise UserError(f'{where}: "{self.name}" must be true or false, not {value!r}.')
+        if self.kind is list:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                      for v in value):
+                raise UserError(f'{where}: "{self.name}" must be a list of names, like ["N1", "N2"], not {value!r}.')
+            return [str(v) for v in value]
+        if self.kind is Numbers:
+            if _is_number(value):
+                value = [value]
+            if not isinstance(value, list):
+                raise UserError(f'{where}: "{self.name}" must be a list of numbers, like [1.5, 2.0], not {value!r}.')
+            return [self._number(v, where) for v in value]
+        if self.kind is FilePath:
+            return "" if value == "" else str(self._existing_file(value, where, base_dir))
+        if self.kind is TimeSeries:
+            return [] if value == [] else self._series(value, where, base_dir)
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise UserError(f'{where}: "{self.name}" must be text, not {value!r}.')
+            if self.choices and value not in self.choices:
+                raise UserError(
+                    f'{where}: "{self.name}" = "{value}" is not allowed{nearest(value, self.choices)}; '
+                    f"use {self.describe_range()}."
+                )
+            return value
+        return self._number(value, where)
+
+    # -- kinds -----------------------------------------------------------------------------------
+    def _unit(self) -> str:
+        return f" in {self.unit}" if self.unit and self.unit != "-" else ""
+
+    def _number(self, value: Any, where: str, what: str | None = None):
+        unit = self._unit()
+        name = what or self.name
+        if not _is_number(value):
+            hint = f" Units are fixed by the parameter: write a plain number{unit}." if isinstance(value, str) else ""
+            raise UserError(f'{where}: "{name}" must be a number{unit}, not {value!r}.{hint}')
+        if self.kind is int:
+            if not math.isfinite(value) or float(value) != int(value):
+                raise UserError(f'{where}: "{name}" must be a whole number{unit}, not {value!r}.')
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise UserError(f'{where}: "{name}" must be a finite number{unit}, not {value!r}.')
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            raise UserError(
+                f'{where}: "{name}" = {value}{unit} is out of range; allowed: {self.describe_range()}{unit}.'
+            )
+        return value
+
+    def _existing_file(self, value: Any, where: str, base_dir: Path | None) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise UserError(f'{where}: "{self.name}" must be a file path (text), not {value!r}.')
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        path = path.resolve()
+        if not path.is_file():
+            raise UserError(f'{where}: "{self.name}" = "{value}": no such file ({path}). Paths are relative to '
+                            "the scenario file's folder.")
+        if self.suffixes and not path.name.lower().endswith(tuple(s.lower() for s in self.suffixes)):
+            raise UserError(f'{where}: "{self.name}" = "{value}" must be a {" or ".join(self.suffixes)} file.')
+        return path
+
+    def _series(self, value: Any, where: str, base_dir: Path | None) -> Series:
+        if isinstance(value, Series):
+            return value
+        example = f'{self.name} = [[0, 10.0], [3600, 25.0]] or {self.name} = "profile.csv"'
+        if isinstance(value, str):
+            path = self._existing_file(value, where, base_dir)
+            rows = _read_series_csv(path, f'{where}: "{self.name}" file {path}')
+            source, label = str(path), f'{where}: "{self.name}" file {path}'
+        elif isinstance(value, list):
+            rows, source, label = value, "inline", f'{where}: "{self.name}"'
+            for i, row in enumerate(rows):
+                if not isinstance(row, list) or len(row) != 2:
+                    raise UserError(f"{label}: entry {i + 1} is {row!r}; write pairs of [time_s, value], e.g. {example}.")
+        else:
+            raise UserError(f'{where}: "{self.name}" must be a time series, e.g. {example}; not {value!r}.')
+        if not rows:
+            raise UserError(f"{label}: the time series is empty; give at least one [time_s, value] pair.")
+        ts, vs = [], []
+        for i, (t, v) in enumerate(rows):
+            if not _is_number(t) or not math.isfinite(t) or t < 0:
+                raise UserError(f"{label}: entry {i + 1} has time {t!r}; times are seconds >= 0 (finite numbers).")
+            ts.append(float(t))
+            vs.append(self._number(v, label, what=f"value at t = {t:g} s"))
+        bad = [i for i in range(1, len(ts)) if ts[i] <= ts[i - 1]]
+        if bad:
+            i = bad[0]
+            raise UserError(f"{label}: times must increase strictly; entry {i + 1} (t = {ts[i]:g} s) does not come "
+                            f"after entry {i} (t = {ts[i - 1]:g} s).")
+        return Series(tuple(ts), tuple(vs), source)
+
+
+def _read_series_csv(path: Path, label: str) -> list[list[float]]:
+    """Two numeric columns; a first row that is not numeric is a header."""
+    import csv
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{label}: cannot read it as text ({e}).") from None
+    rows: list[list[float]] = []
+    for n, cells in enumerate(csv.reader(text.splitlines()), start=1):
+        cells = [c.strip() for c in cells]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        if len(cells) < 2:
+            raise UserError(f"{label}: line {n} has {len(cells)} column(s); write two: time_s,value.")
+        try:
+            rows.append([float(cells[0]), float(cells[1])])
+        except ValueError:
+            if not rows and n == 1:
+                continue  # header
+            raise UserError(f"{label}: line {n} is {','.join(cells)!r}; both columns must be numbers.") from None
+    return rows
+
+
+def validate_params(model_cls, given: dict, where: str, base_dir: Path | None = None) -> dict:
+    """Defaults overlaid with ``given``; an unknown key names the nearest valid one."""
+    specs = {p.name: p for p in model_cls.params}
+    values = {name: p.default for name, p in specs.items()}
+    for key, value in given.items():
+        if key not in specs:
+            raise UserError(
+                f'{where}: unknown parameter "{key}" for model "{model_cls.name}"{nearest(key, specs)}. '
+                f"`citytwin models {model_cls.name}` lists the valid ones."
+            )
+        values[key] = specs[key].coerce(value, where, base_dir)
+    return values
+
+
+def plain_value(value):
+    """A parameter value as it is written in a scenario file (TOML/JSON)."""
+    if isinstance(value, Series):
+        return value.plain()
+    if isinstance(value, (list, tuple)):
+        return [plain_value(v) for v in value]
+    return value
+
+
+def input_files(model_cls, params: dict) -> dict[str, dict[str, str]]:
+    """{parameter: {"path", "sha256"}} of every file a run reads through its parameters."""
+    out = {}
+    for p in model_cls.params:
+        value = params.get(p.name)
+        if p.kind is FilePath and isinstance(value, str) and value:
+            out[p.name] = {"path": value, "sha256": sha256_file(Path(value))}
+        elif isinstance(value, Series) and value.source != "inline":
+            out[p.name] = {"path": value.source, "sha256": value.file_hash()}
+    return out

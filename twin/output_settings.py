@@ -1,0 +1,86 @@
+"""The optional ``[outputs]`` table of a scenario: what a run exports beyond its summary and time series.
+
+```toml
+[outputs]
+snapshot_times_s = [300, 600, 900]      # agent positions at these times -> exports.gpkg layer "agents"
+trajectory_interval_s = 5               # every agent every 5 s -> trajectories.parquet
+extent_thresholds = { max_depth = 0.1 } # raster > threshold -> exports.gpkg layer "max_depth_extent"
+state_times_s = [600]                   # the model's complete state -> states/state_t000600.npz
+```
+
+Parsed when the scenario is loaded (a typo fails before any run); ``twin.exports`` writes them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .core.errors import UserError, nearest
+
+OUTPUT_KEYS = {"snapshot_times_s", "trajectory_interval_s", "extent_thresholds", "state_times_s"}
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    snapshot_times_s: tuple[float, ...] = ()
+    trajectory_interval_s: float | None = None
+    extent_thresholds: dict[str, float] = field(default_factory=dict)
+    state_times_s: tuple[float, ...] = ()
+
+    def with_state_times(self, times) -> "OutputSettings":
+        """These settings plus more state times (``--save-state-at``)."""
+        from dataclasses import replace
+
+        return replace(self, state_times_s=tuple(sorted(set(self.state_times_s) | {float(t) for t in times})))
+
+    @property
+    def records(self) -> bool:
+        """True when the run must pause to read the model (snapshots or trajectories)."""
+        return bool(self.snapshot_times_s) or self.trajectory_interval_s is not None or bool(self.state_times_s)
+
+    def __bool__(self) -> bool:
+        return self.records or bool(self.extent_thresholds)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def parse_outputs(table: Any, where: str, duration_s: float) -> OutputSettings:
+    """Validate the ``[outputs]`` table; errors name the key and say how to write it."""
+    if table is None:
+        return OutputSettings()
+    w = f"{where} [outputs]"
+    if not isinstance(table, dict):
+        raise UserError(f"{w}: must be a table, e.g. [outputs] with snapshot_times_s = [300, 600].")
+    for key in table:
+        if key not in OUTPUT_KEYS:
+            raise UserError(f'{w}: unknown key "{key}"{nearest(key, OUTPUT_KEYS)}; allowed: '
+                            f"{', '.join(sorted(OUTPUT_KEYS))}.")
+    times = parse_times(table.get("snapshot_times_s", []), f"{w} snapshot_times_s", duration_s)
+    states = parse_times(table.get("state_times_s", []), f"{w} state_times_s", duration_s)
+    interval = table.get("trajectory_interval_s")
+    if interval is not None and (not _is_number(interval) or interval <= 0):
+        raise UserError(f"{w} trajectory_interval_s: must be a positive number of seconds, not {interval!r}.")
+    thresholds = table.get("extent_thresholds", {})
+    if not isinstance(thresholds, dict):
+        raise UserError(f"{w} extent_thresholds: write a table of raster = threshold, e.g. "
+                        f"{{ max_depth = 0.1 }}, not {thresholds!r}.")
+    for k, v in thresholds.items():
+        if not _is_number(v):
+            raise UserError(f"{w} extent_thresholds.{k}: the threshold must be a number, not {v!r}.")
+    return OutputSettings(times, float(interval) if interval is not None else None,
+                          {str(k): float(v) for k, v in thresholds.items()}, states)
+
+
+def parse_times(times: Any, where: str, duration_s: float) -> tuple[float, ...]:
+    """A time or a list of times in seconds within the run, sorted, each once."""
+    if _is_number(times):
+        times = [times]
+    if not isinstance(times, list) or not all(_is_number(t) for t in times):
+        raise UserError(f"{where}: give a list of times in seconds, e.g. [300, 600], not {times!r}.")
+    bad = [t for t in times if t < 0 or t > duration_s]
+    if bad:
+        raise UserError(f"{where}: {bad[0]:g} s is outside the run (0 to duration_s = {duration_s:g} s).")
+    return tuple(sorted(float(t) for t in set(times)))
