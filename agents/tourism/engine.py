@@ -27,15 +27,15 @@ from .inputs import (
 )
 from .kernels import run_until, schedule_openings
 from .layout import (
-    A_CAP, A_CAP_NOMINAL, A_CLOSE, A_DWELL_CV, A_DWELL_DIST, A_DWELL_MEAN, A_GATES, A_OPEN,
-    A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, AF_T_LAST, CATEGORY,
+    AF_T_LAST, A_CAP, A_CAP_NOMINAL, A_CLOSE, A_DWELL_CV, A_DWELL_DIST, A_DWELL_MEAN, A_GATES,
+    A_OPEN, A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, CATEGORY, C_NEXT_ARR,
     DISTRIBUTIONS, F_ARR, F_ARRIVE, F_BUDGET_END, F_DEP, F_FOLLOW, F_ONLINE, F_OVERNIGHT,
-    F_PLATFORM, F_RESERVE, F_SHUTTLE, G_ATTR, G_ENTRY, G_FLAGS, G_FROM, G_HOTEL, G_MODE, G_NEXT,
-    G_PLACE, G_PLAN_K, G_ROOMS, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISIT, H_DESK_CV, H_DESK_DIST,
-    H_DESK_MEAN, H_DESKS, H_ENQUIRY, H_PLACE, H_ROOMS, HD_FREE, HF_T_LAST, N_AD, N_ADF, N_AF,
-    N_AI, N_CTR, N_GF, N_GI, N_HD, N_HDF, N_HF, N_HI, N_PAR, N_VF, N_VI, OBJ_CROWDING, OBJ_WAIT,
-    PAR_HEADWAY, PAR_MAX_ENQ, PAR_OBJECTIVE, PAR_ONLINE_S, PAR_PLATFORM_S, PAR_SLOT_LEN, PAR_T0,
-    STATE_NAMES, TRAVELLING_STATES, World, C_NEXT_ARR, G_SEARCH_K, G_VISITS, WAIT_SLOT, QUEUE, GATE, INSIDE,
+    F_PLATFORM, F_RESERVE, F_SHUTTLE, GATE, G_ATTR, G_ENTRY, G_FLAGS, G_FROM, G_HOTEL, G_MODE,
+    G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISITS, HD_FREE,
+    HF_T_LAST, H_DESKS, H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, H_ROOMS, INSIDE,
+    N_AD, N_ADF, N_AF, N_AI, N_CTR, N_GF, N_GI, N_HD, N_HDF, N_HF, N_HI, N_PAR, N_VF, N_VI,
+    OBJ_CROWDING, OBJ_WAIT, PAR_HEADWAY, PAR_MAX_ENQ, PAR_OBJECTIVE, PAR_ONLINE_S, PAR_PLATFORM_S,
+    PAR_SLOT_LEN, PAR_T0, QUEUE, STATE_NAMES, TRAVELLING_STATES, WAIT_SLOT, World,
 )
 
 # World fields rebuilt from the static inputs; everything else is state.
@@ -164,7 +164,7 @@ class TourismEngine:
             qh=np.full(2 * n_a + n_h, -1, np.int64), qt=np.full(2 * n_a + n_h, -1, np.int64),
             slots=np.zeros((n_a, n_slots), np.int64),
             ht=np.zeros(n_heap), hs=np.zeros(n_heap, np.int64), hid=np.zeros(n_heap, np.int64),
-            ctr=np.zeros(N_CTR, np.int64), now=np.array([self.start_s]),
+            todo=np.zeros(G, np.int64), ctr=np.zeros(N_CTR, np.int64), now=np.array([self.start_s]),
         )
         schedule_openings(self.world)
 

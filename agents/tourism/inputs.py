@@ -15,7 +15,6 @@ import numpy as np
 
 from twin.core.errors import UserError, nearest
 
-from .layout import DISTRIBUTIONS
 
 Number = float | int
 

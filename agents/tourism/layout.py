@@ -101,8 +101,8 @@ DISTRIBUTIONS = {"exponential": 0, "deterministic": 1, "lognormal": 2}
 PAR_T0, PAR_HEADWAY, PAR_SLOT_LEN, PAR_PLATFORM_S, PAR_ONLINE_S, PAR_OBJECTIVE, PAR_MAX_ENQ = range(7)
 N_PAR = 7
 OBJ_WAIT, OBJ_CROWDING = 0, 1
-C_HEAP_N, C_SEQ, C_NEXT_ARR, C_NVISITS = range(4)
-N_CTR = 4
+C_HEAP_N, C_SEQ, C_NEXT_ARR, C_NVISITS, C_TODO = range(5)
+N_CTR = 5
 
 # random-number streams (kernels.uniform)
 S_GATE, S_DWELL, S_DESK = 1, 2, 3
@@ -127,5 +127,6 @@ World = namedtuple("World", [
     "qh", "qt",     # FIFO lists: heads and tails; list a = regular queue, A+a = reservation lane, 2A+h = desk
     "slots",        # (attractions, n_slots) persons booked per entry slot
     "ht", "hs", "hid",  # event heap: time, sequence number (tie-break), id (group, or -1-(2a+closing))
+    "todo",         # groups that must choose what to do next, in the order they were put there
     "ctr", "now",
 ])
