@@ -223,8 +223,8 @@ class TourismEngine:
         pop = pf(at.popularity, "popularity", lo=0.0)
         if pop.sum() <= 0:
             raise UserError("attractions: every popularity is 0; give at least one attraction a weight > 0.")
-        opn = pf(-math.inf if at.open_s is None else at.open_s, "open_s", allow_inf=True)
-        cls = pf(math.inf if at.close_s is None else at.close_s, "close_s", allow_inf=True)
+        opn = pf(at.open_s, "open_s", allow_inf=True, none=-math.inf)
+        cls = pf(at.close_s, "close_s", allow_inf=True, none=math.inf)
         bad = np.flatnonzero(cls <= opn)
         if bad.size:
             i = bad[0]

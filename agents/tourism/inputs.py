@@ -150,8 +150,11 @@ def feature_ids(ids, n: int, kind: str) -> list[str]:
 
 
 def per_feature(value, n: int, key: str, kind: str, ids: list[str], *, integer=False, lo=None,
-                lo_open=False, allow_inf=False, fix="") -> np.ndarray:
-    """A number or one value per feature -> float64 (or int64) array of length n, checked."""
+                lo_open=False, allow_inf=False, fix="", none=None) -> np.ndarray:
+    """A number or one value per feature -> float64 (or int64) array of length n, checked.
+    ``none``: the value that a None item stands for (None: a None is an error)."""
+    if value is None and none is not None:
+        value = none
     if value is None:
         raise UserError(f"{kind}s: {key} is missing; {fix or 'give a number or one value per ' + kind}.")
     arr = np.asarray(value, dtype=object)
@@ -161,6 +164,8 @@ def per_feature(value, n: int, key: str, kind: str, ids: list[str], *, integer=F
         raise UserError(f"{kind}s: {key} has {arr.size} values for {n} {kind}s; give one number or one per {kind}.")
     out = np.empty(n)
     for i, v in enumerate(arr):
+        if v is None and none is not None:
+            v = none
         try:
             x = float(v)
         except (TypeError, ValueError):

@@ -34,15 +34,15 @@ from .layout import (
     C_HEAP_N, C_NEXT_ARR, C_NVISITS, C_SEQ, C_TODO, DESK, DESK_QUEUE, DIST_DETERMINISTIC,
     DIST_EXPONENTIAL, D_BUSY, D_ENTERED, D_INSIDE, D_JOINED, D_LEFT, D_PEAK_IN, D_PEAK_Q, D_PQP,
     D_QP, D_RESERVED, D_SLOT_WAIT, D_TURNED, F_ARR, F_ARRIVE, F_BUDGET_END, F_CHECKIN_END,
-    F_CHECKIN_START, F_DEP, F_FOLLOW, F_LEFT, F_MARK, F_ONLINE, F_OVERNIGHT, F_PLATFORM, F_RESERVE,
-    F_SEARCH_END, F_SHUTTLE, GATE, G_ATTR, G_ENTRY, G_FLAGS, G_FROM, G_HOTEL, G_MODE, G_NEXT,
-    G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISIT, G_VISITS,
-    HD_BUSY, HD_FREE, HD_JOINED, HD_PEAK_Q, HD_QP, HF_AREA_Q, HF_T_LAST, H_DESKS, H_DESK_CV,
-    H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, IDLE, INSIDE, LEFT, OBJ_CROWDING, OUT_DONE,
-    OUT_TURNED, PAR_HEADWAY, PAR_MAX_ENQ, PAR_OBJECTIVE, PAR_ONLINE_S, PAR_PLATFORM_S, PAR_SLOT_LEN,
-    PAR_T0, P_DROPPED, P_PENDING, P_TURNED, P_VISITED, QUEUE, SEARCH_ENQUIRY, SEARCH_PLATFORM,
-    SEARCH_TRAVEL, S_DESK, S_DWELL, S_GATE, TRAVEL_ATTR, TRAVEL_EXIT, TRAVEL_HOTEL, V_ARRIVE,
-    V_ATTR, V_ENTER, V_GROUP, V_JOIN, V_LEAVE, V_OUTCOME, V_RESERVED, V_START, WAIT_SLOT,
+    F_CHECKIN_START, F_DEP, F_DESK_START, F_FOLLOW, F_LEFT, F_MARK, F_ONLINE, F_OVERNIGHT,
+    F_PLATFORM, F_RESERVE, F_SEARCH_END, F_SHUTTLE, GATE, G_ATTR, G_ENTRY, G_FLAGS, G_FROM, G_HOTEL,
+    G_MODE, G_NEXT, G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISIT,
+    G_VISITS, HD_BUSY, HD_FREE, HD_JOINED, HD_PEAK_Q, HD_QP, HF_AREA_Q, HF_T_LAST, H_DESKS,
+    H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, IDLE, INSIDE, LEFT, OBJ_CROWDING,
+    OUT_DONE, OUT_TURNED, PAR_HEADWAY, PAR_MAX_ENQ, PAR_OBJECTIVE, PAR_ONLINE_S, PAR_PLATFORM_S,
+    PAR_SLOT_LEN, PAR_T0, P_DROPPED, P_PENDING, P_TURNED, P_VISITED, QUEUE, SEARCH_ENQUIRY,
+    SEARCH_PLATFORM, SEARCH_TRAVEL, S_DESK, S_DWELL, S_GATE, TRAVEL_ATTR, TRAVEL_EXIT, TRAVEL_HOTEL,
+    V_ARRIVE, V_ATTR, V_ENTER, V_GROUP, V_JOIN, V_LEAVE, V_OUTCOME, V_RESERVED, V_START, WAIT_SLOT,
 )
 
 INF = np.inf
@@ -500,7 +500,7 @@ def platform_done(g, now, gi, gf, hd, hotel_order, todo, ctr):
 
 
 @njit(**NO_RC)
-def try_start_desks(h, now, key, n_attr, hf, hi, hd, hdf, qh, qt, gi, ht, hs, hid, ctr):
+def try_start_desks(h, now, key, n_attr, hf, hi, hd, hdf, qh, qt, gi, gf, ht, hs, hid, ctr):
     lst = 2 * n_attr + h
     while hd[h, HD_BUSY] < hi[h, H_DESKS] and qh[lst] >= 0:
         g = _pop_head(gi, qh, qt, lst)
@@ -508,6 +508,7 @@ def try_start_desks(h, now, key, n_attr, hf, hi, hd, hdf, qh, qt, gi, ht, hs, hi
         hd[h, HD_QP] -= gi[g, G_SIZE]
         hd[h, HD_BUSY] += 1
         gi[g, G_STATE] = DESK
+        gf[g, F_DESK_START] = now
         dur = draw(hi[h, H_DESK_DIST], hf[h, H_DESK_MEAN], hf[h, H_DESK_CV], key, g, S_DESK, 0, 0)
         heap_push(ht, hs, hid, ctr, now + dur, g)
 
@@ -521,6 +522,7 @@ def arrive_hotel(g, now, n_attr, gi, gf, par, hd, hdf, qh, qt, ht, hs, hid, ctr)
     gf[g, F_CHECKIN_START] = now
     if (gi[g, G_FLAGS] & F_ONLINE) != 0:
         gi[g, G_STATE] = DESK
+        gf[g, F_DESK_START] = now
         heap_push(ht, hs, hid, ctr, now + par[PAR_ONLINE_S], g)
         return -1
     s = gi[g, G_SIZE]
@@ -607,7 +609,7 @@ def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi
                 elif st == TRAVEL_HOTEL:
                     h = arrive_hotel(g, now, n_attr, gi, gf, par, hd, hdf, qh, qt, ht, hs, hid, ctr)
                     if h >= 0:
-                        try_start_desks(h, now, key, n_attr, hf, hi, hd, hdf, qh, qt, gi, ht, hs, hid, ctr)
+                        try_start_desks(h, now, key, n_attr, hf, hi, hd, hdf, qh, qt, gi, gf, ht, hs, hid, ctr)
                 elif st == DESK:
                     gf[g, F_CHECKIN_END] = now
                     gf[g, F_LEFT] = now
@@ -615,7 +617,7 @@ def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi
                     if (gi[g, G_FLAGS] & F_ONLINE) == 0:
                         h = gi[g, G_HOTEL]
                         hd[h, HD_BUSY] -= 1
-                        try_start_desks(h, now, key, n_attr, hf, hi, hd, hdf, qh, qt, gi, ht, hs, hid, ctr)
+                        try_start_desks(h, now, key, n_attr, hf, hi, hd, hdf, qh, qt, gi, gf, ht, hs, hid, ctr)
                 elif st == TRAVEL_EXIT:
                     gi[g, G_STATE] = LEFT
                     gf[g, F_LEFT] = now

@@ -10,9 +10,10 @@ import numpy as np
 
 from .layout import (
     AF_AREA_IN, AF_AREA_Q, AF_T_LAST, A_CAP_NOMINAL, CHECKED_IN, C_NEXT_ARR, C_NVISITS, D_INSIDE,
-    D_PEAK_IN, D_PQP, D_QP, D_TURNED, F_ARRIVE, F_CHECKIN_END, F_CHECKIN_START, F_OVERNIGHT,
-    F_SEARCH_END, G_FLAGS, G_HOTEL, G_SIZE, G_STATE, HD_FREE, HD_QP, HF_AREA_Q, HF_T_LAST, LEFT,
-    N_STATES, OUT_DONE, V_GROUP, V_JOIN, V_OUTCOME, V_START, World,
+    D_PEAK_IN, D_PQP, D_QP, D_TURNED, F_ARRIVE, F_CHECKIN_END, F_CHECKIN_START, F_DESK_START,
+    F_MARK, F_OVERNIGHT, F_SEARCH_END, G_FLAGS, G_HOTEL, G_SIZE, G_STATE, HD_FREE, HD_QP, HF_AREA_Q,
+    HF_T_LAST, LEFT, N_STATES, OUT_DONE, V_ARRIVE, V_ATTR, V_ENTER, V_GROUP, V_JOIN, V_LEAVE,
+    V_OUTCOME, V_RESERVED, V_START, World,
 )
 
 UNITS = {
@@ -48,7 +49,25 @@ def entry_waits(w: World):
     vf, vi = w.vf[:n], w.vi[:n]
     ok = np.isfinite(vf[:, V_START])
     size = w.gi[vi[ok, V_GROUP], G_SIZE]
-    return vf[ok, V_START] - vf[ok, V_JOIN], size.astype(float), vi[ok, 1]
+    return vf[ok, V_START] - vf[ok, V_JOIN], size.astype(float), vi[ok, V_ATTR]
+
+
+def desk_waits(w: World):
+    """(wait_s, persons, hotel) of every group that reached a front desk: queue join -> desk."""
+    gi, gf = w.gi[arrived(w)], w.gf[arrived(w)]
+    ok = np.isfinite(gf[:, F_MARK]) & np.isfinite(gf[:, F_DESK_START])
+    return gf[ok, F_DESK_START] - gf[ok, F_MARK], gi[ok, G_SIZE].astype(float), gi[ok, G_HOTEL]
+
+
+def visit_table(w: World) -> dict[str, np.ndarray]:
+    """One row per arrival of a group at an attraction: group, persons, attraction, outcome
+    (0 under way, 1 visited, 2 turned away), reserved (held a slot), and the times (s; NaN where
+    not reached) of arrival, queue join, gate start, entry inside and leaving."""
+    n = int(w.ctr[C_NVISITS])
+    vi, vf = w.vi[:n], w.vf[:n]
+    return {"group": vi[:, V_GROUP], "size": w.gi[vi[:, V_GROUP], G_SIZE], "attraction": vi[:, V_ATTR],
+            "outcome": vi[:, V_OUTCOME], "reserved": vi[:, V_RESERVED], "arrive_s": vf[:, V_ARRIVE],
+            "join_s": vf[:, V_JOIN], "start_s": vf[:, V_START], "enter_s": vf[:, V_ENTER], "leave_s": vf[:, V_LEAVE]}
 
 
 def queue_integrals(w: World):

@@ -58,8 +58,8 @@ G_STATE, G_SIZE, G_ENTRY, G_FLAGS, G_ROOMS, G_PLACE, G_FROM, G_TO, G_MODE, G_ATT
 N_GI = 17
 # -- group float columns -----------------------------------------------------------------------
 F_ARRIVE, F_BUDGET_END, F_DEP, F_ARR, F_SEARCH_END, F_CHECKIN_START, F_CHECKIN_END, F_MARK, \
-    F_LEFT = range(9)
-N_GF = 9
+    F_LEFT, F_DESK_START = range(10)  # F_MARK: joined the desk queue
+N_GF = 10
 
 # -- plan status (plan_st) ---------------------------------------------------------------------
 P_PENDING, P_VISITED, P_DROPPED, P_TURNED = 0, 1, 2, 3
