@@ -3,11 +3,12 @@
 * Arrival times per entry point by inversion of the cumulative rate Λ(t) (piecewise linear for a
   piecewise-constant rate): Poisson arrivals are Λ⁻¹ of the partial sums of unit exponentials
   (Çinlar 1975, the time-change theorem), deterministic arrivals are Λ⁻¹(k + ½).
-* Itineraries: up to ``max_visits`` attractions drawn without replacement with probability
-  proportional to popularity, by the Gumbel-top-k trick (Kool, van Hoof & Welling 2019), then
-  trimmed: an attraction closed during the whole time budget is skipped, and the plan stops at the
-  first attraction whose expected end (walk + entry + mean dwell, in plan order) is after the
-  budget.
+* Itineraries: up to ``max_visits + alternatives`` attractions drawn without replacement with
+  probability proportional to popularity, by the Gumbel-top-k trick (Kool, van Hoof & Welling
+  2019), then trimmed: an attraction closed during the whole time budget is skipped, and the plan
+  stops at the first of the first ``max_visits`` kept attractions whose expected end (walk + entry
+  + mean dwell, in plan order) is after the budget; the alternatives after them are kept as they
+  are (the engine checks each against the clock when the group sets out).
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def draw_plans(rng, n_groups, popularity, max_visits, chunk=8192):
 
 
 def trim_plans(plan, sizes, arrive, budget_end, start_place, T_walk, af_open, af_close, exp_entry_per_person,
-               dwell_mean, attr_place):
+               dwell_mean, attr_place, max_visits):
     """Drop attractions closed over the whole budget window; cut the plan where the expected time
     (walk from the previous stop + entry + mean dwell) passes the budget. Returns a new plan."""
     n, k = plan.shape
@@ -87,10 +88,11 @@ def trim_plans(plan, sizes, arrive, budget_end, start_place, T_walk, af_open, af
         go = has & ~closed
         t_arr = t + T_walk[prev, attr_place[aa]]
         t_end = np.maximum(t_arr, af_open[aa]) + sizes * exp_entry_per_person[aa] + dwell_mean[aa]
-        fits = go & (t_end <= budget_end)
+        main = col < max_visits
+        fits = go & ((t_end <= budget_end) | ~main)
         alive &= ~(go & ~fits)
         out[rows[fits], col[fits]] = a[fits]
+        t = np.where(fits & main, t_end, t)
+        prev = np.where(fits & main, attr_place[aa], prev)
         col += fits
-        t = np.where(fits, t_end, t)
-        prev = np.where(fits, attr_place[aa], prev)
     return out

@@ -34,8 +34,8 @@ from .layout import (
     G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISITS, HD_FREE,
     HF_T_LAST, H_DESKS, H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, H_ROOMS, INSIDE,
     N_AD, N_ADF, N_AF, N_AI, N_CTR, N_GF, N_GI, N_HD, N_HDF, N_HF, N_HI, N_PAR, N_VF, N_VI,
-    OBJ_CROWDING, OBJ_WAIT, PAR_HEADWAY, PAR_MAX_ENQ, PAR_OBJECTIVE, PAR_ONLINE_S, PAR_PLATFORM_S,
-    PAR_SLOT_LEN, PAR_T0, QUEUE, STATE_NAMES, TRAVELLING_STATES, WAIT_SLOT, World,
+    OBJ_CROWDING, OBJ_WAIT, PAR_HEADWAY, PAR_MAX_ENQ, PAR_MAX_VISITS, PAR_OBJECTIVE, PAR_ONLINE_S,
+    PAR_PLATFORM_S, PAR_SLOT_LEN, PAR_T0, QUEUE, STATE_NAMES, TRAVELLING_STATES, WAIT_SLOT, World,
 )
 
 # World fields rebuilt from the static inputs; everything else is state.
@@ -96,6 +96,7 @@ class TourismEngine:
         par[PAR_ONLINE_S] = iv.online_checkin_s
         par[PAR_OBJECTIVE] = OBJ_CROWDING if iv.recommend_objective == "crowding" else OBJ_WAIT
         par[PAR_MAX_ENQ] = len(hi) if demand.max_hotel_enquiries is None else demand.max_hotel_enquiries
+        par[PAR_MAX_VISITS] = demand.max_visits
 
         # -- draws from the caller's generator, in a fixed order
         self.rng = rng
@@ -124,10 +125,10 @@ class TourismEngine:
                  + (u[:, 3] < iv.recommend_share) * F_FOLLOW
                  + (u[:, 4] < iv.reservation_share) * F_RESERVE
                  + (u[:, 5] < iv.shuttle_share) * F_SHUTTLE).astype(np.int64)
-        plan = draw_plans(rng, G, popularity, demand.max_visits)
+        plan = draw_plans(rng, G, popularity, demand.max_visits + demand.alternatives)
         budget_end = t_arr + budget
         plan = trim_plans(plan, sizes, t_arr, budget_end, entry_place[e_arr], T[0], af[:, A_OPEN], af[:, A_CLOSE],
-                          af[:, A_SVC_MEAN], af[:, A_DWELL_MEAN], ai[:, A_PLACE])
+                          af[:, A_SVC_MEAN], af[:, A_DWELL_MEAN], ai[:, A_PLACE], demand.max_visits)
         key = rng.integers(0, 2**63, size=1, dtype=np.int64).astype(np.uint64)
 
         # -- the World
@@ -184,8 +185,10 @@ class TourismEngine:
         check_number(d.time_budget_cv, "demand: time_budget_cv", lo=0.0)
         check_share(d.overnight_share, "demand: overnight_share")
         mv = check_number(d.max_visits, "demand: max_visits", lo=1)
-        if mv != int(mv) or mv > MAX_VISITS:
-            raise UserError(f"demand: max_visits = {d.max_visits!r}; give a whole number from 1 to {MAX_VISITS}.")
+        alt = check_number(d.alternatives, "demand: alternatives", lo=0)
+        if mv != int(mv) or alt != int(alt) or mv + alt > MAX_VISITS:
+            raise UserError(f"demand: max_visits = {d.max_visits!r}, alternatives = {d.alternatives!r}; give whole "
+                            f"numbers, max_visits >= 1, at most {MAX_VISITS} in all.")
         ppr = check_number(d.persons_per_room, "demand: persons_per_room", lo=1)
         if ppr != int(ppr):
             raise UserError(f"demand: persons_per_room = {d.persons_per_room!r} must be a whole number.")
@@ -204,7 +207,7 @@ class TourismEngine:
             check_number(getattr(iv, key), f"interventions: {key}", lo=0.0)
         if iv.recommend_objective not in ("wait", "crowding"):
             raise UserError(f'interventions: recommend_objective = "{iv.recommend_objective}"; use "wait" '
-                            '(lowest predicted entry wait) or "crowding" (lowest (inside + queue) / capacity).')
+                            '(lowest predicted entry wait) or "crowding" (lowest share of the capacity taken).')
 
     def _attractions(self, at: Attractions, iv: Interventions, n_places: int):
         n = len(at.place)

@@ -77,14 +77,17 @@ class Hotels:
 class Demand:
     """Who the tourists are. ``group_size_pmf[k]`` is the probability of a group of k + 1 persons
     (``one_plus_poisson_pmf`` builds 1 + Poisson). ``time_budget_s``: mean sightseeing time from
-    arrival (lognormal with ``time_budget_cv``; 0 = the same for all). ``max_visits``: length of
-    the itinerary drawn by popularity. ``overnight_share``: share of groups who stay the night
+    arrival (lognormal with ``time_budget_cv``; 0 = the same for all). ``max_visits``: visits a
+    group makes at most; ``alternatives``: further attractions on its list, drawn by popularity
+    like the rest, that it visits instead when one is closed, too late for its budget, or (if it
+    follows the recommendation) less busy. ``overnight_share``: share of groups who stay the night
     (they look for rooms on arrival and check in in the evening); the others leave by their entry
     point. ``persons_per_room``: rooms a group needs = ceil(size / persons_per_room)."""
     group_size_pmf: Sequence[float] = (1.0,)
     time_budget_s: float = 8 * 3600.0
     time_budget_cv: float = 0.25
     max_visits: int = 3
+    alternatives: int = 0
     overnight_share: float = 0.5
     persons_per_room: int = 2
     max_hotel_enquiries: int | None = None
@@ -101,8 +104,8 @@ class Interventions:
       the regular queue.
     * ``recommend_share`` of groups follow the real-time recommendation: at each departure they go
       to the candidate on their plan with the lowest ``recommend_objective`` now, ``"wait"``
-      (persons queueing × mean service / gates) or ``"crowding"`` ((inside + queueing) /
-      capacity).
+      ((persons queueing or on the way) × mean service / gates) or ``"crowding"`` ((inside +
+      queueing + on the way) / capacity).
     * ``extra_gates`` (per attraction), ``entry_time_factor`` (e-ticket / face check: multiplies
       the gate service time), ``capacity_cap`` (persons; admits at most min(capacity, cap)).
     * ``room_platform_share`` of overnight groups find a room on the platform in

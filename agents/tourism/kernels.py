@@ -32,17 +32,18 @@ from .layout import (
     AF_AREA_IN, AF_AREA_Q, AF_T_LAST, A_CAP, A_CLOSE, A_DWELL_CV, A_DWELL_DIST, A_DWELL_MEAN,
     A_GATES, A_OPEN, A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, CHECKED_IN,
     C_HEAP_N, C_NEXT_ARR, C_NVISITS, C_SEQ, C_TODO, DESK, DESK_QUEUE, DIST_DETERMINISTIC,
-    DIST_EXPONENTIAL, D_BUSY, D_ENTERED, D_INSIDE, D_JOINED, D_LEFT, D_PEAK_IN, D_PEAK_Q, D_PQP,
-    D_QP, D_RESERVED, D_SLOT_WAIT, D_TURNED, F_ARR, F_ARRIVE, F_BUDGET_END, F_CHECKIN_END,
+    DIST_EXPONENTIAL, D_BUSY, D_ENROUTE, D_ENTERED, D_INSIDE, D_JOINED, D_LEFT, D_PEAK_IN, D_PEAK_Q,
+    D_PQP, D_QP, D_RESERVED, D_SLOT_WAIT, D_TURNED, F_ARR, F_ARRIVE, F_BUDGET_END, F_CHECKIN_END,
     F_CHECKIN_START, F_DEP, F_DESK_START, F_FOLLOW, F_LEFT, F_MARK, F_ONLINE, F_OVERNIGHT,
     F_PLATFORM, F_RESERVE, F_SEARCH_END, F_SHUTTLE, GATE, G_ATTR, G_ENTRY, G_FLAGS, G_FROM, G_HOTEL,
     G_MODE, G_NEXT, G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISIT,
     G_VISITS, HD_BUSY, HD_FREE, HD_JOINED, HD_PEAK_Q, HD_QP, HF_AREA_Q, HF_T_LAST, H_DESKS,
     H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, IDLE, INSIDE, LEFT, OBJ_CROWDING,
-    OUT_DONE, OUT_TURNED, PAR_HEADWAY, PAR_MAX_ENQ, PAR_OBJECTIVE, PAR_ONLINE_S, PAR_PLATFORM_S,
-    PAR_SLOT_LEN, PAR_T0, P_DROPPED, P_PENDING, P_TURNED, P_VISITED, QUEUE, SEARCH_ENQUIRY,
-    SEARCH_PLATFORM, SEARCH_TRAVEL, S_DESK, S_DWELL, S_GATE, TRAVEL_ATTR, TRAVEL_EXIT, TRAVEL_HOTEL,
-    V_ARRIVE, V_ATTR, V_ENTER, V_GROUP, V_JOIN, V_LEAVE, V_OUTCOME, V_RESERVED, V_START, WAIT_SLOT,
+    OUT_DONE, OUT_TURNED, PAR_HEADWAY, PAR_MAX_ENQ, PAR_MAX_VISITS, PAR_OBJECTIVE, PAR_ONLINE_S,
+    PAR_PLATFORM_S, PAR_SLOT_LEN, PAR_T0, P_DROPPED, P_PENDING, P_TURNED, P_VISITED, QUEUE,
+    SEARCH_ENQUIRY, SEARCH_PLATFORM, SEARCH_TRAVEL, S_DESK, S_DWELL, S_GATE, TRAVEL_ATTR,
+    TRAVEL_EXIT, TRAVEL_HOTEL, V_ARRIVE, V_ATTR, V_ENTER, V_GROUP, V_JOIN, V_LEAVE, V_OUTCOME,
+    V_RESERVED, V_START, WAIT_SLOT,
 )
 
 INF = np.inf
@@ -303,9 +304,12 @@ def book_slot(size, a, t_arr, af, ai, par, slots):
 
 @njit(**NO_RC)
 def predicted(a, objective, af, ai, ad):
-    """What a recommendation ranks by (lower is better): the expected wait of a newcomer now,
-    persons queueing × mean service / gates, or the crowding (inside + queueing) / capacity."""
-    n = ad[a, D_QP] + ad[a, D_PQP]
+    """What a recommendation ranks by (lower is better): the expected wait of a newcomer,
+    (persons queueing or on their way there) × mean service / gates, or the crowding
+    (inside + queueing + on the way) / capacity. Counting those on the way (the platform knows
+    where its users go) keeps followers from all rushing to the queue that was short when they
+    set out."""
+    n = ad[a, D_QP] + ad[a, D_PQP] + ad[a, D_ENROUTE]
     if objective == OBJ_CROWDING:
         return (ad[a, D_INSIDE] + n) / ai[a, A_CAP]
     return n * af[a, A_SVC_MEAN] / ai[a, A_GATES]
@@ -318,8 +322,8 @@ def decide_next(g, now, gi, gf, plan, plan_st, af, ai, ad, T, par, slots, hi, en
     dwell) within its time budget; the others are dropped for good. Among candidates open on
     arrival it takes the first in plan order, or, if it follows the recommendation, the one
     ranked best by ``predicted``. If the only candidates open later, it waits where it is until it
-    can leave to arrive at the earliest opening. Without candidates the day ends: to the booked
-    hotel, or back to the entry point to leave."""
+    can leave to arrive at the earliest opening. Without candidates, or after PAR_MAX_VISITS
+    visits, the day ends: to the booked hotel, or back to the entry point to leave."""
     p = gi[g, G_PLACE]
     s = gi[g, G_SIZE]
     flags = gi[g, G_FLAGS]
@@ -330,7 +334,8 @@ def decide_next(g, now, gi, gf, plan, plan_st, af, ai, ad, T, par, slots, hi, en
     best_score = INF
     best_tarr = 0.0
     wake = INF
-    for k in range(plan.shape[1]):
+    n_plan = plan.shape[1] if gi[g, G_VISITS] < par[PAR_MAX_VISITS] else 0
+    for k in range(n_plan):
         a = plan[g, k]
         if a < 0:
             break
@@ -358,6 +363,7 @@ def decide_next(g, now, gi, gf, plan, plan_st, af, ai, ad, T, par, slots, hi, en
         gi[g, G_SLOT] = -1
         if (flags & F_RESERVE) != 0:
             gi[g, G_SLOT] = book_slot(s, a, best_tarr, af, ai, par, slots)
+        ad[a, D_ENROUTE] += s
         depart(g, now, p, ai[a, A_PLACE], TRAVEL_ATTR, gi, gf, T, par, ht, hs, hid, ctr)
     elif wake < INF:
         gi[g, G_STATE] = IDLE
@@ -579,6 +585,7 @@ def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi
                     gi[g, G_PLACE] = gi[g, G_TO]
                 if st == TRAVEL_ATTR:
                     a = gi[g, G_ATTR]
+                    ad[a, D_ENROUTE] -= gi[g, G_SIZE]
                     r = arrive_attraction(g, now, gi, vi, vf, af, ad, par, ht, hs, hid, ctr)
                     if r < 0:
                         turn_away(g, a, now, gi, vi, vf, ad, plan_st, todo, ctr)

@@ -78,8 +78,8 @@ A_GATES, A_CAP, A_CAP_NOMINAL, A_SVC_DIST, A_DWELL_DIST, A_PLACE, A_QUOTA = rang
 N_AI = 7
 # -- attractions: dynamic counts (persons unless said) -----------------------------------------
 D_BUSY, D_RESERVED, D_INSIDE, D_QP, D_PQP, D_PEAK_IN, D_PEAK_Q, D_JOINED, D_ENTERED, D_LEFT, \
-    D_TURNED, D_SLOT_WAIT = range(12)  # D_BUSY: gates busy (groups); D_RESERVED: inside + at gates
-N_AD = 12
+    D_TURNED, D_SLOT_WAIT, D_ENROUTE = range(13)  # D_BUSY: gates busy (groups); D_RESERVED: inside + at gates
+N_AD = 13
 AF_AREA_Q, AF_AREA_IN, AF_T_LAST = range(3)  # time integrals (person-seconds) up to AF_T_LAST
 N_ADF = 3
 
@@ -98,8 +98,9 @@ DIST_EXPONENTIAL, DIST_DETERMINISTIC, DIST_LOGNORMAL = 0, 1, 2
 DISTRIBUTIONS = {"exponential": 0, "deterministic": 1, "lognormal": 2}
 
 # -- scalar parameters (par) and counters (ctr) ------------------------------------------------
-PAR_T0, PAR_HEADWAY, PAR_SLOT_LEN, PAR_PLATFORM_S, PAR_ONLINE_S, PAR_OBJECTIVE, PAR_MAX_ENQ = range(7)
-N_PAR = 7
+PAR_T0, PAR_HEADWAY, PAR_SLOT_LEN, PAR_PLATFORM_S, PAR_ONLINE_S, PAR_OBJECTIVE, PAR_MAX_ENQ, \
+    PAR_MAX_VISITS = range(8)
+N_PAR = 8
 OBJ_WAIT, OBJ_CROWDING = 0, 1
 C_HEAP_N, C_SEQ, C_NEXT_ARR, C_NVISITS, C_TODO = range(5)
 N_CTR = 5

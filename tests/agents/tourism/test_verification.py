@@ -6,7 +6,7 @@ import pytest
 
 from agents.tourism import Attractions, Demand, Interventions, kpis
 from agents.tourism.layout import (
-    A_CAP, A_CLOSE, A_OPEN, D_INSIDE, D_PEAK_IN, D_PQP, D_QP, D_SLOT_WAIT, F_BUDGET_END, TRAVELLING_STATES,
+    A_CAP, A_CLOSE, A_OPEN, D_ENROUTE, D_INSIDE, D_PEAK_IN, D_PQP, D_QP, D_SLOT_WAIT, F_BUDGET_END, TRAVELLING_STATES,
 )
 from agents.tourism.queueing_theory import mdc_mean_wait, mmc_mean_wait
 
@@ -122,6 +122,7 @@ def test_every_tourist_is_accounted_for_at_any_time():
         assert states["queue"] == ad[:, D_QP].sum() + ad[:, D_PQP].sum()
         assert states["inside"] == ad[:, D_INSIDE].sum()
         assert states["wait_slot"] == ad[:, D_SLOT_WAIT].sum()
+        assert states["travel_attraction"] == ad[:, D_ENROUTE].sum()
     assert eng.category_persons()["done"] == eng.kpis()["tourists_total"] > 0
     assert len(eng.travelling()["group"]) == 0
     # everybody who planned a visit either visited, was turned away or dropped it
