@@ -154,7 +154,8 @@ def city_day(n_tourists: int, seed: int) -> TourismEngine:
     capacity = np.ceil(1.2 * visits_per_s * dwell).astype(int) + 50
     rooms = rng.integers(800, 2500, n_h) * n_tourists // 100_000 + 10
     return TourismEngine(
-        T, Entries(place=np.arange(n_e), arrival_rate_per_h=rates, ids=["central station", "north station", "coach park"]),
+        T, Entries(place=np.arange(n_e), arrival_rate_per_h=rates,
+                   ids=["central station", "north station", "coach park"]),
         Attractions(place=np.arange(n_e, n_e + n_a), gates=gates, service_time_s=svc,
                     service_time_distribution=["exponential", "lognormal", "deterministic"] * 4,
                     capacity=capacity, dwell_mean_s=dwell, popularity=pop,

@@ -73,7 +73,8 @@ class TourismEngine:
         if len(rates) != n_e:
             raise UserError(f"entries: arrival_rate_per_h has {len(rates)} items for {n_e} entry points; "
                             "give one number or profile per entry point.")
-        procs = [entries.arrival_process] * n_e if isinstance(entries.arrival_process, str) else list(entries.arrival_process)
+        procs = entries.arrival_process
+        procs = [procs] * n_e if isinstance(procs, str) else list(procs)
         if len(procs) != n_e:
             raise UserError(f"entries: arrival_process has {len(procs)} items for {n_e} entry points.")
         profiles = [rate_profile(r, p, self.start_s, self.end_s, i) for r, p, i in zip(rates, procs, self.entry_ids)]
@@ -111,7 +112,7 @@ class TourismEngine:
         o = np.lexsort((e_arr, t_arr))
         t_arr, e_arr = t_arr[o], e_arr[o]
         G = len(t_arr)
-        sizes = rng.choice(pmf.size, size=G, p=pmf) + 1 if pmf.size > 1 else np.ones(G, np.int64)
+        sizes = rng.choice(pmf.size, size=G, p=pmf / pmf.sum()) + 1 if pmf.size > 1 else np.ones(G, np.int64)
         if demand.time_budget_cv > 0:
             s2 = math.log1p(demand.time_budget_cv ** 2)
             budget = demand.time_budget_s * np.exp(rng.normal(-0.5 * s2, math.sqrt(s2), G))

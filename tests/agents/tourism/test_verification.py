@@ -148,10 +148,11 @@ def test_travel_records_are_consistent():
     T = eng.world.T
     walk = tr["mode"] == 0
     assert (tr["arrive_s"] >= eng.now).all()
-    assert tr["arrive_s"][walk] - tr["depart_s"][walk] == pytest.approx(T[0][tr["from_place"][walk], tr["to_place"][walk]])
+    leg = tr["from_place"], tr["to_place"]
+    assert tr["arrive_s"][walk] - tr["depart_s"][walk] == pytest.approx(T[0][leg[0][walk], leg[1][walk]])
     bus = ~walk
     assert bus.any()
-    assert tr["arrive_s"][bus] - tr["depart_s"][bus] == pytest.approx(T[1][tr["from_place"][bus], tr["to_place"][bus]])
+    assert tr["arrive_s"][bus] - tr["depart_s"][bus] == pytest.approx(T[1][leg[0][bus], leg[1][bus]])
 
 
 def test_only_open_attractions_admit_and_visits_fit_the_budget():
