@@ -47,8 +47,10 @@ def city(*, seed=1, rate=(300.0, 100.0), process="poisson", shuttle=True, start_
 
 
 def single_queue(*, gates=3, service_s=60.0, rho=0.8, n=150_000, dist="exponential", capacity=10**9,
-                 dwell_s=600.0, process="poisson", seed=1):
-    """One entry, one attraction 120 s away, open all the time: an M/M/c (or M/D/c) entry queue."""
+                 dwell_s=600.0, process="poisson", seed=1, pmf=(1.0,)):
+    """One entry, one attraction 120 s away, open all the time: an M/M/c (or M/D/c) entry queue
+    (groups of one unless a group-size pmf is given). rho is the gates' load: persons per second ×
+    service time per person / gates; n the expected number of persons."""
     lam = rho * gates / service_s
     end = n / lam
     T = np.array([[0.0, 120.0], [120.0, 0.0]])
@@ -56,6 +58,6 @@ def single_queue(*, gates=3, service_s=60.0, rho=0.8, n=150_000, dist="exponenti
         T, Entries(place=[0], arrival_rate_per_h=lam * 3600.0, arrival_process=process),
         Attractions(place=[1], gates=gates, service_time_s=service_s, service_time_distribution=dist,
                     capacity=capacity, dwell_mean_s=dwell_s, dwell_distribution="exponential"),
-        None, Demand(time_budget_s=1e12, time_budget_cv=0.0, max_visits=1, overnight_share=0.0),
+        None, Demand(group_size_pmf=pmf, time_budget_s=1e12, time_budget_cv=0.0, max_visits=1, overnight_share=0.0),
         start_s=0.0, end_s=end, rng=np.random.default_rng(seed))
     return eng, lam, end
