@@ -36,7 +36,7 @@ from .layout import (
     SEARCH_TRAVEL, TRAVEL_ATTR, TRAVEL_EXIT, TRAVEL_HOTEL, TRAVELLING_STATES, V_ENTER, V_JOIN, WAIT_SLOT,
 )
 from .routes import Network
-from .view import MEMBER_SPACING_M, count_grid, crowd_ranks, members, sunflower
+from .view import MEMBER_SCALE_M, count_grid, crowd_ranks, members, sunflower
 
 TRAIN_KINDS = ("station", "railway_station")
 COACH_KINDS = ("coach_stop",)
@@ -56,13 +56,16 @@ VIEW_OF[[SEARCH_TRAVEL, SEARCH_ENQUIRY, SEARCH_PLATFORM]] = 3
 VIEW_OF[[DESK_QUEUE, DESK]] = 4
 VIEW_OF[[WAIT_SLOT, IDLE]] = 5
 DONE_STATES = (CHECKED_IN, LEFT)
+TRAVELLING = np.isin(np.arange(N_STATES), TRAVELLING_STATES)
 # What a group does under the interventions (drawn per group at construction); a run continued as
 # another variant takes these from the variant.
 BEHAVIOUR_FLAGS = F_PLATFORM | F_ONLINE | F_FOLLOW | F_RESERVE | F_SHUTTLE
 
-# Crowds at places (view): spacing between neighbours in a queue and inside an attraction.
-QUEUE_SPACING_M = 0.6
-INSIDE_SPACING_M = 1.0
+# Crowds at places (view), as the scale of their sunflower discs: π·scale² of area per person,
+# 0.5 m² in a queue (2 persons/m², a dense queue), 2 m² inside an attraction.
+QUEUE_SCALE_M = 0.4
+INSIDE_SCALE_M = 0.8
+SUNFLOWER_CHUNK = 4096
 
 P = Param
 PARAMS = (
@@ -387,9 +390,10 @@ class TouristFlowModel(CityModel):
         away = np.where(norm[:, None] > 1e-6, away / np.maximum(norm, 1e-6)[:, None], [0.0, 1.0])
         capacity = np.zeros(len(xy))
         capacity[self.attr_place] = self.attractions["capacity"].to_numpy(dtype=float)
-        inside_r = INSIDE_SPACING_M * np.sqrt(capacity)
+        inside_r = INSIDE_SCALE_M * np.sqrt(capacity)
         self.crowd_anchor = np.vstack([xy, xy + away * (inside_r + 5.0)[:, None]])
-        self.crowd_spacing = np.r_[np.full(len(xy), QUEUE_SPACING_M), np.full(len(xy), INSIDE_SPACING_M)]
+        self.crowd_scale = np.r_[np.full(len(xy), QUEUE_SCALE_M), np.full(len(xy), INSIDE_SCALE_M)]
+        self._sunflower_table = sunflower(np.arange(SUNFLOWER_CHUNK), 1.0)
         self.grid = GridField.empty("crowding", self.city.bounds, self.p["crowding_cell_m"], unit="persons/m2")
         self.road_ids = np.asarray(self.net.graph.road_ids, dtype=object)
         self.poi_ids = np.array(self.place_ids[self.n_entries:], dtype=object)
@@ -428,30 +432,31 @@ class TouristFlowModel(CityModel):
         return out
 
     def people(self) -> dict[str, np.ndarray]:
-        """Every tourist in the city now: id, view state, position, and the road index (-1: off the roads)."""
+        """Every tourist in the city now: id, view state, position, and the road index (-1: off the
+        roads). Worked out per group (a travelling group's point on its route, or a crowd's anchor and
+        the persons before it there), then spread over its members on a sunflower disc."""
         w = self.engine.world
         now = float(w.now[0])
         n = int(w.ctr[C_NEXT_ARR])
         gi, gf = w.gi[:n], w.gf[:n]
         g = np.flatnonzero(VIEW_OF[gi[:, G_STATE]] >= 0)
-        row, member = members(g, gi[g, G_SIZE])
-        pg = g[row]
-        st = gi[pg, G_STATE]
-        xy = np.empty((len(pg), 2))
-        road = np.full(len(pg), -1, np.int64)
-        moving = np.isin(st, TRAVELLING_STATES)
+        st, size = gi[g, G_STATE], gi[g, G_SIZE]
+        base = np.empty((len(g), 2))
+        road = np.full(len(g), -1, np.int64)
+        before = np.zeros(len(g), np.int64)  # persons before the group in its crowd
+        scale = np.full(len(g), MEMBER_SCALE_M)
+        moving = TRAVELLING[st]
         t = np.flatnonzero(moving)
         if t.size:
-            tg = pg[t]
+            tg = g[t]
             P = self.net.P
             route = (gi[tg, G_MODE] * P + gi[tg, G_FROM]) * P + gi[tg, G_TO]
             dep, arr = gf[tg, F_DEP], gf[tg, F_ARR]
             frac = np.clip((now - dep) / np.maximum(arr - dep, 1e-9), 0.0, 1.0)
-            pos, road[t] = self.net.routes.locate(route, frac * self.net.routes.total[route])
-            xy[t] = pos + sunflower(member[t], MEMBER_SPACING_M)
+            base[t], road[t] = self.net.routes.locate(route, frac * self.net.routes.total[route])
         c = np.flatnonzero(~moving)
         if c.size:
-            cg, cs = pg[c], st[c]
+            cg, cs = g[c], st[c]
             place = gi[cg, G_PLACE]
             crowd = np.where(cs == INSIDE, self.net.P + place, place)
             visit = np.maximum(gi[cg, G_VISIT], 0)
@@ -461,9 +466,22 @@ class TouristFlowModel(CityModel):
             order = np.where(cs == DESK_QUEUE, gf[cg, F_MARK], order)
             order = np.where((cs == GATE) | (cs == DESK), -np.inf, order)  # being served: at the front
             order = np.where(cs == WAIT_SLOT, np.inf, order)  # waiting for their slot: behind the queue
-            rank = crowd_ranks(crowd, order)
-            xy[c] = self.crowd_anchor[crowd] + sunflower(rank, self.crowd_spacing[crowd])
-        return {"ids": self.person0[pg] + member, "states": VIEW_OF[st], "positions": xy, "road": road}
+            before[c] = crowd_ranks(crowd, order, size[c])
+            base[c] = self.crowd_anchor[crowd]
+            scale[c] = self.crowd_scale[crowd]
+        row, member = members(g, size)
+        xy = base[row] + self._sunflower(before[row] + member) * scale[row, None]
+        return {"ids": self.person0[g][row] + member, "states": VIEW_OF[st][row], "positions": xy,
+                "road": road[row]}
+
+    def _sunflower(self, k: np.ndarray) -> np.ndarray:
+        """Unit-scale sunflower offsets of points k, from a table that grows as crowds do, in
+        fixed chunks (so an entry never depends on when the table grew)."""
+        top = int(k.max()) + 1 if len(k) else 0
+        while top > len(self._sunflower_table):
+            n = len(self._sunflower_table)
+            self._sunflower_table = np.vstack([self._sunflower_table, sunflower(np.arange(n, n + SUNFLOWER_CHUNK), 1.0)])
+        return self._sunflower_table[k]
 
     def snapshot(self) -> Snapshot:
         ppl = self.people()

@@ -12,6 +12,7 @@ from shapely.geometry import LineString
 from agents.registry import get_model
 from agents.tourism.layout import CHECKED_IN, G_SIZE, G_STATE, LEFT
 from agents.tourism.model import VIEW_STATES, TouristFlowModel
+from agents.tourism.view import MEMBER_SCALE_M
 from tests.conftest import DEMO_CITY
 from tests.factories import X0, Y0
 from twin.core.city import City
@@ -72,9 +73,9 @@ def test_travellers_walk_along_the_streets(mini):
         ppl = m.people()
         on_road = ppl["road"] >= 0
         seen += on_road.sum()
-        # a person on a road segment is within a group's spread (members stand a step apart) of the street
+        # a person on a road segment is within a group's spread of the street (members stand a step apart)
         d = shapely.distance(streets, shapely.points(ppl["positions"][on_road]))
-        assert (d < 0.7 * math.sqrt(8) + 1e-6).all()
+        assert (d < MEMBER_SCALE_M * math.sqrt(8) + 1e-6).all()
     assert seen > 100
 
 
