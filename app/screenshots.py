@@ -1,9 +1,12 @@
 """Take the documentation screenshots of the full window (run under Xvfb at 1920 × 1080):
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python -m app.screenshots [--city DIR] [--scenario TOML]
+        [--run-s T] [--shot NAME] [--no-city] [--fly-to POI_ID] [--distance M]
 
 Writes docs/screenshot_city.png (the demo city on open) and docs/screenshot_station.png (the
-station model running: agents, density and indicators).
+scenario's model running: agents, fields and indicators; ``--shot`` names another file, e.g.
+``--scenario scenarios/holiday_tourism.toml --run-s 21600 --shot screenshot_tourism.png --no-city
+--fly-to A2 --distance 900``; ``--fly-to`` frames a POI instead of the model's area of interest).
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +47,11 @@ def main() -> int:
     ap.add_argument("--city", type=Path, default=ROOT / "gis_data" / "demo_city")
     ap.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "station_evening_peak.toml")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
-    ap.add_argument("--run-s", type=float, default=420.0, help="simulated seconds before the station screenshot")
+    ap.add_argument("--run-s", type=float, default=420.0, help="simulated seconds before the running screenshot")
+    ap.add_argument("--shot", default="screenshot_station.png", help="file name of the running screenshot")
+    ap.add_argument("--no-city", action="store_true", help="skip the screenshot of the city on open")
+    ap.add_argument("--fly-to", metavar="POI_ID", help="look at this POI instead of the area of interest")
+    ap.add_argument("--distance", type=float, default=250.0, help="camera distance for --fly-to, m")
     args = ap.parse_args()
     os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
     from PySide6.QtCore import QSettings
@@ -63,15 +72,22 @@ def main() -> int:
     _wait(app, lambda: w.scenario is not None, 20)
     w.viewport.render_now()
     app.processEvents()
-    save_small(w, args.out / "screenshot_city.png")
+    shots = [args.shot]
+    if not args.no_city:
+        save_small(w, args.out / "screenshot_city.png")
+        shots.insert(0, "screenshot_city.png")
 
     scenario = args.scenario
     if not scenario.is_file():
         scenario = tmp / "station.toml"
         scenario.write_text(f'[scenario]\nname = "Evening peak at Central Station"\nmodel = "station_dispersal"\n'
                             f'city = "{args.city.resolve()}"\nduration_s = 1800\nseed = 7\n', encoding="utf-8")
-    assert w.open_scenario(scenario), "cannot open the station scenario"
+    assert w.open_scenario(scenario), f"cannot open the scenario {scenario}"
     w.viewport.camera("aoi", w.model_cls)
+    if args.fly_to:
+        poi = w.city.pois[w.city.pois["id"] == args.fly_to]
+        assert len(poi), f"no POI {args.fly_to} in the city"
+        w.viewport.fly_to_world(poi.geometry.x.iloc[0], poi.geometry.y.iloc[0], args.distance)
     worker = w.start_run()
     _wait(app, lambda: worker.model is not None and worker.model.time_s >= args.run_s or worker.done.is_set(), 900)
     worker.pause()
@@ -81,13 +97,16 @@ def main() -> int:
     w.go_live()
     n = len(worker.recorder)
     if n:
-        w._show(worker.recorder[n - 1])
+        # the first frame at or after --run-s (a fast model may have run on before the pause)
+        times = worker.recorder.times()
+        i = int(np.searchsorted(times, args.run_s - 1e-6)) if times[-1] >= args.run_s else n - 1
+        w._show(worker.recorder[min(i, n - 1)])
     w.viewport.render_now()
     app.processEvents()
-    save_small(w, args.out / "screenshot_station.png")
+    save_small(w, args.out / args.shot)
     w.cancel_run(wait_s=3)
     w.close()
-    for name in ("screenshot_city.png", "screenshot_station.png"):
+    for name in shots:
         p = args.out / name
         print(f"{p}: {p.stat().st_size / 1024:.0f} KiB")
     return 0
