@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from twin.core.errors import UserError, nearest
 from twin.core.grid import GridField
@@ -234,8 +235,6 @@ class TouristFlowModel(CityModel):
     def _column(self, df, col: str, kind: str, default=np.nan, *, lo=None, integer=False, fix="") -> np.ndarray:
         """A numeric POI column (``default`` where absent or empty), checked per feature."""
         if col in df.columns:
-            import pandas as pd
-
             values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
             bad = np.flatnonzero(df[col].notna().to_numpy() & np.isnan(values))
             if bad.size:
@@ -449,11 +448,14 @@ class TouristFlowModel(CityModel):
         t = np.flatnonzero(moving)
         if t.size:
             tg = g[t]
-            P = self.net.P
-            route = (gi[tg, G_MODE] * P + gi[tg, G_FROM]) * P + gi[tg, G_TO]
+            P, R = self.net.P, self.net.routes
+            walk = gi[tg, G_FROM] * P + gi[tg, G_TO]
+            route = np.minimum(gi[tg, G_MODE], self.net.n_modes - 1) * P * P + walk
+            # a ride begun in another variant (continued from a state) with a shuttle this one lacks: its walk route
+            route = np.where(R.end[route] - R.start[route] >= 2, route, walk)
             dep, arr = gf[tg, F_DEP], gf[tg, F_ARR]
             frac = np.clip((now - dep) / np.maximum(arr - dep, 1e-9), 0.0, 1.0)
-            base[t], road[t] = self.net.routes.locate(route, frac * self.net.routes.total[route])
+            base[t], road[t] = R.locate(route, frac * R.total[route])
         c = np.flatnonzero(~moving)
         if c.size:
             cg, cs = g[c], st[c]
