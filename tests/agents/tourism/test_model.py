@@ -258,3 +258,19 @@ def test_unknown_ids_and_bad_hours(mini):
         day(mini, extra_gates=1, extra_gates_at=["B"])
     with pytest.raises(UserError, match=r'"opening_hours_s" = \[64800.0, 28800.0\]; give \[open_s, close_s\]'):
         day(mini, opening_hours_s=[64800, 28800])
+
+
+def test_hotel_without_desks_and_a_column_that_is_not_a_number(tmp_path):
+    c = city_with(tmp_path, [poi(*STATION), poi(*ATTRACTION, capacity=50),
+                             poi("Inn", "hotel", (600, 10), capacity=20, gates=0)], "no_desk")
+    with pytest.raises(UserError, match=r'hotel "Inn" has gates = 0; it must be a whole number >= 1\. A hotel\'s gates '
+                                        r"column is its number of front-desk servers"):
+        day(c)
+    c = city_with(tmp_path, [poi(*STATION), poi(*ATTRACTION, capacity=50, popularity="many")], "text")
+    with pytest.raises(UserError, match=r'attraction "A" has popularity = \'many\', which is not a number'):
+        day(c)
+
+
+def test_unknown_shuttle_stop(mini):
+    with pytest.raises(UserError, match=r'"shuttle_stops" names "ST2", which is not one of the POIs.*did you mean "ST"'):
+        day(mini, shuttle_share=0.5, shuttle_stops=["ST2"])
