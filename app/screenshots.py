@@ -42,8 +42,12 @@ def main() -> int:
     ap.add_argument("--city", type=Path, default=ROOT / "gis_data" / "demo_city")
     ap.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "station_evening_peak.toml")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
-    ap.add_argument("--run-s", type=float, default=420.0, help="simulated seconds before the station screenshot")
+    ap.add_argument("--run-s", type=float, default=420.0, help="simulated seconds before the run's screenshot")
+    ap.add_argument("--name", default="station", help="the run's screenshot is docs/screenshot_NAME.png")
+    ap.add_argument("--no-city", action="store_true", help="skip the screenshot of the city on open")
+    ap.add_argument("--size", default="1920x1080", help="window size WxH")
     args = ap.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
     os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
     from PySide6.QtCore import QSettings
 
@@ -54,23 +58,26 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp())
     os.environ.setdefault("CITYTWIN_RUNS_DIR", str(tmp / "runs"))
     w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat))
-    w.resize(1920, 1080)
+    w.resize(width, height)
     w.show()
     app.processEvents()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    w.open_city(args.city)
-    _wait(app, lambda: w.scenario is not None, 20)
-    w.viewport.render_now()
-    app.processEvents()
-    save_small(w, args.out / "screenshot_city.png")
+    shots = []
+    if not args.no_city:
+        w.open_city(args.city)
+        _wait(app, lambda: w.scenario is not None, 20)
+        w.viewport.render_now()
+        app.processEvents()
+        save_small(w, args.out / "screenshot_city.png")
+        shots.append("screenshot_city.png")
 
     scenario = args.scenario
     if not scenario.is_file():
         scenario = tmp / "station.toml"
         scenario.write_text(f'[scenario]\nname = "Evening peak at Central Station"\nmodel = "station_dispersal"\n'
                             f'city = "{args.city.resolve()}"\nduration_s = 1800\nseed = 7\n', encoding="utf-8")
-    assert w.open_scenario(scenario), "cannot open the station scenario"
+    assert w.open_scenario(scenario), f"cannot open {scenario}"
     w.viewport.camera("aoi", w.model_cls)
     worker = w.start_run()
     _wait(app, lambda: worker.model is not None and worker.model.time_s >= args.run_s or worker.done.is_set(), 900)
@@ -84,10 +91,11 @@ def main() -> int:
         w._show(worker.recorder[n - 1])
     w.viewport.render_now()
     app.processEvents()
-    save_small(w, args.out / "screenshot_station.png")
+    save_small(w, args.out / f"screenshot_{args.name}.png")
+    shots.append(f"screenshot_{args.name}.png")
     w.cancel_run(wait_s=3)
     w.close()
-    for name in ("screenshot_city.png", "screenshot_station.png"):
+    for name in shots:
         p = args.out / name
         print(f"{p}: {p.stat().st_size / 1024:.0f} KiB")
     return 0

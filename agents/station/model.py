@@ -157,11 +157,11 @@ class StationDispersalModel(CityModel):
                    clim=(0.0, 3.0), bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS, shader="density_heat", cutoff=0.02),
     )
     feature_styles = (
+        FeatureStyle("gates", "state", "-", "Open or closed in this variant.", kind="state",
+                     states=("closed", "open"), colours=("#d62728", "#2ca02c")),
         FeatureStyle("gates", "queue", "persons", "Passengers within queue_radius_m walking distance of the gate.",
                      cmap="YlOrRd", clim=(0.0, 100.0), label=True),
         FeatureStyle("gates", "exited", "persons", "Passengers who left through the gate so far.", cmap="Blues"),
-        FeatureStyle("gates", "state", "-", "Open or closed in this variant.", kind="state",
-                     states=("closed", "open"), colours=("#d62728", "#2ca02c")),
         FeatureStyle("pois", "waiting", "persons", "Passengers queueing for this metro, bus or taxi.", cmap="YlOrRd",
                      clim=(0.0, 200.0), label=True),
     )
