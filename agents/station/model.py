@@ -130,10 +130,12 @@ KPIS = (
     KPI("agents_in_station", "persons", "Passengers walking in the station now."),
     KPI("agents_waiting_onward", "persons", "Passengers walking to or queueing at their onward transport."),
     KPI("agents_done", "persons", "Passengers who boarded or walked away.", better="higher"),
-    KPI("exited_by_gate", "persons", "Passengers who left through each gate.", per_step=False),
-    KPI("los_seconds", "s", "Seconds the densest area spent at each Fruin walkway LOS (A-F).", per_step=False),
-    KPI("boarded_by_poi", "persons", "Passengers who boarded at each onward POI.", per_step=False),
-    KPI("passed_by_ticket_gate", "persons", "Passengers who validated at each ticket gate.", per_step=False),
+    KPI("exited_by_gate", "persons", "Passengers who left through each gate so far.", keyed=True),
+    KPI("los_seconds", "s", "Seconds the densest area spent at each Fruin walkway LOS (A-F).", per_step=False,
+        keyed=True),
+    KPI("boarded_by_poi", "persons", "Passengers who boarded at each onward POI.", per_step=False, keyed=True),
+    KPI("passed_by_ticket_gate", "persons", "Passengers who validated at each ticket gate.", per_step=False,
+        keyed=True),
 )
 
 
