@@ -19,7 +19,12 @@ LAYER_TITLES = {
     "terrain": "Terrain", "buildings": "Buildings", "roads": "Roads", "water": "Water",
     "walkable": "Walkable areas", "obstacles": "Obstacles", "gates": "Gates", "pois": "Points of interest",
     "labels": "Labels", "field": "Field (density / depth)", "agents": "Agents",
+    "features": "Model values on features", "feature_labels": "Model values as labels",
 }
+# meshes that per-feature values can colour, with the cell array naming each cell's feature row
+FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id", "water": "feature_id", "walkable": "feature_id",
+                  "gates": "feature_id"}
+FEATURE_LIFT_M = 0.2  # overlays sit just above the layer they colour
 STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 POI_COLOURS = {"metro": "#0050a0", "bus_stop": "#e08000", "taxi_rank": "#d0b000", "attraction": "#b03090",
                "hotel": "#6040c0", "shelter": "#10a050", "pump": "#2080c0"}
@@ -255,6 +260,91 @@ class SceneRenderer:
                                       render_points_as_spheres=True, pickable=False, name="agents",
                                       reset_camera=False, render=False, lighting=False)
         self._add("agents", actor)
+
+    # -- per-feature values (FeatureStyle) ---------------------------------------------------------
+    def update_features(self, features) -> None:
+        """Colour features by the model's values and write labelled ones beside their feature.
+
+        For each layer, the first declared unlabelled style with a value colours the features that
+        have one (roads by tourists on them, flooded buildings...) as an overlay; labelled styles
+        are written at the feature ("A1 queue 120")."""
+        if self.scene is None or self.model_cls is None:
+            return
+        self._remove_layer("features")
+        self._remove_layer("feature_labels")
+        for layer, frame in (features or {}).items():
+            styles = [f for f in self.model_cls.feature_styles if f.layer == layer and f.name in frame.values]
+            colour = next((f for f in styles if not f.label), None)
+            if colour is not None and layer in FEATURE_MESHES:
+                self._feature_overlay(layer, frame, colour)
+            labelled = [f for f in styles if f.label]
+            if labelled:
+                self._feature_labels(layer, frame, labelled)
+
+    def _per_row(self, layer: str, frame, name: str) -> np.ndarray:
+        """The frame's values of ``name`` in the order of the city layer's rows (NaN where absent)."""
+        import pandas as pd
+
+        ids = self.city.layer(layer)["id"].astype(str) if "id" in self.city.layer(layer) else None
+        out = np.full(len(self.city.layer(layer)), np.nan)
+        if ids is None:
+            return out
+        pos = pd.Index(np.asarray(frame.ids).astype(str)).get_indexer(ids)
+        ok = pos >= 0
+        out[ok] = np.asarray(frame.values[name], dtype=float)[pos[ok]]
+        return out
+
+    def _feature_overlay(self, layer: str, frame, style) -> None:
+        mesh = getattr(self.scene, layer)
+        if not mesh.n_cells:
+            return
+        row_values = self._per_row(layer, frame, style.name)
+        cell_values = row_values[np.asarray(mesh.cell_data[FEATURE_MESHES[layer]])]
+        show = np.isfinite(cell_values)
+        if style.kind == "number":
+            show &= cell_values > 0
+        else:  # a state whose colour is "" (e.g. dry, passable) is not drawn over the layer
+            drawn = np.array([bool(c) for c in style.colours] or [True])
+            show &= drawn[np.clip(np.nan_to_num(cell_values).astype(int), 0, len(drawn) - 1)]
+        if not show.any():
+            return
+        part = mesh.extract_cells(np.flatnonzero(show))
+        part.cell_data["value"] = cell_values[show]
+        part.points[:, 2] += FEATURE_LIFT_M
+        title = f"{style.name} ({style.unit})" if style.unit and style.unit != "-" else style.name
+        if style.kind == "state":
+            colours = [c or "#000000" for c in style.colours] or ["#888888", "#d62728"]
+            colours = colours * 2 if len(colours) == 1 else colours
+            kw = dict(cmap=colours, clim=(-0.5, len(colours) - 0.5), n_colors=len(colours), show_scalar_bar=False)
+        else:
+            kw = dict(cmap=style.cmap, clim=style.clim or _nice_range(part.cell_data["value"]),
+                      scalar_bar_args=dict(title=title, vertical=True, position_x=0.9, position_y=0.12, height=0.3,
+                                           width=0.05, color="black", title_font_size=int(16 * self.font_scale),
+                                           label_font_size=int(14 * self.font_scale), fmt="%.0f"))
+        actor = self.plotter.add_mesh(part, scalars="value", pickable=False, name=f"features_{layer}", lighting=False,
+                                      reset_camera=False, render=False, **kw)
+        self._add("features", actor)
+
+    def _feature_labels(self, layer: str, frame, styles) -> None:
+        gdf = self.city.layer(layer)
+        if not len(gdf) or "id" not in gdf:
+            return
+        cols = {st.name: self._per_row(layer, frame, st.name) for st in styles}
+        rows = [i for i in range(len(gdf)) if any(np.isfinite(v[i]) and v[i] != 0 for v in cols.values())]
+        if not rows:
+            return
+        pts = gdf.geometry.iloc[rows].representative_point()
+        xl, yl = self.scene.to_local(pts.x.to_numpy(), pts.y.to_numpy())
+        z = self.scene.elevation(xl, yl) + 9.0
+        texts = []
+        for i in rows:
+            parts = [f"{st.name.replace('_', ' ')} {fmt_number(cols[st.name][i])}" for st in styles
+                     if np.isfinite(cols[st.name][i])]
+            texts.append(f"{gdf['id'].iloc[i]}: " + ", ".join(parts))
+        self._add("feature_labels", self.plotter.add_point_labels(
+            np.column_stack([xl, yl, z]), texts, font_size=int(round(15 * self.font_scale)), text_color="white",
+            shape_color="#7a1f5c", shape_opacity=0.85, show_points=False, always_visible=True,
+            name=f"feature_labels_{layer}", reset_camera=False, render=False))
 
     def update_field(self, grid) -> None:
         """Show (or update in place) the draped field layer."""
@@ -516,6 +606,10 @@ def _row(gdf, i: int) -> dict:
     if geom is not None and geom.geom_type.endswith("Polygon"):
         out["area_m2"] = round(float(geom.area), 1)
     return out
+
+
+def fmt_number(v: float) -> str:
+    return f"{v:.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:.2g}"
 
 
 def _nice_range(values) -> tuple[float, float]:

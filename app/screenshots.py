@@ -1,12 +1,12 @@
 """Take the documentation screenshots of the full window (run under Xvfb at 1920 × 1080):
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python -m app.screenshots [--city DIR] [--scenario TOML]
-        [--run-s T] [--shot NAME] [--no-city] [--fly-to POI_ID] [--distance M]
 
 Writes docs/screenshot_city.png (the demo city on open) and docs/screenshot_station.png (the
-scenario's model running: agents, fields and indicators; ``--shot`` names another file, e.g.
-``--scenario scenarios/holiday_tourism.toml --run-s 21600 --shot screenshot_tourism.png --no-city
---fly-to A2 --distance 900``; ``--fly-to`` frames a POI instead of the model's area of interest).
+station model running: agents, density and indicators). ``--help`` for the rest: another scenario
+(``--name`` names the file), the simulated time, the window size and a camera on a POI, e.g.
+``--scenario scenarios/holiday_tourism.toml --name tourism --run-s 21600 --no-city --fly-to A2
+--distance 1000``.
 """
 from __future__ import annotations
 
@@ -47,12 +47,14 @@ def main() -> int:
     ap.add_argument("--city", type=Path, default=ROOT / "gis_data" / "demo_city")
     ap.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "station_evening_peak.toml")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
-    ap.add_argument("--run-s", type=float, default=420.0, help="simulated seconds before the running screenshot")
-    ap.add_argument("--shot", default="screenshot_station.png", help="file name of the running screenshot")
+    ap.add_argument("--run-s", type=float, default=420.0, help="simulated seconds before the run's screenshot")
+    ap.add_argument("--name", default="station", help="the run's screenshot is docs/screenshot_NAME.png")
     ap.add_argument("--no-city", action="store_true", help="skip the screenshot of the city on open")
+    ap.add_argument("--size", default="1920x1080", help="window size WxH")
     ap.add_argument("--fly-to", metavar="POI_ID", help="look at this POI instead of the area of interest")
     ap.add_argument("--distance", type=float, default=250.0, help="camera distance for --fly-to, m")
     args = ap.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
     os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
     from PySide6.QtCore import QSettings
 
@@ -63,26 +65,26 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp())
     os.environ.setdefault("CITYTWIN_RUNS_DIR", str(tmp / "runs"))
     w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat))
-    w.resize(1920, 1080)
+    w.resize(width, height)
     w.show()
     app.processEvents()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    w.open_city(args.city)
-    _wait(app, lambda: w.scenario is not None, 20)
-    w.viewport.render_now()
-    app.processEvents()
-    shots = [args.shot]
+    shots = []
     if not args.no_city:
+        w.open_city(args.city)
+        _wait(app, lambda: w.scenario is not None, 20)
+        w.viewport.render_now()
+        app.processEvents()
         save_small(w, args.out / "screenshot_city.png")
-        shots.insert(0, "screenshot_city.png")
+        shots.append("screenshot_city.png")
 
     scenario = args.scenario
     if not scenario.is_file():
         scenario = tmp / "station.toml"
         scenario.write_text(f'[scenario]\nname = "Evening peak at Central Station"\nmodel = "station_dispersal"\n'
                             f'city = "{args.city.resolve()}"\nduration_s = 1800\nseed = 7\n', encoding="utf-8")
-    assert w.open_scenario(scenario), f"cannot open the scenario {scenario}"
+    assert w.open_scenario(scenario), f"cannot open {scenario}"
     w.viewport.camera("aoi", w.model_cls)
     if args.fly_to:
         poi = w.city.pois[w.city.pois["id"] == args.fly_to]
@@ -92,18 +94,18 @@ def main() -> int:
     _wait(app, lambda: worker.model is not None and worker.model.time_s >= args.run_s or worker.done.is_set(), 900)
     worker.pause()
     time.sleep(0.3)
-    # Show the latest frame and every chart point so far.
+    # Show the frame at --run-s (a fast model may have run on before the pause) and the charts.
     _wait(app, lambda: False, 0.5)
     w.go_live()
     n = len(worker.recorder)
     if n:
-        # the first frame at or after --run-s (a fast model may have run on before the pause)
         times = worker.recorder.times()
         i = int(np.searchsorted(times, args.run_s - 1e-6)) if times[-1] >= args.run_s else n - 1
         w._show(worker.recorder[min(i, n - 1)])
     w.viewport.render_now()
     app.processEvents()
-    save_small(w, args.out / args.shot)
+    save_small(w, args.out / f"screenshot_{args.name}.png")
+    shots.append(f"screenshot_{args.name}.png")
     w.cancel_run(wait_s=3)
     w.close()
     for name in shots:

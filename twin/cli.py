@@ -34,9 +34,18 @@ def app(scenario, city):
         from .core.city import City
 
         City.load(city)
-    from app.main import main as app_main
+    sys.exit(_gui_entry_point()(scenario=scenario, city=city))
 
-    sys.exit(app_main(scenario=scenario, city=city))
+
+def _gui_entry_point():
+    """The desktop app, found through the ``citytwin.gui`` entry point (twin never imports app)."""
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group="citytwin.gui", name="app"))
+    if not found:
+        raise UserError("the desktop app is not installed (no citytwin.gui entry point); reinstall CityTwin "
+                        "with `make setup`.")
+    return found[0].load()
 
 
 @cli.group()

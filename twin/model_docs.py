@@ -22,8 +22,15 @@ def describe_model(name: str) -> str:
     lines += ["", "Parameters:", f"  {'name':28s} {'unit':8s} {'default':>12s}  {'range':18s} doc"]
     for p in cls.params:
         default = p.default if not isinstance(p.default, list) else "[" + ", ".join(map(str, p.default)) + "]"
-        lines.append(f"  {p.name:28s} {p.unit:8s} {str(default):>12s}  {p.describe_range():18s} {p.doc}")
+        kind = "" if p.kind in (float, int, bool, str) else f"({p.kind_name}) "
+        lines.append(f"  {p.name:28s} {p.unit:8s} {str(default):>12s}  {p.describe_range():18s} {kind}{p.doc}")
     lines += ["", "KPIs:", f"  {'name':28s} {'unit':8s} doc"]
     for k in cls.kpis:
-        lines.append(f"  {k.name:28s} {k.unit:8s} {k.doc}")
+        keyed = "(per key) " if k.keyed else ""
+        lines.append(f"  {k.name:28s} {k.unit:8s} {keyed}{k.doc}")
+    if cls.field_styles:
+        lines += ["", "Fields:"] + [f"  {f.name:28s} {f.unit:8s} {f.doc}" for f in cls.field_styles]
+    if cls.feature_styles:
+        lines += ["", "Values per feature:"] + [f"  {f.layer + '.' + f.name:28s} {f.unit:8s} {f.doc}"
+                                                for f in cls.feature_styles]
     return "\n".join(lines)

@@ -130,10 +130,12 @@ KPIS = (
     KPI("agents_in_station", "persons", "Passengers walking in the station now."),
     KPI("agents_waiting_onward", "persons", "Passengers walking to or queueing at their onward transport."),
     KPI("agents_done", "persons", "Passengers who boarded or walked away.", better="higher"),
-    KPI("exited_by_gate", "persons", "Passengers who left through each gate.", per_step=False),
-    KPI("los_seconds", "s", "Seconds the densest area spent at each Fruin walkway LOS (A-F).", per_step=False),
-    KPI("boarded_by_poi", "persons", "Passengers who boarded at each onward POI.", per_step=False),
-    KPI("passed_by_ticket_gate", "persons", "Passengers who validated at each ticket gate.", per_step=False),
+    KPI("exited_by_gate", "persons", "Passengers who left through each gate so far.", keyed=True),
+    KPI("los_seconds", "s", "Seconds the densest area spent at each Fruin walkway LOS (A-F).", per_step=False,
+        keyed=True),
+    KPI("boarded_by_poi", "persons", "Passengers who boarded at each onward POI.", per_step=False, keyed=True),
+    KPI("passed_by_ticket_gate", "persons", "Passengers who validated at each ticket gate.", per_step=False,
+        keyed=True),
 )
 
 
@@ -157,11 +159,11 @@ class StationDispersalModel(CityModel):
                    clim=(0.0, 3.0), bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS, shader="density_heat", cutoff=0.02),
     )
     feature_styles = (
+        FeatureStyle("gates", "state", "-", "Open or closed in this variant.", kind="state",
+                     states=("closed", "open"), colours=("#d62728", "#2ca02c")),
         FeatureStyle("gates", "queue", "persons", "Passengers within queue_radius_m walking distance of the gate.",
                      cmap="YlOrRd", clim=(0.0, 100.0), label=True),
         FeatureStyle("gates", "exited", "persons", "Passengers who left through the gate so far.", cmap="Blues"),
-        FeatureStyle("gates", "state", "-", "Open or closed in this variant.", kind="state",
-                     states=("closed", "open"), colours=("#d62728", "#2ca02c")),
         FeatureStyle("pois", "waiting", "persons", "Passengers queueing for this metro, bus or taxi.", cmap="YlOrRd",
                      clim=(0.0, 200.0), label=True),
     )

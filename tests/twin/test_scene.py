@@ -1,5 +1,4 @@
 """Scene meshes (twin/scene.py): built headless, vectorised, updated in place."""
-import time
 
 import geopandas as gpd
 import numpy as np
@@ -88,18 +87,16 @@ def test_flat_plane_without_dem_and_all_layers(tmp_path):
     assert s.pois.n_points == 1 and s.poi_labels == ["Metro"]
 
 
-def test_thousands_of_buildings_build_fast(city):
+def test_thousands_of_buildings_build_into_one_mesh(city):
+    """(How fast: benchmarks/bench_view.py, 'build meshes + first render'.)"""
     rng = np.random.default_rng(0)
     n = 2500
     x, y = rng.uniform(0, 2000, n) + X0, rng.uniform(0, 2000, n) + Y0
     geoms = shapely.buffer(shapely.box(x, y, x + 15, y + 20), 2, quad_segs=2)
     c = City("Big", CRS, {"buildings": gpd.GeoDataFrame({"height_m": rng.uniform(5, 60, n), "use": "retail", "name": ""},
                                                          geometry=geoms, crs=CRS)}, city.terrain)
-    t = time.perf_counter()
     s = build_scene(c)
-    took = time.perf_counter() - t
     assert len(np.unique(s.buildings.cell_data["building_id"])) == n
-    assert took < 3.0, took
 
 
 def test_field_surface_updates_in_place(city):
