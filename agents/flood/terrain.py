@@ -84,7 +84,8 @@ def check_memory(width_m: float, height_m: float, cell_size_m: float, available:
     need = cells * BYTES_PER_CELL_WITH_MARGIN
     if need > 0.8 * available:
         fit = math.sqrt(width_m * height_m * BYTES_PER_CELL_WITH_MARGIN / (0.8 * available))
-        fit = math.ceil(fit * 10) / 10
+        step = 10.0 ** (math.floor(math.log10(fit)) - 1)  # round up to two significant figures
+        fit = round(math.ceil(fit / step) * step, 10)
         raise UserError(
             f"cell_size_m {cell_size_m:g} over {width_m:.0f} m × {height_m:.0f} m gives {cells:,} cells, which need "
             f"about {need / 2**30:.1f} GiB; this machine has {available / 2**30:.1f} GiB available. "
