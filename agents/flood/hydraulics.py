@@ -60,14 +60,15 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import get_thread_id, njit, prange, types
 from numba.extending import intrinsic
 
 G = 9.81
 WALL_Z = np.float32(1.0e30)  # bed level of a blocked cell (a wall)
-# A limited cell may give away this fraction of its water, not all of it: the float32 factor and
-# flows round by ~1e-7, and a cell emptied "exactly" could end a hair below zero and be clamped,
-# which would create water. Keeping a millionth of its depth leaves a margin of ten roundings.
+# A limited cell may give away this fraction of its water, not all of it: the factor, computed in
+# float32, and the flows round by ~1e-7, and a cell emptied "exactly" could end a hair below zero
+# and be clamped, which would create water. Keeping a millionth of its depth leaves a margin of
+# about ten roundings.
 KEEP = 1.0 - 1.0e-6
 
 # indices into the per-step scalar array ``par`` (float64)
@@ -156,67 +157,68 @@ def _consts(par):
             np.float32(par[P_G] * par[P_DT] / par[P_DX]), np.float32(0.5 * par[P_DT]), np.float32(par[P_HMIN]))
 
 
-@njit(cache=True, parallel=True, error_model="numpy", boundscheck=False)
-def face_flows(h, z, gn2, qx, qy, qx_new, qy_new, par, open_edges):
-    """Pass 1: the new face flows from the old depth and flows, before any limiting.
-
-    ``open_edges`` (uint8 × 4): whether the north, south, west and east edges let water out."""
-    ny, nx = h.shape
-    zero = np.float32(0.0)
-    c = _consts(par)
-    h_min = c[4]
-    for i in prange(ny):
-        for j in range(1, nx):
-            qx_new[i, j] = _face_flow(h[i, j - 1], h[i, j], z[i, j - 1], z[i, j],
-                                      qx[i, j - 1], qx[i, j], qx[i, j + 1], gn2[i, j - 1], gn2[i, j], c)
-        if i > 0:
-            for j in range(nx):
-                qy_new[i, j] = _face_flow(h[i - 1, j], h[i, j], z[i - 1, j], z[i, j],
-                                          qy[i - 1, j], qy[i, j], qy[i + 1, j], gn2[i - 1, j], gn2[i, j], c)
-        qx_new[i, 0] = zero
-        qx_new[i, nx] = zero
-        if nx > 1:
-            if open_edges[2]:
-                qx_new[i, 0] = _edge_flow(h[i, 0], h[i, 1], z[i, 0], z[i, 1], qx[i, 1], -1, h_min)
-            if open_edges[3]:
-                qx_new[i, nx] = _edge_flow(h[i, nx - 1], h[i, nx - 2], z[i, nx - 1], z[i, nx - 2],
-                                           qx[i, nx - 1], 1, h_min)
-        if i == 0:
-            for j in range(nx):
-                qy_new[0, j] = zero
-                if open_edges[0] and ny > 1:
-                    qy_new[0, j] = _edge_flow(h[0, j], h[1, j], z[0, j], z[1, j], qy[1, j], -1, h_min)
-        if i == ny - 1:
-            for j in range(nx):
-                qy_new[ny, j] = zero
-                if open_edges[1] and ny > 1:
-                    qy_new[ny, j] = _edge_flow(h[i, j], h[i - 1, j], z[i, j], z[i - 1, j], qy[i, j], 1, h_min)
+@njit(inline="always")
+def _x_faces(i, h, z, gn2, qx, open_edges, c, out, w, k):
+    """New (unlimited) flows of the west-east faces of row i into ``out[w, k, :]``."""
+    nx = h.shape[1]
+    for j in range(1, nx):
+        out[w, k, j] = _face_flow(h[i, j - 1], h[i, j], z[i, j - 1], z[i, j],
+                                  qx[i, j - 1], qx[i, j], qx[i, j + 1], gn2[i, j - 1], gn2[i, j], c)
+    out[w, k, 0] = np.float32(0.0)
+    out[w, k, nx] = np.float32(0.0)
+    if nx > 1:
+        if open_edges[2]:
+            out[w, k, 0] = _edge_flow(h[i, 0], h[i, 1], z[i, 0], z[i, 1], qx[i, 1], -1, c[4])
+        if open_edges[3]:
+            out[w, k, nx] = _edge_flow(h[i, nx - 1], h[i, nx - 2], z[i, nx - 1], z[i, nx - 2], qx[i, nx - 1], 1, c[4])
 
 
 @njit(inline="always")
-def _limit_row(i, h, qx, qy, dtdx, s_work, b, k):
-    """s_work[b, k, 1 + j] = the factor scaling the outflows of cell (i, j); 1 outside the grid."""
+def _y_faces(f, h, z, gn2, qy, open_edges, c, out, w, k):
+    """New (unlimited) flows of the north-south faces of face row f (between rows f-1 and f)."""
+    ny, nx = h.shape
+    if 0 < f < ny:
+        for j in range(nx):
+            out[w, k, j] = _face_flow(h[f - 1, j], h[f, j], z[f - 1, j], z[f, j],
+                                      qy[f - 1, j], qy[f, j], qy[f + 1, j], gn2[f - 1, j], gn2[f, j], c)
+        return
+    for j in range(nx):
+        out[w, k, j] = np.float32(0.0)
+    if ny > 1 and f == 0 and open_edges[0]:
+        for j in range(nx):
+            out[w, k, j] = _edge_flow(h[0, j], h[1, j], z[0, j], z[1, j], qy[1, j], -1, c[4])
+    if ny > 1 and f == ny and open_edges[1]:
+        for j in range(nx):
+            out[w, k, j] = _edge_flow(h[ny - 1, j], h[ny - 2, j], z[ny - 1, j], z[ny - 2, j], qy[ny - 1, j], 1, c[4])
+
+
+@njit(inline="always")
+def _limit_row(i, h, fx, fy, dtdx, s, w, k):
+    """s[w, k, 1 + j] = the factor scaling the outflows of cell (i, j); 1 outside the grid.
+    ``fx[w, k]`` holds row i's west-east faces, ``fy[w, k]`` and ``fy[w, k + 1]`` its north and
+    south faces."""
     ny, nx = h.shape
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    s_work[b, k, 0] = one
-    s_work[b, k, nx + 1] = one
+    s[w, k, 0] = one
+    s[w, k, nx + 1] = one
     if i < 0 or i >= ny:
         for j in range(nx):
-            s_work[b, k, j + 1] = one
+            s[w, k, j + 1] = one
         return
+    keep = np.float32(KEEP)
     for j in range(nx):
-        out = dtdx * (max(qx[i, j + 1], zero) - min(qx[i, j], zero)
-                      + max(qy[i + 1, j], zero) - min(qy[i, j], zero))
-        hc = h[i, j] * KEEP
-        s_work[b, k, j + 1] = np.float32(hc / out) if out > hc else one
+        out = dtdx * (max(fx[w, k, j + 1], zero) - min(fx[w, k, j], zero)
+                      + max(fy[w, k + 1, j], zero) - min(fy[w, k, j], zero))
+        hc = np.float32(h[i, j]) * keep
+        s[w, k, j + 1] = hc / out if out > hc else one
 
 
 @njit(fastmath=True)
-def _row_sum(a, b, n):
+def _row_sum(a, w, n):
     s = 0.0
     for j in range(n):
-        s += a[b, j]
+        s += a[w, j]
     return s
 
 
@@ -228,54 +230,73 @@ def _row_max(a, i, n):
     return m
 
 
-@njit(cache=True, parallel=True, error_model="numpy", boundscheck=False)
-def update_depth(h, h_new, qx_raw, qy_raw, qx, qy, rain_cell, hmax, vmax, arrival, par,
-                 row_stats, s_work, take_work, block_rows):
-    """Pass 2: limit outflows, move the volumes, add rain, take uniform drainage, update maxima.
+def scratch(ny: int, nx: int, block_rows: int, threads: int):
+    """Per-thread scratch of ``step``: the block's raw flows, limiting factors and drained depths."""
+    return (np.zeros((threads, block_rows + 2, nx + 1), np.float32),
+            np.zeros((threads, block_rows + 3, nx), np.float32),
+            np.ones((threads, block_rows + 2, nx + 2), np.float32),
+            np.zeros((threads, nx)))
 
-    Writes the limited flows into ``qx, qy`` and the new depth into ``h_new``. ``row_stats[i]``
-    receives (drained depth Σ, edge outflow Σq, max depth) of row i for the caller to sum
-    serially. ``s_work`` (n_blocks, 3, nx + 2) float32 and ``take_work`` (n_blocks, nx) float64 are
-    scratch: a block of ``block_rows`` rows keeps the limiting factors of the previous, current
-    and next row in ``s_work[b]``, rotating. (Plain indices rather than views keep Numba's parfor
-    free of aliases, so LLVM vectorises the row loop without run-time overlap checks.)"""
+
+@njit(cache=True, parallel=True, error_model="numpy", boundscheck=False)
+def step(h, z, gn2, qx, qy, rain_cell, par, open_edges, h_new, qx_new, qy_new, hmax, vmax, arrival,
+         row_stats, fx, fy, s, take, block_rows):
+    """One step of the scheme on the whole grid, in blocks of ``block_rows`` rows.
+
+    Each block (a ``prange`` iteration) computes the raw flows of its rows' faces plus one row
+    of halo on each side, the limiting factors of its rows and their two neighbours, then the
+    limited flows, depths, maxima and arrival times of its rows; the raw flows never leave the
+    thread's cache (``fx, fy, s, take``: per-thread scratch from ``scratch``). Everything is read
+    from the old state (``h, qx, qy``) and written to the new (``h_new, qx_new, qy_new``), so the
+    halos that two blocks both compute come out identical and no block reads what another
+    writes. ``row_stats[i]`` receives (drained depth Σ, edge outflow Σq, max depth, cells whose
+    outflow was limited) of row i for the caller to sum serially. ``open_edges`` (uint8 × 4): whether the north, south, west and
+    east edges let water out."""
     ny, nx = h.shape
     zero = np.float32(0.0)
     half = np.float32(0.5)
+    c = _consts(par)
     dtdx = par[P_DT] / par[P_DX]
     rain = par[P_RAIN]
     drain = par[P_DRAIN]
     h_speed = np.float32(par[P_HSPEED])
     h_arrive = np.float32(par[P_HARRIVE])
     t_new = par[P_TNEW]
-    n_blocks = s_work.shape[0]
+    n_blocks = (ny + block_rows - 1) // block_rows
     for b in prange(n_blocks):
+        w = get_thread_id()
         r0 = b * block_rows
         r1 = min(ny, r0 + block_rows)
-        kp, kc, kn = 0, 1, 2
-        _limit_row(r0 - 1, h, qx_raw, qy_raw, dtdx, s_work, b, kp)
-        _limit_row(r0, h, qx_raw, qy_raw, dtdx, s_work, b, kc)
+        # raw flows: west-east faces of rows r0-1 .. r1, north-south face rows r0-1 .. r1+1
+        for i in range(max(r0 - 1, 0), min(r1 + 1, ny)):
+            _x_faces(i, h, z, gn2, qx, open_edges, c, fx, w, i - r0 + 1)
+        for f in range(max(r0 - 1, 0), min(r1 + 2, ny + 1)):
+            _y_faces(f, h, z, gn2, qy, open_edges, c, fy, w, f - r0 + 1)
+        for i in range(r0 - 1, r1 + 1):
+            _limit_row(i, h, fx, fy, np.float32(dtdx), s, w, i - r0 + 1)
         for i in range(r0, r1):
-            _limit_row(i + 1, h, qx_raw, qy_raw, dtdx, s_work, b, kn)
+            k = i - r0 + 1  # row i in fx and s; its north face in fy[k], south face in fy[k + 1]
+            limited = 0
             for j in range(nx):
-                qw = qx_raw[i, j]
-                qe = qx_raw[i, j + 1]
-                qn = qy_raw[i, j]
-                qs = qy_raw[i + 1, j]
-                fw = qw * (s_work[b, kc, j] if qw > zero else s_work[b, kc, j + 1])
-                fe = qe * (s_work[b, kc, j + 1] if qe > zero else s_work[b, kc, j + 2])
-                fn = qn * (s_work[b, kp, j + 1] if qn > zero else s_work[b, kc, j + 1])
-                fs = qs * (s_work[b, kc, j + 1] if qs > zero else s_work[b, kn, j + 1])
+                limited += s[w, k, j + 1] < np.float32(1.0)
+                qw = fx[w, k, j]
+                qe = fx[w, k, j + 1]
+                qn = fy[w, k, j]
+                qs = fy[w, k + 1, j]
+                fw = qw * (s[w, k, j] if qw > zero else s[w, k, j + 1])
+                fe = qe * (s[w, k, j + 1] if qe > zero else s[w, k, j + 2])
+                fn = qn * (s[w, k - 1, j + 1] if qn > zero else s[w, k, j + 1])
+                fs = qs * (s[w, k, j + 1] if qs > zero else s[w, k + 1, j + 1])
                 # each difference of two float32 is exact in float64: what leaves one cell enters the other
                 hn = max(h[i, j] + dtdx * ((np.float64(fw) - fe) + (np.float64(fn) - fs)), 0.0)
                 if rain_cell[i, j]:
                     hn += rain
                 tk = min(hn, drain)
                 hn -= tk
-                take_work[b, j] = tk
+                take[w, j] = tk
                 h_new[i, j] = hn
-                qx[i, j] = fw
-                qy[i, j] = fn
+                qx_new[i, j] = fw
+                qy_new[i, j] = fn
                 h32 = np.float32(hn)
                 hm = hmax[i, j]
                 hmax[i, j] = max(hm, h32)
@@ -287,20 +308,20 @@ def update_depth(h, h_new, qx_raw, qy_raw, qx, qy, rain_cell, hmax, vmax, arriva
                 vm = vmax[i, j]
                 vmax[i, j] = max(vm, spd) if h32 > h_speed else vm
             # the east face of the row, the south faces of the grid, and what left over the edges
-            fe = qx_raw[i, nx]
-            fe = fe * (s_work[b, kc, nx] if fe > zero else s_work[b, kc, nx + 1])
-            qx[i, nx] = fe
-            out = np.float64(max(fe, zero)) - np.float64(min(qx[i, 0], zero))
+            fe = fx[w, k, nx]
+            fe = fe * (s[w, k, nx] if fe > zero else s[w, k, nx + 1])
+            qx_new[i, nx] = fe
+            out = np.float64(max(fe, zero)) - np.float64(min(qx_new[i, 0], zero))
             if i == 0:
                 for j in range(nx):
-                    out -= min(qy[0, j], zero)
+                    out -= min(qy_new[0, j], zero)
             if i == ny - 1:
                 for j in range(nx):
-                    qs = qy_raw[ny, j]
-                    fs = qs * (s_work[b, kc, j + 1] if qs > zero else s_work[b, kn, j + 1])
-                    qy[ny, j] = fs
+                    qs = fy[w, k + 1, j]
+                    fs = qs * (s[w, k, j + 1] if qs > zero else s[w, k + 1, j + 1])
+                    qy_new[ny, j] = fs
                     out += max(fs, zero)
-            row_stats[i, 0] = _row_sum(take_work, b, nx)
+            row_stats[i, 0] = _row_sum(take, w, nx)
             row_stats[i, 1] = out
             row_stats[i, 2] = _row_max(h_new, i, nx)
-            kp, kc, kn = kc, kn, kp
+            row_stats[i, 3] = limited

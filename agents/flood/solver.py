@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -131,7 +132,7 @@ class FloodSolver:
                  inflows: Sequence[Inflow] = (), initial_depth=None, water_bodies: Sequence[WaterBody] = (),
                  cfl: float = 0.6, theta: float = 0.8, h_min_m: float = 1e-3, dt_max_s: float = 10.0,
                  sync_interval_s: float | None = None, arrival_depth_m: float = 0.1,
-                 speed_min_depth_m: float = 0.01, block_rows: int = 32):
+                 speed_min_depth_m: float = 0.01, block_rows: int = 16):
         z = np.asarray(z, dtype=np.float64)
         if z.ndim != 2 or min(z.shape) < 1:
             raise UserError(f"the bed elevation must be a 2-D raster, got shape {z.shape}")
@@ -190,14 +191,12 @@ class FloodSolver:
         self.sync = None if sync_interval_s is None else float(sync_interval_s)
         self.arrival_depth, self.speed_min_depth = float(arrival_depth_m), float(speed_min_depth_m)
         self.block_rows = int(block_rows)
-        n_blocks = (ny + self.block_rows - 1) // self.block_rows
-        # scratch (not state)
+        # scratch (not state): the other half of the double buffers, per-row sums, per-thread blocks
         self._h2 = np.zeros(z.shape)
-        self._qx_raw = np.zeros((ny, nx + 1), np.float32)
-        self._qy_raw = np.zeros((ny + 1, nx), np.float32)
-        self._row_stats = np.zeros((ny, 3))
-        self._s_work = np.ones((n_blocks, 3, nx + 2), np.float32)
-        self._take_work = np.zeros((n_blocks, nx))
+        self._qx2 = np.zeros((ny, nx + 1), np.float32)
+        self._qy2 = np.zeros((ny + 1, nx), np.float32)
+        self._row_stats = np.zeros((ny, 4))
+        self._scratch = hy.scratch(ny, nx, self.block_rows, numba.config.NUMBA_NUM_THREADS)
         self._par = np.zeros(hy.N_PAR)
         self._par[hy.P_DX] = self.dx
         self._par[hy.P_G] = G
@@ -233,6 +232,7 @@ class FloodSolver:
         self.rain_m3 = self.inflow_m3 = self.drained_uniform_m3 = 0.0
         self.drained_inlets_m3 = self.pumped_m3 = self.outflow_m3 = 0.0
         self._h_peak = float(h.max())
+        self.limited_cells = 0
 
     # -- time stepping ----------------------------------------------------------------------------
     def _next_dt(self, t_target: float) -> tuple[float, float]:
@@ -276,16 +276,18 @@ class FloodSolver:
         p[hy.P_RAIN] = rain
         p[hy.P_DRAIN] = self.drain_rate_m_per_s * dt
         p[hy.P_TNEW] = t_new
-        hy.face_flows(h, self.z, self.gn2, self.qx, self.qy, self._qx_raw, self._qy_raw, p, self.open_edges)
-        hy.update_depth(h, self._h2, self._qx_raw, self._qy_raw, self.qx, self.qy, self.rain_cell,
-                        self.max_depth, self.max_speed, self.arrival_time, p, self._row_stats,
-                        self._s_work, self._take_work, self.block_rows)
+        hy.step(h, self.z, self.gn2, self.qx, self.qy, self.rain_cell, p, self.open_edges, self._h2, self._qx2,
+                self._qy2, self.max_depth, self.max_speed, self.arrival_time, self._row_stats, *self._scratch,
+                self.block_rows)
         self.h, self._h2 = self._h2, h
+        self.qx, self._qx2 = self._qx2, self.qx
+        self.qy, self._qy2 = self._qy2, self.qy
         stats = self._row_stats
         self.rain_m3 += rain * self.n_open * self.area
         self.drained_uniform_m3 += math.fsum(stats[:, 0]) * self.area
         self.outflow_m3 += math.fsum(stats[:, 1]) * dt * self.dx
         self._h_peak = float(stats[:, 2].max())
+        self.limited_cells = int(stats[:, 3].sum())  # cells whose outflow was scaled down in this step
         self.t = t_new
         self.n_steps += 1
         return dt
