@@ -26,7 +26,7 @@ multiple of S shortens one step and so changes what follows, by round-off).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numba
