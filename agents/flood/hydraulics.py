@@ -31,7 +31,7 @@ Layout and precision
   quantity that accumulates tiny increments (a millimetre of rain on a metre of water every step):
   in float32 each such addition loses up to half a unit in the last place, always the same way
   over a uniform sheet of water, and the water balance would drift by 1e-3 of the rain. The flux
-  arithmetic runs in float32, 16 lanes wide.
+  arithmetic runs in float32, which vectorises twice as wide as float64.
 * A face's flow depth and surface slope are formed from differences (z_r - z_l, h_r - h_l)
   before anything is added, so a lake at rest (h = level - z) has an exactly level surface even
   at large elevations.
