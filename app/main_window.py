@@ -463,7 +463,8 @@ class MainWindow(QMainWindow):
         self.viewport.show_frame(frame, self.layers.field_combo.currentText() or None)
         if first:
             self.layers.set_layers(self.viewport.renderer.layer_names())
-        self.time_label.setText(f"t = {fmt_clock(frame.time_s)}")
+        self.indicators.clock_start_s = getattr(frame, "clock_start_s", None)
+        self.time_label.setText(fmt_clock(frame.time_s, self.indicators.clock_start_s))
         self.indicators.set_values(frame.kpis, frame.time_s)
 
     def on_slider(self, value: int):

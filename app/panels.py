@@ -307,6 +307,7 @@ class IndicatorsPanel(QWidget):
         self.data: dict[str, tuple[list, list]] = {}
         self.cursor_lines: list = []
         self.scale = 1.0
+        self.clock_start_s: float | None = None
         outer = QVBoxLayout(self)
         self.time_label = QLabel("t = –")
         outer.addWidget(self.time_label)
@@ -398,7 +399,7 @@ class IndicatorsPanel(QWidget):
 
     def set_values(self, kpis: dict, time_s: float | None = None) -> None:
         if time_s is not None:
-            self.time_label.setText(f"t = {fmt_clock(time_s)}")
+            self.time_label.setText(fmt_clock(time_s, self.clock_start_s))
         for name, v in kpis.items():
             if name in self.tiles:
                 self.tiles[name].set_value(v)
@@ -425,11 +426,15 @@ class IndicatorsPanel(QWidget):
             pw.setMinimumHeight(int(130 * s))
 
 
-def fmt_clock(t: float) -> str:
+def fmt_clock(t: float, start_s: float | None = None) -> str:
+    """Elapsed time ("t = 0:10:00  (600 s)"), or the time of day for models that keep one."""
     t = float(t)
-    m, s = divmod(int(round(t)), 60)
+    shown = t if start_s is None else (start_s + t) % 86400.0
+    m, s = divmod(int(round(shown)), 60)
     h, m = divmod(m, 60)
-    return f"{h:d}:{m:02d}:{s:02d}  ({t:.0f} s)"
+    if start_s is None:
+        return f"t = {h:d}:{m:02d}:{s:02d}  ({t:.0f} s)"
+    return f"{h:02d}:{m:02d}:{s:02d}  (t = {t:.0f} s)"
 
 
 class PickPanel(QWidget):

@@ -31,6 +31,7 @@ class Frame:
     kpis: dict = field(default_factory=dict)
     ids: np.ndarray | None = None
     features: dict = field(default_factory=dict)
+    clock_start_s: float | None = None  # the model's time of day at t = 0, if it keeps one
 
     @property
     def nbytes(self) -> int:
@@ -203,6 +204,7 @@ class SimWorker(QObject):
         def emit_frame(force=False):
             nonlocal last_emit
             fr = copy_snapshot(model.snapshot())
+            fr.clock_start_s = model.clock_start_s
             self.recorder.add(fr, force=force)
             now = time.perf_counter()
             if force or now - last_emit >= 1.0 / self.max_fps:

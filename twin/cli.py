@@ -162,6 +162,9 @@ def _fmt(value) -> str:
 
 def main(argv=None) -> int:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "citytwin" / "numba"))
+    # numpy's BLAS would start its own threads for a single dot product (measured: a tourist-flow run
+    # 5x slower); the models thread their own kernels with numba.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         cli.main(args=argv, prog_name="citytwin", standalone_mode=False)
     except UserError as e:

@@ -280,6 +280,7 @@ class TouristFlowModel(CityModel):
     def _build_engine(self) -> None:
         p = self.p
         self.start_s = p["day_start_s"]
+        self.clock_start_s = self.start_s
         entries = Entries(place=np.arange(self.n_entries), arrival_rate_per_h=self._entry_rates(),
                           arrival_process=p["arrival_process"], ids=list(self.entries["id"].astype(str)))
         pmf = one_plus_poisson_pmf(p["group_size_mean"], p["group_size_max"])

@@ -66,3 +66,14 @@ def test_imported_helsinki_roads_are_one_network(tmp_path_factory):
           f"{length_share:.1%} of length")
     # an extract cut at a bounding box leaves a few stubs outside the main network
     assert length_share > 0.95
+
+
+def test_parallel_roads_between_the_same_vertices_keep_the_faster(demo):
+    """Two roads joining the same two vertices: the shortest path uses the faster, not the sum."""
+    from twin.core.roads import RoadGraph
+
+    xy = np.array([[0.0, 0.0], [100.0, 0.0]])
+    g = RoadGraph(xy, np.array([0, 0]), np.array([1, 1]), np.array([0, 1]), np.array(["slow", "fast"]),
+                  np.array(["residential", "primary"]), np.array([10.0, 50.0]))
+    cost = g.shortest([0], g.edge_seconds("drive")).cost[0, 1]
+    assert cost == pytest.approx(100.0 / (50.0 / 3.6))

@@ -159,6 +159,9 @@ class CityModel(mesa.Model):
     state_names: ClassVar[tuple[str, ...]] = ()
     state_attrs: ClassVar[tuple[str, ...]] = ()
     report_interval_s: float = 10.0
+    # The time of day at t = 0 (seconds after midnight) for models that run on the wall clock (a
+    # holiday day from 06:00); None: the view shows elapsed time.
+    clock_start_s: float | None = None
 
     def __init__(self, city, *, duration_s: float, seed: int, base_dir=None, **params):
         super().__init__(rng=seed)

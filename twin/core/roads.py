@@ -133,8 +133,13 @@ class RoadGraph:
             ok &= ~closed_edges
         # scipy treats explicit zeros as missing edges: a zero-length edge costs a hair instead
         w = np.maximum(w[ok], 1e-9)
+        u, v = np.minimum(self.edge_u[ok], self.edge_v[ok]), np.maximum(self.edge_u[ok], self.edge_v[ok])
+        # two roads between the same two vertices: keep the faster (a sparse matrix would add them up)
+        order = np.lexsort((w, v, u))
+        u, v, w = u[order], v[order], w[order]
+        first = np.r_[True, (u[1:] != u[:-1]) | (v[1:] != v[:-1])]
         n = self.n_nodes
-        m = csr_matrix((w, (self.edge_u[ok], self.edge_v[ok])), shape=(n, n))
+        m = csr_matrix((w[first], (u[first], v[first])), shape=(n, n))
         cost, pred = dijkstra(m, directed=False, indices=sources, return_predecessors=True)
         res = Paths(sources, cost, pred)
         if key is not None:
