@@ -1,6 +1,7 @@
 """The `citytwin` command line (CONTRACT §3). Bad input exits 2 with one paragraph, no traceback."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -91,11 +92,13 @@ def models(model):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(scenario, variant, seed, sets, out, quiet):
     """Run one scenario variant and write summary.json, timeseries and rasters to --out."""
+    from . import preflight
     from .runner import check_out_dir, run_one
     from .scenario import load_scenario, parse_set
 
     sc = load_scenario(scenario)
     overrides = parse_set(list(sets))
+    preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)  # --out locked till the end
     sc.params_for(variant, overrides)  # validate before any work
     check_out_dir(out)
     result = run_one(sc, variant, seed, overrides, out=out, progress=not quiet)
@@ -137,7 +140,18 @@ def main(argv=None) -> int:
     try:
         cli.main(args=argv, prog_name="citytwin", standalone_mode=False)
     except UserError as e:
-        click.echo(f"citytwin: error: {e}", err=True)
+        click.echo(f"citytwin: error: {_one_paragraph(str(e))}", err=True)
+        return 2
+    except OSError as e:  # the machine refused (disk full, permissions, a file vanished): the user can fix it
+        click.echo(f"citytwin: error: {_os_error(e)}", err=True)
+        return 2
+    except MemoryError:
+        click.echo("citytwin: error: out of memory. Use fewer agents, a shorter duration or fewer workers "
+                   "(--workers), or close other programs, and run the command again.", err=True)
+        return 2
+    except RecursionError:
+        click.echo("citytwin: error: the input is nested too deeply to process (tables or lists inside each "
+                   "other); simplify it and run the command again.", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("citytwin: interrupted", err=True)
@@ -148,7 +162,26 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         click.echo("citytwin: interrupted; run the same command again to pick up where it stopped.", err=True)
         return 130
+    finally:
+        from .locks import release_all
+
+        release_all()  # the --out lock of run/compare, however the command ended
     return 0
+
+
+def _one_paragraph(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+OS_ERROR_HINTS = {errno.ENOSPC: "Free some disk space, or give an --out on another disk.",
+                  errno.EACCES: "Give a folder you can write to.", errno.EPERM: "Give a folder you can write to.",
+                  errno.EROFS: "Give a folder on a writable disk.", errno.EDQUOT: "Your disk quota is used up."}
+
+
+def _os_error(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    hint = OS_ERROR_HINTS.get(e.errno, "")
+    return _one_paragraph(f"{where}{e.strerror or e}. {hint}".strip())
 
 
 if __name__ == "__main__":

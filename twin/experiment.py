@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -36,7 +37,8 @@ from typing import Any
 import pandas as pd
 
 from .core.errors import UserError, nearest
-from .scenario import BASELINE, Intervention, Scenario, load_scenario, scenario_from_dict
+from .core.limits import MAX_REPLICATIONS, MAX_RUNS, MAX_SEED, MAX_SWEEP_POINTS, bounded_number
+from .scenario import BASELINE, Intervention, Scenario, scenario_from_dict
 
 METHODS = ("grid", "sets", "lhs")
 EXPERIMENT_KEYS = {"method", "parameters", "sets", "samples", "seed", "replications", "description"}
@@ -133,6 +135,7 @@ def sweep_points(sc: Scenario) -> list[dict]:
     reps = exp.get("replications", 1)
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         raise UserError(f"{where}: replications must be a whole number of at least 1, not {reps!r}.")
+    bounded_number(reps, f"{where}: replications", whole=True, minimum=1, maximum=MAX_REPLICATIONS)
     cls = sc.model_class()
     specs = {p.name: p for p in cls.params}
 
@@ -164,6 +167,10 @@ def sweep_points(sc: Scenario) -> list[dict]:
             if not values:
                 raise UserError(f"{key}: the list of values is empty; give at least one value.")
             axes.append([(name, p.coerce(v, key)) for v in values])
+        n_points = math.prod(len(a) for a in axes)
+        if n_points > MAX_SWEEP_POINTS:
+            raise UserError(f"{where}: the grid has {' × '.join(str(len(a)) for a in axes)} = {n_points:,} points; "
+                            f"a sweep has at most {MAX_SWEEP_POINTS:,}. Use fewer values, or method = \"lhs\".")
         import itertools
 
         points = [dict(combo) for combo in itertools.product(*axes)]
@@ -174,6 +181,8 @@ def sweep_points(sc: Scenario) -> list[dict]:
         if not isinstance(sets, list) or not sets:
             raise UserError(f'{where}: method = "sets" needs sets = [{{walkers = 100}}, {{walkers = 200}}] '
                             "(a non-empty list of parameter tables).")
+        if len(sets) > MAX_SWEEP_POINTS:
+            raise UserError(f"{where}: {len(sets):,} sets; a sweep has at most {MAX_SWEEP_POINTS:,}.")
         for i, s in enumerate(sets):
             key = f"{where} sets[{i}]"
             if not isinstance(s, dict) or not s:
@@ -190,9 +199,11 @@ def sweep_points(sc: Scenario) -> list[dict]:
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise UserError(f"{where}: samples must be a whole number of at least 1 for method = \"lhs\", "
                             f"not {samples!r}.")
+        bounded_number(samples, f"{where}: samples", whole=True, minimum=1, maximum=MAX_SWEEP_POINTS)
         seed = exp.get("seed", sc.seed)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise UserError(f"{where}: seed must be a whole number >= 0, not {seed!r}.")
+        bounded_number(seed, f"{where}: seed", whole=True, minimum=0, maximum=MAX_SEED)
         ranges = []
         for name, r in params.items():
             p = check_name(name, "[experiment.parameters]")
@@ -229,7 +240,7 @@ def experiment_replications(sc: Scenario, override: int | None = None) -> int:
     if override is not None:
         if isinstance(override, bool) or not isinstance(override, int) or override < 1:
             raise UserError(f"--replications {override}: must be a whole number of at least 1.")
-        return override
+        return bounded_number(override, "--replications", whole=True, minimum=1, maximum=MAX_REPLICATIONS)
     if sc.experiment and "replications" in sc.experiment:
         return int(sc.experiment["replications"])
     return sc.replications
@@ -257,7 +268,12 @@ def make_plan(sc: Scenario, replications: int | None = None) -> Plan:
         expanded.interventions.append(Intervention(name, dict(pt), "sweep point"))
         variants.append(Variant(name, slugify(name, taken), "sweep", dict(pt)))
     method = sc.experiment.get("method", "sets" if "sets" in sc.experiment else "grid") if sc.experiment else None
-    return Plan(expanded, variants, experiment_replications(sc, replications), method)
+    reps = experiment_replications(sc, replications)
+    if len(variants) * reps > MAX_RUNS:  # before plan.runs lists them all
+        raise UserError(f"{sc.where}: {len(variants)} variants × {reps} replications = {len(variants) * reps:,} runs; "
+                        f"one comparison runs at most {MAX_RUNS:,}. Use fewer replications or sweep points, or "
+                        "split the study.")
+    return Plan(expanded, variants, reps, method)
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,6 +333,10 @@ def _clean_partials(out: Path) -> None:
                 p.unlink(missing_ok=True)
     for p in out.glob(".*.partial"):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    if root.is_dir():
+        from .locks import remove_stale
+
+        remove_stale(root)  # locks of run folders whose writer was killed mid-commit
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,12 +417,18 @@ def _iter_local(tasks: list[tuple], workers: int, should_stop=None):
 
 
 def _iter_dask(tasks: list[tuple], address: str):
+    """Yield (index, result) as runs finish on a Dask cluster. If the scheduler loses every worker
+    and none comes back within ``CITYTWIN_DASK_TIMEOUT``, stop with a message that says how many
+    runs were waiting (the finished ones are kept) instead of waiting for ever."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client, wait
     except ImportError:  # pragma: no cover - dask is a dependency
         raise UserError("--scheduler needs dask.distributed: pip install 'dask[distributed]'.") from None
+    from .preflight import dask_timeout_s
+
+    timeout_s = dask_timeout_s()
     try:
-        client = Client(address, timeout=os.environ.get("CITYTWIN_DASK_TIMEOUT", "20s"))
+        client = Client(address, timeout=f"{timeout_s}s")
     except (OSError, TimeoutError, ValueError) as e:
         raise UserError(f"--scheduler {address}: cannot reach the Dask scheduler ({e}). Start one with "
                         "`dask scheduler` and workers with `dask worker ADDRESS`, or leave --scheduler out "
@@ -411,8 +437,29 @@ def _iter_dask(tasks: list[tuple], address: str):
         futures = [client.submit(run_task, *t, key=f"citytwin-run-{i}-{hashlib.sha1(repr(t).encode()).hexdigest()[:12]}",
                                  pure=False) for i, t in enumerate(tasks)]
         index = {f.key: i for i, f in enumerate(futures)}
-        for f in as_completed(futures):
-            yield index[f.key], f.result()
+        pending = set(futures)
+        no_workers_since = None
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            if not done:
+                if client.scheduler_info().get("workers"):
+                    no_workers_since = None
+                elif no_workers_since is None:
+                    no_workers_since = time.monotonic()
+                elif time.monotonic() - no_workers_since > timeout_s:
+                    raise UserError(f"--scheduler {address}: the Dask scheduler has had no workers for {timeout_s:g} s "
+                                    f"and {len(pending)} run(s) are waiting for one. Start workers with `dask worker "
+                                    f"{address}`, then run the same command again: the finished runs are kept.")
+                continue
+            for f in done:
+                try:
+                    res = f.result()
+                except Exception as e:  # noqa: BLE001 - a worker lost mid-run (KilledWorker), reported per run
+                    res = {"status": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+                yield index[f.key], res
     except BaseException:
         client.cancel(futures) if "futures" in locals() else None
         raise
@@ -452,16 +499,22 @@ def compare(scenario_path, out, replications: int | None = None, workers: int | 
     ``on_progress(done, total)`` is called as runs finish and ``should_stop()`` polled (the app
     uses both); a stop raises :class:`CompareCancelled` with the finished runs kept.
     """
-    from .runner import check_out_dir
+    from .preflight import for_compare
 
     started = time.perf_counter()
-    sc = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
-    out = Path(out)
-    check_out_dir(out)
-    if workers is not None and (isinstance(workers, bool) or workers < 1):
-        raise UserError(f"--workers {workers}: must be at least 1.")
-    plan = make_plan(sc, replications)
-    plan.scenario.load_city()  # a missing city fails here, once, before any worker starts
+    # Everything (the scenario, every variant built on the city, --out, the scheduler) is checked
+    # before the first folder is made; --out then stays locked against a second writer.
+    checked = for_compare(scenario_path, out, replications=replications, workers=workers, scheduler=scheduler)
+    try:
+        return _run_plan(checked.plan, Path(out), workers, scheduler, progress, report, on_progress, should_stop,
+                         started)
+    finally:
+        checked.release()
+
+
+def _run_plan(plan: Plan, out: Path, workers, scheduler, progress, report, on_progress, should_stop,
+              started: float) -> CompareResult:
+    sc = plan.scenario
     out.mkdir(parents=True, exist_ok=True)
     _clean_partials(out)
     specs = plan.runs

@@ -62,16 +62,21 @@ def atomic_dir(path: Path):
     os.chmod(tmp, DIR_MODE)
     try:
         yield tmp
-        if not path.exists():
-            os.replace(tmp, path)
-            return
-        for src in sorted(tmp.rglob("*")):
-            dst = path / src.relative_to(tmp)
-            if src.is_dir():
-                dst.mkdir(parents=True, exist_ok=True)
-            else:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+        # One commit at a time: two writers forced together must not mix their files (or race for
+        # the first os.replace). The lock is re-entrant for the thread that holds --out already.
+        from .locks import WAIT_S, holding
+
+        with holding(path, wait_s=WAIT_S):
+            if not path.exists():
+                os.replace(tmp, path)
+                return
+            for src in sorted(tmp.rglob("*")):
+                dst = path / src.relative_to(tmp)
+                if src.is_dir():
+                    dst.mkdir(parents=True, exist_ok=True)
+                else:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
