@@ -138,6 +138,7 @@ def _fmt(value) -> str:
 def main(argv=None) -> int:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "citytwin" / "numba"))
     try:
+        _refuse_empty_paths(sys.argv[1:] if argv is None else argv)
         cli.main(args=argv, prog_name="citytwin", standalone_mode=False)
     except UserError as e:
         click.echo(f"citytwin: error: {_one_paragraph(str(e))}", err=True)
@@ -167,6 +168,19 @@ def main(argv=None) -> int:
 
         release_all()  # the --out lock of run/compare, however the command ended
     return 0
+
+
+PATH_OPTIONS = ("--out", "--city", "--from-state")
+
+
+def _refuse_empty_paths(args) -> None:
+    """``--out ""`` (an unset shell variable) would mean the current folder: refuse it."""
+    args = [str(a) for a in args]
+    for i, a in enumerate(args):
+        name, eq, value = a.partition("=")
+        if name in PATH_OPTIONS and ((eq and not value.strip()) or (not eq and i + 1 < len(args) and not args[i + 1].strip())):
+            raise UserError(f'{name} was given an empty path (an unset variable?); give a folder, e.g. {name} results/run1. '
+                            'Write "." to mean the current folder.')
 
 
 def _one_paragraph(text: str) -> str:

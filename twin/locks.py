@@ -130,8 +130,8 @@ class FolderLock:
         if holder.get("since"):
             details.append(f"since {holder['since']}")
         extra = f" ({', '.join(details)})" if details else ""
-        if pid and pid == os.getpid():
-            who = "this process"
+        if pid and int(pid) == os.getpid():
+            who = "this process (another thread)"
         return (f"--out {self.folder}: {who}{extra} is writing to this folder; two commands writing the same "
                 f"folder would lose one's results. Wait for it to finish, or give another --out. (The lock is "
                 f"{self.path}; it goes away by itself when that process ends.)")
@@ -151,7 +151,7 @@ def _read_holder(fd: int) -> dict:
 
 def _command() -> str:
     args = [os.path.basename(sys.argv[0]) if sys.argv else "python", *sys.argv[1:]]
-    if args and args[0] in ("cli.py", "__main__.py", "-m", "-c"):
+    if args[0] == "cli.py":  # python -m twin.cli
         args[0] = "citytwin"
     text = " ".join(args)
     return text if len(text) <= 200 else text[:199] + "…"

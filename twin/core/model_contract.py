@@ -72,6 +72,8 @@ class Param:
             if isinstance(value, str):
                 hint = f" Units are fixed by the parameter: write a plain number{unit}."
             raise UserError(f'{where}: "{self.name}" must be a number{unit}, not {value!r}.{hint}')
+        if isinstance(value, float) and not math.isfinite(value):  # int(nan) / int(inf) would raise
+            raise UserError(f'{where}: "{self.name}" must be a finite number{unit}, not {value!r}.')
         if self.kind is int:
             if float(value) != int(value):
                 raise UserError(f'{where}: "{self.name}" must be a whole number{unit}, not {value!r}.')
