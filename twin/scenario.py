@@ -153,6 +153,9 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
     if not isinstance(params, dict):
         raise UserError(f"{where}: [parameters] must be a table.")
     interventions = []
+    if not isinstance(raw.get("interventions", []), list):
+        raise UserError(f'{where}: interventions must be a list of tables, each written [[interventions]] with '
+                        'name = "..." and [interventions.parameters].')
     for i, item in enumerate(raw.get("interventions", [])):
         iw = f"{where} [[interventions]] #{i + 1}"
         if not isinstance(item, dict):
