@@ -1,15 +1,19 @@
-"""One writer per output folder.
+"""One writer per output folder, and one commit at a time.
 
-``hold_output(out)`` is taken by the preflight of ``citytwin run`` and ``compare`` once every check
-has passed, and held until the command ends: a second process that wants to write the same ``--out``
-is refused at once with a message naming the holder's process. ``atomic_dir`` takes the same lock,
-waiting for it, around the moment its files move into place, so two writers forced together (two
-threads, or two processes that bypass the CLI) commit one after the other and never mix.
+``hold(out)`` is taken by the preflight of ``citytwin run`` and ``compare`` once every check has
+passed, and held until the command ends: a second process that wants to write the same ``--out`` is
+refused at once with a message naming the holder's process. Its file is ``OUT/.citytwin-lock``,
+inside the folder (made for it, and removed again if the command leaves it empty), so that every
+process, whatever it may write around the folder, looks for the lock in the same place.
 
-The lock is a file beside the folder, ``.<name>.citytwin-lock`` (the folder itself may not exist
-yet), locked with ``flock``: the operating system releases it when its process dies, so the lock of
-a killed process (kill -9, a power cut) is simply taken over by the next writer. The file holds the
-holder's PID, host and command for the message; it is removed when the lock is released. Forked
+``atomic_dir`` builds a folder beside its destination and takes ``commit(path)``, waiting for it,
+around the moment the files move into place: two writers forced together (two threads, or two
+processes that bypass the CLI) commit one after the other and never mix. Its file is
+``.<name>.citytwin-lock`` beside the folder.
+
+Both are files locked with ``flock``: the operating system releases the lock when its process dies,
+so the lock of a killed process (kill -9, a power cut) is simply taken over by the next writer. The
+file holds the holder's PID, host and command for the message; it is removed on release. Forked
 children (worker processes) close their copy, so a killed parent's lock is not kept alive by them.
 """
 from __future__ import annotations
@@ -39,6 +43,12 @@ class FolderBusy(UserError):
 
 
 def lock_path(folder: str | Path) -> Path:
+    """The file of the writer's lock on ``folder`` (``hold``)."""
+    return Path(os.path.abspath(folder)) / SUFFIX
+
+
+def commit_lock_path(folder: str | Path) -> Path:
+    """The file of the commit lock of ``folder`` (``atomic_dir``), beside it."""
     folder = Path(os.path.abspath(folder))
     return folder.parent / f".{folder.name}{SUFFIX}"
 
@@ -58,9 +68,9 @@ def _try_lock(fd: int) -> bool:
 class FolderLock:
     """An exclusive lock on one output folder (see the module docstring)."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, path: Path):
         self.folder = Path(folder)
-        self.path = lock_path(folder)
+        self.path = path
         self.fd: int | None = None
         self.count = 0
         self._made: list[Path] = []  # folders created for the lock file, removed again if left empty
@@ -105,13 +115,13 @@ class FolderLock:
         self._remove_made()
 
     def _make_parent(self) -> None:
-        missing = []
+        missing = []  # folders made for the lock file, deepest first
         p = self.path.parent
         while not p.exists() and p != p.parent:
             missing.append(p)
             p = p.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._made = missing  # deepest first
+        self._made = missing
 
     def _remove_made(self) -> None:
         for p in self._made:
@@ -133,8 +143,8 @@ class FolderLock:
         if pid and int(pid) == os.getpid():
             who = "this process (another thread)"
         return (f"--out {self.folder}: {who}{extra} is writing to this folder; two commands writing the same "
-                f"folder would lose one's results. Wait for it to finish, or give another --out. (The lock is "
-                f"{self.path}; it goes away by itself when that process ends.)")
+                f"folder would lose one's results. Wait for it to finish, or give another --out. (The lock, "
+                f"{self.path.name}, goes away by itself when that process ends.)")
 
 
 def _read_holder(fd: int) -> dict:
@@ -158,21 +168,25 @@ def _command() -> str:
 
 
 # -- held for a command ----------------------------------------------------------------------------
-# Keyed by (lock file, thread): the thread that holds a folder may take it again (the CLI's
-# preflight, then atomic_dir within the same command); another thread or process may not.
+# Keyed by (lock file, thread): the thread that holds a lock may take it again (a command that calls
+# another, like the CLI's compare calling twin.experiment.compare); another thread or process may not.
 _HELD: dict[tuple[str, int], FolderLock] = {}
 _HELD_GUARD = threading.Lock()
 
 
 def hold(folder: str | Path, wait_s: float = 0.0) -> FolderLock:
-    """Take (or take again, from the same thread) the lock of ``folder``; undo with ``release``."""
-    key = (str(lock_path(folder)), threading.get_ident())
+    """Take (or take again, from the same thread) the writer's lock of ``folder``; undo with ``release``."""
+    return _take(folder, lock_path(folder), wait_s)
+
+
+def _take(folder, path: Path, wait_s: float) -> FolderLock:
+    key = (str(path), threading.get_ident())
     with _HELD_GUARD:
         lock = _HELD.get(key)
         if lock is not None:
             lock.count += 1
             return lock
-    lock = FolderLock(folder).acquire(wait_s)
+    lock = FolderLock(folder, path).acquire(wait_s)
     lock.count = 1
     with _HELD_GUARD:
         _HELD[key] = lock
@@ -191,8 +205,9 @@ def release(lock: FolderLock) -> None:
 
 
 @contextlib.contextmanager
-def holding(folder: str | Path, wait_s: float = 0.0):
-    lock = hold(folder, wait_s)
+def commit(folder: str | Path, wait_s: float = WAIT_S):
+    """The commit lock of ``folder`` for the ``with`` block, waiting up to ``wait_s`` for it."""
+    lock = _take(folder, commit_lock_path(folder), wait_s)
     try:
         yield lock
     finally:
@@ -211,7 +226,7 @@ def release_all() -> None:
 def remove_stale(folder: Path) -> int:
     """Remove lock files under ``folder`` whose process is gone (left by a kill -9). Returns how many."""
     removed = 0
-    for p in Path(folder).rglob(f".*{SUFFIX}"):
+    for p in Path(folder).rglob(f".*{SUFFIX[1:]}"):  # OUT/.citytwin-lock and .NAME.citytwin-lock
         try:
             fd = os.open(p, os.O_RDWR)
         except OSError:

@@ -63,14 +63,15 @@ def atomic_dir(path: Path):
     try:
         yield tmp
         # One commit at a time: two writers forced together must not mix their files (or race for
-        # the first os.replace). The lock is re-entrant for the thread that holds --out already.
-        from .locks import WAIT_S, holding
+        # the first os.replace).
+        from .locks import commit
 
-        with holding(path, wait_s=WAIT_S):
+        with commit(path):
             if not path.exists():
                 os.replace(tmp, path)
                 return
-            for src in sorted(tmp.rglob("*")):
+            # summary.json last, as in a fresh folder: its presence marks a finished run.
+            for src in sorted(tmp.rglob("*"), key=lambda q: (q.name == "summary.json", str(q))):
                 dst = path / src.relative_to(tmp)
                 if src.is_dir():
                     dst.mkdir(parents=True, exist_ok=True)

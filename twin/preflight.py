@@ -69,7 +69,7 @@ def for_run(scenario: str | Path | Scenario, *, out: str | Path, variant: str | 
     sc = check_scenario(scenario)
     seed = check_seed(seed)
     sc.params_for(variant, overrides)  # the variant exists and its parameters (with --set) are valid
-    out = check_output(out)
+    out = check_output(out, parent_too=True)  # the run is moved into place from a sibling folder
     sc.load_city()
     checked = Checked(sc, out, seed=seed)
     if lock:
@@ -134,12 +134,13 @@ def check_models(sc: Scenario, variants: list[str]) -> None:
         del model
 
 
-def check_output(out: str | Path, what: str = "--out") -> Path:
+def check_output(out: str | Path, what: str = "--out", parent_too: bool = False) -> Path:
     """The output folder can be made and written, and nothing is created to find that out.
 
     Refused: an empty name, an existing file, a path under a file, a symlink loop or a dangling
     link, a name longer than the file system allows (less the room for the temporary sibling),
-    and a folder this process cannot write (permissions, read-only file system).
+    and a folder this process cannot write (permissions, read-only file system). ``parent_too``:
+    an existing folder's parent must be writable too (a run is built in a sibling folder).
     """
     text = os.fspath(out)
     if not text.strip():
@@ -168,8 +169,9 @@ def check_output(out: str | Path, what: str = "--out") -> Path:
                             "give another folder path.")
         existing = probe
     # Where the command will create or replace entries: the folder itself when it exists (runs,
-    # tables), and the folder above it (the temporary sibling, the lock file).
-    targets = [existing] if existing != absolute else [absolute, absolute.parent]
+    # tables) and, for a run, the folder above it (its temporary sibling); else the deepest
+    # existing folder above it, where it will be made.
+    targets = [existing] if existing != absolute else [absolute] + ([absolute.parent] if parent_too else [])
     for d in targets:
         if not os.access(d, os.W_OK | os.X_OK):
             why = "it is on a read-only file system" if _read_only(d) else "permission denied"

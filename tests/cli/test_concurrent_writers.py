@@ -27,10 +27,10 @@ def citytwin(*args) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def hold_in_other_process(folder: Path) -> subprocess.Popen:
-    """A process that holds the lock of ``folder`` until killed (a stand-in for a long run)."""
-    code = ("import sys, time; from twin import locks; locks.hold(sys.argv[1]); print('held', flush=True); "
-            "time.sleep(600)")
+def hold_in_other_process(folder: Path, kind: str = "hold") -> subprocess.Popen:
+    """A process that holds the writer's (or the commit) lock of ``folder`` until killed."""
+    take = "locks.hold(sys.argv[1])" if kind == "hold" else "cm = locks.commit(sys.argv[1]); cm.__enter__()"
+    code = f"import sys, time; from twin import locks; {take}; print('held', flush=True); time.sleep(600)"
     p = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "held"
     return p
@@ -73,7 +73,7 @@ def test_compare_is_refused_while_another_process_writes_there(tmp_path, tiny_ci
         assert main(["compare", str(sc), "--workers", "1", "--quiet", "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert f"process {holder.pid}" in err and "Wait for it to finish" in err
-        assert not out.exists()
+        assert os.listdir(out) == [locks.SUFFIX]  # the holder's lock, nothing of ours
     finally:
         holder.kill()
         holder.wait()
@@ -87,6 +87,7 @@ def test_stale_lock_file_of_a_dead_process_is_taken_over(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, "[parameters]\nwalkers = 5\n")
     out = tmp_path / "out"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out.mkdir()
     locks.lock_path(out).write_text(f"{dead.stdout.strip()}\nsomehost\n2020-01-01 00:00:00\ncitytwin run x\n")
     assert main(["run", str(sc), "--quiet", "--out", str(out)]) == 0
     assert (out / "summary.json").is_file() and not locks.lock_path(out).exists()
@@ -139,6 +140,7 @@ def _assert_one_writer(folder: Path, writers: set[str]) -> None:
     assert len(contents) == 1, "the folder mixes writers"
     assert contents.pop()[:1] in writers
     assert not [p for p in folder.parent.iterdir() if p.name.endswith((".partial", locks.SUFFIX))]
+    assert not (folder / locks.SUFFIX).exists()
 
 
 @pytest.mark.parametrize("round_", range(5))
@@ -178,9 +180,48 @@ def test_atomic_dir_forced_together_in_processes(tmp_path):
 
 def test_killed_writer_lock_does_not_block_atomic_dir(tmp_path):
     target = tmp_path / "run"
-    holder = hold_in_other_process(target)
+    holder = hold_in_other_process(target, kind="commit")
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
+    assert locks.commit_lock_path(target).exists()  # left behind by the killed process
     with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("ok")
-    assert (target / "a.txt").read_text() == "ok"
+    assert (target / "a.txt").read_text() == "ok" and not locks.commit_lock_path(target).exists()
+
+
+def test_compare_into_a_writable_folder_under_a_read_only_one(tmp_path, tiny_city):
+    """/shared is read-only, /shared/me is mine: a comparison works there, and is still locked."""
+    from tests.cli.test_hostile_input import _drop_dac_override, read_only_folder
+
+    sc = write_scenario(tmp_path, tiny_city, "[parameters]\nwalkers = 5\n", replications=1)
+    shared = read_only_folder(tmp_path)  # skips where even a read-only folder is writable
+    shared.chmod(0o755)
+    mine = shared / "me"
+    mine.mkdir()
+    shared.chmod(0o555)
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "twin.cli", "compare", str(sc), "--workers", "1", "--quiet",
+                               "--out", str(mine), *extra], capture_output=True, text=True,
+                              preexec_fn=_drop_dac_override)
+
+    try:
+        r = run()
+        assert r.returncode == 0, r.stderr
+        assert (mine / "comparison.csv").is_file() and not (mine / locks.SUFFIX).exists()
+        # …and a second writer is refused while one holds it.
+        holder = hold_in_other_process(mine)
+        try:
+            r = run()
+            assert r.returncode == 2 and f"process {holder.pid}" in r.stderr, r.stderr
+        finally:
+            holder.kill()
+            holder.wait()
+        r = run("--quiet")
+        assert r.returncode == 0 and "(0 run now, 1 reused)" in r.stdout, r.stderr
+        # A run (not a comparison) is built beside its folder: there it is refused up front.
+        r = subprocess.run([sys.executable, "-m", "twin.cli", "run", str(sc), "--quiet", "--out", str(mine)],
+                           capture_output=True, text=True, preexec_fn=_drop_dac_override)
+        assert r.returncode == 2 and f"cannot write in {shared}" in r.stderr, r.stderr
+    finally:
+        shared.chmod(0o755)
