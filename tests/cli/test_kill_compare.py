@@ -3,6 +3,7 @@ call, whatever the path was typed like, and the final comparison.csv is byte-ide
 uninterrupted comparison."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -85,3 +86,27 @@ def test_compare_killed_at_random_moments_resumes_to_identical_results(tmp_path,
     assert (out / "comparison.csv").read_bytes() == (tmp_path / "ref" / "comparison.csv").read_bytes()
     assert not list(out.rglob("*.partial")) and not list(out.rglob(f"*{locks.SUFFIX}"))
     assert not locks.lock_path(out).exists()
+
+
+def test_run_hashes_do_not_depend_on_how_the_scenario_path_is_typed(tmp_path, tiny_city, monkeypatch, capsys):
+    from twin.cli import main
+
+    sc = write_scenario(tmp_path, tiny_city, '[parameters]\nwalkers = 10\n\n[[interventions]]\nname = "fast"\n'
+                        "[interventions.parameters]\nspeed_mps = 1.5\n", replications=2)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    args = ["--workers", "1", "--quiet", "--out"]
+    assert main(["compare", f"../{sc.name}", *args, "../cmp"]) == 0
+    assert "(4 run now, 0 reused)" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", sc.name, *args, "cmp"]) == 0
+    assert "(0 run now, 4 reused)" in capsys.readouterr().out
+    assert main(["compare", str(sc), *args, str(tmp_path / "cmp")]) == 0
+    assert "(0 run now, 4 reused)" in capsys.readouterr().out
+    # `run` records the same hash for the same inputs, whatever the path looked like.
+    assert main(["run", sc.name, "--seed", "1", "--quiet", "--out", "r1"]) == 0
+    monkeypatch.chdir(tmp_path / "sub")
+    assert main(["run", str(sc), "--seed", "1", "--quiet", "--out", "../r2"]) == 0
+    hashes = {json.loads((tmp_path / d / "bundle.json").read_text())["hash"]
+              for d in ("r1", "r2", "cmp/runs/baseline/rep-000")}
+    assert len(hashes) == 1
