@@ -35,7 +35,7 @@ from typing import Any
 from . import locks
 from .core.errors import UserError
 from .core.limits import MAX_REPLICATIONS, MAX_SEED, MAX_WORKERS, bounded_number
-from .scenario import Scenario, load_scenario
+from .scenario import BASELINE, Scenario, load_scenario
 
 # The temporary sibling of an output folder is ".<name>.<8 random>.partial" and its lock
 # ".<name>.citytwin-lock": the folder's own name must leave room for those additions.
@@ -125,11 +125,13 @@ def check_models(sc: Scenario, variants: list[str]) -> None:
     (a gate id that does not exist, shares that do not add up) surface before any run starts."""
     cls = sc.model_class()
     city = sc.load_city()
+    sweep = {i.name for i in sc.interventions if i.description == "sweep point"}  # see experiment.make_plan
     for v in variants:
         try:
             model = cls(city, duration_s=sc.duration_s, seed=sc.seed, **sc.params_for(v))
         except UserError as e:
-            label = "the baseline" if v == "baseline" else f'intervention "{v}"'
+            label = ("the baseline" if v == BASELINE else f'sweep point "{v}"' if v in sweep
+                     else f'intervention "{v}"')
             raise UserError(f"{sc.where}: {label}: {e}") from None
         del model
 

@@ -171,6 +171,9 @@ CASES = [
          head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
          body=STATION_CHOICES + '[[interventions]]\nname = "guide"\n[interventions.parameters]\nguidance_share = 0.5\n'
               '[[interventions]]\nname = "open a gate"\n[interventions.parameters]\nopen_gates = ["NOPE"]\n'),
+    Case("compare_gate_error_in_a_sweep_point", CMP, ('sweep point "open_gates=NOPE"', 'there is no gate "NOPE"'),
+         head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
+         body=STATION_CHOICES + '[experiment]\nmethod = "sets"\nsets = [{open_gates = ["N1"]}, {open_gates = ["NOPE"]}]\n'),
     Case("compare_shares_error", CMP, ("the baseline", "must sum to 1"),
          head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
          body="[parameters]\nshare_metro = 0.9\n"),
