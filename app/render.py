@@ -10,6 +10,7 @@ import pyvista as pv
 import shapely
 
 from twin.core.model_contract import FieldStyle
+from twin.fonts import label_font_file
 from twin.scene import (POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
                         FieldSurface, build_scene)
 
@@ -148,12 +149,12 @@ class SceneRenderer:
             self._add("labels", self.plotter.add_point_labels(
                 pts, s.poi_labels, font_size=fs, text_color="black", shape_color="white", shape_opacity=0.8,
                 show_points=False, always_visible=True, name="poi_labels", reset_camera=False, render=False,
-                bold=False))
+                bold=False, font_file=label_font_file(s.poi_labels)))
         if len(s.gate_labels):
             self._add("labels", self.plotter.add_point_labels(
                 s.gate_label_points, s.gate_labels, font_size=fs, text_color="white", shape_color="#2b4a6f",
                 shape_opacity=0.85, show_points=False, always_visible=True, name="gate_labels",
-                reset_camera=False, render=False))
+                reset_camera=False, render=False, font_file=label_font_file(s.gate_labels)))
 
     def set_building_colouring(self, mode: str) -> None:
         self.building_colouring = mode

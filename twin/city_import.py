@@ -90,7 +90,8 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from .core.city import COLUMN_DEFAULTS, LAYERS, City, Terrain, check_layer, fmt_bounds, parse_projected_crs
+from .core.city import (COLUMN_DEFAULTS, LAYERS, City, Terrain, check_layer, check_layer_crs, fmt_bounds,
+                        parse_projected_crs)
 from .core.errors import UserError
 from .core.grid import GridField
 from .core.geometry import geometry_family, repair_geometries
@@ -251,6 +252,7 @@ def _read_vector_file(path: Path, parts: list, dems: list, skipped: list) -> int
             raise UserError(f"{where}: the layer has no CRS, so its coordinates cannot be placed. Assign one in "
                             "your GIS or with `ogr2ogr -a_srs EPSG:XXXX out.gpkg in.shp` (a Shapefile needs its .prj), "
                             "then import again.")
+        check_layer_crs(gdf.crs, where)  # GeoPackage srs_id -1 / 0, local grids
         fam = geometry_family(gdf)
         if not len(gdf) or fam is None:
             if len(layers) == 1:

@@ -1,6 +1,7 @@
 """The `citytwin` command line (CONTRACT §3). Bad input exits 2 with one paragraph, no traceback."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -104,6 +105,7 @@ def models(model):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
     """Run one scenario variant and write summary.json, timeseries and rasters to --out."""
+    from . import preflight
     from .output_settings import parse_times
     from .runner import check_out_dir, load_state_run, run_one
     from .scenario import load_scenario, parse_set
@@ -120,8 +122,8 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
         raise UserError("citytwin run needs a SCENARIO file (or --from-state FILE to continue a saved run).")
     else:
         sc = load_scenario(scenario)
-        sc.params_for(variant, overrides)  # validate before any work
     parse_times(list(save_at), "--save-state-at", sc.duration_s)
+    preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)  # --out locked till the end
     check_out_dir(out)
     result = run_one(sc, variant, seed, overrides, out=out, progress=not quiet, state=state, save_state_at=save_at)
     s = result.summary
@@ -166,9 +168,21 @@ def main(argv=None) -> int:
     # 5x slower); the models thread their own kernels with numba.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
+        _refuse_empty_paths(sys.argv[1:] if argv is None else argv)
         cli.main(args=argv, prog_name="citytwin", standalone_mode=False)
     except UserError as e:
-        click.echo(f"citytwin: error: {e}", err=True)
+        click.echo(f"citytwin: error: {_one_paragraph(str(e))}", err=True)
+        return 2
+    except OSError as e:  # the machine refused (disk full, permissions, a file vanished): the user can fix it
+        click.echo(f"citytwin: error: {_os_error(e)}", err=True)
+        return 2
+    except MemoryError:
+        click.echo("citytwin: error: out of memory. Use fewer agents, a shorter duration or fewer workers "
+                   "(--workers), or close other programs, and run the command again.", err=True)
+        return 2
+    except RecursionError:
+        click.echo("citytwin: error: the input is nested too deeply to process (tables or lists inside each "
+                   "other); simplify it and run the command again.", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("citytwin: interrupted", err=True)
@@ -179,7 +193,39 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         click.echo("citytwin: interrupted; run the same command again to pick up where it stopped.", err=True)
         return 130
+    finally:
+        from .core.locks import release_all
+
+        release_all()  # the --out lock of run/compare, however the command ended
     return 0
+
+
+PATH_OPTIONS = ("--out", "--city", "--from-state")
+
+
+def _refuse_empty_paths(args) -> None:
+    """``--out ""`` (an unset shell variable) would mean the current folder: refuse it."""
+    args = [str(a) for a in args]
+    for i, a in enumerate(args):
+        name, eq, value = a.partition("=")
+        if name in PATH_OPTIONS and ((eq and not value.strip()) or (not eq and i + 1 < len(args) and not args[i + 1].strip())):
+            raise UserError(f'{name} was given an empty path (an unset variable?); give a folder, e.g. {name} results/run1. '
+                            'Write "." to mean the current folder.')
+
+
+def _one_paragraph(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+OS_ERROR_HINTS = {errno.ENOSPC: "Free some disk space, or give an --out on another disk.",
+                  errno.EACCES: "Give a folder you can write to.", errno.EPERM: "Give a folder you can write to.",
+                  errno.EROFS: "Give a folder on a writable disk.", errno.EDQUOT: "Your disk quota is used up."}
+
+
+def _os_error(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    hint = OS_ERROR_HINTS.get(e.errno, "")
+    return _one_paragraph(f"{where}{e.strerror or e}. {hint}".strip())
 
 
 if __name__ == "__main__":

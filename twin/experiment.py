@@ -35,8 +35,9 @@ import pandas as pd
 
 from .core.errors import UserError
 from .core.params import plain_value
-from .scenario import BASELINE, Intervention, Scenario, load_scenario, scenario_from_dict
+from .scenario import BASELINE, Intervention, Scenario, scenario_from_dict
 from .sweeps import experiment_replications, point_name, slugify, sweep_points
+from .core.limits import MAX_RUNS
 
 RUNS_DIR = "runs"
 
@@ -110,7 +111,12 @@ def make_plan(sc: Scenario, replications: int | None = None) -> Plan:
         expanded.interventions.append(Intervention(name, dict(pt), "sweep point"))
         variants.append(Variant(name, slugify(name, taken), "sweep", dict(pt)))
     method = sc.experiment.get("method", "sets" if "sets" in sc.experiment else "grid") if sc.experiment else None
-    return Plan(expanded, variants, experiment_replications(sc, replications), method)
+    reps = experiment_replications(sc, replications)
+    if len(variants) * reps > MAX_RUNS:  # before plan.runs lists them all
+        raise UserError(f"{sc.where}: {len(variants)} variants × {reps} replications = {len(variants) * reps:,} runs; "
+                        f"one comparison runs at most {MAX_RUNS:,}. Use fewer replications or sweep points, or "
+                        "split the study.")
+    return Plan(expanded, variants, reps, method)
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,6 +176,10 @@ def _clean_partials(out: Path) -> None:
                 p.unlink(missing_ok=True)
     for p in out.glob(".*.partial"):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    if root.is_dir():
+        from .core.locks import remove_stale
+
+        remove_stale(root)  # locks of run folders whose writer was killed mid-commit
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,12 +260,18 @@ def _iter_local(tasks: list[tuple], workers: int, should_stop=None):
 
 
 def _iter_dask(tasks: list[tuple], address: str):
+    """Yield (index, result) as runs finish on a Dask cluster. If the scheduler loses every worker
+    and none comes back within ``CITYTWIN_DASK_TIMEOUT``, stop with a message that says how many
+    runs were waiting (the finished ones are kept) instead of waiting for ever."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client, wait
     except ImportError:  # pragma: no cover - dask is a dependency
         raise UserError("--scheduler needs dask.distributed: pip install 'dask[distributed]'.") from None
+    from .preflight import dask_timeout_s
+
+    timeout_s = dask_timeout_s()
     try:
-        client = Client(address, timeout=os.environ.get("CITYTWIN_DASK_TIMEOUT", "20s"))
+        client = Client(address, timeout=f"{timeout_s}s")
     except (OSError, TimeoutError, ValueError) as e:
         raise UserError(f"--scheduler {address}: cannot reach the Dask scheduler ({e}). Start one with "
                         "`dask scheduler` and workers with `dask worker ADDRESS`, or leave --scheduler out "
@@ -264,8 +280,29 @@ def _iter_dask(tasks: list[tuple], address: str):
         futures = [client.submit(run_task, *t, key=f"citytwin-run-{i}-{hashlib.sha1(repr(t).encode()).hexdigest()[:12]}",
                                  pure=False) for i, t in enumerate(tasks)]
         index = {f.key: i for i, f in enumerate(futures)}
-        for f in as_completed(futures):
-            yield index[f.key], f.result()
+        pending = set(futures)
+        no_workers_since = None
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            if not done:
+                if client.scheduler_info().get("workers"):
+                    no_workers_since = None
+                elif no_workers_since is None:
+                    no_workers_since = time.monotonic()
+                elif time.monotonic() - no_workers_since > timeout_s:
+                    raise UserError(f"--scheduler {address}: the Dask scheduler has had no workers for {timeout_s:g} s "
+                                    f"and {len(pending)} run(s) are waiting for one. Start workers with `dask worker "
+                                    f"{address}`, then run the same command again: the finished runs are kept.")
+                continue
+            for f in done:
+                try:
+                    res = f.result()
+                except Exception as e:  # noqa: BLE001 - a worker lost mid-run (KilledWorker), reported per run
+                    res = {"status": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+                yield index[f.key], res
     except BaseException:
         client.cancel(futures) if "futures" in locals() else None
         raise
@@ -305,16 +342,22 @@ def compare(scenario_path, out, replications: int | None = None, workers: int | 
     ``on_progress(done, total)`` is called as runs finish and ``should_stop()`` polled (the app
     uses both); a stop raises :class:`CompareCancelled` with the finished runs kept.
     """
-    from .runner import check_out_dir
+    from .preflight import for_compare
 
     started = time.perf_counter()
-    sc = scenario_path if isinstance(scenario_path, Scenario) else load_scenario(scenario_path)
-    out = Path(out)
-    check_out_dir(out)
-    if workers is not None and (isinstance(workers, bool) or workers < 1):
-        raise UserError(f"--workers {workers}: must be at least 1.")
-    plan = make_plan(sc, replications)
-    plan.scenario.load_city()  # a missing city fails here, once, before any worker starts
+    # Everything (the scenario, every variant built on the city, --out, the scheduler) is checked
+    # before the first folder is made; --out then stays locked against a second writer.
+    checked = for_compare(scenario_path, out, replications=replications, workers=workers, scheduler=scheduler)
+    try:
+        return _run_plan(checked.plan, Path(out), workers, scheduler, progress, report, on_progress, should_stop,
+                         started)
+    finally:
+        checked.release()
+
+
+def _run_plan(plan: Plan, out: Path, workers, scheduler, progress, report, on_progress, should_stop,
+              started: float) -> CompareResult:
+    sc = plan.scenario
     out.mkdir(parents=True, exist_ok=True)
     _clean_partials(out)
     specs = plan.runs

@@ -457,7 +457,9 @@ def _kpi_rows_html(table: pd.DataFrame, kpis: list[str], specs: dict, variants: 
 def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_cols: list[str], units: dict) -> Path:
     from . import __version__
     from .core.files import atomic_file
+    from .fonts import use_cjk_fallback
 
+    use_cjk_fallback()  # Chinese (Japanese, Korean) names in plot labels: no boxes, no glyph warnings
     sc = plan.scenario
     specs = _kpi_specs(plan)
     variants = [v.name for v in plan.variants]

@@ -8,6 +8,8 @@ from typing import Any
 
 from .core.errors import UserError, nearest
 from .core.params import input_files, plain_value, validate_params
+from .core.limits import (MAX_DURATION_S, MAX_NESTING, MAX_REPLICATIONS, MAX_SEED, MIN_DURATION_S, bounded_number,
+                          check_output_bounds, nesting_depth)
 
 BASELINE = "baseline"
 SCENARIO_KEYS = {"name", "model", "city", "duration_s", "seed", "replications", "description"}
@@ -119,19 +121,14 @@ def _check_keys(table: dict, allowed: set[str], where: str) -> None:
             raise UserError(f'{where}: unknown key "{key}"{nearest(key, allowed)}; allowed: {", ".join(sorted(allowed))}.')
 
 
-def _number(table: dict, key: str, where: str, kind=float, minimum=None, default=None):
+def _number(table: dict, key: str, where: str, kind=float, minimum=None, default=None, maximum=None, unit=""):
     if key not in table:
         if default is not None:
             return default
         raise UserError(f'{where}: the key "{key}" is missing from [scenario].')
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and int(value) != value):
-        what = "a whole number" if kind is int else "a number"
-        raise UserError(f'{where}: [scenario] {key} must be {what}, not {value!r}.')
-    value = kind(value)
-    if minimum is not None and value < minimum:
-        raise UserError(f"{where}: [scenario] {key} = {value} must be at least {minimum}.")
-    return value
+    # Finite and within [minimum, maximum]: nan, inf and 1e308 are refused, naming the bounds.
+    return bounded_number(table[key], f"{where}: [scenario] {key}", whole=kind is int, minimum=minimum, maximum=maximum,
+                          unit=unit)
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -144,11 +141,19 @@ def load_scenario(path: str | Path) -> Scenario:
         raise UserError(f"{path}: not valid TOML: {e}.") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text file; a scenario is a TOML file.") from None
+    except RecursionError:
+        raise UserError(f"{path}: tables or lists are nested too deeply to read; a scenario needs only a few "
+                        "levels ([interventions.parameters]).") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the scenario file ({e.strerror or e}).") from None
     return scenario_from_dict(raw, path)
 
 
 def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
     where = str(path) if path else "scenario"
+    if nesting_depth(raw) > MAX_NESTING:  # later messages repr() values: keep them printable
+        raise UserError(f"{where}: tables or lists are nested more than {MAX_NESTING} levels deep; a scenario "
+                        "nests at most a few levels ([interventions.parameters]).")
     _check_keys(raw, TOP_LEVEL, where)
     head = raw.get("scenario")
     if not isinstance(head, dict):
@@ -158,11 +163,14 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
         if not isinstance(head.get(key), str):
             raise UserError(f'{where}: [scenario] needs {key} = "..." (text).')
     base = path.parent if path else Path.cwd()
-    city_path = (base / head["city"]).resolve() if not Path(head["city"]).is_absolute() else Path(head["city"])
+    city_path = _city_path(base, head["city"], where)
     params = raw.get("parameters", {})
     if not isinstance(params, dict):
         raise UserError(f"{where}: [parameters] must be a table.")
     interventions = []
+    if not isinstance(raw.get("interventions", []), list):
+        raise UserError(f'{where}: interventions must be a list of tables, each written [[interventions]] with '
+                        'name = "..." and [interventions.parameters].')
     for i, item in enumerate(raw.get("interventions", [])):
         iw = f"{where} [[interventions]] #{i + 1}"
         if not isinstance(item, dict):
@@ -173,20 +181,23 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
             raise UserError(f'{iw}: needs name = "..." (text).')
         if name == BASELINE or name in [x.name for x in interventions]:
             raise UserError(f'{iw}: the name "{name}" is {"reserved" if name == BASELINE else "used twice"}; give each intervention its own name.')
+        if not isinstance(item.get("parameters", {}), dict):
+            raise UserError(f"{iw}: [interventions.parameters] must be a table of parameter = value.")
         interventions.append(Intervention(name, dict(item.get("parameters", {})), str(item.get("description", ""))))
     if not isinstance(raw.get("experiment", {}), dict):
         raise UserError(f"{where}: [experiment] must be a table (method, parameters, replications).")
     from .output_settings import parse_outputs
 
-    duration_s = _number(head, "duration_s", where, float, minimum=1)
+    duration_s = _number(head, "duration_s", where, float, minimum=MIN_DURATION_S, maximum=MAX_DURATION_S, unit="s")
     outputs = parse_outputs(raw.get("outputs"), where, duration_s)
+    check_output_bounds(outputs, duration_s, where)
     sc = Scenario(
         name=str(head.get("name", path.stem if path else "scenario")),
         model=head["model"],
         city_path=city_path,
-        duration_s=_number(head, "duration_s", where, float, minimum=1),
-        seed=_number(head, "seed", where, int, minimum=0, default=0),
-        replications=_number(head, "replications", where, int, minimum=1, default=1),
+        duration_s=duration_s,
+        seed=_number(head, "seed", where, int, minimum=0, default=0, maximum=MAX_SEED),
+        replications=_number(head, "replications", where, int, minimum=1, default=1, maximum=MAX_REPLICATIONS),
         parameters=dict(params),
         interventions=interventions,
         experiment=dict(raw.get("experiment", {})),
@@ -213,7 +224,24 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UserError(f'--set "{item}": write KEY=VALUE, e.g. --set desired_speed_mps=1.2.')
         try:
-            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+            parsed = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
-            out[key.strip()] = value
+            parsed = value
+        except RecursionError:
+            parsed = None  # too deep to parse (TOML has no null, so None means just that)
+        if parsed is None or nesting_depth(parsed) > MAX_NESTING:
+            raise UserError(f'--set "{item[:60]}…": the value is nested too deeply; give a number, '
+                            'true/false, text or a list of names.')
+        out[key.strip()] = parsed
     return out
+
+
+def _city_path(base: Path, city: str, where: str) -> Path:
+    """[scenario] city as an absolute path (relative to the scenario's folder)."""
+    if "\0" in city or not city.strip():
+        raise UserError(f'{where}: [scenario] city = {city[:80]!r} is not a folder path; write e.g. '
+                        'city = "../gis_data/demo_city".')
+    try:
+        return (base / city).resolve() if not Path(city).is_absolute() else Path(city)
+    except (OSError, RuntimeError) as e:  # a name too long for the file system, a symlink loop
+        raise UserError(f"{where}: [scenario] city = {city[:80]!r} cannot be used as a folder path ({e}).") from None

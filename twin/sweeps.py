@@ -6,10 +6,12 @@ the points into variants.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
 from .core.errors import UserError, nearest
+from .core.limits import MAX_REPLICATIONS, MAX_SEED, MAX_SWEEP_POINTS, bounded_number
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -61,6 +63,7 @@ def sweep_points(sc: "Scenario") -> list[dict]:
     reps = exp.get("replications", 1)
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         raise UserError(f"{where}: replications must be a whole number of at least 1, not {reps!r}.")
+    bounded_number(reps, f"{where}: replications", whole=True, minimum=1, maximum=MAX_REPLICATIONS)
     cls = sc.model_class()
     specs = {p.name: p for p in cls.params}
 
@@ -92,6 +95,10 @@ def sweep_points(sc: "Scenario") -> list[dict]:
             if not values:
                 raise UserError(f"{key}: the list of values is empty; give at least one value.")
             axes.append([(name, p.coerce(v, key)) for v in values])
+        n_points = math.prod(len(a) for a in axes)
+        if n_points > MAX_SWEEP_POINTS:
+            raise UserError(f"{where}: the grid has {' × '.join(str(len(a)) for a in axes)} = {n_points:,} points; "
+                            f"a sweep has at most {MAX_SWEEP_POINTS:,}. Use fewer values, or method = \"lhs\".")
         import itertools
 
         points = [dict(combo) for combo in itertools.product(*axes)]
@@ -102,6 +109,8 @@ def sweep_points(sc: "Scenario") -> list[dict]:
         if not isinstance(sets, list) or not sets:
             raise UserError(f'{where}: method = "sets" needs sets = [{{walkers = 100}}, {{walkers = 200}}] '
                             "(a non-empty list of parameter tables).")
+        if len(sets) > MAX_SWEEP_POINTS:
+            raise UserError(f"{where}: {len(sets):,} sets; a sweep has at most {MAX_SWEEP_POINTS:,}.")
         for i, s in enumerate(sets):
             key = f"{where} sets[{i}]"
             if not isinstance(s, dict) or not s:
@@ -118,9 +127,11 @@ def sweep_points(sc: "Scenario") -> list[dict]:
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise UserError(f"{where}: samples must be a whole number of at least 1 for method = \"lhs\", "
                             f"not {samples!r}.")
+        bounded_number(samples, f"{where}: samples", whole=True, minimum=1, maximum=MAX_SWEEP_POINTS)
         seed = exp.get("seed", sc.seed)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise UserError(f"{where}: seed must be a whole number >= 0, not {seed!r}.")
+        bounded_number(seed, f"{where}: seed", whole=True, minimum=0, maximum=MAX_SEED)
         ranges = []
         for name, r in params.items():
             p = check_name(name, "[experiment.parameters]")
@@ -157,7 +168,7 @@ def experiment_replications(sc: "Scenario", override: int | None = None) -> int:
     if override is not None:
         if isinstance(override, bool) or not isinstance(override, int) or override < 1:
             raise UserError(f"--replications {override}: must be a whole number of at least 1.")
-        return override
+        return bounded_number(override, "--replications", whole=True, minimum=1, maximum=MAX_REPLICATIONS)
     if sc.experiment and "replications" in sc.experiment:
         return int(sc.experiment["replications"])
     return sc.replications

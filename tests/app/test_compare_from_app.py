@@ -24,14 +24,17 @@ def test_compare_button_writes_the_report(window, tiny_city, tmp_path, qtbot):
 
 
 def test_cancelling_a_comparison_keeps_finished_runs(window, tiny_city, tmp_path, qtbot):
+    # 2 variants x 30 long runs: far more work than any machine finishes between the first
+    # completed run and the cancel, so the cancel always lands mid-comparison.
     sc = write_scenario(tmp_path, tiny_city, BODY.replace("walkers = 40", "walkers = 40\ndistance_m = 10000\nspeed_sd_mps = 0.0"),
-                        name="long", replications=6)
+                        name="long", replications=30)
     assert window.open_scenario(sc)
-    cancelled = []
+    cancelled, done = [], []
     out = tmp_path / "cmp"
-    worker = window.start_compare(out_dir=out, replications=6)
+    worker = window.start_compare(out_dir=out, replications=30)
     worker.cancelled.connect(lambda: cancelled.append(True))
-    qtbot.wait(1500)
+    worker.progress.connect(lambda n, total: done.append(n))
+    qtbot.waitUntil(lambda: bool(done) and done[-1] >= 1, timeout=120_000)
     assert window.cancel_compare(wait_s=10.0)
     log = window.log_panel.toPlainText
     ended = (f"cancelled; finished runs kept in {out}", f"report in {out}", "comparison failed")

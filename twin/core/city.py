@@ -147,6 +147,9 @@ class City:
             meta = tomllib.loads(toml_path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"{toml_path}: not valid TOML ({e}).") from None
+        except RecursionError:
+            raise UserError(f"{toml_path}: tables are nested too deeply to read; city.toml holds a [city] table "
+                            "with name and crs.") from None
         section = meta.get("city", meta)
         if not isinstance(section, dict):
             raise UserError(f'{toml_path}: [city] must be a table with name and crs (e.g. name = "My city", crs = "EPSG:32650").')
@@ -424,10 +427,39 @@ def _read_extra_layer(city: "City", spec) -> gpd.GeoDataFrame | None:
     return gdf.reset_index(drop=True)
 
 
+# GeoPackage's two reserved "undefined" CRSs (OGC 12-128r18, table 6): srs_id -1 and 0. GDAL reads
+# them as these names; coordinates in them cannot be placed on the map, and reprojecting them fails
+# (-1) or silently turns every coordinate into garbage that is then dropped (0).
+UNDEFINED_CRS_NAMES = {"Undefined Cartesian SRS": "srs_id -1, undefined Cartesian",
+                       "Undefined geographic SRS": "srs_id 0, undefined geographic"}
+
+
+def check_layer_crs(layer_crs, where: str, fix_crs: pyproj.CRS | None = None) -> None:
+    """UserError naming the layer when its CRS is missing, undefined or a local grid (no map position)."""
+    hint = ""
+    if fix_crs is not None:
+        hint = f" If its coordinates are already in {_epsg_label(fix_crs)} (the city's CRS), assign that one."
+    how = ("Assign the real CRS in your GIS, or with `ogr2ogr -a_srs EPSG:XXXX fixed.gpkg original.gpkg`, then try "
+           f"again.{hint}")
+    if layer_crs is None:
+        raise UserError(f"{where}: the layer has no CRS, so its coordinates cannot be placed. {how}")
+    name = getattr(layer_crs, "name", "") or ""
+    if name in UNDEFINED_CRS_NAMES:
+        raise UserError(f"{where}: the layer's CRS is undefined (GeoPackage {UNDEFINED_CRS_NAMES[name]}), so its "
+                        f"coordinates cannot be placed. {how}")
+    if getattr(layer_crs, "is_engineering", False):
+        raise UserError(f"{where}: the layer's CRS is a local grid ({name or 'unnamed'}) with no position on the "
+                        f"earth, so it cannot be placed. {how}")
+
+
+def _epsg_label(crs: pyproj.CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.name
+
+
 def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -> gpd.GeoDataFrame:
     """Reproject, fill optional columns, and reject what a model could not use."""
-    if gdf.crs is None:
-        raise UserError(f"{where}: the layer has no CRS. Assign one in your GIS (or re-import with `citytwin city import --crs ...`).")
+    check_layer_crs(gdf.crs, where, crs)
     if gdf.crs != crs:
         gdf = gdf.to_crs(crs)
     family, required = LAYERS[name]

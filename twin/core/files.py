@@ -62,16 +62,22 @@ def atomic_dir(path: Path):
     os.chmod(tmp, DIR_MODE)
     try:
         yield tmp
-        if not path.exists():
-            os.replace(tmp, path)
-            return
-        for src in sorted(tmp.rglob("*")):
-            dst = path / src.relative_to(tmp)
-            if src.is_dir():
-                dst.mkdir(parents=True, exist_ok=True)
-            else:
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+        # One commit at a time: two writers forced together must not mix their files (or race for
+        # the first os.replace).
+        from .locks import commit
+
+        with commit(path):
+            if not path.exists():
+                os.replace(tmp, path)
+                return
+            # summary.json last, as in a fresh folder: its presence marks a finished run.
+            for src in sorted(tmp.rglob("*"), key=lambda q: (q.name == "summary.json", str(q))):
+                dst = path / src.relative_to(tmp)
+                if src.is_dir():
+                    dst.mkdir(parents=True, exist_ok=True)
+                else:
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dst)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

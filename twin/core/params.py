@@ -161,8 +161,10 @@ class Param:
         if not _is_number(value):
             hint = f" Units are fixed by the parameter: write a plain number{unit}." if isinstance(value, str) else ""
             raise UserError(f'{where}: "{name}" must be a number{unit}, not {value!r}.{hint}')
+        if not math.isfinite(value):
+            raise UserError(f'{where}: "{name}" must be a finite number{unit}, not {value!r}.')
         if self.kind is int:
-            if not math.isfinite(value) or float(value) != int(value):
+            if float(value) != int(value):
                 raise UserError(f'{where}: "{name}" must be a whole number{unit}, not {value!r}.')
             value = int(value)
         else:
