@@ -197,6 +197,12 @@ class CityModel(mesa.Model):
         """Fields written as GeoTIFF at the end of a run (e.g. ``max_density``)."""
         return {}
 
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """Feature tables written at the end of a run: ``{file stem: {layer: GeoDataFrame}}`` becomes
+        ``<stem>.gpkg`` in the run folder (e.g. the flood model's ``impacts.gpkg``). Empty layers
+        are not written."""
+        return {}
+
     def on_restore(self, same_params: bool) -> None:
         """Called after ``set_state``; ``same_params`` is False when the run continues as another
         variant (rebuild whatever depends on both the new parameters and the restored state)."""
