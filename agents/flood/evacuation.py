@@ -2,22 +2,29 @@
 
 Households and people
 ---------------------
-When a building floods (``exposure``), its residents become a ``Household``, a Mesa agent. The
+When a building floods (``exposure``), the residents who must leave become a ``Household``, a Mesa
+agent: those of the ground floor (people / storeys; the others stay upstairs, sheltering in place,
+and count as exposed), or all of them with ``evacuate_upper_floors``. The
 household sets off after the warning: at max(time its building flooded, ``warning_time_s``) plus a
 response delay drawn uniformly from 0 to ``response_time_s``. Its members are rows of flat arrays
 (position along a route, speed, state), so every step of the walk is a handful of numpy operations
 over all walkers at once; the Mesa agents make decisions only at events (setting off).
 
-Routes
-------
-Every update (``sync_interval_s``) closes the road-graph edges whose water is deeper than
-``road_closed_depth_m`` and those of ``closed_roads`` (police closures), and weights the rest by
-walking time at the speed the water allows. One Dijkstra search from the open shelters (those not
-flooded) over that graph (``RoadGraph.shortest`` with ``closed_edges``) gives, for every node, the
-travel time to each shelter and the path there. A person going to a shelter takes the nearest one
-that can be reached and still has room: places are reserved when the shelter is chosen, in the
-order people set off (by household, then person), so no shelter ever takes more than its
-``capacity``. Routes are polylines (``twin.core.routes``); positions are arc lengths along them.
+Routes and what people know
+---------------------------
+Every update (``sync_interval_s``) a road-graph edge is impassable while its water is deeper than
+``road_closed_depth_m``. People do not see the whole city: they know the roads the police have
+closed (``closed_roads``, from ``road_closure_s``), and every road someone has found impassable
+(a walker who reaches one, or a household whose street is under water, reports it: the list is
+shared, as by phone and radio, and a reported road stays closed). A road that floods where nobody
+has been is found when someone gets there: a walker looks at the edge they are on and the next one,
+and turns back if it is impassable. One Dijkstra search from the open shelters (those not flooded)
+over the roads not known to be closed (``RoadGraph.shortest`` with ``closed_edges``), by walking
+time, gives for every node the time to each shelter and the path there. A person going to a shelter
+takes the nearest one that can be reached and still has room: places are reserved when the shelter
+is chosen, in the order people set off (by household, then person), so no shelter ever takes more
+than its ``capacity``. Routes are polylines (``twin.core.routes``); positions are arc lengths along
+them.
 
 Walking in water
 ----------------
@@ -30,13 +37,14 @@ walker is deeper than ``walk_stop_depth_m`` they stop (stranded) until it falls 
 
 Cut off
 -------
-After each move, a walker whose remaining route crosses a closed edge, or whose shelter has flooded,
+A walker whose remaining route crosses a road now known to be closed, or whose shelter has flooded,
 turns at the next node and takes a new route (the same shelter if still reachable). Someone with no
 shelter in reach, or none with room, is stranded where they are and tries again at every update.
 
 KPIs: people set off, evacuated (in a shelter), stranded, walking, waiting, mean time from setting
-off to arriving, evacuation completion (evacuated / residents of flooded buildings), occupancy per
-shelter.
+off to arriving, evacuation completion (evacuated / those who must leave), person-hours of wading
+(walking in water deeper than 0.1 m: where people fall, are swept off or meet open manholes),
+occupancy per shelter.
 """
 from __future__ import annotations
 
@@ -56,6 +64,7 @@ FACTOR_AT_REF = 1.0 - 0.417
 # People sheltered at a shelter are drawn on a sunflower spiral around it (the golden angle).
 SPIRAL_SPACING_M = 0.7
 GOLDEN_ANGLE = 2.39996
+WADING_DEPTH_M = 0.1  # walking in water deeper than this counts as wading (a KPI of the danger on the way)
 
 
 def speed_factor(depth) -> np.ndarray:
@@ -106,13 +115,15 @@ class Evacuation:
 
     STATE = ("hh_building", "hh_first", "hh_size", "hh_ready", "hh_departed",
              "p_state", "p_route", "p_s", "p_v0", "p_shelter", "p_node", "p_xy", "p_t_depart", "p_t_arrive",
-             "sh_taken", "sh_arrived", "sh_open") + tuple(f"routes.{a}" for a in Routes.ARRAYS)
+             "sh_taken", "sh_arrived", "sh_open", "wading_s", "known_closed") + tuple(f"routes.{a}" for a in Routes.ARRAYS)
 
-    def __init__(self, model, graph, buildings, shelters, p, people_per_building):
+    def __init__(self, model, graph, buildings, shelters, p, people_per_building, levels):
         self.model = model
         self.p = p
         self.graph = graph
-        self.people = people_per_building
+        people = np.asarray(people_per_building, np.int64)
+        ground = np.where(people > 0, np.maximum(1, np.round(people / np.maximum(levels, 1))), 0).astype(np.int64)
+        self.people = people if p["evacuate_upper_floors"] else ground  # who leaves a flooded building
         nb = len(buildings)
         pts = buildings.geometry.representative_point() if nb else None
         self.home_xy = np.column_stack([pts.x.to_numpy(), pts.y.to_numpy()]) if nb else np.zeros((0, 2))
@@ -128,6 +139,12 @@ class Evacuation:
                 if len(shelters) else np.zeros(0, np.int64)
             self.edges = EdgeLookup(graph)
             self.walk_s = graph.edge_seconds("walk", walk_mps=p["walk_speed_mps"])
+            # the edges at each node (CSR), to see the streets around a household's door
+            ends = np.concatenate([graph.edge_u, graph.edge_v])
+            order = np.argsort(ends, kind="stable")
+            self.node_edge = np.tile(np.arange(graph.n_edges), 2)[order]
+            self.node_ptr = np.zeros(graph.n_nodes + 1, np.int64)
+            np.cumsum(np.bincount(ends, minlength=graph.n_nodes), out=self.node_ptr[1:])
         else:
             self.home_node = np.zeros(nb, np.int64)
             self.shelter_node = np.zeros(0, np.int64)
@@ -149,6 +166,8 @@ class Evacuation:
         self.sh_taken = np.zeros(S, np.int64)
         self.sh_arrived = np.zeros(S, np.int64)
         self.sh_open = np.ones(S, bool)
+        self.wading_s = 0.0  # person-seconds walked in water deeper than WADING_DEPTH_M
+        self.known_closed = np.zeros(graph.n_edges if graph is not None else 0, bool)  # reported impassable
         self.routes = Routes.empty()
         self.households: list[Household] = []
         self._plan = None
@@ -193,20 +212,22 @@ class Evacuation:
         self.households = [Household(self.model, self, k) for k in range(len(self.hh_building))]
 
     # -- one update ---------------------------------------------------------------------------------------
-    def update(self, t: float, dt: float, h: np.ndarray, cell_of, edge_depth: np.ndarray, edge_closed: np.ndarray,
+    def update(self, t: float, dt: float, h: np.ndarray, cell_of, impassable: np.ndarray, announced: np.ndarray,
                shelter_flooded: np.ndarray) -> None:
         """Move the walkers over the last ``dt`` seconds, then reroute, retry and set off households.
 
-        ``cell_of(xy)`` gives flat cell indices into ``h`` (-1 off the grid); ``edge_closed``: road
-        graph edges nobody may use now; ``shelter_flooded``: shelters closed to newcomers."""
+        ``cell_of(xy)`` gives flat cell indices into ``h`` (-1 off the grid); ``impassable``: road
+        graph edges under too much water now; ``announced``: edges the police have closed;
+        ``shelter_flooded``: shelters closed to newcomers."""
         self._plan = None
         self.sh_open = ~shelter_flooded
         self._move(t, dt, h, cell_of)
         if self.graph is None:
             return
-        self._edge_closed = edge_closed
-        self._edge_depth = edge_depth
+        self._impassable = impassable
+        self._announced = announced
         self._start_edge = np.full(len(self.p_state), NO_EDGE, np.int64)
+        self._look_ahead()
         todo = [self._cut_off(), np.flatnonzero((self.p_state == STRANDED) & (self.p_route < 0))]
         due = np.flatnonzero(~self.hh_departed & (self.hh_ready <= t + 1e-9))
         for k in due:  # events: the households that set off now, in order
@@ -214,7 +235,34 @@ class Evacuation:
             self.p_t_depart[self.households[k].members] = t
         rows = np.unique(np.concatenate(todo)) if todo else np.zeros(0, np.int64)
         if len(rows):
+            self._look_around(self.p_node[rows])
             self._route(rows)
+
+    @property
+    def closed(self) -> np.ndarray:
+        """Edges people know they cannot use: closed by the police or reported under water."""
+        return self._announced | self.known_closed
+
+    def _look_ahead(self) -> None:
+        """Walkers see the edge they are on and the next one: impassable ones are reported."""
+        w = np.flatnonzero(self.p_state == WALKING)
+        if not len(w):
+            return
+        R = self.routes
+        seg = R.segment(self.p_route[w], self.p_s[w])
+        last = R.indptr[self.p_route[w] + 1] - 1
+        for k in (seg, np.minimum(seg + 1, last)):
+            e = R.edge[k]
+            e = e[e >= 0]
+            self.known_closed[e[self._impassable[e]]] = True
+
+    def _look_around(self, nodes: np.ndarray) -> None:
+        """People about to choose a route see the streets at their node."""
+        nodes = np.unique(nodes)
+        counts = self.node_ptr[nodes + 1] - self.node_ptr[nodes]
+        idx = np.repeat(self.node_ptr[nodes] - np.cumsum(np.r_[0, counts[:-1]]), counts) + np.arange(counts.sum())
+        e = self.node_edge[idx]
+        self.known_closed[e[self._impassable[e]]] = True
 
     def _move(self, t: float, dt: float, h: np.ndarray, cell_of) -> None:
         on = np.flatnonzero((self.p_state == WALKING) | ((self.p_state == STRANDED) & (self.p_route >= 0)))
@@ -227,6 +275,7 @@ class Evacuation:
         stop = depth > self.p["walk_stop_depth_m"]
         self.p_state[on] = np.where(stop, STRANDED, WALKING)
         go = on[~stop]
+        self.wading_s += dt * float(np.count_nonzero(depth[~stop] > WADING_DEPTH_M))
         v = self.p_v0[go] * speed_factor(depth[~stop])
         s = self.p_s[go] + v * dt
         length = self.routes.lengths[self.p_route[go]]
@@ -258,7 +307,7 @@ class Evacuation:
         m = len(R.edge)
         closed = np.zeros(m + 1, bool)
         has = R.edge >= 0
-        closed[:m][has] = self._edge_closed[R.edge[has]]
+        closed[:m][has] = self.closed[R.edge[has]]
         idx = np.where(closed, np.arange(m + 1), m + 1)
         next_closed = np.minimum.accumulate(idx[::-1])[::-1]
         seg = R.segment(self.p_route[w], self.p_s[w])
@@ -279,16 +328,12 @@ class Evacuation:
 
     # -- routing ------------------------------------------------------------------------------------------
     def plan(self):
-        """Shortest walking times from every open shelter over the passable roads, now (once per update)."""
+        """Shortest walking times from every open shelter over the roads not known to be closed, now
+        (once per update)."""
         if self._plan is None:
-            g = self.graph
-            factor = speed_factor(self._edge_depth)
-            w = self.walk_s / factor
             rows = np.flatnonzero(self.sh_open)
-            if len(rows):
-                paths = g.shortest(self.shelter_node[rows], w, closed_edges=self._edge_closed)
-            else:
-                paths = None
+            paths = self.graph.shortest(self.shelter_node[rows], self.walk_s, closed_edges=self.closed) \
+                if len(rows) else None
             self._plan = (rows, paths)
         return self._plan
 
@@ -351,7 +396,7 @@ class Evacuation:
         self.p_route[rows] = -1
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def kpis(self, people_exposed: int) -> dict:
+    def kpis(self) -> dict:
         s = self.p_state
         done = s == SHELTERED
         times = (self.p_t_arrive - self.p_t_depart)[done]
@@ -363,7 +408,8 @@ class Evacuation:
             "walking": int(np.count_nonzero(s == WALKING)),
             "waiting": int(np.count_nonzero(s == WAITING)),
             "mean_evacuation_time_s": float(times.mean()) if len(times) else 0.0,
-            "evacuation_completion": evacuated / people_exposed if people_exposed else 0.0,
+            "evacuation_completion": evacuated / len(s) if len(s) else 0.0,
+            "wading_person_h": self.wading_s / 3600.0,
             "shelter_occupancy": {sid: int(c) for sid, c in zip(self.shelter_ids, self.sh_arrived)},
         }
 

@@ -41,6 +41,18 @@ LEVEL_HEIGHT_M = 3.0
 CRITICAL_KINDS = ("shelter", "pump", "railway_station", "hospital", "school")
 
 
+def levels_of(buildings) -> np.ndarray:
+    """Storeys of each building: the ``levels`` column, else ``height_m / 3 m`` (at least 1)."""
+    import pandas as pd
+
+    n = len(buildings)
+    levels = pd.to_numeric(buildings["levels"], errors="coerce").to_numpy(float) if "levels" in buildings \
+        else np.full(n, np.nan)
+    height = pd.to_numeric(buildings["height_m"], errors="coerce").to_numpy(float) if n else np.zeros(0)
+    return np.where(np.isfinite(levels) & (levels > 0), np.round(levels),
+                    np.maximum(1.0, np.round(height / LEVEL_HEIGHT_M))).astype(np.int64)
+
+
 def people_per_building(buildings) -> np.ndarray:
     """People in each building: the ``population`` column, else the estimate of the module docstring."""
     import pandas as pd
@@ -49,9 +61,7 @@ def people_per_building(buildings) -> np.ndarray:
     if n == 0:
         return np.zeros(0, np.int64)
     area = buildings.geometry.area.to_numpy()
-    levels = pd.to_numeric(buildings["levels"], errors="coerce").to_numpy(float) if "levels" in buildings else np.full(n, np.nan)
-    height = pd.to_numeric(buildings["height_m"], errors="coerce").to_numpy(float)
-    levels = np.where(np.isfinite(levels) & (levels > 0), levels, np.maximum(1.0, np.round(height / LEVEL_HEIGHT_M)))
+    levels = levels_of(buildings)
     use = buildings["use"].astype(str).str.lower().to_numpy() if "use" in buildings else np.full(n, "other")
     per = np.array([FLOOR_M2_PER_PERSON.get(u, FLOOR_M2_PER_PERSON["other"]) for u in use])
     people = np.where(np.isin(use, NO_PEOPLE_USES), 0.0, np.round(area * levels / per))
@@ -87,6 +97,7 @@ class Exposure:
         self.bld_ptr, self.bld_cells = _only(keep, *impacts.building_cells(buildings.geometry.values, grid,
                                                                            raster.blocked, ring=True))
         self.people = people_per_building(buildings)
+        self.levels = levels_of(buildings) if len(buildings) else np.zeros(0, np.int64)
         nb = len(buildings)
         self.bld_max_depth = np.zeros(nb)
         self.bld_flooded_at = np.full(nb, np.nan)

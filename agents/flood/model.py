@@ -119,6 +119,8 @@ PARAMS = (
     P("warning_time_s", "s", 1800.0, "When the evacuation warning is issued.", float, 0.0, 1e7),
     P("response_time_s", "s", 300.0, "Households set off after the warning (or their building's flooding, if later) "
       "with a delay drawn from 0 to this.", float, 0.0, 1e5),
+    P("evacuate_upper_floors", "-", False, "Everyone in a flooded building leaves; false: only the ground floor's "
+      "share (people / storeys), the others stay upstairs.", bool),
     P("walk_speed_mps", "m/s", 1.34, "Mean free walking speed (Weidmann 1993).", float, 0.3, 3.0),
     P("walk_speed_sd_mps", "m/s", 0.26, "Spread of free walking speeds (draws within 0.5-2.0 m/s).", float, 0.0, 1.0),
     P("walk_stop_depth_m", "m", 0.5, "Evacuees stop (stranded) where the water is deeper than this.", float, 0.05,
@@ -156,7 +158,9 @@ KPIS = (
     KPI("waiting", "persons", "Residents of flooded buildings who have not set off yet."),
     KPI("mean_evacuation_time_s", "s", "Mean time from setting off to reaching a shelter (0 before anyone has).",
         better="lower"),
-    KPI("evacuation_completion", "-", "Evacuated / people exposed.", headline=True, better="higher"),
+    KPI("evacuation_completion", "-", "Evacuated / residents who must leave their flooded buildings (all of them "
+        "with evacuate_upper_floors, else the ground floors').", headline=True, better="higher"),
+    KPI("wading_person_h", "person-h", "Time evacuees spent walking in water deeper than 0.1 m.", better="lower"),
     KPI("shelter_occupancy", "persons", "People in each shelter.", keyed=True),
 )
 
@@ -220,7 +224,7 @@ class FloodModel(CityModel):
         self.exposure = Exposure(self.raster, self.buildings, self.graph, self.critical, p["building_flood_depth_m"],
                                  p["road_closed_depth_m"], self.permanent)
         self.evacuation = Evacuation(self, self.graph, self.buildings, city.pois_of("shelter").reset_index(drop=True),
-                                     p, self.exposure.people)
+                                     p, self.exposure.people, self.exposure.levels)
 
     # -- setup steps ----------------------------------------------------------------------------------
     def _build_grid(self) -> None:
@@ -304,12 +308,10 @@ class FloodModel(CityModel):
         new = self.exposure.update(t, s.h, s.max_depth)
         if self.p["evacuate"]:
             self.evacuation.add_households(t, new)
-            closed = self.exposure.edge_impassable()
-            if t >= self.p["road_closure_s"]:
-                closed = closed | self.closed_edge
+            announced = self.closed_edge if t >= self.p["road_closure_s"] else np.zeros_like(self.closed_edge)
             sh = self.exposure.poi_kind == "shelter"
             flooded = ~np.isnan(self.exposure.poi_flooded_at[sh])
-            self.evacuation.update(t, dt, s.h, self._cell_of, self.exposure.edge_depth, closed, flooded)
+            self.evacuation.update(t, dt, s.h, self._cell_of, self.exposure.edge_impassable(), announced, flooded)
 
     def _cell_of(self, xy: np.ndarray) -> np.ndarray:
         g = self.raster.grid
@@ -344,7 +346,7 @@ class FloodModel(CityModel):
             "volume_error_rel": b["volume_error_rel"],
             "station_inflow_m3": entr,
         }
-        k.update(self.evacuation.kpis(people))
+        k.update(self.evacuation.kpis())
         return k
 
     def snapshot(self) -> Snapshot:
