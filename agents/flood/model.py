@@ -264,13 +264,14 @@ class FloodModel(CityModel):
             if bad:
                 raise inputs.param_error("open_edges", f'"{bad[0]}" is not an edge; use north, south, west or east.')
             boundary = {e: "open" for e in p["open_edges"]}
+        rain = inputs.rain(p, self.duration_s)
+        depth = inputs.initial_depth(p, city.crs, r.grid)
         with inputs.reraise("cfl"):
             self.solver = FloodSolver(
-                r.z, r.grid.cell_m, blocked=r.blocked, manning_n=manning, boundary=boundary,
-                rain=inputs.rain(p, self.duration_s), drainage_mm_per_h=p["drainage_mm_per_h"],
-                drains=self.sinks.drains, pumps=self.sinks.pumps, inflows=inflows,
-                initial_depth=inputs.initial_depth(p, city.crs, r.grid), water_bodies=self.water,
-                cfl=p["cfl"], theta=p["theta"], arrival_depth_m=FLOODED_DEPTH_M, sync_interval_s=self._sync)
+                r.z, r.grid.cell_m, blocked=r.blocked, manning_n=manning, boundary=boundary, rain=rain,
+                drainage_mm_per_h=p["drainage_mm_per_h"], drains=self.sinks.drains, pumps=self.sinks.pumps,
+                inflows=inflows, initial_depth=depth, water_bodies=self.water, cfl=p["cfl"], theta=p["theta"],
+                arrival_depth_m=FLOODED_DEPTH_M, sync_interval_s=self._sync)
 
     def _build_roads(self) -> None:
         city, p = self.city, self.p
