@@ -57,6 +57,7 @@ from twin.core.routes import NO_EDGE, EdgeLookup, Routes, paths_from_predecessor
 
 WAITING, WALKING, STRANDED, SHELTERED = 0, 1, 2, 3
 STATE_NAMES = ("waiting", "walking", "stranded", "sheltered")
+STATE_COLOURS = ("#9467bd", "#f28e2b", "#111111", "#2ca02c")  # purple, orange, black (red is for roads), green
 SPEED_MIN_MPS, SPEED_MAX_MPS = 0.5, 2.0
 # Li et al. 2026: mean speed 41.7 % lower at 0.35 m of water than in the dry (38.6 % men, 44.8 % women)
 DEPTH_REF_M = 0.35

@@ -24,7 +24,7 @@ from twin.core.model_contract import (KPI, CityModel, FeatureFrame, FeatureStyle
                                       Numbers, Param, Snapshot, TimeSeries)
 
 from . import inputs
-from .evacuation import SHELTERED, STATE_NAMES, STRANDED, WAITING, Evacuation
+from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
 from .solver import FloodSolver
@@ -181,8 +181,9 @@ class FloodModel(CityModel):
         LayerSpec("barriers", "vector", "lines where temporary barriers can stand, with id (named in barriers)",
                   geometry="LineString", columns=("id",)),
     )
-    aoi_layers = ("water",)
+    aoi_layers = ("barriers",)  # the city's prepared barrier lines: where it expects water; else the city
     state_names = STATE_NAMES
+    state_colours = STATE_COLOURS
     field_styles = (
         FieldStyle("depth", "m", "Water depth now.", kind="depth", cmap="Blues", clim=(0.0, 1.0), shader="water",
                    cutoff=0.03),

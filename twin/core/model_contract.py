@@ -157,6 +157,7 @@ class CityModel(mesa.Model):
     feature_styles: ClassVar[tuple[FeatureStyle, ...]] = ()
     aoi_layers: ClassVar[tuple[str, ...]] = ()  # layers whose extent the camera frames first; () = the city
     state_names: ClassVar[tuple[str, ...]] = ()
+    state_colours: ClassVar[tuple[str, ...]] = ()  # optional: one colour per state ("#rrggbb"); () = the view's
     state_attrs: ClassVar[tuple[str, ...]] = ()
     report_interval_s: float = 10.0
 
