@@ -196,8 +196,15 @@ class SceneRenderer:
             entries += [["gate open", "#2ca02c"], ["gate closed", "#d62728"]]
         if s.water.n_cells:
             entries += [["water", "#5b9bd5"]]
+        if self.model_cls is not None:  # the model's per-feature states that are drawn (flooded, closed, ...)
+            shown = {(label.split()[-1], c) for label, c in entries}  # "gate closed" is "closed" in red
+            for f in self.model_cls.feature_styles:
+                if f.kind == "state":
+                    entries += [[f"{f.layer}: {st}", c] for st, c in zip(f.states, f.colours)
+                                if c and (st, c) not in shown]
+        colours = self.state_colours()
         for i, st in enumerate(self.state_names):
-            entries += [[f"agent: {st}", STATE_COLOURS[i % len(STATE_COLOURS)]]]
+            entries += [[f"agent: {st}", colours[i]]]
         if getattr(self, "_legend", None) is not None:
             self.plotter.renderer.RemoveViewProp(self._legend)
             self._legend = None
@@ -250,10 +257,18 @@ class SceneRenderer:
         else:
             self.agents.update(positions, states)
 
+    def state_colours(self) -> list[str]:
+        """Colours of the agent states: the model's ``state_colours`` when it declares them."""
+        n = max(len(self.state_names), 1)
+        declared = tuple(getattr(self.model_cls, "state_colours", ()) or ())
+        if len(declared) >= n:
+            return list(declared[:n])
+        return [STATE_COLOURS[i % len(STATE_COLOURS)] for i in range(n)]
+
     def _style_agents(self) -> None:
         self._remove_layer("agents")
         n = max(len(self.state_names), 1)
-        colours = [STATE_COLOURS[i % len(STATE_COLOURS)] for i in range(n)]
+        colours = self.state_colours()
         if n == 1:
             colours = colours * 2
         actor = self.plotter.add_mesh(self.agents.mesh, scalars="state", cmap=colours, clim=(-0.5, len(colours) - 0.5),
@@ -351,6 +366,8 @@ class SceneRenderer:
         """Show (or update in place) the draped field layer."""
         if self.scene is None or grid is None:
             return
+        if self.style_of(grid.name).kind == "depth":
+            grid = water_to_walls(grid)
         if self.field is not None and self.field.name == grid.name:
             in_place = self.field.update(grid)
             if not in_place:
@@ -433,7 +450,15 @@ class SceneRenderer:
         model_cls = model_cls or self.model_cls
         if c is None or model_cls is None:
             return None
-        boxes = [c.layer(n).total_bounds for n in model_cls.aoi_layers if n in c.layers and c.has(n)]
+        boxes = []
+        for n in model_cls.aoi_layers:
+            if n in c.layers and c.has(n):
+                boxes.append(c.layer(n).total_bounds)
+                continue
+            spec = next((x for x in model_cls.extra_layers if x.name == n and x.kind == "vector"), None)
+            gdf = c.extra_layer(spec) if spec is not None else None  # a layer the model declares itself
+            if gdf is not None and len(gdf):
+                boxes.append(gdf.total_bounds)
         if not boxes:
             return None
         bb = np.array(boxes)
@@ -560,6 +585,23 @@ class SceneRenderer:
         r.WorldToDisplay()
         dx, dy, _ = r.GetDisplayPoint()
         return int(round(dx)), int(round(dy))
+
+
+def water_to_walls(grid):
+    """A depth field whose no-data cells (buildings) next to water take the deepest neighbouring
+    depth, so that the drawn surface reaches the walls: the field's quads join cell centres, and
+    one corner without data hides the whole quad, which left a dry-looking strip along every wall
+    and hid the water in streets only a cell or two wide. The buildings drawn over it hide the rest."""
+    from dataclasses import replace
+
+    v = np.asarray(grid.values, dtype=np.float32)
+    gap = np.isnan(v)
+    if not gap.any() or gap.all():
+        return grid
+    p = np.pad(v, 1, constant_values=np.nan)
+    with np.errstate(invalid="ignore"):
+        near = np.fmax(np.fmax(p[:-2, 1:-1], p[2:, 1:-1]), np.fmax(p[1:-1, :-2], p[1:-1, 2:]))
+    return replace(grid, values=np.where(gap, near, v))
 
 
 def make_legend(entries, font_scale: float = 1.0):

@@ -1,11 +1,12 @@
 """Throughput of the flood engine (cell-updates per second) on 1 and 4 million cells with 1 and 2
 threads, beside the machine's memory bandwidth, Landlab's OverlandFlow (the same de Almeida et al.
 2012 scheme) on the same grid and rain, and ANUGA (finite volumes on triangles) on a comparable
-rain case.
+rain case; then the whole flood model on the 1-hour storm of scenarios/riverside_storm.toml (demo
+city, 2 m cells, about 1.2 million cells, evacuation included), timed as the CLI runs it.
 
     .venv/bin/python benchmarks/bench_flood.py [--sizes 1000000 4000000] [--threads 1 2]
                                                [--steps 5] [--repeats 15] [--anuga-cells 250000]
-                                               [--no-landlab] [--no-anuga]
+                                               [--no-landlab] [--no-anuga] [--no-storm | --storm-only]
 
 The case: a square raster of 2 m cells over a gently tilted, undulating bed (±0.5 m), 5 cm of
 water everywhere to start, 50 mm/h of rain, Manning's n 0.03, closed edges. A cell-update is one
@@ -152,6 +153,42 @@ def bench_anuga(cells: int, threads: int, repeats: int) -> tuple[float, float, i
     return len(dom) / best, dt, len(dom)
 
 
+def bench_storm(cell_size_m: float) -> None:
+    """The baseline of scenarios/riverside_storm.toml through ``twin.runner.Run``, as ``citytwin run``
+    runs it (without writing the run folder): wall time, and how it splits between the water and
+    what reads it every sync (impacts, road closures, evacuation)."""
+    from twin.runner import Run
+    from twin.scenario import load_scenario
+
+    sc = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "riverside_storm.toml")
+    t0 = time.perf_counter()
+    run = Run(sc, overrides={"cell_size_m": cell_size_m})
+    m = run.model
+    t_build = time.perf_counter() - t0
+    reading = [0.0]
+    read_water = m._read_water
+
+    def timed(t, dt):
+        t1 = time.perf_counter()
+        read_water(t, dt)
+        reading[0] += time.perf_counter() - t1
+
+    m._read_water = timed
+    t1 = time.perf_counter()
+    run.run_to_end()
+    t_run = time.perf_counter() - t1
+    k = m.final_kpis()
+    cells = m.raster.grid.ny * m.raster.grid.nx
+    water = t_run - reading[0]
+    print(f"\n1-hour storm, demo city, {cell_size_m:g} m cells ({cells:,} cells), {numba.get_num_threads()} threads: "
+          f"{t_build + t_run:.1f} s wall (build {t_build:.1f} s, run {t_run:.1f} s; target < 60 s)")
+    print(f"  water: {m.solver.n_steps:,} steps, {water:.1f} s, {cells * m.solver.n_steps / water / 1e6:.0f} M "
+          f"cell-updates/s; impacts, roads and evacuation every {m.time_quantum_s:g} s: {reading[0]:.1f} s")
+    print(f"  buildings flooded {k['buildings_flooded']}, people exposed {k['people_exposed']}, evacuees "
+          f"{k['evacuees']}, evacuated {k['evacuated']}, stranded {k['stranded']}, volume error "
+          f"{k['volume_error_rel']:.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000])
@@ -161,7 +198,15 @@ def main() -> None:
     ap.add_argument("--anuga-cells", type=int, default=250_000)
     ap.add_argument("--no-landlab", action="store_true")
     ap.add_argument("--no-anuga", action="store_true")
+    ap.add_argument("--no-storm", action="store_true", help="skip the 1-hour storm on the demo city")
+    ap.add_argument("--storm-only", action="store_true", help="only the 1-hour storm on the demo city")
+    ap.add_argument("--storm-cell-m", type=float, default=2.0)
     a = ap.parse_args()
+    if a.storm_only:
+        print(f"numba {numba.__version__}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start")
+        bench_storm(a.storm_cell_m)
+        print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+        return
     threads = [t for t in a.threads if t <= numba.config.NUMBA_NUM_THREADS]
     print(f"numba {numba.__version__}, threading layer {numba.config.THREADING_LAYER}, {os.cpu_count()} cores; "
           f"{a.steps} steps per batch, best of {a.repeats}; load average {os.getloadavg()[0]:.1f} at start")
@@ -202,6 +247,9 @@ def main() -> None:
             print(f"  {th} thread{'s' if th > 1 else ' '}: {n:,} triangles, {rate / 1e6:.2f} M triangle-updates/s, dt {dt:.3f} s; "
                   f"per square of ground ({side}² squares of {DX:g} m): {rate / 4 / 1e6:.2f} M/s, "
                   f"ours {ours_rate / 1e6:.0f} M/s ({ours_rate / (rate / 4):.0f}×)")
+    if not a.no_storm:
+        numba.set_num_threads(max(threads))
+        bench_storm(a.storm_cell_m)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end (2 cores: above ~1, other work shared the machine)")
 
 

@@ -817,6 +817,90 @@ def height_for(zone, u, v, rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# flood: shelters and critical places, underpasses, barrier lines
+# ---------------------------------------------------------------------------------------------
+# Generated buildings that become flood places: (id, kind, name, capacity, target point, zone, use).
+# Each takes the largest generated building of that zone within 150 m of the target (no random
+# draws, so the rest of the city does not change).
+FLOOD_PLACES = [
+    ("SH3", "shelter", "Commerce Tower (refuge floors)", 3000, (900.0, 1230.0), "cbd", "office"),
+    ("SH4", "shelter", "East Hill Community Centre", 2000, (1850.0, 1150.0), "mid", "public"),
+    ("HO1", "hospital", "Lowtown Community Hospital", 0, (900.0, 640.0), "low", "public"),
+    ("SC1", "school", "Riverside Primary School", 0, (1250.0, 620.0), "low", "public"),
+]
+# Underpasses: the piece of the named road nearest to the point dips 3 m over the middle 80 m of it
+# at most (ramps of 20 m at each end), 9 m either side of its centre line. Temple Road's is on the
+# way from Lowtown to the North Hill School shelter.
+UNDERPASSES = [("UP1", "West Road", (186.0, 1375.0), "West Road rail underpass"),
+               ("UP2", "Temple Road", (1408.0, 1446.0), "Temple Road underpass")]
+UNDERPASS_DEPTH_M, UNDERPASS_HALF_WIDTH_M, UNDERPASS_RAMP_M, UNDERPASS_LENGTH_M = 3.0, 9.0, 20.0, 80.0
+
+
+def flood_places(bl, front_point):
+    """Shelters SH3, SH4, a hospital and a school: generated buildings renamed; returns their POIs
+    and (id, footprint) of the hospital and the school (barriers can ring them)."""
+    out, protect = [], []
+    taken = set()
+    for pid, kind, name, capacity, target, zone, use in FLOOD_PLACES:
+        cand = [i for i, b in enumerate(bl) if b["zone"] == zone and b["use"] != "hotel" and i not in taken
+                and b_dist(b, target) < 150.0]
+        i = max(cand, key=lambda i: (round(bl[i]["geometry"].area, 1), -i))
+        taken.add(i)
+        bl[i]["name"] = name
+        bl[i]["use"] = use
+        out.append(dict(id=pid, kind=kind, name=name, capacity=capacity, gates=2, service_time_s=2.0,
+                        xy=front_point(bl[i]["geometry"])))
+        if kind in ("hospital", "school"):
+            protect.append((pid, bl[i]["geometry"], name))
+    return out, protect
+
+
+def mark_underpasses(roads):
+    """Flag the underpass road pieces (``underpass`` column); returns (id, the underpass's stretch of
+    the piece, name)."""
+    out = []
+    for uid, road, target, name in UNDERPASSES:
+        cand = [r for r in roads if r["name"] == road]
+        r = min(cand, key=lambda r: r["geometry"].distance(Point(target)))
+        r["underpass"] = True
+        g = r["geometry"]
+        a = max(0.0, g.length / 2 - UNDERPASS_LENGTH_M / 2)
+        out.append((uid, shapely.ops.substring(g, a, min(g.length, a + UNDERPASS_LENGTH_M)), name))
+    return out
+
+
+def cut_underpasses(z, x0, y0, underpasses) -> None:
+    """Lower the DEM along each underpass piece (in place)."""
+    n = z.shape[0]
+    xs = x0 + (np.arange(z.shape[1]) + 0.5) * DEM_CELL
+    ys = y0 - (np.arange(n) + 0.5) * DEM_CELL
+    for _, g, _ in underpasses:
+        minx, miny, maxx, maxy = g.buffer(UNDERPASS_HALF_WIDTH_M).bounds
+        cols = np.flatnonzero((xs >= minx) & (xs <= maxx))
+        rows = np.flatnonzero((ys >= miny) & (ys <= maxy))
+        U, V = np.meshgrid(xs[cols], ys[rows])
+        pts = shapely.points(U.ravel(), V.ravel())
+        dist = shapely.distance(g, pts)
+        along = shapely.line_locate_point(g, pts)
+        ramp = smoothstep(along / UNDERPASS_RAMP_M) * smoothstep((g.length - along) / UNDERPASS_RAMP_M)
+        cut = np.where(dist <= UNDERPASS_HALF_WIDTH_M, UNDERPASS_DEPTH_M * ramp, 0.0).reshape(U.shape)
+        z[np.ix_(rows, cols)] -= cut.astype(z.dtype)
+
+
+def barrier_lines(underpasses, protect):
+    """Where temporary barriers can stand: a ring round each underpass (keeps the street's runoff
+    out of it), round the hospital and the school (4 m from the walls, their entrances inside), and
+    Lowtown's northern edge along Lowtown Street (keeps the hills' runoff out of Lowtown)."""
+    out = [dict(id=uid, name=f"{name} flood barrier", geometry=g.buffer(UNDERPASS_HALF_WIDTH_M + 2.0).exterior)
+           for uid, g, name in underpasses]
+    out += [dict(id=pid, name=f"{name} flood barrier", geometry=g.buffer(4.0, join_style="mitre").exterior)
+            for pid, g, name in protect]
+    edge = LineString(river_offset(lambda u: river_hw(u) + 212, LOW_U[0], LOW_U[1], 10.0))
+    out.append(dict(id="LT1", name="Lowtown north flood barrier", geometry=edge))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # the city
 # ---------------------------------------------------------------------------------------------
 def build(seed: int = DEFAULT_SEED):
@@ -1025,8 +1109,9 @@ def build(seed: int = DEFAULT_SEED):
                          gates=int(1 + (rooms > 120) + (rooms > 260)),
                          service_time_s=float(round(rng.uniform(60, 180), 0)), xy=front_point(b["geometry"])))
     pois += attr_pois + shelters
+    # pump stations on Lowtown Street, near the bottom of Lowtown's hollow, where the water gathers
     for k, (u, name) in enumerate([(610.0, "Lowtown West Pump Station"), (1420.0, "Lowtown East Pump Station")], start=1):
-        p = river_offset(lambda uu: river_hw(uu) + 27, u, u, 1.0)[0]
+        p = river_offset(lambda uu: river_hw(uu) + 195, u, u, 1.0)[0]
         pois.append(dict(id=f"PU{k}", kind="pump", name=name, capacity=0, gates=0, service_time_s=0.0,
                          capacity_m3s=2.0, xy=(float(p[0]), float(p[1]))))
     # coach stops where tour coaches set tourists down (tourist flow): a coach park beside the Ring
@@ -1035,6 +1120,9 @@ def build(seed: int = DEFAULT_SEED):
                   xy=(1075.0, 993.0)),
              dict(id="CS2", kind="coach_stop", name="Riverside Avenue coach stop", capacity=0, gates=1,
                   service_time_s=0.0, xy=(1250.0, 446.0))]
+    places, protect = flood_places(bl, front_point)
+    pois += places
+    underpasses = mark_underpasses(roads)
 
     # --- drains ------------------------------------------------------------------------------
     drains = []
@@ -1066,6 +1154,9 @@ def build(seed: int = DEFAULT_SEED):
 
     # --- terrain -------------------------------------------------------------------------------
     z, x0, y0, z_station, pond_level = make_terrain(rng, canal, pond)
+    cut_underpasses(z, x0, y0, underpasses)
+    for w in water:
+        w["level_m"] = pond_level if w["name"] == "Moon Pond" else WATER_LEVEL
 
     # --- assemble (shift to EPSG:32650) ----------------------------------------------------------
     crs = pyproj.CRS.from_user_input(CRS)
@@ -1080,8 +1171,8 @@ def build(seed: int = DEFAULT_SEED):
         b["id"] = f"BLD{k:05d}"
     layers = {
         "buildings": frame(all_b, ["id", "name", "use", "height_m", "levels"]),
-        "roads": frame(roads, ["name", "kind", "speed_kmh", "bridge"]),
-        "water": frame(water, ["name"]),
+        "roads": frame(roads, ["name", "kind", "speed_kmh", "bridge", "underpass"]),
+        "water": frame(water, ["name", "level_m"]),
         "walkable": frame([dict(name=n, geometry=g) for n, g in walk], ["name"]),
         "obstacles": frame([dict(name=n, geometry=g) for n, g in obst], ["name"]),
         "gates": frame(gates, ["id", "kind", "open", "width_m", "towards"]),
@@ -1090,6 +1181,8 @@ def build(seed: int = DEFAULT_SEED):
         "drains": frame(drains, ["id", "capacity_m3s"]),
         # an extra layer (not in the contract; City.load ignores it): railway tracks for the 3D view
         "railways": frame(railway_lines(), ["name", "kind", "track"]),
+        # an extra layer the flood model reads: where temporary flood barriers can stand
+        "barriers": frame(barrier_lines(underpasses, protect), ["id", "name"]),
     }
     b = layers["buildings"]
     b["height_m"] = b["height_m"].astype(float)
@@ -1101,6 +1194,7 @@ def build(seed: int = DEFAULT_SEED):
     p["capacity_m3s"] = pd.to_numeric(p["capacity_m3s"]).fillna(0.0).astype(float)
     layers["sources"]["count"] = layers["sources"]["count"].astype("int64")
     layers["gates"]["open"] = layers["gates"]["open"].astype(bool)
+    layers["roads"]["underpass"] = layers["roads"]["underpass"].fillna(False).astype(bool)
 
     grid = GridField("elevation", z, X0 + x0, Y0 + y0, DEM_CELL, unit="m")
     meta = dict(seed=int(seed), generator="gis_data/make_demo_city.py",

@@ -5,6 +5,8 @@
 snapshot_times_s = [300, 600, 900]     # agent positions at these times → exports.gpkg layer "agents"
 trajectory_interval_s = 5              # every agent every 5 s → trajectories.parquet
 extent_thresholds = { max_depth = 0.1 } # raster > threshold → exports.gpkg layer "max_depth_extent"
+field_extents = { depth = 0.1 }         # snapshot field > threshold every field_extent_interval_s
+field_extent_interval_s = 600           #   → <model>_extent.gpkg, one layer per field
 ```
 
 Always written by a run (see ``twin.runner``): ``timeseries.csv``/``.parquet`` and each model raster
@@ -15,6 +17,9 @@ as GeoTIFF. With ``[outputs]``, also:
 * ``exports.gpkg`` layer ``<raster>_extent``: polygons where the raster exceeds the threshold
   (``rasterio.features.shapes``), with ``threshold`` and ``area_m2``;
 * ``trajectories.parquet``: ``time_s, agent, x, y, state`` sampled every ``trajectory_interval_s``;
+* ``<model>_extent.gpkg`` (e.g. ``flood_extent.gpkg``), one layer per field of ``field_extents``:
+  polygons where the model's snapshot field exceeds the threshold, at every multiple of
+  ``field_extent_interval_s`` (and the end), with ``time_s``, ``threshold`` and ``area_m2``;
 * ``states/state_t<seconds>.npz``: the model's complete state at each ``state_times_s`` (and each
   ``--save-state-at``), see ``twin.core.state_file``.
 
@@ -43,6 +48,7 @@ from .output_settings import OutputSettings
 class Recorded:
     snapshots: list = field(default_factory=list)  # Snapshot objects at the asked times
     trajectory: list = field(default_factory=list)  # (time_s, ids, positions, states, state_names)
+    extents: list = field(default_factory=list)  # (time_s, field, threshold, [polygons])
 
 
 def _ids(snap) -> np.ndarray:
@@ -63,16 +69,20 @@ class Recorder:
         self.snap_times = [t for t in settings.snapshot_times_s if t >= start_s - eps]
         dt = settings.trajectory_interval_s
         self.next_traj = (math.ceil(start_s / dt - eps) * dt) if dt else math.inf
+        de = settings.field_extent_interval_s if settings.field_extents else None
+        self.next_extent = (math.ceil(start_s / de - eps) * de) if de else math.inf
 
     def next_time(self) -> float:
-        return min(self.snap_times[0] if self.snap_times else math.inf, self.next_traj)
+        return min(self.snap_times[0] if self.snap_times else math.inf, self.next_traj, self.next_extent)
 
     def read_due(self, model) -> None:
         """Record what is due at the model's current time."""
         now, eps = model.time_s, 1e-9 * max(1.0, model.time_s)
         want_snap = bool(self.snap_times) and self.snap_times[0] <= now + eps
         want_traj = self.next_traj <= now + eps
-        if not (want_snap or want_traj):
+        want_extent = self.next_extent <= now + eps or (model.done and self.settings.field_extents
+                                                        and not self._extent_at(now))
+        if not (want_snap or want_traj or want_extent):
             return
         snap = model.snapshot()
         while self.snap_times and self.snap_times[0] <= now + eps:
@@ -84,6 +94,17 @@ class Recorder:
             dt = self.settings.trajectory_interval_s
             while self.next_traj <= now + eps:
                 self.next_traj += dt
+        if want_extent:
+            for name, threshold in self.settings.field_extents.items():
+                if name in snap.fields:
+                    self.rec.extents.append((float(snap.time_s), name, threshold,
+                                             extent_geometries(snap.fields[name], threshold)))
+            de = self.settings.field_extent_interval_s
+            while self.next_extent <= now + eps:
+                self.next_extent += de
+
+    def _extent_at(self, t: float) -> bool:
+        return any(abs(e[0] - t) <= 1e-9 * max(1.0, t) for e in self.rec.extents)
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,15 +129,21 @@ def snapshot_points(snapshots, crs):
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
 
 
-def extent_polygons(grid, threshold: float, crs):
-    """Polygons where ``grid`` exceeds ``threshold`` (cells in the city CRS)."""
-    import geopandas as gpd
+def extent_geometries(grid, threshold: float) -> list:
+    """Polygons (shapely, city CRS) where ``grid`` exceeds ``threshold``."""
     from rasterio.features import shapes
     from shapely.geometry import shape
 
     values = np.asarray(grid.values, dtype=np.float32)
     mask = np.isfinite(values) & (values > threshold)
-    geoms = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid.transform()) if v == 1]
+    return [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid.transform()) if v == 1]
+
+
+def extent_polygons(grid, threshold: float, crs):
+    """Polygons where ``grid`` exceeds ``threshold`` (cells in the city CRS)."""
+    import geopandas as gpd
+
+    geoms = extent_geometries(grid, threshold)
     return gpd.GeoDataFrame({"field": [grid.name] * len(geoms), "threshold": [threshold] * len(geoms),
                              "area_m2": [g.area for g in geoms]}, geometry=geoms, crs=crs)
 
@@ -137,7 +164,7 @@ def trajectory_table(rec: Recorded):
     return df
 
 
-def write_exports(result, settings: OutputSettings, crs, folder: Path) -> list[Path]:
+def write_exports(result, settings: OutputSettings, crs, folder: Path, model_name: str = "model") -> list[Path]:
     """Write the ``[outputs]`` exports of one run into ``folder`` (a run's temporary folder)."""
     if not settings:
         return []
@@ -161,6 +188,16 @@ def write_exports(result, settings: OutputSettings, crs, folder: Path) -> list[P
         gpkg = folder / "exports.gpkg"
         for layer, gdf in layers:
             gdf.to_file(gpkg, layer=layer, driver="GPKG")
+        written.append(gpkg)
+    if rec is not None and rec.extents:
+        import geopandas as gpd
+
+        gpkg = folder / f"{model_name}_extent.gpkg"
+        for name in dict.fromkeys(e[1] for e in rec.extents):
+            rows = [(t, th, g) for t, f, th, geoms in rec.extents if f == name for g in geoms]
+            gdf = gpd.GeoDataFrame({"time_s": [r[0] for r in rows], "threshold": [r[1] for r in rows],
+                                    "area_m2": [r[2].area for r in rows]}, geometry=[r[2] for r in rows], crs=crs)
+            gdf.to_file(gpkg, layer=name, driver="GPKG")
         written.append(gpkg)
     if rec is not None and settings.trajectory_interval_s is not None:
         path = folder / "trajectories.parquet"

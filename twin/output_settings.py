@@ -5,6 +5,8 @@
 snapshot_times_s = [300, 600, 900]      # agent positions at these times -> exports.gpkg layer "agents"
 trajectory_interval_s = 5               # every agent every 5 s -> trajectories.parquet
 extent_thresholds = { max_depth = 0.1 } # raster > threshold -> exports.gpkg layer "max_depth_extent"
+field_extents = { depth = 0.1 }         # a snapshot field > threshold, every field_extent_interval_s
+field_extent_interval_s = 600           #   -> <model>_extent.gpkg, one layer per field, with time_s
 state_times_s = [600]                   # the model's complete state -> states/state_t000600.npz
 ```
 
@@ -18,7 +20,8 @@ from typing import Any
 
 from .core.errors import UserError, nearest
 
-OUTPUT_KEYS = {"snapshot_times_s", "trajectory_interval_s", "extent_thresholds", "state_times_s"}
+OUTPUT_KEYS = {"snapshot_times_s", "trajectory_interval_s", "extent_thresholds", "state_times_s", "field_extents",
+               "field_extent_interval_s"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class OutputSettings:
     trajectory_interval_s: float | None = None
     extent_thresholds: dict[str, float] = field(default_factory=dict)
     state_times_s: tuple[float, ...] = ()
+    field_extents: dict[str, float] = field(default_factory=dict)
+    field_extent_interval_s: float | None = None
 
     def with_state_times(self, times) -> "OutputSettings":
         """These settings plus more state times (``--save-state-at``)."""
@@ -37,7 +42,8 @@ class OutputSettings:
     @property
     def records(self) -> bool:
         """True when the run must pause to read the model (snapshots or trajectories)."""
-        return bool(self.snapshot_times_s) or self.trajectory_interval_s is not None or bool(self.state_times_s)
+        return (bool(self.snapshot_times_s) or self.trajectory_interval_s is not None or bool(self.state_times_s)
+                or bool(self.field_extents))
 
     def __bool__(self) -> bool:
         return self.records or bool(self.extent_thresholds)
@@ -63,15 +69,25 @@ def parse_outputs(table: Any, where: str, duration_s: float) -> OutputSettings:
     interval = table.get("trajectory_interval_s")
     if interval is not None and (not _is_number(interval) or interval <= 0):
         raise UserError(f"{w} trajectory_interval_s: must be a positive number of seconds, not {interval!r}.")
-    thresholds = table.get("extent_thresholds", {})
-    if not isinstance(thresholds, dict):
-        raise UserError(f"{w} extent_thresholds: write a table of raster = threshold, e.g. "
-                        f"{{ max_depth = 0.1 }}, not {thresholds!r}.")
-    for k, v in thresholds.items():
+    thresholds = _thresholds(table.get("extent_thresholds", {}), f"{w} extent_thresholds")
+    fields = _thresholds(table.get("field_extents", {}), f"{w} field_extents")
+    every = table.get("field_extent_interval_s")
+    if every is not None and (not _is_number(every) or every <= 0):
+        raise UserError(f"{w} field_extent_interval_s: must be a positive number of seconds, not {every!r}.")
+    if fields and every is None:
+        raise UserError(f"{w} field_extents: say how often with field_extent_interval_s (seconds), e.g. "
+                        "field_extent_interval_s = 600.")
+    return OutputSettings(times, float(interval) if interval is not None else None, thresholds, states, fields,
+                          float(every) if every is not None else None)
+
+
+def _thresholds(table: Any, where: str) -> dict[str, float]:
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: write a table of name = threshold, e.g. {{ max_depth = 0.1 }}, not {table!r}.")
+    for k, v in table.items():
         if not _is_number(v):
-            raise UserError(f"{w} extent_thresholds.{k}: the threshold must be a number, not {v!r}.")
-    return OutputSettings(times, float(interval) if interval is not None else None,
-                          {str(k): float(v) for k, v in thresholds.items()}, states)
+            raise UserError(f"{where}.{k}: the threshold must be a number, not {v!r}.")
+    return {str(k): float(v) for k, v in table.items()}
 
 
 def parse_times(times: Any, where: str, duration_s: float) -> tuple[float, ...]:

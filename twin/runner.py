@@ -39,6 +39,7 @@ class RunResult:
     model: Any = None
     exports: dict = field(default_factory=dict)  # {"recorded": exports.Recorded} when [outputs] asks
     states: dict[float, bytes] = field(default_factory=dict)  # state files by time
+    tables: dict = field(default_factory=dict)  # {file stem: {layer: GeoDataFrame}} from the model's tables()
 
 
 def software_versions() -> dict[str, str]:
@@ -56,6 +57,16 @@ def run_hash(resolved: dict, variant: str, files: dict | None = None) -> str:
     blob = json.dumps({"inputs": resolved, "variant": variant, "files": {k: v["sha256"] for k, v in (files or {}).items()},
                        "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check_field_extents(settings: OutputSettings, model_cls, where: str) -> None:
+    from .core.errors import nearest
+
+    declared = [f.name for f in model_cls.field_styles]
+    for name in settings.field_extents:
+        if name not in declared:
+            raise UserError(f'{where} [outputs] field_extents.{name}: model {model_cls.name} has no field "{name}"'
+                            f"{nearest(name, declared)}; its fields are: {', '.join(declared) or 'none'}.")
 
 
 def build_model(scenario: Scenario, variant: str | None = None, seed: int | None = None,
@@ -86,6 +97,7 @@ class Run:
         self.settings = (settings or scenario.outputs or OutputSettings()).with_state_times(save_state_at)
         self.started = time.perf_counter()
         self.model = build_model(scenario, self.variant, self.seed, self.overrides)
+        _check_field_extents(self.settings, type(self.model), scenario.where)
         self.from_state = state
         if state is not None:
             self.model.set_state(state.arrays, state.meta["model"])
@@ -166,7 +178,7 @@ class Run:
         m = self.model
         rec = self.recorder.rec if self.settings.records else None
         return RunResult(self.summary(), m.timeseries(), m.rasters(), m,
-                         {"recorded": rec} if rec is not None else {}, dict(self.states))
+                         {"recorded": rec} if rec is not None else {}, dict(self.states), m.tables())
 
     def write(self, out: Path, result: RunResult | None = None) -> RunResult:
         result = result or self.result()
@@ -213,7 +225,11 @@ def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, ov
         if settings:
             from .exports import write_exports
 
-            write_exports(result, settings, crs, tmp)
+            write_exports(result, settings, crs, tmp, scenario.model_class().name)
+        for stem, layers in result.tables.items():
+            for layer, gdf in layers.items():
+                if len(gdf):
+                    gdf.to_crs(crs).to_file(tmp / f"{stem}.gpkg", layer=layer, driver="GPKG")
         if result.states:
             (tmp / STATES_DIR).mkdir()
             for t, data in sorted(result.states.items()):

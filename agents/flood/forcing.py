@@ -222,7 +222,7 @@ def _read_table(path, what: str) -> tuple[list[str], list[tuple[int, list[str]]]
             rows = [(k + 1, r) for k, r in enumerate(csv.reader(f))]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise UserError(f"{what} file {path} could not be read as CSV: {e}") from e
-    rows = [(line, r) for line, r in rows if any(c.strip() for c in r)]
+    rows = [(line, r) for line, r in rows if any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
     if not rows:
         raise UserError(f"{what} file {path} is empty")
     header = [c.strip().lower() for c in rows[0][1]]

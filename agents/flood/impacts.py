@@ -4,12 +4,13 @@ per-feature maximum or mean of a raster over them.
 Cell lists are CSR pairs ``(indptr, cells)``: feature k owns ``cells[indptr[k]:indptr[k+1]]``,
 flat indices ``row * nx + col`` into the grid, sorted and without repeats. The reductions are
 Numba loops over those arrays, so a step's per-feature values cost one pass over the listed
-cells.
+cells. They run on one thread: a pass over ~10⁵ listed cells takes a tenth of a millisecond, less
+than waking a second thread costs on a busy machine (measured: ~12 ms per parallel call here).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from agents.flood.terrain import RasterGrid
 
@@ -151,12 +152,12 @@ def point_cells(xs, ys, grid: RasterGrid) -> np.ndarray:
     return np.where(grid.inside(r, c), r * grid.nx + c, -1).astype(np.int64)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def segment_max(values, indptr, cells):
     """Per-feature maximum of ``values`` (flat) over its cells; NaN for a feature with none."""
     n = indptr.size - 1
     out = np.full(n, np.nan)
-    for k in prange(n):
+    for k in range(n):
         a, b = indptr[k], indptr[k + 1]
         if b > a:
             m = values[cells[a]]
@@ -168,12 +169,12 @@ def segment_max(values, indptr, cells):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def segment_mean(values, indptr, cells):
     """Per-feature mean of ``values`` (flat) over its cells (summed in order); NaN for none."""
     n = indptr.size - 1
     out = np.full(n, np.nan)
-    for k in prange(n):
+    for k in range(n):
         a, b = indptr[k], indptr[k + 1]
         if b > a:
             s = 0.0
@@ -183,12 +184,12 @@ def segment_mean(values, indptr, cells):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def segment_min(values, indptr, cells):
     """Per-feature minimum (e.g. the earliest arrival time: NaN cells are skipped); NaN for none."""
     n = indptr.size - 1
     out = np.full(n, np.nan)
-    for k in prange(n):
+    for k in range(n):
         m = np.inf
         for p in range(indptr[k], indptr[k + 1]):
             v = values[cells[p]]

@@ -151,9 +151,10 @@ def test_pois(city, walk):
     by_kind = p["kind"].value_counts()
     assert by_kind.get("attraction", 0) >= 6
     assert by_kind.get("hotel", 0) >= 10
-    assert by_kind.get("shelter", 0) == 2
+    assert by_kind.get("shelter", 0) == 4
     assert by_kind.get("pump", 0) == 2
     assert by_kind.get("coach_stop", 0) == 2
+    assert by_kind.get("hospital", 0) == 1 and by_kind.get("school", 0) == 1
     ids = set(p["id"])
     assert {"ST", "M1", "M2", "B1", "B2", "B3", "X1", "SH1", "SH2", "PU1", "PU2", "CS1", "CS2"} <= ids
     assert {f"A{k}" for k in range(1, 7)} <= ids and {f"H{k}" for k in range(1, 11)} <= ids
@@ -173,7 +174,7 @@ def test_pois(city, walk):
     hot = p[p["kind"] == "hotel"]
     assert hot["capacity"].between(40, 400).all() and hot["gates"].between(1, 3).all()
     assert hot["service_time_s"].between(60, 180).all()
-    assert (q.loc[["SH1", "SH2"], "capacity"] == 2000).all()
+    assert (q.loc[["SH1", "SH2", "SH4"], "capacity"] == 2000).all() and q.loc["SH3", "capacity"] == 3000
     # every hotel and attraction poi sits at (within 10 m of) a building of that use
     b = city.buildings
     for kind in ("hotel", "attraction"):
@@ -205,12 +206,40 @@ def test_riverside_neighbourhood_is_low_and_the_hills_high(city):
     c = river.representative_point()
     bed = city.elevation_at(np.array([c.x]), np.array([c.y]))[0]
     assert 2.0 <= low.mean() - bed <= 3.5
-    # shelters on high ground, pumps in the low neighbourhood
+    # shelters on high ground; pumps, the hospital and the school in the low neighbourhood
     q = city.pois.set_index("id")
-    for k in ("SH1", "SH2"):
-        assert city.elevation_at(q.loc[k].geometry.x, q.loc[k].geometry.y) > 12
+    for k in ("SH1", "SH2", "SH3", "SH4"):
+        assert city.elevation_at(q.loc[k].geometry.x, q.loc[k].geometry.y) > 8, k
+    for k in ("PU1", "PU2", "HO1", "SC1"):
+        assert city.elevation_at(q.loc[k].geometry.x, q.loc[k].geometry.y) < water_level + 2.0, k
+
+
+def test_flood_features(city):
+    """What the flood scenario relies on: water levels, underpasses, barrier lines, pumps on open ground."""
+    w = city.water.set_index("name")
+    assert w.loc["Jade River", "level_m"] == w.loc["Lotus Canal", "level_m"] == city.meta["water_level_m"]
+    assert w.loc["Moon Pond", "level_m"] == city.meta["pond_level_m"]
+    r = city.roads
+    under = r[r["underpass"].astype(bool)]
+    assert list(under["id"]) == ["R00113", "R00324"]  # scenarios/riverside_storm.toml closes these
+    assert list(under["name"]) == ["West Road", "Temple Road"]
+    for g in under.geometry:  # the middle lies about 3 m below the road 50 m either side (or the ends)
+        d = min(50.0, g.length / 2)
+        pts = [g.interpolate(g.length / 2 + k * d) for k in (-1, 0, 1)]
+        z = city.elevation_at(np.array([p.x for p in pts]), np.array([p.y for p in pts]))
+        assert (z[0] + z[2]) / 2 - z[1] > 2.5, z
+    from agents.flood.model import FloodModel
+
+    barriers = city.extra_layer(next(s for s in FloodModel.extra_layers if s.name == "barriers"))
+    assert list(barriers["id"]) == ["UP1", "UP2", "HO1", "SC1", "LT1"]
+    # the hospital's and the school's barriers ring their buildings, entrances inside
+    q = city.pois.set_index("id")
+    for k in ("HO1", "SC1"):
+        ring = shapely.Polygon(barriers.set_index("id").loc[k].geometry)
+        assert ring.contains(q.loc[k].geometry), k
+    b = shapely.STRtree(city.buildings.geometry.values)
     for k in ("PU1", "PU2"):
-        assert city.elevation_at(q.loc[k].geometry.x, q.loc[k].geometry.y) < water_level + 2.0
+        assert not len(b.query(q.loc[k].geometry, predicate="within")), k
 
 
 def _layers_equal(a: City, b: City) -> None:

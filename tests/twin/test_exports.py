@@ -68,6 +68,38 @@ def test_bad_outputs_tables(table, expected):
     assert expected in str(e.value) and "[outputs]" in str(e.value)
 
 
+def test_field_extents_at_intervals(tmp_path, tiny_city):
+    """A snapshot field above a threshold every field_extent_interval_s (and at the end), in
+    <model>_extent.gpkg; pausing for it changes no number."""
+    import geopandas as gpd
+
+    body = "[parameters]\nwalkers = 40\n"
+    plain = run_one(load_scenario(write_scenario(tmp_path, tiny_city, body, name="plain", duration_s=600)))
+    sc = load_scenario(write_scenario(tmp_path, tiny_city, body + "[outputs]\nfield_extents = { max_count = 0.5 }\n"
+                                      "field_extent_interval_s = 30\n", name="ext", duration_s=600))
+    out = tmp_path / "run"
+    res = run_one(sc, out=out)
+    assert res.summary["kpis"] == plain.summary["kpis"] and res.timeseries.equals(plain.timeseries)
+    ext = gpd.read_file(out / "toy_extent.gpkg", layer="max_count")
+    end = res.summary["simulated_s"]
+    grid = [30.0 * k for k in range(1, int(end // 30) + 1) if 30.0 * k < end]  # at 0 s nothing is above 0.5
+    assert sorted(set(ext["time_s"])) == grid + [end]
+    assert (ext["threshold"] == 0.5).all() and (ext["area_m2"] > 0).all() and ext.crs.to_epsg() == 32650
+    # the extent only grows: max_count is a running maximum
+    area = ext.groupby("time_s")["area_m2"].sum()
+    assert area.is_monotonic_increasing
+
+
+def test_field_extents_need_a_declared_field_and_an_interval(tmp_path, tiny_city):
+    with pytest.raises(UserError, match="field_extent_interval_s"):
+        parse_outputs({"field_extents": {"depth": 0.1}}, "s.toml", 600)
+    sc = load_scenario(write_scenario(tmp_path, tiny_city, "[outputs]\nfield_extents = { max_cout = 0.5 }\n"
+                                      "field_extent_interval_s = 30\n"))
+    with pytest.raises(UserError, match='field_extents.max_cout: model toy has no field "max_cout" '
+                                        r'\(did you mean "max_count"\?\)'):
+        run_one(sc, out=tmp_path / "o")
+
+
 def test_unknown_raster_threshold_names_the_rasters(tmp_path, tiny_city):
     sc = load_scenario(write_scenario(tmp_path, tiny_city, "[outputs]\nextent_thresholds = { max_depth = 0.1 }\n"))
     with pytest.raises(UserError, match='no raster "max_depth".*max_count'):

@@ -63,6 +63,7 @@ def test_declarations(name):
     assert CONTRACT_KPIS.get(name, set()) <= kpis, f"missing contract KPIs: {CONTRACT_KPIS[name] - kpis}"
     assert all(k.unit and k.doc for k in cls.kpis)
     assert any(k.headline for k in cls.kpis), "the indicator tiles need at least one headline KPI"
+    assert not cls.state_colours or len(cls.state_colours) == len(cls.state_names)
     for s in cls.field_styles:
         assert s.kind in ("density", "depth", "scalar") and s.unit and s.doc
         assert not s.bands or len(s.colours) == len(s.bands) + 1

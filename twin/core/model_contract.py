@@ -157,6 +157,7 @@ class CityModel(mesa.Model):
     feature_styles: ClassVar[tuple[FeatureStyle, ...]] = ()
     aoi_layers: ClassVar[tuple[str, ...]] = ()  # layers whose extent the camera frames first; () = the city
     state_names: ClassVar[tuple[str, ...]] = ()
+    state_colours: ClassVar[tuple[str, ...]] = ()  # optional: one colour per state ("#rrggbb"); () = the view's
     state_attrs: ClassVar[tuple[str, ...]] = ()
     report_interval_s: float = 10.0
     # The time of day at t = 0 (seconds after midnight) for models that run on the wall clock (a
@@ -198,6 +199,12 @@ class CityModel(mesa.Model):
 
     def rasters(self) -> dict[str, GridField]:
         """Fields written as GeoTIFF at the end of a run (e.g. ``max_density``)."""
+        return {}
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """Feature tables written at the end of a run: ``{file stem: {layer: GeoDataFrame}}`` becomes
+        ``<stem>.gpkg`` in the run folder (e.g. the flood model's ``impacts.gpkg``). Empty layers
+        are not written."""
         return {}
 
     def on_restore(self, same_params: bool) -> None:

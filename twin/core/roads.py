@@ -137,7 +137,8 @@ class RoadGraph:
         # two roads between the same two vertices: keep the faster (a sparse matrix would add them up)
         order = np.lexsort((w, v, u))
         u, v, w = u[order], v[order], w[order]
-        first = np.r_[True, (u[1:] != u[:-1]) | (v[1:] != v[:-1])]
+        first = np.ones(len(u), dtype=bool)  # also right when every edge is closed
+        first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
         n = self.n_nodes
         m = csr_matrix((w[first], (u[first], v[first])), shape=(n, n))
         cost, pred = dijkstra(m, directed=False, indices=sources, return_predecessors=True)

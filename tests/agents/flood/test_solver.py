@@ -93,7 +93,7 @@ def test_one_and_two_threads_give_identical_results():
     results = []
     for threads in (1, 2):
         numba.set_num_threads(threads)
-        s = storm_solver(boundary="open", block_rows=8)  # 5 blocks of rows for the threads to share
+        s = storm_solver(boundary="open", block_rows=8, serial_below_cells=0)  # 5 blocks of rows for 2 threads
         s.advance(400.0)
         results.append((s.get_state(), s.balance()))
     assert_same_state(results[0][0], results[1][0])
