@@ -65,13 +65,8 @@ class Viewport(QWidget):
         self.renderer.set_layer_visible(layer, visible)
         self.request_render()
 
-    def show_frame(self, frame, field_name: str | None = None) -> None:
-        r = self.renderer
-        r.update_agents(frame.positions, frame.states)
-        r.update_features(getattr(frame, "features", None))
-        if frame.fields:
-            name = field_name if field_name in frame.fields else next(iter(frame.fields))
-            r.update_field(frame.fields[name])
+    def show_frame(self, frame, field_name: str | None = None, field=None, field_style=None) -> None:
+        self.renderer.show_frame(frame, field_name, field, field_style)
         self.request_render()
 
     def camera(self, preset: str, model_cls=None) -> None:
