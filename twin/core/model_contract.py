@@ -21,6 +21,7 @@ State
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -407,8 +408,8 @@ class CityModel(mesa.Model):
         for path in self.state_attrs:
             if path in arrays:
                 _set_path(self, path, arrays[path])
-            else:
-                _set_path(self, path, meta["attrs"][path])
+            else:  # a copy: the model mutates its lists, and one saved state may be restored many times
+                _set_path(self, path, copy.deepcopy(meta["attrs"][path]))
         self.time = float(meta["time_s"])
         self.steps = int(meta["steps"])
         self._report_k = int(meta["report_k"])
