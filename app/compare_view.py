@@ -138,6 +138,7 @@ class ComparisonWindow(QMainWindow):
         dock.setWidget(side)
         self.addDockWidget(Qt.BottomDockWidgetArea, dock)
         self.kpi_dock = dock
+        self.resizeDocks([dock], [260], Qt.Vertical)
 
         for keys, slot in ((("D",), lambda: self.diff_box.toggle()), (("L", "End"), self.go_live),
                            (("Ctrl+Right",), lambda: self.step_slider(+1)), (("Ctrl+Left",), lambda: self.step_slider(-1)),
@@ -376,15 +377,16 @@ class ComparisonWindow(QMainWindow):
             v.pane.viewport.request_render()
 
     def set_scale(self, s: float) -> None:
+        f = QFont(self.font())
+        f.setPointSizeF(10 * s)
+        self.setFont(f)
+        self.kpi_table.verticalHeader().setDefaultSectionSize(int(24 * s))
         for v in self.variants:
             f = v.pane.title.font()
             f.setPointSizeF(13 * s)
             v.pane.title.setFont(f)
             v.pane.viewport.renderer.set_font_scale(s)
             v.pane.viewport.request_render()
-        f = self.kpi_table.font()
-        f.setPointSizeF(9 * s)
-        self.kpi_table.setFont(f)
 
     def stop_workers(self) -> None:
         for v in self.variants:

@@ -136,9 +136,10 @@ class MainWindow(QMainWindow):
         self._dock("selection", "Selection", self.pick_panel, Qt.RightDockWidgetArea)
         self._dock("alerts", "Alerts", self.alerts_panel, Qt.RightDockWidgetArea)
         self._dock("log", "Run log", self.log_panel, Qt.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.docks["indicators"], self.docks["selection"])
-        self.docks["indicators"].raise_()
+        # right: the indicators above, the alerts (tabbed with the selection) below
         self.splitDockWidget(self.docks["indicators"], self.docks["alerts"], Qt.Vertical)
+        self.tabifyDockWidget(self.docks["alerts"], self.docks["selection"])
+        self.docks["alerts"].raise_()
         self.resizeDocks([self.docks["layers"], self.docks["params"]], [260, 520], Qt.Vertical)
         self.resizeDocks([self.docks["layers"], self.docks["indicators"]], [330, 430], Qt.Horizontal)
         self.resizeDocks([self.docks["log"]], [110], Qt.Vertical)

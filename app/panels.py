@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QHeaderView)
 
 from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
+from twin.report import kpi_label
 
 from .render import LAYER_TITLES
 
@@ -308,7 +309,7 @@ class Tile(QFrame):
         lay.setSpacing(0)
         self.value = QLabel("–")
         self.value.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
-        self.caption = QLabel(kpi.name.replace("_", " ") + (f"  [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""))
+        self.caption = QLabel(kpi_label(kpi.name) + (f"  [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""))
         self.caption.setWordWrap(True)
         self.setToolTip(kpi.doc)
         lay.addWidget(self.value)

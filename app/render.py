@@ -32,7 +32,8 @@ POI_COLOURS = {"metro": "#0050a0", "bus_stop": "#e08000", "taxi_rank": "#d0b000"
 BACKGROUND = "#dfe7ef"
 BACKGROUND_DARK = "#141a21"  # command room: dark around a bright city, easy on a video wall
 ALERT_COLOURS = ("#2ca02c", "#ffb000", "#e8112d")  # ok, amber, red (twin.core.model_contract.ALERT_LEVELS)
-DIFFERENCE_CMAP = "RdBu_r"  # intervention − baseline: blue lower, red higher, white no change
+DIFFERENCE_CMAP = "RdBu_r"
+LEGEND_MAX_SCALE = 1.6  # intervention − baseline: blue lower, red higher, white no change
 ROOF_OPACITY = 0.18
 TERRAIN_CMAP = ["#e9ede2", "#d6dfc8", "#c5cdb0", "#b9b59b"]
 
@@ -208,7 +209,8 @@ class SceneRenderer:
             self.plotter.renderer.RemoveViewProp(self._legend)
             self._legend = None
         if entries:
-            self._legend = make_legend(entries, self.font_scale)
+            # the legend is a key, not the message: it grows less than the labels on a wall
+            self._legend = make_legend(entries, min(self.font_scale, LEGEND_MAX_SCALE))
             self.plotter.renderer.AddViewProp(self._legend)
 
     # -- visibility ------------------------------------------------------------------------------
@@ -439,12 +441,16 @@ class SceneRenderer:
         """Draw the field as its model declared: a water surface (depth), stepped heat bands
         (density) or a plain colour map (scalar)."""
         self._remove_layer("field")
+        old_bar = getattr(self, "_field_bar", None)
+        if old_bar is not None and old_bar in self.plotter.scalar_bars:
+            self.plotter.remove_scalar_bar(old_bar, render=False)  # a field restyled (difference on/off)
         f, style = self.field, self.field_style
         self.field_shader = None
         sb = dict(vertical=True, position_x=0.9, position_y=0.55, height=0.35, width=0.05, color=self.ink,
                   title_font_size=int(16 * self.font_scale), label_font_size=int(14 * self.font_scale), fmt="%.2f")
         clim = style.clim or _nice_range(f.values)
         title = f"{f.name} ({style.unit or f.unit or '-'})"
+        self._field_bar = title
         common = dict(scalars="value", clim=clim, nan_opacity=0.0, pickable=True, name="field", reset_camera=False,
                       render=False, lighting=False)
         if style.kind == "difference":  # intervention − baseline: one opacity, a diverging map around 0

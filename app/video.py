@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.alerts import AlertMonitor, Places
+from twin.report import kpi_label
 from twin.video_spec import VideoSpec, time_span
 
 BAR_SHARE = 0.2  # of the frame's height: the tiles band
@@ -180,8 +181,8 @@ class Overlay:
             v = vals.get(k.name)
             d.text((x + gap, y0 + gap), fmt_value(v) if v is not None else "–", font=self.f_value,
                    fill=UI_DARK["text"])
-            unit = f" [{k.unit}]" if k.unit and k.unit not in ("-", "persons") else ""
-            d.text((x + gap, y0 + th - int(30 * u)), (k.name.replace("_", " ") + unit)[:40], font=self.f_caption,
+            unit = f" [{k.unit}]" if k.unit and k.unit != "-" else ""
+            d.text((x + gap, y0 + th - int(30 * u)), (kpi_label(k.name) + unit)[:40], font=self.f_caption,
                    fill=UI_DARK["muted"])
             if base is not None and isinstance(v, (int, float)) and isinstance(base.get(k.name), (int, float)):
                 delta = float(v) - float(base[k.name])

@@ -123,15 +123,25 @@ def evaluate(rules, kpis: dict | None, features: dict | None = None, fields: dic
     return out
 
 
+CLEAR_AFTER_S = 30.0  # simulated seconds an item must stay below its level before the alert drops
+
+
 @dataclass
 class AlertMonitor:
-    """Levels now and the log of changes; frames are fed in time order (``update``)."""
+    """Levels now and the log of changes; frames are fed in time order (``update``).
+
+    A rising level shows and is logged at once; a falling one only after the value has stayed below
+    for ``clear_after_s`` simulated seconds (an off-delay: a density that hovers at a threshold does
+    not flash the tile and fill the log). Frames earlier than the last one (scrubbing back) show the
+    levels of that moment and log nothing."""
 
     rules: tuple
     places: Places = field(default_factory=Places)
+    clear_after_s: float = CLEAR_AFTER_S
     log: list[AlertEvent] = field(default_factory=list)
     current: list[Alert] = field(default_factory=list)
-    _levels: dict = field(default_factory=dict)
+    _levels: dict = field(default_factory=dict)  # (rule, key) -> the level shown
+    _below_since: dict = field(default_factory=dict)  # (rule, key) -> when the value fell below it
     _last_t: float = -math.inf
 
     def evaluate(self, frame) -> list[Alert]:
@@ -139,20 +149,35 @@ class AlertMonitor:
                         getattr(frame, "fields", None), self.places)
 
     def update(self, frame) -> list[AlertEvent]:
-        """Evaluate a frame; when it is later than the last one, log every change of level."""
+        """Evaluate a frame; when it is later than the last one, apply the off-delay and log changes."""
         alerts = self.evaluate(frame)
-        self.current = alerts
         t = float(frame.time_s)
         if t <= self._last_t:
-            return []  # scrubbing back: show the levels then, log nothing
+            self.current = alerts  # scrubbing back: the levels then, nothing logged
+            return []
         self._last_t = t
-        events = []
+        placed = {(c.rule.name, c.key): (c.x, c.y) for c in self.current if c.x is not None}
+        events, shown = [], []
         for a in alerts:
             k = (a.rule.name, a.key)
             prev = self._levels.get(k, 0)
-            if a.level != prev:
+            level = a.level
+            if level < prev:
+                since = self._below_since.setdefault(k, t)
+                if t - since < self.clear_after_s:
+                    level = prev  # not long enough below: keep showing the higher level
+                else:
+                    del self._below_since[k]
+            else:
+                self._below_since.pop(k, None)
+            if level != a.level:  # held: marked where it was (a feature stays where it is)
+                x, y = (a.x, a.y) if a.x is not None else placed.get(k, self.places.of(a.rule.layer, a.key))
+                a = Alert(a.rule, a.key, level, a.value, x, y)
+            if level != prev:
                 events.append(AlertEvent(t, a, prev))
-                self._levels[k] = a.level
+                self._levels[k] = level
+            shown.append(a)
+        self.current = shown
         self.log.extend(events)
         return events
 
@@ -160,6 +185,7 @@ class AlertMonitor:
         self.log.clear()
         self.current = []
         self._levels.clear()
+        self._below_since.clear()
         self._last_t = -math.inf
 
     @property

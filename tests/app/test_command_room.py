@@ -228,3 +228,19 @@ def test_video_export_from_the_app_and_cancel(window, toy_scenario, tmp_path, qt
     qtbot.waitUntil(lambda: bool(cancelled), timeout=30_000)
     assert not out2.exists() and not list(tmp_path.glob(".cancelled.mp4.*"))
     assert Path(out).exists()
+
+
+def test_the_branch_dialog_offers_the_interventions_and_returns_the_changes(window, toy_scenario):
+    from app.dialogs import BranchDialog
+    from twin.scenario import load_scenario
+
+    dlg = BranchDialog(load_scenario(toy_scenario), 42.0, window)
+    assert [dlg.variant.itemText(i) for i in range(dlg.variant.count())] == ["baseline", "fast"]
+    assert dlg.variant.currentText() == "fast" and dlg.params.widgets["speed_mps"].value() == pytest.approx(3.0)
+    dlg.params.widgets["speed_sd_mps"].setValue(0.1)
+    dlg.replications.setValue(4)
+    variant, changes, reps, speed = dlg.choice()
+    assert (variant, changes, reps, speed) == ("fast", {"speed_sd_mps": pytest.approx(0.1)}, 4, 0.0)
+    dlg.variant.setCurrentText("baseline")  # the form follows the intervention
+    assert dlg.params.widgets["speed_mps"].value() == pytest.approx(1.0)
+    dlg.close()

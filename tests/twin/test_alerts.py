@@ -96,15 +96,27 @@ def test_evaluate_places_features_keys_and_field_peaks(tiny_city):
     assert {a.key: a.level for a in cols} == halves
 
 
+def frame(t, v):
+    return SimpleNamespace(time_s=t, kpis={"walkers_done": v}, features={}, fields={})
+
+
 def test_the_monitor_logs_each_change_once_and_never_when_scrubbing_back():
     rule = AlertRule("done", "d", 10, 20, kpi="walkers_done")
-    m = AlertMonitor((rule,))
-
-    def frame(t, v):
-        return SimpleNamespace(time_s=t, kpis={"walkers_done": v}, features={}, fields={})
-
+    m = AlertMonitor((rule,), clear_after_s=0.0)
     log = [e for t, v in ((0, 0), (5, 12), (10, 15), (15, 25), (20, 5)) for e in m.update(frame(t, v))]
     assert [(e.time_s, e.previous, e.alert.level) for e in log] == [(5, 0, 1), (15, 1, 2), (20, 2, 0)]
     assert m.update(frame(15, 25)) == [] and m.kpi_level("walkers_done") == 2  # scrubbed back: levels only
     assert [a.level for a in m.active] == [2] and m.rule_level("done")[0] == 2
     assert len(m.log) == 3
+
+
+def test_an_alert_drops_only_after_staying_below_for_the_off_delay():
+    """A value hovering at the threshold neither flashes the tile nor fills the log."""
+    m = AlertMonitor((AlertRule("done", "d", 10, 20, kpi="walkers_done"),), clear_after_s=30.0)
+    series = [(0, 12), (10, 9), (20, 11), (30, 9), (40, 8), (50, 9), (59, 9), (61, 9), (70, 25), (80, 15)]
+    levels = []
+    for t, v in series:
+        m.update(frame(t, v))
+        levels.append(m.kpi_level("walkers_done"))
+    assert levels == [1, 1, 1, 1, 1, 1, 1, 0, 2, 2]  # below from 30 s: dropped at 61 s, not before
+    assert [(e.time_s, e.alert.level) for e in m.log] == [(0, 1), (61, 0), (70, 2)]
