@@ -12,6 +12,7 @@ from twin.core.errors import UserError, nearest
 
 MODELS: dict[str, str] = {
     "station_dispersal": "agents.station.model:StationDispersalModel",
+    "tourist_flow": "agents.tourism.model:TouristFlowModel",
 }
 
 # Plug-in models outside this package: CITYTWIN_MODELS="name=module:Class,other=module:Class".

@@ -3,7 +3,10 @@
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python -m app.screenshots [--city DIR] [--scenario TOML]
 
 Writes docs/screenshot_city.png (the demo city on open) and docs/screenshot_station.png (the
-station model running: agents, density and indicators).
+station model running: agents, density and indicators). ``--help`` for the rest: another scenario
+(``--name`` names the file), the simulated time, the window size and a camera on a POI, e.g.
+``--scenario scenarios/holiday_tourism.toml --name tourism --run-s 21600 --no-city --fly-to A2
+--distance 1000``.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +51,8 @@ def main() -> int:
     ap.add_argument("--name", default="station", help="the run's screenshot is docs/screenshot_NAME.png")
     ap.add_argument("--no-city", action="store_true", help="skip the screenshot of the city on open")
     ap.add_argument("--size", default="1920x1080", help="window size WxH")
+    ap.add_argument("--fly-to", metavar="POI_ID", help="look at this POI instead of the area of interest")
+    ap.add_argument("--distance", type=float, default=250.0, help="camera distance for --fly-to, m")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
@@ -79,16 +86,22 @@ def main() -> int:
                             f'city = "{args.city.resolve()}"\nduration_s = 1800\nseed = 7\n', encoding="utf-8")
     assert w.open_scenario(scenario), f"cannot open {scenario}"
     w.viewport.camera("aoi", w.model_cls)
+    if args.fly_to:
+        poi = w.city.pois[w.city.pois["id"] == args.fly_to]
+        assert len(poi), f"no POI {args.fly_to} in the city"
+        w.viewport.fly_to_world(poi.geometry.x.iloc[0], poi.geometry.y.iloc[0], args.distance)
     worker = w.start_run()
     _wait(app, lambda: worker.model is not None and worker.model.time_s >= args.run_s or worker.done.is_set(), 900)
     worker.pause()
     time.sleep(0.3)
-    # Show the latest frame and every chart point so far.
+    # Show the frame at --run-s (a fast model may have run on before the pause) and the charts.
     _wait(app, lambda: False, 0.5)
     w.go_live()
     n = len(worker.recorder)
     if n:
-        w._show(worker.recorder[n - 1])
+        times = worker.recorder.times()
+        i = int(np.searchsorted(times, args.run_s - 1e-6)) if times[-1] >= args.run_s else n - 1
+        w._show(worker.recorder[min(i, n - 1)])
     w.viewport.render_now()
     app.processEvents()
     save_small(w, args.out / f"screenshot_{args.name}.png")

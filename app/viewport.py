@@ -78,10 +78,10 @@ class Viewport(QWidget):
             self.renderer.camera_preset(preset)
         self.render_now()
 
-    def fly_to_world(self, wx: float, wy: float) -> None:
+    def fly_to_world(self, wx: float, wy: float, distance: float = 250.0) -> None:
         s = self.renderer.scene
         xl, yl = s.to_local(wx, wy)
-        self.renderer.fly_to(float(xl), float(yl))
+        self.renderer.fly_to(float(xl), float(yl), distance)
         self.render_now()
 
     # -- picking -------------------------------------------------------------------------------

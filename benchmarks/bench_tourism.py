@@ -1,7 +1,9 @@
-"""Speed of the tourist-flow engine: its queueing network vs the same network in SimPy, and a
-100,000-tourist day with hotels and travel.
+"""Speed of the tourist-flow engine: its queueing network vs the same network in SimPy, a
+100,000-tourist day with hotels and travel, and the ``tourist_flow`` model's 100,000-tourist day on
+the demo city with movement on the roads.
 
     .venv/bin/python benchmarks/bench_tourism.py [--tourists 100000] [--seeds 3] [--no-simpy] [--no-day]
+                                                 [--no-model] [--frame-s 60]
 
 Queueing network: one entry point, 6 attractions (gates, exponential entry service, capacity,
 lognormal dwell), every tourist (groups of one) visits 3 attractions drawn by popularity, walking
@@ -17,6 +19,13 @@ the model. Results go to stdout only.
 The city day: 3 entry points, 12 attractions with opening hours, 30 hotels, a shuttle, groups of
 1 + Poisson, 60 % staying the night, and some of every intervention; advanced hour by hour as a
 model would.
+
+The model day: ``scenarios/holiday_tourism.toml`` (baseline) with its arrival profile scaled to
+--tourists, on the demo city: travel times and routes from the road graph, the engine, the report
+rows every 300 s, and a frame every --frame-s simulated seconds as the app would draw it (every
+tourist's position, interpolated along the nodes of its route or in its crowd, the tourists on each
+road, the crowding field and the per-POI values). The demo city's 7 attractions are small for
+100,000 tourists: queues are hours long, which is the hard case for drawing (many crowds).
 """
 from __future__ import annotations
 
@@ -185,12 +194,67 @@ def bench_day(n_tourists: int):
     return eng, t_build, t_run, peak_travel
 
 
+def bench_model_day(n_tourists: int, frame_s: float):
+    import tomllib
+
+    from agents.tourism.model import TouristFlowModel
+    from twin.core.city import City
+
+    root = Path(__file__).resolve().parents[1]
+    raw = tomllib.loads((root / "scenarios" / "holiday_tourism.toml").read_text())
+    params = dict(raw["parameters"])
+    profile = np.array(params["arrival_profile"], dtype=float)
+    hours = np.diff(profile[:, 0], append=profile[-1, 0]) / 3600.0
+    profile[:, 1] *= n_tourists / float((profile[:, 1] * hours).sum())
+    params["arrival_profile"] = profile.tolist()
+    duration = float(raw["scenario"]["duration_s"])
+    t0 = time.perf_counter()
+    city = City.load(root / "gis_data" / "demo_city")
+    city.road_graph()
+    t_city = time.perf_counter() - t0
+    TouristFlowModel(city, duration_s=3600.0, seed=1, **{**params, "arrival_profile": [[0, 500]]}).run_to_end()  # warm up
+
+    def run(frames: bool):
+        t0 = time.perf_counter()
+        m = TouristFlowModel(city, duration_s=duration, seed=raw["scenario"]["seed"], **params)
+        t_build = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        peak, n_frames, t_frames = 0, 0, 0.0
+        step = frame_s if frames else m.report_interval_s
+        for t in np.arange(step, duration + step / 2, step):
+            m.advance_to(t)
+            if frames:
+                t2 = time.perf_counter()
+                snap = m.snapshot()
+                t_frames += time.perf_counter() - t2
+                peak, n_frames = max(peak, len(snap.ids)), n_frames + 1
+            if m.done:
+                break
+        return m, t_build, time.perf_counter() - t1, peak, n_frames, t_frames
+
+    m, t_build, t_run, *_ = run(False)
+    _, t_build2, t_run2, peak, n_frames, t_frames = run(True)
+    k = m.final_kpis()
+    print(f"\nmodel day on the demo city (tourist_flow, holiday scenario scaled): {k['tourists_total']:,.0f} tourists, "
+          f"{m.engine.n_groups:,} groups, {m.time_s / 3600:.1f} h simulated")
+    print(f"  city load + road graph {t_city:.2f} s (once)")
+    print(f"  without frames: build {t_build:.2f} s + run {t_run:.2f} s = {t_build + t_run:.2f} s wall")
+    print(f"  with movement on the roads, a frame every {frame_s:g} s: build {t_build2:.2f} s + run {t_run2:.2f} s = "
+          f"{t_build2 + t_run2:.2f} s wall; {n_frames} frames, {t_frames / max(n_frames, 1) * 1e3:.1f} ms each, "
+          f"up to {peak:,} tourists drawn")
+    for key in ("visits_completed", "mean_entry_wait_s", "p95_entry_wait_s", "mean_room_search_s",
+                "queue_hours_total", "turned_away", "room_search_failed"):
+        print(f"  {key:22s} {k[key]:12,.1f} {kpis.UNITS[key]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tourists", type=int, default=100_000)
     ap.add_argument("--seeds", type=int, default=3, help="our engine's seeds (the spread is the noise)")
     ap.add_argument("--no-simpy", action="store_true")
     ap.add_argument("--no-day", action="store_true")
+    ap.add_argument("--no-model", action="store_true")
+    ap.add_argument("--frame-s", type=float, default=60.0, help="simulated seconds between frames (model day)")
     a = ap.parse_args()
     print(f"{os.cpu_count()} cores; the engine's event loop is single-threaded")
     network_engine(2000, 0).advance(72 * 3600.0)  # compile / load the kernels
@@ -217,6 +281,8 @@ def main() -> None:
                     "mean_checkin_s", "queue_hours_total", "peak_occupancy_ratio", "turned_away",
                     "room_search_failed"):
             print(f"  {key:22s} {k[key]:12,.1f} {kpis.UNITS[key]}")
+    if not a.no_model:
+        bench_model_day(a.tourists, a.frame_s)
 
 
 if __name__ == "__main__":

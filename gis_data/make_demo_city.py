@@ -1029,6 +1029,12 @@ def build(seed: int = DEFAULT_SEED):
         p = river_offset(lambda uu: river_hw(uu) + 27, u, u, 1.0)[0]
         pois.append(dict(id=f"PU{k}", kind="pump", name=name, capacity=0, gates=0, service_time_s=0.0,
                          capacity_m3s=2.0, xy=(float(p[0]), float(p[1]))))
+    # coach stops where tour coaches set tourists down (tourist flow): a coach park beside the Ring
+    # Boulevard west of the old town, and a stop on Riverside Avenue
+    pois += [dict(id="CS1", kind="coach_stop", name="Old Town coach park", capacity=0, gates=1, service_time_s=0.0,
+                  xy=(1075.0, 993.0)),
+             dict(id="CS2", kind="coach_stop", name="Riverside Avenue coach stop", capacity=0, gates=1,
+                  service_time_s=0.0, xy=(1250.0, 446.0))]
 
     # --- drains ------------------------------------------------------------------------------
     drains = []

@@ -34,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from .core.errors import UserError
+from .core.params import plain_value
 from .scenario import BASELINE, Intervention, Scenario, load_scenario, scenario_from_dict
 from .sweeps import experiment_replications, point_name, slugify, sweep_points
 
@@ -402,6 +403,7 @@ def flatten_kpis(kpis: dict) -> dict[str, float]:
 
 
 def _param_cell(v):
+    v = plain_value(v)  # a time series as written: its CSV path or its [t_s, value] pairs
     return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
 
 

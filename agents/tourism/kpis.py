@@ -36,7 +36,10 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
 
 
 def weighted_mean(values, weights) -> float:
-    return float(np.dot(values, weights) / weights.sum()) if weights.sum() > 0 else float("nan")
+    # (values * weights).sum(), not np.dot: BLAS may start threads for a long dot product, which
+    # costs milliseconds on a busy machine and is called at every frame
+    total = weights.sum()
+    return float((values * weights).sum() / total) if total > 0 else float("nan")
 
 
 def arrived(w: World) -> slice:

@@ -27,6 +27,15 @@ def test_compare_cli_end_to_end(tmp_path, tiny_city, capsys):
     assert "(0 run now, 4 reused)" in capsys.readouterr().out
 
 
+def test_compare_with_a_time_series_parameter(tmp_path, tiny_city):
+    sc = write_scenario(tmp_path, tiny_city, '[parameters]\nwalkers = 10\nspeed_profile = [[0, 1.0], [20, 2.0]]\n\n'
+                        '[[interventions]]\nname = "slow"\n[interventions.parameters]\nspeed_profile = [[0, 0.5]]\n')
+    out = tmp_path / "cmp"
+    assert main(["compare", str(sc), "--replications", "1", "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert runs.set_index("variant").loc["slow", "speed_profile"] == "[0.0, 0.5]"
+
+
 @pytest.mark.parametrize("body, expected", [
     ('[experiment]\nmethod = "random"\n[experiment.parameters]\nwalkers = [1]\n', 'method = "random" is unknown'),
     ('[experiment]\nmethod = "grid"\n[experiment.parameters]\nwalkrs = [1, 2]\n', '(did you mean "walkers"?)'),

@@ -101,6 +101,7 @@ def test_bad_continuations_are_clear_errors(case, tmp_path, tiny_city):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two thirds of an evening peak twice: ~3 min alone, much more on a busy machine
 def test_evening_peak_restored_at_600_s_ends_exactly_like_the_uninterrupted_run(tmp_path):
     """The issue's acceptance check: the station's evening peak, saved at 600 s, restored, run to the end."""
     sc = ROOT / "scenarios" / "station_evening_peak.toml"

@@ -153,8 +153,9 @@ def test_pois(city, walk):
     assert by_kind.get("hotel", 0) >= 10
     assert by_kind.get("shelter", 0) == 2
     assert by_kind.get("pump", 0) == 2
+    assert by_kind.get("coach_stop", 0) == 2
     ids = set(p["id"])
-    assert {"ST", "M1", "M2", "B1", "B2", "B3", "X1", "SH1", "SH2", "PU1", "PU2"} <= ids
+    assert {"ST", "M1", "M2", "B1", "B2", "B3", "X1", "SH1", "SH2", "PU1", "PU2", "CS1", "CS2"} <= ids
     assert {f"A{k}" for k in range(1, 7)} <= ids and {f"H{k}" for k in range(1, 11)} <= ids
     q = p.set_index("id")
     for k in ("M1", "M2", "B1", "B2", "B3", "X1"):
@@ -162,6 +163,10 @@ def test_pois(city, walk):
     assert (q.loc[["M1", "M2"], "kind"] == "metro").all() and (q.loc[["M1", "M2"], "capacity"] == 1000).all()
     assert (q.loc[["B1", "B2", "B3"], "kind"] == "bus_stop").all()
     assert q.loc["X1", "kind"] == "taxi_rank"
+    # coach stops beside a road a coach can use (not a footway)
+    drivable = shapely.union_all(city.roads[city.roads["kind"] != "footway"].geometry.values)
+    for k in ("CS1", "CS2"):
+        assert q.loc[k, "kind"] == "coach_stop" and drivable.distance(q.loc[k].geometry) < 10, k
     att = p[p["kind"] == "attraction"]
     assert att["capacity"].between(200, 3000).all() and att["gates"].between(1, 6).all()
     assert att["service_time_s"].between(3, 15).all()

@@ -1,0 +1,562 @@
+"""Tourist flow across a city (model ``tourist_flow``): arrivals by train and coach, room search,
+sightseeing with entry queues at the attractions, evening check-in (docs/tourist_flow.md).
+
+The places are POIs of the city: entry points (kind ``station``, ``railway_station`` or
+``coach_stop``), attractions (kind ``attraction``) and hotels (kind ``hotel``). Travel times
+between them come from shortest paths on the platform's road graph, on foot and by shuttle
+(``routes.Network``). The queueing itself is the discrete-event engine (``engine.TourismEngine``,
+Numba over numpy arrays): time is event-driven, so ``_advance(t)`` asks the engine to process every
+event up to t and any pause point is exact (``time_quantum_s`` 0). The model clock starts at 0;
+the engine's clock is the time of day, ``day_start_s`` + model time, so arrival profiles and
+opening hours are written in time of day.
+
+The view draws every tourist: travelling groups interpolated along the nodes of their route,
+the others in crowds at their place (``view``), coloured by state; per-attraction queues and
+occupancy, tourists on each road, and a crowding field (tourists per m² on a grid).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from twin.core.errors import UserError, nearest
+from twin.core.grid import GridField
+from twin.core.model_contract import (
+    KPI, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot, TimeSeries,
+)
+
+from . import kpis as K
+from .engine import STATE_FIELDS, TourismEngine
+from .inputs import Attractions, Demand, Entries, Hotels, Interventions, one_plus_poisson_pmf
+from .layout import (
+    A_CAP_NOMINAL, C_NEXT_ARR, CHECKED_IN, D_INSIDE, D_PQP, D_QP, DESK, DESK_QUEUE, F_ARR, F_DEP, F_FOLLOW,
+    F_MARK, F_ONLINE, F_PLATFORM, F_RESERVE, F_SHUTTLE, G_FLAGS, G_FROM, G_MODE, G_PLACE, G_SIZE, G_STATE, G_TO,
+    G_VISIT, GATE, H_ROOMS, HD_FREE, HD_QP, IDLE, INSIDE, LEFT, N_STATES, QUEUE, SEARCH_ENQUIRY, SEARCH_PLATFORM,
+    SEARCH_TRAVEL, TRAVEL_ATTR, TRAVEL_EXIT, TRAVEL_HOTEL, TRAVELLING_STATES, V_ENTER, V_JOIN, WAIT_SLOT,
+)
+from .routes import Network
+from .view import MEMBER_SCALE_M, count_grid, crowd_ranks, members, sunflower
+
+TRAIN_KINDS = ("station", "railway_station")
+COACH_KINDS = ("coach_stop",)
+ENTRY_KINDS = TRAIN_KINDS + COACH_KINDS
+DAY_S = 86400.0
+REPORT_INTERVAL_S = 300.0
+DISTRIBUTIONS = ("exponential", "deterministic", "lognormal")
+
+# The view's states (Snapshot.states) and which engine states they gather; -1: not drawn (not yet
+# arrived, or done for the day).
+VIEW_STATES = ("travelling", "queueing", "visiting", "searching_room", "checking_in", "waiting")
+VIEW_OF = np.full(N_STATES, -1, np.int8)
+VIEW_OF[[TRAVEL_ATTR, TRAVEL_HOTEL, TRAVEL_EXIT]] = 0
+VIEW_OF[[QUEUE, GATE]] = 1
+VIEW_OF[INSIDE] = 2
+VIEW_OF[[SEARCH_TRAVEL, SEARCH_ENQUIRY, SEARCH_PLATFORM]] = 3
+VIEW_OF[[DESK_QUEUE, DESK]] = 4
+VIEW_OF[[WAIT_SLOT, IDLE]] = 5
+DONE_STATES = (CHECKED_IN, LEFT)
+TRAVELLING = np.isin(np.arange(N_STATES), TRAVELLING_STATES)
+# What a group does under the interventions (drawn per group at construction); a run continued as
+# another variant takes these from the variant.
+BEHAVIOUR_FLAGS = F_PLATFORM | F_ONLINE | F_FOLLOW | F_RESERVE | F_SHUTTLE
+
+# Crowds at places (view), as the scale of their sunflower discs: π·scale² of area per person,
+# 0.5 m² in a queue (2 persons/m², a dense queue), 2 m² inside an attraction.
+QUEUE_SCALE_M = 0.4
+INSIDE_SCALE_M = 0.8
+SUNFLOWER_CHUNK = 4096
+
+P = Param
+PARAMS = (
+    # -- time and demand
+    P("day_start_s", "s", 6 * 3600.0, "Time of day when the run starts (seconds after midnight). Arrival profiles and "
+      "opening hours are in time of day; the run's clock counts from here.", float, 0.0, DAY_S),
+    P("arrival_rate_per_h", "persons/h", 1500.0, "Tourists arriving per hour in the whole city (all entry points "
+      "together), when no arrival_profile is given.", float, 0.0, 1e6),
+    P("arrival_profile", "persons/h", [], "Tourists arriving per hour in the whole city by time of day: "
+      "[[t_s, rate], ...] (t_s in seconds after midnight) or a two-column CSV. Each rate holds until the next time, "
+      "the last one to the end of the run (end with 0 to stop arrivals); the first time must be at or before "
+      "day_start_s. Replaces arrival_rate_per_h.", TimeSeries, 0.0, 1e6),
+    P("arrival_process", "-", "poisson", "poisson (non-homogeneous Poisson arrivals) or deterministic (evenly "
+      "spaced at the rate).", str, choices=("poisson", "deterministic")),
+    P("coach_share", "-", 0.4, "Share of tourists arriving by coach (POIs of kind coach_stop); the others arrive by "
+      "train (kind station or railway_station). A city with only one kind sends everybody there. An optional POI "
+      "column arrival_weight splits a kind's arrivals between its entry points (default: evenly).", float, 0.0, 1.0),
+    P("group_size_mean", "persons", 2.5, "Mean size of a tourist group (1 + Poisson). A group travels, queues and "
+      "is served together; every measure counts persons.", float, 1.0, 50.0),
+    P("group_size_max", "persons", 8, "Largest group (the Poisson tail is folded into it).", int, 1, 255),
+    P("time_budget_s", "s", 6 * 3600.0, "Mean sightseeing time from arrival (lognormal); a group drops the "
+      "attractions it could not finish within its budget.", float, 60.0, 7 * DAY_S),
+    P("time_budget_cv", "-", 0.25, "Coefficient of variation of the time budget (0: the same for all).", float, 0.0, 3.0),
+    P("max_visits", "-", 3, "Attractions a group visits at most; drawn by popularity (the POI column popularity, "
+      "else the capacity).", int, 1, 50),
+    P("alternatives", "-", 1, "Further attractions on each group's list, visited instead of a closed, too late or "
+      "(for recommendation followers) busier one.", int, 0, 50),
+    P("overnight_share", "-", 0.3, "Share of groups staying the night: they look for a room on arrival and check in "
+      "when their sightseeing ends; the others leave by their entry point.", float, 0.0, 1.0),
+    P("persons_per_room", "persons", 2, "A group needs ceil(size / persons_per_room) rooms.", int, 1, 10),
+    P("rooms_free_share", "-", 0.5, "Share of each hotel's rooms (its capacity) free at the start; a POI column "
+      "rooms_free overrides it.", float, 0.0, 1.0),
+    P("enquiry_s", "s", 120.0, "Time a walk-in room searcher spends asking at a hotel's desk.", float, 0.0, 3600.0),
+    P("max_hotel_enquiries", "-", 0, "Hotels a walk-in searcher asks before giving up (nearest first; 0: all).",
+      int, 0, 10_000),
+    # -- attractions and hotels (POI columns give the rest)
+    P("opening_hours_s", "s", [], "[open_s, close_s] in seconds after midnight for attractions without the POI "
+      "columns open_s/close_s; closing is the last admission. Empty: open all day.", Numbers, 0.0, 7 * DAY_S),
+    P("dwell_mean_s", "s", 3600.0, "Mean time inside an attraction (a POI column dwell_mean_s overrides).",
+      float, 0.0, DAY_S),
+    P("dwell_distribution", "-", "lognormal", "Distribution of the time inside.", str, choices=DISTRIBUTIONS),
+    P("dwell_cv", "-", 0.5, "Coefficient of variation of a lognormal time inside.", float, 0.0, 5.0),
+    P("service_time_distribution", "-", "exponential", "Distribution of the entry time per person at a gate "
+      "(mean: the POI's service_time_s).", str, choices=DISTRIBUTIONS),
+    P("service_cv", "-", 0.5, "Coefficient of variation of a lognormal entry time.", float, 0.0, 5.0),
+    P("checkin_distribution", "-", "exponential", "Distribution of a group's time at the front desk (mean: the "
+      "hotel's service_time_s).", str, choices=DISTRIBUTIONS),
+    # -- travel
+    P("walk_speed_mps", "m/s", 1.34, "Walking speed on the roads (Weidmann 1993's free walking speed).", float, 0.3, 3.0),
+    P("max_snap_m", "m", 250.0, "A place (POI) farther than this from the road network is an error.", float, 1.0, 10_000.0),
+    # -- interventions
+    P("reservation_share", "-", 0.0, "Timed entry: share of groups who book an entry slot when they set out for an "
+      "attraction; they use a reservation lane served first.", float, 0.0, 1.0),
+    P("slot_length_s", "s", 1800.0, "Length of a timed-entry slot, from the opening.", float, 60.0, DAY_S),
+    P("slot_quota_share", "-", 0.5, "Slot quota as a share of the gates' throughput in a slot.", float, 0.0, 1.0),
+    P("recommend_share", "-", 0.0, "Live recommendation: share of groups who go to the attraction on their list that "
+      "the platform ranks best now.", float, 0.0, 1.0),
+    P("recommend_objective", "-", "wait", "What the recommendation minimises: wait (predicted entry wait) or "
+      "crowding (share of the capacity taken).", str, choices=("wait", "crowding")),
+    P("extra_gates", "-", 0, "Entry gates added at each attraction of extra_gates_at.", int, 0, 100),
+    P("extra_gates_at", "-", [], "Attraction ids that get extra_gates (empty: every attraction).", list),
+    P("entry_time_factor", "-", 1.0, "Faster entry (e-ticket, face check): multiplies every entry time.", float, 0.01, 10.0),
+    P("capacity_cap_share", "-", 1.0, "Capacity cap: an attraction admits at most this share of its capacity "
+      "(1: no cap).", float, 0.01, 1.0),
+    P("room_platform_share", "-", 0.0, "Share of overnight groups who find their room on the platform (the free room "
+      "nearest their entry point, in platform_search_s) instead of walking from hotel to hotel.", float, 0.0, 1.0),
+    P("platform_search_s", "s", 10.0, "Room search time on the platform (Haikou's promise: 10 s).", float, 0.0, 3600.0),
+    P("online_checkin_share", "-", 0.0, "Share of groups checked in online: they skip the desk queue.", float, 0.0, 1.0),
+    P("online_checkin_s", "s", 30.0, "Key pick-up time after online check-in (Haikou's promise: 30 s).",
+      float, 0.0, 3600.0),
+    P("shuttle_share", "-", 0.0, "Share of groups who ride the shuttle where it is faster than walking, the wait "
+      "included (0: no shuttle).", float, 0.0, 1.0),
+    P("shuttle_headway_s", "s", 600.0, "Time between shuttle departures at every stop.", float, 0.0, 7200.0),
+    P("shuttle_kmh", "km/h", 30.0, "Shuttle speed limit (roads open to cars, at most their speed_kmh).",
+      float, 5.0, 120.0),
+    P("shuttle_stops", "-", [], "POI ids the shuttle serves (empty: every entry point and attraction).", list),
+    # -- view
+    P("crowding_cell_m", "m", 25.0, "Cell size of the crowding field.", float, 5.0, 500.0),
+)
+
+KPIS = (
+    KPI("tourists_total", "persons", "Tourists arrived so far."),
+    KPI("visits_completed", "person-visits", "Attraction visits finished (a group of n counts n).", headline=True,
+        better="higher"),
+    KPI("mean_entry_wait_s", "s", "Mean wait from joining an entry queue to reaching a gate, per person (0 before "
+        "anyone).", headline=True, better="lower"),
+    KPI("p95_entry_wait_s", "s", "95th percentile of the entry wait, per person.", better="lower"),
+    KPI("mean_room_search_s", "s", "Mean time from arrival to a booked room (or giving up), overnight tourists.",
+        headline=True, better="lower"),
+    KPI("mean_checkin_s", "s", "Mean time from reaching the hotel to having the key (desk queue + desk).",
+        better="lower"),
+    KPI("queue_hours_total", "person-h", "Time spent in entry and front-desk queues, all tourists together.",
+        headline=True, better="lower"),
+    KPI("peak_occupancy_ratio", "-", "Highest occupancy of any attraction so far / its capacity.", headline=True,
+        better="lower"),
+    KPI("turned_away", "person-visits", "Visits cut short by closing time while queueing.", better="lower"),
+    KPI("room_search_failed", "persons", "Overnight tourists who found no free room.", better="lower"),
+    KPI("tourists_in_city", "persons", "Tourists arrived and not yet checked in or gone."),
+    KPI("attraction_queue", "persons", "Persons in each attraction's entry queue now.", keyed=True),
+    KPI("attraction_occupancy", "persons", "Visitors inside each attraction now.", keyed=True),
+    KPI("tourists_by_state", "persons", "Tourists in each state now (the view's states, plus checked_in and left "
+        "for the day); they sum to tourists_total.", keyed=True),
+)
+
+
+class TouristFlowModel(CityModel):
+    name = "tourist_flow"
+    title = "Tourist flow"
+    description = ("Tourists arrive by train and coach, look for a room, travel on the roads to the attractions on "
+                   "their itineraries, queue at the gates, visit, and check in at their hotel in the evening.")
+    params = PARAMS
+    kpis = KPIS
+    required_layers = ("roads", "pois")
+    optional_layers = ("buildings",)
+    aoi_layers = ("pois",)
+    state_names = VIEW_STATES
+    report_interval_s = REPORT_INTERVAL_S
+    field_styles = (
+        FieldStyle("crowding", "persons/m2", "Tourists per m² of each crowding_cell_m cell (all tourists drawn: on "
+                   "the roads, in queues, inside attractions, at hotels).", kind="density", cmap="YlOrRd",
+                   clim=(0.0, 0.5), cutoff=1e-6),
+    )
+    feature_styles = (
+        FeatureStyle("pois", "queue", "persons", "Persons in an attraction's entry queue, or in a hotel's front-desk "
+                     "queue, now.", cmap="YlOrRd", clim=(0.0, 500.0), label=True),
+        FeatureStyle("pois", "occupancy_ratio", "-", "Attractions: visitors inside / capacity; hotels: share of the "
+                     "rooms taken.", cmap="RdYlGn_r", clim=(0.0, 1.0)),
+        FeatureStyle("roads", "tourists", "persons", "Tourists on the road now (walking, or riding a shuttle).",
+                     cmap="YlOrRd", clim=(0.0, 100.0)),
+    )
+    # The engine's whole dynamic state, array by array (``EngineState`` maps the names onto the
+    # engine's World); the road network, the routes and the static inputs are rebuilt.
+    state_attrs = tuple(f"engine_state.{f}" for f in STATE_FIELDS)
+
+    def __init__(self, city, *, duration_s: float, seed: int, **params):
+        super().__init__(city, duration_s=duration_s, seed=seed, **params)
+        self.where = f"{city.root or city.name}, layer pois"
+        self._read_places()
+        self._build_network()
+        self._build_engine()
+        self.engine_state = EngineState(self.engine)
+        self._setup_view()
+
+    # -- setup steps --------------------------------------------------------------------------
+    def _read_places(self) -> None:
+        """Entry points, attractions and hotels from the POI layer; their columns checked."""
+        pois = self.city.pois
+        kinds = pois["kind"].astype(str)
+        self.entries = pois[kinds.isin(ENTRY_KINDS)]
+        self.attractions = pois[kinds == "attraction"]
+        self.hotels = pois[kinds == "hotel"]
+        found = ", ".join(sorted(set(kinds))) or "none"
+        if not len(self.entries):
+            raise UserError(f"{self.where}: model tourist_flow needs an entry point where tourists arrive: a POI of kind "
+                            f"{', '.join(ENTRY_KINDS)}. This city has none (its POI kinds: {found}); add one.")
+        if not len(self.attractions):
+            raise UserError(f"{self.where}: model tourist_flow needs at least one POI of kind attraction (with columns "
+                            f"gates, service_time_s, capacity). This city has none (its POI kinds: {found}); add one.")
+        places = [self.entries, self.attractions, self.hotels]
+        self.place_ids = [str(i) for df in places for i in df["id"]]
+        self.place_xy = np.vstack([np.column_stack([df.geometry.x, df.geometry.y]) for df in places])
+        self.n_entries, self.n_attr, self.n_hotels = (len(df) for df in places)
+        self.attr_place = self.n_entries + np.arange(self.n_attr)
+        self.hotel_place = self.n_entries + self.n_attr + np.arange(self.n_hotels)
+
+    def _column(self, df, col: str, kind: str, default=np.nan, *, lo=None, integer=False, fix="") -> np.ndarray:
+        """A numeric POI column (``default`` where absent or empty), checked per feature."""
+        if col in df.columns:
+            values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+            bad = np.flatnonzero(df[col].notna().to_numpy() & np.isnan(values))
+            if bad.size:
+                i = bad[0]
+                raise UserError(f'{self.where}: {kind} "{df["id"].iloc[i]}" has {col} = {df[col].iloc[i]!r}, which is '
+                                f"not a number. {fix}")
+            values = np.where(np.isnan(values), default, values)
+        else:
+            values = np.broadcast_to(np.asarray(default, dtype=np.float64), (len(df),)).copy()
+        checked = ~np.isnan(values)
+        bad = checked & ~np.isfinite(values)
+        if lo is not None:
+            bad |= checked & (values < lo)
+        if integer:
+            bad |= checked & np.isfinite(values) & (values != np.round(values))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            need = f"a whole number >= {lo:g}" if integer else f"a number >= {lo:g}" if lo is not None else "finite"
+            raise UserError(f'{self.where}: {kind} "{df["id"].iloc[i]}" has {col} = {values[i]:g}; it must be {need}. '
+                            f"{fix}")
+        return values
+
+    def _build_network(self) -> None:
+        p = self.p
+        stops = None
+        if p["shuttle_share"] > 0:
+            if p["shuttle_stops"]:
+                stops = np.isin(self.place_ids, self._ids(p["shuttle_stops"], self.place_ids, "shuttle_stops",
+                                                          "POIs of kind station, railway_station, coach_stop, "
+                                                          "attraction or hotel"))
+            else:
+                stops = np.arange(len(self.place_ids)) < self.n_entries + self.n_attr
+        self.net = Network(self.city.road_graph(), self.place_xy, self.place_ids, walk_mps=p["walk_speed_mps"],
+                           max_snap_m=p["max_snap_m"], shuttle_stops=stops, shuttle_kmh=p["shuttle_kmh"])
+
+    def _ids(self, given: list[str], valid: list[str], key: str, what: str) -> list[str]:
+        for i in given:
+            if i not in valid:
+                raise UserError(f'parameters of model tourist_flow: "{key}" names "{i}", which is not one of the '
+                                f"{what} of this city{nearest(i, valid)}; valid: {', '.join(valid)}.")
+        return given
+
+    def _build_engine(self) -> None:
+        p = self.p
+        self.start_s = p["day_start_s"]
+        entries = Entries(place=np.arange(self.n_entries), arrival_rate_per_h=self._entry_rates(),
+                          arrival_process=p["arrival_process"], ids=list(self.entries["id"].astype(str)))
+        pmf = one_plus_poisson_pmf(p["group_size_mean"], p["group_size_max"])
+        demand = Demand(group_size_pmf=pmf, time_budget_s=p["time_budget_s"], time_budget_cv=p["time_budget_cv"],
+                        max_visits=p["max_visits"], alternatives=p["alternatives"],
+                        overnight_share=p["overnight_share"], persons_per_room=p["persons_per_room"],
+                        max_hotel_enquiries=p["max_hotel_enquiries"] or None)
+        attractions, capacity = self._attraction_inputs()
+        attr_ids = list(self.attractions["id"].astype(str))
+        extra = np.zeros(self.n_attr, np.int64)
+        if p["extra_gates"]:
+            at = self._ids(p["extra_gates_at"], attr_ids, "extra_gates_at", "attractions") or attr_ids
+            extra[np.isin(attr_ids, at)] = p["extra_gates"]
+        cap = None
+        if p["capacity_cap_share"] < 1.0:
+            cap = np.maximum(np.floor(p["capacity_cap_share"] * capacity), 1).astype(np.int64)
+        iv = Interventions(
+            reservation_share=p["reservation_share"], slot_length_s=p["slot_length_s"],
+            slot_quota_share=p["slot_quota_share"], recommend_share=p["recommend_share"],
+            recommend_objective=p["recommend_objective"], extra_gates=extra, entry_time_factor=p["entry_time_factor"],
+            capacity_cap=cap, room_platform_share=p["room_platform_share"], platform_search_s=p["platform_search_s"],
+            online_checkin_share=p["online_checkin_share"], online_checkin_s=p["online_checkin_s"],
+            shuttle_share=p["shuttle_share"] if self.net.n_modes > 1 else 0.0, shuttle_headway_s=p["shuttle_headway_s"])
+        try:
+            self.engine = TourismEngine(self.net.T, entries, attractions, self._hotel_inputs(), demand, iv,
+                                        start_s=self.start_s, end_s=self.start_s + self.duration_s, rng=self.rng)
+        except UserError as e:
+            raise UserError(f"model tourist_flow on {self.where}: {e}") from None
+
+    def _entry_rates(self):
+        """Per entry point: persons per hour, a number or a (t_s, rate) profile in time of day."""
+        p = self.p
+        kinds = self.entries["kind"].astype(str).to_numpy()
+        weight = self._column(self.entries, "arrival_weight", "entry point", 1.0, lo=0.0,
+                              fix="arrival_weight splits a kind's arrivals between its entry points.")
+        coach = np.isin(kinds, COACH_KINDS)
+        share = np.zeros(self.n_entries)
+        for mask, mode_share in ((coach, p["coach_share"]), (~coach, 1.0 - p["coach_share"])):
+            if not mask.any():
+                continue
+            if not (~mask).any():
+                mode_share = 1.0
+            w = weight[mask]
+            share[mask] = mode_share * (w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w)))
+        profile = p["arrival_profile"]
+        if not isinstance(profile, Series):
+            return [float(p["arrival_rate_per_h"] * s) for s in share]
+        t, v = profile.arrays
+        if t[0] > self.start_s:
+            raise UserError(
+                f'parameters of model tourist_flow: "arrival_profile" starts at {_clock(t[0])} (t_s = {t[0]:g}) but the '
+                f"run starts at {_clock(self.start_s)} (day_start_s = {self.start_s:g}); the profile must cover the "
+                f"whole run: add a first value at or before {self.start_s:g} s (its last value holds to the end).")
+        return [(t, v * s) for s in share]
+
+    def _attraction_inputs(self) -> tuple[Attractions, np.ndarray]:
+        a, p = self.attractions, self.p
+        col = lambda c, **kw: self._column(a, c, "attraction", **kw)  # noqa: E731
+        gates = col("gates", lo=1, integer=True, fix="An attraction needs at least 1 entry gate: set its gates column "
+                    "to 1 or more (the extra_gates intervention adds more).")
+        capacity = col("capacity", lo=1, integer=True, fix="Set its capacity column to the most visitors inside at once.")
+        service = col("service_time_s", lo=0.0, fix="Set its service_time_s column to the mean entry time per person.")
+        popularity = col("popularity", default=capacity, lo=0.0, fix="popularity weighs how often tourists choose it.")
+        dwell = col("dwell_mean_s", default=p["dwell_mean_s"], lo=0.0, fix="dwell_mean_s is the mean time inside, s.")
+        hours = p["opening_hours_s"]
+        if hours and (len(hours) != 2 or hours[1] <= hours[0]):
+            raise UserError(f'parameters of model tourist_flow: "opening_hours_s" = {hours}; give [open_s, close_s] '
+                            "(seconds after midnight, close after open), e.g. [28800, 64800] for 08:00-18:00, or [] "
+                            "for open all day.")
+        opn = col("open_s", default=hours[0] if hours else np.nan, lo=0.0, fix="open_s is seconds after midnight.")
+        cls = col("close_s", default=hours[1] if hours else np.nan, lo=0.0, fix="close_s is seconds after midnight.")
+        none = lambda v: [None if np.isnan(x) else float(x) for x in v]  # noqa: E731
+        return Attractions(place=self.attr_place, gates=gates.astype(np.int64), service_time_s=service,
+                           service_time_distribution=p["service_time_distribution"], service_cv=p["service_cv"],
+                           capacity=capacity.astype(np.int64), dwell_mean_s=dwell,
+                           dwell_distribution=p["dwell_distribution"], dwell_cv=p["dwell_cv"], popularity=popularity,
+                           open_s=none(opn), close_s=none(cls), ids=list(a["id"].astype(str))), capacity
+
+    def _hotel_inputs(self) -> Hotels | None:
+        h, p = self.hotels, self.p
+        if not len(h):
+            return None
+        col = lambda c, **kw: self._column(h, c, "hotel", **kw)  # noqa: E731
+        rooms = col("capacity", lo=0, integer=True, fix="A hotel's capacity column is its number of rooms.")
+        free = col("rooms_free", default=np.floor(p["rooms_free_share"] * rooms), lo=0, integer=True,
+                   fix="rooms_free is the number of rooms free at the start.")
+        desks = col("gates", lo=1, integer=True, fix="A hotel's gates column is its number of front-desk servers: "
+                    "set it to 1 or more.")
+        checkin = col("service_time_s", lo=0.0, fix="A hotel's service_time_s is the mean check-in time.")
+        return Hotels(place=self.hotel_place, rooms=rooms.astype(np.int64), rooms_free=np.minimum(free, rooms).astype(np.int64),
+                      desks=desks.astype(np.int64), checkin_time_s=checkin, checkin_distribution=p["checkin_distribution"],
+                      enquiry_s=p["enquiry_s"], ids=list(h["id"].astype(str)))
+
+    def _setup_view(self) -> None:
+        """Person ids, crowd anchors, the crowding grid and the road ids (all static)."""
+        w = self.engine.world
+        sizes = w.gi[:, G_SIZE]
+        self.person0 = np.cumsum(sizes) - sizes  # id of a group's first member; the others follow
+        self._fresh = {f: np.array(getattr(w, f), copy=True) for f in ("slots",)}
+        self._fresh_flags = w.gi[:, G_FLAGS].copy()
+        self._fresh_shapes = {f: getattr(w, f).shape for f in STATE_FIELDS}
+        # queues gather round the entrance (the POI); the visitors inside round a point behind it,
+        # away from the road the POI is snapped to
+        xy, node_xy = self.place_xy, self.net.graph.node_xy[self.net.node]
+        away = xy - node_xy
+        norm = np.hypot(*away.T)
+        away = np.where(norm[:, None] > 1e-6, away / np.maximum(norm, 1e-6)[:, None], [0.0, 1.0])
+        capacity = np.zeros(len(xy))
+        capacity[self.attr_place] = self.attractions["capacity"].to_numpy(dtype=float)
+        inside_r = INSIDE_SCALE_M * np.sqrt(capacity)
+        self.crowd_anchor = np.vstack([xy, xy + away * (inside_r + 5.0)[:, None]])
+        self.crowd_scale = np.r_[np.full(len(xy), QUEUE_SCALE_M), np.full(len(xy), INSIDE_SCALE_M)]
+        self._sunflower_table = sunflower(np.arange(SUNFLOWER_CHUNK), 1.0)
+        self.grid = GridField.empty("crowding", self.city.bounds, self.p["crowding_cell_m"], unit="persons/m2")
+        self.road_ids = np.asarray(self.net.graph.road_ids, dtype=object)
+        self.poi_ids = np.array(self.place_ids[self.n_entries:], dtype=object)
+
+    # -- time ------------------------------------------------------------------------------------
+    @property
+    def time_quantum_s(self) -> float:
+        return 0.0  # event-driven: every pause point is exact
+
+    def _advance(self, t_s: float) -> None:
+        self.engine.advance(self.start_s + t_s)
+
+    @property
+    def finished(self) -> bool:
+        w = self.engine.world
+        return int(w.ctr[C_NEXT_ARR]) == len(w.gi) and bool(np.isin(w.gi[:, G_STATE], DONE_STATES).all())
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def current_kpis(self) -> dict:
+        w = self.engine.world
+        k = {name: (0.0 if math.isnan(v) else float(v)) for name, v in K.kpis(w).items()}
+        av = self.engine.attraction_values()
+        k["attraction_queue"] = {a: float(v) for a, v in av["queue_length"].items()}
+        k["attraction_occupancy"] = {a: float(v) for a, v in av["occupancy"].items()}
+        k["tourists_by_state"] = self.persons_by_state()
+        return k
+
+    def persons_by_state(self) -> dict[str, float]:
+        """Persons in each view state, plus checked_in and left; they sum to tourists_total."""
+        sp = K.state_persons(self.engine.world)
+        shown = VIEW_OF >= 0
+        by_view = np.bincount(VIEW_OF[shown], weights=sp[shown], minlength=len(VIEW_STATES))
+        out = {name: float(v) for name, v in zip(VIEW_STATES, by_view)}
+        out["checked_in"] = float(sp[CHECKED_IN])
+        out["left"] = float(sp[LEFT])
+        return out
+
+    def people(self) -> dict[str, np.ndarray]:
+        """Every tourist in the city now: id, view state, position, and the road index (-1: off the
+        roads). Worked out per group (a travelling group's point on its route, or a crowd's anchor and
+        the persons before it there), then spread over its members on a sunflower disc."""
+        w = self.engine.world
+        now = float(w.now[0])
+        n = int(w.ctr[C_NEXT_ARR])
+        gi, gf = w.gi[:n], w.gf[:n]
+        g = np.flatnonzero(VIEW_OF[gi[:, G_STATE]] >= 0)
+        st, size = gi[g, G_STATE], gi[g, G_SIZE]
+        base = np.empty((len(g), 2))
+        road = np.full(len(g), -1, np.int64)
+        before = np.zeros(len(g), np.int64)  # persons before the group in its crowd
+        scale = np.full(len(g), MEMBER_SCALE_M)
+        moving = TRAVELLING[st]
+        t = np.flatnonzero(moving)
+        if t.size:
+            tg = g[t]
+            P, R = self.net.P, self.net.routes
+            walk = gi[tg, G_FROM] * P + gi[tg, G_TO]
+            route = np.minimum(gi[tg, G_MODE], self.net.n_modes - 1) * P * P + walk
+            # a ride begun in another variant (continued from a state) with a shuttle this one lacks: its walk route
+            route = np.where(R.end[route] - R.start[route] >= 2, route, walk)
+            dep, arr = gf[tg, F_DEP], gf[tg, F_ARR]
+            frac = np.clip((now - dep) / np.maximum(arr - dep, 1e-9), 0.0, 1.0)
+            base[t], road[t] = R.locate(route, frac * R.total[route])
+        c = np.flatnonzero(~moving)
+        if c.size:
+            cg, cs = g[c], st[c]
+            place = gi[cg, G_PLACE]
+            crowd = np.where(cs == INSIDE, self.net.P + place, place)
+            visit = np.maximum(gi[cg, G_VISIT], 0)
+            order = np.zeros(len(c))
+            order = np.where(cs == QUEUE, w.vf[visit, V_JOIN], order)
+            order = np.where(cs == INSIDE, w.vf[visit, V_ENTER], order)
+            order = np.where(cs == DESK_QUEUE, gf[cg, F_MARK], order)
+            order = np.where((cs == GATE) | (cs == DESK), -np.inf, order)  # being served: at the front
+            order = np.where(cs == WAIT_SLOT, np.inf, order)  # waiting for their slot: behind the queue
+            before[c] = crowd_ranks(crowd, order, size[c])
+            base[c] = self.crowd_anchor[crowd]
+            scale[c] = self.crowd_scale[crowd]
+        row, member = members(g, size)
+        xy = base[row] + self._sunflower(before[row] + member) * scale[row, None]
+        return {"ids": self.person0[g][row] + member, "states": VIEW_OF[st][row], "positions": xy,
+                "road": road[row]}
+
+    def _sunflower(self, k: np.ndarray) -> np.ndarray:
+        """Unit-scale sunflower offsets of points k, from a table that grows as crowds do, in
+        fixed chunks (so an entry never depends on when the table grew)."""
+        top = int(k.max()) + 1 if len(k) else 0
+        while top > len(self._sunflower_table):
+            n = len(self._sunflower_table)
+            self._sunflower_table = np.vstack([self._sunflower_table, sunflower(np.arange(n, n + SUNFLOWER_CHUNK), 1.0)])
+        return self._sunflower_table[k]
+
+    def snapshot(self) -> Snapshot:
+        ppl = self.people()
+        kpis = self.current_kpis()
+        return Snapshot(
+            time_s=self.time_s, positions=ppl["positions"], states=ppl["states"].astype(np.int8),
+            state_names=self.state_names, ids=ppl["ids"].astype(np.int64),
+            fields={"crowding": self.crowding(ppl["positions"])},
+            kpis={k: v for k, v in kpis.items() if not isinstance(v, dict)},
+            features=self._features(ppl["road"]),
+        )
+
+    def crowding(self, positions: np.ndarray) -> GridField:
+        g = self.grid
+        counts = count_grid(positions, 1.0, g.x0, g.y0, g.cell_m, g.shape)
+        style = self.field_style("crowding")
+        return GridField("crowding", (counts / g.cell_m ** 2).astype(np.float32), g.x0, g.y0, g.cell_m,
+                         unit=style.unit, doc=style.doc)
+
+    def _features(self, road: np.ndarray) -> dict[str, FeatureFrame]:
+        w = self.engine.world
+        on = road >= 0
+        per_road = np.bincount(road[on], minlength=len(self.road_ids)).astype(float)
+        a_queue = (w.ad[:, D_QP] + w.ad[:, D_PQP]).astype(float)
+        a_ratio = w.ad[:, D_INSIDE] / w.ai[:, A_CAP_NOMINAL]
+        rooms = w.hi[:, H_ROOMS].astype(float)
+        h_taken = np.where(rooms > 0, (rooms - w.hd[:, HD_FREE]) / np.maximum(rooms, 1.0), 0.0)
+        pois = FeatureFrame(self.poi_ids, {"queue": np.r_[a_queue, w.hd[:, HD_QP].astype(float)],
+                                           "occupancy_ratio": np.r_[a_ratio, h_taken]})
+        return {"pois": pois, "roads": FeatureFrame(self.road_ids, {"tourists": per_road})}
+
+    # -- state -------------------------------------------------------------------------------------
+    def on_restore(self, same_params: bool) -> None:
+        """A run continued as another variant keeps the history and takes this variant's levers from
+        here on: the behaviour flags drawn for it (the draws are the same, the shares differ) and
+        its booking table. Only interventions may differ: other demand gives other tourists."""
+        w = self.engine.world
+        for f, shape in self._fresh_shapes.items():
+            if f != "slots" and getattr(w, f).shape != shape:
+                raise UserError(f"the saved state has {getattr(w, f).shape} for the engine's {f}, this variant "
+                                f"{shape}: a run can continue as another variant only if it changes interventions, "
+                                "not the demand or the city. Run the variant from the start instead.")
+        if same_params:
+            return
+        w.gi[:, G_FLAGS] = (w.gi[:, G_FLAGS] & ~BEHAVIOUR_FLAGS) | (self._fresh_flags & BEHAVIOUR_FLAGS)
+        slots = w.slots
+        if slots.shape != self._fresh["slots"].shape:
+            fresh = np.zeros_like(self._fresh["slots"])
+            k = min(fresh.shape[1], slots.shape[1])
+            fresh[:, :k] = slots[:, :k]
+            self.engine_state.slots = fresh
+
+
+class EngineState:
+    """The engine's state arrays as attributes (``engine_state.gi``), for ``state_attrs``: reading
+    gives the engine's array, setting replaces it in the engine's World."""
+
+    def __init__(self, engine: TourismEngine):
+        object.__setattr__(self, "_engine", engine)
+
+    def __getattr__(self, name: str):
+        if name in STATE_FIELDS:
+            return getattr(self._engine.world, name)
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name not in STATE_FIELDS:
+            raise AttributeError(f"{name} is not a state field of the tourism engine")
+        eng = self._engine
+        old = getattr(eng.world, name)
+        eng.world = eng.world._replace(**{name: np.array(value, dtype=old.dtype, copy=True)})
+
+
+def _clock(t_s: float) -> str:
+    t = int(round(t_s))
+    return f"{t // 3600:02d}:{t % 3600 // 60:02d}"
