@@ -45,6 +45,8 @@ class AlertsPanel(QWidget):
         lay.addLayout(self.grid)
         self.log = QTableWidget(0, 4)
         self.log.setHorizontalHeaderLabels(["time", "level", "where", "value"])
+        for c in (0, 1, 3):
+            self.log.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeToContents)
         self.log.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
         self.log.verticalHeader().setVisible(False)
         self.log.setEditTriggers(QTableWidget.NoEditTriggers)

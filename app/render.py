@@ -135,7 +135,7 @@ class SceneRenderer:
                              scalar_bar_args=dict(title="Building height (m)", vertical=True, position_x=0.9,
                                                   position_y=0.1, height=0.35, width=0.05,
                                                   title_font_size=int(16 * self.font_scale),
-                                                  label_font_size=int(14 * self.font_scale), color=self.ink,
+                                                  label_font_size=int(14 * self.font_scale), **self.bar_style(),
                                                   fmt="%.0f"))
             else:
                 colours = [USE_COLOURS[u] for u in USE_CODES]
@@ -231,6 +231,10 @@ class SceneRenderer:
         """The colour of scalar-bar text on this background."""
         return "white" if self.dark else "black"
 
+    def bar_style(self) -> dict:
+        """Scale bars on a panel of the theme's colour: readable over a pale map or a dark background."""
+        return dict(color=self.ink, fill=True, background_color=BACKGROUND_DARK if self.dark else "#ffffff")
+
     def set_theme(self, dark: bool) -> None:
         """Dark background for the command room (the city keeps its colours; scale bars get light text)."""
         if bool(dark) == self.dark:
@@ -272,7 +276,7 @@ class SceneRenderer:
         s = self.scene
         xl, yl = s.to_local(np.array([a.x for a in placed]), np.array([a.y for a in placed]))
         z = s.elevation(np.asarray(xl), np.asarray(yl))
-        size = max(4.0, 0.012 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
+        size = max(4.0, 0.008 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
         beacons = []
         for x, y, zz, a in zip(np.atleast_1d(xl), np.atleast_1d(yl), np.atleast_1d(z), placed):
             ring = pv.Disc(center=(x, y, zz + 0.6), inner=size * 0.9, outer=size * 1.35, c_res=48)
@@ -392,7 +396,7 @@ class SceneRenderer:
         else:
             kw = dict(cmap=style.cmap, clim=style.clim or _nice_range(part.cell_data["value"]),
                       scalar_bar_args=dict(title=title, vertical=True, position_x=0.9, position_y=0.12, height=0.3,
-                                           width=0.05, color=self.ink, title_font_size=int(16 * self.font_scale),
+                                           width=0.05, **self.bar_style(), title_font_size=int(16 * self.font_scale),
                                            label_font_size=int(14 * self.font_scale), fmt="%.0f"))
         actor = self.plotter.add_mesh(part, scalars="value", pickable=False, name=f"features_{layer}", lighting=False,
                                       reset_camera=False, render=False, **kw)
@@ -446,7 +450,7 @@ class SceneRenderer:
             self.plotter.remove_scalar_bar(old_bar, render=False)  # a field restyled (difference on/off)
         f, style = self.field, self.field_style
         self.field_shader = None
-        sb = dict(vertical=True, position_x=0.9, position_y=0.55, height=0.35, width=0.05, color=self.ink,
+        sb = dict(vertical=True, position_x=0.9, position_y=0.55, height=0.35, width=0.05, **self.bar_style(),
                   title_font_size=int(16 * self.font_scale), label_font_size=int(14 * self.font_scale), fmt="%.2f")
         clim = style.clim or _nice_range(f.values)
         title = f"{f.name} ({style.unit or f.unit or '-'})"

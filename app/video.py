@@ -179,11 +179,12 @@ class Overlay:
                                 fill=tuple(int(c * 0.35) for c in edge) if edge else UI_DARK["tile"],
                                 outline=edge or (60, 72, 88), width=max(2, int((5 if lvl else 2) * u)))
             v = vals.get(k.name)
-            d.text((x + gap, y0 + gap), fmt_value(v) if v is not None else "–", font=self.f_value,
-                   fill=UI_DARK["text"])
+            inner = tw - 2 * gap
+            d.text((x + gap, y0 + gap), _fit(d, fmt_value(v) if v is not None else "–", self.f_value, inner),
+                   font=self.f_value, fill=UI_DARK["text"])
             unit = f" [{k.unit}]" if k.unit and k.unit != "-" else ""
-            d.text((x + gap, y0 + th - int(30 * u)), (kpi_label(k.name) + unit)[:40], font=self.f_caption,
-                   fill=UI_DARK["muted"])
+            d.text((x + gap, y0 + th - int(30 * u)), _fit(d, kpi_label(k.name) + unit, self.f_caption, inner),
+                   font=self.f_caption, fill=UI_DARK["muted"])
             if base is not None and isinstance(v, (int, float)) and isinstance(base.get(k.name), (int, float)):
                 delta = float(v) - float(base[k.name])
                 txt = f"Δ {'+' if delta > 0 else ''}{fmt_value(delta)}"
@@ -198,11 +199,25 @@ class Overlay:
                             outline=edge or (60, 72, 88), width=max(2, int((5 if lvl else 2) * u)))
         reds = sum(a.level == 2 for a in alerts)
         ambers = sum(a.level == 1 for a in alerts)
-        head = "no alerts" if not alerts else f"{reds} red · {ambers} amber"
-        d.text((x + gap, y0 + gap), head, font=self.f_label, fill=UI_DARK["text"])
+        inner = tw - 2 * gap
+        head = "no alerts" if not alerts else f"{reds} red"
+        d.text((x + gap, y0 + gap), _fit(d, head, self.f_value, inner), font=self.f_value, fill=UI_DARK["text"])
+        if alerts:
+            d.text((x + gap, y0 + int(58 * u)), _fit(d, f"{ambers} amber", self.f_small, inner), font=self.f_small,
+                   fill=UI_DARK["text"])
         if worst is not None:
-            d.text((x + gap, y0 + int(56 * u)), worst.text()[:34], font=self.f_small, fill=UI_DARK["text"])
+            d.text((x + gap, y0 + int(84 * u)), _fit(d, worst.text(), self.f_small, inner), font=self.f_small,
+                   fill=UI_DARK["text"])
         d.text((x + gap, y0 + th - int(30 * u)), "alerts", font=self.f_caption, fill=UI_DARK["muted"])
+
+
+def _fit(d, text: str, font, width: int) -> str:
+    """``text``, cut with an ellipsis to fit ``width`` pixels."""
+    if d.textlength(text, font=font) <= width:
+        return text
+    while text and d.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
 
 
 def _first_field(model_cls, snap) -> str | None:

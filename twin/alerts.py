@@ -23,6 +23,7 @@ class Alert:
     value: float
     x: float | None = None  # where, in the city CRS (None: nowhere to mark)
     y: float | None = None
+    clearing: bool = False  # the value is below the level shown, which holds for the off-delay
 
     @property
     def label(self) -> str:
@@ -31,7 +32,8 @@ class Alert:
 
     def text(self) -> str:
         unit = f" {self.rule.unit}" if self.rule.unit and self.rule.unit != "-" else ""
-        return f"{self.label}: {fmt(self.value)}{unit} ({ALERT_LEVELS[self.level]})"
+        state = ALERT_LEVELS[self.level] + (", clearing" if self.clearing else "")
+        return f"{self.label}: {fmt(self.value)}{unit} ({state})"
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ class AlertMonitor:
                 self._below_since.pop(k, None)
             if level != a.level:  # held: marked where it was (a feature stays where it is)
                 x, y = (a.x, a.y) if a.x is not None else placed.get(k, self.places.of(a.rule.layer, a.key))
-                a = Alert(a.rule, a.key, level, a.value, x, y)
+                a = Alert(a.rule, a.key, level, a.value, x, y, clearing=True)
             if level != prev:
                 events.append(AlertEvent(t, a, prev))
                 self._levels[k] = level
