@@ -144,6 +144,7 @@ class SceneRenderer:
             actor = self.plotter.add_mesh(part, ambient=0.3, diffuse=0.8, pickable=True, name=name, opacity=opacity,
                                           reset_camera=False, render=False, **style)
             self._add("buildings", actor)
+        self._panel_bars()
 
     def _add_labels(self) -> None:
         s = self.scene
@@ -232,8 +233,16 @@ class SceneRenderer:
         return "white" if self.dark else "black"
 
     def bar_style(self) -> dict:
-        """Scale bars on a panel of the theme's colour: readable over a pale map or a dark background."""
-        return dict(color=self.ink, fill=True, background_color=BACKGROUND_DARK if self.dark else "#ffffff")
+        return dict(color=self.ink)
+
+    def _panel_bars(self) -> None:
+        """Scale bars on a panel of the theme's colour, readable over a pale map or a dark background
+        (set on the VTK actors: pyvista 0.49 passes the panel colour in 0-255 where VTK wants 0-1)."""
+        rgb = pv.Color(BACKGROUND_DARK if self.dark else "#ffffff").float_rgb
+        for bar in self.plotter.scalar_bars.values():
+            bar.DrawBackgroundOn()
+            bar.GetBackgroundProperty().SetColor(rgb)
+            bar.GetBackgroundProperty().SetOpacity(0.85)
 
     def set_theme(self, dark: bool) -> None:
         """Dark background for the command room (the city keeps its colours; scale bars get light text)."""
@@ -401,6 +410,7 @@ class SceneRenderer:
         actor = self.plotter.add_mesh(part, scalars="value", pickable=False, name=f"features_{layer}", lighting=False,
                                       reset_camera=False, render=False, **kw)
         self._add("features", actor)
+        self._panel_bars()
 
     def _feature_labels(self, layer: str, frame, styles) -> None:
         gdf = self.city.layer(layer)
@@ -472,6 +482,7 @@ class SceneRenderer:
             actor = self.plotter.add_mesh(f.mesh, cmap=style.cmap, opacity=[0.0, 0.7, 0.8, 0.85, 0.9, 0.9],
                                           scalar_bar_args=dict(title=title, **sb), **common)
         self._add("field", actor)
+        self._panel_bars()
         if style.shader:
             self.field_shader = shaders.apply_field_shader(actor, style, clim)
 

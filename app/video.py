@@ -156,8 +156,10 @@ class Overlay:
             d.text((x, y + pad // 3), label, font=self.f_label, fill=UI_DARK["text"])
         if self.title:
             tb = d.textbbox((0, 0), self.title, font=self.f_small)
-            d.text((w - tb[2] - 2 * pad, self.view_h - tb[3] - pad), self.title, font=self.f_small,
-                   fill=(230, 230, 230))
+            tx, ty = w - tb[2] - 2 * pad, self.view_h - tb[3] - 2 * pad
+            d.rounded_rectangle([tx - pad, ty - pad // 2, w - pad, ty + tb[3] + pad], radius=int(8 * u),
+                                fill=(0, 0, 0, 170))
+            d.text((tx, ty), self.title, font=self.f_small, fill=(230, 230, 230))
         # tiles band
         y0 = self.view_h
         d.rectangle([0, y0, w, h], fill=UI_DARK["bg"])
