@@ -10,6 +10,7 @@ so the views always show the same moment).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -27,6 +28,7 @@ from .render import difference_field
 from .viewport import Viewport
 
 TICKS_PER_S = 10  # slider resolution: 0.1 simulated seconds
+REFRESH_MS = 100
 DELTA_COLOURS = {"better": "#2e9e4f", "worse": "#d6423a"}
 
 
@@ -153,8 +155,8 @@ class ComparisonWindow(QMainWindow):
             self.addAction(act)
 
         self.timer = QTimer(self)
-        self.timer.setInterval(100)
-        self.timer.timeout.connect(self.refresh)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self._tick)
         self.timer.start()
         self.resize(1700, 950)
 
@@ -241,6 +243,16 @@ class ComparisonWindow(QMainWindow):
         if self.diff_box.isChecked() != on:
             self.diff_box.setChecked(on)
         self.refresh(force=True)
+
+    def _tick(self) -> None:
+        """The live refresh; after a slow draw the timer waits as long as it took (the window keeps
+        time for input however heavy the views are)."""
+        t0 = time.perf_counter()
+        self.refresh()
+        for v in self.variants:
+            v.pane.viewport.flush_render()
+        took = time.perf_counter() - t0
+        self.timer.setInterval(max(REFRESH_MS, int(min(took, 2.0) * 1000)))
 
     def refresh(self, force: bool = False, from_slider: bool = False) -> None:
         if not self.variants:
@@ -386,6 +398,8 @@ class ComparisonWindow(QMainWindow):
             f.setPointSizeF(13 * s)
             v.pane.title.setFont(f)
             v.pane.viewport.renderer.set_font_scale(s)
+            v.pane.viewport.renderer._markers_key = None  # alert labels at the new size
+            v.frame = None
             v.pane.viewport.request_render()
 
     def stop_workers(self) -> None:

@@ -551,8 +551,26 @@ class MainWindow(QMainWindow):
         return ok
 
     def on_frame(self, frame):
+        """A new frame from the worker. Only the latest is drawn: frames that arrive while the view is
+        busy are skipped (they stay in the recorder, and the alerts still see each of them), and after
+        a slow draw the next one waits as long as that draw took, so the window keeps time for input."""
         if self.worker is None:
             return
+        self._latest_frame = frame
+        if not getattr(self, "_frame_scheduled", False):
+            self._frame_scheduled = True
+            QTimer.singleShot(int(1000 * getattr(self, "_frame_cost_s", 0.0)), self._apply_latest_frame)
+
+    def _apply_latest_frame(self):
+        self._frame_scheduled = False
+        if self.worker is None:
+            return
+        t0 = time.perf_counter()
+        self._apply_frame(self._latest_frame)
+        self.viewport.flush_render()
+        self._frame_cost_s = min(time.perf_counter() - t0, 2.0)
+
+    def _apply_frame(self, frame):
         n = len(self.worker.recorder)
         self.slider.blockSignals(True)
         self.slider.setEnabled(n > 1)
@@ -1013,7 +1031,8 @@ class MainWindow(QMainWindow):
         self.log_panel.log(f"branch replications finished: {result.out / 'comparison.csv'}")
         cw = rec.get("window")
         if cw is not None and cw in self.comparisons:
-            cw.set_comparison(result.comparison.replace({"variant": {rec["variant"]: cw.variants[1].label}}))
+            names = {"baseline": cw.variants[0].label, result.plan.intervention: cw.variants[1].label}
+            cw.set_comparison(result.comparison.replace({"variant": names}))
 
     # -- side by side from a folder ----------------------------------------------------------------
     def ask_open_comparison(self):

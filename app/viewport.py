@@ -43,8 +43,13 @@ class Viewport(QWidget):
             QTimer.singleShot(0, self._do_render)
 
     def _do_render(self) -> None:
-        self._render_pending = False
-        self.render_now()
+        if self._render_pending:  # not yet done by flush_render
+            self._render_pending = False
+            self.render_now()
+
+    def flush_render(self) -> None:
+        """Render now if a render was requested (so its cost is measured where it is caused)."""
+        self._do_render()
 
     def render_now(self) -> None:
         self.plotter.render()

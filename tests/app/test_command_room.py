@@ -244,3 +244,25 @@ def test_the_branch_dialog_offers_the_interventions_and_returns_the_changes(wind
     dlg.variant.setCurrentText("baseline")  # the form follows the intervention
     assert dlg.params.widgets["speed_mps"].value() == pytest.approx(1.0)
     dlg.close()
+
+
+def test_a_branch_with_replications_runs_them_in_the_background_and_shows_intervals(window, toy_scenario, tmp_path,
+                                                                                       qtbot):
+    w = window
+    assert w.open_scenario(toy_scenario)
+    w.params.duration.setValue(120)
+    w.controls.speed.setCurrentIndex(w.controls.speed.findData(10.0))
+    try:
+        worker = w.start_run()
+        qtbot.waitUntil(lambda: worker.model is not None and worker.model.time_s >= 10, timeout=30_000)
+        rec = w.branch("fast", {}, replications=2, speed=0.0, out_dir=tmp_path / "reps")
+        qtbot.waitUntil(lambda: "result" in rec, timeout=180_000)
+        assert (tmp_path / "reps" / "comparison.csv").is_file() and (tmp_path / "reps" / "report.html").is_file()
+        cw = rec["window"]
+        cell = cw.kpi_cell("mean_time_s", "Δ branch: fast\nat the end (95% CI)")
+        assert cell.startswith("-") and "(" in cell
+        wait_done(qtbot, worker)
+        wait_done(qtbot, rec["worker"])
+        cw.close()
+    finally:
+        w.controls.speed.setCurrentIndex(0)
