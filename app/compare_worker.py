@@ -44,7 +44,7 @@ class CompareWorker(QObject):
             self.finished.emit(result)
 
 
-def start_compare(worker: CompareWorker, parent=None) -> QThread:
+def start_compare(worker, parent=None) -> QThread:
     thread = QThread(parent)
     thread.setObjectName("citytwin-compare")
     worker.moveToThread(thread)
@@ -54,3 +54,39 @@ def start_compare(worker: CompareWorker, parent=None) -> QThread:
         signal.connect(thread.quit, Qt.DirectConnection)
     thread.start()
     return thread
+
+
+class BranchReplicationsWorker(QObject):
+    """The replications of a branch taken in the app, in worker processes: the same code as
+    `citytwin branch` (``twin.branch.branch``) from the state taken in memory."""
+
+    progress = Signal(int, int)
+    finished = Signal(object)  # twin.branch.BranchResult
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, plan, out: Path, state_bytes: bytes, workers: int | None = None):
+        super().__init__()
+        self.plan, self.out, self.state_bytes, self.workers = plan, Path(out), state_bytes, workers
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @Slot()
+    def run(self) -> None:
+        from twin.branch import branch
+        from twin.core.errors import UserError
+        from twin.experiment import CompareCancelled
+
+        try:
+            result = branch(self.plan, self.out, workers=self.workers, progress=False, on_progress=self.progress.emit,
+                            should_stop=self._stop.is_set, state_bytes=self.state_bytes)
+        except CompareCancelled:
+            self.cancelled.emit()
+        except UserError as e:
+            self.failed.emit(str(e))
+        except Exception as e:  # shown in the run log rather than lost in a thread
+            self.failed.emit(f"{type(e).__name__}: {e}")
+        else:
+            self.finished.emit(result)

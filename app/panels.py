@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QHeaderView)
 
 from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
+from twin.report import kpi_label
 
 from .render import LAYER_TITLES
 
@@ -81,59 +82,14 @@ def _decimals(p) -> int:
     return int(min(4, max(1, -math.floor(math.log10(smallest)) + 2)))
 
 
-class ParamsPanel(QWidget):
-    """Scenario, intervention, seed and one widget per declared Param."""
-
-    run_clicked = Signal()
-    variant_changed = Signal(str)
-    model_changed = Signal(str)
+class ParamForm(QWidget):
+    """One widget per declared Param (the run's form, and the branch dialog's changes)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.widgets: dict[str, QWidget] = {}
         self.specs = {}
-        outer = QVBoxLayout(self)
-        head = QFormLayout()
-        self.scenario_label = QLabel("(no scenario: pick a model to run on this city)")
-        self.scenario_label.setWordWrap(True)
-        head.addRow("Scenario", self.scenario_label)
-        self.model_combo = QComboBox()
-        self.model_combo.currentTextChanged.connect(lambda t: t and self.model_changed.emit(t))
-        head.addRow("Model", self.model_combo)
-        self.variant_combo = QComboBox()
-        self.variant_combo.currentTextChanged.connect(lambda t: t and self.variant_changed.emit(t))
-        head.addRow("Intervention", self.variant_combo)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        head.addRow("Seed", self.seed)
-        self.duration = QDoubleSpinBox()
-        self.duration.setRange(1, 7 * 86400)
-        self.duration.setDecimals(0)
-        self.duration.setSuffix(" s")
-        head.addRow("Duration", self.duration)
-        outer.addLayout(head)
-        self.group = QGroupBox("Parameters")
-        self.form = QFormLayout(self.group)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.group)
-        scroll.setFrameShape(QFrame.NoFrame)
-        outer.addWidget(scroll, 1)
-
-    def set_models(self, names, current=None) -> None:
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        self.model_combo.addItems(list(names))
-        if current:
-            self.model_combo.setCurrentText(current)
-        self.model_combo.blockSignals(False)
-
-    def set_variants(self, names, current="baseline") -> None:
-        self.variant_combo.blockSignals(True)
-        self.variant_combo.clear()
-        self.variant_combo.addItems(list(names))
-        self.variant_combo.setCurrentText(current)
-        self.variant_combo.blockSignals(False)
+        self.form = QFormLayout(self)
 
     def set_params(self, params, values: dict) -> None:
         while self.form.rowCount():
@@ -207,6 +163,78 @@ class ParamsPanel(QWidget):
         return out
 
 
+class ParamsPanel(QWidget):
+    """Scenario, intervention, seed and one widget per declared Param."""
+
+    run_clicked = Signal()
+    variant_changed = Signal(str)
+    model_changed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        head = QFormLayout()
+        self.scenario_label = QLabel("(no scenario: pick a model to run on this city)")
+        self.scenario_label.setWordWrap(True)
+        head.addRow("Scenario", self.scenario_label)
+        self.model_combo = QComboBox()
+        self.model_combo.currentTextChanged.connect(lambda t: t and self.model_changed.emit(t))
+        head.addRow("Model", self.model_combo)
+        self.variant_combo = QComboBox()
+        self.variant_combo.currentTextChanged.connect(lambda t: t and self.variant_changed.emit(t))
+        head.addRow("Intervention", self.variant_combo)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        head.addRow("Seed", self.seed)
+        self.duration = QDoubleSpinBox()
+        self.duration.setRange(1, 7 * 86400)
+        self.duration.setDecimals(0)
+        self.duration.setSuffix(" s")
+        head.addRow("Duration", self.duration)
+        outer.addLayout(head)
+        self.group = QGroupBox("Parameters")
+        gl = QVBoxLayout(self.group)
+        self.param_form = ParamForm()
+        gl.addWidget(self.param_form)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.group)
+        scroll.setFrameShape(QFrame.NoFrame)
+        outer.addWidget(scroll, 1)
+
+    @property
+    def widgets(self) -> dict:
+        return self.param_form.widgets
+
+    @property
+    def specs(self) -> dict:
+        return self.param_form.specs
+
+    def set_models(self, names, current=None) -> None:
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        self.model_combo.addItems(list(names))
+        if current:
+            self.model_combo.setCurrentText(current)
+        self.model_combo.blockSignals(False)
+
+    def set_variants(self, names, current="baseline") -> None:
+        self.variant_combo.blockSignals(True)
+        self.variant_combo.clear()
+        self.variant_combo.addItems(list(names))
+        self.variant_combo.setCurrentText(current)
+        self.variant_combo.blockSignals(False)
+
+    def set_params(self, params, values: dict) -> None:
+        self.param_form.set_params(params, values)
+
+    def set_values(self, values: dict) -> None:
+        self.param_form.set_values(values)
+
+    def values(self) -> dict:
+        return self.param_form.values()
+
+
 PLACEHOLDERS = {list: "comma-separated names, e.g. N1, N2", Numbers: "comma-separated numbers, e.g. 1.5, 2",
                 FilePath: "a file path (relative to the scenario)",
                 TimeSeries: "a CSV file, or pairs [[t_s, value], ...]"}
@@ -261,24 +289,50 @@ def fmt_value(v) -> str:
     return str(v)
 
 
+LEVEL_STYLE = {  # (background, border) of a tile per alert level, light and dark theme
+    False: {0: ("#ffffff", "#c8d0da"), 1: ("#fff3d6", "#ffb000"), 2: ("#ffe0e3", "#e8112d")},
+    True: {0: ("#1f2732", "#3c4858"), 1: ("#4a3600", "#ffb000"), 2: ("#5a0a14", "#e8112d")},
+}
+
+
 class Tile(QFrame):
+    """A big number for a KPI (or an alert rule); its frame turns amber or red with the alert level."""
+
     def __init__(self, kpi, parent=None):
         super().__init__(parent)
         self.kpi = kpi
+        self.level = 0
+        self.dark = False
         self.setFrameShape(QFrame.StyledPanel)
-        self.setStyleSheet("Tile { background: #ffffff; border: 1px solid #c8d0da; border-radius: 6px; }")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 6)
         lay.setSpacing(0)
         self.value = QLabel("–")
         self.value.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
-        self.caption = QLabel(kpi.name.replace("_", " ") + (f"  [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""))
+        self.caption = QLabel(kpi_label(kpi.name) + (f"  [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""))
         self.caption.setWordWrap(True)
-        self.caption.setStyleSheet("color: #4a5563;")
         self.setToolTip(kpi.doc)
         lay.addWidget(self.value)
         lay.addWidget(self.caption)
         self.set_scale(1.0)
+        self._restyle()
+
+    def set_level(self, level: int) -> None:
+        if level != self.level:
+            self.level = int(level)
+            self._restyle()
+
+    def set_dark(self, dark: bool) -> None:
+        if dark != self.dark:
+            self.dark = bool(dark)
+            self._restyle()
+
+    def _restyle(self) -> None:
+        bg, edge = LEVEL_STYLE[self.dark][self.level]
+        width = 4 if self.level else 1
+        self.setStyleSheet(f"Tile {{ background: {bg}; border: {width}px solid {edge}; border-radius: 6px; }}")
+        self.caption.setStyleSheet(f"color: {'#aab4c3' if self.dark else '#4a5563'};")
+        self.value.setStyleSheet(f"color: {'#f0f3f7' if self.dark else '#111111'};")
 
     def set_scale(self, s: float) -> None:
         f = QFont()
@@ -308,6 +362,7 @@ class IndicatorsPanel(QWidget):
         self.cursor_lines: list = []
         self.scale = 1.0
         self.clock_start_s: float | None = None
+        self.dark = False
         outer = QVBoxLayout(self)
         self.time_label = QLabel("t = –")
         outer.addWidget(self.time_label)
@@ -337,12 +392,14 @@ class IndicatorsPanel(QWidget):
         for i, k in enumerate(heads):
             t = Tile(k)
             t.set_scale(self.scale)
+            t.set_dark(self.dark)
             self.tiles[k.name] = t
             self.tile_grid.addWidget(t, i // cols, i % cols)
         for k in model_cls.kpis:
             if not k.per_step:
                 continue
             pw = pg.PlotWidget()
+            style_plot(pw, self.dark)
             pw.setMinimumHeight(int(130 * self.scale))
             pw.setTitle(k.name.replace("_", " ") + (f" [{k.unit}]" if k.unit and k.unit != "-" else ""),
                         size=f"{int(10 * self.scale)}pt")
@@ -399,7 +456,7 @@ class IndicatorsPanel(QWidget):
 
     def set_values(self, kpis: dict, time_s: float | None = None) -> None:
         if time_s is not None:
-            self.time_label.setText(fmt_clock(time_s, self.clock_start_s))
+            self.time_label.setText(time_label(time_s, self.clock_start_s))
         for name, v in kpis.items():
             if name in self.tiles:
                 self.tiles[name].set_value(v)
@@ -407,6 +464,18 @@ class IndicatorsPanel(QWidget):
                  if isinstance(v, dict) and v]
         if extra:
             self.detail.setText("<br>".join(extra))
+
+    def set_levels(self, levels: dict[str, int]) -> None:
+        """Alert levels per KPI (0 ok, 1 amber, 2 red): the tiles' colours."""
+        for name, t in self.tiles.items():
+            t.set_level(levels.get(name, 0))
+
+    def set_dark(self, dark: bool) -> None:
+        self.dark = bool(dark)
+        for t in self.tiles.values():
+            t.set_dark(dark)
+        for pw in self.plots.values():
+            style_plot(pw, dark)
 
     def set_cursor(self, time_s: float | None) -> None:
         for line in self.cursor_lines:
@@ -426,15 +495,32 @@ class IndicatorsPanel(QWidget):
             pw.setMinimumHeight(int(130 * s))
 
 
+def style_plot(pw, dark: bool) -> None:
+    """A chart's background and ink for the theme."""
+    ink = "#d8dee8" if dark else "k"
+    pw.setBackground("#141a21" if dark else "w")
+    for name in ("left", "bottom"):
+        ax = pw.getAxis(name)
+        ax.setPen(ink)
+        ax.setTextPen(ink)
+    pw.getPlotItem().titleLabel.setAttr("color", ink)
+
+
 def fmt_clock(t: float, start_s: float | None = None) -> str:
-    """Elapsed time ("t = 0:10:00  (600 s)"), or the time of day for models that keep one."""
+    """Elapsed time ("0:10:00  (600 s)"), or the time of day for models that keep one
+    ("12:10:00  (t = 600 s)")."""
     t = float(t)
     shown = t if start_s is None else (start_s + t) % 86400.0
     m, s = divmod(int(round(shown)), 60)
     h, m = divmod(m, 60)
     if start_s is None:
-        return f"t = {h:d}:{m:02d}:{s:02d}  ({t:.0f} s)"
+        return f"{h:d}:{m:02d}:{s:02d}  ({t:.0f} s)"
     return f"{h:02d}:{m:02d}:{s:02d}  (t = {t:.0f} s)"
+
+
+def time_label(t: float, start_s: float | None = None) -> str:
+    """The time shown over a view: "t = 0:10:00  (600 s)", or the time of day."""
+    return f"t = {fmt_clock(t)}" if start_s is None else fmt_clock(t, start_s)
 
 
 class PickPanel(QWidget):

@@ -21,6 +21,7 @@ LAYER_TITLES = {
     "walkable": "Walkable areas", "obstacles": "Obstacles", "gates": "Gates", "pois": "Points of interest",
     "labels": "Labels", "field": "Field (density / depth)", "agents": "Agents",
     "features": "Model values on features", "feature_labels": "Model values as labels",
+    "alerts": "Alert markers",
 }
 # meshes that per-feature values can colour, with the cell array naming each cell's feature row
 FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id", "water": "feature_id", "walkable": "feature_id",
@@ -30,6 +31,10 @@ STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 POI_COLOURS = {"metro": "#0050a0", "bus_stop": "#e08000", "taxi_rank": "#d0b000", "attraction": "#b03090",
                "hotel": "#6040c0", "shelter": "#10a050", "pump": "#2080c0"}
 BACKGROUND = "#dfe7ef"
+BACKGROUND_DARK = "#141a21"  # command room: dark around a bright city, easy on a video wall
+ALERT_COLOURS = ("#2ca02c", "#ffb000", "#e8112d")  # ok, amber, red (twin.core.model_contract.ALERT_LEVELS)
+DIFFERENCE_CMAP = "RdBu_r"
+LEGEND_MAX_SCALE = 1.6  # intervention − baseline: blue lower, red higher, white no change
 ROOF_OPACITY = 0.18
 TERRAIN_CMAP = ["#e9ede2", "#d6dfc8", "#c5cdb0", "#b9b59b"]
 
@@ -54,6 +59,8 @@ class SceneRenderer:
         self.font_scale = 1.0
         self.shader_time = 0.0
         self._legend = None
+        self.dark = False
+        self._markers_key = None
         plotter.set_background(BACKGROUND)
 
     # -- building the scene --------------------------------------------------------------------
@@ -129,7 +136,7 @@ class SceneRenderer:
                              scalar_bar_args=dict(title="Building height (m)", vertical=True, position_x=0.9,
                                                   position_y=0.1, height=0.35, width=0.05,
                                                   title_font_size=int(16 * self.font_scale),
-                                                  label_font_size=int(14 * self.font_scale), color="black",
+                                                  label_font_size=int(14 * self.font_scale), **self.bar_style(),
                                                   fmt="%.0f"))
             else:
                 colours = [USE_COLOURS[u] for u in USE_CODES]
@@ -138,6 +145,7 @@ class SceneRenderer:
             actor = self.plotter.add_mesh(part, ambient=0.3, diffuse=0.8, pickable=True, name=name, opacity=opacity,
                                           reset_camera=False, render=False, **style)
             self._add("buildings", actor)
+        self._panel_bars()
 
     def _add_labels(self) -> None:
         s = self.scene
@@ -172,6 +180,7 @@ class SceneRenderer:
     def clear(self) -> None:
         for layer in list(self.actors):
             self._remove_layer(layer)
+        self._markers_key = None
         if self._legend is not None:
             self.plotter.renderer.RemoveViewProp(self._legend)
             self._legend = None
@@ -209,7 +218,8 @@ class SceneRenderer:
             self.plotter.renderer.RemoveViewProp(self._legend)
             self._legend = None
         if entries:
-            self._legend = make_legend(entries, self.font_scale)
+            # the legend is a key, not the message: it grows less than the labels on a wall
+            self._legend = make_legend(entries, min(self.font_scale, LEGEND_MAX_SCALE))
             self.plotter.renderer.AddViewProp(self._legend)
 
     # -- visibility ------------------------------------------------------------------------------
@@ -225,7 +235,83 @@ class SceneRenderer:
         acts = self.actors.get(layer, [])
         return bool(acts) and all(a.GetVisibility() for a in acts)
 
+    @property
+    def ink(self) -> str:
+        """The colour of scalar-bar text on this background."""
+        return "white" if self.dark else "black"
+
+    def bar_style(self) -> dict:
+        return dict(color=self.ink)
+
+    def _panel_bars(self) -> None:
+        """Scale bars on a panel of the theme's colour, readable over a pale map or a dark background
+        (set on the VTK actors: pyvista 0.49 passes the panel colour in 0-255 where VTK wants 0-1)."""
+        rgb = pv.Color(BACKGROUND_DARK if self.dark else "#ffffff").float_rgb
+        for bar in self.plotter.scalar_bars.values():
+            bar.DrawBackgroundOn()
+            bar.GetBackgroundProperty().SetColor(rgb)
+            bar.GetBackgroundProperty().SetOpacity(0.85)
+
+    def set_theme(self, dark: bool) -> None:
+        """Dark background for the command room (the city keeps its colours; scale bars get light text)."""
+        if bool(dark) == self.dark:
+            return
+        self.dark = bool(dark)
+        self.plotter.set_background(BACKGROUND_DARK if dark else BACKGROUND)
+        if self.scene is not None and self.building_colouring == "height":
+            self._add_buildings()
+        if self.field is not None:
+            self._style_field()
+
     # -- dynamic layers --------------------------------------------------------------------------
+    def show_frame(self, frame, field_name: str | None = None, field=None, field_style: FieldStyle | None = None) -> None:
+        """Agents, per-feature values and a field of one frame (a ``Snapshot`` or an app ``Frame``).
+
+        ``field``/``field_style`` draw another grid in place of the frame's (the difference layer)."""
+        self.update_agents(frame.positions, frame.states)
+        self.update_features(getattr(frame, "features", None))
+        if field is not None:
+            self.update_field(field, field_style)
+        elif frame.fields:
+            name = field_name if field_name in frame.fields else next(iter(frame.fields))
+            self.update_field(frame.fields[name])
+
+    def set_alert_markers(self, alerts) -> None:
+        """Mark every alert that has a place (``twin.alerts.Alert`` with x, y): a beacon in its level's
+        colour and a label. Rebuilt only when the set of marked places or levels changes."""
+        if self.scene is None:
+            return
+        placed = [a for a in alerts if a.level > 0 and a.x is not None]
+        key = tuple((a.rule.name, a.key, a.level, round(a.x, 1), round(a.y, 1)) for a in placed)
+        labels_key = tuple(a.text() for a in placed)
+        if (key, labels_key) == self._markers_key:
+            return
+        self._markers_key = (key, labels_key)
+        self._remove_layer("alerts")
+        if not placed:
+            return
+        s = self.scene
+        xl, yl = s.to_local(np.array([a.x for a in placed]), np.array([a.y for a in placed]))
+        z = s.elevation(np.asarray(xl), np.asarray(yl))
+        size = max(4.0, 0.008 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
+        beacons = []
+        for x, y, zz, a in zip(np.atleast_1d(xl), np.atleast_1d(yl), np.atleast_1d(z), placed):
+            ring = pv.Disc(center=(x, y, zz + 0.6), inner=size * 0.9, outer=size * 1.35, c_res=48)
+            mast = pv.Cylinder(center=(x, y, zz + size * 1.5), direction=(0, 0, 1), radius=size * 0.12,
+                               height=size * 3.0, resolution=16)
+            for part in (ring, mast):
+                part.cell_data["level"] = np.full(part.n_cells, a.level, np.int8)
+                beacons.append(part)
+        mesh = pv.merge(beacons)
+        self._add("alerts", self.plotter.add_mesh(mesh, scalars="level", cmap=list(ALERT_COLOURS), clim=(-0.5, 2.5),
+                                                  n_colors=3, show_scalar_bar=False, lighting=False, pickable=False,
+                                                  name="alert_beacons", reset_camera=False, render=False))
+        pts = np.column_stack([np.atleast_1d(xl), np.atleast_1d(yl), np.atleast_1d(z) + size * 3.4])
+        self._add("alerts", self.plotter.add_point_labels(
+            pts, [a.text() for a in placed], font_size=int(round(16 * self.font_scale)), text_color="white",
+            shape_color=ALERT_COLOURS[2] if any(a.level == 2 for a in placed) else "#8a5a00", shape_opacity=0.9,
+            show_points=False, always_visible=True, name="alert_labels", reset_camera=False, render=False))
+
     def set_model(self, model_cls) -> None:
         """The model whose declarations (state names, field styles, area of interest) the view uses."""
         self.model_cls = model_cls
@@ -335,11 +421,12 @@ class SceneRenderer:
         else:
             kw = dict(cmap=style.cmap, clim=style.clim or _nice_range(part.cell_data["value"]),
                       scalar_bar_args=dict(title=title, vertical=True, position_x=0.9, position_y=0.12, height=0.3,
-                                           width=0.05, color="black", title_font_size=int(16 * self.font_scale),
+                                           width=0.05, **self.bar_style(), title_font_size=int(16 * self.font_scale),
                                            label_font_size=int(14 * self.font_scale), fmt="%.0f"))
         actor = self.plotter.add_mesh(part, scalars="value", pickable=False, name=f"features_{layer}", lighting=False,
                                       reset_camera=False, render=False, **kw)
         self._add("features", actor)
+        self._panel_bars()
 
     def _feature_labels(self, layer: str, frame, styles) -> None:
         gdf = self.city.layer(layer)
@@ -362,35 +449,46 @@ class SceneRenderer:
             shape_color="#7a1f5c", shape_opacity=0.85, show_points=False, always_visible=True,
             name=f"feature_labels_{layer}", reset_camera=False, render=False))
 
-    def update_field(self, grid) -> None:
-        """Show (or update in place) the draped field layer."""
+    def update_field(self, grid, style: FieldStyle | None = None) -> None:
+        """Show (or update in place) the draped field layer; ``style`` overrides the model's (a difference)."""
         if self.scene is None or grid is None:
             return
-        if self.style_of(grid.name).kind == "depth":
+        style = style or self.style_of(grid.name)
+        if style.kind == "depth":
             grid = water_to_walls(grid)
-        if self.field is not None and self.field.name == grid.name:
+        if self.field is not None and self.field.name == grid.name and style == self.field_style:
             in_place = self.field.update(grid)
             if not in_place:
                 self._style_field()
             return
-        self.field = FieldSurface(grid, self.scene)
-        self.field_style = self.style_of(grid.name)
-        self.field_kind = self.field_style.kind
+        if self.field is not None and self.field.name == grid.name:
+            self.field.update(grid)
+        else:
+            self.field = FieldSurface(grid, self.scene)
+        self.field_style = style
+        self.field_kind = style.kind
         self._style_field()
 
     def _style_field(self) -> None:
         """Draw the field as its model declared: a water surface (depth), stepped heat bands
         (density) or a plain colour map (scalar)."""
         self._remove_layer("field")
+        old_bar = getattr(self, "_field_bar", None)
+        if old_bar is not None and old_bar in self.plotter.scalar_bars:
+            self.plotter.remove_scalar_bar(old_bar, render=False)  # a field restyled (difference on/off)
         f, style = self.field, self.field_style
         self.field_shader = None
-        sb = dict(vertical=True, position_x=0.9, position_y=0.55, height=0.35, width=0.05, color="black",
+        sb = dict(vertical=True, position_x=0.9, position_y=0.55, height=0.35, width=0.05, **self.bar_style(),
                   title_font_size=int(16 * self.font_scale), label_font_size=int(14 * self.font_scale), fmt="%.2f")
         clim = style.clim or _nice_range(f.values)
         title = f"{f.name} ({style.unit or f.unit or '-'})"
+        self._field_bar = title
         common = dict(scalars="value", clim=clim, nan_opacity=0.0, pickable=True, name="field", reset_camera=False,
                       render=False, lighting=False)
-        if style.kind == "depth":
+        if style.kind == "difference":  # intervention − baseline: one opacity, a diverging map around 0
+            actor = self.plotter.add_mesh(f.mesh, cmap=style.cmap, opacity=0.85,
+                                          scalar_bar_args=dict(title=title, n_labels=5, **sb), **common)
+        elif style.kind == "depth":
             actor = self.plotter.add_mesh(f.mesh, cmap=style.cmap if style.cmap != "viridis" else "Blues",
                                           opacity=[0.0, 0.55, 0.7, 0.8, 0.85, 0.9],
                                           scalar_bar_args=dict(title=title, **sb), **common)
@@ -402,6 +500,7 @@ class SceneRenderer:
             actor = self.plotter.add_mesh(f.mesh, cmap=style.cmap, opacity=[0.0, 0.7, 0.8, 0.85, 0.9, 0.9],
                                           scalar_bar_args=dict(title=title, **sb), **common)
         self._add("field", actor)
+        self._panel_bars()
         if style.shader:
             self.field_shader = shaders.apply_field_shader(actor, style, clim)
 
@@ -670,3 +769,30 @@ def banded_cmap(clim, bands, colours):
     vals = np.linspace(clim[0], clim[1], 300)
     idx = np.searchsorted(np.asarray(bands), vals, side="right")
     return ListedColormap([colours[i] for i in idx])
+
+
+def difference_field(variant, baseline, style: FieldStyle):
+    """``variant − baseline`` of one field as a GridField drawn with a diverging colour map around 0.
+
+    Cells where neither side shows anything (both at or below the style's cutoff, or undefined) are
+    left out. The colour range is symmetric and fixed over time: half the field's declared range (the
+    largest change when none is declared). Returns (grid, style) or None when the grids differ."""
+    from twin.core.grid import GridField
+
+    a, b = np.asarray(variant.values, np.float64), np.asarray(baseline.values, np.float64)
+    if a.shape != b.shape or (variant.x0, variant.y0, variant.cell_m) != (baseline.x0, baseline.y0, baseline.cell_m):
+        return None
+    d = np.nan_to_num(a) - np.nan_to_num(b)
+    quiet = ~((np.nan_to_num(a) > style.cutoff) | (np.nan_to_num(b) > style.cutoff))
+    d[quiet | (np.isnan(a) & np.isnan(b))] = np.nan
+    if style.clim:
+        top = 0.5 * (style.clim[1] - style.clim[0])
+    else:
+        top = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 0.0
+    top = top or 1.0
+    name = f"Δ {variant.name}"
+    grid = GridField(name, d.astype(np.float32), variant.x0, variant.y0, variant.cell_m, variant.unit,
+                     f"{variant.name}: intervention minus baseline")
+    dstyle = FieldStyle(name, style.unit or variant.unit, grid.doc, kind="difference", cmap=DIFFERENCE_CMAP,
+                        clim=(-top, top))
+    return grid, dstyle

@@ -120,11 +120,15 @@ class SimWorker(QObject):
     log = Signal(str)
     finished = Signal(object)  # RunResult (None when cancelled)
     failed = Signal(str)
+    state_ready = Signal(bytes, float, float)  # state file bytes, its time, seconds it took (request_state)
 
     def __init__(self, scenario, variant=None, seed=None, overrides=None, out_dir: Path | None = None,
                  speed: float = 0.0, frame_interval_s: float | None = None, max_fps: float = 10.0,
-                 step_s: float = 1.0, state=None):
+                 step_s: float = 1.0, state=None, replication: int = 0):
         super().__init__()
+        self.replication = replication  # of a run continued from ``state``: reseeded from (seed, k) when k >= 1
+        self._state_request = threading.Event()
+        self.build_s = None  # wall time to build the model (and restore the state)
         self.scenario = scenario
         self.variant = variant
         self.seed = seed
@@ -160,6 +164,17 @@ class SimWorker(QObject):
         self._paused.set()
         self._step_request.set()
 
+    def request_state(self) -> None:
+        """Ask for the model's complete state (``state_ready`` answers from the worker's thread, between
+        two slices, so the state is never taken in the middle of a step)."""
+        self._state_request.set()
+
+    @classmethod
+    def from_source(cls, source, **kw) -> "SimWorker":
+        """A worker (re-)running a ``twin.replay.RunSource``."""
+        return cls(source.scenario, source.variant, source.seed, source.overrides, state=source.state,
+                   replication=source.replication, **kw)
+
     def set_speed(self, sim_s_per_wall_s: float) -> None:
         self.speed = float(sim_s_per_wall_s)
 
@@ -187,7 +202,9 @@ class SimWorker(QObject):
         sc = self.scenario
         self.log.emit(f"building model {sc.model!r} (variant {self.variant or 'baseline'}, seed "
                       f"{sc.seed if self.seed is None else self.seed})")
-        run = Run(sc, self.variant, self.seed, self.overrides, state=self.state)
+        t_build = time.perf_counter()
+        run = Run(sc, self.variant, self.seed, self.overrides, state=self.state, replication=self.replication)
+        self.build_s = time.perf_counter() - t_build
         self.run_driver = run
         model = self.model = run.model
         cls = type(model)
@@ -224,6 +241,11 @@ class SimWorker(QObject):
         while not run.done:
             if self._cancel.is_set():
                 break
+            if self._state_request.is_set():
+                self._state_request.clear()
+                t0 = time.perf_counter()
+                data = run.state_bytes()
+                self.state_ready.emit(data, model.time_s, time.perf_counter() - t0)
             if self._paused.is_set() and not self._step_request.is_set():
                 time.sleep(0.02)
                 wall0, sim0 = time.perf_counter(), model.time_s

@@ -43,8 +43,13 @@ class Viewport(QWidget):
             QTimer.singleShot(0, self._do_render)
 
     def _do_render(self) -> None:
-        self._render_pending = False
-        self.render_now()
+        if self._render_pending:  # not yet done by flush_render
+            self._render_pending = False
+            self.render_now()
+
+    def flush_render(self) -> None:
+        """Render now if a render was requested (so its cost is measured where it is caused)."""
+        self._do_render()
 
     def render_now(self) -> None:
         self.plotter.render()
@@ -65,13 +70,8 @@ class Viewport(QWidget):
         self.renderer.set_layer_visible(layer, visible)
         self.request_render()
 
-    def show_frame(self, frame, field_name: str | None = None) -> None:
-        r = self.renderer
-        r.update_agents(frame.positions, frame.states)
-        r.update_features(getattr(frame, "features", None))
-        if frame.fields:
-            name = field_name if field_name in frame.fields else next(iter(frame.fields))
-            r.update_field(frame.fields[name])
+    def show_frame(self, frame, field_name: str | None = None, field=None, field_style=None) -> None:
+        self.renderer.show_frame(frame, field_name, field, field_style)
         self.request_render()
 
     def camera(self, preset: str, model_cls=None) -> None:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from twin.core.grid import GridField
-from twin.core.model_contract import (KPI, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, Param,
+from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, Param,
                                       Snapshot, TimeSeries)
 
 SYNC_S = 1.0  # adaptive stepping lands on every whole second, so any pause there is exact
@@ -35,6 +35,8 @@ class ToyModel(CityModel):
               TimeSeries, 0.0, 10.0),
         Param("start_file", "-", "", "CSV of x,y start points (metres, city CRS), used in turn; empty: random",
               FilePath, suffixes=(".csv",)),
+        Param("jitter_mps", "m/s", 0.0, "random speed noise drawn every step (0: no draws during the run)",
+              float, 0.0, 2.0),
     )
     kpis = (
         KPI("walkers_done", "-", "walkers that reached their distance", headline=True, better="higher"),
@@ -44,6 +46,12 @@ class ToyModel(CityModel):
     field_styles = (FieldStyle("max_count", "-", "most walkers seen in a cell", kind="density", clim=(0.0, 5.0)),)
     feature_styles = (FeatureStyle("buildings", "walkers_east", "-", "walkers east of the building's centre",
                                    label=True),)
+    alerts = (
+        AlertRule("many_done", "Many walkers done (exercises KPI alerts placed at a field's peak).", amber=20, red=40,
+                  kpi="walkers_done", field="max_count"),
+        AlertRule("crowded_east", "Many walkers east of a building (per-feature alerts).", amber=45, red=58,
+                  layer="buildings", value="walkers_east"),
+    )
     state_names = ("walking", "done")
     report_interval_s = 5.0
     state_attrs = ("pos", "done_at", "max_count.values")
@@ -92,6 +100,8 @@ class ToyModel(CityModel):
     def _move(self, dt: float, t_end: float) -> None:
         walking = np.isnan(self.done_at)
         self.pos[walking, 0] += self.speed[walking] * dt * self._factor(t_end - dt)
+        if self.p["jitter_mps"] > 0:
+            self.pos[walking, 0] += self.rng.normal(0.0, self.p["jitter_mps"] * dt, int(walking.sum()))
         arrived = walking & (self.pos[:, 0] - self.start[:, 0] >= self.p["distance_m"])
         self.done_at[arrived] = t_end
         r, c = self.max_count.index_of(self.pos[:, 0], self.pos[:, 1])

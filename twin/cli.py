@@ -40,13 +40,25 @@ def app(scenario, city):
 
 def _gui_entry_point():
     """The desktop app, found through the ``citytwin.gui`` entry point (twin never imports app)."""
+    return _app_entry().load()
+
+
+def _app_entry():
     from importlib.metadata import entry_points
 
     found = list(entry_points(group="citytwin.gui", name="app"))
     if not found:
         raise UserError("the desktop app is not installed (no citytwin.gui entry point); reinstall CityTwin "
                         "with `make setup`.")
-    return found[0].load()
+    return found[0]
+
+
+def _app_function(name: str):
+    """A function of the app's entry-point module (``app.main``): video rendering lives beside the 3D
+    view, which twin never imports."""
+    import importlib
+
+    return getattr(importlib.import_module(_app_entry().module), name)
 
 
 @cli.group()
@@ -152,6 +164,60 @@ def compare(scenario, replications, workers, scheduler, out, quiet):
     result = run_compare(scenario, out, replications=replications, workers=workers, scheduler=scheduler,
                          progress=not quiet)
     click.echo(result.text() if hasattr(result, "text") else str(result))
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--at", "at", type=float, required=True, metavar="T",
+              help="Branch time in seconds (moved up onto the model's time step).")
+@click.option("--intervention", help="The intervention of the second future.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Parameter changes of the second future, on top of --intervention (repeatable).")
+@click.option("--replications", type=int, help="Replications of each future (default 1).")
+@click.option("--workers", type=int, help="Local worker processes (default: all cores).")
+@click.option("--seed", type=int, help="Override the scenario's seed.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the branch.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def branch(scenario, at, intervention, sets, replications, workers, seed, out, quiet):
+    """Run the baseline to T once, then the baseline and an intervention from that same state."""
+    from .branch import branch as run_branch
+    from .branch import check_branch
+    from .scenario import parse_set
+
+    from .core import locks
+
+    plan = check_branch(scenario, at, intervention, replications, workers, out, seed, parse_set(list(sets)))
+    locks.hold(out)  # after every check; released at the end of the command
+    result = run_branch(plan, out, workers=workers, progress=not quiet)
+    click.echo(result.text())
+
+
+@cli.command()
+@click.argument("target", metavar="SCENARIO|RUN_DIR", type=click.Path(path_type=Path))
+@click.option("--intervention", help="Side by side with the baseline: this intervention (of the scenario, or of a "
+              "compare/branch folder).")
+@click.option("--replication", type=int, default=0, show_default=True,
+              help="Which replication of a compare/branch folder to film.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The video file (.mp4).")
+@click.option("--size", default="1920x1080", show_default=True, help="WIDTHxHEIGHT, or 1080p / 4K.")
+@click.option("--fps", type=float, default=30.0, show_default=True, help="Frames per second.")
+@click.option("--length-s", "length_s", type=float, help="Length of the video in seconds (default 30).")
+@click.option("--speed", type=float, help="Simulated seconds per second of video (instead of --length-s).")
+@click.option("--from", "start_s", type=float, metavar="T", help="Start at this simulated time (default: the start).")
+@click.option("--to", "end_s", type=float, metavar="T", help="End at this simulated time (default: the end).")
+@click.option("--difference", is_flag=True, help="Draw the intervention's field as intervention minus baseline.")
+@click.option("--light", is_flag=True, help="Light background instead of the command room's dark one.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def render(target, intervention, replication, out, size, fps, length_s, speed, start_s, end_s, difference, light,
+           quiet):
+    """An MP4 of a run (or of two variants side by side) with the time and the headline tiles burnt in."""
+    if replication < 0:
+        raise UserError(f"--replication {replication}: must be 0 or more.")
+    render_command = _app_function("render_video_command")
+    result = render_command(target, out, intervention=intervention, replication=replication, size=size, fps=fps,
+                            length_s=length_s, speed=speed, start_s=start_s, end_s=end_s, difference=difference,
+                            light=light, quiet=quiet)
+    click.echo(result)
 
 
 def _fmt(value) -> str:

@@ -225,12 +225,14 @@ def _check_stop(should_stop) -> None:
         raise CompareCancelled("comparison cancelled; the finished runs are kept")
 
 
-def _iter_local(tasks: list[tuple], workers: int, should_stop=None):
-    """Yield (index, result) as runs finish on a process pool (forked or spawned, see _start_method) (or in-process)."""
+def _iter_local(tasks: list[tuple], workers: int, should_stop=None, fn=None):
+    """Yield (index, result) as runs finish on a process pool (forked or spawned, see _start_method) (or
+    in-process). ``fn(*task)`` runs one task (default: ``run_task``); it must be a module-level function."""
+    fn = fn or run_task
     if workers <= 1 or len(tasks) <= 1:
         for i, t in enumerate(tasks):
             _check_stop(should_stop)
-            yield i, run_task(*t)
+            yield i, fn(*t)
         return
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -240,7 +242,7 @@ def _iter_local(tasks: list[tuple], workers: int, should_stop=None):
     ex = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(_start_method()),
                              initializer=_worker_init, initargs=(threads,))
     try:
-        pending = {ex.submit(run_task, *t): i for i, t in enumerate(tasks)}
+        pending = {ex.submit(fn, *t): i for i, t in enumerate(tasks)}
         while pending:
             # Poll, so that a cancel from the app is honoured within a second, not after a whole run.
             done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -364,16 +366,31 @@ def _run_plan(plan: Plan, out: Path, workers, scheduler, progress, report, on_pr
     todo = [s for s in specs if not is_finished(out, plan, s)]
     raw, path = sc.raw, (str(sc.path.resolve()) if sc.path else None)
     tasks = [(raw, path, s.variant, s.seed, str((out / s.folder).resolve())) for s in todo]
+    it = _iter_dask(tasks, scheduler) if scheduler else None
+    execute(tasks, todo, len(specs), workers, progress, on_progress, should_stop, out,
+            lambda: sum(is_finished(out, plan, s) for s in specs), it=it)
+    result = collect(plan, out, report=report)
+    result.ran, result.reused = len(todo), len(specs) - len(todo)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def execute(tasks: list[tuple], todo: list[RunSpec], total: int, workers: int | None, progress: bool, on_progress,
+            should_stop, out: Path, count_done, fn=None, it=None) -> None:
+    """Run ``tasks`` (one per spec in ``todo``; ``total`` counts the finished ones too) with a progress bar.
+
+    Bad input (a UserError in a run) stops everything with its message; unexpected errors are collected
+    in ``out/errors.log`` and reported together at the end; Ctrl-C says how many runs are saved."""
     failures: list[tuple[RunSpec, dict]] = []
     workers = workers or os.cpu_count() or 1
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: worker processes may then be forked (_start_method)
-    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), unit="run", desc="runs", file=sys.stderr,
+    bar = tqdm(total=total, initial=total - len(todo), unit="run", desc="runs", file=sys.stderr,
                disable=not progress or not todo, dynamic_ncols=True)
-    finished = len(specs) - len(todo)
+    finished = total - len(todo)
     try:
-        it = _iter_dask(tasks, scheduler) if scheduler else _iter_local(tasks, workers, should_stop)
+        it = it if it is not None else _iter_local(tasks, workers, should_stop, fn)
         for i, res in it:
             spec = todo[i]
             if res["status"] == "user_error":
@@ -385,21 +402,16 @@ def _run_plan(plan: Plan, out: Path, workers, scheduler, progress, report, on_pr
             bar.update(1)
             finished += 1
             if on_progress is not None:
-                on_progress(finished, len(specs))
+                on_progress(finished, total)
     except KeyboardInterrupt:
         bar.close()
-        done = sum(is_finished(out, plan, s) for s in specs)
-        print(f"\ninterrupted: {done} of {len(specs)} runs are saved in {out / RUNS_DIR}; run the same "
+        print(f"\ninterrupted: {count_done()} of {total} runs are saved in {out / RUNS_DIR}; run the same "
               "command again to continue from there.", file=sys.stderr)
         raise
     finally:
         bar.close()
     if failures:
         _report_failures(out, failures)
-    result = collect(plan, out, report=report)
-    result.ran, result.reused = len(todo), len(specs) - len(todo)
-    result.wall_s = time.perf_counter() - started
-    return result
 
 
 def _report_failures(out: Path, failures) -> None:

@@ -33,4 +33,9 @@ def describe_model(name: str) -> str:
     if cls.feature_styles:
         lines += ["", "Values per feature:"] + [f"  {f.layer + '.' + f.name:28s} {f.unit:8s} {f.doc}"
                                                 for f in cls.feature_styles]
+    if cls.alerts:
+        lines += ["", "Alert rules (edit them in the scenario's [alerts] table):"]
+        for r in cls.alerts:
+            op = ">=" if r.direction == "above" else "<="
+            lines.append(f"  {r.name:28s} {r.source}: amber {op} {r.amber:.4g}, red {op} {r.red:.4g}. {r.doc}")
     return "\n".join(lines)

@@ -468,12 +468,23 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
     dict_kpis = list(dict.fromkeys(k.split(".")[0] for k in kpi_cols if "." in k))
     heads = headline_kpis(plan, table)
     order = heads + [k for k in scalar if k not in heads]
-    parts = [f"<h1>{html.escape(sc.name)}: comparison of {len(variants)} variants</h1>"]
+    at = branch_time(plan)
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    if at is None:
+        parts = [f"<h1>{html.escape(sc.name)}: comparison of {len(variants)} variants</h1>"]
+        span = f"{fmt_qty(sc.duration_s, 's')} simulated per run"
+    else:
+        parts = [f"<h1>{html.escape(sc.name)}: two futures from t = {html.escape(clock(at))}</h1>"]
+        span = (f"the baseline ran to t = {clock(at)} once; from that same state each future runs from "
+                f"{clock(at)} to the end ({fmt_qty(sc.duration_s - at, 's')} at most)")
     parts.append(
         f"<p class=meta>Model <b>{html.escape(sc.model)}</b> on city <b>{html.escape(sc.city_path.name)}</b>, "
-        f"{fmt_qty(sc.duration_s, 's')} simulated per run, <b>{plan.replications}</b> replication(s) per variant "
+        f"{span}, <b>{plan.replications}</b> replication(s) per variant "
         f"({len(runs)} runs). Generated {when} by CityTwin {__version__}.</p>")
+    if at is not None:
+        parts.append(f"<p class=note>Everything before {html.escape(clock(at))} is shared by both futures; the KPIs "
+                     "are those at the end of each future (counting the shared past, which is identical), so every "
+                     "difference arises from T on. Charts over time start at T.</p>")
     hl = headlines(plan, table)
     parts.append("<h2>Key findings</h2>")
     if hl:
@@ -516,7 +527,7 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
         parts.append("<h2>Parameter sweep</h2><p class=note>Mean and 95% CI of each sweep point against "
                      "each swept parameter; dashed: the baseline.</p>" + _img(sf, "sweep"))
     # Time series
-    series, columns = _load_series(out, plan, shown)
+    series, columns = _load_series(out, plan, shown, since_s=at)
     if columns:
         wide = (" With only 2 replications the bands are very wide (t-factor 12.7): run more replications "
                 "for a usable band." if plan.replications == 2 else "")
@@ -558,7 +569,7 @@ def _shown_variants(plan) -> list[str]:
     return names[:MAX_SERIES]
 
 
-def _load_series(out: Path, plan, variants: list[str]):
+def _load_series(out: Path, plan, variants: list[str], since_s: float | None = None):
     series: dict[str, list[pd.DataFrame]] = {}
     columns: list[str] = []
     for spec in plan.runs:
@@ -572,6 +583,8 @@ def _load_series(out: Path, plan, variants: list[str]):
             df = pd.read_csv(p)
         else:
             df = pd.read_parquet(p)
+        if since_s is not None:
+            df = df[df["time_s"] >= since_s - 1e-9]
         num = [c for c in df.columns if c != "time_s" and pd.api.types.is_numeric_dtype(df[c])]
         for c in num:
             if c not in columns:
@@ -633,7 +646,42 @@ def _glossary(specs: dict, kpi_cols: list[str]) -> str:
             "<th class=l>meaning</th><th class=l>direction</th></tr>" + "".join(rows) + "</table>")
 
 
+def branch_time(plan) -> float | None:
+    """The time a branch's futures start from (``twin.branch.BranchPlan``); None for a comparison."""
+    at = getattr(plan, "at_s", None)
+    return float(at) if at is not None else None
+
+
+def clock(t: float) -> str:
+    """``600`` → "0:10:00 (600 s)"."""
+    m, s = divmod(int(round(t)), 60)
+    h, m = divmod(m, 60)
+    return f"{h:d}:{m:02d}:{s:02d} ({t:g} s)"
+
+
+def _branch_method(plan) -> str:
+    at, seed, n = clock(plan.at_s), plan.seed, plan.replications
+    return f"""<h2>Method</h2><ul class=note>
+<li>The baseline ran once from 0 to {at} (seed {seed}); its complete state (agents, clocks, random
+generators, the time series so far) is saved in <code>states/</code>. Both futures, the baseline continued
+and the intervention, restore that same state and run to the end.</li>
+<li>Replications with common random numbers from T on: replication 0 keeps the saved random generators
+(the plain continuation: the baseline's replication 0 ends exactly like the uninterrupted run); replication
+k ≥ 1 of <i>both</i> futures reseeds the restored model from ({seed}, k). What was drawn before T, or
+when the model was built, is the same in every replication, so the spread is that of the futures only
+({n} replication(s) per future).</li>
+<li>Mean and 95% confidence interval per future: Student t-interval, mean ± t(0.975, n−1)·sd/√n.
+Difference from the baseline: <b>paired t-interval</b> on the per-replication differences.</li>
+<li>With one replication no interval is estimated (n/a); when all replications agree exactly the interval
+collapses to the value and is marked “no variation” (a future with no random draws after T).</li>
+<li>Files: <code>comparison.csv</code>, <code>runs.csv</code>, <code>branch.json</code>,
+<code>runs/&lt;variant&gt;/rep-NNN/</code> (each future's outputs; its <code>bundle.json</code> names the
+state it started from).</li></ul>"""
+
+
 def _method(plan, runs: pd.DataFrame) -> str:
+    if branch_time(plan) is not None:
+        return _branch_method(plan)
     sc = plan.scenario
     n = plan.replications
     seeds = ", ".join(str(sc.seed + k) for k in range(min(n, 6))) + (", …" if n > 6 else "")

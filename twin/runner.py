@@ -54,7 +54,8 @@ def software_versions() -> dict[str, str]:
 def run_hash(resolved: dict, variant: str, files: dict | None = None) -> str:
     """Identifies a run's inputs (the scenario, the variant and the content of the files it reads):
     same hash, same numbers (for this version)."""
-    blob = json.dumps({"inputs": resolved, "variant": variant, "files": {k: v["sha256"] for k, v in (files or {}).items()},
+    inputs = {k: v for k, v in resolved.items() if k != "alerts"}  # thresholds never change a number
+    blob = json.dumps({"inputs": inputs, "variant": variant, "files": {k: v["sha256"] for k, v in (files or {}).items()},
                        "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -85,11 +86,15 @@ def state_name(t: float) -> str:
 
 
 class Run:
-    """One run of one variant. ``advance(t)`` in slices (the app) or ``run_to_end()`` (the CLI)."""
+    """One run of one variant. ``advance(t)`` in slices (the app) or ``run_to_end()`` (the CLI).
+
+    ``replication`` k >= 1 of a run continued from ``state`` reseeds the restored model's random
+    generators from ``(seed, k)`` (``CityModel.reseed``): the futures of a branch replicated with
+    common random numbers. Replication 0 is the plain continuation."""
 
     def __init__(self, scenario: Scenario, variant: str | None = None, seed: int | None = None,
                  overrides: dict | None = None, *, state: SavedState | None = None,
-                 save_state_at=(), settings: OutputSettings | None = None):
+                 save_state_at=(), settings: OutputSettings | None = None, replication: int = 0):
         self.scenario = scenario
         self.variant = variant or BASELINE
         self.seed = scenario.seed if seed is None else int(seed)
@@ -99,8 +104,13 @@ class Run:
         self.model = build_model(scenario, self.variant, self.seed, self.overrides)
         _check_field_extents(self.settings, type(self.model), scenario.where)
         self.from_state = state
+        self.replication = int(replication)
         if state is not None:
             self.model.set_state(state.arrays, state.meta["model"])
+            if self.replication:
+                self.model.reseed((self.seed, self.replication))
+        elif self.replication:
+            raise ValueError("a replication number belongs to a run continued from a state")
         start = self.model.time_s
         self.recorder = Recorder(self.settings, start)
         eps = 1e-9
@@ -172,6 +182,7 @@ class Run:
              "simulated_s": m.time_s, "version": __version__}
         if self.from_state is not None:
             s["from_state"] = {"file": str(self.from_state.path), "time_s": self.from_state.time_s}
+            s["replication"] = self.replication
         return s
 
     def result(self) -> RunResult:
@@ -183,8 +194,16 @@ class Run:
     def write(self, out: Path, result: RunResult | None = None) -> RunResult:
         result = result or self.result()
         write_run(result, self.scenario, self.variant, self.seed, self.overrides, Path(out), self.settings,
-                  self.from_state)
+                  self.from_state, self.replication)
         return result
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = None,
@@ -205,7 +224,8 @@ def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = N
 
 
 def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, overrides, out: Path,
-              settings: OutputSettings | None = None, from_state: SavedState | None = None) -> None:
+              settings: OutputSettings | None = None, from_state: SavedState | None = None,
+              replication: int = 0) -> None:
     import tomli_w
 
     crs = scenario.load_city().crs
@@ -216,7 +236,8 @@ def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, ov
               "hash": run_hash(resolved, variant, files), "input_files": files, "versions": software_versions(),
               "reproduce": f"citytwin run scenario.toml --seed {seed} --out <DIR>"}
     if from_state is not None:
-        bundle["from_state"] = {"file": str(from_state.path), "time_s": from_state.time_s}
+        bundle["from_state"] = {"file": str(from_state.path), "time_s": from_state.time_s, "replication": replication,
+                                "sha256": file_sha256(from_state.path) if from_state.path else None}
     settings = settings if settings is not None else scenario.outputs
     with atomic_dir(out) as tmp:
         write_table(result.timeseries, tmp / "timeseries")

@@ -13,7 +13,7 @@ from .core.limits import (MAX_DURATION_S, MAX_NESTING, MAX_REPLICATIONS, MAX_SEE
 
 BASELINE = "baseline"
 SCENARIO_KEYS = {"name", "model", "city", "duration_s", "seed", "replications", "description"}
-TOP_LEVEL = {"scenario", "parameters", "interventions", "experiment", "outputs"}
+TOP_LEVEL = {"scenario", "parameters", "interventions", "experiment", "outputs", "alerts"}
 INTERVENTION_KEYS = {"name", "description", "parameters"}
 
 
@@ -39,6 +39,7 @@ class Scenario:
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     outputs: Any = None  # twin.exports.OutputSettings from the optional [outputs] table
+    alerts: tuple = ()  # AlertRules: the model's defaults with the optional [alerts] table's edits
 
     @property
     def where(self) -> str:
@@ -111,7 +112,7 @@ class Scenario:
                                f"{self.path.resolve() if self.path else repr(self.name)}",
             },
             "parameters": {k: plain_value(v) for k, v in self.params_for(variant, overrides).items()},
-            **({"outputs": dict(self.raw["outputs"])} if isinstance(self.raw.get("outputs"), dict) else {}),
+            **({key: dict(self.raw[key]) for key in ("outputs", "alerts") if isinstance(self.raw.get(key), dict)}),
         }
 
 
@@ -209,6 +210,9 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
     # Validate every variant now, so a typo in the last intervention fails before any run starts.
     for v in sc.variants():
         sc.params_for(v)
+    from .alert_settings import parse_alerts
+
+    sc.alerts = parse_alerts(raw.get("alerts"), where, sc.model_class())
     if sc.experiment:  # a bad [experiment] table fails at load time too, naming the key
         from .sweeps import sweep_points
 

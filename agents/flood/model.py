@@ -21,7 +21,7 @@ import numpy as np
 from twin.core.errors import UserError, nearest
 from twin.core.grid import GridField
 from twin.core.limits import MAX_DURATION_S
-from twin.core.model_contract import (KPI, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
+from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
                                       Numbers, Param, Snapshot, TimeSeries)
 
 from . import inputs
@@ -185,6 +185,17 @@ class FloodModel(CityModel):
     aoi_layers = ("barriers",)  # the city's prepared barrier lines: where it expects water; else the city
     state_names = STATE_NAMES
     state_colours = STATE_COLOURS
+    # Command-room alerts (a scenario's [alerts] edits them): water at a critical place (a shelter,
+    # pump, the station, a hospital, a school): 0.15 m is over the kerb and into the ground floor,
+    # 0.5 m stops people walking (walk_stop_depth_m); people stranded by the water.
+    alerts = (
+        AlertRule("critical_place_water", "Water at a shelter, pump, station, hospital or school: over 0.15 m "
+                  "(amber), over 0.5 m (red).", amber=0.15, red=0.5, layer="pois", value="depth", unit="m"),
+        AlertRule("stranded", "Evacuees stranded by the water (no passable road to a shelter with room).",
+                  amber=1.0, red=50.0, kpi="stranded", unit="persons"),
+        AlertRule("impassable_roads", "Length of road under more than road_closed_depth_m of water now.",
+                  amber=1.0, red=5.0, kpi="roads_impassable_km", unit="km"),
+    )
     field_styles = (
         FieldStyle("depth", "m", "Water depth now.", kind="depth", cmap="Blues", clim=(0.0, 1.0), shader="water",
                    cutoff=0.03),

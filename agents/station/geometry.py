@@ -44,7 +44,7 @@ class TicketBank:
     lanes: int
     service_s: float
     cabinets: object  # polygon: what blocks walking (the whole bank when closed)
-    slots: object  # polygon: the lanes, where a passenger stops to validate
+    slots: object  # polygon: the lanes, where a passenger stops to validate (walls too while closed)
     target: object = None  # the lanes' far ends (on the exits' side): where walking to the bank leads
     exit_point: tuple = (0.0, 0.0)  # just beyond the bank on the exits' side
 
@@ -201,18 +201,17 @@ def ticket_bank(row, walkable, p: dict) -> TicketBank:
         service = float(p.get("ticket_service_time_s", TICKET_SERVICE_S))
     is_open = _is_open(row, p)
     band = geom.buffer(CABINET_DEPTH_M / 2, cap_style="flat")
-    slots = shapely.Polygon()
-    if is_open:
-        c = np.asarray(geom.coords)[[0, -1], :2]
-        u = (c[1] - c[0]) / length
-        nrm = np.array([-u[1], u[0]])
-        pitch = length / lanes
-        boxes = []
-        for k in range(lanes):
-            m = c[0] + u * (k + 0.5) * pitch
-            h, d = u * LANE_WIDTH_M / 2, nrm * CABINET_DEPTH_M / 2
-            boxes.append(shapely.Polygon([m - h - d, m + h - d, m + h + d, m - h + d]))
-        slots = shapely.union_all(boxes)
+    # The lanes exist open or closed (a closed bank is all wall): every variant numbers them alike.
+    c = np.asarray(geom.coords)[[0, -1], :2]
+    u = (c[1] - c[0]) / length
+    nrm = np.array([-u[1], u[0]])
+    pitch = length / lanes
+    boxes = []
+    for k in range(lanes):
+        m = c[0] + u * (k + 0.5) * pitch
+        h, d = u * LANE_WIDTH_M / 2, nrm * CABINET_DEPTH_M / 2
+        boxes.append(shapely.Polygon([m - h - d, m + h - d, m + h + d, m - h + d]))
+    slots = shapely.union_all(boxes)
     cabinets = shapely.difference(band, slots) if is_open else band
     return TicketBank(gid, geom, is_open, lanes, service, cabinets, slots)
 

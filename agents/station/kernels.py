@@ -27,6 +27,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
+# Entry points release the GIL (nogil=True): the app runs a branch's futures in threads beside the
+# window, which must get the interpreter between kernel calls (docs/command_room.md).
+
 BIG = 1.0e30
 
 
@@ -60,7 +63,7 @@ def _bil3(F, g, r0, c0, wx, wy):
             + (F[g, r0 + 1, c0] * (1.0 - wx) + F[g, r0 + 1, c0 + 1] * wx) * wy)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sample_field(F, x0, y0, inv_h, x, y):
     """Bilinear samples of a 2-D field at points (used by tests and the model)."""
     rows, cols = F.shape
@@ -71,7 +74,7 @@ def sample_field(F, x0, y0, inv_h, x, y):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def clear_width(wall_d, cell_m, cap_m):
     """Local clear width (m) of the free space: at each cell, the diameter of the largest disc
     inside the free space that covers the cell centre ("local thickness", Hildebrand &
@@ -136,7 +139,7 @@ def _min_image(dx, periodic, period_x):
     return dx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_cells(x, y, n, xmin, ymin, inv_cs, ncx, ncy, cell_of, cursor, start, order, sx, sy):
     """Counting sort of agents ``0..n-1`` by cell.
 
@@ -164,7 +167,7 @@ def build_cells(x, y, n, xmin, ymin, inv_cs, ncx, ncy, cell_of, cursor, start, o
         sy[k] = y[i]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def build_cells_parallel(x, y, n, xmin, ymin, inv_cs, ncx, ncy, cell_of, cursor, start, order, sx, sy):
     """``build_cells`` with the per-agent parts threaded; the same, stable order."""
     ncell = ncx * ncy
@@ -201,7 +204,7 @@ def _cell_range(lo, hi, origin, inv_cs, nc, periodic):
 
 
 # -- collision-free speed model -----------------------------------------------------------------
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
               order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
               dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
@@ -347,7 +350,7 @@ def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no,
     y[i] = ny
     exit_gate[i] = _zone_at(nx, ny, zone, gate_open, fx0, fy0, inv_h, rows, cols)
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def cfsm_step(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
               order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
               dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
@@ -367,7 +370,7 @@ def cfsm_step(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
               width, t_narrow, w_single, w_wide)
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def cfsm_step_serial(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
               order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
               dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
@@ -416,7 +419,7 @@ def _zone_at(x, y, zone, gate_open, fx0, fy0, inv_h, rows, cols):
 
 
 # -- social force model -------------------------------------------------------------------------
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n,
              order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x,
              dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
@@ -524,7 +527,7 @@ def _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n,
     y[i] = ny
     exit_gate[i] = _zone_at(nx, ny, zone, gate_open, fx0, fy0, inv_h, rows, cols)
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def sfm_step(x, y, vx, vy, v0, tgt, n,
              order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x,
              dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
@@ -543,7 +546,7 @@ def sfm_step(x, y, vx, vy, v0, tgt, n,
         _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n, order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate)
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def sfm_step_serial(x, y, vx, vy, v0, tgt, n,
              order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x,
              dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
@@ -560,7 +563,7 @@ def sfm_step_serial(x, y, vx, vy, v0, tgt, n,
 
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gather_sorted(order, n, vx, vy, svx, svy):
     for k in range(n):
         i = order[k]
@@ -569,7 +572,7 @@ def gather_sorted(order, n, vx, vy, svx, svy):
 
 
 # -- density --------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def density_grid(x, y, n, gx0, gy0, rows, cols, counts, area, out):
     """Persons per m² on a 1 m grid: counts smoothed with a separable [1/4, 1/2, 1/4] tent
     (a ~2 x 2 m window) divided by the walkable area under the same tent (``area``, m²)."""
@@ -616,7 +619,7 @@ def _keep_or_switch(current, best_target, best, cur, hyst_s, force):
     return current
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def route_costs(x, y, v0, dest, idx, floor, fx0, fy0, inv_h, allowed, onward, queue_s,
                 perceive_m, noise, tgt, hyst_s, force):
     """Exit choice for agents ``idx``: cost = geodesic distance / v0 + queue time (if the gate
@@ -652,7 +655,7 @@ def route_costs(x, y, v0, dest, idx, floor, fx0, fy0, inv_h, allowed, onward, qu
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def via_bank_costs(x, y, v0, dest, idx, floor, G, fx0, fy0, inv_h, bank_ok, bank_exit, allowed, onward,
                    queue_s, perceive_m, noise, tgt, hyst_s, force):
     """Choice of ticket gate bank for agents ``idx`` still in a paid area. Fields ``floor[:G]``
@@ -698,7 +701,7 @@ def via_bank_costs(x, y, v0, dest, idx, floor, G, fx0, fy0, inv_h, bank_ok, bank
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gate_counts(x, y, n, floor, fx0, fy0, inv_h, radius_m):
     """Number of agents within ``radius_m`` (geodesic) of each gate."""
     G, rows, cols = floor.shape
@@ -712,7 +715,7 @@ def gate_counts(x, y, n, floor, fx0, fy0, inv_h, radius_m):
 
 
 # -- release ------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def place_agents(cand_x, cand_y, x, y, n_old, order, start, xmin, ymin, inv_cs, ncx, ncy,
                  min_gap, out_x, out_y):
     """Pick for each due agent the first candidate point at least ``min_gap`` away from every

@@ -25,7 +25,8 @@ import shapely
 from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
-from twin.core.model_contract import KPI, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Param, Snapshot
+from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Param,
+                                      Snapshot)
 
 from . import kernels as K
 from .crowd import Crowd, MotionParams
@@ -164,8 +165,22 @@ class StationDispersalModel(CityModel):
         FeatureStyle("gates", "queue", "persons", "Passengers within queue_radius_m walking distance of the gate.",
                      cmap="YlOrRd", clim=(0.0, 100.0), label=True),
         FeatureStyle("gates", "exited", "persons", "Passengers who left through the gate so far.", cmap="Blues"),
+        FeatureStyle("gates", "density", "persons/m2", "Highest density within queue_radius_m of the gate now (Fruin "
+                     "walkway LOS E from 1.08, F from 2.17 persons/m²).", cmap="YlOrRd", clim=(0.0, 3.0)),
         FeatureStyle("pois", "waiting", "persons", "Passengers queueing for this metro, bus or taxi.", cmap="YlOrRd",
                      clim=(0.0, 200.0), label=True),
+    )
+    # Command-room alerts (scenario [alerts] edits them): Fruin's walkway LOS E is amber, F red.
+    alerts = (
+        AlertRule("density_los", "The densest area now at Fruin walkway level of service E (amber) or F (red).",
+                  amber=LOS_DENSITY_PPM2[3], red=LOS_DENSITY_PPM2[4], kpi="density_ppm2", field="density"),
+        AlertRule("gate_los", "Level of service E (amber) or F (red) at a gate: the highest density within "
+                  "queue_radius_m of it.", amber=LOS_DENSITY_PPM2[3], red=LOS_DENSITY_PPM2[4], layer="gates",
+                  value="density"),
+        AlertRule("gate_queue", "A long queue at a gate (passengers within queue_radius_m).", amber=60, red=120,
+                  layer="gates", value="queue"),
+        AlertRule("onward_queue", "Many passengers waiting for a metro, bus or taxi.", amber=150, red=300,
+                  layer="pois", value="waiting"),
     )
     # Everything a step changes; the rest (geometry, fields, draws per passenger) is rebuilt from
     # the city, the parameters and the seed.
@@ -351,11 +366,13 @@ class StationDispersalModel(CityModel):
         nav, tickets = self.nav, self.station.tickets
         self.lane_zone = np.full(nav.free.shape, -1, dtype=np.int32)
         bank_of_lane, service = [], []
+        # Lanes are numbered by the banks' geometry, open or closed, so every variant numbers them alike
+        # and a state continued as another variant (a closed bank opened) keeps its lanes' queues.
         for b, t in enumerate(tickets):
             for slot in shapely.get_parts(t.slots):
-                z = rasterize(slot, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & nav.free
+                z = rasterize(slot, nav.x0, nav.y0, nav.cell_m, nav.free.shape)
                 if z.any():
-                    self.lane_zone[z] = len(bank_of_lane)
+                    self.lane_zone[z & nav.free] = len(bank_of_lane)
                     bank_of_lane.append(b)
                     service.append(t.service_s)
         self.bank_of_lane = np.array(bank_of_lane, dtype=np.int64)
@@ -619,12 +636,27 @@ class StationDispersalModel(CityModel):
             "queue": np.rint(self.queue_s[:G] * self.gate_cap[:G]),
             "exited": self.exited_by_gate.astype(float),
             "state": self.gate_open.astype(np.int8),
+            "density": self._gate_density(),
         })
         waiting = self.poi_of[self.state == QUEUEING]
         pois = FeatureFrame(np.array([q.id for q in st.pois], dtype=object), {
             "waiting": np.bincount(waiting[waiting >= 0], minlength=len(st.pois)).astype(float),
         })
         return {"gates": gates, "pois": pois}
+
+    def _gate_density(self) -> np.ndarray:
+        """The highest density now within queue_radius_m of each gate (the density cells near it are
+        found once: static geometry)."""
+        if getattr(self, "_gate_cells", None) is None:
+            xs, ys = self._grid("density", self.d_field).cell_centres()
+            r = self.p["queue_radius_m"]
+            self._gate_cells = []
+            for g in self.station.gates:
+                rows, cols = np.flatnonzero(np.abs(ys - g.y) <= r), np.flatnonzero(np.abs(xs - g.x) <= r)
+                R, C = np.meshgrid(rows, cols, indexing="ij")
+                near = ((xs[C] - g.x) ** 2 + (ys[R] - g.y) ** 2 <= r * r) & (self.d_area[R, C] > MIN_DENSITY_AREA_M2)
+                self._gate_cells.append((R[near], C[near]))
+        return np.array([float(self.d_field[r, c].max()) if len(r) else 0.0 for r, c in self._gate_cells])
 
     def on_restore(self, same_params: bool) -> None:
         if not same_params:

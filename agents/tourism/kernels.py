@@ -28,6 +28,9 @@ import math
 import numpy as np
 from numba import njit
 
+# Entry points release the GIL (nogil=True): the app runs a branch's futures in threads beside the
+# window, which must get the interpreter between kernel calls (docs/command_room.md).
+
 from .layout import (
     AF_AREA_IN, AF_AREA_Q, AF_T_LAST, A_CAP, A_CLOSE, A_DWELL_CV, A_DWELL_DIST, A_DWELL_MEAN,
     A_GATES, A_OPEN, A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, CHECKED_IN,
@@ -544,7 +547,7 @@ def arrive_hotel(g, now, n_attr, gi, gf, par, hd, hdf, qh, qt, ht, hs, hid, ctr)
 
 
 # -- the loop ----------------------------------------------------------------------------------
-@njit(cache=True, **NO_RC)
+@njit(cache=True, nogil=True, **NO_RC)
 def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi, gf, plan_st, vi, vf,
          ad, adf, hd, hdf, qh, qt, slots, ht, hs, hid, todo, ctr):
     n_groups = gi.shape[0]
@@ -644,7 +647,7 @@ def run_until(w, t_stop: float) -> None:
     w.now[0] = t_stop
 
 
-@njit(cache=True, **NO_RC)
+@njit(cache=True, nogil=True, **NO_RC)
 def _schedule_openings(t0, af, ht, hs, hid, ctr):
     for a in range(af.shape[0]):
         if af[a, A_OPEN] > t0 and af[a, A_OPEN] < INF:

@@ -24,14 +24,14 @@ import pandas as pd
 from twin.core.errors import UserError, nearest
 from twin.core.grid import GridField
 from twin.core.model_contract import (
-    KPI, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot, TimeSeries,
+    KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot, TimeSeries,
 )
 
 from . import kpis as K
 from .engine import STATE_FIELDS, TourismEngine
 from .inputs import Attractions, Demand, Entries, Hotels, Interventions, one_plus_poisson_pmf
 from .layout import (
-    A_CAP_NOMINAL, C_NEXT_ARR, CHECKED_IN, D_INSIDE, D_PQP, D_QP, DESK, DESK_QUEUE, F_ARR, F_DEP, F_FOLLOW,
+    A_CAP_NOMINAL, A_GATES, A_SVC_MEAN, C_NEXT_ARR, H_DESK_MEAN, H_DESKS, CHECKED_IN, D_INSIDE, D_PQP, D_QP, DESK, DESK_QUEUE, F_ARR, F_DEP, F_FOLLOW,
     F_MARK, F_ONLINE, F_PLATFORM, F_RESERVE, F_SHUTTLE, G_FLAGS, G_FROM, G_MODE, G_PLACE, G_SIZE, G_STATE, G_TO,
     G_VISIT, GATE, H_ROOMS, HD_FREE, HD_QP, IDLE, INSIDE, LEFT, N_STATES, QUEUE, SEARCH_ENQUIRY, SEARCH_PLATFORM,
     SEARCH_TRAVEL, TRAVEL_ATTR, TRAVEL_EXIT, TRAVEL_HOTEL, TRAVELLING_STATES, V_ENTER, V_JOIN, WAIT_SLOT,
@@ -196,6 +196,14 @@ class TouristFlowModel(CityModel):
                      "rooms taken.", cmap="RdYlGn_r", clim=(0.0, 1.0)),
         FeatureStyle("roads", "tourists", "persons", "Tourists on the road now (walking, or riding a shuttle).",
                      cmap="YlOrRd", clim=(0.0, 100.0)),
+        FeatureStyle("pois", "queue_wait_s", "s", "Time to get through the queue for a person joining now: the queue "
+                     "divided by the gates' (hotels: desks') throughput, gates / mean service time. When the "
+                     "capacity inside sets the pace the wait is longer.", cmap="YlOrRd", clim=(0.0, 3600.0)),
+    )
+    # Command-room alerts (a scenario's [alerts] edits them).
+    alerts = (
+        AlertRule("queue_wait", "A long queue at an attraction or a hotel desk: 15 minutes (amber), 30 (red).",
+                  amber=900.0, red=1800.0, layer="pois", value="queue_wait_s"),
     )
     # The engine's whole dynamic state, array by array (``EngineState`` maps the names onto the
     # engine's World); the road network, the routes and the static inputs are rebuilt.
@@ -512,11 +520,22 @@ class TouristFlowModel(CityModel):
         a_ratio = w.ad[:, D_INSIDE] / w.ai[:, A_CAP_NOMINAL]
         rooms = w.hi[:, H_ROOMS].astype(float)
         h_taken = np.where(rooms > 0, (rooms - w.hd[:, HD_FREE]) / np.maximum(rooms, 1.0), 0.0)
-        pois = FeatureFrame(self.poi_ids, {"queue": np.r_[a_queue, w.hd[:, HD_QP].astype(float)],
-                                           "occupancy_ratio": np.r_[a_ratio, h_taken]})
+        h_queue = w.hd[:, HD_QP].astype(float)
+        a_rate = w.ai[:, A_GATES] / np.maximum(w.af[:, A_SVC_MEAN], 1e-9)  # persons per second through the gates
+        h_rate = w.hi[:, H_DESKS] / np.maximum(w.hf[:, H_DESK_MEAN], 1e-9)
+        pois = FeatureFrame(self.poi_ids, {"queue": np.r_[a_queue, h_queue],
+                                           "occupancy_ratio": np.r_[a_ratio, h_taken],
+                                           "queue_wait_s": np.r_[a_queue / np.maximum(a_rate, 1e-9),
+                                                                 h_queue / np.maximum(h_rate, 1e-9)]})
         return {"pois": pois, "roads": FeatureFrame(self.road_ids, {"tourists": per_road})}
 
     # -- state -------------------------------------------------------------------------------------
+    def reseed(self, entropy) -> None:
+        """Fresh generators and a fresh key for the engine's counter-based draws (service and dwell
+        times), which would otherwise repeat in every replication of a branch."""
+        super().reseed(entropy)
+        self.engine_state.key = self.rng.integers(0, 2**63, size=1, dtype=np.int64).astype(np.uint64)
+
     def on_restore(self, same_params: bool) -> None:
         """A run continued as another variant keeps the history and takes this variant's levers from
         here on: the behaviour flags drawn for it (the draws are the same, the shares differ) and

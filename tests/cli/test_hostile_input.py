@@ -1,4 +1,4 @@
-"""The hostile-input corpus (issue 10): bad input to `run`, `compare` and `city` as a new user would
+"""The hostile-input corpus (issue 10): bad input to `run`, `compare`, `branch`, `render` and `city` as a new user would
 type it. Every case must exit 2 with one paragraph that names the problem, print no traceback, and
 leave --out (and the folder above it) exactly as it was: nothing created, nothing half-written.
 
@@ -61,6 +61,8 @@ def _dangling(tmp):
 
 RUN = ["run", "{sc}", "--quiet", "--out", "{out}"]
 CMP = ["compare", "{sc}", "--workers", "1", "--quiet", "--out", "{out}"]
+BRANCH = ["branch", "{sc}", "--at", "60", "--intervention", "fast", "--quiet", "--out", "{out}"]
+RENDER = ["render", "{sc}", "--length-s", "1", "--quiet", "--out", "{out}"]
 STATION_CHOICES = "[parameters]\nrelease_spread_s = 10\n"
 
 CASES = [
@@ -177,6 +179,25 @@ CASES = [
     Case("compare_shares_error", CMP, ("the baseline", "must sum to 1"),
          head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
          body="[parameters]\nshare_metro = 0.9\n"),
+    # -- branch and render: the same preflight -----------------------------------------------------
+    Case("branch_seed_minus_3", BRANCH + ["--seed", "-3"], ("--seed = -3 is out of range",)),
+    Case("branch_replications_1e9", BRANCH + ["--replications", "1000000000"],
+         ("--replications = 1000000000 is out of range",)),
+    Case("branch_workers_zero", BRANCH + ["--workers", "0"], ("--workers = 0 is out of range",)),
+    Case("branch_out_under_a_file", BRANCH, ("afile is a file, not a folder",), out="{tmp}/afile/out", setup=_file),
+    Case("branch_out_name_300_chars", BRANCH, ("is 300 bytes long",), out="{tmp}/" + "n" * 300),
+    Case("branch_at_after_the_end", BRANCH[:2] + ["--at", "1e9"] + BRANCH[4:], ("must lie inside the run",)),
+    Case("branch_at_nan", BRANCH[:2] + ["--at", "nan"] + BRANCH[4:], ("--at nan",)),
+    Case("branch_unknown_intervention", BRANCH[:5] + ["slow"] + BRANCH[6:], ('no intervention named "slow"',)),
+    Case("branch_duration_nan", BRANCH, ("duration_s = nan is not a finite number",), head={"duration_s": "nan"}),
+    Case("branch_set_inf", BRANCH + ["--set", "walkers=inf"], ('"walkers" must be a finite number',)),
+    Case("render_not_mp4", RENDER, ("give a name ending in .mp4",), out="{tmp}/video.avi"),
+    Case("render_odd_size", RENDER + ["--size", "1001x600"], ("both sides must be even",), out="{tmp}/v.mp4"),
+    Case("render_under_a_file", RENDER, ("afile",), out="{tmp}/afile/v.mp4", setup=_file),
+    Case("render_duration_nan", RENDER, ("duration_s = nan is not a finite number",), head={"duration_s": "nan"},
+         out="{tmp}/v.mp4"),
+    Case("render_unknown_intervention", RENDER + ["--intervention", "slow"], ('no intervention named "slow"',),
+         out="{tmp}/v.mp4"),
     Case("run_gate_error", RUN + ["--intervention", "open a gate"], ('there is no gate "NOPE"',),
          head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
          body='[[interventions]]\nname = "open a gate"\n[interventions.parameters]\nopen_gates = ["NOPE"]\n'),
@@ -322,5 +343,5 @@ def test_hostile_input_exits_2_and_leaves_out_alone(case, cities, tmp_path, monk
 def test_corpus_is_large_and_covers_every_command():
     assert len(CASES) >= 60
     commands = {c.args[0] if c.args[0] != "city" else " ".join(c.args[:2]) for c in CASES}
-    assert commands == {"run", "compare", "city info", "city import"}
+    assert commands == {"run", "compare", "branch", "render", "city info", "city import"}
     assert len({c.id for c in CASES}) == len(CASES)

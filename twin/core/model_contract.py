@@ -21,6 +21,7 @@ State
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -32,7 +33,7 @@ from .errors import UserError
 from .grid import GridField
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-__all__ = ["KPI", "CityModel", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+__all__ = ["KPI", "AlertRule", "CityModel", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
            "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
@@ -92,6 +93,47 @@ class FeatureStyle:
     states: tuple[str, ...] = ()
     colours: tuple[str, ...] = ()
     label: bool = False
+
+
+ALERT_LEVELS = ("ok", "amber", "red")
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """A threshold the command room watches (docs/command_room.md); a scenario's ``[alerts]`` table
+    edits a model's rules by ``name`` or adds its own.
+
+    What it watches: a KPI (``kpi``; a keyed KPI alerts per key, and when ``layer`` names the city
+    layer whose ids are the keys, each key is placed at its feature) or a per-feature value
+    (``layer`` + ``value``, a declared ``FeatureStyle``: every feature alerts on its own).
+    Levels: amber from ``amber``, red from ``red``; ``direction`` "above" means a value at or above
+    a threshold crosses it, "below" one at or below. Where the view marks it: the feature; for a
+    plain KPI, the highest cell of ``field`` when given (e.g. the densest place), else nowhere.
+    """
+
+    name: str
+    doc: str
+    amber: float
+    red: float
+    kpi: str = ""
+    layer: str = ""
+    value: str = ""
+    field: str = ""
+    direction: str = "above"  # "above" | "below"
+    unit: str = ""
+
+    def level(self, v: float) -> int:
+        """0 (ok), 1 (amber) or 2 (red) for a value; NaN is ok."""
+        if v is None or not math.isfinite(v):
+            return 0
+        if self.direction == "below":
+            return 2 if v <= self.red else 1 if v <= self.amber else 0
+        return 2 if v >= self.red else 1 if v >= self.amber else 0
+
+    @property
+    def source(self) -> str:
+        """``kpi NAME`` or ``LAYER.VALUE``, for messages and the alert log."""
+        return f"kpi {self.kpi}" if self.kpi else f"{self.layer}.{self.value}"
 
 
 @dataclass(frozen=True)
@@ -159,6 +201,7 @@ class CityModel(mesa.Model):
     state_names: ClassVar[tuple[str, ...]] = ()
     state_colours: ClassVar[tuple[str, ...]] = ()  # optional: one colour per state ("#rrggbb"); () = the view's
     state_attrs: ClassVar[tuple[str, ...]] = ()
+    alerts: ClassVar[tuple[AlertRule, ...]] = ()  # default alert thresholds (command room); [alerts] edits them
     report_interval_s: float = 10.0
     # The time of day at t = 0 (seconds after midnight) for models that run on the wall clock (a
     # holiday day from 06:00); None: the view shows elapsed time.
@@ -210,6 +253,17 @@ class CityModel(mesa.Model):
     def on_restore(self, same_params: bool) -> None:
         """Called after ``set_state``; ``same_params`` is False when the run continues as another
         variant (rebuild whatever depends on both the new parameters and the restored state)."""
+
+    def reseed(self, entropy) -> None:
+        """Fresh random generators from ``entropy`` (a sequence of non-negative ints), after a restore:
+        replication k >= 1 of a run continued from a state (``citytwin branch``) calls it with
+        ``(seed, k)``. The numpy generator gets the state of ``PCG64(SeedSequence(entropy))`` (in
+        place: objects holding it see the new stream) and Python's ``random`` the first 64-bit word
+        of that sequence as its seed. A model that draws from generators of its own (a counter-based
+        key, a second Generator) overrides this and reseeds those too."""
+        ss = np.random.SeedSequence([int(e) for e in entropy])
+        self.rng.bit_generator.state = type(self.rng.bit_generator)(ss).state
+        self.random.seed(int(ss.generate_state(1, np.uint64)[0]))
 
     @property
     def finished(self) -> bool:
@@ -364,8 +418,8 @@ class CityModel(mesa.Model):
         for path in self.state_attrs:
             if path in arrays:
                 _set_path(self, path, arrays[path])
-            else:
-                _set_path(self, path, meta["attrs"][path])
+            else:  # a copy: the model mutates its lists, and one saved state may be restored many times
+                _set_path(self, path, copy.deepcopy(meta["attrs"][path]))
         self.time = float(meta["time_s"])
         self.steps = int(meta["steps"])
         self._report_k = int(meta["report_k"])

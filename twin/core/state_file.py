@@ -63,8 +63,17 @@ def read_state(path: str | Path) -> SavedState:
     if not path.is_file():
         raise UserError(f"--from-state {path}: no such file. State files are written by "
                         "`citytwin run --save-state-at T` into the run's states/ folder.")
+    return _parse(path, path)
+
+
+def state_from_bytes(data: bytes, name: str = "state in memory") -> SavedState:
+    """A state held in memory (the app's branch from now), read exactly like a file."""
+    return _parse(io.BytesIO(data), name)
+
+
+def _parse(source, path) -> SavedState:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(source, allow_pickle=False) as z:
             if META not in z.files:
                 raise UserError(f"{path}: not a CityTwin state file (no {META} entry).")
             meta = json.loads(bytes(z[META]).decode("utf-8"))
@@ -76,4 +85,4 @@ def read_state(path: str | Path) -> SavedState:
     if meta.get("format") != FORMAT:
         raise UserError(f"{path}: state format {meta.get('format')!r} is not {FORMAT!r}; it was written by another "
                         "version of CityTwin. Re-run the scenario with --save-state-at to make a new one.")
-    return SavedState(meta, arrays, path)
+    return SavedState(meta, arrays, path if isinstance(path, Path) else None)
