@@ -114,7 +114,7 @@ def extent_polygons(grid, threshold: float, crs):
     from rasterio.features import shapes
     from shapely.geometry import shape
 
-    values = np.asarray(grid.values, dtype=np.float32)
+    values = np.asarray(grid.plane(), dtype=np.float32)  # several floor levels: where any exceeds it
     mask = np.isfinite(values) & (values > threshold)
     geoms = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid.transform()) if v == 1]
     return gpd.GeoDataFrame({"field": [grid.name] * len(geoms), "threshold": [threshold] * len(geoms),
