@@ -203,10 +203,15 @@ class City:
 
     # -- layers and rasters a model declares (LayerSpec), beyond the contract's ------------------
     def extra_layer(self, spec) -> gpd.GeoDataFrame | None:
-        """A vector layer a model declared (``LayerSpec``), read on first use; None when absent."""
+        """A vector layer a model declared (``LayerSpec``), read on first use; None when absent.
+        A city built in memory may hold it in ``layers`` (it is then checked the same way)."""
         cache = self.__dict__.setdefault("_extra", {})
         if spec.name not in cache:
-            cache[spec.name] = _read_extra_layer(self, spec)
+            if spec.name in self.layers and spec.name not in LAYERS:
+                cache[spec.name] = _check_extra(self.layers[spec.name], spec, f"{self.name}, layer {spec.name!r}",
+                                                self.crs)
+            else:
+                cache[spec.name] = _read_extra_layer(self, spec)
         return cache[spec.name]
 
     def raster_path(self, name: str) -> Path | None:
@@ -451,9 +456,13 @@ def _read_extra_layer(city: "City", spec) -> gpd.GeoDataFrame | None:
             gdf = gpd.read_file(gpkg, layer=spec.name, on_invalid="fix")
     except Exception as e:
         raise UserError(f"{where}: cannot be read ({str(e).strip().splitlines()[0] if str(e).strip() else e}).") from None
+    return _check_extra(gdf, spec, where, city.crs)
+
+
+def _check_extra(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDataFrame:
     if gdf.crs is None:
         raise UserError(f"{where}: the layer has no CRS. Assign one in your GIS.")
-    gdf = gdf.to_crs(city.crs) if gdf.crs != city.crs else gdf
+    gdf = gdf.to_crs(crs) if gdf.crs != crs else gdf
     missing = [c for c in spec.columns if c not in gdf.columns]
     if missing:
         raise UserError(f"{where}: column(s) {', '.join(missing)} missing; {spec.doc}")
