@@ -11,7 +11,7 @@ import shapely
 
 from twin.core.model_contract import FieldStyle
 from twin.scene import (POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
-                        FieldSurface, build_scene)
+                        FieldSurface, build_scene, level_lift)
 
 from . import shaders
 
@@ -239,15 +239,16 @@ class SceneRenderer:
             if self.agents is not None:
                 self._style_agents()
 
-    def update_agents(self, positions, states) -> None:
+    def update_agents(self, positions, states, z=None) -> None:
+        """Agents at ``positions`` (city CRS), ``z`` metres above the terrain (None: on it)."""
         if self.scene is None:
             return
         if self.agents is None:
             self.agents = AgentCloud(self.scene)
-            self.agents.update(positions, states)
+            self.agents.update(positions, states, z)
             self._style_agents()
         else:
-            self.agents.update(positions, states)
+            self.agents.update(positions, states, z)
 
     def _style_agents(self) -> None:
         self._remove_layer("agents")
@@ -335,7 +336,7 @@ class SceneRenderer:
             return
         pts = gdf.geometry.iloc[rows].representative_point()
         xl, yl = self.scene.to_local(pts.x.to_numpy(), pts.y.to_numpy())
-        z = self.scene.elevation(xl, yl) + 9.0
+        z = self.scene.elevation(xl, yl) + 9.0 + level_lift(gdf.iloc[rows], self.city)
         texts = []
         for i in rows:
             parts = [f"{st.name.replace('_', ' ')} {fmt_number(cols[st.name][i])}" for st in styles

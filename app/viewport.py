@@ -67,7 +67,7 @@ class Viewport(QWidget):
 
     def show_frame(self, frame, field_name: str | None = None) -> None:
         r = self.renderer
-        r.update_agents(frame.positions, frame.states)
+        r.update_agents(frame.positions, frame.states, frame.z)
         r.update_features(getattr(frame, "features", None))
         if frame.fields:
             name = field_name if field_name in frame.fields else next(iter(frame.fields))
