@@ -148,6 +148,7 @@ class Crowd:
         T = floors.n_targets
         self.n_exit = T if n_exit is None else int(n_exit)
         self.t_open = np.ones(max(T, 1), dtype=np.bool_)
+        self.t_to_level = np.full(max(T, 1), -1, dtype=np.int32)  # connector entries: the level they lead to
         if gate_open is not None:
             self.t_open[:len(gate_open)] = np.asarray(gate_open, dtype=np.bool_)
 
@@ -199,7 +200,7 @@ class Crowd:
         f = self.floors
         cells = (self.xmin, self.ymin, 1.0 / self.cell_size, self.ncx, self.ncy, self.period_x)
         flds = (f.wall_d, f.wall_nx, f.wall_ny, f.width, f.zone, f.lane)
-        targ = (f.toff, f.dir_x, f.dir_y, self.t_open, self.n_exit, f.n_targets)
+        targ = (f.toff, f.dir_x, f.dir_y, self.t_open, self.n_exit, f.n_targets, self.t_to_level)
         return cells, f.grid, flds, targ
 
     def move(self, dt: float) -> None:

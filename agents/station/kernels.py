@@ -249,8 +249,10 @@ def _cell_range(lo, hi, origin, inv_cs, nc, periodic):
 
 
 @njit(inline="always")
-def _event(i, nx, ny, L, t_end, tgt, hold, board, paid, grid, zone, lane, t_open, n_exit, lane_base):
-    """What agent ``i`` at its new position sets off (see the module doc)."""
+def _event(i, nx, ny, L, t_end, tgt, hold, board, paid, grid, zone, lane, t_open, n_exit, lane_base, t_to_level):
+    """What agent ``i`` at its new position sets off (see the module doc). At the foot of a stair
+    or escalator a passenger takes the one she stands at if it goes where she was heading (in a
+    crowd at the head of the stairs one takes what is in front of one)."""
     lx0, ly0, lrows, lcols, loff, inv_h = grid
     cols = lcols[L]
     a = _cell_at(nx, ny, lx0[L], ly0[L], inv_h, lrows[L], cols)
@@ -259,7 +261,7 @@ def _event(i, nx, ny, L, t_end, tgt, hold, board, paid, grid, zone, lane, t_open
         if z >= 0 and t_open[z]:
             if z < n_exit:
                 return z
-            if z == tgt[i] and board[i] < 0:
+            if board[i] < 0 and (z == tgt[i] or (t_to_level[z] >= 0 and t_to_level[z] == t_to_level[tgt[i]])):
                 return z
         if paid[i]:
             ln = lane[loff[L] + a]
@@ -277,7 +279,7 @@ def _cfsm_agents(k_lo, k_hi, t_now, x, y, vx, vy, v0, tgt, ids, lv, hold, board,
     xmin, ymin, inv_cs, ncx, ncy, period_x = cells
     lx0, ly0, lrows, lcols, loff, inv_h = grid
     wall_d, wall_nx, wall_ny, width, zone, lane = flds
-    toff, dir_x, dir_y, t_open, n_exit, lane_base = targ
+    toff, dir_x, dir_y, t_open, n_exit, lane_base, t_to_level = targ
     r_walk, r_stand, time_gap, t_narrow, w_single, w_wide, a_rep, d_rep, r_cut, rep_cap, a_wall, d_wall, \
         r_hard, noise, dt = prm
     periodic = period_x > 0.0
@@ -428,7 +430,8 @@ def _cfsm_agents(k_lo, k_hi, t_now, x, y, vx, vy, v0, tgt, ids, lv, hold, board,
             vy[i] = (ny - yi) / dt
         x[i] = nx
         y[i] = ny
-        ev[i] = _event(i, nx, ny, L, t_now + dt, tgt, hold, board, paid, grid, zone, lane, t_open, n_exit, lane_base)
+        ev[i] = _event(i, nx, ny, L, t_now + dt, tgt, hold, board, paid, grid, zone, lane, t_open, n_exit, lane_base,
+                           t_to_level)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -481,7 +484,7 @@ def _sfm_agents(k_lo, k_hi, t_now, x, y, vx, vy, v0, tgt, lv, hold, board, paid,
     xmin, ymin, inv_cs, ncx, ncy, period_x = cells
     lx0, ly0, lrows, lcols, loff, inv_h = grid
     wall_d, wall_nx, wall_ny, width, zone, lane = flds
-    toff, dir_x, dir_y, t_open, n_exit, lane_base = targ
+    toff, dir_x, dir_y, t_open, n_exit, lane_base, t_to_level = targ
     radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt = prm
     periodic = period_x > 0.0
     rij = 2.0 * radius
@@ -595,7 +598,8 @@ def _sfm_agents(k_lo, k_hi, t_now, x, y, vx, vy, v0, tgt, lv, hold, board, paid,
         vy[i] = nvy
         x[i] = nx
         y[i] = ny
-        ev[i] = _event(i, nx, ny, L, t_now + dt, tgt, hold, board, paid, grid, zone, lane, t_open, n_exit, lane_base)
+        ev[i] = _event(i, nx, ny, L, t_now + dt, tgt, hold, board, paid, grid, zone, lane, t_open, n_exit, lane_base,
+                           t_to_level)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -681,25 +685,26 @@ def _keep_or_switch(current, best_target, best, cur, hyst_s, force):
 
 
 @njit(cache=True)
-def target_counts(x, y, lv, n, grid, floor, toff, lt_start, lt_idx, radius_m, T):
-    """Number of agents within ``radius_m`` (walking distance, the floor field) of each target on
-    their level (``lt_idx[lt_start[L]:lt_start[L+1]]`` lists the targets on level ``L``)."""
+def target_counts(x, y, lv, tgt, n, grid, floor, toff, radius_m, T):
+    """The queue of each target: agents heading for it (``tgt``) within ``radius_m`` walking
+    distance of it (its floor field). Counting only those who head for it keeps neighbouring
+    targets (a stair beside an escalator) from sharing one crowd."""
     lx0, ly0, lrows, lcols, loff, inv_h = grid
     out = np.zeros(T, dtype=np.int64)
     for i in range(n):
         L = lv[i]
+        t = tgt[i]
         cols = lcols[L]
         r0, c0, wx, wy = _bil_index(x[i], y[i], lx0[L], ly0[L], inv_h, lrows[L], cols)
-        for q in range(lt_start[L], lt_start[L + 1]):
-            t = lt_idx[q]
-            if _bilf(floor, toff[t], cols, r0, c0, wx, wy) <= radius_m:
-                out[t] += 1
+        if _bilf(floor, toff[t], cols, r0, c0, wx, wy) <= radius_m:
+            out[t] += 1
     return out
 
 
 @njit(cache=True)
 def route_choice(x, y, lv, paid, v0, dest, idx, grid, floor, toff, lt_start, lt_idx, cand, n_exit,
-                 dist, ride, qdown, allowed, onward, queue_s, perceive_m, noise, tgt, hyst_s, force):
+                 dist, ride, qdown, allowed, onward, queue_s, perceive_m, noise, tgt, hyst_s, force,
+                 avoid_level, t_to_level):
     """The next target of agents ``idx`` (rows of ``x, y, lv, paid, tgt``; ``v0, dest, noise``
     per row too): an exit, or a waypoint on the way to one (a ticket gate bank, the foot of a
     stair or escalator), chosen by the expected time to the agent's onward destination.
@@ -716,6 +721,8 @@ def route_choice(x, y, lv, paid, v0, dest, idx, grid, floor, toff, lt_start, lt_
     ``qdown`` the queue seconds at the waypoints after ``u``. A queue is perceived by guided
     agents (``perceive_m`` < 0) and by others when it lies within ``perceive_m`` walking metres.
     The agent keeps its current target unless the best beats it by ``hyst_s`` (or ``force``).
+    Nobody takes a stair or escalator back to the level she came from (``avoid_level[a]``; a
+    connector entry ``u`` leads to level ``t_to_level[u]``, -1 for other targets).
     """
     lx0, ly0, lrows, lcols, loff, inv_h = grid
     n_t = cand.shape[1]
@@ -733,7 +740,7 @@ def route_choice(x, y, lv, paid, v0, dest, idx, grid, floor, toff, lt_start, lt_
         cur = BIG
         for q in range(lt_start[L], lt_start[L + 1]):
             u = lt_idx[q]
-            if not cand[s, u]:
+            if not cand[s, u] or (t_to_level[u] >= 0 and t_to_level[u] == avoid_level[a]):
                 continue
             d = _bilf(floor, toff[u], cols, r0, c0, wx, wy)
             if d >= UNREACHABLE_M:

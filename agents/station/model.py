@@ -248,7 +248,7 @@ class StationDispersalModel(CityModel):
         "crowd.hold", "crowd.board", "crowd.paid", "crowd.n", "crowd.step_no",
         "state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "src_ptr", "n_released",
         "lane_of", "lane_free_at", "passed_by_ticket", "t_validated",
-        "conn_e", "t_on", "t_off", "entry_free_at", "conn_load", "passed_by_connector", "n_transit",
+        "conn_e", "came_from", "t_on", "t_off", "entry_free_at", "conn_load", "passed_by_connector", "n_transit",
         "queue_s", "_next_reroute", "exited_by_gate", "last_exit_t", "last_done_t",
         "d_field", "d_max", "_next_density", "density_now", "max_density", "los",
         "onward.next_dep", "onward.boarded_by_poi", "onward.departures",
@@ -329,6 +329,7 @@ class StationDispersalModel(CityModel):
         self.entry_ride_s = np.zeros(E)  # seconds standing on an escalator
         self.entry_h_speed = np.zeros(E)  # stairs: horizontal speed of a mean walker
         self.entry_landing: list[np.ndarray] = []
+        self.t_to_level = np.full(self.T, -1, dtype=np.int32)  # where a connector entry leads (level index)
         self.entry_landing_xy = np.zeros((E, 2))
         self.conn_slope_m = np.zeros(len(st.connectors))
         self.conn_cap = np.zeros(len(st.connectors), dtype=np.int64)
@@ -347,6 +348,7 @@ class StationDispersalModel(CityModel):
             arrive = c.to_level if up else c.from_level
             L = st.level_index(arrive)
             self.entry_to[e] = L
+            self.t_to_level[self.E0 + e] = L
             if c.kind == "stairs":
                 v_h = p["stair_speed_up_mps"] if up else p["stair_speed_down_mps"]
                 self.entry_h_speed[e] = v_h
@@ -424,6 +426,7 @@ class StationDispersalModel(CityModel):
         self.poi_of = np.full(N, -1, dtype=np.int32)
         self.exit_xy = np.zeros((N, 2))
         self.conn_e = np.full(N, -1, dtype=np.int32)
+        self.came_from = np.full(N, -1, dtype=np.int32)  # the level index a passenger last left
         self.t_on = np.full(N, np.nan)
         self.t_off = np.full(N, np.nan)
 
@@ -580,6 +583,7 @@ class StationDispersalModel(CityModel):
         """The walking crowd (empty at first), density grids and counters."""
         self.crowd = Crowd(self.floors, max(self.N, 1), self.motion, cell_size=1.0, n_exit=self.G)
         self.crowd.t_open[:] = self.t_open
+        self.crowd.t_to_level[:] = self.t_to_level
         self._setup_density()
         self.exited_by_gate = np.zeros(self.G, dtype=np.int64)
         self.los = dict.fromkeys(LOS_LETTERS, 0.0)
@@ -595,6 +599,7 @@ class StationDispersalModel(CityModel):
         self.passed_by_connector = np.zeros(len(self.station.connectors), dtype=np.int64)
         self.n_transit = 0
         self._next_release = self._next_release_s()
+        self._next_arrival = math.inf
 
     # -- setup helpers ------------------------------------------------------------------------
     def _setup_tickets(self, N: int) -> None:
@@ -713,8 +718,11 @@ class StationDispersalModel(CityModel):
         """Passengers whose climb or ride is over step off at the other end, in the order they
         got on; when the landing is full they wait on the stairs (a blocked stair blocks all
         behind)."""
+        if t < self._next_arrival - 1e-9:
+            return
         on = np.flatnonzero(self.state == CHANGING_LEVEL)
         due = on[self.t_off[on] <= t]
+        self._next_arrival = float(self.t_off[on].min()) if len(on) else math.inf
         if not len(due):
             return
         gap = 2.0 * self.motion.r_stand + RELEASE_GAP_M
@@ -819,9 +827,11 @@ class StationDispersalModel(CityModel):
         np.add.at(self.passed_by_connector, ci, 1)
         self.n_transit += len(go)
         self.state[who] = CHANGING_LEVEL
+        self.came_from[who] = cr.lv[go]
         self.conn_e[who] = en
         self.t_on[who] = t
         self.t_off[who] = t + self._travel_s(who, en)
+        self._next_arrival = min(self._next_arrival, float(self.t_off[who].min()))
         return go
 
     def _travel_s(self, who: np.ndarray, en: np.ndarray) -> np.ndarray:
@@ -848,13 +858,13 @@ class StationDispersalModel(CityModel):
         return K.route_choice(x, y, lv, paid, self.v0[ids], self.dest[ids], np.arange(len(ids)), fl.grid, fl.floor,
                               fl.toff, fl.lt_start, fl.lt_idx, self.cand, self.G, self.r_dist, self.r_ride, self.qdown,
                               allowed, self.onward_m, self.queue_s, perceive, self.route_noise[ids], cur,
-                              self.p["reroute_hysteresis_s"], force)
+                              self.p["reroute_hysteresis_s"], force, self.came_from[ids], self.t_to_level)
 
     def _reroute(self, force: bool) -> None:
         cr, fl = self.crowd, self.floors
         n = cr.n
-        counts = K.target_counts(cr.x, cr.y, cr.lv, n, fl.grid, fl.floor, fl.toff, fl.lt_start, fl.lt_idx,
-                                 self.p["queue_radius_m"], self.T)
+        counts = K.target_counts(cr.x, cr.y, cr.lv, cr.tgt, n, fl.grid, fl.floor, fl.toff, self.p["queue_radius_m"],
+                                 self.T)
         self.queue_s = counts / np.maximum(self.target_cap, 1e-9)
         self.qdown = np.einsum("sugw,w->sug", self.r_via, self.queue_s)
         if n == 0:
@@ -1035,6 +1045,8 @@ class StationDispersalModel(CityModel):
 
     def on_restore(self, same_params: bool) -> None:
         self._next_release = self._next_release_s()
+        on = np.flatnonzero(self.state == CHANGING_LEVEL)
+        self._next_arrival = float(self.t_off[on].min()) if len(on) else math.inf
         if not same_params:
             # another variant from here on: gates, banks and guidance may differ, so everyone chooses again
             self._reroute(force=True)

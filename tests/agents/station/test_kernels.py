@@ -203,7 +203,8 @@ def test_density_grid_matches_numpy():
 
 def test_route_choice_matches_numpy():
     """Exits and waypoints on one level: cost = (walk + after + onward) / v0 + rides + queues (if
-    perceived) + noise; the current target is kept unless beaten by the hysteresis."""
+    perceived) + noise; the current target is kept unless beaten by the hysteresis; nobody heads
+    back to the level she came from."""
     rng = np.random.default_rng(2)
     G, W, rows, cols = 3, 2, 20, 30
     T = G + W
@@ -231,15 +232,18 @@ def test_route_choice_matches_numpy():
     perceive = np.where(rng.random(n) < 0.5, -1.0, 20.0)
     noise = rng.normal(0, 5, (n, T))
     cur = rng.integers(0, T, n).astype(np.int32)
+    t_to_level = np.array([-1, -1, -1, 0, 1], np.int32)  # waypoints 3 and 4 lead to levels 0 and 1
+    avoid = rng.integers(-1, 2, n).astype(np.int32)  # the level each one came from (-1: none)
     out = K.route_choice(x, y, lv, paid, v0, dest, np.arange(n), grid, floor.ravel(), toff, lt_start, lt_idx, cand,
-                         G, dist, ride, qdown, allowed, onward, queue, perceive, noise, cur, 10.0, False)
+                         G, dist, ride, qdown, allowed, onward, queue, perceive, noise, cur, 10.0, False, avoid,
+                         t_to_level)
     d = np.stack([bilinear(floor[t].astype(float), 0.0, 0.0, 0.5, x, y) for t in range(T)], 1)
     seen = (perceive[:, None] < 0) | (d <= 20.0)
     cost = np.full((n, T), np.inf)
     for a in range(n):
         s = int(paid[a])
         for u in range(T):
-            if not cand[s, u] or d[a, u] >= 1e6:
+            if not cand[s, u] or d[a, u] >= 1e6 or t_to_level[u] == avoid[a] >= 0:
                 continue
             here = d[a, u] / v0[a] + (queue[u] if seen[a, u] else 0.0)
             if u < G:
