@@ -45,7 +45,7 @@ class MotionParams:
     time_gap: float = 1.1
     a_rep: float = 5.0
     d_rep: float = 0.2
-    rep_eps: float = 0.01  # neighbours whose push would be below this are not looked at
+    rep_eps: float = 0.03  # neighbours whose push would be below this are not looked at
     rep_cap: float = 1.0e9  # no cap: the plain model
     a_wall: float = 1.0
     d_wall: float = 0.0
@@ -176,7 +176,7 @@ class Crowd:
         self.ev[s] = K.EV_NONE
         self.n += m
 
-    SLOT_ARRAYS = ("x", "y", "vx", "vy", "v0", "tgt", "ids", "lv", "hold", "board", "paid", "ev")
+    SLOT_ARRAYS = ("x", "y", "vx", "vy", "v0", "tgt", "ids", "lv", "hold", "board", "paid")  # ev: rewritten each step
 
     def remove(self, keep: np.ndarray) -> None:
         """Keep slots where ``keep`` (length n) is true, in order."""
@@ -245,12 +245,15 @@ class Crowd:
         self.remove(~out)
         return res
 
-    def place(self, cand_x: np.ndarray, cand_y: np.ndarray, min_gap: float, level: int = 0):
+    def place(self, cand_x: np.ndarray, cand_y: np.ndarray, min_gap: float, level: int = 0, group=None):
         """Non-overlapping release points on ``level`` (see ``kernels.place_agents``); call after
-        ``step`` so the cell lists are fresh."""
+        ``step`` so the cell lists are fresh. Returns (x, y) of every agent, NaN where one found no
+        room (with ``group`` None, all are one group: the placed ones are a prefix)."""
         m = cand_x.shape[0]
         out_x = np.empty(m)
         out_y = np.empty(m)
-        k = K.place_agents(cand_x, cand_y, int(level), self.x, self.y, self.n, self.order, self.start,
-                           self.xmin, self.ymin, 1.0 / self.cell_size, self.ncx, self.ncy, min_gap, out_x, out_y)
-        return out_x[:k], out_y[:k]
+        group = np.zeros(m, dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64)
+        K.place_agents(cand_x, cand_y, group, int(group.max()) + 1 if m else 1, int(level), self.x, self.y, self.n,
+                       self.order, self.start, self.xmin, self.ymin, 1.0 / self.cell_size, self.ncx, self.ncy,
+                       min_gap, out_x, out_y)
+        return out_x, out_y

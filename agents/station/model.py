@@ -332,6 +332,8 @@ class StationDispersalModel(CityModel):
         self.t_to_level = np.full(self.T, -1, dtype=np.int32)  # where a connector entry leads (level index)
         self.entry_landing_xy = np.zeros((E, 2))
         self.conn_slope_m = np.zeros(len(st.connectors))
+        self.conn_length_m = np.array([c.length_m for c in st.connectors], dtype=float)
+        self.conn_belt_mps = np.array([c.speed_mps for c in st.connectors], dtype=float)
         self.conn_cap = np.zeros(len(st.connectors), dtype=np.int64)
         v_mean = p["desired_speed_mps"]
         for ci, c in enumerate(st.connectors):
@@ -677,10 +679,29 @@ class StationDispersalModel(CityModel):
         self.state[ids] = WALKING
         self.crowd.add(px, py, self.v0[ids], tgt, ids=ids, lv=lv, paid=paid)
 
-    def _candidates(self, cells: np.ndarray, m: int):
-        pick = self.rng.integers(0, len(cells), size=(m, RELEASE_CANDIDATES))
-        jit = self.rng.uniform(-0.5, 0.5, size=(m, RELEASE_CANDIDATES, 2)) * self.floors.cell_m
-        return cells[pick, 0] + jit[..., 0], cells[pick, 1] + jit[..., 1]
+    def _place(self, t, ids: np.ndarray, cells: dict, groups: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """Place passengers ``ids`` (in groups: a train, one stair's arrivals; each keeps its order)
+        at random candidate points of their group's ``cells`` ({group: (k, 2) cell centres}) on
+        their levels; those placed join the crowd. Returns which were placed."""
+        gap = 2.0 * self.motion.r_stand + RELEASE_GAP_M
+        ok = np.zeros(len(ids), dtype=bool)
+        pick = self.rng.integers(0, np.iinfo(np.int64).max, size=(len(ids), RELEASE_CANDIDATES))
+        jit = self.rng.uniform(-0.5, 0.5, size=(len(ids), RELEASE_CANDIDATES, 2)) * self.floors.cell_m
+        cx = np.empty((len(ids), RELEASE_CANDIDATES))
+        cy = np.empty((len(ids), RELEASE_CANDIDATES))
+        for g, c in cells.items():
+            a = groups == g
+            k = pick[a] % len(c)
+            cx[a] = c[k, 0] + jit[a, :, 0]
+            cy[a] = c[k, 1] + jit[a, :, 1]
+        for L in np.unique(level):
+            on = np.flatnonzero(level == L)
+            px, py = self.crowd.place(cx[on], cy[on], gap, level=int(L), group=groups[on])
+            got = np.isfinite(px)
+            if got.any():
+                ok[on[got]] = True
+                self._appear(t, px[got], py[got], ids[on[got]], int(L))
+        return ok
 
     def _next_release_s(self) -> float:
         due = [self.release_t[ptr] for ptr, (_, b) in zip(self.src_ptr, self.src_ranges) if ptr < b]
@@ -689,12 +710,8 @@ class StationDispersalModel(CityModel):
     def _release(self, t: float) -> None:
         if t < self._next_release - 1e-9:
             return
-        self._do_release(t)
-        self._next_release = self._next_release_s()
-
-    def _do_release(self, t: float) -> None:
-        cr, st = self.crowd, self.station
-        gap = 2.0 * self.motion.r_stand + RELEASE_GAP_M
+        st = self.station
+        ids, cells, groups, level = [], {}, [], []
         for bi, (a, b) in enumerate(self.src_ranges):
             ptr = self.src_ptr[bi]
             if ptr >= b or self.release_t[ptr] > t:
@@ -702,17 +719,19 @@ class StationDispersalModel(CityModel):
             end = ptr + int(np.searchsorted(self.release_t[ptr:b], t, side="right"))
             end = min(end, ptr + MAX_RELEASE_PER_STEP)
             si = self.block_source[bi]
-            L = st.level_index(st.sources[si].level)
-            cx, cy = self._candidates(self.src_cells[si], end - ptr)
-            px, py = cr.place(cx, cy, gap, level=L)
-            k = len(px)
-            if k == 0:
-                continue
-            ids = np.arange(ptr, ptr + k)
-            self.src_ptr[bi] = ptr + k
-            self.t_appear[ids] = t
-            self.n_released += k
-            self._appear(t, px, py, ids, L)
+            ids.append(np.arange(ptr, end))
+            cells[bi] = self.src_cells[si]
+            groups.append(np.full(end - ptr, bi))
+            level.append(np.full(end - ptr, st.level_index(st.sources[si].level)))
+        if ids:
+            ids, groups = np.concatenate(ids), np.concatenate(groups)
+            self.t_appear[ids] = t  # reset below for those who found no room
+            ok = self._place(t, ids, cells, groups, np.concatenate(level))
+            self.t_appear[ids[~ok]] = np.nan
+            self.n_released += int(ok.sum())
+            for bi in np.unique(groups[ok]):
+                self.src_ptr[bi] += int(np.count_nonzero(groups[ok] == bi))
+        self._next_release = self._next_release_s()
 
     def _arrive(self, t: float) -> None:
         """Passengers whose climb or ride is over step off at the other end, in the order they
@@ -725,20 +744,17 @@ class StationDispersalModel(CityModel):
         self._next_arrival = float(self.t_off[on].min()) if len(on) else math.inf
         if not len(due):
             return
-        gap = 2.0 * self.motion.r_stand + RELEASE_GAP_M
-        for e in np.unique(self.conn_e[due]):
-            d = due[self.conn_e[due] == e]
-            d = d[np.lexsort((d, self.t_off[d]))][:MAX_RELEASE_PER_STEP]
-            L = int(self.entry_to[e])
-            cx, cy = self._candidates(self.entry_landing[e], len(d))
-            px, py = self.crowd.place(cx, cy, gap, level=L)
-            k = len(px)
-            if k == 0:
-                continue
-            ids = d[:k]
-            self.conn_load[self.entry_conn[e]] -= k
-            self.n_transit -= k
-            self._appear(t, px, py, ids, L)
+        e = self.conn_e[due]
+        order = np.lexsort((due, self.t_off[due], e))
+        due, e = due[order], e[order]
+        first = np.r_[True, e[1:] != e[:-1]]
+        k = np.arange(len(e)) - np.maximum.accumulate(np.where(first, np.arange(len(e)), 0))
+        keep = k < MAX_RELEASE_PER_STEP
+        due, e = due[keep], e[keep]
+        ok = self._place(t, due, {x: self.entry_landing[x] for x in np.unique(e)}, e, self.entry_to[e])
+        if ok.any():
+            np.subtract.at(self.conn_load, self.entry_conn[e[ok]], 1)
+            self.n_transit -= int(ok.sum())
 
     def _events(self, t: float) -> None:
         """What the step set off: exits, ticket lanes entered, feet of connectors reached,
@@ -838,11 +854,10 @@ class StationDispersalModel(CityModel):
         """Seconds on the connector: stairs at the person's stair speed (her free speed scaled by
         the published stair speed of a mean walker); escalators at the belt speed, walkers adding
         their stair speed along the slope."""
-        st = self.station
         ci = self.entry_conn[en]
-        length = np.array([c.length_m for c in st.connectors])[ci]
+        length = self.conn_length_m[ci]
         slope = self.conn_slope_m[ci]
-        belt = np.array([c.speed_mps for c in st.connectors])[ci]
+        belt = self.conn_belt_mps[ci]
         stairs = belt == 0.0
         v_h = self.entry_h_speed[en] * self.v0[who] / self.p["desired_speed_mps"]
         walk_slope = v_h * slope / length

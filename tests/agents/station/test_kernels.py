@@ -289,6 +289,7 @@ def test_place_agents_keeps_gap():
     cr.build_cells()
     cand = rng.uniform([1, 1], [11, 7], (200, 6, 2))
     px, py = cr.place(cand[..., 0], cand[..., 1], 0.32)
+    px, py = px[np.isfinite(px)], py[np.isfinite(py)]
     allx, ally = np.r_[cr.x[:100], px], np.r_[cr.y[:100], py]
     d = np.hypot(allx[:, None] - allx[None], ally[:, None] - ally[None])
     new = np.arange(100, len(allx))
