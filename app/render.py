@@ -12,7 +12,7 @@ import shapely
 from twin.core.model_contract import FieldStyle
 from twin.fonts import label_font_file
 from twin.scene import (POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
-                        FieldSurface, build_scene)
+                        FieldSurface, build_scene, level_lift)
 
 from . import shaders
 
@@ -268,7 +268,7 @@ class SceneRenderer:
         """Agents, per-feature values and a field of one frame (a ``Snapshot`` or an app ``Frame``).
 
         ``field``/``field_style`` draw another grid in place of the frame's (the difference layer)."""
-        self.update_agents(frame.positions, frame.states)
+        self.update_agents(frame.positions, frame.states, getattr(frame, "z", None))
         self.update_features(getattr(frame, "features", None))
         if field is not None:
             self.update_field(field, field_style)
@@ -333,15 +333,16 @@ class SceneRenderer:
             if self.agents is not None:
                 self._style_agents()
 
-    def update_agents(self, positions, states) -> None:
+    def update_agents(self, positions, states, z=None) -> None:
+        """Agents at ``positions`` (city CRS), ``z`` metres above the terrain (None: on it)."""
         if self.scene is None:
             return
         if self.agents is None:
             self.agents = AgentCloud(self.scene)
-            self.agents.update(positions, states)
+            self.agents.update(positions, states, z)
             self._style_agents()
         else:
-            self.agents.update(positions, states)
+            self.agents.update(positions, states, z)
 
     def state_colours(self) -> list[str]:
         """Colours of the agent states: the model's ``state_colours`` when it declares them."""
@@ -438,7 +439,7 @@ class SceneRenderer:
             return
         pts = gdf.geometry.iloc[rows].representative_point()
         xl, yl = self.scene.to_local(pts.x.to_numpy(), pts.y.to_numpy())
-        z = self.scene.elevation(xl, yl) + 9.0
+        z = self.scene.elevation(xl, yl) + 9.0 + level_lift(gdf.iloc[rows], self.city)
         texts = []
         for i in rows:
             parts = [f"{st.name.replace('_', ' ')} {fmt_number(cols[st.name][i])}" for st in styles

@@ -32,23 +32,26 @@ class Frame:
     ids: np.ndarray | None = None
     features: dict = field(default_factory=dict)
     clock_start_s: float | None = None  # the model's time of day at t = 0, if it keeps one
+    z: np.ndarray | None = None  # height of each agent above the terrain (upper floors, stairs)
 
     @property
     def nbytes(self) -> int:
-        return self.positions.nbytes + self.states.nbytes + sum(g.values.nbytes for g in self.fields.values())
+        return (self.positions.nbytes + self.states.nbytes + (0 if self.z is None else self.z.nbytes)
+                + sum(g.values.nbytes for g in self.fields.values()))
 
 
 def copy_snapshot(snap) -> Frame:
     """A frame owning its arrays (the model keeps mutating its own)."""
     from twin.core.model_contract import FeatureFrame
 
-    fields = {n: GridField(g.name, np.array(g.values, np.float32, copy=True), g.x0, g.y0, g.cell_m, g.unit, g.doc)
+    fields = {n: dataclasses.replace(g, values=np.array(g.values, np.float32, copy=True), meta=dict(g.meta))
               for n, g in (snap.fields or {}).items()}
     features = {layer: FeatureFrame(np.array(f.ids, copy=True), {k: np.array(v, copy=True) for k, v in f.values.items()})
                 for layer, f in (snap.features or {}).items()}
     return Frame(float(snap.time_s), np.array(snap.positions, np.float64, copy=True),
                  np.array(snap.states, np.int8, copy=True), fields, dict(snap.kpis or {}),
-                 np.array(snap.ids, np.int64, copy=True), features)
+                 np.array(snap.ids, np.int64, copy=True), features,
+                 None if getattr(snap, "z", None) is None else np.array(snap.z, np.float64, copy=True))
 
 
 class FrameRecorder:

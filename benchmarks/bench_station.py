@@ -6,13 +6,15 @@ same agents, same dt), and the evening-peak scenario's real-time factor.
 
 Geometry: a square room holding N agents at the given density (lattice with jitter), exit along
 the whole east wall; everyone walks east. dt = 0.05 s for both. Prints agent-steps per second for
-numba threads 1 and 2 and for JuPedSim (single-threaded C++), and the ratios. Results go to
-stdout only.
+numba threads 1 and 2 and for JuPedSim (single-threaded C++), and the ratios; then the evening-peak
+scenario on 1 and 2 threads (wall and CPU time, time per phase of a step). Results go to stdout
+only.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ import numpy as np
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before numba starts its threads (see agents/station/kernels.py)
 
 from agents.station.crowd import Crowd, MotionParams  # noqa: E402
 from agents.station.navigation import build_navigation  # noqa: E402
@@ -81,17 +84,44 @@ def bench_jupedsim(room, side, pts, v0, steps: int) -> float:
     return done / (time.perf_counter() - t0)
 
 
-def bench_scenario() -> tuple[int, float, float]:
-    from agents.station.model import StationDispersalModel
-    from twin.core.city import City
+def bench_scenario(threads: int) -> tuple[int, float, float, float, dict]:
+    """The evening peak (scenarios/station_evening_peak.toml, baseline) on ``threads`` threads:
+    (passengers, simulated s, wall s, CPU s of this process, seconds per phase of a step)."""
+    import collections
 
-    numba.set_num_threads(2)
-    city = City.load(Path(__file__).resolve().parents[1] / "gis_data" / "demo_city")
-    t0 = time.perf_counter()
-    m = StationDispersalModel(city, duration_s=1800, seed=7)
+    from agents.station import model as M
+    from agents.station.crowd import Crowd
+    from twin.runner import build_model
+    from twin.scenario import load_scenario
+
+    numba.set_num_threads(threads)
+    phases = collections.Counter()
+
+    def timed(obj, name):
+        f = getattr(obj, name)
+
+        def g(*a, **k):
+            t = time.perf_counter()
+            r = f(*a, **k)
+            phases[name] += time.perf_counter() - t
+            return r
+        setattr(obj, name, g)
+        return f
+
+    saved = [(obj, name, timed(obj, name)) for obj, name in
+             [(Crowd, "build_cells"), (Crowd, "move")] + [(M.StationDispersalModel, n) for n in
+                                                          ("_arrive", "_release", "_events", "_reroute", "_onward",
+                                                           "_density")]]
+    sc = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "station_evening_peak.toml")
+    m = build_model(sc)
+    if threads == 1:
+        m.crowd.parallel_min = 10**9
+    t0, c0 = time.perf_counter(), time.process_time()
     m.run_to_end()
-    wall = time.perf_counter() - t0
-    return m.N, m.time_s, wall
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    for obj, name, f in saved:
+        setattr(obj, name, f)
+    return m.N, m.time_s, wall, cpu, dict(phases)
 
 
 def main() -> None:
@@ -120,9 +150,17 @@ def main() -> None:
             print(row, flush=True)
     print("(agent-steps per second; ratio = ours / JuPedSim; speed-up = last thread count / first)")
     if not a.no_scenario:
-        n, sim_s, wall = bench_scenario()
-        print(f"evening-peak scenario: {n} passengers, {sim_s:.0f} s simulated in {wall:.1f} s wall "
-              f"= {sim_s / wall:.1f} x real time")
+        for t in a.threads:
+            n, sim_s, wall, cpu, phases = bench_scenario(t)
+            print(f"evening-peak scenario, {t} thread(s): {n} passengers, {sim_s:.0f} s simulated in {wall:.1f} s wall "
+                  f"= {sim_s / wall:.1f} x real time (process CPU {cpu:.1f} s = {sim_s / cpu:.1f} x)")
+            print("  per phase (wall s): " + ", ".join(f"{k.strip('_')} {v:.1f}" for k, v in
+                                                       sorted(phases.items(), key=lambda kv: -kv[1])))
+        try:
+            load = os.getloadavg()[0]
+            print(f"(load average {load:.1f} on {os.cpu_count()} cores: other processes share the machine)")
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

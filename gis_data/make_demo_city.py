@@ -82,6 +82,19 @@ TICKET_BANKS = [  # id, (x0, y0), (x1, y1) in station-local metres, open
     ("TE", (296.0, 88.0), (296.0, 92.0), True),
 ]
 FARE_DEPTH = 1.2  # m, as agents/station/geometry.CABINET_DEPTH_M
+# Two levels: the platforms (level 1) are a storey above the concourse, the plazas and the exits
+# (level 0). At the east end of every platform four connectors lead down into the concourse, each
+# drawn from its lower end (level 0, x = 212) to its upper end (the platform's end, x = 200):
+# an up escalator U<k>, a down escalator E<k> (1 m steps, 0.5 m/s), the main stairs S<k> (3 m) and
+# spare stairs X<k> (2 m, closed: "open the spare stairs" is an intervention).
+LEVEL_HEIGHT = 6.0  # m between the concourse and the platforms (city.toml level_height_m)
+CONNECTOR_X = (212.0, 200.0)  # lower end, upper end (station-local x)
+CONNECTORS = [  # id prefix, kind, offset of the centre line from the platform's south edge, width, direction, open
+    ("U", "escalator", 0.9, 1.0, "up", True),
+    ("E", "escalator", 2.3, 1.0, "down", True),
+    ("S", "stairs", 4.7, 3.0, "both", True),
+    ("X", "stairs", 7.6, 2.0, "both", False),
+]
 
 # Old Town ring
 RING_C = (1380.0, 1000.0)
@@ -295,13 +308,21 @@ def make_terrain(rng, canal_poly, pond_poly):
 # station
 # ---------------------------------------------------------------------------------------------
 def station_layers():
+    """The station's crowd geometry: walkable areas (name, geometry, level), obstacles (name,
+    geometry), gates, sources, connectors, POIs and the hall."""
     walk = []
     for k, y0 in enumerate(PLATFORM_Y0, start=1):
-        walk.append((f"platform {k}", st_box(0, y0, PLATFORM_L, y0 + PLATFORM_W)))
-        walk.append((f"stairs P{k}", st_box(PLATFORM_L, y0 + 0.5, PLATFORM_L + 8, y0 + 8.5)))
-    walk.append(("concourse", st_box(208, 25, 300, 155)))
-    walk.append(("north plaza", st_box(100, 155, 300, 200)))
-    walk.append(("south forecourt", st_box(180, -20, 300, 25)))
+        walk.append((f"platform {k}", st_box(0, y0, PLATFORM_L, y0 + PLATFORM_W), 1))
+    walk.append(("concourse", st_box(208, 25, 300, 155), 0))
+    walk.append(("north plaza", st_box(100, 155, 300, 200), 0))
+    walk.append(("south forecourt", st_box(180, -20, 300, 25), 0))
+    connectors = []
+    for k, y0 in enumerate(PLATFORM_Y0, start=1):
+        for prefix, kind, dy, width, direction, is_open in CONNECTORS:
+            connectors.append(dict(
+                id=f"{prefix}{k}", kind=kind, from_level=0, to_level=1, width_m=width, direction=direction,
+                speed_mps=0.5 if kind == "escalator" else None, open=is_open, name=f"platform {k} {kind}",
+                geometry=LineString([station_xy(CONNECTOR_X[0], y0 + dy), station_xy(CONNECTOR_X[1], y0 + dy)])))
 
     obst = []
     for i, x in enumerate((226, 244, 262, 280)):
@@ -348,7 +369,7 @@ def station_layers():
 
     sources = []
     for k, y0 in enumerate(PLATFORM_Y0, start=1):
-        sources.append(dict(id=f"P{k}", count=1500, release_s=float(90 * (k - 1)), name=f"train at platform {k}",
+        sources.append(dict(id=f"P{k}", count=1500, release_s=float(90 * (k - 1)), name=f"train at platform {k}", level=1,
                             geometry=st_box(10, y0 + 1, PLATFORM_L - 10, y0 + PLATFORM_W - 1)))
 
     pois = [
@@ -368,7 +389,7 @@ def station_layers():
              service_time_s=30.0, xy=station_xy(312, 90)),
     ]
     building = dict(name="Central Station", use="station", height_m=25.0, levels=3, geometry=st_box(50, 25, 300, 155))
-    return walk, obst, gates, sources, pois, building
+    return walk, obst, gates, sources, pois, building, connectors
 
 
 def rail_corridor() -> Polygon:
@@ -926,8 +947,8 @@ def build(seed: int = DEFAULT_SEED):
              dict(name="Moon Pond", geometry=pond)]
 
     # --- station, landmarks --------------------------------------------------------------------
-    walk, obst, gates, sources, st_pois, st_building = station_layers()
-    walk_union = shapely.union_all([g for _, g in walk])
+    walk, obst, gates, sources, st_pois, st_building, connectors = station_layers()
+    walk_union = shapely.union_all([g for _, g, _ in walk])
     sites, land_bldgs, attr_pois, shelters = landmark_sites()
     park = round_geom(affinity.rotate(affinity.scale(Point(1060, 1760).buffer(1.0, quad_segs=16), 130, 85), 15))
     station_zone = shapely.union_all([walk_union.buffer(6, join_style="mitre"), st_building["geometry"],
@@ -1173,10 +1194,13 @@ def build(seed: int = DEFAULT_SEED):
         "buildings": frame(all_b, ["id", "name", "use", "height_m", "levels"]),
         "roads": frame(roads, ["name", "kind", "speed_kmh", "bridge", "underpass"]),
         "water": frame(water, ["name", "level_m"]),
-        "walkable": frame([dict(name=n, geometry=g) for n, g in walk], ["name"]),
-        "obstacles": frame([dict(name=n, geometry=g) for n, g in obst], ["name"]),
-        "gates": frame(gates, ["id", "kind", "open", "width_m", "towards"]),
-        "sources": frame(sources, ["id", "count", "release_s", "name"]),
+        "walkable": frame([dict(name=n, level=lv, geometry=g) for n, g, lv in walk], ["name", "level"]),
+        "obstacles": frame([dict(name=n, level=0, geometry=g) for n, g in obst], ["name", "level"]),
+        "gates": frame([dict(g, level=0) for g in gates], ["id", "kind", "open", "width_m", "towards", "level"]),
+        "sources": frame(sources, ["id", "count", "release_s", "name", "level"]),
+        # an extra layer the station model declares: stairs and escalators between the levels
+        "connectors": frame(connectors, ["id", "kind", "from_level", "to_level", "width_m", "direction", "speed_mps",
+                                         "open", "name"]),
         "pois": frame(pois, ["id", "kind", "name", "capacity", "gates", "service_time_s", "capacity_m3s"]),
         "drains": frame(drains, ["id", "capacity_m3s"]),
         # an extra layer (not in the contract; City.load ignores it): railway tracks for the 3D view
@@ -1193,6 +1217,10 @@ def build(seed: int = DEFAULT_SEED):
     p["service_time_s"] = p["service_time_s"].astype(float)
     p["capacity_m3s"] = pd.to_numeric(p["capacity_m3s"]).fillna(0.0).astype(float)
     layers["sources"]["count"] = layers["sources"]["count"].astype("int64")
+    for name in ("walkable", "obstacles", "gates", "sources"):
+        layers[name]["level"] = layers[name]["level"].astype("int64")
+    layers["connectors"]["open"] = layers["connectors"]["open"].astype(bool)
+    layers["connectors"]["speed_mps"] = pd.to_numeric(layers["connectors"]["speed_mps"]).astype(float)
     layers["gates"]["open"] = layers["gates"]["open"].astype(bool)
     layers["roads"]["underpass"] = layers["roads"]["underpass"].fillna(False).astype(bool)
 
@@ -1201,7 +1229,8 @@ def build(seed: int = DEFAULT_SEED):
                 description=("Fictional ~2 x 2 km district: a river valley with a low riverside neighbourhood "
                              "(Lowtown), a terminus railway station with its crowd geometry, a CBD, an old town "
                              "with landmarks and hotels, residential hills."),
-                water_level_m=WATER_LEVEL, pond_level_m=pond_level, station_level_m=z_station)
+                water_level_m=WATER_LEVEL, pond_level_m=pond_level, station_level_m=z_station,
+                level_height_m=LEVEL_HEIGHT)
     city = City("Demo City", crs, layers=layers, terrain=Terrain(grid), attribution=ATTRIBUTION, meta=meta)
     check(city)
     return city
@@ -1230,10 +1259,15 @@ def check(city) -> None:
     assert len(i) == 0, f"{len(i)} road/building crossings, e.g. {list(zip(i[:3], j[:3]))}"
     i, j = tree.query(L["water"].geometry.values, predicate="intersects")
     assert len(i) == 0, "buildings in the water"
-    walk = shapely.union_all(L["walkable"].geometry.values)
-    assert walk.geom_type == "Polygon", "walkable must be one connected polygon"
+    w = L["walkable"]
+    walk = shapely.union_all(w[w["level"] == 0].geometry.values)
+    assert walk.geom_type == "Polygon", "the walkable area of level 0 must be one connected polygon"
     assert all(walk.contains(g) for g in L["obstacles"].geometry), "an obstacle leaves the walkable area"
-    assert all(walk.contains(g) for g in L["sources"].geometry), "a source leaves the walkable area"
+    platforms = shapely.union_all(w[w["level"] == 1].geometry.values)
+    assert all(platforms.contains(g) for g in L["sources"].geometry), "a source leaves the platforms"
+    for _, c in L["connectors"].iterrows():
+        lower, upper = shapely.Point(c.geometry.coords[0]), shapely.Point(c.geometry.coords[-1])
+        assert walk.distance(lower) < 1e-6 and platforms.distance(upper) < 1e-6, f"connector {c['id']} ends off its levels"
     exits = L["gates"][L["gates"]["kind"] != "ticket_gate"].geometry
     assert all(walk.exterior.distance(g.centroid) < 1e-6 for g in exits), "an exit gate is off the boundary"
     fares = L["gates"][L["gates"]["kind"] == "ticket_gate"].geometry

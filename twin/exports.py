@@ -134,7 +134,7 @@ def extent_geometries(grid, threshold: float) -> list:
     from rasterio.features import shapes
     from shapely.geometry import shape
 
-    values = np.asarray(grid.values, dtype=np.float32)
+    values = np.asarray(grid.plane(), dtype=np.float32)  # several floor levels: where any exceeds it
     mask = np.isfinite(values) & (values > threshold)
     return [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid.transform()) if v == 1]
 

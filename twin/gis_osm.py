@@ -25,7 +25,7 @@ OSM_TAGS = (
     "name", "building", "building:levels", "height", "amenity", "tourism", "historic", "railway",
     "public_transport", "station", "subway", "train", "bus", "highway", "maxspeed", "emergency",
     "natural", "waterway", "water", "place", "area", "rooms", "beds", "capacity", "landuse", "layer",
-    "tunnel", "bridge", "indoor", "level", "lanes", "width", "foot",
+    "tunnel", "bridge", "indoor", "level", "lanes", "width", "foot", "conveying", "incline",
 )
 # Closed ways with these tags are areas (GDAL also honours area=yes).
 CLOSED_WAYS_ARE_POLYGONS = (
@@ -124,6 +124,31 @@ def parse_levels(value) -> float | None:
 
 MPH = 1.609344
 SPECIAL_SPEEDS = {"walk": 5.0, "living_street": 20.0, "urban": 50.0, "rural": 80.0, "motorway": 120.0}
+
+
+def parse_level_list(value) -> list[float]:
+    """OSM ``level`` values: "1", "0;1", "-1;0", "0-2" (a range) -> the levels, [] when absent."""
+    text = str(value or "").strip()
+    if not text or text.lower() == "nan":
+        return []
+    out = []
+    for part in text.replace(",", ";").split(";"):
+        part = part.strip()
+        lo, sep, hi = part[1:].partition("-")
+        try:
+            if sep:  # a range "0-2" (the leading sign belongs to the first number)
+                out += [float(part[0] + lo), float(hi)]
+            else:
+                out.append(float(part))
+        except ValueError:
+            return []
+    return out
+
+
+def single_level(value) -> int:
+    """The floor of an area: its level tag when that is one whole number, else 0."""
+    levels = parse_level_list(value)
+    return int(levels[0]) if len(levels) == 1 and levels[0] == int(levels[0]) else 0
 
 
 def parse_maxspeed(value) -> float | None:
@@ -257,7 +282,10 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
          "speed_kmh": [s if s is not None else default_speed_kmh(k) for k, s in zip(kinds, speeds)],
          "speed_source": ["maxspeed" if s is not None else "default" for s in speeds],
          "tunnel": r["tunnel"].fillna("").to_numpy(), "bridge": r["bridge"].fillna("").to_numpy(),
-         "layer": r["layer"].fillna("").to_numpy()},
+         "layer": r["layer"].fillna("").to_numpy(),
+         # steps and escalators between floors (the station crowd model's connectors)
+         "level": r["level"].fillna("").to_numpy(), "incline": r["incline"].fillna("").to_numpy(),
+         "conveying": r["conveying"].fillna("").to_numpy(), "width": r["width"].fillna("").to_numpy()},
         geometry=r.geometry.to_numpy(), crs=crs)
 
     # POIs: nodes, and the centroid (a point inside) of areas
@@ -300,6 +328,8 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
     layers["walkable"] = gpd.GeoDataFrame(
         {"id": _osm_ids(wk, "multipolygons").to_numpy(), "name": wk["name"].fillna("").to_numpy(),
          "kind": np.where(plat[wk.index], "platform", "pedestrian"),
-         "layer": pd.to_numeric(wk["layer"], errors="coerce").fillna(0).to_numpy()},
+         "layer": pd.to_numeric(wk["layer"], errors="coerce").fillna(0).to_numpy(),
+         # the floor: a single whole-number level tag, else 0 (the tag as written in osm_level)
+         "level": [single_level(v) for v in wk["level"]], "osm_level": wk["level"].fillna("").to_numpy()},
         geometry=wk.geometry.to_numpy(), crs=crs)
     return layers

@@ -17,9 +17,15 @@ of an imported city (e.g. ``citytwin city import Helsinki.osm.pbf``):
 - **gates**: where the walkable area meets the circle (or the edge of the imported data) and a street
   leaves it: one short line on the boundary per opening, ids ``G1``… clockwise from north, kind
   "exit", open. The cut ends of platforms are walls, not gates.
-- **sources**: the platforms inside the walkable area (``S1``…), else the station hall, shrunk by
-  0.5 m so they lie strictly inside (pieces under 20 m² are left out; underground platforms, OSM
-  ``layer`` < 0, are ignored); ``agents`` people in total, shared by area, released at 0 s.
+- **levels and connectors**: walkable areas tagged with another whole-number ``level`` (a platform
+  on ``level=1``) are kept as walkable areas of that level; ways tagged ``highway=steps`` or
+  ``conveying=*`` whose ``level`` names two levels become the ``connectors`` layer (stairs and
+  escalators) when both ends lie on walkable areas of their levels, and the others are reported
+  (``derive_connectors``).
+- **sources**: the platforms inside the walkable area (``P1``… west to east, as a scenario's
+  timetable names them), else the station hall (``H1``…), shrunk by 0.5 m so they lie strictly
+  inside (pieces under 20 m² are left out; underground platforms, OSM ``layer`` < 0, are
+  ignored); ``agents`` people in total, shared by area, released at 0 s.
 """
 from __future__ import annotations
 
@@ -124,8 +130,14 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
             streets = [g for g, k in zip(buffered, r["kind"].astype(str)) if k not in ("platform", "corridor")]
     walk_areas = city.walkable
     platforms = []
+    upper: list[tuple[int, object, str]] = []  # areas tagged with another floor level: (level, geometry, kind)
     if len(walk_areas):
         w = walk_areas[walk_areas.intersects(circle)]
+        if "level" in w.columns:
+            lv = w["level"].fillna(0).astype(int)
+            upper = [(int(v), shapely.intersection(g, circle), str(k)) for v, g, k in
+                     zip(lv[lv != 0], w[lv != 0].geometry, w[lv != 0].get("kind", ["pedestrian"] * int((lv != 0).sum())))]
+            w = w[lv == 0]
         if "layer" in w.columns:  # underground platforms and concourses are not on this plane
             w = w[~(w["layer"].astype(float).fillna(0) < 0)]
         pieces.extend(w.geometry.to_numpy())
@@ -183,31 +195,62 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
          "azimuth_deg": [round(azimuth(g), 1) for g in gate_lines]},
         geometry=gate_lines, crs=city.crs)
 
+    upper = [(lv, g, k) for lv, g, k in upper if not g.is_empty and g.area > 0]
+    floors = {0: main}
+    for lv, g, _ in upper:
+        floors[lv] = shapely.union(floors[lv], g) if lv in floors else g
+    connectors, conn_info = derive_connectors(city.roads, circle, floors, city.crs)
+    # other floors are kept only where stairs or escalators lead to them from the street level
+    reach, grew = {0}, True
+    while grew:
+        grew = False
+        for _, c in connectors.iterrows():
+            if (c["from_level"] in reach) != (c["to_level"] in reach):
+                reach |= {c["from_level"], c["to_level"]}
+                grew = True
+    dropped_levels = sorted({lv for lv, _, _ in upper if lv not in reach})
+    upper = [(lv, g, k) for lv, g, k in upper if lv in reach]
+    if dropped_levels:
+        conn_info["summary"] += (f"; walkable areas on level(s) {', '.join(map(str, dropped_levels))} left out "
+                                 "(no stairs or escalator placed to them)")
     # Sources: platforms inside the area, else the station hall, shrunk to lie strictly inside.
-    src_geoms, src_names = [], []
-    for p in platforms:
-        s = shapely.intersection(p, main).buffer(-0.5)
+    src_geoms, src_names, src_levels = [], [], []
+    for lv, p in [(0, q) for q in platforms] + [(lv, g) for lv, g, k in upper if k == "platform"]:
+        s = (shapely.intersection(p, main) if lv == 0 else p).buffer(-0.5)
         for q in shapely.get_parts(s):
             if q.geom_type == "Polygon" and q.area >= MIN_SOURCE_M2:
-                src_geoms.append(q), src_names.append("platform")
+                src_geoms.append(q), src_names.append("platform"), src_levels.append(lv)
     if not src_geoms and hall is not None:
         s = shapely.intersection(hall, main).buffer(-0.5)
         src_geoms = [q for q in shapely.get_parts(s) if q.geom_type == "Polygon" and q.area >= MIN_SOURCE_M2]
         src_names = ["station hall"] * len(src_geoms)
+        src_levels = [0] * len(src_geoms)
     if not src_geoms:  # no platforms and no hall: a disc at the centre
         s = shapely.intersection(centre.buffer(min(20.0, radius_m / 4)), main).buffer(-0.5)
         src_geoms = [q for q in shapely.get_parts(s) if q.geom_type == "Polygon" and q.area > 0][:1]
         src_names = ["station"] * len(src_geoms)
+        src_levels = [0] * len(src_geoms)
     areas = np.array([g.area for g in src_geoms])
     counts = _share(agents, areas) if len(areas) else []
+    # platforms are P1, P2, ... (west to east, then south to north), as a timetable names them
+    order = sorted(range(len(src_geoms)), key=lambda k: (round(src_geoms[k].centroid.x), round(src_geoms[k].centroid.y)))
+    src_geoms = [src_geoms[k] for k in order]
+    src_names = [src_names[k] for k in order]
+    src_levels = [src_levels[k] for k in order]
+    counts = [counts[k] for k in order]
+    prefix = {"platform": "P", "station hall": "H"}
     sources = gpd.GeoDataFrame(
-        {"id": [f"S{i + 1}" for i in range(len(src_geoms))], "count": counts, "release_s": 0.0,
-         "name": src_names}, geometry=src_geoms, crs=city.crs)
+        {"id": [f"{prefix.get(n, 'S')}{i + 1}" for i, n in enumerate(src_names)], "count": counts, "release_s": 0.0,
+         "name": src_names, "level": src_levels}, geometry=src_geoms, crs=city.crs)
 
-    walkable = gpd.GeoDataFrame({"name": [f"{name} station area ({radius_m:g} m)"], "kind": ["station_area"]},
-                                geometry=[main], crs=city.crs)
+    walkable = gpd.GeoDataFrame({"name": [f"{name} station area ({radius_m:g} m)"] + [f"{k} (level {lv})" for lv, _, k in upper],
+                                 "kind": ["station_area"] + [k for _, _, k in upper],
+                                 "level": [0] + [lv for lv, _, _ in upper]},
+                                geometry=[main] + [g for _, g, _ in upper], crs=city.crs)
     layers = dict(city.layers)
     layers.update(walkable=walkable, gates=gates, sources=sources)
+    if len(connectors):
+        layers["connectors"] = connectors
     meta = dict(city.meta)
     meta["station_area"] = {"station": name, "around": around, "radius_m": float(radius_m),
                             "centre": [float(cx), float(cy)], "agents": int(agents)}
@@ -217,11 +260,82 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
         return out
     info = {"station": name, "centre": (float(cx), float(cy)), "radius_m": float(radius_m),
             "walkable_m2": float(main.area), "dropped_fragments_m2": dropped_m2, "gates": len(gates),
-            "sources": len(sources), "hall": hall is not None}
+            "sources": len(sources), "hall": hall is not None, "connectors": conn_info}
     info["summary"] = (f"station area around {name!r} ({radius_m:g} m): walkable {main.area:,.0f} m² in one piece "
                        f"({dropped_m2:,.0f} m² of unconnected fragments left out), {len(gates)} gates, "
-                       f"{len(sources)} sources ({', '.join(sorted(set(src_names)))}) with {int(sum(counts))} agents")
+                       f"{len(sources)} sources ({', '.join(sorted(set(src_names)))}) with {int(sum(counts))} agents; "
+                       f"{conn_info['summary']}")
     return out, info
+
+
+ESCALATOR_CONVEYING = {"yes", "forward", "backward", "reversible"}
+DEFAULT_WIDTH_M = {"stairs": 2.0, "escalator": 1.0}
+END_TOL_M = 0.5  # a connector's end must lie this close to the walkable area of its level
+
+
+def derive_connectors(roads, circle, floors: dict, crs):
+    """Stairs and escalators between levels from OSM ways (``highway=steps``, ``conveying=*``) whose
+    ``level`` tag names two floors (``0;1``). The way is drawn from its lower to its upper end when
+    ``incline=up`` (reversed for ``incline=down``); an escalator runs along the way
+    (``conveying=forward``), against it (``backward``) or up (``yes``/``reversible``). A way is placed
+    when both ends lie on the walkable area of their levels (``floors``: level -> polygon); the
+    others are reported with the reason. Returns (connectors layer, info)."""
+    rows, geoms, skipped = [], [], []
+    cand = roads.iloc[:0]
+    if len(roads) and "level" in roads.columns:
+        near = roads[roads.intersects(circle)]
+        conv = near["conveying"].astype(str).str.lower() if "conveying" in near.columns else ""
+        cand = near[(near["kind"].astype(str) == "steps") | conv.isin(ESCALATOR_CONVEYING)]
+    from .gis_osm import parse_level_list, parse_height_m
+
+    for _, r in cand.iterrows():
+        levels = parse_level_list(r.get("level"))
+        rid = str(r["id"])
+        if len(set(levels)) < 2:
+            continue  # steps within one floor: walkable, not a connector
+        lo, hi = min(levels), max(levels)
+        if lo != int(lo) or hi != int(hi):
+            skipped.append({"id": rid, "level": str(r["level"]), "reason": "a level is not a whole number"})
+            continue
+        lo, hi = int(lo), int(hi)
+        incline = str(r.get("incline") or "").lower()
+        line = r.geometry
+        if line.geom_type != "LineString":
+            skipped.append({"id": rid, "level": str(r["level"]), "reason": "not one line"})
+            continue
+        if incline in ("down", "-"):
+            line = shapely.LineString(list(line.coords)[::-1])
+        elif incline not in ("up", "+") and not incline.endswith("%"):
+            skipped.append({"id": rid, "level": str(r["level"]),
+                            "reason": "no incline tag: which end is up is unknown"})
+            continue
+        conveying = str(r.get("conveying") or "").lower()
+        kind = "escalator" if conveying in ESCALATOR_CONVEYING else "stairs"
+        direction = "both"
+        if kind == "escalator":
+            along = conveying != "backward"
+            direction = "up" if along == (incline not in ("down", "-")) else "down"
+        missing = [lv for lv in (lo, hi) if lv not in floors]
+        if missing:
+            skipped.append({"id": rid, "level": str(r["level"]),
+                            "reason": f"level {missing[0]} has no walkable area in the station area"})
+            continue
+        a, b = shapely.Point(line.coords[0]), shapely.Point(line.coords[-1])
+        if floors[lo].distance(a) > END_TOL_M or floors[hi].distance(b) > END_TOL_M:
+            skipped.append({"id": rid, "level": str(r["level"]),
+                            "reason": "an end does not lie on the walkable area of its level"})
+            continue
+        w = parse_height_m(r.get("width")) or DEFAULT_WIDTH_M[kind]
+        w = min(max(w, 0.6), 1.0) if kind == "escalator" else max(w, 0.6)
+        rows.append({"id": rid, "kind": kind, "from_level": lo, "to_level": hi, "width_m": float(w),
+                     "direction": direction, "speed_mps": 0.5 if kind == "escalator" else np.nan})
+        geoms.append(line)
+    layer = gpd.GeoDataFrame(rows, columns=["id", "kind", "from_level", "to_level", "width_m", "direction",
+                                            "speed_mps"], geometry=geoms, crs=crs)
+    n = len(rows) + len(skipped)
+    summary = (f"{n} stairs/escalators with two levels tagged: {len(rows)} placed as connectors"
+               + (f", {len(skipped)} not placed ({'; '.join(sorted({s['reason'] for s in skipped}))})" if skipped else ""))
+    return layer, {"candidates": n, "placed": len(rows), "not_placed": skipped, "summary": summary}
 
 
 def _share(total: int, weights: np.ndarray) -> list[int]:
@@ -236,4 +350,4 @@ def _share(total: int, weights: np.ndarray) -> list[int]:
     return (base + 1).tolist()
 
 
-__all__ = ["derive_station_area", "STREET_WIDTH_M"]
+__all__ = ["derive_station_area", "derive_connectors", "STREET_WIDTH_M"]

@@ -309,10 +309,16 @@ def timeseries_figure(series: dict[str, list[pd.DataFrame]], columns: list[str],
 
 
 def _read_raster(path: Path):
+    """The raster as one plan map: a multi-band raster (one band per floor level) shows the
+    highest value of its bands at each cell."""
     import rasterio
 
     with rasterio.open(path) as r:
-        return r.read(1).astype(float), r.bounds
+        v = r.read().astype(float)
+        if len(v) > 1:
+            with np.errstate(all="ignore"):
+                v = np.where(np.isnan(v).all(axis=0), np.nan, np.nanmax(np.where(np.isnan(v), -np.inf, v), axis=0))[None]
+        return v[0], r.bounds
 
 
 def map_figure(name: str, means: dict[str, np.ndarray], bounds, city, unit: str):

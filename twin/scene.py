@@ -10,7 +10,12 @@ Dynamic layers are updated in place, never rebuilt:
 - ``FieldSurface`` drapes a GridField (water depth, crowd density) over the terrain; ``update``
   writes the new values into the existing scalar array.
 - ``AgentCloud`` holds every agent of a Snapshot as one point cloud; ``update`` writes positions
-  (z from the terrain + 1 m) and states into the existing arrays.
+  (z from the terrain + 1 m, plus the snapshot's per-agent height above ground: an upper floor, a
+  stair) and states into the existing arrays.
+
+Floor levels: walkable areas, obstacles and gates with a ``level`` column are lifted to their
+level's height (``City.level_z``: the storey heights of city.toml), so a station's platforms are
+drawn above its concourse; a field with one band per level draws each band at its height.
 """
 from __future__ import annotations
 
@@ -48,6 +53,15 @@ AGENT_LIFT_M = 1.0
 
 def use_code(use) -> int:
     return USE_CODES.get(str(use).lower(), USE_CODES["other"])
+
+
+def level_lift(gdf, city) -> np.ndarray:
+    """Height (m) above the ground of each feature's floor level (0 without a ``level`` column)."""
+    if gdf is None or not len(gdf) or "level" not in gdf.columns:
+        return np.zeros(0 if gdf is None else len(gdf))
+    levels = np.asarray(gdf["level"].fillna(0), dtype=np.int64)
+    heights = {lv: city.level_z(lv) for lv in np.unique(levels)}
+    return np.array([heights[lv] for lv in levels], dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,9 +155,9 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         buildings=mark_roofs(build_buildings(city.buildings, origin, elev), city),
         roads=build_roads(city.roads, origin, elev),
         water=drape_polygons(city.water, origin, elev, WATER_LIFT_M),
-        walkable=drape_polygons(city.walkable, origin, elev, AREA_LIFT_M),
-        obstacles=build_buildings(_with_height(city.obstacles, 1.2), origin, elev),
-        gates=build_gates(city.gates, origin, elev),
+        walkable=drape_polygons(city.walkable, origin, elev, AREA_LIFT_M + level_lift(city.walkable, city)),
+        obstacles=build_buildings(_with_height(city.obstacles, 1.2), origin, elev, level_lift(city.obstacles, city)),
+        gates=build_gates(city.gates, origin, elev, lift=level_lift(city.gates, city)),
         pois=build_points(city.pois, origin, elev, lift=4.0),
         elevation=elev,
         z_range=(float(np.nanmin(z)), float(np.nanmax(z))) if len(z) else (0.0, 0.0),
@@ -154,7 +168,7 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         scene.gate_labels = [str(i) for i in city.gates["id"]]
         c = shapely.centroid(np.asarray(city.gates.geometry.values))
         cx, cy = shapely.get_x(c) - origin[0], shapely.get_y(c) - origin[1]
-        scene.gate_label_points = np.column_stack([cx, cy, elev(cx, cy) + 3.0])
+        scene.gate_label_points = np.column_stack([cx, cy, elev(cx, cy) + 3.0 + level_lift(city.gates, city)])
     return scene
 
 
@@ -203,8 +217,9 @@ def build_terrain(city, origin, max_cells: int = 400) -> pv.StructuredGrid:
     return grid
 
 
-def build_buildings(gdf, origin, elev) -> pv.PolyData:
-    """All buildings as one PolyData: triangulated roofs + quad walls, base at the terrain.
+def build_buildings(gdf, origin, elev, base_lift=None) -> pv.PolyData:
+    """All buildings as one PolyData: triangulated roofs + quad walls, base at the terrain (plus
+    ``base_lift`` metres per feature: obstacles on an upper floor).
 
     Cell data: ``building_id`` (row in the layer), ``height_m``, ``use_code``, ``top_m``.
     """
@@ -225,6 +240,8 @@ def build_buildings(gdf, origin, elev) -> pv.PolyData:
     base = np.full(len(gdf), np.inf)
     np.minimum.at(base, owner[ring_poly[ring_of]], vz)
     base[~np.isfinite(base)] = 0.0
+    if base_lift is not None and len(base_lift):
+        base = base + np.asarray(base_lift, dtype=np.float64)
     top = base + heights
 
     # Walls: one quad per ring edge.
@@ -273,8 +290,9 @@ def mark_roofs(mesh: pv.PolyData, city, share: float = 0.3) -> pv.PolyData:
     return mesh
 
 
-def drape_polygons(gdf, origin, elev, lift: float, segment_m: float = 25.0, ids=None) -> pv.PolyData:
-    """Polygons triangulated and laid on the terrain, ``lift`` metres above it.
+def drape_polygons(gdf, origin, elev, lift, segment_m: float = 25.0, ids=None) -> pv.PolyData:
+    """Polygons triangulated and laid on the terrain, ``lift`` metres above it (a number, or one
+    per feature: a floor level's height).
 
     Cell data ``feature_id`` is the row in the layer.
     """
@@ -288,7 +306,9 @@ def drape_polygons(gdf, origin, elev, lift: float, segment_m: float = 25.0, ids=
     tri_xy, tri_owner = _triangles(polys, owner)
     if len(tri_xy) == 0:
         return pv.PolyData()
-    z = elev(tri_xy[..., 0].ravel(), tri_xy[..., 1].ravel()).reshape(-1, 3) + lift
+    lift = np.asarray(lift, dtype=np.float64)
+    z = elev(tri_xy[..., 0].ravel(), tri_xy[..., 1].ravel()).reshape(-1, 3)
+    z = z + (lift[tri_owner][:, None] if lift.ndim else lift)
     mesh = _tri_mesh(tri_xy, z)
     mesh.cell_data["feature_id"] = tri_owner.astype(np.int64) if ids is None else np.asarray(ids)[tri_owner]
     return mesh
@@ -307,14 +327,15 @@ def build_roads(gdf, origin, elev) -> pv.PolyData:
     return mesh
 
 
-def build_gates(gdf, origin, elev, width_m: float = 1.6) -> pv.PolyData:
-    """Gates as coloured ribbons; cell data ``feature_id`` and ``open`` (1/0)."""
+def build_gates(gdf, origin, elev, width_m: float = 1.6, lift=0.0) -> pv.PolyData:
+    """Gates as coloured ribbons (``lift`` metres higher: per feature, its floor level); cell data
+    ``feature_id`` and ``open`` (1/0)."""
     if gdf is None or len(gdf) == 0:
         return pv.PolyData()
     geoms = np.asarray(gdf.geometry.values)
     lines = shapely.get_type_id(geoms) == 1
     shapes = np.where(lines, shapely.buffer(geoms, width_m / 2, cap_style="flat"), geoms)
-    mesh = drape_polygons(shapes, origin, elev, ROAD_LIFT_M + 0.3, segment_m=5.0)
+    mesh = drape_polygons(shapes, origin, elev, ROAD_LIFT_M + 0.3 + np.asarray(lift, dtype=np.float64), segment_m=5.0)
     if mesh.n_cells:
         is_open = np.asarray(gdf["open"] if "open" in gdf.columns else np.ones(len(gdf)), dtype=bool)
         mesh.cell_data["open"] = is_open[mesh.cell_data["feature_id"]].astype(np.int8)
@@ -372,7 +393,10 @@ class FieldSurface:
         xl, yl = xs - self.scene.origin[0], ys - self.scene.origin[1]
         X, Y = np.meshgrid(xl, yl)
         z = self.scene.elevation(X.ravel(), Y.ravel()).reshape(X.shape) + self.lift
-        mesh = grid_polydata(xl, yl, z)
+        # one sheet per band (a floor level), each at its height
+        mesh = grid_polydata(xl, yl, z + grid.band_z(0))
+        for k in range(1, grid.n_bands):
+            mesh = mesh.merge(grid_polydata(xl, yl, z + grid.band_z(k)), merge_points=False)
         mesh.point_data["value"] = np.asarray(grid.values, np.float32).ravel().copy()
         mesh.point_data.active_scalars_name = "value"
         nrm = np.zeros((mesh.n_points, 3), np.float32)
@@ -383,12 +407,12 @@ class FieldSurface:
             self.mesh = mesh
         else:
             self.mesh.copy_from(mesh)  # same object, so actors keep it
-        self._key = (grid.shape, grid.x0, grid.y0, grid.cell_m)
+        self._key = (grid.values.shape, grid.x0, grid.y0, grid.cell_m, grid.band_z_m)
         self._grid = grid
 
     def update(self, grid: GridField) -> bool:
         """New values; returns True when done in place (False: the geometry had to be rebuilt)."""
-        key = (grid.shape, grid.x0, grid.y0, grid.cell_m)
+        key = (grid.values.shape, grid.x0, grid.y0, grid.cell_m, grid.band_z_m)
         if key != self._key:
             self._build(grid)
             return False
@@ -423,12 +447,14 @@ class AgentCloud:
         # One point far below the ground: an empty cloud would break scalar ranges of some mappers.
         self.mesh.points[:] = (0.0, 0.0, -1e4)
 
-    def update(self, positions: np.ndarray, states: np.ndarray) -> None:
+    def update(self, positions: np.ndarray, states: np.ndarray, z: np.ndarray | None = None) -> None:
+        """``z``: optional height of each agent above the terrain (m): an upper floor, a stair."""
         pos = np.asarray(positions, np.float64).reshape(-1, 2)
         st = np.asarray(states).astype(np.int8).ravel()
-        ok = np.isfinite(pos).all(axis=1)
+        above = np.zeros(len(pos)) if z is None else np.asarray(z, np.float64).ravel()
+        ok = np.isfinite(pos).all(axis=1) & np.isfinite(above)
         if not ok.all():
-            pos, st = pos[ok], st[ok]
+            pos, st, above = pos[ok], st[ok], above[ok]
         n = len(pos)
         self.n = n
         if n == 0:
@@ -437,7 +463,7 @@ class AgentCloud:
             return
         xl = pos[:, 0] - self.scene.origin[0]
         yl = pos[:, 1] - self.scene.origin[1]
-        z = self.scene.elevation(xl, yl) + AGENT_LIFT_M
+        z = self.scene.elevation(xl, yl) + AGENT_LIFT_M + above
         if n != self.mesh.n_points:
             fresh = pv.PolyData(np.column_stack([xl, yl, z]))
             fresh.point_data["state"] = st
@@ -454,7 +480,7 @@ class AgentCloud:
         self.mesh.Modified()
 
     def update_from(self, snap) -> None:
-        self.update(snap.positions, snap.states)
+        self.update(snap.positions, snap.states, getattr(snap, "z", None))
 
     def positions_world(self) -> np.ndarray:
         if self.n == 0:

@@ -1,9 +1,22 @@
-"""The station geometry from city layers: free space, exit gates, sources and onward POIs.
+"""The station geometry from city layers: levels, free space, exit gates, ticket gates, stairs and
+escalators (connectors), sources and onward POIs.
+
+A station has one or more levels (the ``level`` column of walkable, obstacles, gates and sources;
+0 when absent). Connectors (the ``connectors`` layer) join two levels: each is a line drawn from
+its lower end (on ``from_level``) to its upper end (on ``to_level``), ``width_m`` wide. Its
+footprint is not walkable on either level (the stair well above, the space under the stair
+below); passengers queue at the foot line of the end they enter and appear beyond the other end.
+
+Gate and connector parameters (``open_gates``, ``closed_connectors``, ...) take ids or
+*selectors*: ``"kind=ticket_gate level=0"`` selects every ticket gate on level 0, so that an
+intervention written for one station applies to another (a selector may match nothing; an id
+must exist).
 
 Every check that a user can fix raises ``UserError`` naming the feature and the fix.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +36,15 @@ LANE_WIDTH_M = 0.6
 LANE_PITCH_M = 0.9
 CABINET_DEPTH_M = 1.2
 TICKET_SERVICE_S = 2.4  # s per passenger and lane: 25 passengers/min (RIS, London Underground SPSG)
+# connectors
+CONNECTOR_KINDS = ("stairs", "escalator")
+DIRECTIONS = ("both", "up", "down")
+CONNECTOR_END_TOL_M = 0.5  # an end must lie this close to the walkable area of its level
+MIN_STAIR_WIDTH_M = 0.6
+ESCALATOR_WIDTH_M = (0.55, 1.1)  # nominal step widths of EN 115 escalators (0.6, 0.8, 1.0 m)
+ESCALATOR_SPEED_MPS = (0.2, 1.0)
+LANDING_M = (0.25, 1.75)  # arrivals appear this far beyond the end of a connector
+SELECTOR_KEYS = {"gates": ("kind", "level"), "connectors": ("kind", "level", "from_level", "to_level", "direction")}
 
 
 @dataclass
@@ -34,6 +56,7 @@ class Gate:
     width_m: float
     x: float
     y: float
+    level: int = 0
 
 
 @dataclass
@@ -47,11 +70,57 @@ class TicketBank:
     slots: object  # polygon: the lanes, where a passenger stops to validate (walls too while closed)
     target: object = None  # the lanes' far ends (on the exits' side): where walking to the bank leads
     exit_point: tuple = (0.0, 0.0)  # just beyond the bank on the exits' side
+    level: int = 0
 
     @property
     def capacity_pps(self) -> float:
         """Upper bound of the bank's flow if validating were all that took time."""
         return self.lanes / self.service_s if self.open else 0.0
+
+
+@dataclass
+class Connector:
+    """Stairs or an escalator between two levels, drawn from the lower end to the upper end."""
+
+    id: str
+    kind: str
+    from_level: int
+    to_level: int
+    width_m: float
+    direction: str  # after reverse_connectors: both, up or down
+    open: bool
+    speed_mps: float  # escalators: belt speed along the slope
+    line: object
+    lower: tuple
+    upper: tuple
+    axis: tuple  # unit vector from the lower end to the upper end, in plan
+    length_m: float  # horizontal length (plan)
+
+    @property
+    def footprint(self):
+        return shapely.buffer(self.line, self.width_m / 2, cap_style="flat", join_style="mitre")
+
+    def end(self, upper: bool) -> tuple:
+        return self.upper if upper else self.lower
+
+    def end_line(self, upper: bool):
+        """The line across the connector at one end: where passengers step on or off."""
+        (px, py), (ux, uy) = self.end(upper), self.axis
+        h = self.width_m / 2
+        return shapely.LineString([(px - uy * h, py + ux * h), (px + uy * h, py - ux * h)])
+
+    def landing(self, upper: bool):
+        """Where passengers leaving at one end appear: a box beyond that end."""
+        (px, py), (ux, uy) = self.end(upper), self.axis
+        sgn = 1.0 if upper else -1.0
+        a, b = LANDING_M
+        h = self.width_m / 2
+        corners = [(px + sgn * ux * d - uy * w, py + sgn * uy * d + ux * w) for d, w in ((a, -h), (b, -h), (b, h), (a, h))]
+        return shapely.Polygon(corners)
+
+    def runs(self, up: bool) -> bool:
+        """Whether passengers may use it in this direction (upwards: entering at the lower end)."""
+        return self.open and self.direction in ("both", "up" if up else "down")
 
 
 @dataclass
@@ -61,6 +130,7 @@ class Source:
     count: int
     release_s: float
     must_validate: bool = False  # inside a paid area: no exit is reachable without a ticket gate
+    level: int = 0
 
 
 @dataclass
@@ -75,13 +145,15 @@ class Poi:
 
 @dataclass
 class StationGeometry:
-    walkable: object
-    free: object
+    levels: list[int]  # the city's level numbers, increasing
+    walkable: dict  # level -> polygon
+    free: dict  # level -> walkable minus obstacles, ticket cabinets and connector footprints
     gates: list[Gate]
     sources: list[Source]
     pois: list[Poi]
-    walkable_parts: list[tuple[str, object]] = field(default_factory=list)
+    walkable_parts: list[tuple[str, object, int]] = field(default_factory=list)
     tickets: list[TicketBank] = field(default_factory=list)
+    connectors: list[Connector] = field(default_factory=list)
 
     @property
     def gate_ids(self) -> list[str]:
@@ -90,14 +162,72 @@ class StationGeometry:
     def gate_index(self, gid: str) -> int:
         return self.gate_ids.index(gid)
 
+    def level_index(self, level: int) -> int:
+        return self.levels.index(level)
+
 
 def _polys(geom):
     return shapely.get_parts(geom)
 
 
+def _int_level(value, where: str) -> int:
+    if value is None or (isinstance(value, float) and value != value):
+        return 0
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if not math.isfinite(f) or f != int(f):
+        raise UserError(f"{where} has level {value!r}; give a whole number (0 = street level, 1 above, -1 below).")
+    return int(f)
+
+
+def _rows(gdf):
+    return [row for _, row in gdf.iterrows()] if gdf is not None and len(gdf) else []
+
+
+# -- selectors -----------------------------------------------------------------------------------
+def select_ids(items, features: list[dict], layer: str, param: str) -> list[str]:
+    """Ids named in ``items``: plain ids (which must exist) or selectors such as
+    ``"kind=ticket_gate level=0"`` (every listed key must match; a selector may match nothing)."""
+    ids = [f["id"] for f in features]
+    keys = SELECTOR_KEYS[layer]
+    out: list[str] = []
+    for item in items:
+        text = str(item).strip()
+        if "=" not in text:
+            if text not in ids:
+                raise UserError(f'parameter {param}: there is no {layer[:-1]} "{text}"{nearest(text, ids)}; '
+                                f'the {layer} are: {", ".join(ids) or "(none)"}. Or select them by kind and level, '
+                                f'e.g. "{keys[0]}=... level=0".')
+            out.append(text)
+            continue
+        conds = {}
+        for part in text.replace(",", " ").split():
+            k, sep, v = part.partition("=")
+            if not sep or not k or not v:
+                raise UserError(f'parameter {param}: "{text}" is not a selector; write key=value pairs such as '
+                                f'"kind=escalator level=1".')
+            if k not in keys:
+                raise UserError(f'parameter {param}: "{text}" selects by "{k}"{nearest(k, keys)}; {layer} can be '
+                                f'selected by {", ".join(keys)}.')
+            conds[k] = v
+        for f in features:
+            if all(_matches(f, k, v) for k, v in conds.items()):
+                out.append(f["id"])
+    return list(dict.fromkeys(out))
+
+
+def _matches(feature: dict, key: str, value: str) -> bool:
+    if key == "level" and "from_level" in feature:
+        return value in (str(feature["from_level"]), str(feature["to_level"]))
+    return str(feature.get(key)) == value
+
+
 def parse_barriers(items: list[str], obstacles) -> list:
-    """Barriers: WKT polygons/lines (lines get 0.15 m thickness) in the city CRS, or the id or name
-    of a feature of the obstacles layer with ``optional = true`` (switched off by default)."""
+    """Barriers: WKT polygons/lines (lines get 0.15 m thickness) in the city CRS on level 0, or the
+    id or name of a feature of the obstacles layer with ``optional = true`` (switched off by
+    default; on its own level). Returns (geometry, level) pairs."""
     out = []
     for item in items:
         s = item.strip()
@@ -111,7 +241,7 @@ def parse_barriers(items: list[str], obstacles) -> list:
                 g = g.buffer(0.15, cap_style="flat")
             if not g.is_valid:
                 g = shapely.make_valid(g)
-            out.append(g)
+            out.append((g, 0))
             continue
         keys = []
         if len(obstacles):
@@ -128,28 +258,32 @@ def parse_barriers(items: list[str], obstacles) -> list:
             names = sorted(set().union(*[set(k) for k in keys])) if keys else []
             raise UserError(f'barriers: "{s}" is neither WKT nor an obstacle id/name{nearest(s, names)}. '
                             'Give a polygon as WKT in the city CRS or the id of an obstacle with optional = true.')
-        out.extend(hit.geometry.tolist())
+        for _, row in hit.iterrows():
+            out.append((row.geometry, _int_level(row.get("level"), f'layer obstacles: obstacle "{s}"')))
     return out
 
 
-def _check_gate_parameters(gates_layer, p: dict) -> None:
-    all_ids = [str(i) for i in gates_layer["id"]] if len(gates_layer) else []
-    for key in ("open_gates", "closed_gates", "guidance_gates"):
-        for gid in p.get(key, []):
-            if gid not in all_ids:
-                raise UserError(f'parameter {key}: there is no gate "{gid}"{nearest(gid, all_ids)}; '
-                                f'the gates are: {", ".join(all_ids) or "(none)"}.')
-    both = set(p.get("open_gates", [])) & set(p.get("closed_gates", []))
+def _gate_features(gates_layer) -> list[dict]:
+    return [{"id": str(r["id"]), "kind": str(r.get("kind") or "exit"),
+             "level": _int_level(r.get("level"), f'layer gates: gate "{r["id"]}"')} for r in _rows(gates_layer)]
+
+
+def _resolve_gate_parameters(gates_layer, p: dict) -> dict[str, set]:
+    feats = _gate_features(gates_layer)
+    sel = {key: set(select_ids(p.get(key, []), feats, "gates", key)) for key in ("open_gates", "closed_gates",
+                                                                                   "guidance_gates")}
+    both = sel["open_gates"] & sel["closed_gates"]
     if both:
         raise UserError(f'parameters open_gates and closed_gates both name gate(s) {", ".join(sorted(both))}; '
-                        "list each gate in one of them only.")
+                        "list (or select) each gate in one of them only.")
+    return sel
 
 
-def _is_open(row, p: dict) -> bool:
+def _is_open(row, sel: dict) -> bool:
     gid = str(row["id"])
-    if gid in p.get("open_gates", []):
+    if gid in sel["open_gates"]:
         return True
-    if gid in p.get("closed_gates", []):
+    if gid in sel["closed_gates"]:
         return False
     v = row.get("open", True)
     return True if v is None or v != v else bool(v)  # missing (None/NaN) means open
@@ -168,7 +302,7 @@ def _optional_number(row, col: str, gid: str, what: str, integer: bool = False):
     return int(f) if integer else f
 
 
-def ticket_bank(row, walkable, p: dict) -> TicketBank:
+def ticket_bank(row, walkable, p: dict, sel: dict, level: int = 0) -> TicketBank:
     """A ticket gate feature as lanes and cabinets. The line runs across the passage, wall to
     wall; ``lanes`` (optional column) lanes are spread evenly along it, else one per 0.9 m;
     ``service_time_s`` (optional column) overrides the parameter ticket_service_time_s."""
@@ -189,7 +323,8 @@ def ticket_bank(row, walkable, p: dict) -> TicketBank:
     inside = float(shapely.intersection(geom, walkable).length)
     if inside < 0.9 * length:
         raise UserError(f'layer gates: ticket gate "{gid}" lies {100 * (1 - inside / max(length, 1e-9)):.0f}% '
-                        "outside the walkable area. Draw it across a walkable passage (the fare line).")
+                        f"outside the walkable area{_on_level(level)}. Draw it across a walkable passage (the fare "
+                        "line).")
     lanes = _optional_number(row, "lanes", gid, "a whole number of lanes, at least 1", integer=True)
     if lanes is None:
         lanes = int(length // LANE_PITCH_M)
@@ -199,7 +334,7 @@ def ticket_bank(row, walkable, p: dict) -> TicketBank:
     service = _optional_number(row, "service_time_s", gid, "seconds per passenger, > 0")
     if service is None:
         service = float(p.get("ticket_service_time_s", TICKET_SERVICE_S))
-    is_open = _is_open(row, p)
+    is_open = _is_open(row, sel)
     band = geom.buffer(CABINET_DEPTH_M / 2, cap_style="flat")
     # The lanes exist open or closed (a closed bank is all wall): every variant numbers them alike.
     c = np.asarray(geom.coords)[[0, -1], :2]
@@ -213,43 +348,157 @@ def ticket_bank(row, walkable, p: dict) -> TicketBank:
         boxes.append(shapely.Polygon([m - h - d, m + h - d, m + h + d, m - h + d]))
     slots = shapely.union_all(boxes)
     cabinets = shapely.difference(band, slots) if is_open else band
-    return TicketBank(gid, geom, is_open, lanes, service, cabinets, slots)
+    return TicketBank(gid, geom, is_open, lanes, service, cabinets, slots, level=level)
 
 
-def build_station(city, p: dict) -> StationGeometry:
-    """Free space, gates (with the parameter overrides applied), ticket gates, sources and POIs;
-    validated."""
-    _check_gate_parameters(city.gates, p)
-    walk = city.walkable
+def _on_level(level: int, levels=None) -> str:
+    return f" of level {level}" if level != 0 or (levels and len(levels) > 1) else ""
+
+
+# -- connectors ----------------------------------------------------------------------------------
+def _connector_features(layer) -> list[dict]:
+    out = []
+    for r in _rows(layer):
+        cid = str(r["id"])
+        out.append({"id": cid, "kind": str(r.get("kind")), "direction": str(r.get("direction") or "both"),
+                    "from_level": _int_level(r.get("from_level"), f'layer connectors: connector "{cid}"'),
+                    "to_level": _int_level(r.get("to_level"), f'layer connectors: connector "{cid}"')})
+    return out
+
+
+def connectors_from_layer(layer, walkable: dict, p: dict) -> list[Connector]:
+    """The connectors layer checked, with ``closed_connectors``, ``open_connectors`` and
+    ``reverse_connectors`` applied."""
+    feats = _connector_features(layer)
+    closed = set(select_ids(p.get("closed_connectors", []), feats, "connectors", "closed_connectors"))
+    opened = set(select_ids(p.get("open_connectors", []), feats, "connectors", "open_connectors"))
+    both = closed & opened
+    if both:
+        raise UserError(f'parameters open_connectors and closed_connectors both name connector(s) '
+                        f'{", ".join(sorted(both))}; list (or select) each in one of them only.')
+    reverse = set(select_ids(p.get("reverse_connectors", []), feats, "connectors", "reverse_connectors"))
+    out = []
+    seen = set()
+    for row, f in zip(_rows(layer), feats):
+        cid, kind = f["id"], f["kind"]
+        what = f'layer connectors: connector "{cid}"'
+        if cid in seen:
+            raise UserError(f"{what}: the id is used twice; give every connector its own id.")
+        seen.add(cid)
+        if kind not in CONNECTOR_KINDS:
+            raise UserError(f'{what} has kind "{kind}"{nearest(kind, CONNECTOR_KINDS)}; use stairs or escalator.')
+        lo, hi = f["from_level"], f["to_level"]
+        if lo >= hi:
+            raise UserError(f"{what} goes from level {lo} to level {hi}; draw it from its lower end (from_level) "
+                            "to its upper end (to_level), with from_level below to_level.")
+        for lv in (lo, hi):
+            if lv not in walkable:
+                raise UserError(f"{what} leads to level {lv}, which has no walkable area; the levels are "
+                                f"{', '.join(map(str, sorted(walkable)))}.")
+        direction = f["direction"]
+        if direction not in DIRECTIONS:
+            raise UserError(f'{what} has direction "{direction}"{nearest(direction, DIRECTIONS)}; use both, up or down.')
+        width = _positive(row.get("width_m"), f"{what}: width_m")
+        speed = 0.0
+        if kind == "escalator":
+            if direction == "both":
+                raise UserError(f"{what} is an escalator with direction both; an escalator runs up or down.")
+            lo_w, hi_w = ESCALATOR_WIDTH_M
+            if not lo_w <= width <= hi_w:
+                raise UserError(f"{what} is {width:g} m wide; escalator steps are {lo_w}-{hi_w} m wide (EN 115: 0.6, "
+                                "0.8 or 1.0 m).")
+            v = row.get("speed_mps")
+            speed = 0.5 if v is None or (isinstance(v, float) and v != v) else _positive(v, f"{what}: speed_mps")
+            if not ESCALATOR_SPEED_MPS[0] <= speed <= ESCALATOR_SPEED_MPS[1]:
+                raise UserError(f"{what} runs at {speed:g} m/s; escalators run at 0.5-0.75 m/s (EN 115), give a "
+                                f"speed_mps between {ESCALATOR_SPEED_MPS[0]} and {ESCALATOR_SPEED_MPS[1]}.")
+        elif width < MIN_STAIR_WIDTH_M:
+            raise UserError(f"{what} is {width:g} m wide, narrower than one person ({MIN_STAIR_WIDTH_M} m).")
+        if cid in reverse:
+            direction = {"up": "down", "down": "up", "both": "both"}[direction]
+        v = row.get("open", True)
+        is_open = True if v is None or v != v else bool(v)
+        is_open = (is_open or cid in opened) and cid not in closed
+        geom = row.geometry
+        if geom is not None and geom.geom_type == "MultiLineString":
+            geom = shapely.line_merge(geom)
+        if geom is None or geom.geom_type != "LineString" or geom.length < 1.0:
+            raise UserError(f"{what} must be one line at least 1 m long, drawn from its lower end to its upper end.")
+        c = np.asarray(geom.coords)[:, :2]
+        lower, upper = tuple(c[0]), tuple(c[-1])
+        axis = (c[-1] - c[0]) / max(float(np.hypot(*(c[-1] - c[0]))), 1e-9)
+        for end, lv, name in ((lower, lo, "lower"), (upper, hi, "upper")):
+            d = float(walkable[lv].distance(shapely.Point(end)))
+            if d > CONNECTOR_END_TOL_M:
+                raise UserError(f"{what} ({kind}): its {name} end ({end[0]:.1f}, {end[1]:.1f}) is {d:.1f} m away from "
+                                f"the walkable area of level {lv}. The line runs from the lower end (on from_level) to "
+                                "the upper end (on to_level); move that end onto the floor of its level.")
+        out.append(Connector(cid, kind, lo, hi, width, direction, is_open, speed, geom, lower, upper,
+                             (float(axis[0]), float(axis[1])), float(geom.length)))
+    return out
+
+
+def _positive(value, what: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if not (math.isfinite(f) and f > 0):
+        raise UserError(f"{what} is {value!r}; give a positive number.")
+    return f
+
+
+# -- the station ---------------------------------------------------------------------------------
+def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
+    """Levels, free space, gates (with the parameter overrides applied), ticket gates,
+    connectors, sources and POIs; validated."""
+    sel = _resolve_gate_parameters(city.gates, p)
     parts = []
-    for i, row in walk.reset_index(drop=True).iterrows():
+    for i, row in city.walkable.reset_index(drop=True).iterrows():
         name = str(row.get("name") or "") or f"#{i + 1}"
-        parts.append((name, row.geometry))
-    walkable = shapely.union_all([g for _, g in parts]) if parts else shapely.Polygon()
-    if walkable.is_empty or walkable.area <= 0:
+        parts.append((name, row.geometry, _int_level(row.get("level"), f'layer walkable: area "{name}"')))
+    levels = sorted({lv for _, _, lv in parts})
+    walkable = {lv: shapely.union_all([g for _, g, l2 in parts if l2 == lv]) for lv in levels}
+    if not parts or sum(w.area for w in walkable.values()) <= 0:
         raise UserError("layer walkable: it has no area. Draw the station's walkable floor as polygons.")
+    for name, kind, lv in [(str(r["id"]), "gate", r.get("level")) for r in _rows(city.gates)] + \
+            [(str(r["id"]), "source", r.get("level")) for r in _rows(city.sources)]:
+        lvl = _int_level(lv, f"layer {kind}s: {kind} \"{name}\"")
+        if lvl not in walkable:
+            raise UserError(f'layer {kind}s: {kind} "{name}" is on level {lvl}, which has no walkable area; the '
+                            f"levels with walkable areas are {', '.join(map(str, levels))}.")
+    connectors = connectors_from_layer(connectors_layer, walkable, p)
+
     obst = city.obstacles
     fixed = obst
     if len(obst) and "optional" in obst.columns:
         fixed = obst[~obst["optional"].fillna(False).astype(bool)]
-    blockers = list(fixed.geometry) + parse_barriers(list(p.get("barriers", [])), obst)
-    tickets = [ticket_bank(row, walkable, p) for _, row in city.gates.iterrows()
-               if str(row.get("kind") or "exit") == "ticket_gate"]
-    blockers += [t.cabinets for t in tickets]
-    free = walkable
-    if blockers:
-        free = shapely.difference(walkable, shapely.union_all(blockers))
-    if free.is_empty or free.area <= 0:
-        raise UserError("layers walkable/obstacles: the obstacles (and barriers) cover the whole walkable area.")
+    blockers = [(row.geometry, _int_level(row.get("level"), f'layer obstacles: obstacle "{row.get("name") or i}"'))
+                for i, row in enumerate(_rows(fixed))]
+    blockers += parse_barriers(list(p.get("barriers", [])), obst)
+    tickets = []
+    for row in _rows(city.gates):
+        if str(row.get("kind") or "exit") == "ticket_gate":
+            lv = _int_level(row.get("level"), f'layer gates: gate "{row["id"]}"')
+            tickets.append(ticket_bank(row, walkable[lv], p, sel, lv))
+    blockers += [(t.cabinets, t.level) for t in tickets]
+    for c in connectors:
+        blockers += [(c.footprint, c.from_level), (c.footprint, c.to_level)]
+    free = {}
+    for lv in levels:
+        mine = [g for g, l2 in blockers if l2 == lv]
+        free[lv] = shapely.difference(walkable[lv], shapely.union_all(mine)) if mine else walkable[lv]
+        if free[lv].is_empty or free[lv].area <= 0:
+            raise UserError(f"layers walkable/obstacles: the obstacles (and barriers) cover the whole walkable area"
+                            f"{_on_level(lv, levels)}.")
 
-    # gates
     gates: list[Gate] = []
-    gl = city.gates
-    for _, row in gl.iterrows():
+    for row in _rows(city.gates):
         gid = str(row["id"])
         kind = str(row.get("kind") or "exit")
         if kind == "ticket_gate":
             continue
+        lv = _int_level(row.get("level"), f'layer gates: gate "{gid}"')
         geom = row.geometry
         if geom.geom_type.endswith("Polygon"):
             r = geom.minimum_rotated_rectangle
@@ -261,31 +510,31 @@ def build_station(city, p: dict) -> StationGeometry:
         if width < MIN_GATE_WIDTH_M:
             raise UserError(f'layer gates: gate "{gid}" is {width:.2f} m wide, narrower than one person '
                             f'({MIN_GATE_WIDTH_M} m). Draw it as a line across the whole doorway.')
-        dist = float(walkable.distance(geom))
+        dist = float(walkable[lv].distance(geom))
         if dist > GATE_TOUCH_TOL_M:
-            raise UserError(f'layer gates: gate "{gid}" does not touch the walkable area: it is {dist:.1f} m '
-                            "away from the nearest walkable floor. Move it onto the edge of the walkable "
+            raise UserError(f'layer gates: gate "{gid}" does not touch the walkable area{_on_level(lv, levels)}: it is '
+                            f"{dist:.1f} m away from the nearest walkable floor. Move it onto the edge of the walkable "
                             "polygon (where people leave), or extend the walkable area to it.")
-        is_open = _is_open(row, p)
         c = geom.centroid
-        gates.append(Gate(gid, geom, kind, is_open, width, float(c.x), float(c.y)))
+        gates.append(Gate(gid, geom, kind, _is_open(row, sel), width, float(c.x), float(c.y), lv))
     if not gates:
         raise UserError("layer gates: there is no exit gate (kind exit or entrance). Add a gate line where "
                         "people leave the station.")
     if not any(g.open for g in gates):
         raise UserError(f'layer gates: every exit gate is closed ({", ".join(g.id for g in gates)}). '
                         "Open at least one (column open = true, or parameter open_gates).")
-    for gid in p.get("guidance_gates", []):
+    for gid in sel["guidance_gates"]:
         g = next((g for g in gates if g.id == gid), None)
         if g is None:
-            raise UserError(f'parameter guidance_gates: gate "{gid}" is a ticket gate, not an exit.')
-        if not g.open:
+            if gid in p.get("guidance_gates", []):
+                raise UserError(f'parameter guidance_gates: gate "{gid}" is a ticket gate, not an exit.')
+            continue
+        if not g.open and gid in p.get("guidance_gates", []):
             raise UserError(f'parameter guidance_gates: gate "{gid}" is closed; open it with open_gates '
                             "or leave it out of guidance_gates.")
 
-    # sources
     sources: list[Source] = []
-    for _, row in city.sources.iterrows():
+    for row in _rows(city.sources):
         sid = str(row["id"])
         try:
             count = int(row["count"])
@@ -293,18 +542,18 @@ def build_station(city, p: dict) -> StationGeometry:
             raise UserError(f'layer sources: source "{sid}" has count {row["count"]!r}; give a whole number.') from None
         if count < 0:
             raise UserError(f'layer sources: source "{sid}" has a negative count ({count}).')
+        lv = _int_level(row.get("level"), f'layer sources: source "{sid}"')
         release = float(row.get("release_s", 0.0) or 0.0)
-        inside = shapely.intersection(row.geometry, free)
+        inside = shapely.intersection(row.geometry, free[lv])
         if inside.is_empty or inside.area < 0.5:
-            d = float(free.distance(row.geometry))
+            d = float(free[lv].distance(row.geometry))
             where = f"{d:.1f} m away from" if d > 0 else "covered by obstacles in"
-            raise UserError(f'layer sources: source "{sid}" lies outside the walkable area ({where} it). '
-                            "Move the polygon onto the platform or walkable floor.")
-        sources.append(Source(sid, inside, count, release))
+            raise UserError(f'layer sources: source "{sid}" lies outside the walkable area{_on_level(lv, levels)} '
+                            f"({where} it). Move the polygon onto the platform or walkable floor.")
+        sources.append(Source(sid, inside, count, release, level=lv))
 
-    # POIs for onward travel
     pois: list[Poi] = []
-    for _, row in city.pois.iterrows():
+    for row in _rows(city.pois):
         kind = str(row["kind"])
         if kind not in ONWARD_KINDS.values():
             continue
@@ -315,23 +564,46 @@ def build_station(city, p: dict) -> StationGeometry:
         if p.get(f"share_{mode}", 0.0) > 0 and not any(q.kind == kind for q in pois):
             raise UserError(f'parameter share_{mode} = {p[f"share_{mode}"]} but the city has no POI of kind '
                             f'"{kind}". Add one to the pois layer or set share_{mode} = 0 (and raise share_walk).')
-    _place_tickets(free, gates, sources, tickets)
-    return StationGeometry(walkable, free, gates, sources, pois, parts, tickets)
+    st = StationGeometry(levels, walkable, free, gates, sources, pois, parts, tickets, connectors)
+    _place_tickets(st)
+    return st
 
 
-def _place_tickets(free, gates: list[Gate], sources: list[Source], tickets: list[TicketBank]) -> None:
-    """Which side of each open bank the exits are on, and which sources lie in a paid area (the
-    free space cut at the lanes splits into parts; a part that touches no open exit is paid)."""
-    open_banks = [t for t in tickets if t.open]
+def _place_tickets(st: StationGeometry) -> None:
+    """Which side of each open bank the exits are on, and which sources lie in a paid area. The
+    free space of every level is cut at the open lanes; pieces joined by an open connector
+    belong together; a group of pieces that holds no open exit is paid."""
+    open_banks = [t for t in st.tickets if t.open]
     if not open_banks:
         return
-    parts = list(shapely.get_parts(shapely.difference(free, shapely.union_all([t.slots for t in open_banks]))))
-    exits = shapely.union_all([g.geom for g in gates if g.open])
-    unpaid = [q.distance(exits) <= GATE_TOUCH_TOL_M for q in parts]
+    pieces: list[tuple[int, object]] = []
+    for lv in st.levels:
+        slots = [t.slots for t in open_banks if t.level == lv]
+        cut = shapely.difference(st.free[lv], shapely.union_all(slots)) if slots else st.free[lv]
+        pieces += [(lv, q) for q in shapely.get_parts(cut)]
+    parent = list(range(len(pieces)))
 
-    def is_unpaid(pt) -> bool:
-        d = [q.distance(pt) for q in parts]
-        return unpaid[int(np.argmin(d))]
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def piece_at(lv, pt) -> int:
+        d = [q.distance(pt) if plv == lv else np.inf for plv, q in pieces]
+        return int(np.argmin(d))
+
+    for c in st.connectors:
+        if c.open:
+            a = piece_at(c.from_level, shapely.Point(c.lower))
+            b = piece_at(c.to_level, shapely.Point(c.upper))
+            parent[find(a)] = find(b)
+    exits = [g for g in st.gates if g.open]
+    unpaid_roots = {find(k) for k, (lv, q) in enumerate(pieces)
+                    if any(g.level == lv and q.distance(g.geom) <= GATE_TOUCH_TOL_M for g in exits)}
+
+    def is_unpaid(lv, pt) -> bool:
+        return find(piece_at(lv, pt)) in unpaid_roots
 
     for t in open_banks:
         c = np.asarray(t.line.coords)[[0, -1], :2]
@@ -339,39 +611,14 @@ def _place_tickets(free, gates: list[Gate], sources: list[Source], tickets: list
         nrm = np.array([-u[1], u[0]])
         mid = c.mean(axis=0)
         off = CABINET_DEPTH_M / 2 + 0.4
-        side = 1.0 if is_unpaid(shapely.Point(mid + nrm * off)) else -1.0
-        if is_unpaid(shapely.Point(mid - nrm * off)) == (side > 0):
+        side = 1.0 if is_unpaid(t.level, shapely.Point(mid + nrm * off)) else -1.0
+        if is_unpaid(t.level, shapely.Point(mid - nrm * off)) == (side > 0):
             raise UserError(f'layer gates: ticket gate "{t.id}" does not separate a paid area from the exits '
                             "(there is a way round it, or exits on both sides). Draw it wall to wall across "
                             "the passage, with walls (obstacles) closing the rest of the fare line.")
         far = shapely.LineString(c + nrm * side * CABINET_DEPTH_M / 2)
         t.target = shapely.intersection(far, t.slots.buffer(1e-6))
         t.exit_point = tuple(mid + nrm * side * off)
-    for src in sources:
-        src.must_validate = not any(u for q, u in zip(parts, unpaid) if q.intersects(src.geom))
-
-
-def check_connectivity(st: StationGeometry, nav, open_mask: np.ndarray) -> None:
-    """Every source and every walkable part must reach an open exit."""
-    reach = np.zeros(nav.free.shape, dtype=bool)
-    for g, is_open in enumerate(open_mask):
-        if is_open:
-            reach |= nav.reachable(g)
-    from .navigation import rasterize
-
-    for g, gate in enumerate(st.gates):
-        if open_mask[g] and not (nav.zone == g).any():
-            raise UserError(f'layer gates: gate "{gate.id}" touches the walkable area only where obstacles '
-                            "block it (no free floor within 0.3 m). Move it or the obstacle.")
     for src in st.sources:
-        m = rasterize(src.geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & nav.free
-        if m.any() and not (m & reach).any():
-            closed = [t.id for t in st.tickets if not t.open]
-            hint = f" (closed ticket gates {', '.join(closed)} are walls)" if closed else ""
-            raise UserError(f'layer sources: source "{src.id}" lies in a part of the walkable area from which '
-                            f"no open exit can be reached{hint}. Open a gate there or connect that part.")
-    for name, geom in st.walkable_parts:
-        m = rasterize(geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & nav.free
-        if m.sum() > 8 and not (m & reach).any():
-            raise UserError(f'layer walkable: part "{name}" is not connected to any open exit gate. '
-                            "Connect it to the rest of the station, add an exit gate on its edge, or open one.")
+        src.must_validate = not any(find(k) in unpaid_roots for k, (lv, q) in enumerate(pieces)
+                                    if lv == src.level and q.intersects(src.geom))

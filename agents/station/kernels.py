@@ -1,36 +1,62 @@
 """Numba kernels of the station crowd: pure functions over numpy arrays.
 
 Everything per agent and per step lives here; the model only calls these functions on whole
-arrays. Coordinates are metres in the city CRS, float64. Fields are north-up rasters (row 0 is
-the northern edge) described by ``(x0, y0_top, inv_h)``; values are sampled bilinearly at cell
-centres.
+arrays. Coordinates are metres in the city CRS, float64. A station has one or more *levels*
+(floors); each agent walks on one level (``lv``). The navigation rasters of all levels are packed
+into flat arrays (``navigation.Floors``): level ``L`` is a north-up raster of ``lrows[L] x
+lcols[L]`` cells whose top-left corner is ``(lx0[L], ly0[L])`` and whose first cell is at
+``loff[L]``; a target's floor field and directions lie on its level's raster, from ``toff[t]`` on.
+Values are sampled bilinearly at cell centres.
 
 Contents
 --------
-* ``build_cells``: uniform-grid neighbour search. A counting sort puts the agents in cell order
-  (``order``) and copies their positions into contiguous sorted buffers, so the neighbour loops
-  stream through memory. Optionally periodic in x (for fundamental-diagram runs).
+* ``build_cells``: uniform-grid neighbour search over the plan extent, one grid per level. A
+  counting sort puts the agents in cell order (``order``) and copies their positions and body
+  radii into contiguous sorted buffers, so the neighbour loops stream through memory. Optionally
+  periodic in x (for fundamental-diagram runs).
 * ``cfsm_step``: the collision-free speed model of Tordeux, Chraibi & Seyfried (2016), the model
   family of JuPedSim's ``CollisionFreeSpeedModel``: the direction is the desired direction plus
   exponential repulsion from neighbours and walls; the speed is ``min(v0, max(0, s / T))`` with
-  ``s`` the free spacing to the nearest agent ahead inside a corridor of one body width.
+  ``s`` the free spacing to the nearest agent ahead inside a corridor of the two bodies' width.
+  Bodies have a speed-dependent size as in the generalised centrifugal-force model (Chraibi,
+  Seyfried & Schadschneider 2010, the lateral semi-axis ``b = b_max - (b_max - b_min) v / v0``):
+  a standing or queueing person claims a wider disc (shoulders squared, personal space) than a
+  walking one, so queues pack like people do (at most ~7 persons/m²) while walking crowds keep
+  Weidmann's fundamental diagram. The repulsion is cut off where a neighbour's push falls below
+  3 % of the desired direction; the spacing scans only the cells along the look-ahead.
 * ``sfm_step``: the social force model (Helbing & Molnár 1995; Helbing, Farkas & Vicsek 2000)
   with body compression and sliding friction, plus the anisotropy of Helbing & Johansson 2007.
-* Both steps keep every agent at least ``r_hard`` away from walls (wall-distance field) and report
-  which open gate zone an agent entered (``exit_gate``).
-* ``density_grid``, ``route_costs``, ``place_agents``: density counts, exit choice, release.
+* Both steps keep every agent at least ``r_hard`` away from walls (wall-distance field), hold
+  agents whose ``hold`` time has not come (ticket lanes, the foot of a stair or escalator) and
+  write one *event* per agent (``ev``): an open exit zone entered (its target index), the entry
+  zone of the connector the agent is heading for (its target index), a ticket lane entered by a
+  passenger who still has to validate (``lane_base + lane``), or the end of a hold at a
+  connector's foot (``EV_BOARD``); -1 otherwise.
+* ``density_grid``, ``target_counts``, ``route_choice``, ``place_agents``: density per level,
+  queues, the choice of the next target, release.
 """
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
-from numba import njit, prange
+
+# Threads of the parallel kernels wait for work asleep, not spinning: on a busy (or 2-core) machine a
+# spinning OpenMP thread takes the core another one needs, and a step ends at a barrier (measured on
+# the evening peak with the machine loaded: 4x slower with 2 spinning threads than with one).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from numba import njit, prange  # noqa: E402
 
 # Entry points release the GIL (nogil=True): the app runs a branch's futures in threads beside the
 # window, which must get the interpreter between kernel calls (docs/command_room.md).
 
 BIG = 1.0e30
+N_CHUNKS = 256  # the threaded steps hand out agents in this many chunks
+UNREACHABLE_M = 1.0e6  # floor values at or above this are unreachable
+EV_NONE = -1
+EV_BOARD = -2
 
 
 # -- field sampling ----------------------------------------------------------------------------
@@ -58,9 +84,21 @@ def _bil(F, r0, c0, wx, wy):
 
 
 @njit(inline="always", fastmath=True)
-def _bil3(F, g, r0, c0, wx, wy):
-    return ((F[g, r0, c0] * (1.0 - wx) + F[g, r0, c0 + 1] * wx) * (1.0 - wy)
-            + (F[g, r0 + 1, c0] * (1.0 - wx) + F[g, r0 + 1, c0 + 1] * wx) * wy)
+def _bilf(F, base, cols, r0, c0, wx, wy):
+    """Bilinear sample of a raster stored flat from ``base`` on, ``cols`` wide."""
+    a = base + r0 * cols + c0
+    return ((F[a] * (1.0 - wx) + F[a + 1] * wx) * (1.0 - wy)
+            + (F[a + cols] * (1.0 - wx) + F[a + cols + 1] * wx) * wy)
+
+
+@njit(inline="always")
+def _cell_at(x, y, x0, y0, inv_h, rows, cols):
+    """Flat index (within a level) of the cell holding a point, -1 outside the raster."""
+    c = int(math.floor((x - x0) * inv_h))
+    r = int(math.floor((y0 - y) * inv_h))
+    if r < 0 or r >= rows or c < 0 or c >= cols:
+        return -1
+    return r * cols + c
 
 
 @njit(cache=True, nogil=True)
@@ -71,6 +109,16 @@ def sample_field(F, x0, y0, inv_h, x, y):
     for i in range(x.shape[0]):
         r0, c0, wx, wy = _bil_index(x[i], y[i], x0, y0, inv_h, rows, cols)
         out[i] = _bil(F, r0, c0, wx, wy)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def sample_flat(F, base, x0, y0, inv_h, rows, cols, x, y):
+    """Bilinear samples of a raster stored flat from ``base`` (a target's floor field, say)."""
+    out = np.empty(x.shape[0])
+    for i in range(x.shape[0]):
+        r0, c0, wx, wy = _bil_index(x[i], y[i], x0, y0, inv_h, rows, cols)
+        out[i] = _bilf(F, base, cols, r0, c0, wx, wy)
     return out
 
 
@@ -119,6 +167,20 @@ def _hash_uniform(a, b):
     return float(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+@njit(inline="always", fastmath=True)
+def body_radius(vx, vy, v_ref, r_walk, r_stand):
+    """Speed-dependent body radius: ``r_stand`` standing, falling linearly with the speed to
+    ``r_walk`` at ``v_ref`` and above (the GCFM's lateral semi-axis, Chraibi et al. 2010)."""
+    if r_stand <= r_walk:
+        return r_walk
+    if v_ref <= 1e-9:
+        return r_stand
+    f = math.sqrt(vx * vx + vy * vy) / v_ref
+    if f > 1.0:
+        f = 1.0
+    return r_stand - (r_stand - r_walk) * f
+
+
 # -- neighbour search ---------------------------------------------------------------------------
 @njit(inline="always")
 def _cell_index(x, y, xmin, ymin, inv_cs, ncx, ncy):
@@ -140,23 +202,30 @@ def _min_image(dx, periodic, period_x):
 
 
 @njit(cache=True, nogil=True)
-def build_cells(x, y, n, xmin, ymin, inv_cs, ncx, ncy, cell_of, cursor, start, order, sx, sy):
-    """Counting sort of agents ``0..n-1`` by cell.
+def build_cells(x, y, vx, vy, v0, lv, n, xmin, ymin, inv_cs, ncx, ncy, nlev, r_walk, r_stand, v_body, grid, wall_d,
+                cell_of, cursor, start, order, sx, sy, sr):
+    """Counting sort of agents ``0..n-1`` by (level, cell).
 
-    On return agents ``order[start[c]:start[c+1]]`` lie in cell ``c = cy * ncx + cx`` and
-    ``sx[k], sy[k]`` are the positions of agent ``order[k]``. Points outside the grid are
-    clamped to the border cells (they are still found, just less efficiently).
+    On return agents ``order[start[c]:start[c+1]]`` lie in cell ``c = L * ncx * ncy + cy * ncx +
+    cx`` and ``sx[k], sy[k], sr[k]`` are the position and body radius of agent ``order[k]``.
+    Points outside the grid are clamped to the border cells (they are still found, just less
+    efficiently). ``nlev`` grids are needed, so ``start`` holds ``nlev * ncx * ncy + 1`` entries.
+    The radius falls from ``r_stand`` to ``r_walk`` at ``v_body`` m/s (at the agent's ``v0`` when
+    ``v_body`` is 0); a person closer to a wall than that keeps no personal space towards it: the
+    radius is then the wall distance (never below ``r_walk``), so people pressed against the
+    jambs of a door or the cabinets of a ticket lane still step through it.
     """
-    ncell = ncx * ncy
+    lx0, ly0, lrows, lcols, loff, inv_h = grid
+    per = ncx * ncy
+    ncell = nlev * per
     for c in range(ncell + 1):
         start[c] = 0
     for i in range(n):
-        c = _cell_index(x[i], y[i], xmin, ymin, inv_cs, ncx, ncy)
+        c = lv[i] * per + _cell_index(x[i], y[i], xmin, ymin, inv_cs, ncx, ncy)
         cell_of[i] = c
         start[c + 1] += 1
     for c in range(ncell):
         start[c + 1] += start[c]
-    for c in range(ncell):
         cursor[c] = start[c]
     for i in range(n):
         c = cell_of[i]
@@ -165,28 +234,14 @@ def build_cells(x, y, n, xmin, ymin, inv_cs, ncx, ncy, cell_of, cursor, start, o
         order[k] = i
         sx[k] = x[i]
         sy[k] = y[i]
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def build_cells_parallel(x, y, n, xmin, ymin, inv_cs, ncx, ncy, cell_of, cursor, start, order, sx, sy):
-    """``build_cells`` with the per-agent parts threaded; the same, stable order."""
-    ncell = ncx * ncy
-    for i in prange(n):
-        cell_of[i] = _cell_index(x[i], y[i], xmin, ymin, inv_cs, ncx, ncy)
-    for c in range(ncell + 1):
-        start[c] = 0
-    for i in range(n):
-        start[cell_of[i] + 1] += 1
-    for c in range(ncell):
-        start[c + 1] += start[c]
-        cursor[c] = start[c]
-    for i in range(n):
-        c = cell_of[i]
-        order[cursor[c]] = i
-        cursor[c] += 1
-    for k in prange(n):
-        sx[k] = x[order[k]]
-        sy[k] = y[order[k]]
+        r = body_radius(vx[i], vy[i], v_body if v_body > 0.0 else v0[i], r_walk, r_stand)
+        if r > r_walk:
+            L = lv[i]
+            r0, c0, wx, wy = _bil_index(x[i], y[i], lx0[L], ly0[L], inv_h, lrows[L], lcols[L])
+            dw = _bilf(wall_d, loff[L], lcols[L], r0, c0, wx, wy)
+            if dw < r:
+                r = dw if dw > r_walk else r_walk
+        sr[k] = r
 
 
 @njit(inline="always")
@@ -203,364 +258,380 @@ def _cell_range(lo, hi, origin, inv_cs, nc, periodic):
     return a, b
 
 
+@njit(inline="always")
+def _event(i, nx, ny, L, t_end, tgt, hold, board, paid, grid, zone, lane, t_open, n_exit, lane_base, t_to_level):
+    """What agent ``i`` at its new position sets off (see the module doc). At the foot of a stair
+    or escalator a passenger takes the one she stands at if it goes where she was heading (in a
+    crowd at the head of the stairs one takes what is in front of one)."""
+    lx0, ly0, lrows, lcols, loff, inv_h = grid
+    cols = lcols[L]
+    a = _cell_at(nx, ny, lx0[L], ly0[L], inv_h, lrows[L], cols)
+    if a >= 0:
+        z = zone[loff[L] + a]
+        if z >= 0 and t_open[z]:
+            if z < n_exit:
+                return z
+            if board[i] < 0 and (z == tgt[i] or (t_to_level[z] >= 0 and t_to_level[z] == t_to_level[tgt[i]])):
+                return z
+        if paid[i]:
+            ln = lane[loff[L] + a]
+            if ln >= 0:
+                return lane_base + ln
+    if board[i] >= 0 and hold[i] <= t_end + 1e-9:
+        return EV_BOARD
+    return EV_NONE
+
+
 # -- collision-free speed model -----------------------------------------------------------------
 @njit(fastmath=True, cache=True, nogil=True)
-def _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
-              order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
-              dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
-              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
-              width, t_narrow, w_single, w_wide):
-    rows, cols = wall_d.shape
-    i = order[k]
-    xi = sx[k]
-    yi = sy[k]
-    r0, c0, wx, wy = _bil_index(xi, yi, fx0, fy0, inv_h, rows, cols)
-    g = tgt[i]
-    ex = _bil3(dir_x, g, r0, c0, wx, wy)
-    ey = _bil3(dir_y, g, r0, c0, wx, wy)
-    e0x = ex
-    e0y = ey
-    rx = 0.0
-    ry = 0.0
-    # neighbour repulsion
-    if r_rep > 0.0:
-        ax, bx = _cell_range(xi - r_rep, xi + r_rep, xmin, inv_cs, ncx, periodic)
-        ay, by = _cell_range(yi - r_rep, yi + r_rep, ymin, inv_cs, ncy, False)
-        rr2 = r_rep * r_rep
-        for cy in range(ay, by + 1):
-            for cxr in range(ax, bx + 1):
-                cx = cxr % ncx if periodic else cxr
-                c = cy * ncx + cx
-                for m in range(start[c], start[c + 1]):
-                    if m == k:
-                        continue
-                    dx = xi - sx[m]
-                    dy = yi - sy[m]
-                    dx = _min_image(dx, periodic, period_x)
-                    d2 = dx * dx + dy * dy
-                    if d2 < rr2 and d2 > 1e-12:
-                        d = math.sqrt(d2)
-                        w = a_rep * math.exp((ell - d) / d_rep) / d
-                        rx += w * dx
-                        ry += w * dy
-    # the summed neighbour push may turn an agent sideways but never backwards: it is capped
-    # at rep_cap (< 1) times the unit desired direction
-    rn = math.sqrt(rx * rx + ry * ry)
-    if rn > rep_cap:
-        rx *= rep_cap / rn
-        ry *= rep_cap / rn
-    ex = e0x + rx
-    ey = e0y + ry
-    # wall repulsion
-    dw = _bil(wall_d, r0, c0, wx, wy)
-    nwx = _bil(wall_nx, r0, c0, wx, wy)
-    nwy = _bil(wall_ny, r0, c0, wx, wy)
-    if dw < radius + d_wall:
-        # walls: slide (drop the component into the wall) within d_wall of body contact,
-        # and push out linearly when the body overlaps the wall
-        dot = ex * nwx + ey * nwy
-        if dot < 0.0:
-            ex -= dot * nwx
-            ey -= dot * nwy
-        if dw < radius:
-            w = a_wall * (radius - dw) / radius
-            ex += w * nwx
-            ey += w * nwy
-    norm = math.sqrt(ex * ex + ey * ey)
-    if norm > 1e-9:
-        ex /= norm
-        ey /= norm
-    else:
-        ex = 0.0
-        ey = 0.0
-    if noise > 0.0:
-        # small deterministic heading noise; larger for agents that stood still last step,
-        # so that symmetric standstills (two agents each "ahead" of the other) dissolve
-        amp = noise
-        if vx[i] * vx[i] + vy[i] * vy[i] < 0.01 * v0[i] * v0[i]:
-            amp = 4.0 * noise
-        th = amp * (2.0 * _hash_uniform(ids[i], step_no) - 1.0)
-        ct = math.cos(th)
-        st = math.sin(th)
-        ex, ey = ct * ex - st * ey, st * ex + ct * ey
-    # in passages too narrow for two abreast people close up (shoulders turned, lanes
-    # interleaved: the zipper effect), so the time gap falls towards t_narrow with the clear
-    # width here or one body length ahead
-    tg = time_gap
-    if t_narrow < time_gap:
-        w = _bil(width, r0, c0, wx, wy)
-        ra, ca, wxa, wya = _bil_index(xi + ex * ell, yi + ey * ell, fx0, fy0, inv_h, rows, cols)
-        wa = _bil(width, ra, ca, wxa, wya)
+def _cfsm_agents(k_lo, k_hi, t_now, x, y, vx, vy, v0, tgt, ids, lv, hold, board, paid, ev, step_no,
+                order, start, sx, sy, sr, cells, grid, flds, targ, prm):
+    xmin, ymin, inv_cs, ncx, ncy, period_x = cells
+    lx0, ly0, lrows, lcols, loff, inv_h = grid
+    wall_d, wall_nx, wall_ny, width, zone, lane = flds
+    toff, dir_x, dir_y, t_open, n_exit, lane_base, t_to_level = targ
+    r_walk, r_stand, time_gap, t_narrow, w_single, w_wide, a_rep, d_rep, r_cut, rep_cap, a_wall, d_wall, \
+        r_hard, noise, dt = prm
+    periodic = period_x > 0.0
+    for k in range(k_lo, k_hi):
+        i = order[k]
+        xi = sx[k]
+        yi = sy[k]
+        ri = sr[k]
+        L = lv[i]
+        base = loff[L]
+        rows = lrows[L]
+        cols = lcols[L]
+        lc = L * ncx * ncy
+        r0, c0, wx, wy = _bil_index(xi, yi, lx0[L], ly0[L], inv_h, rows, cols)
+        tb = toff[tgt[i]]
+        ex = _bilf(dir_x, tb, cols, r0, c0, wx, wy)
+        ey = _bilf(dir_y, tb, cols, r0, c0, wx, wy)
+        vi = v0[i]
+        if hold[i] > t_now:
+            vi = 0.0
+        # neighbour repulsion on this level; it steers the direction only, so it keeps the walking
+        # contact distance: the larger standing body sets where people stop (the spacing below),
+        # not how hard they push each other aside
+        rx = 0.0
+        ry = 0.0
+        if a_rep > 0.0:
+            ell_w = 2.0 * r_walk
+            rc2 = r_cut * r_cut
+            ax, axb = _cell_range(xi - r_cut, xi + r_cut, xmin, inv_cs, ncx, periodic)
+            ay, ayb = _cell_range(yi - r_cut, yi + r_cut, ymin, inv_cs, ncy, False)
+            for cy in range(ay, ayb + 1):
+                for cxr in range(ax, axb + 1):
+                    cx = cxr % ncx if periodic else cxr
+                    c = lc + cy * ncx + cx
+                    for m in range(start[c], start[c + 1]):
+                        dx = _min_image(xi - sx[m], periodic, period_x)
+                        dy = yi - sy[m]
+                        d2 = dx * dx + dy * dy
+                        if d2 < rc2 and d2 > 1e-12:
+                            d = math.sqrt(d2)
+                            w = a_rep * math.exp((ell_w - d) / d_rep) / d
+                            rx += w * dx
+                            ry += w * dy
+        # the summed neighbour push may turn an agent sideways but never backwards: it is capped
+        # at rep_cap (< 1) times the unit desired direction
+        rn = math.sqrt(rx * rx + ry * ry)
+        if rn > rep_cap:
+            rx *= rep_cap / rn
+            ry *= rep_cap / rn
+        ex += rx
+        ey += ry
+        # walls: slide (drop the component into the wall) within d_wall of body contact, and push
+        # out linearly when the body overlaps the wall
+        dw = _bilf(wall_d, base, cols, r0, c0, wx, wy)
+        if dw < ri + d_wall:
+            nwx = _bilf(wall_nx, base, cols, r0, c0, wx, wy)
+            nwy = _bilf(wall_ny, base, cols, r0, c0, wx, wy)
+            dot = ex * nwx + ey * nwy
+            if dot < 0.0:
+                ex -= dot * nwx
+                ey -= dot * nwy
+            if dw < ri:
+                w = a_wall * (ri - dw) / ri
+                ex += w * nwx
+                ey += w * nwy
+        norm = math.sqrt(ex * ex + ey * ey)
+        if norm > 1e-9:
+            ex /= norm
+            ey /= norm
+        else:
+            ex = 0.0
+            ey = 0.0
+        if noise > 0.0:
+            # small deterministic heading noise; larger for agents that stood still last step,
+            # so that symmetric standstills (two agents each "ahead" of the other) dissolve
+            amp = noise
+            if vx[i] * vx[i] + vy[i] * vy[i] < 0.01 * v0[i] * v0[i]:
+                amp = 4.0 * noise
+            th = amp * (2.0 * _hash_uniform(ids[i], step_no) - 1.0)
+            ct = math.cos(th)
+            st = math.sin(th)
+            ex, ey = ct * ex - st * ey, st * ex + ct * ey
+        # in passages too narrow for two abreast people close up (shoulders turned, lanes
+        # interleaved: the zipper effect), so the time gap falls towards t_narrow with the clear
+        # width here or one body length ahead, and a standing person keeps only her walking body
+        tg = time_gap
+        shrink = 0.0
+        w = _bilf(width, base, cols, r0, c0, wx, wy)
+        ra, ca, wxa, wya = _bil_index(xi + ex * 2.0 * r_walk, yi + ey * 2.0 * r_walk, lx0[L], ly0[L], inv_h, rows, cols)
+        wa = _bilf(width, base, cols, ra, ca, wxa, wya)
         if wa < w:
             w = wa
         if w < w_wide:
             f = (w - w_single) / (w_wide - w_single)
             if f < 0.0:
                 f = 0.0
-            tg = t_narrow + (time_gap - t_narrow) * f
-    # spacing to the nearest agent ahead within a corridor of one body width
-    vi = v0[i]
-    look = ell + vi * tg + 1e-6
-    smin = look
-    xa = xi + ex * look
-    ya = yi + ey * look
-    ax, bx = _cell_range(min(xi, xa) - ell, max(xi, xa) + ell, xmin, inv_cs, ncx, periodic)
-    ay, by = _cell_range(min(yi, ya) - ell, max(yi, ya) + ell, ymin, inv_cs, ncy, False)
-    for cy in range(ay, by + 1):
-        for cxr in range(ax, bx + 1):
-            cx = cxr % ncx if periodic else cxr
-            c = cy * ncx + cx
-            for m in range(start[c], start[c + 1]):
-                if m == k:
-                    continue
-                dx = sx[m] - xi
-                dy = sy[m] - yi
-                dx = _min_image(dx, periodic, period_x)
-                proj = dx * ex + dy * ey
-                if proj <= 0.0:
-                    continue
-                lat = dx * ey - dy * ex
-                if lat < 0.0:
-                    lat = -lat
-                if lat >= ell:
-                    continue
-                d = math.sqrt(dx * dx + dy * dy)
-                if d < smin:
-                    smin = d
-    speed = (smin - ell) / tg
-    if speed < 0.0:
-        speed = 0.0
-    elif speed > vi:
-        speed = vi
-    nx = xi + speed * ex * dt
-    ny = yi + speed * ey * dt
-    nx, ny = _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, fx0, fy0, inv_h,
-                              rows, cols, r_hard)
-    if periodic:
-        if nx >= xmin + period_x:
-            nx -= period_x
-        elif nx < xmin:
-            nx += period_x
-        vx[i] = speed * ex
-        vy[i] = speed * ey
-    else:
-        vx[i] = (nx - xi) / dt
-        vy[i] = (ny - yi) / dt
-    x[i] = nx
-    y[i] = ny
-    exit_gate[i] = _zone_at(nx, ny, zone, gate_open, fx0, fy0, inv_h, rows, cols)
+            if t_narrow < time_gap:
+                tg = t_narrow + (time_gap - t_narrow) * f
+            shrink = (ri - r_walk) * (1.0 - f)
+        # free spacing to the nearest agent ahead: who is ahead is decided by the walking bodies'
+        # width (a corridor of 2 r_walk), how close one comes by the speed-dependent bodies
+        lat_ell = 2.0 * r_walk
+        smin = vi * tg + 1e-6
+        if vi > 0.0:
+            look = ri + r_stand - shrink + smin
+            xa = xi + ex * look
+            ya = yi + ey * look
+            ax, axb = _cell_range(min(xi, xa) - lat_ell, max(xi, xa) + lat_ell, xmin, inv_cs, ncx, periodic)
+            ay, ayb = _cell_range(min(yi, ya) - lat_ell, max(yi, ya) + lat_ell, ymin, inv_cs, ncy, False)
+            for cy in range(ay, ayb + 1):
+                for cxr in range(ax, axb + 1):
+                    cx = cxr % ncx if periodic else cxr
+                    c = lc + cy * ncx + cx
+                    for m in range(start[c], start[c + 1]):
+                        if m == k:
+                            continue
+                        dx = _min_image(sx[m] - xi, periodic, period_x)
+                        dy = sy[m] - yi
+                        proj = dx * ex + dy * ey
+                        if proj <= 0.0:
+                            continue
+                        lat = dx * ey - dy * ex
+                        if lat < 0.0:
+                            lat = -lat
+                        if lat >= lat_ell:
+                            continue
+                        s = math.sqrt(dx * dx + dy * dy) - ri - sr[m] + shrink
+                        if s < smin:
+                            smin = s
+        speed = smin / tg
+        if speed < 0.0:
+            speed = 0.0
+        elif speed > vi:
+            speed = vi
+        nx = xi + speed * ex * dt
+        ny = yi + speed * ey * dt
+        nx, ny = _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, base, lx0[L], ly0[L], inv_h,
+                                  rows, cols, r_hard)
+        if periodic:
+            if nx >= xmin + period_x:
+                nx -= period_x
+            elif nx < xmin:
+                nx += period_x
+            vx[i] = speed * ex
+            vy[i] = speed * ey
+        else:
+            vx[i] = (nx - xi) / dt
+            vy[i] = (ny - yi) / dt
+        x[i] = nx
+        y[i] = ny
+        ev[i] = _event(i, nx, ny, L, t_now + dt, tgt, hold, board, paid, grid, zone, lane, t_open, n_exit, lane_base,
+                           t_to_level)
+
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def cfsm_step(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
-              order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
-              dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
-              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
-              width, t_narrow, w_single, w_wide):
+def cfsm_step(t_now, x, y, vx, vy, v0, tgt, ids, lv, hold, board, paid, ev, step_no, n,
+              order, start, sx, sy, sr, cells, grid, flds, targ, prm):
     """One step of the collision-free speed model for agents ``0..n-1`` (cells already built).
 
-    Updates ``x, y, vx, vy`` in place and writes ``exit_gate[i]`` (the open gate zone entered,
-    else -1).
+    ``prm`` = (r_walk, r_stand, T, T_narrow, w_single, w_wide, a, D, r_cut, rep_cap, a_wall,
+    d_wall, r_hard, noise, dt). Updates ``x, y, vx, vy`` in place and writes ``ev``. Every agent
+    reads only the sorted copies of the old positions, so the result does not depend on the
+    threads.
     """
-    rows, cols = wall_d.shape
-    ell = 2.0 * radius  # contact distance (equal radii)
-    r_rep = ell + d_rep * math.log(max(a_rep, 1e-9) / 1e-4) if a_rep > 0 else 0.0
-    periodic = period_x > 0.0
-    for k in prange(n):
-        _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n, order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
-              width, t_narrow, w_single, w_wide)
+    chunk = (n + N_CHUNKS - 1) // N_CHUNKS
+    for ch in prange(N_CHUNKS):
+        _cfsm_agents(min(n, ch * chunk), min(n, (ch + 1) * chunk), t_now, x, y, vx, vy, v0, tgt, ids, lv, hold,
+                     board, paid, ev, step_no, order, start, sx, sy, sr, cells, grid, flds, targ, prm)
 
 
 @njit(fastmath=True, cache=True, nogil=True)
-def cfsm_step_serial(x, y, vx, vy, v0, tgt, ids, step_no, noise, n,
-              order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x,
-              dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
-              radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
-              width, t_narrow, w_single, w_wide):
+def cfsm_step_serial(t_now, x, y, vx, vy, v0, tgt, ids, lv, hold, board, paid, ev, step_no, n,
+                     order, start, sx, sy, sr, cells, grid, flds, targ, prm):
     """Serial twin of ``cfsm_step`` (small crowds: no thread start-up)."""
-    rows, cols = wall_d.shape
-    ell = 2.0 * radius  # contact distance (equal radii)
-    r_rep = ell + d_rep * math.log(max(a_rep, 1e-9) / 1e-4) if a_rep > 0 else 0.0
-    periodic = period_x > 0.0
-    for k in range(n):
-        _cfsm_step_one(k, ell, r_rep, periodic, x, y, vx, vy, v0, tgt, ids, step_no, noise, n, order, start, sx, sy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, time_gap, a_rep, d_rep, rep_cap, a_wall, d_wall, r_hard, dt, exit_gate,
-              width, t_narrow, w_single, w_wide)
-
+    _cfsm_agents(0, n, t_now, x, y, vx, vy, v0, tgt, ids, lv, hold, board, paid, ev, step_no,
+                 order, start, sx, sy, sr, cells, grid, flds, targ, prm)
 
 
 @njit(inline="always", fastmath=True)
-def _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, fx0, fy0, inv_h, rows, cols, r_hard):
+def _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, base, x0, y0, inv_h, rows, cols, r_hard):
     """Push a new position out of the wall band; if that fails keep the old one."""
-    r0, c0, wx, wy = _bil_index(nx, ny, fx0, fy0, inv_h, rows, cols)
-    dw = _bil(wall_d, r0, c0, wx, wy)
+    r0, c0, wx, wy = _bil_index(nx, ny, x0, y0, inv_h, rows, cols)
+    dw = _bilf(wall_d, base, cols, r0, c0, wx, wy)
     if dw >= r_hard:
         return nx, ny
     for _ in range(3):
-        gx = _bil(wall_nx, r0, c0, wx, wy)
-        gy = _bil(wall_ny, r0, c0, wx, wy)
+        gx = _bilf(wall_nx, base, cols, r0, c0, wx, wy)
+        gy = _bilf(wall_ny, base, cols, r0, c0, wx, wy)
         nx += (r_hard - dw + 1e-4) * gx
         ny += (r_hard - dw + 1e-4) * gy
-        r0, c0, wx, wy = _bil_index(nx, ny, fx0, fy0, inv_h, rows, cols)
-        dw = _bil(wall_d, r0, c0, wx, wy)
+        r0, c0, wx, wy = _bil_index(nx, ny, x0, y0, inv_h, rows, cols)
+        dw = _bilf(wall_d, base, cols, r0, c0, wx, wy)
         if dw >= r_hard:
             return nx, ny
     return xi, yi
 
 
-@njit(inline="always")
-def _zone_at(x, y, zone, gate_open, fx0, fy0, inv_h, rows, cols):
-    c = int(math.floor((x - fx0) * inv_h))
-    r = int(math.floor((fy0 - y) * inv_h))
-    if r < 0 or r >= rows or c < 0 or c >= cols:
-        return -1
-    z = zone[r, c]
-    if z >= 0 and gate_open[z]:
-        return z
-    return -1
-
-
 # -- social force model -------------------------------------------------------------------------
 @njit(fastmath=True, cache=True, nogil=True)
-def _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n,
-             order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x,
-             dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
-             radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate):
-    rows, cols = wall_d.shape
-    i = order[k]
-    xi = sx[k]
-    yi = sy[k]
-    vxi = svx[k]
-    vyi = svy[k]
-    r0, c0, wx, wy = _bil_index(xi, yi, fx0, fy0, inv_h, rows, cols)
-    g = tgt[i]
-    ex = _bil3(dir_x, g, r0, c0, wx, wy)
-    ey = _bil3(dir_y, g, r0, c0, wx, wy)
-    en = math.sqrt(ex * ex + ey * ey)
-    if en > 1e-9:
-        ex /= en
-        ey /= en
-    vi0 = v0[i]
-    fx = mass * (vi0 * ex - vxi) / tau
-    fy = mass * (vi0 * ey - vyi) / tau
-    # heading for anisotropy: current velocity, else desired direction
-    sp = math.sqrt(vxi * vxi + vyi * vyi)
-    if sp > 1e-6:
-        hx = vxi / sp
-        hy = vyi / sp
-    else:
-        hx = ex
-        hy = ey
-    ax, bx = _cell_range(xi - cut, xi + cut, xmin, inv_cs, ncx, periodic)
-    ay, by = _cell_range(yi - cut, yi + cut, ymin, inv_cs, ncy, False)
-    for cy in range(ay, by + 1):
-        for cxr in range(ax, bx + 1):
-            cx = cxr % ncx if periodic else cxr
-            c = cy * ncx + cx
-            for m in range(start[c], start[c + 1]):
-                if m == k:
-                    continue
-                dx = xi - sx[m]
-                dy = yi - sy[m]
-                dx = _min_image(dx, periodic, period_x)
-                d2 = dx * dx + dy * dy
-                if d2 >= cut2 or d2 < 1e-12:
-                    continue
-                d = math.sqrt(d2)
-                nxij = dx / d
-                nyij = dy / d
-                # anisotropy: weaker from behind (cos phi = -n . heading)
-                cphi = -(nxij * hx + nyij * hy)
-                aniso = lam + (1.0 - lam) * 0.5 * (1.0 + cphi)
-                f = a_soc * math.exp((rij - d) / b_soc) * aniso
-                ov = rij - d
-                if ov > 0.0:
-                    f += k_body * ov
-                    tx = -nyij
-                    ty = nxij
-                    dvt = (svx[m] - vxi) * tx + (svy[m] - vyi) * ty
-                    fx += kappa * ov * dvt * tx
-                    fy += kappa * ov * dvt * ty
-                fx += f * nxij
-                fy += f * nyij
-    dw = _bil(wall_d, r0, c0, wx, wy)
-    if dw < radius + 10.0 * b_w:
-        nwx = _bil(wall_nx, r0, c0, wx, wy)
-        nwy = _bil(wall_ny, r0, c0, wx, wy)
-        nn = math.sqrt(nwx * nwx + nwy * nwy)
-        if nn > 1e-9:
-            nwx /= nn
-            nwy /= nn
-        f = a_w * math.exp((radius - dw) / b_w)
-        ov = radius - dw
-        if ov > 0.0:
-            f += k_body * ov
-            tx = -nwy
-            ty = nwx
-            vt = vxi * tx + vyi * ty
-            fx -= kappa * ov * vt * tx
-            fy -= kappa * ov * vt * ty
-        fx += f * nwx
-        fy += f * nwy
-    nvx = vxi + fx * inv_m * dt
-    nvy = vyi + fy * inv_m * dt
-    vmax = 1.3 * vi0
-    s2 = nvx * nvx + nvy * nvy
-    if s2 > vmax * vmax:
-        s = math.sqrt(s2)
-        nvx *= vmax / s
-        nvy *= vmax / s
-    nx = xi + nvx * dt
-    ny = yi + nvy * dt
-    nx, ny = _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, fx0, fy0, inv_h,
-                              rows, cols, r_hard)
-    if periodic:
-        if nx >= xmin + period_x:
-            nx -= period_x
-        elif nx < xmin:
-            nx += period_x
-    else:
-        # velocity consistent with the constrained move
-        nvx = (nx - xi) / dt
-        nvy = (ny - yi) / dt
-    vx[i] = nvx
-    vy[i] = nvy
-    x[i] = nx
-    y[i] = ny
-    exit_gate[i] = _zone_at(nx, ny, zone, gate_open, fx0, fy0, inv_h, rows, cols)
-
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def sfm_step(x, y, vx, vy, v0, tgt, n,
-             order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x,
-             dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
-             radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate):
-    """One semi-implicit Euler step of the social force model (Helbing et al. 2000).
-
-    ``svx, svy`` are the velocities in sorted order (filled by the caller from ``order``).
-    """
-    rows, cols = wall_d.shape
+def _sfm_agents(k_lo, k_hi, t_now, x, y, vx, vy, v0, tgt, lv, hold, board, paid, ev, order, start, sx, sy, svx, svy,
+               cells, grid, flds, targ, prm):
+    xmin, ymin, inv_cs, ncx, ncy, period_x = cells
+    lx0, ly0, lrows, lcols, loff, inv_h = grid
+    wall_d, wall_nx, wall_ny, width, zone, lane = flds
+    toff, dir_x, dir_y, t_open, n_exit, lane_base, t_to_level = targ
+    radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt = prm
+    periodic = period_x > 0.0
     rij = 2.0 * radius
     cut = rij + b_soc * math.log(max(a_soc, 1e-9) / 1e-2)
     cut2 = cut * cut
-    periodic = period_x > 0.0
     inv_m = 1.0 / mass
-    for k in prange(n):
-        _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n, order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate)
+    for k in range(k_lo, k_hi):
+        i = order[k]
+        xi = sx[k]
+        yi = sy[k]
+        vxi = svx[k]
+        vyi = svy[k]
+        L = lv[i]
+        base = loff[L]
+        rows = lrows[L]
+        cols = lcols[L]
+        r0, c0, wx, wy = _bil_index(xi, yi, lx0[L], ly0[L], inv_h, rows, cols)
+        tb = toff[tgt[i]]
+        ex = _bilf(dir_x, tb, cols, r0, c0, wx, wy)
+        ey = _bilf(dir_y, tb, cols, r0, c0, wx, wy)
+        en = math.sqrt(ex * ex + ey * ey)
+        if en > 1e-9:
+            ex /= en
+            ey /= en
+        vi0 = v0[i]
+        if hold[i] > t_now:
+            vi0 = 0.0
+        fx = mass * (vi0 * ex - vxi) / tau
+        fy = mass * (vi0 * ey - vyi) / tau
+        # heading for anisotropy: current velocity, else desired direction
+        sp = math.sqrt(vxi * vxi + vyi * vyi)
+        if sp > 1e-6:
+            hx = vxi / sp
+            hy = vyi / sp
+        else:
+            hx = ex
+            hy = ey
+        lc = L * ncx * ncy
+        ax, bx = _cell_range(xi - cut, xi + cut, xmin, inv_cs, ncx, periodic)
+        ay, by = _cell_range(yi - cut, yi + cut, ymin, inv_cs, ncy, False)
+        for cy in range(ay, by + 1):
+            for cxr in range(ax, bx + 1):
+                cx = cxr % ncx if periodic else cxr
+                c = lc + cy * ncx + cx
+                for m in range(start[c], start[c + 1]):
+                    if m == k:
+                        continue
+                    dx = _min_image(xi - sx[m], periodic, period_x)
+                    dy = yi - sy[m]
+                    d2 = dx * dx + dy * dy
+                    if d2 >= cut2 or d2 < 1e-12:
+                        continue
+                    d = math.sqrt(d2)
+                    nxij = dx / d
+                    nyij = dy / d
+                    # anisotropy: weaker from behind (cos phi = -n . heading)
+                    cphi = -(nxij * hx + nyij * hy)
+                    aniso = lam + (1.0 - lam) * 0.5 * (1.0 + cphi)
+                    f = a_soc * math.exp((rij - d) / b_soc) * aniso
+                    ov = rij - d
+                    if ov > 0.0:
+                        f += k_body * ov
+                        tx = -nyij
+                        ty = nxij
+                        dvt = (svx[m] - vxi) * tx + (svy[m] - vyi) * ty
+                        fx += kappa * ov * dvt * tx
+                        fy += kappa * ov * dvt * ty
+                    fx += f * nxij
+                    fy += f * nyij
+        dw = _bilf(wall_d, base, cols, r0, c0, wx, wy)
+        if dw < radius + 10.0 * b_w:
+            nwx = _bilf(wall_nx, base, cols, r0, c0, wx, wy)
+            nwy = _bilf(wall_ny, base, cols, r0, c0, wx, wy)
+            nn = math.sqrt(nwx * nwx + nwy * nwy)
+            if nn > 1e-9:
+                nwx /= nn
+                nwy /= nn
+            f = a_w * math.exp((radius - dw) / b_w)
+            ov = radius - dw
+            if ov > 0.0:
+                f += k_body * ov
+                tx = -nwy
+                ty = nwx
+                vt = vxi * tx + vyi * ty
+                fx -= kappa * ov * vt * tx
+                fy -= kappa * ov * vt * ty
+            fx += f * nwx
+            fy += f * nwy
+        nvx = vxi + fx * inv_m * dt
+        nvy = vyi + fy * inv_m * dt
+        vmax = 1.3 * vi0
+        s2 = nvx * nvx + nvy * nvy
+        if s2 > vmax * vmax:
+            s = math.sqrt(s2)
+            nvx *= vmax / s
+            nvy *= vmax / s
+        nx = xi + nvx * dt
+        ny = yi + nvy * dt
+        nx, ny = _wall_constraint(xi, yi, nx, ny, wall_d, wall_nx, wall_ny, base, lx0[L], ly0[L], inv_h,
+                                  rows, cols, r_hard)
+        if periodic:
+            if nx >= xmin + period_x:
+                nx -= period_x
+            elif nx < xmin:
+                nx += period_x
+        else:
+            # velocity consistent with the constrained move
+            nvx = (nx - xi) / dt
+            nvy = (ny - yi) / dt
+        vx[i] = nvx
+        vy[i] = nvy
+        x[i] = nx
+        y[i] = ny
+        ev[i] = _event(i, nx, ny, L, t_now + dt, tgt, hold, board, paid, grid, zone, lane, t_open, n_exit, lane_base,
+                           t_to_level)
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def sfm_step(t_now, x, y, vx, vy, v0, tgt, lv, hold, board, paid, ev, n, order, start, sx, sy, svx, svy,
+             cells, grid, flds, targ, prm):
+    """One semi-implicit Euler step of the social force model (Helbing et al. 2000).
+
+    ``svx, svy`` are the velocities in sorted order (``gather_sorted``); ``prm`` = (radius, tau,
+    mass, A, B, k, kappa, lambda, A_w, B_w, r_hard, dt).
+    """
+    chunk = (n + N_CHUNKS - 1) // N_CHUNKS
+    for ch in prange(N_CHUNKS):
+        _sfm_agents(min(n, ch * chunk), min(n, (ch + 1) * chunk), t_now, x, y, vx, vy, v0, tgt, lv, hold, board,
+                    paid, ev, order, start, sx, sy, svx, svy, cells, grid, flds, targ, prm)
 
 
 @njit(fastmath=True, cache=True, nogil=True)
-def sfm_step_serial(x, y, vx, vy, v0, tgt, n,
-             order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x,
-             dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h,
-             radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate):
+def sfm_step_serial(t_now, x, y, vx, vy, v0, tgt, lv, hold, board, paid, ev, n, order, start, sx, sy, svx, svy,
+                    cells, grid, flds, targ, prm):
     """Serial twin of ``sfm_step`` (small crowds: no thread start-up)."""
-    rows, cols = wall_d.shape
-    rij = 2.0 * radius
-    cut = rij + b_soc * math.log(max(a_soc, 1e-9) / 1e-2)
-    cut2 = cut * cut
-    periodic = period_x > 0.0
-    inv_m = 1.0 / mass
-    for k in range(n):
-        _sfm_step_one(k, rij, cut, cut2, periodic, inv_m, x, y, vx, vy, v0, tgt, n, order, start, sx, sy, svx, svy, xmin, ymin, inv_cs, ncx, ncy, period_x, dir_x, dir_y, wall_d, wall_nx, wall_ny, zone, gate_open, fx0, fy0, inv_h, radius, tau, mass, a_soc, b_soc, k_body, kappa, lam, a_w, b_w, r_hard, dt, exit_gate)
-
+    _sfm_agents(0, n, t_now, x, y, vx, vy, v0, tgt, lv, hold, board, paid, ev, order, start, sx, sy, svx, svy,
+                cells, grid, flds, targ, prm)
 
 
 @njit(cache=True, nogil=True)
@@ -573,37 +644,41 @@ def gather_sorted(order, n, vx, vy, svx, svy):
 
 # -- density --------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def density_grid(x, y, n, gx0, gy0, rows, cols, counts, area, out):
-    """Persons per m² on a 1 m grid: counts smoothed with a separable [1/4, 1/2, 1/4] tent
-    (a ~2 x 2 m window) divided by the walkable area under the same tent (``area``, m²)."""
-    for r in range(rows):
-        for c in range(cols):
-            counts[r, c] = 0.0
+def density_grid(x, y, lv, n, gx0, gy0, counts, area, out):
+    """Persons per m² on a 1 m grid per level (``counts``, ``area``, ``out``: (levels, rows, cols)):
+    counts smoothed with a separable [1/4, 1/2, 1/4] tent (a ~2 x 2 m window) divided by the
+    walkable area under the same tent (``area``, m²). Returns the highest value."""
+    nl, rows, cols = counts.shape
+    counts[:] = 0.0
     for i in range(n):
         c = int(math.floor(x[i] - gx0))
         r = int(math.floor(gy0 - y[i]))
         if 0 <= r < rows and 0 <= c < cols:
-            counts[r, c] += 1.0
+            counts[lv[i], r, c] += 1.0
     best = 0.0
-    for r in range(rows):
-        for c in range(cols):
-            s = 0.0
-            for dr in range(-1, 2):
-                rr = r + dr
-                if rr < 0 or rr >= rows:
+    for L in range(nl):
+        for r in range(rows):
+            for c in range(cols):
+                a = area[L, r, c]
+                if a <= 0.25:
+                    out[L, r, c] = 0.0
                     continue
-                wr = 0.5 if dr == 0 else 0.25
-                for dc in range(-1, 2):
-                    cc = c + dc
-                    if cc < 0 or cc >= cols:
+                s = 0.0
+                for dr in range(-1, 2):
+                    rr = r + dr
+                    if rr < 0 or rr >= rows:
                         continue
-                    wc = 0.5 if dc == 0 else 0.25
-                    s += wr * wc * counts[rr, cc]
-            a = area[r, c]
-            v = s / a if a > 0.25 else 0.0
-            out[r, c] = v
-            if v > best:
-                best = v
+                    wr = 0.5 if dr == 0 else 0.25
+                    for dc in range(-1, 2):
+                        cc = c + dc
+                        if cc < 0 or cc >= cols:
+                            continue
+                        wc = 0.5 if dc == 0 else 0.25
+                        s += wr * wc * counts[L, rr, cc]
+                v = s / a
+                out[L, r, c] = v
+                if v > best:
+                    best = v
     return best
 
 
@@ -620,114 +695,176 @@ def _keep_or_switch(current, best_target, best, cur, hyst_s, force):
 
 
 @njit(cache=True, nogil=True)
-def route_costs(x, y, v0, dest, idx, floor, fx0, fy0, inv_h, allowed, onward, queue_s,
-                perceive_m, noise, tgt, hyst_s, force):
-    """Exit choice for agents ``idx``: cost = geodesic distance / v0 + queue time (if the gate
-    is within ``perceive_m``, or always when ``perceive_m`` < 0) + onward distance / v0 + noise.
-
-    ``allowed[a, g]`` says which gates agent-row ``a`` may choose. The agent switches only when
-    the best cost beats its current gate by more than ``hyst_s`` (or ``force``). Returns the new
-    targets for ``idx``.
-    """
-    G, rows, cols = floor.shape
-    out = np.empty(idx.shape[0], dtype=np.int32)
-    for a in range(idx.shape[0]):
-        i = idx[a]
-        r0, c0, wx, wy = _bil_index(x[i], y[i], fx0, fy0, inv_h, rows, cols)
-        best = BIG
-        bestg = -1
-        cur = BIG
-        for g in range(G):
-            if not allowed[a, g]:
-                continue
-            d = _bil3(floor, g, r0, c0, wx, wy)
-            if d >= 1e6:
-                continue
-            cost = (d + onward[g, dest[i]]) / v0[i] + noise[i, g]
-            if perceive_m[a] < 0.0 or d <= perceive_m[a]:
-                cost += queue_s[g]
-            if cost < best:
-                best = cost
-                bestg = g
-            if g == tgt[i]:
-                cur = cost
-        out[a] = _keep_or_switch(tgt[i], bestg, best, cur, hyst_s, force)
+def target_counts(x, y, lv, tgt, n, grid, floor, toff, radius_m, T):
+    """The queue of each target: agents heading for it (``tgt``) within ``radius_m`` walking
+    distance of it (its floor field). Counting only those who head for it keeps neighbouring
+    targets (a stair beside an escalator) from sharing one crowd."""
+    lx0, ly0, lrows, lcols, loff, inv_h = grid
+    out = np.zeros(T, dtype=np.int64)
+    for i in range(n):
+        L = lv[i]
+        t = tgt[i]
+        cols = lcols[L]
+        r0, c0, wx, wy = _bil_index(x[i], y[i], lx0[L], ly0[L], inv_h, lrows[L], cols)
+        if _bilf(floor, toff[t], cols, r0, c0, wx, wy) <= radius_m:
+            out[t] += 1
     return out
 
 
 @njit(cache=True, nogil=True)
-def via_bank_costs(x, y, v0, dest, idx, floor, G, fx0, fy0, inv_h, bank_ok, bank_exit, allowed, onward,
-                   queue_s, perceive_m, noise, tgt, hyst_s, force):
-    """Choice of ticket gate bank for agents ``idx`` still in a paid area. Fields ``floor[:G]``
-    lead to the exits, ``floor[G + b]`` through bank ``b``. The cost of bank ``b`` is the walk to
-    it / v0 + its queue time (when perceived, as in ``route_costs``) + the best continuation:
-    min over allowed exits of (``bank_exit[b, g]`` + onward distance) / v0 + that exit's queue
-    + noise. Returns targets ``G + b`` (hysteresis as in ``route_costs``)."""
-    T, rows, cols = floor.shape
-    B = T - G
+def route_choice(x, y, lv, paid, v0, dest, idx, grid, floor, toff, lt_start, lt_idx, cand, n_exit,
+                 dist, ride, qdown, allowed, onward, queue_s, perceive_m, noise, tgt, hyst_s, force,
+                 avoid_level, t_to_level):
+    """The next target of agents ``idx`` (rows of ``x, y, lv, paid, tgt``; ``v0, dest, noise``
+    per row too): an exit, or a waypoint on the way to one (a ticket gate bank, the foot of a
+    stair or escalator), chosen by the expected time to the agent's onward destination.
+
+    For a target ``u`` on the agent's level that its state ``s`` (1 = still has to validate)
+    may choose (``cand[s, u]``) and a final exit ``g`` (``allowed[a, g]``)::
+
+        cost = (floor_u(x) + dist[s, u, g] + onward[g, dest]) / v0 + ride[s, u, g]
+               + noise[u] + noise[g] (once when u = g) + queue_s[u] (if perceived)
+               + qdown[s, u, g] + queue_s[g] (if perceived, and u is not g)
+
+    ``dist`` is the walking distance after ``u`` along the best route to ``g`` (stairs counted
+    as the level distance that takes as long), ``ride`` the seconds of escalator rides on it and
+    ``qdown`` the queue seconds at the waypoints after ``u``. A queue is perceived by guided
+    agents (``perceive_m`` < 0) and by others when it lies within ``perceive_m`` walking metres.
+    The agent keeps its current target unless the best beats it by ``hyst_s`` (or ``force``).
+    Nobody takes a stair or escalator back to the level she came from (``avoid_level[a]``; a
+    connector entry ``u`` leads to level ``t_to_level[u]``, -1 for other targets).
+    """
+    lx0, ly0, lrows, lcols, loff, inv_h = grid
+    n_t = cand.shape[1]
     out = np.empty(idx.shape[0], dtype=np.int32)
     for a in range(idx.shape[0]):
         i = idx[a]
-        r0, c0, wx, wy = _bil_index(x[i], y[i], fx0, fy0, inv_h, rows, cols)
+        L = lv[i]
+        s = 1 if paid[i] else 0
+        cols = lcols[L]
+        r0, c0, wx, wy = _bil_index(x[i], y[i], lx0[L], ly0[L], inv_h, lrows[L], cols)
+        inv_v = 1.0 / v0[a]
+        pm = perceive_m[a]
         best = BIG
         bestt = -1
         cur = BIG
-        for b in range(B):
-            if not bank_ok[b]:
+        for q in range(lt_start[L], lt_start[L + 1]):
+            u = lt_idx[q]
+            if not cand[s, u] or (t_to_level[u] >= 0 and t_to_level[u] == avoid_level[a]):
                 continue
-            d = _bil3(floor, G + b, r0, c0, wx, wy)
-            if d >= 1e6:
+            d = _bilf(floor, toff[u], cols, r0, c0, wx, wy)
+            if d >= UNREACHABLE_M:
                 continue
+            here = d * inv_v
+            if pm < 0.0 or d <= pm:
+                here += queue_s[u]
             after = BIG
-            for g in range(G):
-                if not allowed[a, g] or bank_exit[b, g] >= 1e6:
-                    continue
-                c = (bank_exit[b, g] + onward[g, dest[i]]) / v0[i] + noise[i, g]
-                if perceive_m[a] < 0.0 or d + bank_exit[b, g] <= perceive_m[a]:
-                    c += queue_s[g]
-                if c < after:
-                    after = c
+            if u < n_exit:
+                if allowed[a, u]:
+                    after = onward[u, dest[a]] * inv_v + noise[a, u]
+            else:
+                here += noise[a, u]
+                for g in range(n_exit):
+                    dg = dist[s, u, g]
+                    if not allowed[a, g] or dg >= UNREACHABLE_M:
+                        continue
+                    c = (dg + onward[g, dest[a]]) * inv_v + ride[s, u, g] + noise[a, g]
+                    if pm < 0.0 or d + dg <= pm:
+                        c += qdown[s, u, g] + queue_s[g]
+                    if c < after:
+                        after = c
             if after >= BIG:
                 continue
-            cost = d / v0[i] + after + noise[i, G + b]
-            if perceive_m[a] < 0.0 or d <= perceive_m[a]:
-                cost += queue_s[G + b]
+            cost = here + after
             if cost < best:
                 best = cost
-                bestt = G + b
-            if G + b == tgt[i]:
+                bestt = u
+            if u == tgt[i]:
                 cur = cost
         out[a] = _keep_or_switch(tgt[i], bestt, best, cur, hyst_s, force)
     return out
 
 
 @njit(cache=True, nogil=True)
-def gate_counts(x, y, n, floor, fx0, fy0, inv_h, radius_m):
-    """Number of agents within ``radius_m`` (geodesic) of each gate."""
-    G, rows, cols = floor.shape
-    out = np.zeros(G, dtype=np.int64)
-    for i in range(n):
-        r0, c0, wx, wy = _bil_index(x[i], y[i], fx0, fy0, inv_h, rows, cols)
-        for g in range(G):
-            if _bil3(floor, g, r0, c0, wx, wy) <= radius_m:
-                out[g] += 1
-    return out
+def route_tables(n_exit, succ_start, succ_idx, succ_dist, succ_ride, succ_state, cand, v_ref):
+    """Best route from every waypoint to every exit, for both states (0: may leave, 1: must
+    validate first), over the waypoint graph: after passing waypoint ``u`` in state ``s`` the
+    agent may head for the targets ``succ_idx[succ_start[u]:succ_start[u+1]]`` (walking
+    ``succ_dist`` metres, riding ``succ_ride`` s, then in state ``succ_state`` if it was 1; a
+    ticket bank sets it to 0). Exits end a route (state 0 only). Costs are compared as
+    ``dist / v_ref + ride`` (Bellman-Ford; the graph is small).
+
+    Returns ``dist[s, u, g]``, ``ride[s, u, g]`` and ``via[s, u, g, w]`` (waypoint ``w`` lies on
+    the route after ``u``)."""
+    T = cand.shape[1]
+    dist = np.full((2, T, n_exit), BIG)
+    ride = np.zeros((2, T, n_exit))
+    nxt = np.full((2, T, n_exit), -1, dtype=np.int64)
+    nst = np.zeros((2, T, n_exit), dtype=np.int64)
+    for g in range(n_exit):
+        dist[0, g, g] = 0.0
+    for _ in range(2 * T + 2):
+        changed = False
+        for s in range(2):
+            for u in range(n_exit, T):
+                if not cand[s, u]:
+                    continue
+                for q in range(succ_start[u], succ_start[u + 1]):
+                    w = succ_idx[q]
+                    s2 = succ_state[q] if s == 1 else 0
+                    if not cand[s2, w]:
+                        continue
+                    for g in range(n_exit):
+                        if dist[s2, w, g] >= BIG:
+                            continue
+                        dd = succ_dist[q] + dist[s2, w, g]
+                        rr = succ_ride[q] + ride[s2, w, g]
+                        if dd / v_ref + rr < dist[s, u, g] / v_ref + ride[s, u, g] - 1e-9:
+                            dist[s, u, g] = dd
+                            ride[s, u, g] = rr
+                            nxt[s, u, g] = w
+                            nst[s, u, g] = s2
+                            changed = True
+        if not changed:
+            break
+    via = np.zeros((2, T, n_exit, T), dtype=np.bool_)
+    for s in range(2):
+        for u in range(T):
+            for g in range(n_exit):
+                if dist[s, u, g] >= BIG or u < n_exit:
+                    continue
+                w = nxt[s, u, g]
+                ss = nst[s, u, g]
+                steps = 0
+                while w >= n_exit and steps < T:
+                    via[s, u, g, w] = True
+                    w, ss = nxt[ss, w, g], nst[ss, w, g]
+                    steps += 1
+    return dist, ride, via
 
 
 # -- release ------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def place_agents(cand_x, cand_y, x, y, n_old, order, start, xmin, ymin, inv_cs, ncx, ncy,
+def place_agents(cand_x, cand_y, group, n_groups, level, x, y, n_old, order, start, xmin, ymin, inv_cs, ncx, ncy,
                  min_gap, out_x, out_y):
     """Pick for each due agent the first candidate point at least ``min_gap`` away from every
-    agent present (``x[:n_old]``, found through the cell lists built from slightly older
-    positions) and from those placed before it. Returns how many were placed (in order; the
-    first that fails stops placement so release order is kept)."""
+    agent present on ``level`` (``x[:n_old]``, found through the cell lists built from slightly
+    older positions) and from those placed before it. Agents come in groups (a train, the people
+    leaving one stair) in order: the first in a group that finds no room stops its group, so the
+    order is kept, while other groups go on. ``out_x[a]`` is NaN for an agent not placed; returns
+    how many were placed."""
     m, K = cand_x.shape
+    blocked = np.zeros(n_groups, dtype=np.bool_)
     placed = 0
     gap2 = min_gap * min_gap
     reach = min_gap + 0.25
+    lc = level * ncx * ncy
     for a in range(m):
-        ok_any = False
+        out_x[a] = np.nan
+        out_y[a] = np.nan
+        g = group[a]
+        if blocked[g]:
+            continue
         for kk in range(K):
             px = cand_x[a, kk]
             py = cand_y[a, kk]
@@ -741,7 +878,7 @@ def place_agents(cand_x, cand_y, x, y, n_old, order, start, xmin, ymin, inv_cs, 
                     if not ok:
                         break
                     for cx in range(ax, bx + 1):
-                        c = cy * ncx + cx
+                        c = lc + cy * ncx + cx
                         for q in range(start[c], start[c + 1]):
                             j = order[q]
                             if j >= n_old:
@@ -754,18 +891,19 @@ def place_agents(cand_x, cand_y, x, y, n_old, order, start, xmin, ymin, inv_cs, 
                         if not ok:
                             break
             if ok:
-                for b in range(placed):
+                for b in range(a):
+                    if math.isnan(out_x[b]):
+                        continue
                     dx = out_x[b] - px
                     dy = out_y[b] - py
                     if dx * dx + dy * dy < gap2:
                         ok = False
                         break
             if ok:
-                out_x[placed] = px
-                out_y[placed] = py
+                out_x[a] = px
+                out_y[a] = py
                 placed += 1
-                ok_any = True
                 break
-        if not ok_any:
-            break
+        if math.isnan(out_x[a]):
+            blocked[g] = True
     return placed

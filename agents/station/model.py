@@ -1,19 +1,29 @@
 """Crowd dispersal at a railway station (model ``station_dispersal``).
 
-Trains release passengers (``sources``); they walk through the station (collision-free speed model
-or social force model, Numba kernels over numpy arrays) to an exit gate chosen by route cost,
-leave, walk to their onward metro entrance, bus stop or taxi rank, queue there and board.
+Trains release passengers (``sources``, or the scenario's own timetable); they walk through the
+station (collision-free speed model or social force model, Numba kernels over numpy arrays), up
+or down stairs and escalators between levels, through the ticket gates to an exit gate chosen by
+route cost, leave, walk to their onward metro entrance, bus stop or taxi rank, queue there and
+board. docs/station.md describes the model, its parameters, references and measured figures.
 
-Per-step state (positions, velocities, desired speeds, targets, states) lives in numpy arrays;
-one ``step`` calls a handful of whole-array operations and no per-agent Python code. Mesa is used
-for the model clock, the seeded generator and the data collector; passengers are rows, not Mesa
-agents.
+Per-step state (positions, velocities, desired speeds, targets, levels, holds, states) lives in
+numpy arrays; one ``step`` calls a handful of whole-array operations and no per-agent Python
+code. Mesa is used for the model clock, the seeded generator and the data collector; passengers
+are rows, not Mesa agents.
+
+Levels and connectors: each level has its own navigation fields; a passenger on a level heads
+for an exit, a ticket gate bank or the foot of a stair or escalator on that level, chosen by the
+expected time to her onward destination over the waypoint graph (``kernels.route_tables``). At
+the foot she queues: the connector admits one passenger per headway (stairs: a specific flow per
+metre of effective width; escalators: the capacity of their steps), she leaves the walking crowd,
+climbs or rides for the connector's travel time and appears beyond its other end on the other
+level (later if the landing is full: nobody ends between levels).
 
 Density (for ``max_density_ppm2``, the ``density`` field and LOS): every ``density_interval_s``
-the walking passengers are counted on a 1 m grid, the counts are smoothed with a separable
-[1/4, 1/2, 1/4] tent (about a 2 x 2 m window) and divided by the walkable area under the same
-tent. Fruin's walkway LOS of the worst (densest) cell is accumulated in ``los_seconds`` while
-anyone is in the station.
+the walking passengers of each level are counted on a 1 m grid, the counts are smoothed with a
+separable [1/4, 1/2, 1/4] tent (about a 2 x 2 m window) and divided by the walkable area under
+the same tent. Fruin's walkway LOS of the worst (densest) cell is accumulated in ``los_seconds``
+while anyone is in the station.
 """
 from __future__ import annotations
 
@@ -25,16 +35,17 @@ import shapely
 from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
-from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Param,
-                                      Snapshot)
+from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
+                                      LayerSpec, Param, Snapshot)
 
 from . import kernels as K
 from .crowd import Crowd, MotionParams
-from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, check_connectivity
-from .navigation import build_navigation
+from .demand import Train, scaled, trains_from_params
+from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, select_ids
+from .navigation import Floors, build_navigation, rasterize
 from .transport import Onward
 
-WALKING, QUEUEING, EXITED, ONWARD, BOARDED = 0, 1, 2, 3, 4
+WALKING, QUEUEING, EXITED, ONWARD, BOARDED, CHANGING_LEVEL = 0, 1, 2, 3, 4, 5
 PENDING = -1
 
 REPORT_INTERVAL_S = 10.0
@@ -52,6 +63,15 @@ MIN_DENSITY_AREA_M2 = 0.25
 QUEUE_SPACING_M = 0.45
 GOLDEN_ANGLE = 2.39996
 QUEUE_SPIRAL_WRAP = 997
+# Stairs and escalators.
+STAIR_EDGE_M = 0.15  # boundary layer on each side of a stair (SFPE Handbook: effective width = width - 0.3 m)
+STAIR_MAX_DENSITY_PPM2 = 2.5  # a stair holds at most this many people per m² of its slope (a standing queue)
+ESCALATOR_STEP_DEPTH_M = 0.4  # EN 115-1: the capacity formula's step depth
+# EN 115-1 (Annex H / §5.4): persons per step by nominal step width (0.6, 0.8, 1.0 m)
+ESCALATOR_PERSONS_PER_STEP = ((0.6, 1.0), (0.8, 1.5), (1.0, 2.0))
+LANDING_FALLBACK_M = 2.0
+LANE_DWELL_SHARE = 0.5  # a passenger stands in a ticket lane at least this share of its service time
+V_REF_MPS = 1.34  # the speed at which route costs compare metres with seconds
 
 
 P = Param
@@ -63,8 +83,12 @@ PARAMS = (
     P("desired_speed_mps", "m/s", 1.34, "Mean free walking speed (Weidmann 1993).", float, 0.3, 3.0),
     P("desired_speed_sd_mps", "m/s", 0.26, "Standard deviation of free speeds; draws are truncated to 0.5-2.0 m/s.",
       float, 0.0, 1.0),
-    P("body_radius_m", "m", _MP.radius, "Body radius; 2 x radius is the contact distance of the speed model.",
-      float, 0.1, 0.35),
+    P("body_radius_m", "m", _MP.radius, "Body radius when walking at the free speed; 2 x radius is the contact "
+      "distance of two walkers (the social force model's one radius).", float, 0.1, 0.35),
+    P("body_radius_standing_m", "m", _MP.radius_standing,
+      "Body radius when standing (queueing): the body grows linearly from body_radius_m as a person slows "
+      "down, as the lateral semi-axis of the generalised centrifugal-force model (Chraibi et al. 2010); "
+      "0.21 m packs standing queues to about 6.5 persons/m².", float, 0.1, 0.4),
     P("time_gap_s", "s", _MP.time_gap, "Collision-free model: time gap T in v = min(v0, spacing / T).",
       float, 0.3, 3.0),
     P("narrow_time_gap_s", "s", _MP.t_narrow,
@@ -78,17 +102,49 @@ PARAMS = (
     P("release_spread_s", "s", 60.0, "Each train's passengers appear spread evenly over this period.", float, 0.0, 1800.0),
     P("stagger_releases_s", "s", 0.0, "Extra spacing added between successive train releases (intervention).",
       float, 0.0, 1800.0),
+    P("timetable", "-", "", "Trains of this scenario: a CSV file with the columns platform,arrival_s,passengers "
+      "(platform = a source id). Replaces the count and release_s of the city's sources.", FilePath,
+      suffixes=(".csv", ".txt")),
+    P("trains", "-", [], 'Trains inline, one text per train: "platform arrival_s passengers", e.g. "P1 0 1500". '
+      "Replaces the city's source counts (added to the timetable's trains when both are given).", list),
+    P("gtfs_stop_times", "-", "", "A GTFS stop_times.txt: every trip arriving at gtfs_stop_ids after gtfs_start_time "
+      "and within the run is a train of passengers_per_train (on the source whose id is the stop id, else on the "
+      "platforms in turn).", FilePath, suffixes=(".txt", ".csv")),
+    P("gtfs_stop_ids", "-", [], "The station's stop ids in the GTFS feed (empty: every stop in the file).", list),
+    P("gtfs_start_time", "-", "", "Clock time (HH:MM:SS) of the start of the run in the GTFS feed (empty: the first "
+      "arrival).", str),
+    P("passengers_per_train", "persons", 300, "Passengers leaving each GTFS train at the station.", int, 0, 5000),
+    P("demand_scale", "-", 1.0, "Multiplies every train's passengers (or the sources' counts).", float, 0.0, 10.0),
     P("share_metro", "-", 0.45, "Share of passengers continuing by metro.", float, 0.0, 1.0),
     P("share_bus", "-", 0.25, "Share continuing by bus.", float, 0.0, 1.0),
     P("share_taxi", "-", 0.05, "Share continuing by taxi.", float, 0.0, 1.0),
     P("share_walk", "-", 0.25, "Share leaving on foot (done at the gate).", float, 0.0, 1.0),
-    P("open_gates", "-", [], "Gate ids to open regardless of the gates layer.", list),
-    P("closed_gates", "-", [], "Gate ids to close regardless of the gates layer.", list),
+    P("open_gates", "-", [], 'Gates to open regardless of the gates layer: ids, or selectors such as '
+      '"kind=ticket_gate level=0" (every ticket gate on level 0).', list),
+    P("closed_gates", "-", [], "Gates to close regardless of the gates layer (ids or selectors).", list),
     P("guidance_share", "-", 0.0, "Share of passengers guided by live crowd information (city brain).",
       float, 0.0, 1.0),
-    P("guidance_gates", "-", [], "Gates guided passengers may be sent to (empty: all open gates).", list),
-    P("barriers", "-", [], "Extra obstacles: WKT polygons/lines in the city CRS, or ids of obstacles with "
-      "optional = true.", list),
+    P("guidance_gates", "-", [], "Gates guided passengers may be sent to (ids or selectors; empty: all open gates).",
+      list),
+    P("barriers", "-", [], "Extra obstacles: WKT polygons/lines in the city CRS (on level 0), or ids of obstacles "
+      "with optional = true.", list),
+    P("closed_connectors", "-", [], 'Stairs and escalators to close (ids, or selectors such as "kind=escalator '
+      'level=1").', list),
+    P("open_connectors", "-", [], "Stairs and escalators to open though the connectors layer has them closed "
+      '(open = false), e.g. spare stairs: ids or selectors such as "kind=stairs".', list),
+    P("reverse_connectors", "-", [], 'Escalators (or one-way stairs) to run the other way: ids or selectors such as '
+      '"kind=escalator direction=up" (every up escalator runs down).', list),
+    P("stair_speed_up_mps", "m/s", 0.61, "Horizontal walking speed up stairs of a person with the mean free speed "
+      "(Weidmann 1993: 0.61 m/s); each person's scales with her own free speed.", float, 0.1, 2.0),
+    P("stair_speed_down_mps", "m/s", 0.694, "Horizontal walking speed down stairs (Weidmann 1993: 0.694 m/s).",
+      float, 0.1, 2.0),
+    P("stair_flow_pps_per_m", "1/(m s)", 1.01, "Most persons per second a stair passes per metre of effective width "
+      "(width - 0.3 m; SFPE Handbook, Nelson & Mowrer: 1.01 for 7/11 in. steps; Fruin's LOS E bound is 0.93).",
+      float, 0.1, 3.0),
+    P("escalator_fill", "-", 0.73, "Share of the EN 115 theoretical capacity an escalator carries in practice "
+      "(0.73 x 150/min = 110/min for a 1 m step at 0.5 m/s; observed 100-120/min).", float, 0.1, 1.0),
+    P("escalator_walk_share", "-", 0.25, "Share of escalator users who walk on the moving steps (at their stair "
+      "speed plus the belt); the others stand.", float, 0.0, 1.0),
     P("reroute_interval_s", "s", 3.0, "How often exit choice is re-evaluated.", float, 0.5, 60.0),
     P("reroute_hysteresis_s", "s", 10.0, "A passenger switches exit only if it saves more than this.", float, 0.0, 300.0),
     P("perception_radius_m", "m", 20.0, "Unguided passengers see a gate's queue only within this walking distance.",
@@ -126,9 +182,11 @@ KPIS = (
     KPI("p95_egress_time_s", "s", "95th percentile of the egress time (finished ones; 0 before).", better="lower"),
     KPI("mean_station_time_s", "s", "Mean time from appearing to passing a gate (0 before anyone).", better="lower"),
     KPI("mean_onward_wait_s", "s", "Mean wait in the onward queue of those who boarded (0 before).", better="lower"),
-    KPI("max_density_ppm2", "persons/m2", "Highest density so far (1 m grid, ~2 x 2 m tent window).", headline=True, better="lower"),
+    KPI("max_density_ppm2", "persons/m2", "Highest density so far on any level (1 m grid, ~2 x 2 m tent window).",
+        headline=True, better="lower"),
     KPI("density_ppm2", "persons/m2", "Highest density now."),
     KPI("agents_in_station", "persons", "Passengers walking in the station now."),
+    KPI("agents_changing_level", "persons", "Passengers on stairs or escalators now."),
     KPI("agents_waiting_onward", "persons", "Passengers walking to or queueing at their onward transport."),
     KPI("agents_done", "persons", "Passengers who boarded or walked away.", better="higher"),
     KPI("exited_by_gate", "persons", "Passengers who left through each gate so far.", keyed=True),
@@ -137,27 +195,44 @@ KPIS = (
     KPI("boarded_by_poi", "persons", "Passengers who boarded at each onward POI.", per_step=False, keyed=True),
     KPI("passed_by_ticket_gate", "persons", "Passengers who validated at each ticket gate.", per_step=False,
         keyed=True),
+    KPI("passed_by_connector", "persons", "Passengers who took each stair or escalator.", per_step=False, keyed=True),
+    KPI("max_density_by_level", "persons/m2", "Highest density so far on each level.", per_step=False, keyed=True),
 )
+
+CONNECTORS = LayerSpec(
+    "connectors", "vector",
+    "stairs and escalators between levels: a LineString from the lower end to the upper end with id, kind "
+    "(stairs or escalator), from_level, to_level, width_m, and optionally direction (both, up, down), speed_mps "
+    "(escalators, default 0.5) and open (default true)",
+    geometry="LineString", columns=("id", "kind", "from_level", "to_level", "width_m"))
+
+
+def persons_per_step(width_m: float) -> float:
+    """EN 115-1: 1, 1.5 or 2 persons per step for 0.6, 0.8 or 1.0 m steps (interpolated)."""
+    w, k = zip(*ESCALATOR_PERSONS_PER_STEP)
+    return float(np.interp(width_m, w, k))
 
 
 class StationDispersalModel(CityModel):
     name = "station_dispersal"
     title = "Station crowd dispersal"
-    description = ("Passengers leave trains, walk through the station to an exit (collision-free speed or "
-                   "social force model) and continue by metro, bus, taxi or on foot.")
+    description = ("Passengers leave trains, walk through the station, up and down its stairs and escalators, to "
+                   "an exit (collision-free speed or social force model) and continue by metro, bus, taxi or on foot.")
     params = PARAMS
     kpis = KPIS
     required_layers = ("walkable", "gates", "sources")
     optional_layers = ("obstacles", "pois")
-    state_names = ("walking", "queueing", "exited", "onward", "boarded")
+    extra_layers = (CONNECTORS,)
+    state_names = ("walking", "queueing", "exited", "onward", "boarded", "changing_level")
     report_interval_s = REPORT_INTERVAL_S
     aoi_layers = ("walkable", "gates", "sources")
     field_styles = (
-        FieldStyle("density", "persons/m2", "Walking passengers per m² (1 m grid, ~2 x 2 m tent window), coloured "
-                   "by Fruin's walkway level of service.", kind="density", clim=(0.0, 3.0),
+        FieldStyle("density", "persons/m2", "Walking passengers per m² (1 m grid, ~2 x 2 m tent window; one band per "
+                   "level), coloured by Fruin's walkway level of service.", kind="density", clim=(0.0, 3.0),
                    bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS, shader="density_heat", cutoff=0.02),
-        FieldStyle("max_density", "persons/m2", "Highest density each cell reached during the run.", kind="density",
-                   clim=(0.0, 3.0), bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS, shader="density_heat", cutoff=0.02),
+        FieldStyle("max_density", "persons/m2", "Highest density each cell reached during the run (one band per "
+                   "level).", kind="density", clim=(0.0, 3.0), bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS,
+                   shader="density_heat", cutoff=0.02),
     )
     feature_styles = (
         FeatureStyle("gates", "state", "-", "Open or closed in this variant.", kind="state",
@@ -185,10 +260,11 @@ class StationDispersalModel(CityModel):
     # Everything a step changes; the rest (geometry, fields, draws per passenger) is rebuilt from
     # the city, the parameters and the seed.
     state_attrs = (
-        "crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.exit_gate",
-        "crowd.n", "crowd.step_no",
+        "crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.lv",
+        "crowd.hold", "crowd.board", "crowd.paid", "crowd.n", "crowd.step_no",
         "state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "src_ptr", "n_released",
-        "lane_of", "hold_until", "lane_free_at", "passed_by_ticket",
+        "lane_of", "lane_free_at", "passed_by_ticket", "t_validated",
+        "conn_e", "came_from", "t_on", "t_off", "entry_free_at", "conn_load", "passed_by_connector", "n_transit",
         "queue_s", "_next_reroute", "exited_by_gate", "last_exit_t", "last_done_t",
         "d_field", "d_max", "_next_density", "density_now", "max_density", "los",
         "onward.next_dep", "onward.boarded_by_poi", "onward.departures",
@@ -198,16 +274,20 @@ class StationDispersalModel(CityModel):
         super().__init__(city, duration_s=duration_s, seed=seed, **params)
         p = self.p
         shares = self._mode_shares()
-        self.station = build_station(city, p)
-        self.motion = MotionParams(model=p["motion_model"], radius=p["body_radius_m"], time_gap=p["time_gap_s"],
-                                   t_narrow=p["narrow_time_gap_s"], a_rep=p["repulsion_strength"], d_rep=p["repulsion_range_m"])
+        self.station = build_station(city, p, city.extra_layer(CONNECTORS))
+        self.motion = MotionParams(model=p["motion_model"], radius=p["body_radius_m"],
+                                   radius_standing=max(p["body_radius_standing_m"], p["body_radius_m"]),
+                                   time_gap=p["time_gap_s"], t_narrow=p["narrow_time_gap_s"],
+                                   a_rep=p["repulsion_strength"], d_rep=p["repulsion_range_m"])
         # the step divides the report interval, so rows and pauses land on whole steps
         wanted = p["time_step_s"] or self.motion.default_dt()
         self.dt_s = self.report_interval_s / math.ceil(self.report_interval_s / wanted - 1e-9)
         self._build_navigation()
+        self._setup_connectors()
         self._draw_passengers(shares)
         self._setup_tickets(self.N)
         self._setup_routes()
+        self._check_connectivity()
         self._setup_release_cells()
         self._setup_crowd()
 
@@ -223,35 +303,126 @@ class StationDispersalModel(CityModel):
         return shares
 
     def _build_navigation(self) -> None:
-        """Floor fields to every target: the exits, then the open ticket gate banks (walked through)."""
+        """Floor fields per level to every target on it: the exits, the open ticket gate banks
+        (walked through) and both ends of every stair and escalator (stepped on)."""
         st, p = self.station, self.p
         self.banks = [t for t in st.tickets if t.open]
-        targets = [(g.id, g.geom) for g in st.gates] + [(t.id, t.target) for t in self.banks]
-        self.nav = build_navigation(st.free, targets, cell_m=p["grid_cell_m"])
+        self.G, B = len(st.gates), len(self.banks)
+        # a connector entry: (connector index, upwards); it lies at the lower end when upwards
+        self.entries = [(ci, up) for ci in range(len(st.connectors)) for up in (True, False)]
+        tg = ([(g.id, g.geom, g.level) for g in st.gates]
+              + [(f"bank:{t.id}", t.target, t.level) for t in self.banks]
+              + [(f"{'up' if up else 'down'}:{st.connectors[ci].id}", st.connectors[ci].end_line(not up),
+                  st.connectors[ci].from_level if up else st.connectors[ci].to_level) for ci, up in self.entries])
+        self.T = len(tg)
+        self.E0 = self.G + B  # first connector entry
+        navs, glob = [], []
+        for lv in st.levels:
+            mine = [k for k, (_, _, l2) in enumerate(tg) if l2 == lv]
+            navs.append(build_navigation(st.free[lv], [(tg[k][0], tg[k][1]) for k in mine], cell_m=p["grid_cell_m"]))
+            glob.append(mine)
+        self.floors = Floors.pack(navs, glob, st.levels)
+        self.nav = navs[0]
         self.gate_open = np.array([g.open for g in st.gates], dtype=np.bool_)
-        check_connectivity(st, self.nav, self.gate_open)
-        self.G = len(st.gates)
+        self.t_open = np.r_[self.gate_open, np.ones(B, np.bool_),
+                            [st.connectors[ci].runs(up) for ci, up in self.entries]].astype(np.bool_)
+        self.level_z = np.array([self.city.level_z(lv) for lv in st.levels])
+        for g, gate in enumerate(st.gates):
+            if gate.open and not (self.floors.zone == g).any():
+                raise UserError(f'layer gates: gate "{gate.id}" touches the walkable area only where obstacles '
+                                "block it (no free floor within 0.3 m). Move it or the obstacle.")
+
+    def _setup_connectors(self) -> None:
+        """Per entry: the level it leads to, where arrivals appear, its headway, travel times and
+        what it costs a route; per connector: how many people it holds."""
+        st, p, fl = self.station, self.p, self.floors
+        E = len(self.entries)
+        self.entry_conn = np.array([ci for ci, _ in self.entries], dtype=np.int64)
+        self.entry_to = np.zeros(E, dtype=np.int64)  # level index where the entry leads
+        self.entry_headway = np.zeros(E)
+        self.entry_cap_pps = np.zeros(E)
+        self.entry_equiv_m = np.zeros(E)  # walking metres that take as long as the stairs (at V_REF)
+        self.entry_ride_s = np.zeros(E)  # seconds standing on an escalator
+        self.entry_h_speed = np.zeros(E)  # stairs: horizontal speed of a mean walker
+        self.entry_landing: list[np.ndarray] = []
+        self.t_to_level = np.full(self.T, -1, dtype=np.int32)  # where a connector entry leads (level index)
+        self.entry_landing_xy = np.zeros((E, 2))
+        self.conn_slope_m = np.zeros(len(st.connectors))
+        self.conn_length_m = np.array([c.length_m for c in st.connectors], dtype=float)
+        self.conn_belt_mps = np.array([c.speed_mps for c in st.connectors], dtype=float)
+        self.conn_cap = np.zeros(len(st.connectors), dtype=np.int64)
+        v_mean = p["desired_speed_mps"]
+        for ci, c in enumerate(st.connectors):
+            rise = self.city.level_z(c.to_level) - self.city.level_z(c.from_level)
+            slope = math.hypot(c.length_m, rise)
+            self.conn_slope_m[ci] = slope
+            if c.kind == "stairs":
+                self.conn_cap[ci] = max(1, int(math.ceil(slope * c.width_m * STAIR_MAX_DENSITY_PPM2)))
+            else:
+                self.conn_cap[ci] = max(1, int(math.ceil(slope / ESCALATOR_STEP_DEPTH_M * persons_per_step(c.width_m))))
+        r = self.motion.r_stand
+        for e, (ci, up) in enumerate(self.entries):
+            c = st.connectors[ci]
+            arrive = c.to_level if up else c.from_level
+            L = st.level_index(arrive)
+            self.entry_to[e] = L
+            self.t_to_level[self.E0 + e] = L
+            if c.kind == "stairs":
+                v_h = p["stair_speed_up_mps"] if up else p["stair_speed_down_mps"]
+                self.entry_h_speed[e] = v_h
+                self.entry_cap_pps[e] = p["stair_flow_pps_per_m"] * max(c.width_m - 2 * STAIR_EDGE_M, 0.3)
+                self.entry_equiv_m[e] = c.length_m * V_REF_MPS / v_h
+            else:
+                self.entry_cap_pps[e] = (p["escalator_fill"] * c.speed_mps * persons_per_step(c.width_m)
+                                         / ESCALATOR_STEP_DEPTH_M)
+                self.entry_ride_s[e] = self.conn_slope_m[ci] / c.speed_mps
+                self.entry_h_speed[e] = p["stair_speed_up_mps"] if up else p["stair_speed_down_mps"]
+            self.entry_headway[e] = 1.0 / self.entry_cap_pps[e]
+            nav = fl.navs[L]
+            ok = nav.free & (nav.wall_d >= r)
+            free = st.free[arrive]
+            area = shapely.intersection(c.landing(up), free)
+            m = rasterize(area, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & ok if area.area > 0.2 else ok & False
+            if m.sum() < 4:  # the floor does not go on straight beyond the end: any free floor near it
+                near = shapely.difference(shapely.intersection(shapely.Point(c.end(up)).buffer(LANDING_FALLBACK_M),
+                                                               free), c.footprint)
+                m = rasterize(near, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & ok
+            if not m.any():
+                raise UserError(f'layer connectors: connector "{c.id}" ({c.kind}) has no free floor beyond its '
+                                f"{'upper' if up else 'lower'} end on level {arrive} for people to step off onto; "
+                                "move the end or the obstacles there.")
+            xs, ys = nav.cell_centres()
+            rr, cc = np.nonzero(m)
+            pts = np.c_[xs[cc], ys[rr]]
+            self.entry_landing.append(pts)
+            self.entry_landing_xy[e] = pts.mean(axis=0)
 
     def _draw_passengers(self, shares: np.ndarray) -> None:
-        """Release times and the per-passenger draws (speed, mode, guidance, route taste); a
+        """Trains (the scenario's timetable, else the sources' counts), their release times and
+        the per-passenger draws (speed, mode, guidance, route taste, escalator walking); a
         passenger's index is their id for the whole run."""
         st, p, rng = self.station, self.p, self.rng
-        G, B = self.G, len(self.banks)
-        # blocks per source, sorted by release time
-        order = sorted(range(len(st.sources)), key=lambda i: (st.sources[i].release_s, i))
-        rank = {s: k for k, s in enumerate(order)}
+        trains = trains_from_params(p, [s.id for s in st.sources], self.duration_s)
+        if trains is None:
+            trains = [Train(si, s.release_s, scaled(s.count, p["demand_scale"])) for si, s in enumerate(st.sources)]
+        # blocks per train, released in order of arrival (stagger: each later train a bit later)
+        order = sorted(range(len(trains)), key=lambda k: (trains[k].arrival_s, k))
+        rank = {k: r for r, k in enumerate(order)}
         spread = p["release_spread_s"]
         rel, src_of = [], []
         self.src_ranges = []
+        self.block_source = []
         n0 = 0
-        for si, src in enumerate(st.sources):
-            t0 = src.release_s + rank[si] * p["stagger_releases_s"]
-            m = src.count
+        for k, tr in enumerate(trains):
+            t0 = tr.arrival_s + rank[k] * p["stagger_releases_s"]
+            m = tr.passengers
             times = t0 + (np.arange(m) + 0.5) / max(m, 1) * spread if spread > 0 else np.full(m, t0)
             rel.append(times)
-            src_of.append(np.full(m, si))
+            src_of.append(np.full(m, tr.source))
             self.src_ranges.append((n0, n0 + m))
+            self.block_source.append(tr.source)
             n0 += m
+        self.trains = trains
         self.N = N = n0
         self.release_t = np.concatenate(rel) if rel else np.zeros(0)
         self.src_of = np.concatenate(src_of).astype(np.int32) if src_of else np.zeros(0, np.int32)
@@ -259,8 +430,10 @@ class StationDispersalModel(CityModel):
         self.v0 = np.clip(rng.normal(p["desired_speed_mps"], p["desired_speed_sd_mps"], N), 0.5, 2.0)
         self.mode = rng.choice(4, size=N, p=shares / shares.sum()).astype(np.int32)
         self.guided = rng.random(N) < p["guidance_share"]
-        self.route_noise = (rng.normal(0.0, p["route_noise_s"], (N, G + B)) if p["route_noise_s"] > 0
-                            else np.zeros((N, G + B)))
+        T = self.T
+        self.route_noise = (rng.normal(0.0, p["route_noise_s"], (N, T)) if p["route_noise_s"] > 0
+                            else np.zeros((N, T)))
+        self.walks_escalator = rng.random(N) < p["escalator_walk_share"]
         self.must_validate = np.array([st.sources[k].must_validate for k in self.src_of], dtype=bool)
         self.state = np.full(N, PENDING, dtype=np.int8)
         self.t_appear = np.full(N, np.nan)
@@ -270,11 +443,16 @@ class StationDispersalModel(CityModel):
         self.gate_of = np.full(N, -1, dtype=np.int32)
         self.poi_of = np.full(N, -1, dtype=np.int32)
         self.exit_xy = np.zeros((N, 2))
+        self.conn_e = np.full(N, -1, dtype=np.int32)
+        self.came_from = np.full(N, -1, dtype=np.int32)  # the level index a passenger last left
+        self.t_on = np.full(N, np.nan)
+        self.t_off = np.full(N, np.nan)
 
     def _setup_routes(self) -> None:
-        """Route choice tables: onward destinations per gate, guidance, queue capacities."""
-        st, p, rng, nav = self.station, self.p, self.rng, self.nav
-        G, B, N = self.G, len(self.banks), self.N
+        """Route choice tables: onward destinations per gate, guidance, queue capacities and the
+        best routes from every waypoint (bank, stair or escalator foot) to every exit."""
+        st, p, rng, fl = self.station, self.p, self.rng, self.floors
+        G, B, N, T = self.G, len(self.banks), self.N, self.T
         # A destination is a column of onward_m: walking away, the nearest metro entrance, the
         # nearest taxi rank, or one particular bus stop (each stop serves its own lines, so a bus
         # passenger is bound to a stop and cannot switch to another one).
@@ -307,45 +485,123 @@ class StationDispersalModel(CityModel):
             who = np.flatnonzero(self.mode == mi)
             if len(cols) and len(who):
                 self.dest[who] = cols[rng.integers(len(cols), size=len(who))]
+        guided = set(_guided_ids(st, p))
         guided_allowed = self.gate_open.copy()
         if p["guidance_gates"]:
-            guided_allowed = np.array([g.id in p["guidance_gates"] for g in st.gates]) & self.gate_open
+            guided_allowed = np.array([g.id in guided for g in st.gates]) & self.gate_open
         self.allowed_guided = guided_allowed
-        # queue time = people near a target / what it serves per second (exits by width, banks by lanes)
-        self.gate_cap = np.array([p["gate_flow_pps_per_m"] * g.width_m for g in st.gates]
-                                 + [t.capacity_pps for t in self.banks])
-        self.queue_s = np.zeros(G + B)
-        # walk from beyond each bank to each exit
-        bx = np.array([t.exit_point[0] for t in self.banks])
-        by = np.array([t.exit_point[1] for t in self.banks])
-        self.bank_exit = (np.stack([nav.sample(nav.floor[g], bx, by) for g in range(G)], axis=1)
-                          if B else np.zeros((0, G)))
+        # queue time = people near a target / what it serves per second (exits by width, banks by
+        # lanes, stairs and escalators by their capacity)
+        self.target_cap = np.r_[[p["gate_flow_pps_per_m"] * g.width_m for g in st.gates],
+                                [t.capacity_pps for t in self.banks], self.entry_cap_pps]
+        self.queue_s = np.zeros(T)
+        # who may head for what: state 0 may leave (exits, connectors), state 1 must validate first
+        # (banks, connectors)
+        self.cand = np.zeros((2, T), dtype=np.bool_)
+        self.cand[0, :G] = self.gate_open
+        self.cand[:, self.E0:] = self.t_open[self.E0:]
+        self.cand[1, G:self.E0] = True
+        succ = []  # (from, to, metres, seconds, state after)
+        for b, t in enumerate(self.banks):
+            succ += self._successors(G + b, fl.levels.index(t.level), t.exit_point, 0.0, 0.0, 0)
+        for e, (ci, up) in enumerate(self.entries):
+            other = self.E0 + self.entries.index((ci, not up))
+            succ += [s for s in self._successors(self.E0 + e, int(self.entry_to[e]), self.entry_landing_xy[e],
+                                                 self.entry_equiv_m[e], self.entry_ride_s[e], 1) if s[1] != other]
+        succ.sort(key=lambda s: s[0])
+        frm = np.array([s[0] for s in succ], dtype=np.int64)
+        s_start = np.searchsorted(frm, np.arange(T + 1)).astype(np.int64)
+        self.r_dist, self.r_ride, self.r_via = K.route_tables(
+            G, s_start, np.array([s[1] for s in succ], dtype=np.int64), np.array([s[2] for s in succ], dtype=float),
+            np.array([s[3] for s in succ], dtype=float), np.array([s[4] for s in succ], dtype=np.int64), self.cand,
+            V_REF_MPS)
+        self.qdown = np.zeros_like(self.r_dist)
         self._next_reroute = 0.0
+
+    def _successors(self, u: int, L: int, xy, metres: float, seconds: float, state: int) -> list:
+        fl = self.floors
+        out = []
+        for q in range(fl.lt_start[L], fl.lt_start[L + 1]):
+            w = int(fl.lt_idx[q])
+            d = float(fl.sample_target(w, np.array([xy[0]]), np.array([xy[1]]))[0])
+            if d < K.UNREACHABLE_M:
+                out.append((u, w, d + metres, seconds, state))
+        return out
+
+    def _reaches_exit(self, L: int, x: np.ndarray, y: np.ndarray, s: int) -> np.ndarray:
+        """Which points on level index ``L`` have a way to an open exit in state ``s``."""
+        fl, G = self.floors, self.G
+        ok = np.zeros(len(x), dtype=bool)
+        for q in range(fl.lt_start[L], fl.lt_start[L + 1]):
+            u = int(fl.lt_idx[q])
+            if not self.cand[s, u] or not (u < G or (self.r_dist[s, u] < K.BIG).any()):
+                continue
+            ok |= fl.sample_target(u, x, y) < K.UNREACHABLE_M
+        return ok
+
+    def _check_connectivity(self) -> None:
+        """Every source and every walkable part must reach an open exit (through ticket gates,
+        stairs and escalators if need be)."""
+        st, fl = self.station, self.floors
+        closed = [t.id for t in st.tickets if not t.open]
+        shut = [c.id for c in st.connectors if not c.open]
+        for si, src in enumerate(st.sources):
+            L = st.level_index(src.level)
+            nav = fl.navs[L]
+            m = rasterize(src.geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & nav.free
+            if not m.any():
+                continue
+            xs, ys = nav.cell_centres()
+            rr, cc = np.nonzero(m)
+            if self._reaches_exit(L, xs[cc], ys[rr], int(src.must_validate)).any():
+                continue
+            if not any(g.open and g.level == src.level for g in st.gates) and len(st.levels) > 1:
+                hint = f" (closed: {', '.join(shut)})" if shut else ""
+                raise UserError(f'layer sources: source "{src.id}" on level {src.level} has no way to an open exit: '
+                                f"there is no exit on level {src.level} and no open stairs or escalator in the "
+                                f"right direction leads from it to one{hint}. Add or open a connector (connectors "
+                                "layer, or parameters open_connectors / reverse_connectors) or an exit.")
+            hint = f" (closed ticket gates {', '.join(closed)} are walls)" if closed else ""
+            raise UserError(f'layer sources: source "{src.id}" lies in a part of the walkable area from which '
+                            f"no open exit can be reached{hint}. Open a gate there or connect that part.")
+        for name, geom, lv in st.walkable_parts:
+            L = st.level_index(lv)
+            nav = fl.navs[L]
+            m = rasterize(geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & nav.free
+            if m.sum() <= 8:
+                continue
+            xs, ys = nav.cell_centres()
+            rr, cc = np.nonzero(m)
+            pick = np.linspace(0, len(rr) - 1, min(len(rr), 200)).astype(int)
+            x, y = xs[cc[pick]], ys[rr[pick]]
+            if not (self._reaches_exit(L, x, y, 0) | self._reaches_exit(L, x, y, 1)).any():
+                where = f" on level {lv}" if len(st.levels) > 1 else ""
+                raise UserError(f'layer walkable: part "{name}"{where} is not connected to any open exit gate. '
+                                "Connect it to the rest of the station, add an exit gate on its edge, or open one.")
 
     def _setup_release_cells(self) -> None:
         """Release candidates: free cells well clear of walls and gates, per source."""
-        from .navigation import rasterize
-
-        st, nav = self.station, self.nav
-        xs, ys = nav.cell_centres()
-        ok = nav.free & (nav.wall_d >= self.motion.radius + RELEASE_WALL_CLEARANCE_M) & (nav.zone < 0)
+        st, fl = self.station, self.floors
         self.src_cells = []
         for src in st.sources:
+            nav = fl.navs[st.level_index(src.level)]
+            xs, ys = nav.cell_centres()
+            ok = nav.free & (nav.wall_d >= self.motion.r_stand + RELEASE_WALL_CLEARANCE_M) & (nav.zone < 0)
             m = rasterize(src.geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & ok
             if not m.any():
                 m = rasterize(src.geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & nav.free & (
-                    nav.wall_d >= self.motion.radius)
+                    nav.wall_d >= self.motion.r_stand)
             if not m.any():
                 raise UserError(f'layer sources: source "{src.id}" has no room for a person (it is narrower than '
-                                f"{2 * self.motion.radius:.2f} m between walls). Enlarge it.")
+                                f"{2 * self.motion.r_stand:.2f} m between walls). Enlarge it.")
             r, c = np.nonzero(m)
             self.src_cells.append(np.c_[xs[c], ys[r]])
 
     def _setup_crowd(self) -> None:
         """The walking crowd (empty at first), density grids and counters."""
-        B = len(self.banks)
-        self.crowd = Crowd(self.nav, max(self.N, 1), self.motion, cell_size=1.0,
-                           gate_open=np.r_[self.gate_open, np.zeros(B, dtype=np.bool_)])
+        self.crowd = Crowd(self.floors, max(self.N, 1), self.motion, cell_size=1.0, n_exit=self.G)
+        self.crowd.t_open[:] = self.t_open
+        self.crowd.t_to_level[:] = self.t_to_level
         self._setup_density()
         self.exited_by_gate = np.zeros(self.G, dtype=np.int64)
         self.los = dict.fromkeys(LOS_LETTERS, 0.0)
@@ -355,67 +611,75 @@ class StationDispersalModel(CityModel):
         self.n_released = 0
         self.last_exit_t = 0.0
         self.last_done_t = 0.0
+        E = len(self.entries)
+        self.entry_free_at = np.zeros(E)
+        self.conn_load = np.zeros(len(self.station.connectors), dtype=np.int64)
+        self.passed_by_connector = np.zeros(len(self.station.connectors), dtype=np.int64)
+        self.n_transit = 0
+        self._next_release = self._next_release_s()
+        self._next_arrival = math.inf
 
     # -- setup helpers ------------------------------------------------------------------------
     def _setup_tickets(self, N: int) -> None:
         """Ticket lanes as a raster of lane numbers. A lane serves one passenger at a time: whoever
         enters it stands there until the lane has served everyone who entered before (a FIFO
         server per lane, so that a passenger who squeezes past a validating one gains nothing)."""
-        from .navigation import rasterize
-
-        nav, tickets = self.nav, self.station.tickets
-        self.lane_zone = np.full(nav.free.shape, -1, dtype=np.int32)
+        fl, st = self.floors, self.station
         bank_of_lane, service = [], []
         # Lanes are numbered by the banks' geometry, open or closed, so every variant numbers them alike
         # and a state continued as another variant (a closed bank opened) keeps its lanes' queues.
-        for b, t in enumerate(tickets):
+        for b, t in enumerate(st.tickets):
+            L = st.level_index(t.level)
+            nav = fl.navs[L]
+            lane = fl.level_view(fl.lane, L)
             for slot in shapely.get_parts(t.slots):
                 z = rasterize(slot, nav.x0, nav.y0, nav.cell_m, nav.free.shape)
                 if z.any():
-                    self.lane_zone[z & nav.free] = len(bank_of_lane)
+                    lane[z & nav.free] = len(bank_of_lane)
                     bank_of_lane.append(b)
                     service.append(t.service_s)
         self.bank_of_lane = np.array(bank_of_lane, dtype=np.int64)
         self.lane_service = np.array(service, dtype=float)
         self.lane_free_at = np.zeros(len(service))
         self.lane_of = np.full(N, -1, dtype=np.int32)
-        self.hold_until = np.full(N, -np.inf)
-        self.passed_by_ticket = np.zeros(len(tickets), dtype=np.int64)
-        self.has_tickets = len(service) > 0
+        self.t_validated = np.full(N, np.nan)  # when the lane let each passenger through
+        self.passed_by_ticket = np.zeros(len(st.tickets), dtype=np.int64)
 
     def _setup_density(self) -> None:
-        nav = self.nav
-        rows_f, cols_f = nav.free.shape
-        h = nav.cell_m
-        cols = int(math.ceil(cols_f * h))
-        rows = int(math.ceil(rows_f * h))
-        cr = np.minimum((np.arange(rows_f) + 0.5) * h, rows - 1e-9).astype(int)
-        cc = np.minimum((np.arange(cols_f) + 0.5) * h, cols - 1e-9).astype(int)
-        area = np.zeros((rows, cols))
-        R, C = np.meshgrid(cr, cc, indexing="ij")
-        np.add.at(area, (R[nav.free], C[nav.free]), h * h)
+        fl = self.floors
+        minx, miny, maxx, maxy = fl.bounds
+        self.d_x0, self.d_y0 = math.floor(minx), math.ceil(maxy)
+        cols = int(math.ceil(maxx - self.d_x0))
+        rows = int(math.ceil(self.d_y0 - miny))
+        nl = fl.n_levels
+        area = np.zeros((nl, rows, cols))
+        for L, nav in enumerate(fl.navs):
+            xs, ys = nav.cell_centres()
+            rr, cc = np.nonzero(nav.free)
+            r = np.clip(np.floor(self.d_y0 - ys[rr]).astype(int), 0, rows - 1)
+            c = np.clip(np.floor(xs[cc] - self.d_x0).astype(int), 0, cols - 1)
+            np.add.at(area[L], (r, c), nav.cell_m ** 2)
         from scipy.ndimage import convolve
 
         w = np.array([0.25, 0.5, 0.25])
-        self.d_area = convolve(area, np.outer(w, w), mode="constant", cval=0.0)
-        self.d_rows, self.d_cols = rows, cols
-        self.d_counts = np.zeros((rows, cols))
-        self.d_field = np.zeros((rows, cols))
-        self.d_max = np.zeros((rows, cols))
+        self.d_area = np.stack([convolve(a, np.outer(w, w), mode="constant", cval=0.0) for a in area])
+        self.d_counts = np.zeros((nl, rows, cols))
+        self.d_field = np.zeros((nl, rows, cols))
+        self.d_max = np.zeros((nl, rows, cols))
 
     # -- stepping -----------------------------------------------------------------------------
     def step(self) -> None:
         cr = self.crowd
+        cr.t = self.time
         cr.build_cells()
         cr.move(self.dt_s)
         cr.step_no += 1
         t_new = self.next_time_s
-        self._release(t_new)  # uses this step's cell lists: before exits compact the arrays
-        if self.has_tickets:
-            self._validate_tickets(t_new)
-        ex = cr.take_exits()
-        if ex is not None:
-            self._on_exit(t_new, *ex)
+        # arrivals and releases use this step's cell lists: before events compact the arrays
+        if self.n_transit:
+            self._arrive(t_new)
+        self._release(t_new)
+        self._events(t_new)
         if t_new >= self._next_reroute - 1e-9:
             self._reroute(force=False)
             self._next_reroute = t_new + self.p["reroute_interval_s"]
@@ -424,92 +688,224 @@ class StationDispersalModel(CityModel):
             self._density(self.p["density_interval_s"])
             self._next_density = t_new + self.p["density_interval_s"]
 
+    def _appear(self, t, px, py, ids, L: int) -> None:
+        """Passengers ``ids`` join the walking crowd at ``px, py`` on level index ``L``."""
+        k = len(ids)
+        paid = self.must_validate[ids] & (self.lane_of[ids] < 0)
+        lv = np.full(k, L, dtype=np.int32)
+        tgt = self._choose(px, py, lv, paid, ids, np.zeros(k, dtype=np.int32), force=True)
+        self.state[ids] = WALKING
+        self.crowd.add(px, py, self.v0[ids], tgt, ids=ids, lv=lv, paid=paid)
+
+    def _place(self, t, ids: np.ndarray, cells: dict, groups: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """Place passengers ``ids`` (in groups: a train, one stair's arrivals; each keeps its order)
+        at random candidate points of their group's ``cells`` ({group: (k, 2) cell centres}) on
+        their levels; those placed join the crowd. Returns which were placed."""
+        gap = 2.0 * self.motion.r_stand + RELEASE_GAP_M
+        ok = np.zeros(len(ids), dtype=bool)
+        pick = self.rng.integers(0, np.iinfo(np.int64).max, size=(len(ids), RELEASE_CANDIDATES))
+        jit = self.rng.uniform(-0.5, 0.5, size=(len(ids), RELEASE_CANDIDATES, 2)) * self.floors.cell_m
+        cx = np.empty((len(ids), RELEASE_CANDIDATES))
+        cy = np.empty((len(ids), RELEASE_CANDIDATES))
+        for g, c in cells.items():
+            a = groups == g
+            k = pick[a] % len(c)
+            cx[a] = c[k, 0] + jit[a, :, 0]
+            cy[a] = c[k, 1] + jit[a, :, 1]
+        for L in np.unique(level):
+            on = np.flatnonzero(level == L)
+            px, py = self.crowd.place(cx[on], cy[on], gap, level=int(L), group=groups[on])
+            got = np.isfinite(px)
+            if got.any():
+                ok[on[got]] = True
+                self._appear(t, px[got], py[got], ids[on[got]], int(L))
+        return ok
+
+    def _next_release_s(self) -> float:
+        due = [self.release_t[ptr] for ptr, (_, b) in zip(self.src_ptr, self.src_ranges) if ptr < b]
+        return float(min(due)) if due else math.inf
+
     def _release(self, t: float) -> None:
-        cr = self.crowd
-        gap = 2.0 * self.motion.radius + RELEASE_GAP_M
-        for si, (a, b) in enumerate(self.src_ranges):
-            ptr = self.src_ptr[si]
+        if t < self._next_release - 1e-9:
+            return
+        st = self.station
+        ids, cells, groups, level = [], {}, [], []
+        for bi, (a, b) in enumerate(self.src_ranges):
+            ptr = self.src_ptr[bi]
             if ptr >= b or self.release_t[ptr] > t:
                 continue
             end = ptr + int(np.searchsorted(self.release_t[ptr:b], t, side="right"))
             end = min(end, ptr + MAX_RELEASE_PER_STEP)
-            m = end - ptr
-            cells = self.src_cells[si]
-            pick = self.rng.integers(0, len(cells), size=(m, RELEASE_CANDIDATES))
-            jit = self.rng.uniform(-0.5, 0.5, size=(m, RELEASE_CANDIDATES, 2)) * self.nav.cell_m
-            cx = cells[pick, 0] + jit[..., 0]
-            cy = cells[pick, 1] + jit[..., 1]
-            px, py = cr.place(cx, cy, gap)
-            k = len(px)
-            if k == 0:
-                continue
-            ids = np.arange(ptr, ptr + k)
-            self.src_ptr[si] = ptr + k
-            self.state[ids] = WALKING
-            self.t_appear[ids] = t
-            self.n_released += k
-            tgt = self._choose(px, py, ids, np.zeros(k, dtype=np.int32), force=True)
-            cr.add(px, py, self.v0[ids], tgt, ids=ids)
+            si = self.block_source[bi]
+            ids.append(np.arange(ptr, end))
+            cells[bi] = self.src_cells[si]
+            groups.append(np.full(end - ptr, bi))
+            level.append(np.full(end - ptr, st.level_index(st.sources[si].level)))
+        if ids:
+            ids, groups = np.concatenate(ids), np.concatenate(groups)
+            self.t_appear[ids] = t  # reset below for those who found no room
+            ok = self._place(t, ids, cells, groups, np.concatenate(level))
+            self.t_appear[ids[~ok]] = np.nan
+            self.n_released += int(ok.sum())
+            for bi in np.unique(groups[ok]):
+                self.src_ptr[bi] += int(np.count_nonzero(groups[ok] == bi))
+        self._next_release = self._next_release_s()
 
-    def _validate_tickets(self, t: float) -> None:
-        cr, nav = self.crowd, self.nav
-        n = cr.n
-        ids = cr.ids[:n]
-        r, c = nav.index_of(cr.x[:n], cr.y[:n])
-        rows, cols = self.lane_zone.shape
-        lane = self.lane_zone[np.clip(r, 0, rows - 1), np.clip(c, 0, cols - 1)]
-        new = (lane >= 0) & (self.lane_of[ids] < 0)
-        if new.any():
-            who, ln = ids[new], lane[new]
-            order = np.lexsort((who, ln))
-            who, ln = who[order], ln[order]
-            # k-th newcomer to a lane in this step queues behind the k-1 before it
-            first = np.r_[True, ln[1:] != ln[:-1]]
-            k = np.arange(len(ln)) - np.maximum.accumulate(np.where(first, np.arange(len(ln)), 0))
-            svc = self.lane_service[ln]
-            done = np.maximum(self.lane_free_at[ln], t) + (k + 1) * svc
-            self.lane_of[who] = ln
-            self.hold_until[who] = done
-            np.maximum.at(self.lane_free_at, ln, done)
-            self.passed_by_ticket += np.bincount(self.bank_of_lane[ln], minlength=len(self.passed_by_ticket))
-            # through the fare line: from now on they head for an exit
-            slots = np.flatnonzero(new)
-            cr.tgt[slots] = self._choose(cr.x[slots], cr.y[slots], ids[slots], cr.tgt[slots], force=True)
-        # a passenger in a lane stands still until the lane has served them
-        cr.v0[:n] = np.where(self.hold_until[ids] > t, 0.0, self.v0[ids])
+    def _arrive(self, t: float) -> None:
+        """Passengers whose climb or ride is over step off at the other end, in the order they
+        got on; when the landing is full they wait on the stairs (a blocked stair blocks all
+        behind)."""
+        if t < self._next_arrival - 1e-9:
+            return
+        on = np.flatnonzero(self.state == CHANGING_LEVEL)
+        due = on[self.t_off[on] <= t]
+        self._next_arrival = float(self.t_off[on].min()) if len(on) else math.inf
+        if not len(due):
+            return
+        e = self.conn_e[due]
+        order = np.lexsort((due, self.t_off[due], e))
+        due, e = due[order], e[order]
+        first = np.r_[True, e[1:] != e[:-1]]
+        k = np.arange(len(e)) - np.maximum.accumulate(np.where(first, np.arange(len(e)), 0))
+        keep = k < MAX_RELEASE_PER_STEP
+        due, e = due[keep], e[keep]
+        ok = self._place(t, due, {x: self.entry_landing[x] for x in np.unique(e)}, e, self.entry_to[e])
+        if ok.any():
+            np.subtract.at(self.conn_load, self.entry_conn[e[ok]], 1)
+            self.n_transit -= int(ok.sum())
 
-    def _choose(self, x, y, ids, cur, force):
-        """New targets for passengers ``ids`` at ``x, y``: a ticket gate bank for those still in a
-        paid area, else an exit."""
-        G = self.G
-        allowed = np.where(self.guided[ids][:, None], self.allowed_guided[None, :], self.gate_open[None, :])
-        perceive = np.where(self.guided[ids], -1.0, self.p["perception_radius_m"])
-        nav = self.nav
-        via = self.must_validate[ids] & (self.lane_of[ids] < 0) if self.banks else np.zeros(len(ids), bool)
-        out = np.empty(len(ids), dtype=np.int32)
-        rest = np.flatnonzero(~via)
-        if len(rest):
-            out[rest] = K.route_costs(x, y, self.v0[ids], self.dest[ids], rest, nav.floor[:G], nav.x0, nav.y0,
-                                      nav.inv_h, allowed[rest], self.onward_m, self.queue_s[:G], perceive[rest],
-                                      self.route_noise[ids], cur, self.p["reroute_hysteresis_s"], force)
-        sel = np.flatnonzero(via)
-        if len(sel):
-            out[sel] = K.via_bank_costs(x, y, self.v0[ids], self.dest[ids], sel, nav.floor, G, nav.x0, nav.y0,
-                                        nav.inv_h, np.ones(len(self.banks), np.bool_), self.bank_exit,
-                                        allowed[sel], self.onward_m, self.queue_s, perceive[sel],
-                                        self.route_noise[ids], cur, self.p["reroute_hysteresis_s"], force)
-        return out
-
-    def _reroute(self, force: bool) -> None:
+    def _events(self, t: float) -> None:
+        """What the step set off: exits, ticket lanes entered, feet of connectors reached,
+        boarding a connector."""
         cr = self.crowd
         n = cr.n
-        nav = self.nav
-        counts = K.gate_counts(cr.x, cr.y, n, nav.floor, nav.x0, nav.y0, nav.inv_h, self.p["queue_radius_m"])
-        self.queue_s = counts / self.gate_cap
+        ev = cr.ev[:n]
+        hit = np.flatnonzero(ev != K.EV_NONE)
+        if not len(hit):
+            return
+        e = ev[hit]
+        lane = e >= self.T
+        if lane.any():
+            self._validate(t, hit[lane], e[lane] - self.T)
+        foot = (e >= self.E0) & (e < self.T)
+        if foot.any():
+            self._queue_at_foot(t, hit[foot], e[foot] - self.E0)
+        leave = np.zeros(n, dtype=bool)
+        board = e == K.EV_BOARD
+        if board.any():
+            leave[self._board(t, hit[board])] = True
+        out = (e >= 0) & (e < self.G)
+        if out.any():
+            s = hit[out]
+            leave[s] = True
+            self._on_exit(t, cr.ids[s].copy(), e[out].astype(np.int32), cr.x[s].copy(), cr.y[s].copy())
+        if leave.any():
+            cr.remove(~leave)
+
+    def _validate(self, t: float, slots: np.ndarray, lane: np.ndarray) -> None:
+        cr = self.crowd
+        who = cr.ids[slots]
+        order = np.lexsort((who, lane))
+        slots, who, ln = slots[order], who[order], lane[order]
+        # k-th newcomer to a lane in this step queues behind the k-1 before it
+        first = np.r_[True, ln[1:] != ln[:-1]]
+        k = np.arange(len(ln)) - np.maximum.accumulate(np.where(first, np.arange(len(ln)), 0))
+        # a lane lets a passenger through one service time after the one before (its cycle: 2.4 s
+        # is the design rate of 25/min, stepping in included) and no sooner than half a service
+        # time after she stepped in (validating, the wings opening)
+        svc = self.lane_service[ln]
+        done = np.maximum(self.lane_free_at[ln] + (k + 1) * svc, t + (k + LANE_DWELL_SHARE) * svc)
+        self.lane_of[who] = ln
+        cr.hold[slots] = done  # a passenger in a lane stands still until the lane has served them
+        self.t_validated[who] = done
+        np.maximum.at(self.lane_free_at, ln, done)
+        self.passed_by_ticket += np.bincount(self.bank_of_lane[ln], minlength=len(self.passed_by_ticket))
+        cr.paid[slots] = False
+        # through the fare line: from now on they head for an exit
+        cr.tgt[slots] = self._choose(cr.x[slots], cr.y[slots], cr.lv[slots], cr.paid[slots], who, cr.tgt[slots],
+                                     force=True)
+
+    def _queue_at_foot(self, t: float, slots: np.ndarray, entry: np.ndarray) -> None:
+        """Newcomers at the foot of a stair or escalator get the next free places on it (one per
+        headway, first come first served) and stand until theirs."""
+        cr = self.crowd
+        who = cr.ids[slots]
+        order = np.lexsort((who, entry))
+        slots, en = slots[order], entry[order]
+        first = np.r_[True, en[1:] != en[:-1]]
+        k = np.arange(len(en)) - np.maximum.accumulate(np.where(first, np.arange(len(en)), 0))
+        h = self.entry_headway[en]
+        at = np.maximum(self.entry_free_at[en], t) + k * h
+        cr.hold[slots] = at
+        cr.board[slots] = en
+        np.maximum.at(self.entry_free_at, en, at + h)
+
+    def _board(self, t: float, slots: np.ndarray) -> np.ndarray:
+        """Passengers whose place on a connector has come step on (those that find it full wait
+        one more headway); returns the slots that left the walking crowd."""
+        cr = self.crowd
+        en = cr.board[slots].astype(np.int64)
+        who = cr.ids[slots]
+        order = np.lexsort((who, en))
+        slots, en, who = slots[order], en[order], who[order]
+        ci = self.entry_conn[en]
+        first = np.r_[True, ci[1:] != ci[:-1]]
+        k = np.arange(len(ci)) - np.maximum.accumulate(np.where(first, np.arange(len(ci)), 0))
+        fits = self.conn_load[ci] + k < self.conn_cap[ci]
+        wait = slots[~fits]
+        cr.hold[wait] += self.entry_headway[en[~fits]]
+        go, en, ci, who = slots[fits], en[fits], ci[fits], who[fits]
+        if not len(go):
+            return go
+        np.add.at(self.conn_load, ci, 1)
+        np.add.at(self.passed_by_connector, ci, 1)
+        self.n_transit += len(go)
+        self.state[who] = CHANGING_LEVEL
+        self.came_from[who] = cr.lv[go]
+        self.conn_e[who] = en
+        self.t_on[who] = t
+        self.t_off[who] = t + self._travel_s(who, en)
+        self._next_arrival = min(self._next_arrival, float(self.t_off[who].min()))
+        return go
+
+    def _travel_s(self, who: np.ndarray, en: np.ndarray) -> np.ndarray:
+        """Seconds on the connector: stairs at the person's stair speed (her free speed scaled by
+        the published stair speed of a mean walker); escalators at the belt speed, walkers adding
+        their stair speed along the slope."""
+        ci = self.entry_conn[en]
+        length = self.conn_length_m[ci]
+        slope = self.conn_slope_m[ci]
+        belt = self.conn_belt_mps[ci]
+        stairs = belt == 0.0
+        v_h = self.entry_h_speed[en] * self.v0[who] / self.p["desired_speed_mps"]
+        walk_slope = v_h * slope / length
+        ride = slope / np.where(stairs, 1.0, belt + np.where(self.walks_escalator[who], walk_slope, 0.0))
+        return np.where(stairs, length / v_h, ride)
+
+    def _choose(self, x, y, lv, paid, ids, cur, force):
+        """New targets for passengers ``ids`` at ``x, y`` on levels ``lv``: the next waypoint or
+        exit (``kernels.route_choice``)."""
+        fl = self.floors
+        allowed = np.where(self.guided[ids][:, None], self.allowed_guided[None, :], self.gate_open[None, :])
+        perceive = np.where(self.guided[ids], -1.0, self.p["perception_radius_m"])
+        return K.route_choice(x, y, lv, paid, self.v0[ids], self.dest[ids], np.arange(len(ids)), fl.grid, fl.floor,
+                              fl.toff, fl.lt_start, fl.lt_idx, self.cand, self.G, self.r_dist, self.r_ride, self.qdown,
+                              allowed, self.onward_m, self.queue_s, perceive, self.route_noise[ids], cur,
+                              self.p["reroute_hysteresis_s"], force, self.came_from[ids], self.t_to_level)
+
+    def _reroute(self, force: bool) -> None:
+        cr, fl = self.crowd, self.floors
+        n = cr.n
+        counts = K.target_counts(cr.x, cr.y, cr.lv, cr.tgt, n, fl.grid, fl.floor, fl.toff, self.p["queue_radius_m"],
+                                 self.T)
+        self.queue_s = counts / np.maximum(self.target_cap, 1e-9)
+        self.qdown = np.einsum("sugw,w->sug", self.r_via, self.queue_s)
         if n == 0:
             return
-        ids = cr.ids[:n]
-        cr.tgt[:n] = self._choose(cr.x[:n], cr.y[:n], ids, cr.tgt[:n], force)
+        free = np.flatnonzero(cr.board[:n] < 0)  # those waiting at a stair's foot keep their place
+        if len(free):
+            cr.tgt[free] = self._choose(cr.x[free], cr.y[free], cr.lv[free], cr.paid[free], cr.ids[free],
+                                        cr.tgt[free], force)
 
     def _on_exit(self, t, ids, gates, x, y) -> None:
         self.t_exit[ids] = t
@@ -549,9 +945,8 @@ class StationDispersalModel(CityModel):
 
     def _density(self, interval: float) -> None:
         cr = self.crowd
-        nav = self.nav
-        best = K.density_grid(cr.x, cr.y, cr.n, nav.x0, nav.y0, self.d_rows, self.d_cols, self.d_counts,
-                              self.d_area, self.d_field)
+        best = K.density_grid(cr.x, cr.y, cr.lv, cr.n, float(self.d_x0), float(self.d_y0), self.d_counts, self.d_area,
+                              self.d_field)
         np.maximum(self.d_max, self.d_field, out=self.d_max)
         self.density_now = best
         self.max_density = max(self.max_density, best)
@@ -561,9 +956,10 @@ class StationDispersalModel(CityModel):
     # -- contract -----------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        if self.n_released < self.N:
+        if self.n_released < self.N or self.crowd.n or self.n_transit:
             return False
-        return not np.any((self.state == WALKING) | (self.state == ONWARD) | (self.state == QUEUEING))
+        s = self.state
+        return not np.any((s == ONWARD) | (s == QUEUEING))
 
     def counts(self) -> dict[str, int]:
         s = self.state
@@ -577,8 +973,10 @@ class StationDispersalModel(CityModel):
         st_t = (self.t_exit - self.t_appear)[np.isfinite(self.t_exit)]
         boarded = s == BOARDED
         waits = (self.t_done - self.t_poi)[boarded]
-        remaining = self.n_released < self.N or np.any((s == WALKING) | (s == ONWARD) | (s == QUEUEING))
-        inside = self.n_released < self.N or np.any(s == WALKING)
+        inside_now = (s == WALKING) | (s == CHANGING_LEVEL)
+        remaining = self.n_released < self.N or np.any(inside_now | (s == ONWARD) | (s == QUEUEING))
+        inside = self.n_released < self.N or np.any(inside_now)
+        st = self.station
         return {
             "agents_total": int(self.n_released),
             "agents_exited": int(np.isfinite(self.t_exit).sum()),
@@ -591,24 +989,36 @@ class StationDispersalModel(CityModel):
             "max_density_ppm2": float(self.max_density),
             "density_ppm2": float(self.density_now),
             "agents_in_station": int(np.count_nonzero(s == WALKING)),
+            "agents_changing_level": int(np.count_nonzero(s == CHANGING_LEVEL)),
             "agents_waiting_onward": int(np.count_nonzero((s == ONWARD) | (s == QUEUEING))),
             "agents_done": int(np.count_nonzero((s == EXITED) | boarded)),
-            "exited_by_gate": {g.id: int(c) for g, c in zip(self.station.gates, self.exited_by_gate)},
+            "exited_by_gate": {g.id: int(c) for g, c in zip(st.gates, self.exited_by_gate)},
             "los_seconds": {k: float(v) for k, v in self.los.items()},
-            "boarded_by_poi": {q.id: int(c) for q, c in zip(self.station.pois, self.onward.boarded_by_poi)},
-            "passed_by_ticket_gate": {t.id: int(c) for t, c in zip(self.station.tickets, self.passed_by_ticket)},
+            "boarded_by_poi": {q.id: int(c) for q, c in zip(st.pois, self.onward.boarded_by_poi)},
+            "passed_by_ticket_gate": {t.id: int(c) for t, c in zip(st.tickets, self.passed_by_ticket)},
+            "passed_by_connector": {c.id: int(k) for c, k in zip(st.connectors, self.passed_by_connector)},
+            "max_density_by_level": {str(lv): float(self.d_max[L].max()) if self.d_max[L].size else 0.0
+                                     for L, lv in enumerate(st.levels)},
         }
 
     def snapshot(self) -> Snapshot:
         cr = self.crowd
         n = cr.n
         pos = [np.c_[cr.x[:n], cr.y[:n]]]
+        z = [self.level_z[cr.lv[:n]]]
         states = [np.full(n, WALKING, dtype=np.int8)]
+        ch = np.flatnonzero(self.state == CHANGING_LEVEL)
+        if len(ch):
+            xy, zz = self._on_connector(ch)
+            pos.append(xy)
+            z.append(zz)
+            states.append(np.full(len(ch), CHANGING_LEVEL, dtype=np.int8))
         on = np.flatnonzero(self.state == ONWARD)
         if len(on):
             poi_xy = self.onward.poi_xy()[self.poi_of[on]]
             frac = np.clip((self.time_s - self.t_exit[on]) / np.maximum(self.t_poi[on] - self.t_exit[on], 1e-9), 0, 1)
             pos.append(self.exit_xy[on] + (poi_xy - self.exit_xy[on]) * frac[:, None])
+            z.append(np.zeros(len(on)))
             states.append(np.full(len(on), ONWARD, dtype=np.int8))
         q = np.flatnonzero(self.state == QUEUEING)
         if len(q):
@@ -617,8 +1027,9 @@ class StationDispersalModel(CityModel):
             r = QUEUE_SPACING_M * np.sqrt(k)
             a = k * GOLDEN_ANGLE
             pos.append(poi_xy + np.c_[r * np.cos(a), r * np.sin(a)])
+            z.append(np.zeros(len(q)))
             states.append(np.full(len(q), QUEUEING, dtype=np.int8))
-        ids = np.concatenate([cr.ids[:n], on, q]).astype(np.int64)
+        ids = np.concatenate([cr.ids[:n], ch, on, q]).astype(np.int64)
         return Snapshot(
             time_s=self.time_s,
             positions=np.concatenate(pos).astype(np.float64),
@@ -628,12 +1039,34 @@ class StationDispersalModel(CityModel):
             fields={"density": self._grid("density", self.d_field)},
             kpis={k: v for k, v in self.current_kpis().items() if not isinstance(v, dict)},
             features=self._features(),
+            z=np.concatenate(z).astype(np.float64),
         )
+
+    def _on_connector(self, ids: np.ndarray):
+        """Where people on stairs and escalators are (plan position and height above ground),
+        along the slope by the share of their travel time gone; those waiting for room to step
+        off stand at the end."""
+        st = self.station
+        e = self.conn_e[ids]
+        ci = self.entry_conn[e]
+        up = np.array([u for _, u in self.entries], dtype=bool)[e]
+        frac = np.clip((self.time_s - self.t_on[ids]) / np.maximum(self.t_off[ids] - self.t_on[ids], 1e-9), 0, 1)
+        frac = np.where(up, frac, 1.0 - frac)  # 0 at the lower end, 1 at the upper one
+        lower = np.array([c.lower for c in st.connectors]).reshape(-1, 2)[ci]
+        upper = np.array([c.upper for c in st.connectors]).reshape(-1, 2)[ci]
+        z0 = np.array([self.city.level_z(c.from_level) for c in st.connectors])[ci]
+        z1 = np.array([self.city.level_z(c.to_level) for c in st.connectors])[ci]
+        # spread people across the width so a full stair does not draw them in one file
+        ax = np.array([c.axis for c in st.connectors]).reshape(-1, 2)[ci]
+        w = np.array([c.width_m for c in st.connectors])[ci]
+        side = ((ids * 0.618034) % 1.0 - 0.5) * 0.8 * w
+        xy = lower + (upper - lower) * frac[:, None] + np.c_[-ax[:, 1], ax[:, 0]] * side[:, None]
+        return xy, z0 + (z1 - z0) * frac
 
     def _features(self) -> dict[str, FeatureFrame]:
         st, G = self.station, self.G
         gates = FeatureFrame(np.array([g.id for g in st.gates], dtype=object), {
-            "queue": np.rint(self.queue_s[:G] * self.gate_cap[:G]),
+            "queue": np.rint(self.queue_s[:G] * self.target_cap[:G]),
             "exited": self.exited_by_gate.astype(float),
             "state": self.gate_open.astype(np.int8),
             "density": self._gate_density(),
@@ -645,20 +1078,26 @@ class StationDispersalModel(CityModel):
         return {"gates": gates, "pois": pois}
 
     def _gate_density(self) -> np.ndarray:
-        """The highest density now within queue_radius_m of each gate (the density cells near it are
-        found once: static geometry)."""
+        """The highest density now within queue_radius_m of each gate, on its level (the density
+        cells near it are found once: static geometry)."""
         if getattr(self, "_gate_cells", None) is None:
-            xs, ys = self._grid("density", self.d_field).cell_centres()
+            _, rows, cols = self.d_field.shape
+            xs = self.d_x0 + (np.arange(cols) + 0.5) * DENSITY_CELL_M
+            ys = self.d_y0 - (np.arange(rows) + 0.5) * DENSITY_CELL_M
             r = self.p["queue_radius_m"]
             self._gate_cells = []
             for g in self.station.gates:
-                rows, cols = np.flatnonzero(np.abs(ys - g.y) <= r), np.flatnonzero(np.abs(xs - g.x) <= r)
-                R, C = np.meshgrid(rows, cols, indexing="ij")
-                near = ((xs[C] - g.x) ** 2 + (ys[R] - g.y) ** 2 <= r * r) & (self.d_area[R, C] > MIN_DENSITY_AREA_M2)
-                self._gate_cells.append((R[near], C[near]))
-        return np.array([float(self.d_field[r, c].max()) if len(r) else 0.0 for r, c in self._gate_cells])
+                L = self.station.level_index(g.level)
+                R, C = np.meshgrid(np.flatnonzero(np.abs(ys - g.y) <= r), np.flatnonzero(np.abs(xs - g.x) <= r),
+                                   indexing="ij")
+                near = ((xs[C] - g.x) ** 2 + (ys[R] - g.y) ** 2 <= r * r) & (self.d_area[L, R, C] > MIN_DENSITY_AREA_M2)
+                self._gate_cells.append((L, R[near], C[near]))
+        return np.array([float(self.d_field[L, r, c].max()) if len(r) else 0.0 for L, r, c in self._gate_cells])
 
     def on_restore(self, same_params: bool) -> None:
+        self._next_release = self._next_release_s()
+        on = np.flatnonzero(self.state == CHANGING_LEVEL)
+        self._next_arrival = float(self.t_off[on].min()) if len(on) else math.inf
         if not same_params:
             # another variant from here on: gates, banks and guidance may differ, so everyone chooses again
             self._reroute(force=True)
@@ -667,7 +1106,19 @@ class StationDispersalModel(CityModel):
         v = values.astype(np.float32).copy()
         v[self.d_area <= MIN_DENSITY_AREA_M2] = np.nan
         style = self.field_style(name)
-        return GridField(name, v, self.nav.x0, self.nav.y0, DENSITY_CELL_M, unit=style.unit, doc=style.doc)
+        levels = self.station.levels
+        if len(levels) == 1:
+            return GridField(name, v[0], float(self.d_x0), float(self.d_y0), DENSITY_CELL_M, unit=style.unit,
+                             doc=style.doc)
+        return GridField(name, v, float(self.d_x0), float(self.d_y0), DENSITY_CELL_M, unit=style.unit, doc=style.doc,
+                         band_names=tuple(f"level {lv}" for lv in levels), band_z_m=tuple(self.level_z.tolist()))
 
     def rasters(self) -> dict[str, GridField]:
         return {"max_density": self._grid("max_density", self.d_max)}
+
+
+def _guided_ids(st, p) -> list[str]:
+    """The exits guided passengers may be sent to (``guidance_gates``: ids or selectors)."""
+    feats = [{"id": g.id, "kind": g.kind, "level": g.level} for g in st.gates] + [
+        {"id": t.id, "kind": "ticket_gate", "level": t.level} for t in st.tickets]
+    return select_ids(p.get("guidance_gates", []), feats, "gates", "guidance_gates")

@@ -269,3 +269,125 @@ def _directions(F: np.ndarray, cell_m: float):
     norm = np.hypot(gx, gy)
     norm[norm < 1e-9] = 1.0
     return (-gx / norm).astype(np.float32), (-gy / norm).astype(np.float32)
+
+
+@dataclass
+class Floors:
+    """The navigation rasters of every level, packed flat for the kernels (``kernels`` doc).
+
+    Level ``L`` (index into ``levels``, the city's level numbers in increasing order) has its own
+    ``NavGrid`` (``navs[L]``) with the targets on it; target ``t`` (a global index) has its floor
+    field and directions on its level's raster from ``toff[t]`` on. ``zone`` holds global target
+    indices; ``lane`` (ticket lanes, -1 elsewhere) is filled by the model.
+    """
+
+    cell_m: float
+    levels: list
+    navs: list
+    lx0: np.ndarray
+    ly0: np.ndarray
+    lrows: np.ndarray
+    lcols: np.ndarray
+    loff: np.ndarray
+    wall_d: np.ndarray
+    wall_nx: np.ndarray
+    wall_ny: np.ndarray
+    width: np.ndarray
+    zone: np.ndarray
+    lane: np.ndarray
+    t_level: np.ndarray
+    toff: np.ndarray
+    floor: np.ndarray
+    dir_x: np.ndarray
+    dir_y: np.ndarray
+    lt_start: np.ndarray
+    lt_idx: np.ndarray
+
+    @classmethod
+    def pack(cls, navs: list, targets: list, levels: list | None = None) -> "Floors":
+        """``navs[L]`` with its ``len(navs[L].gate_ids)`` targets, whose global indices are
+        ``targets[L]``."""
+        n_t = sum(len(t) for t in targets)
+        cell = navs[0].cell_m
+        if any(abs(nv.cell_m - cell) > 1e-12 for nv in navs):
+            raise ValueError("every level needs the same cell size")
+        sizes = [nv.free.size for nv in navs]
+        loff = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+        t_level = np.zeros(n_t, dtype=np.int64)
+        toff = np.zeros(n_t, dtype=np.int64)
+        parts_f, parts_x, parts_y = [], [], []
+        pos = 0
+        zones = []
+        for L, (nv, tl) in enumerate(zip(navs, targets)):
+            glob = np.asarray(tl, dtype=np.int32)
+            z = nv.zone
+            zones.append(np.where(z >= 0, glob[np.maximum(z, 0)] if len(glob) else -1, -1).astype(np.int32))
+            for k, t in enumerate(glob):
+                t_level[t] = L
+                toff[t] = pos
+                pos += nv.free.size
+            if len(glob):
+                parts_f.append(nv.floor[:len(glob)])
+                parts_x.append(nv.dir_x[:len(glob)])
+                parts_y.append(nv.dir_y[:len(glob)])
+
+        def flat(arrs):
+            if not arrs:
+                return np.zeros(1, dtype=np.float32)
+            if len(arrs) == 1:
+                return np.ascontiguousarray(arrs[0]).reshape(-1)
+            return np.concatenate([np.ascontiguousarray(a).reshape(-1) for a in arrs])
+
+        order = np.argsort(t_level, kind="stable")
+        lt_start = np.searchsorted(t_level[order], np.arange(len(navs) + 1)).astype(np.int64)
+        return cls(
+            cell_m=float(cell), levels=list(levels if levels is not None else range(len(navs))), navs=list(navs),
+            lx0=np.array([nv.x0 for nv in navs], dtype=np.float64), ly0=np.array([nv.y0 for nv in navs], np.float64),
+            lrows=np.array([nv.free.shape[0] for nv in navs], np.int64),
+            lcols=np.array([nv.free.shape[1] for nv in navs], np.int64), loff=loff,
+            wall_d=flat([nv.wall_d for nv in navs]), wall_nx=flat([nv.wall_nx for nv in navs]),
+            wall_ny=flat([nv.wall_ny for nv in navs]), width=flat([nv.width for nv in navs]),
+            zone=flat(zones), lane=np.full(int(loff[-1]), -1, dtype=np.int32),
+            t_level=t_level, toff=toff, floor=flat(parts_f), dir_x=flat(parts_x), dir_y=flat(parts_y),
+            lt_start=lt_start, lt_idx=order.astype(np.int64))
+
+    @classmethod
+    def single(cls, nav: NavGrid) -> "Floors":
+        """One level whose targets are the NavGrid's gates, in order (or its one field when it
+        has no gate: tests that set the directions themselves)."""
+        return cls.pack([nav], [list(range(nav.floor.shape[0]))])
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.navs)
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.toff)
+
+    @property
+    def inv_h(self) -> float:
+        return 1.0 / self.cell_m
+
+    @property
+    def grid(self) -> tuple:
+        return (self.lx0, self.ly0, self.lrows, self.lcols, self.loff, self.inv_h)
+
+    @property
+    def bounds(self):
+        """Plan extent of all levels (minx, miny, maxx, maxy)."""
+        b = np.array([nv.bounds for nv in self.navs])
+        return (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+
+    def target_field(self, t: int) -> np.ndarray:
+        """Target ``t``'s floor field as a 2-D view on its level's raster."""
+        L = int(self.t_level[t])
+        r, c = int(self.lrows[L]), int(self.lcols[L])
+        return self.floor[self.toff[t]:self.toff[t] + r * c].reshape(r, c)
+
+    def sample_target(self, t: int, x, y) -> np.ndarray:
+        """Walking distance (m) to target ``t`` from points on its level."""
+        return self.navs[int(self.t_level[t])].sample(self.target_field(t), x, y)
+
+    def level_view(self, flat: np.ndarray, L: int) -> np.ndarray:
+        return flat[self.loff[L]:self.loff[L + 1]].reshape(int(self.lrows[L]), int(self.lcols[L]))

@@ -1,5 +1,6 @@
 """`citytwin branch`: the baseline to T once, two futures from that state, compared from T."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -148,6 +149,7 @@ def test_evening_peak_branch(tmp_path):
                                                                         f'city = "{ROOT / "gis_data" / "demo_city"}"')
     sc = tmp_path / "peak.toml"
     sc.write_text(text)
+    shutil.copy(ROOT / "scenarios" / "station_evening_peak_trains.csv", tmp_path)  # its timetable, beside it
     full, out = tmp_path / "full", tmp_path / "b"
     assert main(["run", str(sc), "--out", str(full), "--quiet"]) == 0
     assert main(["branch", str(sc), "--at", "60", "--intervention", "open more gates", "--out", str(out),

@@ -142,6 +142,62 @@ def test_import_with_walkable_around(tmp_path):
     assert len(city.walkable) == 1 and len(city.gates) >= 3 and len(city.sources) >= 1
 
 
+def test_import_reports_the_steps_it_could_not_place(tmp_path):
+    """Helsinki's OSM has steps between floors near the station but no walkable area tagged with an
+    upper or lower floor: the import reports each such way and why it was not placed."""
+    out = tmp_path / "hel_steps"
+    report = import_city([HELSINKI], out, walkable_around="railway_station", walkable_radius_m=250)
+    note = next(n for n in report["notes"] if "station area" in n)
+    assert "stairs/escalators with two levels tagged: 0 placed as connectors" in note and "not placed (" in note
+    assert "connectors" not in pyogrio_layers(out / "city.gpkg")
+
+
+def pyogrio_layers(path):
+    import pyogrio
+
+    return {n for n, _ in pyogrio.list_layers(path)}
+
+
+def test_connectors_derived_from_steps_and_escalators():
+    """Steps and escalators tagged with two levels become connectors drawn from the lower to the
+    upper end (incline), escalators running along or against the way (conveying); the rest is
+    reported with the reason."""
+    import geopandas as gpd
+    import shapely
+
+    from twin.gis_station import derive_connectors
+
+    crs = "EPSG:32635"
+    street = shapely.box(0, 0, 100, 20)
+    deck = shapely.box(0, 30, 100, 50)  # a platform on level 1
+    floors = {0: street, 1: deck}
+    ways = [  # (id, kind, level, incline, conveying, geometry)
+        ("up stairs", "steps", "0;1", "up", "", [(10, 19.8), (10, 30.2)]),
+        ("down-drawn stairs", "steps", "0;1", "down", "", [(20, 30.2), (20, 19.8)]),
+        ("escalator up", "steps", "0;1", "up", "forward", [(30, 19.8), (30, 30.2)]),
+        ("escalator down", "steps", "0;1", "up", "backward", [(40, 19.8), (40, 30.2)]),
+        ("no incline", "steps", "0;1", "", "", [(50, 19.8), (50, 30.2)]),
+        ("to level 2", "steps", "1;2", "up", "", [(60, 40), (60, 45)]),
+        ("off the deck", "steps", "0;1", "up", "", [(70, 19.8), (70, 60)]),
+        ("one floor", "steps", "0", "up", "", [(80, 5), (80, 10)]),
+    ]
+    roads = gpd.GeoDataFrame({"id": [w[0] for w in ways], "kind": [w[1] for w in ways], "level": [w[2] for w in ways],
+                              "incline": [w[3] for w in ways], "conveying": [w[4] for w in ways], "width": ""},
+                             geometry=[shapely.LineString(w[5]) for w in ways], crs=crs)
+    layer, info = derive_connectors(roads, shapely.box(-10, -10, 110, 70), floors, crs)
+    got = {r["id"]: r for _, r in layer.iterrows()}
+    assert set(got) == {"up stairs", "down-drawn stairs", "escalator up", "escalator down"}
+    assert got["down-drawn stairs"].geometry.coords[0][1] < 20  # reversed: drawn from the lower end
+    assert got["escalator up"]["direction"] == "up" and got["escalator down"]["direction"] == "down"
+    assert got["up stairs"]["kind"] == "stairs" and got["escalator up"]["kind"] == "escalator"
+    assert (layer["from_level"] == 0).all() and (layer["to_level"] == 1).all()
+    reasons = {s["id"]: s["reason"] for s in info["not_placed"]}
+    assert reasons == {"no incline": "no incline tag: which end is up is unknown",
+                       "to level 2": "level 2 has no walkable area in the station area",
+                       "off the deck": "an end does not lie on the walkable area of its level"}
+    assert info["candidates"] == 7 and info["placed"] == 4
+
+
 # -- parsing --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value, metres", [
     ("12", 12.0), ("12.5 m", 12.5), ("12,5", 12.5), ("40'", 12.192), ("40 ft", 12.192), ("10'6\"", 3.2004),

@@ -24,7 +24,23 @@ def city() -> City:
 
 @pytest.fixture(scope="module")
 def walk(city):
-    return shapely.union_all(city.walkable.geometry.values)
+    """The street level (level 0): concourse, plazas, exits."""
+    w = city.walkable
+    return shapely.union_all(w[w["level"] == 0].geometry.values)
+
+
+@pytest.fixture(scope="module")
+def platforms(city):
+    """Level 1: the platforms, a storey above the concourse."""
+    w = city.walkable
+    return shapely.union_all(w[w["level"] == 1].geometry.values)
+
+
+@pytest.fixture(scope="module")
+def connectors(city):
+    from agents.station.model import CONNECTORS
+
+    return city.extra_layer(CONNECTORS)
 
 
 def test_package_files_and_metadata(city):
@@ -126,20 +142,39 @@ def test_station_gates(city, walk):
     assert g.loc["E1"].geometry.centroid.x > cx and g.loc["W1"].geometry.centroid.x < cx
 
 
-def test_walkable_is_one_connected_area(city, walk):
-    assert walk.geom_type == "Polygon"
+def test_walkable_is_two_levels(city, walk, platforms):
+    assert walk.geom_type == "Polygon"  # the street level is one connected area
     minx, miny, maxx, maxy = walk.bounds
-    assert 250 <= maxx - minx <= 400 and 150 <= maxy - miny <= 300
-    platforms = city.walkable[city.walkable["name"].str.startswith("platform")]
-    assert len(platforms) == 6
+    assert 150 <= maxx - minx <= 400 and 150 <= maxy - miny <= 300
+    plat = city.walkable[city.walkable["name"].str.startswith("platform")]
+    assert len(plat) == 6 and (plat["level"] == 1).all()
+    assert set(city.walkable["level"]) == {0, 1} and city.meta["level_height_m"] == 6.0
+    assert city.level_z(1) == 6.0
+    assert platforms.intersection(walk).area == 0  # in plan the platforms end where the concourse begins
 
 
-def test_sources_and_obstacles_inside_walkable(city, walk):
+def test_stairs_and_escalators_join_the_platforms_to_the_concourse(connectors, walk, platforms):
+    c = connectors.set_index("id")
+    assert len(c) == 24 and set(c["kind"]) == {"stairs", "escalator"}
+    assert (c["from_level"] == 0).all() and (c["to_level"] == 1).all()
+    for k in range(1, 7):
+        assert c.loc[f"U{k}", "direction"] == "up" and c.loc[f"E{k}", "direction"] == "down"
+        assert c.loc[f"S{k}", "kind"] == "stairs" and c.loc[f"S{k}", "width_m"] == 3.0 and c.loc[f"S{k}", "open"]
+        assert c.loc[f"X{k}", "kind"] == "stairs" and not c.loc[f"X{k}", "open"]  # spare stairs, closed
+    esc = c[c["kind"] == "escalator"]
+    assert len(esc) >= 4 and (esc["width_m"] == 1.0).all() and (esc["speed_mps"] == 0.5).all()
+    assert (c["kind"] == "stairs").sum() >= 4
+    for _, row in c.iterrows():
+        lower, upper = shapely.Point(row.geometry.coords[0]), shapely.Point(row.geometry.coords[-1])
+        assert walk.distance(lower) < 1e-6 and platforms.distance(upper) < 1e-6
+
+
+def test_sources_and_obstacles_inside_walkable(city, walk, platforms):
     s = city.sources.set_index("id")
     assert set(s.index) == {f"P{k}" for k in range(1, 7)}
     assert s["count"].sum() >= 8000
     assert sorted(s["release_s"]) == [0, 90, 180, 270, 360, 450]
-    assert all(walk.contains(geom) for geom in s.geometry)
+    assert (s["level"] == 1).all() and all(platforms.contains(geom) for geom in s.geometry)
     obs = city.obstacles.geometry
     assert len(obs) >= 10
     assert all(walk.contains(geom) for geom in obs)
@@ -251,6 +286,10 @@ def _layers_equal(a: City, b: City) -> None:
         for col in la.columns:
             if col != "geometry":
                 assert la[col].tolist() == lb[col].tolist(), (name, col)
+    from agents.station.model import CONNECTORS
+
+    ca, cb = a.extra_layer(CONNECTORS), b.extra_layer(CONNECTORS)
+    assert len(ca) == len(cb) and (shapely.to_wkb(ca.geometry.values) == shapely.to_wkb(cb.geometry.values)).all()
     np.testing.assert_array_equal(a.terrain.grid.values, b.terrain.grid.values)
     assert a.terrain.grid.x0 == b.terrain.grid.x0 and a.terrain.grid.y0 == b.terrain.grid.y0
 

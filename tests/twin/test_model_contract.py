@@ -117,6 +117,9 @@ def test_time_lands_on_the_grid_and_snapshots_carry_ids(name, tiny_city, demo_ci
             snap = model.snapshot()
             assert snap.positions.dtype == np.float64 and snap.positions.shape == (len(snap.states), 2)
             assert snap.ids.shape == (len(snap.positions),) and len(np.unique(snap.ids)) == len(snap.ids)
+            if snap.z is not None:  # heights above the terrain (upper floors, stairs)
+                assert snap.z.dtype == np.float64 and snap.z.shape == (len(snap.positions),)
+                assert np.isfinite(snap.z).all()
             for i, pos in zip(snap.ids, snap.positions):
                 seen.setdefault(int(i), pos)
             for layer, frame in snap.features.items():

@@ -7,7 +7,7 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon, box
 
 from tests.factories import CRS, X0, Y0
-from twin.core.city import City
+from twin.core.city import City, check_layer
 from twin.core.grid import GridField
 from twin.scene import AgentCloud, FieldSurface, build_scene
 
@@ -138,6 +138,61 @@ def test_agent_cloud_updates_in_place(city):
     pos2[:100] = np.nan
     ac.update(pos2, np.ones(500))
     assert ac.n == 400 and ac.mesh is mesh
+
+
+def test_agents_drawn_at_their_height_above_ground(city):
+    s = build_scene(city)
+    ac = AgentCloud(s)
+    pos = np.array([[X0 + 50.0, Y0 + 50.0], [X0 + 60.0, Y0 + 50.0]])
+    ac.update(pos, np.zeros(2), z=np.array([0.0, 6.0]))
+    ground = city.elevation_at(pos[:, 0], pos[:, 1]) + 1.0
+    np.testing.assert_allclose(ac.mesh.points[:, 2], ground + [0.0, 6.0])
+
+
+def test_levels_stack_walkable_obstacles_gates_and_field_bands(tmp_path):
+    """Features with a level column are lifted by the level's height (city.toml level_height_m);
+    a field with one band per level draws each band at its own height."""
+    walk = gpd.GeoDataFrame({"name": ["hall", "deck"], "level": [0, 1]},
+                            geometry=[box(X0, Y0, X0 + 40, Y0 + 40), box(X0 + 10, Y0 + 10, X0 + 30, Y0 + 30)], crs=CRS)
+    obst = gpd.GeoDataFrame({"name": ["pillar"], "level": [1]}, geometry=[box(X0 + 12, Y0 + 12, X0 + 13, Y0 + 13)],
+                            crs=CRS)
+    gates = gpd.GeoDataFrame({"id": ["G"], "kind": ["exit"], "open": [True], "level": [1]},
+                             geometry=[shapely.LineString([(X0 + 30, Y0 + 15), (X0 + 30, Y0 + 20)])], crs=CRS)
+    c = City("levels", crs=CRS, layers={"walkable": check_layer(walk, "walkable", "t", CRS),
+                                        "obstacles": check_layer(obst, "obstacles", "t", CRS),
+                                        "gates": check_layer(gates, "gates", "t", CRS)},
+             meta={"level_height_m": 5.0})
+    s = build_scene(c)
+    deck = s.walkable.extract_cells(np.flatnonzero(s.walkable.cell_data["feature_id"] == 1))
+    hall = s.walkable.extract_cells(np.flatnonzero(s.walkable.cell_data["feature_id"] == 0))
+    assert deck.points[:, 2].min() == pytest.approx(hall.points[:, 2].max() + 5.0)
+    assert s.obstacles.points[:, 2].min() == pytest.approx(5.0)
+    assert s.gates.points[:, 2].min() > 5.0 and s.gate_label_points[0, 2] > 5.0
+    g = GridField("density", np.zeros((2, 4, 4), np.float32), X0, Y0 + 40, 10.0, band_z_m=(0.0, 5.0),
+                  band_names=("level 0", "level 1"))
+    g.values[1, 2, 2] = 3.0
+    fs = FieldSurface(g, s)
+    assert fs.mesh.n_points == 32
+    z = fs.mesh.points[:, 2]
+    assert z[16:].min() == pytest.approx(z[:16].min() + 5.0)
+    assert fs.values[16 + 2 * 4 + 2] == 3.0
+    g.values[0, 0, 0] = 1.0
+    assert fs.update(g) and fs.values[0] == 1.0
+
+
+def test_multi_band_geotiff(tmp_path):
+    import rasterio
+
+    from twin.core.files import write_geotiff
+
+    g = GridField("max_density", np.arange(2 * 20 * 20, dtype=np.float32).reshape(2, 20, 20), X0, Y0 + 20, 1.0,
+                  unit="persons/m2", band_names=("level 0", "level 1"), band_z_m=(0.0, 6.0))
+    write_geotiff(g, CRS, tmp_path / "m.tif")
+    with rasterio.open(tmp_path / "m.tif") as r:
+        assert r.count == 2 and r.descriptions == ("level 0", "level 1")
+        np.testing.assert_array_equal(r.read(), g.values)
+        assert r.tags(2)["height_above_ground_m"] == "6" and r.tags(1)["unit"] == "persons/m2"
+    np.testing.assert_array_equal(g.plane(), g.values[1])  # the plan view: the higher value per cell
 
 
 def test_scene_module_has_no_qt():

@@ -40,14 +40,20 @@ GENERATED_IDS = {"roads": "R", "buildings": "B", "water": "W", "walkable": "WA",
 # Buildings whose height_m is missing, zero or negative get this height when a package is loaded.
 DEFAULT_BUILDING_HEIGHT_M = 10.0
 
+# Floors of multi-level places (a station's platforms above its concourse): the optional integer
+# ``level`` column of these layers (0 = street level, 1 above, -1 below); city.toml's
+# ``level_height_m`` gives the storey height (default below).
+LEVEL_LAYERS = ("walkable", "obstacles", "gates", "sources")
+DEFAULT_LEVEL_HEIGHT_M = 6.0
+
 # Defaults for optional columns, so models can read them without checking.
 COLUMN_DEFAULTS: dict[str, dict[str, object]] = {
     "buildings": {"name": "", "use": "other"},
     "roads": {"name": "", "kind": "street", "speed_kmh": 30.0},
-    "walkable": {"name": ""},
-    "obstacles": {"name": ""},
-    "gates": {"kind": "exit", "open": True},
-    "sources": {"release_s": 0.0},
+    "walkable": {"name": "", "level": 0},
+    "obstacles": {"name": "", "level": 0},
+    "gates": {"kind": "exit", "open": True, "level": 0},
+    "sources": {"release_s": 0.0, "level": 0},
     "pois": {"name": "", "capacity": 0, "gates": 1, "service_time_s": 0.0},
     "water": {"name": ""},
     "drains": {},
@@ -165,6 +171,7 @@ class City:
         dem_path = root / files.get("dem", "dem.tif")
         city = cls(name=str(section["name"]), crs=crs, root=root,
                    attribution=str(section.get("attribution", "")), meta=section)
+        level_heights(section.get("level_height_m"), f"{toml_path}: level_height_m")
         city.gpkg = gpkg if gpkg.exists() else None
         if gpkg.exists():
             city.layers = read_layers(gpkg, crs, section.get("layers", {}))
@@ -199,10 +206,15 @@ class City:
 
     # -- layers and rasters a model declares (LayerSpec), beyond the contract's ------------------
     def extra_layer(self, spec) -> gpd.GeoDataFrame | None:
-        """A vector layer a model declared (``LayerSpec``), read on first use; None when absent."""
+        """A vector layer a model declared (``LayerSpec``), read on first use; None when absent.
+        A city built in memory may hold it in ``layers`` (it is then checked the same way)."""
         cache = self.__dict__.setdefault("_extra", {})
         if spec.name not in cache:
-            cache[spec.name] = _read_extra_layer(self, spec)
+            if spec.name in self.layers and spec.name not in LAYERS:
+                cache[spec.name] = _check_extra(self.layers[spec.name], spec, f"{self.name}, layer {spec.name!r}",
+                                                self.crs)
+            else:
+                cache[spec.name] = _read_extra_layer(self, spec)
         return cache[spec.name]
 
     def raster_path(self, name: str) -> Path | None:
@@ -295,6 +307,17 @@ class City:
             return np.zeros(np.shape(x), dtype=np.float64)
         return self.terrain.sample(x, y)
 
+    def level_z(self, level: int) -> float:
+        """Height (m) of floor ``level`` above level 0 (the ground). city.toml's ``level_height_m``
+        is a number (every storey) or a table of storey heights by level, e.g.
+        ``[city.level_height_m]`` ``"1" = 6.5``, ``"-1" = 5.0`` (the storey between that level and
+        the next one towards 0); storeys not listed are ``DEFAULT_LEVEL_HEIGHT_M`` (6 m) high."""
+        heights = level_heights(self.meta.get("level_height_m"), "city.toml: level_height_m")
+        level = int(level)
+        step = 1 if level > 0 else -1
+        return float(step * sum(heights.get(k, heights.get("*", DEFAULT_LEVEL_HEIGHT_M))
+                                for k in range(step, level + step, step))) if level else 0.0
+
     def terrain_grid(self, cell_m: float, bounds=None) -> GridField:
         """Terrain sampled at cell centres on a grid of ``cell_m`` over ``bounds`` (default: the city)."""
         g = GridField.empty("elevation", bounds or self.bounds, cell_m, unit="m")
@@ -332,6 +355,29 @@ class City:
                     target.write_bytes(content)
                 else:
                     target.write_text(content, encoding="utf-8")
+
+
+def level_heights(value, where: str) -> dict:
+    """city.toml's ``level_height_m`` as {level: storey height, "*": every storey}; checked."""
+    if value is None:
+        return {}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not (np.isfinite(value) and 1.0 <= value <= 50.0):
+            raise UserError(f"{where} = {value!r}: a storey height is 1 to 50 metres.")
+        return {"*": float(value)}
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            try:
+                lv = int(str(k))
+            except ValueError:
+                raise UserError(f'{where}: key "{k}" is not a level number; write e.g. "1" = 6.5.') from None
+            if lv == 0:
+                raise UserError(f'{where}: level 0 is the ground; give the storey heights of the other levels.')
+            out[lv] = level_heights(v, f'{where}."{k}"')["*"]
+        return out
+    raise UserError(f'{where} = {value!r}: write a number of metres (every storey) or a table such as '
+                    '[city.level_height_m] "1" = 6.5.')
 
 
 def _chmod_like_mkdir(folder: Path) -> None:
@@ -413,9 +459,13 @@ def _read_extra_layer(city: "City", spec) -> gpd.GeoDataFrame | None:
             gdf = gpd.read_file(gpkg, layer=spec.name, on_invalid="fix")
     except Exception as e:
         raise UserError(f"{where}: cannot be read ({str(e).strip().splitlines()[0] if str(e).strip() else e}).") from None
+    return _check_extra(gdf, spec, where, city.crs)
+
+
+def _check_extra(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDataFrame:
     if gdf.crs is None:
         raise UserError(f"{where}: the layer has no CRS. Assign one in your GIS.")
-    gdf = gdf.to_crs(city.crs) if gdf.crs != city.crs else gdf
+    gdf = gdf.to_crs(crs) if gdf.crs != crs else gdf
     missing = [c for c in spec.columns if c not in gdf.columns]
     if missing:
         raise UserError(f"{where}: column(s) {', '.join(missing)} missing; {spec.doc}")
@@ -508,6 +558,15 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
                 i = int(np.flatnonzero(bad.to_numpy())[0])
                 raise UserError(f"{where}: column {col!r} of feature {i} is {gdf[col].iloc[i]!r}, not a number.")
             gdf[col] = values
+    if name in LEVEL_LAYERS and len(gdf):
+        values = pd.to_numeric(gdf["level"], errors="coerce")
+        bad = ~(np.isfinite(values) & (values == np.round(values)))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            fid = gdf["id"].iloc[i] if "id" in gdf.columns else gdf["name"].iloc[i] if "name" in gdf.columns else i
+            raise UserError(f"{where}: feature {fid!r} has level {gdf['level'].iloc[i]!r}; a level is a whole number "
+                            "(0 = street level, 1 the floor above, -1 the one below).")
+        gdf["level"] = values.astype("int64")
     if name == "buildings" and len(gdf):
         bad = ~(gdf["height_m"] > 0)  # NaN, 0 or negative
         if bad.any():

@@ -114,20 +114,32 @@ def write_table(df, stem: Path, formats=("csv", "parquet")) -> list[Path]:
 
 
 def write_geotiff(grid: GridField, crs, path: Path) -> None:
-    """A single-band float32 GeoTIFF in ``crs``, NaN as nodata, compressed."""
+    """A float32 GeoTIFF in ``crs``, NaN as nodata, compressed: one band, or one per band of a
+    multi-band field (each band described by its name, with its height above ground as a tag)."""
     import rasterio
 
     values = np.asarray(grid.values, dtype=np.float32)
+    if values.ndim == 2:
+        values = values[None]
+    count = values.shape[0]
     profile = dict(
-        driver="GTiff", height=values.shape[0], width=values.shape[1], count=1, dtype="float32",
+        driver="GTiff", height=values.shape[1], width=values.shape[2], count=count, dtype="float32",
         crs=crs.to_wkt() if hasattr(crs, "to_wkt") else crs, transform=grid.transform(),
         nodata=np.nan, compress="deflate",
     )
-    if values.shape[0] >= 16 and values.shape[1] >= 16:
-        profile.update(tiled=True, blockxsize=256 if values.shape[1] >= 256 else 16,
-                       blockysize=256 if values.shape[0] >= 256 else 16)
+    rows, cols = values.shape[1:]
+    if rows >= 16 and cols >= 16:
+        profile.update(tiled=True, blockxsize=256 if cols >= 256 else 16, blockysize=256 if rows >= 256 else 16)
     with atomic_file(path, "path") as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(values, 1)
-            if grid.unit:
-                dst.update_tags(1, unit=grid.unit, name=grid.name)
+            dst.write(values)
+            for k in range(count):
+                tags = {"name": grid.name}
+                if grid.unit:
+                    tags["unit"] = grid.unit
+                if k < len(grid.band_names):
+                    dst.set_band_description(k + 1, grid.band_names[k])
+                if k < len(grid.band_z_m):
+                    tags["height_above_ground_m"] = f"{grid.band_z_m[k]:g}"
+                if grid.unit or count > 1:
+                    dst.update_tags(k + 1, **tags)

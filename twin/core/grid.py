@@ -8,29 +8,59 @@ import numpy as np
 
 @dataclass
 class GridField:
-    """A north-up raster. Row 0 is the northern edge; ``x0, y0`` is the top-left corner in metres."""
+    """A north-up raster. Row 0 is the northern edge; ``x0, y0`` is the top-left corner in metres.
+
+    ``values`` is (rows, cols), or (bands, rows, cols) for a field with one band per floor level
+    (a station's platforms above its concourse): ``band_names`` name the bands and ``band_z_m``
+    is each band's height above the ground, where the view draws it. ``plane()`` folds the bands
+    into one plan raster (the highest value at each cell) for consumers that draw one map.
+    """
 
     name: str
-    values: np.ndarray  # (rows, cols), float32; NaN where the field is undefined
+    values: np.ndarray  # (rows, cols) or (bands, rows, cols), float32; NaN where the field is undefined
     x0: float
     y0: float
     cell_m: float
     unit: str = ""
     doc: str = ""
     meta: dict = field(default_factory=dict)
+    band_names: tuple[str, ...] = ()
+    band_z_m: tuple[float, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.values.shape
+        """(rows, cols) of one band."""
+        return self.values.shape[-2:]
+
+    @property
+    def n_bands(self) -> int:
+        return 1 if self.values.ndim == 2 else self.values.shape[0]
+
+    def bands(self) -> list[np.ndarray]:
+        """The bands as 2-D arrays (one for a plain raster)."""
+        return [self.values] if self.values.ndim == 2 else list(self.values)
+
+    def band_z(self, k: int) -> float:
+        return float(self.band_z_m[k]) if k < len(self.band_z_m) else 0.0
+
+    def plane(self) -> np.ndarray:
+        """One plan raster: the values, or for several bands the highest defined value per cell."""
+        if self.values.ndim == 2:
+            return self.values
+        v = np.asarray(self.values, dtype=np.float32)
+        out = np.full(v.shape[1:], np.nan, dtype=np.float32)
+        for b in v:
+            out = np.where(np.isnan(out) | (b > out), b, out)
+        return out
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        rows, cols = self.values.shape
+        rows, cols = self.shape
         return (self.x0, self.y0 - rows * self.cell_m, self.x0 + cols * self.cell_m, self.y0)
 
     def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:
         """x of each column centre and y of each row centre."""
-        rows, cols = self.values.shape
+        rows, cols = self.shape
         xs = self.x0 + (np.arange(cols) + 0.5) * self.cell_m
         ys = self.y0 - (np.arange(rows) + 0.5) * self.cell_m
         return xs, ys
@@ -42,14 +72,16 @@ class GridField:
         return row, col
 
     def inside(self, row, col) -> np.ndarray:
-        rows, cols = self.values.shape
+        rows, cols = self.shape
         return (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
 
-    def sample(self, x, y, outside: float = np.nan) -> np.ndarray:
+    def sample(self, x, y, outside: float = np.nan, band: int | None = None) -> np.ndarray:
+        """Values at points (of ``band``; by default of ``plane()``)."""
         row, col = self.index_of(x, y)
         ok = self.inside(row, col)
         out = np.full(np.shape(row), outside, dtype=np.float64)
-        out[ok] = self.values[row[ok], col[ok]]
+        values = self.plane() if band is None else self.bands()[band]
+        out[ok] = values[row[ok], col[ok]]
         return out
 
     def transform(self):

@@ -168,6 +168,8 @@ class Snapshot:
     fields: dict[str, GridField] = field(default_factory=dict)
     kpis: dict[str, Any] = field(default_factory=dict)
     features: dict[str, FeatureFrame] = field(default_factory=dict)  # layer name -> values
+    # (n,) float64 metres above the terrain (an upper floor, a stair between floors); None: on the ground
+    z: np.ndarray | None = None
 
 
 EPS = 1e-9

@@ -59,3 +59,33 @@ def make_city(*, gates=None, sources=None, walkable=None, obstacles=None, pois=N
 @pytest.fixture(autouse=True, scope="session")
 def _cache_dir(tmp_path_factory):
     os.environ.setdefault("CITYTWIN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def two_level_city(*, connectors=None, sources=None, gates=None, walkable=None, level_height_m=None) -> City:
+    """A 40 x 20 m concourse (level 0, exit E on its east side) under a 40 x 10 m platform
+    (level 1). From the platform a 3 m stair (S1) and two 1 m escalators (E1 down, U1 up) lead down
+    to the concourse: each drawn from its lower end (x = 16, level 0) to its upper end (x = 28,
+    level 1), so people leave the platform westwards down the stairs and walk back east below."""
+    box = lambda a, b, c, d: shapely.box(X0 + a, Y0 + b, X0 + c, Y0 + d)  # noqa: E731
+    line = lambda *pts: shapely.LineString([(X0 + x, Y0 + y) for x, y in pts])  # noqa: E731
+    if walkable is None:
+        walkable = [{"name": "concourse", "level": 0, "geometry": box(0, 0, 40, 20)},
+                    {"name": "platform", "level": 1, "geometry": box(0, 4, 40, 14)}]
+    if gates is None:
+        gates = [{"id": "E", "kind": "exit", "open": True, "level": 0, "geometry": line((40, 8), (40, 12))}]
+    if sources is None:
+        sources = [{"id": "P1", "count": 200, "release_s": 0.0, "level": 1, "geometry": box(31, 5, 39, 13)}]
+    if connectors is None:
+        connectors = [
+            {"id": "S1", "kind": "stairs", "from_level": 0, "to_level": 1, "width_m": 3.0, "direction": "both",
+             "speed_mps": None, "geometry": line((16, 6.5), (28, 6.5))},
+            {"id": "E1", "kind": "escalator", "from_level": 0, "to_level": 1, "width_m": 1.0, "direction": "down",
+             "speed_mps": 0.5, "geometry": line((16, 10.0), (28, 10.0))},
+            {"id": "U1", "kind": "escalator", "from_level": 0, "to_level": 1, "width_m": 1.0, "direction": "up",
+             "speed_mps": 0.5, "geometry": line((16, 12.0), (28, 12.0))},
+        ]
+    layers = {"walkable": gdf(walkable, "walkable"), "gates": gdf(gates, "gates"), "sources": gdf(sources, "sources")}
+    if connectors:
+        layers["connectors"] = gpd.GeoDataFrame(connectors, geometry="geometry", crs=CRS)
+    meta = {} if level_height_m is None else {"level_height_m": level_height_m}
+    return City("two-level test station", crs=CRS, layers=layers, meta=meta)

@@ -94,7 +94,7 @@ def test_bad_barrier():
 def test_barrier_blocks_gate():
     wkt = f"POLYGON (({X0 + 8} {Y0 + 27}, {X0 + 16} {Y0 + 27}, {X0 + 16} {Y0 + 30}, {X0 + 8} {Y0 + 30}, {X0 + 8} {Y0 + 27}))"
     m = StationDispersalModel(make_city(), duration_s=10, seed=1, barriers=[wkt], closed_gates=["N1"])
-    assert not m.station.free.contains(shapely.Point(X0 + 12, Y0 + 29))
+    assert not m.station.free[0].contains(shapely.Point(X0 + 12, Y0 + 29))
 
 
 def test_unknown_parameter():

@@ -34,8 +34,8 @@ def test_every_param_documented():
 def test_conservation_and_walls_every_step():
     city = make_city()
     m = StationDispersalModel(city, duration_s=600, seed=3, **FAST)
-    free = m.station.free
-    walk = m.station.walkable
+    free = m.station.free[0]
+    walk = m.station.walkable[0]
     steps = 0
     while not m.finished and m.time_s < 600:
         m.advance_to(m.time_s + m.dt_s)  # one step at a time
@@ -137,4 +137,4 @@ def test_social_force_runs():
     m.advance_to(20)
     assert m.counts()["walking"] > 0
     pts = shapely.points(m.crowd.x[: m.crowd.n], m.crowd.y[: m.crowd.n])
-    assert shapely.covers(m.station.free, pts).all()
+    assert shapely.covers(m.station.free[0], pts).all()

@@ -50,7 +50,7 @@ def test_a_lane_serves_about_25_passengers_a_minute():
         m = run(fare_city([("T", 0.0, 4.0, True, 2)]), seed=seed)
         k = m.current_kpis()
         assert k["passed_by_ticket_gate"] == {"T": 200} and k["agents_exited"] == 200
-        start = np.sort(m.hold_until)  # when each passenger's lane let them through
+        start = np.sort(m.t_validated)  # when each passenger's lane let them through
         a, b = 20, 180
         rates.append(60 * (b - a) / (start[b] - start[a]) / 2)
     per_lane_min = float(np.median(rates))

@@ -270,3 +270,31 @@ def test_rimea_12_congestion_only_at_the_first_bottleneck():
     assert before_corridor >= 10  # a queue (6 m², over 1.5 persons/m²) in front of the corridor
     # At the exit only the metered stream arrives (under 1.5 persons/m² over the same 6 m²): no queue.
     assert before_exit <= 8 and 3 * before_exit <= before_corridor
+
+
+# -- queue density -----------------------------------------------------------------------------
+def test_queue_density_in_a_long_saturated_queue():
+    """Queue density in a long saturated queue stays at most 8 persons/m²: a 4 m wide hall whose only
+    way out is one ticket lane (25 passengers/min) holds 300 people queueing for some ten minutes.
+    People standing keep their personal space (the speed-dependent body), so on the model's 1 m grid
+    the queue reads 6-7 persons/m², not the 10-12 of hard discs (crush densities are 8-9)."""
+    x0, y0 = 500000.0, 3000000.0
+    gates = [{"id": "E", "kind": "exit", "open": True, "geometry": shapely.LineString([(x0 + 30, y0), (x0 + 30, y0 + 4)])},
+             {"id": "T", "kind": "ticket_gate", "open": True, "lanes": 1,
+              "geometry": shapely.LineString([(x0 + 15, y0), (x0 + 15, y0 + 4)])}]
+    city = make_city(walkable=[{"name": "hall", "geometry": shapely.box(x0, y0, x0 + 30, y0 + 4)}], obstacles=[],
+                     gates=gates, pois=[],
+                     sources=[{"id": "S", "count": 300, "release_s": 0.0,
+                               "geometry": shapely.box(x0 + 1, y0 + 0.5, x0 + 12, y0 + 3.5)}])
+    m = StationDispersalModel(city, duration_s=1200, seed=4, share_walk=1.0, share_metro=0.0, share_bus=0.0,
+                              share_taxi=0.0, release_spread_s=0.0)
+    longest = 0
+    while not m.finished and m.time_s < 1200:
+        m.advance_to(m.time_s + 10)
+        paid = m.crowd.x[:m.crowd.n] < x0 + 15
+        longest = max(longest, int(paid.sum()))
+    k = m.final_kpis()
+    print(f"queue of up to {longest} people before one ticket lane: max density {k['max_density_ppm2']:.2f} "
+          f"persons/m² (1 m grid); {k['agents_exited']} out in {k['station_clearance_time_s']:.0f} s")
+    assert k["agents_exited"] == 300 and longest >= 150
+    assert 4.0 <= k["max_density_ppm2"] <= 8.0

@@ -1,0 +1,168 @@
+"""Train demand that travels with a scenario: a timetable (CSV or inline) or a GTFS feed.
+
+When a scenario gives trains, they replace the ``count`` and ``release_s`` of the city's sources:
+each train releases its passengers on one platform (a source, named by its id) from its arrival
+time on. ``demand_scale`` multiplies every train's passengers (and the sources' counts when no
+trains are given).
+
+* ``timetable``: a CSV file with the columns ``platform,arrival_s,passengers`` (a header row
+  naming them, in any order; ``#`` starts a comment line);
+* ``trains``: the same rows inline, one text per train: ``"P1 0 1500"`` (platform, arrival in
+  seconds after the start, passengers);
+* ``gtfs_stop_times``: a GTFS ``stop_times.txt``; every trip that arrives at one of the stops in
+  ``gtfs_stop_ids`` (all stops in the file when empty) between ``gtfs_start_time`` and the end of
+  the run is a train of ``passengers_per_train``; a stop id that is also a source id is that
+  platform, other stops' trains go to the platforms in turn (sources in their order).
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from twin.core.errors import UserError, nearest
+
+
+@dataclass(frozen=True)
+class Train:
+    source: int  # index into the station's sources
+    arrival_s: float
+    passengers: int
+
+
+def _source_index(name: str, ids: list[str], where: str) -> int:
+    if name not in ids:
+        raise UserError(f'{where}: platform "{name}" does not exist{nearest(name, ids)}; the platforms (sources) '
+                        f'of this city are {", ".join(ids) or "(none)"}.')
+    return ids.index(name)
+
+
+def _row(platform, arrival, passengers, ids, where) -> Train:
+    try:
+        t = float(arrival)
+        n = float(passengers)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: arrival_s ({arrival!r}) and passengers ({passengers!r}) must be numbers.") from None
+    if not (t >= 0 and t == t and t != float("inf")):
+        raise UserError(f"{where}: arrival_s = {arrival!r}; give seconds after the start (>= 0).")
+    if not (n >= 0 and n == int(n)):
+        raise UserError(f"{where}: passengers = {passengers!r}; give a whole number >= 0.")
+    return Train(_source_index(str(platform).strip(), ids, where), t, int(n))
+
+
+def read_timetable(path: str, ids: list[str]) -> list[Train]:
+    where = f"parameter timetable: {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{where}: cannot read it as text ({e}).") from None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    rows = list(csv.reader(lines))
+    if not rows:
+        raise UserError(f"{where}: the timetable is empty; write a header platform,arrival_s,passengers and a row "
+                        "per train.")
+    head = [c.strip().lower() for c in rows[0]]
+    need = ("platform", "arrival_s", "passengers")
+    missing = [c for c in need if c not in head]
+    if missing:
+        raise UserError(f"{where}: the header row lacks {', '.join(missing)}; it must name the columns "
+                        "platform,arrival_s,passengers.")
+    col = {c: head.index(c) for c in need}
+    out = []
+    for k, cells in enumerate(rows[1:], start=2):
+        if len(cells) < len(head):
+            raise UserError(f"{where}: row {k} has {len(cells)} column(s), the header {len(head)}.")
+        out.append(_row(cells[col["platform"]], cells[col["arrival_s"]], cells[col["passengers"]], ids,
+                        f"{where}, row {k}"))
+    return out
+
+
+def parse_inline(items: list[str], ids: list[str]) -> list[Train]:
+    out = []
+    for k, item in enumerate(items, start=1):
+        parts = str(item).replace(",", " ").split()
+        where = f'parameter trains, entry {k} ("{item}")'
+        if len(parts) != 3:
+            raise UserError(f'{where}: write "platform arrival_s passengers", e.g. "P1 0 1500".')
+        out.append(_row(parts[0], parts[1], parts[2], ids, where))
+    return out
+
+
+def _clock_s(text: str, where: str) -> float:
+    parts = str(text).strip().split(":")
+    try:
+        h, m, s = (int(parts[0]), int(parts[1]), float(parts[2])) if len(parts) == 3 else (None, None, None)
+    except ValueError:
+        h = None
+    if h is None or not (0 <= m < 60 and 0 <= s < 61 and h >= 0):
+        raise UserError(f'{where}: "{text}" is not a time; write HH:MM:SS (GTFS allows hours past 24).')
+    return h * 3600.0 + m * 60.0 + s
+
+
+def read_gtfs(path: str, stop_ids: list[str], start: str, duration_s: float, per_train: int,
+              ids: list[str]) -> list[Train]:
+    where = f"parameter gtfs_stop_times: {path}"
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{where}: cannot read it as a GTFS stop_times.txt ({e}).") from None
+    if not rows or not {"trip_id", "arrival_time", "stop_id"} <= set(rows[0]):
+        raise UserError(f"{where}: a GTFS stop_times.txt needs the columns trip_id, arrival_time and stop_id.")
+    present = {r["stop_id"] for r in rows}
+    for s in stop_ids:
+        if s not in present:
+            raise UserError(f'parameter gtfs_stop_ids: stop "{s}" does not appear in {path}'
+                            f"{nearest(s, sorted(present))}.")
+    t0 = _clock_s(start, "parameter gtfs_start_time") if start else None
+    arrivals = []
+    for r in rows:
+        if stop_ids and r["stop_id"] not in stop_ids:
+            continue
+        if not (r.get("arrival_time") or "").strip():
+            continue
+        arrivals.append((_clock_s(r["arrival_time"], f"{where}, trip {r['trip_id']}"), r["trip_id"], r["stop_id"]))
+    if not arrivals:
+        raise UserError(f"{where}: no trip arrives at the stops {', '.join(stop_ids) or '(any)'}.")
+    arrivals.sort()
+    if t0 is None:
+        t0 = arrivals[0][0]
+    out, turn = [], 0
+    for t, _, stop in arrivals:
+        if not (t0 <= t < t0 + duration_s):
+            continue
+        if stop in ids:
+            src = ids.index(stop)
+        else:
+            src = turn % len(ids)
+            turn += 1
+        out.append(Train(src, t - t0, int(per_train)))
+    if not out:
+        raise UserError(f"{where}: no train arrives between {start or 'the first arrival'} and {duration_s:g} s "
+                        "later; check gtfs_start_time.")
+    return out
+
+
+def trains_from_params(p: dict, source_ids: list[str], duration_s: float) -> list[Train] | None:
+    """The scenario's trains (scaled), or None when it gives none (the sources' counts apply)."""
+    trains: list[Train] = []
+    given = False
+    if p.get("timetable"):
+        trains += read_timetable(p["timetable"], source_ids)
+        given = True
+    if p.get("trains"):
+        trains += parse_inline(p["trains"], source_ids)
+        given = True
+    if p.get("gtfs_stop_times"):
+        trains += read_gtfs(p["gtfs_stop_times"], list(p.get("gtfs_stop_ids", [])), p.get("gtfs_start_time", ""),
+                            duration_s, p.get("passengers_per_train", 300), source_ids)
+        given = True
+    elif p.get("gtfs_stop_ids") or p.get("gtfs_start_time"):
+        raise UserError("parameters gtfs_stop_ids / gtfs_start_time need gtfs_stop_times (the GTFS stop_times.txt).")
+    if not given:
+        return None
+    return [Train(t.source, t.arrival_s, scaled(t.passengers, p.get("demand_scale", 1.0))) for t in trains]
+
+
+def scaled(n: int, scale: float) -> int:
+    return int(round(n * scale))
