@@ -187,12 +187,15 @@ def _clean_partials(out: Path) -> None:
 # --------------------------------------------------------------------------------------------
 def _worker_init(threads: int) -> None:
     # Leave one core per worker: numba's own threads would otherwise oversubscribe the machine.
-    os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if "numba" in sys.modules:  # a forked worker inherits numba already imported
         import numba
 
+        # Not through the environment: numba re-reads it whenever it compiles, and a value that differs
+        # from the one its threads were launched with is a RuntimeError (a cache miss in a worker).
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    else:
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
 
 
 def _start_method() -> str:
