@@ -80,7 +80,7 @@ def _field_peak(grid) -> tuple[float | None, float | None]:
     v = np.asarray(grid.values, dtype=float)
     if not np.isfinite(v).any():
         return None, None
-    r, c = np.unravel_index(int(np.nanargmax(v)), v.shape)
+    *_, r, c = np.unravel_index(int(np.nanargmax(v)), v.shape)  # a field with levels: (band, row, col)
     xs, ys = grid.cell_centres()
     return float(xs[c]), float(ys[r])
 

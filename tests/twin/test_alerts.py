@@ -94,6 +94,11 @@ def test_evaluate_places_features_keys_and_field_peaks(tiny_city):
     # the same keyed KPI as time-series columns (name.key) evaluates alike
     cols = evaluate(rules[2:], {"done_by_half.west": 7.0, "done_by_half.east": 1.0})
     assert {a.key: a.level for a in cols} == halves
+    # a field with levels (one band per level): the peak of every band, placed in plan
+    levels = GridField("max_count", np.zeros((2, 4, 4), np.float32), X0, Y0 + 40, 10.0)
+    levels.values[1, 0, 2] = 7.0
+    done = [a for a in evaluate(rules[:1], {"walkers_done": 12}, None, {"max_count": levels}) if a.rule.name == "done"][0]
+    assert (done.x, done.y) == (X0 + 25.0, Y0 + 35.0)
 
 
 def frame(t, v):
