@@ -11,29 +11,32 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 
-class CompareWorker(QObject):
+class _ExperimentWorker(QObject):
+    """Runs ``work()`` (a comparison or a branch, in worker processes) in a QThread and reports
+    through signals; ``cancel()`` stops it after the runs under way."""
+
     progress = Signal(int, int)  # runs done, runs in all
-    finished = Signal(object)  # twin.experiment.CompareResult
+    finished = Signal(object)  # the result: twin.experiment.CompareResult or twin.branch.BranchResult
     failed = Signal(str)
     cancelled = Signal()
 
-    def __init__(self, scenario, out: Path, replications: int | None = None, workers: int | None = None):
+    def __init__(self):
         super().__init__()
-        self.scenario, self.out = scenario, Path(out)
-        self.replications, self.workers = replications, workers
         self._stop = threading.Event()
 
     def cancel(self) -> None:
         self._stop.set()
 
+    def work(self):
+        raise NotImplementedError
+
     @Slot()
     def run(self) -> None:
         from twin.core.errors import UserError
-        from twin.experiment import CompareCancelled, compare
+        from twin.experiment import CompareCancelled
 
         try:
-            result = compare(self.scenario, self.out, replications=self.replications, workers=self.workers,
-                             progress=False, on_progress=self.progress.emit, should_stop=self._stop.is_set)
+            result = self.work()
         except CompareCancelled:
             self.cancelled.emit()
         except UserError as e:
@@ -42,6 +45,19 @@ class CompareWorker(QObject):
             self.failed.emit(f"{type(e).__name__}: {e}")
         else:
             self.finished.emit(result)
+
+
+class CompareWorker(_ExperimentWorker):
+    def __init__(self, scenario, out: Path, replications: int | None = None, workers: int | None = None):
+        super().__init__()
+        self.scenario, self.out = scenario, Path(out)
+        self.replications, self.workers = replications, workers
+
+    def work(self):
+        from twin.experiment import compare
+
+        return compare(self.scenario, self.out, replications=self.replications, workers=self.workers,
+                       progress=False, on_progress=self.progress.emit, should_stop=self._stop.is_set)
 
 
 def start_compare(worker, parent=None) -> QThread:
@@ -56,37 +72,16 @@ def start_compare(worker, parent=None) -> QThread:
     return thread
 
 
-class BranchReplicationsWorker(QObject):
+class BranchReplicationsWorker(_ExperimentWorker):
     """The replications of a branch taken in the app, in worker processes: the same code as
     `citytwin branch` (``twin.branch.branch``) from the state taken in memory."""
-
-    progress = Signal(int, int)
-    finished = Signal(object)  # twin.branch.BranchResult
-    failed = Signal(str)
-    cancelled = Signal()
 
     def __init__(self, plan, out: Path, state_bytes: bytes, workers: int | None = None):
         super().__init__()
         self.plan, self.out, self.state_bytes, self.workers = plan, Path(out), state_bytes, workers
-        self._stop = threading.Event()
 
-    def cancel(self) -> None:
-        self._stop.set()
-
-    @Slot()
-    def run(self) -> None:
+    def work(self):
         from twin.branch import branch
-        from twin.core.errors import UserError
-        from twin.experiment import CompareCancelled
 
-        try:
-            result = branch(self.plan, self.out, workers=self.workers, progress=False, on_progress=self.progress.emit,
-                            should_stop=self._stop.is_set, state_bytes=self.state_bytes)
-        except CompareCancelled:
-            self.cancelled.emit()
-        except UserError as e:
-            self.failed.emit(str(e))
-        except Exception as e:  # shown in the run log rather than lost in a thread
-            self.failed.emit(f"{type(e).__name__}: {e}")
-        else:
-            self.finished.emit(result)
+        return branch(self.plan, self.out, workers=self.workers, progress=False, on_progress=self.progress.emit,
+                      should_stop=self._stop.is_set, state_bytes=self.state_bytes)
