@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.errors import UserError
-from .experiment import RUNS_DIR, CompareResult, Plan, RunSpec, Variant, _clean_partials, execute, runs_table
+from .experiment import (RUNS_DIR, CompareResult, Plan, RunSpec, Variant, _clean_partials, execute,
+                         expected_hashes, finished_bundle, runs_table)
 from .scenario import BASELINE, Scenario, scenario_from_dict
 from .sweeps import slugify
 
@@ -181,23 +182,6 @@ def future_task(raw: dict, path: str | None, city_path: str, state_path: str, va
         return {"status": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
 
 
-def future_finished(out: Path, plan: BranchPlan, spec: RunSpec, state_sha: str) -> bool:
-    """Done when summary.json exists and the bundle names the same inputs, state and replication."""
-    from .runner import run_hash
-
-    folder = out / spec.folder
-    if not (folder / "summary.json").is_file():
-        return False
-    try:
-        bundle = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    sc = plan.scenario
-    want = run_hash(sc.resolved(spec.variant, spec.seed), spec.variant, sc.input_files(spec.variant))
-    fs = bundle.get("from_state") or {}
-    return bundle.get("hash") == want and fs.get("sha256") == state_sha and fs.get("replication") == spec.replication
-
-
 # --------------------------------------------------------------------------------------------
 # branch()
 # --------------------------------------------------------------------------------------------
@@ -253,13 +237,20 @@ def branch(plan: BranchPlan, out, workers: int | None = None, progress: bool = T
     plan.at_s = state.time_s
     sha = file_sha256(state_path)
     specs = plan.runs
-    todo = [s for s in specs if not future_finished(out, plan, s, sha)]
+    want = expected_hashes(plan)
+
+    def finished(s: RunSpec) -> bool:
+        """Done with the same inputs, from the same state, as the same replication."""
+        fs = (finished_bundle(out / s.folder, want[s.folder]) or {}).get("from_state") or {}
+        return fs.get("sha256") == sha and fs.get("replication") == s.replication
+
+    todo = [s for s in specs if not finished(s)]
     sc = plan.scenario
     raw, path = sc.raw, (str(sc.path.resolve()) if sc.path else None)
     tasks = [(raw, path, str(sc.city_path), str(state_path.resolve()), s.variant, s.replication,
               str((out / s.folder).resolve())) for s in todo]
     execute(tasks, todo, len(specs), workers, progress, on_progress, should_stop, out,
-            lambda: sum(future_finished(out, plan, s, sha) for s in specs), fn=future_task)
+            lambda: sum(map(finished, specs)), fn=future_task)
     result = collect(plan, out, report=report)
     result.ran, result.reused = len(todo), len(specs) - len(todo)
     result.state_path, result.prefix_s = state_path, prefix_s

@@ -147,22 +147,25 @@ def run_task(raw: dict, path: str | None, variant: str, seed: int, out: str) -> 
         return {"status": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
 
 
-def expected_hash(plan: Plan, spec: RunSpec) -> str:
+def expected_hashes(plan: Plan) -> dict[str, str]:
+    """Each run's hash (by run folder) as its bundle records it: the inputs, the variant and the
+    files it reads. Computed once per plan: hashing reads every input file."""
     from .runner import run_hash
 
-    return run_hash(plan.scenario.resolved(spec.variant, spec.seed), spec.variant)
+    sc = plan.scenario
+    files = {v.name: sc.input_files(v.name) for v in plan.variants}
+    return {s.folder: run_hash(sc.resolved(s.variant, s.seed), s.variant, files[s.variant]) for s in plan.runs}
 
 
-def is_finished(out: Path, plan: Plan, spec: RunSpec) -> bool:
-    """A run counts as done when its summary.json exists and its bundle's hash matches the inputs."""
-    folder = out / spec.folder
+def finished_bundle(folder: Path, want: str) -> dict | None:
+    """The bundle of a finished run (summary.json written) whose hash is ``want``, else None."""
     if not (folder / "summary.json").is_file():
-        return False
+        return None
     try:
         bundle = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return bundle.get("hash") == expected_hash(plan, spec)
+        return None
+    return bundle if bundle.get("hash") == want else None
 
 
 def _clean_partials(out: Path) -> None:
@@ -366,12 +369,17 @@ def _run_plan(plan: Plan, out: Path, workers, scheduler, progress, report, on_pr
     out.mkdir(parents=True, exist_ok=True)
     _clean_partials(out)
     specs = plan.runs
-    todo = [s for s in specs if not is_finished(out, plan, s)]
+    want = expected_hashes(plan)
+
+    def finished(s: RunSpec) -> bool:
+        return finished_bundle(out / s.folder, want[s.folder]) is not None
+
+    todo = [s for s in specs if not finished(s)]
     raw, path = sc.raw, (str(sc.path.resolve()) if sc.path else None)
     tasks = [(raw, path, s.variant, s.seed, str((out / s.folder).resolve())) for s in todo]
     it = _iter_dask(tasks, scheduler) if scheduler else None
     execute(tasks, todo, len(specs), workers, progress, on_progress, should_stop, out,
-            lambda: sum(is_finished(out, plan, s) for s in specs), it=it)
+            lambda: sum(map(finished, specs)), it=it)
     result = collect(plan, out, report=report)
     result.ran, result.reused = len(todo), len(specs) - len(todo)
     result.wall_s = time.perf_counter() - started

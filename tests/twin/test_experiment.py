@@ -82,6 +82,23 @@ def test_same_numbers_with_1_or_2_workers_and_on_dask(scenario, tmp_path):
     assert summaries(tmp_path / "w1") == summaries(tmp_path / "w2") == summaries(tmp_path / "dask")
 
 
+def test_runs_that_read_files_are_reused_until_a_file_changes(tmp_path, tiny_city):
+    """A run's hash includes the files it reads (bundle.json): resuming must compare like with like,
+    so that a timetable or rain CSV does not make every run look unfinished, and an edited file
+    makes them run again."""
+    (tmp_path / "profile.csv").write_text("t_s,value\n0,1.0\n60,1.5\n")
+    sc = write_scenario(tmp_path, tiny_city, '[parameters]\nwalkers = 10\nspeed_profile = "profile.csv"\n',
+                        replications=2)
+    out = tmp_path / "cmp"
+    first = compare(sc, out, workers=1, progress=False, report=False)
+    assert (first.ran, first.reused) == (2, 0)
+    again = compare(sc, out, workers=1, progress=False, report=False)
+    assert (again.ran, again.reused) == (0, 2)
+    (tmp_path / "profile.csv").write_text("t_s,value\n0,1.0\n60,2.0\n")
+    edited = compare(sc, out, workers=1, progress=False, report=False)
+    assert (edited.ran, edited.reused) == (2, 0)
+
+
 def test_interrupted_compare_resumes_without_redoing_runs(scenario, tmp_path):
     out = tmp_path / "cmp"
     compare(scenario, out, workers=1, progress=False, report=False)
