@@ -211,7 +211,8 @@ def branch(plan: BranchPlan, out, workers: int | None = None, progress: bool = T
     """
     from .core.files import write_json
     from .core.state_file import read_state, write_state_bytes
-    from .runner import STATES_DIR, file_sha256, state_name
+    from .core.files import sha256_file
+    from .runner import STATES_DIR, state_name
 
     started = time.perf_counter()
     out = Path(out)
@@ -235,7 +236,7 @@ def branch(plan: BranchPlan, out, workers: int | None = None, progress: bool = T
     _clean_partials(out)
     state = read_state(state_path)
     plan.at_s = state.time_s
-    sha = file_sha256(state_path)
+    sha = sha256_file(state_path)
     specs = plan.runs
     want = expected_hashes(plan)
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import __version__
 from .core.errors import UserError
-from .core.files import atomic_dir, write_geotiff, write_json, write_table
+from .core.files import atomic_dir, sha256_file, write_geotiff, write_json, write_table
 from .core.params import plain_value
 from .core.state_file import SavedState, read_state, state_bytes
 from .exports import Recorder
@@ -198,14 +198,6 @@ class Run:
         return result
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = None,
             overrides: dict | None = None, out: Path | None = None,
             progress: Callable[[float, float], None] | bool = False, *, state: SavedState | None = None,
@@ -237,7 +229,7 @@ def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, ov
               "reproduce": f"citytwin run scenario.toml --seed {seed} --out <DIR>"}
     if from_state is not None:
         bundle["from_state"] = {"file": str(from_state.path), "time_s": from_state.time_s, "replication": replication,
-                                "sha256": file_sha256(from_state.path) if from_state.path else None}
+                                "sha256": sha256_file(from_state.path) if from_state.path else None}
     settings = settings if settings is not None else scenario.outputs
     with atomic_dir(out) as tmp:
         write_table(result.timeseries, tmp / "timeseries")

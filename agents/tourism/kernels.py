@@ -99,6 +99,13 @@ def _before(ht, hs, i, j):
     return ht[i] < ht[j] or (ht[i] == ht[j] and hs[i] < hs[j])
 
 
+@njit(inline="always", **NO_RC)
+def _swap(ht, hs, hid, i, j):
+    ht[i], ht[j] = ht[j], ht[i]
+    hs[i], hs[j] = hs[j], hs[i]
+    hid[i], hid[j] = hid[j], hid[i]
+
+
 @njit(**NO_RC)
 def heap_push(ht, hs, hid, ctr, t, ident):
     n = ctr[C_HEAP_N]
@@ -111,9 +118,7 @@ def heap_push(ht, hs, hid, ctr, t, ident):
     while i > 0:
         p = (i - 1) >> 1
         if _before(ht, hs, i, p):
-            ht[i], ht[p] = ht[p], ht[i]
-            hs[i], hs[p] = hs[p], hs[i]
-            hid[i], hid[p] = hid[p], hid[i]
+            _swap(ht, hs, hid, i, p)
             i = p
         else:
             break
@@ -138,9 +143,7 @@ def heap_pop(ht, hs, hid, ctr):
         if left + 1 < n and _before(ht, hs, left + 1, left):
             m = left + 1
         if _before(ht, hs, m, i):
-            ht[i], ht[m] = ht[m], ht[i]
-            hs[i], hs[m] = hs[m], hs[i]
-            hid[i], hid[m] = hid[m], hid[i]
+            _swap(ht, hs, hid, i, m)
             i = m
         else:
             break

@@ -6,6 +6,7 @@ interrupted write leaves the old file (or nothing), never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -143,3 +144,12 @@ def write_geotiff(grid: GridField, crs, path: Path) -> None:
                     tags["height_above_ground_m"] = f"{grid.band_z_m[k]:g}"
                 if grid.unit or count > 1:
                     dst.update_tags(k + 1, **tags)
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

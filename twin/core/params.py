@@ -18,7 +18,6 @@ through the last three.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError, nearest
+from .files import sha256_file
 
 
 class Numbers:
@@ -73,14 +73,6 @@ class Series:
 
     def file_hash(self) -> str | None:
         return sha256_file(Path(self.source)) if self.source != "inline" else None
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _is_number(v) -> bool:
