@@ -188,7 +188,9 @@ def _clean_partials(out: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Executors
 # --------------------------------------------------------------------------------------------
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     # Leave one core per worker: numba's own threads would otherwise oversubscribe the machine.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if "numba" in sys.modules:  # a forked worker inherits numba already imported
@@ -199,6 +201,22 @@ def _worker_init(threads: int) -> None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     else:
         os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when the comparison that started it ends, however it ends: after a `kill -9`
+    of compare, its workers otherwise wait for work forever (Linux: PR_SET_PDEATHSIG). A run cut
+    short leaves only a .partial folder, which the next compare removes."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the workers end when their queue closes
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _start_method() -> str:
@@ -246,7 +264,7 @@ def _iter_local(tasks: list[tuple], workers: int, should_stop=None, fn=None):
     n = min(workers, len(tasks))
     threads = max(1, (os.cpu_count() or 1) // n)
     ex = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(_start_method()),
-                             initializer=_worker_init, initargs=(threads,))
+                             initializer=_worker_init, initargs=(threads, os.getpid()))
     try:
         pending = {ex.submit(fn, *t): i for i, t in enumerate(tasks)}
         while pending:

@@ -90,10 +90,17 @@ def _add_volumes(h, rows, cols, vol_per_cell, area):
 
 
 @njit(cache=True)
-def _take(h, r, c, want_m3, area):
-    got = min(want_m3, h[r, c] * area)
-    h[r, c] = max(h[r, c] - got / area, 0.0)
-    return got
+def _take_sinks(h, rows, cols, cap, start, stop, t0, t1, area, n_drains, sink_m3, totals):
+    """Every drain inlet, then every pump, in order, takes capacity × its active part of [t0, t1],
+    at most what its cell holds; adds to ``sink_m3`` and to ``totals`` (drains, pumps)."""
+    for k in range(rows.size):
+        active = min(t1, stop[k]) - max(t0, start[k])
+        if active > 0.0 and cap[k] > 0.0:
+            r, c = rows[k], cols[k]
+            got = min(cap[k] * active, h[r, c] * area)
+            h[r, c] = max(h[r, c] - got / area, 0.0)
+            sink_m3[k] += got
+            totals[0 if k < n_drains else 1] += got
 
 
 SIDES = ("north", "south", "west", "east")
@@ -242,6 +249,12 @@ class FloodSolver:
         self.max_speed = np.zeros(z.shape, np.float32)
         self.arrival_time = np.where(self.max_depth > np.float32(self.arrival_depth), 0.0, np.nan)
         self.sink_m3 = np.zeros(len(self.drains) + len(self.pumps))
+        sinks = self.drains + self.pumps  # as arrays: one kernel call per step takes them all
+        self._sink_rows = np.array([s.cell[0] for s in sinks], dtype=np.int64)
+        self._sink_cols = np.array([s.cell[1] for s in sinks], dtype=np.int64)
+        self._sink_cap = np.array([s.capacity_m3s for s in sinks], dtype=np.float64)
+        self._sink_start = np.array([s.start_s for s in sinks], dtype=np.float64)
+        self._sink_stop = np.array([s.stop_s for s in sinks], dtype=np.float64)
         self.t = 0.0
         self.n_steps = 0
         self.initial_m3 = self._stored()
@@ -277,15 +290,11 @@ class FloodSolver:
             if vol > 0.0:
                 _add_volumes(h, rows, cols, vol / rows.size, self.area)
                 self.inflow_m3 += vol
-        for k, s in enumerate(self.drains + self.pumps):
-            active = min(t_new, s.stop_s) - max(t0, s.start_s)
-            if active > 0.0 and s.capacity_m3s > 0.0:
-                got = _take(h, s.cell[0], s.cell[1], s.capacity_m3s * active, self.area)
-                self.sink_m3[k] += got
-                if k < len(self.drains):
-                    self.drained_inlets_m3 += got
-                else:
-                    self.pumped_m3 += got
+        if self._sink_rows.size:
+            totals = np.array([self.drained_inlets_m3, self.pumped_m3])
+            _take_sinks(h, self._sink_rows, self._sink_cols, self._sink_cap, self._sink_start, self._sink_stop, t0,
+                        t_new, self.area, len(self.drains), self.sink_m3, totals)
+            self.drained_inlets_m3, self.pumped_m3 = float(totals[0]), float(totals[1])
         rain = self.rain.depth_between_m(t0, t_new) if self.rain is not None else 0.0
         p = self._par
         p[hy.P_DT] = dt

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from tests.factories import write_scenario
 from twin.core import locks
 
@@ -64,16 +66,20 @@ def test_compare_killed_at_random_moments_resumes_to_identical_results(tmp_path,
             while time.monotonic() < end and p.poll() is None and len(finished(out) if out.exists() else ()) < target:
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.0, 0.3))  # …plus a random moment: mid-run, mid-write or between runs
-            whole_group = round_ != 0  # a crash takes the workers too; `kill -9 PID` leaves them to finish
+            whole_group = round_ != 0  # a crash takes the workers too; `kill -9 PID` leaves them orphaned
             if p.poll() is None:
+                workers = psutil.Process(p.pid).children()
                 os.killpg(p.pid, signal.SIGKILL) if whole_group else os.kill(p.pid, signal.SIGKILL)
                 kills += 1
+                # the workers of a killed compare end with it instead of waiting for work forever
+                _, alive = psutil.wait_procs(workers, timeout=30)
+                for w in alive:
+                    w.kill()  # not left behind by a failing test
+                assert not alive, f"workers {[w.pid for w in alive]} outlived the killed compare"
             p.wait(timeout=60)
         finally:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
-        # Orphaned workers of a `kill -9 PID` end by themselves once their run is written.
-        time.sleep(1.0 if not whole_group else 0.0)
     assert kills >= 2, "compare finished before it could be killed: make the runs slower"
 
     saved = finished(out)
