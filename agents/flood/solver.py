@@ -187,6 +187,8 @@ class FloodSolver:
         if not (np.all(np.isfinite(n)) and np.all(n >= 0)):
             raise UserError("manning_n must be a finite number, 0 or more, everywhere")
         self.gn2 = (G * n * n).astype(np.float32)
+        uniform = bool(np.all(self.gn2 == self.gn2.flat[0]))
+        self._gn2_kernel = self.gn2[:1, :1].copy() if uniform else self.gn2  # 1 × 1: one value everywhere
         self.rain_cell = ~self.blocked
         self.n_open = int(self.rain_cell.sum())
         self.rain = rain
@@ -301,7 +303,7 @@ class FloodSolver:
         p[hy.P_RAIN] = rain
         p[hy.P_DRAIN] = self.drain_rate_m_per_s * dt
         p[hy.P_TNEW] = t_new
-        hy.step(h, self.z, self.gn2, self.qx, self.qy, self.rain_cell, p, self.open_edges, self._h2, self._qx2,
+        hy.step(h, self.z, self._gn2_kernel, self.qx, self.qy, self.rain_cell, p, self.open_edges, self._h2, self._qx2,
                 self._qy2, self.max_depth, self.max_speed, self.arrival_time, self._row_stats, *self._scratch,
                 self.block_rows)
         self.h, self._h2 = self._h2, h

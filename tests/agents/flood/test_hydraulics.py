@@ -62,9 +62,16 @@ def reference_step(h, z, gn2, qx, qy, dt, dx, theta, h_min, edges, rain, drain, 
     return h_new - take, fx, fy, take.sum()
 
 
-@pytest.mark.parametrize("boundary", ["closed", "open"])
-def test_kernels_match_numpy_reference(boundary):
-    s = storm_solver(boundary, theta=0.8, drains=[], pumps=[], inflows=[])  # point sources: see below
+def varied_manning(shape) -> np.ndarray:
+    """Manning's n from 0.02 to 0.05 in bands (as land use gives it)."""
+    return 0.02 + 0.01 * (np.add.outer(np.arange(shape[0]) // 7, np.arange(shape[1]) // 9) % 4)
+
+
+@pytest.mark.parametrize("boundary, friction", [("closed", "uniform"), ("open", "uniform"), ("closed", "per cell")])
+def test_kernels_match_numpy_reference(boundary, friction):
+    manning = 0.03 if friction == "uniform" else varied_manning(bumpy_bed().shape)
+    s = storm_solver(boundary, theta=0.8, drains=[], pumps=[], inflows=[], manning_n=manning)  # point sources: see below
+    assert (s._gn2_kernel.size == 1) == (friction == "uniform")
     s.advance(150.0)  # flows, wet and dry cells, limited cells
     h, qx, qy = s.h.copy(), s.qx.astype(np.float64), s.qy.astype(np.float64)
     t0 = s.t
@@ -81,6 +88,25 @@ def test_kernels_match_numpy_reference(boundary):
     np.testing.assert_allclose(s.qx, fx, rtol=2e-4, atol=2e-5 * scale)
     np.testing.assert_allclose(s.qy, fy, rtol=2e-4, atol=2e-5 * np.abs(fy).max())
     np.testing.assert_allclose(s.h, h_ref, rtol=1e-5, atol=1e-7)
+
+
+def test_one_friction_for_the_grid_is_the_same_as_per_cell():
+    """The kernel's fast path for one Manning's n everywhere (g·n² as 1 × 1) gives the same bits as
+    the same n given per cell."""
+    s = storm_solver(drains=[], pumps=[], inflows=[])
+    s.advance(150.0)
+    p = s._par.copy()
+    p[hy.P_DT], p[hy.P_RAIN], p[hy.P_TNEW] = 0.2, 1e-5, s.t + 0.2
+    results = []
+    for gn2 in (s.gn2[:1, :1].copy(), np.ascontiguousarray(s.gn2)):
+        out = [np.zeros_like(s.h), np.zeros_like(s.qx), np.zeros_like(s.qy), s.max_depth.copy(),
+               s.max_speed.copy(), s.arrival_time.copy(), np.zeros_like(s._row_stats)]
+        hy.step(s.h, s.z, gn2, s.qx, s.qy, s.rain_cell, p, s.open_edges, *out,
+                *hy.scratch(*s.shape, s.block_rows, len(s._scratch[0])), s.block_rows)
+        results.append(out)
+    assert np.abs(results[0][1]).max() > 1e-4  # water moves
+    for a, b in zip(*results):
+        assert np.array_equal(a, b, equal_nan=True)
 
 
 def test_cube_root_is_accurate():
