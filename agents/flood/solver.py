@@ -309,12 +309,14 @@ class FloodSolver:
         self.h, self._h2 = self._h2, h
         self.qx, self._qx2 = self._qx2, self.qx
         self.qy, self._qy2 = self._qy2, self.qy
-        stats = self._row_stats
+        # the rows' sums added in row order, whatever the threads (math.fsum of each column cost
+        # 2 % of the storm; a thousand float64 additions lose at most ~1e-13 of the total)
+        sums = self._row_stats.sum(axis=0)
         self.rain_m3 += rain * self.n_open * self.area
-        self.drained_uniform_m3 += math.fsum(stats[:, 0]) * self.area
-        self.outflow_m3 += math.fsum(stats[:, 1]) * dt * self.dx
-        self._h_peak = float(stats[:, 2].max())
-        self.limited_cells = int(stats[:, 3].sum())  # cells whose outflow was scaled down in this step
+        self.drained_uniform_m3 += float(sums[0]) * self.area
+        self.outflow_m3 += float(sums[1]) * dt * self.dx
+        self._h_peak = float(self._row_stats[:, 2].max())
+        self.limited_cells = int(sums[3])  # cells whose outflow was scaled down in this step
         self.t = t_new
         self.n_steps += 1
         return dt
