@@ -8,7 +8,7 @@ import math
 
 import pytest
 import tomli_w
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from agents.registry import get_model
@@ -134,6 +134,9 @@ def test_any_text_as_a_scenario_file(tmp_path, text):
 @pytest.mark.parametrize("model", ["toy", "station_dispersal"])
 @SETTINGS
 @given(value=values)
+@example(value="a" * 300)  # a file name too long for the file system (was OSError)
+@example(value="\x00")  # NUL in a path (was ValueError)
+@example(value="~nobody-here/x.csv")  # an unknown user's home
 def test_param_coerce_accepts_or_raises_user_error(model, value):
     for p in get_model(model).params:
         try:

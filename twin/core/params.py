@@ -172,11 +172,18 @@ class Param:
     def _existing_file(self, value: Any, where: str, base_dir: Path | None) -> Path:
         if not isinstance(value, str) or not value.strip():
             raise UserError(f'{where}: "{self.name}" must be a file path (text), not {value!r}.')
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = (base_dir or Path.cwd()) / path
-        path = path.resolve()
-        if not path.is_file():
+        if "\0" in value:
+            raise UserError(f'{where}: "{self.name}" = {value!r}: a file path cannot hold a NUL character.')
+        try:
+            path = Path(value).expanduser()
+            if not path.is_absolute():
+                path = (base_dir or Path.cwd()) / path
+            path = path.resolve()
+            found = path.is_file()
+        except (OSError, RuntimeError) as e:  # a name too long for the file system, a symlink loop
+            raise UserError(f'{where}: "{self.name}" = "{value[:80]}{"..." if len(value) > 80 else ""}" cannot be '
+                            f"used as a file path ({getattr(e, 'strerror', None) or e}); give the path of an existing file.") from None
+        if not found:
             raise UserError(f'{where}: "{self.name}" = "{value}": no such file ({path}). Paths are relative to '
                             "the scenario file's folder.")
         if self.suffixes and not path.name.lower().endswith(tuple(s.lower() for s in self.suffixes)):
