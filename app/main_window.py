@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
 from twin.alerts import AlertMonitor, Places
 from twin.core.errors import UserError
 
+from . import gui_gc
 from .alert_panel import AlertsPanel
 from .command_room import CameraTour, DashboardWindow
 from .panels import (IndicatorsPanel, LayersPanel, LogPanel, ParamsPanel, PickPanel, RunControls, fmt_clock,
@@ -70,6 +71,8 @@ def default_runs_dir() -> Path:
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
+        gui_gc.hold()  # VTK objects must be freed on this thread (app/gui_gc.py); released on close
+        self._gc_held = True
         self.settings = settings or QSettings()
         self.setWindowTitle("CityTwin")
         self.setAcceptDrops(True)
@@ -1176,3 +1179,6 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.viewport.close_plotter()
         super().closeEvent(e)
+        if self._gc_held:
+            self._gc_held = False
+            gui_gc.release()
