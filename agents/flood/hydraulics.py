@@ -65,6 +65,8 @@ from llvmlite import ir
 from numba import get_thread_id, njit, prange, types
 from numba.extending import intrinsic
 
+import agents.thread_policy  # noqa: F401  (one OpenMP wait policy per process)
+
 G = 9.81
 WALL_Z = np.float32(1.0e30)  # bed level of a blocked cell (a wall)
 # A limited cell may give away this fraction of its water, not all of it: the factor, computed in

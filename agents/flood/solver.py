@@ -26,26 +26,16 @@ multiple of S shortens one step and so changes what follows, by round-off).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
-# A step takes 3-6 ms and the threads meet at its end; OpenMP's default spins about 0.1 ms and then
-# sleeps, and waking the threads for the next step cost as much as the step on the 2-core machine
-# (the riverside storm: 93 s by default, 56 s spinning up to ~3 ms, 60 s spinning always). A bounded
-# spin keeps the threads awake between steps, not while the app is idle. A policy set before (the
-# station model asks for passive threads) is kept: the environment is read once, by the first
-# parallel kernel of the process.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "3000000")
+import numba
+import numpy as np
+from numba import njit
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-from numba import njit  # noqa: E402
-
-from agents.flood import hydraulics as hy  # noqa: E402
-from agents.flood.forcing import Hydrograph, Hyetograph  # noqa: E402
-from twin.core.errors import UserError  # noqa: E402
+from agents.flood import hydraulics as hy
+from agents.flood.forcing import Hydrograph, Hyetograph
+from twin.core.errors import UserError
 
 G = hy.G
 # Grids smaller than this run on one thread: a step then takes well under a millisecond, and on a

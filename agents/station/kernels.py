@@ -38,16 +38,11 @@ Contents
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
+from numba import njit, prange
 
-# Threads of the parallel kernels wait for work asleep, not spinning: on a busy (or 2-core) machine a
-# spinning OpenMP thread takes the core another one needs, and a step ends at a barrier (measured on
-# the evening peak with the machine loaded: 4x slower with 2 spinning threads than with one).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from numba import njit, prange  # noqa: E402
+import agents.thread_policy  # noqa: F401  (one OpenMP wait policy per process)
 
 # Entry points release the GIL (nogil=True): the app runs a branch's futures in threads beside the
 # window, which must get the interpreter between kernel calls (docs/command_room.md).
