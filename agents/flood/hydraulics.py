@@ -273,15 +273,15 @@ def step(h, z, gn2, qx, qy, rain_cell, par, open_edges, h_new, qx_new, qy_new, h
          row_stats, fx, fy, s, take, block_rows):
     """One step of the scheme on the whole grid, in blocks of ``block_rows`` rows.
 
-    Each block computes the raw flows of its rows' faces plus one row
-    of halo on each side, the limiting factors of its rows and their two neighbours, then the
-    limited flows, depths, maxima and arrival times of its rows; the raw flows never leave the
-    thread's cache (``fx, fy, s, take``: per-thread scratch from ``scratch``). Everything is read
-    from the old state (``h, qx, qy``) and written to the new (``h_new, qx_new, qy_new``), so the
-    halos that two blocks both compute come out identical and no block reads what another
-    writes. ``gn2`` is g·n² per cell, or (1, 1) for one value everywhere. ``row_stats[i]`` receives (drained depth Σ, edge outflow Σq, max depth, cells whose
-    outflow was limited) of row i for the caller to sum serially. ``open_edges`` (uint8 × 4): whether the north, south, west and
-    east edges let water out."""
+    Each block computes the raw flows of its rows' faces plus one row of halo on each side, the
+    limiting factors of its rows and their two neighbours, then the limited flows, depths, maxima
+    and arrival times of its rows; the raw flows never leave the thread's cache (``fx, fy, s,
+    take``: per-thread scratch from ``scratch``). Everything is read from the old state (``h, qx,
+    qy``) and written to the new (``h_new, qx_new, qy_new``), so the halos that two blocks both
+    compute come out identical and no block reads what another writes. ``gn2`` is g·n² per cell,
+    or (1, 1) for one value everywhere. ``row_stats[i]`` receives (drained depth Σ, edge outflow
+    Σq, max depth, cells whose outflow was limited) of row i for the caller to sum serially.
+    ``open_edges`` (uint8 × 4): whether the north, south, west and east edges let water out."""
     ny, nx = h.shape
     zero = np.float32(0.0)
     half = np.float32(0.5)
