@@ -290,18 +290,13 @@ def _iter_dask(tasks: list[tuple], address: str):
     and none comes back within ``CITYTWIN_DASK_TIMEOUT``, stop with a message that says how many
     runs were waiting (the finished ones are kept) instead of waiting for ever."""
     try:
-        from distributed import Client, wait
+        from distributed import wait
     except ImportError:  # pragma: no cover - dask is a dependency
         raise UserError("--scheduler needs dask.distributed: pip install 'dask[distributed]'.") from None
-    from .preflight import dask_timeout_s
+    from .preflight import dask_client, dask_timeout_s
 
     timeout_s = dask_timeout_s()
-    try:
-        client = Client(address, timeout=f"{timeout_s}s")
-    except (OSError, TimeoutError, ValueError) as e:
-        raise UserError(f"--scheduler {address}: cannot reach the Dask scheduler ({e}). Start one with "
-                        "`dask scheduler` and workers with `dask worker ADDRESS`, or leave --scheduler out "
-                        "to run on this machine.") from None
+    client = dask_client(address)
     try:
         futures = [client.submit(run_task, *t, key=f"citytwin-run-{i}-{hashlib.sha1(repr(t).encode()).hexdigest()[:12]}",
                                  pure=False) for i, t in enumerate(tasks)]

@@ -291,16 +291,21 @@ def check_scheduler(address: str, what: str = "--scheduler") -> str:
     return text
 
 
-def _wait_for_workers(address: str, what: str) -> None:
+def dask_client(address: str, what: str = "--scheduler"):
+    """A ``distributed.Client`` of the scheduler at ``address``, or a UserError that says how to start one."""
     from distributed import Client
 
-    timeout_s = dask_timeout_s()
     try:
-        client = Client(address, timeout=f"{timeout_s}s")
+        return Client(address, timeout=f"{dask_timeout_s()}s")
     except (OSError, TimeoutError, ValueError) as e:
         raise UserError(f"{what} {address}: cannot reach the Dask scheduler ({e}). Start one with `dask scheduler` "
                         "and workers with `dask worker ADDRESS`, or leave --scheduler out to run on this "
                         "machine.") from None
+
+
+def _wait_for_workers(address: str, what: str) -> None:
+    timeout_s = dask_timeout_s()
+    client = dask_client(address, what)
     try:
         if client.scheduler_info().get("workers"):
             return
