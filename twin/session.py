@@ -49,7 +49,7 @@ EVENTS: dict[str, str] = {
     "progress": "time_s, duration_s (simulated)",
     "kpi_rows": "rows (new KPI rows: [{time_s, kpi: value, ...}])",
     "frames_changed": "count, latest (a frame was recorded: the timeline's length and its newest frame)",
-    "time_changed": "frame, index, time_s, live (following the latest frame), by ('run': a new frame "
+    "time_changed": "(after the alerts_changed of that moment) frame, index, time_s, live (following the latest frame), by ('run': a new frame "
                     "followed live; 'seek': the user moved in time)",
     "alerts_changed": "monitor (levels now: .active, .kpi_level), events (changes of level logged now; "
                       "empty when scrubbing back)",
@@ -461,9 +461,11 @@ class Session:
         self._emit("timeline_reset")
 
     def _show(self, frame: Frame, index: int, by: str) -> None:
+        """Move to ``frame``: the alerts first (``alerts_changed``), so that a view drawing the moment on
+        ``time_changed`` finds the levels of that moment."""
         self.frame, self.index = frame, index
-        self._emit("time_changed", frame=frame, index=index, time_s=frame.time_s, live=self.following_live, by=by)
         self._update_alerts(frame)
+        self._emit("time_changed", frame=frame, index=index, time_s=frame.time_s, live=self.following_live, by=by)
 
     def _update_alerts(self, frame: Frame) -> None:
         """Levels at ``frame``; when it is later than the last, the recorded frames in between are

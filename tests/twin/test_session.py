@@ -102,8 +102,8 @@ def test_a_headless_run_reports_frames_rows_progress_and_gives_the_cli_numbers(s
     assert started.seed == 7 and started.params == {"walkers": 40} and started.out_dir == tmp_path / "out"
     assert started.scenario.duration_s == 60
     # starting reports the first frame: the timeline grows, the view follows it live
-    assert first[4:] == ["frames_changed", "time_changed", "alerts_changed", "kpi_rows", "progress"]
-    t = session.seen[5]
+    assert first[4:] == ["frames_changed", "alerts_changed", "time_changed", "kpi_rows", "progress"]
+    t = session.seen[6]
     assert (t.index, t.time_s, t.live, t.by) == (0, 0.0, True, "run") and t.frame is session.frame
 
     session.seen.clear()
@@ -162,7 +162,7 @@ def test_seek_steps_and_live_and_alerts_scrubbed_back_log_nothing(session, scena
 
     session.seen.clear()
     session.seek(2)
-    seek, alerts = session.seen
+    alerts, seek = session.seen
     assert (seek.type, seek.index, seek.live, seek.by) == ("time_changed", 2, False, "seek")
     assert seek.frame is run.recorder[2] and session.frame is run.recorder[2]
     assert alerts.type == "alerts_changed" and alerts.events == [] and session.alerts.kpi_level("walkers_done") == 0
