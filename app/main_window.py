@@ -15,21 +15,20 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QFont, QGuiApplication
+from PySide6.QtGui import QAction, QDesktopServices, QFont
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QProgressDialog, QPushButton, QSlider, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from twin.core.errors import UserError
 from twin.session import PAUSED, RUNNING, Session
 
-from . import gui_gc
+from . import gui_gc, video_export
 from .alert_panel import AlertsPanel
 from .branch_from_now import Branching
-from .command_room import CameraTour, DashboardWindow
+from .command_room import CameraTour, DashboardWindow, enter_command_room, leave_command_room
 from .comparisons import Comparisons
 from .panels import IndicatorsPanel, LayersPanel, LogPanel, ParamsPanel, PickPanel, RunControls, fmt_clock, time_label
 from .session_qt import QtRun, SessionBridge
-from .theme import SCALES, apply_theme, auto_scale
+from .theme import SCALES, apply_theme
 from .viewport import Viewport
 from .window_menus import build_menus, rebuild_recent
 
@@ -531,71 +530,17 @@ class MainWindow(QMainWindow):
     def branches(self) -> list[dict]:
         return self.branching.records
 
-    # -- video -------------------------------------------------------------------------------------
+    # -- video (app/video_export.py) ----------------------------------------------------------------
     def video_sources(self):
-        """What File → Export video films: the front side-by-side window's variants, else the current run."""
-        from twin.replay import RunSource
-
-        for cw in reversed(self.comparisons.windows):
-            if cw.isVisible() and all(v.source is not None for v in cw.variants):
-                return [v.source for v in cw.variants], cw
-        w = self.worker
-        if w is None:
-            return None, None
-        return [RunSource(w.variant or "baseline", w.scenario, w.variant, w.seed, w.overrides)], None
+        return video_export.video_sources(self)
 
     def ask_export_video(self):
-        from .dialogs import VideoDialog
-
-        sources, cw = self.video_sources()
-        if not sources:
-            self.error("Run a scenario (or open a comparison) first: the video films a run.")
-            return None
-        dlg = VideoDialog(" beside ".join(s.label for s in sources), self, difference_possible=len(sources) > 1)
-        if dlg.exec() != dlg.DialogCode.Accepted:
-            return None
-        f, _ = QFileDialog.getSaveFileName(self, "Save video", str(Path(self.last_folder()) / "citytwin.mp4"),
-                                           "MP4 video (*.mp4)")
-        if not f:
-            return None
-        return self.export_video(Path(f), **dlg.options())
+        return video_export.ask_export_video(self)
 
     def export_video(self, out: Path, size=(1920, 1080), fps: float = 30.0, length_s: float = 30.0,
                      difference: bool = False, dark: bool = True, sources=None):
         """Render in a separate process with a progress dialog; cancel leaves no file."""
-        from twin.video_spec import check_video, time_span
-
-        from .video_worker import VideoExport
-
-        if sources is None:
-            sources, cw = self.video_sources()
-        else:
-            cw = None
-        try:
-            spec = check_video(out, size, fps, length_s, None, dark=dark, difference=difference)
-            starts = [float(s.state.time_s) if s.state is not None else 0.0 for s in sources]
-            time_span(spec, starts, sources[0].scenario.duration_s)
-        except UserError as e:
-            self.error(str(e))
-            return None
-        view = cw.variants[0].pane.viewport if cw is not None else self.viewport
-        camera = view.plotter.camera_position
-        job = VideoExport(sources, out, spec, camera, self)
-        dlg = QProgressDialog(f"Rendering {out.name}…", "Cancel", 0, 100, self)
-        dlg.setWindowTitle("Export video")
-        dlg.setMinimumDuration(0)
-        dlg.setAutoClose(False)
-        dlg.setAutoReset(False)
-        dlg.canceled.connect(job.cancel)
-        job.progress.connect(lambda i, n: (dlg.setMaximum(n), dlg.setValue(i)))
-        job.finished.connect(lambda text: (dlg.close(), self.log_panel.log(f"video written: {text}")))
-        job.failed.connect(lambda m: (dlg.close(), self.error(f"video export failed: {m}")))
-        job.cancelled.connect(lambda: (dlg.close(), self.log_panel.log("video export cancelled; no file written")))
-        self.video_export, self.video_dialog = job, dlg
-        job.start()
-        dlg.show()
-        self.log_panel.log(f"video export started: {out} ({spec.size[0]}×{spec.size[1]}, {fps:g} fps)")
-        return job
+        return video_export.export_video(self, out, size, fps, length_s, difference, dark, sources)
 
     # -- view ------------------------------------------------------------------------------------
     def _set_colouring(self, mode):
@@ -651,67 +596,16 @@ class MainWindow(QMainWindow):
             self.act_dark.setChecked(on)
         self.viewport.request_render()
 
-    def command_room_screens(self, split: bool):
-        """(screen of the 3D wall, screen of the dashboard or None): the chosen monitor, and for a split
-        the next one (the same one when there is only one)."""
-        screens = QGuiApplication.screens()
-        i = min(int(self.settings.value("command_room/screen", 0)), len(screens) - 1)
-        wall = screens[max(i, 0)]
-        if not split:
-            return wall, None
-        others = [sc for sc in screens if sc is not wall]
-        return wall, (others[0] if others else wall)
-
     def set_command_room(self, on: bool, split: bool = False):
         """Full screen on the chosen monitor with the indicators and alerts, dark, at the wall's UI scale;
-        ``split``: the 3D view alone on that monitor and the dashboard full screen on the next one."""
+        ``split``: the 3D view alone on that monitor and the dashboard full screen on the next one
+        (app/command_room.py)."""
         if on == self.command_room and (not on or split == self.split):
             return
         if on and self.command_room:
             self.set_command_room(False)
         self.command_room, self.split = on, split and on
-        if on:
-            self._saved_state = self.saveState()
-            self._was_dark = self.dark
-            wall, board = self.command_room_screens(split)
-            scale = float(self.settings.value("command_room/scale", 0) or 0) or auto_scale(wall.geometry().height())
-            self.set_dark(True)
-            for key, d in self.docks.items():
-                d.setVisible(key in ("indicators", "alerts") and not split)
-            if not split:
-                self.docks["indicators"].setMinimumWidth(int(340 * max(scale, 1.5)))
-            if self.windowHandle() is not None:
-                self.windowHandle().setScreen(wall)
-            self.setGeometry(wall.geometry())
-            self.set_font_scale(max(scale, 1.5))
-            self.showFullScreen()
-            if split:
-                self.dashboard = DashboardWindow()
-                for key in ("indicators", "alerts"):
-                    self.dashboard.hold(self.docks[key].widget(), self.docks[key])
-                self.dashboard.setPalette(self.palette())
-                f = QFont(self.font())
-                f.setPointSizeF(14 * max(scale, 1.5))
-                self.dashboard.clock.setFont(f)
-                self.dashboard.show()
-                if self.dashboard.windowHandle() is not None:
-                    self.dashboard.windowHandle().setScreen(board)
-                self.dashboard.setGeometry(board.geometry())
-                self.dashboard.showFullScreen()
-                if board is wall:
-                    self.log_panel.log("command room: one monitor only, so the dashboard is a window over the 3D "
-                                       "view (attach a second monitor for the split)")
-        else:
-            if self.dashboard is not None:
-                self.dashboard.release()
-                self.dashboard.close()
-                self.dashboard = None
-            self.showNormal()
-            self.docks["indicators"].setMinimumWidth(0)
-            if self._saved_state is not None:
-                self.restoreState(self._saved_state)
-            self.set_font_scale(self.ui_scale)
-            self.set_dark(getattr(self, "_was_dark", False))
+        (enter_command_room(self, split) if on else leave_command_room(self))
         for act, want in ((self.act_command_room, on and not split), (self.act_split, on and split)):
             if act.isChecked() != want:
                 act.blockSignals(True)

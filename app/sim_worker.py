@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from twin.frames import Frame, FrameRecorder, RunFrames, copy_snapshot, frame_interval_s  # noqa: F401 (Frame, copy_snapshot: the app's names)
+from twin.frames import FrameRecorder, RunFrames, default_frame_interval_s
 
 
 class SimWorker(QObject):
@@ -119,7 +119,7 @@ class SimWorker(QObject):
         model = self.model = run.model
         cls = type(model)
         if self._frame_interval is None:
-            self.recorder.interval_s = frame_interval_s(model, sc.duration_s)
+            self.recorder.interval_s = default_frame_interval_s(model, sc.duration_s)
         self.started.emit(cls)
         feed = RunFrames(model, self.recorder)
         duration = model.duration_s

@@ -102,7 +102,7 @@ class FrameRecorder:
         return int(np.clip(np.searchsorted(t, t_s, side="right") - 1, 0, len(t) - 1))
 
 
-def frame_interval_s(model, duration_s: float) -> float:
+def default_frame_interval_s(model, duration_s: float) -> float:
     """Simulated seconds between recorded frames when the caller does not choose: the model's
     reporting interval, at most 1/600 of the run (never under its time quantum)."""
     return max(model.time_quantum_s, min(model.report_interval_s, duration_s / 600))

@@ -34,7 +34,7 @@ import numpy as np
 
 from twin.alerts import AlertMonitor, Places
 from twin.core.errors import UserError
-from twin.frames import Frame, FrameRecorder, RunFrames, frame_interval_s
+from twin.frames import Frame, FrameRecorder, RunFrames, default_frame_interval_s
 
 # Every event a session emits and its payload (besides ``type`` and ``source``, the session).
 EVENTS: dict[str, str] = {
@@ -546,7 +546,7 @@ class HeadlessRun:
         self.driver = Run(self.scenario, self.variant, self.seed, self.overrides)
         self.model = self.driver.model
         if self._frame_interval is None:
-            self.recorder.interval_s = frame_interval_s(self.model, self.scenario.duration_s)
+            self.recorder.interval_s = default_frame_interval_s(self.model, self.scenario.duration_s)
         self._feed = RunFrames(self.model, self.recorder)
         self.driver.advance(self.model.time_s)  # records the first row
         self._report(force=True)
