@@ -19,7 +19,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QFont
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from twin.session import PAUSED, RUNNING, Session
+from twin.session import PAUSED, RUNNING, Session, default_runs_dir
 
 from . import gui_gc, video_export
 from .alert_panel import AlertsPanel
@@ -34,10 +34,6 @@ from .window_menus import build_menus, rebuild_recent
 
 DEMO_CITY = Path(__file__).resolve().parent.parent / "gis_data" / "demo_city"
 MAX_RECENT = 8
-
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get("CITYTWIN_RUNS_DIR", Path.home() / "CityTwin" / "runs"))
 
 
 class MainWindow(QMainWindow):

@@ -25,6 +25,7 @@ app's simulation thread in ``app/session_qt.py``. The driver reports back throug
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 from pathlib import Path
@@ -154,6 +155,11 @@ class RunHandle(Protocol):
     def write(self, out: Path) -> None: ...  # the finished run's outputs, as the CLI writes them
 
 
+def default_runs_dir() -> Path:
+    """Where runs write their outputs unless told: $CITYTWIN_RUNS_DIR, else ~/CityTwin/runs."""
+    return Path(os.environ.get("CITYTWIN_RUNS_DIR", Path.home() / "CityTwin" / "runs"))
+
+
 def slug(text: str) -> str:
     """A file-name-safe form of a scenario or variant name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
@@ -163,12 +169,13 @@ class Session:
     """The state of one window (or one headless session) and the events that report its changes.
 
     ``run_factory(session, scenario, variant, seed, overrides, out_dir, speed, step_s)`` makes a run's
-    driver (``HeadlessRun`` by default); ``runs_dir`` is where runs write their outputs by default."""
+    driver (``HeadlessRun`` by default); ``runs_dir`` is where runs write their outputs by default
+    (``default_runs_dir()``)."""
 
     def __init__(self, run_factory: Callable[..., RunHandle] | None = None, runs_dir: Path | None = None):
         self.events = SessionEvents()
         self.run_factory = run_factory or HeadlessRun
-        self.runs_dir = Path(runs_dir) if runs_dir is not None else Path.home() / "CityTwin" / "runs"
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         # what is open
         self.city = None
         self.city_path: Path | None = None

@@ -268,3 +268,15 @@ def test_frames_of_a_headless_run_copy_the_model_state(session, scenario_file):
     assert rec.interval_s == 1.0  # the model's time quantum (its 5 s report interval is over 30 s / 600)
     assert not np.allclose(rec[0].positions, rec[len(rec) - 1].positions)
     assert rec[len(rec) - 1].kpis["walkers_done"] == run.result.summary["kpis"]["walkers_done"]
+
+
+def test_a_run_writes_under_the_runs_folder_by_default(monkeypatch, tmp_path, scenario_file):
+    monkeypatch.setenv("CITYTWIN_RUNS_DIR", str(tmp_path / "runs"))
+    s = Session()
+    assert s.runs_dir == tmp_path / "runs"
+    s.open_scenario(scenario_file)
+    s.choose_variant("fast")
+    run = s.start_run(variant=s.variant, duration_s=5)
+    run.advance()
+    assert run.out_dir.parent == tmp_path / "runs" and run.out_dir.name.startswith("test_fast_")
+    assert (run.out_dir / "summary.json").is_file() and s.last_output == run.out_dir
