@@ -194,9 +194,6 @@ class MainWindow(QMainWindow):
         """The current run's SimController, or None."""
         return self.session.run.controller if self.session.run is not None else None
 
-    def model_name(self) -> str | None:
-        return self.session.model_name
-
     # -- session events → widgets ----------------------------------------------------------------------
     def _on_city_opened(self, e):
         city = e.city
@@ -425,13 +422,10 @@ class MainWindow(QMainWindow):
                 break
 
     # -- running -----------------------------------------------------------------------------------
-    def run_overrides(self) -> dict:
-        return self.params.values()
-
     def start_run(self, out_dir: Path | None = None):
         """Run the open scenario with the form's variant, parameters, seed and duration; returns the
         run's SimWorker (None when nothing can run)."""
-        run = self.session.start_run(self.params.variant_combo.currentText() or None, self.run_overrides(),
+        run = self.session.start_run(self.params.variant_combo.currentText() or None, self.params.values(),
                                      int(self.params.seed.value()), float(self.params.duration.value()),
                                      out_dir if isinstance(out_dir, (str, Path)) else None,
                                      float(self.controls.speed.currentData()), float(self.controls.step_s.value()))
@@ -503,9 +497,6 @@ class MainWindow(QMainWindow):
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_output)))
 
     # -- side by side, comparisons and branches (app/comparisons.py, app/branch_from_now.py) -------------
-    def ask_open_comparison(self):
-        return self.comparisons.ask_open()
-
     def open_comparison(self, folder: Path, intervention: str | None = None, replication: int = 0):
         return self.comparisons.open(folder, intervention, replication)
 
@@ -515,24 +506,11 @@ class MainWindow(QMainWindow):
     def cancel_compare(self, wait_s: float = 5.0) -> bool:
         return self.comparisons.cancel(wait_s)
 
-    def ask_branch(self):
-        return self.branching.ask()
-
     def branch(self, variant: str | None, changes: dict | None = None, replications: int = 1, speed: float = 0.0,
                out_dir: Path | None = None) -> dict | None:
         return self.branching.branch(variant, changes, replications, speed, out_dir)
 
-    @property
-    def branches(self) -> list[dict]:
-        return self.branching.records
-
     # -- video (app/video_export.py) ----------------------------------------------------------------
-    def video_sources(self):
-        return video_export.video_sources(self)
-
-    def ask_export_video(self):
-        return video_export.ask_export_video(self)
-
     def export_video(self, out: Path, size=(1920, 1080), fps: float = 30.0, length_s: float = 30.0,
                      difference: bool = False, dark: bool = True, sources=None):
         """Render in a separate process with a progress dialog; cancel leaves no file."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QToolBar
 
+from . import video_export
 from .theme import SCALES
 
 CAMERAS = (("top", "Top (plan)", "Top", "1"), ("oblique", "Oblique", "Oblique", "2"),
@@ -21,11 +22,11 @@ def build_menus(win) -> None:
     f = mb.addMenu("&File")
     win.act_open_city = f.addAction("Open &city folder…", win.ask_open_city, QKeySequence("Ctrl+O"))
     win.act_open_scenario = f.addAction("Open &scenario…", win.ask_open_scenario, QKeySequence("Ctrl+Shift+O"))
-    f.addAction("Open a &comparison side by side…", win.ask_open_comparison, QKeySequence("Ctrl+Shift+C"))
+    f.addAction("Open a &comparison side by side…", win.comparisons.ask_open, QKeySequence("Ctrl+Shift+C"))
     win.recent_menu = f.addMenu("&Recent")
     f.addSeparator()
     f.addAction("Export &screenshot…", win.ask_screenshot, QKeySequence("Ctrl+P"))
-    f.addAction("Export &video…", win.ask_export_video, QKeySequence("Ctrl+Shift+E"))
+    f.addAction("Export &video…", lambda: video_export.ask_export_video(win), QKeySequence("Ctrl+Shift+E"))
     f.addAction("Export run &outputs…", win.ask_export_run)
     win.act_open_output = f.addAction("Open run output &folder", win.open_output_folder)
     win.act_open_output.setEnabled(False)
@@ -82,7 +83,7 @@ def build_menus(win) -> None:
     r.addAction("Frame &back", lambda: win.step_slider(-1), QKeySequence("Ctrl+Left"))
     r.addAction("Frame &forward", lambda: win.step_slider(+1), QKeySequence("Ctrl+Right"))
     r.addSeparator()
-    win.act_branch = r.addAction("&Branch from now…", win.ask_branch, QKeySequence("Ctrl+B"))
+    win.act_branch = r.addAction("&Branch from now…", win.branching.ask, QKeySequence("Ctrl+B"))
     win.act_compare = r.addAction("Co&mpare interventions…", win.start_compare, QKeySequence("Ctrl+Shift+R"))
     win.act_cancel_compare = r.addAction("Cancel comparison", win.cancel_compare, QKeySequence("Ctrl+Shift+."))
     win.act_cancel_compare.setEnabled(False)
@@ -102,7 +103,7 @@ def build_menus(win) -> None:
     win.poi_combo.activated.connect(win.fly_to_poi)
     tb.addWidget(win.poi_combo)
     tb.addSeparator()
-    tb.addAction("Branch", win.ask_branch)
+    tb.addAction("Branch", win.branching.ask)
     tb.addAction(win.act_tour)
     tb.addAction(win.act_command_room)
 
