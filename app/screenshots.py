@@ -101,7 +101,7 @@ def main() -> int:
     if n:
         times = worker.recorder.times()
         i = int(np.searchsorted(times, args.run_s - 1e-6)) if times[-1] >= args.run_s else n - 1
-        w._show(worker.recorder[min(i, n - 1)])
+        w.session.seek(min(i, n - 1))
     w.viewport.render_now()
     app.processEvents()
     save_small(w, args.out / f"screenshot_{args.name}.png")
