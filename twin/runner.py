@@ -23,7 +23,7 @@ from . import __version__
 from .core.errors import UserError
 from .core.files import atomic_dir, sha256_file, write_geotiff, write_json, write_table
 from .core.params import plain_value
-from .core.state_file import SavedState, read_state, state_bytes
+from .core.state_file import SavedState, read_state, restore_state, state_bytes
 from .exports import Recorder
 from .output_settings import OutputSettings
 from .scenario import BASELINE, Scenario, load_scenario, scenario_from_dict
@@ -106,7 +106,7 @@ class Run:
         self.from_state = state
         self.replication = int(replication)
         if state is not None:
-            self.model.set_state(state.arrays, state.meta["model"])
+            restore_state(self.model, state)
             if self.replication:
                 self.model.reseed((self.seed, self.replication))
         elif self.replication:
@@ -292,9 +292,14 @@ def resume_plan(state: SavedState, variant: str | None, overrides: dict | None) 
 def load_state_run(path: Path, scenario_path: Path | None = None, variant: str | None = None,
                    overrides: dict | None = None) -> tuple[Scenario, SavedState, str, dict]:
     state = read_state(path)
-    sc = scenario_for_state(state, scenario_path)
-    variant, overrides = resume_plan(state, variant, overrides)
-    sc.params_for(variant, overrides)  # an unknown variant or a bad --set fails here, before the model is built
+    try:
+        sc = scenario_for_state(state, scenario_path)
+        variant, overrides = resume_plan(state, variant, overrides)
+        sc.params_for(variant, overrides)  # an unknown variant or a bad --set fails here, before the model is built
+    except UserError as e:  # the scenario recorded in the state: say which state holds it
+        if str(state.path) in str(e):
+            raise
+        raise UserError(f"{state.where}: {e}") from None
     return sc, state, variant, overrides
 
 

@@ -36,7 +36,7 @@ from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
-                                      LayerSpec, Param, Snapshot)
+                                      LayerSpec, Param, Snapshot, StateSpec)
 
 from . import kernels as K
 from .crowd import Crowd, MotionParams
@@ -268,6 +268,31 @@ class StationDispersalModel(CityModel):
         "queue_s", "_next_reroute", "exited_by_gate", "last_exit_t", "last_done_t",
         "d_field", "d_max", "_next_density", "density_now", "max_density", "los",
         "onward.next_dep", "onward.boarded_by_poi", "onward.departures",
+    )
+    # What a restored state may hold (docs/state_file.md): the kernels index with these integers.
+    state_specs = (
+        *StateSpec.each(("crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "exit_xy", "last_exit_t", "last_done_t",
+                         "onward.next_dep")),
+        *StateSpec.each(("crowd.v0", "lane_free_at", "entry_free_at", "queue_s", "d_field", "d_max", "density_now",
+                         "max_density", "los"), low=0.0),
+        StateSpec("crowd.hold", inf=True),  # -inf: not held; a time: held until then
+        *StateSpec.each(("_next_reroute", "_next_density"), inf=True),
+        *StateSpec.each(("t_appear", "t_exit", "t_poi", "t_done", "t_validated", "t_on", "t_off"), nan=True),  # NaN: not yet
+        StateSpec("crowd.tgt", index_of="crowd.t_to_level"),
+        StateSpec("crowd.ids", index_of="state"),
+        StateSpec("crowd.lv", index_of="floors.navs"),
+        StateSpec("came_from", index_of="floors.navs", low=-1),
+        *StateSpec.each(("crowd.board", "conn_e"), index_of="entries", low=-1),
+        StateSpec("crowd.n", low=0, high="crowd.cap"),
+        StateSpec("crowd.step_no", low=0),
+        StateSpec("crowd.paid"),
+        StateSpec("state", low=PENDING, high=CHANGING_LEVEL),
+        StateSpec("gate_of", index_of="exited_by_gate", low=-1),
+        StateSpec("poi_of", index_of="onward.next_dep", low=-1),
+        StateSpec("lane_of", index_of="lane_free_at", low=-1),
+        *StateSpec.each(("src_ptr", "n_released", "n_transit"), low=0, high="state"),
+        *StateSpec.each(("passed_by_ticket", "conn_load", "passed_by_connector", "exited_by_gate",
+                         "onward.boarded_by_poi", "onward.departures"), low=0),
     )
 
     def __init__(self, city, *, duration_s: float, seed: int, **params):
