@@ -28,9 +28,8 @@ from . import inputs
 from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
-from .solver import FloodSolver
+from .solver import MAX_DEPTH_M, FloodSolver
 
-MAX_DEPTH_M = 1000.0  # deeper water than any flood: a restored depth beyond it is refused
 FLOODED_DEPTH_M = 0.1  # "flooded" area and arrival times: deeper than this (as the arrival_time.tif)
 ENTRANCE_KINDS = ("exit", "entrance")  # gates of these kinds are the station's entrances
 

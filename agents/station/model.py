@@ -40,7 +40,7 @@ from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, F
 
 from . import kernels as K
 from .crowd import Crowd, MotionParams
-from .demand import Train, scaled, trains_from_params
+from .demand import Train, check_total, scaled, trains_from_params
 from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, select_ids
 from .navigation import Floors, build_navigation, rasterize
 from .transport import Onward
@@ -430,6 +430,7 @@ class StationDispersalModel(CityModel):
         trains = trains_from_params(p, [s.id for s in st.sources], self.duration_s)
         if trains is None:
             trains = [Train(si, s.release_s, scaled(s.count, p["demand_scale"])) for si, s in enumerate(st.sources)]
+            check_total([t.passengers for t in trains], "layer sources (count × demand_scale)")
         # blocks per train, released in order of arrival (stagger: each later train a bit later)
         order = sorted(range(len(trains)), key=lambda k: (trains[k].arrival_s, k))
         rank = {k: r for r, k in enumerate(order)}

@@ -60,6 +60,10 @@ COLUMN_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+MIN_ELEVATION_M, MAX_ELEVATION_M = -11_000.0, 9_000.0  # the deepest sea floor to above Everest
+MIN_DEM_COVER = 0.5  # share of the layers' extent a DEM must cover (the rest is extrapolated from its edge)
+
+
 @dataclass
 class Terrain:
     """Elevation in metres on a north-up grid in the city CRS."""
@@ -90,6 +94,13 @@ class Terrain:
                             "`citytwin city import`) or remove it to use flat ground.") from None
         if not np.isfinite(z).any():
             raise UserError(f"{path}: the DEM holds no valid elevation (all cells are nodata).")
+        bad = np.isfinite(z) & ((z < MIN_ELEVATION_M) | (z > MAX_ELEVATION_M))
+        if bad.any():
+            r, c = (int(i) for i in np.argwhere(bad)[0])
+            raise UserError(f"{path}: the DEM holds {float(z[r, c]):g} m at row {r}, column {c} (x = "
+                            f"{t.c + (c + 0.5) * t.a:.1f}, y = {t.f + (r + 0.5) * t.e:.1f}), outside the elevations on "
+                            f"Earth ({MIN_ELEVATION_M:g} to {MAX_ELEVATION_M:g} m); {int(bad.sum()):,} cell(s) in all. "
+                            "Mark such cells as nodata (gdal_edit.py -a_nodata VALUE) or fix the DEM.")
         return cls(GridField("elevation", z, t.c, t.f, abs(t.a), unit="m"))
 
     def sample(self, x, y) -> np.ndarray:
@@ -189,6 +200,16 @@ class City:
             raise UserError(
                 f"{where}: the DEM (extent {fmt_bounds(b)}) does not overlap the city's layers "
                 f"(extent {fmt_bounds(a)}). Use a DEM of the same area, or remove it for flat ground."
+            )
+        rows, cols = self.terrain.grid.values.shape
+        covered = ((min(a[2], b[2]) - max(a[0], b[0])) * (min(a[3], b[3]) - max(a[1], b[1]))
+                   / max((a[2] - a[0]) * (a[3] - a[1]), 1e-9))
+        if rows < 2 or cols < 2 or covered < MIN_DEM_COVER:
+            raise UserError(
+                f"{where}: the DEM ({rows} x {cols} cells, extent {fmt_bounds(b)}) covers {covered:.0%} of the city's "
+                f"layers (extent {fmt_bounds(a)}); a DEM must have at least 2 x 2 cells and cover at least "
+                f"{MIN_DEM_COVER:.0%} of them, or ground elsewhere would be made up. Use a DEM of the whole area, or "
+                "remove it for flat ground."
             )
 
     # -- layers ----------------------------------------------------------------------------
@@ -477,6 +498,21 @@ def _check_extra(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDataFra
     return gdf.reset_index(drop=True)
 
 
+def _refuse_non_finite_coordinates(gdf: gpd.GeoDataFrame, where: str) -> None:
+    """A point at NaN (or infinite) coordinates cannot be placed on the map: name the feature."""
+    import shapely
+
+    if not len(gdf):
+        return
+    xy, index = shapely.get_coordinates(gdf.geometry.values, return_index=True)
+    bad = ~np.isfinite(xy).all(axis=1)
+    if bad.any():
+        i = int(index[np.argmax(bad)])
+        fid = gdf["id"].iloc[i] if "id" in gdf.columns else f"number {i}"
+        raise UserError(f"{where}: feature {fid!r} has coordinates {tuple(float(v) for v in xy[np.argmax(bad)])}, "
+                        "which are not on the map. Place it again in your GIS or delete it.")
+
+
 # GeoPackage's two reserved "undefined" CRSs (OGC 12-128r18, table 6): srs_id -1 and 0. GDAL reads
 # them as these names; coordinates in them cannot be placed on the map, and reprojecting them fails
 # (-1) or silently turns every coordinate into garbage that is then dropped (0).
@@ -526,6 +562,7 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
             first = int(np.flatnonzero(bad.to_numpy())[0])
             raise UserError(f"{where}: {int(bad.sum())} feature(s) are {kinds} (the first is feature {first}); "
                             f"layer {name!r} holds {family}s only. Move them to the right layer or convert them.")
+    _refuse_non_finite_coordinates(gdf, where)
     gdf, repaired, dropped = repair_geometries(gdf, family if family != "any" else "")
     if repaired:
         gdf.attrs["repaired"] = repaired
@@ -558,6 +595,15 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
                 i = int(np.flatnonzero(bad.to_numpy())[0])
                 raise UserError(f"{where}: column {col!r} of feature {i} is {gdf[col].iloc[i]!r}, not a number.")
             gdf[col] = values
+    for col in ("count", "capacity", "capacity_m3s", "speed_kmh", "service_time_s", "gates", "population"):
+        if col in gdf.columns and len(gdf):
+            values = pd.to_numeric(gdf[col], errors="coerce")
+            bad = values.notna() & ~(np.isfinite(values) & (values >= 0))
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                fid = gdf["id"].iloc[i] if "id" in gdf.columns else i
+                raise UserError(f"{where}: feature {fid!r} has {col} = {gdf[col].iloc[i]!r}; it must be a finite "
+                                "number, 0 or more. Fix the value in your GIS.")
     if name in LEVEL_LAYERS and len(gdf):
         values = pd.to_numeric(gdf["level"], errors="coerce")
         bad = ~(np.isfinite(values) & (values == np.round(values)))
