@@ -154,6 +154,8 @@ class City:
         if root.is_file() and root.name == "city.toml":
             root = root.parent
         toml_path = root / "city.toml"
+        _refuse_broken_link(root, "the city folder")
+        _refuse_broken_link(toml_path, "city.toml")
         if not root.is_dir():
             raise UserError(f"{root}: no such city folder. A city package is a folder with city.toml and city.gpkg; "
                             "make one with `citytwin city import`.")
@@ -183,6 +185,8 @@ class City:
         city = cls(name=str(section["name"]), crs=crs, root=root,
                    attribution=str(section.get("attribution", "")), meta=section)
         level_heights(section.get("level_height_m"), f"{toml_path}: level_height_m")
+        _refuse_broken_link(gpkg, "the city's GeoPackage")
+        _refuse_broken_link(dem_path, "the city's DEM")
         city.gpkg = gpkg if gpkg.exists() else None
         if gpkg.exists():
             city.layers = read_layers(gpkg, crs, section.get("layers", {}))
@@ -232,7 +236,7 @@ class City:
         cache = self.__dict__.setdefault("_extra", {})
         if spec.name not in cache:
             if spec.name in self.layers and spec.name not in LAYERS:
-                cache[spec.name] = _check_extra(self.layers[spec.name], spec, f"{self.name}, layer {spec.name!r}",
+                cache[spec.name] = check_extra_layer(self.layers[spec.name], spec, f"{self.name}, layer {spec.name!r}",
                                                 self.crs)
             else:
                 cache[spec.name] = _read_extra_layer(self, spec)
@@ -480,10 +484,10 @@ def _read_extra_layer(city: "City", spec) -> gpd.GeoDataFrame | None:
             gdf = gpd.read_file(gpkg, layer=spec.name, on_invalid="fix")
     except Exception as e:
         raise UserError(f"{where}: cannot be read ({str(e).strip().splitlines()[0] if str(e).strip() else e}).") from None
-    return _check_extra(gdf, spec, where, city.crs)
+    return check_extra_layer(gdf, spec, where, city.crs)
 
 
-def _check_extra(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDataFrame:
+def check_extra_layer(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDataFrame:
     if gdf.crs is None:
         raise UserError(f"{where}: the layer has no CRS. Assign one in your GIS.")
     gdf = gdf.to_crs(crs) if gdf.crs != crs else gdf
@@ -496,6 +500,46 @@ def _check_extra(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDataFra
             raise UserError(f"{where}: feature {int(np.flatnonzero(bad.to_numpy())[0])} is a "
                             f"{gdf.geom_type[bad].iloc[0]}; this layer holds {spec.geometry}s only.")
     return gdf.reset_index(drop=True)
+
+
+def _refuse_split_floors(gdf: gpd.GeoDataFrame, where: str) -> None:
+    """A walkable polygon that crosses itself (a bow-tie) would be repaired into separate pieces, and
+    the error would surface later at whatever gate or stair lies off them: name the polygon now."""
+    import shapely
+
+    geoms = gdf.geometry.values
+    present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    invalid = present & ~shapely.is_valid(geoms)
+    for i in np.flatnonzero(invalid):
+        g = geoms[i]
+        fixed = shapely.make_valid(g)
+        polys = [p for p in shapely.get_parts(fixed) if p.geom_type == "Polygon" and p.area > 0]
+        if len(polys) > len([p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]):
+            fid = gdf["id"].iloc[i] if "id" in gdf.columns else gdf["name"].iloc[i] if "name" in gdf.columns else i
+            raise UserError(f"{where}: walkable polygon {fid!r} crosses itself ({shapely.is_valid_reason(g)}), so it "
+                            f"falls apart into {len(polys)} pieces that touch at single points and people could not "
+                            "walk between them. Redraw its outline so that it does not cross itself.")
+
+
+def _refuse_broken_link(path: Path, what: str) -> None:
+    """A symbolic link that leads nowhere would read as "no such file" (a city without layers): say what it is."""
+    import errno
+    import os
+
+    if not os.path.islink(path):
+        parent = path.parent
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # a loop further up the path
+                raise UserError(f"{path}: {what} lies under a loop of symbolic links ({parent}); fix the links.") from None
+        return
+    try:
+        os.stat(path)
+    except OSError as e:
+        why = ("a loop of symbolic links" if e.errno == errno.ELOOP
+               else f"a symbolic link to {os.readlink(path)}, which does not exist")
+        raise UserError(f"{path}: {what} is {why}. Point the link at the real file, or replace it with the file.") from None
 
 
 def _refuse_non_finite_coordinates(gdf: gpd.GeoDataFrame, where: str) -> None:
@@ -563,6 +607,8 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
             raise UserError(f"{where}: {int(bad.sum())} feature(s) are {kinds} (the first is feature {first}); "
                             f"layer {name!r} holds {family}s only. Move them to the right layer or convert them.")
     _refuse_non_finite_coordinates(gdf, where)
+    if name == "walkable":
+        _refuse_split_floors(gdf, where)
     gdf, repaired, dropped = repair_geometries(gdf, family if family != "any" else "")
     if repaired:
         gdf.attrs["repaired"] = repaired
