@@ -358,7 +358,7 @@ class City:
         ``extra_files`` ({name: text or bytes}) are written into the package in the same step
         (the import uses it for ``import_report.json``).
         """
-        from .files import atomic_dir
+        from .files import atomic_dir, write_gpkg_layer
 
         import tomli_w
 
@@ -369,7 +369,7 @@ class City:
             (tmp / "city.toml").write_text(tomli_w.dumps({"city": meta}), encoding="utf-8")
             for name, gdf in self.layers.items():
                 if len(gdf):
-                    gdf.to_crs(self.crs).to_file(tmp / "city.gpkg", layer=name, driver="GPKG")
+                    write_gpkg_layer(gdf.to_crs(self.crs), tmp / "city.gpkg", name)
             if self.terrain is not None:
                 from .files import write_geotiff
 
@@ -542,12 +542,21 @@ def _refuse_broken_link(path: Path, what: str) -> None:
         raise UserError(f"{path}: {what} is {why}. Point the link at the real file, or replace it with the file.") from None
 
 
-def _refuse_non_finite_coordinates(gdf: gpd.GeoDataFrame, where: str) -> None:
-    """A point at NaN (or infinite) coordinates cannot be placed on the map: name the feature."""
+def _refuse_non_finite_coordinates(gdf: gpd.GeoDataFrame, where: str, placed: bool = False) -> None:
+    """A point at NaN (or infinite) coordinates cannot be placed on the map: name the feature.
+    ``placed``: every feature must have a location (a POI written at NaN comes back from a
+    GeoPackage as an empty point; a shelter or an attraction without a place is an error, not a drop)."""
     import shapely
 
     if not len(gdf):
         return
+    if placed:
+        nowhere = shapely.is_missing(gdf.geometry.values) | shapely.is_empty(gdf.geometry.values)
+        if nowhere.any():
+            i = int(np.flatnonzero(nowhere)[0])
+            fid = gdf["id"].iloc[i] if "id" in gdf.columns else f"number {i}"
+            raise UserError(f"{where}: feature {fid!r} has no location (empty, or NaN coordinates); place it in "
+                            "your GIS or delete it.")
     xy, index = shapely.get_coordinates(gdf.geometry.values, return_index=True)
     bad = ~np.isfinite(xy).all(axis=1)
     if bad.any():
@@ -606,7 +615,7 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
             first = int(np.flatnonzero(bad.to_numpy())[0])
             raise UserError(f"{where}: {int(bad.sum())} feature(s) are {kinds} (the first is feature {first}); "
                             f"layer {name!r} holds {family}s only. Move them to the right layer or convert them.")
-    _refuse_non_finite_coordinates(gdf, where)
+    _refuse_non_finite_coordinates(gdf, where, placed=name == "pois")
     if name == "walkable":
         _refuse_split_floors(gdf, where)
     gdf, repaired, dropped = repair_geometries(gdf, family if family != "any" else "")
@@ -648,7 +657,7 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
             if bad.any():
                 i = int(np.flatnonzero(bad.to_numpy())[0])
                 fid = gdf["id"].iloc[i] if "id" in gdf.columns else i
-                raise UserError(f"{where}: feature {fid!r} has {col} = {gdf[col].iloc[i]!r}; it must be a finite "
+                raise UserError(f"{where}: feature {fid!r} has {col} = {float(values.iloc[i]):g}; it must be a finite "
                                 "number, 0 or more. Fix the value in your GIS.")
     if name in LEVEL_LAYERS and len(gdf):
         values = pd.to_numeric(gdf["level"], errors="coerce")
