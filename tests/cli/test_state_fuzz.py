@@ -110,6 +110,7 @@ class Worker:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+            self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -332,7 +333,6 @@ def test_a_damaged_archive_is_refused_in_milliseconds(states, tmp_path):
     from twin.core.state_file import read_state, restore_state
     from twin.runner import build_model, load_state_run
 
-    t0 = time.perf_counter()
     sc, state, variant, overrides = load_state_run(bomb)
     model = build_model(sc, variant, int(state.meta["seed"]), overrides)
     t1 = time.perf_counter()
@@ -341,3 +341,13 @@ def test_a_damaged_archive_is_refused_in_milliseconds(states, tmp_path):
     assert str(bomb) in str(e.value)
     assert time.perf_counter() - t1 < 1.0  # the check itself, not the 27 s of decompressing
     assert read_state(bomb).headers["crowd.x"].shape == (500_000_000,)
+
+    # the right shape in the header, but the ZIP directory announces 64 MiB more than it holds
+    padded = tmp_path / "padded.npz"
+    write(padded, meta, {k: v for k, v in arrays.items() if k != "crowd.x"})
+    with zipfile.ZipFile(padded, "a", compression=zipfile.ZIP_DEFLATED) as z, z.open("crowd.x.npy", "w") as f:
+        np.lib.format.write_array(f, arrays["crowd.x"])
+        f.write(bytes(64 * 2**20))
+    sc, state, variant, overrides = load_state_run(padded)
+    with pytest.raises(UserError, match=r"'crowd\.x' announces 67,[0-9,]+ bytes, more than its shape"):
+        restore_state(build_model(sc, variant, int(state.meta["seed"]), overrides), state)
