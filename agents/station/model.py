@@ -273,12 +273,14 @@ class StationDispersalModel(CityModel):
     state_specs = (
         *StateSpec.each(("crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "exit_xy", "last_exit_t", "last_done_t",
                          "onward.next_dep")),
-        *StateSpec.each(("crowd.v0", "lane_free_at", "entry_free_at", "queue_s", "d_field", "d_max", "density_now",
+        *StateSpec.each(("crowd.v0", "lane_free_at", "entry_free_at", "d_field", "d_max", "density_now",
                          "max_density", "los"), low=0.0),
+        # per target: a run continued as another variant (other ticket banks open) has another number
+        StateSpec("queue_s", low=0.0, rows="max_targets"),
         StateSpec("crowd.hold", inf=True),  # -inf: not held; a time: held until then
         *StateSpec.each(("_next_reroute", "_next_density"), inf=True),
         *StateSpec.each(("t_appear", "t_exit", "t_poi", "t_done", "t_validated", "t_on", "t_off"), nan=True),  # NaN: not yet
-        StateSpec("crowd.tgt", index_of="crowd.t_to_level"),
+        StateSpec("crowd.tgt", index_of="max_targets"),  # and below this variant's T: on_restore
         StateSpec("crowd.ids", index_of="state"),
         StateSpec("crowd.lv", index_of="floors.navs"),
         StateSpec("came_from", index_of="floors.navs", low=-1),
@@ -1120,7 +1122,23 @@ class StationDispersalModel(CityModel):
                 self._gate_cells.append((L, R[near], C[near]))
         return np.array([float(self.d_field[L, r, c].max()) if len(r) else 0.0 for L, r, c in self._gate_cells])
 
+    @property
+    def max_targets(self) -> int:
+        """Targets with every ticket bank open: the most any variant of this station has (state checks)."""
+        return self.G + len(self.station.tickets) + len(self.entries)
+
     def on_restore(self, same_params: bool) -> None:
+        T = self.T
+        if same_params:  # the state's targets are this model's: its numbers must index them
+            if len(self.queue_s) != T or (self.crowd.tgt >= max(T, 1)).any():
+                raise UserError(f"'queue_s' has {len(self.queue_s)} entries and 'crowd.tgt' reaches "
+                                f"{int(self.crowd.tgt.max())}; this station has {T} targets.")
+        elif (self.crowd.tgt >= max(T, 1)).any():  # the walkers are routed again below, counted first
+            raise UserError(f"the walkers head for target {int(self.crowd.tgt.max())}, but this variant has {T} "
+                            "targets (it opens fewer ticket banks than the saved run): continue as a variant that "
+                            "opens at least the same banks, or run this one from the start.")
+        else:  # another variant: queues per target are counted again when everyone chooses again
+            self.queue_s = np.zeros(T)
         self._next_release = self._next_release_s()
         on = np.flatnonzero(self.state == CHANGING_LEVEL)
         self._next_arrival = float(self.t_off[on].min()) if len(on) else math.inf
