@@ -36,3 +36,11 @@ def write_scenario(folder: Path, city: Path, body: str = "", model: str = "toy",
         f'[scenario]\nname = "{name}"\nmodel = "{model}"\ncity = "{city}"\nduration_s = {duration_s}\n'
         f"seed = {seed}\nreplications = {replications}\n\n{body}", encoding="utf-8")
     return path
+
+
+def state_context(model, **kw) -> dict:
+    """The run context a state file records (``Run.state_context``), for tests that save a model's
+    state without a run: every key the state file's schema requires."""
+    return {"citytwin": "test", "scenario_name": "test", "scenario": {}, "scenario_path": None, "city_path": "",
+            "city_fingerprint": "0" * 64, "variant": "baseline", "seed": int(model.seed), "overrides": {},
+            "duration_s": float(model.duration_s), "time_s": float(model.time_s), **kw}

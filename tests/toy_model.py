@@ -15,7 +15,7 @@ import numpy as np
 
 from twin.core.grid import GridField
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, Param,
-                                      Snapshot, TimeSeries)
+                                      Snapshot, StateSpec, TimeSeries)
 
 SYNC_S = 1.0  # adaptive stepping lands on every whole second, so any pause there is exact
 
@@ -55,6 +55,7 @@ class ToyModel(CityModel):
     state_names = ("walking", "done")
     report_interval_s = 5.0
     state_attrs = ("pos", "done_at", "max_count.values")
+    state_specs = (StateSpec("pos"), StateSpec("done_at", nan=True, low=0.0), StateSpec("max_count.values", low=0.0))
 
     def __init__(self, city, **kw):
         super().__init__(city, **kw)

@@ -90,7 +90,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from .core.city import (COLUMN_DEFAULTS, LAYERS, City, Terrain, check_layer, check_layer_crs, fmt_bounds,
+from .core.city import (COLUMN_DEFAULTS, LAYERS, City, Terrain, check_extra_layer, check_layer, check_layer_crs, fmt_bounds,
                         parse_projected_crs)
 from .core.errors import UserError
 from .core.grid import GridField
@@ -191,6 +191,24 @@ class ImportReport:
         return "\n".join(lines)
 
 
+def model_layers() -> dict:
+    """The extra vector layers the installed models read (``LayerSpec``: connectors, barriers, …), by
+    name: a layer of that exact name is imported as it is, so a package CityTwin wrote imports back."""
+    global _MODEL_LAYERS
+    if _MODEL_LAYERS is None:
+        from agents.registry import MODELS, get_model
+
+        _MODEL_LAYERS = {}
+        for m in MODELS:
+            for spec in get_model(m).extra_layers:
+                if spec.kind == "vector":
+                    _MODEL_LAYERS.setdefault(spec.name, spec)
+    return _MODEL_LAYERS
+
+
+_MODEL_LAYERS = None
+
+
 @dataclass
 class _Part:
     layer: str  # contract layer
@@ -242,7 +260,7 @@ def _read_vector_file(path: Path, parts: list, dems: list, skipped: list) -> int
             skipped.append(f"{path}, raster layer {table!r} (image tiles, not elevation)")
     layers = [(n, g) for n, g in list_vector_layers(path) if n not in raster_names]
     for name, _ in layers:
-        target = contract_layer_for(name)
+        target = contract_layer_for(name) if name in LAYERS or name not in model_layers() else name
         where = f"{path}, layer {name!r}"
         if target is None and len(layers) > 1:
             skipped.append(f"{where} (not a city layer name)")
@@ -262,7 +280,7 @@ def _read_vector_file(path: Path, parts: list, dems: list, skipped: list) -> int
             continue
         if target is None:
             target = {"Polygon": "buildings", "LineString": "roads", "Point": "pois"}[fam]
-        want = LAYERS[target][0]
+        want = LAYERS[target][0] if target in LAYERS else model_layers()[target].geometry
         if want != "any" and fam != want:
             raise UserError(f"{where}: looks like the {target!r} layer but holds {fam}s; {target} must be "
                             f"{want}s. Rename the layer or convert its geometry.")
@@ -490,11 +508,15 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
     repaired: dict[str, int] = {}
     dropped: dict[str, int] = {}
     merged: dict[str, list[gpd.GeoDataFrame]] = {}
+    extras: dict[str, list[gpd.GeoDataFrame]] = {}
     for p in parts:
         gdf = p.gdf
         if not len(gdf):
             continue
         gdf = gdf.to_crs(city_crs)
+        if p.layer not in LAYERS:  # a model's extra layer (connectors, barriers): checked as the model reads it
+            extras.setdefault(p.layer, []).append(check_extra_layer(gdf, model_layers()[p.layer], p.origin, city_crs))
+            continue
         family = LAYERS[p.layer][0]
         gdf, n_rep, n_drop = repair_geometries(gdf, family)
         repaired[p.layer] = repaired.get(p.layer, 0) + n_rep
@@ -521,6 +543,8 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
         layers[lname] = check_layer(gdf, lname, f"{lname} (from {', '.join(sorted({p.origin for p in parts if p.layer == lname}))})", city_crs)
     if not any(len(g) for g in layers.values()):
         raise UserError("after dropping empty and unusable geometries no features are left; check the sources.")
+    for lname, frames in extras.items():
+        layers[lname] = _drop_unwritable(gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=city_crs))
 
     extent = _bounds(layers)
     terrain, dem_info = None, None
@@ -551,7 +575,8 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
     report = ImportReport({
         "name": city_name, "out": str(out), "crs": _crs_label(city_crs), "crs_name": city_crs.name,
         "crs_reason": why, "sources": [str(s) for s in sources],
-        "layers": {k: len(city.layers[k]) for k in LAYERS if k in city.layers and len(city.layers[k])},
+        "layers": {k: len(city.layers[k]) for k in [*LAYERS, *(k for k in city.layers if k not in LAYERS)]
+                   if k in city.layers and len(city.layers[k])},
         "heights": heights, "repaired": repaired, "dropped": dropped, "skipped": skipped, "notes": notes,
         "extent": [float(v) for v in ext], "size_km": [(ext[2] - ext[0]) / 1000.0, (ext[3] - ext[1]) / 1000.0],
         "dem": dem_info, "attribution": city.attribution, "wall_s": 0.0,

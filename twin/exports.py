@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import UserError, nearest
+from .core.files import disk_errors, write_gpkg_layer
 from .output_settings import OutputSettings
 
 
@@ -187,7 +188,7 @@ def write_exports(result, settings: OutputSettings, crs, folder: Path, model_nam
     if layers:
         gpkg = folder / "exports.gpkg"
         for layer, gdf in layers:
-            gdf.to_file(gpkg, layer=layer, driver="GPKG")
+            write_gpkg_layer(gdf, gpkg, layer)
         written.append(gpkg)
     if rec is not None and rec.extents:
         import geopandas as gpd
@@ -197,10 +198,11 @@ def write_exports(result, settings: OutputSettings, crs, folder: Path, model_nam
             rows = [(t, th, g) for t, f, th, geoms in rec.extents if f == name for g in geoms]
             gdf = gpd.GeoDataFrame({"time_s": [r[0] for r in rows], "threshold": [r[1] for r in rows],
                                     "area_m2": [r[2].area for r in rows]}, geometry=[r[2] for r in rows], crs=crs)
-            gdf.to_file(gpkg, layer=name, driver="GPKG")
+            write_gpkg_layer(gdf, gpkg, name)
         written.append(gpkg)
     if rec is not None and settings.trajectory_interval_s is not None:
         path = folder / "trajectories.parquet"
-        trajectory_table(rec).to_parquet(path, index=False)
+        with disk_errors(path):
+            trajectory_table(rec).to_parquet(path, index=False)
         written.append(path)
     return written

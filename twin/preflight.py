@@ -107,6 +107,8 @@ def check_scenario(scenario: str | Path | Scenario) -> Scenario:
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     if sc.path is not None:
         sc.path = Path(sc.path).resolve()
+    for warning in sc.ignored_settings():  # set, but the chosen mode ignores it: say which setting uses it
+        print(f"citytwin: warning: {warning}", file=sys.stderr, flush=True)
     return sc
 
 
@@ -274,7 +276,9 @@ def check_scheduler(address: str, what: str = "--scheduler") -> str:
     if not 0 < port < 65536:
         raise UserError(f"{what} {address}: port {port} does not exist; ports go from 1 to 65535.")
     try:
-        socket.create_connection((host, port), timeout=SCHEDULER_CONNECT_S).close()
+        with socket.create_connection((host, port), timeout=SCHEDULER_CONNECT_S) as sock:
+            if (m["scheme"] or "tcp") == "tcp":
+                _check_dask_handshake(sock, address, what)
     except socket.gaierror:
         raise UserError(f"{what} {address}: cannot reach the Dask scheduler: the host {host!r} is unknown. "
                         "Check the address, or leave --scheduler out to run on this machine.") from None
@@ -289,6 +293,50 @@ def check_scheduler(address: str, what: str = "--scheduler") -> str:
                         "to run on this machine.") from None
     _wait_for_workers(text, what)
     return text
+
+
+MAX_HANDSHAKE_BYTES = 1 << 20  # a Dask handshake is a few hundred bytes
+
+
+def _check_dask_handshake(sock: socket.socket, address: str, what: str) -> None:
+    """A Dask scheduler speaks first: on every new connection it sends its handshake (an 8-byte
+    length, then msgpack frames). Anything else (a web server waiting for a request, a service
+    answering in its own protocol) is refused here, before the Dask client would wait its whole
+    timeout or read a length of 3 EiB out of an HTTP reply."""
+    import struct
+
+    def refuse(why: str) -> UserError:
+        return UserError(f"{what} {address}: something answers there, but it is not a Dask scheduler ({why}). "
+                         "Give the address `dask scheduler` prints (tcp://HOST:8786 by default; 8787 is its "
+                         "dashboard), or leave --scheduler out to run on this machine.")
+
+    def read(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise refuse(f"it closed the connection after {len(data)} bytes")
+            data += chunk
+        return data
+
+    try:
+        (n,) = struct.unpack("<Q", read(8))
+        if not 0 < n <= MAX_HANDSHAKE_BYTES:
+            raise refuse(f"its first bytes announce {n:,} bytes; a Dask handshake is a few hundred")
+        from distributed import protocol
+        from distributed.protocol.utils import unpack_frames
+
+        frames, _ = unpack_frames(read(n), partial=True)
+        info = protocol.loads(frames, deserialize=False) if frames else None
+    except (TimeoutError, socket.timeout):
+        raise refuse(f"it sent nothing within {SCHEDULER_CONNECT_S:g} s of connecting; a Dask scheduler greets "
+                     "at once") from None
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoding failure means: not Dask's protocol
+        raise refuse(f"its greeting is not Dask's: {type(e).__name__}") from None
+    if not isinstance(info, dict) or "python" not in info:
+        raise refuse("its greeting is not Dask's handshake")
 
 
 def dask_client(address: str, what: str = "--scheduler"):

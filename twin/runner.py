@@ -21,9 +21,9 @@ import pandas as pd
 
 from . import __version__
 from .core.errors import UserError
-from .core.files import atomic_dir, sha256_file, write_geotiff, write_json, write_table
+from .core.files import atomic_dir, disk_errors, sha256_file, write_geotiff, write_gpkg_layer, write_json, write_table
 from .core.params import plain_value
-from .core.state_file import SavedState, read_state, state_bytes
+from .core.state_file import SavedState, read_state, restore_state, state_bytes
 from .exports import Recorder
 from .output_settings import OutputSettings
 from .scenario import BASELINE, Scenario, load_scenario, scenario_from_dict
@@ -106,7 +106,7 @@ class Run:
         self.from_state = state
         self.replication = int(replication)
         if state is not None:
-            self.model.set_state(state.arrays, state.meta["model"])
+            restore_state(self.model, state)
             if self.replication:
                 self.model.reseed((self.seed, self.replication))
         elif self.replication:
@@ -242,12 +242,14 @@ def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, ov
         for stem, layers in result.tables.items():
             for layer, gdf in layers.items():
                 if len(gdf):
-                    gdf.to_crs(crs).to_file(tmp / f"{stem}.gpkg", layer=layer, driver="GPKG")
+                    write_gpkg_layer(gdf.to_crs(crs), tmp / f"{stem}.gpkg", layer)
         if result.states:
             (tmp / STATES_DIR).mkdir()
             for t, data in sorted(result.states.items()):
-                (tmp / STATES_DIR / state_name(t)).write_bytes(data)
-        (tmp / "scenario.toml").write_text(tomli_w.dumps(_toml_safe(resolved)), encoding="utf-8")
+                with disk_errors(tmp / STATES_DIR / state_name(t)):
+                    (tmp / STATES_DIR / state_name(t)).write_bytes(data)
+        with disk_errors(tmp / "scenario.toml"):
+            (tmp / "scenario.toml").write_text(tomli_w.dumps(_toml_safe(resolved)), encoding="utf-8")
         write_json(bundle, tmp / "bundle.json")
         # summary.json last: its presence marks a finished run (compare resumes on it).
         write_json(result.summary, tmp / "summary.json")
@@ -292,9 +294,14 @@ def resume_plan(state: SavedState, variant: str | None, overrides: dict | None) 
 def load_state_run(path: Path, scenario_path: Path | None = None, variant: str | None = None,
                    overrides: dict | None = None) -> tuple[Scenario, SavedState, str, dict]:
     state = read_state(path)
-    sc = scenario_for_state(state, scenario_path)
-    variant, overrides = resume_plan(state, variant, overrides)
-    sc.params_for(variant, overrides)  # an unknown variant or a bad --set fails here, before the model is built
+    try:
+        sc = scenario_for_state(state, scenario_path)
+        variant, overrides = resume_plan(state, variant, overrides)
+        sc.params_for(variant, overrides)  # an unknown variant or a bad --set fails here, before the model is built
+    except UserError as e:  # the scenario recorded in the state: say which state holds it
+        if str(state.path) in str(e):
+            raise
+        raise UserError(f"{state.where}: {e}") from None
     return sc, state, variant, overrides
 
 

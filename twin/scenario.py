@@ -84,6 +84,18 @@ class Scenario:
             values.update({k: given[k] for k in overrides})
         return values
 
+    def ignored_settings(self) -> list[str]:
+        """Warnings for parameters set in the scenario (baseline and each intervention) that the
+        chosen mode ignores (``Param.used_when``): rain_mm_per_h with rain = "design_storm"."""
+        from .core.params import ignored_settings
+
+        cls = self.model_class()
+        out = ignored_settings(cls, self.parameters, self.params_for(None), f"{self.where} [parameters]")
+        for iv in self.interventions:
+            out += [w for w in ignored_settings(cls, iv.parameters, self.params_for(iv.name),
+                                                f'{self.where} intervention "{iv.name}"') if w not in out]
+        return out
+
     @property
     def base_dir(self) -> Path:
         return self.path.resolve().parent if self.path else Path.cwd()

@@ -53,6 +53,7 @@ import math
 import mesa
 import numpy as np
 
+from twin.core.errors import UserError
 from twin.core.routes import NO_EDGE, EdgeLookup, Routes, paths_from_predecessors
 
 WAITING, WALKING, STRANDED, SHELTERED = 0, 1, 2, 3
@@ -172,6 +173,41 @@ class Evacuation:
         self.routes = Routes.empty()
         self.households: list[Household] = []
         self._plan = None
+
+    # -- bounds of a restored state (FloodModel.state_specs) -------------------------------------------
+    MAX_ROUTE_POINTS = 2**26  # points of all routes so far (1 GiB of coordinates): far beyond a city's evacuation
+
+    @property
+    def max_people(self) -> int:
+        return int(self.people.sum())
+
+    @property
+    def n_nodes(self) -> int:
+        return self.graph.n_nodes if self.graph is not None else 0
+
+    @property
+    def n_edges(self) -> int:
+        return self.graph.n_edges if self.graph is not None else 0
+
+    def check_restored(self) -> None:
+        """Relations among the restored arrays (their types and ranges are checked one by one)."""
+        hh = [a for a in self.STATE if a.startswith("hh_")]
+        people = [a for a in self.STATE if a.startswith("p_")]
+        R = self.routes
+        for group in (hh, people, ["routes.xy", "routes.cum", "routes.edge", "routes.node"]):
+            n = {a: len(self._get(a)) for a in group}
+            if len(set(n.values())) > 1:
+                raise UserError(f"the arrays {', '.join(f'evacuation.{a}' for a in group)} must have equal lengths, "
+                                f"not {', '.join(str(v) for v in n.values())}.")
+        ip = R.indptr
+        if len(ip) == 0 or ip[0] != 0 or ip[-1] != len(R.xy) or (np.diff(ip) < 0).any():
+            raise UserError(f"evacuation.routes.indptr must increase from 0 to the {len(R.xy)} route points of "
+                            "evacuation.routes.xy.")
+        if len(self.hh_first) and ((self.hh_first + self.hh_size) > len(self.p_state)).any():
+            raise UserError(f"evacuation.hh_first + hh_size must not exceed the {len(self.p_state)} people.")
+
+    def _get(self, a: str):
+        return getattr(self.routes, a[7:]) if a.startswith("routes.") else getattr(self, a)
 
     # -- households ---------------------------------------------------------------------------------
     def add_households(self, t: float, buildings: np.ndarray) -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from twin.core.city import fmt_bounds
 from twin.core.errors import UserError, nearest
 
 from .forcing import IDF, Hydrograph, Hyetograph, chicago_hyetograph, read_inflow_csv, read_rain_csv
-from .solver import Inflow, PointSink, WaterBody
+from .solver import MAX_DEPTH_M, Inflow, PointSink, WaterBody
 from .terrain import FloodRaster, RasterGrid, build_raster, polygons_mask
 
 WHERE = "parameters of model flood"
@@ -142,7 +143,15 @@ def initial_depth(p, crs, grid: RasterGrid) -> np.ndarray | None:
     if not path:
         return None
     with reraise("initial_depth"):
-        d = resample_raster(Path(path), crs, grid, "bilinear", "the initial depth", fill=0.0)
+        d = resample_raster(Path(path), crs, grid, "bilinear", "the initial depth", fill=np.nan)
+        if not np.isfinite(d).any():
+            raise UserError(f"{path} does not overlap the flood grid (extent {fmt_bounds(grid.bounds)}): it is "
+                            "off the map or in a CRS that places it elsewhere. Give a raster of this city's area.")
+        d = np.where(np.isfinite(d), d, 0.0)  # no depth where the raster has none
+        if (d > MAX_DEPTH_M).any():
+            r, c = np.argwhere(d > MAX_DEPTH_M)[0]
+            raise UserError(f"{path} holds a depth of {d[r, c]:g} m (at grid row {r}, col {c}); depths above "
+                            f"{MAX_DEPTH_M:g} m are not water on a street. Mark such cells as nodata or fix the raster.")
         if (d < 0).any():
             r, c = np.argwhere(d < 0)[0]
             raise UserError(f"{path} has negative depths (e.g. {d[r, c]:g} m at grid row {r}, col {c}); depths are "

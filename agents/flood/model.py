@@ -22,13 +22,13 @@ from twin.core.errors import UserError, nearest
 from twin.core.grid import GridField
 from twin.core.limits import MAX_DURATION_S
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
-                                      Numbers, Param, Snapshot, TimeSeries)
+                                      Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
 from . import inputs
 from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
-from .solver import FloodSolver
+from .solver import MAX_DEPTH_M, FloodSolver
 
 FLOODED_DEPTH_M = 0.1  # "flooded" area and arrival times: deeper than this (as the issue's arrival_time.tif)
 ENTRANCE_KINDS = ("exit", "entrance")  # gates of these kinds are the station's entrances
@@ -45,7 +45,7 @@ PARAMS = (
     P("boundary", "-", "closed", "Domain edges: closed (no flow) or open (water leaves, never enters).", str,
       choices=("closed", "open")),
     P("open_edges", "-", [], "With boundary = open: the edges water may leave over (north, south, west, east); "
-      "empty: all four.", list),
+      "empty: all four.", list, used_when=("boundary", ("open",))),
     P("initial_depth", "-", "", "A GeoTIFF of water depth (m) at the start, resampled onto the grid (0 where it has "
       "none).", FilePath, suffixes=(".tif", ".tiff")),
     P("water_level_rise_m", "m", 0.0, "Added to the level every water body of the water layer starts at (its "
@@ -63,24 +63,24 @@ PARAMS = (
     P("rain", "-", "design_storm", "Which rain falls: design_storm (storm_* and idf_*), uniform (rain_mm_per_h), "
       "hyetograph, gauge_csv (rain_file) or none.", str,
       choices=("design_storm", "uniform", "hyetograph", "gauge_csv", "none")),
-    P("rain_mm_per_h", "mm/h", 30.0, "Uniform rain: intensity.", float, 0.0, 1000.0),
-    P("rain_start_s", "s", 0.0, "Uniform rain: start.", float, 0.0, MAX_DURATION_S),
-    P("rain_duration_s", "s", 3600.0, "Uniform rain: duration.", float, 1.0, MAX_DURATION_S),
+    P("rain_mm_per_h", "mm/h", 30.0, "Uniform rain: intensity.", float, 0.0, 1000.0, used_when=("rain", ("uniform",))),
+    P("rain_start_s", "s", 0.0, "Uniform rain: start.", float, 0.0, MAX_DURATION_S, used_when=("rain", ("uniform",))),
+    P("rain_duration_s", "s", 3600.0, "Uniform rain: duration.", float, 1.0, MAX_DURATION_S, used_when=("rain", ("uniform",))),
     P("hyetograph", "mm/h", [], "Rain intensity over time: [[t_s, mm_per_h], ...] or a two-column CSV; each value "
-      "holds until the next time (the last to the end of the run).", TimeSeries, 0.0, 1000.0),
+      "holds until the next time (the last to the end of the run).", TimeSeries, 0.0, 1000.0, used_when=("rain", ("hyetograph",))),
     P("rain_file", "-", "", "A rain-gauge record (CSV: start_s,end_s,intensity_mm_per_h or depth_mm; or "
-      "time_s,intensity_mm_per_h or depth_mm; see docs/flood.md).", FilePath, suffixes=(".csv",)),
-    P("storm_return_period_yr", "yr", 5.0, "Design storm: return period P.", float, 0.1, 1000.0),
-    P("storm_duration_min", "min", 60.0, "Design storm: duration.", float, 1.0, 2880.0),
+      "time_s,intensity_mm_per_h or depth_mm; see docs/flood.md).", FilePath, suffixes=(".csv",), used_when=("rain", ("gauge_csv",))),
+    P("storm_return_period_yr", "yr", 5.0, "Design storm: return period P.", float, 0.1, 1000.0, used_when=("rain", ("design_storm",))),
+    P("storm_duration_min", "min", 60.0, "Design storm: duration.", float, 1.0, 2880.0, used_when=("rain", ("design_storm",))),
     P("storm_peak_ratio", "-", SHANGHAI_PEAK_RATIO, "Design storm: position of the peak, as a share of the duration "
-      "(Chicago hyetograph, Keifer & Chu 1957; 0.405 as used with Shanghai's formula).", float, 0.0, 1.0),
-    P("storm_step_min", "min", 5.0, "Design storm: length of its blocks.", float, 0.5, 60.0),
-    P("storm_start_s", "s", 0.0, "Design storm: start.", float, 0.0, MAX_DURATION_S),
+      "(Chicago hyetograph, Keifer & Chu 1957; 0.405 as used with Shanghai's formula).", float, 0.0, 1.0, used_when=("rain", ("design_storm",))),
+    P("storm_step_min", "min", 5.0, "Design storm: length of its blocks.", float, 0.5, 60.0, used_when=("rain", ("design_storm",))),
+    P("storm_start_s", "s", 0.0, "Design storm: start.", float, 0.0, MAX_DURATION_S, used_when=("rain", ("design_storm",))),
     P("idf_a", "L/(s·ha)", 1600.0, "Storm-intensity formula q = A (1 + C lg P) / (t + b)^n (GB 50014): A. Defaults: "
-      "Shanghai, DB31/T 1043-2017.", float, 1.0, 1e5),
-    P("idf_c", "-", 0.846, "Storm-intensity formula: C.", float, 0.0, 10.0),
-    P("idf_b_min", "min", 7.0, "Storm-intensity formula: b.", float, 0.0, 100.0),
-    P("idf_n", "-", 0.656, "Storm-intensity formula: n.", float, 0.1, 2.0),
+      "Shanghai, DB31/T 1043-2017.", float, 1.0, 1e5, used_when=("rain", ("design_storm",))),
+    P("idf_c", "-", 0.846, "Storm-intensity formula: C.", float, 0.0, 10.0, used_when=("rain", ("design_storm",))),
+    P("idf_b_min", "min", 7.0, "Storm-intensity formula: b.", float, 0.0, 100.0, used_when=("rain", ("design_storm",))),
+    P("idf_n", "-", 0.656, "Storm-intensity formula: n.", float, 0.1, 2.0, used_when=("rain", ("design_storm",))),
     # inflows
     P("inflow_file", "-", "", "An inflow hydrograph (CSV: time_s,q_m3s or start_s,end_s,q_m3s), entering at "
       "inflow_at.", FilePath, suffixes=(".csv",)),
@@ -469,6 +469,44 @@ class FloodModel(CityModel):
     state_attrs = (tuple(f"solver.{a}" for a in FloodSolver.STATE_ARRAYS + FloodSolver.STATE_SCALARS)
                    + tuple(f"exposure.{a}" for a in Exposure.STATE)
                    + tuple(f"evacuation.{a}" for a in Evacuation.STATE))
+
+    # What a restored state may hold (docs/state_file.md): depths within physical bounds, the walkers'
+    # route, shelter and node numbers within the tables they index.
+    _EV = "evacuation."
+    state_specs = (
+        *StateSpec.each(("solver.h", "solver.max_depth"), low=0.0, high=MAX_DEPTH_M),
+        *StateSpec.each(("solver.qx", "solver.qy", "solver.sink_m3", "solver.initial_m3", "solver.rain_m3",
+                         "solver.inflow_m3", "solver.drained_uniform_m3", "solver.drained_inlets_m3",
+                         "solver.pumped_m3", "solver.outflow_m3")),
+        StateSpec("solver.max_speed", low=0.0),
+        StateSpec("solver.arrival_time", nan=True, low=0.0),
+        StateSpec("solver.t", low=0.0),
+        StateSpec("solver.n_steps", low=0),
+        *StateSpec.each(tuple(f"exposure.{a}" for a in Exposure.STATE if not a.endswith("_at")), low=0.0,
+                        high=MAX_DEPTH_M),
+        *StateSpec.each(tuple(f"exposure.{a}" for a in Exposure.STATE if a.endswith("_at")), nan=True, low=0.0),
+        StateSpec(_EV + "hh_building", index_of=_EV + "people", rows=_EV + "people"),
+        *StateSpec.each((_EV + "hh_first", _EV + "hh_size"), low=0, high=_EV + "max_people", rows=_EV + "people"),
+        StateSpec(_EV + "hh_ready", rows=_EV + "people"),
+        StateSpec(_EV + "hh_departed", rows=_EV + "people"),
+        StateSpec(_EV + "p_state", low=0, high=len(STATE_NAMES) - 1, rows=_EV + "max_people"),
+        StateSpec(_EV + "p_route", index_of=_EV + "routes", low=-1, rows=_EV + "max_people"),
+        StateSpec(_EV + "p_shelter", index_of=_EV + "sh_taken", low=-1, rows=_EV + "max_people"),
+        StateSpec(_EV + "p_node", index_of=_EV + "n_nodes", rows=_EV + "max_people"),
+        *StateSpec.each((_EV + "p_s", _EV + "p_v0"), low=0.0, rows=_EV + "max_people"),
+        StateSpec(_EV + "p_xy", rows=_EV + "max_people"),
+        *StateSpec.each((_EV + "p_t_depart", _EV + "p_t_arrive"), nan=True, rows=_EV + "max_people"),
+        *StateSpec.each((_EV + "sh_taken", _EV + "sh_arrived", _EV + "wading_s"), low=0),
+        *StateSpec.each((_EV + "sh_open", _EV + "known_closed")),
+        StateSpec(_EV + "routes.indptr", low=0, rows=_EV + "MAX_ROUTE_POINTS"),
+        *StateSpec.each((_EV + "routes.xy", _EV + "routes.cum"), rows=_EV + "MAX_ROUTE_POINTS"),
+        StateSpec(_EV + "routes.edge", index_of=_EV + "n_edges", low=-1, rows=_EV + "MAX_ROUTE_POINTS"),
+        StateSpec(_EV + "routes.node", index_of=_EV + "n_nodes", low=-1, rows=_EV + "MAX_ROUTE_POINTS"),
+    )
+    del _EV
+
+    def check_restored_state(self) -> None:
+        self.evacuation.check_restored()
 
     def on_restore(self, same_params: bool) -> None:
         s = self.solver

@@ -42,6 +42,7 @@ G = hy.G
 # shared machine the threads' meeting at the end of a step can cost a scheduler slice (measured here
 # under load: 22 ms a step for 5,000 cells on 2 threads). Results are the same on any thread count.
 SERIAL_BELOW_CELLS = 250_000
+MAX_DEPTH_M = 1000.0  # deeper water than any flood: an initial or restored depth beyond it is refused
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from twin.core.errors import UserError, nearest
+from twin.core.limits import MAX_STATION_PASSENGERS, MAX_TRAIN_PASSENGERS, MAX_TRAINS
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def _source_index(name: str, ids: list[str], where: str) -> int:
     return ids.index(name)
 
 
-def _row(platform, arrival, passengers, ids, where) -> Train:
+def _row(platform, arrival, passengers, ids, where, column: str = "") -> Train:
     try:
         t = float(arrival)
         n = float(passengers)
@@ -45,8 +46,11 @@ def _row(platform, arrival, passengers, ids, where) -> Train:
         raise UserError(f"{where}: arrival_s ({arrival!r}) and passengers ({passengers!r}) must be numbers.") from None
     if not (t >= 0 and t == t and t != float("inf")):
         raise UserError(f"{where}: arrival_s = {arrival!r}; give seconds after the start (>= 0).")
-    if not (n >= 0 and n == int(n)):
-        raise UserError(f"{where}: passengers = {passengers!r}; give a whole number >= 0.")
+    if not (n >= 0 and n == n and n != float("inf") and n == int(n)):
+        raise UserError(f"{where}{column}: passengers = {passengers!r}; give a whole number >= 0.")
+    if n > MAX_TRAIN_PASSENGERS:
+        raise UserError(f"{where}{column}: passengers = {passengers!r} in one train; at most "
+                        f"{MAX_TRAIN_PASSENGERS:,} (the most crowded trains carry a few thousand).")
     return Train(_source_index(str(platform).strip(), ids, where), t, int(n))
 
 
@@ -56,12 +60,14 @@ def read_timetable(path: str, ids: list[str]) -> list[Train]:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{where}: cannot read it as text ({e}).") from None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    rows = list(csv.reader(lines))
-    if not rows:
+    # (line number in the file, cells): messages name the line as an editor shows it
+    lines = ((k, ln) for k, ln in enumerate(text.splitlines(), start=1)
+             if ln.strip() and not ln.lstrip().startswith("#"))
+    first = next(lines, None)
+    if first is None:
         raise UserError(f"{where}: the timetable is empty; write a header platform,arrival_s,passengers and a row "
                         "per train.")
-    head = [c.strip().lower() for c in rows[0]]
+    head = [c.strip().lower() for c in next(csv.reader([first[1]]))]
     need = ("platform", "arrival_s", "passengers")
     missing = [c for c in need if c not in head]
     if missing:
@@ -69,15 +75,21 @@ def read_timetable(path: str, ids: list[str]) -> list[Train]:
                         "platform,arrival_s,passengers.")
     col = {c: head.index(c) for c in need}
     out = []
-    for k, cells in enumerate(rows[1:], start=2):
+    for k, line in lines:
+        if len(out) >= MAX_TRAINS:
+            raise UserError(f"{where}, line {k}: more than {MAX_TRAINS:,} trains; a timetable holds at most "
+                            f"{MAX_TRAINS:,} rows (a day of the busiest station has a few thousand).")
+        cells = next(csv.reader([line]))
         if len(cells) < len(head):
-            raise UserError(f"{where}: row {k} has {len(cells)} column(s), the header {len(head)}.")
+            raise UserError(f"{where}, line {k}: {len(cells)} column(s), the header {len(head)}.")
         out.append(_row(cells[col["platform"]], cells[col["arrival_s"]], cells[col["passengers"]], ids,
-                        f"{where}, row {k}"))
+                        f"{where}, line {k}", f", column {col['passengers'] + 1} (passengers)"))
     return out
 
 
 def parse_inline(items: list[str], ids: list[str]) -> list[Train]:
+    if len(items) > MAX_TRAINS:
+        raise UserError(f"parameter trains: {len(items):,} trains; at most {MAX_TRAINS:,}.")
     out = []
     for k, item in enumerate(items, start=1):
         parts = str(item).replace(",", " ").split()
@@ -86,6 +98,14 @@ def parse_inline(items: list[str], ids: list[str]) -> list[Train]:
             raise UserError(f'{where}: write "platform arrival_s passengers", e.g. "P1 0 1500".')
         out.append(_row(parts[0], parts[1], parts[2], ids, where))
     return out
+
+
+def check_total(counts, where: str) -> None:
+    """Everyone a run would simulate (after ``demand_scale``): bounded, like every other count."""
+    total = sum(int(n) for n in counts)
+    if total > MAX_STATION_PASSENGERS:
+        raise UserError(f"{where}: {total:,} passengers in all; a station run simulates at most "
+                        f"{MAX_STATION_PASSENGERS:,}. Lower demand_scale or the trains' passengers.")
 
 
 def _clock_s(text: str, where: str) -> float:
@@ -161,7 +181,11 @@ def trains_from_params(p: dict, source_ids: list[str], duration_s: float) -> lis
         raise UserError("parameters gtfs_stop_ids / gtfs_start_time need gtfs_stop_times (the GTFS stop_times.txt).")
     if not given:
         return None
-    return [Train(t.source, t.arrival_s, scaled(t.passengers, p.get("demand_scale", 1.0))) for t in trains]
+    if len(trains) > MAX_TRAINS:
+        raise UserError(f"parameters timetable, trains and gtfs_stop_times: {len(trains):,} trains; at most {MAX_TRAINS:,}.")
+    out = [Train(t.source, t.arrival_s, scaled(t.passengers, p.get("demand_scale", 1.0))) for t in trains]
+    check_total([t.passengers for t in out], "the trains (timetable, trains, gtfs_stop_times, × demand_scale)")
+    return out
 
 
 def scaled(n: int, scale: float) -> int:

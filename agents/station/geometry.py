@@ -24,6 +24,7 @@ import shapely
 from shapely import wkt as shapely_wkt
 
 from twin.core.errors import UserError, nearest
+from twin.core.limits import MAX_STATION_PASSENGERS
 
 ONWARD_KINDS = {"metro": "metro", "bus": "bus_stop", "taxi": "taxi_rank"}
 MODES = ("walk", "metro", "bus", "taxi")  # mode index order
@@ -538,10 +539,13 @@ def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
         sid = str(row["id"])
         try:
             count = int(row["count"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise UserError(f'layer sources: source "{sid}" has count {row["count"]!r}; give a whole number.') from None
         if count < 0:
             raise UserError(f'layer sources: source "{sid}" has a negative count ({count}).')
+        if count > MAX_STATION_PASSENGERS:
+            raise UserError(f'layer sources: source "{sid}" has count {count:.3g}; a station run simulates at most '
+                            f"{MAX_STATION_PASSENGERS:,} passengers.")
         lv = _int_level(row.get("level"), f'layer sources: source "{sid}"')
         release = float(row.get("release_s", 0.0) or 0.0)
         inside = shapely.intersection(row.geometry, free[lv])

@@ -36,11 +36,11 @@ from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
-                                      LayerSpec, Param, Snapshot)
+                                      LayerSpec, Param, Snapshot, StateSpec)
 
 from . import kernels as K
 from .crowd import Crowd, MotionParams
-from .demand import Train, scaled, trains_from_params
+from .demand import Train, check_total, scaled, trains_from_params
 from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, select_ids
 from .navigation import Floors, build_navigation, rasterize
 from .transport import Onward
@@ -269,6 +269,33 @@ class StationDispersalModel(CityModel):
         "d_field", "d_max", "_next_density", "density_now", "max_density", "los",
         "onward.next_dep", "onward.boarded_by_poi", "onward.departures",
     )
+    # What a restored state may hold (docs/state_file.md): the kernels index with these integers.
+    state_specs = (
+        *StateSpec.each(("crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "exit_xy", "last_exit_t", "last_done_t",
+                         "onward.next_dep")),
+        *StateSpec.each(("crowd.v0", "lane_free_at", "entry_free_at", "d_field", "d_max", "density_now",
+                         "max_density", "los"), low=0.0),
+        # per target: a run continued as another variant (other ticket banks open) has another number
+        StateSpec("queue_s", low=0.0, rows="max_targets"),
+        StateSpec("crowd.hold", inf=True),  # -inf: not held; a time: held until then
+        *StateSpec.each(("_next_reroute", "_next_density"), inf=True),
+        *StateSpec.each(("t_appear", "t_exit", "t_poi", "t_done", "t_validated", "t_on", "t_off"), nan=True),  # NaN: not yet
+        StateSpec("crowd.tgt", index_of="max_targets"),  # and below this variant's T: on_restore
+        StateSpec("crowd.ids", index_of="state"),
+        StateSpec("crowd.lv", index_of="floors.navs"),
+        StateSpec("came_from", index_of="floors.navs", low=-1),
+        *StateSpec.each(("crowd.board", "conn_e"), index_of="entries", low=-1),
+        StateSpec("crowd.n", low=0, high="crowd.cap"),
+        StateSpec("crowd.step_no", low=0),
+        StateSpec("crowd.paid"),
+        StateSpec("state", low=PENDING, high=CHANGING_LEVEL),
+        StateSpec("gate_of", index_of="exited_by_gate", low=-1),
+        StateSpec("poi_of", index_of="onward.next_dep", low=-1),
+        StateSpec("lane_of", index_of="lane_free_at", low=-1),
+        *StateSpec.each(("src_ptr", "n_released", "n_transit"), low=0, high="state"),
+        *StateSpec.each(("passed_by_ticket", "conn_load", "passed_by_connector", "exited_by_gate",
+                         "onward.boarded_by_poi", "onward.departures"), low=0),
+    )
 
     def __init__(self, city, *, duration_s: float, seed: int, **params):
         super().__init__(city, duration_s=duration_s, seed=seed, **params)
@@ -405,6 +432,7 @@ class StationDispersalModel(CityModel):
         trains = trains_from_params(p, [s.id for s in st.sources], self.duration_s)
         if trains is None:
             trains = [Train(si, s.release_s, scaled(s.count, p["demand_scale"])) for si, s in enumerate(st.sources)]
+            check_total([t.passengers for t in trains], "layer sources (count × demand_scale)")
         # blocks per train, released in order of arrival (stagger: each later train a bit later)
         order = sorted(range(len(trains)), key=lambda k: (trains[k].arrival_s, k))
         rank = {k: r for r, k in enumerate(order)}
@@ -1094,7 +1122,23 @@ class StationDispersalModel(CityModel):
                 self._gate_cells.append((L, R[near], C[near]))
         return np.array([float(self.d_field[L, r, c].max()) if len(r) else 0.0 for L, r, c in self._gate_cells])
 
+    @property
+    def max_targets(self) -> int:
+        """Targets with every ticket bank open: the most any variant of this station has (state checks)."""
+        return self.G + len(self.station.tickets) + len(self.entries)
+
     def on_restore(self, same_params: bool) -> None:
+        T = self.T
+        if same_params:  # the state's targets are this model's: its numbers must index them
+            if len(self.queue_s) != T or (self.crowd.tgt >= max(T, 1)).any():
+                raise UserError(f"'queue_s' has {len(self.queue_s)} entries and 'crowd.tgt' reaches "
+                                f"{int(self.crowd.tgt.max())}; this station has {T} targets.")
+        elif (self.crowd.tgt >= max(T, 1)).any():  # the walkers are routed again below, counted first
+            raise UserError(f"the walkers head for target {int(self.crowd.tgt.max())}, but this variant has {T} "
+                            "targets (it opens fewer ticket banks than the saved run): continue as a variant that "
+                            "opens at least the same banks, or run this one from the start.")
+        else:  # another variant: queues per target are counted again when everyone chooses again
+            self.queue_s = np.zeros(T)
         self._next_release = self._next_release_s()
         on = np.flatnonzero(self.state == CHANGING_LEVEL)
         self._next_arrival = float(self.t_off[on].min()) if len(on) else math.inf

@@ -24,14 +24,16 @@ import pandas as pd
 from twin.core.errors import UserError, nearest
 from twin.core.grid import GridField
 from twin.core.model_contract import (
-    KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot, TimeSeries,
+    KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot, StateSpec,
+    TimeSeries,
 )
 
 from . import kpis as K
 from .engine import STATE_FIELDS, TourismEngine
 from .inputs import Attractions, Demand, Entries, Hotels, Interventions, one_plus_poisson_pmf
 from .layout import (
-    A_CAP_NOMINAL, A_GATES, A_SVC_MEAN, C_NEXT_ARR, H_DESK_MEAN, H_DESKS, CHECKED_IN, D_INSIDE, D_PQP, D_QP, DESK, DESK_QUEUE, F_ARR, F_DEP, F_FOLLOW,
+    A_CAP_NOMINAL, A_GATES, A_SVC_MEAN, C_NEXT_ARR, H_DESK_MEAN, H_DESKS, CHECKED_IN, D_INSIDE, D_PQP, D_QP, DESK, DESK_QUEUE, F_ARR,
+    F_BUDGET_END, F_DEP, F_FOLLOW,
     F_MARK, F_ONLINE, F_PLATFORM, F_RESERVE, F_SHUTTLE, G_FLAGS, G_FROM, G_MODE, G_PLACE, G_SIZE, G_STATE, G_TO,
     G_VISIT, GATE, H_ROOMS, HD_FREE, HD_QP, IDLE, INSIDE, LEFT, N_STATES, QUEUE, SEARCH_ENQUIRY, SEARCH_PLATFORM,
     SEARCH_TRAVEL, TRAVEL_ATTR, TRAVEL_EXIT, TRAVEL_HOTEL, TRAVELLING_STATES, V_ENTER, V_JOIN, WAIT_SLOT,
@@ -208,6 +210,24 @@ class TouristFlowModel(CityModel):
     # The engine's whole dynamic state, array by array (``EngineState`` maps the names onto the
     # engine's World); the road network, the routes and the static inputs are rebuilt.
     state_attrs = tuple(f"engine_state.{f}" for f in STATE_FIELDS)
+    # What a restored state may hold (docs/state_file.md). The group, visit and heap tables mix
+    # columns of several kinds (state codes, place, attraction and group numbers): their integers
+    # are bounded as a whole by the largest table they index (``state_index_bound``).
+    _E = "engine_state."
+    state_specs = (
+        StateSpec(_E + "key"),
+        StateSpec(_E + "plan", index_of="engine.world.af", low=-1),
+        StateSpec(_E + "plan_st", low=0, high=3),
+        *StateSpec.each((_E + "gi", _E + "vi"), low=-1, high="state_index_bound"),
+        *StateSpec.each((_E + "gf", _E + "vf"), nan=True),  # NaN: not yet
+        *StateSpec.each((_E + "ad", _E + "hd", _E + "hs", _E + "ctr"), low=0, high="state_index_bound"),
+        *StateSpec.each((_E + "adf", _E + "hdf", _E + "ht", _E + "now")),
+        *StateSpec.each((_E + "qh", _E + "qt"), index_of="engine.world.gi", low=-1),
+        StateSpec(_E + "todo", index_of="engine.world.gi"),
+        StateSpec(_E + "hid", index_of="engine.world.gi", low="-state_index_bound"),  # -1-(2a+closing): an opening
+        StateSpec(_E + "slots", low=0, cols="max_booking_slots"),
+    )
+    del _E
 
     def __init__(self, city, *, duration_s: float, seed: int, **params):
         super().__init__(city, duration_s=duration_s, seed=seed, **params)
@@ -535,6 +555,20 @@ class TouristFlowModel(CityModel):
         times), which would otherwise repeat in every replication of a branch."""
         super().reseed(entropy)
         self.engine_state.key = self.rng.integers(0, 2**63, size=1, dtype=np.int64).astype(np.uint64)
+
+    @property
+    def state_index_bound(self) -> int:
+        """The largest integer a restored group, visit or heap table may hold: its largest table's size."""
+        w = self.engine.world
+        return max(len(w.gi), len(w.vi), len(w.ht), len(w.T[0]), 2 * len(w.af) + len(w.hf) + 2, 255)
+
+    @property
+    def max_booking_slots(self) -> int:
+        """The most entry slots a booking table may have (the shortest slot, 60 s, over the day)."""
+        w = self.engine.world
+        budget = np.nanmax(w.gf[:, F_BUDGET_END]) if len(w.gf) else self.engine.end_s
+        horizon = max(self.engine.end_s, float(budget))
+        return max(int(math.ceil((horizon - self.engine.start_s) / 60.0)) + 1, w.slots.shape[1])
 
     def on_restore(self, same_params: bool) -> None:
         """A run continued as another variant keeps the history and takes this variant's levers from

@@ -372,3 +372,21 @@ def test_info_repairs_invalid_geometry(runs):
     assert r.returncode == 0, r.stderr
     city = City.load(pkg)
     assert city.buildings.is_valid.all() and city.buildings.attrs.get("repaired") == 1
+
+
+def test_the_demo_citys_own_geopackage_imports_back(tmp_path):
+    """A package CityTwin wrote imports back (issue 19), with the models' extra layers (connectors,
+    barriers) kept by name instead of being mistaken for contract layers ("barriers" for obstacles)."""
+    root = Path(__file__).resolve().parents[2] / "gis_data" / "demo_city"
+    out = tmp_path / "again"
+    r = citytwin("city", "import", root / "city.gpkg", root / "dem.tif", "--out", out)
+    assert r.returncode == 0, r.stderr
+    a, b = City.load(root), City.load(out)
+    for name in ("buildings", "roads", "walkable", "obstacles", "gates", "sources", "pois", "water", "drains"):
+        assert len(b.layers[name]) == len(a.layers[name]), name
+    from agents.registry import get_model
+
+    for model, layer in (("station_dispersal", "connectors"), ("flood", "barriers")):
+        spec = next(s for s in get_model(model).extra_layers if s.name == layer)
+        assert len(b.extra_layer(spec)) == len(a.extra_layer(spec)) > 0, layer
+    assert "connectors" in r.stdout and "barriers" in r.stdout

@@ -64,6 +64,7 @@ CMP = ["compare", "{sc}", "--workers", "1", "--quiet", "--out", "{out}"]
 BRANCH = ["branch", "{sc}", "--at", "60", "--intervention", "fast", "--quiet", "--out", "{out}"]
 RENDER = ["render", "{sc}", "--length-s", "1", "--quiet", "--out", "{out}"]
 STATION_CHOICES = "[parameters]\nrelease_spread_s = 10\n"
+STATE = ["run", "--from-state", "{tmp}/state.npz", "--quiet", "--out", "{out}"]
 
 CASES = [
     # -- the scenario file ---------------------------------------------------------------------
@@ -201,7 +202,215 @@ CASES = [
     Case("run_gate_error", RUN + ["--intervention", "open a gate"], ('there is no gate "NOPE"',),
          head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
          body='[[interventions]]\nname = "open a gate"\n[interventions.parameters]\nopen_gates = ["NOPE"]\n'),
+    # -- state files (issue 19; tests/cli/test_state_fuzz.py mutates them field by field) ---------------
+    *[Case(f"state_{name}", STATE, expect, setup=lambda tmp, m=mutate: _state(tmp, m)) for name, mutate, expect in (
+        ("empty_file", "empty", ("state.npz: the file is empty",)),
+        ("truncated", "truncated", ("state.npz: not a readable CityTwin state file",)),
+        ("time_nan", ("model.time_s", float("nan")), ("model.time_s must be a finite number",)),
+        ("meta_a_json_list", ("", [1, 2]), ("__meta__ must be a JSON object",)),
+        ("seed_text", ("seed", "1"), ("seed must be a whole number",)),
+        ("seed_missing", ("seed", None), ("seed must be a whole number",)),
+        ("bad_rng_state", ("model.rng", {"bit_generator": "PCG64", "state": {"state": "x", "inc": 1}}),
+         ("model.rng is not a valid state",)),
+        ("array_shrunk_to_one", ("pos", "shrink"), ("'pos' has shape (1, 2)", "needs shape (60, 2)")),
+        ("array_three_times_too_long", ("pos", "grow3"), ("'pos' has shape (180, 2)",)),
+        ("array_nan_filled", ("pos", "nan"), ("'pos' holds nan", "finite numbers")),
+        ("array_wrong_dtype", ("pos", "float32"), ("'pos' has dtype float32", "needs float64")),
+        ("array_missing", ("pos", "drop"), ("array 'pos' is missing",)),
+        ("array_4_gb_announced", ("pos", "bomb"), ("'pos' has shape (500000000, 2)",)),
+    )],
+    # -- rasters, counts and features (issue 19) ----------------------------------------------------------
+    Case("dem_in_another_crs", RUN, ("the DEM is in EPSG:4326", "city import"), head={"city": "{tmp}/c"},
+         setup=lambda tmp: _city_with_dem(tmp, crs="EPSG:4326")),
+    Case("dem_off_the_map", RUN, ("does not overlap the city's layers",), head={"city": "{tmp}/c"},
+         setup=lambda tmp: _city_with_dem(tmp, shift_m=100_000)),
+    Case("dem_1x1_in_a_corner", RUN, ("the DEM (1 x 1 cells", "at least 2 x 2 cells"), head={"city": "{tmp}/c"},
+         setup=lambda tmp: _city_with_dem(tmp, shape=(1, 1), cell_m=30.0, top_m=30.0)),
+    Case("dem_spike_3e38", RUN, ("holds 3e+38 m at row 2, column 3", "outside the elevations on Earth"),
+         head={"city": "{tmp}/c"}, setup=lambda tmp: _city_with_dem(tmp, spike=3e38)),
+    Case("initial_depth_1e30", RUN, ("depth of 1e+30 m", "grid row"), head={"model": "flood", "duration_s": 60},
+         body='[parameters]\nrain = "none"\ninitial_depth = "{tmp}/depth.tif"\n',
+         setup=lambda tmp: _depth_raster(tmp, 1e30)),
+    Case("initial_depth_off_the_map", RUN, ("does not overlap the flood grid",), head={"model": "flood", "duration_s": 60},
+         body='[parameters]\nrain = "none"\ninitial_depth = "{tmp}/depth.tif"\n',
+         setup=lambda tmp: _depth_raster(tmp, 0.5, shift_m=100_000)),
+    Case("train_of_1e308_passengers", RUN, ("passengers = '1e308' in one train", "at most 20,000"),
+         head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
+         body='[parameters]\ntrains = ["P1 0 1e308"]\n'),
+    Case("train_of_1e7_passengers", RUN, ("passengers = '10000000' in one train",),
+         head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
+         body='[parameters]\ntrains = ["P1 0 10000000"]\n'),
+    Case("timetable_1e11_passengers", RUN, ("timetable.csv, line 3, column 3 (passengers)", "1e11"),
+         head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
+         body='[parameters]\ntimetable = "{tmp}/timetable.csv"\n',
+         setup=lambda tmp: (tmp / "timetable.csv").write_text("platform,arrival_s,passengers\nP1,0,10\nP2,5,1e11\n")),
+    Case("timetable_of_too_many_rows", RUN, ("timetable.csv, line 100002", "more than 100,000 trains"),
+         head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
+         body='[parameters]\ntimetable = "{tmp}/timetable.csv"\n',
+         setup=lambda tmp: (tmp / "timetable.csv").write_text("platform,arrival_s,passengers\n" + "P1,0,1\n" * 100_001)),
+    Case("shelter_negative_capacity", RUN, ("feature 'SH1' has capacity = -50",), head={"city": "{tmp}/c"},
+         setup=lambda tmp: _city_with_poi(tmp, "SH1", "shelter", (500_100.0, 3_400_050.0), capacity=-50)),
+    Case("poi_at_nan_coordinates", RUN, ("feature 'NAN1' has no location", "NaN coordinates"), head={"city": "{tmp}/c"},
+         setup=lambda tmp: _city_with_poi(tmp, "NAN1", "attraction", (float("nan"), float("nan")))),
+    Case("info_symlink_loop_gpkg", ["city", "info", "{tmp}/c"], ("city.gpkg: the city's GeoPackage is a loop of "
+                                                                "symbolic links",), setup=lambda tmp: _looped_gpkg(tmp)),
+    Case("bow_tie_walkable", RUN, ("walkable polygon 'hall' crosses itself", "Self-intersection"),
+         head={"model": "station_dispersal", "city": "{tmp}/c", "duration_s": 30}, body=STATION_CHOICES,
+         setup=lambda tmp: _bow_tie_station(tmp)),
+    Case("scheduler_is_a_web_server", CMP + ["--scheduler", "tcp://127.0.0.1:{http_port}"],
+         ("is not a Dask scheduler", "sent nothing within 3 s")),
+    Case("scheduler_answers_garbage", CMP + ["--scheduler", "tcp://127.0.0.1:{garbage_port}"],
+         ("is not a Dask scheduler", "a Dask handshake is a few hundred")),
 ]
+
+
+SHARED: dict = {}  # filled by the cities fixture: a good toy state file and the tiny city
+
+
+def _state(tmp: Path, mutate) -> None:
+    """``tmp/state.npz``: the shared toy state at 10 s, broken as ``mutate`` says."""
+    import json
+
+    import numpy as np
+
+    good = SHARED["toy_state"]
+    dst = tmp / "state.npz"
+    data = good.read_bytes()
+    if mutate == "empty":
+        dst.write_bytes(b"")
+        return
+    if mutate == "truncated":
+        dst.write_bytes(data[: len(data) // 2])
+        return
+    with np.load(good, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays.pop("__meta__")).decode())
+    field, how = mutate
+    if field in arrays:
+        a = arrays[field]
+        if how == "drop":
+            del arrays[field]
+        elif how == "bomb":
+            arrays.pop(field)
+        else:
+            arrays[field] = {"shrink": a[:1], "grow3": np.concatenate([a, a, a]), "float32": a.astype(np.float32),
+                             "nan": np.full_like(a, np.nan)}[how]
+    elif field == "":
+        meta = how
+    else:
+        *head, key = field.split(".")
+        d = meta
+        for part in head:
+            d = d[part]
+        if how is None:
+            del d[key]
+        else:
+            d[key] = how
+    np.savez_compressed(dst, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+    if mutate[1] == "bomb":  # a member announcing 500,000,000 × 2 floats (8 GB), deflated to a few MB
+        import zipfile
+
+        with zipfile.ZipFile(dst, "a", compression=zipfile.ZIP_DEFLATED) as z:
+            header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 2)))
+            header["shape"] = (500_000_000, 2)
+            with z.open(f"{field}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_1_0(f, header)
+                f.write(bytes(2**20))
+
+
+def _copy_city(tmp: Path) -> Path:
+    import shutil
+
+    dst = tmp / "c"
+    shutil.copytree(SHARED["city"], dst)
+    return dst
+
+
+def _city_with_dem(tmp: Path, crs: str = "EPSG:32650", shift_m: float = 0.0, shape=(20, 40), cell_m: float = 5.0,
+                   spike: float | None = None, top_m: float = 100.0) -> None:
+    import numpy as np
+    import pyproj
+
+    from tests.factories import X0, Y0
+    from twin.core.files import write_geotiff
+    from twin.core.grid import GridField
+
+    city = _copy_city(tmp)
+    z = np.full(shape, 10.0, np.float32)
+    if spike is not None:
+        z[2, 3] = spike
+    x0, y0 = X0 + shift_m, Y0 + top_m + shift_m
+    if crs != "EPSG:32650":
+        lon, lat = pyproj.Transformer.from_crs("EPSG:32650", crs, always_xy=True).transform(x0, y0)
+        x0, y0, cell_m = lon, lat, cell_m / 100_000
+    write_geotiff(GridField("elevation", z, x0, y0, cell_m, unit="m"), pyproj.CRS(crs), city / "dem.tif")
+
+
+def _depth_raster(tmp: Path, depth: float, shift_m: float = 0.0) -> None:
+    import numpy as np
+    import pyproj
+
+    from tests.factories import X0, Y0
+    from twin.core.files import write_geotiff
+    from twin.core.grid import GridField
+
+    write_geotiff(GridField("depth", np.full((20, 40), depth, np.float32), X0 + shift_m, Y0 + 100 + shift_m, 5.0),
+                  pyproj.CRS("EPSG:32650"), tmp / "depth.tif")
+
+
+def _city_with_poi(tmp: Path, pid: str, kind: str, xy, **cols) -> None:
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import Point
+
+    city = _copy_city(tmp)
+    pois = gpd.read_file(city / "city.gpkg", layer="pois")
+    row = gpd.GeoDataFrame({"id": [pid], "kind": [kind], "name": [pid], **{k: [v] for k, v in cols.items()}},
+                           geometry=[Point(*xy)], crs=pois.crs)
+    gpd.GeoDataFrame(pd.concat([pois, row], ignore_index=True), crs=pois.crs).to_file(
+        city / "city.gpkg", layer="pois", driver="GPKG")
+
+
+def _looped_gpkg(tmp: Path) -> None:
+    city = _copy_city(tmp)
+    (city / "city.gpkg").unlink()
+    os.symlink(city / "city.gpkg", city / "city.gpkg")
+
+
+def _bow_tie_station(tmp: Path) -> None:
+    import shapely
+
+    from tests.agents.station.conftest import X0, Y0, make_city
+
+    bow = shapely.Polygon([(X0, Y0), (X0 + 60, Y0 + 30), (X0 + 60, Y0), (X0, Y0 + 30)])
+    city = make_city()
+    city.layers["walkable"] = city.layers["walkable"].set_geometry([bow])  # as drawn, before any repair
+    city.layers["walkable"]["id"] = ["hall"]
+    city.save(tmp / "c")
+
+
+@pytest.fixture(scope="session")
+def talkers():
+    """Two services on 127.0.0.1 that are not Dask: a web server, and one that answers with garbage."""
+    import http.server
+    import threading
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    garbage = socket.socket()
+    garbage.bind(("127.0.0.1", 0))
+    garbage.listen()
+
+    def answer():
+        while True:
+            conn, _ = garbage.accept()
+            with conn:
+                conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n" * 4)
+
+    threading.Thread(target=answer, daemon=True).start()
+    yield {"http_port": web.server_address[1], "garbage_port": garbage.getsockname()[1]}
+    web.shutdown()
+    garbage.close()
 
 
 # -- the cities the cases use -------------------------------------------------------------------------
@@ -224,6 +433,14 @@ def cities(tmp_path_factory, tiny_city):
     root = tmp_path_factory.mktemp("hostile_cities")
     station = root / "station"
     make_city().save(station)
+    from tests.factories import write_scenario
+    from twin.cli import main
+
+    toy = root / "toy"
+    toy.mkdir()
+    sc = write_scenario(toy, tiny_city, "[parameters]\nwalkers = 60\ndistance_m = 80.0\n", duration_s=60)
+    assert main(["run", str(sc), "--save-state-at", "10", "--out", str(toy / "run"), "--quiet"]) == 0
+    SHARED.update(toy_state=toy / "run" / "states" / "state_t000010.npz", city=tiny_city)
     return {"city": tiny_city, "srs-1": _with_srs(tiny_city, root / "srs_minus_1", -1),
             "srs0": _with_srs(tiny_city, root / "srs_0", 0), "station": station}
 
@@ -305,10 +522,10 @@ def assert_refused(r: subprocess.CompletedProcess, expect) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_input_exits_2_and_leaves_out_alone(case, cities, tmp_path, monkeypatch):
+def test_hostile_input_exits_2_and_leaves_out_alone(case, cities, talkers, tmp_path, monkeypatch):
     monkeypatch.setenv("CITYTWIN_DASK_TIMEOUT", "3s")
     tmp = tmp_path
-    values = {"tmp": tmp, "free_port": free_port(), **cities}
+    values = {"tmp": tmp, "free_port": free_port(), **cities, **talkers}
     if case.setup:
         case.setup(tmp)
     if "{tmp}/ro" in case.out:
@@ -318,7 +535,7 @@ def test_hostile_input_exits_2_and_leaves_out_alone(case, cities, tmp_path, monk
         sc.write_bytes(case.raw if isinstance(case.raw, bytes) else case.raw.encode())
     else:
         head = {k: fill(str(v), values) for k, v in case.head.items()}
-        sc = write_scenario(tmp, head.pop("city", cities["city"]), case.body, **head)
+        sc = write_scenario(tmp, head.pop("city", cities["city"]), fill(case.body, values), **head)
     values["sc"] = sc
     out = fill(case.out, values)
     values["out"] = out
@@ -336,12 +553,15 @@ def test_hostile_input_exits_2_and_leaves_out_alone(case, cities, tmp_path, monk
         assert state(Path(out)) == before_out, "--out was touched"
     if watched.is_dir():
         assert sorted(os.listdir(watched)) == before_parent, "something was left beside --out"
-    if case.id == "scheduler_nothing_listens":
+    if case.id.startswith("scheduler_"):
         assert elapsed < 12, f"took {elapsed:.1f} s to report"  # not the Dask client's 20 s of retries
+    if case.id == "state_array_4_gb_announced":
+        assert elapsed < 30, f"took {elapsed:.1f} s"  # refused from the ZIP directory, never decompressed
 
 
 def test_corpus_is_large_and_covers_every_command():
     assert len(CASES) >= 60
     commands = {c.args[0] if c.args[0] != "city" else " ".join(c.args[:2]) for c in CASES}
     assert commands == {"run", "compare", "branch", "render", "city info", "city import"}
+    print(f"hostile-input corpus: {len(CASES)} cases")
     assert len({c.id for c in CASES}) == len(CASES)

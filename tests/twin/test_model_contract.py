@@ -13,6 +13,7 @@ from agents.registry import MODELS, get_model
 from tests.conftest import DEMO_CITY
 from twin.core.city import City
 from twin.core.model_contract import CityModel
+from tests.factories import state_context
 from twin.core.state_file import read_state, state_bytes, write_state_bytes
 
 CONTRACT_KPIS = {
@@ -152,7 +153,7 @@ def test_state_round_trip_is_exact(name, tiny_city, demo_city, toy_inputs, tmp_p
         first = cls(city, duration_s=DURATION_S, seed=7, **params)
         first.advance_to(DURATION_S / 2)
         path = tmp_path / f"{name}-{n}.npz"
-        write_state_bytes(state_bytes(first, {"scenario_name": "contract"}), path)
+        write_state_bytes(state_bytes(first, state_context(first)), path)
         saved = read_state(path)
         again = cls(city, duration_s=DURATION_S, seed=7, **params)
         again.set_state(saved.arrays, saved.meta["model"])

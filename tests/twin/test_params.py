@@ -78,3 +78,24 @@ def test_file_parameter_must_exist_and_is_hashed_into_the_run(tmp_path, tiny_cit
     starts.write_text("500020,3400020\n500050,3400080\n", encoding="utf-8")
     assert main(["run", str(sc), "--out", str(tmp_path / "r2"), "--quiet"]) == 0
     assert json.loads((tmp_path / "r2" / "bundle.json").read_text())["hash"] != bundle["hash"]
+
+
+def test_a_parameter_the_chosen_mode_ignores_is_warned_about(tmp_path, tiny_city, capsys):
+    """rain_mm_per_h with rain = "design_storm" does nothing: the warning says which setting uses it
+    (declared on the parameter: ``Param.used_when``), in the baseline and in an intervention."""
+    body = ('[parameters]\nrain = "design_storm"\nrain_mm_per_h = 80\n\n[[interventions]]\nname = "gauge"\n'
+            '[interventions.parameters]\nrain = "uniform"\nstorm_duration_min = 30\n')
+    sc = load_scenario(write_scenario(tmp_path, tiny_city, body, model="flood"))
+    warnings = sc.ignored_settings()
+    assert len(warnings) == 2, warnings
+    assert '"rain_mm_per_h" is set but rain = "design_storm" does not use it; it is used with rain = "uniform"' \
+        in warnings[0]
+    assert 'intervention "gauge"' in warnings[1] and '"storm_duration_min"' in warnings[1] \
+        and 'rain = "design_storm"' in warnings[1]
+    # the CLI prints them before it runs, and still runs
+    assert main(["run", str(sc.path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("citytwin: warning:") == 2 and "rain_mm_per_h" in err
+    clean = load_scenario(write_scenario(tmp_path, tiny_city, '[parameters]\nrain = "uniform"\nrain_mm_per_h = 80\n',
+                                         model="flood", name="clean"))
+    assert clean.ignored_settings() == []

@@ -60,6 +60,10 @@ COLUMN_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+MIN_ELEVATION_M, MAX_ELEVATION_M = -11_000.0, 9_000.0  # the deepest sea floor to above Everest
+MIN_DEM_COVER = 0.5  # share of the layers' extent a DEM must cover (the rest is extrapolated from its edge)
+
+
 @dataclass
 class Terrain:
     """Elevation in metres on a north-up grid in the city CRS."""
@@ -90,6 +94,13 @@ class Terrain:
                             "`citytwin city import`) or remove it to use flat ground.") from None
         if not np.isfinite(z).any():
             raise UserError(f"{path}: the DEM holds no valid elevation (all cells are nodata).")
+        bad = np.isfinite(z) & ((z < MIN_ELEVATION_M) | (z > MAX_ELEVATION_M))
+        if bad.any():
+            r, c = (int(i) for i in np.argwhere(bad)[0])
+            raise UserError(f"{path}: the DEM holds {float(z[r, c]):g} m at row {r}, column {c} (x = "
+                            f"{t.c + (c + 0.5) * t.a:.1f}, y = {t.f + (r + 0.5) * t.e:.1f}), outside the elevations on "
+                            f"Earth ({MIN_ELEVATION_M:g} to {MAX_ELEVATION_M:g} m); {int(bad.sum()):,} cell(s) in all. "
+                            "Mark such cells as nodata (gdal_edit.py -a_nodata VALUE) or fix the DEM.")
         return cls(GridField("elevation", z, t.c, t.f, abs(t.a), unit="m"))
 
     def sample(self, x, y) -> np.ndarray:
@@ -143,6 +154,8 @@ class City:
         if root.is_file() and root.name == "city.toml":
             root = root.parent
         toml_path = root / "city.toml"
+        _refuse_broken_link(root, "the city folder")
+        _refuse_broken_link(toml_path, "city.toml")
         if not root.is_dir():
             raise UserError(f"{root}: no such city folder. A city package is a folder with city.toml and city.gpkg; "
                             "make one with `citytwin city import`.")
@@ -172,6 +185,8 @@ class City:
         city = cls(name=str(section["name"]), crs=crs, root=root,
                    attribution=str(section.get("attribution", "")), meta=section)
         level_heights(section.get("level_height_m"), f"{toml_path}: level_height_m")
+        _refuse_broken_link(gpkg, "the city's GeoPackage")
+        _refuse_broken_link(dem_path, "the city's DEM")
         city.gpkg = gpkg if gpkg.exists() else None
         if gpkg.exists():
             city.layers = read_layers(gpkg, crs, section.get("layers", {}))
@@ -189,6 +204,16 @@ class City:
             raise UserError(
                 f"{where}: the DEM (extent {fmt_bounds(b)}) does not overlap the city's layers "
                 f"(extent {fmt_bounds(a)}). Use a DEM of the same area, or remove it for flat ground."
+            )
+        rows, cols = self.terrain.grid.values.shape
+        covered = ((min(a[2], b[2]) - max(a[0], b[0])) * (min(a[3], b[3]) - max(a[1], b[1]))
+                   / max((a[2] - a[0]) * (a[3] - a[1]), 1e-9))
+        if rows < 2 or cols < 2 or covered < MIN_DEM_COVER:
+            raise UserError(
+                f"{where}: the DEM ({rows} x {cols} cells, extent {fmt_bounds(b)}) covers {covered:.0%} of the city's "
+                f"layers (extent {fmt_bounds(a)}); a DEM must have at least 2 x 2 cells and cover at least "
+                f"{MIN_DEM_COVER:.0%} of them, or ground elsewhere would be made up. Use a DEM of the whole area, or "
+                "remove it for flat ground."
             )
 
     # -- layers ----------------------------------------------------------------------------
@@ -211,7 +236,7 @@ class City:
         cache = self.__dict__.setdefault("_extra", {})
         if spec.name not in cache:
             if spec.name in self.layers and spec.name not in LAYERS:
-                cache[spec.name] = _check_extra(self.layers[spec.name], spec, f"{self.name}, layer {spec.name!r}",
+                cache[spec.name] = check_extra_layer(self.layers[spec.name], spec, f"{self.name}, layer {spec.name!r}",
                                                 self.crs)
             else:
                 cache[spec.name] = _read_extra_layer(self, spec)
@@ -333,7 +358,7 @@ class City:
         ``extra_files`` ({name: text or bytes}) are written into the package in the same step
         (the import uses it for ``import_report.json``).
         """
-        from .files import atomic_dir
+        from .files import atomic_dir, write_gpkg_layer
 
         import tomli_w
 
@@ -344,7 +369,7 @@ class City:
             (tmp / "city.toml").write_text(tomli_w.dumps({"city": meta}), encoding="utf-8")
             for name, gdf in self.layers.items():
                 if len(gdf):
-                    gdf.to_crs(self.crs).to_file(tmp / "city.gpkg", layer=name, driver="GPKG")
+                    write_gpkg_layer(gdf.to_crs(self.crs), tmp / "city.gpkg", name)
             if self.terrain is not None:
                 from .files import write_geotiff
 
@@ -459,10 +484,10 @@ def _read_extra_layer(city: "City", spec) -> gpd.GeoDataFrame | None:
             gdf = gpd.read_file(gpkg, layer=spec.name, on_invalid="fix")
     except Exception as e:
         raise UserError(f"{where}: cannot be read ({str(e).strip().splitlines()[0] if str(e).strip() else e}).") from None
-    return _check_extra(gdf, spec, where, city.crs)
+    return check_extra_layer(gdf, spec, where, city.crs)
 
 
-def _check_extra(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDataFrame:
+def check_extra_layer(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDataFrame:
     if gdf.crs is None:
         raise UserError(f"{where}: the layer has no CRS. Assign one in your GIS.")
     gdf = gdf.to_crs(crs) if gdf.crs != crs else gdf
@@ -475,6 +500,70 @@ def _check_extra(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDataFra
             raise UserError(f"{where}: feature {int(np.flatnonzero(bad.to_numpy())[0])} is a "
                             f"{gdf.geom_type[bad].iloc[0]}; this layer holds {spec.geometry}s only.")
     return gdf.reset_index(drop=True)
+
+
+def _refuse_split_floors(gdf: gpd.GeoDataFrame, where: str) -> None:
+    """A walkable polygon that crosses itself (a bow-tie) would be repaired into separate pieces, and
+    the error would surface later at whatever gate or stair lies off them: name the polygon now."""
+    import shapely
+
+    geoms = gdf.geometry.values
+    present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+    invalid = present & ~shapely.is_valid(geoms)
+    for i in np.flatnonzero(invalid):
+        g = geoms[i]
+        fixed = shapely.make_valid(g)
+        polys = [p for p in shapely.get_parts(fixed) if p.geom_type == "Polygon" and p.area > 0]
+        if len(polys) > len([p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]):
+            fid = gdf["id"].iloc[i] if "id" in gdf.columns else gdf["name"].iloc[i] if "name" in gdf.columns else i
+            raise UserError(f"{where}: walkable polygon {fid!r} crosses itself ({shapely.is_valid_reason(g)}), so it "
+                            f"falls apart into {len(polys)} pieces that touch at single points and people could not "
+                            "walk between them. Redraw its outline so that it does not cross itself.")
+
+
+def _refuse_broken_link(path: Path, what: str) -> None:
+    """A symbolic link that leads nowhere would read as "no such file" (a city without layers): say what it is."""
+    import errno
+    import os
+
+    if not os.path.islink(path):
+        parent = path.parent
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # a loop further up the path
+                raise UserError(f"{path}: {what} lies under a loop of symbolic links ({parent}); fix the links.") from None
+        return
+    try:
+        os.stat(path)
+    except OSError as e:
+        why = ("a loop of symbolic links" if e.errno == errno.ELOOP
+               else f"a symbolic link to {os.readlink(path)}, which does not exist")
+        raise UserError(f"{path}: {what} is {why}. Point the link at the real file, or replace it with the file.") from None
+
+
+def _refuse_non_finite_coordinates(gdf: gpd.GeoDataFrame, where: str, placed: bool = False) -> None:
+    """A point at NaN (or infinite) coordinates cannot be placed on the map: name the feature.
+    ``placed``: every feature must have a location (a POI written at NaN comes back from a
+    GeoPackage as an empty point; a shelter or an attraction without a place is an error, not a drop)."""
+    import shapely
+
+    if not len(gdf):
+        return
+    if placed:
+        nowhere = shapely.is_missing(gdf.geometry.values) | shapely.is_empty(gdf.geometry.values)
+        if nowhere.any():
+            i = int(np.flatnonzero(nowhere)[0])
+            fid = gdf["id"].iloc[i] if "id" in gdf.columns else f"number {i}"
+            raise UserError(f"{where}: feature {fid!r} has no location (empty, or NaN coordinates); place it in "
+                            "your GIS or delete it.")
+    xy, index = shapely.get_coordinates(gdf.geometry.values, return_index=True)
+    bad = ~np.isfinite(xy).all(axis=1)
+    if bad.any():
+        i = int(index[np.argmax(bad)])
+        fid = gdf["id"].iloc[i] if "id" in gdf.columns else f"number {i}"
+        raise UserError(f"{where}: feature {fid!r} has coordinates {tuple(float(v) for v in xy[np.argmax(bad)])}, "
+                        "which are not on the map. Place it again in your GIS or delete it.")
 
 
 # GeoPackage's two reserved "undefined" CRSs (OGC 12-128r18, table 6): srs_id -1 and 0. GDAL reads
@@ -526,6 +615,9 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
             first = int(np.flatnonzero(bad.to_numpy())[0])
             raise UserError(f"{where}: {int(bad.sum())} feature(s) are {kinds} (the first is feature {first}); "
                             f"layer {name!r} holds {family}s only. Move them to the right layer or convert them.")
+    _refuse_non_finite_coordinates(gdf, where, placed=name == "pois")
+    if name == "walkable":
+        _refuse_split_floors(gdf, where)
     gdf, repaired, dropped = repair_geometries(gdf, family if family != "any" else "")
     if repaired:
         gdf.attrs["repaired"] = repaired
@@ -558,6 +650,15 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
                 i = int(np.flatnonzero(bad.to_numpy())[0])
                 raise UserError(f"{where}: column {col!r} of feature {i} is {gdf[col].iloc[i]!r}, not a number.")
             gdf[col] = values
+    for col in ("count", "capacity", "capacity_m3s", "speed_kmh", "service_time_s", "gates", "population"):
+        if col in gdf.columns and len(gdf):
+            values = pd.to_numeric(gdf[col], errors="coerce")
+            bad = values.notna() & ~(np.isfinite(values) & (values >= 0))
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                fid = gdf["id"].iloc[i] if "id" in gdf.columns else i
+                raise UserError(f"{where}: feature {fid!r} has {col} = {float(values.iloc[i]):g}; it must be a finite "
+                                "number, 0 or more. Fix the value in your GIS.")
     if name in LEVEL_LAYERS and len(gdf):
         values = pd.to_numeric(gdf["level"], errors="coerce")
         bad = ~(np.isfinite(values) & (values == np.round(values)))

@@ -6,6 +6,7 @@ interrupted write leaves the old file (or nothing), never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -29,6 +30,48 @@ FILE_MODE = 0o666 & ~_umask()
 DIR_MODE = 0o777 & ~_umask()
 
 
+LOW_SPACE_BYTES = 64 * 2**20  # a write that fails with less free than this failed for want of space
+
+
+def _nearly_full(path: Path) -> bool:
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+    return free < min(LOW_SPACE_BYTES, max(total // 100, 1)) or free == 0
+
+
+@contextlib.contextmanager
+def disk_errors(path: Path):
+    """Writing ``path``: a full disk becomes ``OSError(ENOSPC, …, path)`` whatever the library says.
+
+    GDAL's GeoPackage writer (through pyogrio) reports a full disk as "Failed to commit transaction"
+    (a RuntimeError), rasterio as "Write failed", and a plain ``write`` names no file; the CLI turns
+    an OSError into "PATH: No space left on device. Free some disk space…"."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT) and not e.filename:
+            raise OSError(e.errno, os.strerror(e.errno), str(path)) from None
+        if e.errno is None and _nearly_full(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise
+    except Exception:  # noqa: BLE001 - re-raised unless the disk is full
+        if _nearly_full(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise
+
+
+def write_gpkg_layer(gdf, path: Path, layer: str) -> None:
+    """One layer of a GeoPackage (inside a folder that ``atomic_dir`` moves into place)."""
+    with disk_errors(path):
+        gdf.to_file(path, layer=layer, driver="GPKG")
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path, mode: str = "w", **kw):
     """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
@@ -38,11 +81,12 @@ def atomic_file(path: Path, mode: str = "w", **kw):
     os.close(fd)
     os.chmod(tmp, FILE_MODE)
     try:
-        if mode == "path":
-            yield Path(tmp)
-        else:
-            with open(tmp, mode, **kw) as f:
-                yield f
+        with disk_errors(path):
+            if mode == "path":
+                yield Path(tmp)
+            else:
+                with open(tmp, mode, **kw) as f:
+                    yield f
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -79,6 +123,10 @@ def atomic_dir(path: Path):
                 else:
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(src, dst)
+    except OSError as e:  # name the file as the user will look for it, not its temporary twin
+        if e.filename and str(e.filename).startswith(str(tmp)):
+            raise OSError(e.errno, e.strerror, str(path / Path(e.filename).relative_to(tmp))) from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -18,6 +18,8 @@ State
     clock, the random generators and the time series so far) as numpy arrays plus JSON values;
     ``set_state()`` puts it back into a model freshly built from the same city, parameters and
     seed (the static part). ``twin.core.state_file`` writes it to disk (docs/state_file.md).
+    ``state_specs`` declares what each entry may hold (``StateSpec``): a state file from elsewhere
+    is checked against it before any kernel sees its arrays.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from .errors import UserError
 from .grid import GridField
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-__all__ = ["KPI", "AlertRule", "CityModel", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+__all__ = ["KPI", "AlertRule", "CityModel", "StateSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
            "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
@@ -148,6 +150,36 @@ class LayerSpec:
     required: bool = False
 
 
+@dataclass(frozen=True)
+class StateSpec:
+    """What one entry of ``state_attrs`` may hold when a saved state is restored (docs/state_file.md).
+
+    An array keeps the dtype of the freshly built model's array and its shape, except along axis 0
+    (``rows``) or 1 (``cols``) when those name the most it may have. A value that is not an array
+    keeps the JSON type of the fresh one (a list its length, unless ``rows``). Numbers must be finite
+    unless ``nan`` / ``inf`` allow those; they lie within [``low``, ``high``] when given. An index
+    array declares ``index_of``: its values index that (so lie below its count; ``low`` defaults to
+    0, -1 for "none"). ``low`` and ``high`` may also name a count (``"crowd.cap"``, ``"-heap"`` for
+    its negative). ``rows``, ``cols``, ``index_of`` and such bounds are attribute paths on the model whose
+    value is a count or anything with a length, read after the state is in place (so one state
+    array may bound another: the routes a walker's route number points into).
+    """
+
+    path: str
+    nan: bool = False
+    inf: bool = False
+    low: float | str | None = None
+    high: float | str | None = None
+    index_of: str | None = None
+    rows: str | None = None
+    cols: str | None = None
+
+    @classmethod
+    def each(cls, paths, **kw) -> tuple["StateSpec", ...]:
+        """The same declaration for several entries."""
+        return tuple(cls(p, **kw) for p in paths)
+
+
 @dataclass
 class FeatureFrame:
     """Per-feature values of one layer: ``values[name][i]`` belongs to feature ``ids[i]``."""
@@ -203,6 +235,7 @@ class CityModel(mesa.Model):
     state_names: ClassVar[tuple[str, ...]] = ()
     state_colours: ClassVar[tuple[str, ...]] = ()  # optional: one colour per state ("#rrggbb"); () = the view's
     state_attrs: ClassVar[tuple[str, ...]] = ()
+    state_specs: ClassVar[tuple[StateSpec, ...]] = ()  # one per entry of state_attrs (what a restore accepts)
     alerts: ClassVar[tuple[AlertRule, ...]] = ()  # default alert thresholds (command room); [alerts] edits them
     report_interval_s: float = 10.0
     # The time of day at t = 0 (seconds after midnight) for models that run on the wall clock (a
@@ -251,6 +284,11 @@ class CityModel(mesa.Model):
         ``<stem>.gpkg`` in the run folder (e.g. the flood model's ``impacts.gpkg``). Empty layers
         are not written."""
         return {}
+
+    def check_restored_state(self) -> None:
+        """After a restore put the state's entries in place, each checked against ``state_specs``:
+        raise a UserError naming the entry when entries disagree with each other (arrays that must
+        have equal lengths, offsets that must increase). Nothing has run on them yet."""
 
     def on_restore(self, same_params: bool) -> None:
         """Called after ``set_state``; ``same_params`` is False when the run continues as another
@@ -411,28 +449,188 @@ class CityModel(mesa.Model):
         }
         return arrays, meta
 
-    def set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Put back a state from ``get_state`` into this freshly built model."""
+    def state_array_bounds(self) -> dict[str, tuple[np.ndarray, tuple[int, ...]]]:
+        """For this freshly built model: each state array and the largest shape a restore accepts
+        (``twin.core.state_file`` checks a file's array headers against it before decompressing)."""
+        out = {}
+        for path in self.state_attrs:
+            fresh = _get_path(self, path)
+            if isinstance(fresh, np.ndarray):
+                out[path] = (fresh, self._max_shape(self._state_spec(path), fresh.shape))
+        return out
+
+    def _state_spec(self, path: str) -> StateSpec:
+        for s in self.state_specs:
+            if s.path == path:
+                return s
+        return StateSpec(path)  # undeclared: the strict default (fresh shape and type, finite numbers)
+
+    def _count(self, attr: str) -> int:
+        v = _get_path(self, attr)
+        return len(v) if hasattr(v, "__len__") else int(v)
+
+    def state_shape_allowed(self, spec: StateSpec, shape: tuple, fresh: tuple) -> bool:
+        """A restored array's shape: the fresh one's, except up to ``rows`` / ``cols`` where declared."""
+        top = self._max_shape(spec, fresh)
+        if len(shape) != len(fresh):
+            return False
+        free = {0} if spec.rows else set()
+        free |= {1} if spec.cols else set()
+        return all(n <= m if axis in free else n == m for axis, (n, m) in enumerate(zip(shape, top)))
+
+    def state_shape_text(self, spec: StateSpec, fresh: tuple) -> str:
+        top = self._max_shape(spec, fresh)
+        return f"shape {fresh}" if top == tuple(fresh) else f"a shape within {top} (only the first axes may be shorter)"
+
+    def _bound(self, b):
+        if isinstance(b, str):
+            return -self._count(b[1:]) if b.startswith("-") else self._count(b)
+        return b
+
+    def _max_shape(self, spec: StateSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = list(shape)
+        if spec.rows and shape:
+            shape[0] = self._count(spec.rows)
+        if spec.cols and len(shape) > 1:
+            shape[1] = self._count(spec.cols)
+        return tuple(shape)
+
+    def set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], where: str = "saved state") -> None:
+        """Put back a state from ``get_state`` into this freshly built model, checking every entry
+        against ``state_specs`` first (a refusal is a UserError naming ``where`` and the entry)."""
         missing = [p for p in self.state_attrs if p not in arrays and p not in meta["attrs"]]
         if missing:
-            raise UserError(f"the saved state lacks {', '.join(missing[:5])} that model {self.name} needs; it was "
+            raise UserError(f"{where}: it lacks {', '.join(missing[:5])} that model {self.name} needs; it was "
                             "written by another version of the model.")
+        fresh = {p: _get_path(self, p) for p in self.state_attrs}
+        for path in self.state_attrs:
+            value = arrays[path] if path in arrays else meta["attrs"][path]
+            self._check_kind(path, value, fresh[path], where)
         for path in self.state_attrs:
             if path in arrays:
                 _set_path(self, path, arrays[path])
             else:  # a copy: the model mutates its lists, and one saved state may be restored many times
                 _set_path(self, path, copy.deepcopy(meta["attrs"][path]))
-        self.time = float(meta["time_s"])
+        for path in self.state_attrs:  # after all are in place: one entry may bound another
+            self._check_values(self._state_spec(path), _get_path(self, path), where)
+        try:
+            self.check_restored_state()
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+        self._set_clock(meta, where)
+        same = meta.get("params") == {k: plain_value(v) for k, v in self.p.items()}
+        try:
+            self.on_restore(same)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+
+    def _check_kind(self, path: str, value, fresh, where: str) -> None:
+        """Type and shape against the fresh model's value (before anything is set)."""
+        spec = self._state_spec(path)
+        if isinstance(fresh, np.ndarray):
+            if not isinstance(value, np.ndarray) or value.dtype != fresh.dtype:
+                got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+                raise UserError(f"{where}: {path!r} is {got}, model {self.name} needs an array of {fresh.dtype}.")
+            if not self.state_shape_allowed(spec, value.shape, fresh.shape):
+                raise UserError(f"{where}: {path!r} has shape {value.shape}, model {self.name} needs "
+                                f"{self.state_shape_text(spec, fresh.shape)} here.")
+            return
+        if not _same_json_kind(value, fresh, bool(spec.rows)):
+            raise UserError(f"{where}: {path!r} = {_short(value)} does not have the form model {self.name} keeps "
+                            f"there (like {_short(fresh)}).")
+
+    def _check_values(self, spec: StateSpec, value, where: str) -> None:
+        if isinstance(value, dict):
+            value = list(value.values())
+        a = np.asarray(value)
+        if a.dtype == bool or a.size == 0:
+            return
+        if a.dtype.kind not in "iuf":
+            raise UserError(f"{where}: {spec.path!r} holds {a.dtype} values; model {self.name} keeps numbers there.")
+        if a.dtype.kind == "f":
+            bad = (np.isnan(a) if not spec.nan else np.zeros(a.shape, bool)) | (np.isinf(a) if not spec.inf else False)
+            if bad.any():
+                i = np.unravel_index(int(np.argmax(bad)), a.shape)
+                raise UserError(f"{where}: {spec.path!r} holds {a[i]} at {_index_text(i)}; model {self.name} needs "
+                                "finite numbers there.")
+            a = a[np.isfinite(a)]
+            if a.size == 0:
+                return
+        low, high = self._bound(spec.low), self._bound(spec.high)
+        if spec.index_of:
+            low = 0 if low is None else low
+            count = self._count(spec.index_of)
+            high = count - 1 if high is None else min(high, count - 1)
+        lo_v, hi_v = a.min(), a.max()
+        if (low is not None and lo_v < low) or (high is not None and hi_v > high):
+            v = lo_v if low is not None and lo_v < low else hi_v
+            what = f"an index into {spec.index_of} ({count} entries)" if spec.index_of else "a value"
+            rng = f"from {low:g}" if low is not None else ""
+            rng += f"{' ' if rng else ''}to {high:g}" if high is not None else ""
+            raise UserError(f"{where}: {spec.path!r} holds {v}, out of range for {what}; model {self.name} accepts "
+                            f"{rng} there.")
+
+    def _set_clock(self, meta: dict[str, Any], where: str) -> None:
+        t = meta["time_s"]
+        if not (isinstance(t, (int, float)) and math.isfinite(t) and 0 <= t <= self.duration_s):
+            raise UserError(f"{where}: model.time_s = {t!r}; give a time from 0 to duration_s = {self.duration_s:g} s.")
+        times = [float(x) for x in meta["times"]]
+        expected_k = int(math.floor(times[-1] / self.report_interval_s + 1e-6)) + 1 if times else 0
+        if meta["report_k"] != expected_k:
+            raise UserError(f"{where}: model.report_k = {meta['report_k']!r} does not follow from the time series "
+                            f"(its last row at {times[-1] if times else 'none'}); it must be {expected_k}.")
+        self.time = float(t)
         self.steps = int(meta["steps"])
         self._report_k = int(meta["report_k"])
-        self.rng.bit_generator.state = meta["rng"]
-        version, internal, gauss = meta["random"]
-        self.random.setstate((version, tuple(internal), gauss))
-        self._times = [float(t) for t in meta["times"]]
+        try:
+            if meta["rng"].get("bit_generator") != type(self.rng.bit_generator).__name__:
+                raise ValueError(f"bit generator {meta['rng'].get('bit_generator')!r}")
+            self.rng.bit_generator.state = meta["rng"]
+        except (ValueError, TypeError, KeyError, OverflowError) as e:
+            raise UserError(f"{where}: model.rng is not a valid state of the model's "
+                            f"{type(self.rng.bit_generator).__name__} generator ({e}).") from None
+        try:
+            version, internal, gauss = meta["random"]
+            self.random.setstate((version, tuple(internal), gauss))
+        except (ValueError, TypeError, OverflowError) as e:
+            raise UserError(f"{where}: model.random is not a valid state of Python's random generator ({e}).") from None
+        self._times = times
+        kpis = {k.name for k in self.kpis if k.per_step}
+        unknown = sorted(set(meta["model_vars"]) - kpis)
+        if unknown:
+            raise UserError(f"{where}: model.model_vars.{unknown[0]} is not a per-step KPI of model {self.name}.")
         self.datacollector.model_vars = {k: list(v) for k, v in meta["model_vars"].items()}
         self._kpi_cache = dict(meta["kpi_cache"])
-        same = meta.get("params") == {k: plain_value(v) for k, v in self.p.items()}
-        self.on_restore(same)
+
+
+def _same_json_kind(value, fresh, any_length: bool) -> bool:
+    """``value`` (from a state's JSON) has the form of the fresh model's ``fresh`` value."""
+    if isinstance(fresh, bool) or fresh is None:
+        return type(value) is type(fresh)
+    if isinstance(fresh, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(fresh, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(fresh, str):
+        return isinstance(value, str)
+    if isinstance(fresh, dict):
+        return (isinstance(value, dict) and set(value) == set(fresh)
+                and all(_same_json_kind(value[k], fresh[k], False) for k in fresh))
+    if isinstance(fresh, (list, tuple)):
+        if not isinstance(value, list) or (not any_length and len(value) != len(fresh)):
+            return False
+        proto = fresh[0] if len(fresh) else None
+        return proto is None or all(_same_json_kind(v, proto, True) for v in value)
+    return False
+
+
+def _short(value, n: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _index_text(i: tuple) -> str:
+    return "index " + ", ".join(str(int(k)) for k in i) if i else "its only element"
 
 
 def _get_path(obj, path: str):

@@ -92,6 +92,9 @@ class Param:
     max: float | None = None
     choices: tuple | None = None
     suffixes: tuple[str, ...] = ()  # FilePath: allowed file name endings, e.g. (".tif",)
+    # Used only when another parameter has one of some values: ("rain", ("uniform",)). A scenario that
+    # sets it while the other has none of them gets a warning naming the setting that would use it.
+    used_when: tuple[str, tuple] | None = None
 
     def describe_range(self) -> str:
         if self.choices:
@@ -257,6 +260,24 @@ def validate_params(model_cls, given: dict, where: str, base_dir: Path | None = 
             )
         values[key] = specs[key].coerce(value, where, base_dir)
     return values
+
+
+def ignored_settings(model_cls, given, values: dict, where: str) -> list[str]:
+    """Warnings for the parameters in ``given`` (the keys a scenario or --set wrote) that the chosen
+    mode ignores, by each parameter's ``used_when`` declaration."""
+    specs = {p.name: p for p in model_cls.params}
+    out = []
+    for key in given:
+        p = specs.get(key)
+        if p is None or p.used_when is None:
+            continue
+        other, modes = p.used_when
+        if values.get(other) not in modes:
+            use = " or ".join(f'{other} = "{m}"' if isinstance(m, str) else f"{other} = {m}" for m in modes)
+            now = values.get(other)
+            now = f'"{now}"' if isinstance(now, str) else now
+            out.append(f'{where}: "{key}" is set but {other} = {now} does not use it; it is used with {use}.')
+    return out
 
 
 def plain_value(value):

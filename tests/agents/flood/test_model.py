@@ -11,6 +11,7 @@ from agents.flood.model import FloodModel
 from tests.agents.flood import towns
 from tests.conftest import DEMO_CITY
 from twin.core.city import City
+from tests.factories import state_context
 from twin.core.state_file import read_state, state_bytes, write_state_bytes
 
 KEY_KPIS = ("buildings_flooded", "people_exposed", "evacuees", "evacuated", "stranded", "mean_evacuation_time_s")
@@ -241,7 +242,7 @@ def test_state_round_trip_with_people_on_the_move(tmp_path):
     first.advance_to(50)
     assert (first.evacuation.p_state == WALKING).any()
     path = tmp_path / "state.npz"
-    write_state_bytes(state_bytes(first, {"scenario_name": "t"}), path)
+    write_state_bytes(state_bytes(first, state_context(first)), path)
     saved = read_state(path)
     again = street_model(tmp_path, name="a", **kw)
     again.set_state(saved.arrays, saved.meta["model"])

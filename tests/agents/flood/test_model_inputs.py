@@ -120,3 +120,23 @@ def test_the_cli_says_it_in_one_paragraph(tmp_path, valley):
     assert "lies inside building B1" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
     assert main  # the same entry point the test above ran
+
+
+def test_an_initial_depth_in_another_crs_is_reprojected_not_read_as_zero(tmp_path):
+    """The same 0.5 m of water, written in WGS 84 degrees: it lands on the UTM grid (issue 19)."""
+    import pyproj
+
+    from agents.flood import inputs
+    from agents.flood.terrain import RasterGrid
+    from twin.core.files import write_geotiff
+    from twin.core.grid import GridField
+
+    grid = RasterGrid(towns.X0, towns.Y0 + 100.0, 5.0, 20, 40)
+    to_deg = pyproj.Transformer.from_crs("EPSG:32650", "EPSG:4326", always_xy=True)
+    (w, n), (e, s) = (to_deg.transform(towns.X0 - 50, towns.Y0 + 150), to_deg.transform(towns.X0 + 250, towns.Y0 - 50))
+    cell = (e - w) / 300
+    rows = int(np.ceil((n - s) / cell))
+    path = tmp_path / "depth_wgs84.tif"
+    write_geotiff(GridField("depth", np.full((rows, 300), 0.5, np.float32), w, n, cell), pyproj.CRS("EPSG:4326"), path)
+    d = inputs.initial_depth({"initial_depth": str(path)}, towns.CRS, grid)
+    assert d.shape == (20, 40) and np.allclose(d, 0.5)

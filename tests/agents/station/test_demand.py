@@ -71,7 +71,7 @@ def test_bad_demand_names_the_train(params, message):
 def test_timetable_naming_a_missing_platform(tmp_path):
     csv = tmp_path / "trains.csv"
     csv.write_text("platform,arrival_s,passengers\nP1,0,10\nP9,60,10\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r'timetable: .*trains.csv, row 3: platform "P9" does not exist'):
+    with pytest.raises(UserError, match=r'timetable: .*trains.csv, line 3: platform "P9" does not exist'):
         model(timetable=str(csv))
     csv.write_text("platform,time,passengers\nP1,0,10\n", encoding="utf-8")
     with pytest.raises(UserError, match="the header row lacks arrival_s"):

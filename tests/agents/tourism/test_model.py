@@ -14,7 +14,7 @@ from agents.tourism.layout import CHECKED_IN, G_SIZE, G_STATE, LEFT
 from agents.tourism.model import VIEW_STATES, TouristFlowModel
 from agents.tourism.view import MEMBER_SCALE_M
 from tests.conftest import DEMO_CITY
-from tests.factories import X0, Y0
+from tests.factories import X0, Y0, state_context
 from twin.core.city import City
 from twin.core.errors import UserError
 from twin.core.state_file import read_state, state_bytes, write_state_bytes
@@ -183,7 +183,7 @@ def test_state_round_trip_mid_day_and_a_variant_from_there(demo, tmp_path):
     first = day(demo, hours=5.0, **kw)
     first.advance_to(2 * 3600.0 + 17.0)  # between report rows and between events
     path = tmp_path / "tourism.npz"
-    write_state_bytes(state_bytes(first, {"scenario_name": "test"}), path)
+    write_state_bytes(state_bytes(first, state_context(first)), path)
     saved = read_state(path)
     again = day(demo, hours=5.0, **kw)
     again.set_state(saved.arrays, saved.meta["model"])
