@@ -26,7 +26,8 @@ def opened(window, scenario_file):
 def wait_run(qtbot, w, timeout=60_000):
     qtbot.waitUntil(lambda: w.worker is not None and w.worker.done.is_set(), timeout=timeout)
     qtbot.waitUntil(lambda: not w.controller.running, timeout=5000)
-    qtbot.wait(50)
+    # the worker's last signals (rows, finished) reach the window through its event loop
+    qtbot.waitUntil(lambda: not w.controls.cancel_btn.isEnabled(), timeout=10_000)
 
 
 def test_window_opens_and_shows_the_city(opened):
@@ -192,7 +193,6 @@ def test_cancel_stops_the_worker_within_a_second(opened, qtbot):
         assert w.cancel_run(wait_s=5.0)  # the worker checks for a cancel between ~0.1 s slices
         assert worker.cancelled and worker.done.is_set()
         assert not w.controller.running
-        qtbot.wait(50)
     finally:
         w.params.widgets["walkers"].setValue(300)
         w.params.duration.setValue(60)
@@ -206,9 +206,10 @@ def test_pause_single_step_and_resume(opened, qtbot):
         worker = w.start_run()
         qtbot.waitUntil(lambda: len(worker.recorder) >= 2, timeout=20_000)
         w.controls.pause_btn.setChecked(True)
-        qtbot.wait(300)
+        # the slice under way when Pause was pressed ends first: wait until the worker holds
+        qtbot.waitUntil(worker.holding.is_set, timeout=10_000)
         t_paused = worker.model.time_s
-        qtbot.wait(300)
+        qtbot.wait(300)  # and it stays put (a check that something does not happen needs some time)
         assert worker.model.time_s == t_paused
         w.controls.step_s.setValue(3.0)  # Step advances simulated seconds, not model steps
         w.step_run()
@@ -226,13 +227,11 @@ def test_pause_single_step_and_resume(opened, qtbot):
 def test_command_room_mode_and_big_fonts(opened, qtbot):
     w = opened
     w.set_command_room(True)
-    qtbot.wait(50)
-    assert w.docks["indicators"].isVisible()
-    assert not w.docks["layers"].isVisible() and not w.docks["log"].isVisible()
+    qtbot.waitUntil(lambda: w.docks["indicators"].isVisible() and not w.docks["layers"].isVisible(), timeout=5000)
+    assert not w.docks["log"].isVisible()
     assert w.indicators.scale > 1.0
     w.set_command_room(False)
-    qtbot.wait(50)
-    assert w.docks["layers"].isVisible()
+    qtbot.waitUntil(lambda: w.docks["layers"].isVisible(), timeout=5000)
     assert w.indicators.scale == 1.0
 
 
