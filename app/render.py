@@ -9,6 +9,7 @@ import numpy as np
 import pyvista as pv
 import shapely
 
+from twin.core.formats import fmt_number
 from twin.core.model_contract import FieldStyle
 from twin.fonts import label_font_file
 from twin.scene import (POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
@@ -749,10 +750,6 @@ def _row(gdf, i: int) -> dict:
     if geom is not None and geom.geom_type.endswith("Polygon"):
         out["area_m2"] = round(float(geom.area), 1)
     return out
-
-
-def fmt_number(v: float) -> str:
-    return f"{v:.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:.2g}"
 
 
 def _nice_range(values) -> tuple[float, float]:

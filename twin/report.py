@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .core.formats import fmt_clock as clock
+from .core.formats import fmt_number
 from .scenario import BASELINE
 from .stats import LEVEL, Interval, band
 
@@ -52,18 +54,7 @@ def _scale(unit: str, ref: float) -> tuple[float, str]:
 def _num(v: float) -> str:
     if v is None or not math.isfinite(v):
         return "n/a"
-    return _num_ascii(v).replace("-", "−")
-
-
-def _num_ascii(v: float) -> str:
-    a = abs(v)
-    if a >= 100:
-        return f"{v:,.0f}"
-    if a >= 10:
-        return f"{v:.1f}"
-    if a >= 0.1 or a == 0:
-        return f"{v:.2f}".rstrip("0").rstrip(".") if a != 0 else "0"
-    return f"{v:.2g}"
+    return fmt_number(float(v)).replace("-", "−")
 
 
 def fmt_qty(v: float, unit: str, ref: float | None = None, sign: bool = False) -> str:
@@ -668,13 +659,6 @@ def branch_time(plan) -> float | None:
     """The time a branch's futures start from (``twin.branch.BranchPlan``); None for a comparison."""
     at = getattr(plan, "at_s", None)
     return float(at) if at is not None else None
-
-
-def clock(t: float) -> str:
-    """``600`` → "0:10:00 (600 s)"."""
-    m, s = divmod(int(round(t)), 60)
-    h, m = divmod(m, 60)
-    return f"{h:d}:{m:02d}:{s:02d} ({t:g} s)"
 
 
 def _branch_method(plan) -> str:
