@@ -82,8 +82,9 @@ def test_buildings(city):
     b = city.buildings
     assert len(b) >= 1500
     assert (b["height_m"] > 0).all()
-    assert set(b["use"]) <= {"residential", "commercial", "office", "station", "hotel", "attraction", "industrial",
-                             "public", "other"}
+    from twin.core.vocabulary import BUILDING_USES
+
+    assert set(b["use"]) <= set(BUILDING_USES)
     assert (b["levels"] >= 1).all()
     st = b[b["use"] == "station"]
     assert list(st["name"]) == ["Central Station"]

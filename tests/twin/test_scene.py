@@ -33,7 +33,9 @@ def test_buildings_are_one_mesh_with_ids_heights_and_uses(city):
         assert pts[:, 2].max() - pts[:, 2].min() == pytest.approx(row["height_m"])
     # 4 walls + 2 roof triangles per box.
     assert b.n_cells == 3 * (4 + 2)
-    assert set(b.cell_data["use_code"]) == {5, 2, 9}  # public, office, other
+    from twin.scene import USE_CODES
+
+    assert set(b.cell_data["use_code"]) == {USE_CODES["public"], USE_CODES["office"], USE_CODES["other"]}
 
 
 def test_local_origin_keeps_coordinates_small(city):
