@@ -1,4 +1,5 @@
 """twin/ and agents/ must run headless and on cluster workers: they never import Qt."""
+import pytest
 import ast
 from pathlib import Path
 
@@ -15,6 +16,7 @@ def imported_modules(path: Path):
             yield node.module
 
 
+@pytest.mark.slow
 def test_core_packages_never_import_qt():
     offenders = []
     for pkg in ("twin", "agents"):

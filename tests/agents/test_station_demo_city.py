@@ -1,4 +1,5 @@
 """The station model on the bundled demo city: what the evening-peak scenario relies on."""
+import pytest
 import numpy as np
 
 from agents.registry import get_model
@@ -6,6 +7,7 @@ from tests.conftest import DEMO_CITY
 from twin.core.city import City
 
 
+@pytest.mark.slow
 def test_every_bus_stop_serves_its_own_passengers():
     model = get_model("station_dispersal")(City.load(DEMO_CITY), duration_s=60, seed=7)
     bus_stops = [i for i, q in enumerate(model.station.pois) if q.kind == "bus_stop"]

@@ -132,6 +132,7 @@ def runs(tmp_path_factory):
     return {name: (results[name], *jobs[name][1:]) for name in jobs}
 
 
+@pytest.mark.slow
 def test_cli_imports_prague(runs):
     r, out, _, _ = runs["import_prague"]
     assert r.returncode == 0, r.stderr

@@ -304,7 +304,12 @@ def assert_refused(r: subprocess.CompletedProcess, expect) -> str:
     return msg
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+# Cases that start a run or wait for a scheduler take seconds (measured): `make test-fast` leaves them out.
+SLOW_CASES = {"scheduler_nothing_listens", "compare_out_read_only", "out_read_only", "render_under_a_file"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.id in SLOW_CASES else [])
+                                  for c in CASES])
 def test_hostile_input_exits_2_and_leaves_out_alone(case, cities, tmp_path, monkeypatch):
     monkeypatch.setenv("CITYTWIN_DASK_TIMEOUT", "3s")
     tmp = tmp_path

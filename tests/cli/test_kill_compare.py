@@ -1,6 +1,7 @@
 """kill -9 of `citytwin compare` at random moments (issue 10): every finished run is reused by the next
 call, whatever the path was typed like, and the final comparison.csv is byte-identical to that of an
 uninterrupted comparison."""
+import pytest
 from __future__ import annotations
 
 import json
@@ -41,6 +42,7 @@ def counts(stdout: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+@pytest.mark.slow
 def test_compare_killed_at_random_moments_resumes_to_identical_results(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, BODY, duration_s=100)
     ref = compare(sc, tmp_path / "ref", tmp_path)
@@ -94,6 +96,7 @@ def test_compare_killed_at_random_moments_resumes_to_identical_results(tmp_path,
     assert not locks.lock_path(out).exists()
 
 
+@pytest.mark.slow
 def test_run_hashes_do_not_depend_on_how_the_scenario_path_is_typed(tmp_path, tiny_city, monkeypatch, capsys):
     from twin.cli import main
 

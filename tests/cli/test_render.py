@@ -32,6 +32,7 @@ def read_video(path):
     return meta, frames
 
 
+@pytest.mark.slow
 def test_render_writes_a_playable_side_by_side_mp4_of_the_asked_size_and_length(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, TOY, duration_s=40)
     out = tmp_path / "video.mp4"
@@ -50,6 +51,7 @@ def test_render_writes_a_playable_side_by_side_mp4_of_the_asked_size_and_length(
     assert not list(tmp_path.glob(".video.mp4.*"))  # no temporary file left beside it
 
 
+@pytest.mark.slow
 def test_render_replays_a_run_folder(tmp_path, tiny_city):
     from twin.cli import main
 
@@ -63,6 +65,7 @@ def test_render_replays_a_run_folder(tmp_path, tiny_city):
     assert meta["size"] == (320, 180) and len(frames) == 15  # 30 simulated s at 10 s per video s, 5 fps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["odd size", "not mp4", "unknown intervention", "no folder", "length and speed",
                                   "not a run"])
 def test_bad_render_arguments_exit_2_and_write_nothing(case, tmp_path, tiny_city):
@@ -91,6 +94,7 @@ def test_bad_render_arguments_exit_2_and_write_nothing(case, tmp_path, tiny_city
     assert not out.exists() and not list(out.parent.glob(f".{out.name}.*")) if out.parent.exists() else True
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_no_half_written_video(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, TOY.replace("walkers = 40", "walkers = 400"), duration_s=600)
     out = tmp_path / "long.mp4"

@@ -43,6 +43,7 @@ def connectors(city):
     return city.extra_layer(CONNECTORS)
 
 
+@pytest.mark.slow
 def test_package_files_and_metadata(city):
     assert (DEMO / "city.toml").is_file() and (DEMO / "city.gpkg").is_file() and (DEMO / "dem.tif").is_file()
     assert city.name == "Demo City"

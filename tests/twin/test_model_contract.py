@@ -26,6 +26,8 @@ CONTRACT_KPIS = {
 }
 REAL_MODELS = sorted(n for n in MODELS if n != "toy")
 DURATION_S = 60.0
+# The real models run on the demo city (seconds each): slow; the toy keeps the contract in `make test-fast`.
+MODELS_TOY_FAST = [n if n == "toy" else pytest.param(n, marks=pytest.mark.slow) for n in sorted(MODELS)]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_declarations(name):
     assert [r.name for r in rules] == [r.name for r in cls.alerts] and all(r.doc and r.unit for r in rules)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", MODELS_TOY_FAST)
 def test_a_reseeded_continuation_is_a_valid_run_and_deterministic(name, tiny_city, demo_city, toy_inputs):
     """Replication k of a branch: restored, then ``reseed((seed, k))``. The run goes on to the end,
     and the same k gives the same numbers."""
@@ -97,7 +99,7 @@ def test_a_reseeded_continuation_is_a_valid_run_and_deterministic(name, tiny_cit
     assert ends[0] == ends[1]
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", MODELS_TOY_FAST)
 def test_time_lands_on_the_grid_and_snapshots_carry_ids(name, tiny_city, demo_city, toy_inputs):
     cls = get_model(name)
     for city, params in set_ups(name, tiny_city, demo_city, toy_inputs):
@@ -141,6 +143,7 @@ def test_time_lands_on_the_grid_and_snapshots_carry_ids(name, tiny_city, demo_ci
         assert CONTRACT_KPIS.get(name, set()) <= set(model.final_kpis())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_state_round_trip_is_exact(name, tiny_city, demo_city, toy_inputs, tmp_path):
     """Saved at T, written to a state file, restored into a fresh model and run on: the same KPIs and

@@ -36,6 +36,7 @@ def report(tmp_path_factory, tiny_city):
     return r, (tmp / "out" / "report.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_report_holds_tables_images_and_headlines(report):
     r, html = report
     assert "<h2>Key findings</h2>" in html and "<li>“wider paths” raises walkers done by" in html
@@ -48,6 +49,7 @@ def test_report_holds_tables_images_and_headlines(report):
     assert "http://" not in html and "https://" not in html  # works offline
 
 
+@pytest.mark.slow
 def test_one_replication_says_so(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, '[parameters]\nwalkers = 10\n\n[[interventions]]\nname = "fast"\n'
                         "[interventions.parameters]\nspeed_mps = 2.0\n", replications=1)
@@ -57,6 +59,7 @@ def test_one_replication_says_so(tmp_path, tiny_city):
     assert r.comparison["ci_low"].isna().all()
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_be_imported_leaves_a_report_that_says_so(report, monkeypatch):
     """The report is still written, without judging better from worse, and says why (it used to lose its
     colouring and verdicts silently)."""

@@ -61,6 +61,7 @@ def test_terrain_follows_the_dem_with_normals(city):
     assert (n[:, 0] > 0).all() and (n[:, 2] > 0.99).all()  # slopes down to the east: normals lean east
 
 
+@pytest.mark.slow
 def test_flat_plane_without_dem_and_all_layers(tmp_path):
     poly = box(X0, Y0, X0 + 50, Y0 + 40)
     layers = {
