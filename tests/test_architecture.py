@@ -1,7 +1,8 @@
 """twin/ and agents/ must run headless and on cluster workers: they never import Qt."""
-import pytest
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = ("PySide6", "pyvistaqt", "qtpy", "PyQt5", "PyQt6", "pyqtgraph", "app")

@@ -1,6 +1,6 @@
 """The station model on the bundled demo city: what the evening-peak scenario relies on."""
-import pytest
 import numpy as np
+import pytest
 
 from agents.registry import get_model
 from tests.conftest import DEMO_CITY

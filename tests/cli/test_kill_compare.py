@@ -1,7 +1,6 @@
 """kill -9 of `citytwin compare` at random moments (issue 10): every finished run is reused by the next
 call, whatever the path was typed like, and the final comparison.csv is byte-identical to that of an
 uninterrupted comparison."""
-import pytest
 from __future__ import annotations
 
 import json
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.factories import write_scenario
 from twin.core import locks

@@ -1,8 +1,8 @@
 """Compare's worker processes and numba's threads."""
-import pytest
 import multiprocessing as mp
 
 import numba
+import pytest
 
 from twin.experiment import _worker_init
 

@@ -1,6 +1,5 @@
 """Property tests: on random small cities with random interventions, capacity holds, everybody is
 accounted for, Little's law holds exactly and pausing changes nothing."""
-import pytest
 from __future__ import annotations
 
 import numpy as np
