@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` opens the app on the demo city, `make test` runs every test.
-.PHONY: run test setup bench demo-city
+# `make test-fast` is the edit-test loop: the tests that take under a second each, no GUI.
+.PHONY: run test test-fast setup bench demo-city
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
 .venv/.citytwin-installed: pyproject.toml uv.lock scripts/setup.sh
@@ -13,6 +14,11 @@ run: setup
 
 test: setup
 	bash scripts/test.sh $(PYTEST_ARGS)
+
+# Contract, unit and verification tests under a second each: everything not marked slow (pyproject's
+# marker) and not gui (tests/app, marked by tests/conftest.py). Under 3 minutes on 2 cores.
+test-fast: setup
+	bash scripts/test.sh -m "not slow and not gui" -q $(PYTEST_ARGS)
 
 bench: setup
 	bash scripts/setup.sh --group bench

@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QScrollArea, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
                                QHeaderView)
 
+from twin.core.formats import fmt_clock, time_label  # noqa: F401 - the window and the alert panel import them from here
+from twin.core.formats import fmt_number as fmt_value
 from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
 from twin.report import kpi_label
 
@@ -270,25 +272,6 @@ def _from_text(p, text: str):
     return text
 
 
-def fmt_value(v) -> str:
-    if isinstance(v, dict):
-        return ", ".join(f"{k}: {fmt_value(x)}" for k, x in v.items())
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        if not np.isfinite(v):
-            return "–"
-        a = abs(v)
-        if a >= 1000:
-            return f"{v:,.0f}"
-        if a >= 10:
-            return f"{v:.1f}"
-        return f"{v:.2f}"
-    return str(v)
-
-
 LEVEL_STYLE = {  # (background, border) of a tile per alert level, light and dark theme
     False: {0: ("#ffffff", "#c8d0da"), 1: ("#fff3d6", "#ffb000"), 2: ("#ffe0e3", "#e8112d")},
     True: {0: ("#1f2732", "#3c4858"), 1: ("#4a3600", "#ffb000"), 2: ("#5a0a14", "#e8112d")},
@@ -504,23 +487,6 @@ def style_plot(pw, dark: bool) -> None:
         ax.setPen(ink)
         ax.setTextPen(ink)
     pw.getPlotItem().titleLabel.setAttr("color", ink)
-
-
-def fmt_clock(t: float, start_s: float | None = None) -> str:
-    """Elapsed time ("0:10:00  (600 s)"), or the time of day for models that keep one
-    ("12:10:00  (t = 600 s)")."""
-    t = float(t)
-    shown = t if start_s is None else (start_s + t) % 86400.0
-    m, s = divmod(int(round(shown)), 60)
-    h, m = divmod(m, 60)
-    if start_s is None:
-        return f"{h:d}:{m:02d}:{s:02d}  ({t:.0f} s)"
-    return f"{h:02d}:{m:02d}:{s:02d}  (t = {t:.0f} s)"
-
-
-def time_label(t: float, start_s: float | None = None) -> str:
-    """The time shown over a view: "t = 0:10:00  (600 s)", or the time of day."""
-    return f"t = {fmt_clock(t)}" if start_s is None else fmt_clock(t, start_s)
 
 
 class PickPanel(QWidget):

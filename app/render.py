@@ -9,6 +9,7 @@ import numpy as np
 import pyvista as pv
 import shapely
 
+from twin.core.formats import fmt_number
 from twin.core.model_contract import FieldStyle
 from twin.fonts import label_font_file
 from twin.scene import (POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
@@ -28,8 +29,9 @@ FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id", "water": "f
                   "gates": "feature_id"}
 FEATURE_LIFT_M = 0.2  # overlays sit just above the layer they colour
 STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-POI_COLOURS = {"metro": "#0050a0", "bus_stop": "#e08000", "taxi_rank": "#d0b000", "attraction": "#b03090",
-               "hotel": "#6040c0", "shelter": "#10a050", "pump": "#2080c0"}
+POI_COLOURS = {"railway_station": "#8a3a70", "station": "#8a3a70", "metro": "#0050a0", "bus_stop": "#e08000",
+               "taxi_rank": "#d0b000", "coach_stop": "#a0522d", "attraction": "#b03090", "hotel": "#6040c0",
+               "shelter": "#10a050", "pump": "#2080c0", "hospital": "#c00020", "school": "#508030"}  # POI_KINDS
 BACKGROUND = "#dfe7ef"
 BACKGROUND_DARK = "#141a21"  # command room: dark around a bright city, easy on a video wall
 ALERT_COLOURS = ("#2ca02c", "#ffb000", "#e8112d")  # ok, amber, red (twin.core.model_contract.ALERT_LEVELS)
@@ -749,10 +751,6 @@ def _row(gdf, i: int) -> dict:
     if geom is not None and geom.geom_type.endswith("Polygon"):
         out["area_m2"] = round(float(geom.area), 1)
     return out
-
-
-def fmt_number(v: float) -> str:
-    return f"{v:.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:.2g}"
 
 
 def _nice_range(values) -> tuple[float, float]:

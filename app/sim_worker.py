@@ -58,6 +58,7 @@ class SimWorker(QObject):
         self.result = None
         self.cancelled = False
         self.done = threading.Event()
+        self.holding = threading.Event()  # set while paused between two slices (the model does not move)
 
     # -- control (thread-safe, callable from any thread) ---------------------------------------
     def cancel(self) -> None:
@@ -153,9 +154,11 @@ class SimWorker(QObject):
                 data = run.state_bytes()
                 self.state_ready.emit(data, model.time_s, time.perf_counter() - t0)
             if self._paused.is_set() and not self._step_request.is_set():
+                self.holding.set()
                 time.sleep(0.02)
                 wall0, sim0 = time.perf_counter(), model.time_s
                 continue
+            self.holding.clear()
             single = self._step_request.is_set()
             self._step_request.clear()
             target = model.time_s + (max(self.step_s, model.time_quantum_s, 1e-6) if single else slice_s)
@@ -190,9 +193,13 @@ class SimWorker(QObject):
         if self.out_dir is not None:
             try:
                 run.write(Path(self.out_dir), self.result)
-                self.log.emit(f"outputs written to {self.out_dir}")
-            except Exception as e:
-                self.log.emit(f"could not write outputs to {self.out_dir}: {e}")
+            except Exception as e:  # noqa: BLE001 - the run is not "finished" if its outputs are not there
+                self.log.emit(traceback.format_exc())
+                self.failed.emit(f"the run reached its end, but its outputs could not be written to {self.out_dir} "
+                                 f"({type(e).__name__}: {e}); nothing was saved. Free some disk space or choose "
+                                 "another runs folder (Settings), and run it again.")
+                return
+            self.log.emit(f"outputs written to {self.out_dir}")
         self.log.emit(f"finished: {model.time_s:.0f} s simulated in {self.result.summary['wall_s']:.1f} s wall")
         self.finished.emit(self.result)
 

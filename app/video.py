@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from twin.alerts import AlertMonitor, Places
+from twin.core.formats import fmt_number as fmt_value
+from twin.core.formats import time_label
 from twin.report import kpi_label
 from twin.video_spec import VideoSpec, time_span
 
@@ -53,24 +55,6 @@ def _font(size_px: int, bold: bool = False):
 
     prop = font_manager.FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal")
     return ImageFont.truetype(font_manager.findfont(prop), max(8, int(size_px)))
-
-
-def fmt_value(v) -> str:
-    if isinstance(v, bool) or v is None:
-        return str(v)
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    v = float(v)
-    if not math.isfinite(v):
-        return "–"
-    a = abs(v)
-    return f"{v:,.0f}" if a >= 100 else f"{v:.1f}" if a >= 10 else f"{v:.2f}"
-
-
-def fmt_clock(t: float) -> str:
-    m, s = divmod(int(round(t)), 60)
-    h, m = divmod(m, 60)
-    return f"{h:d}:{m:02d}:{s:02d}"
 
 
 class OffscreenView:
@@ -117,6 +101,7 @@ class Overlay:
         self.view_w, self.view_h = w // n_views, h - self.bar_h
         self.kpis = headline_kpis(model_cls)
         self.title = title
+        self.clock_start_s = getattr(model_cls, "clock_start_s", None)  # a model's own day (set per run)
         u = h / 1080.0
         self.u = u
         self.f_clock = _font(46 * u, bold=True)
@@ -141,7 +126,7 @@ class Overlay:
         for i in range(1, self.n):  # a rule between views
             d.rectangle([i * self.view_w - int(2 * u), 0, i * self.view_w + int(2 * u), self.view_h], fill=UI_DARK["bg"])
         # time stamp, bottom left of the views (the legend holds the top left); names, top centre of each view
-        clock = f"t = {fmt_clock(time_s)}"
+        clock = time_label(time_s, self.clock_start_s)
         pad = int(14 * u)
         bb = d.textbbox((0, 0), clock, font=self.f_clock)
         cy = self.view_h - bb[3] - 3 * pad
@@ -252,6 +237,7 @@ def render_video(sources, out, spec: VideoSpec, progress=None, should_stop=None,
     city = sc0.load_city()
     scene = build_scene(city)
     overlay = Overlay(spec.size, len(sources), model_cls, sc0.name)
+    overlay.clock_start_s = runs[0].model.clock_start_s  # the time of day, as the window shows it
     font_scale = max(1.0, overlay.view_h / 900)
     views = [OffscreenView(city, scene, model_cls, sz, spec.dark, font_scale) for sz in overlay.view_sizes()]
     places = Places(city)

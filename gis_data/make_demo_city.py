@@ -103,6 +103,41 @@ OLD_ANGLE = -8.0  # orientation of the old town's street grid and landmarks, deg
 
 
 # ---------------------------------------------------------------------------------------------
+# reproducible maths
+# ---------------------------------------------------------------------------------------------
+# The same seed must give the same city on every machine. numpy's vectorised sin, cos, exp and
+# power take a CPU-specific path (AVX-512 SVML where the CPU has it) and np.linalg.norm calls the
+# BLAS kernel chosen for the CPU: their last bit differs between machines, and a plot split hinges
+# on it (which side of a square plot is "long", a depth that is 1e-16 m over the limit); one such
+# flip shifts the random stream and every later building with it (4,306 buildings on one machine,
+# 4,296 on another). So the generator computes them with the C library's scalar functions and
+# plain IEEE arithmetic, which give the same bits everywhere (and the bits numpy gives here, so the
+# committed city is unchanged). tests/twin/test_demo_city.py runs the generator with those numpy
+# routines off by one ulp and checks the city is still the committed one.
+def _elementwise(fn):
+    ufunc = np.frompyfunc(fn, 1, 1)
+
+    def apply(x):
+        return np.asarray(ufunc(np.asarray(x, dtype=float)), dtype=float)
+
+    apply.__name__ = fn.__name__
+    return apply
+
+
+sin, cos, exp = _elementwise(math.sin), _elementwise(math.cos), _elementwise(math.exp)
+
+
+def power(x, e: float):
+    return np.asarray(np.frompyfunc(lambda v: math.pow(v, e), 1, 1)(np.asarray(x, dtype=float)), dtype=float)
+
+
+def norm(v) -> float:
+    """Length of a 2-vector (what np.linalg.norm gives, without BLAS)."""
+    x, y = float(v[0]), float(v[1])
+    return math.sqrt(x * x + y * y)
+
+
+# ---------------------------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------------------------
 def smoothstep(x):
@@ -114,16 +149,16 @@ def spline(pts, step=10.0) -> np.ndarray:
     """Catmull-Rom curve through ``pts`` sampled about every ``step`` metres."""
     P = np.asarray(pts, dtype=float)
     if len(P) == 2:
-        n = max(2, int(np.ceil(np.linalg.norm(P[1] - P[0]) / step)))
+        n = max(2, int(np.ceil(norm(P[1] - P[0]) / step)))
         return np.linspace(P[0], P[1], n + 1)
     P = np.vstack([2 * P[0] - P[1], P, 2 * P[-1] - P[-2]])
     out = []
     for i in range(1, len(P) - 2):
         p0, p1, p2, p3 = P[i - 1], P[i], P[i + 1], P[i + 2]
-        n = max(2, int(np.ceil(np.linalg.norm(p2 - p1) / step)))
+        n = max(2, int(np.ceil(norm(p2 - p1) / step)))
         t = np.linspace(0.0, 1.0, n, endpoint=False)[:, None]
         out.append(0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
-                          + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3))
+                          + (-p0 + 3 * p1 - 3 * p2 + p3) * power(t, 3)))
     out.append(P[-2][None])
     return np.vstack(out)
 
@@ -173,18 +208,18 @@ def st_box(x0, y0, x1, y1) -> Polygon:
 # ---------------------------------------------------------------------------------------------
 def river_vc(u):
     u = np.asarray(u, dtype=float)
-    return 380 + 45 * np.sin(2 * np.pi * u / 1300 + 0.6) + 18 * np.sin(2 * np.pi * u / 530 + 1.3)
+    return 380 + 45 * sin(2 * np.pi * u / 1300 + 0.6) + 18 * sin(2 * np.pi * u / 530 + 1.3)
 
 
 def river_dvc(u):
     u = np.asarray(u, dtype=float)
-    return (45 * 2 * np.pi / 1300 * np.cos(2 * np.pi * u / 1300 + 0.6)
-            + 18 * 2 * np.pi / 530 * np.cos(2 * np.pi * u / 530 + 1.3))
+    return (45 * 2 * np.pi / 1300 * cos(2 * np.pi * u / 1300 + 0.6)
+            + 18 * 2 * np.pi / 530 * cos(2 * np.pi * u / 530 + 1.3))
 
 
 def river_hw(u):
     u = np.asarray(u, dtype=float)
-    return 28 + 5 * np.sin(2 * np.pi * u / 700 + 0.3)
+    return 28 + 5 * sin(2 * np.pi * u / 700 + 0.3)
 
 
 def river_offset(off, u0=-200.0, u1=SIZE + 200.0, step=5.0) -> np.ndarray:
@@ -244,8 +279,8 @@ def make_terrain(rng, canal_poly, pond_poly):
     hw = river_hw(U)
 
     # ground level away from the river
-    north = (3.6 - 0.5 * np.exp(-(((d - hw - 150) / 70.0) ** 2))
-             + 14.0 * smoothstep((d - 310) / 1200.0) ** 0.6)
+    north = (3.6 - 0.5 * exp(-(((d - hw - 150) / 70.0) ** 2))
+             + 14.0 * power(smoothstep((d - 310) / 1200.0), 0.6))
     south = 3.8 + 9.0 * smoothstep((a - hw - 70) / 260.0)
     ground = np.where(d >= 0, north, south)
 
@@ -255,16 +290,16 @@ def make_terrain(rng, canal_poly, pond_poly):
              (1820, 80, 6.5, 220), (300, 60, 3.0, 200), (600, 1900, 2.5, 160)]
     bump = np.zeros_like(U)
     for hu, hv, amp, sig in hills:
-        bump += amp * np.exp(-((U - hu) ** 2 + (V - hv) ** 2) / (2 * sig ** 2))
+        bump += amp * exp(-((U - hu) ** 2 + (V - hv) ** 2) / (2 * sig ** 2))
     for _ in range(8):
         lam = rng.uniform(250, 900)
         th = rng.uniform(0, 2 * np.pi)
         ph = rng.uniform(0, 2 * np.pi)
         amp = rng.uniform(0.15, 0.45)
-        bump += amp * np.sin(2 * np.pi * (U * np.cos(th) + V * np.sin(th)) / lam + ph)
+        bump += amp * sin(2 * np.pi * (U * cos(th) + V * sin(th)) / lam + ph)
     ground = ground + w * bump
     # very slight micro-relief in the valley (a few cm), for realism
-    ground = ground + (1 - w) * 0.05 * np.sin(U / 37.0 + 1.1) * np.sin(V / 29.0 + 0.3)
+    ground = ground + (1 - w) * 0.05 * sin(U / 37.0 + 1.1) * sin(V / 29.0 + 0.3)
 
     # the station and its tracks sit on a level terrace
     m_st = (smoothstep((U - 300) / 40) * (1 - smoothstep((U - 680) / 40))
@@ -364,7 +399,7 @@ def station_layers():
                           geometry=LineString([station_xy(*a), station_xy(*b)])))
 
     for gid, a, b, is_open in TICKET_BANKS:
-        gates.append(dict(id=gid, kind="ticket_gate", open=is_open, width_m=float(np.hypot(b[0] - a[0], b[1] - a[1])),
+        gates.append(dict(id=gid, kind="ticket_gate", open=is_open, width_m=norm((b[0] - a[0], b[1] - a[1])),
                           towards="fare line", geometry=LineString([station_xy(*a), station_xy(*b)])))
 
     sources = []
@@ -494,9 +529,9 @@ def landmark_sites():
 # ---------------------------------------------------------------------------------------------
 def ring_points(n=160):
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    r = 1 + 0.025 * np.sin(3 * t + 0.4)
-    x = RING_A * r * np.cos(t)
-    y = RING_B * r * np.sin(t)
+    r = 1 + 0.025 * sin(3 * t + 0.4)
+    x = RING_A * r * cos(t)
+    y = RING_B * r * sin(t)
     a = math.radians(RING_ROT)
     pts = np.column_stack([RING_C[0] + x * math.cos(a) - y * math.sin(a), RING_C[1] + x * math.sin(a) + y * math.cos(a)])
     return np.vstack([pts, pts[:1]])
@@ -509,7 +544,7 @@ def end_on(pts, target: LineString, overshoot=4.0, at_start=False):
     q = shapely.ops.nearest_points(target, Point(pts[i]))[0]
     q = np.array([q.x, q.y])
     dvec = q - pts[j]
-    dvec /= np.linalg.norm(dvec)
+    dvec /= norm(dvec)
     pts[i] = q + overshoot * dvec
     return pts
 
@@ -588,7 +623,7 @@ def grid_streets(face, allowed, sx, sy, ang, jitter, drop, bend, rng, names, kin
             continue
         p, q = np.array(node(*a)), np.array(node(*b))
         m = (p + q) / 2
-        t = (q - p) / np.linalg.norm(q - p)
+        t = (q - p) / norm(q - p)
         m = m + bd * np.array([-t[1], t[0]])
         line = affinity.rotate(LineString([p, m, q]), ang, origin=c)
         clipped = line.intersection(allowed)
@@ -721,7 +756,7 @@ def railway_lines():
 # ---------------------------------------------------------------------------------------------
 def halfplanes(centre, axis, big=5000.0):
     """The two half-planes either side of the line through ``centre`` perpendicular to ``axis``."""
-    ax = np.asarray(axis) / np.linalg.norm(axis)
+    ax = np.asarray(axis) / norm(axis)
     nx = np.array([-ax[1], ax[0]])
     c = np.asarray(centre)
     a = c + nx * big
@@ -737,7 +772,7 @@ def obb_axes(poly):
         return None
     c = np.asarray(r.exterior.coords)[:4]
     e1, e2 = c[1] - c[0], c[2] - c[1]
-    l1, l2 = np.linalg.norm(e1), np.linalg.norm(e2)
+    l1, l2 = norm(e1), norm(e2)
     if l1 < 1e-6 or l2 < 1e-6:
         return None
     return (e1, l1, e2, l2) if l1 >= l2 else (e2, l2, e1, l1)

@@ -32,3 +32,12 @@ def tiny_city(tmp_path_factory):
     from tests.factories import make_tiny_city
 
     return make_tiny_city(tmp_path_factory.mktemp("tiny_city"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/app drives Qt: marked ``gui`` (needs a display; `make test-fast` leaves
+    it out)."""
+    app = ROOT / "tests" / "app"
+    for item in items:
+        if app in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.gui)

@@ -2,6 +2,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = ("PySide6", "pyvistaqt", "qtpy", "PyQt5", "PyQt6", "pyqtgraph", "app")
 
@@ -15,6 +17,7 @@ def imported_modules(path: Path):
             yield node.module
 
 
+@pytest.mark.slow
 def test_core_packages_never_import_qt():
     offenders = []
     for pkg in ("twin", "agents"):

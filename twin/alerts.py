@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .core.formats import fmt_number as fmt
 from .core.model_contract import ALERT_LEVELS, AlertRule
 
 
@@ -45,12 +46,6 @@ class AlertEvent:
     @property
     def rising(self) -> bool:
         return self.alert.level > self.previous
-
-
-def fmt(v: float) -> str:
-    if not math.isfinite(v):
-        return "–"
-    return f"{v:.0f}" if abs(v) >= 100 or float(v).is_integer() else f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
 
 
 class Places:

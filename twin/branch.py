@@ -146,7 +146,7 @@ def run_prefix(plan: BranchPlan, progress: bool = False) -> bytes:
     try:
         m = run.model
         while m.time_s < plan.asked_at_s - 1e-9 and not run.done:
-            run.advance(min(plan.asked_at_s, (m._report_k) * m.report_interval_s))
+            run.advance(min(plan.asked_at_s, m.next_report_s))
             if callback is not None:
                 callback(m.time_s)
     finally:

@@ -94,6 +94,7 @@ from .core.city import (COLUMN_DEFAULTS, LAYERS, City, Terrain, check_extra_laye
                         parse_projected_crs)
 from .core.errors import UserError
 from .core.grid import GridField
+from .core.vocabulary import BUILDING_USES
 from .core.geometry import geometry_family, repair_geometries
 from .gis_io import (DemSource, dem_source, gpkg_raster_tables, list_vector_layers, read_vector_layer, short,
                      source_kind)
@@ -121,7 +122,7 @@ KIND_COLUMNS = ("kind", "highway", "fclass", "class", "type", "road_type")
 SPEED_COLUMNS = ("speed_kmh", "maxspeed", "max_speed", "speed", "speed_limit")
 NAME_COLUMNS = ("name", "NAME", "Name", "nazev", "label")
 ID_COLUMNS = ("id", "ID", "Id")
-CONTRACT_USES = {"residential", "commercial", "office", "station", "hotel", "attraction", "industrial", "public", "other"}
+CONTRACT_USES = set(BUILDING_USES)
 
 
 def _norm(name: str) -> str:

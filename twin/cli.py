@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .core.errors import UserError
+from .core.formats import fmt_number
 
 DEMO_CITY = Path(__file__).resolve().parent.parent / "gis_data" / "demo_city"
 
@@ -144,7 +145,7 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
                f"in {s['wall_s']:.1f} s wall")
     for name, value in s["kpis"].items():
         unit = s["units"].get(name, "")
-        click.echo(f"  {name:28s} {_fmt(value)} {unit}")
+        click.echo(f"  {name:28s} {fmt_number(value)} {unit}")
     if result.states:
         click.echo(f"states in {out / 'states'}: {len(result.states)} file(s)")
     click.echo(f"outputs in {out}")
@@ -220,12 +221,6 @@ def render(target, intervention, replication, out, size, fps, length_s, speed, s
     click.echo(result)
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
-    return str(value)
 
 
 def main(argv=None) -> int:

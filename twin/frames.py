@@ -125,7 +125,7 @@ class RunFrames:
 
     def new_rows(self) -> list[dict]:
         model = self.model
-        if len(model._times) <= self._sent_rows:
+        if model.rows_recorded <= self._sent_rows:
             return []
         rows = model.timeseries().iloc[self._sent_rows:].to_dict("records")
         self._sent_rows += len(rows)

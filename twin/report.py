@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .core.formats import fmt_clock as clock
+from .core.formats import fmt_number
 from .scenario import BASELINE
 from .stats import LEVEL, Interval, band
 
@@ -52,18 +54,7 @@ def _scale(unit: str, ref: float) -> tuple[float, str]:
 def _num(v: float) -> str:
     if v is None or not math.isfinite(v):
         return "n/a"
-    return _num_ascii(v).replace("-", "−")
-
-
-def _num_ascii(v: float) -> str:
-    a = abs(v)
-    if a >= 100:
-        return f"{v:,.0f}"
-    if a >= 10:
-        return f"{v:.1f}"
-    if a >= 0.1 or a == 0:
-        return f"{v:.2f}".rstrip("0").rstrip(".") if a != 0 else "0"
-    return f"{v:.2g}"
+    return fmt_number(float(v)).replace("-", "−")
 
 
 def fmt_qty(v: float, unit: str, ref: float | None = None, sign: bool = False) -> str:
@@ -82,10 +73,16 @@ def fmt_range(lo: float, hi: float, unit: str, ref: float) -> str:
 
 
 def _kpi_specs(plan) -> dict:
+    return _model_kpis(plan)[0]
+
+
+def _model_kpis(plan) -> tuple[dict, str | None]:
+    """The model's KPI declarations (which are headlines, which way is better), and why they are
+    missing if the model cannot be imported: the report is still written, and says what it lacks."""
     try:
-        return {k.name: k for k in plan.scenario.model_class().kpis}
-    except Exception:  # noqa: BLE001 - a report must not fail on a model that cannot be imported
-        return {}
+        return {k.name: k for k in plan.scenario.model_class().kpis}, None
+    except Exception as e:  # noqa: BLE001 - reported in the report (write_report) and as a warning
+        return {}, f"{type(e).__name__}: {e}"
 
 
 def _better(specs: dict, kpi: str) -> str | None:
@@ -425,7 +422,7 @@ table{border-collapse:collapse;font-size:.9em;margin:8px 0} th,td{padding:4px 9p
       text-align:right;white-space:nowrap} th{background:#f5f5f5;text-align:center}
 td.l,th.l{text-align:left;white-space:normal} tr.first td{border-top:2px solid #ccc}
 td.better{background:#e3f4e1} td.worse{background:#fbe3e1} td.unclear,td.same{color:#666} td.changed{background:#e8effa}
-.note{color:#555;font-size:.9em} img{max-width:100%;margin:6px 0} details{margin:8px 0}
+.note{color:#555;font-size:.9em} .warn{background:#fff3d6;border-left:4px solid #e8112d;padding:6px 10px} img{max-width:100%;margin:6px 0} details{margin:8px 0}
 .legend span{display:inline-block;padding:1px 8px;margin-right:6px;border-radius:3px;font-size:.85em}
 """
 
@@ -467,7 +464,7 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
 
     use_cjk_fallback()  # Chinese (Japanese, Korean) names in plot labels: no boxes, no glyph warnings
     sc = plan.scenario
-    specs = _kpi_specs(plan)
+    specs, specs_error = _model_kpis(plan)
     variants = [v.name for v in plan.variants]
     shown = _shown_variants(plan)
     scalar = [k for k in kpi_cols if "." not in k]
@@ -487,6 +484,12 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
         f"<p class=meta>Model <b>{html.escape(sc.model)}</b> on city <b>{html.escape(sc.city_path.name)}</b>, "
         f"{span}, <b>{plan.replications}</b> replication(s) per variant "
         f"({len(runs)} runs). Generated {when} by CityTwin {__version__}.</p>")
+    if specs_error is not None:
+        message = (f"The declarations of model {sc.model!r} could not be read ({specs_error}), so this report "
+                   "cannot tell better from worse: the findings are not judged, the tables are not coloured and "
+                   "the KPIs have no glossary. Fix the model's import and run `citytwin compare` again.")
+        warnings.warn(message, stacklevel=2)
+        parts.append(f"<p class=warn><b>Incomplete report.</b> {html.escape(message)}</p>")
     if at is not None:
         parts.append(f"<p class=note>Everything before {html.escape(clock(at))} is shared by both futures; the KPIs "
                      "are those at the end of each future (counting the shared past, which is identical), so every "
@@ -656,13 +659,6 @@ def branch_time(plan) -> float | None:
     """The time a branch's futures start from (``twin.branch.BranchPlan``); None for a comparison."""
     at = getattr(plan, "at_s", None)
     return float(at) if at is not None else None
-
-
-def clock(t: float) -> str:
-    """``600`` → "0:10:00 (600 s)"."""
-    m, s = divmod(int(round(t)), 60)
-    h, m = divmod(m, 60)
-    return f"{h:d}:{m:02d}:{s:02d} ({t:g} s)"
 
 
 def _branch_method(plan) -> str:

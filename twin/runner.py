@@ -142,7 +142,7 @@ class Run:
     def run_to_end(self, progress: Callable[[float], None] | None = None) -> None:
         m = self.model
         while not m.done:
-            self.advance(m._report_k * m.report_interval_s)
+            self.advance(m.next_report_s)
             if progress is not None:
                 progress(m.time_s)
 

@@ -26,23 +26,20 @@ import pyvista as pv
 import shapely
 
 from .core.grid import GridField
+from .core.vocabulary import BUILDING_USES, POI_KINDS
 
-# Building use → integer code (cell data ``use_code``) and display colour.
-USE_CODES: dict[str, int] = {
-    "residential": 0, "commercial": 1, "office": 2, "retail": 3, "industrial": 4, "public": 5,
-    "transport": 6, "education": 7, "religious": 8, "other": 9,
-}
+# Building use (twin.core.vocabulary) → integer code (cell data ``use_code``) and display colour.
+USE_CODES: dict[str, int] = {use: i for i, use in enumerate(BUILDING_USES)}
 USE_COLOURS: dict[str, str] = {
-    "residential": "#e8d6b0", "commercial": "#6fa8dc", "office": "#8e9bd6", "retail": "#f0a35e",
-    "industrial": "#a39e93", "public": "#e06666", "transport": "#c27ba0", "education": "#93c47d",
-    "religious": "#ffd966", "other": "#cfcfcf",
+    "residential": "#e8d6b0", "commercial": "#6fa8dc", "office": "#8e9bd6", "station": "#c27ba0",
+    "hotel": "#f0a35e", "attraction": "#ffd966", "industrial": "#a39e93", "public": "#e06666", "other": "#cfcfcf",
 }
 ROAD_WIDTH_M: dict[str, float] = {
     "motorway": 14.0, "trunk": 12.0, "primary": 10.0, "secondary": 8.0, "tertiary": 7.0,
     "street": 6.0, "residential": 6.0, "service": 4.0, "footway": 2.5, "path": 2.0, "pedestrian": 4.0,
     "cycleway": 2.0, "rail": 3.0,
 }
-POI_KINDS_ORDER = ("metro", "bus_stop", "taxi_rank", "attraction", "hotel", "shelter", "pump")
+POI_KINDS_ORDER = tuple(POI_KINDS)  # point data ``kind_code`` indexes this
 
 ROAD_LIFT_M = 0.35
 WATER_LIFT_M = 0.25

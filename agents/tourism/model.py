@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from twin.core.errors import UserError, nearest
+from twin.core.formats import time_of_day
 from twin.core.grid import GridField
 from twin.core.model_contract import (
     KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot, StateSpec,
@@ -359,8 +360,8 @@ class TouristFlowModel(CityModel):
         t, v = profile.arrays
         if t[0] > self.start_s:
             raise UserError(
-                f'parameters of model tourist_flow: "arrival_profile" starts at {_clock(t[0])} (t_s = {t[0]:g}) but the '
-                f"run starts at {_clock(self.start_s)} (day_start_s = {self.start_s:g}); the profile must cover the "
+                f'parameters of model tourist_flow: "arrival_profile" starts at {time_of_day(t[0])} (t_s = {t[0]:g}) but the '
+                f"run starts at {time_of_day(self.start_s)} (day_start_s = {self.start_s:g}); the profile must cover the "
                 f"whole run: add a first value at or before {self.start_s:g} s (its last value holds to the end).")
         return [(t, v * s) for s in share]
 
@@ -609,8 +610,3 @@ class EngineState:
         eng = self._engine
         old = getattr(eng.world, name)
         eng.world = eng.world._replace(**{name: np.array(value, dtype=old.dtype, copy=True)})
-
-
-def _clock(t_s: float) -> str:
-    t = int(round(t_s))
-    return f"{t // 3600:02d}:{t % 3600 // 60:02d}"

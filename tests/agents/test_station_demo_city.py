@@ -1,11 +1,13 @@
 """The station model on the bundled demo city: what the evening-peak scenario relies on."""
 import numpy as np
+import pytest
 
 from agents.registry import get_model
 from tests.conftest import DEMO_CITY
 from twin.core.city import City
 
 
+@pytest.mark.slow
 def test_every_bus_stop_serves_its_own_passengers():
     model = get_model("station_dispersal")(City.load(DEMO_CITY), duration_s=60, seed=7)
     bus_stops = [i for i, q in enumerate(model.station.pois) if q.kind == "bus_stop"]

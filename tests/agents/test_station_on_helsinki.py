@@ -27,6 +27,7 @@ def helsinki_station(helsinki_station_dir):
     return City.load(helsinki_station_dir)
 
 
+@pytest.mark.slow
 def test_derived_station_area_is_usable(helsinki_station):
     city = helsinki_station
     walkable = shapely.union_all(city.walkable.geometry.values)
@@ -36,6 +37,7 @@ def test_derived_station_area_is_usable(helsinki_station):
     assert all(walkable.buffer(0.01).contains(s) for s in city.sources.geometry)
 
 
+@pytest.mark.slow
 def test_passengers_leave_helsinki_station(helsinki_station):
     from agents.registry import get_model
 
@@ -59,6 +61,7 @@ def test_passengers_leave_helsinki_station(helsinki_station):
     assert 0 < k["mean_egress_time_s"] < 400 and np.isfinite(k["p95_egress_time_s"])
 
 
+@pytest.mark.slow
 def test_evening_peak_scenario_runs_unchanged_on_the_demo_city_and_on_helsinki(helsinki_station_dir):
     """The evening peak carries its own demand (a timetable of trains at platforms P1..P6) and names
     no city-specific id in its interventions (gates and connectors are selected by kind), so the

@@ -17,6 +17,7 @@ def room():
     return nav
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["collision_free", "social_force"])
 def test_threads_and_serial_kernels_agree(room, model):
     rng = np.random.default_rng(5)

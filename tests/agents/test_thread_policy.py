@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first, second", [("agents.station.kernels", "agents.flood.solver"),
                                            ("agents.flood.solver", "agents.station.kernels")])
 @pytest.mark.parametrize("user", [None, "ACTIVE"])

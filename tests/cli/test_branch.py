@@ -25,6 +25,7 @@ def kpis(folder):
     return json.loads((folder / "summary.json").read_text())["kpis"]
 
 
+@pytest.mark.slow
 def test_branch_writes_the_comparison_of_two_futures_from_t(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, TOY, duration_s=120)
     out = tmp_path / "b"
@@ -50,6 +51,7 @@ def test_branch_writes_the_comparison_of_two_futures_from_t(tmp_path, tiny_city)
     assert len(bundle["from_state"]["sha256"]) == 64
 
 
+@pytest.mark.slow
 def test_replication_0_of_the_baseline_future_is_the_uninterrupted_run(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, TOY.replace("distance_m = 80.0", "distance_m = 80.0\njitter_mps = 0.5"),
                         duration_s=120)
@@ -90,6 +92,7 @@ def test_replication_k_reseeds_both_futures_alike(tmp_path, tiny_city):
     assert runs["baseline", 1].model.rng.random() != runs["baseline", 2].model.rng.random()
 
 
+@pytest.mark.slow
 def test_an_interrupted_branch_resumes_and_set_changes_make_the_variant(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, TOY, duration_s=90)
     out = tmp_path / "b"
@@ -108,6 +111,7 @@ def test_an_interrupted_branch_resumes_and_set_changes_make_the_variant(tmp_path
     assert s["variant"] == variant and s["replication"] == 1 and s["from_state"]["time_s"] == 20.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["at zero", "at the end", "past the end", "unknown intervention", "no intervention",
                                   "replications", "out is a file", "finished before T"])
 def test_bad_branches_exit_2_before_anything_is_written(case, tmp_path, tiny_city):

@@ -63,6 +63,7 @@ def citytwin(folder, *args):
                           text=True, env=env)
 
 
+@pytest.mark.slow
 def test_run_compare_and_report_with_chinese_names(chinese_station):
     r = citytwin(chinese_station, "run", "东站晚高峰.toml", "--intervention", "开放西门", "--quiet", "--out", "运行")
     assert r.returncode == 0, r.stderr

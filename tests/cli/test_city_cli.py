@@ -113,6 +113,11 @@ def import_repairs_geometry(tmp, real):
     return ["city", "import", tmp / "b.geojson", "--out", tmp / "city"], None
 
 
+# Every test here reads ``runs``, which imports two real cities and runs every command (about a minute on
+# 2 cores): the module is left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     """Build every case's input, then run all the commands in parallel: {case: (result, data, out, before)}."""

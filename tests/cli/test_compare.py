@@ -9,6 +9,7 @@ from tests.factories import write_scenario
 from twin.cli import main
 
 
+@pytest.mark.slow
 def test_compare_cli_end_to_end(tmp_path, tiny_city, capsys):
     sc = write_scenario(tmp_path, tiny_city, '[parameters]\nwalkers = 20\n\n[[interventions]]\nname = "fast"\n'
                         "[interventions.parameters]\nspeed_mps = 1.5\n", replications=5)
@@ -27,6 +28,7 @@ def test_compare_cli_end_to_end(tmp_path, tiny_city, capsys):
     assert "(0 run now, 4 reused)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_compare_with_a_time_series_parameter(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, '[parameters]\nwalkers = 10\nspeed_profile = [[0, 1.0], [20, 2.0]]\n\n'
                         '[[interventions]]\nname = "slow"\n[interventions.parameters]\nspeed_profile = [[0, 0.5]]\n')
@@ -51,6 +53,7 @@ def test_bad_experiment_exits_2(tmp_path, tiny_city, capsys, body, expected):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_bad_experiment_exits_2_in_a_real_process(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, '[experiment]\nmethod = "grid"\n[experiment.parameters]\nwalkers = []\n')
     r = subprocess.run([sys.executable, "-m", "twin.cli", "compare", str(sc), "--out", str(tmp_path / "o")],

@@ -45,6 +45,7 @@ def wait_for(predicate, timeout=60.0):
     return False
 
 
+@pytest.mark.slow
 def test_second_run_on_the_same_out_is_refused_naming_the_holder(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, SLOW, duration_s=600)
     out = tmp_path / "out"
@@ -65,6 +66,7 @@ def test_second_run_on_the_same_out_is_refused_naming_the_holder(tmp_path, tiny_
     assert main(["run", str(sc), "--quiet", "--set", "walkers=5", "--set", "distance_m=10", "--out", str(out)]) == 0
 
 
+@pytest.mark.slow
 def test_compare_is_refused_while_another_process_writes_there(tmp_path, tiny_city, capsys):
     sc = write_scenario(tmp_path, tiny_city, "[parameters]\nwalkers = 10\n")
     out = tmp_path / "cmp"
@@ -164,6 +166,7 @@ def test_atomic_dir_forced_together_in_threads(tmp_path, round_):
     _assert_one_writer(target, set("abcdef"))
 
 
+@pytest.mark.slow
 def test_atomic_dir_forced_together_in_processes(tmp_path):
     ctx = multiprocessing.get_context("spawn")  # this test process has threads: no fork
     for round_ in range(2):
@@ -178,6 +181,7 @@ def test_atomic_dir_forced_together_in_processes(tmp_path):
         _assert_one_writer(target, set("wxyz"))
 
 
+@pytest.mark.slow
 def test_killed_writer_lock_does_not_block_atomic_dir(tmp_path):
     target = tmp_path / "run"
     holder = hold_in_other_process(target, kind="commit")
@@ -189,6 +193,7 @@ def test_killed_writer_lock_does_not_block_atomic_dir(tmp_path):
     assert (target / "a.txt").read_text() == "ok" and not locks.commit_lock_path(target).exists()
 
 
+@pytest.mark.slow
 def test_compare_into_a_writable_folder_under_a_read_only_one(tmp_path, tiny_city):
     """/shared is read-only, /shared/me is mine: a comparison works there, and is still locked."""
     from tests.cli.test_hostile_input import _drop_dac_override, read_only_folder

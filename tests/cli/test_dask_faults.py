@@ -30,6 +30,7 @@ def cluster_without_workers():
         yield cluster
 
 
+@pytest.mark.slow
 def test_scheduler_without_workers_says_what_it_waits_for_and_times_out(tmp_path, tiny_city, cluster_without_workers):
     sc = write_scenario(tmp_path, tiny_city, BODY)
     out = tmp_path / "cmp"
@@ -44,6 +45,7 @@ def test_scheduler_without_workers_says_what_it_waits_for_and_times_out(tmp_path
     assert elapsed < 60
 
 
+@pytest.mark.slow
 def test_losing_every_worker_mid_way_stops_with_a_message_and_keeps_finished_runs(tmp_path, tiny_city):
     from distributed import LocalCluster
 

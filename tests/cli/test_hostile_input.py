@@ -521,7 +521,12 @@ def assert_refused(r: subprocess.CompletedProcess, expect) -> str:
     return msg
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+# Cases that start a run or wait for a scheduler take seconds (measured): `make test-fast` leaves them out.
+SLOW_CASES = {"scheduler_nothing_listens", "scheduler_is_a_web_server", "compare_out_read_only", "out_read_only", "render_under_a_file"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.id in SLOW_CASES else [])
+                                  for c in CASES])
 def test_hostile_input_exits_2_and_leaves_out_alone(case, cities, talkers, tmp_path, monkeypatch):
     monkeypatch.setenv("CITYTWIN_DASK_TIMEOUT", "3s")
     tmp = tmp_path
@@ -554,7 +559,7 @@ def test_hostile_input_exits_2_and_leaves_out_alone(case, cities, talkers, tmp_p
     if watched.is_dir():
         assert sorted(os.listdir(watched)) == before_parent, "something was left beside --out"
     if case.id.startswith("scheduler_"):
-        assert elapsed < 12, f"took {elapsed:.1f} s to report"  # not the Dask client's 20 s of retries
+        assert elapsed < 18, f"took {elapsed:.1f} s to report"  # not the Dask client's 20 s of retries (15 s seen at load 12 on 2 cores)
     if case.id == "state_array_4_gb_announced":
         assert elapsed < 30, f"took {elapsed:.1f} s"  # refused from the ZIP directory, never decompressed
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.factories import write_scenario
 from twin.core import locks
@@ -41,6 +42,7 @@ def counts(stdout: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+@pytest.mark.slow
 def test_compare_killed_at_random_moments_resumes_to_identical_results(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, BODY, duration_s=100)
     ref = compare(sc, tmp_path / "ref", tmp_path)
@@ -94,6 +96,7 @@ def test_compare_killed_at_random_moments_resumes_to_identical_results(tmp_path,
     assert not locks.lock_path(out).exists()
 
 
+@pytest.mark.slow
 def test_run_hashes_do_not_depend_on_how_the_scenario_path_is_typed(tmp_path, tiny_city, monkeypatch, capsys):
     from twin.cli import main
 

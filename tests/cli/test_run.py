@@ -15,6 +15,7 @@ def citytwin(*args):
     return subprocess.run([sys.executable, "-m", "twin.cli", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_run_writes_the_contract_outputs(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, '[parameters]\nwalkers = 50\n\n[[interventions]]\nname = "fast"\n'
                         "[interventions.parameters]\nspeed_mps = 2.0\n")
@@ -36,6 +37,7 @@ def test_run_writes_the_contract_outputs(tmp_path, tiny_city):
     assert not list(tmp_path.glob(".*partial"))
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, "[parameters]\nwalkers = 30\n")
     for name in ("a", "b"):
@@ -46,12 +48,14 @@ def test_same_seed_same_numbers(tmp_path, tiny_city):
     assert json.loads((tmp_path / "c" / "summary.json").read_text())["kpis"] != a
 
 
+@pytest.mark.slow
 def test_set_overrides_a_parameter(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city)
     assert main(["run", str(sc), "--set", "walkers=7", "--out", str(tmp_path / "o"), "--quiet"]) == 0
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["kpis"]["walkers_done"] == 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body, expected", [
     ("[parameters]\nwalker = 3\n", 'unknown parameter "walker"'),
     ("[parameters]\nspeed_mps = \"3 km/h\"\n", "must be a number in m/s"),
@@ -69,6 +73,7 @@ def test_scenario_typos_exit_2_without_traceback(tmp_path, tiny_city, body, expe
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_unknown_model_and_missing_city(tmp_path, tiny_city):
     r = citytwin("run", write_scenario(tmp_path, tiny_city, model="station_dispersl"), "--out", tmp_path / "o")
     assert r.returncode == 2 and 'did you mean "station_dispersal"' in r.stderr
@@ -76,11 +81,13 @@ def test_unknown_model_and_missing_city(tmp_path, tiny_city):
     assert r.returncode == 2 and "no such city folder" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_unknown_intervention_names_the_variants(tmp_path, tiny_city):
     r = citytwin("run", write_scenario(tmp_path, tiny_city), "--intervention", "nope", "--out", tmp_path / "o")
     assert r.returncode == 2 and "baseline" in r.stderr
 
 
+@pytest.mark.slow
 def test_models_lists_and_describes(tmp_path):
     r = citytwin("models", "toy")
     assert r.returncode == 0 and "speed_mps" in r.stdout and "m/s" in r.stdout and "walkers_done" in r.stdout

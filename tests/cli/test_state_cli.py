@@ -20,6 +20,7 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "twin.cli", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_a_run_saves_states_and_continues_exactly(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, TOY, duration_s=120)
     full, rest = tmp_path / "full", tmp_path / "rest"
@@ -67,6 +68,7 @@ def test_state_file_is_safe_to_load(tmp_path, tiny_city):
     assert meta["time_s"] == 10.0 and len(meta["city_fingerprint"]) == 64
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["not a state", "other model", "changed city", "seed", "at the end", "bad variant"])
 def test_bad_continuations_are_clear_errors(case, tmp_path, tiny_city):
     city = tmp_path / "city"

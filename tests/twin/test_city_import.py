@@ -42,6 +42,7 @@ def prague(tmp_path_factory):
 
 
 # -- real cities ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_helsinki_osm_import(helsinki):
     out, report = helsinki
     city = City.load(out)
@@ -78,6 +79,7 @@ def test_helsinki_report_text(helsinki):
     assert f"buildings {len(City.load(helsinki[0]).buildings)}" in text
 
 
+@pytest.mark.slow
 def test_prague_geopackage_import(prague):
     out, report = prague
     city = City.load(out)
@@ -101,6 +103,7 @@ def test_prague_geopackage_import(prague):
     assert city.buildings.geometry.area.median() < 1000
 
 
+@pytest.mark.slow
 def test_helsinki_station_area(helsinki):
     from twin.gis_station import derive_station_area
 
@@ -124,6 +127,7 @@ def test_helsinki_station_area(helsinki):
     assert len(again.gates) == len(gates)
 
 
+@pytest.mark.slow
 def test_station_by_name_and_unknown_station(helsinki):
     from twin.gis_station import derive_station_area
 
@@ -134,6 +138,7 @@ def test_station_by_name_and_unknown_station(helsinki):
         derive_station_area(city, "Atlantis", 200)
 
 
+@pytest.mark.slow
 def test_import_with_walkable_around(tmp_path):
     out = tmp_path / "hel_station"
     report = import_city([HELSINKI], out, walkable_around="railway_station", walkable_radius_m=200)
@@ -142,6 +147,7 @@ def test_import_with_walkable_around(tmp_path):
     assert len(city.walkable) == 1 and len(city.gates) >= 3 and len(city.sources) >= 1
 
 
+@pytest.mark.slow
 def test_import_reports_the_steps_it_could_not_place(tmp_path):
     """Helsinki's OSM has steps between floors near the station but no walkable area tagged with an
     upper or lower floor: the import reports each such way and why it was not placed."""
@@ -246,6 +252,7 @@ def _square(lon, lat, d=0.0002):
     return box(lon, lat, lon + d, lat + d)
 
 
+@pytest.mark.slow
 def test_geojson_and_shapefile_in_degrees_get_utm_and_heights(tmp_path):
     b = gpd.GeoDataFrame(
         {"name": ["A", "B", "C", "D"], "height": ["20 m", None, None, "abc"], "levels": [None, 4, None, None]},
@@ -279,6 +286,7 @@ def test_invalid_geometry_repaired_and_counted(tmp_path):
     assert "repaired buildings 1" in report.text()
 
 
+@pytest.mark.slow
 def test_contract_geopackage_taken_as_is(tmp_path, tiny_city):
     report = import_city([tiny_city / "city.gpkg", tiny_city / "dem.tif"], tmp_path / "again")
     city = City.load(tmp_path / "again")
@@ -291,6 +299,7 @@ def test_contract_geopackage_taken_as_is(tmp_path, tiny_city):
                                orig.terrain.sample([500_100.0], [3_400_050.0]), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_geographic_dem_is_reprojected_and_clipped(tmp_path):
     b = gpd.GeoDataFrame({"height_m": [10.0]}, geometry=[_square(LON, LAT, 0.002)], crs="EPSG:4326")
     b.to_file(tmp_path / "buildings.geojson", driver="GeoJSON")

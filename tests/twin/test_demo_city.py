@@ -43,6 +43,7 @@ def connectors(city):
     return city.extra_layer(CONNECTORS)
 
 
+@pytest.mark.slow
 def test_package_files_and_metadata(city):
     assert (DEMO / "city.toml").is_file() and (DEMO / "city.gpkg").is_file() and (DEMO / "dem.tif").is_file()
     assert city.name == "Demo City"
@@ -82,8 +83,9 @@ def test_buildings(city):
     b = city.buildings
     assert len(b) >= 1500
     assert (b["height_m"] > 0).all()
-    assert set(b["use"]) <= {"residential", "commercial", "office", "station", "hotel", "attraction", "industrial",
-                             "public", "other"}
+    from twin.core.vocabulary import BUILDING_USES
+
+    assert set(b["use"]) <= set(BUILDING_USES)
     assert (b["levels"] >= 1).all()
     st = b[b["use"] == "station"]
     assert list(st["name"]) == ["Central Station"]
@@ -295,8 +297,17 @@ def _layers_equal(a: City, b: City) -> None:
 
 
 @pytest.mark.slow
-def test_generator_is_deterministic(city, tmp_path):
+def test_generator_gives_the_committed_city_on_any_machine(city, tmp_path):
+    """The same seed gives the committed city, geometry for geometry, whatever the hash seed and
+    whatever the CPU: the generator runs with numpy's CPU-dependent routines (SIMD maths, BLAS) off
+    by one ulp here and there, as on another machine (before the fix: 4,301 buildings, not 4,296)."""
+    import os
+    import re
+
     out = tmp_path / "demo_city"
-    subprocess.run([sys.executable, str(GENERATOR), "--out", str(out), "--seed", "20261123"],
-                   check=True, cwd=ROOT, capture_output=True, timeout=300)
+    env = dict(os.environ, PYTHONHASHSEED="4242")
+    r = subprocess.run([sys.executable, str(Path(__file__).with_name("generate_elsewhere.py")), str(out), "20261123"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(re.search(r"off by one ulp: (\d+)", r.stderr).group(1)) > 1000  # the wobble was live
     _layers_equal(city, City.load(out))

@@ -43,6 +43,7 @@ def test_slugs_are_unique_and_safe():
     assert len(long) <= 60
 
 
+@pytest.mark.slow
 def test_compare_writes_tables_runs_and_report(scenario, tmp_path):
     out = tmp_path / "cmp"
     r = compare(scenario, out, workers=1, progress=False)
@@ -65,6 +66,7 @@ def test_compare_writes_tables_runs_and_report(scenario, tmp_path):
     assert not list(out.rglob("*.partial"))
 
 
+@pytest.mark.slow
 def test_same_numbers_with_1_or_2_workers_and_on_dask(scenario, tmp_path):
     """Each run is a pure function of (scenario, variant, seed): the executor must not matter."""
     from distributed import LocalCluster
@@ -82,6 +84,7 @@ def test_same_numbers_with_1_or_2_workers_and_on_dask(scenario, tmp_path):
     assert summaries(tmp_path / "w1") == summaries(tmp_path / "w2") == summaries(tmp_path / "dask")
 
 
+@pytest.mark.slow
 def test_runs_that_read_files_are_reused_until_a_file_changes(tmp_path, tiny_city):
     """A run's hash includes the files it reads (bundle.json): resuming must compare like with like,
     so that a timetable or rain CSV does not make every run look unfinished, and an edited file
@@ -99,6 +102,7 @@ def test_runs_that_read_files_are_reused_until_a_file_changes(tmp_path, tiny_cit
     assert (edited.ran, edited.reused) == (2, 0)
 
 
+@pytest.mark.slow
 def test_interrupted_compare_resumes_without_redoing_runs(scenario, tmp_path):
     out = tmp_path / "cmp"
     compare(scenario, out, workers=1, progress=False, report=False)
@@ -117,6 +121,7 @@ def test_interrupted_compare_resumes_without_redoing_runs(scenario, tmp_path):
     assert compare(scenario, out, workers=1, progress=False, report=False).ran == 9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exc", [RuntimeError("disk on fire"), KeyboardInterrupt()])
 def test_crash_mid_run_leaves_no_half_written_files(scenario, tmp_path, monkeypatch, capsys, exc):
     import twin.runner
@@ -162,6 +167,7 @@ def test_ctrl_c_exits_130_with_a_resume_hint(scenario, tmp_path, monkeypatch, ca
     assert "run the same command again" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_folder_reproduces_with_citytwin_run(scenario, tmp_path):
     out = tmp_path / "cmp"
     compare(scenario, out, workers=1, progress=False, report=False)

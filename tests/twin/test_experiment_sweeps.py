@@ -61,6 +61,7 @@ def test_bad_experiment_tables_name_the_key(tmp_path, tiny_city, body, expected)
     assert expected in str(e.value) and "[experiment]" in str(e.value)
 
 
+@pytest.mark.slow
 def test_sweep_and_interventions_together_give_a_tidy_runs_table(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, '[parameters]\nwalkers = 20\n\n[[interventions]]\nname = "fast"\n'
                         "[interventions.parameters]\nspeed_mps = 1.5\n\n"

@@ -15,6 +15,7 @@ OUTPUTS = ("[outputs]\nsnapshot_times_s = [10, 40.5, 500]\ntrajectory_interval_s
            "extent_thresholds = { max_count = 0.5 }\n")
 
 
+@pytest.mark.slow
 def test_outputs_table_exports_snapshots_extents_and_trajectories(tmp_path, tiny_city):
     plain = load_scenario(write_scenario(tmp_path, tiny_city, "[parameters]\nwalkers = 40\n", name="plain",
                                          duration_s=600))
@@ -68,6 +69,7 @@ def test_bad_outputs_tables(table, expected):
     assert expected in str(e.value) and "[outputs]" in str(e.value)
 
 
+@pytest.mark.slow
 def test_field_extents_at_intervals(tmp_path, tiny_city):
     """A snapshot field above a threshold every field_extent_interval_s (and at the end), in
     <model>_extent.gpkg; pausing for it changes no number."""

@@ -55,6 +55,7 @@ def test_series_from_csv_with_header_relative_to_the_scenario(tmp_path):
         SERIES.coerce("missing.csv", "here", tmp_path)
 
 
+@pytest.mark.slow
 def test_file_parameter_must_exist_and_is_hashed_into_the_run(tmp_path, tiny_city):
     p = Param("start_file", "-", "", "starts", FilePath, suffixes=(".csv",))
     with pytest.raises(UserError, match="no such file"):

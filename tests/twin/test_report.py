@@ -36,6 +36,7 @@ def report(tmp_path_factory, tiny_city):
     return r, (tmp / "out" / "report.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_report_holds_tables_images_and_headlines(report):
     r, html = report
     assert "<h2>Key findings</h2>" in html and "<li>“wider paths” raises walkers done by" in html
@@ -48,6 +49,7 @@ def test_report_holds_tables_images_and_headlines(report):
     assert "http://" not in html and "https://" not in html  # works offline
 
 
+@pytest.mark.slow
 def test_one_replication_says_so(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, '[parameters]\nwalkers = 10\n\n[[interventions]]\nname = "fast"\n'
                         "[interventions.parameters]\nspeed_mps = 2.0\n", replications=1)
@@ -55,3 +57,28 @@ def test_one_replication_says_so(tmp_path, tiny_city):
     html = (tmp_path / "out" / "report.html").read_text()
     assert "One replication per variant" in html and "single replication" in r.headlines[0]
     assert r.comparison["ci_low"].isna().all()
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_be_imported_leaves_a_report_that_says_so(report, monkeypatch):
+    """The report is still written, without judging better from worse, and says why (it used to lose its
+    colouring and verdicts silently)."""
+    from twin import stats
+    from twin.experiment import runs_table
+    from twin.report import write_report
+    from twin.scenario import Scenario
+
+    r, html = report
+    assert "an improvement" in html and "class=warn" not in html
+    runs, kpi_cols, units = runs_table(r.plan, r.out)
+    table = stats.compare_table(runs, kpi_cols, "baseline", units, [v.name for v in r.plan.variants])
+
+    def broken(self):
+        raise ImportError("No module named 'agents.toy_v2'")
+
+    monkeypatch.setattr(Scenario, "model_class", broken)
+    with pytest.warns(UserWarning, match="could not be read"):
+        write_report(r.plan, r.out, runs, table, kpi_cols, units)
+    again = (r.out / "report.html").read_text(encoding="utf-8")
+    assert "Incomplete report" in again and "agents.toy_v2" in again
+    assert "an improvement" not in again

@@ -12,6 +12,7 @@ def demo():
     return City.load(DEMO_CITY)
 
 
+@pytest.mark.slow
 def test_demo_city_roads_form_one_connected_graph(demo):
     g = demo.road_graph()
     assert g is demo.road_graph()  # built once per city

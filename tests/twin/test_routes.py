@@ -23,6 +23,7 @@ def reference_position(xy: np.ndarray, s: float) -> np.ndarray:
     return xy[k] + f * (xy[k + 1] - xy[k])
 
 
+@pytest.mark.slow
 def test_paths_match_the_graph_s_own_paths(graph):
     rng = np.random.default_rng(4)
     sources = rng.choice(graph.n_nodes, 3, replace=False)

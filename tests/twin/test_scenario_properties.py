@@ -105,6 +105,7 @@ def city(tiny_city):
     return str(tiny_city)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=st.data())
 def test_any_scenario_file_loads_or_says_why(tmp_path, city, data):
@@ -122,6 +123,7 @@ def test_any_scenario_file_loads_or_says_why(tmp_path, city, data):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(text=st.text(max_size=200))
 def test_any_text_as_a_scenario_file(tmp_path, text):
@@ -131,6 +133,7 @@ def test_any_text_as_a_scenario_file(tmp_path, text):
         load_scenario(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["toy", "station_dispersal"])
 @SETTINGS
 @given(value=values)
@@ -158,6 +161,7 @@ def test_param_coerce_accepts_or_raises_user_error(model, value):
             assert isinstance(v, p.kind)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(items=st.lists(st.text(max_size=40) | st.builds(lambda k, v: f"{k}={v}", st.text(max_size=8),
                                                            st.text(max_size=30)), max_size=4))
@@ -169,6 +173,7 @@ def test_parse_set_accepts_or_raises_user_error(items):
     assert all(nesting_depth(v) <= MAX_NESTING for v in out.values())
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(name=st.text(max_size=300))
 def test_check_output_accepts_or_raises_user_error(tmp_path, name):
@@ -181,6 +186,7 @@ def test_check_output_accepts_or_raises_user_error(tmp_path, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # the check creates nothing
 
 
+@pytest.mark.slow
 def test_values_strategy_reaches_deep_and_odd_values():
     """The generator must produce what the issue found (nan, inf, deep nesting, dates), or the
     properties above prove little."""

@@ -33,7 +33,9 @@ def test_buildings_are_one_mesh_with_ids_heights_and_uses(city):
         assert pts[:, 2].max() - pts[:, 2].min() == pytest.approx(row["height_m"])
     # 4 walls + 2 roof triangles per box.
     assert b.n_cells == 3 * (4 + 2)
-    assert set(b.cell_data["use_code"]) == {5, 2, 9}  # public, office, other
+    from twin.scene import USE_CODES
+
+    assert set(b.cell_data["use_code"]) == {USE_CODES["public"], USE_CODES["office"], USE_CODES["other"]}
 
 
 def test_local_origin_keeps_coordinates_small(city):
@@ -59,6 +61,7 @@ def test_terrain_follows_the_dem_with_normals(city):
     assert (n[:, 0] > 0).all() and (n[:, 2] > 0.99).all()  # slopes down to the east: normals lean east
 
 
+@pytest.mark.slow
 def test_flat_plane_without_dem_and_all_layers(tmp_path):
     poly = box(X0, Y0, X0 + 50, Y0 + 40)
     layers = {

@@ -2,6 +2,7 @@
 import multiprocessing as mp
 
 import numba
+import pytest
 
 from twin.experiment import _worker_init
 
@@ -14,6 +15,7 @@ def _compile_in_worker(_):
     return plus_one(1), numba.get_num_threads()
 
 
+@pytest.mark.slow
 def test_a_forked_worker_can_compile_a_kernel():
     """A worker that misses the numba cache compiles; numba then re-reads its settings from the
     environment, which must not contradict the threads it already launched (it raised RuntimeError

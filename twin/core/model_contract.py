@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import UserError
 from .grid import GridField
+from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
 __all__ = ["KPI", "AlertRule", "CityModel", "StateSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
@@ -246,8 +247,7 @@ class CityModel(mesa.Model):
         super().__init__(rng=seed)
         # CityTwin keeps Mesa's clock in seconds and steps the model itself (advance_to), so Mesa's
         # default schedule of one step per time unit is switched off.
-        self._default_schedule.stop()
-        self.step = self._user_step
+        take_over_stepping(self)
         if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
             raise UserError(f"duration_s must be a positive, finite number of seconds, not {duration_s!r}.")
         self.city = city
@@ -365,10 +365,21 @@ class CityModel(mesa.Model):
         if (_close(self.time, end) or self.finished) and not _close(self._times[-1], self.time):
             self._record(self.time)
 
+    @property
+    def next_report_s(self) -> float:
+        """When the next time-series row falls due (``k × report_interval_s``): drivers advance in
+        whole reporting intervals to this."""
+        return self._report_k * self.report_interval_s
+
+    @property
+    def rows_recorded(self) -> int:
+        """How many time-series rows are recorded so far (``timeseries()`` has this many rows)."""
+        return len(self._times)
+
     def run_to_end(self, progress=None) -> None:
         """Run to ``duration_s`` or until finished; ``progress(t_s)`` after each report interval."""
         while not self.done:
-            self.advance_to(self._report_k * self.report_interval_s)
+            self.advance_to(self.next_report_s)
             if progress is not None:
                 progress(self.time)
 
@@ -380,6 +391,11 @@ class CityModel(mesa.Model):
         return self.finished and bool(self._times) and _close(self._times[-1], self.time)
 
     def _check_grid(self) -> None:
+        if type(self)._advance is CityModel._advance and not (isinstance(self.dt_s, (int, float))
+                                                              and math.isfinite(self.dt_s) and self.dt_s > 0):
+            raise UserError(f"model {self.name or type(self).__name__}: a fixed-step model (one that implements step "
+                            f"and not _advance) sets its step length in __init__, e.g. self.dt_s = 0.5 (seconds); "
+                            f"dt_s is {self.dt_s!r}.")
         q, r = self.time_quantum_s, self.report_interval_s
         if not (r > 0 and math.isfinite(r)):
             raise UserError(f"model {self.name}: the report interval must be a positive number of seconds, not {r!r}.")

@@ -67,6 +67,7 @@ def varied_manning(shape) -> np.ndarray:
     return 0.02 + 0.01 * (np.add.outer(np.arange(shape[0]) // 7, np.arange(shape[1]) // 9) % 4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("boundary, friction", [("closed", "uniform"), ("open", "uniform"), ("closed", "per cell")])
 def test_kernels_match_numpy_reference(boundary, friction):
     manning = 0.03 if friction == "uniform" else varied_manning(bumpy_bed().shape)
@@ -109,6 +110,7 @@ def test_one_friction_for_the_grid_is_the_same_as_per_cell():
         assert np.array_equal(a, b, equal_nan=True)
 
 
+@pytest.mark.slow
 def test_cube_root_is_accurate():
     from numba import njit
 

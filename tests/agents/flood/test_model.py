@@ -51,6 +51,7 @@ def test_a_city_with_only_a_dem_runs(tmp_path):
 
 
 # -- water balance through the model ------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("boundary", ["closed", "open"])
 def test_water_balance_through_the_model(tmp_path, boundary):
     city = City.load(towns.valley_town(tmp_path))
@@ -76,6 +77,7 @@ def test_water_balance_through_the_model(tmp_path, boundary):
     assert (np.diff(ts["rain_volume_m3"]) >= 0).all() and ts["volume_error_rel"].max() < 1e-6
 
 
+@pytest.mark.slow
 def test_larger_drains_and_pumps_take_more_water(tmp_path):
     city = City.load(towns.valley_town(tmp_path))
     base = dict(rain="uniform", rain_mm_per_h=80, rain_duration_s=600)
@@ -91,6 +93,7 @@ def test_larger_drains_and_pumps_take_more_water(tmp_path):
 
 
 # -- impacts ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_building_under_water_is_flooded_and_counted(tmp_path):
     m = street_model(tmp_path, [AROUND_B1], duration_s=60, population=(10, 7), evacuate=False)
     m.run_to_end()
@@ -122,6 +125,7 @@ def test_people_are_estimated_from_floor_area_and_use():
     assert people[3] == 4  # the population column wins
 
 
+@pytest.mark.slow
 def test_roads_deeper_than_the_threshold_are_impassable(tmp_path):
     deep = (95, 40, 105, 60, 0.4)  # 0.4 m across the street at x = 100 m
     m = street_model(tmp_path, [deep], duration_s=30, evacuate=False)
@@ -134,6 +138,7 @@ def test_roads_deeper_than_the_threshold_are_impassable(tmp_path):
 
 
 # -- evacuation ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_residents_walk_to_the_shelter(tmp_path):
     m = street_model(tmp_path, [AROUND_B1])
     m.run_to_end()
@@ -148,6 +153,7 @@ def test_residents_walk_to_the_shelter(tmp_path):
     assert np.hypot(*(snap.positions - snap.positions.mean(axis=0)).T).max() < 5  # around the shelter
 
 
+@pytest.mark.slow
 def test_walking_speed_falls_with_depth(tmp_path):
     assert speed_factor(0.0) == 1.0 and speed_factor(0.35) == pytest.approx(0.583)
     assert speed_factor(0.6) == speed_factor(0.35)
@@ -161,6 +167,7 @@ def test_walking_speed_falls_with_depth(tmp_path):
     assert t_wet / t_dry == pytest.approx(1 / speed_factor(0.2), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_shelter_capacities_are_respected(tmp_path):
     # SH2 is nearer (x = 100 m) with 3 places, SH1 has 4: 7 of the 10 find a place
     m = street_model(tmp_path, [AROUND_B1], shelters=(("SH1", 180.0, 4), ("SH2", 100.0, 3)))
@@ -172,6 +179,7 @@ def test_shelter_capacities_are_respected(tmp_path):
     assert (e.sh_taken <= e.sh_capacity).all() and (e.sh_arrived <= e.sh_capacity).all()
 
 
+@pytest.mark.slow
 def test_stranded_when_cut_off(tmp_path):
     closed = street_model(tmp_path, [AROUND_B1], name="closed", closed_roads=["S08"])  # x 90..100 m, police
     closed.run_to_end()
@@ -195,6 +203,7 @@ def test_walkers_cut_off_on_the_way_turn_and_take_another_road(tmp_path):
     assert k["mean_evacuation_time_s"] == pytest.approx(240.0 / 1.34, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_flooded_roads_are_found_on_the_way_unless_the_police_closed_them(tmp_path):
     deep = (125, 40, 135, 60, 0.4)  # across the street at x = 130 m: edges S11 and S12 impassable
     unaware = street_model(tmp_path, [AROUND_B1, deep], name="unaware", branch=True)
@@ -231,6 +240,7 @@ def test_no_one_leaves_before_the_warning(tmp_path):
 
 
 # -- state ------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_state_round_trip_with_people_on_the_move(tmp_path):
     """Saved while people walk, rerouted and queue for shelters, restored: the same run exactly."""
     kw = dict(hollows=[AROUND_B1], branch=True, closed_roads=["S10"], road_closure_s=60.0, population=(12, 9),
@@ -255,6 +265,7 @@ def test_state_round_trip_with_people_on_the_move(tmp_path):
 
 
 # -- the demo city ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_short_storm_on_the_demo_city(tmp_path):
     city = City.load(DEMO_CITY)
     m = FloodModel(city, duration_s=900, seed=3, cell_size_m=10.0, storm_duration_min=15,

@@ -31,6 +31,7 @@ def test_a_dem_with_no_data_holes(tmp_path):
         build(City.load(path))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body, expected", [
     ("start_s,end_s,intensity_mm_per_h\n0,600,20\n900,1200,30\n", r"line 3: a gap between 600 s .* and 900 s"),
     ("time_s,depth_mm\n300,2\n600,-1\n", r"line 3, column 'depth_mm': -1 is negative"),
@@ -60,6 +61,7 @@ def test_a_cell_size_too_fine_for_the_memory(valley):
         build(valley, cell_size_m=0.005)
 
 
+@pytest.mark.slow
 def test_a_pump_in_a_building(valley, tmp_path):
     inside_b1 = [towns.X0 + 50, towns.Y0 + 73]
     with pytest.raises(UserError, match=r'"mobile_pumps_xy" pump 1 at \(500050\.0, 3400073\.0\) lies inside building B1'):
@@ -94,6 +96,7 @@ def test_bad_parameters_name_themselves(valley, params, expected):
         build(valley, **params)
 
 
+@pytest.mark.slow
 def test_a_landuse_class_without_a_roughness(tmp_path):
     path = towns.valley_town(tmp_path)
     towns.depth_raster(path / "landuse.tif", np.where(towns.valley_z() > 2.0, 1.0, 2.0), towns.VALLEY_CELL,
@@ -105,6 +108,7 @@ def test_a_landuse_class_without_a_roughness(tmp_path):
         build(city, manning_by_landuse=[0.1, 0.02])
 
 
+@pytest.mark.slow
 def test_the_cli_says_it_in_one_paragraph(tmp_path, valley):
     from tests.factories import write_scenario
     from twin.cli import main

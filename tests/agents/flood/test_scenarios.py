@@ -34,6 +34,7 @@ def shortened(tmp_path, name: str, duration_s: int, extra: str = "") -> str:
     return path
 
 
+@pytest.mark.slow
 def test_the_riverside_storm_runs_from_the_cli(tmp_path):
     sc = shortened(tmp_path, "riverside_storm.toml", 900)
     out = tmp_path / "run"
@@ -61,6 +62,7 @@ def test_the_riverside_storm_runs_from_the_cli(tmp_path):
     assert (extent["area_m2"] > 0).all()
 
 
+@pytest.mark.slow
 def test_compare_two_variants(tmp_path):
     sc = shortened(tmp_path, "riverside_storm.toml", 600, extra="")
     text = sc.read_text(encoding="utf-8")
@@ -82,6 +84,7 @@ def test_compare_two_variants(tmp_path):
     assert (out / "runs" / "mobile-pumps" / "rep-000" / "impacts.gpkg").is_file()
 
 
+@pytest.mark.slow
 def test_the_prague_cloudburst_on_real_terrain(tmp_path):
     sc = shortened(tmp_path, "prague_cloudburst.toml", 1200)
     out = tmp_path / "prague"

@@ -92,6 +92,7 @@ def reference_line_cells(line, grid, n=20000):
     return set((r[ok] * grid.nx + c[ok]).tolist())
 
 
+@pytest.mark.slow
 def test_line_cells_follow_the_line_exactly():
     grid = RasterGrid(X0, Y0, 2.0, 50, 60)
     roads = [shapely.LineString([(X0 + 1.3, Y0 - 3.7), (X0 + 77.1, Y0 - 61.9), (X0 + 90.0, Y0 - 20.2)]),

@@ -17,6 +17,7 @@ def model(**params):
     return StationDispersalModel(make_city(), duration_s=600, seed=1, **(WALK_ONLY | params))
 
 
+@pytest.mark.slow
 def test_timetable_replaces_the_source_counts(tmp_path):
     csv = tmp_path / "trains.csv"
     csv.write_text("# two trains\npassengers,platform,arrival_s\n40,P2,10\n20,P1,30\n", encoding="utf-8")
@@ -30,6 +31,7 @@ def test_timetable_replaces_the_source_counts(tmp_path):
     assert m.current_kpis()["agents_total"] == 60
 
 
+@pytest.mark.slow
 def test_inline_trains_and_demand_scale():
     m = model(trains=["P1 0 100", "P2, 60, 30"], demand_scale=0.5)
     assert m.N == 65 and [m.block_source[k] for k in range(2)] == [0, 1]

@@ -91,6 +91,7 @@ def test_bad_barrier():
         build(params={"barriers": ["wall-7"]})
 
 
+@pytest.mark.slow
 def test_barrier_blocks_gate():
     wkt = f"POLYGON (({X0 + 8} {Y0 + 27}, {X0 + 16} {Y0 + 27}, {X0 + 16} {Y0 + 30}, {X0 + 8} {Y0 + 30}, {X0 + 8} {Y0 + 27}))"
     m = StationDispersalModel(make_city(), duration_s=10, seed=1, barriers=[wkt], closed_gates=["N1"])

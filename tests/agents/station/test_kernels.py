@@ -80,6 +80,7 @@ def cfsm_reference(nav, mp, x, y, v0, dt):
     return x + speed * ex * dt, y + speed * ey * dt
 
 
+@pytest.mark.slow
 def test_cfsm_step_matches_reference():
     nav = room_nav()
     mp = MotionParams(noise=0.0)
@@ -101,6 +102,7 @@ def test_cfsm_step_matches_reference():
     np.testing.assert_allclose(cr.y[:cr.n], ry, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_cfsm_same_result_with_other_cell_sizes():
     nav = room_nav()
     rng = np.random.default_rng(5)
@@ -116,6 +118,7 @@ def test_cfsm_same_result_with_other_cell_sizes():
     np.testing.assert_allclose(res[0], res[2], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_levels_do_not_interact():
     """Two agents at the same plan position on different levels walk as if alone."""
     nav = room_nav()
@@ -164,6 +167,7 @@ def sfm_reference(nav, mp, x, y, vx, vy, v0, dt):
     return x + nvx * dt, y + nvy * dt
 
 
+@pytest.mark.slow
 def test_sfm_step_matches_reference():
     nav = room_nav()
     mp = MotionParams(model="social_force")
@@ -180,6 +184,7 @@ def test_sfm_step_matches_reference():
     np.testing.assert_allclose(cr.y[:40], ry, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_density_grid_matches_numpy():
     from scipy.ndimage import convolve
 
@@ -201,6 +206,7 @@ def test_density_grid_matches_numpy():
     assert best == max(r.max() for r in refs)
 
 
+@pytest.mark.slow
 def test_route_choice_matches_numpy():
     """Exits and waypoints on one level: cost = (walk + after + onward) / v0 + rides + queues (if
     perceived) + noise; the current target is kept unless beaten by the hysteresis; nobody heads
@@ -281,6 +287,7 @@ def test_route_tables_find_the_best_route_through_waypoints():
     assert dist[0, 2, 1] >= K.BIG  # exit 1 only through the bank, which state 0 does not take
 
 
+@pytest.mark.slow
 def test_place_agents_keeps_gap():
     nav = room_nav()
     cr = Crowd(nav, 400, MotionParams())
@@ -307,6 +314,7 @@ def test_clear_width_measures_passages():
     assert w[2] == pytest.approx(2 * WIDTH_CAP_M) and w[3] == pytest.approx(2 * WIDTH_CAP_M)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("half_width,expect_gap", [(0.25, "narrow"), (2.0, "wide")])
 def test_time_gap_falls_in_narrow_passages(half_width, expect_gap):
     """A follower 0.8 m behind a standing leader walks at (free spacing) / T, with T the narrow

@@ -35,6 +35,7 @@ def run(m, t_max=1200):
 
 
 # -- RiMEA tests 2 and 3 -------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("up", [True, False])
 def test_rimea_2_3_one_person_on_stairs(up):
     """RiMEA test 2 (up) and 3 (down): one person on a stair 10 m long along the slope (8 m in plan,
@@ -81,6 +82,7 @@ def saturated_flow(city, count=300, **params) -> tuple[float, StationDispersalMo
     return (b - a) / (t[b] - t[a]), m
 
 
+@pytest.mark.slow
 def test_stair_flow_grows_with_width_within_published_ranges():
     """Flow down a stair: at most 1.01 persons/s per metre of effective width (width - 0.3 m;
     SFPE Handbook, Nelson & Mowrer) and within the published range of 0.6-1.1 persons/(m s) of
@@ -102,6 +104,7 @@ def test_stair_flow_grows_with_width_within_published_ranges():
         assert f >= 0.85 * 1.01 * (w - 0.3)  # the queue keeps it busy
 
 
+@pytest.mark.slow
 def test_escalator_throughput_matches_its_capacity():
     """A 1 m escalator at 0.5 m/s with a standing queue at its head carries its practical capacity:
     EN 115's 150 persons/min theoretical x 0.73 = 110/min (observed 100-120/min); within 15 %."""
@@ -119,6 +122,7 @@ def test_escalator_throughput_matches_its_capacity():
 
 
 # -- conservation and interventions ------------------------------------------------------------------
+@pytest.mark.slow
 def test_everyone_conserved_across_levels_and_nobody_ends_between_them():
     m = StationDispersalModel(two_level_city(), duration_s=900, seed=3, **WALK_ONLY)
     free = [m.station.free[lv] for lv in m.station.levels]
@@ -142,6 +146,7 @@ def test_everyone_conserved_across_levels_and_nobody_ends_between_them():
     assert k["max_density_by_level"]["1"] > 0 and k["max_density_by_level"]["0"] > 0
 
 
+@pytest.mark.slow
 def test_density_and_max_density_have_a_band_per_level():
     m = StationDispersalModel(two_level_city(), duration_s=60, seed=1, **WALK_ONLY)
     m.advance_to(40)
@@ -161,6 +166,7 @@ def test_level_height_from_city_toml():
     assert m.conn_slope_m[0] == pytest.approx(np.hypot(12.0, 4.5))
 
 
+@pytest.mark.slow
 def test_reversing_and_closing_connectors():
     city = two_level_city()
     base = run(StationDispersalModel(city, duration_s=900, seed=4, **WALK_ONLY)).final_kpis()
@@ -174,6 +180,7 @@ def test_reversing_and_closing_connectors():
     assert shut["station_clearance_time_s"] > base["station_clearance_time_s"]
 
 
+@pytest.mark.slow
 def test_spare_stairs_closed_in_the_layer_open_by_selector():
     city = two_level_city(connectors=[stair("S1", width=1.2, y=5.6), stair("S2", width=2.5, y=8.5, open=False)])
     shut = run(StationDispersalModel(city, duration_s=900, seed=5, **WALK_ONLY)).final_kpis()

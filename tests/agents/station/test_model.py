@@ -31,6 +31,7 @@ def test_every_param_documented():
         assert k in names
 
 
+@pytest.mark.slow
 def test_conservation_and_walls_every_step():
     city = make_city()
     m = StationDispersalModel(city, duration_s=600, seed=3, **FAST)
@@ -62,6 +63,7 @@ def test_conservation_and_walls_every_step():
     assert list(ts.columns[:2]) == ["time_s", "agents_total"]
 
 
+@pytest.mark.slow
 def test_determinism_same_seed_same_kpis():
     city = make_city()
     runs = []
@@ -94,6 +96,7 @@ def test_los_letters():
     assert los_letter(0.9) == "D" and los_letter(1.5) == "E" and los_letter(3.0) == "F"
 
 
+@pytest.mark.slow
 def test_open_gate_and_guidance_change_usage():
     city = make_city()
     base = StationDispersalModel(city, duration_s=200, seed=2, **FAST)
@@ -118,6 +121,7 @@ def test_stagger_and_extra_buses():
     assert b.onward.headway[bus] == pytest.approx(150.0) and c.onward.headway[bus] == pytest.approx(300.0)
 
 
+@pytest.mark.slow
 def test_onward_states_and_boarding():
     m = StationDispersalModel(make_city(), duration_s=400, seed=4, share_walk=0.0, share_metro=1.0, share_bus=0.0,
                               share_taxi=0.0, metro_headway_s=90.0, metro_capacity=50)
@@ -131,6 +135,7 @@ def test_onward_states_and_boarding():
     assert m.onward.boarded_by_poi[0] <= 50 * m.onward.departures[0]
 
 
+@pytest.mark.slow
 def test_social_force_runs():
     m = StationDispersalModel(make_city(), duration_s=20, seed=1, motion_model="social_force")
     assert m.dt_s == pytest.approx(0.01)

@@ -40,6 +40,7 @@ def run(city, seed=1, **params):
     return m
 
 
+@pytest.mark.slow
 def test_a_lane_serves_about_25_passengers_a_minute():
     """Design figure of ticket gates (RIS / London Underground SPSG): about 25 passengers/min.
 
@@ -59,12 +60,14 @@ def test_a_lane_serves_about_25_passengers_a_minute():
     assert max(rates) <= 25.5  # never faster than the lanes serve
 
 
+@pytest.mark.slow
 def test_faster_validation_serves_more():
     slow = run(fare_city([("T", 0.0, 4.0, True, 2)], count=120))
     fast = run(fare_city([("T", 0.0, 4.0, True, 2)], count=120), ticket_service_time_s=1.2)
     assert fast.current_kpis()["station_clearance_time_s"] < 0.75 * slow.current_kpis()["station_clearance_time_s"]
 
 
+@pytest.mark.slow
 def test_passengers_spread_over_banks_by_queue_and_closed_banks_are_walls():
     banks = [("T1", 0.0, 1.8, True, 2), ("T2", 6.2, 8.0, True, 2), ("T3", 3.1, 4.9, False, 2)]
     walls = [(1.8, 3.1), (4.9, 6.2)]

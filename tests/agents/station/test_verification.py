@@ -166,6 +166,7 @@ def test_julich_bottleneck_run():
 
 
 # -- RiMEA ------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["collision_free", "social_force"])
 def test_rimea_1_corridor(model):
     """One person, 40 m x 2 m corridor, 1.33 m/s: 26-34 s."""
@@ -273,6 +274,7 @@ def test_rimea_12_congestion_only_at_the_first_bottleneck():
 
 
 # -- queue density -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_queue_density_in_a_long_saturated_queue():
     """Queue density in a long saturated queue stays at most 8 persons/m²: a 4 m wide hall whose only
     way out is one ticket lane (25 passengers/min) holds 300 people queueing for some ten minutes.

@@ -30,6 +30,7 @@ def test_negative_rate():
         build(entries=Entries(place=[0], arrival_rate_per_h=[([0.0, 3600.0], [10.0, -1.0])]), end_s=7200.0)
 
 
+@pytest.mark.slow
 def test_profile_that_does_not_cover_the_day():
     late_start = ([6 * 3600.0, 12 * 3600.0], [100.0, 50.0])
     with pytest.raises(UserError, match=r"profile starts at 21600 s but the simulated period starts at 0 s"):
@@ -87,6 +88,7 @@ def test_other_bad_input(kw, match):
         build(**kw)
 
 
+@pytest.mark.slow
 def test_state_from_another_city_is_refused():
     state = city().get_state()
     with pytest.raises(UserError, match=r"saved with other attractions or hotels"):

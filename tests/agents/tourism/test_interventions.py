@@ -19,6 +19,7 @@ def run(**kw):
     return eng
 
 
+@pytest.mark.slow
 def test_arrivals_and_group_sizes():
     pmf = one_plus_poisson_pmf(2.5, 8)
     eng = run(rate=(600.0, 300.0), demand=Demand(group_size_pmf=pmf, overnight_share=0.5))
@@ -38,6 +39,7 @@ def test_deterministic_arrivals_are_evenly_spaced():
     assert len(t) == 360 * 12 and np.diff(t) == pytest.approx(10.0)
 
 
+@pytest.mark.slow
 def test_walk_in_search_asks_hotels_nearest_first():
     eng = run(demand=Demand(overnight_share=1.0))
     w = eng.world
@@ -52,6 +54,7 @@ def test_walk_in_search_asks_hotels_nearest_first():
     assert eng.kpis()["room_search_failed"] == w.gi[failed, G_SIZE].sum()
 
 
+@pytest.mark.slow
 def test_room_platform_finds_rooms_in_its_promised_time():
     eng = run(demand=Demand(overnight_share=1.0), interventions=Interventions(room_platform_share=1.0,
                                                                             platform_search_s=10.0))
@@ -62,6 +65,7 @@ def test_room_platform_finds_rooms_in_its_promised_time():
     assert sum(eng.hotel_values()["rooms_free"].values()) <= sum(walk.hotel_values()["rooms_free"].values())
 
 
+@pytest.mark.slow
 def test_online_checkin_takes_its_promised_time():
     eng = run(interventions=Interventions(online_checkin_share=1.0, online_checkin_s=30.0))
     assert eng.kpis()["mean_checkin_s"] == pytest.approx(30.0)

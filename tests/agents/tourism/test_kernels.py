@@ -65,6 +65,7 @@ def test_counters_are_distinct():
     assert len(seen) == 3 * 4 * 3 * 3 * 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dist,cv", [(DIST_EXPONENTIAL, 1.0), (DIST_LOGNORMAL, 0.5), (DIST_LOGNORMAL, 1.5),
                                      (DIST_DETERMINISTIC, 0.0)])
 def test_draw_mean_and_cv(dist, cv):

@@ -80,6 +80,7 @@ def test_travellers_walk_along_the_streets(mini):
 
 
 # -- routes on the demo city -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_positions_follow_the_route_polylines(demo):
     """Routes.locate (one searchsorted for everybody) against shapely's interpolation along each
     route's polyline: on foot, time along the route is distance / walking speed."""
@@ -165,6 +166,7 @@ def test_demo_city_short_day_accounts_for_everybody(demo):
     assert w.gi[:n, G_SIZE][done].sum() == by_state["checked_in"] + by_state["left"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_day_other_seed_another(demo):
     def run(seed):
         m = TouristFlowModel(demo, duration_s=3 * 3600.0, seed=seed, arrival_rate_per_h=2000.0)
@@ -176,6 +178,7 @@ def test_same_seed_same_day_other_seed_another(demo):
     assert a[0] != c[0]
 
 
+@pytest.mark.slow
 def test_state_round_trip_mid_day_and_a_variant_from_there(demo, tmp_path):
     kw = dict(arrival_rate_per_h=2500.0, overnight_share=0.5, time_budget_s=2 * 3600.0)
     straight = day(demo, hours=5.0, **kw)

@@ -24,6 +24,7 @@ def test_md1_matches_pollaczek_khinchine():
         assert mdc_mean_wait(rho, 1.0, 1) == pytest.approx(rho / (2 * (1 - rho)), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_mdc_exact_close_to_cosmetatos_and_below_mmc():
     for c in (2, 3, 5, 10):
         lam = 0.8 * c / 60.0

@@ -51,6 +51,7 @@ def test_the_whole_day_runs_from_the_cli(tmp_path):
     assert ts["attraction_queue.A2"].max() > 0 and ts["tourists_total"].is_monotonic_increasing
 
 
+@pytest.mark.slow
 def test_a_shortened_day_and_a_state_continued_as_the_haikou_platform(tmp_path):
     base = tmp_path / "base"
     assert main(["run", str(SCENARIO), "--set", MORNING, "--save-state-at", "5400", "--out", str(base),
@@ -72,6 +73,7 @@ def test_a_shortened_day_and_a_state_continued_as_the_haikou_platform(tmp_path):
     assert summary(again)["kpis"] == kb
 
 
+@pytest.mark.slow
 def test_compare_two_variants(tmp_path):
     raw = tomllib.loads(SCENARIO.read_text())
     raw["scenario"]["city"] = str(DEMO_CITY)

@@ -33,6 +33,7 @@ def replicated_mean_wait(dist, gates, rho, reps=4, n=100_000):
     return float(np.mean(waits)), lam
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gates,rho", [(1, 0.7), (3, 0.8), (8, 0.85)])
 def test_mmc_mean_wait_matches_erlang_c(gates, rho):
     got, lam = replicated_mean_wait("exponential", gates, rho)
@@ -40,6 +41,7 @@ def test_mmc_mean_wait_matches_erlang_c(gates, rho):
     assert got == pytest.approx(ref, rel=0.10), f"M/M/{gates}: {got:.2f} s vs Erlang C {ref:.2f} s"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gates,rho", [(1, 0.7), (3, 0.8), (8, 0.85)])
 def test_mdc_mean_wait_matches_crommelin(gates, rho):
     got, lam = replicated_mean_wait("deterministic", gates, rho)
@@ -207,6 +209,7 @@ def reference_fifo_starts(join, size, service, dwell, gates, cap):
     return np.array(starts)
 
 
+@pytest.mark.slow
 def test_entry_discipline_matches_a_plain_python_reference():
     """Same joins, group sizes, service and dwell times as the engine drew (read back from its
     visit records): the reference gives the same gate start for every group."""
