@@ -1030,6 +1030,7 @@ class StationDispersalModel(CityModel):
             z.append(np.zeros(len(q)))
             states.append(np.full(len(q), QUEUEING, dtype=np.int8))
         ids = np.concatenate([cr.ids[:n], ch, on, q]).astype(np.int64)
+        level = np.concatenate([cr.lv[:n].astype(np.int64), np.full(len(ids) - n, -1, np.int64)])
         return Snapshot(
             time_s=self.time_s,
             positions=np.concatenate(pos).astype(np.float64),
@@ -1040,7 +1041,13 @@ class StationDispersalModel(CityModel):
             kpis={k: v for k, v in self.current_kpis().items() if not isinstance(v, dict)},
             features=self._features(),
             z=np.concatenate(z).astype(np.float64),
+            level=level,
         )
+
+    def walkable_areas(self) -> dict:
+        """Each level's walkable floor without obstacles, ticket cabinets and stair wells."""
+        st = self.station
+        return {int(lv): st.free[lv] for lv in st.levels}
 
     def _on_connector(self, ids: np.ndarray):
         """Where people on stairs and escalators are (plan position and height above ground),
