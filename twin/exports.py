@@ -191,6 +191,11 @@ class Streams:
             self.files.append(path)
         return self.files
 
+    def release(self) -> None:
+        """Remove the staging folder now (the files are in the run folder)."""
+        self.close()
+        self._cleanup()
+
     def copy_into(self, folder: Path) -> list[Path]:
         """Hard-link (or copy, across file systems) the finished files into ``folder``."""
         out = []

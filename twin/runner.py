@@ -249,6 +249,8 @@ def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = N
     result = run.result()
     if out is not None:
         run.write(Path(out), result)
+        if result.streams is not None:
+            result.streams.release()  # its files are in the run folder now
     return result
 
 
