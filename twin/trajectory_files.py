@@ -39,6 +39,8 @@ class TrajectoryWriter:
         self._buf: list = []
         self._rows = 0
         self._db: dict[int, sqlite3.Connection] = {}
+        self._sql_buf: dict[int, list] = {}  # level -> frames buffered for the next flush
+        self._frames: dict[int, list] = {}
         self._prev: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # level -> (sorted ids, their positions)
         self.paths: list[Path] = []
 
@@ -56,37 +58,35 @@ class TrajectoryWriter:
             self._sqlite_frame(k, frame, ids[on], pos[on])
 
     def _parquet_frame(self, t, ids, pos, states, lv) -> None:
-        import pyarrow as pa
-
-        names = pa.array(list(self.state_names) or [""], pa.string())
-        level_no = np.array([_level_number(v) for v in self.levels] or [0], dtype=np.int64)
-        level = pa.array(np.where(lv >= 0, level_no[np.clip(lv, 0, None)], 0).astype(np.int16), mask=lv < 0)
-        self._buf.append(pa.table({
-            "time_s": pa.array(np.full(len(ids), float(t))), "agent": pa.array(ids), "x": pa.array(pos[:, 0]),
-            "y": pa.array(pos[:, 1]), "state": pa.DictionaryArray.from_arrays(pa.array(states), names),
-            "level": level}))
+        self._buf.append((np.full(len(ids), float(t)), ids, pos, states, lv))
         self._rows += len(ids)
         if self._rows >= ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:
+        """Write the buffered frames: one Parquet row group (built column by column) and, per level, one
+        executemany of plain Python values into the SQLite file."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        self._flush_sqlite()
         if not self._buf:
             return
-        table = pa.concat_tables(self._buf, promote_options="permissive").unify_dictionaries()
+        t, ids, pos, states, lv = (np.concatenate(c) for c in zip(*self._buf))
+        level_no = np.array([_level_number(v) for v in self.levels] or [0], dtype=np.int16)
+        level = pa.array(np.where(lv >= 0, level_no[np.clip(lv, 0, None)], 0).astype(np.int16), mask=lv < 0)
+        names = pa.array(list(self.state_names) or [""], pa.string())
+        table = pa.table({"time_s": t, "agent": ids, "x": pos[:, 0], "y": pos[:, 1],
+                          "state": pa.DictionaryArray.from_arrays(pa.array(states, pa.int8()), names), "level": level})
         if self._pq is None:
-            meta = {b"citytwin": json.dumps(self.provenance).encode()}
-            schema = table.schema.with_metadata({**(table.schema.metadata or {}), **meta})
             path = self.folder / "trajectories.parquet"
+            schema = table.schema.with_metadata({b"citytwin": json.dumps(self.provenance).encode()})
             self._pq = pq.ParquetWriter(path, schema, compression="zstd")
             self.paths.append(path)
-        self._pq.write_table(table.cast(self._pq.schema))
+        self._pq.write_table(table.replace_schema_metadata(self._pq.schema.metadata))
         self._buf, self._rows = [], 0
 
     def _sqlite_frame(self, k: int, frame: int, ids: np.ndarray, pos: np.ndarray) -> None:
-        db = self._db.get(k) or self._open(k)
         order = np.argsort(ids, kind="stable")
         ids, pos = ids[order], pos[order]
         ori = np.zeros_like(pos)
@@ -101,11 +101,18 @@ class TrajectoryWriter:
             ori_seen[moved] = step[moved] / norm[moved, None]
             ori[seen] = ori_seen
         self._prev[k] = (ids, pos)
-        db.execute("INSERT INTO frame_data VALUES(?, ?)", (frame, 0))
-        if len(ids):
-            rows = np.column_stack([pos, ori]).tolist()
+        self._sql_buf.setdefault(k, []).append((np.full(len(ids), frame, np.int64), ids, pos, ori))
+        self._frames.setdefault(k, []).append((frame,))
+
+    def _flush_sqlite(self) -> None:
+        for k, parts in self._sql_buf.items():
+            db = self._db.get(k) or self._open(k)
+            db.executemany("INSERT INTO frame_data VALUES(?, 0)", self._frames[k])
+            fr, ids, pos, ori = (np.concatenate(c) for c in zip(*parts))
             db.executemany("INSERT INTO trajectory_data VALUES(?, ?, ?, ?, ?, ?)",
-                           [(frame, i, *r) for i, r in zip(ids.tolist(), rows)])
+                           zip(fr.tolist(), ids.tolist(), pos[:, 0].tolist(), pos[:, 1].tolist(),
+                               ori[:, 0].tolist(), ori[:, 1].tolist()))
+        self._sql_buf, self._frames = {}, {}
 
     def _open(self, k: int) -> sqlite3.Connection:
         path = self.folder / f"trajectories_level{_level_number(self.levels[k])}.sqlite"
