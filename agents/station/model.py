@@ -1002,6 +1002,10 @@ class StationDispersalModel(CityModel):
         }
 
     def snapshot(self) -> Snapshot:
+        return self.agents(full=True)
+
+    def agents(self, full: bool = False) -> Snapshot:
+        """Where everybody is; ``full`` adds the density field, the KPIs and the per-gate values."""
         cr = self.crowd
         n = cr.n
         pos = [np.c_[cr.x[:n], cr.y[:n]]]
@@ -1037,9 +1041,9 @@ class StationDispersalModel(CityModel):
             states=np.concatenate(states),
             state_names=self.state_names,
             ids=ids,
-            fields={"density": self._grid("density", self.d_field)},
-            kpis={k: v for k, v in self.current_kpis().items() if not isinstance(v, dict)},
-            features=self._features(),
+            fields={"density": self._grid("density", self.d_field)} if full else {},
+            kpis={k: v for k, v in self.current_kpis().items() if not isinstance(v, dict)} if full else {},
+            features=self._features() if full else {},
             z=np.concatenate(z).astype(np.float64),
             level=level,
         )

@@ -260,6 +260,13 @@ class CityModel(mesa.Model):
             out.update({n: rasters[n] for n in missing if n in rasters})
         return out
 
+    def agents(self) -> Snapshot:
+        """Where the agents are now (``positions``, ``states``, ``ids``, ``z``, ``level``), for
+        trajectories sampled often (``[outputs] trajectory_interval_s``); fields, KPIs and features
+        may be left empty. By default the whole ``snapshot()``; a model whose snapshot costs more
+        than its agents' arrays (the station's density field and per-gate values) overrides it."""
+        return self.snapshot()
+
     def walkable_areas(self) -> dict[int, Any]:
         """The floor each level's people walk on, ``{level number: shapely (Multi)Polygon}`` in the
         city CRS, without obstacles; ``Snapshot.level`` indexes it in this order. A model with
