@@ -114,7 +114,8 @@ class SimWorker(QObject):
         self.log.emit(f"building model {sc.model!r} (variant {self.variant or 'baseline'}, seed "
                       f"{sc.seed if self.seed is None else self.seed})")
         t_build = time.perf_counter()
-        run = Run(sc, self.variant, self.seed, self.overrides, state=self.state, replication=self.replication)
+        run = Run(sc, self.variant, self.seed, self.overrides, state=self.state, replication=self.replication,
+                  stage_near=Path(self.out_dir).parent if self.out_dir is not None else None)
         self.build_s = time.perf_counter() - t_build
         self.run_driver = run
         model = self.model = run.model

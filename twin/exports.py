@@ -16,7 +16,11 @@ as GeoTIFF. With ``[outputs]``, also:
   (times after the model finished are skipped: nobody is left to draw);
 * ``exports.gpkg`` layer ``<raster>_extent``: polygons where the raster exceeds the threshold
   (``rasterio.features.shapes``), with ``threshold`` and ``area_m2``;
-* ``trajectories.parquet``: ``time_s, agent, x, y, state`` sampled every ``trajectory_interval_s``;
+* ``trajectories.parquet`` (``time_s, agent, x, y, state, level``) and, for a model with walkable
+  areas, ``trajectories_level<k>.sqlite`` (JuPedSim's format, which PedPy reads), sampled every
+  ``trajectory_interval_s`` (``twin.trajectory_files``);
+* ``fields.nc`` (or ``fields.zarr``): the ``fields`` every ``field_interval_s`` (``twin.field_series``);
+* ``features.parquet``: every per-feature value every ``feature_interval_s`` (``twin.feature_series``);
 * ``<model>_extent.gpkg`` (e.g. ``flood_extent.gpkg``), one layer per field of ``field_extents``:
   polygons where the model's snapshot field exceeds the threshold, at every multiple of
   ``field_extent_interval_s`` (and the end), with ``time_s``, ``threshold`` and ``area_m2``;
@@ -27,11 +31,17 @@ as GeoTIFF. With ``[outputs]``, also:
 A run continued from a state file exports from the state's time on.
 
 All layers are in the city CRS. Recording only reads the model (``snapshot()``) between steps, so a
-run with exports gives the same numbers as one without.
+run with exports gives the same numbers as one without. Fields, trajectories and feature values are
+written while the run goes (``Streams``: a staging folder beside the run folder, nothing held in
+memory but the current frame), and copied into the run folder with the rest when it is written.
 """
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +58,6 @@ from .output_settings import OutputSettings
 @dataclass
 class Recorded:
     snapshots: list = field(default_factory=list)  # Snapshot objects at the asked times
-    trajectory: list = field(default_factory=list)  # (time_s, ids, positions, states, state_names)
     extents: list = field(default_factory=list)  # (time_s, field, threshold, [polygons])
 
 
@@ -63,49 +72,150 @@ class Recorder:
     trajectory), so the KPIs do not depend on the exports.
     """
 
-    def __init__(self, settings: OutputSettings, start_s: float = 0.0):
+    def __init__(self, settings: OutputSettings, start_s: float = 0.0, streams: "Streams | None" = None):
         self.settings = settings
         self.rec = Recorded()
+        self.streams = streams
         eps = 1e-9
         self.snap_times = [t for t in settings.snapshot_times_s if t >= start_s - eps]
-        dt = settings.trajectory_interval_s
-        self.next_traj = (math.ceil(start_s / dt - eps) * dt) if dt else math.inf
-        de = settings.field_extent_interval_s if settings.field_extents else None
-        self.next_extent = (math.ceil(start_s / de - eps) * de) if de else math.inf
+
+        def first(dt):  # the first multiple of dt at or after the start (a continued run goes on from there)
+            return (math.ceil(start_s / dt - eps) * dt) if dt else math.inf
+
+        self.next_traj = first(settings.trajectory_interval_s)
+        self.next_extent = first(settings.field_extent_interval_s if settings.field_extents else None)
+        self.next_fields = first(settings.field_interval_s if settings.fields else None)
+        self.next_features = first(settings.feature_interval_s)
+        self._last_fields = self._last_features = -math.inf
 
     def next_time(self) -> float:
-        return min(self.snap_times[0] if self.snap_times else math.inf, self.next_traj, self.next_extent)
+        return min(self.snap_times[0] if self.snap_times else math.inf, self.next_traj, self.next_extent,
+                   self.next_fields, self.next_features)
 
     def read_due(self, model) -> None:
-        """Record what is due at the model's current time."""
+        """Record what is due at the model's current time (fields, feature values and extents also
+        at the end of the run)."""
         now, eps = model.time_s, 1e-9 * max(1.0, model.time_s)
+        st = self.settings
         want_snap = bool(self.snap_times) and self.snap_times[0] <= now + eps
         want_traj = self.next_traj <= now + eps
-        want_extent = self.next_extent <= now + eps or (model.done and self.settings.field_extents
-                                                        and not self._extent_at(now))
-        if not (want_snap or want_traj or want_extent):
+        want_extent = self.next_extent <= now + eps or (model.done and st.field_extents and not self._extent_at(now))
+        want_fields = bool(st.fields) and (self.next_fields <= now + eps or model.done) and self._last_fields < now - eps
+        want_features = (st.feature_interval_s is not None and (self.next_features <= now + eps or model.done)
+                         and self._last_features < now - eps)
+        if not (want_snap or want_traj or want_extent or want_fields or want_features):
             return
-        snap = model.snapshot()
+        # trajectories alone (the station at 4 frames/s) need only where the agents are
+        snap = model.agents() if not (want_snap or want_extent or want_fields or want_features) else model.snapshot()
         while self.snap_times and self.snap_times[0] <= now + eps:
             self.snap_times.pop(0)
             self.rec.snapshots.append(snap)
         if want_traj:
-            self.rec.trajectory.append((float(snap.time_s), _ids(snap), np.array(snap.positions, dtype=np.float64),
-                                        np.array(snap.states), tuple(snap.state_names)))
-            dt = self.settings.trajectory_interval_s
-            while self.next_traj <= now + eps:
-                self.next_traj += dt
+            self.streams.trajectories.append(float(snap.time_s), _ids(snap), snap.positions, snap.states,
+                                             snap.state_names, snap.level)
+            self.next_traj = _after(self.next_traj, st.trajectory_interval_s, now + eps)
         if want_extent:
-            for name, threshold in self.settings.field_extents.items():
+            for name, threshold in st.field_extents.items():
                 if name in snap.fields:
                     self.rec.extents.append((float(snap.time_s), name, threshold,
                                              extent_geometries(snap.fields[name], threshold)))
-            de = self.settings.field_extent_interval_s
-            while self.next_extent <= now + eps:
-                self.next_extent += de
+            self.next_extent = _after(self.next_extent, st.field_extent_interval_s, now + eps)
+        if want_fields:
+            self.streams.fields.append(float(now), model.field_values(st.fields, snap))
+            self._last_fields = now
+            self.next_fields = _after(self.next_fields, st.field_interval_s, now + eps)
+        if want_features:
+            self.streams.features.append(float(now), snap.features)
+            self._last_features = now
+            self.next_features = _after(self.next_features, st.feature_interval_s, now + eps)
 
     def _extent_at(self, t: float) -> bool:
         return any(abs(e[0] - t) <= 1e-9 * max(1.0, t) for e in self.rec.extents)
+
+
+def _after(t: float, dt: float, now: float) -> float:
+    while t <= now:
+        t += dt
+    return t
+
+
+class Streams:
+    """The files a run writes while it goes: fields over time, trajectories, feature values.
+
+    They grow in a private staging folder (beside the run folder when it is known, so that the
+    final copy is a hard link); ``close()`` finishes them when the run ends, and the run folder
+    writer (``twin.runner.write_run``) copies them in with the rest, so the run folder still
+    appears all at once. The staging folder goes when this object does.
+    """
+
+    def __init__(self, settings: OutputSettings, model, crs, provenance: dict, near: Path | None = None):
+        from .feature_series import FeatureRecorder
+        from .field_series import FieldSeriesWriter, start_datetime
+        from .trajectory_files import TrajectoryWriter
+
+        if near is not None:
+            Path(near).mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix=".citytwin-streams.", suffix=".partial", dir=near))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.dir), True)
+        self.model, self.crs, self.provenance = model, crs, provenance
+        cls = type(model)
+        self.fields = self.trajectories = self.features = None
+        if settings.fields:
+            name = "fields.zarr" if settings.format == "zarr" else "fields.nc"
+            self.fields = FieldSeriesWriter(self.dir / name, settings.format, {f.name: f for f in cls.field_styles},
+                                            crs, start_datetime(settings.start_time, model.clock_start_s),
+                                            {**provenance, "title": f"{cls.title or cls.name}: fields over time"})
+        if settings.trajectory_interval_s is not None:
+            self.trajectories = TrajectoryWriter(self.dir, settings.trajectory_interval_s, model.walkable_areas(),
+                                                 cls.state_names, provenance)
+        if settings.feature_interval_s is not None:
+            self.features = FeatureRecorder(cls.feature_styles)
+        self.files: list[Path] = []
+        self.closed = False
+
+    def __bool__(self) -> bool:
+        return any(w is not None for w in (self.fields, self.trajectories, self.features))
+
+    def close(self) -> list[Path]:
+        """Finish every file (once); returns them."""
+        if self.closed:
+            return self.files
+        self.closed = True
+        if self.fields is not None:
+            self.fields.close()
+            if self.fields.frames:
+                self.files.append(self.fields.path)
+        if self.trajectories is not None:
+            self.files += self.trajectories.close()
+        if self.features is not None:
+            path = self.dir / "features.parquet"
+            self.features.write(path, self.model.city, self.crs, self.provenance)
+            self.files.append(path)
+        return self.files
+
+    def release(self) -> None:
+        """Remove the staging folder now (the files are in the run folder)."""
+        self.close()
+        self._cleanup()
+
+    def copy_into(self, folder: Path) -> list[Path]:
+        """Hard-link (or copy, across file systems) the finished files into ``folder``."""
+        out = []
+        for src in self.close():
+            dst = Path(folder) / src.name
+            if src.is_dir():
+                shutil.copytree(src, dst, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(src, dst)
+            out.append(dst)
+        return out
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,22 +259,6 @@ def extent_polygons(grid, threshold: float, crs):
                              "area_m2": [g.area for g in geoms]}, geometry=geoms, crs=crs)
 
 
-def trajectory_table(rec: Recorded):
-    import pandas as pd
-
-    parts = []
-    for t, ids, pos, states, names in rec.trajectory:
-        names_a = np.asarray(names, dtype=object)
-        parts.append(pd.DataFrame({"time_s": np.full(len(pos), t), "agent": ids, "x": pos[:, 0].astype(float),
-                                   "y": pos[:, 1].astype(float),
-                                   "state": names_a[states.astype(int)] if len(names_a) else states}))
-    if not parts:
-        return pd.DataFrame(columns=["time_s", "agent", "x", "y", "state"])
-    df = pd.concat(parts, ignore_index=True)
-    df["state"] = df["state"].astype("category")
-    return df
-
-
 def write_exports(result, settings: OutputSettings, crs, folder: Path, model_name: str = "model") -> list[Path]:
     """Write the ``[outputs]`` exports of one run into ``folder`` (a run's temporary folder)."""
     if not settings:
@@ -200,9 +294,7 @@ def write_exports(result, settings: OutputSettings, crs, folder: Path, model_nam
                                     "area_m2": [r[2].area for r in rows]}, geometry=[r[2] for r in rows], crs=crs)
             write_gpkg_layer(gdf, gpkg, name)
         written.append(gpkg)
-    if rec is not None and settings.trajectory_interval_s is not None:
-        path = folder / "trajectories.parquet"
-        with disk_errors(path):
-            trajectory_table(rec).to_parquet(path, index=False)
-        written.append(path)
+    streams: Streams | None = getattr(result, "streams", None)
+    if streams is not None:
+        written += streams.copy_into(folder)
     return written

@@ -24,7 +24,7 @@ from .core.errors import UserError
 from .core.files import atomic_dir, disk_errors, sha256_file, write_geotiff, write_gpkg_layer, write_json, write_table
 from .core.params import plain_value
 from .core.state_file import SavedState, read_state, restore_state, state_bytes
-from .exports import Recorder
+from .exports import Recorder, Streams
 from .output_settings import OutputSettings
 from .scenario import BASELINE, Scenario, load_scenario, scenario_from_dict
 
@@ -40,6 +40,7 @@ class RunResult:
     exports: dict = field(default_factory=dict)  # {"recorded": exports.Recorded} when [outputs] asks
     states: dict[float, bytes] = field(default_factory=dict)  # state files by time
     tables: dict = field(default_factory=dict)  # {file stem: {layer: GeoDataFrame}} from the model's tables()
+    streams: Any = None  # exports.Streams: fields over time, trajectories, feature values (files, finished)
 
 
 def software_versions() -> dict[str, str]:
@@ -64,10 +65,33 @@ def _check_field_extents(settings: OutputSettings, model_cls, where: str) -> Non
     from .core.errors import nearest
 
     declared = [f.name for f in model_cls.field_styles]
-    for name in settings.field_extents:
-        if name not in declared:
-            raise UserError(f'{where} [outputs] field_extents.{name}: model {model_cls.name} has no field "{name}"'
-                            f"{nearest(name, declared)}; its fields are: {', '.join(declared) or 'none'}.")
+    for key, names in (("field_extents.", settings.field_extents), ("fields: ", settings.fields)):
+        for name in names:
+            if name not in declared:
+                raise UserError(f'{where} [outputs] {key}{name}: model {model_cls.name} has no field "{name}"'
+                                f"{nearest(name, declared)}; its fields are: {', '.join(declared) or 'none'} "
+                                f"(citytwin models {model_cls.name}).")
+
+
+def provenance(scenario: Scenario, variant: str, seed: int, overrides: dict | None = None,
+               from_state: SavedState | None = None, replication: int = 0) -> dict[str, Any]:
+    """What remakes a result, for every file a run writes (NetCDF global attributes, Parquet and
+    SQLite metadata): the run's scenario as TOML text (as scenario.toml) and its SHA-256, the run
+    hash (bundle.json), model, variant, seed, parameters, version and the command."""
+    import tomli_w
+
+    resolved = scenario.resolved(variant, seed, overrides)
+    text = tomli_w.dumps(_toml_safe(resolved))
+    files = scenario.input_files(variant, overrides)
+    p = {"citytwin_version": __version__, "model": scenario.model, "scenario_name": scenario.name,
+         "variant": variant, "seed": int(seed), "run_hash": run_hash(resolved, variant, files),
+         "scenario_sha256": hashlib.sha256(text.encode()).hexdigest(), "scenario_toml": text,
+         "parameters": json.dumps(resolved["parameters"], sort_keys=True, default=str),
+         "overrides": json.dumps({k: plain_value(v) for k, v in (overrides or {}).items()}, sort_keys=True, default=str),
+         "reproduce": f"citytwin run scenario.toml --seed {seed} --out <DIR>"}
+    if from_state is not None:
+        p.update(from_state_time_s=float(from_state.time_s), replication=int(replication))
+    return p
 
 
 def build_model(scenario: Scenario, variant: str | None = None, seed: int | None = None,
@@ -90,11 +114,15 @@ class Run:
 
     ``replication`` k >= 1 of a run continued from ``state`` reseeds the restored model's random
     generators from ``(seed, k)`` (``CityModel.reseed``): the futures of a branch replicated with
-    common random numbers. Replication 0 is the plain continuation."""
+    common random numbers. Replication 0 is the plain continuation.
+
+    Fields over time, trajectories and feature values (``[outputs]``) are written while the run goes,
+    into a staging folder (in ``stage_near``, the run folder's parent, when given)."""
 
     def __init__(self, scenario: Scenario, variant: str | None = None, seed: int | None = None,
                  overrides: dict | None = None, *, state: SavedState | None = None,
-                 save_state_at=(), settings: OutputSettings | None = None, replication: int = 0):
+                 save_state_at=(), settings: OutputSettings | None = None, replication: int = 0,
+                 stage_near: Path | None = None):
         self.scenario = scenario
         self.variant = variant or BASELINE
         self.seed = scenario.seed if seed is None else int(seed)
@@ -112,7 +140,13 @@ class Run:
         elif self.replication:
             raise ValueError("a replication number belongs to a run continued from a state")
         start = self.model.time_s
-        self.recorder = Recorder(self.settings, start)
+        st = self.settings
+        self.streams = None
+        if st.fields or st.trajectory_interval_s is not None or st.feature_interval_s is not None:
+            self.streams = Streams(st, self.model, scenario.load_city().crs,
+                                   provenance(scenario, self.variant, self.seed, self.overrides, state, self.replication),
+                                   stage_near)
+        self.recorder = Recorder(self.settings, start, self.streams)
         eps = 1e-9
         self.state_times = [t for t in self.settings.state_times_s if t > start + eps]
         self.states: dict[float, bytes] = {}
@@ -188,8 +222,10 @@ class Run:
     def result(self) -> RunResult:
         m = self.model
         rec = self.recorder.rec if self.settings.records else None
+        if self.streams is not None:
+            self.streams.close()  # the run is over as far as its files go
         return RunResult(self.summary(), m.timeseries(), m.rasters(), m,
-                         {"recorded": rec} if rec is not None else {}, dict(self.states), m.tables())
+                         {"recorded": rec} if rec is not None else {}, dict(self.states), m.tables(), self.streams)
 
     def write(self, out: Path, result: RunResult | None = None) -> RunResult:
         result = result or self.result()
@@ -203,7 +239,8 @@ def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = N
             progress: Callable[[float, float], None] | bool = False, *, state: SavedState | None = None,
             save_state_at=()) -> RunResult:
     """Run one variant to the end. ``progress`` is True for a terminal bar or a callback(t, total)."""
-    run = Run(scenario, variant, seed, overrides, state=state, save_state_at=save_state_at)
+    run = Run(scenario, variant, seed, overrides, state=state, save_state_at=save_state_at,
+              stage_near=Path(out).resolve().parent if out is not None else None)
     callback, close = _progress(progress, scenario.duration_s, f"{scenario.name} [{run.variant}]", run.time_s)
     try:
         run.run_to_end(callback)
@@ -212,6 +249,8 @@ def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = N
     result = run.result()
     if out is not None:
         run.write(Path(out), result)
+        if result.streams is not None:
+            result.streams.release()  # its files are in the run folder now
     return result
 
 
@@ -231,10 +270,12 @@ def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, ov
         bundle["from_state"] = {"file": str(from_state.path), "time_s": from_state.time_s, "replication": replication,
                                 "sha256": sha256_file(from_state.path) if from_state.path else None}
     settings = settings if settings is not None else scenario.outputs
+    made = (result.streams.provenance if result.streams is not None
+            else provenance(scenario, variant, seed, overrides, from_state, replication))
     with atomic_dir(out) as tmp:
-        write_table(result.timeseries, tmp / "timeseries")
+        write_table(result.timeseries, tmp / "timeseries", metadata={"citytwin": made})
         for name, grid in result.rasters.items():
-            write_geotiff(grid, crs, tmp / f"{name}.tif")
+            write_geotiff(grid, crs, tmp / f"{name}.tif", tags=made)
         if settings:
             from .exports import write_exports
 

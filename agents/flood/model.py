@@ -201,6 +201,8 @@ class FloodModel(CityModel):
                    cutoff=0.03),
         FieldStyle("max_depth", "m", "Deepest water each cell has held.", kind="depth", cmap="Blues", clim=(0.0, 1.0),
                    shader="water", cutoff=0.03),
+        FieldStyle("velocity", "m/s", "Flow speed now (where deeper than 1 cm): the discharge through the cell's "
+                   "faces divided by its depth.", cmap="magma", clim=(0.0, 2.0)),
         FieldStyle("max_velocity", "m/s", "Fastest flow each cell has seen (where deeper than 1 cm).", cmap="magma",
                    clim=(0.0, 2.0)),
         FieldStyle("arrival_time", "s", f"When the water first stood deeper than {FLOODED_DEPTH_M} m (no data: never).",
@@ -409,6 +411,12 @@ class FloodModel(CityModel):
             v[self.raster.blocked] = np.nan
         style = self.field_style(name)
         return GridField(name, v, g.x0, g.y0, g.cell_m, unit=style.unit, doc=style.doc)
+
+    def field_values(self, names, snapshot: Snapshot) -> dict[str, GridField]:
+        out = super().field_values([n for n in names if n != "velocity"], snapshot)
+        if "velocity" in names:
+            out["velocity"] = self._grid("velocity", self.solver.speed())
+        return out
 
     def rasters(self) -> dict[str, GridField]:
         s = self.solver

@@ -1030,6 +1030,10 @@ class StationDispersalModel(CityModel):
         }
 
     def snapshot(self) -> Snapshot:
+        return self.agents(full=True)
+
+    def agents(self, full: bool = False) -> Snapshot:
+        """Where everybody is; ``full`` adds the density field, the KPIs and the per-gate values."""
         cr = self.crowd
         n = cr.n
         pos = [np.c_[cr.x[:n], cr.y[:n]]]
@@ -1058,17 +1062,24 @@ class StationDispersalModel(CityModel):
             z.append(np.zeros(len(q)))
             states.append(np.full(len(q), QUEUEING, dtype=np.int8))
         ids = np.concatenate([cr.ids[:n], ch, on, q]).astype(np.int64)
+        level = np.concatenate([cr.lv[:n].astype(np.int64), np.full(len(ids) - n, -1, np.int64)])
         return Snapshot(
             time_s=self.time_s,
             positions=np.concatenate(pos).astype(np.float64),
             states=np.concatenate(states),
             state_names=self.state_names,
             ids=ids,
-            fields={"density": self._grid("density", self.d_field)},
-            kpis={k: v for k, v in self.current_kpis().items() if not isinstance(v, dict)},
-            features=self._features(),
+            fields={"density": self._grid("density", self.d_field)} if full else {},
+            kpis={k: v for k, v in self.current_kpis().items() if not isinstance(v, dict)} if full else {},
+            features=self._features() if full else {},
             z=np.concatenate(z).astype(np.float64),
+            level=level,
         )
+
+    def walkable_areas(self) -> dict:
+        """Each level's walkable floor without obstacles, ticket cabinets and stair wells."""
+        st = self.station
+        return {int(lv): st.free[lv] for lv in st.levels}
 
     def _on_connector(self, ids: np.ndarray):
         """Where people on stairs and escalators are (plan position and height above ground),

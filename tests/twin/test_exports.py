@@ -38,7 +38,8 @@ def test_outputs_table_exports_snapshots_extents_and_trajectories(tmp_path, tiny
     ext = gpd.read_file(out / "exports.gpkg", layer="max_count_extent")
     assert len(ext) >= 1 and (ext["area_m2"] > 0).all() and (ext["threshold"] == 0.5).all()
     traj = pd.read_parquet(out / "trajectories.parquet")
-    assert list(traj.columns) == ["time_s", "agent", "x", "y", "state"]
+    assert list(traj.columns) == ["time_s", "agent", "x", "y", "state", "level"]
+    assert traj["level"].isna().all()  # the toy has no walkable levels
     assert np.allclose(np.sort(traj["time_s"].unique()) % 5, 0) and traj.groupby("time_s").size().eq(40).all()
     walker0 = traj[traj.agent == 0].sort_values("time_s")
     assert walker0["x"].is_monotonic_increasing  # the toy walks east

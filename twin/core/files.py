@@ -148,23 +148,32 @@ def json_default(o):
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
 
-def write_table(df, stem: Path, formats=("csv", "parquet")) -> list[Path]:
-    """Write a DataFrame as ``stem.csv`` and ``stem.parquet``."""
+def write_table(df, stem: Path, formats=("csv", "parquet"), metadata: dict | None = None) -> list[Path]:
+    """Write a DataFrame as ``stem.csv`` and ``stem.parquet`` (with ``metadata``, {key: JSON value},
+    in the Parquet file's key/value metadata)."""
     written = []
     for fmt in formats:
         target = Path(f"{stem}.{fmt}")
         with atomic_file(target, "path") as tmp:
             if fmt == "csv":
                 df.to_csv(tmp, index=False)
+            elif metadata:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(df, preserve_index=False)
+                extra = {k.encode(): json.dumps(v, default=json_default).encode() for k, v in metadata.items()}
+                pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **extra}), tmp)
             else:
                 df.to_parquet(tmp, index=False)
         written.append(target)
     return written
 
 
-def write_geotiff(grid: GridField, crs, path: Path) -> None:
+def write_geotiff(grid: GridField, crs, path: Path, tags: dict | None = None) -> None:
     """A float32 GeoTIFF in ``crs``, NaN as nodata, compressed: one band, or one per band of a
-    multi-band field (each band described by its name, with its height above ground as a tag)."""
+    multi-band field (each band described by its name, with its height above ground as a tag);
+    ``tags`` become dataset tags (the run's provenance)."""
     import rasterio
 
     values = np.asarray(grid.values, dtype=np.float32)
@@ -182,6 +191,8 @@ def write_geotiff(grid: GridField, crs, path: Path) -> None:
     with atomic_file(path, "path") as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(values)
+            if tags:
+                dst.update_tags(**{f"citytwin_{k}": str(v) for k, v in tags.items()})
             for k in range(count):
                 tags = {"name": grid.name}
                 if grid.unit:

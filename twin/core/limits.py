@@ -102,13 +102,15 @@ def check_output_bounds(settings, duration_s: float, where: str) -> None:
     1e-300 s would never advance, and a million snapshots would not fit in memory."""
     if settings is None:
         return
-    interval = getattr(settings, "trajectory_interval_s", None)
-    if interval is not None:
+    for key in ("trajectory_interval_s", "field_interval_s", "feature_interval_s"):
+        interval = getattr(settings, key, None)
+        if interval is None:
+            continue
         if interval < MIN_TRAJECTORY_INTERVAL_S:
-            raise UserError(f"{where} [outputs] trajectory_interval_s = {interval:g} is too short; give at least "
+            raise UserError(f"{where} [outputs] {key} = {interval:g} is too short; give at least "
                             f"{MIN_TRAJECTORY_INTERVAL_S:g} s.")
         if duration_s / interval > MAX_TRAJECTORY_SAMPLES:
-            raise UserError(f"{where} [outputs] trajectory_interval_s = {interval:g} s would sample "
+            raise UserError(f"{where} [outputs] {key} = {interval:g} s would sample "
                             f"{duration_s / interval:,.0f} times in duration_s = {duration_s:g} s; at most "
                             f"{MAX_TRAJECTORY_SAMPLES:,} samples per run: give at least "
                             f"{duration_s / MAX_TRAJECTORY_SAMPLES:g} s.")

@@ -203,6 +203,9 @@ class Snapshot:
     features: dict[str, FeatureFrame] = field(default_factory=dict)  # layer name -> values
     # (n,) float64 metres above the terrain (an upper floor, a stair between floors); None: on the ground
     z: np.ndarray | None = None
+    # (n,) int: which of the model's walkable_areas() each agent walks on (its index), -1 on none (a
+    # stair, the street); None: the model has no walkable areas
+    level: np.ndarray | None = None
 
 
 EPS = 1e-9
@@ -277,6 +280,30 @@ class CityModel(mesa.Model):
 
     def rasters(self) -> dict[str, GridField]:
         """Fields written as GeoTIFF at the end of a run (e.g. ``max_density``)."""
+        return {}
+
+    def field_values(self, names, snapshot: Snapshot) -> dict[str, GridField]:
+        """The declared fields ``names`` now, for ``[outputs] fields`` (fields over time). By default
+        those of ``snapshot`` and of ``rasters()``; a model whose field would cost every view frame
+        (the flood's flow speed) computes it here instead of in ``snapshot``."""
+        out = {n: snapshot.fields[n] for n in names if n in snapshot.fields}
+        missing = [n for n in names if n not in out]
+        if missing:
+            rasters = self.rasters()
+            out.update({n: rasters[n] for n in missing if n in rasters})
+        return out
+
+    def agents(self) -> Snapshot:
+        """Where the agents are now (``positions``, ``states``, ``ids``, ``z``, ``level``), for
+        trajectories sampled often (``[outputs] trajectory_interval_s``); fields, KPIs and features
+        may be left empty. By default the whole ``snapshot()``; a model whose snapshot costs more
+        than its agents' arrays (the station's density field and per-gate values) overrides it."""
+        return self.snapshot()
+
+    def walkable_areas(self) -> dict[int, Any]:
+        """The floor each level's people walk on, ``{level number: shapely (Multi)Polygon}`` in the
+        city CRS, without obstacles; ``Snapshot.level`` indexes it in this order. A model with
+        pedestrians declares it and gets JuPedSim trajectory files PedPy reads (docs/outputs.md)."""
         return {}
 
     def tables(self) -> dict[str, dict[str, Any]]:

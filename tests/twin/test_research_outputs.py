@@ -1,0 +1,177 @@
+"""Research outputs (docs/outputs.md): fields over time as CF NetCDF and Zarr, feature values as
+GeoParquet, provenance in every file; on the toy model (fast). PedPy on the station: tests/agents/
+station/test_trajectory_files.py."""
+import json
+import sqlite3
+
+import h5netcdf
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import xarray as xr
+
+from tests.factories import write_scenario
+from twin.core.errors import UserError
+from twin.output_settings import parse_outputs
+from twin.runner import Run, load_state_run, run_one
+from twin.scenario import load_scenario
+
+BODY = "[parameters]\nwalkers = 40\n"
+
+
+def _run(tmp_path, tiny_city, outputs: str, name="fields", duration_s=120, **kw):
+    sc = load_scenario(write_scenario(tmp_path, tiny_city, BODY + outputs, name=name, duration_s=duration_s))
+    out = tmp_path / name
+    return sc, run_one(sc, out=out, **kw), out
+
+
+def test_fields_over_time_in_netcdf_read_by_xarray_and_gdal(tmp_path, tiny_city):
+    sc, res, out = _run(tmp_path, tiny_city, '[outputs]\nfields = ["max_count"]\nfield_interval_s = 30\n'
+                                             'start_time = "2026-07-15T17:30:00"\n')
+    assert (out / "fields.nc").is_file() and not list(tmp_path.glob(".citytwin-streams.*"))  # staging removed
+    # the raw file: grid_mapping is an attribute of the variable (the xarray encoding pitfall drops it)
+    with h5netcdf.File(out / "fields.nc", "r") as f:
+        assert f.variables["max_count"].attrs["grid_mapping"] == "spatial_ref"
+        assert "crs_wkt" in f.variables["spatial_ref"].attrs and f.attrs["Conventions"] == "CF-1.8"
+        assert f.variables["time"].attrs["units"] == "seconds since 2026-07-15 17:30:00"
+    ds = xr.open_dataset(out / "fields.nc", engine="h5netcdf", decode_coords="all")
+    assert ds.rio.crs.to_epsg() == 32650
+    assert ds["max_count"].encoding["grid_mapping"] == "spatial_ref"
+    # every 30 s from 0 to the end (the toy stops when everyone is done, not on the grid) and at the end
+    end = res.summary["simulated_s"]
+    expected = sorted({*np.arange(0, end + 1e-9, 30.0), end})
+    got = (ds.time.values - np.datetime64("2026-07-15T17:30:00")) / np.timedelta64(1, "s")
+    assert list(got) == expected
+    assert ds["max_count"].attrs["long_name"] == "most walkers seen in a cell" and ds["max_count"].attrs["units"] == "1"
+    # the last frame is the raster written at the end (the toy's field is its running maximum)
+    with rasterio.open(out / "max_count.tif") as tif, rasterio.open(f"netcdf:{out / 'fields.nc'}:max_count") as nc:
+        assert nc.crs == tif.crs and nc.transform.almost_equals(tif.transform) and nc.shape == tif.shape
+        assert nc.count == len(expected)
+        assert np.array_equal(nc.read(nc.count), tif.read(1), equal_nan=True)
+    assert np.array_equal(ds["max_count"].isel(time=-1).values, res.rasters["max_count"].values, equal_nan=True)
+    # provenance: enough to remake the run
+    assert ds.attrs["seed"] == 1 and ds.attrs["variant"] == "baseline" and ds.attrs["model"] == "toy"
+    assert ds.attrs["scenario_toml"] == (out / "scenario.toml").read_text()
+    assert json.loads(ds.attrs["parameters"])["walkers"] == 40
+    assert ds.attrs["run_hash"] == json.loads((out / "bundle.json").read_text())["hash"]
+
+
+def test_zarr_round_trip(tmp_path, tiny_city):
+    _, res, out = _run(tmp_path, tiny_city, '[outputs]\nfields = ["max_count"]\nfield_interval_s = 20\n'
+                                            'format = "zarr"\n', name="zarr")
+    assert (out / "fields.zarr").is_dir() and not (out / "fields.nc").exists()
+    ds = xr.open_zarr(out / "fields.zarr", decode_coords="all")
+    assert ds.rio.crs.to_epsg() == 32650 and ds["max_count"].encoding["grid_mapping"] == "spatial_ref"
+    # default start: an arbitrary day (the toy has no time of day)
+    assert ds.time.values[1] == np.datetime64("2000-01-01T00:00:20")
+    assert np.array_equal(ds["max_count"].isel(time=-1).values, res.rasters["max_count"].values, equal_nan=True)
+    with rasterio.open(f'ZARR:"{out / "fields.zarr"}":/max_count') as z, rasterio.open(out / "max_count.tif") as tif:
+        assert z.crs == tif.crs and z.transform.almost_equals(tif.transform)
+    assert ds.attrs["seed"] == 1 and "scenario_toml" in ds.attrs
+
+
+def test_feature_values_as_geoparquet(tmp_path, tiny_city):
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+
+    _, res, out = _run(tmp_path, tiny_city, "[outputs]\nfeature_interval_s = 10\n", name="features")
+    gdf = gpd.read_parquet(out / "features.parquet")
+    assert list(gdf.columns) == ["layer", "feature", "name", "unit", "time_s", "value", "geometry"]
+    assert gdf.crs.to_epsg() == 32650 and set(gdf["layer"]) == {"buildings"} and set(gdf["name"]) == {"walkers_east"}
+    from twin.core.city import City
+
+    buildings = City.load(tiny_city).layer("buildings")
+    assert gdf["feature"].nunique() == len(buildings) and gdf.geometry.notna().all()
+    # geometry is the building's own; the value at the end is that of the model's last snapshot
+    first = gdf[gdf.feature == str(buildings["id"].iloc[0])]
+    assert first.geometry.iloc[0].equals(buildings.geometry.iloc[0])
+    end = gdf[gdf.time_s == gdf.time_s.max()].sort_values("feature")
+    last = res.model.snapshot().features["buildings"]
+    assert np.array_equal(end["value"].to_numpy(), np.asarray(last.values["walkers_east"])[np.argsort(last.ids)])
+    assert sorted(gdf.time_s.unique())[:3] == [0.0, 10.0, 20.0]
+    meta = json.loads(pq.read_schema(out / "features.parquet").metadata[b"citytwin"])
+    assert meta["seed"] == 1 and meta["scenario_sha256"] and "walkers = 40" in meta["scenario_toml"]
+
+
+def test_provenance_in_every_file(tmp_path, tiny_city):
+    import pyarrow.parquet as pq
+
+    _, _, out = _run(tmp_path, tiny_city, "[outputs]\ntrajectory_interval_s = 10\nfeature_interval_s = 60\n"
+                                          'fields = ["max_count"]\nfield_interval_s = 60\n', name="prov")
+    for name in ("trajectories.parquet", "features.parquet", "timeseries.parquet"):
+        meta = json.loads(pq.read_schema(out / name).metadata[b"citytwin"])
+        assert meta["seed"] == 1 and meta["variant"] == "baseline" and meta["citytwin_version"]
+        assert meta["scenario_toml"] == (out / "scenario.toml").read_text()
+    with rasterio.open(out / "max_count.tif") as tif:
+        assert tif.tags()["citytwin_seed"] == "1" and "walkers = 40" in tif.tags()["citytwin_scenario_toml"]
+    with h5netcdf.File(out / "fields.nc", "r") as f:
+        assert f.attrs["run_hash"] == json.loads((out / "bundle.json").read_text())["hash"]
+
+
+def test_fields_and_trajectories_of_a_continued_run_start_at_the_state(tmp_path, tiny_city):
+    outputs = '[outputs]\nfields = ["max_count"]\nfield_interval_s = 20\ntrajectory_interval_s = 10\nstate_times_s = [50]\n'
+    sc, full, out = _run(tmp_path, tiny_city, outputs, name="full", duration_s=200)
+    state_file = next((out / "states").glob("*.npz"))
+    sc2, state, variant, overrides = load_state_run(state_file)
+    rest = tmp_path / "rest"
+    run_one(sc2, variant, int(state.meta["seed"]), overrides, out=rest, state=state)
+    a = xr.open_dataset(out / "fields.nc", engine="h5netcdf")
+    b = xr.open_dataset(rest / "fields.nc", engine="h5netcdf")
+    assert b.time.values[0] == a.time.values[3]  # 60 s: the first frame on the grid after the state (50 s)
+    # same numbers as the uninterrupted run, frame for frame
+    assert np.array_equal(a["max_count"].values[3:], b["max_count"].values, equal_nan=True)
+    assert b.attrs["from_state_time_s"] == 50.0
+    ta, tb = pd.read_parquet(out / "trajectories.parquet"), pd.read_parquet(rest / "trajectories.parquet")
+    assert tb.time_s.min() == 50.0
+    pd.testing.assert_frame_equal(ta[ta.time_s >= 50].reset_index(drop=True), tb.reset_index(drop=True))
+
+
+def test_exports_do_not_change_the_numbers(tmp_path, tiny_city):
+    plain = run_one(load_scenario(write_scenario(tmp_path, tiny_city, BODY, name="plain", duration_s=120)))
+    _, res, _ = _run(tmp_path, tiny_city, '[outputs]\nfields = ["max_count"]\nfield_interval_s = 7\n'
+                                          "feature_interval_s = 3\ntrajectory_interval_s = 2\n", name="all")
+    assert res.summary["kpis"] == plain.summary["kpis"] and res.timeseries.equals(plain.timeseries)
+
+
+def test_an_unfinished_run_leaves_no_files(tmp_path, tiny_city):
+    sc = load_scenario(write_scenario(tmp_path, tiny_city, BODY + '[outputs]\nfields = ["max_count"]\n'
+                                      "field_interval_s = 10\n", name="cut", duration_s=120))
+    run = Run(sc, stage_near=tmp_path)
+    run.advance(30)
+    staging = run.streams.dir
+    assert (staging / "fields.nc").is_file()  # written while the run goes
+    del run
+    import gc
+
+    gc.collect()
+    assert not staging.exists() and [p.name for p in tmp_path.iterdir()] == ["cut.toml"]
+
+
+@pytest.mark.parametrize("table, expected", [
+    ({"fields": ["max_count"]}, "field_interval_s"),
+    ({"fields": "max_count", "field_interval_s": -1}, "positive number"),
+    ({"fields": [1], "field_interval_s": 10}, "list of field names"),
+    ({"format": "hdf"}, '"netcdf" (fields.nc) or "zarr"'),
+    ({"feature_interval_s": "often"}, "feature_interval_s"),
+    ({"start_time": "yesterday"}, "start_time"),
+])
+def test_bad_research_outputs(table, expected):
+    with pytest.raises(UserError) as e:
+        parse_outputs(table, "s.toml", 600)
+    assert expected in str(e.value) and "[outputs]" in str(e.value)
+
+
+def test_a_field_the_model_does_not_declare(tmp_path, tiny_city):
+    sc = load_scenario(write_scenario(tmp_path, tiny_city, BODY + '[outputs]\nfields = ["max_cont"]\n'
+                                      "field_interval_s = 10\n", name="typo"))
+    with pytest.raises(UserError) as e:
+        Run(sc)
+    assert 'fields: max_cont' in str(e.value) and 'did you mean "max_count"' in str(e.value)
+
+
+def test_sqlite_needs_walkable_areas(tmp_path, tiny_city):
+    """The toy declares no walkable areas: Parquet trajectories only, no JuPedSim files."""
+    _, _, out = _run(tmp_path, tiny_city, "[outputs]\ntrajectory_interval_s = 10\n", name="nosql")
+    assert (out / "trajectories.parquet").is_file() and not list(out.glob("*.sqlite"))
+    assert sqlite3  # the station test reads them
