@@ -19,6 +19,7 @@ A, B = 7.0, 0.1
 
 class _OneStep(CityModel):
     report_interval_s = 1.0
+    state_attrs = ("y",)
 
     def __init__(self, city, **kw):
         super().__init__(city, **kw)
@@ -65,3 +66,33 @@ class QueueModel(_OneStep):
 
     def value(self):
         return mmc_wait_s(self.p["arrival_per_s"], self.p["service_s"], self.p["servers"])
+
+
+class ArrivalsModel(CityModel):
+    """Poisson arrivals at ``demand_scale`` × 2 persons/s in steps of 10 s: a fast stochastic model
+    whose ``demand_scale`` the calibration tests recover from a synthetic count."""
+
+    name = "arrivals"
+    title = "Poisson arrivals (calibration tests only)"
+    params = (Param("demand_scale", "-", 1.0, "multiplies the arrival rate of 2 persons/s", float, 0.0, 10.0),
+              Param("base_rate_per_s", "1/s", 2.0, "arrival rate at demand_scale 1", float, 0.0, 100.0))
+    kpis = (KPI("arrived", "persons", "persons arrived so far", headline=True, better="higher"),)
+    report_interval_s = 10.0
+    state_attrs = ("arrived",)
+
+    def __init__(self, city, **kw):
+        super().__init__(city, **kw)
+        self.dt_s = 10.0
+        self.arrived = 0
+
+    def step(self):
+        self.arrived += int(self.rng.poisson(self.p["demand_scale"] * self.p["base_rate_per_s"] * self.dt_s))
+
+    def current_kpis(self):
+        return {"arrived": self.arrived}
+
+    def snapshot(self):
+        import numpy as np
+
+        return Snapshot(self.time_s, np.zeros((0, 2)), np.zeros(0, np.int8), (), np.zeros(0, int), {}, self._kpi_cache,
+                        {})

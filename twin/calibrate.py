@@ -16,7 +16,8 @@ Methods
     ``--population`` particles per generation, for ``--generations`` generations. Each simulation
     draws its own seed, so the model's noise is part of the fit. The posterior's weighted median is
     the estimate and its 5 %..95 % weighted quantiles are ``low`` and ``high``: a 90 % interval.
-    ``optuna``: a Bayesian optimiser (TPE) on the scenario's seed, ``--trials`` runs in batches;
+    ``optuna``: a Bayesian optimiser (TPE) of the mean distance over the scenario's replications
+    (seeds ``seed + k``), ``--trials`` trials asked in batches;
     the estimate is the best trial and ``low``/``high`` the range of the best 10 % of the trials (the
     best fit's spread, not a posterior).
 
@@ -138,7 +139,7 @@ class Simulator:
     def __init__(self, sc, variant: str, ranges: list[Range], obs: Observed):
         self.raw, self.path = sc.raw, (str(sc.path.resolve()) if sc.path else None)
         self.variant, self.ranges, self.obs = variant, ranges, obs
-        self.seed = sc.seed
+        self.seeds = [sc.seed + k for k in range(max(1, sc.replications))]
 
     def values(self, params: dict) -> tuple:
         return tuple((r.name, r.scale((float(params[r.name]) - r.low) / (r.high - r.low))) for r in self.ranges)
@@ -154,8 +155,10 @@ class Simulator:
         sim = self.run(dict(params), int(np.random.randint(0, 2**31 - 1)))
         return {"d": distance(sim, self.obs)}
 
-    def distance_at(self, params: dict) -> float:  # Optuna's objective: the scenario's seed
-        return distance(self.run(params, self.seed), self.obs)
+    def distance_at(self, params: dict) -> float:
+        """Optuna's objective: the mean distance over the scenario's replications (seeds seed + k), so
+        that the fit is not that of one random realisation."""
+        return float(np.mean([distance(self.run(params, s), self.obs) for s in self.seeds]))
 
 
 def _abc_distance(x, x0):
@@ -240,7 +243,18 @@ class _Mapper:
             return self.client.gather(futures)
         if self.pool is not None:
             return list(self.pool.map(fn, items))
-        return [fn(i) for i in items]
+        return [_isolated(fn, i) for i in items]
+
+
+def _isolated(fn, item):
+    """``fn(item)`` in this process without touching the global generators that pyabc draws from
+    here: a particle reseeds them, which a worker process does on its own copy."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        return fn(item)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
 
 
 # --------------------------------------------------------------------------------------------
