@@ -20,6 +20,7 @@ from twin.core.errors import UserError
 from . import gui_gc
 from .alert_panel import AlertsPanel
 from .command_room import CameraTour, DashboardWindow
+from .exploration_view import ask_open_exploration
 from .panels import (IndicatorsPanel, LayersPanel, LogPanel, ParamsPanel, PickPanel, RunControls, fmt_clock,
                      time_label)
 from .sim_worker import SimController, SimWorker
@@ -177,6 +178,7 @@ class MainWindow(QMainWindow):
         self.act_open_city = f.addAction("Open &city folder…", self.ask_open_city, QKeySequence("Ctrl+O"))
         self.act_open_scenario = f.addAction("Open &scenario…", self.ask_open_scenario, QKeySequence("Ctrl+Shift+O"))
         f.addAction("Open a &comparison side by side…", self.ask_open_comparison, QKeySequence("Ctrl+Shift+C"))
+        f.addAction("Open e&xploration results…", lambda: ask_open_exploration(self))  # `citytwin explore` folders
         self.recent_menu = f.addMenu("&Recent")
         f.addSeparator()
         f.addAction("Export &screenshot…", self.ask_screenshot, QKeySequence("Ctrl+P"))

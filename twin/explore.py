@@ -285,6 +285,45 @@ def analyse(sc, out: Path, ranges, targets, points, kpis, variants, report: bool
     return result
 
 
+@dataclass
+class Exploration:
+    """A finished ``explore`` folder as the app reads it."""
+
+    folder: Path
+    meta: dict
+    robustness: pd.DataFrame
+    futures: pd.DataFrame
+    discovery: pd.DataFrame
+
+    @property
+    def uncertainties(self) -> list[str]:
+        return [u["name"] for u in self.meta["uncertainties"]]
+
+    def by_future(self) -> pd.DataFrame:
+        """One row per future: its uncertain values and its best intervention."""
+        return self.futures.drop_duplicates("future")[["future", *self.uncertainties, "best_intervention"]]
+
+
+def load_exploration(folder) -> Exploration:
+    import json
+
+    folder = Path(folder)
+    need = ["explore.json", "robustness.csv", "futures.parquet"]
+    missing = [n for n in need if not (folder / n).is_file()]
+    if missing:
+        raise UserError(f"{folder}: not a finished exploration (no {', '.join(missing)}); choose the --out folder of "
+                        "a `citytwin explore` that ran to the end.")
+    try:
+        meta = json.loads((folder / "explore.json").read_text(encoding="utf-8"))
+        rob = pd.read_csv(folder / "robustness.csv")
+        fut = pd.read_parquet(folder / "futures.parquet")
+        disc = pd.read_csv(folder / "scenario_discovery.csv") if (folder / "scenario_discovery.csv").is_file() \
+            else pd.DataFrame(columns=["sentence"])
+    except (OSError, ValueError) as e:
+        raise UserError(f"{folder}: the exploration's files cannot be read ({e}); run the explore again.") from None
+    return Exploration(folder, meta, rob, fut, disc)
+
+
 def write_report(sc, out: Path, res: ExploreResult, ranges, targets, kpis, better, primary) -> Path:
     from matplotlib.figure import Figure
 
