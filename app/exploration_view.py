@@ -7,6 +7,7 @@ future. Everything is read from the folder (``twin.explore.load_exploration``); 
 """
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class ExplorationWindow(QMainWindow):
         n_fut = ex.meta.get("futures", ex.futures["future"].nunique())
         targets = ", ".join(f"{t['kpi']} {t['op']} {t['value']:g}" for t in ex.meta.get("targets", []))
         lv.addWidget(QLabel(f"<b>{len(ex.meta['interventions'])} plans in {n_fut} futures</b>"
-                            + (f" — target {targets}" if targets else "")))
+                            + (f" — target {html.escape(targets)}" if targets else "")))
         self.table = QTableWidget(len(ex.robustness), len(COLUMNS))
         self.table.setHorizontalHeaderLabels([h for _, h in COLUMNS])
         for i, row in enumerate(ex.robustness.itertuples(index=False)):
@@ -57,7 +58,7 @@ class ExplorationWindow(QMainWindow):
         lv.addWidget(self.table, 3)
         self.findings = QTextBrowser()
         sentences = [s for s in ex.discovery.get("sentence", []) if isinstance(s, str)]
-        self.findings.setHtml("<ul>" + "".join(f"<li>{s}</li>" for s in sentences) + "</ul>" if sentences else
+        self.findings.setHtml("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>" if sentences else
                               "<i>No target given: run explore with --target KPI&lt;=VALUE to see where each plan "
                               "fails.</i>")
         lv.addWidget(QLabel("<b>Where each plan fails</b> (PRIM)"))
@@ -127,3 +128,34 @@ def open_exploration(parent, folder: Path) -> ExplorationWindow | None:
     if parent is not None:  # keep it alive beside the main window
         parent._exploration_windows = [*getattr(parent, "_exploration_windows", []), win]
     return win
+
+
+def main(argv=None) -> int:
+    """``python -m app.exploration_view FOLDER [--screenshot PNG] [--x NAME --y NAME]``: the window
+    on its own (the docs' screenshot is taken this way, under Xvfb)."""
+    import argparse
+
+    from PySide6.QtWidgets import QApplication
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--screenshot", type=Path)
+    ap.add_argument("--x")
+    ap.add_argument("--y")
+    args = ap.parse_args(argv)
+    app = QApplication.instance() or QApplication([])
+    win = open_exploration(None, args.folder)
+    if args.x:
+        win.x_combo.setCurrentText(args.x)
+    if args.y:
+        win.y_combo.setCurrentText(args.y)
+    if args.screenshot is None:
+        return app.exec()
+    app.processEvents()
+    win.canvas.draw()
+    app.processEvents()
+    return 0 if win.grab().save(str(args.screenshot)) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
