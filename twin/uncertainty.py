@@ -274,7 +274,7 @@ def run_points(sc: Scenario, points: list[Point], out: Path, workers: int | None
              for i, p in zip(todo_idx, todo)]
     it = _iter_dask(tasks, scheduler, fn=point_task) if scheduler else None
     execute(tasks, todo, len(points), workers, progress, None, None, out,
-            lambda: len(points) - len(todo), fn=point_task, it=it)
+            lambda: sum((out / p.folder).is_file() for p in points), fn=point_task, it=it)
     for i, p in zip(todo_idx, todo):
         results[i] = json.loads((out / p.folder).read_text(encoding="utf-8"))["kpis"]
     return PointResults(results, len(todo), len(points) - len(todo))
