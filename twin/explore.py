@@ -32,7 +32,6 @@ import pandas as pd
 
 from .core.errors import UserError
 from .core.limits import MAX_RUNS, MAX_SWEEP_POINTS, bounded_number
-from .scenario import BASELINE
 from .sweeps import slugify
 from .uncertainty import (Point, Range, Target, headline_kpis, kpi_better, parse_ranges, parse_targets, preflight,
                           run_points, unit_samples)

@@ -28,8 +28,6 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from .core.errors import UserError, nearest
 from .scenario import BASELINE, Scenario
 
@@ -315,13 +313,3 @@ def unit_samples(n: int, d: int, method: str, seed: int):
             warnings.simplefilter("ignore", UserWarning)
             return qmc.Sobol(d=d, scramble=True, seed=np.random.default_rng(seed)).random(n)
     raise UserError(f'--sampler "{method}": use lhs (Latin hypercube) or sobol.')
-
-
-def frame_of(points: list[Point], kpis: list[dict], extra_cols: dict | None = None) -> pd.DataFrame:
-    rows = []
-    for p, k in zip(points, kpis):
-        rows.append({"variant": p.variant, "seed": p.seed, **dict(p.values), **k})
-    df = pd.DataFrame(rows)
-    for c, v in (extra_cols or {}).items():
-        df.insert(0, c, v)
-    return df
