@@ -25,6 +25,7 @@ def ishigami(tmp_path, tiny_city):
 # --------------------------------------------------------------------------------------------
 # sensitivity
 # --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sobol_indices_of_the_ishigami_function(ishigami, tmp_path):
     from twin.sensitivity import sensitivity
 
@@ -48,6 +49,7 @@ def _sobol_by_quadrature(f, a, b, n=400):
     return z.mean(axis=1).var() / var, z.mean(axis=0).var() / var
 
 
+@pytest.mark.slow
 def test_sobol_indices_of_the_mmc_queue_wait_match_quadrature(tmp_path, tiny_city):
     """Mean wait of an M/M/4 queue (Erlang C) over arrival rate 0.3..0.6 /s and service time 4..6 s."""
     from tests.analytic_models import mmc_wait_s
@@ -154,6 +156,7 @@ def _explore_toy(sc, out, **kw):
                    **kw)
 
 
+@pytest.mark.slow
 def test_explore_is_identical_on_1_and_2_workers_and_dask_and_resumes(tmp_path, tiny_city):
     from distributed import LocalCluster
 
@@ -226,6 +229,7 @@ def arrivals(tmp_path, tiny_city):
     return sc, obs
 
 
+@pytest.mark.slow
 def test_abc_recovers_a_known_demand_scale(arrivals, tmp_path):
     import tomllib
 
@@ -252,6 +256,7 @@ def test_abc_recovers_a_known_demand_scale(arrivals, tmp_path):
     assert len(gens) == 5 and gens["epsilon"].is_monotonic_decreasing
 
 
+@pytest.mark.slow
 def test_abc_is_the_same_on_1_and_2_workers_and_dask(arrivals, tmp_path):
     from distributed import LocalCluster
 
