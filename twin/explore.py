@@ -354,7 +354,7 @@ def write_report(sc, out: Path, res: ExploreResult, ranges, targets, kpis, bette
         fig = Figure(figsize=(8, 0.45 * len(variants) + 1.2))
         ax = fig.subplots()
         data = [fut.loc[fut["intervention"] == v, k].to_numpy(float) for v in variants]
-        ax.boxplot(data, vert=False, whis=(10, 90), showfliers=False)
+        ax.boxplot(data, orientation="horizontal", whis=(10, 90), showfliers=False)
         ax.set_yticks(range(1, len(variants) + 1), [v[:40] for v in variants])
         ax.invert_yaxis()
         for t in targets:
