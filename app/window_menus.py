@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QToolBar
 
 from . import video_export
+from .exploration_view import ask_open_exploration
 from .theme import SCALES
 
 CAMERAS = (("top", "Top (plan)", "Top", "1"), ("oblique", "Oblique", "Oblique", "2"),
@@ -23,6 +24,7 @@ def build_menus(win) -> None:
     win.act_open_city = f.addAction("Open &city folder…", win.ask_open_city, QKeySequence("Ctrl+O"))
     win.act_open_scenario = f.addAction("Open &scenario…", win.ask_open_scenario, QKeySequence("Ctrl+Shift+O"))
     f.addAction("Open a &comparison side by side…", win.comparisons.ask_open, QKeySequence("Ctrl+Shift+C"))
+    f.addAction("Open e&xploration results…", lambda: ask_open_exploration(win))  # `citytwin explore` folders
     win.recent_menu = f.addMenu("&Recent")
     f.addSeparator()
     f.addAction("Export &screenshot…", win.ask_screenshot, QKeySequence("Ctrl+P"))

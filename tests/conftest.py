@@ -10,13 +10,17 @@ DATA = ROOT / "tests" / "data"
 DEMO_CITY = ROOT / "gis_data" / "demo_city"
 
 # The toy model must be visible to worker processes too, so it is plugged in through the environment.
-os.environ["CITYTWIN_MODELS"] = "toy=tests.toy_model:ToyModel"
+os.environ["CITYTWIN_MODELS"] = ("toy=tests.toy_model:ToyModel,ishigami=tests.analytic_models:IshigamiModel,"
+                                  "mmc_queue=tests.analytic_models:QueueModel,arrivals=tests.analytic_models:ArrivalsModel")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 from agents import registry  # noqa: E402
 
 registry.MODELS.setdefault("toy", "tests.toy_model:ToyModel")
+registry.MODELS.setdefault("ishigami", "tests.analytic_models:IshigamiModel")
+registry.MODELS.setdefault("mmc_queue", "tests.analytic_models:QueueModel")
+registry.MODELS.setdefault("arrivals", "tests.analytic_models:ArrivalsModel")
 
 
 @pytest.fixture

@@ -167,6 +167,79 @@ def compare(scenario, replications, workers, scheduler, out, quiet):
     click.echo(result.text() if hasattr(result, "text") else str(result))
 
 
+_WORKERS = click.option("--workers", type=int, help="Local worker processes (default: all cores).")
+_SCHEDULER = click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) to run on a cluster.")
+_QUIET = click.option("--quiet", is_flag=True, help="No progress bar.")
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--observed", required=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="CSV of time_s and one column per observed KPI (or KPI.KEY).")
+@click.option("--fit", "fit", multiple=True, metavar="NAME=LOW..HIGH", help="A parameter to fit and its range "
+              "(repeatable).")
+@click.option("--method", default="abc", show_default=True, help="abc (ABC-SMC, pyabc) or optuna (TPE).")
+@click.option("--population", default=100, show_default=True, help="ABC: particles per generation.")
+@click.option("--generations", default=6, show_default=True, help="ABC: generations.")
+@click.option("--trials", default=64, show_default=True, help="Optuna: trials.")
+@click.option("--intervention", help="Fit this intervention instead of the baseline.")
+@_WORKERS
+@_SCHEDULER
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the calibration.")
+@_QUIET
+def calibrate(scenario, observed, fit, method, population, generations, trials, intervention, workers, scheduler,
+              out, quiet):
+    """Fit parameters to observed time series: fit.csv, calibrated.toml, report.html."""
+    from .calibrate import calibrate as run_calibrate
+
+    result = run_calibrate(scenario, observed, list(fit), out, method=method, population=population,
+                           generations=generations, trials=trials, intervention=intervention, workers=workers,
+                           scheduler=scheduler, progress=not quiet)
+    click.echo(result.text())
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--vary", multiple=True, metavar="NAME=LOW..HIGH", help="A parameter and its range (repeatable).")
+@click.option("--method", default="sobol", show_default=True, help="sobol (S1, ST) or morris (mu*, sigma).")
+@click.option("--samples", default=64, show_default=True, help="Base samples N (Sobol: a power of two, N(D+2) runs; "
+              "Morris: trajectories, N(D+1) runs).")
+@click.option("--kpi", "kpis", multiple=True, help="KPIs to analyse (default: the headline KPIs; repeatable).")
+@click.option("--intervention", help="Analyse this intervention instead of the baseline.")
+@_WORKERS
+@_SCHEDULER
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the analysis.")
+@_QUIET
+def sensitivity(scenario, vary, method, samples, kpis, intervention, workers, scheduler, out, quiet):
+    """Sensitivity indices (SALib) of the headline KPIs: sensitivity.csv, sensitivity.png, report.html."""
+    from .sensitivity import sensitivity as run_sensitivity
+
+    result = run_sensitivity(scenario, out, list(vary), method=method, samples=samples, kpis=list(kpis),
+                             intervention=intervention, workers=workers, scheduler=scheduler, progress=not quiet)
+    click.echo(result.text())
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--uncertain", multiple=True, metavar="NAME=LOW..HIGH", help="An uncertain parameter and its range "
+              "(repeatable).")
+@click.option("--samples", default=64, show_default=True, help="Futures to sample.")
+@click.option("--sampler", default="lhs", show_default=True, help="lhs (Latin hypercube) or sobol.")
+@click.option("--target", "targets", multiple=True, metavar="KPI<=VALUE", help="A target to meet (also <, >=, >; "
+              "repeatable).")
+@_WORKERS
+@_SCHEDULER
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the exploration.")
+@_QUIET
+def explore(scenario, uncertain, samples, sampler, targets, workers, scheduler, out, quiet):
+    """Every intervention in every sampled future: robustness.csv, futures.parquet, scenario discovery."""
+    from .explore import explore as run_explore
+
+    result = run_explore(scenario, out, list(uncertain), samples, list(targets), sampler=sampler, workers=workers,
+                         scheduler=scheduler, progress=not quiet)
+    click.echo(result.text())
+
+
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--at", "at", type=float, required=True, metavar="T",
@@ -261,7 +334,7 @@ def main(argv=None) -> int:
     return 0
 
 
-PATH_OPTIONS = ("--out", "--city", "--from-state")
+PATH_OPTIONS = ("--out", "--city", "--from-state", "--observed")
 
 
 def _refuse_empty_paths(args) -> None:

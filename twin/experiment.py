@@ -285,8 +285,8 @@ def _iter_local(tasks: list[tuple], workers: int, should_stop=None, fn=None):
         ex.shutdown(wait=True)
 
 
-def _iter_dask(tasks: list[tuple], address: str):
-    """Yield (index, result) as runs finish on a Dask cluster. If the scheduler loses every worker
+def _iter_dask(tasks: list[tuple], address: str, fn=None):
+    """Yield (index, result) as runs finish on a Dask cluster (``fn(*task)`` each; default ``run_task``). If the scheduler loses every worker
     and none comes back within ``CITYTWIN_DASK_TIMEOUT``, stop with a message that says how many
     runs were waiting (the finished ones are kept) instead of waiting for ever."""
     try:
@@ -298,7 +298,7 @@ def _iter_dask(tasks: list[tuple], address: str):
     timeout_s = dask_timeout_s()
     client = dask_client(address)
     try:
-        futures = [client.submit(run_task, *t, key=f"citytwin-run-{i}-{hashlib.sha1(repr(t).encode()).hexdigest()[:12]}",
+        futures = [client.submit(fn or run_task, *t, key=f"citytwin-run-{i}-{hashlib.sha1(repr(t).encode()).hexdigest()[:12]}",
                                  pure=False) for i, t in enumerate(tasks)]
         index = {f.key: i for i, f in enumerate(futures)}
         pending = set(futures)

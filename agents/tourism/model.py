@@ -132,6 +132,13 @@ PARAMS = (
     P("extra_gates", "-", 0, "Entry gates added at each attraction of extra_gates_at.", int, 0, 100),
     P("extra_gates_at", "-", [], "Attraction ids that get extra_gates (empty: every attraction).", list),
     P("entry_time_factor", "-", 1.0, "Faster entry (e-ticket, face check): multiplies every entry time.", float, 0.01, 10.0),
+    # -- uncertainties (citytwin explore / calibrate): multipliers on top of the inputs and the measures
+    P("arrival_scale", "-", 1.0, "Demand: multiplies every arrival rate (arrival_rate_per_h or arrival_profile).",
+      float, 0.0, 100.0),
+    P("compliance", "-", 1.0, "Share of the tourists a measure reaches who follow it: multiplies reservation_share, "
+      "recommend_share, room_platform_share, online_checkin_share and shuttle_share.", float, 0.0, 1.0),
+    P("service_time_scale", "-", 1.0, "Multiplies every entry time per person (on top of entry_time_factor): how "
+      "long a gate really takes.", float, 0.01, 10.0),
     P("capacity_cap_share", "-", 1.0, "Capacity cap: an attraction admits at most this share of its capacity "
       "(1: no cap).", float, 0.01, 1.0),
     P("room_platform_share", "-", 0.0, "Share of overnight groups who find their room on the platform (the free room "
@@ -326,13 +333,17 @@ class TouristFlowModel(CityModel):
         cap = None
         if p["capacity_cap_share"] < 1.0:
             cap = np.maximum(np.floor(p["capacity_cap_share"] * capacity), 1).astype(np.int64)
+        follow = p["compliance"]  # of those a measure reaches, the share who follow it
         iv = Interventions(
-            reservation_share=p["reservation_share"], slot_length_s=p["slot_length_s"],
-            slot_quota_share=p["slot_quota_share"], recommend_share=p["recommend_share"],
-            recommend_objective=p["recommend_objective"], extra_gates=extra, entry_time_factor=p["entry_time_factor"],
-            capacity_cap=cap, room_platform_share=p["room_platform_share"], platform_search_s=p["platform_search_s"],
-            online_checkin_share=p["online_checkin_share"], online_checkin_s=p["online_checkin_s"],
-            shuttle_share=p["shuttle_share"] if self.net.n_modes > 1 else 0.0, shuttle_headway_s=p["shuttle_headway_s"])
+            reservation_share=follow * p["reservation_share"], slot_length_s=p["slot_length_s"],
+            slot_quota_share=p["slot_quota_share"], recommend_share=follow * p["recommend_share"],
+            recommend_objective=p["recommend_objective"], extra_gates=extra,
+            entry_time_factor=p["entry_time_factor"] * p["service_time_scale"],
+            capacity_cap=cap, room_platform_share=follow * p["room_platform_share"],
+            platform_search_s=p["platform_search_s"], online_checkin_share=follow * p["online_checkin_share"],
+            online_checkin_s=p["online_checkin_s"],
+            shuttle_share=follow * p["shuttle_share"] if self.net.n_modes > 1 else 0.0,
+            shuttle_headway_s=p["shuttle_headway_s"])
         try:
             self.engine = TourismEngine(self.net.T, entries, attractions, self._hotel_inputs(), demand, iv,
                                         start_s=self.start_s, end_s=self.start_s + self.duration_s, rng=self.rng)
@@ -356,14 +367,14 @@ class TouristFlowModel(CityModel):
             share[mask] = mode_share * (w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w)))
         profile = p["arrival_profile"]
         if not isinstance(profile, Series):
-            return [float(p["arrival_rate_per_h"] * s) for s in share]
+            return [float(p["arrival_rate_per_h"] * p["arrival_scale"] * s) for s in share]
         t, v = profile.arrays
         if t[0] > self.start_s:
             raise UserError(
                 f'parameters of model tourist_flow: "arrival_profile" starts at {time_of_day(t[0])} (t_s = {t[0]:g}) but the '
                 f"run starts at {time_of_day(self.start_s)} (day_start_s = {self.start_s:g}); the profile must cover the "
                 f"whole run: add a first value at or before {self.start_s:g} s (its last value holds to the end).")
-        return [(t, v * s) for s in share]
+        return [(t, v * p["arrival_scale"] * s) for s in share]
 
     def _attraction_inputs(self) -> tuple[Attractions, np.ndarray]:
         a, p = self.attractions, self.p

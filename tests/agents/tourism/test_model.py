@@ -277,3 +277,20 @@ def test_hotel_without_desks_and_a_column_that_is_not_a_number(tmp_path):
 def test_unknown_shuttle_stop(mini):
     with pytest.raises(UserError, match=r'"shuttle_stops" names "ST2", which is not one of the POIs.*did you mean "ST"'):
         day(mini, shuttle_share=0.5, shuttle_stops=["ST2"])
+
+
+def test_uncertainty_multipliers_scale_demand_take_up_and_entry_time(mini):
+    """arrival_scale, compliance and service_time_scale (citytwin explore / calibrate) act as documented."""
+    base = dict(arrival_process="deterministic", arrival_rate_per_h=600.0, time_budget_s=3600.0)
+
+    def ran(**p):
+        m = day(mini, hours=2.0, **base, **p)
+        m.run_to_end()
+        return m.final_kpis()
+
+    one, more = ran(), ran(arrival_scale=1.5)
+    assert more["tourists_total"] == pytest.approx(1.5 * one["tourists_total"], rel=0.05)
+    # compliance 0: nobody follows the online check-in, as if it did not exist
+    assert ran(online_checkin_share=1.0, compliance=0.0) == ran()
+    # a slower gate by the scale is a slower gate by entry_time_factor: the same run
+    assert ran(service_time_scale=2.0) == ran(entry_time_factor=2.0)
