@@ -144,9 +144,9 @@ def array_mutations(a: np.ndarray, spec) -> list[str]:
             if isinstance(spec.high, (int, float)):
                 out.append("1e30")
         elif a.dtype.kind in "iu":
-            if spec.high is not None or spec.index_of:
+            if spec.high is not None or spec.index_of or spec.columns:  # columns: the first one's bounds
                 out.append("intmax")
-            if spec.low is not None or spec.index_of:
+            if spec.low is not None or spec.index_of or spec.columns:
                 out.append("intmin")
     return out
 
