@@ -25,12 +25,13 @@ from twin.core.errors import UserError, nearest
 from twin.core.formats import time_of_day
 from twin.core.grid import GridField
 from twin.core.model_contract import (
-    KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot, StateSpec,
-    TimeSeries,
+    KPI, AlertRule, CityModel, ColumnSpec, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot,
+    StateSpec, TimeSeries,
 )
 
 from . import kpis as K
-from .engine import STATE_FIELDS, TourismEngine
+from . import layout as L
+from .engine import MAX_GROUP, STATE_FIELDS, TourismEngine
 from .inputs import Attractions, Demand, Entries, Hotels, Interventions, one_plus_poisson_pmf
 from .layout import (
     A_CAP_NOMINAL, A_GATES, A_SVC_MEAN, C_NEXT_ARR, H_DESK_MEAN, H_DESKS, CHECKED_IN, D_INSIDE, D_PQP, D_QP, DESK, DESK_QUEUE, F_ARR,
@@ -218,24 +219,61 @@ class TouristFlowModel(CityModel):
     # The engine's whole dynamic state, array by array (``EngineState`` maps the names onto the
     # engine's World); the road network, the routes and the static inputs are rebuilt.
     state_attrs = tuple(f"engine_state.{f}" for f in STATE_FIELDS)
-    # What a restored state may hold (docs/state_file.md). The group, visit and heap tables mix
-    # columns of several kinds (state codes, place, attraction and group numbers): their integers
-    # are bounded as a whole by the largest table they index (``state_index_bound``).
+    # What a restored state may hold (docs/state_file.md). The group, visit and counter tables mix
+    # columns of several kinds: each column is bounded by what the kernels index with it (a place,
+    # an attraction, a hotel, a group, a visit row; -1 where the kernels read -1 as "none") or by its
+    # codes; how the tables agree with each other (queues, heap, plans) is check_restored_state's.
     _E = "engine_state."
+    _W = "engine.world."
+    _COL = ColumnSpec
     state_specs = (
         StateSpec(_E + "key"),
-        StateSpec(_E + "plan", index_of="engine.world.af", low=-1),
-        StateSpec(_E + "plan_st", low=0, high=3),
-        *StateSpec.each((_E + "gi", _E + "vi"), low=-1, high="state_index_bound"),
+        StateSpec(_E + "plan", index_of=_W + "af", low=-1),
+        StateSpec(_E + "plan_st", low=L.P_PENDING, high=L.P_TURNED),
+        StateSpec(_E + "gi", columns=(
+            _COL(L.G_STATE, "G_STATE", low=0, high=L.N_STATES - 1),
+            _COL(L.G_SIZE, "G_SIZE", low=1, high=MAX_GROUP),
+            _COL(L.G_ENTRY, "G_ENTRY", index_of=_W + "entry_place"),
+            _COL(L.G_FLAGS, "G_FLAGS", low=0, high=2 * L.F_SHUTTLE - 1),  # the six flag bits
+            _COL(L.G_ROOMS, "G_ROOMS", low=1, high=MAX_GROUP),
+            _COL(L.G_PLACE, "G_PLACE", index_of="state_places"),
+            _COL(L.G_FROM, "G_FROM", index_of="state_places", low=-1),
+            _COL(L.G_TO, "G_TO", index_of="state_places", low=-1),
+            _COL(L.G_MODE, "G_MODE", index_of=_W + "T"),  # 0 on foot, 1 shuttle (T's first axis)
+            _COL(L.G_ATTR, "G_ATTR", index_of=_W + "af", low=-1),
+            _COL(L.G_PLAN_K, "G_PLAN_K", index_of="state_plan_width"),
+            _COL(L.G_HOTEL, "G_HOTEL", index_of=_W + "hf", low=-1),
+            _COL(L.G_SEARCH_K, "G_SEARCH_K", low=0, high=_W + "hf"),  # = the hotels: all asked
+            _COL(L.G_NEXT, "G_NEXT", index_of=_W + "gi", low=-1),
+            _COL(L.G_VISIT, "G_VISIT", index_of=_W + "vi", low=-1),
+            _COL(L.G_SLOT, "G_SLOT", index_of="state_slot_count", low=-1),
+            _COL(L.G_VISITS, "G_VISITS", low=0, high="state_plan_width"),
+        )),
         *StateSpec.each((_E + "gf", _E + "vf"), nan=True),  # NaN: not yet
-        *StateSpec.each((_E + "ad", _E + "hd", _E + "hs", _E + "ctr"), low=0, high="state_index_bound"),
+        StateSpec(_E + "vi", columns=(
+            _COL(L.V_GROUP, "V_GROUP", index_of=_W + "gi"),
+            _COL(L.V_ATTR, "V_ATTR", index_of=_W + "af"),
+            _COL(L.V_OUTCOME, "V_OUTCOME", low=L.OUT_ACTIVE, high=L.OUT_TURNED),
+            _COL(L.V_RESERVED, "V_RESERVED", low=0, high=1),
+        )),
+        # persons (or gates, desks, rooms) counted: not indices
+        *StateSpec.each((_E + "ad", _E + "hd"), low=0, high="state_count_bound"),
+        StateSpec(_E + "hs", low=0),  # sequence numbers: below ctr's C_SEQ (check_restored_state)
+        StateSpec(_E + "ctr", columns=(
+            _COL(L.C_HEAP_N, "C_HEAP_N", low=0, high=_W + "ht"),
+            _COL(L.C_SEQ, "C_SEQ", low=0),
+            _COL(L.C_NEXT_ARR, "C_NEXT_ARR", low=0, high=_W + "gi"),
+            _COL(L.C_NVISITS, "C_NVISITS", low=0, high=_W + "vi"),
+            _COL(L.C_TODO, "C_TODO", low=0, high=0),  # the kernel empties the list before it returns
+        )),
         *StateSpec.each((_E + "adf", _E + "hdf", _E + "ht", _E + "now")),
-        *StateSpec.each((_E + "qh", _E + "qt"), index_of="engine.world.gi", low=-1),
-        StateSpec(_E + "todo", index_of="engine.world.gi"),
-        StateSpec(_E + "hid", index_of="engine.world.gi", low="-state_index_bound"),  # -1-(2a+closing): an opening
+        *StateSpec.each((_E + "qh", _E + "qt"), index_of=_W + "gi", low=-1),
+        StateSpec(_E + "todo", index_of=_W + "gi"),
+        # a group, or -1-(2a+closing): attraction a opens or closes
+        StateSpec(_E + "hid", index_of=_W + "gi", low="-state_heap_codes"),
         StateSpec(_E + "slots", low=0, cols="max_booking_slots"),
     )
-    del _E
+    del _E, _W, _COL
 
     def __init__(self, city, *, duration_s: float, seed: int, **params):
         super().__init__(city, duration_s=duration_s, seed=seed, **params)
@@ -568,11 +606,29 @@ class TouristFlowModel(CityModel):
         super().reseed(entropy)
         self.engine_state.key = self.rng.integers(0, 2**63, size=1, dtype=np.int64).astype(np.uint64)
 
+    # -- counts that bound the columns of a restored state (state_specs) --
     @property
-    def state_index_bound(self) -> int:
-        """The largest integer a restored group, visit or heap table may hold: its largest table's size."""
+    def state_places(self) -> int:
+        return self.engine.world.T.shape[1]
+
+    @property
+    def state_plan_width(self) -> int:
+        return self.engine.world.plan.shape[1]
+
+    @property
+    def state_slot_count(self) -> int:
+        return self.engine.world.slots.shape[1]
+
+    @property
+    def state_heap_codes(self) -> int:
+        """Opening and closing events: -1-(2a+closing) for attraction a."""
+        return 2 * len(self.engine.world.af)
+
+    @property
+    def state_count_bound(self) -> int:
+        """The most persons any counter of an attraction or hotel may reach: every visit of the largest groups."""
         w = self.engine.world
-        return max(len(w.gi), len(w.vi), len(w.ht), len(w.T[0]), 2 * len(w.af) + len(w.hf) + 2, 255)
+        return MAX_GROUP * max(len(w.vi), len(w.gi), 1) + int(w.hi[:, L.H_ROOMS].max(initial=0))
 
     @property
     def max_booking_slots(self) -> int:
@@ -581,6 +637,93 @@ class TouristFlowModel(CityModel):
         budget = np.nanmax(w.gf[:, F_BUDGET_END]) if len(w.gf) else self.engine.end_s
         horizon = max(self.engine.end_s, float(budget))
         return max(int(math.ceil((horizon - self.engine.start_s) / 60.0)) + 1, w.slots.shape[1])
+
+    def check_restored_state(self) -> None:
+        """How the restored tables agree with each other, each column already within its own range:
+        what a group's state says it holds (an attraction, a visit row, a hotel, a destination), the
+        queues (lists through G_NEXT without loops or shared groups), the event heap (each group at
+        most once, in a state that waits for an event) and room for the visits still to come. The
+        kernels check no bounds: each of these would otherwise let them write past a table or loop
+        for ever."""
+        w = self.engine.world
+        gi, st, ctr = w.gi, w.gi[:, L.G_STATE], w.ctr
+        n_a, n_groups = len(w.af), len(gi)
+
+        def refuse(g, text):
+            raise UserError(f"'engine_state.gi' row {int(g)} (state {L.STATE_NAMES[st[g]]}): {text}; the state "
+                            "file does not come from a run of this model.")
+
+        def first(mask):
+            return int(np.flatnonzero(mask)[0])
+
+        at_attr = np.isin(st, (L.TRAVEL_ATTR, L.WAIT_SLOT, L.QUEUE, L.GATE, L.INSIDE))
+        if (at_attr & (gi[:, L.G_ATTR] < 0)).any():
+            refuse(first(at_attr & (gi[:, L.G_ATTR] < 0)), "column G_ATTR is -1, but the group is at an attraction")
+        rows = np.flatnonzero(at_attr)
+        k = gi[rows, L.G_PLAN_K]
+        bad = (w.plan[rows, k] != gi[rows, L.G_ATTR]) | (w.plan_st[rows, k] != L.P_PENDING)
+        if bad.any():
+            refuse(rows[bad][0], "column G_PLAN_K does not point at the pending plan entry of its attraction G_ATTR "
+                   "('engine_state.plan', 'engine_state.plan_st')")
+        in_visit = np.isin(st, (L.WAIT_SLOT, L.QUEUE, L.GATE, L.INSIDE))
+        bad = in_visit & ((gi[:, L.G_VISIT] < 0) | (gi[:, L.G_VISIT] >= ctr[L.C_NVISITS]))
+        if bad.any():
+            refuse(first(bad), f"column G_VISIT = {gi[first(bad), L.G_VISIT]} is not one of the "
+                   f"{ctr[L.C_NVISITS]} visit rows written ('engine_state.ctr' column C_NVISITS)")
+        bad = np.isin(st, L.TRAVELLING_STATES) & (gi[:, L.G_TO] < 0)
+        if bad.any():
+            refuse(first(bad), "column G_TO is -1, but the group is travelling")
+        bad = np.isin(st, (L.SEARCH_TRAVEL, L.SEARCH_ENQUIRY)) & (gi[:, L.G_SEARCH_K] >= w.hotel_order.shape[1])
+        if bad.any():
+            refuse(first(bad), f"column G_SEARCH_K is beyond the {w.hotel_order.shape[1]} hotels it asks in turn")
+        bad = np.isin(st, (L.TRAVEL_HOTEL, L.DESK_QUEUE, L.DESK)) & (gi[:, L.G_HOTEL] < 0)
+        if bad.any():
+            refuse(first(bad), "column G_HOTEL is -1, but the group is at its hotel or on its way there")
+        bad = (np.arange(n_groups) >= ctr[L.C_NEXT_ARR]) != (st == L.NOT_ARRIVED)
+        if bad.any():
+            refuse(first(bad), f"the groups from 'engine_state.ctr' column C_NEXT_ARR = {ctr[L.C_NEXT_ARR]} on, and "
+                   "only those, are not_arrived")
+
+        # queues: list a = regular queue of attraction a, A+a its reservation lane, 2A+h hotel h's desk
+        listed = np.zeros(n_groups, bool)
+        for lst in range(len(w.qh)):
+            g, last = w.qh[lst], -1
+            want_state, want = (L.QUEUE, (L.G_ATTR, lst % n_a)) if lst < 2 * n_a else \
+                (L.DESK_QUEUE, (L.G_HOTEL, lst - 2 * n_a))
+            while g >= 0:
+                if listed[g]:
+                    raise UserError(f"'engine_state.qh' list {lst}: group {g} comes twice in the queues "
+                                    "('engine_state.gi' column G_NEXT makes a loop).")
+                if st[g] != want_state or gi[g, want[0]] != want[1]:
+                    refuse(g, f"the group is in queue list {lst} ('engine_state.qh'), which does not match its "
+                           "state, G_ATTR or G_HOTEL")
+                listed[g] = True
+                last, g = g, gi[g, L.G_NEXT]
+            if w.qt[lst] != last:
+                raise UserError(f"'engine_state.qt' list {lst} holds {w.qt[lst]}, but that queue ends at group {last}.")
+        bad = np.isin(st, (L.QUEUE, L.DESK_QUEUE)) & ~listed
+        if bad.any():
+            refuse(first(bad), "the group is queueing but in no queue ('engine_state.qh', column G_NEXT)")
+
+        # the event heap: its first C_HEAP_N entries
+        n = int(ctr[L.C_HEAP_N])
+        hid, hs = w.hid[:n], w.hs[:n]
+        if (hs >= ctr[L.C_SEQ]).any():
+            raise UserError(f"'engine_state.hs' holds {hs.max()}, not below the next sequence number "
+                            f"('engine_state.ctr' column C_SEQ = {ctr[L.C_SEQ]}).")
+        groups, codes = hid[hid >= 0], hid[hid < 0]
+        if len(np.unique(groups)) != len(groups) or len(np.unique(codes)) != len(codes):
+            raise UserError("'engine_state.hid': a group or an attraction's opening/closing has two pending events; "
+                            "each has at most one.")
+        waiting = np.isin(st[groups], (L.NOT_ARRIVED, L.QUEUE, L.DESK_QUEUE, L.CHECKED_IN, L.LEFT))
+        if waiting.any():
+            refuse(groups[waiting][0], "the group has an event in the heap ('engine_state.hid'), but no event "
+                   "comes in its state")
+        # every visit still to come takes a pending plan entry, and a row of the visit table
+        pending = int(((w.plan >= 0) & (w.plan_st == L.P_PENDING)).sum()) - int(in_visit.sum())
+        if ctr[L.C_NVISITS] + pending > len(w.vi):
+            raise UserError(f"'engine_state.ctr' column C_NVISITS = {ctr[L.C_NVISITS]} leaves too few of the "
+                            f"{len(w.vi)} visit rows for the {pending} visits still planned ('engine_state.plan_st').")
 
     def on_restore(self, same_params: bool) -> None:
         """A run continued as another variant keeps the history and takes this variant's levers from

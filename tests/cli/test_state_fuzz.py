@@ -144,9 +144,9 @@ def array_mutations(a: np.ndarray, spec) -> list[str]:
             if isinstance(spec.high, (int, float)):
                 out.append("1e30")
         elif a.dtype.kind in "iu":
-            if spec.high is not None or spec.index_of:
+            if spec.high is not None or spec.index_of or spec.columns:  # columns: the first one's bounds
                 out.append("intmax")
-            if spec.low is not None or spec.index_of:
+            if spec.low is not None or spec.index_of or spec.columns:
                 out.append("intmin")
     return out
 
@@ -350,3 +350,138 @@ def test_a_damaged_archive_is_refused_in_milliseconds(states, tmp_path):
     sc, state, variant, overrides = load_state_run(padded)
     with pytest.raises(UserError, match=r"'crowd\.x' announces 16,[0-9,]+ bytes, more than its shape"):
         restore_state(build_model(sc, variant, int(state.meta["seed"]), overrides), state)
+
+
+# -- the tourist model's tables, column by column ------------------------------------------------------------
+def _old_whole_table_bound(w) -> int:
+    """The bound every integer of the group, visit and heap tables had before they were checked per column."""
+    return max(len(w.gi), len(w.vi), len(w.ht), len(w.T[0]), 2 * len(w.af) + len(w.hf) + 2, 255)
+
+
+def _restored_tourist_model(path: Path):
+    from twin.core.state_file import read_state, restore_state
+    from twin.runner import build_model, load_state_run
+
+    sc, state, variant, overrides = load_state_run(path)
+    model = build_model(sc, variant, int(state.meta["seed"]), overrides)
+    restore_state(model, read_state(path))
+    return model
+
+
+def _run_refused(worker, bad: Path, out: Path) -> str:
+    r = worker.run(["run", "--from-state", bad, "--out", out, "--quiet"])
+    text = r["stderr"]
+    assert r["code"] == 2, f"{bad.name}: exit {r['code']}\n{text}"
+    assert "Traceback" not in text, text
+    lines = [ln for ln in text.splitlines() if ln.startswith("citytwin: error:")]
+    assert len(lines) == 1, text
+    assert str(bad) in lines[0], lines[0]
+    assert not out.exists()
+    return lines[0]
+
+
+def column_cases(model, arrays) -> list[tuple[str, int, str, int]]:
+    """(array, column, column name, value): for every bounded column of the tourist model's tables, a
+    value inside the old whole-table bound (-1 .. or 0 .. ``_old_whole_table_bound``) that lies outside the
+    column's own range."""
+    old = _old_whole_table_bound(model.engine.world)
+    out = []
+    for spec in model.state_specs:
+        for c in spec.columns:
+            low, high = model._bound(c.low), model._bound(c.high)
+            if c.index_of:
+                low = 0 if low is None else low
+                high = model._count(c.index_of) - 1 if high is None else min(high, model._count(c.index_of) - 1)
+            old_low = 0 if spec.path.endswith("ctr") else -1
+            tries = ([high + 1] if high is not None else []) + ([low - 1] if low is not None else [])
+            fits = [v for v in tries if old_low <= v <= old]
+            if fits:
+                out.append((spec.path, c.col, c.name, fits[0]))
+    heap_low = -model.state_heap_codes - 1  # one beyond the last attraction's closing
+    assert heap_low >= -old
+    out.append(("engine_state.hid", 0, "hid", heap_low))
+    return out
+
+
+def test_each_tourist_table_column_is_bounded_by_what_it_indexes(states, worker, tmp_path):
+    """A value the old whole-table bound let through but beyond the table its column indexes (an
+    attraction number past the attractions, a hotel where there is none, a state code 16, a group
+    size 0, a heap count past the heap): refused with exit 2, naming the state file and the column."""
+    path = states["tourist_flow"]
+    meta, arrays = read(path)
+    model = _restored_tourist_model(path)  # the unmutated state is accepted
+    cases_ = column_cases(model, arrays)
+    names = {name for _, _, name, _ in cases_}
+    # every integer column of the group, visit and counter tables but C_SEQ (a sequence number, only from 0)
+    assert {"G_STATE", "G_SIZE", "G_ENTRY", "G_FLAGS", "G_ROOMS", "G_PLACE", "G_FROM", "G_TO", "G_MODE", "G_ATTR",
+            "G_PLAN_K", "G_HOTEL", "G_SEARCH_K", "G_NEXT", "G_VISIT", "G_SLOT", "G_VISITS", "V_GROUP", "V_ATTR",
+            "V_OUTCOME", "V_RESERVED", "C_HEAP_N", "C_NEXT_ARR", "C_NVISITS", "C_TODO", "hid"} <= names, names
+    for i, (field, col, name, value) in enumerate(cases_):
+        mutated = {k: v.copy() for k, v in arrays.items()}
+        a = mutated[field]
+        if a.ndim == 2:
+            a[0, col] = value
+        else:
+            a[col] = value
+        bad = tmp_path / f"column_{i}_{name}.npz"
+        write(bad, meta, mutated)
+        line = _run_refused(worker, bad, tmp_path / f"out_{i}")
+        assert field in line and name in line, f"{name} = {value}: {line}"
+
+
+def _pick(gi, state) -> int:
+    rows = np.flatnonzero(gi[:, 0] == state)
+    assert rows.size, f"the saved tourist state has no group in state {state}"
+    return int(rows[0])
+
+
+def test_tourist_tables_that_disagree_with_each_other_are_refused(states, worker, tmp_path):
+    """Each column within its range, but the tables contradict each other in a way that would send
+    a kernel past a table or round a loop for ever: refused naming the file and the fields."""
+    from agents.tourism import layout as L
+
+    path = states["tourist_flow"]
+    meta, arrays = read(path)
+    gi0, ctr0 = arrays["engine_state.gi"], arrays["engine_state.ctr"]
+    inside, travelling = _pick(gi0, L.INSIDE), _pick(gi0, L.TRAVEL_ATTR)
+
+    def queue_loop(m):  # a queue whose only group points back at itself
+        m["engine_state.gi"][inside, [L.G_STATE, L.G_NEXT]] = (L.QUEUE, inside)
+        a = m["engine_state.gi"][inside, L.G_ATTR]
+        m["engine_state.qh"][a] = m["engine_state.qt"][a] = inside
+
+    def heap_twice(m):
+        m["engine_state.hid"][1] = m["engine_state.hid"][0]
+
+    def heap_done(m):
+        m["engine_state.gi"][m["engine_state.hid"][0], L.G_STATE] = L.CHECKED_IN
+
+    def seq(m):
+        m["engine_state.hs"][0] = ctr0[L.C_SEQ]
+
+    def no_attr(m):
+        m["engine_state.gi"][inside, L.G_ATTR] = -1
+
+    def not_pending(m):
+        m["engine_state.plan_st"][inside, gi0[inside, L.G_PLAN_K]] = L.P_VISITED
+
+    def no_dest(m):
+        m["engine_state.gi"][travelling, L.G_TO] = -1
+
+    def visit_rows(m):
+        m["engine_state.ctr"][L.C_NVISITS] = len(arrays["engine_state.vi"])
+
+    def arrivals(m):
+        m["engine_state.ctr"][L.C_NEXT_ARR] = ctr0[L.C_NEXT_ARR] - 1
+
+    cases_ = {queue_loop: ("engine_state.qh", "G_NEXT"), heap_twice: ("engine_state.hid",),
+              heap_done: ("engine_state.gi", "engine_state.hid"), seq: ("engine_state.hs", "C_SEQ"),
+              no_attr: ("engine_state.gi", "G_ATTR"), not_pending: ("G_PLAN_K", "engine_state.plan_st"),
+              no_dest: ("engine_state.gi", "G_TO"), visit_rows: ("C_NVISITS",), arrivals: ("C_NEXT_ARR",)}
+    for i, (mutate, named) in enumerate(cases_.items()):
+        mutated = {k: v.copy() for k, v in arrays.items()}
+        mutate(mutated)
+        bad = tmp_path / f"relation_{mutate.__name__}.npz"
+        write(bad, meta, mutated)
+        line = _run_refused(worker, bad, tmp_path / f"out_{i}")
+        assert all(n in line for n in named), f"{mutate.__name__}: {line}"

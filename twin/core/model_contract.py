@@ -36,7 +36,7 @@ from .grid import GridField
 from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-__all__ = ["KPI", "AlertRule", "CityModel", "StateSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+__all__ = ["KPI", "AlertRule", "CityModel", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
            "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
@@ -174,11 +174,25 @@ class StateSpec:
     index_of: str | None = None
     rows: str | None = None
     cols: str | None = None
+    columns: tuple["ColumnSpec", ...] = ()  # a table whose columns hold different kinds of numbers
 
     @classmethod
     def each(cls, paths, **kw) -> tuple["StateSpec", ...]:
         """The same declaration for several entries."""
         return tuple(cls(p, **kw) for p in paths)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """The bounds of one column of a 2-D state table, or one entry of a 1-D array of counters
+    (``StateSpec.columns``; the last axis), checked after the whole array's: ``low``, ``high`` and ``index_of`` as in ``StateSpec``; ``name`` is what a refusal calls
+    the column (the engine's constant, ``G_ATTR``)."""
+
+    col: int
+    name: str
+    low: float | str | None = None
+    high: float | str | None = None
+    index_of: str | None = None
 
 
 @dataclass
@@ -599,7 +613,20 @@ class CityModel(mesa.Model):
             a = a[np.isfinite(a)]
             if a.size == 0:
                 return
+        self._check_range(a, spec, repr(spec.path), where)
+        for c in spec.columns:
+            self._check_range(np.atleast_1d(np.take(value, c.col, axis=-1)), c, f"{spec.path!r} column {c.name}", where)
+
+    def _check_range(self, a: np.ndarray, spec, label: str, where: str) -> None:
+        """The values of ``a`` (finite) within ``spec``'s ``low``/``high``/``index_of``."""
+        if a.size == 0:
+            return
+        if a.dtype.kind == "f":
+            a = a[np.isfinite(a)]
+            if a.size == 0:
+                return
         low, high = self._bound(spec.low), self._bound(spec.high)
+        count = None
         if spec.index_of:
             low = 0 if low is None else low
             count = self._count(spec.index_of)
@@ -610,7 +637,7 @@ class CityModel(mesa.Model):
             what = f"an index into {spec.index_of} ({count} entries)" if spec.index_of else "a value"
             rng = f"from {low:g}" if low is not None else ""
             rng += f"{' ' if rng else ''}to {high:g}" if high is not None else ""
-            raise UserError(f"{where}: {spec.path!r} holds {v}, out of range for {what}; model {self.name} accepts "
+            raise UserError(f"{where}: {label} holds {v}, out of range for {what}; model {self.name} accepts "
                             f"{rng} there.")
 
     def _set_clock(self, meta: dict[str, Any], where: str) -> None:
