@@ -399,7 +399,7 @@ def _write_outputs(sc, out: Path, obs: Observed, table, ranges, best, extra, met
     from . import __version__
     from .core.files import atomic_file, write_json, write_table
     from .fonts import use_cjk_fallback
-    from .report import CSS, _img, kpi_label
+    from .report import _img, kpi_label, write_report_page
     from .runner import _toml_safe
 
     use_cjk_fallback()
@@ -449,12 +449,9 @@ def _write_outputs(sc, out: Path, obs: Observed, table, ranges, best, extra, met
         shown[col] = shown[col].map(lambda v: f"{v:.4g}")
     how = ("ABC-SMC (pyabc): estimate = posterior median, low..high = its 90 % interval" if method == "abc" else
            "Optuna TPE: estimate = best trial, low..high = the range of the best 10 % of trials")
-    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(sc.name)} — calibration"
-            f"</title><style>{CSS}</style></head><body><h1>{html.escape(sc.name)}: calibration</h1>"
+    body = (f"<h1>{html.escape(sc.name)}: calibration</h1>"
             f"<p class=meta>{n_sims} simulations of model <b>{html.escape(sc.model)}</b> against "
             f"<b>{html.escape(obs.path.name)}</b> ({', '.join(map(html.escape, obs.columns))}); {html.escape(how)}. "
             f"Distance at the estimate: {d:.3g} observed standard deviations (RMS). CityTwin {__version__}.</p>"
-            + shown.to_html(index=False, border=0) + "<h2>Fit against observation</h2>" + "".join(imgs)
-            + "</body></html>")
-    with atomic_file(out / "report.html", "w", encoding="utf-8") as f:
-        f.write(page)
+            + shown.to_html(index=False, border=0) + "<h2>Fit against observation</h2>" + "".join(imgs))
+    write_report_page(out, f"{sc.name} — calibration", body)

@@ -327,9 +327,8 @@ def write_report(sc, out: Path, res: ExploreResult, ranges, targets, kpis, bette
     from matplotlib.figure import Figure
 
     from . import __version__
-    from .core.files import atomic_file
     from .fonts import use_cjk_fallback
-    from .report import CSS, COLORS, _img, kpi_label
+    from .report import COLORS, _img, kpi_label, write_report_page
 
     use_cjk_fallback()
     units = sc.model_class().kpi_units()
@@ -383,9 +382,4 @@ def write_report(sc, out: Path, res: ExploreResult, ranges, targets, kpis, bette
                  f"{res.n_futures} samples of the uncertainties; future j runs every plan with seed "
                  f"{sc.seed} + j (common random numbers). Regret needs a KPI's better direction; PRIM "
                  f"(EMA Workbench) boxes have density >= {PRIM_DENSITY:.0%}. futures.parquet holds every run.</p>")
-    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(sc.name)} — explore</title>"
-            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
-    path = out / "report.html"
-    with atomic_file(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path
+    return write_report_page(out, f"{sc.name} — explore", "".join(parts))

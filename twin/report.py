@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .core.files import atomic_file
 from .core.formats import fmt_clock as clock
 from .core.formats import fmt_number
 from .scenario import BASELINE
@@ -196,6 +197,16 @@ def _png(fig) -> str:
 
 def _img(fig, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
+
+
+def write_report_page(out, title: str, body: str):
+    """``out/report.html``: one self-contained page (styles and pictures inline), written atomically."""
+    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>{body}</body></html>")
+    path = Path(out) / "report.html"
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path
 
 
 def _short(name: str, n: int = 38) -> str:
@@ -459,7 +470,6 @@ def _kpi_rows_html(table: pd.DataFrame, kpis: list[str], specs: dict, variants: 
 
 def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_cols: list[str], units: dict) -> Path:
     from . import __version__
-    from .core.files import atomic_file
     from .fonts import use_cjk_fallback
 
     use_cjk_fallback()  # Chinese (Japanese, Korean) names in plot labels: no boxes, no glyph warnings
@@ -564,12 +574,7 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
                      f"{len(variants)} variants (baseline and interventions first); the tables hold all.</p>")
     parts.append(_glossary(specs, kpi_cols))
     parts.append(_method(plan, runs))
-    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(sc.name)} — "
-            f"comparison</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
-    path = out / "report.html"
-    with atomic_file(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path
+    return write_report_page(out, f"{sc.name} — comparison", "".join(parts))
 
 
 def _shown_variants(plan) -> list[str]:

@@ -181,7 +181,7 @@ def write_report(sc, out: Path, result: SensitivityResult, ranges) -> Path:
     from . import __version__
     from .core.files import atomic_file
     from .fonts import use_cjk_fallback
-    from .report import CSS, _img
+    from .report import _img, write_report_page
 
     use_cjk_fallback()
     units = sc.model_class().kpi_units()
@@ -195,14 +195,10 @@ def write_report(sc, out: Path, result: SensitivityResult, ranges) -> Path:
             "interactions; ± the bootstrap 95 % interval." if result.method == "sobol" else
             "Morris elementary effects: mu* = mean absolute effect of moving the parameter (in KPI units), "
             "sigma = how much that effect changes with the other parameters (interaction or non-linearity).")
-    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(sc.name)} — sensitivity"
-            f"</title><style>{CSS}</style></head><body><h1>{html.escape(sc.name)}: sensitivity ({result.method})</h1>"
+    body = (f"<h1>{html.escape(sc.name)}: sensitivity ({result.method})</h1>"
             f"<p class=meta>{len(result.samples)} runs of model <b>{html.escape(sc.model)}</b> with seed {sc.seed} "
             "(common random numbers); parameters "
             + ", ".join(f"<b>{html.escape(r.name)}</b> {r.low:g}..{r.high:g} {html.escape(r.unit)}" for r in ranges)
             + f". CityTwin {__version__}.</p><p class=note>{html.escape(what)}</p>"
-            + t.to_html(index=False, border=0) + _img(fig, "sensitivity indices") + "</body></html>")
-    path = out / "report.html"
-    with atomic_file(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path
+            + t.to_html(index=False, border=0) + _img(fig, "sensitivity indices"))
+    return write_report_page(out, f"{sc.name} — sensitivity", body)

@@ -66,11 +66,13 @@ def _fail_geotiff(monkeypatch):
 
 def _fail_parquet(monkeypatch):
     import pandas as pd
+    import pyarrow.parquet as pq
 
     def to_parquet(self, *a, **kw):
         raise OSError(errno.ENOSPC, "No space left on device")  # as pyarrow's write: no file name
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", to_parquet)
+    monkeypatch.setattr(pq, "write_table", to_parquet)  # the writer that keeps provenance in the metadata
     return "timeseries.parquet"
 
 
