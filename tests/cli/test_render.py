@@ -95,6 +95,13 @@ def test_bad_render_arguments_exit_2_and_write_nothing(case, tmp_path, tiny_city
 
 
 @pytest.mark.slow
+def _default_sigint() -> None:
+    """A suite started in the background by a shell without job control runs with SIGINT ignored, the
+    child inherits that, and Python then installs no KeyboardInterrupt handler: Ctrl-C would do
+    nothing. A terminal's Ctrl-C reaches a process with the default disposition, so give it that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_leaves_no_half_written_video(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, TOY.replace("walkers = 40", "walkers = 400"), duration_s=600)
     out = tmp_path / "long.mp4"
@@ -103,7 +110,7 @@ def test_ctrl_c_leaves_no_half_written_video(tmp_path, tiny_city):
     with open(log, "w") as err_file:
         p = subprocess.Popen([sys.executable, "-m", "twin.cli", "render", str(sc), "--out", str(out), "--size",
                               "320x180", "--fps", "10", "--length-s", "60"], env=env, stdout=subprocess.DEVNULL,
-                             stderr=err_file, text=True)
+                             stderr=err_file, text=True, preexec_fn=_default_sigint)
         try:
             # Interrupt once frames are in the temporary file: the progress bar (on stderr) says how
             # many. A condition, not a fixed wait: the first frame needs the model built and the kernels
