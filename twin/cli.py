@@ -41,17 +41,13 @@ def app(scenario, city):
 
 def _gui_entry_point():
     """The desktop app, found through the ``citytwin.gui`` entry point (twin never imports app)."""
-    return _app_entry().load()
-
-
-def _app_entry():
     from importlib.metadata import entry_points
 
     found = list(entry_points(group="citytwin.gui", name="app"))
     if not found:
         raise UserError("the desktop app is not installed (no citytwin.gui entry point); reinstall CityTwin "
                         "with `make setup`.")
-    return found[0]
+    return found[0].load()
 
 
 @cli.group()
