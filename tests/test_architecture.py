@@ -48,4 +48,4 @@ def test_every_package_of_twin_has_its_layer():
     # The station's OSM import: issue 18 point 1 moves it into agents/station/.
     not_yet = {"twin.gis_station"}
     assert sorted(parts - named - not_yet) == []
-    assert {"twin.core", "twin.gis", "twin.scenario", "twin.runs", "twin.view", "twin.cli"} <= parts
+    assert {f"twin.{name}" for name in ("core", "gis", "scenario", "runs", "view", "cli")} <= parts
