@@ -1,5 +1,5 @@
 """The alert tiles and the alert log (command room). Rules come from the model's declarations and
-the scenario's ``[alerts]`` table; ``twin.alerts.AlertMonitor`` says what is amber or red."""
+the scenario's ``[alerts]`` table; ``twin.view.alerts.AlertMonitor`` says what is amber or red."""
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
@@ -7,7 +7,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QGridLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
-from twin.alerts import fmt
+from twin.view.alerts import fmt
 from twin.core.model_contract import ALERT_LEVELS
 
 from .panels import Tile, fmt_clock

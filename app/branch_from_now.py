@@ -101,7 +101,7 @@ class Branching(QObject):
 
     def _on_state(self, rec: dict, data: bytes, t: float, took: float):
         from twin.core.state_file import state_from_bytes
-        from twin.replay import RunSource
+        from twin.runs.replay import RunSource
 
         from .compare_view import ComparisonWindow
 
@@ -142,7 +142,7 @@ class Branching(QObject):
 
     def _replications(self, rec: dict, data: bytes):
         """More than one replication: the same as `citytwin branch` from this state, in the background."""
-        from twin.branch import check_branch
+        from twin.runs.branch import check_branch
 
         from .compare_worker import BranchReplicationsWorker, start_compare
 

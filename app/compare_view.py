@@ -3,7 +3,7 @@ and the KPI table with deltas (and confidence intervals when a compare or branch
 replications).
 
 Each variant is a ``SimWorker`` (a live branch, or a finished run re-run from its folder: see
-``twin.replay``). The views share one VTK camera object, so moving any view moves all, and the
+``twin.runs.replay``). The views share one VTK camera object, so moving any view moves all, and the
 slider picks one simulated time for every view (the live position follows the slowest variant,
 so the views always show the same moment).
 """
@@ -18,13 +18,13 @@ from PySide6.QtGui import QColor, QFont, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QHBoxLayout, QHeaderView, QLabel, QMainWindow,
                                QPushButton, QSlider, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from twin.alerts import AlertMonitor, Places
-from twin.replay import replay_mismatch
-from twin.report import kpi_label
-from twin.scenario import BASELINE
+from twin.view.alerts import AlertMonitor, Places
+from twin.runs.replay import replay_mismatch
+from twin.core.formats import kpi_label
+from twin.scenario.scenario import BASELINE
 
 from .panels import fmt_clock, fmt_value
-from .render import difference_field
+from twin.view.render import difference_field
 from .viewport import Viewport
 
 TICKS_PER_S = 10  # slider resolution: 0.1 simulated seconds
@@ -163,7 +163,7 @@ class ComparisonWindow(QMainWindow):
     # -- variants ------------------------------------------------------------------------------
     def add_variant(self, label: str, worker, source=None, past=None) -> Variant:
         """Show a variant driven by ``worker`` (a SimWorker: started by the caller, or by ``start``)."""
-        from twin.scene import build_scene
+        from twin.view.scene import build_scene
 
         pane = VariantPane(label)
         self.splitter.addWidget(pane)

@@ -1,6 +1,6 @@
 """Runs `citytwin compare` from the app: the same code as the CLI, in a worker thread.
 
-The comparison itself runs in worker processes (twin.experiment); this thread only waits for it
+The comparison itself runs in worker processes (twin.runs.experiment); this thread only waits for it
 and reports progress by signals, so the window stays responsive and can cancel.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ class _ExperimentWorker(QObject):
     through signals; ``cancel()`` stops it after the runs under way."""
 
     progress = Signal(int, int)  # runs done, runs in all
-    finished = Signal(object)  # the result: twin.experiment.CompareResult or twin.branch.BranchResult
+    finished = Signal(object)  # the result: twin.runs.experiment.CompareResult or twin.runs.branch.BranchResult
     failed = Signal(str)
     cancelled = Signal()
 
@@ -33,7 +33,7 @@ class _ExperimentWorker(QObject):
     @Slot()
     def run(self) -> None:
         from twin.core.errors import UserError
-        from twin.experiment import CompareCancelled
+        from twin.runs.experiment import CompareCancelled
 
         try:
             result = self.work()
@@ -54,7 +54,7 @@ class CompareWorker(_ExperimentWorker):
         self.replications, self.workers = replications, workers
 
     def work(self):
-        from twin.experiment import compare
+        from twin.runs.experiment import compare
 
         return compare(self.scenario, self.out, replications=self.replications, workers=self.workers,
                        progress=False, on_progress=self.progress.emit, should_stop=self._stop.is_set)
@@ -74,14 +74,14 @@ def start_compare(worker, parent=None) -> QThread:
 
 class BranchReplicationsWorker(_ExperimentWorker):
     """The replications of a branch taken in the app, in worker processes: the same code as
-    `citytwin branch` (``twin.branch.branch``) from the state taken in memory."""
+    `citytwin branch` (``twin.runs.branch.branch``) from the state taken in memory."""
 
     def __init__(self, plan, out: Path, state_bytes: bytes, workers: int | None = None):
         super().__init__()
         self.plan, self.out, self.state_bytes, self.workers = plan, Path(out), state_bytes, workers
 
     def work(self):
-        from twin.branch import branch
+        from twin.runs.branch import branch
 
         return branch(self.plan, self.out, workers=self.workers, progress=False, on_progress=self.progress.emit,
                       should_stop=self._stop.is_set, state_bytes=self.state_bytes)

@@ -45,7 +45,7 @@ class Comparisons(QObject):
             return None
         intervention = None
         try:
-            from twin.replay import variant_folders
+            from twin.runs.replay import variant_folders
 
             names = [v for v in variant_folders(Path(d)) if v != "baseline"] if (Path(d) / "runs").is_dir() else []
         except UserError as e:
@@ -58,8 +58,8 @@ class Comparisons(QObject):
         return self.open(Path(d), intervention)
 
     def open(self, folder: Path, intervention: str | None = None, replication: int = 0):
-        """Finished runs side by side: each is re-run from its folder (twin.replay) in a worker."""
-        from twin.replay import comparison_table, sources_from_folder
+        """Finished runs side by side: each is re-run from its folder (twin.runs.replay) in a worker."""
+        from twin.runs.replay import comparison_table, sources_from_folder
 
         from .compare_view import ComparisonWindow
 

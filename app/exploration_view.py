@@ -3,7 +3,7 @@
 Left: the robustness table (intervention × KPI: mean, p10, p90, max regret, share meeting the
 target) and, under it, where each plan fails (PRIM's boxes in words). Right: the futures as points
 on two uncertainties chosen in the combo boxes, coloured by the intervention that is best in that
-future. Everything is read from the folder (``twin.explore.load_exploration``); nothing is re-run.
+future. Everything is read from the folder (``twin.runs.explore.load_exploration``); nothing is re-run.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
 from twin.core.errors import UserError
-from twin.explore import Exploration, load_exploration
-from twin.report import COLORS
+from twin.runs.explore import Exploration, load_exploration
+from twin.runs.report import COLORS
 
 COLUMNS = [("intervention", "Intervention"), ("kpi", "KPI"), ("mean", "Mean"), ("p10", "p10"), ("p90", "p90"),
            ("max_regret", "Max regret"), ("share_meeting_target", "Meets target")]

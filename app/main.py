@@ -61,13 +61,6 @@ def main(scenario: Path | str | None = None, city: Path | str | None = None, arg
     return int(app.exec())
 
 
-def render_video_command(*args, **kw) -> str:
-    """`citytwin render` (twin.cli reaches it through this module, the app's entry point)."""
-    from .video import describe, render_command
-
-    return describe(render_command(*args, **kw))
-
-
 if __name__ == "__main__":
     args = sys.argv[1:]
     sc = next((a for a in args if a.endswith(".toml")), None)

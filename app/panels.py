@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from twin.core.formats import fmt_clock, time_label  # noqa: F401 - the window and the alert panel import them from here
 from twin.core.formats import fmt_number as fmt_value
 from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
-from twin.report import kpi_label
+from twin.core.formats import kpi_label
 
-from .render import LAYER_TITLES
+from twin.view.render import LAYER_TITLES
 
 pg.setConfigOptions(antialias=True, background="w", foreground="k")
 

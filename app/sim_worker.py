@@ -1,6 +1,6 @@
 """Running a model off the GUI thread.
 
-``SimWorker`` lives in a QThread: it drives a ``twin.runner.Run`` (the same driver as the CLI, so
+``SimWorker`` lives in a QThread: it drives a ``twin.runs.runner.Run`` (the same driver as the CLI, so
 the scenario's ``[outputs]`` and state saves are honoured and the numbers are the CLI's), advances
 it in short slices (adapted so each takes ~0.1 s of wall time, so pause and cancel answer within a
 fraction of a second), records frames in a ``FrameRecorder`` and reports by signals. Step and
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from twin.frames import FrameRecorder, RunFrames, default_frame_interval_s
+from twin.view.frames import FrameRecorder, RunFrames, default_frame_interval_s
 
 
 class SimWorker(QObject):
@@ -82,7 +82,7 @@ class SimWorker(QObject):
 
     @classmethod
     def from_source(cls, source, **kw) -> "SimWorker":
-        """A worker (re-)running a ``twin.replay.RunSource``."""
+        """A worker (re-)running a ``twin.runs.replay.RunSource``."""
         return cls(source.scenario, source.variant, source.seed, source.overrides, state=source.state,
                    replication=source.replication, **kw)
 
@@ -108,7 +108,7 @@ class SimWorker(QObject):
             self.done.set()
 
     def _run(self) -> None:
-        from twin.runner import Run
+        from twin.runs.runner import Run
 
         sc = self.scenario
         self.log.emit(f"building model {sc.model!r} (variant {self.variant or 'baseline'}, seed "

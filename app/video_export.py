@@ -12,7 +12,7 @@ from twin.core.errors import UserError
 
 def video_sources(win):
     """([RunSource], the side-by-side window filmed or None); (None, None) with nothing to film."""
-    from twin.replay import RunSource
+    from twin.runs.replay import RunSource
 
     for cw in reversed(win.comparisons.windows):
         if cw.isVisible() and all(v.source is not None for v in cw.variants):
@@ -43,7 +43,7 @@ def ask_export_video(win):
 def export_video(win, out: Path, size=(1920, 1080), fps: float = 30.0, length_s: float = 30.0,
                  difference: bool = False, dark: bool = True, sources=None):
     """Start the render of ``out``; returns the job (``win.video_export``, its dialog ``win.video_dialog``)."""
-    from twin.video_spec import check_video, time_span
+    from twin.view.video_spec import check_video, time_span
 
     from .video_worker import VideoExport
 

@@ -1,4 +1,4 @@
-"""Video export from the app: ``app.video.render_video`` in a separate process (its own OpenGL
+"""Video export from the app: ``twin.view.video.render_video`` in a separate process (its own OpenGL
 context, off screen, never competing with the window's), with progress and cancel.
 
 The process gets a plain description of each variant (scenario text and path, variant, seed,
@@ -30,8 +30,8 @@ def source_from_description(d: dict):
     import dataclasses
 
     from twin.core.state_file import state_from_bytes
-    from twin.replay import RunSource
-    from twin.scenario import scenario_from_dict
+    from twin.runs.replay import RunSource
+    from twin.scenario.scenario import scenario_from_dict
 
     sc = scenario_from_dict(d["raw"], Path(d["path"]) if d["path"] else None)
     sc.city_path = Path(d["city"])
@@ -46,7 +46,7 @@ def _export_process(descriptions, out, spec, camera, progress_q, stop_event) -> 
 
     os.environ.pop("DISPLAY", None)  # off screen through EGL: no window, no X connection
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    from .video import VideoCancelled, describe, render_video
+    from twin.view.video import VideoCancelled, describe, render_video
 
     try:
         sources = [source_from_description(d) for d in descriptions]

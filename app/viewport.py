@@ -9,7 +9,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 
-from .render import SceneRenderer
+from twin.view.render import SceneRenderer
 
 
 class Viewport(QWidget):

@@ -35,8 +35,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
 def branch_figures(scenario: Path, at: float, intervention: str, repeat: int, ahead: float) -> None:
     from twin.core.state_file import state_from_bytes
-    from twin.runner import Run
-    from twin.scenario import load_scenario
+    from twin.runs.runner import Run
+    from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(scenario)
     t0 = time.perf_counter()
@@ -85,10 +85,10 @@ def video_figures(scenario: Path, intervention: str, frames: int) -> None:
     import imageio_ffmpeg
     import numpy as np
 
-    from app.video import render_video
-    from twin.replay import sources_from_scenario
-    from twin.scenario import load_scenario
-    from twin.video_spec import VideoSpec
+    from twin.view.video import render_video
+    from twin.runs.replay import sources_from_scenario
+    from twin.scenario.scenario import load_scenario
+    from twin.view.video_spec import VideoSpec
 
     sc = load_scenario(scenario)
     tmp = Path(tempfile.mkdtemp())

@@ -154,11 +154,11 @@ def bench_anuga(cells: int, threads: int, repeats: int) -> tuple[float, float, i
 
 
 def bench_storm(cell_size_m: float) -> None:
-    """The baseline of scenarios/riverside_storm.toml through ``twin.runner.Run``, as ``citytwin run``
+    """The baseline of scenarios/riverside_storm.toml through ``twin.runs.runner.Run``, as ``citytwin run``
     runs it (without writing the run folder): wall time, and how it splits between the water and
     what reads it every sync (impacts, road closures, evacuation)."""
-    from twin.runner import Run
-    from twin.scenario import load_scenario
+    from twin.runs.runner import Run
+    from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "riverside_storm.toml")
     t0 = time.perf_counter()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from twin import exports  # noqa: E402
-from twin.runner import Run  # noqa: E402
-from twin.scenario import load_scenario, scenario_from_dict  # noqa: E402
+from twin.runs import exports  # noqa: E402
+from twin.runs.runner import Run  # noqa: E402
+from twin.scenario.scenario import load_scenario, scenario_from_dict  # noqa: E402
 
 
 def size(path: Path) -> int:

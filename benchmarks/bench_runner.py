@@ -40,8 +40,8 @@ def toy_scenario(folder: Path, runs: int) -> Path:
 
 
 def overhead(sc_path: Path, repeats: int, tmp: Path) -> tuple[float, float]:
-    from twin.runner import build_model, run_one
-    from twin.scenario import load_scenario
+    from twin.runs.runner import build_model, run_one
+    from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(sc_path)
     sc.load_city()
@@ -60,7 +60,7 @@ def overhead(sc_path: Path, repeats: int, tmp: Path) -> tuple[float, float]:
 
 
 def speedup(sc_path: Path, runs: int, tmp: Path) -> tuple[float, float]:
-    from twin.experiment import compare
+    from twin.runs.experiment import compare
 
     t = time.perf_counter()
     compare(sc_path, tmp / "w1", replications=runs, workers=1, progress=False, report=False)
@@ -86,7 +86,7 @@ def main() -> None:
         sc = args.scenario or toy_scenario(tmp, args.runs)
         direct, runner = overhead(sc, args.repeats, tmp / "overhead")
         one, two = speedup(sc, args.runs, tmp / "speed")
-    from twin.scenario import load_scenario
+    from twin.scenario.scenario import load_scenario
 
     nvar = len(load_scenario(sc).variants()) if args.scenario else 1
     rows = [

@@ -48,8 +48,8 @@ def growth(first: float, last: float) -> str:
 
 
 def station_peaks(hours: float, tmp: Path) -> None:
-    from twin.runner import run_one
-    from twin.scenario import load_scenario
+    from twin.runs.runner import run_one
+    from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(ROOT / "scenarios" / "station_evening_peak.toml")
     print(f"1. {sc.name}: evening peaks back to back until {hours:g} simulated hours, one process")
@@ -85,7 +85,7 @@ def max_rss_mb() -> float:
 
 def big_compare(runs: int, tmp: Path) -> None:
     from tests.factories import make_tiny_city, write_scenario
-    from twin.experiment import compare
+    from twin.runs.experiment import compare
 
     reps = runs // 2
     city = make_tiny_city(tmp)

@@ -91,8 +91,8 @@ def bench_scenario(threads: int) -> tuple[int, float, float, float, dict]:
 
     from agents.station import model as M
     from agents.station.crowd import Crowd
-    from twin.runner import build_model
-    from twin.scenario import load_scenario
+    from twin.runs.runner import build_model
+    from twin.scenario.scenario import load_scenario
 
     numba.set_num_threads(threads)
     phases = collections.Counter()

@@ -79,7 +79,7 @@ def main() -> int:
     import numpy as np
     import pyvista as pv
 
-    from app.render import SceneRenderer
+    from twin.view.render import SceneRenderer
     from twin.core.city import City
     from twin.core.grid import GridField
 

@@ -1,5 +1,5 @@
 // CityTwin: crowd density (persons per m²) → heat colour with Fruin level-of-service bands.
-// Inserted into VTK's fragment shader (see shaders/README.md and app/shaders.py).
+// Inserted into VTK's fragment shader (see shaders/README.md and twin/view/shaders.py).
 // The per-vertex density arrives as `fieldValueVSOut` (vertex attribute "fieldValue").
 uniform float vmax;        // density at the top of the ramp (persons/m²), e.g. 3.0
 uniform float cutoff;      // densities at or below this are not drawn (transparent), e.g. 0.02

@@ -1,5 +1,5 @@
 // CityTwin: water depth (m) → colour and opacity, with a gently animated surface normal.
-// Inserted into VTK's fragment shader (see shaders/README.md and app/shaders.py).
+// Inserted into VTK's fragment shader (see shaders/README.md and twin/view/shaders.py).
 // The per-vertex depth arrives as `fieldValueVSOut`; `fieldXY` is the model-space x, y (metres).
 uniform float time;            // seconds since the layer appeared; drives the ripples
 uniform float depth_max;       // depth (m) at which the colour reaches its deepest tone, e.g. 2.0

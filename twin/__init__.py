@@ -1,4 +1,7 @@
-"""CityTwin's platform: city packages, scenarios, the experiment runner, exports and the CLI (no Qt)."""
+"""CityTwin's platform, no Qt, its layers as folders: ``core`` (the contract models build on), ``gis`` (city
+import), ``scenario`` (scenario files, sweeps, preflight), ``view`` (scene, renderer, alerts, video),
+``runs`` (runner, compare, branch, replay, exports, reports), then ``session``, ``cli`` and ``api``
+(docs/app_architecture.md, "Layers as folders")."""
 from importlib.metadata import PackageNotFoundError, version
 
 try:

@@ -1,7 +1,7 @@
 """CityTwin from Python (``import citytwin``; docs/python_api.md): load a scenario, change its
 parameters, run it or compare its variants, and read a run folder as pandas, xarray, GeoPandas and
-PedPy objects. Everything goes through the same code as the CLI (``twin.runner``,
-``twin.experiment``), so a notebook's run folder is the CLI's, byte for byte in its numbers.
+PedPy objects. Everything goes through the same code as the CLI (``twin.runs.runner``,
+``twin.runs.experiment``), so a notebook's run folder is the CLI's, byte for byte in its numbers.
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typing import Any
 
 import pandas as pd
 
-from .core.errors import UserError
-from .scenario import BASELINE
-from .scenario import Scenario as _Scenario
-from .scenario import load_scenario as _load
-from .scenario import scenario_from_dict
+from twin.core.errors import UserError
+from twin.scenario.scenario import BASELINE
+from twin.scenario.scenario import Scenario as _Scenario
+from twin.scenario.scenario import load_scenario as _load
+from twin.scenario.scenario import scenario_from_dict
 
 
 class Scenario:
@@ -42,13 +42,13 @@ class Scenario:
     @property
     def params(self) -> dict[str, Any]:
         """The baseline's parameters, every one (defaults included), as plain values."""
-        from .core.params import plain_value
+        from twin.core.params import plain_value
 
         return {k: plain_value(v) for k, v in self._sc.params_for(BASELINE).items()}
 
     def describe(self) -> str:
         """The model's parameters, KPIs, fields and per-feature values (``citytwin models MODEL``)."""
-        from .model_docs import describe_model
+        from twin.scenario.model_docs import describe_model
 
         return describe_model(self._sc.model)
 
@@ -95,8 +95,8 @@ def run(scenario, variant: str | None = None, seed: int | None = None, *, out: s
         progress: bool = True) -> "RunFolder":
     """Run one variant to the end and write its run folder (``out``, or a new temporary folder);
     returns it opened. Shows a progress bar (a widget in Jupyter) unless ``progress=False``."""
-    from .preflight import for_run
-    from .runner import run_one
+    from twin.scenario.preflight import for_run
+    from twin.runs.runner import run_one
 
     sc = _scenario(scenario)
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="citytwin-run-"))
@@ -118,7 +118,7 @@ def compare(scenario, *, out: str | Path | None = None, replications: int | None
             workers: int | None = None, progress: bool = True) -> "Comparison":
     """Run every variant × replication (as ``citytwin compare``) into ``out`` (or a new temporary
     folder) and return the comparison."""
-    from .experiment import compare as _compare
+    from twin.runs.experiment import compare as _compare
 
     sc = _scenario(scenario)
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="citytwin-compare-"))
@@ -181,7 +181,7 @@ class RunFolder:
     @property
     def kpis(self) -> pd.DataFrame:
         """One row per KPI (keyed ones as ``name.key``): value and unit."""
-        from .experiment import flatten_kpis
+        from twin.runs.experiment import flatten_kpis
 
         units = self.summary.get("units", {})
         flat = flatten_kpis(self.summary["kpis"])

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .core.errors import UserError
-from .core.formats import fmt_number
+from twin.core.errors import UserError
+from twin.core.formats import fmt_number
 
 DEMO_CITY = Path(__file__).resolve().parent.parent / "gis_data" / "demo_city"
 
@@ -29,11 +29,11 @@ def cli(ctx):
 def app(scenario, city):
     """Open the desktop app (on the bundled demo city when no scenario is given)."""
     if scenario is not None:
-        from .scenario import load_scenario
+        from twin.scenario.scenario import load_scenario
 
         load_scenario(scenario)  # fail here, with a clear message, before a window opens
     if city is not None:
-        from .core.city import City
+        from twin.core.city import City
 
         City.load(city)
     sys.exit(_gui_entry_point()(scenario=scenario, city=city))
@@ -41,25 +41,13 @@ def app(scenario, city):
 
 def _gui_entry_point():
     """The desktop app, found through the ``citytwin.gui`` entry point (twin never imports app)."""
-    return _app_entry().load()
-
-
-def _app_entry():
     from importlib.metadata import entry_points
 
     found = list(entry_points(group="citytwin.gui", name="app"))
     if not found:
         raise UserError("the desktop app is not installed (no citytwin.gui entry point); reinstall CityTwin "
                         "with `make setup`.")
-    return found[0]
-
-
-def _app_function(name: str):
-    """A function of the app's entry-point module (``app.main``): video rendering lives beside the 3D
-    view, which twin never imports."""
-    import importlib
-
-    return getattr(importlib.import_module(_app_entry().module), name)
+    return found[0].load()
 
 
 @cli.group()
@@ -79,7 +67,7 @@ def city():
 @click.option("--walkable-radius-m", default=250.0, show_default=True, help="Radius of that station area.")
 def city_import(sources, out, name, crs, default_height_m, level_height_m, walkable_around, walkable_radius_m):
     """Build a city package from real GIS data (OSM .osm.pbf, GeoJSON, Shapefile, GeoPackage, GeoTIFF DEM)."""
-    from .city_import import import_city
+    from twin.gis.city_import import import_city
 
     report = import_city(list(sources), out, name=name, crs=crs, default_height_m=default_height_m,
                          level_height_m=level_height_m, walkable_around=walkable_around,
@@ -91,7 +79,7 @@ def city_import(sources, out, name, crs, default_height_m, level_height_m, walka
 @click.argument("path", type=click.Path(path_type=Path))
 def city_info(path):
     """Layers, counts, CRS, extent and height statistics of a city package."""
-    from .city_info import city_info as info
+    from twin.gis.city_info import city_info as info
 
     click.echo(info(path))
 
@@ -100,7 +88,7 @@ def city_info(path):
 @click.argument("model", required=False)
 def models(model):
     """List the models, or one model's parameters and KPIs."""
-    from .model_docs import describe_model, list_models
+    from twin.scenario.model_docs import describe_model, list_models
 
     click.echo(describe_model(model) if model else list_models())
 
@@ -118,10 +106,10 @@ def models(model):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
     """Run one scenario variant and write summary.json, timeseries and rasters to --out."""
-    from . import preflight
-    from .output_settings import parse_times
-    from .runner import check_out_dir, load_state_run, run_one
-    from .scenario import load_scenario, parse_set
+    from twin.scenario import preflight
+    from twin.scenario.output_settings import parse_times
+    from twin.runs.runner import check_out_dir, load_state_run, run_one
+    from twin.scenario.scenario import load_scenario, parse_set
 
     overrides = parse_set(list(sets))
     state = None
@@ -160,7 +148,7 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def compare(scenario, replications, workers, scheduler, out, quiet):
     """Baseline and every intervention × replications, with paired confidence intervals."""
-    from .experiment import compare as run_compare
+    from twin.runs.experiment import compare as run_compare
 
     result = run_compare(scenario, out, replications=replications, workers=workers, scheduler=scheduler,
                          progress=not quiet)
@@ -190,7 +178,7 @@ _QUIET = click.option("--quiet", is_flag=True, help="No progress bar.")
 def calibrate(scenario, observed, fit, method, population, generations, trials, intervention, workers, scheduler,
               out, quiet):
     """Fit parameters to observed time series: fit.csv, calibrated.toml, report.html."""
-    from .calibrate import calibrate as run_calibrate
+    from twin.runs.calibrate import calibrate as run_calibrate
 
     result = run_calibrate(scenario, observed, list(fit), out, method=method, population=population,
                            generations=generations, trials=trials, intervention=intervention, workers=workers,
@@ -212,7 +200,7 @@ def calibrate(scenario, observed, fit, method, population, generations, trials, 
 @_QUIET
 def sensitivity(scenario, vary, method, samples, kpis, intervention, workers, scheduler, out, quiet):
     """Sensitivity indices (SALib) of the headline KPIs: sensitivity.csv, sensitivity.png, report.html."""
-    from .sensitivity import sensitivity as run_sensitivity
+    from twin.runs.sensitivity import sensitivity as run_sensitivity
 
     result = run_sensitivity(scenario, out, list(vary), method=method, samples=samples, kpis=list(kpis),
                              intervention=intervention, workers=workers, scheduler=scheduler, progress=not quiet)
@@ -233,7 +221,7 @@ def sensitivity(scenario, vary, method, samples, kpis, intervention, workers, sc
 @_QUIET
 def explore(scenario, uncertain, samples, sampler, targets, workers, scheduler, out, quiet):
     """Every intervention in every sampled future: robustness.csv, futures.parquet, scenario discovery."""
-    from .explore import explore as run_explore
+    from twin.runs.explore import explore as run_explore
 
     result = run_explore(scenario, out, list(uncertain), samples, list(targets), sampler=sampler, workers=workers,
                          scheduler=scheduler, progress=not quiet)
@@ -254,11 +242,11 @@ def explore(scenario, uncertain, samples, sampler, targets, workers, scheduler, 
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def branch(scenario, at, intervention, sets, replications, workers, seed, out, quiet):
     """Run the baseline to T once, then the baseline and an intervention from that same state."""
-    from .branch import branch as run_branch
-    from .branch import check_branch
-    from .scenario import parse_set
+    from twin.runs.branch import branch as run_branch
+    from twin.runs.branch import check_branch
+    from twin.scenario.scenario import parse_set
 
-    from .core import locks
+    from twin.core import locks
 
     plan = check_branch(scenario, at, intervention, replications, workers, out, seed, parse_set(list(sets)))
     locks.hold(out)  # after every check; released at the end of the command
@@ -287,11 +275,13 @@ def render(target, intervention, replication, out, size, fps, length_s, speed, s
     """An MP4 of a run (or of two variants side by side) with the time and the headline tiles burnt in."""
     if replication < 0:
         raise UserError(f"--replication {replication}: must be 0 or more.")
-    render_command = _app_function("render_video_command")
+    from twin.runs.render import render_command
+    from twin.view.video import describe
+
     result = render_command(target, out, intervention=intervention, replication=replication, size=size, fps=fps,
                             length_s=length_s, speed=speed, start_s=start_s, end_s=end_s, difference=difference,
                             light=light, quiet=quiet)
-    click.echo(result)
+    click.echo(describe(result))
 
 
 
@@ -328,7 +318,7 @@ def main(argv=None) -> int:
         click.echo("citytwin: interrupted; run the same command again to pick up where it stopped.", err=True)
         return 130
     finally:
-        from .core.locks import release_all
+        from twin.core.locks import release_all
 
         release_all()  # the --out lock of run/compare, however the command ended
     return 0

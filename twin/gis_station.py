@@ -35,8 +35,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from .core.city import City
-from .core.errors import UserError
+from twin.core.city import City
+from twin.core.errors import UserError
 
 # Typical full width (m) of the walkable part of a street of each OSM highway kind.
 STREET_WIDTH_M = {
@@ -286,7 +286,7 @@ def derive_connectors(roads, circle, floors: dict, crs):
         near = roads[roads.intersects(circle)]
         conv = near["conveying"].astype(str).str.lower() if "conveying" in near.columns else ""
         cand = near[(near["kind"].astype(str) == "steps") | conv.isin(ESCALATOR_CONVEYING)]
-    from .gis_osm import parse_level_list, parse_height_m
+    from twin.gis.osm import parse_level_list, parse_height_m
 
     for _, r in cand.iterrows():
         levels = parse_level_list(r.get("level"))

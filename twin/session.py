@@ -33,9 +33,9 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from twin.alerts import AlertMonitor, Places
+from twin.view.alerts import AlertMonitor, Places
 from twin.core.errors import UserError
-from twin.frames import Frame, FrameRecorder, RunFrames, default_frame_interval_s
+from twin.view.frames import Frame, FrameRecorder, RunFrames, default_frame_interval_s
 
 # Every event a session emits and its payload (besides ``type`` and ``source``, the session).
 EVENTS: dict[str, str] = {
@@ -140,7 +140,7 @@ class RunHandle(Protocol):
     """What the session needs from a run's driver (``HeadlessRun``; ``app.session_qt.QtRun``)."""
 
     recorder: FrameRecorder
-    result: Any  # a twin.runner.RunResult once finished
+    result: Any  # a twin.runs.runner.RunResult once finished
     out_dir: Path | None
 
     @property
@@ -246,7 +246,7 @@ class Session:
 
     def open_scenario(self, path: Path | str) -> bool:
         """Open a scenario file and its city."""
-        from twin.scenario import load_scenario
+        from twin.scenario.scenario import load_scenario
 
         path = Path(path)
         try:
@@ -268,7 +268,7 @@ class Session:
         its defaults. False (and a log line) when it cannot be loaded."""
         if self.city is None or (self.scenario is not None and self.scenario.path is not None) or not name:
             return False
-        from twin.scenario import scenario_from_dict
+        from twin.scenario.scenario import scenario_from_dict
 
         try:
             sc = scenario_from_dict({"scenario": {"name": f"{name} on {self.city.name}", "model": name,
@@ -525,7 +525,7 @@ class Session:
 
 class HeadlessRun:
     """A session's run driven in the calling thread, without Qt: ``start`` builds the model (the
-    CLI's ``twin.runner.Run``) and reports its first frame; ``advance(until_s)`` runs it in slices of
+    CLI's ``twin.runs.runner.Run``) and reports its first frame; ``advance(until_s)`` runs it in slices of
     the recording interval, reporting each frame, the new KPI rows and the progress to the session,
     and the result when it ends. Pause, step, speed and cancel behave as in the app (speed is
     recorded but not paced: a headless run goes as fast as it can)."""
@@ -548,7 +548,7 @@ class HeadlessRun:
         return self.driver is not None and not self.ended
 
     def start(self) -> None:
-        from twin.runner import Run
+        from twin.runs.runner import Run
 
         self.driver = Run(self.scenario, self.variant, self.seed, self.overrides)
         self.model = self.driver.model

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import shapely
 
-from twin.city_import import import_city
+from twin.gis.city_import import import_city
 from twin.core.city import City
 
 
@@ -69,8 +69,8 @@ def test_evening_peak_scenario_runs_unchanged_on_the_demo_city_and_on_helsinki(h
     import dataclasses
 
     from tests.conftest import DEMO_CITY, ROOT
-    from twin.runner import build_model
-    from twin.scenario import load_scenario
+    from twin.runs.runner import build_model
+    from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(ROOT / "scenarios" / "station_evening_peak.toml")
     assert "reverse escalators to down" in sc.variants() and "open the spare stairs" in sc.variants()

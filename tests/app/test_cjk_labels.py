@@ -1,12 +1,12 @@
 """Gate and POI labels in Chinese are drawn in the 3D view (issue 10): VTK's own fonts have no CJK
-glyphs and drop them, so the renderer gives such labels a CJK font file (twin.fonts)."""
+glyphs and drop them, so the renderer gives such labels a CJK font file (twin.view.fonts)."""
 from __future__ import annotations
 
 import numpy as np
 import pyvista as pv
 import shapely
 
-from twin.fonts import label_font_file
+from twin.view.fonts import label_font_file
 
 
 def _label_image(text: str, font_file: str | None) -> np.ndarray:
@@ -29,7 +29,7 @@ def test_vtk_draws_chinese_labels_with_the_cjk_font_and_drops_them_without():
 
 
 def test_scene_renderer_gives_chinese_gate_labels_the_cjk_font(qapp):
-    from app.render import SceneRenderer
+    from twin.view.render import SceneRenderer
     from tests.agents.station.conftest import X0, Y0, make_city
 
     gates = [{"id": "北门", "kind": "exit", "open": True,

@@ -204,8 +204,8 @@ def test_every_operator_action_has_a_shortcut_listed_in_help(window):
 def test_video_export_from_the_app_and_cancel(window, toy_scenario, tmp_path, qtbot):
     import imageio_ffmpeg
 
-    from twin.replay import sources_from_scenario
-    from twin.scenario import load_scenario
+    from twin.runs.replay import sources_from_scenario
+    from twin.scenario.scenario import load_scenario
 
     sources = sources_from_scenario(load_scenario(toy_scenario), "fast")
     out = tmp_path / "app.mp4"
@@ -234,7 +234,7 @@ def test_video_export_from_the_app_and_cancel(window, toy_scenario, tmp_path, qt
 
 def test_the_branch_dialog_offers_the_interventions_and_returns_the_changes(window, toy_scenario):
     from app.dialogs import BranchDialog
-    from twin.scenario import load_scenario
+    from twin.scenario.scenario import load_scenario
 
     dlg = BranchDialog(load_scenario(toy_scenario), 42.0, window)
     assert [dlg.variant.itemText(i) for i in range(dlg.variant.count())] == ["baseline", "fast"]

@@ -17,7 +17,7 @@ speed_mps = 1.5
 
 @pytest.fixture(scope="module")
 def explored(tmp_path_factory, tiny_city):
-    from twin.explore import explore
+    from twin.runs.explore import explore
 
     tmp = tmp_path_factory.mktemp("explored")
     sc = write_scenario(tmp, tiny_city, PLANS, duration_s=80, name="plans")

@@ -3,7 +3,8 @@ twin.core.formats (a KPI used to read 150.3 on a tile and 150 in the video)."""
 
 
 def test_the_app_formats_numbers_and_times_one_way():
-    from app import alert_panel, compare_view, panels, render, video
+    from app import alert_panel, compare_view, panels
+    from twin.view import render, video
     from twin.core.formats import fmt_clock, fmt_number, time_label
 
     assert panels.fmt_value is video.fmt_value is compare_view.fmt_value is render.fmt_number is fmt_number

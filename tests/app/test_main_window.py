@@ -167,7 +167,7 @@ def test_export_run_outputs_and_screenshot(opened, tmp_path):
     # the app honours the scenario's [outputs] and gives the CLI's numbers
     import pandas as pd
 
-    from twin.runner import run_one
+    from twin.runs.runner import run_one
 
     for folder in (out, Path(w.worker.out_dir)):
         traj = pd.read_parquet(folder / "trajectories.parquet")

@@ -59,7 +59,7 @@ def render(city, preset="oblique", hide=(), field=None, aoi=None, model=None):
     """``model``: the class whose declarations style the field (the station's density by default)."""
     import pyvista as pv
 
-    from app.render import SceneRenderer
+    from twin.view.render import SceneRenderer
 
     p = pv.Plotter(off_screen=True, window_size=SIZE)
     try:
@@ -114,7 +114,7 @@ def test_missing_buildings_are_caught(tiny):
 def test_density_shader_matches_reference_and_colours_the_peak_red(tiny, monkeypatch):
     monkeypatch.delenv("CITYTWIN_NO_SHADERS", raising=False)
     img, r = render(tiny, "top", field=density_field(tiny))
-    assert r.field_shader is not None, __import__("app.shaders").shaders.last_error
+    assert r.field_shader is not None, __import__("twin.view.shaders", fromlist=["last_error"]).last_error
     check(img, "tiny_city_density_shader")
     # The density peak (3 persons/m², LOS F) is drawn dark red.
     centre = img[SIZE[1] // 2 - 3:SIZE[1] // 2 + 3, SIZE[0] // 2 - 3:SIZE[0] // 2 + 3, :3].mean(axis=(0, 1))
@@ -149,7 +149,7 @@ class WaterDepth:
 def test_water_shader_animates(tiny, monkeypatch):
     import pyvista as pv
 
-    from app.render import SceneRenderer
+    from twin.view.render import SceneRenderer
     from twin.core.grid import GridField
 
     monkeypatch.delenv("CITYTWIN_NO_SHADERS", raising=False)

@@ -4,7 +4,7 @@ from tests.factories import write_scenario
 
 def _run_worker(scenario, out_dir):
     from app.sim_worker import SimWorker
-    from twin.scenario import load_scenario
+    from twin.scenario.scenario import load_scenario
 
     w = SimWorker(load_scenario(scenario), out_dir=out_dir)
     got = {"finished": [], "failed": [], "log": []}

@@ -2,7 +2,7 @@
 
 
 def test_every_poi_kind_has_a_colour():
-    from app.render import POI_COLOURS
+    from twin.view.render import POI_COLOURS
     from twin.core.vocabulary import POI_KINDS
 
     assert set(POI_COLOURS) == set(POI_KINDS)

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.factories import write_scenario
 from twin.cli import main
-from twin.stats import COLUMNS
+from twin.runs.stats import COLUMNS
 
 TOY = ('[parameters]\nwalkers = 60\ndistance_m = 80.0\n\n[[interventions]]\nname = "fast"\n'
        "[interventions.parameters]\nspeed_mps = 3.0\n")
@@ -75,8 +75,8 @@ def test_replication_k_reseeds_both_futures_alike(tmp_path, tiny_city):
     """Common random numbers from T on: after the restore, both variants of replication k hold the same
     generator state, derived from (seed, k); replication 0 keeps the saved one."""
     from twin.core.state_file import state_from_bytes
-    from twin.runner import Run
-    from twin.scenario import load_scenario
+    from twin.runs.runner import Run
+    from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(write_scenario(tmp_path, tiny_city, TOY, duration_s=120))
     stem = Run(sc)

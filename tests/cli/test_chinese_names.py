@@ -94,7 +94,7 @@ def test_matplotlib_draws_chinese_glyphs_without_warnings(tmp_path):
 
     from matplotlib.figure import Figure
 
-    from twin.fonts import cjk_font_file, use_cjk_fallback
+    from twin.view.fonts import cjk_font_file, use_cjk_fallback
 
     if cjk_font_file() is None:
         pytest.fail("no CJK font on this system: install fonts-wqy-microhei (scripts/setup.sh lists it)")
@@ -119,7 +119,7 @@ def test_matplotlib_draws_chinese_glyphs_without_warnings(tmp_path):
 
 
 def test_fonts_are_only_swapped_for_text_that_needs_them():
-    from twin.fonts import label_font_file, needs_cjk
+    from twin.view.fonts import label_font_file, needs_cjk
 
     assert not needs_cjk(["N1", "Hlavní nádraží", "Αθήνα", "Москва"])
     assert needs_cjk(["N1", "北门"]) and needs_cjk(["東京駅"]) and needs_cjk(["서울역"])

@@ -330,7 +330,7 @@ def test_a_damaged_archive_is_refused_in_milliseconds(states, tmp_path):
     assert bomb.stat().st_size < 10 * 2**20
     from twin.core.errors import UserError
     from twin.core.state_file import read_state, restore_state
-    from twin.runner import build_model, load_state_run
+    from twin.runs.runner import build_model, load_state_run
 
     sc, state, variant, overrides = load_state_run(bomb)
     model = build_model(sc, variant, int(state.meta["seed"]), overrides)
@@ -360,7 +360,7 @@ def _old_whole_table_bound(w) -> int:
 
 def _restored_tourist_model(path: Path):
     from twin.core.state_file import read_state, restore_state
-    from twin.runner import build_model, load_state_run
+    from twin.runs.runner import build_model, load_state_run
 
     sc, state, variant, overrides = load_state_run(path)
     model = build_model(sc, variant, int(state.meta["seed"]), overrides)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests.factories import write_scenario
-from twin.alert_settings import parse_alerts
-from twin.alerts import AlertMonitor, Places, evaluate
+from twin.scenario.alert_settings import parse_alerts
+from twin.view.alerts import AlertMonitor, Places, evaluate
 from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.model_contract import AlertRule, FeatureFrame
@@ -58,7 +58,7 @@ def test_bad_alert_tables_name_the_rule_and_the_fix(table, message):
 
 
 def test_a_scenario_file_carries_its_alerts_into_the_runs_it_resolves(tmp_path, tiny_city):
-    from twin.scenario import load_scenario
+    from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(write_scenario(tmp_path, tiny_city, "[alerts.many_done]\nred = 30\n"))
     assert {r.name: r.red for r in sc.alerts}["many_done"] == 30

@@ -9,10 +9,10 @@ from rasterio.transform import from_origin
 from shapely.geometry import LineString, Point, Polygon, box
 
 from tests.conftest import DATA
-from twin.city_import import contract_layer_for, import_city
+from twin.gis.city_import import contract_layer_for, import_city
 from twin.core.city import City
 from twin.core.errors import UserError
-from twin.gis_osm import parse_height_m, parse_levels, parse_maxspeed, poi_kind
+from twin.gis.osm import parse_height_m, parse_levels, parse_maxspeed, poi_kind
 
 HELSINKI = DATA / "city" / "helsinki_central" / "Helsinki.osm.pbf"
 PRAGUE = DATA / "city" / "prague_bubenec" / "bubenec.gpkg"

@@ -1,4 +1,4 @@
-"""calibrate, sensitivity and explore (twin/calibrate.py, twin/sensitivity.py, twin/explore.py) against
+"""calibrate, sensitivity and explore (twin/runs/calibrate.py, twin/runs/sensitivity.py, twin/runs/explore.py) against
 answers known in advance: analytic Sobol' indices, a planted PRIM box, a known parameter behind a
 synthetic observation, and the same numbers on 1 and 2 workers and on Dask."""
 import math
@@ -27,7 +27,7 @@ def ishigami(tmp_path, tiny_city):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_sobol_indices_of_the_ishigami_function(ishigami, tmp_path):
-    from twin.sensitivity import sensitivity
+    from twin.runs.sensitivity import sensitivity
 
     res = sensitivity(ishigami, tmp_path / "sa", ISHIGAMI, samples=128, workers=1, progress=False)
     t = pd.read_csv(tmp_path / "sa" / "sensitivity.csv")
@@ -53,7 +53,7 @@ def _sobol_by_quadrature(f, a, b, n=400):
 def test_sobol_indices_of_the_mmc_queue_wait_match_quadrature(tmp_path, tiny_city):
     """Mean wait of an M/M/4 queue (Erlang C) over arrival rate 0.3..0.6 /s and service time 4..6 s."""
     from tests.analytic_models import mmc_wait_s
-    from twin.sensitivity import sensitivity
+    from twin.runs.sensitivity import sensitivity
 
     sc = write_scenario(tmp_path, tiny_city, "[parameters]\nservers = 4\n", model="mmc_queue", duration_s=1, name="q")
     res = sensitivity(sc, tmp_path / "sa", ["arrival_per_s=0.3..0.6", "service_s=4..6"], samples=128, workers=1,
@@ -70,7 +70,7 @@ def test_sobol_indices_of_the_mmc_queue_wait_match_quadrature(tmp_path, tiny_cit
 
 
 def test_morris_ranks_the_ishigami_inputs(ishigami, tmp_path):
-    from twin.sensitivity import sensitivity
+    from twin.runs.sensitivity import sensitivity
 
     res = sensitivity(ishigami, tmp_path / "m", ISHIGAMI, method="morris", samples=40, workers=1, progress=False)
     t = pd.read_csv(tmp_path / "m" / "sensitivity.csv").set_index("parameter")
@@ -83,7 +83,7 @@ def test_morris_ranks_the_ishigami_inputs(ishigami, tmp_path):
 
 
 def test_sensitivity_reuses_finished_runs(ishigami, tmp_path):
-    from twin.sensitivity import sensitivity
+    from twin.runs.sensitivity import sensitivity
 
     a = sensitivity(ishigami, tmp_path / "sa", ISHIGAMI, samples=8, workers=1, progress=False)
     b = sensitivity(ishigami, tmp_path / "sa", ISHIGAMI, samples=8, workers=1, progress=False)
@@ -102,7 +102,7 @@ def test_sensitivity_reuses_finished_runs(ishigami, tmp_path):
     ("x1:0..1", "NAME=LOW..HIGH"),
 ])
 def test_bad_ranges_are_refused(ishigami, tmp_path, item, match):
-    from twin.sensitivity import sensitivity
+    from twin.runs.sensitivity import sensitivity
 
     with pytest.raises(UserError, match=match):
         sensitivity(ishigami, tmp_path / "sa", [item], samples=8, progress=False)
@@ -110,7 +110,7 @@ def test_bad_ranges_are_refused(ishigami, tmp_path, item, match):
 
 
 def test_a_target_on_an_unknown_kpi_is_refused(tmp_path, tiny_city):
-    from twin.explore import explore
+    from twin.runs.explore import explore
 
     sc = write_scenario(tmp_path, tiny_city, name="t")
     with pytest.raises(UserError, match='no KPI "mean_time".*did you mean "mean_time_s"'):
@@ -124,8 +124,8 @@ def test_a_target_on_an_unknown_kpi_is_refused(tmp_path, tiny_city):
 # explore: PRIM, robustness, identical numbers on 1, 2 and Dask workers
 # --------------------------------------------------------------------------------------------
 def test_prim_finds_a_planted_box():
-    from twin.explore import box_words, prim_box
-    from twin.uncertainty import Range
+    from twin.runs.explore import box_words, prim_box
+    from twin.runs.uncertainty import Range
 
     rng = np.random.default_rng(5)
     x = pd.DataFrame(rng.uniform(0, 1, (600, 3)), columns=["rain", "demand", "noise"])
@@ -150,7 +150,7 @@ speed_mps = 1.5
 
 
 def _explore_toy(sc, out, **kw):
-    from twin.explore import explore
+    from twin.runs.explore import explore
 
     return explore(sc, out, ["speed_mps=0.5..1.5", "distance_m=30..60"], 10, ["mean_time_s<=50"], progress=False,
                    **kw)
@@ -190,8 +190,8 @@ def test_explore_tables_follow_from_the_futures(tmp_path, tiny_city):
     assert (g["seed"].nunique() == 1).all() and (g["distance_m"].nunique() == 1).all()
     # an intervention keeps the value it sets itself (speed_mps = 1.5 is the measure): with the same
     # distance, its time does not follow the future's speed
-    from twin.scenario import load_scenario
-    from twin.uncertainty import overrides_for
+    from twin.scenario.scenario import load_scenario
+    from twin.runs.uncertainty import overrides_for
 
     loaded = load_scenario(sc)
     assert overrides_for(loaded, "fast", (("speed_mps", 0.7), ("distance_m", 40.0))) == {"distance_m": 40.0}
@@ -219,8 +219,8 @@ def test_explore_tables_follow_from_the_futures(tmp_path, tiny_city):
 @pytest.fixture
 def arrivals(tmp_path, tiny_city):
     """A synthetic observed count of arrivals at demand_scale = 1.3 (seed 99, not the scenario's)."""
-    from twin.runner import run_one
-    from twin.scenario import load_scenario
+    from twin.runs.runner import run_one
+    from twin.scenario.scenario import load_scenario
 
     sc = write_scenario(tmp_path, tiny_city, model="arrivals", duration_s=300, seed=4, name="arrivals")
     truth = run_one(load_scenario(sc), seed=99, overrides={"demand_scale": 1.3})
@@ -233,8 +233,8 @@ def arrivals(tmp_path, tiny_city):
 def test_abc_recovers_a_known_demand_scale(arrivals, tmp_path):
     import tomllib
 
-    from twin.calibrate import calibrate
-    from twin.scenario import load_scenario
+    from twin.runs.calibrate import calibrate
+    from twin.scenario.scenario import load_scenario
 
     sc, obs = arrivals
     res = calibrate(sc, obs, ["demand_scale=0.5..2.5"], tmp_path / "c", population=40, generations=5, workers=2,
@@ -260,7 +260,7 @@ def test_abc_recovers_a_known_demand_scale(arrivals, tmp_path):
 def test_abc_is_the_same_on_1_and_2_workers_and_dask(arrivals, tmp_path):
     from distributed import LocalCluster
 
-    from twin.calibrate import calibrate
+    from twin.runs.calibrate import calibrate
 
     sc, obs = arrivals
     kw = dict(population=20, generations=2, progress=False)
@@ -276,7 +276,7 @@ def test_abc_is_the_same_on_1_and_2_workers_and_dask(arrivals, tmp_path):
 
 
 def test_optuna_finds_the_demand_scale(arrivals, tmp_path):
-    from twin.calibrate import calibrate
+    from twin.runs.calibrate import calibrate
 
     sc, obs = arrivals
     res = calibrate(sc, obs, ["demand_scale=0.5..2.5"], tmp_path / "o", method="optuna", trials=32, workers=1,
@@ -293,7 +293,7 @@ def test_optuna_finds_the_demand_scale(arrivals, tmp_path):
     ("time_s,arrived\n0,1\n9999,2\n", "between 0 and the scenario's duration_s"),
 ])
 def test_bad_observations_are_refused(arrivals, tmp_path, text, match):
-    from twin.calibrate import calibrate
+    from twin.runs.calibrate import calibrate
 
     sc, _ = arrivals
     bad = tmp_path / "bad.csv"

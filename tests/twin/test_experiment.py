@@ -7,8 +7,10 @@ import pytest
 from tests.factories import write_scenario
 from twin.cli import main
 from twin.core.errors import UserError
-from twin.experiment import RunFailed, compare, make_plan, slugify
-from twin.scenario import load_scenario
+from twin.runs.experiment import RunFailed, compare
+from twin.scenario.plan import make_plan
+from twin.scenario.sweeps import slugify
+from twin.scenario.scenario import load_scenario
 
 BODY = ('[parameters]\nwalkers = 30\n\n[[interventions]]\nname = "Fast walkers"\n'
         "[interventions.parameters]\nspeed_mps = 1.4\n\n[[interventions]]\nname = \"slow/odd name\"\n"
@@ -124,10 +126,10 @@ def test_interrupted_compare_resumes_without_redoing_runs(scenario, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("exc", [RuntimeError("disk on fire"), KeyboardInterrupt()])
 def test_crash_mid_run_leaves_no_half_written_files(scenario, tmp_path, monkeypatch, capsys, exc):
-    import twin.runner
+    import twin.runs.runner
 
     out = tmp_path / "cmp"
-    real, calls = twin.runner.write_geotiff, []
+    real, calls = twin.runs.runner.write_geotiff, []
 
     def flaky(*a, **kw):
         calls.append(1)
@@ -135,7 +137,7 @@ def test_crash_mid_run_leaves_no_half_written_files(scenario, tmp_path, monkeypa
             raise exc
         return real(*a, **kw)
 
-    monkeypatch.setattr(twin.runner, "write_geotiff", flaky)
+    monkeypatch.setattr(twin.runs.runner, "write_geotiff", flaky)
     expected = RunFailed if isinstance(exc, RuntimeError) else KeyboardInterrupt
     with pytest.raises(expected) as info:
         compare(scenario, out, workers=1, progress=False)
@@ -149,7 +151,7 @@ def test_crash_mid_run_leaves_no_half_written_files(scenario, tmp_path, monkeypa
     assert not list(out.rglob("*.partial")) and not (out / "comparison.csv").exists()
     for folder in out.glob("runs/*/rep-*"):
         assert (folder / "summary.json").is_file()  # a run folder exists only when complete
-    monkeypatch.setattr(twin.runner, "write_geotiff", real)
+    monkeypatch.setattr(twin.runs.runner, "write_geotiff", real)
     done = len(summaries(out))
     r = compare(scenario, out, workers=1, progress=False, report=False)
     assert (r.ran, r.reused) == (9 - done, done)
@@ -157,12 +159,12 @@ def test_crash_mid_run_leaves_no_half_written_files(scenario, tmp_path, monkeypa
 
 
 def test_ctrl_c_exits_130_with_a_resume_hint(scenario, tmp_path, monkeypatch, capsys):
-    import twin.experiment
+    import twin.runs.experiment
 
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(twin.experiment, "run_task", interrupted)
+    monkeypatch.setattr(twin.runs.experiment, "run_task", interrupted)
     assert main(["compare", str(scenario), "--workers", "1", "--quiet", "--out", str(tmp_path / "o")]) == 130
     assert "run the same command again" in capsys.readouterr().err
 
@@ -181,9 +183,9 @@ def test_run_folder_reproduces_with_citytwin_run(scenario, tmp_path):
 
 
 def test_user_error_in_a_worker_is_reported_once(scenario, tmp_path, monkeypatch):
-    import twin.experiment
+    import twin.runs.experiment
 
-    monkeypatch.setattr(twin.experiment, "run_task", lambda *a: {"status": "user_error", "message": "bad city"})
+    monkeypatch.setattr(twin.runs.experiment, "run_task", lambda *a: {"status": "user_error", "message": "bad city"})
     with pytest.raises(UserError, match="^bad city$"):
         compare(scenario, tmp_path / "o", workers=1, progress=False)
 
@@ -202,7 +204,7 @@ def test_start_method_forks_only_without_threads_qt_or_numba_pool(monkeypatch):
 
     from numba.np.ufunc import parallel
 
-    from twin import experiment
+    from twin.runs import experiment
 
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delitem(sys.modules, "PySide6.QtCore", raising=False)

@@ -4,8 +4,10 @@ import pytest
 
 from tests.factories import write_scenario
 from twin.core.errors import UserError
-from twin.experiment import compare, make_plan, sweep_points
-from twin.scenario import load_scenario
+from twin.runs.experiment import compare
+from twin.scenario.plan import make_plan
+from twin.scenario.sweeps import sweep_points
+from twin.scenario.scenario import load_scenario
 
 
 def load(tmp_path, tiny_city, body):

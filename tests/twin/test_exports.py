@@ -6,10 +6,10 @@ import pytest
 from tests.factories import write_scenario
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.exports import extent_polygons
-from twin.output_settings import parse_outputs
-from twin.runner import run_one
-from twin.scenario import load_scenario
+from twin.runs.exports import extent_polygons
+from twin.scenario.output_settings import parse_outputs
+from twin.runs.runner import run_one
+from twin.scenario.scenario import load_scenario
 
 OUTPUTS = ("[outputs]\nsnapshot_times_s = [10, 40.5, 500]\ntrajectory_interval_s = 5\n"
            "extent_thresholds = { max_count = 0.5 }\n")
@@ -115,8 +115,8 @@ def test_trajectories_keep_utm_precision(tmp_path, tiny_city):
     import pandas as pd
 
     from tests.factories import write_scenario
-    from twin.runner import run_one
-    from twin.scenario import load_scenario
+    from twin.runs.runner import run_one
+    from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(write_scenario(tmp_path, tiny_city, "[parameters]\nwalkers = 20\n\n[outputs]\n"
                                       "trajectory_interval_s = 5\n", duration_s=30))

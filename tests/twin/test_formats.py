@@ -28,7 +28,8 @@ def test_clock_times():
 def test_the_platform_uses_them():
     """The alert text, the report and the CLI summary format a KPI as the tiles do (the report with a
     typographic minus)."""
-    from twin import alerts, report
+    from twin.runs import report
+    from twin.view import alerts
 
     assert alerts.fmt is fmt_number and report.clock is fmt_clock
     assert report.fmt_qty(150.3, "-") == "150" and report.fmt_qty(-12.34, "-") == "−12.3"

@@ -74,7 +74,7 @@ def test_declarations(name):
         assert f.kind in ("number", "state") and f.unit and f.doc
         assert f.kind != "state" or len(f.states) == len(f.colours) > 0
     assert cls.report_interval_s > 0
-    from twin.alert_settings import parse_alerts
+    from twin.scenario.alert_settings import parse_alerts
 
     rules = parse_alerts(None, f"model {name}", cls)  # every default alert names a declared KPI or value
     assert [r.name for r in rules] == [r.name for r in cls.alerts] and all(r.doc and r.unit for r in rules)

@@ -8,7 +8,7 @@ from tests.factories import write_scenario
 from twin.cli import main
 from twin.core.errors import UserError
 from twin.core.params import FilePath, Numbers, Param, Series, TimeSeries
-from twin.scenario import load_scenario
+from twin.scenario.scenario import load_scenario
 
 SERIES = Param("profile", "-", [], "a profile", TimeSeries, 0.0, 100.0)
 

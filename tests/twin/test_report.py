@@ -4,9 +4,10 @@ import re
 import pytest
 
 from tests.factories import write_scenario
-from twin.experiment import compare
-from twin.report import clause, fmt_qty, kpi_label
-from twin.stats import Interval
+from twin.runs.experiment import compare
+from twin.core.formats import kpi_label
+from twin.runs.report import clause, fmt_qty
+from twin.runs.stats import Interval
 
 
 def test_words_and_units():
@@ -63,10 +64,10 @@ def test_one_replication_says_so(tmp_path, tiny_city):
 def test_a_model_that_cannot_be_imported_leaves_a_report_that_says_so(report, monkeypatch):
     """The report is still written, without judging better from worse, and says why (it used to lose its
     colouring and verdicts silently)."""
-    from twin import stats
-    from twin.experiment import runs_table
-    from twin.report import write_report
-    from twin.scenario import Scenario
+    from twin.runs import stats
+    from twin.runs.experiment import runs_table
+    from twin.runs.report import write_report
+    from twin.scenario.scenario import Scenario
 
     r, html = report
     assert "an improvement" in html and "class=warn" not in html

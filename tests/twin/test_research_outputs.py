@@ -13,9 +13,9 @@ import xarray as xr
 
 from tests.factories import write_scenario
 from twin.core.errors import UserError
-from twin.output_settings import parse_outputs
-from twin.runner import Run, load_state_run, run_one
-from twin.scenario import load_scenario
+from twin.scenario.output_settings import parse_outputs
+from twin.runs.runner import Run, load_state_run, run_one
+from twin.scenario.scenario import load_scenario
 
 BODY = "[parameters]\nwalkers = 40\n"
 

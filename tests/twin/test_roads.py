@@ -55,7 +55,7 @@ def test_unknown_road_id_is_a_clear_error(demo):
 
 @pytest.mark.slow
 def test_imported_helsinki_roads_are_one_network(tmp_path_factory):
-    from twin.city_import import import_city
+    from twin.gis.city_import import import_city
 
     out = tmp_path_factory.mktemp("hel") / "city"
     import_city([DATA / "city" / "helsinki_central" / "Helsinki.osm.pbf"], out)

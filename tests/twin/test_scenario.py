@@ -2,7 +2,7 @@ import pytest
 
 from tests.factories import write_scenario
 from twin.core.errors import UserError
-from twin.scenario import load_scenario, parse_set
+from twin.scenario.scenario import load_scenario, parse_set
 
 
 def test_relative_city_resolves_against_the_scenario_file(tmp_path, tiny_city):

@@ -15,9 +15,9 @@ from agents.registry import get_model
 from twin.core.params import FilePath, Numbers, Series, TimeSeries
 from twin.core.errors import UserError
 from twin.core.limits import MAX_NESTING, nesting_depth
-from twin.sweeps import EXPERIMENT_KEYS
-from twin.output_settings import OUTPUT_KEYS
-from twin.scenario import SCENARIO_KEYS, load_scenario, parse_set
+from twin.scenario.sweeps import EXPERIMENT_KEYS
+from twin.scenario.output_settings import OUTPUT_KEYS
+from twin.scenario.scenario import SCENARIO_KEYS, load_scenario, parse_set
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                             HealthCheck.too_slow])
@@ -109,7 +109,7 @@ def city(tiny_city):
 @SETTINGS
 @given(data=st.data())
 def test_any_scenario_file_loads_or_says_why(tmp_path, city, data):
-    from twin import preflight
+    from twin.scenario import preflight
 
     doc = data.draw(scenario_docs(city))
     path = tmp_path / "s.toml"
@@ -177,7 +177,7 @@ def test_parse_set_accepts_or_raises_user_error(items):
 @SETTINGS
 @given(name=st.text(max_size=300))
 def test_check_output_accepts_or_raises_user_error(tmp_path, name):
-    from twin import preflight
+    from twin.scenario import preflight
 
     try:
         preflight.check_output(tmp_path / name if name and not name.startswith("/") else name)

@@ -1,4 +1,4 @@
-"""Scene meshes (twin/scene.py): built headless, vectorised, updated in place."""
+"""Scene meshes (twin/view/scene.py): built headless, vectorised, updated in place."""
 
 import geopandas as gpd
 import numpy as np
@@ -9,7 +9,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from tests.factories import CRS, X0, Y0
 from twin.core.city import City, check_layer
 from twin.core.grid import GridField
-from twin.scene import AgentCloud, FieldSurface, build_scene
+from twin.view.scene import AgentCloud, FieldSurface, build_scene
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_buildings_are_one_mesh_with_ids_heights_and_uses(city):
         assert pts[:, 2].max() - pts[:, 2].min() == pytest.approx(row["height_m"])
     # 4 walls + 2 roof triangles per box.
     assert b.n_cells == 3 * (4 + 2)
-    from twin.scene import USE_CODES
+    from twin.view.scene import USE_CODES
 
     assert set(b.cell_data["use_code"]) == {USE_CODES["public"], USE_CODES["office"], USE_CODES["other"]}
 
@@ -202,9 +202,9 @@ def test_scene_module_has_no_qt():
     import ast
     from pathlib import Path
 
-    import twin.scene
+    import twin.view.scene
 
-    tree = ast.parse(Path(twin.scene.__file__).read_text())
+    tree = ast.parse(Path(twin.view.scene.__file__).read_text())
     mods = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     mods |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any(m.split(".")[0] in ("PySide6", "pyvistaqt", "app") for m in mods)

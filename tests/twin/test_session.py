@@ -90,7 +90,7 @@ def test_bad_input_is_an_error_event_and_changes_nothing(session, tmp_path):
 
 
 def test_a_headless_run_reports_frames_rows_progress_and_gives_the_cli_numbers(session, scenario_file, tmp_path):
-    from twin.runner import run_one
+    from twin.runs.runner import run_one
 
     session.open_scenario(scenario_file)
     session.seen.clear()

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from twin.stats import band, compare_table, paired_interval, t_interval
+from twin.runs.stats import band, compare_table, paired_interval, t_interval
 
 
 def test_t_interval_matches_scipy():

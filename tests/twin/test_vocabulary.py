@@ -7,8 +7,8 @@ from twin.core.vocabulary import BUILDING_USES, POI_KINDS
 
 
 def test_the_importer_maps_onto_the_vocabulary():
-    from twin.city_import import CONTRACT_USES
-    from twin.gis_osm import BUILDING_USE, POI_DEFAULTS, poi_kind
+    from twin.gis.city_import import CONTRACT_USES
+    from twin.gis.osm import BUILDING_USE, POI_DEFAULTS, poi_kind
 
     assert CONTRACT_USES == set(BUILDING_USES)
     assert set(BUILDING_USE.values()) <= set(BUILDING_USES)
@@ -19,7 +19,7 @@ def test_the_importer_maps_onto_the_vocabulary():
 
 
 def test_the_view_draws_every_use_and_kind_in_its_own_colour_and_nothing_else():
-    from twin.scene import POI_KINDS_ORDER, USE_CODES, USE_COLOURS, use_code
+    from twin.view.scene import POI_KINDS_ORDER, USE_CODES, USE_COLOURS, use_code
 
     assert list(USE_CODES) == list(USE_COLOURS) == list(BUILDING_USES)
     assert len(set(USE_COLOURS.values())) == len(USE_COLOURS)  # no two uses look alike

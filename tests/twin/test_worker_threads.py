@@ -4,7 +4,7 @@ import multiprocessing as mp
 import numba
 import pytest
 
-from twin.experiment import _worker_init
+from twin.runs.experiment import _worker_init
 
 
 def _compile_in_worker(_):

@@ -60,3 +60,18 @@ def fmt_clock(t_s: float, start_s: float | None = None) -> str:
 def time_label(t_s: float, start_s: float | None = None) -> str:
     """The time shown over a view (window, side by side, video): "t = 0:10:00  (600 s)", or the time of day."""
     return f"t = {fmt_clock(t_s)}" if start_s is None else fmt_clock(t_s, start_s)
+
+
+# KPI names end in their unit (``mean_egress_time_s``); the label drops it.
+UNIT_SUFFIXES = ("_ppm2", "_mps", "_m3s", "_m2", "_m3", "_km", "_m", "_s")
+
+
+def kpi_label(name: str) -> str:
+    """``mean_egress_time_s`` → "mean egress time"; ``exited_by_gate.N1`` → "exited by gate N1"."""
+    base, _, key = name.partition(".")
+    for suf in UNIT_SUFFIXES:
+        if base.endswith(suf):
+            base = base[: -len(suf)]
+            break
+    label = base.replace("_", " ")
+    return f"{label} {key}" if key else label

@@ -98,7 +98,7 @@ def nesting_depth(value, limit: int = MAX_NESTING) -> int:
 
 
 def check_output_bounds(settings, duration_s: float, where: str) -> None:
-    """Bounds of the ``[outputs]`` table (``twin.exports.OutputSettings``): a trajectory sampled every
+    """Bounds of the ``[outputs]`` table (``twin.runs.exports.OutputSettings``): a trajectory sampled every
     1e-300 s would never advance, and a million snapshots would not fit in memory."""
     if settings is None:
         return

@@ -169,7 +169,7 @@ def _command() -> str:
 
 # -- held for a command ----------------------------------------------------------------------------
 # Keyed by (lock file, thread): the thread that holds a lock may take it again (a command that calls
-# another, like the CLI's compare calling twin.experiment.compare); another thread or process may not.
+# another, like the CLI's compare calling twin.runs.experiment.compare); another thread or process may not.
 _HELD: dict[tuple[str, int], FolderLock] = {}
 _HELD_GUARD = threading.Lock()
 

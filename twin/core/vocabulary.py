@@ -1,8 +1,8 @@
 """The words a city package uses, in one place: building uses and point-of-interest kinds.
 
-The importer maps source tags onto these (twin/gis_osm.py, twin/city_import.py), the demo-city
-generator writes them, the models read them and the 3D view colours and lists them (twin/scene.py,
-app/render.py). docs/city_package.md lists them; tests/twin/test_vocabulary.py checks that every
+The importer maps source tags onto these (twin/gis/osm.py, twin/gis/city_import.py), the demo-city
+generator writes them, the models read them and the 3D view colours and lists them (twin/view/scene.py,
+twin/view/render.py). docs/city_package.md lists them; tests/twin/test_vocabulary.py checks that every
 part of the platform speaks exactly this vocabulary (no use drawn as "other" because the view does
 not know it, no legend entry that nothing produces)."""
 from __future__ import annotations

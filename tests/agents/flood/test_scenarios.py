@@ -102,7 +102,7 @@ def test_the_prague_cloudburst_on_real_terrain(tmp_path):
 
 @pytest.mark.parametrize("name", ["riverside_storm.toml", "prague_cloudburst.toml"])
 def test_every_variant_of_the_scenarios_validates(name):
-    from twin.scenario import load_scenario
+    from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(SCENARIOS / name)
     assert sc.model == "flood"

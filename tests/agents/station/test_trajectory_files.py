@@ -9,8 +9,8 @@ import shapely
 
 from tests.agents.station.conftest import X0, Y0, two_level_city
 from tests.factories import write_scenario
-from twin.runner import run_one
-from twin.scenario import load_scenario
+from twin.runs.runner import run_one
+from twin.scenario.scenario import load_scenario
 
 WALK = "share_walk = 1.0\nshare_metro = 0.0\nshare_bus = 0.0\nshare_taxi = 0.0\n"
 
