@@ -12,8 +12,8 @@ import shapely
 from twin.core.formats import fmt_number
 from twin.core.model_contract import FieldStyle
 from twin.fonts import label_font_file
-from twin.scene import (POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
-                        FieldSurface, build_scene, level_lift)
+from twin.scene import (AgentCloud, CityScene, FieldSurface, build_scene, level_lift, poi_colours, poi_kinds_order,
+                        use_codes, use_colours)
 
 from . import shaders
 
@@ -29,9 +29,6 @@ FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id", "water": "f
                   "gates": "feature_id"}
 FEATURE_LIFT_M = 0.2  # overlays sit just above the layer they colour
 STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-POI_COLOURS = {"railway_station": "#8a3a70", "station": "#8a3a70", "metro": "#0050a0", "bus_stop": "#e08000",
-               "taxi_rank": "#d0b000", "coach_stop": "#a0522d", "attraction": "#b03090", "hotel": "#6040c0",
-               "shelter": "#10a050", "pump": "#2080c0", "hospital": "#c00020", "school": "#508030"}  # POI_KINDS
 BACKGROUND = "#dfe7ef"
 BACKGROUND_DARK = "#141a21"  # command room: dark around a bright city, easy on a video wall
 ALERT_COLOURS = ("#2ca02c", "#ffb000", "#e8112d")  # ok, amber, red (twin.core.model_contract.ALERT_LEVELS)
@@ -94,7 +91,8 @@ class SceneRenderer:
                                           show_scalar_bar=False, ambient=0.6, pickable=True, name="gates",
                                           reset_camera=False, render=False))
         if s.pois.n_points:
-            colours = [POI_COLOURS.get(POI_KINDS_ORDER[c] if c < len(POI_KINDS_ORDER) else "", "#444444")
+            order, poi_col = poi_kinds_order(), poi_colours()
+            colours = [poi_col.get(order[c] if c < len(order) else "", "#444444")
                        for c in s.pois.point_data["kind_code"]]
             rgb = np.array([pv.Color(c).float_rgb for c in colours])
             s.pois.point_data["rgb"] = (rgb * 255).astype(np.uint8)
@@ -141,7 +139,7 @@ class SceneRenderer:
                                                   label_font_size=int(14 * self.font_scale), **self.bar_style(),
                                                   fmt="%.0f"))
             else:
-                colours = [USE_COLOURS[u] for u in USE_CODES]
+                colours = list(use_colours().values())
                 style = dict(scalars="use_code", cmap=colours, clim=(-0.5, len(colours) - 0.5),
                              n_colors=len(colours), show_scalar_bar=False)
             actor = self.plotter.add_mesh(part, ambient=0.3, diffuse=0.8, pickable=True, name=name, opacity=opacity,
@@ -201,8 +199,8 @@ class SceneRenderer:
             return
         if self.building_colouring == "use" and s.buildings.n_cells:
             present = set(np.unique(s.buildings.cell_data["use_code"]).tolist())
-            names = list(USE_CODES)
-            entries += [[f"{names[c]}", USE_COLOURS[names[c]]] for c in sorted(present)]
+            names, use_col = list(use_codes()), use_colours()
+            entries += [[f"{names[c]}", use_col[names[c]]] for c in sorted(present)]
         if s.gates.n_cells:
             entries += [["gate open", "#2ca02c"], ["gate closed", "#d62728"]]
         if s.water.n_cells:

@@ -33,31 +33,22 @@ Building heights (column ``height_m``; ``height_source`` says which rule gave it
 The report and ``import_report.json`` count each.
 
 Building use (OSM ``building`` value): apartments/residential/house → residential,
-commercial/retail/kiosk/supermarket → commercial, office → office, train_station → station,
-hotel → hotel, church/cathedral/chapel/museum → attraction, industrial/warehouse → industrial,
-public/civic/school/hospital/university/government → public, anything else → other.
+commercial/retail/kiosk/supermarket → commercial, office → office, industrial/warehouse →
+industrial, public/civic/school/hospital/university/government → public, the values the models
+declare (``CityModel.building_uses``: e.g. the station's train_station → station), anything else
+→ other.
 
 Roads (OSM ways with ``highway``): ``kind`` = the highway value, ``speed_kmh`` = ``maxspeed``
 ("50", "30 mph", "FI:urban" = 50, "walk" = 5) else the default of the kind: motorway 100, trunk 80,
 primary/secondary 50, tertiary 40, residential/unclassified 30, living_street/service 20, cycleway
 and track 20, pedestrian/footway/path/platform/corridor 5, steps 3, others 30 (``_link`` as its road).
+The tags a model's import hook names in ``road_columns`` are kept as columns.
 
-POIs (OSM nodes, and a point inside each tagged area; the first rule that matches wins)
---------------------------------------------------------------------------------------
-=================  =============================================================  ====  =====  ========
-kind               OSM tags                                                       cap.  gates  service
-=================  =============================================================  ====  =====  ========
-metro              station=subway, railway=subway_entrance,                       1000  2      0 s
-                   railway=station + subway=yes
-railway_station    railway=station/halt, public_transport=station (not bus-only)   2000  4      0 s
-bus_stop           highway=bus_stop, amenity=bus_station                            60  1      0 s
-taxi_rank          amenity=taxi                                                     10  1      60 s
-hotel              tourism=hotel/hostel/guest_house/motel (capacity = ``rooms``)    80  1      120 s
-attraction         tourism=attraction/museum/viewpoint, historic=*                 200  2      20 s
-shelter            amenity=shelter, emergency=assembly_point                       100  1      5 s
-=================  =============================================================  ====  =====  ========
-Capacity is persons (rooms for hotels); a ``capacity`` (or, for hotels, ``rooms``) tag overrides the
-default, and ``capacity_source`` says which. Ids are ``osm_node_<id>``, ``osm_way_<id>`` or
+POIs (OSM nodes, and a point inside each tagged area): the models' import hooks give the kind
+(``CityImportHook.poi_kind``, asked in registry order; the first kind wins; each hook's module doc
+lists its rules) and the kind's declaration (``PoiKind``) the defaults of capacity, gates and service
+time. A ``capacity`` tag (or the kind's ``capacity_tag``, e.g. ``rooms`` for hotels) overrides the
+default capacity, and ``capacity_source`` says which. Ids are ``osm_node_<id>``, ``osm_way_<id>`` or
 ``osm_relation_<id>``; ``osm_tags`` keeps the tags that decided the kind.
 
 Water: areas with natural=water, waterway=riverbank or any water=*. Walkable: pedestrian areas
@@ -70,11 +61,13 @@ Invalid geometries are repaired with ``make_valid`` (polygon layers keep their p
 null, empty or unusable ones (e.g. OSM ways cut by the extract boundary) are dropped; both are
 counted in the report.
 
-Station areas
--------------
-``walkable_around`` (a POI kind such as ``railway_station`` or a name) with ``walkable_radius_m``
-calls :func:`twin.gis_station.derive_station_area` to build ``walkable``, ``gates`` and ``sources``
-for the crowd model around that station.
+Model import hooks
+------------------
+After the city is built, every registered model's ``CityImportHook.derive`` is called with the
+import options (the keywords of :func:`import_city` beyond its own; `citytwin city import` offers
+each hook's ``ImportOption`` as a flag): the station model, given ``walkable_around`` (a POI kind
+such as ``railway_station`` or a name) and ``walkable_radius_m``, builds ``walkable``, ``gates`` and
+``sources`` for its crowd around that station. The lines a hook returns go into the report's notes.
 """
 from __future__ import annotations
 
@@ -94,12 +87,13 @@ from .core.city import (COLUMN_DEFAULTS, LAYERS, City, Terrain, check_extra_laye
                         parse_projected_crs)
 from .core.errors import UserError
 from .core.grid import GridField
-from .core.vocabulary import BUILDING_USES
+from .core.vocabulary import OTHER_USE
 from .core.geometry import geometry_family, repair_geometries
 from .gis_io import (DemSource, dem_source, gpkg_raster_tables, list_vector_layers, read_vector_layer, short,
                      source_kind)
-from .gis_osm import BUILDING_USE, default_speed_kmh, osm_layers, parse_height_m, parse_levels, parse_maxspeed, read_osm
+from .gis_osm import default_speed_kmh, osm_layers, parse_height_m, parse_levels, parse_maxspeed, read_osm
 from .core.files import json_default
+from .declarations import import_hooks
 
 OSM_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (https://www.openstreetmap.org/copyright)"
 DEM_MARGIN_M = 50.0
@@ -122,7 +116,6 @@ KIND_COLUMNS = ("kind", "highway", "fclass", "class", "type", "road_type")
 SPEED_COLUMNS = ("speed_kmh", "maxspeed", "max_speed", "speed", "speed_limit")
 NAME_COLUMNS = ("name", "NAME", "Name", "nazev", "label")
 ID_COLUMNS = ("id", "ID", "Id")
-CONTRACT_USES = set(BUILDING_USES)
 
 
 def _norm(name: str) -> str:
@@ -190,6 +183,11 @@ class ImportReport:
         for s in d.get("notes", []):
             lines.append(f"  note       {s}")
         return "\n".join(lines)
+
+
+def import_options() -> list:
+    """The options of every registered model's import hook (``ImportOption``), in registry order."""
+    return [o for hook in import_hooks() for o in hook.options]
 
 
 def model_layers() -> dict:
@@ -381,7 +379,10 @@ def _buildings(gdf, osm: bool, level_height_m, default_height_m):
     out["name"] = gdf[ncol].fillna("").astype(str) if ncol else ""
     ucol = _col(gdf, ("use", "building", "usage", "type"))
     if ucol:
-        out["use"] = [u if u in CONTRACT_USES else BUILDING_USE.get(str(u), "other") for u in gdf[ucol]]
+        from .declarations import building_uses, osm_building_uses
+
+        uses, osm = building_uses(), osm_building_uses()
+        out["use"] = [u if u in uses else osm.get(str(u), OTHER_USE) for u in gdf[ucol]]
     return out
 
 
@@ -483,8 +484,9 @@ def warp_dem(dem: DemSource, crs: pyproj.CRS, extent, margin_m: float = DEM_MARG
 # -- the import -------------------------------------------------------------------------------------
 def import_city(sources: list[Path], out: Path, name: str | None = None, crs: str | None = None,
                 default_height_m: float = 10.0, level_height_m: float = 3.0,
-                walkable_around: str | None = None, walkable_radius_m: float = 250.0) -> ImportReport:
-    """Build a city package in ``out`` from real GIS data; see the module docstring for every rule."""
+                **model_options) -> ImportReport:
+    """Build a city package in ``out`` from real GIS data; see the module docstring for every rule.
+    ``model_options`` are the options the models' import hooks read (``import_options()``)."""
     t0 = time.perf_counter()
     sources = [Path(s) for s in sources]
     out = Path(out)
@@ -496,6 +498,12 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; give --out a folder for the city package.")
     crs_given = parse_projected_crs(crs, "--crs") if crs else None
+    options = {o.name: o.default for o in import_options()}
+    unknown = sorted(set(model_options) - set(options))
+    if unknown:
+        raise UserError(f"unknown import option {unknown[0]!r}; the models' import options are: "
+                        f"{', '.join(options) or 'none'}.")
+    options.update(model_options)
 
     parts, dems, skipped, attribution = _read_sources(sources, level_height_m, default_height_m)
     if not any(len(p.gdf) for p in parts):
@@ -558,11 +566,10 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
                 meta={"imported_from": [str(s) for s in sources], "default_height_m": float(default_height_m),
                       "level_height_m": float(level_height_m)})
     notes = []
-    if walkable_around:
-        from .gis_station import derive_station_area
-
-        city, station_info = derive_station_area(city, walkable_around, walkable_radius_m, return_info=True)
-        notes.append(station_info["summary"])
+    for hook in import_hooks():
+        if hook.derive is not None:
+            city, lines = hook.derive(city, options)
+            notes.extend(lines)
 
     b = layers.get("buildings")
     heights = None

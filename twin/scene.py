@@ -26,20 +26,14 @@ import pyvista as pv
 import shapely
 
 from .core.grid import GridField
-from .core.vocabulary import BUILDING_USES, POI_KINDS
+from .core.vocabulary import OTHER_USE
+from .declarations import building_uses, poi_kinds
 
-# Building use (twin.core.vocabulary) → integer code (cell data ``use_code``) and display colour.
-USE_CODES: dict[str, int] = {use: i for i, use in enumerate(BUILDING_USES)}
-USE_COLOURS: dict[str, str] = {
-    "residential": "#e8d6b0", "commercial": "#6fa8dc", "office": "#8e9bd6", "station": "#c27ba0",
-    "hotel": "#f0a35e", "attraction": "#ffd966", "industrial": "#a39e93", "public": "#e06666", "other": "#cfcfcf",
-}
 ROAD_WIDTH_M: dict[str, float] = {
     "motorway": 14.0, "trunk": 12.0, "primary": 10.0, "secondary": 8.0, "tertiary": 7.0,
     "street": 6.0, "residential": 6.0, "service": 4.0, "footway": 2.5, "path": 2.0, "pedestrian": 4.0,
     "cycleway": 2.0, "rail": 3.0,
 }
-POI_KINDS_ORDER = tuple(POI_KINDS)  # point data ``kind_code`` indexes this
 
 ROAD_LIFT_M = 0.35
 WATER_LIFT_M = 0.25
@@ -48,8 +42,28 @@ FIELD_LIFT_M = 0.6
 AGENT_LIFT_M = 1.0
 
 
+def use_codes() -> dict[str, int]:
+    """Building use (the merged vocabulary, twin.declarations) → integer code (cell data ``use_code``)."""
+    return {use: i for i, use in enumerate(building_uses())}
+
+
+def use_colours() -> dict[str, str]:
+    """Building use → its colour in the view and the legend."""
+    return {name: u.colour for name, u in building_uses().items()}
+
+
+def poi_kinds_order() -> tuple[str, ...]:
+    """POI kinds in the order point data ``kind_code`` indexes them."""
+    return tuple(poi_kinds())
+
+
+def poi_colours() -> dict[str, str]:
+    return {name: k.colour for name, k in poi_kinds().items()}
+
+
 def use_code(use) -> int:
-    return USE_CODES.get(str(use).lower(), USE_CODES["other"])
+    codes = use_codes()
+    return codes.get(str(use).lower(), codes[OTHER_USE])
 
 
 def level_lift(gdf, city) -> np.ndarray:
@@ -227,7 +241,7 @@ def build_buildings(gdf, origin, elev, base_lift=None) -> pv.PolyData:
     if len(polys) == 0:
         return pv.PolyData()
     heights = np.nan_to_num(np.asarray(gdf["height_m"], dtype=np.float64), nan=10.0).clip(0.5, None)
-    uses = np.array([use_code(u) for u in (gdf["use"] if "use" in gdf.columns else ["other"] * len(gdf))], np.int32)
+    uses = np.array([use_code(u) for u in (gdf["use"] if "use" in gdf.columns else [OTHER_USE] * len(gdf))], np.int32)
 
     # Rings (exterior + holes) as one coordinate array.
     rings, ring_poly = shapely.get_rings(polys, return_index=True)
@@ -348,7 +362,7 @@ def build_points(gdf, origin, elev, lift: float = 3.0) -> pv.PolyData:
     mesh = pv.PolyData(np.column_stack([x, y, elev(x, y) + lift]))
     mesh.point_data["feature_id"] = np.arange(len(gdf), dtype=np.int64)
     kinds = gdf["kind"].astype(str).tolist() if "kind" in gdf.columns else ["poi"] * len(gdf)
-    order = {k: i for i, k in enumerate(POI_KINDS_ORDER)}
+    order = {k: i for i, k in enumerate(poi_kinds_order())}
     mesh.point_data["kind_code"] = np.array([order.get(k, len(order)) for k in kinds], np.int32)
     return mesh
 

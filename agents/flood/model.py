@@ -29,6 +29,7 @@ from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
 from .solver import MAX_DEPTH_M, FloodSolver
+from .city_import import IMPORT_HOOK, POI_KINDS
 
 FLOODED_DEPTH_M = 0.1  # "flooded" area and arrival times: deeper than this (as the arrival_time.tif)
 ENTRANCE_KINDS = ("exit", "entrance")  # gates of these kinds are the station's entrances
@@ -173,6 +174,8 @@ class FloodModel(CityModel):
                    "the water reaches (buildings, roads, critical places) and the residents who walk to shelters.")
     params = PARAMS
     kpis = KPIS
+    poi_kinds = POI_KINDS
+    import_hook = IMPORT_HOOK
     required_layers = ()
     optional_layers = ("buildings", "roads", "water", "drains", "pois", "gates")
     extra_layers = (

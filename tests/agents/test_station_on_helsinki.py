@@ -1,6 +1,6 @@
 """The station model on a real city: Helsinki central station, imported from OpenStreetMap.
 
-OSM has no crowd geometry, so the import derives it (twin/gis_station.py): the walkable area is the
+OSM has no crowd geometry, so the import derives it (agents/station/city_import.py, the station model's import hook): the walkable area is the
 streets (buffered to their typical width), squares and platforms within 150 m of the station hall,
 minus the other buildings; gates are where streets leave that circle; sources are the platforms.
 """

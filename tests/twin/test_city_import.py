@@ -105,7 +105,7 @@ def test_prague_geopackage_import(prague):
 
 @pytest.mark.slow
 def test_helsinki_station_area(helsinki):
-    from twin.gis_station import derive_station_area
+    from agents.station.city_import import derive_station_area
 
     city = City.load(helsinki[0])
     area, info = derive_station_area(city, "railway_station", 250, agents=800, return_info=True)
@@ -129,7 +129,7 @@ def test_helsinki_station_area(helsinki):
 
 @pytest.mark.slow
 def test_station_by_name_and_unknown_station(helsinki):
-    from twin.gis_station import derive_station_area
+    from agents.station.city_import import derive_station_area
 
     city = City.load(helsinki[0])
     area = derive_station_area(city, "päärautatieasema", 150)
@@ -171,7 +171,7 @@ def test_connectors_derived_from_steps_and_escalators():
     import geopandas as gpd
     import shapely
 
-    from twin.gis_station import derive_connectors
+    from agents.station.city_import import derive_connectors
 
     crs = "EPSG:32635"
     street = shapely.box(0, 0, 100, 20)

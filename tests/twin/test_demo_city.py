@@ -83,9 +83,9 @@ def test_buildings(city):
     b = city.buildings
     assert len(b) >= 1500
     assert (b["height_m"] > 0).all()
-    from twin.core.vocabulary import BUILDING_USES
+    from twin.declarations import building_uses
 
-    assert set(b["use"]) <= set(BUILDING_USES)
+    assert set(b["use"]) <= set(building_uses())
     assert (b["levels"] >= 1).all()
     st = b[b["use"] == "station"]
     assert list(st["name"]) == ["Central Station"]

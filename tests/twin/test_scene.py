@@ -33,7 +33,9 @@ def test_buildings_are_one_mesh_with_ids_heights_and_uses(city):
         assert pts[:, 2].max() - pts[:, 2].min() == pytest.approx(row["height_m"])
     # 4 walls + 2 roof triangles per box.
     assert b.n_cells == 3 * (4 + 2)
-    from twin.scene import USE_CODES
+    from twin.scene import use_codes
+
+    USE_CODES = use_codes()
 
     assert set(b.cell_data["use_code"]) == {USE_CODES["public"], USE_CODES["office"], USE_CODES["other"]}
 

@@ -1,0 +1,22 @@
+"""The flood model's import hook and words: shelters from OpenStreetMap, and the critical places
+(pumps, hospitals, schools) a city package may list.
+
+POI kind ``shelter``: amenity=shelter or emergency=assembly_point (100 persons, 1 gate, 5 s)."""
+from __future__ import annotations
+
+from twin.core.model_contract import CityImportHook, PoiKind
+
+
+def poi_kind(t: dict) -> str | None:
+    if (t.get("amenity") or "") == "shelter" or (t.get("emergency") or "") == "assembly_point":
+        return "shelter"
+    return None
+
+
+POI_KINDS = (
+    PoiKind("shelter", "a flood shelter (capacity in persons)", "#10a050", 100, 1, 5.0),
+    PoiKind("pump", "a pumping station (capacity_m3s)", "#2080c0"),
+    PoiKind("hospital", "a hospital (a critical place in a flood)", "#c00020"),
+    PoiKind("school", "a school (a critical place in a flood)", "#508030"),
+)
+IMPORT_HOOK = CityImportHook(osm_tags=("emergency",), poi_tags=("amenity", "emergency"), poi_kind=poi_kind)
