@@ -103,7 +103,7 @@ LAYER_ALIASES = {
     "buildings": ("buildings", "building", "bldg", "bldgs", "footprints", "buildingfootprints", "houses"),
     "roads": ("roads", "road", "streets", "street", "highways", "highway", "edges", "streetnetwork", "network"),
     "walkable": ("walkable", "pedestrian", "pedestrianareas", "walkways", "squares"),
-    "obstacles": ("obstacles", "obstacle", "barriers", "walls"),
+    "obstacles": ("obstacles", "obstacle", "walls"),
     "gates": ("gates", "gate", "exits", "entrances"),
     "sources": ("sources", "source", "spawns", "origins"),
     "pois": ("pois", "poi", "pointsofinterest", "points", "places"),

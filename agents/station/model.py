@@ -34,7 +34,7 @@ import shapely
 
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
+from .los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       LayerSpec, Param, Snapshot, StateSpec)
 
