@@ -33,3 +33,9 @@ def get_model(name: str):
         )
     module, _, cls = MODELS[name].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def declared_city_layers() -> list:
+    """Every registered model's ``city_layers`` (``LayerSpec``), in registry order: the package
+    reader (``twin.core.city.layer_specs``) merges them with the platform's layers."""
+    return [spec for name in MODELS for spec in get_model(name).city_layers]

@@ -20,7 +20,7 @@ from twin.core.formats import fmt_number as fmt_value
 from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
 from twin.report import kpi_label
 
-from .render import LAYER_TITLES
+from .render import layer_title
 
 pg.setConfigOptions(antialias=True, background="w", foreground="k")
 
@@ -52,7 +52,7 @@ class LayersPanel(QWidget):
         for name in names:
             if name in self.boxes:
                 continue
-            cb = QCheckBox(LAYER_TITLES.get(name, name))
+            cb = QCheckBox(layer_title(name))
             cb.setChecked(True)
             cb.toggled.connect(lambda on, n=name: self.toggled.emit(n, on))
             self.boxes[name] = cb

@@ -11,7 +11,8 @@ each model's declarations and finds, in the platform's Python code (``twin/``, `
 - or read one of its layers as an attribute (``city.gates``).
 
 Docstrings and comments do not count (they document; they do not decide), nor do the OSM tag
-values of a ``BuildingUse`` (``building=school`` is a public building, not the flood's POI kind). ``--root DIR`` scans
+values of a ``BuildingUse`` (``building=school`` is a public building, not the flood's POI kind), nor
+words on a line marked ``# not a model word: <what it means there>``. ``--root DIR`` scans
 another checkout (e.g. an older commit) with the declarations of this one.
 
     python scripts/model_footprint.py            # one block per model; exit 1 when a footprint
@@ -26,13 +27,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("twin", "app", "citytwin", "scripts")
+# On a line of platform code, a word that is spelled like a model's but means something else (the
+# import's source files, not the station's sources layer) carries this comment, with the reason.
+MARK = "# not a model word"
 
 
 def model_words(cls) -> tuple[str, set[str], set[str]]:
-    """(package, exact words, layer names) a model declares."""
+    """(package, exact words, layer names) a model declares (a spec that adds columns to one of the
+    platform's layers, such as the tourists' POI capacity, does not make ``pois`` the model's word)."""
+    from twin.core.city import LAYERS
+
     package = cls.__module__.rpartition(".")[0]
     layers = ({s.name for s in (*cls.city_layers, *cls.extra_layers) if s.kind == "vector"}
-              | {v.layer for v in cls.layer_views})
+              | {v.layer for v in cls.layer_views}) - set(LAYERS)
     words = {cls.name} | layers | {u.name for u in cls.building_uses} | {k.name for k in cls.poi_kinds}
     return package, words, layers
 
@@ -66,21 +73,23 @@ def _osm_values(tree) -> set[int]:
 
 def footprint(path: Path, package: str, words: set[str], layers: set[str]) -> list[int]:
     """Line numbers of ``path`` that know the model."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    tree = ast.parse(text)
     docs = _docstrings(tree) | _osm_values(tree)
+    other_word = {n for n, line in enumerate(text.splitlines(), 1) if MARK in line}
     slash = package.replace(".", "/")
     hits = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
             v = node.value
-            if v in words or package in v or slash in v:
+            if (v in words and node.lineno not in other_word) or package in v or slash in v:
                 hits.add(node.lineno)
         elif isinstance(node, ast.Import) and any(a.name == package or a.name.startswith(package + ".") for a in node.names):
             hits.add(node.lineno)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
                 node.module == package or node.module.startswith(package + ".")):
             hits.add(node.lineno)
-        elif isinstance(node, ast.Attribute) and node.attr in layers:
+        elif isinstance(node, ast.Attribute) and node.attr in layers and node.lineno not in other_word:
             hits.add(node.lineno)
     return sorted(hits)
 

@@ -6,7 +6,7 @@ Sources
   used below is a column).
 - GeoJSON, Shapefile, GeoPackage, FlatGeobuf (any CRS). Layers are matched by name
   (``buildings``/``building``/``bldg``…, ``roads``/``streets``/``highways``…, ``pois``, ``water``,
-  ``walkable``, ``obstacles``, ``gates``, ``sources``, ``drains``): a GeoPackage whose layers are named
+  ``walkable``, ``obstacles``, and the layers the models define, e.g. ``gates``): a GeoPackage whose layers are named
   like the contract's is taken as-is. A single-layer file with another name is classified by its
   geometry (polygons → buildings, lines → roads, points → pois). Other layers of a multi-layer file
   (e.g. Prague's ``tessellation`` and ``plots``) are skipped and listed in the report.
@@ -83,7 +83,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from .core.city import (COLUMN_DEFAULTS, LAYERS, City, Terrain, check_extra_layer, check_layer, check_layer_crs, fmt_bounds,
+from .core.city import (LAYERS, City, all_layers, layer_specs, Terrain, check_extra_layer, check_layer, check_layer_crs, fmt_bounds,
                         parse_projected_crs)
 from .core.errors import UserError
 from .core.grid import GridField
@@ -98,17 +98,15 @@ from .declarations import import_hooks
 OSM_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (https://www.openstreetmap.org/copyright)"
 DEM_MARGIN_M = 50.0
 
-# Layer names (lower case, non-alphanumerics removed) recognised for each contract layer.
+# Layer names (lower case, non-alphanumerics removed) recognised for each of the platform's layers;
+# a model's layers (LayerSpec.aliases) add theirs: layer_aliases().
 LAYER_ALIASES = {
     "buildings": ("buildings", "building", "bldg", "bldgs", "footprints", "buildingfootprints", "houses"),
     "roads": ("roads", "road", "streets", "street", "highways", "highway", "edges", "streetnetwork", "network"),
     "walkable": ("walkable", "pedestrian", "pedestrianareas", "walkways", "squares"),
     "obstacles": ("obstacles", "obstacle", "walls"),
-    "gates": ("gates", "gate", "exits", "entrances"),
-    "sources": ("sources", "source", "spawns", "origins"),
     "pois": ("pois", "poi", "pointsofinterest", "points", "places"),
     "water": ("water", "waterbodies", "waterareas", "lakes", "rivers", "waterpolygons"),
-    "drains": ("drains", "drain", "inlets", "manholes", "gullies"),
 }
 HEIGHT_COLUMNS = ("height_m", "height", "building:height", "building_height", "bldg_height", "hgt")
 LEVEL_COLUMNS = ("building:levels", "building_levels", "levels", "floors", "storeys", "stories", "num_floors")
@@ -122,12 +120,21 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def layer_aliases() -> dict[str, tuple[str, ...]]:
+    out = dict(LAYER_ALIASES)
+    for name, spec in layer_specs().items():
+        if name not in out and spec.aliases:
+            out[name] = spec.aliases
+    return out
+
+
 def contract_layer_for(name: str) -> str | None:
     n = _norm(name)
-    for layer, aliases in LAYER_ALIASES.items():
+    aliases_of = layer_aliases()
+    for layer, aliases in aliases_of.items():
         if n in aliases:
             return layer
-    for layer, aliases in LAYER_ALIASES.items():  # "city_buildings", "osm_roads_2024"…
+    for layer, aliases in aliases_of.items():  # "city_buildings", "osm_roads_2024"…
         if any(a in n for a in aliases if len(a) >= 5):
             return layer
     return None
@@ -259,7 +266,7 @@ def _read_vector_file(path: Path, parts: list, dems: list, skipped: list) -> int
             skipped.append(f"{path}, raster layer {table!r} (image tiles, not elevation)")
     layers = [(n, g) for n, g in list_vector_layers(path) if n not in raster_names]
     for name, _ in layers:
-        target = contract_layer_for(name) if name in LAYERS or name not in model_layers() else name
+        target = contract_layer_for(name) if name in all_layers() or name not in model_layers() else name
         where = f"{path}, layer {name!r}"
         if target is None and len(layers) > 1:
             skipped.append(f"{where} (not a city layer name)")
@@ -279,7 +286,7 @@ def _read_vector_file(path: Path, parts: list, dems: list, skipped: list) -> int
             continue
         if target is None:
             target = {"Polygon": "buildings", "LineString": "roads", "Point": "pois"}[fam]
-        want = LAYERS[target][0] if target in LAYERS else model_layers()[target].geometry
+        want = all_layers()[target][0] if target in all_layers() else model_layers()[target].geometry
         if want != "any" and fam != want:
             raise UserError(f"{where}: looks like the {target!r} layer but holds {fam}s; {target} must be "
                             f"{want}s. Rename the layer or convert its geometry.")
@@ -403,11 +410,12 @@ def _ids(gdf, layer: str, where: str):
     icol = _col(gdf, ID_COLUMNS)
     if icol and icol != "id":
         gdf = gdf.rename(columns={icol: "id"})
+    spec = layer_specs()[layer]
     if "id" not in gdf.columns:
-        if layer in ("gates", "sources"):
+        if spec.ids_required:
             raise UserError(f"{where}: the column 'id' is missing; every {layer[:-1]} needs a unique id "
-                            "(scenarios refer to them, e.g. open_gates = [\"N1\"]). Add an id column.")
-        prefix = {"pois": "poi", "drains": "drain"}.get(layer, layer)
+                            "(scenarios refer to them by id). Add an id column.")
+        prefix = "poi" if layer == "pois" else spec.id_prefix or layer
         gdf = gdf.copy()
         gdf["id"] = [f"{prefix}_{i + 1}" for i in range(len(gdf))]
     else:
@@ -523,10 +531,10 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
         if not len(gdf):
             continue
         gdf = gdf.to_crs(city_crs)
-        if p.layer not in LAYERS:  # a model's extra layer (connectors, barriers): checked as the model reads it
+        if p.layer not in all_layers():  # a model's extra layer (connectors, barriers): checked as the model reads it
             extras.setdefault(p.layer, []).append(check_extra_layer(gdf, model_layers()[p.layer], p.origin, city_crs))
             continue
-        family = LAYERS[p.layer][0]
+        family = all_layers()[p.layer][0]
         gdf, n_rep, n_drop = repair_geometries(gdf, family)
         repaired[p.layer] = repaired.get(p.layer, 0) + n_rep
         dropped[p.layer] = dropped.get(p.layer, 0) + n_drop
@@ -536,7 +544,7 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
             gdf = _buildings(gdf, p.osm, level_height_m, default_height_m)
         elif p.layer == "roads":
             gdf = _roads(gdf, p.osm)
-        elif p.layer in ("pois", "gates", "sources", "drains"):
+        elif p.layer == "pois" or p.layer not in LAYERS:  # the models' layers (gates, drains) have ids
             gdf = _ids(gdf, p.layer, p.origin)
         if not p.osm:
             ncol = _col(gdf, NAME_COLUMNS)
@@ -582,8 +590,8 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
     ext = _bounds(city.layers)
     report = ImportReport({
         "name": city_name, "out": str(out), "crs": _crs_label(city_crs), "crs_name": city_crs.name,
-        "crs_reason": why, "sources": [str(s) for s in sources],
-        "layers": {k: len(city.layers[k]) for k in [*LAYERS, *(k for k in city.layers if k not in LAYERS)]
+        "crs_reason": why, "sources": [str(s) for s in sources],  # not a model word: the source files
+        "layers": {k: len(city.layers[k]) for k in [*all_layers(), *(k for k in city.layers if k not in all_layers())]
                    if k in city.layers and len(city.layers[k])},
         "heights": heights, "repaired": repaired, "dropped": dropped, "skipped": skipped, "notes": notes,
         "extent": [float(v) for v in ext], "size_km": [(ext[2] - ext[0]) / 1000.0, (ext[3] - ext[1]) / 1000.0],
@@ -613,5 +621,4 @@ def _drop_unwritable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf
 
 
-__all__ = ["import_city", "ImportReport", "warp_dem", "choose_crs", "utm_crs_for", "contract_layer_for",
-           "COLUMN_DEFAULTS"]
+__all__ = ["import_city", "ImportReport", "warp_dem", "choose_crs", "utm_crs_for", "contract_layer_for"]

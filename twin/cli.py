@@ -81,7 +81,7 @@ class _ImportCommand(click.Command):
 
 
 @city.command("import", cls=_ImportCommand)
-@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))  # not a model word: files
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the new city package.")
 @click.option("--name", help="City name (default: the output folder's name).")
 @click.option("--crs", help="Projected CRS to use, e.g. EPSG:32635 (default: the UTM zone of the data).")

@@ -232,10 +232,11 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
             rows.append({"id": ids[i], "kind": kind, "name": t.get("name") or "",
                          "capacity": int(capacity) if capacity else pk.capacity,
                          "capacity_source": "tag" if capacity else "default",
-                         "gates": pk.gates, "service_time_s": float(pk.service_time_s),
+                         "gates": pk.gates,  # not a model word: a POI's entry gates (CONTRACT §1)
+                         "service_time_s": float(pk.service_time_s),
                          "osm_tags": ";".join(f"{k}={t[k]}" for k in deciding if t.get(k))})
             geoms.append(geo[i] if layer == "points" else geo[i].point_on_surface())
-    cols = ["id", "kind", "name", "capacity", "capacity_source", "gates", "service_time_s", "osm_tags"]
+    cols = ["id", "kind", "name", "capacity", "capacity_source", "gates", "service_time_s", "osm_tags"]  # not a model word: POI gates
     layers["pois"] = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry=geoms, crs=crs)
 
     # Water and walkable areas

@@ -27,7 +27,8 @@ import shapely
 
 from .core.grid import GridField
 from .core.vocabulary import OTHER_USE
-from .declarations import building_uses, poi_kinds
+from .core.model_contract import LayerView
+from .declarations import building_uses, layer_views, poi_kinds
 
 ROAD_WIDTH_M: dict[str, float] = {
     "motorway": 14.0, "trunk": 12.0, "primary": 10.0, "secondary": 8.0, "tertiary": 7.0,
@@ -127,11 +128,11 @@ class CityScene:
     water: pv.PolyData
     walkable: pv.PolyData
     obstacles: pv.PolyData
-    gates: pv.PolyData
     pois: pv.PolyData
     poi_labels: list[str] = field(default_factory=list)
-    gate_labels: list[str] = field(default_factory=list)
-    gate_label_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    # the layers the models draw (LayerView: the station's gates), by layer: ribbons, and their labels
+    views: dict[str, pv.PolyData] = field(default_factory=dict)
+    view_labels: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     elevation: object = None  # callable (x_local, y_local) -> z
     z_range: tuple[float, float] = (0.0, 0.0)
 
@@ -143,7 +144,11 @@ class CityScene:
 
     def meshes(self) -> dict[str, pv.DataSet]:
         return {"terrain": self.terrain, "buildings": self.buildings, "roads": self.roads, "water": self.water,
-                "walkable": self.walkable, "obstacles": self.obstacles, "gates": self.gates, "pois": self.pois}
+                "walkable": self.walkable, "obstacles": self.obstacles, **self.views, "pois": self.pois}
+
+    def mesh(self, layer: str) -> pv.DataSet:
+        """The mesh of a layer (the platform's or a model's view)."""
+        return self.meshes()[layer]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,18 +173,23 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         water=drape_polygons(city.water, origin, elev, WATER_LIFT_M),
         walkable=drape_polygons(city.walkable, origin, elev, AREA_LIFT_M + level_lift(city.walkable, city)),
         obstacles=build_buildings(_with_height(city.obstacles, 1.2), origin, elev, level_lift(city.obstacles, city)),
-        gates=build_gates(city.gates, origin, elev, lift=level_lift(city.gates, city)),
         pois=build_points(city.pois, origin, elev, lift=4.0),
         elevation=elev,
         z_range=(float(np.nanmin(z)), float(np.nanmax(z))) if len(z) else (0.0, 0.0),
     )
     if len(city.pois):
         scene.poi_labels = [str(n) if str(n) else str(i) for n, i in zip(city.pois["name"], city.pois["id"])]
-    if len(city.gates):
-        scene.gate_labels = [str(i) for i in city.gates["id"]]
-        c = shapely.centroid(np.asarray(city.gates.geometry.values))
-        cx, cy = shapely.get_x(c) - origin[0], shapely.get_y(c) - origin[1]
-        scene.gate_label_points = np.column_stack([cx, cy, elev(cx, cy) + 3.0 + level_lift(city.gates, city)])
+    for name, view in layer_views().items():
+        gdf = city.layers.get(name)
+        if gdf is None or not len(gdf):
+            continue
+        lift = level_lift(gdf, city)
+        scene.views[name] = build_ribbons(gdf, origin, elev, view, lift=lift)
+        if view.label and view.label in gdf.columns:
+            c = shapely.centroid(np.asarray(gdf.geometry.values))
+            cx, cy = shapely.get_x(c) - origin[0], shapely.get_y(c) - origin[1]
+            scene.view_labels[name] = ([str(i) for i in gdf[view.label]],
+                                       np.column_stack([cx, cy, elev(cx, cy) + 3.0 + lift]))
     return scene
 
 
@@ -338,18 +348,19 @@ def build_roads(gdf, origin, elev) -> pv.PolyData:
     return mesh
 
 
-def build_gates(gdf, origin, elev, width_m: float = 1.6, lift=0.0) -> pv.PolyData:
-    """Gates as coloured ribbons (``lift`` metres higher: per feature, its floor level); cell data
-    ``feature_id`` and ``open`` (1/0)."""
+def build_ribbons(gdf, origin, elev, view: LayerView, lift=0.0) -> pv.PolyData:
+    """A model's layer drawn as its ``LayerView`` says: lines as flat ribbons ``view.width_m`` wide,
+    polygons as they are (``lift`` metres higher: per feature, its floor level); cell data
+    ``feature_id`` and, with a ``state_column``, that column as 1/0 (missing: 1)."""
     if gdf is None or len(gdf) == 0:
         return pv.PolyData()
     geoms = np.asarray(gdf.geometry.values)
     lines = shapely.get_type_id(geoms) == 1
-    shapes = np.where(lines, shapely.buffer(geoms, width_m / 2, cap_style="flat"), geoms)
+    shapes = np.where(lines, shapely.buffer(geoms, view.width_m / 2, cap_style="flat"), geoms)
     mesh = drape_polygons(shapes, origin, elev, ROAD_LIFT_M + 0.3 + np.asarray(lift, dtype=np.float64), segment_m=5.0)
-    if mesh.n_cells:
-        is_open = np.asarray(gdf["open"] if "open" in gdf.columns else np.ones(len(gdf)), dtype=bool)
-        mesh.cell_data["open"] = is_open[mesh.cell_data["feature_id"]].astype(np.int8)
+    if mesh.n_cells and view.state_column:
+        col = gdf[view.state_column] if view.state_column in gdf.columns else np.ones(len(gdf))
+        mesh.cell_data[view.state_column] = np.asarray(col, dtype=bool)[mesh.cell_data["feature_id"]].astype(np.int8)
     return mesh
 
 

@@ -4,7 +4,7 @@
 POI kind ``shelter``: amenity=shelter or emergency=assembly_point (100 persons, 1 gate, 5 s)."""
 from __future__ import annotations
 
-from twin.core.model_contract import CityImportHook, PoiKind
+from twin.core.model_contract import CityImportHook, LayerSpec, PoiKind
 
 
 def poi_kind(t: dict) -> str | None:
@@ -13,6 +13,15 @@ def poi_kind(t: dict) -> str | None:
     return None
 
 
+CITY_LAYERS = (
+    LayerSpec("drains", "vector", "drain inlets: Point with id and capacity_m3s", "Point", ("id", "capacity_m3s"),
+              aliases=("drains", "drain", "inlets", "manholes", "gullies"), id_prefix="drain",
+              numbers=("capacity_m3s",), counts=("capacity_m3s",)),
+    # shelters' capacity (persons) and pumps' capacity_m3s on the POIs; residents per building
+    LayerSpec("pois", "vector", "capacity of shelters and pumps", defaults=(("capacity", 0),),
+              numbers=("capacity", "capacity_m3s"), counts=("capacity", "capacity_m3s")),
+    LayerSpec("buildings", "vector", "residents per building", counts=("population",)),
+)
 POI_KINDS = (
     PoiKind("shelter", "a flood shelter (capacity in persons)", "#10a050", 100, 1, 5.0),
     PoiKind("pump", "a pumping station (capacity_m3s)", "#2080c0"),

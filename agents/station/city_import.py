@@ -45,7 +45,7 @@ import shapely
 
 from twin.core.city import City
 from twin.core.errors import UserError
-from twin.core.model_contract import BuildingUse, CityImportHook, ImportOption, PoiKind
+from twin.core.model_contract import BuildingUse, CityImportHook, ImportOption, LayerSpec, LayerView, PoiKind
 from twin.core.osm_values import parse_height_m, parse_level_list
 
 # Typical full width (m) of the walkable part of a street of each OSM highway kind.
@@ -384,6 +384,20 @@ def derive(city: City, options: dict):
     return city, [info["summary"]]
 
 
+# The layers of a city package the crowd model defines (CONTRACT §1).
+GATES = LayerSpec("gates", "vector", "where agents leave or pass: LineString or Polygon with id, kind "
+                  "(exit, entrance or ticket_gate), open (bool)", "any", ("id",),
+                  aliases=("gates", "gate", "exits", "entrances"),
+                  defaults=(("kind", "exit"), ("open", True), ("level", 0)), levels=True, ids_required=True)
+SOURCES = LayerSpec("sources", "vector", "where and when agents appear: Polygon with id, count (int), release_s "
+                    "(default 0)", "Polygon", ("id", "count"), aliases=("sources", "source", "spawns", "origins"),
+                    defaults=(("release_s", 0.0), ("level", 0)), levels=True, ids_required=True,
+                    numbers=("count", "release_s"), counts=("count",))
+CITY_LAYERS = (GATES, SOURCES)
+# The view draws gates as ribbons, green when open and red when closed, with their ids above them.
+LAYER_VIEWS = (LayerView("gates", "Gates", width_m=1.6, state_column="open", colours=("#d62728", "#2ca02c"),
+                         legend=("gate closed", "gate open"), label="id", pick_radius_m=2.0),)
+
 BUILDING_USES = (BuildingUse("station", "railway and bus station buildings", "#c27ba0", ("train_station", "transportation")),)
 POI_KINDS = (
     PoiKind("railway_station", "a railway station (tourists arrive by train; flood: a critical place)", "#8a3a70",
@@ -404,4 +418,5 @@ IMPORT_HOOK = CityImportHook(
     derive=derive,
 )
 
-__all__ = ["derive_station_area", "derive_connectors", "STREET_WIDTH_M", "IMPORT_HOOK", "BUILDING_USES", "POI_KINDS"]
+__all__ = ["derive_station_area", "derive_connectors", "STREET_WIDTH_M", "IMPORT_HOOK", "BUILDING_USES", "POI_KINDS",
+           "CITY_LAYERS", "LAYER_VIEWS", "GATES", "SOURCES"]

@@ -44,7 +44,7 @@ from .demand import Train, check_total, scaled, trains_from_params
 from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, select_ids
 from .navigation import Floors, build_navigation, rasterize
 from .transport import Onward
-from .city_import import BUILDING_USES, IMPORT_HOOK, POI_KINDS
+from .city_import import CITY_LAYERS, LAYER_VIEWS, BUILDING_USES, IMPORT_HOOK, POI_KINDS
 
 WALKING, QUEUEING, EXITED, ONWARD, BOARDED, CHANGING_LEVEL = 0, 1, 2, 3, 4, 5
 PENDING = -1
@@ -224,6 +224,8 @@ class StationDispersalModel(CityModel):
     building_uses = BUILDING_USES
     poi_kinds = POI_KINDS
     import_hook = IMPORT_HOOK
+    city_layers = CITY_LAYERS
+    layer_views = LAYER_VIEWS
     required_layers = ("walkable", "gates", "sources")
     optional_layers = ("obstacles", "pois")
     extra_layers = (CONNECTORS,)

@@ -7,7 +7,7 @@ package may give by hand. Buildings tagged hotel are hotels; church, cathedral, 
 are attractions."""
 from __future__ import annotations
 
-from twin.core.model_contract import BuildingUse, CityImportHook, PoiKind
+from twin.core.model_contract import BuildingUse, CityImportHook, LayerSpec, PoiKind
 
 
 def poi_kind(t: dict) -> str | None:
@@ -19,6 +19,10 @@ def poi_kind(t: dict) -> str | None:
     return None
 
 
+# The POI columns the tourists read: capacity (persons, rooms for hotels), entry gates, service time.
+CITY_LAYERS = (LayerSpec("pois", "vector", "capacity, gates and service time of each POI",
+                         defaults=(("capacity", 0), ("gates", 1), ("service_time_s", 0.0)),
+                         numbers=("capacity", "service_time_s"), counts=("capacity", "service_time_s", "gates")),)
 BUILDING_USES = (
     BuildingUse("hotel", "hotels, hostels, guest houses", "#f0a35e", ("hotel",)),
     BuildingUse("attraction", "museums, temples, churches and other sights", "#ffd966",

@@ -157,6 +157,8 @@ class LayerSpec:
     levels: bool = False  # holds a floor ``level`` column (0 = street level)
     ids_required: bool = False  # every feature needs an id in the source (scenarios name them)
     id_prefix: str = ""  # ids the importer gives features without one: f"{id_prefix}_{n}"
+    numbers: tuple[str, ...] = ()  # columns whose values must be numbers
+    counts: tuple[str, ...] = ()  # columns whose values must be finite and 0 or more
 
 
 @dataclass(frozen=True)
