@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,15 +72,21 @@ def _osm_values(tree) -> set[int]:
     return out
 
 
-def footprint(path: Path, package: str, words: set[str], layers: set[str]) -> list[int]:
-    """Line numbers of ``path`` that know the model."""
+@cache
+def _parsed(path: Path):
+    """(tree, its nodes, ids of strings that do not count, marked lines) of a file, parsed once."""
     text = path.read_text(encoding="utf-8")
     tree = ast.parse(text)
-    docs = _docstrings(tree) | _osm_values(tree)
     other_word = {n for n, line in enumerate(text.splitlines(), 1) if MARK in line}
+    return tree, list(ast.walk(tree)), _docstrings(tree) | _osm_values(tree), other_word
+
+
+def footprint(path: Path, package: str, words: set[str], layers: set[str]) -> list[int]:
+    """Line numbers of ``path`` that know the model."""
+    tree, nodes, docs, other_word = _parsed(path)
     slash = package.replace(".", "/")
     hits = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
             v = node.value
             if (v in words and node.lineno not in other_word) or package in v or slash in v:
@@ -103,6 +110,8 @@ def footprints(root: Path = ROOT) -> dict[str, tuple[str, list[str]]]:
     files = platform_files(root)
     for name in MODELS:
         package, words, layers = model_words(get_model(name))
+        if not package.startswith("agents."):
+            continue  # a plug-in model from elsewhere (CITYTWIN_MODELS): nothing of it lives here
         lines = []
         for path in files:
             text = path.read_text(encoding="utf-8").splitlines()
