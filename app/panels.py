@@ -493,7 +493,7 @@ class PickPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         lay = QVBoxLayout(self)
-        self.title = QLabel("Click a building, gate, point of interest or field cell.")
+        self.title = QLabel("Click a building, point of interest, feature or field cell.")
         self.title.setWordWrap(True)
         lay.addWidget(self.title)
         self.table = QTableWidget(0, 2)

@@ -24,7 +24,8 @@ import shapely
 from shapely import wkt as shapely_wkt
 
 from twin.core.errors import UserError, nearest
-from twin.core.limits import MAX_STATION_PASSENGERS
+
+from .demand import MAX_STATION_PASSENGERS
 
 ONWARD_KINDS = {"metro": "metro", "bus": "bus_stop", "taxi": "taxi_rank"}
 MODES = ("walk", "metro", "bus", "taxi")  # mode index order
