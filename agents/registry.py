@@ -32,7 +32,11 @@ def get_model(name: str):
             f'unknown model "{name}"{nearest(name, MODELS)}; the models are: {", ".join(model_names())}.'
         )
     module, _, cls = MODELS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f'model "{name}": cannot load {MODELS[name]} ({e}). Check the module and class '
+                        "(a plug-in model: the CITYTWIN_MODELS environment variable, name=module:Class).") from None
 
 
 def declared_city_layers() -> list:

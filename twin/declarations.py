@@ -1,18 +1,18 @@
 """What the registered models declare, merged: the one place the platform learns model knowledge.
 
-The importer, the package reader's callers, the 3D view and the docs ask here for the building
-uses, POI kinds, city layers, import hooks and layer views of every model in ``agents.registry``
-(registry order; the first model to declare a name wins), never for a model by its name. A model
-plugs in by its declarations (docs/models.md, "Declarations")."""
+The importer, the 3D view and the docs ask here for the building uses, POI kinds, import hooks and
+layer views of every model in ``agents.registry`` (registry order; the first model to declare a
+name wins), never for a model by its name; the layers a model defines are merged by the package
+reader itself (``twin.core.city.layer_specs``). A model plugs in by its declarations
+(docs/models.md, "What the platform reads from every model")."""
 from __future__ import annotations
 
 from functools import cache
 
-from .core.model_contract import BuildingUse, CityImportHook, LayerSpec, LayerView, PoiKind
+from .core.model_contract import BuildingUse, CityImportHook, LayerView, PoiKind
 from .core.vocabulary import BASE_BUILDING_USES, OTHER_USE
 
-__all__ = ["model_classes", "building_uses", "poi_kinds", "city_layers", "import_hooks", "layer_views",
-           "osm_building_uses"]
+__all__ = ["model_classes", "building_uses", "poi_kinds", "import_hooks", "layer_views", "osm_building_uses"]
 
 
 @cache
@@ -47,12 +47,6 @@ def osm_building_uses() -> dict[str, str]:
 @cache
 def poi_kinds() -> dict[str, PoiKind]:
     return _merged("poi_kinds")
-
-
-@cache
-def city_layers() -> dict[str, LayerSpec]:
-    """The vector layers of a city package the models define (beyond the platform's own)."""
-    return _merged("city_layers")
 
 
 @cache

@@ -14,6 +14,11 @@ def poi_kind(t: dict) -> str | None:
 
 
 CITY_LAYERS = (
+    # the station's entrances (gates of kind exit or entrance), where water runs in: the same layer
+    # the station model defines, declared here too so that the flood reads it without the station
+    LayerSpec("gates", "vector", "station entrances: id, kind (exit or entrance)", "any", ("id",),
+              aliases=("gates", "gate", "exits", "entrances"), defaults=(("kind", "exit"), ("open", True), ("level", 0)),
+              levels=True, ids_required=True),
     LayerSpec("drains", "vector", "drain inlets: Point with id and capacity_m3s", "Point", ("id", "capacity_m3s"),
               aliases=("drains", "drain", "inlets", "manholes", "gullies"), id_prefix="drain",
               numbers=("capacity_m3s",), counts=("capacity_m3s",)),
