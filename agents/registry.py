@@ -32,4 +32,14 @@ def get_model(name: str):
             f'unknown model "{name}"{nearest(name, MODELS)}; the models are: {", ".join(model_names())}.'
         )
     module, _, cls = MODELS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f'model "{name}": cannot load {MODELS[name]} ({e}). Check the module and class '
+                        "(a plug-in model: the CITYTWIN_MODELS environment variable, name=module:Class).") from None
+
+
+def declared_city_layers() -> list:
+    """Every registered model's ``city_layers`` (``LayerSpec``), in registry order: the package
+    reader (``twin.core.city.layer_specs``) merges them with the platform's layers."""
+    return [spec for name in MODELS for spec in get_model(name).city_layers]

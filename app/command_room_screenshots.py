@@ -1,8 +1,10 @@
 """The command room's documentation screenshots, on a 4K screen (run under Xvfb at 3840 × 2160):
 
-    xvfb-run -a -s "-screen 0 3840x2160x24" .venv/bin/python -m app.command_room_screenshots
+    xvfb-run -a -s "-screen 0 3840x2160x24" .venv/bin/python -m app.command_room_screenshots \
+        --scenario scenarios/station_evening_peak.toml --intervention "open more gates"
 
-Runs the evening peak, branches at ``--branch-at`` seconds into "open more gates", lets both futures
+Runs the scenario, branches at ``--branch-at`` seconds into the intervention (default: the
+scenario's first), lets both futures
 run ``--ahead`` seconds, then writes docs/screenshot_command_room.png (the main window in command-room
 mode: 3D wall, tiles, alerts and their log) and docs/screenshot_side_by_side.png (the two futures in
 synchronised views with the difference layer and the KPI table). Prints the time to branch.
@@ -21,12 +23,19 @@ from .screenshots import ROOT, _wait, save_small
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "station_evening_peak.toml")
-    ap.add_argument("--intervention", default="open more gates")
+    ap.add_argument("--scenario", type=Path, required=True, help="the scenario to run")
+    ap.add_argument("--intervention", help="the future to branch into (default: the scenario's first intervention)")
     ap.add_argument("--branch-at", type=float, default=240.0)
     ap.add_argument("--ahead", type=float, default=180.0)
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     args = ap.parse_args()
+    if args.intervention is None:
+        from twin.scenario.scenario import load_scenario
+
+        ivs = load_scenario(args.scenario).interventions
+        if not ivs:
+            ap.error(f"{args.scenario}: the scenario has no intervention to branch into")
+        args.intervention = ivs[0].name
     os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
     from PySide6.QtCore import QSettings, Qt
     from PySide6.QtGui import QGuiApplication
@@ -103,7 +112,7 @@ def main() -> int:
     cw.set_time(min(worker.model.time_s, bw.model.time_s))
     cw.set_difference(True)
     cw.camera("aoi")
-    cw.variants[0].pane.viewport.plotter.camera.zoom(1.5)  # the station fills the views
+    cw.variants[0].pane.viewport.plotter.camera.zoom(1.5)  # the area of interest fills the views
     _wait(app, lambda: False, 1.5)
     for v in cw.variants:
         v.pane.viewport.render_now()

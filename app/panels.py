@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from twin.core.formats import fmt_clock, time_label  # noqa: F401 - the window and the alert panel import them from here
 from twin.core.formats import fmt_number as fmt_value
 from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
-from twin.core.formats import kpi_label
+from twin.runs.report import kpi_label
 
-from twin.view.render import LAYER_TITLES
+from twin.view.render import layer_title
 
 pg.setConfigOptions(antialias=True, background="w", foreground="k")
 
@@ -52,7 +52,7 @@ class LayersPanel(QWidget):
         for name in names:
             if name in self.boxes:
                 continue
-            cb = QCheckBox(LAYER_TITLES.get(name, name))
+            cb = QCheckBox(layer_title(name))
             cb.setChecked(True)
             cb.toggled.connect(lambda on, n=name: self.toggled.emit(n, on))
             self.boxes[name] = cb
@@ -493,7 +493,7 @@ class PickPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         lay = QVBoxLayout(self)
-        self.title = QLabel("Click a building, gate, point of interest or field cell.")
+        self.title = QLabel("Click a building, point of interest, feature or field cell.")
         self.title.setWordWrap(True)
         lay.addWidget(self.title)
         self.table = QTableWidget(0, 2)

@@ -1,10 +1,11 @@
 """Take the documentation screenshots of the full window (run under Xvfb at 1920 × 1080):
 
-    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python -m app.screenshots [--city DIR] [--scenario TOML]
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python -m app.screenshots --scenario TOML [--name NAME]
 
-Writes docs/screenshot_city.png (the demo city on open) and docs/screenshot_station.png (the
-station model running: agents, density and indicators). ``--help`` for the rest: another scenario
-(``--name`` names the file), the simulated time, the window size and a camera on a POI, e.g.
+Writes docs/screenshot_city.png (the scenario's city on open, or ``--city``) and
+docs/screenshot_NAME.png (the scenario running; NAME defaults to the scenario file's name).
+``--help`` for the rest: the simulated time, the window size and a camera on a POI. The docs'
+screenshots: ``--scenario scenarios/station_evening_peak.toml --name station`` and
 ``--scenario scenarios/holiday_tourism.toml --name tourism --run-s 21600 --no-city --fly-to A2
 --distance 1000``.
 """
@@ -44,16 +45,23 @@ def save_small(widget, path: Path, colours: int = 256) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--city", type=Path, default=ROOT / "gis_data" / "demo_city")
-    ap.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "station_evening_peak.toml")
+    ap.add_argument("--scenario", type=Path, required=True, help="the scenario to run")
+    ap.add_argument("--city", type=Path, help="the city of the first screenshot (default: the scenario's)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     ap.add_argument("--run-s", type=float, default=420.0, help="simulated seconds before the run's screenshot")
-    ap.add_argument("--name", default="station", help="the run's screenshot is docs/screenshot_NAME.png")
+    ap.add_argument("--name", help="the run's screenshot is docs/screenshot_NAME.png (default: the scenario's file name)")
     ap.add_argument("--no-city", action="store_true", help="skip the screenshot of the city on open")
     ap.add_argument("--size", default="1920x1080", help="window size WxH")
     ap.add_argument("--fly-to", metavar="POI_ID", help="look at this POI instead of the area of interest")
     ap.add_argument("--distance", type=float, default=250.0, help="camera distance for --fly-to, m")
     args = ap.parse_args()
+    if not args.scenario.is_file():
+        ap.error(f"{args.scenario}: no such scenario file")
+    args.name = args.name or args.scenario.stem
+    if args.city is None:
+        from twin.scenario.scenario import load_scenario
+
+        args.city = load_scenario(args.scenario).city_path
     width, height = (int(v) for v in args.size.lower().split("x"))
     os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
     from PySide6.QtCore import QSettings
@@ -80,10 +88,6 @@ def main() -> int:
         shots.append("screenshot_city.png")
 
     scenario = args.scenario
-    if not scenario.is_file():
-        scenario = tmp / "station.toml"
-        scenario.write_text(f'[scenario]\nname = "Evening peak at Central Station"\nmodel = "station_dispersal"\n'
-                            f'city = "{args.city.resolve()}"\nduration_s = 1800\nseed = 7\n', encoding="utf-8")
     assert w.open_scenario(scenario), f"cannot open {scenario}"
     w.viewport.camera("aoi", w.model_cls)
     if args.fly_to:

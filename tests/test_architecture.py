@@ -45,7 +45,5 @@ def test_every_package_of_twin_has_its_layer():
     named = {name.strip() for row in layers for name in re.split(r"[:|]", row)}
     parts = {f"twin.{p.stem}" for p in (ROOT / "twin").iterdir()
              if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
-    # The station's OSM import: issue 18 point 1 moves it into agents/station/.
-    not_yet = {"twin.gis_station"}
-    assert sorted(parts - named - not_yet) == []
+    assert sorted(parts - named) == []
     assert {f"twin.{name}" for name in ("core", "gis", "scenario", "runs", "view", "cli")} <= parts

@@ -55,23 +55,32 @@ def city():
     """Import and inspect city packages."""
 
 
-@city.command("import")
-@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+class _ImportCommand(click.Command):
+    """`city import` with the options the models' import hooks declare, added when the command runs."""
+
+    def get_params(self, ctx):
+        if not hasattr(self, "_model_options"):
+            from twin.gis.city_import import import_options
+
+            self._model_options = [click.Option(["--" + o.name.replace("_", "-")], type=o.type, default=o.default,
+                                                show_default=o.default is not None, help=o.help)
+                                   for o in import_options()]
+        return super().get_params(ctx) + self._model_options
+
+
+@city.command("import", cls=_ImportCommand)
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))  # not a model word: files
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the new city package.")
 @click.option("--name", help="City name (default: the output folder's name).")
 @click.option("--crs", help="Projected CRS to use, e.g. EPSG:32635 (default: the UTM zone of the data).")
 @click.option("--default-height-m", default=10.0, show_default=True, help="Height of buildings with neither height nor levels.")
 @click.option("--level-height-m", default=3.0, show_default=True, help="Metres per storey for buildings with levels only.")
-@click.option("--walkable-around", help="Derive a station crowd area (walkable, gates, sources) around this POI kind or name, "
-              "e.g. railway_station.")
-@click.option("--walkable-radius-m", default=250.0, show_default=True, help="Radius of that station area.")
-def city_import(sources, out, name, crs, default_height_m, level_height_m, walkable_around, walkable_radius_m):
+def city_import(sources, out, name, crs, default_height_m, level_height_m, **model_options):
     """Build a city package from real GIS data (OSM .osm.pbf, GeoJSON, Shapefile, GeoPackage, GeoTIFF DEM)."""
     from twin.gis.city_import import import_city
 
     report = import_city(list(sources), out, name=name, crs=crs, default_height_m=default_height_m,
-                         level_height_m=level_height_m, walkable_around=walkable_around,
-                         walkable_radius_m=walkable_radius_m)
+                         level_height_m=level_height_m, **model_options)
     click.echo(report.text())
 
 

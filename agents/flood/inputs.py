@@ -352,7 +352,7 @@ def point_sinks(city, p, placer: PointPlacer, entrances) -> Sinks:
     flows into the station until they are closed)."""
     s = Sinks()
     if p["use_drains"]:
-        d = city.drains
+        d = city.layer("drains")
         for i in range(len(d)):
             g = d.geometry.iloc[i]
             fid = str(d["id"].iloc[i])

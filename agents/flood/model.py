@@ -29,6 +29,7 @@ from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
 from .solver import MAX_DEPTH_M, FloodSolver
+from .city_import import CITY_LAYERS, IMPORT_HOOK, POI_KINDS
 
 FLOODED_DEPTH_M = 0.1  # "flooded" area and arrival times: deeper than this (as the arrival_time.tif)
 ENTRANCE_KINDS = ("exit", "entrance")  # gates of these kinds are the station's entrances
@@ -173,6 +174,9 @@ class FloodModel(CityModel):
                    "the water reaches (buildings, roads, critical places) and the residents who walk to shelters.")
     params = PARAMS
     kpis = KPIS
+    poi_kinds = POI_KINDS
+    import_hook = IMPORT_HOOK
+    city_layers = CITY_LAYERS
     required_layers = ()
     optional_layers = ("buildings", "roads", "water", "drains", "pois", "gates")
     extra_layers = (
@@ -257,7 +261,7 @@ class FloodModel(CityModel):
     def _build_solver(self) -> None:
         city, p, r = self.city, self.p, self.raster
         self.placer = inputs.PointPlacer(r, self.buildings)
-        gates = city.gates
+        gates = city.layer("gates")
         self.entrance_ids = gates["id"].astype(str).to_numpy()[gates["kind"].isin(ENTRANCE_KINDS).to_numpy()] \
             if len(gates) else np.zeros(0, object)
         unknown = [g for g in p["closed_entrances"] if g not in set(self.entrance_ids)]
@@ -461,7 +465,7 @@ class FloodModel(CityModel):
                 "flooded": ~np.isnan(ex.poi_flooded_at), "flooded_at_s": ex.poi_flooded_at,
             }, geometry=c.geometry.values, crs=crs)
         if len(self.entrance_ids):
-            g = self.city.gates
+            g = self.city.layer("gates")
             sel = g["id"].astype(str).isin(self.entrance_ids).to_numpy()
             ids = g["id"].astype(str).to_numpy()[sel]
             closed = np.isin(ids, self.p["closed_entrances"])

@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from twin.core.errors import UserError, nearest
-from twin.core.limits import MAX_STATION_PASSENGERS, MAX_TRAIN_PASSENGERS, MAX_TRAINS
+
+# Bounds on the demand a scenario gives (as twin.core.limits bounds the platform's numbers).
+MAX_TRAIN_PASSENGERS = 20_000  # one train: the longest, most crowded trains carry a few thousand
+MAX_TRAINS = 100_000  # rows of a timetable: a day of a busy hub is a few thousand
+MAX_STATION_PASSENGERS = 2_000_000  # everyone a station run simulates (each holds ~1 kB of arrays)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ import shapely
 from shapely import wkt as shapely_wkt
 
 from twin.core.errors import UserError, nearest
-from twin.core.limits import MAX_STATION_PASSENGERS
+
+from .demand import MAX_STATION_PASSENGERS
 
 ONWARD_KINDS = {"metro": "metro", "bus": "bus_stop", "taxi": "taxi_rank"}
 MODES = ("walk", "metro", "bus", "taxi")  # mode index order
@@ -453,7 +454,7 @@ def _positive(value, what: str) -> float:
 def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
     """Levels, free space, gates (with the parameter overrides applied), ticket gates,
     connectors, sources and POIs; validated."""
-    sel = _resolve_gate_parameters(city.gates, p)
+    sel = _resolve_gate_parameters(city.layer("gates"), p)
     parts = []
     for i, row in city.walkable.reset_index(drop=True).iterrows():
         name = str(row.get("name") or "") or f"#{i + 1}"
@@ -462,8 +463,8 @@ def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
     walkable = {lv: shapely.union_all([g for _, g, l2 in parts if l2 == lv]) for lv in levels}
     if not parts or sum(w.area for w in walkable.values()) <= 0:
         raise UserError("layer walkable: it has no area. Draw the station's walkable floor as polygons.")
-    for name, kind, lv in [(str(r["id"]), "gate", r.get("level")) for r in _rows(city.gates)] + \
-            [(str(r["id"]), "source", r.get("level")) for r in _rows(city.sources)]:
+    for name, kind, lv in [(str(r["id"]), "gate", r.get("level")) for r in _rows(city.layer("gates"))] + \
+            [(str(r["id"]), "source", r.get("level")) for r in _rows(city.layer("sources"))]:
         lvl = _int_level(lv, f"layer {kind}s: {kind} \"{name}\"")
         if lvl not in walkable:
             raise UserError(f'layer {kind}s: {kind} "{name}" is on level {lvl}, which has no walkable area; the '
@@ -478,7 +479,7 @@ def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
                 for i, row in enumerate(_rows(fixed))]
     blockers += parse_barriers(list(p.get("barriers", [])), obst)
     tickets = []
-    for row in _rows(city.gates):
+    for row in _rows(city.layer("gates")):
         if str(row.get("kind") or "exit") == "ticket_gate":
             lv = _int_level(row.get("level"), f'layer gates: gate "{row["id"]}"')
             tickets.append(ticket_bank(row, walkable[lv], p, sel, lv))
@@ -494,7 +495,7 @@ def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
                             f"{_on_level(lv, levels)}.")
 
     gates: list[Gate] = []
-    for row in _rows(city.gates):
+    for row in _rows(city.layer("gates")):
         gid = str(row["id"])
         kind = str(row.get("kind") or "exit")
         if kind == "ticket_gate":
@@ -535,7 +536,7 @@ def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
                             "or leave it out of guidance_gates.")
 
     sources: list[Source] = []
-    for row in _rows(city.sources):
+    for row in _rows(city.layer("sources")):
         sid = str(row["id"])
         try:
             count = int(row["count"])

@@ -34,7 +34,7 @@ import shapely
 
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
+from .los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       LayerSpec, Param, Snapshot, StateSpec)
 
@@ -44,6 +44,7 @@ from .demand import Train, check_total, scaled, trains_from_params
 from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, select_ids
 from .navigation import Floors, build_navigation, rasterize
 from .transport import Onward
+from .city_import import CITY_LAYERS, LAYER_VIEWS, BUILDING_USES, IMPORT_HOOK, POI_KINDS
 
 WALKING, QUEUEING, EXITED, ONWARD, BOARDED, CHANGING_LEVEL = 0, 1, 2, 3, 4, 5
 PENDING = -1
@@ -220,6 +221,11 @@ class StationDispersalModel(CityModel):
                    "an exit (collision-free speed or social force model) and continue by metro, bus, taxi or on foot.")
     params = PARAMS
     kpis = KPIS
+    building_uses = BUILDING_USES
+    poi_kinds = POI_KINDS
+    import_hook = IMPORT_HOOK
+    city_layers = CITY_LAYERS
+    layer_views = LAYER_VIEWS
     required_layers = ("walkable", "gates", "sources")
     optional_layers = ("obstacles", "pois")
     extra_layers = (CONNECTORS,)

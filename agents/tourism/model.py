@@ -42,6 +42,7 @@ from .layout import (
 )
 from .routes import Network
 from .view import MEMBER_SCALE_M, count_grid, crowd_ranks, members, sunflower
+from .city_import import CITY_LAYERS, BUILDING_USES, IMPORT_HOOK, POI_KINDS
 
 TRAIN_KINDS = ("station", "railway_station")
 COACH_KINDS = ("coach_stop",)
@@ -190,6 +191,10 @@ class TouristFlowModel(CityModel):
                    "their itineraries, queue at the gates, visit, and check in at their hotel in the evening.")
     params = PARAMS
     kpis = KPIS
+    building_uses = BUILDING_USES
+    poi_kinds = POI_KINDS
+    import_hook = IMPORT_HOOK
+    city_layers = CITY_LAYERS
     required_layers = ("roads", "pois")
     optional_layers = ("buildings",)
     aoi_layers = ("pois",)

@@ -3,7 +3,7 @@
 A place is a POI (an entry point, an attraction or a hotel). Each is snapped to the nearest node of
 the road graph's main component (``RoadGraph.nearest_node``); the walk from the POI to that node
 is straight, at walking speed, and a POI farther than ``max_snap_m`` from the network is an error.
-Shuttles use the roads open to them (``RoadGraph.edge_seconds("shuttle")``: no footways, at most
+Shuttles use the roads open to cars (``RoadGraph.edge_seconds("drive", max_kmh=shuttle_kmh)``: no footways, at most
 ``shuttle_kmh``); a shuttle stop snaps to the largest connected part of that network, and only
 stops within ``max_snap_m`` of it are served.
 
@@ -99,7 +99,7 @@ class Network:
         from scipy.sparse.csgraph import connected_components
 
         g = self.graph
-        edges = g.edge_seconds("shuttle", shuttle_kmh=shuttle_kmh)
+        edges = g.edge_seconds("drive", max_kmh=shuttle_kmh)
         ok = np.isfinite(edges)
         if not ok.any():
             return

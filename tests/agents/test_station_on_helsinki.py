@@ -1,6 +1,6 @@
 """The station model on a real city: Helsinki central station, imported from OpenStreetMap.
 
-OSM has no crowd geometry, so the import derives it (twin/gis_station.py): the walkable area is the
+OSM has no crowd geometry, so the import derives it (agents/station/city_import.py, the station model's import hook): the walkable area is the
 streets (buffered to their typical width), squares and platforms within 150 m of the station hall,
 minus the other buildings; gates are where streets leave that circle; sources are the platforms.
 """
@@ -32,9 +32,9 @@ def test_derived_station_area_is_usable(helsinki_station):
     city = helsinki_station
     walkable = shapely.union_all(city.walkable.geometry.values)
     assert walkable.geom_type == "Polygon" and walkable.area > 10_000
-    assert len(city.gates) >= 3
-    assert all(walkable.boundary.distance(g) < 1.0 for g in city.gates.geometry)
-    assert all(walkable.buffer(0.01).contains(s) for s in city.sources.geometry)
+    assert len(city.layer("gates")) >= 3
+    assert all(walkable.boundary.distance(g) < 1.0 for g in city.layer("gates").geometry)
+    assert all(walkable.buffer(0.01).contains(s) for s in city.layer("sources").geometry)
 
 
 @pytest.mark.slow
@@ -42,9 +42,9 @@ def test_passengers_leave_helsinki_station(helsinki_station):
     from agents.registry import get_model
 
     city = helsinki_station
-    n_gates = len(city.gates)
+    n_gates = len(city.layer("gates"))
     model = get_model("station_dispersal")(city, duration_s=400, seed=3)
-    total = int(city.sources["count"].sum())
+    total = int(city.layer("sources")["count"].sum())
     walkable = shapely.union_all(city.walkable.geometry.values).buffer(0.5)
     while model.time_s < model.duration_s and not model.finished:
         model.advance_to(model.time_s + 50)

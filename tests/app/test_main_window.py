@@ -264,7 +264,7 @@ def test_station_model_runs_from_the_gui(window, qtbot):
         pytest.skip("the demo city is not generated")
     w = window
     assert w.open_scenario(STATION)
-    assert w.viewport.renderer.scene.gates.n_cells > 0
+    assert w.viewport.renderer.scene.views["gates"].n_cells > 0
     w.params.duration.setValue(12)
     worker = w.start_run()
     wait_run(qtbot, w, timeout=450_000)

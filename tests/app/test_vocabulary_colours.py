@@ -1,8 +1,9 @@
-"""Every POI kind of the vocabulary has its own colour in the 3D view."""
+"""Every POI kind the models declare has its own colour in the 3D view."""
 
 
 def test_every_poi_kind_has_a_colour():
-    from twin.view.render import POI_COLOURS
-    from twin.core.vocabulary import POI_KINDS
+    from twin.declarations import poi_kinds
+    from twin.view.scene import poi_colours
 
-    assert set(POI_COLOURS) == set(POI_KINDS)
+    assert set(poi_colours()) == set(poi_kinds())
+    assert all(c.startswith("#") and len(c) == 7 for c in poi_colours().values())

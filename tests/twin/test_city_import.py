@@ -105,7 +105,7 @@ def test_prague_geopackage_import(prague):
 
 @pytest.mark.slow
 def test_helsinki_station_area(helsinki):
-    from twin.gis_station import derive_station_area
+    from agents.station.city_import import derive_station_area
 
     city = City.load(helsinki[0])
     area, info = derive_station_area(city, "railway_station", 250, agents=800, return_info=True)
@@ -113,10 +113,10 @@ def test_helsinki_station_area(helsinki):
     assert len(walk) == 1 and walk.geometry.iloc[0].geom_type == "Polygon" and walk.geometry.iloc[0].is_valid
     poly = walk.geometry.iloc[0]
     assert 50_000 < poly.area < 250_000 and info["station"].startswith("Helsingin")
-    gates = area.gates
+    gates = area.layer("gates")
     assert len(gates) >= 3 and gates["id"].tolist()[:3] == ["G1", "G2", "G3"] and gates["id"].is_unique
     assert all(poly.boundary.distance(g) < 0.1 and poly.buffer(0.1).contains(g) for g in gates.geometry)
-    sources = area.sources
+    sources = area.layer("sources")
     assert len(sources) >= 1 and sources["count"].sum() == 800
     assert all(poly.contains(s) for s in sources.geometry)
     # It saves and loads as a valid package the crowd model can use.
@@ -124,16 +124,16 @@ def test_helsinki_station_area(helsinki):
     area.save(out)
     again = City.load(out)
     again.require(["walkable", "gates", "sources"], "station_dispersal")
-    assert len(again.gates) == len(gates)
+    assert len(again.layer("gates")) == len(gates)
 
 
 @pytest.mark.slow
 def test_station_by_name_and_unknown_station(helsinki):
-    from twin.gis_station import derive_station_area
+    from agents.station.city_import import derive_station_area
 
     city = City.load(helsinki[0])
     area = derive_station_area(city, "päärautatieasema", 150)
-    assert len(area.gates) >= 3
+    assert len(area.layer("gates")) >= 3
     with pytest.raises(UserError, match="no station 'Atlantis'"):
         derive_station_area(city, "Atlantis", 200)
 
@@ -144,7 +144,7 @@ def test_import_with_walkable_around(tmp_path):
     report = import_city([HELSINKI], out, walkable_around="railway_station", walkable_radius_m=200)
     assert any("station area" in n for n in report["notes"])
     city = City.load(out)
-    assert len(city.walkable) == 1 and len(city.gates) >= 3 and len(city.sources) >= 1
+    assert len(city.walkable) == 1 and len(city.layer("gates")) >= 3 and len(city.layer("sources")) >= 1
 
 
 @pytest.mark.slow
@@ -171,7 +171,7 @@ def test_connectors_derived_from_steps_and_escalators():
     import geopandas as gpd
     import shapely
 
-    from twin.gis_station import derive_connectors
+    from agents.station.city_import import derive_connectors
 
     crs = "EPSG:32635"
     street = shapely.box(0, 0, 100, 20)

@@ -83,9 +83,9 @@ def test_buildings(city):
     b = city.buildings
     assert len(b) >= 1500
     assert (b["height_m"] > 0).all()
-    from twin.core.vocabulary import BUILDING_USES
+    from twin.declarations import building_uses
 
-    assert set(b["use"]) <= set(BUILDING_USES)
+    assert set(b["use"]) <= set(building_uses())
     assert (b["levels"] >= 1).all()
     st = b[b["use"] == "station"]
     assert list(st["name"]) == ["Central Station"]
@@ -121,7 +121,7 @@ def test_roads(city):
 
 
 def test_station_gates(city, walk):
-    allg = city.gates.set_index("id")
+    allg = city.layer("gates").set_index("id")
     fares = allg[allg["kind"] == "ticket_gate"]
     assert set(fares.index) == {"TN1", "TN2", "TN3", "TS1", "TS2", "TE"}
     assert not fares.loc["TN3", "open"] and not fares.loc["TS2", "open"]
@@ -172,7 +172,7 @@ def test_stairs_and_escalators_join_the_platforms_to_the_concourse(connectors, w
 
 
 def test_sources_and_obstacles_inside_walkable(city, walk, platforms):
-    s = city.sources.set_index("id")
+    s = city.layer("sources").set_index("id")
     assert set(s.index) == {f"P{k}" for k in range(1, 7)}
     assert s["count"].sum() >= 8000
     assert sorted(s["release_s"]) == [0, 90, 180, 270, 360, 450]
@@ -223,7 +223,7 @@ def test_pois(city, walk):
 
 
 def test_drains(city):
-    d = city.drains
+    d = city.layer("drains")
     assert 30 <= len(d) <= 60
     assert d["capacity_m3s"].between(0.05, 0.5).all()
 

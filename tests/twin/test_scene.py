@@ -33,7 +33,9 @@ def test_buildings_are_one_mesh_with_ids_heights_and_uses(city):
         assert pts[:, 2].max() - pts[:, 2].min() == pytest.approx(row["height_m"])
     # 4 walls + 2 roof triangles per box.
     assert b.n_cells == 3 * (4 + 2)
-    from twin.view.scene import USE_CODES
+    from twin.view.scene import use_codes
+
+    USE_CODES = use_codes()
 
     assert set(b.cell_data["use_code"]) == {USE_CODES["public"], USE_CODES["office"], USE_CODES["other"]}
 
@@ -84,8 +86,8 @@ def test_flat_plane_without_dem_and_all_layers(tmp_path):
     assert roof.area == pytest.approx(c.buildings.geometry.iloc[0].area)
     # The walkable hole is respected.
     assert s.walkable.area == pytest.approx(c.walkable.geometry.iloc[0].area)
-    assert s.gates.n_cells > 0 and set(s.gates.cell_data["open"]) == {0, 1}
-    assert s.gate_labels == ["N1", "S1"]
+    assert s.views["gates"].n_cells > 0 and set(s.views["gates"].cell_data["open"]) == {0, 1}
+    assert s.view_labels["gates"][0] == ["N1", "S1"]
     assert s.water.area == pytest.approx(c.water.geometry.iloc[0].area, rel=1e-6)
     assert s.pois.n_points == 1 and s.poi_labels == ["Metro"]
 
@@ -170,7 +172,7 @@ def test_levels_stack_walkable_obstacles_gates_and_field_bands(tmp_path):
     hall = s.walkable.extract_cells(np.flatnonzero(s.walkable.cell_data["feature_id"] == 0))
     assert deck.points[:, 2].min() == pytest.approx(hall.points[:, 2].max() + 5.0)
     assert s.obstacles.points[:, 2].min() == pytest.approx(5.0)
-    assert s.gates.points[:, 2].min() > 5.0 and s.gate_label_points[0, 2] > 5.0
+    assert s.views["gates"].points[:, 2].min() > 5.0 and s.view_labels["gates"][1][0, 2] > 5.0
     g = GridField("density", np.zeros((2, 4, 4), np.float32), X0, Y0 + 40, 10.0, band_z_m=(0.0, 5.0),
                   band_names=("level 0", "level 1"))
     g.values[1, 2, 2] = 3.0

@@ -6,9 +6,11 @@ special cases, and ``require`` turns a missing layer a model needs into a clear 
 """
 from __future__ import annotations
 
+import importlib
 import tomllib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,19 +21,56 @@ import pyproj
 from .errors import UserError, nearest
 from .geometry import repair_geometries
 from .grid import GridField
+from .model_contract import LayerSpec
 
-LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # layer: (geometry family, columns it must have)
-    "buildings": ("Polygon", ("height_m",)),
-    "roads": ("LineString", ()),
-    "walkable": ("Polygon", ()),
-    "obstacles": ("Polygon", ()),
-    "gates": ("any", ("id",)),
-    "sources": ("Polygon", ("id", "count")),
-    "pois": ("Point", ("id", "kind")),
-    "water": ("Polygon", ()),
-    "drains": ("Point", ("id", "capacity_m3s")),
-}
+# The platform's own layers; the models add theirs (``CityModel.city_layers``: the station's gates and
+# sources, the flood's drains) and columns of these (the tourists' POI capacity, gates and service
+# time): ``layer_specs()`` merges them. Numbers in ``numbers`` must be numbers; in ``counts``, finite
+# and 0 or more.
+BASE_LAYERS: tuple[LayerSpec, ...] = (
+    LayerSpec("buildings", "vector", "building footprints", "Polygon", ("height_m",),
+              defaults=(("name", ""), ("use", "other")), numbers=("height_m",)),
+    LayerSpec("roads", "vector", "the road network", "LineString",
+              defaults=(("name", ""), ("kind", "street"), ("speed_kmh", 30.0)), numbers=("speed_kmh",),
+              counts=("speed_kmh",)),
+    LayerSpec("walkable", "vector", "where pedestrians may walk", "Polygon", defaults=(("name", ""), ("level", 0)),
+              levels=True),
+    LayerSpec("obstacles", "vector", "walls, pillars and barriers inside walkable", "Polygon",
+              defaults=(("name", ""), ("level", 0)), levels=True),
+    LayerSpec("pois", "vector", "points of interest", "Point", ("id", "kind"), defaults=(("name", ""),)),
+    LayerSpec("water", "vector", "water bodies", "Polygon", defaults=(("name", ""),)),
+)
+LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {s.name: (s.geometry, s.columns) for s in BASE_LAYERS}
+
+
+@cache
+def layer_specs() -> dict[str, LayerSpec]:
+    """Every layer of a city package: the platform's, then the registered models' (registry order;
+    a model's spec for a layer already known adds its columns' defaults and checks to it)."""
+    # The registry is found by name, as it finds the models: the package format is the platform's,
+    # the layer names are the models' words (docs/models.md, "Declarations").
+    declared = importlib.import_module("agents.registry").declared_city_layers()
+    specs = {s.name: s for s in BASE_LAYERS}
+    for spec in declared:
+        have = specs.get(spec.name)
+        if have is None:
+            specs[spec.name] = spec
+        else:
+            specs[spec.name] = replace(have, defaults=have.defaults + tuple(d for d in spec.defaults
+                                                                            if d[0] not in dict(have.defaults)),
+                                       numbers=tuple(dict.fromkeys(have.numbers + spec.numbers)),
+                                       counts=tuple(dict.fromkeys(have.counts + spec.counts)))
+    return specs
+
+
+def all_layers() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """{layer: (geometry family, columns it must have)} of every layer (``layer_specs``)."""
+    return {n: (s.geometry, s.columns) for n, s in layer_specs().items()}
+
+
+def column_defaults(name: str) -> dict[str, object]:
+    return dict(layer_specs()[name].defaults)
+
 
 # Layers whose features get ids when the file has none: "R00001", ... in file order (stable while the
 # file is unchanged), so per-feature values and interventions can name them.
@@ -41,23 +80,9 @@ GENERATED_IDS = {"roads": "R", "buildings": "B", "water": "W", "walkable": "WA",
 DEFAULT_BUILDING_HEIGHT_M = 10.0
 
 # Floors of multi-level places (a station's platforms above its concourse): the optional integer
-# ``level`` column of these layers (0 = street level, 1 above, -1 below); city.toml's
-# ``level_height_m`` gives the storey height (default below).
-LEVEL_LAYERS = ("walkable", "obstacles", "gates", "sources")
+# ``level`` column of the layers whose spec says ``levels`` (0 = street level, 1 above, -1 below);
+# city.toml's ``level_height_m`` gives the storey height (default below).
 DEFAULT_LEVEL_HEIGHT_M = 6.0
-
-# Defaults for optional columns, so models can read them without checking.
-COLUMN_DEFAULTS: dict[str, dict[str, object]] = {
-    "buildings": {"name": "", "use": "other"},
-    "roads": {"name": "", "kind": "street", "speed_kmh": 30.0},
-    "walkable": {"name": "", "level": 0},
-    "obstacles": {"name": "", "level": 0},
-    "gates": {"kind": "exit", "open": True, "level": 0},
-    "sources": {"release_s": 0.0, "level": 0},
-    "pois": {"name": "", "capacity": 0, "gates": 1, "service_time_s": 0.0},
-    "water": {"name": ""},
-    "drains": {},
-}
 
 
 MIN_ELEVATION_M, MAX_ELEVATION_M = -11_000.0, 9_000.0  # the deepest sea floor to above Everest
@@ -218,11 +243,12 @@ class City:
 
     # -- layers ----------------------------------------------------------------------------
     def layer(self, name: str) -> gpd.GeoDataFrame:
-        if name not in LAYERS:
-            raise KeyError(f"unknown layer {name!r}{nearest(name, LAYERS)}")
+        specs = layer_specs()
+        if name not in specs:
+            raise KeyError(f"unknown layer {name!r}{nearest(name, specs)}")
         gdf = self.layers.get(name)
         if gdf is None:
-            cols = list(LAYERS[name][1]) + list(COLUMN_DEFAULTS[name])
+            cols = list(specs[name].columns) + [c for c, _ in specs[name].defaults]
             gdf = gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=self.crs)
         return gdf
 
@@ -235,7 +261,7 @@ class City:
         A city built in memory may hold it in ``layers`` (it is then checked the same way)."""
         cache = self.__dict__.setdefault("_extra", {})
         if spec.name not in cache:
-            if spec.name in self.layers and spec.name not in LAYERS:
+            if spec.name in self.layers and spec.name not in layer_specs():
                 cache[spec.name] = check_extra_layer(self.layers[spec.name], spec, f"{self.name}, layer {spec.name!r}",
                                                 self.crs)
             else:
@@ -296,11 +322,8 @@ class City:
     roads = property(lambda self: self.layer("roads"))
     walkable = property(lambda self: self.layer("walkable"))
     obstacles = property(lambda self: self.layer("obstacles"))
-    gates = property(lambda self: self.layer("gates"))
-    sources = property(lambda self: self.layer("sources"))
     pois = property(lambda self: self.layer("pois"))
     water = property(lambda self: self.layer("water"))
-    drains = property(lambda self: self.layer("drains"))
 
     def pois_of(self, *kinds: str) -> gpd.GeoDataFrame:
         p = self.pois
@@ -446,16 +469,17 @@ def read_layers(gpkg: Path, crs: pyproj.CRS, renames: dict | None = None) -> dic
     except Exception as e:  # pyogrio raises DataSourceError and others for corrupt files
         raise UserError(f"{gpkg}: cannot open as a GeoPackage ({e}). Rebuild it with `citytwin city import`.") from None
     renames = renames or {}
-    unknown = [k for k in renames if k not in LAYERS]
+    names = layer_specs()
+    unknown = [k for k in renames if k not in names]
     if unknown:
         raise UserError(f"{gpkg.parent / 'city.toml'}: [city.layers] names an unknown layer {unknown[0]!r}"
-                        f"{nearest(unknown[0], LAYERS)}; the layers are {', '.join(LAYERS)}.")
+                        f"{nearest(unknown[0], names)}; the layers are {', '.join(names)}.")
     for name, source in renames.items():
         if source not in available:
             raise UserError(f"{gpkg.parent / 'city.toml'}: [city.layers] maps {name} to {source!r}, but {gpkg.name} "
                             f"has no such layer (it has: {', '.join(sorted(available)) or 'none'}).")
     layers = {}
-    for name in LAYERS:
+    for name in names:
         source = renames.get(name, name)
         if source not in available:
             continue
@@ -601,7 +625,8 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
     check_layer_crs(gdf.crs, where, crs)
     if gdf.crs != crs:
         gdf = gdf.to_crs(crs)
-    family, required = LAYERS[name]
+    spec = layer_specs()[name]
+    family, required = spec.geometry, spec.columns
     missing = [c for c in required if c not in gdf.columns]
     if missing:
         raise UserError(f"{where}: column(s) {', '.join(missing)} missing; layer {name!r} needs {', '.join(required)}. "
@@ -623,7 +648,7 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
         gdf.attrs["repaired"] = repaired
     if dropped:
         gdf.attrs["dropped"] = dropped
-    for col, default in COLUMN_DEFAULTS[name].items():
+    for col, default in spec.defaults:
         if col not in gdf.columns:
             gdf[col] = default
         else:
@@ -642,7 +667,9 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
             rows = np.flatnonzero((gdf["id"] == dup.iloc[0]).to_numpy()).tolist()
             raise UserError(f"{where}: id {dup.iloc[0]!r} is used more than once (features {rows[:5]}); "
                             "ids must be unique. Rename the duplicates.")
-    for col in ("height_m", "count", "capacity", "capacity_m3s", "speed_kmh", "release_s", "service_time_s"):
+    numbers = {c: None for s in layer_specs().values() for c in s.numbers}
+    counts = {c: None for s in layer_specs().values() for c in s.counts}
+    for col in numbers:
         if col in gdf.columns and len(gdf):
             values = pd.to_numeric(gdf[col], errors="coerce")
             bad = values.isna() & gdf[col].notna()
@@ -650,7 +677,7 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
                 i = int(np.flatnonzero(bad.to_numpy())[0])
                 raise UserError(f"{where}: column {col!r} of feature {i} is {gdf[col].iloc[i]!r}, not a number.")
             gdf[col] = values
-    for col in ("count", "capacity", "capacity_m3s", "speed_kmh", "service_time_s", "gates", "population"):
+    for col in counts:
         if col in gdf.columns and len(gdf):
             values = pd.to_numeric(gdf[col], errors="coerce")
             bad = values.notna() & ~(np.isfinite(values) & (values >= 0))
@@ -659,7 +686,7 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
                 fid = gdf["id"].iloc[i] if "id" in gdf.columns else i
                 raise UserError(f"{where}: feature {fid!r} has {col} = {float(values.iloc[i]):g}; it must be a finite "
                                 "number, 0 or more. Fix the value in your GIS.")
-    if name in LEVEL_LAYERS and len(gdf):
+    if spec.levels and len(gdf):
         values = pd.to_numeric(gdf["level"], errors="coerce")
         bad = ~(np.isfinite(values) & (values == np.round(values)))
         if bad.any():

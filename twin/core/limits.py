@@ -22,9 +22,6 @@ MAX_NESTING = 32  # tables and lists inside each other in a TOML file; a scenari
 MIN_TRAJECTORY_INTERVAL_S = 0.01
 MAX_TRAJECTORY_SAMPLES = 1_000_000  # duration_s / trajectory_interval_s
 MAX_SNAPSHOTS = 10_000
-MAX_TRAIN_PASSENGERS = 20_000  # one train: the longest, most crowded trains carry a few thousand
-MAX_TRAINS = 100_000  # rows of a timetable: a day of a busy hub is a few thousand
-MAX_STATION_PASSENGERS = 2_000_000  # everyone a station run simulates (each holds ~1 kB of arrays)
 
 
 def bounded_number(value, what: str, *, whole: bool = False, minimum: float | None = None,

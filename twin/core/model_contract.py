@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import mesa
 import numpy as np
@@ -36,7 +36,7 @@ from .grid import GridField
 from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-__all__ = ["KPI", "AlertRule", "CityModel", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
            "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
@@ -149,6 +149,91 @@ class LayerSpec:
     geometry: str = "any"  # vector: Point, LineString, Polygon or any
     columns: tuple[str, ...] = ()  # vector: columns every feature must have
     required: bool = False
+    # A layer of the city package the model defines (``city_layers``: gates, sources, drains): the
+    # importer recognises it by these names, fills these optional columns, and the view and the
+    # package reader treat it like the platform's own layers.
+    aliases: tuple[str, ...] = ()  # other layer names (lower case, no punctuation) the importer takes for it
+    defaults: tuple[tuple[str, Any], ...] = ()  # optional columns: (name, default)
+    levels: bool = False  # holds a floor ``level`` column (0 = street level)
+    ids_required: bool = False  # every feature needs an id in the source (scenarios name them)
+    id_prefix: str = ""  # ids the importer gives features without one: f"{id_prefix}_{n}"
+    numbers: tuple[str, ...] = ()  # columns whose values must be numbers
+    counts: tuple[str, ...] = ()  # columns whose values must be finite and 0 or more
+
+
+@dataclass(frozen=True)
+class BuildingUse:
+    """A building use (``buildings.use``) a model knows: what it means, its colour in the view and
+    its legend, and the OpenStreetMap ``building=*`` values the importer maps onto it."""
+
+    name: str
+    doc: str
+    colour: str
+    osm: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PoiKind:
+    """A point-of-interest kind (``pois.kind``) a model knows: what it means, its colour in the view,
+    and what the importer gives a POI of the kind when the data has no value (capacity: persons,
+    rooms for hotels; entry gates; service time per person in seconds)."""
+
+    name: str
+    doc: str
+    colour: str
+    capacity: int = 0
+    gates: int = 1
+    service_time_s: float = 0.0
+    capacity_tag: str = "capacity"  # the OSM tag that gives the capacity (hotels: rooms)
+
+
+@dataclass(frozen=True)
+class ImportOption:
+    """An option of `citytwin city import` a model's import hook reads: the keyword of
+    ``twin.gis.city_import.import_city`` and, with dashes, the command-line flag (``--walkable-around``)."""
+
+    name: str
+    help: str
+    default: Any = None
+    type: type = str
+
+
+@dataclass(frozen=True)
+class CityImportHook:
+    """What a model needs from `citytwin city import` (the importer calls every registered model's hook).
+
+    ``osm_tags``: OpenStreetMap tags it reads (each becomes a column of the raw OSM layers);
+    ``road_columns``: those of them kept, as text, on the ``roads`` layer; ``poi_kind``: the POI kind
+    of a feature's OSM tags, or None (the models are asked in registry order, the first kind wins);
+    ``poi_tags``: the tags that decide it (kept in the ``osm_tags`` column of the POIs);
+    ``options``: the command-line options it reads; ``derive(city, options)``: called once the city
+    is built, returns the city (with layers the model derives from it) and lines for the report."""
+
+    osm_tags: tuple[str, ...] = ()
+    road_columns: tuple[str, ...] = ()
+    poi_tags: tuple[str, ...] = ()
+    poi_kind: Callable[[dict], str | None] | None = None
+    options: tuple[ImportOption, ...] = ()
+    derive: Callable[[Any, dict], tuple[Any, list[str]]] | None = None
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """How the 3D view draws the features of a layer a model defines.
+
+    ``ribbon``: lines (or polygon outlines) as flat ribbons ``width_m`` wide, lifted to their floor
+    level, coloured by the boolean column ``state_column`` (``colours`` = (false, true)); ``label``:
+    the column whose value is written above each feature; ``legend``: the legend's words for
+    (false, true)."""
+
+    layer: str
+    title: str
+    width_m: float = 1.6
+    state_column: str = ""
+    colours: tuple[str, str] = ("#d62728", "#2ca02c")
+    legend: tuple[str, str] = ()
+    label: str = ""
+    pick_radius_m: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -247,6 +332,12 @@ class CityModel(mesa.Model):
     required_layers: ClassVar[tuple[str, ...]] = ()
     optional_layers: ClassVar[tuple[str, ...]] = ()
     extra_layers: ClassVar[tuple[LayerSpec, ...]] = ()
+    # Knowledge the platform reads from every registered model (docs/models.md, "Declarations"):
+    city_layers: ClassVar[tuple[LayerSpec, ...]] = ()  # layers of the city package this model defines
+    building_uses: ClassVar[tuple[BuildingUse, ...]] = ()
+    poi_kinds: ClassVar[tuple[PoiKind, ...]] = ()
+    import_hook: ClassVar[CityImportHook | None] = None
+    layer_views: ClassVar[tuple[LayerView, ...]] = ()
     field_styles: ClassVar[tuple[FieldStyle, ...]] = ()
     feature_styles: ClassVar[tuple[FeatureStyle, ...]] = ()
     aoi_layers: ClassVar[tuple[str, ...]] = ()  # layers whose extent the camera frames first; () = the city

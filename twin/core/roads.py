@@ -6,9 +6,9 @@ end to end) and a bridge that only crosses another road in plan is not. Each pai
 vertices is an undirected edge that remembers its road (``edge_road``, an index into the layer, whose
 ``id`` column gives the stable road id).
 
-Travel times by mode (seconds per edge): ``walk`` on every road at a walking speed; ``drive`` and
-``shuttle`` on every road but footways, at the road's ``speed_kmh`` (shuttles at most
-``shuttle_kmh``). Shortest paths use ``scipy.sparse.csgraph.dijkstra`` on a CSR matrix; closures
+Travel times by mode (seconds per edge): ``walk`` on every road at a walking speed; ``drive`` on
+every road but footways, at the road's ``speed_kmh`` (a vehicle with a speed limit of its own, a
+model's shuttle, gives ``max_kmh``). Shortest paths use ``scipy.sparse.csgraph.dijkstra`` on a CSR matrix; closures
 (roads that cannot be used) and per-edge factors (e.g. slower walking in water) are applied at run
 time, and the results of the last queries are cached.
 """
@@ -23,7 +23,7 @@ from .errors import UserError
 
 WALK_MPS = 1.34  # Weidmann 1993, free walking speed
 NO_CARS = ("footway", "path", "pedestrian", "steps", "cycleway")
-MODES = ("walk", "drive", "shuttle")
+MODES = ("walk", "drive")
 
 
 @dataclass
@@ -86,15 +86,16 @@ class RoadGraph:
         return len(self.edge_u)
 
     # -- travel times -------------------------------------------------------------------------------
-    def edge_seconds(self, mode: str = "walk", walk_mps: float = WALK_MPS, shuttle_kmh: float = 30.0) -> np.ndarray:
-        """Travel time of each edge by ``mode``; inf where the mode may not go."""
+    def edge_seconds(self, mode: str = "walk", walk_mps: float = WALK_MPS, max_kmh: float | None = None) -> np.ndarray:
+        """Travel time of each edge by ``mode``; inf where the mode may not go. ``max_kmh``: the
+        vehicle's own speed limit when driving (None: the roads' speeds)."""
         if mode == "walk":
             return self.edge_len / walk_mps
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; the modes are {', '.join(MODES)}")
         kmh = self.road_speed_kmh[self.edge_road]
-        if mode == "shuttle":
-            kmh = np.minimum(kmh, shuttle_kmh)
+        if max_kmh is not None:
+            kmh = np.minimum(kmh, max_kmh)
         t = self.edge_len / np.maximum(kmh / 3.6, 0.1)
         t[np.isin(self.road_kind[self.edge_road], NO_CARS)] = np.inf
         return t

@@ -1,39 +1,27 @@
-"""The words a city package uses, in one place: building uses and point-of-interest kinds.
+"""The platform's own words for a city package: the building uses every city has.
 
-The importer maps source tags onto these (twin/gis/osm.py, twin/gis/city_import.py), the demo-city
-generator writes them, the models read them and the 3D view colours and lists them (twin/view/scene.py,
-twin/view/render.py). docs/city_package.md lists them; tests/twin/test_vocabulary.py checks that every
-part of the platform speaks exactly this vocabulary (no use drawn as "other" because the view does
-not know it, no legend entry that nothing produces)."""
+Models add their own uses and every point-of-interest kind (``CityModel.building_uses`` and
+``poi_kinds``: the station's station buildings, the tourists' hotels and attractions, the flood's
+shelters…); :mod:`twin.declarations` merges them with these. The importer maps source tags onto
+the merged words, the demo-city generator writes them, the 3D view colours and lists them.
+docs/city_package.md lists them; tests/twin/test_vocabulary.py checks that every part of the
+platform speaks exactly the merged vocabulary."""
 from __future__ import annotations
 
-__all__ = ["BUILDING_USES", "POI_KINDS"]
+from .model_contract import BuildingUse
+
+__all__ = ["BASE_BUILDING_USES", "OTHER_USE"]
+
+OTHER_USE = "other"
 
 # buildings.use: what a building is used for (the view's colours and legend; flood exposure: people per m²)
-BUILDING_USES: dict[str, str] = {
-    "residential": "homes, flats, dormitories",
-    "commercial": "shops, markets, restaurants",
-    "office": "offices and office towers",
-    "station": "railway and bus station buildings",
-    "hotel": "hotels, hostels, guest houses",
-    "attraction": "museums, temples, churches and other sights",
-    "industrial": "factories and warehouses",
-    "public": "schools, hospitals, town halls and other public buildings",
-    "other": "anything else (or unknown)",
-}
-
-# pois.kind: what a point of interest is (which models read it: docs/city_package.md)
-POI_KINDS: dict[str, str] = {
-    "railway_station": "a railway station (tourists arrive by train; flood: a critical place)",
-    "station": "a station, read as railway_station by the tourist model",
-    "metro": "a metro entrance (station crowds leave by it)",
-    "bus_stop": "a bus stop or bus terminal bay",
-    "taxi_rank": "a taxi rank",
-    "coach_stop": "where tour coaches set tourists down",
-    "attraction": "a sight tourists visit (capacity, entry gates, service time)",
-    "hotel": "a hotel (capacity in rooms)",
-    "shelter": "a flood shelter (capacity in persons)",
-    "pump": "a pumping station (capacity_m3s)",
-    "hospital": "a hospital (a critical place in a flood)",
-    "school": "a school (a critical place in a flood)",
-}
+BASE_BUILDING_USES: tuple[BuildingUse, ...] = (
+    BuildingUse("residential", "homes, flats, dormitories", "#e8d6b0",
+                ("apartments", "residential", "house", "detached", "terrace", "dormitory", "semidetached_house")),
+    BuildingUse("commercial", "shops, markets, restaurants", "#6fa8dc", ("commercial", "retail", "supermarket", "kiosk")),
+    BuildingUse("office", "offices and office towers", "#8e9bd6", ("office",)),
+    BuildingUse("industrial", "factories and warehouses", "#a39e93", ("industrial", "warehouse")),
+    BuildingUse("public", "schools, hospitals, town halls and other public buildings", "#e06666",
+                ("public", "civic", "school", "hospital", "university", "government", "college", "kindergarten")),
+    BuildingUse(OTHER_USE, "anything else (or unknown)", "#cfcfcf"),
+)

@@ -6,7 +6,7 @@ Sources
   used below is a column).
 - GeoJSON, Shapefile, GeoPackage, FlatGeobuf (any CRS). Layers are matched by name
   (``buildings``/``building``/``bldg``…, ``roads``/``streets``/``highways``…, ``pois``, ``water``,
-  ``walkable``, ``obstacles``, ``gates``, ``sources``, ``drains``): a GeoPackage whose layers are named
+  ``walkable``, ``obstacles``, and the layers the models define, e.g. ``gates``): a GeoPackage whose layers are named
   like the contract's is taken as-is. A single-layer file with another name is classified by its
   geometry (polygons → buildings, lines → roads, points → pois). Other layers of a multi-layer file
   (e.g. Prague's ``tessellation`` and ``plots``) are skipped and listed in the report.
@@ -33,31 +33,22 @@ Building heights (column ``height_m``; ``height_source`` says which rule gave it
 The report and ``import_report.json`` count each.
 
 Building use (OSM ``building`` value): apartments/residential/house → residential,
-commercial/retail/kiosk/supermarket → commercial, office → office, train_station → station,
-hotel → hotel, church/cathedral/chapel/museum → attraction, industrial/warehouse → industrial,
-public/civic/school/hospital/university/government → public, anything else → other.
+commercial/retail/kiosk/supermarket → commercial, office → office, industrial/warehouse →
+industrial, public/civic/school/hospital/university/government → public, the values the models
+declare (``CityModel.building_uses``: e.g. the station's train_station → station), anything else
+→ other.
 
 Roads (OSM ways with ``highway``): ``kind`` = the highway value, ``speed_kmh`` = ``maxspeed``
 ("50", "30 mph", "FI:urban" = 50, "walk" = 5) else the default of the kind: motorway 100, trunk 80,
 primary/secondary 50, tertiary 40, residential/unclassified 30, living_street/service 20, cycleway
 and track 20, pedestrian/footway/path/platform/corridor 5, steps 3, others 30 (``_link`` as its road).
+The tags a model's import hook names in ``road_columns`` are kept as columns.
 
-POIs (OSM nodes, and a point inside each tagged area; the first rule that matches wins)
---------------------------------------------------------------------------------------
-=================  =============================================================  ====  =====  ========
-kind               OSM tags                                                       cap.  gates  service
-=================  =============================================================  ====  =====  ========
-metro              station=subway, railway=subway_entrance,                       1000  2      0 s
-                   railway=station + subway=yes
-railway_station    railway=station/halt, public_transport=station (not bus-only)   2000  4      0 s
-bus_stop           highway=bus_stop, amenity=bus_station                            60  1      0 s
-taxi_rank          amenity=taxi                                                     10  1      60 s
-hotel              tourism=hotel/hostel/guest_house/motel (capacity = ``rooms``)    80  1      120 s
-attraction         tourism=attraction/museum/viewpoint, historic=*                 200  2      20 s
-shelter            amenity=shelter, emergency=assembly_point                       100  1      5 s
-=================  =============================================================  ====  =====  ========
-Capacity is persons (rooms for hotels); a ``capacity`` (or, for hotels, ``rooms``) tag overrides the
-default, and ``capacity_source`` says which. Ids are ``osm_node_<id>``, ``osm_way_<id>`` or
+POIs (OSM nodes, and a point inside each tagged area): the models' import hooks give the kind
+(``CityImportHook.poi_kind``, asked in registry order; the first kind wins; each hook's module doc
+lists its rules) and the kind's declaration (``PoiKind``) the defaults of capacity, gates and service
+time. A ``capacity`` tag (or the kind's ``capacity_tag``, e.g. ``rooms`` for hotels) overrides the
+default capacity, and ``capacity_source`` says which. Ids are ``osm_node_<id>``, ``osm_way_<id>`` or
 ``osm_relation_<id>``; ``osm_tags`` keeps the tags that decided the kind.
 
 Water: areas with natural=water, waterway=riverbank or any water=*. Walkable: pedestrian areas
@@ -70,11 +61,13 @@ Invalid geometries are repaired with ``make_valid`` (polygon layers keep their p
 null, empty or unusable ones (e.g. OSM ways cut by the extract boundary) are dropped; both are
 counted in the report.
 
-Station areas
--------------
-``walkable_around`` (a POI kind such as ``railway_station`` or a name) with ``walkable_radius_m``
-calls :func:`twin.gis_station.derive_station_area` to build ``walkable``, ``gates`` and ``sources``
-for the crowd model around that station.
+Model import hooks
+------------------
+After the city is built, every registered model's ``CityImportHook.derive`` is called with the
+import options (the keywords of :func:`import_city` beyond its own; `citytwin city import` offers
+each hook's ``ImportOption`` as a flag): the station model, given ``walkable_around`` (a POI kind
+such as ``railway_station`` or a name) and ``walkable_radius_m``, builds ``walkable``, ``gates`` and
+``sources`` for its crowd around that station. The lines a hook returns go into the report's notes.
 """
 from __future__ import annotations
 
@@ -90,31 +83,30 @@ import numpy as np
 import pandas as pd
 import pyproj
 
-from twin.core.city import (COLUMN_DEFAULTS, LAYERS, City, Terrain, check_extra_layer, check_layer, check_layer_crs, fmt_bounds,
-                            parse_projected_crs)
+from twin.core.city import (LAYERS, City, all_layers, layer_specs, Terrain, check_extra_layer, check_layer, check_layer_crs, fmt_bounds,
+                        parse_projected_crs)
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.core.vocabulary import BUILDING_USES
+from twin.core.vocabulary import OTHER_USE
 from twin.core.geometry import geometry_family, repair_geometries
 from twin.gis.readers import (DemSource, dem_source, gpkg_raster_tables, list_vector_layers, read_vector_layer, short,
-                              source_kind)
-from twin.gis.osm import BUILDING_USE, default_speed_kmh, osm_layers, parse_height_m, parse_levels, parse_maxspeed, read_osm
+                     source_kind)
+from twin.gis.osm import default_speed_kmh, osm_layers, parse_height_m, parse_levels, parse_maxspeed, read_osm
 from twin.core.files import json_default
+from twin.declarations import import_hooks
 
 OSM_ATTRIBUTION = "© OpenStreetMap contributors, ODbL 1.0 (https://www.openstreetmap.org/copyright)"
 DEM_MARGIN_M = 50.0
 
-# Layer names (lower case, non-alphanumerics removed) recognised for each contract layer.
+# Layer names (lower case, non-alphanumerics removed) recognised for each of the platform's layers;
+# a model's layers (LayerSpec.aliases) add theirs: layer_aliases().
 LAYER_ALIASES = {
     "buildings": ("buildings", "building", "bldg", "bldgs", "footprints", "buildingfootprints", "houses"),
     "roads": ("roads", "road", "streets", "street", "highways", "highway", "edges", "streetnetwork", "network"),
     "walkable": ("walkable", "pedestrian", "pedestrianareas", "walkways", "squares"),
-    "obstacles": ("obstacles", "obstacle", "barriers", "walls"),
-    "gates": ("gates", "gate", "exits", "entrances"),
-    "sources": ("sources", "source", "spawns", "origins"),
+    "obstacles": ("obstacles", "obstacle", "walls"),
     "pois": ("pois", "poi", "pointsofinterest", "points", "places"),
     "water": ("water", "waterbodies", "waterareas", "lakes", "rivers", "waterpolygons"),
-    "drains": ("drains", "drain", "inlets", "manholes", "gullies"),
 }
 HEIGHT_COLUMNS = ("height_m", "height", "building:height", "building_height", "bldg_height", "hgt")
 LEVEL_COLUMNS = ("building:levels", "building_levels", "levels", "floors", "storeys", "stories", "num_floors")
@@ -122,19 +114,27 @@ KIND_COLUMNS = ("kind", "highway", "fclass", "class", "type", "road_type")
 SPEED_COLUMNS = ("speed_kmh", "maxspeed", "max_speed", "speed", "speed_limit")
 NAME_COLUMNS = ("name", "NAME", "Name", "nazev", "label")
 ID_COLUMNS = ("id", "ID", "Id")
-CONTRACT_USES = set(BUILDING_USES)
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def layer_aliases() -> dict[str, tuple[str, ...]]:
+    out = dict(LAYER_ALIASES)
+    for name, spec in layer_specs().items():
+        if name not in out and spec.aliases:
+            out[name] = spec.aliases
+    return out
+
+
 def contract_layer_for(name: str) -> str | None:
     n = _norm(name)
-    for layer, aliases in LAYER_ALIASES.items():
+    aliases_of = layer_aliases()
+    for layer, aliases in aliases_of.items():
         if n in aliases:
             return layer
-    for layer, aliases in LAYER_ALIASES.items():  # "city_buildings", "osm_roads_2024"…
+    for layer, aliases in aliases_of.items():  # "city_buildings", "osm_roads_2024"…
         if any(a in n for a in aliases if len(a) >= 5):
             return layer
     return None
@@ -190,6 +190,11 @@ class ImportReport:
         for s in d.get("notes", []):
             lines.append(f"  note       {s}")
         return "\n".join(lines)
+
+
+def import_options() -> list:
+    """The options of every registered model's import hook (``ImportOption``), in registry order."""
+    return [o for hook in import_hooks() for o in hook.options]
 
 
 def model_layers() -> dict:
@@ -261,7 +266,7 @@ def _read_vector_file(path: Path, parts: list, dems: list, skipped: list) -> int
             skipped.append(f"{path}, raster layer {table!r} (image tiles, not elevation)")
     layers = [(n, g) for n, g in list_vector_layers(path) if n not in raster_names]
     for name, _ in layers:
-        target = contract_layer_for(name) if name in LAYERS or name not in model_layers() else name
+        target = contract_layer_for(name) if name in all_layers() or name not in model_layers() else name
         where = f"{path}, layer {name!r}"
         if target is None and len(layers) > 1:
             skipped.append(f"{where} (not a city layer name)")
@@ -281,7 +286,7 @@ def _read_vector_file(path: Path, parts: list, dems: list, skipped: list) -> int
             continue
         if target is None:
             target = {"Polygon": "buildings", "LineString": "roads", "Point": "pois"}[fam]
-        want = LAYERS[target][0] if target in LAYERS else model_layers()[target].geometry
+        want = all_layers()[target][0] if target in all_layers() else model_layers()[target].geometry
         if want != "any" and fam != want:
             raise UserError(f"{where}: looks like the {target!r} layer but holds {fam}s; {target} must be "
                             f"{want}s. Rename the layer or convert its geometry.")
@@ -381,7 +386,10 @@ def _buildings(gdf, osm: bool, level_height_m, default_height_m):
     out["name"] = gdf[ncol].fillna("").astype(str) if ncol else ""
     ucol = _col(gdf, ("use", "building", "usage", "type"))
     if ucol:
-        out["use"] = [u if u in CONTRACT_USES else BUILDING_USE.get(str(u), "other") for u in gdf[ucol]]
+        from twin.declarations import building_uses, osm_building_uses
+
+        uses, osm = building_uses(), osm_building_uses()
+        out["use"] = [u if u in uses else osm.get(str(u), OTHER_USE) for u in gdf[ucol]]
     return out
 
 
@@ -402,11 +410,12 @@ def _ids(gdf, layer: str, where: str):
     icol = _col(gdf, ID_COLUMNS)
     if icol and icol != "id":
         gdf = gdf.rename(columns={icol: "id"})
+    spec = layer_specs()[layer]
     if "id" not in gdf.columns:
-        if layer in ("gates", "sources"):
+        if spec.ids_required:
             raise UserError(f"{where}: the column 'id' is missing; every {layer[:-1]} needs a unique id "
-                            "(scenarios refer to them, e.g. open_gates = [\"N1\"]). Add an id column.")
-        prefix = {"pois": "poi", "drains": "drain"}.get(layer, layer)
+                            "(scenarios refer to them by id). Add an id column.")
+        prefix = "poi" if layer == "pois" else spec.id_prefix or layer
         gdf = gdf.copy()
         gdf["id"] = [f"{prefix}_{i + 1}" for i in range(len(gdf))]
     else:
@@ -483,8 +492,9 @@ def warp_dem(dem: DemSource, crs: pyproj.CRS, extent, margin_m: float = DEM_MARG
 # -- the import -------------------------------------------------------------------------------------
 def import_city(sources: list[Path], out: Path, name: str | None = None, crs: str | None = None,
                 default_height_m: float = 10.0, level_height_m: float = 3.0,
-                walkable_around: str | None = None, walkable_radius_m: float = 250.0) -> ImportReport:
-    """Build a city package in ``out`` from real GIS data; see the module docstring for every rule."""
+                **model_options) -> ImportReport:
+    """Build a city package in ``out`` from real GIS data; see the module docstring for every rule.
+    ``model_options`` are the options the models' import hooks read (``import_options()``)."""
     t0 = time.perf_counter()
     sources = [Path(s) for s in sources]
     out = Path(out)
@@ -496,6 +506,12 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; give --out a folder for the city package.")
     crs_given = parse_projected_crs(crs, "--crs") if crs else None
+    options = {o.name: o.default for o in import_options()}
+    unknown = sorted(set(model_options) - set(options))
+    if unknown:
+        raise UserError(f"unknown import option {unknown[0]!r}; the models' import options are: "
+                        f"{', '.join(options) or 'none'}.")
+    options.update(model_options)
 
     parts, dems, skipped, attribution = _read_sources(sources, level_height_m, default_height_m)
     if not any(len(p.gdf) for p in parts):
@@ -515,10 +531,10 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
         if not len(gdf):
             continue
         gdf = gdf.to_crs(city_crs)
-        if p.layer not in LAYERS:  # a model's extra layer (connectors, barriers): checked as the model reads it
+        if p.layer not in all_layers():  # a model's extra layer (connectors, barriers): checked as the model reads it
             extras.setdefault(p.layer, []).append(check_extra_layer(gdf, model_layers()[p.layer], p.origin, city_crs))
             continue
-        family = LAYERS[p.layer][0]
+        family = all_layers()[p.layer][0]
         gdf, n_rep, n_drop = repair_geometries(gdf, family)
         repaired[p.layer] = repaired.get(p.layer, 0) + n_rep
         dropped[p.layer] = dropped.get(p.layer, 0) + n_drop
@@ -528,7 +544,7 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
             gdf = _buildings(gdf, p.osm, level_height_m, default_height_m)
         elif p.layer == "roads":
             gdf = _roads(gdf, p.osm)
-        elif p.layer in ("pois", "gates", "sources", "drains"):
+        elif p.layer == "pois" or p.layer not in LAYERS:  # the models' layers (gates, drains) have ids
             gdf = _ids(gdf, p.layer, p.origin)
         if not p.osm:
             ncol = _col(gdf, NAME_COLUMNS)
@@ -558,11 +574,10 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
                 meta={"imported_from": [str(s) for s in sources], "default_height_m": float(default_height_m),
                       "level_height_m": float(level_height_m)})
     notes = []
-    if walkable_around:
-        from twin.gis_station import derive_station_area
-
-        city, station_info = derive_station_area(city, walkable_around, walkable_radius_m, return_info=True)
-        notes.append(station_info["summary"])
+    for hook in import_hooks():
+        if hook.derive is not None:
+            city, lines = hook.derive(city, options)
+            notes.extend(lines)
 
     b = layers.get("buildings")
     heights = None
@@ -575,8 +590,8 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
     ext = _bounds(city.layers)
     report = ImportReport({
         "name": city_name, "out": str(out), "crs": _crs_label(city_crs), "crs_name": city_crs.name,
-        "crs_reason": why, "sources": [str(s) for s in sources],
-        "layers": {k: len(city.layers[k]) for k in [*LAYERS, *(k for k in city.layers if k not in LAYERS)]
+        "crs_reason": why, "sources": [str(s) for s in sources],  # not a model word: the source files
+        "layers": {k: len(city.layers[k]) for k in [*all_layers(), *(k for k in city.layers if k not in all_layers())]
                    if k in city.layers and len(city.layers[k])},
         "heights": heights, "repaired": repaired, "dropped": dropped, "skipped": skipped, "notes": notes,
         "extent": [float(v) for v in ext], "size_km": [(ext[2] - ext[0]) / 1000.0, (ext[3] - ext[1]) / 1000.0],
@@ -606,5 +621,4 @@ def _drop_unwritable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf
 
 
-__all__ = ["import_city", "ImportReport", "warp_dem", "choose_crs", "utm_crs_for", "contract_layer_for",
-           "COLUMN_DEFAULTS"]
+__all__ = ["import_city", "ImportReport", "warp_dem", "choose_crs", "utm_crs_for", "contract_layer_for"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.core.city import LAYERS, City, fmt_bounds
+from twin.core.city import City, fmt_bounds, layer_specs
 
 
 def _crs_label(crs) -> str:
@@ -24,7 +24,8 @@ def city_info(path) -> str:
     lines.append(f"Extent    {fmt_bounds(b)}  ({w:.2f} × {h:.2f} km)")
     lines.append("Layers")
     report = _import_report(root)
-    for name in LAYERS:
+    specs = layer_specs()
+    for name, spec in specs.items():
         gdf = city.layers.get(name)
         if gdf is None or not len(gdf):
             continue
@@ -37,16 +38,16 @@ def city_info(path) -> str:
                 filled = int(vc.get("levels", 0) + vc.get("default", 0))
                 line += (f"; from height {int(vc.get('height', 0))}, levels {int(vc.get('levels', 0))}, "
                          f"default {int(vc.get('default', 0))} (filled {filled})")
-        elif name in ("roads", "pois", "walkable") and "kind" in gdf.columns:
+        elif "kind" in gdf.columns and spec.geometry in ("LineString", "Point", "Polygon") and not spec.ids_required:
             kinds = gdf["kind"].value_counts()
             line += "  " + ", ".join(f"{k} {v}" for k, v in kinds.head(6).items())
             if len(kinds) > 6:
                 line += f", … ({len(kinds)} kinds)"
             if name == "roads":
                 line += f"; {gdf.geometry.length.sum() / 1000.0:.1f} km"
-        elif name in ("walkable", "water", "obstacles", "sources"):
+        elif spec.geometry == "Polygon":
             line += f"  {gdf.geometry.area.sum():.0f} m²"
-        if name == "gates":
+        if spec.ids_required and spec.geometry != "Polygon":  # the ids scenarios name (gates)
             line += "  ids " + ", ".join(gdf["id"].astype(str).head(10)) + (" …" if len(gdf) > 10 else "")
         lines.append(line)
     if not any(len(g) for g in city.layers.values()):
@@ -60,7 +61,8 @@ def city_info(path) -> str:
     else:
         lines.append("DEM       none (flat ground)")
     if report.get("crs_reason"):
-        lines.append(f"Imported  from {', '.join(Path(s).name for s in report.get('sources', []))}; CRS: {report['crs_reason']}")
+        files = report.get("sources", [])  # not a model word: the source files of the import
+        lines.append(f"Imported  from {', '.join(Path(s).name for s in files)}; CRS: {report['crs_reason']}")
     lines.append(f"Attribution  {city.attribution or '(none given)'}")
     return "\n".join(lines)
 

@@ -19,14 +19,27 @@ import numpy as np
 import pandas as pd
 
 from twin.core.errors import UserError
+from twin.core.vocabulary import OTHER_USE
+from twin.core.osm_values import parse_height_m, parse_level_list, parse_levels, single_level  # noqa: F401 (the importer's API)
 
-# Every tag the import reads, on every OSM layer.
-OSM_TAGS = (
-    "name", "building", "building:levels", "height", "amenity", "tourism", "historic", "railway",
-    "public_transport", "station", "subway", "train", "bus", "highway", "maxspeed", "emergency",
-    "natural", "waterway", "water", "place", "area", "rooms", "beds", "capacity", "landuse", "layer",
-    "tunnel", "bridge", "indoor", "level", "lanes", "width", "foot", "conveying", "incline",
+# Every tag the platform's import reads, on every OSM layer; the models' import hooks add theirs
+# (osm_tags(): these first, then each model's in registry order).
+PLATFORM_OSM_TAGS = (
+    "name", "building", "building:levels", "height", "amenity", "railway", "public_transport", "highway",
+    "maxspeed", "natural", "waterway", "water", "place", "area", "capacity", "landuse", "layer", "tunnel",
+    "bridge", "indoor", "level", "lanes", "foot",
 )
+
+
+def osm_tags() -> tuple[str, ...]:
+    from twin.declarations import import_hooks
+
+    tags = list(PLATFORM_OSM_TAGS)
+    for hook in import_hooks():
+        tags += [*hook.osm_tags, *hook.poi_tags, *hook.road_columns]
+    return tuple(dict.fromkeys(tags))
+
+
 # Closed ways with these tags are areas (GDAL also honours area=yes).
 CLOSED_WAYS_ARE_POLYGONS = (
     "aeroway,amenity,boundary,building,craft,geological,historic,landuse,leisure,military,natural,"
@@ -48,7 +61,7 @@ ignore=created_by,converted_by,source,time,ele,note,todo,openGeoDB:,fixme,FIXME
 
 
 def osmconf_text() -> str:
-    attrs = ",".join(OSM_TAGS)
+    attrs = ",".join(osm_tags())
     parts = [f"[general]\nclosed_ways_are_polygons={CLOSED_WAYS_ARE_POLYGONS}\n"]
     for name in ("points", "lines", "multipolygons", "multilinestrings", "other_relations"):
         parts.append(_LAYER_SECTION.format(name=name, attrs=attrs))
@@ -63,6 +76,7 @@ def read_osm(path: Path) -> dict[str, gpd.GeoDataFrame]:
         conf = Path(tmp) / "osmconf.ini"
         conf.write_text(osmconf_text(), encoding="utf-8")
         out = {}
+        tags = osm_tags()
         for layer in ("points", "lines", "multipolygons"):
             try:
                 with warnings.catch_warnings():
@@ -74,8 +88,8 @@ def read_osm(path: Path) -> dict[str, gpd.GeoDataFrame]:
                     "(e.g. from download.geofabrik.de or with osmium extract) and check it opens in QGIS."
                 ) from None
             # GDAL writes "building:levels" as the field "building_levels".
-            gdf = gdf.rename(columns={t.replace(":", "_"): t for t in OSM_TAGS if ":" in t})
-            for tag in OSM_TAGS:
+            gdf = gdf.rename(columns={t.replace(":", "_"): t for t in tags if ":" in t})
+            for tag in tags:
                 if tag not in gdf.columns:
                     gdf[tag] = None
             out[layer] = gdf
@@ -92,63 +106,8 @@ def _short(e: Exception) -> str:
 _NUM = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
 
-def parse_height_m(value) -> float | None:
-    """'12', '12.5 m', '12,5', '40\\'' (feet), '40 ft', '10\\'6"' → metres; None when unusable."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    s = str(value).strip().lower()
-    if not s:
-        return None
-    feet_inches = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:'|ft|feet)\s*(?:(\d+(?:\.\d+)?)\s*(?:\"|in|inch(?:es)?))?", s)
-    if feet_inches:
-        ft = float(feet_inches.group(1)) + float(feet_inches.group(2) or 0) / 12.0
-        h = ft * 0.3048
-    else:
-        m = _NUM.search(s)
-        if not m:
-            return None
-        h = float(m.group(0).replace(",", "."))
-        if re.search(r"\d\s*(cm)\b", s):
-            h /= 100.0
-    return h if 0.0 < h < 1000.0 else None
-
-
-def parse_levels(value) -> float | None:
-    """'6', '5;6', '2-3', '4.5' → storeys (the largest number given); None when unusable."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    nums = [float(n.replace(",", ".")) for n in re.findall(r"\d+(?:[.,]\d+)?", str(value))]
-    nums = [n for n in nums if 0 < n < 250]
-    return max(nums) if nums else None
-
-
 MPH = 1.609344
 SPECIAL_SPEEDS = {"walk": 5.0, "living_street": 20.0, "urban": 50.0, "rural": 80.0, "motorway": 120.0}
-
-
-def parse_level_list(value) -> list[float]:
-    """OSM ``level`` values: "1", "0;1", "-1;0", "0-2" (a range) -> the levels, [] when absent."""
-    text = str(value or "").strip()
-    if not text or text.lower() == "nan":
-        return []
-    out = []
-    for part in text.replace(",", ";").split(";"):
-        part = part.strip()
-        lo, sep, hi = part[1:].partition("-")
-        try:
-            if sep:  # a range "0-2" (the leading sign belongs to the first number)
-                out += [float(part[0] + lo), float(hi)]
-            else:
-                out.append(float(part))
-        except ValueError:
-            return []
-    return out
-
-
-def single_level(value) -> int:
-    """The floor of an area: its level tag when that is one whole number, else 0."""
-    levels = parse_level_list(value)
-    return int(levels[0]) if len(levels) == 1 and levels[0] == int(levels[0]) else 0
 
 
 def parse_maxspeed(value) -> float | None:
@@ -169,19 +128,6 @@ def parse_maxspeed(value) -> float | None:
 
 
 # -- classification -------------------------------------------------------------------------------
-BUILDING_USE = {
-    "apartments": "residential", "residential": "residential", "house": "residential", "detached": "residential",
-    "terrace": "residential", "dormitory": "residential", "semidetached_house": "residential",
-    "commercial": "commercial", "retail": "commercial", "supermarket": "commercial", "kiosk": "commercial",
-    "office": "office",
-    "train_station": "station", "transportation": "station",
-    "hotel": "hotel",
-    "church": "attraction", "cathedral": "attraction", "museum": "attraction", "chapel": "attraction",
-    "industrial": "industrial", "warehouse": "industrial",
-    "public": "public", "civic": "public", "school": "public", "hospital": "public", "university": "public",
-    "government": "public", "college": "public", "kindergarten": "public",
-}
-
 # Speed (km/h) of a road without maxspeed, by OSM highway value ("_link" roads as their road).
 DEFAULT_SPEED_KMH = {
     "motorway": 100.0, "trunk": 80.0, "primary": 50.0, "secondary": 50.0, "tertiary": 40.0,
@@ -196,38 +142,14 @@ def default_speed_kmh(kind: str) -> float:
     return DEFAULT_SPEED_KMH.get(str(kind).removesuffix("_link"), FALLBACK_SPEED_KMH)
 
 
-# POI defaults: capacity (persons, or rooms for hotels), entry gates, service time per person (s).
-POI_DEFAULTS = {
-    "railway_station": (2000, 4, 0.0),
-    "metro": (1000, 2, 0.0),
-    "bus_stop": (60, 1, 0.0),
-    "taxi_rank": (10, 1, 60.0),
-    "hotel": (80, 1, 120.0),
-    "attraction": (200, 2, 20.0),
-    "shelter": (100, 1, 5.0),
-}
-
-
 def poi_kind(t: dict) -> str | None:
-    """The contract POI kind of a feature's tags, or None (first matching rule wins)."""
-    g = lambda k: (t.get(k) or "")  # noqa: E731
-    railway, pt, amenity, tourism = g("railway"), g("public_transport"), g("amenity"), g("tourism")
-    if g("station") == "subway" or railway == "subway_entrance" or (railway == "station" and g("subway") == "yes"):
-        return "metro"
-    if railway in ("station", "halt") or (pt == "station" and (g("train") == "yes" or railway)):
-        return "railway_station"
-    if g("highway") == "bus_stop" or amenity == "bus_station" or (pt == "station" and g("bus") == "yes"):
-        return "bus_stop"
-    if pt == "station":
-        return "railway_station"
-    if amenity == "taxi":
-        return "taxi_rank"
-    if tourism in ("hotel", "hostel", "guest_house", "motel"):
-        return "hotel"
-    if tourism in ("attraction", "museum", "viewpoint") or (g("historic") and g("historic") != "no"):
-        return "attraction"
-    if amenity == "shelter" or g("emergency") == "assembly_point":
-        return "shelter"
+    """The POI kind of a feature's tags, or None: the models' import hooks are asked in registry
+    order and the first kind given wins."""
+    from twin.declarations import import_hooks
+
+    for hook in import_hooks():
+        if hook.poi_kind is not None and (kind := hook.poi_kind(t)) is not None:
+            return kind
     return None
 
 
@@ -244,14 +166,17 @@ def _osm_ids(gdf: gpd.GeoDataFrame, layer: str) -> pd.Series:
 
 
 def _records(gdf) -> list[dict]:
-    cols = [c for c in OSM_TAGS if c in gdf.columns]
+    cols = [c for c in osm_tags() if c in gdf.columns]
     df = gdf[cols].astype(object).where(gdf[cols].notna(), None)
     return df.to_dict("records")
 
 
 def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_height_m: float) -> dict[str, gpd.GeoDataFrame]:
     """Contract layers (in EPSG:4326) from the raw OSM driver layers."""
+    from twin.declarations import import_hooks, osm_building_uses, poi_kinds
+
     pts, lines, polys = raw["points"], raw["lines"], raw["multipolygons"]
+    hooks = import_hooks()
     layers: dict[str, gpd.GeoDataFrame] = {}
     crs = polys.crs or lines.crs or pts.crs or "EPSG:4326"
 
@@ -266,7 +191,7 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
             heights.append(n * level_height_m), sources.append("levels")
         else:
             heights.append(default_height_m), sources.append("default")
-        uses.append(BUILDING_USE.get(str(use), "other"))
+        uses.append(osm_building_uses().get(str(use), OTHER_USE))
     layers["buildings"] = gpd.GeoDataFrame(
         {"id": _osm_ids(b, "multipolygons").to_numpy(), "name": b["name"].fillna("").to_numpy(),
          "use": uses, "osm_building": b["building"].to_numpy(), "height_m": np.asarray(heights, float),
@@ -282,14 +207,16 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
          "speed_kmh": [s if s is not None else default_speed_kmh(k) for k, s in zip(kinds, speeds)],
          "speed_source": ["maxspeed" if s is not None else "default" for s in speeds],
          "tunnel": r["tunnel"].fillna("").to_numpy(), "bridge": r["bridge"].fillna("").to_numpy(),
-         "layer": r["layer"].fillna("").to_numpy(),
-         # steps and escalators between floors (the station crowd model's connectors)
-         "level": r["level"].fillna("").to_numpy(), "incline": r["incline"].fillna("").to_numpy(),
-         "conveying": r["conveying"].fillna("").to_numpy(), "width": r["width"].fillna("").to_numpy()},
+         "layer": r["layer"].fillna("").to_numpy(), "level": r["level"].fillna("").to_numpy(),
+         # the tags the models' import hooks keep on the roads (e.g. what makes stairs a connector)
+         **{t: r[t].fillna("").to_numpy() for t in dict.fromkeys(c for h in hooks for c in h.road_columns)
+            if t not in ("level", "layer")}},
         geometry=r.geometry.to_numpy(), crs=crs)
 
     # POIs: nodes, and the centroid (a point inside) of areas
     rows, geoms = [], []
+    kinds = poi_kinds()
+    deciding = tuple(dict.fromkeys(t for h in hooks for t in h.poi_tags))  # kept in osm_tags
     for layer, gdf in (("points", pts), ("multipolygons", polys)):
         if not len(gdf):
             continue
@@ -300,21 +227,16 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
             kind = poi_kind(t)
             if kind is None or geo[i] is None or geo[i].is_empty:
                 continue
-            cap, gates, service = POI_DEFAULTS[kind]
-            capacity = None
-            if kind == "hotel":
-                capacity = parse_levels(t.get("rooms"))
-            elif t.get("capacity"):
-                capacity = parse_levels(t.get("capacity"))
+            pk = kinds[kind]
+            capacity = parse_levels(t.get(pk.capacity_tag)) if t.get(pk.capacity_tag) else None
             rows.append({"id": ids[i], "kind": kind, "name": t.get("name") or "",
-                         "capacity": int(capacity) if capacity else cap,
+                         "capacity": int(capacity) if capacity else pk.capacity,
                          "capacity_source": "tag" if capacity else "default",
-                         "gates": gates, "service_time_s": float(service),
-                         "osm_tags": ";".join(f"{k}={t[k]}" for k in ("railway", "public_transport", "station",
-                                                                        "highway", "amenity", "tourism",
-                                                                        "historic", "emergency") if t.get(k))})
+                         "gates": pk.gates,  # not a model word: a POI's entry gates (CONTRACT §1)
+                         "service_time_s": float(pk.service_time_s),
+                         "osm_tags": ";".join(f"{k}={t[k]}" for k in deciding if t.get(k))})
             geoms.append(geo[i] if layer == "points" else geo[i].point_on_surface())
-    cols = ["id", "kind", "name", "capacity", "capacity_source", "gates", "service_time_s", "osm_tags"]
+    cols = ["id", "kind", "name", "capacity", "capacity_source", "gates", "service_time_s", "osm_tags"]  # not a model word: POI gates
     layers["pois"] = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry=geoms, crs=crs)
 
     # Water and walkable areas

@@ -12,26 +12,31 @@ import shapely
 from twin.core.formats import fmt_number
 from twin.core.model_contract import FieldStyle
 from twin.view.fonts import label_font_file
-from twin.view.scene import (POI_KINDS_ORDER, USE_CODES, USE_COLOURS, AgentCloud, CityScene,
-                             FieldSurface, build_scene, level_lift)
+from twin.declarations import layer_views
+from twin.view.scene import (AgentCloud, CityScene, FieldSurface, build_scene, level_lift, poi_colours, poi_kinds_order,
+                        use_codes, use_colours)
 
 from twin.view import shaders
 
 LAYER_TITLES = {
     "terrain": "Terrain", "buildings": "Buildings", "roads": "Roads", "water": "Water",
-    "walkable": "Walkable areas", "obstacles": "Obstacles", "gates": "Gates", "pois": "Points of interest",
+    "walkable": "Walkable areas", "obstacles": "Obstacles", "pois": "Points of interest",
     "labels": "Labels", "field": "Field (density / depth)", "agents": "Agents",
     "features": "Model values on features", "feature_labels": "Model values as labels",
     "alerts": "Alert markers",
 }
-# meshes that per-feature values can colour, with the cell array naming each cell's feature row
-FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id", "water": "feature_id", "walkable": "feature_id",
-                  "gates": "feature_id"}
+
+
+def layer_title(name: str) -> str:
+    """The title of a layer in the layer list (a model's layer: its LayerView's)."""
+    view = layer_views().get(name)
+    return LAYER_TITLES.get(name) or (view.title if view is not None else name)
+
+
+# meshes that per-feature values can colour (and the models' layer views), with the cell array naming each cell's feature row
+FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id", "water": "feature_id", "walkable": "feature_id"}
 FEATURE_LIFT_M = 0.2  # overlays sit just above the layer they colour
 STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-POI_COLOURS = {"railway_station": "#8a3a70", "station": "#8a3a70", "metro": "#0050a0", "bus_stop": "#e08000",
-               "taxi_rank": "#d0b000", "coach_stop": "#a0522d", "attraction": "#b03090", "hotel": "#6040c0",
-               "shelter": "#10a050", "pump": "#2080c0", "hospital": "#c00020", "school": "#508030"}  # POI_KINDS
 BACKGROUND = "#dfe7ef"
 BACKGROUND_DARK = "#141a21"  # command room: dark around a bright city, easy on a video wall
 ALERT_COLOURS = ("#2ca02c", "#ffb000", "#e8112d")  # ok, amber, red (twin.core.model_contract.ALERT_LEVELS)
@@ -89,12 +94,17 @@ class SceneRenderer:
         if s.obstacles.n_cells:
             self._add("obstacles", p.add_mesh(s.obstacles, color="#7a6a5a", pickable=True, name="obstacles",
                                               reset_camera=False, render=False))
-        if s.gates.n_cells:
-            self._add("gates", p.add_mesh(s.gates, scalars="open", cmap=["#d62728", "#2ca02c"], clim=(0, 1),
-                                          show_scalar_bar=False, ambient=0.6, pickable=True, name="gates",
-                                          reset_camera=False, render=False))
+        views = layer_views()
+        for layer, mesh in s.views.items():  # the models' layers, as their LayerView says
+            if mesh.n_cells:
+                v = views[layer]
+                style = (dict(scalars=v.state_column, cmap=list(v.colours), clim=(0, 1)) if v.state_column
+                         else dict(color=v.colours[-1]))
+                self._add(layer, p.add_mesh(mesh, **style, show_scalar_bar=False, ambient=0.6, pickable=True,
+                                            name=layer, reset_camera=False, render=False))
         if s.pois.n_points:
-            colours = [POI_COLOURS.get(POI_KINDS_ORDER[c] if c < len(POI_KINDS_ORDER) else "", "#444444")
+            order, poi_col = poi_kinds_order(), poi_colours()
+            colours = [poi_col.get(order[c] if c < len(order) else "", "#444444")
                        for c in s.pois.point_data["kind_code"]]
             rgb = np.array([pv.Color(c).float_rgb for c in colours])
             s.pois.point_data["rgb"] = (rgb * 255).astype(np.uint8)
@@ -141,7 +151,7 @@ class SceneRenderer:
                                                   label_font_size=int(14 * self.font_scale), **self.bar_style(),
                                                   fmt="%.0f"))
             else:
-                colours = [USE_COLOURS[u] for u in USE_CODES]
+                colours = list(use_colours().values())
                 style = dict(scalars="use_code", cmap=colours, clim=(-0.5, len(colours) - 0.5),
                              n_colors=len(colours), show_scalar_bar=False)
             actor = self.plotter.add_mesh(part, ambient=0.3, diffuse=0.8, pickable=True, name=name, opacity=opacity,
@@ -160,11 +170,11 @@ class SceneRenderer:
                 pts, s.poi_labels, font_size=fs, text_color="black", shape_color="white", shape_opacity=0.8,
                 show_points=False, always_visible=True, name="poi_labels", reset_camera=False, render=False,
                 bold=False, font_file=label_font_file(s.poi_labels)))
-        if len(s.gate_labels):
+        for layer, (texts, points) in s.view_labels.items():
             self._add("labels", self.plotter.add_point_labels(
-                s.gate_label_points, s.gate_labels, font_size=fs, text_color="white", shape_color="#2b4a6f",
-                shape_opacity=0.85, show_points=False, always_visible=True, name="gate_labels",
-                reset_camera=False, render=False, font_file=label_font_file(s.gate_labels)))
+                points, texts, font_size=fs, text_color="white", shape_color="#2b4a6f",
+                shape_opacity=0.85, show_points=False, always_visible=True, name=f"{layer}_labels",
+                reset_camera=False, render=False, font_file=label_font_file(texts)))
 
     def set_building_colouring(self, mode: str) -> None:
         self.building_colouring = mode
@@ -201,10 +211,13 @@ class SceneRenderer:
             return
         if self.building_colouring == "use" and s.buildings.n_cells:
             present = set(np.unique(s.buildings.cell_data["use_code"]).tolist())
-            names = list(USE_CODES)
-            entries += [[f"{names[c]}", USE_COLOURS[names[c]]] for c in sorted(present)]
-        if s.gates.n_cells:
-            entries += [["gate open", "#2ca02c"], ["gate closed", "#d62728"]]
+            names, use_col = list(use_codes()), use_colours()
+            entries += [[f"{names[c]}", use_col[names[c]]] for c in sorted(present)]
+        views = layer_views()
+        for layer, mesh in s.views.items():
+            v = views[layer]
+            if mesh.n_cells and v.legend:
+                entries += [[v.legend[1], v.colours[1]], [v.legend[0], v.colours[0]]]
         if s.water.n_cells:
             entries += [["water", "#5b9bd5"]]
         if self.model_cls is not None:  # the model's per-feature states that are drawn (flooded, closed, ...)
@@ -380,7 +393,7 @@ class SceneRenderer:
         for layer, frame in (features or {}).items():
             styles = [f for f in self.model_cls.feature_styles if f.layer == layer and f.name in frame.values]
             colour = next((f for f in styles if not f.label), None)
-            if colour is not None and layer in FEATURE_MESHES:
+            if colour is not None and (layer in FEATURE_MESHES or layer in self.scene.views):
                 self._feature_overlay(layer, frame, colour)
             labelled = [f for f in styles if f.label]
             if labelled:
@@ -400,11 +413,11 @@ class SceneRenderer:
         return out
 
     def _feature_overlay(self, layer: str, frame, style) -> None:
-        mesh = getattr(self.scene, layer)
+        mesh = self.scene.mesh(layer)
         if not mesh.n_cells:
             return
         row_values = self._per_row(layer, frame, style.name)
-        cell_values = row_values[np.asarray(mesh.cell_data[FEATURE_MESHES[layer]])]
+        cell_values = row_values[np.asarray(mesh.cell_data[FEATURE_MESHES.get(layer, "feature_id")])]
         show = np.isfinite(cell_values)
         if style.kind == "number":
             show &= cell_values > 0
@@ -620,8 +633,8 @@ class SceneRenderer:
         if layer == "buildings" and cell_id >= 0:
             i = int(s.buildings.cell_data["building_id"][cell_id])
             info = {"layer": "buildings", "row": i, **_row(c.buildings, i)}
-        elif layer in ("roads", "water", "walkable", "gates") and cell_id >= 0:
-            i = int(getattr(s, layer).cell_data["feature_id"][cell_id])
+        elif (layer in ("roads", "water", "walkable") or layer in s.views) and cell_id >= 0:
+            i = int(s.mesh(layer).cell_data["feature_id"][cell_id])
             info = {"layer": layer, "row": i, **_row(c.layer(layer), i)}
         elif layer == "obstacles" and cell_id >= 0:
             i = int(s.obstacles.cell_data["building_id"][cell_id])
@@ -652,7 +665,7 @@ class SceneRenderer:
             return None
         xl, yl = s.to_local(wx, wy)
         pt = shapely.Point(wx, wy)
-        for layer, radius in (("pois", 8.0), ("gates", 2.0)):
+        for layer, radius in (("pois", 8.0), *((v.layer, v.pick_radius_m) for v in layer_views().values())):
             if c.has(layer):
                 d = c.layer(layer).geometry.distance(pt)
                 i = int(np.argmin(d.values))

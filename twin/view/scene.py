@@ -26,20 +26,15 @@ import pyvista as pv
 import shapely
 
 from twin.core.grid import GridField
-from twin.core.vocabulary import BUILDING_USES, POI_KINDS
+from twin.core.vocabulary import OTHER_USE
+from twin.core.model_contract import LayerView
+from twin.declarations import building_uses, layer_views, poi_kinds
 
-# Building use (twin.core.vocabulary) → integer code (cell data ``use_code``) and display colour.
-USE_CODES: dict[str, int] = {use: i for i, use in enumerate(BUILDING_USES)}
-USE_COLOURS: dict[str, str] = {
-    "residential": "#e8d6b0", "commercial": "#6fa8dc", "office": "#8e9bd6", "station": "#c27ba0",
-    "hotel": "#f0a35e", "attraction": "#ffd966", "industrial": "#a39e93", "public": "#e06666", "other": "#cfcfcf",
-}
 ROAD_WIDTH_M: dict[str, float] = {
     "motorway": 14.0, "trunk": 12.0, "primary": 10.0, "secondary": 8.0, "tertiary": 7.0,
     "street": 6.0, "residential": 6.0, "service": 4.0, "footway": 2.5, "path": 2.0, "pedestrian": 4.0,
     "cycleway": 2.0, "rail": 3.0,
 }
-POI_KINDS_ORDER = tuple(POI_KINDS)  # point data ``kind_code`` indexes this
 
 ROAD_LIFT_M = 0.35
 WATER_LIFT_M = 0.25
@@ -48,8 +43,28 @@ FIELD_LIFT_M = 0.6
 AGENT_LIFT_M = 1.0
 
 
+def use_codes() -> dict[str, int]:
+    """Building use (the merged vocabulary, twin.declarations) → integer code (cell data ``use_code``)."""
+    return {use: i for i, use in enumerate(building_uses())}
+
+
+def use_colours() -> dict[str, str]:
+    """Building use → its colour in the view and the legend."""
+    return {name: u.colour for name, u in building_uses().items()}
+
+
+def poi_kinds_order() -> tuple[str, ...]:
+    """POI kinds in the order point data ``kind_code`` indexes them."""
+    return tuple(poi_kinds())
+
+
+def poi_colours() -> dict[str, str]:
+    return {name: k.colour for name, k in poi_kinds().items()}
+
+
 def use_code(use) -> int:
-    return USE_CODES.get(str(use).lower(), USE_CODES["other"])
+    codes = use_codes()
+    return codes.get(str(use).lower(), codes[OTHER_USE])
 
 
 def level_lift(gdf, city) -> np.ndarray:
@@ -113,11 +128,11 @@ class CityScene:
     water: pv.PolyData
     walkable: pv.PolyData
     obstacles: pv.PolyData
-    gates: pv.PolyData
     pois: pv.PolyData
     poi_labels: list[str] = field(default_factory=list)
-    gate_labels: list[str] = field(default_factory=list)
-    gate_label_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    # the layers the models draw (LayerView: the station's gates), by layer: ribbons, and their labels
+    views: dict[str, pv.PolyData] = field(default_factory=dict)
+    view_labels: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     elevation: object = None  # callable (x_local, y_local) -> z
     z_range: tuple[float, float] = (0.0, 0.0)
 
@@ -129,7 +144,11 @@ class CityScene:
 
     def meshes(self) -> dict[str, pv.DataSet]:
         return {"terrain": self.terrain, "buildings": self.buildings, "roads": self.roads, "water": self.water,
-                "walkable": self.walkable, "obstacles": self.obstacles, "gates": self.gates, "pois": self.pois}
+                "walkable": self.walkable, "obstacles": self.obstacles, **self.views, "pois": self.pois}
+
+    def mesh(self, layer: str) -> pv.DataSet:
+        """The mesh of a layer (the platform's or a model's view)."""
+        return self.meshes()[layer]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -154,18 +173,23 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         water=drape_polygons(city.water, origin, elev, WATER_LIFT_M),
         walkable=drape_polygons(city.walkable, origin, elev, AREA_LIFT_M + level_lift(city.walkable, city)),
         obstacles=build_buildings(_with_height(city.obstacles, 1.2), origin, elev, level_lift(city.obstacles, city)),
-        gates=build_gates(city.gates, origin, elev, lift=level_lift(city.gates, city)),
         pois=build_points(city.pois, origin, elev, lift=4.0),
         elevation=elev,
         z_range=(float(np.nanmin(z)), float(np.nanmax(z))) if len(z) else (0.0, 0.0),
     )
     if len(city.pois):
         scene.poi_labels = [str(n) if str(n) else str(i) for n, i in zip(city.pois["name"], city.pois["id"])]
-    if len(city.gates):
-        scene.gate_labels = [str(i) for i in city.gates["id"]]
-        c = shapely.centroid(np.asarray(city.gates.geometry.values))
-        cx, cy = shapely.get_x(c) - origin[0], shapely.get_y(c) - origin[1]
-        scene.gate_label_points = np.column_stack([cx, cy, elev(cx, cy) + 3.0 + level_lift(city.gates, city)])
+    for name, view in layer_views().items():
+        gdf = city.layers.get(name)
+        if gdf is None or not len(gdf):
+            continue
+        lift = level_lift(gdf, city)
+        scene.views[name] = build_ribbons(gdf, origin, elev, view, lift=lift)
+        if view.label and view.label in gdf.columns:
+            c = shapely.centroid(np.asarray(gdf.geometry.values))
+            cx, cy = shapely.get_x(c) - origin[0], shapely.get_y(c) - origin[1]
+            scene.view_labels[name] = ([str(i) for i in gdf[view.label]],
+                                       np.column_stack([cx, cy, elev(cx, cy) + 3.0 + lift]))
     return scene
 
 
@@ -227,7 +251,7 @@ def build_buildings(gdf, origin, elev, base_lift=None) -> pv.PolyData:
     if len(polys) == 0:
         return pv.PolyData()
     heights = np.nan_to_num(np.asarray(gdf["height_m"], dtype=np.float64), nan=10.0).clip(0.5, None)
-    uses = np.array([use_code(u) for u in (gdf["use"] if "use" in gdf.columns else ["other"] * len(gdf))], np.int32)
+    uses = np.array([use_code(u) for u in (gdf["use"] if "use" in gdf.columns else [OTHER_USE] * len(gdf))], np.int32)
 
     # Rings (exterior + holes) as one coordinate array.
     rings, ring_poly = shapely.get_rings(polys, return_index=True)
@@ -324,18 +348,19 @@ def build_roads(gdf, origin, elev) -> pv.PolyData:
     return mesh
 
 
-def build_gates(gdf, origin, elev, width_m: float = 1.6, lift=0.0) -> pv.PolyData:
-    """Gates as coloured ribbons (``lift`` metres higher: per feature, its floor level); cell data
-    ``feature_id`` and ``open`` (1/0)."""
+def build_ribbons(gdf, origin, elev, view: LayerView, lift=0.0) -> pv.PolyData:
+    """A model's layer drawn as its ``LayerView`` says: lines as flat ribbons ``view.width_m`` wide,
+    polygons as they are (``lift`` metres higher: per feature, its floor level); cell data
+    ``feature_id`` and, with a ``state_column``, that column as 1/0 (missing: 1)."""
     if gdf is None or len(gdf) == 0:
         return pv.PolyData()
     geoms = np.asarray(gdf.geometry.values)
     lines = shapely.get_type_id(geoms) == 1
-    shapes = np.where(lines, shapely.buffer(geoms, width_m / 2, cap_style="flat"), geoms)
+    shapes = np.where(lines, shapely.buffer(geoms, view.width_m / 2, cap_style="flat"), geoms)
     mesh = drape_polygons(shapes, origin, elev, ROAD_LIFT_M + 0.3 + np.asarray(lift, dtype=np.float64), segment_m=5.0)
-    if mesh.n_cells:
-        is_open = np.asarray(gdf["open"] if "open" in gdf.columns else np.ones(len(gdf)), dtype=bool)
-        mesh.cell_data["open"] = is_open[mesh.cell_data["feature_id"]].astype(np.int8)
+    if mesh.n_cells and view.state_column:
+        col = gdf[view.state_column] if view.state_column in gdf.columns else np.ones(len(gdf))
+        mesh.cell_data[view.state_column] = np.asarray(col, dtype=bool)[mesh.cell_data["feature_id"]].astype(np.int8)
     return mesh
 
 
@@ -348,7 +373,7 @@ def build_points(gdf, origin, elev, lift: float = 3.0) -> pv.PolyData:
     mesh = pv.PolyData(np.column_stack([x, y, elev(x, y) + lift]))
     mesh.point_data["feature_id"] = np.arange(len(gdf), dtype=np.int64)
     kinds = gdf["kind"].astype(str).tolist() if "kind" in gdf.columns else ["poi"] * len(gdf)
-    order = {k: i for i, k in enumerate(POI_KINDS_ORDER)}
+    order = {k: i for i, k in enumerate(poi_kinds_order())}
     mesh.point_data["kind_code"] = np.array([order.get(k, len(order)) for k in kinds], np.int32)
     return mesh
 

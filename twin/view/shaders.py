@@ -159,9 +159,8 @@ def probe_support() -> bool:
             quad = pv.Plane(i_resolution=2, j_resolution=2)
             quad.point_data["value"] = np.full(quad.n_points, 2.9, np.float32)
             actor = p.add_mesh(quad, scalars="value", cmap="gray", clim=(0, 3), lighting=False, show_scalar_bar=False)
-            from twin.core.los import LOS_DENSITY_PPM2
-
-            _install(actor, "density_heat", (0.0, 3.0), LOS_DENSITY_PPM2, 0.02)
+            # five bands below the probe's value: it lies in the top band, drawn dark red
+            _install(actor, "density_heat", (0.0, 3.0), (0.5, 1.0, 1.5, 2.0, 2.5), 0.02)
             p.view_xy()
             img = p.screenshot(None, return_img=True)
             p.close()
@@ -169,7 +168,7 @@ def probe_support() -> bool:
             vtk.vtkOutputWindow.SetInstance(prev)
             vtk.vtkLogger.SetStderrVerbosity(verbosity)
         r, g, b = (float(x) for x in img[32, 32, :3])
-        # The colour map alone would give light grey; the shader gives a dark red (LOS F).
+        # The colour map alone would give light grey; the shader gives a dark red (the top band).
         _support = r > 80 and g < 80 and b < 80
         if not _support:
             last_error = f"probe pixel {r:.0f},{g:.0f},{b:.0f} is not the expected dark red"

@@ -2,7 +2,7 @@
 
 Fruin (1971, *Pedestrian planning and design*) grades walkways by the space each person has:
 A > 3.25 m², B 2.32–3.25, C 1.39–2.32, D 0.93–1.39, E 0.46–0.93, F < 0.46 m². The station model
-grades its densest area with :func:`los_letter`; the view colours density in the same bands.
+grades its densest area with :func:`los_letter` and declares the same bands for the view (its ``FieldStyle``).
 """
 from __future__ import annotations
 

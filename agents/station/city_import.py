@@ -1,4 +1,12 @@
-"""The walkable area, gates and sources around a station, derived from an imported city.
+"""The station model's import hook: its POI kinds from OpenStreetMap, and the walkable area, gates
+and sources around a station derived from an imported city (``IMPORT_HOOK``; the city importer calls
+it, docs/models.md "Declarations").
+
+POI kinds (the first rule that matches wins; the other models' rules come after these):
+``metro`` (station=subway, railway=subway_entrance, railway=station + subway=yes; 1000 persons, 2
+gates), ``railway_station`` (railway=station/halt, public_transport=station not bus-only; 2000, 4),
+``bus_stop`` (highway=bus_stop, amenity=bus_station; 60, 1), ``taxi_rank`` (amenity=taxi; 10, 1,
+60 s of service).
 
 The station crowd model needs ``walkable``, ``gates`` and ``sources`` layers that OpenStreetMap does
 not have. :func:`derive_station_area` builds them from the streets, squares, platforms and buildings
@@ -37,6 +45,8 @@ import shapely
 
 from twin.core.city import City
 from twin.core.errors import UserError
+from twin.core.model_contract import BuildingUse, CityImportHook, ImportOption, LayerSpec, LayerView, PoiKind
+from twin.core.osm_values import parse_height_m, parse_level_list
 
 # Typical full width (m) of the walkable part of a street of each OSM highway kind.
 STREET_WIDTH_M = {
@@ -286,8 +296,6 @@ def derive_connectors(roads, circle, floors: dict, crs):
         near = roads[roads.intersects(circle)]
         conv = near["conveying"].astype(str).str.lower() if "conveying" in near.columns else ""
         cand = near[(near["kind"].astype(str) == "steps") | conv.isin(ESCALATOR_CONVEYING)]
-    from twin.gis.osm import parse_level_list, parse_height_m
-
     for _, r in cand.iterrows():
         levels = parse_level_list(r.get("level"))
         rid = str(r["id"])
@@ -350,4 +358,65 @@ def _share(total: int, weights: np.ndarray) -> list[int]:
     return (base + 1).tolist()
 
 
-__all__ = ["derive_station_area", "derive_connectors", "STREET_WIDTH_M"]
+def poi_kind(t: dict) -> str | None:
+    """The station's POI kind of a feature's OSM tags, or None."""
+    g = lambda k: (t.get(k) or "")  # noqa: E731
+    railway, pt, amenity = g("railway"), g("public_transport"), g("amenity")
+    if g("station") == "subway" or railway == "subway_entrance" or (railway == "station" and g("subway") == "yes"):
+        return "metro"
+    if railway in ("station", "halt") or (pt == "station" and (g("train") == "yes" or railway)):
+        return "railway_station"
+    if g("highway") == "bus_stop" or amenity == "bus_station" or (pt == "station" and g("bus") == "yes"):
+        return "bus_stop"
+    if pt == "station":
+        return "railway_station"
+    if amenity == "taxi":
+        return "taxi_rank"
+    return None
+
+
+def derive(city: City, options: dict):
+    """With ``walkable_around``: the station area around it (walkable, gates, sources, connectors)."""
+    if not options.get("walkable_around"):
+        return city, []
+    city, info = derive_station_area(city, options["walkable_around"], options.get("walkable_radius_m", 250.0),
+                                     return_info=True)
+    return city, [info["summary"]]
+
+
+# The layers of a city package the crowd model defines (CONTRACT §1).
+GATES = LayerSpec("gates", "vector", "where agents leave or pass: LineString or Polygon with id, kind "
+                  "(exit, entrance or ticket_gate), open (bool)", "any", ("id",),
+                  aliases=("gates", "gate", "exits", "entrances"),
+                  defaults=(("kind", "exit"), ("open", True), ("level", 0)), levels=True, ids_required=True)
+SOURCES = LayerSpec("sources", "vector", "where and when agents appear: Polygon with id, count (int), release_s "
+                    "(default 0)", "Polygon", ("id", "count"), aliases=("sources", "source", "spawns", "origins"),
+                    defaults=(("release_s", 0.0), ("level", 0)), levels=True, ids_required=True,
+                    numbers=("count", "release_s"), counts=("count",))
+CITY_LAYERS = (GATES, SOURCES)
+# The view draws gates as ribbons, green when open and red when closed, with their ids above them.
+LAYER_VIEWS = (LayerView("gates", "Gates", width_m=1.6, state_column="open", colours=("#d62728", "#2ca02c"),
+                         legend=("gate closed", "gate open"), label="id", pick_radius_m=2.0),)
+
+BUILDING_USES = (BuildingUse("station", "railway and bus station buildings", "#c27ba0", ("train_station", "transportation")),)
+POI_KINDS = (
+    PoiKind("railway_station", "a railway station (tourists arrive by train; flood: a critical place)", "#8a3a70",
+            2000, 4, 0.0),
+    PoiKind("metro", "a metro entrance (station crowds leave by it)", "#0050a0", 1000, 2, 0.0),
+    PoiKind("bus_stop", "a bus stop or bus terminal bay", "#e08000", 60, 1, 0.0),
+    PoiKind("taxi_rank", "a taxi rank", "#d0b000", 10, 1, 60.0),
+)
+IMPORT_HOOK = CityImportHook(
+    osm_tags=("station", "subway", "train", "bus"),
+    # steps and escalators between floors: the connectors
+    road_columns=("level", "incline", "conveying", "width"),
+    poi_tags=("railway", "public_transport", "station", "highway", "amenity"),
+    poi_kind=poi_kind,
+    options=(ImportOption("walkable_around", "Derive a station crowd area (walkable, gates, sources) around this POI "
+                          "kind or name, e.g. railway_station."),
+             ImportOption("walkable_radius_m", "Radius of that station area.", 250.0, float)),
+    derive=derive,
+)
+
+__all__ = ["derive_station_area", "derive_connectors", "STREET_WIDTH_M", "IMPORT_HOOK", "BUILDING_USES", "POI_KINDS",
+           "CITY_LAYERS", "LAYER_VIEWS", "GATES", "SOURCES"]

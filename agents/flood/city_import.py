@@ -1,0 +1,36 @@
+"""The flood model's import hook and words: shelters from OpenStreetMap, and the critical places
+(pumps, hospitals, schools) a city package may list.
+
+POI kind ``shelter``: amenity=shelter or emergency=assembly_point (100 persons, 1 gate, 5 s)."""
+from __future__ import annotations
+
+from twin.core.model_contract import CityImportHook, LayerSpec, PoiKind
+
+
+def poi_kind(t: dict) -> str | None:
+    if (t.get("amenity") or "") == "shelter" or (t.get("emergency") or "") == "assembly_point":
+        return "shelter"
+    return None
+
+
+CITY_LAYERS = (
+    # the station's entrances (gates of kind exit or entrance), where water runs in: the same layer
+    # the station model defines, declared here too so that the flood reads it without the station
+    LayerSpec("gates", "vector", "station entrances: id, kind (exit or entrance)", "any", ("id",),
+              aliases=("gates", "gate", "exits", "entrances"), defaults=(("kind", "exit"), ("open", True), ("level", 0)),
+              levels=True, ids_required=True),
+    LayerSpec("drains", "vector", "drain inlets: Point with id and capacity_m3s", "Point", ("id", "capacity_m3s"),
+              aliases=("drains", "drain", "inlets", "manholes", "gullies"), id_prefix="drain",
+              numbers=("capacity_m3s",), counts=("capacity_m3s",)),
+    # shelters' capacity (persons) and pumps' capacity_m3s on the POIs; residents per building
+    LayerSpec("pois", "vector", "capacity of shelters and pumps", defaults=(("capacity", 0),),
+              numbers=("capacity", "capacity_m3s"), counts=("capacity", "capacity_m3s")),
+    LayerSpec("buildings", "vector", "residents per building", counts=("population",)),
+)
+POI_KINDS = (
+    PoiKind("shelter", "a flood shelter (capacity in persons)", "#10a050", 100, 1, 5.0),
+    PoiKind("pump", "a pumping station (capacity_m3s)", "#2080c0"),
+    PoiKind("hospital", "a hospital (a critical place in a flood)", "#c00020"),
+    PoiKind("school", "a school (a critical place in a flood)", "#508030"),
+)
+IMPORT_HOOK = CityImportHook(osm_tags=("emergency",), poi_tags=("amenity", "emergency"), poi_kind=poi_kind)
