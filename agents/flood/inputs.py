@@ -346,7 +346,7 @@ class PointPlacer:
         return int(rr[k] + r0), int(cc[k] + c0)
 
 
-def point_sinks(city, p, placer: PointPlacer, entrances) -> Sinks:
+def point_sinks(city, p, placer: PointPlacer, entrances, closed_entrances=()) -> Sinks:
     """Drain inlets (``drains`` layer, capacities × ``drain_capacity_factor``), the city's pumps
     (POIs of kind pump with ``capacity_m3s``), mobile pumps, and open station entrances (water that
     flows into the station until they are closed)."""
@@ -364,7 +364,7 @@ def point_sinks(city, p, placer: PointPlacer, entrances) -> Sinks:
             s.drains.append(PointSink(cell, cap * p["drain_capacity_factor"], name=fid))
     s.n_drains = len(s.drains)
     for fid, cell in entrances:
-        stop = p["entrance_close_s"] if fid in p["closed_entrances"] else math.inf
+        stop = p["entrance_close_s"] if fid in closed_entrances else math.inf
         s.drains.append(PointSink(cell, p["entrance_inflow_m3s"], stop_s=stop, name=f"entrance {fid}"))
         s.entrance_ids.append(fid)
     if p["use_pumps"]:

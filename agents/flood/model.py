@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-from twin.core.errors import UserError, nearest
+from twin.core import features
+from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.limits import MAX_DURATION_S
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
@@ -101,11 +102,12 @@ PARAMS = (
     P("mobile_pump_start_s", "s", [0.0], "Mobile pumps: when each starts pumping, one value for all or one per pump.",
       Numbers, 0.0, MAX_DURATION_S),
     P("barriers", "-", [], "Temporary barriers or levees: WKT LINESTRINGs in the city CRS or ids of the city's "
-      "barriers layer; the cells they cross are raised by barrier_height_m.", list),
+      "barriers layer; the cells they cross are raised by barrier_height_m.", list, refers_to="barriers"),
     P("barrier_height_m", "m", 1.0, "Height of the barriers.", float, 0.0, 50.0),
     # the station
     P("closed_entrances", "-", [], "Station entrances (ids of gates of kind exit or entrance) the transport operator "
-      "closes with flood gates at entrance_close_s; recorded per gate for the station model.", list),
+      "closes with flood gates at entrance_close_s; recorded per gate for the station model. Ids, names or "
+      'selectors such as "kind=entrance".', list, refers_to="gates:exit,entrance"),
     P("entrance_close_s", "s", 0.0, "When closed_entrances close.", float, 0.0, MAX_DURATION_S),
     P("entrance_inflow_m3s", "m3/s", 0.5, "Water an open station entrance takes into the station (and the metro "
       "below) at most, when water stands at it.", float, 0.0, 100.0),
@@ -114,7 +116,8 @@ PARAMS = (
       float, 0.0, 10.0),
     P("road_closed_depth_m", "m", 0.3, "A road is impassable (closed to evacuees) while deeper than this.", float,
       0.0, 10.0),
-    P("closed_roads", "-", [], "Road ids the police close (to everyone, evacuees included) from road_closure_s.", list),
+    P("closed_roads", "-", [], "Roads the police close (to everyone, evacuees included) from road_closure_s: ids, names or "
+      'selectors such as "kind=primary".', list, refers_to="roads"),
     P("road_closure_s", "s", 0.0, "When closed_roads close.", float, 0.0, MAX_DURATION_S),
     P("evacuate", "-", True, "Residents of flooded buildings walk to the shelters after the warning.", bool),
     P("warning_time_s", "s", 1800.0, "When the evacuation warning is issued.", float, 0.0, MAX_DURATION_S),
@@ -260,17 +263,13 @@ class FloodModel(CityModel):
         gates = city.gates
         self.entrance_ids = gates["id"].astype(str).to_numpy()[gates["kind"].isin(ENTRANCE_KINDS).to_numpy()] \
             if len(gates) else np.zeros(0, object)
-        unknown = [g for g in p["closed_entrances"] if g not in set(self.entrance_ids)]
-        if unknown:
-            raise inputs.param_error("closed_entrances", f'no station entrance "{unknown[0]}"'
-                                     f"{nearest(unknown[0], self.entrance_ids)}; the entrances are the gates of kind "
-                                     f"exit or entrance: {', '.join(self.entrance_ids) or 'none in this city'}.")
+        self.closed_entrance_ids = self._ids("closed_entrances")
         entrances = []
         for fid in self.entrance_ids:
             g = gates.geometry[gates["id"].astype(str) == fid].iloc[0]
             c = g.centroid
             entrances.append((fid, self.placer.cell(c.x, c.y, f"{city.gpkg}, layer 'gates', entrance {fid}")))
-        self.sinks = inputs.point_sinks(city, p, self.placer, entrances)
+        self.sinks = inputs.point_sinks(city, p, self.placer, entrances, self.closed_entrance_ids)
         inflows = inputs.inflows(city, p, r, city.extra_layer(self.extra_layers[1]))
         manning = inputs.manning(city, p, r.grid, city.raster_path("landuse"))
         boundary = p["boundary"]
@@ -297,12 +296,16 @@ class FloodModel(CityModel):
             self.closed_road = np.zeros(0, bool)
             self.closed_edge = np.zeros(0, bool)
         else:
-            idx = self.graph.road_index(p["closed_roads"], f'{inputs.WHERE}: "closed_roads"')
+            idx = self.graph.road_index(self._ids("closed_roads"), f'{inputs.WHERE}: "closed_roads"')
             self.closed_road = np.zeros(len(self.graph.road_ids), bool)
             self.closed_road[idx] = True
             self.closed_edge = self.closed_road[self.graph.edge_road]
         pois = city.pois
         self.critical = pois[pois["kind"].isin(CRITICAL_KINDS)].reset_index(drop=True) if len(pois) else pois
+
+    def _ids(self, key: str) -> list[str]:
+        """The ids a feature parameter names (ids, names or selectors; twin.core.features)."""
+        return features.check_params(type(self), {key: self.p[key]}, self.city, inputs.WHERE).get(key, [])
 
     # -- time -----------------------------------------------------------------------------------------
     @property
@@ -400,7 +403,7 @@ class FloodModel(CityModel):
             sheltered[sh] = self.evacuation.sh_arrived.astype(float)
             out["pois"] = FeatureFrame(ex.poi_ids, {"depth": np.round(ex.poi_depth, 2), "sheltered": sheltered})
         if len(self.entrance_ids):
-            closed = np.isin(self.entrance_ids, self.p["closed_entrances"]) & (self.time_s >= self.p["entrance_close_s"])
+            closed = np.isin(self.entrance_ids, self.closed_entrance_ids) & (self.time_s >= self.p["entrance_close_s"])
             out["gates"] = FeatureFrame(self.entrance_ids, {"entrance": closed.astype(np.int8)})
         return out
 
@@ -464,7 +467,7 @@ class FloodModel(CityModel):
             g = self.city.gates
             sel = g["id"].astype(str).isin(self.entrance_ids).to_numpy()
             ids = g["id"].astype(str).to_numpy()[sel]
-            closed = np.isin(ids, self.p["closed_entrances"])
+            closed = np.isin(ids, self.closed_entrance_ids)
             pos = {fid: j for j, fid in enumerate(self.sinks.entrance_ids)}
             k = self.sinks.n_drains + np.array([pos[i] for i in ids], dtype=np.int64)
             layers["station_entrances"] = gpd.GeoDataFrame({
