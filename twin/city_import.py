@@ -54,7 +54,7 @@ bus_stop           highway=bus_stop, amenity=bus_station                        
 taxi_rank          amenity=taxi                                                     10  1      60 s
 hotel              tourism=hotel/hostel/guest_house/motel (capacity = ``rooms``)    80  1      120 s
 attraction         tourism=attraction/museum/viewpoint, historic=*                 200  2      20 s
-shelter            amenity=shelter, emergency=assembly_point                       100  1      5 s
+shelter            emergency=assembly_point                                        100  1      5 s
 =================  =============================================================  ====  =====  ========
 Capacity is persons (rooms for hotels); a ``capacity`` (or, for hotels, ``rooms``) tag overrides the
 default, and ``capacity_source`` says which. Ids are ``osm_node_<id>``, ``osm_way_<id>`` or

@@ -151,8 +151,8 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet, city):
     names = s.get("names", {})
     for name, value in s["kpis"].items():
         unit = s["units"].get(name, "")
-        if isinstance(value, dict) and value:  # keyed: the largest entries by name, not a wall of ids
-            click.echo(f"  {name:28s} ({len(value)} entries{', largest first' if len(value) > 1 else ''}) {unit}")
+        if isinstance(value, dict):  # keyed: the largest entries by name, not a wall of ids
+            click.echo(f"  {name:28s} ({len(value) or 'no'} entries{', largest first' if len(value) > 1 else ''}) {unit}")
             for key, v in top_entries(value, KEYED_SHOWN):
                 click.echo(f"    {names.get(key, key)[:40]:40s} {fmt_number(v)}")
             if len(value) > KEYED_SHOWN:

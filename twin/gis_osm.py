@@ -226,7 +226,7 @@ def poi_kind(t: dict) -> str | None:
         return "hotel"
     if tourism in ("attraction", "museum", "viewpoint") or (g("historic") and g("historic") != "no"):
         return "attraction"
-    if amenity == "shelter" or g("emergency") == "assembly_point":
+    if g("emergency") == "assembly_point":  # amenity=shelter is a bus or picnic shelter, not an evacuation site
         return "shelter"
     return None
 

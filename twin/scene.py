@@ -25,6 +25,7 @@ import numpy as np
 import pyvista as pv
 import shapely
 
+from .core.features import feature_names
 from .core.grid import GridField
 from .core.vocabulary import BUILDING_USES, POI_KINDS
 
@@ -160,9 +161,11 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         z_range=(float(np.nanmin(z)), float(np.nanmax(z))) if len(z) else (0.0, 0.0),
     )
     if len(city.pois):
-        scene.poi_labels = [str(n) if str(n) else str(i) for n, i in zip(city.pois["name"], city.pois["id"])]
+        names = feature_names(city, "pois")  # the name; the id beside it where missing or shared
+        scene.poi_labels = [names[str(i)] for i in city.pois["id"]]
     if len(city.gates):
-        scene.gate_labels = [str(i) for i in city.gates["id"]]
+        names = feature_names(city, "gates")
+        scene.gate_labels = [names[str(i)] for i in city.gates["id"]]
         c = shapely.centroid(np.asarray(city.gates.geometry.values))
         cx, cy = shapely.get_x(c) - origin[0], shapely.get_y(c) - origin[1]
         scene.gate_label_points = np.column_stack([cx, cy, elev(cx, cy) + 3.0 + level_lift(city.gates, city)])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from twin.core import features
 from twin.core.errors import UserError
@@ -25,7 +26,7 @@ from twin.core.limits import MAX_DURATION_S
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
-from . import inputs
+from . import inputs, site
 from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
@@ -43,8 +44,9 @@ PARAMS = (
       "vegetation).", float, 0.0, 1.0),
     P("manning_by_landuse", "s/m^(1/3)", [], "Manning's n per land-use class of the city's landuse.tif (class k gets "
       "entry k); empty: manning_n everywhere.", Numbers, 0.0, 1.0),
-    P("boundary", "-", "closed", "Domain edges: closed (no flow) or open (water leaves, never enters).", str,
-      choices=("closed", "open")),
+    P("boundary", "-", "auto", "Domain edges: closed (no flow), open (water leaves, never enters) or auto: open "
+      "where the terrain model runs out of the map, closed where a water body of the water layer reaches the edge "
+      "(so a river cut by the map stays at rest).", str, choices=("auto", "closed", "open")),
     P("open_edges", "-", [], "With boundary = open: the edges water may leave over (north, south, west, east); "
       "empty: all four.", list, used_when=("boundary", ("open",))),
     P("initial_depth", "-", "", "A GeoTIFF of water depth (m) at the start, resampled onto the grid (0 where it has "
@@ -241,8 +243,8 @@ class FloodModel(CityModel):
         self._build_roads()
         self.exposure = Exposure(self.raster, self.buildings, self.graph, self.critical, p["building_flood_depth_m"],
                                  p["road_closed_depth_m"], self.permanent)
-        self.evacuation = Evacuation(self, self.graph, self.buildings, city.pois_of("shelter").reset_index(drop=True),
-                                     p, self.exposure.people, self.exposure.levels)
+        self.evacuation = Evacuation(self, self.graph, self.buildings, self.shelters, p, self.exposure.people,
+                                     self.exposure.levels)
 
     # -- setup steps ----------------------------------------------------------------------------------
     def _build_grid(self) -> None:
@@ -261,8 +263,7 @@ class FloodModel(CityModel):
         city, p, r = self.city, self.p, self.raster
         self.placer = inputs.PointPlacer(r, self.buildings)
         gates = city.gates
-        self.entrance_ids = gates["id"].astype(str).to_numpy()[gates["kind"].isin(ENTRANCE_KINDS).to_numpy()] \
-            if len(gates) else np.zeros(0, object)
+        self.entrance_ids = site.station_entrances(city, gates, ENTRANCE_KINDS)
         self.closed_entrance_ids = self._ids("closed_entrances")
         entrances = []
         for fid in self.entrance_ids:
@@ -273,7 +274,9 @@ class FloodModel(CityModel):
         inflows = inputs.inflows(city, p, r, city.extra_layer(self.extra_layers[1]))
         manning = inputs.manning(city, p, r.grid, city.raster_path("landuse"))
         boundary = p["boundary"]
-        if boundary == "open" and p["open_edges"]:
+        if boundary == "auto":
+            boundary = site.auto_boundary([w.mask for w in self.water])
+        elif boundary == "open" and p["open_edges"]:
             bad = [e for e in p["open_edges"] if e not in ("north", "south", "west", "east")]
             if bad:
                 raise inputs.param_error("open_edges", f'"{bad[0]}" is not an edge; use north, south, west or east.')
@@ -301,7 +304,14 @@ class FloodModel(CityModel):
             self.closed_road[idx] = True
             self.closed_edge = self.closed_road[self.graph.edge_road]
         pois = city.pois
-        self.critical = pois[pois["kind"].isin(CRITICAL_KINDS)].reset_index(drop=True) if len(pois) else pois
+        self.shelters = site.shelters(city, self.buildings, self.warn) if p["evacuate"] else \
+            pois[pois["kind"] == "shelter"].reset_index(drop=True)
+        # the shelters (tagged or estimated) last, in the evacuation's order; a school that stands in
+        # as a shelter is listed once, as the shelter
+        others = pois[pois["kind"].isin(CRITICAL_KINDS) & (pois["kind"] != "shelter")
+                      & ~pois["id"].astype(str).isin(self.shelters["id"].astype(str))] if len(pois) else pois
+        self.critical = pd.concat([others, self.shelters.drop(columns=["estimated"], errors="ignore")],
+                                  ignore_index=True) if len(self.shelters) else others.reset_index(drop=True)
 
     def _ids(self, key: str) -> list[str]:
         """The ids a feature parameter names (ids, names or selectors; twin.core.features)."""
@@ -338,6 +348,15 @@ class FloodModel(CityModel):
         return np.where(g.inside(r, c), r * g.nx + c, -1)
 
     # -- reading --------------------------------------------------------------------------------------
+    def final_kpis(self) -> dict:
+        held = site.held_water(self.solver.max_depth, self.land, self.solver.open_edges)
+        if held:
+            edges = ", ".join(f"{side} ({d:.1f} m)" for side, d in held.items())
+            self.warn(f"the closed map edge(s) {edges} held water against them: the map cuts the terrain there, "
+                      "and a closed edge acts as a wall. Use boundary = \"auto\" or \"open\" (or list them in "
+                      "open_edges) to let the water run off.")
+        return super().final_kpis()
+
     def current_kpis(self) -> dict:
         s, ex = self.solver, self.exposure
         b = s.balance()
