@@ -32,9 +32,20 @@ MAX_SERIES = 8  # variants drawn in time-series and maps; the tables always hold
 # --------------------------------------------------------------------------------------------
 # Words and numbers
 # --------------------------------------------------------------------------------------------
+# {feature id: name} of the report being written (the runs' summary.json "names"): keyed KPIs read
+# by name, not by OSM id. Set by write_report for the length of one report.
+_NAMES: dict[str, str] = {}
+
+
+def feature_name(key: str) -> str:
+    return _NAMES.get(key, key)
+
+
 def kpi_label(name: str) -> str:
-    """``mean_egress_time_s`` → "mean egress time"; ``exited_by_gate.N1`` → "exited by gate N1"."""
+    """``mean_egress_time_s`` → "mean egress time"; ``exited_by_gate.N1`` → "exited by gate North 1"
+    (the feature's name where the runs name it)."""
     base, _, key = name.partition(".")
+    key = feature_name(key) if key else key
     for suf in UNIT_SUFFIXES:
         if base.endswith(suf):
             base = base[: -len(suf)]
@@ -272,7 +283,8 @@ def dict_kpi_figure(table: pd.DataFrame, kpi: str, unit: str, variants: list[str
         err = np.where(np.isfinite(err), err, 0)
         ax.bar(x + (i - (len(variants) - 1) / 2) * w, m, w, yerr=err, capsize=2, label=_short(v, 30),
                color=COLORS[i % len(COLORS)])
-    ax.set_xticks(x, keys)
+    ax.set_xticks(x, [_short(feature_name(k), 18) for k in keys], rotation=30 if len(keys) > 6 else 0,
+                  ha="right" if len(keys) > 6 else "center", fontsize=8)
     ax.set_ylabel(f"{kpi_label(kpi)} ({_scale(unit, 1)[1] or 'count'})")
     ax.set_title(f"{kpi_label(kpi)} by key: mean and {int(LEVEL * 100)}% CI", fontsize=10, loc="left")
     ax.legend(fontsize=8, frameon=False, ncol=min(4, len(variants)))
@@ -473,6 +485,31 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
     from .fonts import use_cjk_fallback
 
     use_cjk_fallback()  # Chinese (Japanese, Korean) names in plot labels: no boxes, no glyph warnings
+    _NAMES.clear()
+    _NAMES.update(_run_names(out))
+    try:
+        return _write_report(plan, out, runs, table, kpi_cols, units)
+    finally:
+        _NAMES.clear()
+
+
+def _run_names(out: Path) -> dict[str, str]:
+    """The feature names the runs' summaries carry (``names``), merged."""
+    import json
+
+    names: dict[str, str] = {}
+    for path in sorted(Path(out).glob("runs/*/rep-*/summary.json"))[:200]:
+        try:
+            names.update(json.loads(path.read_text(encoding="utf-8")).get("names", {}) or {})
+        except (OSError, ValueError, AttributeError):
+            continue
+    return {str(k): str(v) for k, v in names.items()}
+
+
+def _write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_cols: list[str],
+                  units: dict) -> Path:
+    from . import __version__
+
     sc = plan.scenario
     specs, specs_error = _model_kpis(plan)
     variants = [v.name for v in plan.variants]

@@ -195,7 +195,7 @@ class TouristFlowModel(CityModel):
     kpis = KPIS
     required_layers = ("roads", "pois")
     optional_layers = ("buildings",)
-    aoi_layers = ("pois",)
+    aoi_layers = ("pois:attraction,station,railway_station,coach_stop",)  # where tourists arrive and go
     state_names = VIEW_STATES
     report_interval_s = REPORT_INTERVAL_S
     field_styles = (
