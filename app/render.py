@@ -9,7 +9,7 @@ import numpy as np
 import pyvista as pv
 import shapely
 
-from twin.core.features import layer_frame, split_ref
+from twin.core.features import feature_names, layer_frame, split_ref
 from twin.core.formats import fmt_number
 from twin.core.model_contract import FieldStyle
 from twin.fonts import label_font_file
@@ -444,10 +444,15 @@ class SceneRenderer:
         xl, yl = self.scene.to_local(pts.x.to_numpy(), pts.y.to_numpy())
         z = self.scene.elevation(xl, yl) + 9.0 + level_lift(gdf.iloc[rows], self.city)
         texts = []
+        cache = self.__dict__.setdefault("_label_names", {})
+        if (id(self.city), layer) not in cache:  # the name; the id beside it where missing or shared
+            cache[(id(self.city), layer)] = feature_names(self.city, layer)
+        names = cache[(id(self.city), layer)]
         for i in rows:
             parts = [f"{st.name.replace('_', ' ')} {fmt_number(cols[st.name][i])}" for st in styles
                      if np.isfinite(cols[st.name][i])]
-            texts.append(f"{gdf['id'].iloc[i]}: " + ", ".join(parts))
+            fid = str(gdf["id"].iloc[i])
+            texts.append(f"{names.get(fid, fid)}: " + ", ".join(parts))
         self._add("feature_labels", self.plotter.add_point_labels(
             np.column_stack([xl, yl, z]), texts, font_size=int(round(15 * self.font_scale)), text_color="white",
             shape_color="#7a1f5c", shape_opacity=0.85, show_points=False, always_visible=True,

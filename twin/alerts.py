@@ -76,9 +76,19 @@ class Places:
         """The feature's label (twin.core.features); the key itself when unknown."""
         if not key:
             return ""
-        if self.city is None or not layer:
+        if self.city is None:
             return str(key)
         names = self.__dict__.setdefault("_names", {})
+        if not layer:  # a keyed KPI whose rule names no layer: the key may still be a feature's id
+            if "" not in names:
+                names[""] = {}
+                for lay in ("gates", "pois", "sources", "roads", "water", "drains"):
+                    try:
+                        for k, v in feature_names(self.city, lay).items():
+                            names[""].setdefault(k, v)
+                    except Exception:  # noqa: BLE001 - a layer that cannot be read only means ids
+                        continue
+            return names[""].get(str(key), str(key))
         if layer not in names:
             try:
                 names[layer] = feature_names(self.city, layer)
