@@ -55,11 +55,10 @@ def test_labels_are_names(opened):
     named = city.pois["name"].fillna("").astype(str).str.len() > 0
     first = city.pois[named].iloc[0]
     assert scene.poi_labels[int(named.to_numpy().nonzero()[0][0])].startswith(str(first["name"]))
-    # a POI without a name shows its kind and id
+    # a POI without a name shows its id
     unnamed = (~named).to_numpy().nonzero()[0]
     assert len(unnamed)
-    row = city.pois.iloc[unnamed[0]]
-    assert scene.poi_labels[unnamed[0]] == f"{row['kind'].replace('_', ' ')} ({row['id']})"
+    assert scene.poi_labels[unnamed[0]] == str(city.pois["id"].iloc[unnamed[0]])
 
 
 def test_tiles_keep_their_numbers_whole_and_keyed_kpis_are_a_table(opened, qapp):

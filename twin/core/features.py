@@ -15,8 +15,8 @@ must match at least one feature: an id, name or selector that matches nothing is
 that lists what the city has, so that an intervention never runs as a silent no-op.
 
 Names: :func:`feature_names` gives ``{id: label}`` for a layer, the label being the feature's
-name, with its id beside it where the name is shared (``"Exit (osm_way_12)"``), its kind and id where
-it has none (``"metro (osm_node_318118382)"``).
+name, with its id beside it where the name is shared (``"Exit (osm_way_12)"``), the id where it has
+none.
 """
 from __future__ import annotations
 
@@ -72,22 +72,14 @@ def _name(f: dict) -> str:
 
 
 def labels(features: list[dict]) -> dict[str, str]:
-    """``{id: label}``: the name, with the id where the name is shared by several; where it is
-    missing, the feature's kind with its id ("metro (osm_node_318118382)"), else the id."""
+    """``{id: label}``: the name, with the id where the name is shared by several; the id where the
+    feature has no name."""
     counts = Counter(_name(f) for f in features)
     out = {}
     for f in features:
         n = _name(f)
-        kind = _text(f.get("kind"))
-        if not n:
-            out[f["id"]] = f"{kind.replace('_', ' ')} ({f['id']})" if kind else f["id"]
-        else:
-            out[f["id"]] = f"{n} ({f['id']})" if counts[n] > 1 else n
+        out[f["id"]] = f["id"] if not n else (f"{n} ({f['id']})" if counts[n] > 1 else n)
     return out
-
-
-def _text(v) -> str:
-    return "" if v is None or (isinstance(v, float) and v != v) else str(v).strip()
 
 
 def feature_names(city, layer: str, model_cls=None) -> dict[str, str]:
