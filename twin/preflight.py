@@ -132,8 +132,10 @@ def check_features(sc: Scenario, variants: list[str], overrides: dict | None = N
 
     cls = sc.model_class()
     city = sc.load_city()
+    sweep = {i.name for i in sc.interventions if i.description == "sweep point"}  # see experiment.make_plan
     for v in variants:
-        label = "the baseline [parameters]" if v == BASELINE else f'intervention "{v}"'
+        label = ("the baseline [parameters]" if v == BASELINE else f'sweep point "{v}"' if v in sweep
+                 else f'intervention "{v}"')
         check_params(cls, sc.params_for(v, overrides), city, f"{sc.where}: {label} (on the city {sc.city_path})")
 
 
