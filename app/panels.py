@@ -497,12 +497,19 @@ class IndicatorsPanel(QWidget):
     def set_values(self, kpis: dict, time_s: float | None = None) -> None:
         if time_s is not None:
             self.time_label.setText(time_label(time_s, self.clock_start_s))
+        keyed: dict[str, dict] = {}  # a keyed KPI as a dict, or as the time series' "name.key" columns
+        for name, v in kpis.items():
+            base, dot, key = str(name).partition(".")
+            if dot and base in self.tables and isinstance(v, (int, float, np.integer, np.floating)):
+                keyed.setdefault(base, {})[key] = v
         for name, v in kpis.items():
             if name in self.tiles:
                 self.tiles[name].set_value(v, self.names)
             elif name in self.tables and isinstance(v, dict):
-                self.tables[name].set_value(v, self.names)
-                self.tables[name].setVisible(bool(v))
+                keyed[name] = v
+        for name, v in keyed.items():
+            self.tables[name].set_value(v, self.names)
+            self.tables[name].setVisible(bool(v))
 
     def set_levels(self, levels: dict[str, int]) -> None:
         """Alert levels per KPI (0 ok, 1 amber, 2 red): the tiles' colours."""
