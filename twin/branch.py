@@ -263,14 +263,15 @@ def branch(plan: BranchPlan, out, workers: int | None = None, progress: bool = T
 def collect(plan: BranchPlan, out: Path, report: bool = True) -> BranchResult:
     from . import stats
     from .core.files import write_table
-    from .report import headlines, write_report
+    from .report import headlines, named_by_runs, write_report
 
     runs, kpi_cols, units = runs_table(plan, out)
     table = stats.compare_table(runs, kpi_cols, BASELINE, units, [v.name for v in plan.variants])
     write_table(runs, out / "runs")
     write_table(table, out / "comparison", formats=("csv",))
     result = BranchResult(out, plan, runs, table, 0, 0, at_s=plan.at_s)
-    result.headlines = headlines(plan, table)
+    with named_by_runs(out):
+        result.headlines = headlines(plan, table)
     if report:
         write_report(plan, out, runs, table, kpi_cols, units)
     return result

@@ -6,6 +6,7 @@ matplotlib figures embedded as base64 PNG; nothing is fetched from the network.
 """
 from __future__ import annotations
 
+import contextlib
 import base64
 import datetime as _dt
 import html
@@ -485,10 +486,17 @@ def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_c
     from .fonts import use_cjk_fallback
 
     use_cjk_fallback()  # Chinese (Japanese, Korean) names in plot labels: no boxes, no glyph warnings
+    with named_by_runs(out):
+        return _write_report(plan, out, runs, table, kpi_cols, units)
+
+
+@contextlib.contextmanager
+def named_by_runs(out: Path):
+    """Within it, keyed KPIs read by the feature names the runs under ``out`` carry."""
     _NAMES.clear()
     _NAMES.update(_run_names(out))
     try:
-        return _write_report(plan, out, runs, table, kpi_cols, units)
+        yield
     finally:
         _NAMES.clear()
 

@@ -113,3 +113,15 @@ def test_summary_names_the_features_of_keyed_kpis(tmp_path):
     assert summary["names"]["A1"] == "Jade River Temple"
     assert set(summary["kpis"]["attraction_queue"]) <= set(summary["names"])
     assert result.summary["names"] == summary["names"]
+
+
+def test_report_labels_keyed_kpis_by_the_names_the_runs_carry(tmp_path):
+    from twin.report import kpi_label, named_by_runs
+
+    rep = tmp_path / "runs" / "baseline" / "rep-000"
+    rep.mkdir(parents=True)
+    (rep / "summary.json").write_text(json.dumps({"names": {"osm_node_60131839": "Albert Edelfelt"}}))
+    with named_by_runs(tmp_path):
+        assert kpi_label("attraction_queue.osm_node_60131839") == "attraction queue Albert Edelfelt"
+        assert kpi_label("attraction_queue.A9") == "attraction queue A9"  # unnamed: the key
+    assert kpi_label("attraction_queue.osm_node_60131839") == "attraction queue osm_node_60131839"
