@@ -108,9 +108,10 @@ def test_summary_names_the_features_of_keyed_kpis(tmp_path):
     text = text.replace("duration_s = 72000", "duration_s = 600")
     path = tmp_path / "short.toml"
     path.write_text(text, encoding="utf-8")
-    result = run_one(load_scenario(path), out=tmp_path / "run")
+    result = run_one(load_scenario(path), "extra gates", out=tmp_path / "run")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["names"]["A1"] == "Jade River Temple"
+    assert summary["names"]["A5"] == "Guild Hall"  # extra_gates_at names it
     assert set(summary["kpis"]["attraction_queue"]) <= set(summary["names"])
     assert result.summary["names"] == summary["names"]
 

@@ -490,9 +490,16 @@ class CityModel(mesa.Model):
         return self._labels
 
     def names_used(self, kpis: dict[str, Any]) -> dict[str, str]:
-        """``{id: label}`` for the feature ids among the keys of keyed KPIs (summary.json ``names``)."""
+        """``{id: label}`` for the feature ids among the keys of keyed KPIs and those the feature
+        parameters select (summary.json ``names``)."""
+        from .features import check_params
+
         table = self.feature_labels()
         ids = {str(k) for v in kpis.values() if isinstance(v, dict) for k in v}
+        try:
+            ids |= {i for chosen in check_params(type(self), self.p, self.city, self.name).values() for i in chosen}
+        except UserError:  # checked before the run; a model built around the check keeps its KPI names
+            pass
         return {i: table[i] for i in sorted(ids) if i in table}
 
     @classmethod
