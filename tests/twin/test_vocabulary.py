@@ -14,7 +14,7 @@ def test_the_importer_maps_onto_the_vocabulary():
     assert set(BUILDING_USE.values()) <= set(BUILDING_USES)
     assert set(POI_DEFAULTS) <= set(POI_KINDS)
     tags = [{"railway": "station"}, {"station": "subway"}, {"highway": "bus_stop"}, {"amenity": "taxi"},
-            {"tourism": "hotel"}, {"tourism": "museum"}, {"amenity": "shelter"}]
+            {"tourism": "hotel"}, {"tourism": "museum"}, {"emergency": "assembly_point"}]
     assert {poi_kind(t) for t in tags} <= set(POI_KINDS)
 
 
