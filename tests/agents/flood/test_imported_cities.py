@@ -22,7 +22,10 @@ from twin.core.city import City
 @pytest.fixture(scope="module")
 def helsinki_with_terrain(tmp_path_factory):
     """Helsinki's OSM extract with a generated terrain model: a slope of 1 % to the south-east with
-    hills of ±3 m, and every water body of the extract carved 1.5 m into it (a pond in a hollow)."""
+    hills of ±3 m; every other water body of the extract is carved 1.5 m into it (a pond in a hollow),
+    the others the terrain model does not know (as a DEM from elsewhere; the old rule, the 10th
+    percentile of the outline and every connected cell below it, put 64 % of this map under up to
+    24 m of water)."""
     out = tmp_path_factory.mktemp("helsinki_flood") / "city"
     import_city([DATA / "city" / "helsinki_central" / "Helsinki.osm.pbf"], out)
     city = City.load(out)
@@ -36,7 +39,7 @@ def helsinki_with_terrain(tmp_path_factory):
     from agents.flood.terrain import RasterGrid
 
     grid = RasterGrid(x0, y1, cell, ny, nx)
-    z -= 1.5 * polygons_mask(city.water.geometry.values, grid)
+    z -= 1.5 * polygons_mask(city.water.geometry.values[::2], grid)  # every other one: the others the DEM misses
     with rasterio.open(out / "dem.tif", "w", driver="GTiff", width=nx, height=ny, count=1, dtype="float32",
                        crs=city.crs, transform=from_origin(x0, y1, cell, cell)) as dst:
         dst.write(z.astype("float32"), 1)
