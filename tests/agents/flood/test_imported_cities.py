@@ -75,8 +75,11 @@ def test_helsinki_water_bodies_start_within_their_banks(helsinki_with_terrain):
     assert set(model.entrance_ids) <= set(city.gates["id"].astype(str))
 
 
-def test_prague_warns_about_missing_shelters_and_the_closed_boundary():
-    city = City.load(ROOT / "gis_data" / "prague_bubenec")
+def test_prague_warns_about_missing_shelters_and_the_closed_boundary(tmp_path):
+    """Bubeneč from its GeoPackage (tests/data: buildings, streets, the 1 m terrain model): no shelters,
+    no schools, no public buildings."""
+    import_city([DATA / "city" / "prague_bubenec" / "bubenec.gpkg"], tmp_path / "prague")
+    city = City.load(tmp_path / "prague")
     model = FloodModel(city, duration_s=300, seed=1, cell_size_m=10.0, boundary="closed", rain="uniform",
                        rain_mm_per_h=400.0, rain_duration_s=300.0, evacuate=True, sync_interval_s=30.0,
                        report_interval_s=60.0)
