@@ -44,6 +44,15 @@ def test_an_item_that_matches_nothing_is_an_error_listing_what_there_is(item, me
         resolve([item], GATES, "closed_gates", "gates")
 
 
+def test_a_selector_that_matches_nothing_beside_others_that_do_is_a_warning():
+    heard = []
+    assert resolve(["kind=ticket_gate", "kind=escalator"], GATES, "open_gates", "gates", heard.append) == ["T1"]
+    assert heard == ['parameter open_gates: the selector "kind=escalator" matches none of the gates of this city '
+                     "(the others select 1)."]
+    with pytest.raises(UserError, match='none of the selectors "kind=lift", "kind=escalator" matches any of the gates'):
+        resolve(["kind=lift", "kind=escalator"], GATES, "open_gates", "gates", heard.append)
+
+
 def test_labels_add_the_id_where_the_name_is_missing_or_shared():
     assert labels(GATES) == {"N1": "North (N1)", "N2": "North (N2)", "T1": "Ticket hall", "G7": "G7"}
     assert labels([{"id": "R1", "name": None}]) == {"R1": "R1"}

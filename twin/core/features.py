@@ -122,11 +122,15 @@ def _matches(f: dict, key: str, wanted: tuple[str, ...]) -> bool:
     return str(v) in wanted
 
 
-def resolve(items, features: list[dict], param: str, what: str) -> list[str]:
+def resolve(items, features: list[dict], param: str, what: str, warn=None) -> list[str]:
     """Ids of the features ``items`` name (ids, unique names or selectors), in order, without repeats.
 
-    ``what`` names the features in messages ("gates", "attractions"). An item that matches nothing
-    is a UserError listing what there is."""
+    ``what`` names the features in messages ("gates", "attractions"). An id or name that matches
+    nothing is a UserError listing what there is; so is a list whose selectors together match
+    nothing (the parameter would do nothing). A selector that matches nothing beside others that
+    do (``["kind=ticket_gate", "kind=exit"]`` on a station without ticket gates) is reported to
+    ``warn``: a scenario written for several cities names what each may lack."""
+    unmatched: list[str] = []
     ids = [f["id"] for f in features]
     idset = set(ids)
     by_name: dict[str, list[str]] = {}
@@ -164,9 +168,16 @@ def resolve(items, features: list[dict], param: str, what: str) -> list[str]:
             conds[k] = tuple(v.split("|"))
         found = [f["id"] for f in features if all(_matches(f, k, v) for k, v in conds.items())]
         if not found:
-            raise UserError(f'parameter {param}: the selector "{text}" matches none of the {what} of this city; '
-                            f"{what_there_is(features, what)}.")
+            unmatched.append(text)
         out.extend(found)
+    if unmatched and not out:
+        which = (f'the selector "{unmatched[0]}" matches none' if len(unmatched) == 1 else
+                 "none of the selectors " + ", ".join(f'"{u}"' for u in unmatched) + " matches any")
+        raise UserError(f"parameter {param}: {which} of the {what} of this city; {what_there_is(features, what)}.")
+    if unmatched and warn is not None:
+        for u in unmatched:
+            warn(f'parameter {param}: the selector "{u}" matches none of the {what} of this city (the others '
+                 f"select {len(set(out))}).")
     return list(dict.fromkeys(out))
 
 
@@ -183,9 +194,10 @@ def _selector_parts(text: str, param: str) -> list[str]:
         raise UserError(f'parameter {param}: "{text}" has an unclosed quote; write e.g. "name=\'Guild Hall\'".') from None
 
 
-def check_params(model_cls, params: dict, city, where: str) -> dict[str, list[str]]:
+def check_params(model_cls, params: dict, city, where: str, warn=None) -> dict[str, list[str]]:
     """Every declared feature parameter of ``params`` resolved on ``city``: ``{name: ids}``.
-    Raises a UserError (prefixed with ``where``) for the first item that matches nothing."""
+    Raises a UserError (prefixed with ``where``) for the first item that matches nothing;
+    ``warn(text)`` hears of selectors that match nothing beside others that do."""
     out = {}
     for p in model_cls.params:
         ref = getattr(p, "refers_to", None)
@@ -194,7 +206,8 @@ def check_params(model_cls, params: dict, city, where: str) -> dict[str, list[st
         items = [i for i in params[p.name] if not _is_literal(i)]
         feats = features_of(city, ref, model_cls)
         try:
-            out[p.name] = resolve(items, feats, p.name, describe_ref(ref))
+            out[p.name] = resolve(items, feats, p.name, describe_ref(ref),
+                                  None if warn is None else (lambda text: warn(f"{where}: {text}")))
         except UserError as e:
             raise UserError(f"{where}: {e}") from None
     return out
