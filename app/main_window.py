@@ -19,6 +19,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QFont
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
+from twin.core.features import name_table
 from twin.session import PAUSED, RUNNING, Session, default_runs_dir
 
 from . import gui_gc, video_export
@@ -229,6 +230,7 @@ class MainWindow(QMainWindow):
         self.params.duration.setValue(sc.duration_s)
         self.params.set_params(cls.params, e.params)
         self.indicators.set_model(cls)
+        self.indicators.set_names(name_table(self.session.city, cls) if self.session.city is not None else {})
         self.alerts_panel.set_rules(sc.alerts)
 
     def _on_variant_changed(self, e):

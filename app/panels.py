@@ -9,13 +9,14 @@ import numpy as np
 import pyqtgraph as pg
 import tomli_w
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
-                               QScrollArea, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
-                               QHeaderView)
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
+                               QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPlainTextEdit,
+                               QPushButton, QScrollArea, QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from twin.core.formats import fmt_clock, time_label  # noqa: F401 - the window and the alert panel import them from here
+from twin.core.formats import fmt_keyed, top_entries
 from twin.core.formats import fmt_number as fmt_value
 from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
 from twin.runs.report import kpi_label
@@ -325,9 +326,54 @@ class Tile(QFrame):
         c = QFont()
         c.setPointSizeF(9 * s)
         self.caption.setFont(c)
+        # The number's full line height (ascent and descent) at this scale, whatever the panel's room:
+        # a squeezed layout must never cut the tops off the digits.
+        self.value.setMinimumHeight(QFontMetrics(f).height() + 4)
+        self.setMinimumHeight(self.value.minimumHeight() + QFontMetrics(c).height() * 2 + 14)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
 
-    def set_value(self, v) -> None:
-        self.value.setText(fmt_value(v))
+    def set_value(self, v, names: dict | None = None) -> None:
+        self.value.setText(fmt_keyed(v, names, 2) if isinstance(v, dict) else fmt_value(v))
+
+
+KEYED_ROWS = 8  # entries of a keyed KPI shown in its table
+
+
+class KeyedTable(QTableWidget):
+    """A keyed KPI (per attraction, per gate) as a table of its largest entries, by name."""
+
+    def __init__(self, kpi, parent=None):
+        super().__init__(0, 2, parent)
+        self.kpi = kpi
+        unit = f" [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""
+        self.setHorizontalHeaderLabels([kpi_label(kpi.name), "value" + unit])
+        self.setToolTip(kpi.doc)
+        self.verticalHeader().setVisible(False)
+        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.setSelectionMode(QAbstractItemView.NoSelection)
+        self.setFocusPolicy(Qt.NoFocus)
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+
+    def set_value(self, value: dict, names: dict) -> None:
+        rows = top_entries(value, KEYED_ROWS)
+        more = len(value) - len(rows)
+        self.setRowCount(len(rows) + (1 if more > 0 else 0))
+        for i, (key, v) in enumerate(rows):
+            name = QTableWidgetItem(str(names.get(str(key), key)))
+            name.setToolTip(str(key))
+            num = QTableWidgetItem(fmt_value(v))
+            num.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            self.setItem(i, 0, name)
+            self.setItem(i, 1, num)
+        if more > 0:
+            self.setItem(len(rows), 0, QTableWidgetItem(f"… {more} more (largest shown)"))
+            self.setItem(len(rows), 1, QTableWidgetItem(""))
+        self.resizeRowsToContents()
+        h = self.horizontalHeader().height() + sum(self.rowHeight(r) for r in range(self.rowCount())) + 4
+        self.setFixedHeight(h)
 
 
 SERIES_COLOURS = ("#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -339,6 +385,8 @@ class IndicatorsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.tiles: dict[str, Tile] = {}
+        self.tables: dict[str, KeyedTable] = {}
+        self.names: dict[str, str] = {}  # {feature id: name} for keyed KPIs and legends
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.plots: dict[str, pg.PlotWidget] = {}
         self.data: dict[str, tuple[list, list]] = {}
@@ -351,9 +399,6 @@ class IndicatorsPanel(QWidget):
         outer.addWidget(self.time_label)
         self.tile_grid = QGridLayout()
         outer.addLayout(self.tile_grid)
-        self.detail = QLabel("")
-        self.detail.setWordWrap(True)
-        outer.addWidget(self.detail)
         self.chart_box = QVBoxLayout()
         charts = QWidget()
         charts.setLayout(self.chart_box)
@@ -366,9 +411,10 @@ class IndicatorsPanel(QWidget):
     def set_model(self, model_cls) -> None:
         for t in self.tiles.values():
             t.setParent(None)
-        for p in self.plots.values():
+        for p in list(self.plots.values()) + list(self.tables.values()):
             p.setParent(None)
         self.tiles, self.curves, self.plots, self.data, self.cursor_lines = {}, {}, {}, {}, []
+        self.tables = {}
         self.kpis = {k.name: k for k in model_cls.kpis}
         heads = [k for k in model_cls.kpis if k.headline] or list(model_cls.kpis)[:4]
         cols = 2
@@ -378,6 +424,11 @@ class IndicatorsPanel(QWidget):
             t.set_dark(self.dark)
             self.tiles[k.name] = t
             self.tile_grid.addWidget(t, i // cols, i % cols)
+        for k in model_cls.kpis:  # keyed KPIs first: their largest entries by name
+            if k.keyed and k.name not in self.tiles:
+                self.tables[k.name] = KeyedTable(k)
+                self.tables[k.name].setVisible(False)  # until it has entries
+                self.chart_box.addWidget(self.tables[k.name])
         for k in model_cls.kpis:
             if not k.per_step:
                 continue
@@ -401,7 +452,10 @@ class IndicatorsPanel(QWidget):
                 self.data[k.name] = ([], [])
             self.chart_box.addWidget(pw)
         self.time_label.setText("t = –")
-        self.detail.setText("")
+
+    def set_names(self, names: dict[str, str]) -> None:
+        """``{feature id: name}`` (``twin.core.features``): keyed KPIs and legends show names."""
+        self.names = dict(names)
 
     def reset(self) -> None:
         for name in self.data:
@@ -409,7 +463,9 @@ class IndicatorsPanel(QWidget):
             self.curves[name].setData([], [])
         for t in self.tiles.values():
             t.value.setText("–")
-        self.detail.setText("")
+        for table in self.tables.values():
+            table.setRowCount(0)
+            table.setVisible(False)
 
     def _keyed_series(self, column: str) -> bool:
         """Add the curve of a keyed KPI's column ``kpi.key`` on first sight; False if it is not one."""
@@ -419,7 +475,8 @@ class IndicatorsPanel(QWidget):
             return False
         n = sum(1 for c in self.curves if c.startswith(kpi + "."))
         colour = SERIES_COLOURS[n % len(SERIES_COLOURS)]
-        self.curves[column] = self.plots[kpi].plot([], [], pen=pg.mkPen(colour, width=2), name=key)
+        self.curves[column] = self.plots[kpi].plot([], [], pen=pg.mkPen(colour, width=2),
+                                                   name=self.names.get(key, key))
         self.data[column] = ([], [])
         return True
 
@@ -440,13 +497,19 @@ class IndicatorsPanel(QWidget):
     def set_values(self, kpis: dict, time_s: float | None = None) -> None:
         if time_s is not None:
             self.time_label.setText(time_label(time_s, self.clock_start_s))
+        keyed: dict[str, dict] = {}  # a keyed KPI as a dict, or as the time series' "name.key" columns
+        for name, v in kpis.items():
+            base, dot, key = str(name).partition(".")
+            if dot and base in self.tables and isinstance(v, (int, float, np.integer, np.floating)):
+                keyed.setdefault(base, {})[key] = v
         for name, v in kpis.items():
             if name in self.tiles:
-                self.tiles[name].set_value(v)
-        extra = [f"<b>{n.replace('_', ' ')}</b>: {fmt_value(v)}" for n, v in kpis.items()
-                 if isinstance(v, dict) and v]
-        if extra:
-            self.detail.setText("<br>".join(extra))
+                self.tiles[name].set_value(v, self.names)
+            elif name in self.tables and isinstance(v, dict):
+                keyed[name] = v
+        for name, v in keyed.items():
+            self.tables[name].set_value(v, self.names)
+            self.tables[name].setVisible(bool(v))
 
     def set_levels(self, levels: dict[str, int]) -> None:
         """Alert levels per KPI (0 ok, 1 amber, 2 red): the tiles' colours."""

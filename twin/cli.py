@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from twin.core.errors import UserError
-from twin.core.formats import fmt_number
+from twin.core.formats import KEYED_SHOWN, fmt_number, top_entries
 
 DEMO_CITY = Path(__file__).resolve().parent.parent / "gis_data" / "demo_city"
 
@@ -113,7 +113,9 @@ def models(model):
 @click.option("--from-state", "from_state", type=click.Path(path_type=Path), metavar="FILE",
               help="Continue from a state file (SCENARIO is then optional), optionally as another variant.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
+@click.option("--city", "city", type=click.Path(path_type=Path), help="Run the scenario on this city package instead "
+              "of its own (its feature parameters are resolved there; write them as selectors to travel).")
+def run(scenario, variant, seed, sets, out, save_at, from_state, quiet, city):
     """Run one scenario variant and write summary.json, timeseries and rasters to --out."""
     from twin.scenario import preflight
     from twin.scenario.output_settings import parse_times
@@ -126,12 +128,15 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
         if seed is not None:
             raise UserError("--seed cannot be combined with --from-state: the state carries the run's random "
                             "generators. Leave --seed out.")
+        if city is not None:
+            raise UserError("--city cannot be combined with --from-state: a state continues on the city it was "
+                            "saved on. Leave --city out.")
         sc, state, variant, overrides = load_state_run(from_state, scenario, variant, overrides)
         seed = int(state.meta["seed"])  # static draws (e.g. walking speeds) must be those of the saved run
     elif scenario is None:
         raise UserError("citytwin run needs a SCENARIO file (or --from-state FILE to continue a saved run).")
     else:
-        sc = load_scenario(scenario)
+        sc = load_scenario(scenario, city=city)
     parse_times(list(save_at), "--save-state-at", sc.duration_s)
     preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)  # --out locked till the end
     check_out_dir(out)
@@ -140,9 +145,19 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
     start = f" from the state at {state.time_s:g} s" if state is not None else ""
     click.echo(f"{s['scenario']} [{s['variant']}] seed {s['seed']}{start}: {s['simulated_s']:.0f} s simulated "
                f"in {s['wall_s']:.1f} s wall")
+    names = s.get("names", {})
     for name, value in s["kpis"].items():
         unit = s["units"].get(name, "")
+        if isinstance(value, dict):  # keyed: the largest entries by name, not a wall of ids
+            click.echo(f"  {name:28s} ({len(value) or 'no'} entries{', largest first' if len(value) > 1 else ''}) {unit}")
+            for key, v in top_entries(value, KEYED_SHOWN):
+                click.echo(f"    {names.get(key, key)[:40]:40s} {fmt_number(v)}")
+            if len(value) > KEYED_SHOWN:
+                click.echo(f"    … {len(value) - KEYED_SHOWN} more in summary.json")
+            continue
         click.echo(f"  {name:28s} {fmt_number(value)} {unit}")
+    for warning in s.get("warnings", []):
+        click.echo(f"citytwin: warning: {warning}", err=True)
     if result.states:
         click.echo(f"states in {out / 'states'}: {len(result.states)} file(s)")
     click.echo(f"outputs in {out}")
@@ -155,10 +170,15 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet):
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) to run on a cluster.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the comparison.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def compare(scenario, replications, workers, scheduler, out, quiet):
+@click.option("--city", "city", type=click.Path(path_type=Path), help="Compare on this city package instead of the "
+              "scenario's own.")
+def compare(scenario, replications, workers, scheduler, out, quiet, city):
     """Baseline and every intervention × replications, with paired confidence intervals."""
     from twin.runs.experiment import compare as run_compare
+    from twin.scenario.scenario import load_scenario
 
+    if city is not None:
+        scenario = load_scenario(scenario, city=city)
     result = run_compare(scenario, out, replications=replications, workers=workers, scheduler=scheduler,
                          progress=not quiet)
     click.echo(result.text() if hasattr(result, "text") else str(result))
@@ -249,14 +269,19 @@ def explore(scenario, uncertain, samples, sampler, targets, workers, scheduler, 
 @click.option("--seed", type=int, help="Override the scenario's seed.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the branch.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def branch(scenario, at, intervention, sets, replications, workers, seed, out, quiet):
+@click.option("--city", "city", type=click.Path(path_type=Path), help="Branch on this city package instead of the "
+              "scenario's own.")
+def branch(scenario, at, intervention, sets, replications, workers, seed, out, quiet, city):
     """Run the baseline to T once, then the baseline and an intervention from that same state."""
     from twin.runs.branch import branch as run_branch
     from twin.runs.branch import check_branch
     from twin.scenario.scenario import parse_set
 
     from twin.core import locks
+    from twin.scenario.scenario import load_scenario
 
+    if city is not None:
+        scenario = load_scenario(scenario, city=city)
     plan = check_branch(scenario, at, intervention, replications, workers, out, seed, parse_set(list(sets)))
     locks.hold(out)  # after every check; released at the end of the command
     result = run_branch(plan, out, workers=workers, progress=not quiet)

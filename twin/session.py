@@ -260,6 +260,13 @@ class Session:
             return False
         if not self.open_city(sc.city_path, scenario=sc):
             return False
+        try:  # every variant's ids and selectors match features of this city (as run and compare check)
+            from twin.scenario.preflight import check_features
+
+            check_features(sc, sc.variants())
+        except UserError as e:
+            self.error(str(e))
+            return False
         self.set_scenario(sc)
         return True
 

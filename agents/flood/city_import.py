@@ -1,14 +1,14 @@
 """The flood model's import hook and words: shelters from OpenStreetMap, and the critical places
 (pumps, hospitals, schools) a city package may list.
 
-POI kind ``shelter``: amenity=shelter or emergency=assembly_point (100 persons, 1 gate, 5 s)."""
+POI kind ``shelter``: emergency=assembly_point (100 persons, 1 gate, 5 s)."""
 from __future__ import annotations
 
 from twin.core.model_contract import CityImportHook, LayerSpec, PoiKind
 
 
 def poi_kind(t: dict) -> str | None:
-    if (t.get("amenity") or "") == "shelter" or (t.get("emergency") or "") == "assembly_point":
+    if (t.get("emergency") or "") == "assembly_point":  # amenity=shelter is a bus or picnic shelter, not an evacuation site
         return "shelter"
     return None
 
@@ -33,4 +33,4 @@ POI_KINDS = (
     PoiKind("hospital", "a hospital (a critical place in a flood)", "#c00020"),
     PoiKind("school", "a school (a critical place in a flood)", "#508030"),
 )
-IMPORT_HOOK = CityImportHook(osm_tags=("emergency",), poi_tags=("amenity", "emergency"), poi_kind=poi_kind)
+IMPORT_HOOK = CityImportHook(osm_tags=("emergency",), poi_tags=("emergency",), poi_kind=poi_kind)

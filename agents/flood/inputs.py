@@ -161,9 +161,10 @@ def initial_depth(p, crs, grid: RasterGrid) -> np.ndarray | None:
 
 def water_bodies(city, p, raster: FloodRaster) -> list[WaterBody]:
     """Water bodies of the ``water`` layer at their level: the ``level_m`` column, else the lowest
-    ground along the polygon's outline (``bank_level``), plus ``water_level_rise_m``. A body is its
-    polygon's cells and every cell connected to them that lies below its level: water finds its
-    level, so channel banks below it that the polygon misses are part of it."""
+    ground along the polygon's banks (``bank_level``), plus ``water_level_rise_m``. A body is its
+    polygon's cells and the cells next to them (one cell: what the rasterised outline misses) that
+    lie below its level; beyond that the water would be spilling over land, which a body at rest
+    at its lowest bank does not do."""
     from scipy import ndimage
 
     water = city.water
@@ -180,25 +181,34 @@ def water_bodies(city, p, raster: FloodRaster) -> list[WaterBody]:
             continue
         level = water["level_m"].iloc[i] if "level_m" in water.columns else np.nan
         if not np.isfinite(level):
-            level = bank_level(city, g, grid.cell_m)
+            level = bank_level(city, g, grid)
+        if not np.isfinite(level):  # no bank on the terrain model: nothing says how full it is
+            continue
         level = float(level) + p["water_level_rise_m"]
         below = (raster.z < level) & ~blocked
-        lab, _ = ndimage.label(below | mask)
-        keep = np.unique(lab[mask])
-        body = np.isin(lab, keep[keep > 0]) & below | mask
+        body = mask | (below & ndimage.binary_dilation(mask, iterations=1))
         out.append(WaterBody(body, level, name))
     return out
 
 
-def bank_level(city, polygon, step_m: float) -> float:
-    """The 10th percentile of the ground along a water polygon's outline: the level of a body
-    full to its banks (a percentile, so that the few metres where a river leaves the map do not
-    count)."""
+def bank_level(city, polygon, grid: RasterGrid) -> float:
+    """The lowest ground along a water polygon's banks: a body full to its lowest bank, never above
+    it (else the water would spill over the land at the start). The outline where the map cuts the
+    polygon (within two cells of the grid's edge, where a river or the sea leaves the map) is not a
+    bank; nor is ground the terrain model does not cover."""
     import shapely
 
-    outline = shapely.segmentize(polygon.boundary, max(step_m, 0.5))
+    outline = shapely.segmentize(polygon.boundary, max(grid.cell_m, 0.5))
     xy = shapely.get_coordinates(outline)
-    return float(np.nanpercentile(city.elevation_at(xy[:, 0], xy[:, 1]), 10))
+    z = city.elevation_at(xy[:, 0], xy[:, 1])
+    ny, nx = grid.shape
+    margin = 2.0 * grid.cell_m
+    inner = ((xy[:, 0] > grid.x0 + margin) & (xy[:, 0] < grid.x0 + nx * grid.cell_m - margin)
+             & (xy[:, 1] < grid.y0 - margin) & (xy[:, 1] > grid.y0 - ny * grid.cell_m + margin))
+    banks = z[inner & np.isfinite(z)]
+    if not banks.size:  # the polygon lies along the map's edges only: its whole outline
+        banks = z[np.isfinite(z)]
+    return float(banks.min()) if banks.size else float("nan")
 
 
 # -- rain -------------------------------------------------------------------------------------------------
@@ -346,7 +356,7 @@ class PointPlacer:
         return int(rr[k] + r0), int(cc[k] + c0)
 
 
-def point_sinks(city, p, placer: PointPlacer, entrances) -> Sinks:
+def point_sinks(city, p, placer: PointPlacer, entrances, closed_entrances=()) -> Sinks:
     """Drain inlets (``drains`` layer, capacities × ``drain_capacity_factor``), the city's pumps
     (POIs of kind pump with ``capacity_m3s``), mobile pumps, and open station entrances (water that
     flows into the station until they are closed)."""
@@ -364,7 +374,7 @@ def point_sinks(city, p, placer: PointPlacer, entrances) -> Sinks:
             s.drains.append(PointSink(cell, cap * p["drain_capacity_factor"], name=fid))
     s.n_drains = len(s.drains)
     for fid, cell in entrances:
-        stop = p["entrance_close_s"] if fid in p["closed_entrances"] else math.inf
+        stop = p["entrance_close_s"] if fid in closed_entrances else math.inf
         s.drains.append(PointSink(cell, p["entrance_inflow_m3s"], stop_s=stop, name=f"entrance {fid}"))
         s.entrance_ids.append(fid)
     if p["use_pumps"]:

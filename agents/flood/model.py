@@ -17,14 +17,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
-from twin.core.errors import UserError, nearest
+from twin.core import features
+from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.limits import MAX_DURATION_S
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
-from . import inputs
+from . import inputs, site
 from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
@@ -43,8 +45,9 @@ PARAMS = (
       "vegetation).", float, 0.0, 1.0),
     P("manning_by_landuse", "s/m^(1/3)", [], "Manning's n per land-use class of the city's landuse.tif (class k gets "
       "entry k); empty: manning_n everywhere.", Numbers, 0.0, 1.0),
-    P("boundary", "-", "closed", "Domain edges: closed (no flow) or open (water leaves, never enters).", str,
-      choices=("closed", "open")),
+    P("boundary", "-", "auto", "Domain edges: closed (no flow), open (water leaves, never enters) or auto: open "
+      "where the terrain model runs out of the map, closed where a water body of the water layer reaches the edge "
+      "(so a river cut by the map stays at rest).", str, choices=("auto", "closed", "open")),
     P("open_edges", "-", [], "With boundary = open: the edges water may leave over (north, south, west, east); "
       "empty: all four.", list, used_when=("boundary", ("open",))),
     P("initial_depth", "-", "", "A GeoTIFF of water depth (m) at the start, resampled onto the grid (0 where it has "
@@ -102,11 +105,12 @@ PARAMS = (
     P("mobile_pump_start_s", "s", [0.0], "Mobile pumps: when each starts pumping, one value for all or one per pump.",
       Numbers, 0.0, MAX_DURATION_S),
     P("barriers", "-", [], "Temporary barriers or levees: WKT LINESTRINGs in the city CRS or ids of the city's "
-      "barriers layer; the cells they cross are raised by barrier_height_m.", list),
+      "barriers layer; the cells they cross are raised by barrier_height_m.", list, refers_to="barriers"),
     P("barrier_height_m", "m", 1.0, "Height of the barriers.", float, 0.0, 50.0),
     # the station
     P("closed_entrances", "-", [], "Station entrances (ids of gates of kind exit or entrance) the transport operator "
-      "closes with flood gates at entrance_close_s; recorded per gate for the station model.", list),
+      "closes with flood gates at entrance_close_s; recorded per gate for the station model. Ids, names or "
+      'selectors such as "kind=entrance".', list, refers_to="gates:exit,entrance"),
     P("entrance_close_s", "s", 0.0, "When closed_entrances close.", float, 0.0, MAX_DURATION_S),
     P("entrance_inflow_m3s", "m3/s", 0.5, "Water an open station entrance takes into the station (and the metro "
       "below) at most, when water stands at it.", float, 0.0, 100.0),
@@ -115,7 +119,8 @@ PARAMS = (
       float, 0.0, 10.0),
     P("road_closed_depth_m", "m", 0.3, "A road is impassable (closed to evacuees) while deeper than this.", float,
       0.0, 10.0),
-    P("closed_roads", "-", [], "Road ids the police close (to everyone, evacuees included) from road_closure_s.", list),
+    P("closed_roads", "-", [], "Roads the police close (to everyone, evacuees included) from road_closure_s: ids, names or "
+      'selectors such as "kind=primary".', list, refers_to="roads"),
     P("road_closure_s", "s", 0.0, "When closed_roads close.", float, 0.0, MAX_DURATION_S),
     P("evacuate", "-", True, "Residents of flooded buildings walk to the shelters after the warning.", bool),
     P("warning_time_s", "s", 1800.0, "When the evacuation warning is issued.", float, 0.0, MAX_DURATION_S),
@@ -242,8 +247,8 @@ class FloodModel(CityModel):
         self._build_roads()
         self.exposure = Exposure(self.raster, self.buildings, self.graph, self.critical, p["building_flood_depth_m"],
                                  p["road_closed_depth_m"], self.permanent)
-        self.evacuation = Evacuation(self, self.graph, self.buildings, city.pois_of("shelter").reset_index(drop=True),
-                                     p, self.exposure.people, self.exposure.levels)
+        self.evacuation = Evacuation(self, self.graph, self.buildings, self.shelters, p, self.exposure.people,
+                                     self.exposure.levels)
 
     # -- setup steps ----------------------------------------------------------------------------------
     def _build_grid(self) -> None:
@@ -262,23 +267,20 @@ class FloodModel(CityModel):
         city, p, r = self.city, self.p, self.raster
         self.placer = inputs.PointPlacer(r, self.buildings)
         gates = city.layer("gates")
-        self.entrance_ids = gates["id"].astype(str).to_numpy()[gates["kind"].isin(ENTRANCE_KINDS).to_numpy()] \
-            if len(gates) else np.zeros(0, object)
-        unknown = [g for g in p["closed_entrances"] if g not in set(self.entrance_ids)]
-        if unknown:
-            raise inputs.param_error("closed_entrances", f'no station entrance "{unknown[0]}"'
-                                     f"{nearest(unknown[0], self.entrance_ids)}; the entrances are the gates of kind "
-                                     f"exit or entrance: {', '.join(self.entrance_ids) or 'none in this city'}.")
+        self.entrance_ids = site.station_entrances(city, gates, ENTRANCE_KINDS)
+        self.closed_entrance_ids = self._ids("closed_entrances")
         entrances = []
         for fid in self.entrance_ids:
             g = gates.geometry[gates["id"].astype(str) == fid].iloc[0]
             c = g.centroid
             entrances.append((fid, self.placer.cell(c.x, c.y, f"{city.gpkg}, layer 'gates', entrance {fid}")))
-        self.sinks = inputs.point_sinks(city, p, self.placer, entrances)
+        self.sinks = inputs.point_sinks(city, p, self.placer, entrances, self.closed_entrance_ids)
         inflows = inputs.inflows(city, p, r, city.extra_layer(self.extra_layers[1]))
         manning = inputs.manning(city, p, r.grid, city.raster_path("landuse"))
         boundary = p["boundary"]
-        if boundary == "open" and p["open_edges"]:
+        if boundary == "auto":
+            boundary = site.auto_boundary([w.mask for w in self.water])
+        elif boundary == "open" and p["open_edges"]:
             bad = [e for e in p["open_edges"] if e not in ("north", "south", "west", "east")]
             if bad:
                 raise inputs.param_error("open_edges", f'"{bad[0]}" is not an edge; use north, south, west or east.')
@@ -301,12 +303,23 @@ class FloodModel(CityModel):
             self.closed_road = np.zeros(0, bool)
             self.closed_edge = np.zeros(0, bool)
         else:
-            idx = self.graph.road_index(p["closed_roads"], f'{inputs.WHERE}: "closed_roads"')
+            idx = self.graph.road_index(self._ids("closed_roads"), f'{inputs.WHERE}: "closed_roads"')
             self.closed_road = np.zeros(len(self.graph.road_ids), bool)
             self.closed_road[idx] = True
             self.closed_edge = self.closed_road[self.graph.edge_road]
         pois = city.pois
-        self.critical = pois[pois["kind"].isin(CRITICAL_KINDS)].reset_index(drop=True) if len(pois) else pois
+        self.shelters = site.shelters(city, self.buildings, self.warn) if p["evacuate"] else \
+            pois[pois["kind"] == "shelter"].reset_index(drop=True)
+        # the shelters (tagged or estimated) last, in the evacuation's order; a school that stands in
+        # as a shelter is listed once, as the shelter
+        others = pois[pois["kind"].isin(CRITICAL_KINDS) & (pois["kind"] != "shelter")
+                      & ~pois["id"].astype(str).isin(self.shelters["id"].astype(str))] if len(pois) else pois
+        self.critical = pd.concat([others, self.shelters.drop(columns=["estimated"], errors="ignore")],
+                                  ignore_index=True) if len(self.shelters) else others.reset_index(drop=True)
+
+    def _ids(self, key: str) -> list[str]:
+        """The ids a feature parameter names (ids, names or selectors; twin.core.features)."""
+        return features.check_params(type(self), {key: self.p[key]}, self.city, inputs.WHERE).get(key, [])
 
     # -- time -----------------------------------------------------------------------------------------
     @property
@@ -339,6 +352,15 @@ class FloodModel(CityModel):
         return np.where(g.inside(r, c), r * g.nx + c, -1)
 
     # -- reading --------------------------------------------------------------------------------------
+    def final_kpis(self) -> dict:
+        held = site.held_water(self.solver.max_depth, self.land, self.solver.open_edges)
+        if held:
+            edges = ", ".join(f"{side} ({d:.1f} m)" for side, d in held.items())
+            self.warn(f"the closed map edge(s) {edges} held water against them: the map cuts the terrain there, "
+                      "and a closed edge acts as a wall. Use boundary = \"auto\" or \"open\" (or list them in "
+                      "open_edges) to let the water run off.")
+        return super().final_kpis()
+
     def current_kpis(self) -> dict:
         s, ex = self.solver, self.exposure
         b = s.balance()
@@ -404,7 +426,7 @@ class FloodModel(CityModel):
             sheltered[sh] = self.evacuation.sh_arrived.astype(float)
             out["pois"] = FeatureFrame(ex.poi_ids, {"depth": np.round(ex.poi_depth, 2), "sheltered": sheltered})
         if len(self.entrance_ids):
-            closed = np.isin(self.entrance_ids, self.p["closed_entrances"]) & (self.time_s >= self.p["entrance_close_s"])
+            closed = np.isin(self.entrance_ids, self.closed_entrance_ids) & (self.time_s >= self.p["entrance_close_s"])
             out["gates"] = FeatureFrame(self.entrance_ids, {"entrance": closed.astype(np.int8)})
         return out
 
@@ -468,7 +490,7 @@ class FloodModel(CityModel):
             g = self.city.layer("gates")
             sel = g["id"].astype(str).isin(self.entrance_ids).to_numpy()
             ids = g["id"].astype(str).to_numpy()[sel]
-            closed = np.isin(ids, self.p["closed_entrances"])
+            closed = np.isin(ids, self.closed_entrance_ids)
             pos = {fid: j for j, fid in enumerate(self.sinks.entrance_ids)}
             k = self.sinks.n_drains + np.array([pos[i] for i in ids], dtype=np.int64)
             layers["station_entrances"] = gpd.GeoDataFrame({

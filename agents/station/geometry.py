@@ -9,8 +9,8 @@ below); passengers queue at the foot line of the end they enter and appear beyon
 
 Gate and connector parameters (``open_gates``, ``closed_connectors``, ...) take ids or
 *selectors*: ``"kind=ticket_gate level=0"`` selects every ticket gate on level 0, so that an
-intervention written for one station applies to another (a selector may match nothing; an id
-must exist).
+intervention written for one station applies to another. Every id, name or selector must match a
+feature of this station (twin.core.features), so an intervention never runs as a silent no-op.
 
 Every check that a user can fix raises ``UserError`` naming the feature and the fix.
 """
@@ -24,6 +24,7 @@ import shapely
 from shapely import wkt as shapely_wkt
 
 from twin.core.errors import UserError, nearest
+from twin.core.features import resolve
 
 from .demand import MAX_STATION_PASSENGERS
 
@@ -46,7 +47,6 @@ MIN_STAIR_WIDTH_M = 0.6
 ESCALATOR_WIDTH_M = (0.55, 1.1)  # nominal step widths of EN 115 escalators (0.6, 0.8, 1.0 m)
 ESCALATOR_SPEED_MPS = (0.2, 1.0)
 LANDING_M = (0.25, 1.75)  # arrivals appear this far beyond the end of a connector
-SELECTOR_KEYS = {"gates": ("kind", "level"), "connectors": ("kind", "level", "from_level", "to_level", "direction")}
 
 
 @dataclass
@@ -184,46 +184,19 @@ def _int_level(value, where: str) -> int:
     return int(f)
 
 
+def _text(v) -> str:
+    return "" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
 def _rows(gdf):
     return [row for _, row in gdf.iterrows()] if gdf is not None and len(gdf) else []
 
 
 # -- selectors -----------------------------------------------------------------------------------
 def select_ids(items, features: list[dict], layer: str, param: str) -> list[str]:
-    """Ids named in ``items``: plain ids (which must exist) or selectors such as
-    ``"kind=ticket_gate level=0"`` (every listed key must match; a selector may match nothing)."""
-    ids = [f["id"] for f in features]
-    keys = SELECTOR_KEYS[layer]
-    out: list[str] = []
-    for item in items:
-        text = str(item).strip()
-        if "=" not in text:
-            if text not in ids:
-                raise UserError(f'parameter {param}: there is no {layer[:-1]} "{text}"{nearest(text, ids)}; '
-                                f'the {layer} are: {", ".join(ids) or "(none)"}. Or select them by kind and level, '
-                                f'e.g. "{keys[0]}=... level=0".')
-            out.append(text)
-            continue
-        conds = {}
-        for part in text.replace(",", " ").split():
-            k, sep, v = part.partition("=")
-            if not sep or not k or not v:
-                raise UserError(f'parameter {param}: "{text}" is not a selector; write key=value pairs such as '
-                                f'"kind=escalator level=1".')
-            if k not in keys:
-                raise UserError(f'parameter {param}: "{text}" selects by "{k}"{nearest(k, keys)}; {layer} can be '
-                                f'selected by {", ".join(keys)}.')
-            conds[k] = v
-        for f in features:
-            if all(_matches(f, k, v) for k, v in conds.items()):
-                out.append(f["id"])
-    return list(dict.fromkeys(out))
-
-
-def _matches(feature: dict, key: str, value: str) -> bool:
-    if key == "level" and "from_level" in feature:
-        return value in (str(feature["from_level"]), str(feature["to_level"]))
-    return str(feature.get(key)) == value
+    """Ids named in ``items``: ids, unique names or selectors such as ``"kind=ticket_gate level=0"``
+    (twin.core.features); an item that matches nothing is an error listing the features."""
+    return resolve(items, features, param, layer)
 
 
 def parse_barriers(items: list[str], obstacles) -> list:
@@ -266,7 +239,7 @@ def parse_barriers(items: list[str], obstacles) -> list:
 
 
 def _gate_features(gates_layer) -> list[dict]:
-    return [{"id": str(r["id"]), "kind": str(r.get("kind") or "exit"),
+    return [{"id": str(r["id"]), "name": _text(r.get("name")), "kind": str(r.get("kind") or "exit"),
              "level": _int_level(r.get("level"), f'layer gates: gate "{r["id"]}"')} for r in _rows(gates_layer)]
 
 
@@ -362,7 +335,8 @@ def _connector_features(layer) -> list[dict]:
     out = []
     for r in _rows(layer):
         cid = str(r["id"])
-        out.append({"id": cid, "kind": str(r.get("kind")), "direction": str(r.get("direction") or "both"),
+        out.append({"id": cid, "name": _text(r.get("name")), "kind": str(r.get("kind")),
+                    "direction": str(r.get("direction") or "both"),
                     "from_level": _int_level(r.get("from_level"), f'layer connectors: connector "{cid}"'),
                     "to_level": _int_level(r.get("to_level"), f'layer connectors: connector "{cid}"')})
     return out

@@ -121,20 +121,25 @@ PARAMS = (
     P("share_taxi", "-", 0.05, "Share continuing by taxi.", float, 0.0, 1.0),
     P("share_walk", "-", 0.25, "Share leaving on foot (done at the gate).", float, 0.0, 1.0),
     P("open_gates", "-", [], 'Gates to open regardless of the gates layer: ids, or selectors such as '
-      '"kind=ticket_gate level=0" (every ticket gate on level 0).', list),
-    P("closed_gates", "-", [], "Gates to close regardless of the gates layer (ids or selectors).", list),
+      '"kind=ticket_gate level=0" (every ticket gate on level 0).', list,
+      refers_to="gates"),
+    P("closed_gates", "-", [], "Gates to close regardless of the gates layer (ids or selectors).", list,
+      refers_to="gates"),
     P("guidance_share", "-", 0.0, "Share of passengers guided by live crowd information (city brain).",
       float, 0.0, 1.0),
     P("guidance_gates", "-", [], "Gates guided passengers may be sent to (ids or selectors; empty: all open gates).",
-      list),
+      list, refers_to="gates"),
     P("barriers", "-", [], "Extra obstacles: WKT polygons/lines in the city CRS (on level 0), or ids of obstacles "
-      "with optional = true.", list),
+      "with optional = true.", list,
+      refers_to="obstacles"),
     P("closed_connectors", "-", [], 'Stairs and escalators to close (ids, or selectors such as "kind=escalator '
-      'level=1").', list),
+      'level=1").', list, refers_to="connectors"),
     P("open_connectors", "-", [], "Stairs and escalators to open though the connectors layer has them closed "
-      '(open = false), e.g. spare stairs: ids or selectors such as "kind=stairs".', list),
+      '(open = false), e.g. spare stairs: ids or selectors such as "kind=stairs".', list,
+      refers_to="connectors"),
     P("reverse_connectors", "-", [], 'Escalators (or one-way stairs) to run the other way: ids or selectors such as '
-      '"kind=escalator direction=up" (every up escalator runs down).', list),
+      '"kind=escalator direction=up" (every up escalator runs down).', list,
+      refers_to="connectors"),
     P("stair_speed_up_mps", "m/s", 0.61, "Horizontal walking speed up stairs of a person with the mean free speed "
       "(Weidmann 1993: 0.61 m/s); each person's scales with her own free speed.", float, 0.1, 2.0),
     P("stair_speed_down_mps", "m/s", 0.694, "Horizontal walking speed down stairs (Weidmann 1993: 0.694 m/s).",

@@ -21,7 +21,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from twin.core.errors import UserError, nearest
+from twin.core import features
+from twin.core.errors import UserError
 from twin.core.formats import time_of_day
 from twin.core.grid import GridField
 from twin.core.model_contract import (
@@ -132,7 +133,8 @@ PARAMS = (
     P("recommend_objective", "-", "wait", "What the recommendation minimises: wait (predicted entry wait) or "
       "crowding (share of the capacity taken).", str, choices=("wait", "crowding")),
     P("extra_gates", "-", 0, "Entry gates added at each attraction of extra_gates_at.", int, 0, 100),
-    P("extra_gates_at", "-", [], "Attraction ids that get extra_gates (empty: every attraction).", list),
+    P("extra_gates_at", "-", [], "Attractions that get extra_gates: ids, names or selectors such as "
+      '"class=museum" (empty: every attraction).', list, refers_to="pois:attraction"),
     P("entry_time_factor", "-", 1.0, "Faster entry (e-ticket, face check): multiplies every entry time.", float, 0.01, 10.0),
     # -- uncertainties (citytwin explore / calibrate): multipliers on top of the inputs and the measures
     P("arrival_scale", "-", 1.0, "Demand: multiplies every arrival rate (arrival_rate_per_h or arrival_profile).",
@@ -154,7 +156,8 @@ PARAMS = (
     P("shuttle_headway_s", "s", 600.0, "Time between shuttle departures at every stop.", float, 0.0, 7200.0),
     P("shuttle_kmh", "km/h", 30.0, "Shuttle speed limit (roads open to cars, at most their speed_kmh).",
       float, 5.0, 120.0),
-    P("shuttle_stops", "-", [], "POI ids the shuttle serves (empty: every entry point and attraction).", list),
+    P("shuttle_stops", "-", [], "POIs the shuttle serves: ids, names or selectors (empty: every entry "
+      "point and attraction).", list, refers_to="pois:station,railway_station,coach_stop,attraction,hotel"),
     # -- view
     P("crowding_cell_m", "m", 25.0, "Cell size of the crowding field.", float, 5.0, 500.0),
 )
@@ -197,7 +200,7 @@ class TouristFlowModel(CityModel):
     city_layers = CITY_LAYERS
     required_layers = ("roads", "pois")
     optional_layers = ("buildings",)
-    aoi_layers = ("pois",)
+    aoi_layers = ("pois:attraction,station,railway_station,coach_stop",)  # where tourists arrive and go
     state_names = VIEW_STATES
     report_interval_s = REPORT_INTERVAL_S
     field_styles = (
@@ -341,20 +344,16 @@ class TouristFlowModel(CityModel):
         stops = None
         if p["shuttle_share"] > 0:
             if p["shuttle_stops"]:
-                stops = np.isin(self.place_ids, self._ids(p["shuttle_stops"], self.place_ids, "shuttle_stops",
-                                                          "POIs of kind station, railway_station, coach_stop, "
-                                                          "attraction or hotel"))
+                stops = np.isin(self.place_ids, self._ids("shuttle_stops"))
             else:
                 stops = np.arange(len(self.place_ids)) < self.n_entries + self.n_attr
         self.net = Network(self.city.road_graph(), self.place_xy, self.place_ids, walk_mps=p["walk_speed_mps"],
                            max_snap_m=p["max_snap_m"], shuttle_stops=stops, shuttle_kmh=p["shuttle_kmh"])
 
-    def _ids(self, given: list[str], valid: list[str], key: str, what: str) -> list[str]:
-        for i in given:
-            if i not in valid:
-                raise UserError(f'parameters of model tourist_flow: "{key}" names "{i}", which is not one of the '
-                                f"{what} of this city{nearest(i, valid)}; valid: {', '.join(valid)}.")
-        return given
+    def _ids(self, key: str) -> list[str]:
+        """The ids a feature parameter names (ids, names or selectors; twin.core.features)."""
+        return features.check_params(type(self), {key: self.p[key]}, self.city,
+                                     "parameters of model tourist_flow").get(key, [])
 
     def _build_engine(self) -> None:
         p = self.p
@@ -371,7 +370,7 @@ class TouristFlowModel(CityModel):
         attr_ids = list(self.attractions["id"].astype(str))
         extra = np.zeros(self.n_attr, np.int64)
         if p["extra_gates"]:
-            at = self._ids(p["extra_gates_at"], attr_ids, "extra_gates_at", "attractions") or attr_ids
+            at = self._ids("extra_gates_at") or attr_ids
             extra[np.isin(attr_ids, at)] = p["extra_gates"]
         cap = None
         if p["capacity_cap_share"] < 1.0:

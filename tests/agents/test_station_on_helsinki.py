@@ -65,18 +65,29 @@ def test_passengers_leave_helsinki_station(helsinki_station):
 def test_evening_peak_scenario_runs_unchanged_on_the_demo_city_and_on_helsinki(helsinki_station_dir):
     """The evening peak carries its own demand (a timetable of trains at platforms P1..P6) and names
     no city-specific id in its interventions (gates and connectors are selected by kind), so the
-    same file runs on the two-level demo station and on the imported Helsinki central station."""
+    same file runs on the two-level demo station and on the imported Helsinki central station;
+    there, the interventions on stairs and escalators have nothing to act on (the import has no
+    connectors), and they fail before any run instead of running as no-ops."""
     import dataclasses
 
     from tests.conftest import DEMO_CITY, ROOT
+    from twin.core.errors import UserError
     from twin.runs.runner import build_model
+    from twin.scenario import preflight
     from twin.scenario.scenario import load_scenario
 
     sc = load_scenario(ROOT / "scenarios" / "station_evening_peak.toml")
-    assert "reverse escalators to down" in sc.variants() and "open the spare stairs" in sc.variants()
+    connectors = ["reverse escalators to down", "open the spare stairs"]
+    assert set(connectors) <= set(sc.variants())
+    on_helsinki = load_scenario(ROOT / "scenarios" / "station_evening_peak.toml", city=helsinki_station_dir)
+    for v in connectors:
+        with pytest.raises(UserError, match=f'intervention "{v}".*matches none of the connectors'):
+            preflight.check_features(on_helsinki, [v])
     for city_dir in (DEMO_CITY, helsinki_station_dir):
         here = dataclasses.replace(sc, city_path=city_dir)
-        models = {v: build_model(here, v) for v in here.variants()}
+        variants = [v for v in here.variants() if city_dir == DEMO_CITY or v not in connectors]
+        preflight.check_features(here, variants)
+        models = {v: build_model(here, v) for v in variants}
         base = models[here.variants()[0]]
         assert base.N == 9000 and [base.station.sources[t.source].id for t in base.trains] == [f"P{k}" for k in
                                                                                                 range(1, 7)]

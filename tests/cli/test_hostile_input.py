@@ -170,11 +170,11 @@ CASES = [
     Case("model_needs_layers", CMP, ("needs the layer(s) walkable, gates, sources",),
          head={"model": "station_dispersal"}, body=""),
     # A variant that only fails on the city: compare must refuse before the baseline has run.
-    Case("compare_gate_error_in_last_variant", CMP, ('intervention "open a gate"', 'there is no gate "NOPE"'),
+    Case("compare_gate_error_in_last_variant", CMP, ('intervention "open a gate"', 'none of the gates has the id or name "NOPE"; the gates are: N1, N2'),
          head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
          body=STATION_CHOICES + '[[interventions]]\nname = "guide"\n[interventions.parameters]\nguidance_share = 0.5\n'
               '[[interventions]]\nname = "open a gate"\n[interventions.parameters]\nopen_gates = ["NOPE"]\n'),
-    Case("compare_gate_error_in_a_sweep_point", CMP, ('sweep point "open_gates=NOPE"', 'there is no gate "NOPE"'),
+    Case("compare_gate_error_in_a_sweep_point", CMP, ('sweep point "open_gates=NOPE"', 'none of the gates has the id or name "NOPE"; the gates are: N1, N2'),
          head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
          body=STATION_CHOICES + '[experiment]\nmethod = "sets"\nsets = [{open_gates = ["N1"]}, {open_gates = ["NOPE"]}]\n'),
     Case("compare_shares_error", CMP, ("the baseline", "must sum to 1"),
@@ -199,7 +199,7 @@ CASES = [
          out="{tmp}/v.mp4"),
     Case("render_unknown_intervention", RENDER + ["--intervention", "slow"], ('no intervention named "slow"',),
          out="{tmp}/v.mp4"),
-    Case("run_gate_error", RUN + ["--intervention", "open a gate"], ('there is no gate "NOPE"',),
+    Case("run_gate_error", RUN + ["--intervention", "open a gate"], ('none of the gates has the id or name "NOPE"; the gates are: N1, N2',),
          head={"model": "station_dispersal", "city": "{station}", "duration_s": 30},
          body='[[interventions]]\nname = "open a gate"\n[interventions.parameters]\nopen_gates = ["NOPE"]\n'),
     # -- state files (issue 19; tests/cli/test_state_fuzz.py mutates them field by field) ---------------

@@ -231,7 +231,7 @@ def test_parse_levels_and_speed():
     ({"tourism": "museum"}, "attraction"),
     ({"historic": "memorial"}, "attraction"),
     ({"emergency": "assembly_point"}, "shelter"),
-    ({"amenity": "shelter"}, "shelter"),
+    ({"amenity": "shelter"}, None),  # a bus or picnic shelter, not an evacuation site
     ({"amenity": "cafe"}, None),
 ])
 def test_poi_kinds(tags, kind):

@@ -13,9 +13,9 @@ def test_the_importer_maps_onto_the_vocabulary():
     assert set(osm_building_uses().values()) <= set(building_uses())
     assert osm_building_uses()["train_station"] == "station" and osm_building_uses()["church"] == "attraction"
     tags = [{"railway": "station"}, {"station": "subway"}, {"highway": "bus_stop"}, {"amenity": "taxi"},
-            {"tourism": "hotel"}, {"tourism": "museum"}, {"amenity": "shelter"}]
+            {"tourism": "hotel"}, {"tourism": "museum"}, {"emergency": "assembly_point"}, {"amenity": "shelter"}]
     assert [poi_kind(t) for t in tags] == ["railway_station", "metro", "bus_stop", "taxi_rank", "hotel", "attraction",
-                                          "shelter"]
+                                          "shelter", None]  # amenity=shelter: a bus or picnic shelter
     assert poi_kinds()["hotel"].capacity_tag == "rooms" and poi_kinds()["railway_station"].capacity == 2000
 
 

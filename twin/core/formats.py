@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["fmt_clock", "fmt_number", "hms", "time_label", "time_of_day"]
+__all__ = ["fmt_clock", "fmt_keyed", "fmt_number", "hms", "time_label", "time_of_day", "top_entries"]
+
+KEYED_SHOWN = 8  # entries of a keyed KPI shown inline (tiles, console) before "… N more"
 
 
 def fmt_number(v) -> str:
@@ -32,6 +34,27 @@ def fmt_number(v) -> str:
     if a >= 0.1:
         return f"{v:.2f}".rstrip("0").rstrip(".")
     return "0" if a == 0 else f"{v:.2g}"
+
+
+def top_entries(value: dict, n: int | None = None) -> list[tuple[str, float]]:
+    """A keyed KPI's entries, largest first (ties by key, so the order never depends on dict order)."""
+    def size(v):
+        try:
+            f = float(v)
+            return f if math.isfinite(f) else -math.inf
+        except (TypeError, ValueError):
+            return -math.inf
+
+    items = sorted(value.items(), key=lambda kv: (-size(kv[1]), str(kv[0])))
+    return items if n is None else items[:n]
+
+
+def fmt_keyed(value: dict, names: dict | None = None, n: int = KEYED_SHOWN) -> str:
+    """A keyed KPI as people read it: its largest entries by name ("Kiasma: 58, Ateneum: 41, … 12 more")."""
+    names = names or {}
+    items = top_entries(value, n)
+    text = ", ".join(f"{names.get(k, k)}: {fmt_number(v)}" for k, v in items)
+    return text + (f", … {len(value) - n} more" if len(value) > n else "")
 
 
 def hms(t_s: float) -> str:

@@ -369,6 +369,10 @@ class CityModel(mesa.Model):
             model_reporters={k.name: (lambda m, n=k.name: m._kpi_cache[n]) for k in self.kpis if k.per_step}
         )
         self._kpi_cache: dict[str, Any] = {}
+        self._labels: dict[str, str] | None = None
+        # What a planner must know about the inputs (estimated shelters, a closed boundary holding
+        # water): printed by the CLI, written to summary.json "warnings", shown in the app.
+        self.warnings: list[str] = []
         self._times: list[float] = []
         self._report_k = 0  # index of the next time-series row (at k × report_interval_s)
 
@@ -562,6 +566,32 @@ class CityModel(mesa.Model):
 
     def final_kpis(self) -> dict[str, Any]:
         return self.current_kpis()
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def feature_labels(self) -> dict[str, str]:
+        """``{id: label}`` of the features of every layer the model reads: the name, with the id
+        where it is missing or shared (twin.core.features). Labels, tiles, alerts and reports use it."""
+        if self._labels is None:
+            from .features import name_table
+
+            self._labels = name_table(self.city, type(self))
+        return self._labels
+
+    def names_used(self, kpis: dict[str, Any]) -> dict[str, str]:
+        """``{id: label}`` for the feature ids among the keys of keyed KPIs and those the feature
+        parameters select (summary.json ``names``)."""
+        from .features import check_params
+
+        table = self.feature_labels()
+        ids = {str(k) for v in kpis.values() if isinstance(v, dict) for k in v}
+        try:
+            ids |= {i for chosen in check_params(type(self), self.p, self.city, self.name).values() for i in chosen}
+        except UserError:  # checked before the run; a model built around the check keeps its KPI names
+            pass
+        return {i: table[i] for i in sorted(ids) if i in table}
 
     @classmethod
     def kpi_units(cls) -> dict[str, str]:

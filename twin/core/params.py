@@ -3,7 +3,8 @@
 A parameter's ``kind`` is one of
 
 * ``float``, ``int``, ``bool``, ``str`` (optionally with ``choices``);
-* ``list``: a list of names (ids of gates, roads, POIs), e.g. ``["N1", "N2"]``;
+* ``list``: a list of names (ids of gates, roads, POIs), e.g. ``["N1", "N2"]``; with ``refers_to``
+  (a city layer) they may be feature names or selectors too (``"kind=escalator level=1"``);
 * ``Numbers``: a list of numbers, each within ``min``/``max``;
 An empty value (``""`` for a file, ``[]`` for a time series) means "not given".
 
@@ -95,6 +96,9 @@ class Param:
     # Used only when another parameter has one of some values: ("rain", ("uniform",)). A scenario that
     # sets it while the other has none of them gets a warning naming the setting that would use it.
     used_when: tuple[str, tuple] | None = None
+    # kind list: the items name features of a city layer ("gates", "pois:attraction"): ids, unique
+    # names or selectors, resolved and checked on the city before any run (twin.core.features).
+    refers_to: str | None = None
 
     def describe_range(self) -> str:
         if self.choices:

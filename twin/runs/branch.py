@@ -89,6 +89,7 @@ def check_branch(scenario, at, intervention: str | None, replications: int | Non
     if out is not None:
         preflight.check_output(out)
     sc.load_city()  # a missing or broken city fails here, before the prefix runs
+    preflight.check_features(sc, sc.variants())  # every variant, as run and compare check them
     preflight.check_models(sc, [BASELINE, variant])  # e.g. a gate id that does not exist
     taken: set[str] = set()
     variants = [Variant(BASELINE, slugify(BASELINE, taken), "baseline"),
@@ -260,16 +261,17 @@ def branch(plan: BranchPlan, out, workers: int | None = None, progress: bool = T
 
 
 def collect(plan: BranchPlan, out: Path, report: bool = True) -> BranchResult:
-    from twin.runs import stats
     from twin.core.files import write_table
-    from twin.runs.report import headlines, write_report
+    from twin.runs import stats
+    from twin.runs.report import headlines, named_by_runs, write_report
 
     runs, kpi_cols, units = runs_table(plan, out)
     table = stats.compare_table(runs, kpi_cols, BASELINE, units, [v.name for v in plan.variants])
     write_table(runs, out / "runs")
     write_table(table, out / "comparison", formats=("csv",))
     result = BranchResult(out, plan, runs, table, 0, 0, at_s=plan.at_s)
-    result.headlines = headlines(plan, table)
+    with named_by_runs(out):
+        result.headlines = headlines(plan, table)
     if report:
         write_report(plan, out, runs, table, kpi_cols, units)
     return result

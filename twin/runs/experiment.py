@@ -444,9 +444,10 @@ def collect(plan: Plan, out: Path, report: bool = True) -> CompareResult:
                              for v in plan.variants],
                 "kpis": kpi_cols, "units": units}, out / "experiment.json")
     result = CompareResult(out, plan, runs, table, 0, 0)
-    from twin.runs.report import headlines, write_report
+    from twin.runs.report import headlines, named_by_runs, write_report
 
-    result.headlines = headlines(plan, table)
+    with named_by_runs(out):
+        result.headlines = headlines(plan, table)
     if report:
         write_report(plan, out, runs, table, kpi_cols, units)
     return result

@@ -6,6 +6,7 @@ matplotlib figures embedded as base64 PNG; nothing is fetched from the network.
 """
 from __future__ import annotations
 
+import contextlib
 import base64
 import datetime as _dt
 import html
@@ -19,7 +20,8 @@ import pandas as pd
 
 from twin.core.files import atomic_file
 from twin.core.formats import fmt_clock as clock
-from twin.core.formats import fmt_number, kpi_label
+from twin.core import formats
+from twin.core.formats import fmt_number
 from twin.scenario.scenario import BASELINE
 from twin.runs.stats import LEVEL, Interval, band
 
@@ -31,6 +33,22 @@ MAX_SERIES = 8  # variants drawn in time-series and maps; the tables always hold
 # --------------------------------------------------------------------------------------------
 # Words and numbers
 # --------------------------------------------------------------------------------------------
+# {feature id: name} of the report being written (the runs' summary.json "names"): keyed KPIs read
+# by name, not by OSM id. Set by write_report for the length of one report.
+_NAMES: dict[str, str] = {}
+
+
+def feature_name(key: str) -> str:
+    return _NAMES.get(key, key)
+
+
+def kpi_label(name: str) -> str:
+    """``exited_by_gate.N1`` → "exited by gate North 1": the shared label, with the feature's name
+    where the runs name it."""
+    base, _, key = name.partition(".")
+    return formats.kpi_label(f"{base}.{feature_name(key)}" if key else base)
+
+
 def _scale(unit: str, ref: float) -> tuple[float, str]:
     if unit == "s" and abs(ref) >= 120:
         return (3600.0, "h") if abs(ref) >= 3 * 3600 else (60.0, "min")
@@ -260,7 +278,8 @@ def dict_kpi_figure(table: pd.DataFrame, kpi: str, unit: str, variants: list[str
         err = np.where(np.isfinite(err), err, 0)
         ax.bar(x + (i - (len(variants) - 1) / 2) * w, m, w, yerr=err, capsize=2, label=_short(v, 30),
                color=COLORS[i % len(COLORS)])
-    ax.set_xticks(x, keys)
+    ax.set_xticks(x, [_short(feature_name(k), 18) for k in keys], rotation=30 if len(keys) > 6 else 0,
+                  ha="right" if len(keys) > 6 else "center", fontsize=8)
     ax.set_ylabel(f"{kpi_label(kpi)} ({_scale(unit, 1)[1] or 'count'})")
     ax.set_title(f"{kpi_label(kpi)} by key: mean and {int(LEVEL * 100)}% CI", fontsize=10, loc="left")
     ax.legend(fontsize=8, frameon=False, ncol=min(4, len(variants)))
@@ -457,10 +476,41 @@ def _kpi_rows_html(table: pd.DataFrame, kpis: list[str], specs: dict, variants: 
 
 
 def write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_cols: list[str], units: dict) -> Path:
-    from twin import __version__
     from twin.view.fonts import use_cjk_fallback
 
     use_cjk_fallback()  # Chinese (Japanese, Korean) names in plot labels: no boxes, no glyph warnings
+    with named_by_runs(out):
+        return _write_report(plan, out, runs, table, kpi_cols, units)
+
+
+@contextlib.contextmanager
+def named_by_runs(out: Path):
+    """Within it, keyed KPIs read by the feature names the runs under ``out`` carry."""
+    _NAMES.clear()
+    _NAMES.update(_run_names(out))
+    try:
+        yield
+    finally:
+        _NAMES.clear()
+
+
+def _run_names(out: Path) -> dict[str, str]:
+    """The feature names the runs' summaries carry (``names``), merged."""
+    import json
+
+    names: dict[str, str] = {}
+    for path in sorted(Path(out).glob("runs/*/rep-*/summary.json"))[:200]:
+        try:
+            names.update(json.loads(path.read_text(encoding="utf-8")).get("names", {}) or {})
+        except (OSError, ValueError, AttributeError):
+            continue
+    return {str(k): str(v) for k, v in names.items()}
+
+
+def _write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_cols: list[str],
+                  units: dict) -> Path:
+    from twin import __version__
+
     sc = plan.scenario
     specs, specs_error = _model_kpis(plan)
     variants = [v.name for v in plan.variants]

@@ -214,6 +214,9 @@ class Run:
         s = {"scenario": self.scenario.name, "model": self.scenario.model, "variant": self.variant, "seed": self.seed,
              "kpis": m.final_kpis(), "units": m.kpi_units(), "wall_s": round(time.perf_counter() - self.started, 3),
              "simulated_s": m.time_s, "version": __version__}
+        s["names"] = m.names_used(s["kpis"])  # {id: name} of the feature ids the KPIs use (CONTRACT §4)
+        if m.warnings:
+            s["warnings"] = list(m.warnings)
         if self.from_state is not None:
             s["from_state"] = {"file": str(self.from_state.path), "time_s": self.from_state.time_s}
             s["replication"] = self.replication

@@ -23,6 +23,8 @@ def describe_model(name: str) -> str:
     for p in cls.params:
         default = p.default if not isinstance(p.default, list) else "[" + ", ".join(map(str, p.default)) + "]"
         kind = "" if p.kind in (float, int, bool, str) else f"({p.kind_name}) "
+        if p.refers_to:  # ids, names or selectors of a layer's features (docs/scenario_file.md)
+            kind = f"(features of {p.refers_to}: ids, names or selectors) "
         lines.append(f"  {p.name:28s} {p.unit:8s} {str(default):>12s}  {p.describe_range():18s} {kind}{p.doc}")
     lines += ["", "KPIs:", f"  {'name':28s} {'unit':8s} doc"]
     for k in cls.kpis:

@@ -71,6 +71,7 @@ def for_run(scenario: str | Path | Scenario, *, out: str | Path, variant: str | 
     sc.params_for(variant, overrides)  # the variant exists and its parameters (with --set) are valid
     out = check_output(out, parent_too=True)  # the run is moved into place from a sibling folder
     sc.load_city()
+    check_features(sc, sc.variants(), overrides)  # every variant: an id or selector that matches nothing
     checked = Checked(sc, out, seed=seed)
     if lock:
         checked.lock = locks.hold(out)
@@ -91,6 +92,7 @@ def for_compare(scenario: str | Path | Scenario, out: str | Path, *, replication
     if scheduler:
         check_scheduler(scheduler)
     plan.scenario.load_city()
+    check_features(plan.scenario, [v.name for v in plan.variants])
     if build_models:
         check_models(plan.scenario, [v.name for v in plan.variants])
     checked = Checked(plan.scenario, out, plan=plan)
@@ -118,6 +120,22 @@ def check_seed(seed, what: str = "--seed") -> int | None:
 
 def check_count(value, what: str, maximum: int) -> int:
     return bounded_number(value, what, whole=True, minimum=1, maximum=maximum)
+
+
+def check_features(sc: Scenario, variants: list[str], overrides: dict | None = None) -> None:
+    """Every feature parameter (ids, names, selectors; ``Param.refers_to``) of every variant matches
+    something in the city: an intervention that would run as a silent no-op fails before any run,
+    listing what the city has (twin.core.features)."""
+    from twin.core.features import check_params
+
+    cls = sc.model_class()
+    city = sc.load_city()
+    sweep = {i.name for i in sc.interventions if i.description == "sweep point"}  # see experiment.make_plan
+    for v in variants:
+        label = ("the baseline [parameters]" if v == BASELINE else f'sweep point "{v}"' if v in sweep
+                 else f'intervention "{v}"')
+        check_params(cls, sc.params_for(v, overrides), city, f"{sc.where}: {label} (on the city {sc.city_path})",
+                     warn=lambda text: print(f"citytwin: warning: {text}", file=sys.stderr, flush=True))
 
 
 def check_models(sc: Scenario, variants: list[str]) -> None:

@@ -144,7 +144,9 @@ def _number(table: dict, key: str, where: str, kind=float, minimum=None, default
                           unit=unit)
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, city: str | Path | None = None) -> Scenario:
+    """A scenario file, loaded and checked; ``city`` (``--city DIR``) runs it on another city package
+    instead of its [scenario] city (feature parameters are then resolved on that city)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such scenario file. Scenario files are TOML; see scenarios/ for examples.")
@@ -159,6 +161,13 @@ def load_scenario(path: str | Path) -> Scenario:
                         "levels ([interventions.parameters]).") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read the scenario file ({e.strerror or e}).") from None
+    if city is not None:
+        if not isinstance(raw.get("scenario"), dict):
+            raise UserError(f"{path}: the [scenario] table is missing (name, model, city, duration_s, seed).")
+        try:
+            raw["scenario"]["city"] = str(Path(city).expanduser().resolve())
+        except (OSError, RuntimeError, ValueError) as e:
+            raise UserError(f"--city {city}: cannot be used as a folder path ({e}).") from None
     return scenario_from_dict(raw, path)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from twin.core.features import feature_names
 from twin.core.formats import fmt_number as fmt
 from twin.core.model_contract import ALERT_LEVELS, AlertRule
 
@@ -25,11 +26,12 @@ class Alert:
     x: float | None = None  # where, in the city CRS (None: nowhere to mark)
     y: float | None = None
     clearing: bool = False  # the value is below the level shown, which holds for the off-delay
+    name: str = ""  # the feature's name (with its id where missing or shared); "" for a plain KPI
 
     @property
     def label(self) -> str:
         what = self.rule.name.replace("_", " ")
-        return f"{what} {self.key}".strip()
+        return f"{what} {self.name or self.key}".strip()
 
     def text(self) -> str:
         unit = f" {self.rule.unit}" if self.rule.unit and self.rule.unit != "-" else ""
@@ -70,6 +72,32 @@ class Places:
             self._cache[layer] = table
         return self._cache[layer].get(str(key), (None, None))
 
+    def name(self, layer: str, key: str) -> str:
+        """The feature's label (twin.core.features); the key itself when unknown."""
+        if not key:
+            return ""
+        if self.city is None:
+            return str(key)
+        names = self.__dict__.setdefault("_names", {})
+        if not layer:  # a keyed KPI whose rule names no layer: the key may still be a feature's id
+            if "" not in names:
+                names[""] = {}
+                from twin.core.city import layer_specs
+
+                for lay in [n for n, spec in layer_specs().items() if spec.kind != "raster"]:
+                    try:
+                        for k, v in feature_names(self.city, lay).items():
+                            names[""].setdefault(k, v)
+                    except Exception:  # noqa: BLE001 - a layer that cannot be read only means ids
+                        continue
+            return names[""].get(str(key), str(key))
+        if layer not in names:
+            try:
+                names[layer] = feature_names(self.city, layer)
+            except Exception:  # noqa: BLE001 - an unknown layer only means the id is shown
+                names[layer] = {}
+        return names[layer].get(str(key), str(key))
+
 
 def _field_peak(grid) -> tuple[float | None, float | None]:
     v = np.asarray(grid.values, dtype=float)
@@ -107,7 +135,7 @@ def evaluate(rules, kpis: dict | None, features: dict | None = None, fields: dic
                     x, y = places.of(rule.layer, key)
                 elif rule.field and rule.field in fields and lvl:
                     x, y = _field_peak(fields[rule.field])
-                out.append(Alert(rule, key, lvl, v, x, y))
+                out.append(Alert(rule, key, lvl, v, x, y, name=places.name(rule.layer, key)))
         else:
             frame = features.get(rule.layer)
             if frame is None or rule.value not in frame.values:
@@ -116,7 +144,7 @@ def evaluate(rules, kpis: dict | None, features: dict | None = None, fields: dic
             for fid, v in zip(np.asarray(frame.ids), vals):
                 lvl = rule.level(float(v))
                 x, y = places.of(rule.layer, str(fid)) if lvl else (None, None)
-                out.append(Alert(rule, str(fid), lvl, float(v), x, y))
+                out.append(Alert(rule, str(fid), lvl, float(v), x, y, name=places.name(rule.layer, str(fid))))
     return out
 
 
@@ -169,7 +197,7 @@ class AlertMonitor:
                 self._below_since.pop(k, None)
             if level != a.level:  # held: marked where it was (a feature stays where it is)
                 x, y = (a.x, a.y) if a.x is not None else placed.get(k, self.places.of(a.rule.layer, a.key))
-                a = Alert(a.rule, a.key, level, a.value, x, y, clearing=True)
+                a = Alert(a.rule, a.key, level, a.value, x, y, clearing=True, name=a.name)
             if level != prev:
                 events.append(AlertEvent(t, a, prev))
                 self._levels[k] = level

@@ -9,6 +9,7 @@ import numpy as np
 import pyvista as pv
 import shapely
 
+from twin.core.features import feature_names, layer_frame, split_ref
 from twin.core.formats import fmt_number
 from twin.core.model_contract import FieldStyle
 from twin.view.fonts import label_font_file
@@ -456,10 +457,15 @@ class SceneRenderer:
         xl, yl = self.scene.to_local(pts.x.to_numpy(), pts.y.to_numpy())
         z = self.scene.elevation(xl, yl) + 9.0 + level_lift(gdf.iloc[rows], self.city)
         texts = []
+        cache = self.__dict__.setdefault("_label_names", {})
+        if (id(self.city), layer) not in cache:  # the name; the id beside it where missing or shared
+            cache[(id(self.city), layer)] = feature_names(self.city, layer)
+        names = cache[(id(self.city), layer)]
         for i in rows:
             parts = [f"{st.name.replace('_', ' ')} {fmt_number(cols[st.name][i])}" for st in styles
                      if np.isfinite(cols[st.name][i])]
-            texts.append(f"{gdf['id'].iloc[i]}: " + ", ".join(parts))
+            fid = str(gdf["id"].iloc[i])
+            texts.append(f"{names.get(fid, fid)}: " + ", ".join(parts))
         self._add("feature_labels", self.plotter.add_point_labels(
             np.column_stack([xl, yl, z]), texts, font_size=int(round(15 * self.font_scale)), text_color="white",
             shape_color="#7a1f5c", shape_opacity=0.85, show_points=False, always_visible=True,
@@ -537,15 +543,23 @@ class SceneRenderer:
             z1 = max(z1, float(s.buildings.bounds[5]))
         return (b[0] - m, b[2] + m, b[1] - m, b[3] + m, z0, z1)
 
-    def camera_preset(self, name: str, bounds2=None) -> None:
+    def camera_preset(self, name: str, bounds2=None, fill: bool = False) -> None:
+        """``fill``: (north_up) the distance at which the box just fills the view, whatever its shape and
+        the window's: its width against the horizontal angle, its depth (seen at 45°) against the vertical."""
         if self.scene is None:
             return
-        b = self._bounds3(bounds2)
+        b = self._bounds3(bounds2, pad=0.0 if fill else 0.05)
         cx, cy, cz = (b[0] + b[1]) / 2, (b[2] + b[3]) / 2, (b[4] + b[5]) / 2
         size = max(b[1] - b[0], b[3] - b[2], 1.0)
         cam = self.plotter.camera
         cam.SetViewAngle(30.0)
         d = size / (2 * np.tan(np.radians(15))) * (0.9 if name == "oblique" else 0.95)
+        if fill and name == "north_up":
+            width, height = self.plotter.window_size
+            aspect = max(width, 1) / max(height, 1)
+            t = np.tan(np.radians(15))
+            d = max((b[3] - b[2]) * np.sin(np.radians(45)) / (2 * t), (b[1] - b[0]) / (2 * t * aspect), 1.0) * 1.2
+            cz = float(self.scene.elevation(np.array([cx]), np.array([cy]))[0])  # the ground, not mid-air
         if name in ("top", "north_up"):
             pos, up = (cx, cy, cz + d), (0, 1, 0)
             if name == "north_up":  # oblique from the south, north at the top of the screen
@@ -566,12 +580,11 @@ class SceneRenderer:
         if c is None or model_cls is None:
             return None
         boxes = []
-        for n in model_cls.aoi_layers:
-            if n in c.layers and c.has(n):
-                boxes.append(c.layer(n).total_bounds)
-                continue
-            spec = next((x for x in model_cls.extra_layers if x.name == n and x.kind == "vector"), None)
-            gdf = c.extra_layer(spec) if spec is not None else None  # a layer the model declares itself
+        for ref in model_cls.aoi_layers:  # "layer" or "layer:kind,kind" (twin.core.features)
+            n, kinds = split_ref(ref)
+            gdf = layer_frame(c, n, model_cls)
+            if gdf is not None and len(gdf) and kinds and "kind" in gdf:
+                gdf = gdf[gdf["kind"].astype(str).isin(kinds)]
             if gdf is not None and len(gdf):
                 boxes.append(gdf.total_bounds)
         if not boxes:
@@ -587,8 +600,8 @@ class SceneRenderer:
             self.camera_preset("oblique")
             return
         w, h = b[2] - b[0], b[3] - b[1]
-        m = max(w, h) * 0.25 + 20
-        self.camera_preset("north_up", (b[0] - m, b[1] - m, b[2] + m, b[3] + m))
+        m = max(w, h) * 0.04 + 10
+        self.camera_preset("north_up", (b[0] - m, b[1] - m, b[2] + m, b[3] + m), fill=True)
 
     def fly_to(self, x_local: float, y_local: float, distance: float = 250.0) -> None:
         z = float(self.scene.elevation(np.array([x_local]), np.array([y_local]))[0])

@@ -25,6 +25,7 @@ import numpy as np
 import pyvista as pv
 import shapely
 
+from twin.core.features import feature_names
 from twin.core.grid import GridField
 from twin.core.vocabulary import OTHER_USE
 from twin.core.model_contract import LayerView
@@ -178,7 +179,8 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         z_range=(float(np.nanmin(z)), float(np.nanmax(z))) if len(z) else (0.0, 0.0),
     )
     if len(city.pois):
-        scene.poi_labels = [str(n) if str(n) else str(i) for n, i in zip(city.pois["name"], city.pois["id"])]
+        names = feature_names(city, "pois")  # the name; the id beside it where missing or shared
+        scene.poi_labels = [names[str(i)] for i in city.pois["id"]]
     for name, view in layer_views().items():
         gdf = city.layers.get(name)
         if gdf is None or not len(gdf):
@@ -186,10 +188,13 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         lift = level_lift(gdf, city)
         scene.views[name] = build_ribbons(gdf, origin, elev, view, lift=lift)
         if view.label and view.label in gdf.columns:
+            labels = [str(i) for i in gdf[view.label]]
+            if view.label == "id":
+                names = feature_names(city, name)
+                labels = [names.get(i, i) for i in labels]
             c = shapely.centroid(np.asarray(gdf.geometry.values))
             cx, cy = shapely.get_x(c) - origin[0], shapely.get_y(c) - origin[1]
-            scene.view_labels[name] = ([str(i) for i in gdf[view.label]],
-                                       np.column_stack([cx, cy, elev(cx, cy) + 3.0 + lift]))
+            scene.view_labels[name] = (labels, np.column_stack([cx, cy, elev(cx, cy) + 3.0 + lift]))
     return scene
 
 

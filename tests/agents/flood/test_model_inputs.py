@@ -78,8 +78,11 @@ def test_a_pump_in_a_building(valley, tmp_path):
 
 
 @pytest.mark.parametrize("params, expected", [
-    ({"closed_roads": ["R9"]}, r'"closed_roads": no road with id "R9" \(did you mean "R\d"\?\)'),
-    ({"closed_entrances": ["N1"]}, r'"closed_entrances": no station entrance "N1".*none in this city'),
+    ({"closed_roads": ["R9"]}, r'closed_roads: none of the roads has the id or name "R9" \(did you mean "R\d"\?\); '
+                               r'the roads are: Valley Road \(R1\)'),
+    ({"closed_roads": ["kind=motorway"]}, r'closed_roads: the selector "kind=motorway" matches none of the roads'),
+    ({"closed_entrances": ["N1"]}, r'closed_entrances: none of the gates of kind exit, entrance has the id or name '
+                                   r'"N1"; this city has no gates of kind exit, entrance'),
     ({"barriers": ["LINESTRING (1 2"]}, r'"barriers": "LINESTRING \(1 2" is neither WKT'),
     ({"barriers": ["LINESTRING (0 0, 10 10)"]}, r'"barriers": line 1 lies outside the flood grid'),
     ({"manning_by_landuse": [0.02, 0.05]}, r'"manning_by_landuse": is given but the city has no landuse\.tif'),

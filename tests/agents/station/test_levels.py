@@ -223,9 +223,10 @@ def test_bad_connectors_name_the_feature(conn, message):
 
 def test_selectors_name_unknown_ids_and_keys():
     city = two_level_city()
-    with pytest.raises(UserError, match='there is no connector "S7" \\(did you mean "S1"\\?\\)'):
+    with pytest.raises(UserError, match='none of the connectors has the id or name "S7" \\(did you mean "S1"\\?\\)'):
         StationDispersalModel(city, duration_s=10, seed=1, closed_connectors=["S7"], **WALK_ONLY)
     with pytest.raises(UserError, match='selects by "colour"'):
         StationDispersalModel(city, duration_s=10, seed=1, closed_connectors=["colour=red"], **WALK_ONLY)
-    # a selector that matches nothing is fine: an intervention written for another station
-    StationDispersalModel(city, duration_s=10, seed=1, closed_gates=["kind=ticket_gate level=0"], **WALK_ONLY)
+    # a selector that matches nothing is an error listing the gates: it would run as a silent no-op
+    with pytest.raises(UserError, match='"kind=ticket_gate level=0" matches none of the gates.*the gates are: '):
+        StationDispersalModel(city, duration_s=10, seed=1, closed_gates=["kind=ticket_gate level=0"], **WALK_ONLY)

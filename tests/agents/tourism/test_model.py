@@ -257,7 +257,7 @@ def test_no_entry_point_or_no_attraction(tmp_path):
 
 
 def test_unknown_ids_and_bad_hours(mini):
-    with pytest.raises(UserError, match=r'"extra_gates_at" names "B", which is not one of the attractions'):
+    with pytest.raises(UserError, match=r'extra_gates_at: none of the attractions has the id or name "B"; the attractions are: A\.'):
         day(mini, extra_gates=1, extra_gates_at=["B"])
     with pytest.raises(UserError, match=r'"opening_hours_s" = \[64800.0, 28800.0\]; give \[open_s, close_s\]'):
         day(mini, opening_hours_s=[64800, 28800])
@@ -275,7 +275,7 @@ def test_hotel_without_desks_and_a_column_that_is_not_a_number(tmp_path):
 
 
 def test_unknown_shuttle_stop(mini):
-    with pytest.raises(UserError, match=r'"shuttle_stops" names "ST2", which is not one of the POIs.*did you mean "ST"'):
+    with pytest.raises(UserError, match=r'shuttle_stops: none of the stations or .* has the id or name "ST2" \(did you mean "ST"'):
         day(mini, shuttle_share=0.5, shuttle_stops=["ST2"])
 
 
