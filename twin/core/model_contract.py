@@ -155,7 +155,7 @@ class Forcing:
     layer: str = ""
 
 
-def splice_series(planned, readings, end_s: float | None = None) -> list[list[float]]:
+def splice_series(planned, readings) -> list[list[float]]:
     """A step series (``[[t_s, value], ...]``, each value holding until the next time) that follows
     ``planned`` until the first reading and the readings from then on (several readings at one
     time: their mean). For a forcing whose measurement replaces the forecast from its time on."""
@@ -166,8 +166,11 @@ def splice_series(planned, readings, end_s: float | None = None) -> list[list[fl
     if not measured:
         return [[float(t), float(v)] for t, v in planned]
     first = measured[0][0]
-    head = [[float(t), float(v)] for t, v in planned if t < first]
-    return head + measured
+    out: list[list[float]] = []
+    for t, v in [[float(t), float(v)] for t, v in planned if t < first] + measured:
+        if not out or out[-1][1] != v:  # a value that holds on is no new step
+            out.append([t, v])
+    return out
 
 
 @dataclass(frozen=True)
@@ -362,6 +365,11 @@ class CityModel(mesa.Model):
         """The parameters (of the declared ``Forcing`` named ``quantity``) that make this run follow
         ``readings`` (time_s, feature id or "", value; every reading so far, in time order) from
         their times on. Live mode continues the run from its current state with them."""
+        return {}
+
+    def forcing_values(self, quantity: str) -> dict[str, float]:
+        """What the declared forcing ``quantity`` is now in this run, ``{feature id or "": value}``:
+        what a gauge would measure of it (a synthetic feed's truth)."""
         return {}
 
     def check_restored_state(self) -> None:
