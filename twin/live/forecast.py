@@ -30,12 +30,10 @@ def member_task(raw: dict, path: str | None, city_path: str, state: bytes, varia
     from ..alerts import evaluate
     from ..core.state_file import state_from_bytes
     from ..runner import Run
-    from ..scenario import scenario_from_dict
     from .observe import Observer
 
     try:
-        sc = scenario_from_dict(raw, Path(path) if path else None)
-        sc.city_path = Path(city_path)
+        sc = _scenario(raw, path, city_path)
         st = state_from_bytes(state, "live state")
         run = Run(sc, variant, seed, overrides, state=st, replication=member)
         obs = Observer(type(run.model), sensors)
@@ -43,6 +41,7 @@ def member_task(raw: dict, path: str | None, city_path: str, state: bytes, varia
         t0 = run.time_s
         end = min(t0 + horizon_s, sc.duration_s)
         cumulative: dict[str, dict[float, float]] = {s.id: {} for s in want if s.mode == "count"}
+        noise = {s.id: s.noise_sd for s in want}
         rows: list[tuple[float, str, float]] = []
         first = True
         while True:
@@ -76,11 +75,34 @@ def member_task(raw: dict, path: str | None, city_path: str, state: bytes, varia
                 k = round(t / s.interval_s)
                 if prev is not None and abs(k * s.interval_s - t) <= 1e-6 * max(1.0, t):
                     rows.append((round(t - t0, 6), f"sensor.{s.id}", cum - prev))
+        # a forecast of a sensor's reading carries the sensor's own error (its declared noise): what it is
+        # scored against is a noisy reading, not the truth
+        rng = np.random.default_rng([int(seed), int(member), int(round(t0 * 1000))])
+        rows = [(lead, name, v + rng.normal(0.0, noise[name[7:]]) if name.startswith("sensor.") and noise[name[7:]] > 0
+                 and math.isfinite(v) else v) for lead, name, v in rows]
         return {"rows": rows, "pid": os.getpid()}
     except UserError as e:
         return {"error": str(e)}
     except Exception as e:  # noqa: BLE001 - the live loop logs it and carries on
         return {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+
+
+_SCENARIOS: dict[str, object] = {}
+
+
+def _scenario(raw: dict, path: str | None, city_path: str):
+    """The scenario of a member, built once per process (with its city loaded once)."""
+    import json
+
+    from ..scenario import scenario_from_dict
+
+    key = json.dumps([raw, path, city_path], sort_keys=True, default=str)
+    if key not in _SCENARIOS:
+        sc = scenario_from_dict(raw, Path(path) if path else None)
+        sc.city_path = Path(city_path)
+        _SCENARIOS.clear()  # one live run at a time: keep only its scenario
+        _SCENARIOS[key] = sc
+    return _SCENARIOS[key]
 
 
 def _num(v) -> bool:
@@ -102,13 +124,34 @@ class Forecast:
         return q
 
 
-def run_members(tasks: list[tuple], workers: int) -> list[dict]:
-    from ..experiment import _iter_local
+class MemberPool:
+    """Runs members in this process (``workers`` <= 1) or on worker processes started once for the
+    whole live run (a forecast every few minutes must not pay for starting them each time)."""
 
-    out: list[dict] = [{}] * len(tasks)
-    for i, r in _iter_local(tasks, workers, fn=member_task):
-        out[i] = r
-    return out
+    def __init__(self, workers: int):
+        self.workers = int(workers)
+        self._ex = None
+
+    def map(self, tasks: list[tuple]) -> list[dict]:
+        if self.workers <= 1 or len(tasks) <= 1:
+            return [member_task(*t) for t in tasks]
+        if self._ex is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            from ..experiment import _start_method, _worker_init
+
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self._ex = ProcessPoolExecutor(max_workers=self.workers,
+                                           mp_context=multiprocessing.get_context(_start_method()),
+                                           initializer=_worker_init, initargs=(threads, os.getpid()))
+        futures = [self._ex.submit(member_task, *t) for t in tasks]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        if self._ex is not None:
+            self._ex.shutdown(wait=True, cancel_futures=True)
+            self._ex = None
 
 
 def forecast_frame(issued_at: float, results: list[dict]) -> Forecast:

@@ -27,7 +27,7 @@ from ..core.files import atomic_file
 from ..core.params import plain_value
 from ..core.sensors import read_sensors
 from .feeds import Feed
-from .forecast import Forecast, forecast_alerts, forecast_frame, run_members, score
+from .forecast import Forecast, MemberPool, forecast_alerts, forecast_frame, score
 from .messages import Observation, parse
 from .observe import Observer
 
@@ -95,6 +95,7 @@ class LiveTwin:
         self.feed_clock = 0.0
         self.next_forecast = 0.0
         self.started_wall = time.monotonic()
+        self.pool = MemberPool(settings.workers)
         state = self._resume()
         self.run = Run(scenario, self.variant, self.seed, self.overrides, state=state)
         if state is not None:
@@ -123,6 +124,17 @@ class LiveTwin:
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run_until(self) -> dict:
+        try:
+            self._loop()
+            self._score_due(final=True)
+            self._checkpoint()
+        finally:
+            self.pool.close()
+            for f in self.feeds:
+                f.close()
+        return self.summary()
+
+    def _loop(self) -> None:
         idle_since = time.monotonic()
         while self.run.time_s < self.until - 1e-9 and not self.run.done:
             got = self._poll()
@@ -136,13 +148,8 @@ class LiveTwin:
             self._check_silence()
             if self.s.stop_when_silent_s is not None and time.monotonic() - idle_since > self.s.stop_when_silent_s:
                 self.log(f"no feed has sent anything for {self.s.stop_when_silent_s:g} s: stopping")
-                break
+                return
             time.sleep(self.s.poll_s)
-        self._score_due(final=True)
-        self._checkpoint()
-        for f in self.feeds:
-            f.close()
-        return self.summary()
 
     def _poll(self) -> int:
         n = 0
@@ -170,6 +177,9 @@ class LiveTwin:
             self.log(f"feed {feed.url}: sending again")
         if not ob.fate and ob.sensor not in self.observer.by_id:
             ob.fate, ob.reason = "invalid", self.observer.skipped.get(ob.sensor, "not a sensor of this model")
+        if not ob.fate and ob.time_s < st.last_time_s - self.s.late_tolerance_s - 1e-9:
+            st.jumps += 1
+            self.log(f"feed {feed.url}: time went back from {st.last_time_s:g} s to {ob.time_s:g} s")
         if not ob.fate:
             if ob.time_s > max(self.feed_clock, self.run.time_s) + self.s.max_ahead_s:
                 ob.fate, ob.reason = "invalid", (f"time {ob.time_s:g} s jumps {ob.time_s - self.feed_clock:g} s ahead "
@@ -178,9 +188,6 @@ class LiveTwin:
                 self.log(f"feed {feed.url}: {ob.reason}")
             elif ob.time_s < self.run.time_s - self.s.late_tolerance_s - 1e-9:
                 ob.fate, ob.reason = "late", f"at {ob.time_s:g} s, the model was at {self.run.time_s:g} s"
-                if ob.time_s < st.last_time_s - 1e-9:
-                    st.jumps += 1
-                    self.log(f"feed {feed.url}: time went back from {st.last_time_s:g} s to {ob.time_s:g} s")
             else:
                 ob.fate = "used"
                 st.last_time_s = max(st.last_time_s, ob.time_s)
@@ -197,7 +204,7 @@ class LiveTwin:
         for url, st in self.stats.items():
             if not st.silent and now - st.last_wall > self.s.silence_s:
                 st.silent, st.silences = True, st.silences + 1
-                self.log(f"feed {url}: silent for {now - st.last_wall:.0f} s")
+                self.log(f"feed {url}: silent for {now - st.last_wall:.1f} s")
 
     def _advance(self, target: float) -> None:
         """To ``target``, pausing at the forcing observations' times and at forecast times."""
@@ -253,7 +260,7 @@ class LiveTwin:
         task = (sc.raw, str(sc.path) if sc.path else None, str(sc.city_path), state, self.variant, self.seed,
                 self.overrides, 0, self.s.horizon_s, sensors, [s.id for s in sensors], rules)
         tasks = [task[:7] + (k,) + task[8:] for k in range(1, self.s.members + 1)]
-        results = run_members(tasks, self.s.workers)
+        results = self.pool.map(tasks)
         errors = [r["error"] for r in results if "error" in r]
         if errors:
             self.log(f"forecast at {t:g} s: {len(errors)} member(s) failed: {errors[0]}")
