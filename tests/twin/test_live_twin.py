@@ -101,6 +101,7 @@ def test_a_record_replayed_into_mosquitto_drives_the_live_run_with_the_truths_fo
     assert (obs.fate == "used").all() and set(obs.sensor) == {"E1", "M1", "SPD"}
 
 
+@pytest.mark.slow  # two live runs with six 4-member forecasts each (about 4 s on an idle machine)
 def test_forecasts_are_reproducible_scored_and_alert_before_the_truth_crosses(world, tmp_path):
     drop = _folder_feed(world, tmp_path)
     outs = []
@@ -166,6 +167,7 @@ def test_garbage_silence_and_time_jumps_are_survived_and_counted(world, tmp_path
     assert prog["forced"]["speed_profile"] == [[0.0, 1.0], [40.0, 2.0]]
 
 
+@pytest.mark.slow  # two citytwin processes start (imports), one is killed
 def test_a_twin_killed_with_sigkill_resumes_from_its_last_saved_state(world, tmp_path):
     drop = tmp_path / "drop"
     drop.mkdir()

@@ -231,10 +231,12 @@ class LiveTwin:
         new = dict(self.forced)
         for q in sorted(changed):
             new.update(self.run.model.forced_parameters(q, self.readings[q]))
-        if {k: plain_value(v) for k, v in new.items()} != {k: plain_value(v) for k, v in self.forced.items()}:
-            self.forced = new
+        self.forced = new
+        p = self.run.model.p
+        differ = sorted(k for k, v in new.items() if k not in p or plain_value(p[k]) != plain_value(v))
+        if differ and not self.run.done:  # a reading that changes nothing (a road reported open) costs nothing
             self._rebuild()
-            self.log(f"forcing: {', '.join(sorted(changed))} now drive {', '.join(sorted(new))}")
+            self.log(f"forcing: {', '.join(sorted(changed))} set {', '.join(differ)}")
 
     def _rebuild(self) -> None:
         """Continue the run from its state now with the parameters the forcings set."""
