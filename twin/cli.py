@@ -366,10 +366,6 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
     from .runner import check_out_dir
     from .scenario import load_scenario, parse_set
 
-    overrides = parse_set(list(sets))
-    sc = load_scenario(scenario)
-    preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
-    check_out_dir(out)
     for name, v, low in (("--forecast-interval-s", forecast_interval_s, 0.0), ("--horizon-s", horizon_s, -1e-9),
                          ("--members", members, -1e-9), ("--workers", workers, 0.0)):
         if not v > low:
@@ -385,6 +381,12 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
         epoch = dt.timestamp()
     if clock == "wall" and epoch is None:
         raise UserError("--clock wall needs --start (the wall time of the scenario's t = 0).")
+    for u in feeds:
+        open_feed(u, connect=False)  # a URL no adapter reads fails before anything is built
+    overrides = parse_set(list(sets))
+    sc = load_scenario(scenario)
+    preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
+    check_out_dir(out)
     settings = LiveSettings(until_s=until_s, forecast_interval_s=forecast_interval_s, horizon_s=horizon_s,
                             members=members, workers=workers, start_epoch_s=epoch, clock=clock,
                             late_tolerance_s=late_tolerance_s, stop_when_silent_s=stop_when_silent_s)

@@ -191,8 +191,9 @@ def _number_or_text(v: str):
         return v
 
 
-def open_feed(url: str, poll_s: float = 30.0) -> Feed:
-    """The adapter for ``url`` (see the module's doc); a UserError for a URL no adapter reads."""
+def open_feed(url: str, poll_s: float = 30.0, connect: bool = True) -> Feed | None:
+    """The adapter for ``url`` (see the module's doc); a UserError for a URL no adapter reads.
+    ``connect=False`` only checks the URL (None when it is good)."""
     u = urllib.parse.urlsplit(url)
     if u.scheme == "mqtt":
         if not u.hostname:
@@ -204,17 +205,17 @@ def open_feed(url: str, poll_s: float = 30.0) -> Feed:
             port = u.port or 1883
         except ValueError:
             raise UserError(f"--feed {url}: the port is not a number.") from None
-        return MqttFeed(url, u.hostname, port, topic)
+        return MqttFeed(url, u.hostname, port, topic) if connect else None
     if u.scheme in ("gtfs-rt+http", "gtfs-rt+https"):
         frag = urllib.parse.parse_qs(u.fragment)
         sensor = frag.get("sensor", ["gtfs-rt"])[0]
         http = urllib.parse.urlunsplit((u.scheme.split("+", 1)[1], u.netloc, u.path, u.query, ""))
-        return GtfsRealtimeFeed(url, http, sensor, poll_s)
+        return GtfsRealtimeFeed(url, http, sensor, poll_s) if connect else None
     if u.scheme in ("folder", "file"):
         path = Path(urllib.parse.unquote(u.path if u.scheme == "file" else url.split(":", 1)[1]))
         if not path.is_dir():
             raise UserError(f"--feed {url}: {path} is not a folder; a CSV feed is a folder the agency's files "
                             "are dropped into.")
-        return CsvFolderFeed(url, path)
+        return CsvFolderFeed(url, path) if connect else None
     raise UserError(f"--feed {url}: no adapter reads {u.scheme or 'this'!r} feeds; use mqtt://HOST:PORT/TOPIC, "
                     "gtfs-rt+http://HOST:PORT/PATH#sensor=ID or folder:PATH (docs/live.md).")
