@@ -151,6 +151,14 @@ def test_bad_messages_are_invalid_with_a_reason(raw, reason):
     assert o.fate == "invalid" and reason in o.reason
 
 
+def test_a_timestamp_without_the_runs_start_says_so():
+    o = parse(b'{"sensor": "RG1", "time": "2026-12-04T17:00:00+08:00", "value": 1}', "test", 0.0, SENSORS)
+    assert o.fate == "invalid" and "give the live run --start" in o.reason
+    o = parse(b'{"sensor": "RG1", "time": "2026-12-04T17:05:00+08:00", "value": 1}', "test", 0.0, SENSORS,
+              start_epoch_s=datetime.fromisoformat("2026-12-04T17:00:00+08:00").timestamp())
+    assert o.fate == "" and o.time_s == 300.0
+
+
 def test_unknown_feed_url_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="no adapter reads 'ftp'"):
         open_feed("ftp://example.org/x")

@@ -79,6 +79,8 @@ def parse(raw, feed: str, received_s: float, sensors: dict, start_epoch_s: float
     t = _time(m["time"], start_epoch_s)
     if t is None:
         ob.reason = f"time {m['time']!r} is neither seconds nor an ISO-8601 timestamp with a zone"
+        if isinstance(m["time"], str) and start_epoch_s is None and _time(m["time"], 0.0) is not None:
+            ob.reason = f"time {m['time']!r} is a timestamp; give the live run --start (the wall time of t = 0)"
         return ob
     ob.time_s = t
     v = m["value"]
