@@ -61,8 +61,9 @@ def test_city_info_lists_the_sensors():
 
 
 def _layer(tmp_path, features):
-    city = tmp_path / "c"
-    shutil.copytree(DEMO_CITY, city)
+    from tests.factories import make_tiny_city
+
+    city = make_tiny_city(tmp_path)
     (city / "sensors.geojson").write_text(json.dumps({
         "type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32650"}},
         "features": [{"type": "Feature", "properties": p, "geometry": g or {"type": "Point", "coordinates": [500500, 3401000]}}
