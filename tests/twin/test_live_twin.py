@@ -206,6 +206,9 @@ def test_a_twin_killed_with_sigkill_resumes_from_its_last_saved_state(world, tmp
     pd.testing.assert_frame_equal(live, truth)  # the interrupted twin ends where the truth did
     f = pd.read_parquet(out / "forecasts.parquet")
     assert sorted(f.issued_at.unique()) == [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+    skill = pd.read_csv(out / "skill.csv")
+    assert not skill.duplicated(["issued_at", "lead_s", "kpi"]).any()  # nothing scored twice across the restart
+    assert set(skill.issued_at) >= {0.0, 20.0, 40.0, 60.0, 80.0}
 
 
 @pytest.mark.slow  # starting worker processes under pytest-qt (spawn, not fork) takes most of it

@@ -366,6 +366,8 @@ class LiveTwin:
         for name, target in (("alerts.csv", self.alerts), ("skill.csv", self.skill)):
             if (self.out / name).is_file() and (self.out / name).stat().st_size:
                 target += pd.read_csv(self.out / name, keep_default_na=False).to_dict("records")
+        # a forecast scored only in part when the twin stopped is scored again in full from here
+        self.skill[:] = [r for r in self.skill if float(r["issued_at"]) in self.scored]
         return state
 
     def _feed_counts(self) -> dict:
