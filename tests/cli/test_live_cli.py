@@ -26,6 +26,7 @@ def test_live_refuses_bad_input(scenario, tmp_path, capsys, args, message):
     assert main(["live", str(scenario), "--out", str(tmp_path / "out"), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("citytwin: error:") and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing written for bad input
 
 
 def test_feed_commands_refuse_bad_input(scenario, tmp_path, capsys):
@@ -41,4 +42,4 @@ def test_feed_commands_refuse_bad_input(scenario, tmp_path, capsys):
     assert "replay plays into mqtt://HOST:PORT[/TOPIC] or folder:PATH" in capsys.readouterr().err
     bare = write_scenario(tmp_path, tmp_path / "nocity", "", model="flood", name="bare")
     assert main(["feed", "synth", str(bare), "--out", str(tmp_path / "o")]) == 2
-    assert "citytwin: error:" in capsys.readouterr().err
+    assert "citytwin: error:" in capsys.readouterr().err and not (tmp_path / "o").exists()
