@@ -30,7 +30,7 @@ def member_task(raw: dict, path: str | None, city_path: str, state: bytes, varia
     from ..alerts import evaluate
     from ..core.state_file import state_from_bytes
     from ..runner import Run
-    from .observe import Observer
+    from .observe import Observer, sensor_reading
 
     try:
         sc = _scenario(raw, path, city_path)
@@ -41,7 +41,6 @@ def member_task(raw: dict, path: str | None, city_path: str, state: bytes, varia
         t0 = run.time_s
         end = min(t0 + horizon_s, sc.duration_s)
         cumulative: dict[str, dict[float, float]] = {s.id: {} for s in want if s.mode == "count"}
-        noise = {s.id: s.noise_sd for s in want}
         rows: list[tuple[float, str, float]] = []
         first = True
         while True:
@@ -78,8 +77,9 @@ def member_task(raw: dict, path: str | None, city_path: str, state: bytes, varia
         # a forecast of a sensor's reading carries the sensor's own error (its declared noise): what it is
         # scored against is a noisy reading, not the truth
         rng = np.random.default_rng([int(seed), int(member), int(round(t0 * 1000))])
-        rows = [(lead, name, v + rng.normal(0.0, noise[name[7:]]) if name.startswith("sensor.") and noise[name[7:]] > 0
-                 and math.isfinite(v) else v) for lead, name, v in rows]
+        by_id = {s.id: s for s in want}
+        rows = [(lead, name, sensor_reading(by_id[name[7:]], v, rng) if name.startswith("sensor.") else v)
+                for lead, name, v in rows]
         return {"rows": rows, "pid": os.getpid()}
     except UserError as e:
         return {"error": str(e)}

@@ -81,6 +81,17 @@ class Observer:
         return out
 
 
+def sensor_reading(s: Sensor, v: float, rng) -> float:
+    """What sensor ``s`` reports of the true value ``v``: its Gaussian noise (``noise_sd``), counts
+    rounded, and never below zero for a quantity that is not negative (a count, a depth, rain)."""
+    if s.noise_sd <= 0 or not math.isfinite(v):
+        return v
+    r = v + rng.normal(0.0, s.noise_sd)
+    if s.mode == "count":
+        r = float(round(r))
+    return max(0.0, r) if v >= 0 else r
+
+
 def _sample(grid, s: Sensor) -> float:
     band = None
     if grid.n_bands > 1:

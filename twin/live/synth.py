@@ -24,7 +24,7 @@ from ..core.files import atomic_dir, atomic_file, write_json
 from ..core.params import plain_value
 from ..core.sensors import read_sensors
 from .messages import message
-from .observe import Observer
+from .observe import Observer, sensor_reading
 
 NOISE_STREAM = 0x5E45  # the sensors' noise draws from (seed, this): independent of the model's streams
 
@@ -71,12 +71,7 @@ def synth(scenario, overrides: dict, out: Path, seed: int | None = None, variant
             if math.isnan(v):
                 continue
             truth.append((t, s.id, v))
-            noisy = v + (rng.normal(0.0, s.noise_sd) if s.noise_sd > 0 else 0.0)
-            if s.mode == "count":
-                noisy = round(noisy)
-            if v >= 0:  # counts, depths, densities: an instrument never reads below zero
-                noisy = max(0.0, noisy)
-            msgs.append(message(s.id, t, round(noisy, 4), s.unit))
+            msgs.append(message(s.id, t, round(sensor_reading(s, v, rng), 4), s.unit))
         for s in (x for x in now if obs.by_id[x.id].how == "forcing"):
             for feature, v in sorted(run.model.forcing_values(s.value).items()):
                 if s.feature == "*":  # a report: sent when something changes
@@ -84,9 +79,8 @@ def synth(scenario, overrides: dict, out: Path, seed: int | None = None, variant
                         continue
                     last_forcing[(s.id, feature)] = v
                 truth.append((t, s.id, v))
-                noisy = v + (rng.normal(0.0, s.noise_sd) if s.noise_sd > 0 else 0.0)
-                noisy = max(0.0, noisy) if v >= 0 else noisy
-                msgs.append(message(s.id, t, round(noisy, 4), s.unit, feature if s.feature == "*" else ""))
+                msgs.append(message(s.id, t, round(sensor_reading(s, v, rng), 4), s.unit,
+                                    feature if s.feature == "*" else ""))
         if run.done:
             break
     run.advance(scenario.duration_s)
