@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # fonts-wqy-microhei: Chinese/Japanese/Korean glyphs for report plots and 3D labels (twin/view/fonts.py).
+# mosquitto: the MQTT broker the live-twin tests start on a free port (twin/live, docs/live.md).
 DEBS=(libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri xvfb xauth libglib2.0-0 libdbus-1-3 libfontconfig1
       libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
       libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-util1 libxcb-xkb1 libxrender1 libxi6
-      libsm6 libice6 fonts-wqy-microhei)
+      libsm6 libice6 fonts-wqy-microhei mosquitto)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 

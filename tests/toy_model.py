@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from twin.core.grid import GridField
-from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, Param,
-                                      Snapshot, StateSpec, TimeSeries)
+from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, Forcing,
+                                      Param, Snapshot, StateSpec, TimeSeries, splice_series)
 
 SYNC_S = 1.0  # adaptive stepping lands on every whole second, so any pause there is exact
 
@@ -52,6 +52,8 @@ class ToyModel(CityModel):
         AlertRule("crowded_east", "Many walkers east of a building (per-feature alerts).", amber=45, red=58,
                   layer="buildings", value="walkers_east"),
     )
+    forcings = (Forcing("speed_factor", "-", "measured speed factor: replaces speed_profile from its time on",
+                        ("speed_profile",)),)
     state_names = ("walking", "done")
     report_interval_s = 5.0
     state_attrs = ("pos", "done_at", "max_count.values")
@@ -135,3 +137,12 @@ class ToyModel(CityModel):
 
     def rasters(self):
         return {"max_count": self.max_count}
+
+    # -- live feeds ---------------------------------------------------------------------------------
+    def forced_parameters(self, quantity, readings):
+        prof = self.p["speed_profile"]
+        planned = list(zip(prof.t, prof.v)) if prof else [(0.0, 1.0)]
+        return {"speed_profile": splice_series(planned, [(t, v) for t, _, v in readings])}
+
+    def forcing_values(self, quantity):
+        return {"": self._factor(self.time_s)}

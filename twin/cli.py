@@ -320,6 +320,107 @@ def render(target, intervention, replication, out, size, fps, length_s, speed, s
 
 
 
+@cli.group()
+def feed():
+    """Synthetic and recorded sensor feeds (docs/live.md)."""
+
+
+@feed.command("synth")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="The hidden truth: a parameter that differs from the scenario (repeatable).")
+@click.option("--intervention", "variant", help="The truth runs this intervention.")
+@click.option("--seed", type=int, help="Seed of the truth and of the sensors' noise (default: the scenario's).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The record (a folder).")
+def feed_synth(scenario, sets, variant, seed, out):
+    """Run a hidden truth and write what the city's sensors would have reported of it, with their noise."""
+    from twin.scenario import preflight
+    from .live.synth import synth
+    from twin.runs.runner import check_out_dir
+    from twin.scenario.scenario import load_scenario, parse_set
+
+    overrides = parse_set(list(sets))
+    sc = load_scenario(scenario)
+    preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
+    check_out_dir(out)
+    rec = synth(sc, overrides, out, seed, variant)
+    click.echo(f"{rec['messages']} messages from {len(rec['sensors'])} sensors ({len(rec['skipped'])} of the city's "
+               f"observe nothing model {rec['model']} declares) in {out}")
+
+
+@feed.command("replay")
+@click.argument("record", type=click.Path(path_type=Path))
+@click.option("--to", "to", required=True, help="mqtt://HOST:PORT[/TOPIC] (each message on TOPIC/SENSOR) or folder:PATH.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Times real time; 0: as fast as it goes.")
+def feed_replay(record, to, speed):
+    """Play a record's messages into a broker (or a CSV folder) at SPEED times real time."""
+    from .live.synth import replay
+
+    replay(record, to, speed, log=click.echo)
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--feed", "feeds", multiple=True, required=True, metavar="URL",
+              help="mqtt://HOST:PORT/TOPIC, gtfs-rt+http://HOST/PATH#sensor=ID or folder:PATH (repeatable).")
+@click.option("--until", "until_s", type=float, metavar="T", help="Stop at model time T (seconds).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the live outputs.")
+@click.option("--intervention", "variant", help="Run this intervention live instead of the baseline.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a parameter (repeatable).")
+@click.option("--seed", type=int, help="Override the scenario's seed.")
+@click.option("--forecast-interval-s", type=float, default=300.0, show_default=True,
+              help="A forecast every this many model seconds.")
+@click.option("--horizon-s", type=float, default=900.0, show_default=True, help="How far each forecast looks ahead.")
+@click.option("--members", type=int, default=10, show_default=True, help="Ensemble members per forecast (0: none).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the members.")
+@click.option("--start", "start", metavar="ISO", help="Wall time of t = 0 (ISO 8601 with zone): for timestamped messages.")
+@click.option("--clock", type=click.Choice(["feed", "wall"]), default="feed", show_default=True,
+              help="feed: the model follows the latest reported time; wall: the wall clock since --start.")
+@click.option("--late-tolerance-s", type=float, default=0.0, show_default=True,
+              help="Messages older than the model's clock by more than this are late.")
+@click.option("--stop-when-silent-s", type=float, metavar="S", help="Stop when no feed has sent anything for S s.")
+def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s, horizon_s, members, workers, start,
+         clock, late_tolerance_s, stop_when_silent_s):
+    """The twin kept in step with its feeds, with rolling ensemble forecasts, forecast alerts and skill."""
+    from datetime import datetime
+
+    from twin.scenario import preflight
+    from .live.feeds import open_feed
+    from .live.loop import LiveSettings, LiveTwin
+    from twin.runs.runner import check_out_dir
+    from twin.scenario.scenario import load_scenario, parse_set
+
+    for name, v, low in (("--forecast-interval-s", forecast_interval_s, 0.0), ("--horizon-s", horizon_s, -1e-9),
+                         ("--members", members, -1e-9), ("--workers", workers, 0.0)):
+        if not v > low:
+            raise UserError(f"{name} {v}: give a positive number.")
+    epoch = None
+    if start:
+        try:
+            dt = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        except ValueError:
+            dt = None
+        if dt is None or dt.tzinfo is None:
+            raise UserError(f"--start {start}: give an ISO-8601 time with its zone, e.g. 2026-12-04T17:00:00+08:00.")
+        epoch = dt.timestamp()
+    if clock == "wall" and epoch is None:
+        raise UserError("--clock wall needs --start (the wall time of the scenario's t = 0).")
+    for u in feeds:
+        open_feed(u, connect=False)  # a URL no adapter reads fails before anything is built
+    overrides = parse_set(list(sets))
+    sc = load_scenario(scenario)
+    preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
+    check_out_dir(out)
+    settings = LiveSettings(until_s=until_s, forecast_interval_s=forecast_interval_s, horizon_s=horizon_s,
+                            members=members, workers=workers, start_epoch_s=epoch, clock=clock,
+                            late_tolerance_s=late_tolerance_s, stop_when_silent_s=stop_when_silent_s)
+    opened = [open_feed(u) for u in feeds]
+    twin = LiveTwin(sc, opened, out, settings, variant, seed, overrides, log=click.echo)
+    s = twin.run_until()
+    click.echo(f"live: stopped at t = {s['time_s']:g} s; {s['forecasts']} forecasts, {s['alerts']} forecast alerts; "
+               f"outputs in {out}")
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "citytwin" / "numba"))
     # numpy's BLAS would start its own threads for a single dot product (measured: a tourist-flow run

@@ -23,7 +23,8 @@ from twin.core import features
 from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.limits import MAX_DURATION_S
-from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
+from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, Forcing,
+                                      LayerSpec, splice_series,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
 from . import inputs, site
@@ -67,6 +68,8 @@ PARAMS = (
     P("rain", "-", "design_storm", "Which rain falls: design_storm (storm_* and idf_*), uniform (rain_mm_per_h), "
       "hyetograph, gauge_csv (rain_file) or none.", str,
       choices=("design_storm", "uniform", "hyetograph", "gauge_csv", "none")),
+    P("rain_factor", "-", 1.0, "Every rain intensity × this (whatever rain is): a storm heavier or lighter than its "
+      "forecast (a synthetic truth: rain 1.5 × the forecast).", float, 0.0, 10.0),
     P("rain_mm_per_h", "mm/h", 30.0, "Uniform rain: intensity.", float, 0.0, 1000.0, used_when=("rain", ("uniform",))),
     P("rain_start_s", "s", 0.0, "Uniform rain: start.", float, 0.0, MAX_DURATION_S, used_when=("rain", ("uniform",))),
     P("rain_duration_s", "s", 3600.0, "Uniform rain: duration.", float, 1.0, MAX_DURATION_S, used_when=("rain", ("uniform",))),
@@ -205,6 +208,14 @@ class FloodModel(CityModel):
         AlertRule("impassable_roads", "Length of road under more than road_closed_depth_m of water now.",
                   amber=1.0, red=5.0, kpi="roads_impassable_km", unit="km"),
     )
+    # What live feeds may drive (docs/live.md): gauges' rain replaces the scenario's rain from its
+    # first measurement on; the police's reports close and reopen roads.
+    forcings = (
+        Forcing("rain_mm_per_h", "mm/h", "Measured rain intensity (the mean of the gauges reporting at a time); from "
+                "the first measurement on it replaces the scenario's rain.", ("rain", "hyetograph", "rain_factor")),
+        Forcing("road_closed", "-", "A road the police report closed (1) or open again (0), by road id.",
+                ("closed_roads", "road_closure_s"), layer="roads"),
+    )
     field_styles = (
         FieldStyle("depth", "m", "Water depth now.", kind="depth", cmap="Blues", clim=(0.0, 1.0), shader="water",
                    cutoff=0.03),
@@ -285,7 +296,11 @@ class FloodModel(CityModel):
             if bad:
                 raise inputs.param_error("open_edges", f'"{bad[0]}" is not an edge; use north, south, west or east.')
             boundary = {e: "open" for e in p["open_edges"]}
-        rain = inputs.rain(p, self.duration_s)
+        rain = self.rain = inputs.rain(p, self.duration_s)
+        if rain is not None and p["rain_factor"] != 1.0:
+            from .forcing import Hyetograph
+
+            rain = self.rain = Hyetograph(rain.edges_s, rain.intensity_mm_per_h * p["rain_factor"])
         depth = inputs.initial_depth(p, city.crs, r.grid)
         with inputs.reraise("cfl"):
             self.solver = FloodSolver(
@@ -541,6 +556,35 @@ class FloodModel(CityModel):
 
     def check_restored_state(self) -> None:
         self.evacuation.check_restored()
+
+    # -- live feeds ---------------------------------------------------------------------------------
+    def forced_parameters(self, quantity, readings):
+        if quantity == "rain_mm_per_h":
+            r = self.rain
+            planned = [] if r is None else ([[e, i] for e, i in zip(r.edges_s[:-1], r.intensity_mm_per_h)]
+                                            + [[r.edges_s[-1], 0.0]])
+            measured = [(t, min(max(v, 0.0), 1000.0)) for t, _, v in readings]  # a noisy gauge can read below 0
+            # what the gauges measure is the rain: no factor on top of it
+            return {"rain": "hyetograph", "hyetograph": splice_series(planned, measured), "rain_factor": 1.0}
+        if quantity == "road_closed":
+            last: dict[str, tuple[float, float]] = {}
+            for t, road, v in readings:
+                last[road] = (t, v)
+            closed = sorted(r for r, (t, v) in last.items() if v >= 0.5)
+            since = min((last[r][0] for r in closed), default=0.0)
+            return {"closed_roads": closed, "road_closure_s": max(0.0, since)}
+        return {}
+
+    def forcing_values(self, quantity):
+        t = self.time_s
+        if quantity == "rain_mm_per_h":
+            r = self.rain
+            if r is None or t < r.edges_s[0] or t >= r.edges_s[-1]:
+                return {"": 0.0}
+            return {"": float(r.intensity_mm_per_h[np.searchsorted(r.edges_s, t, side="right") - 1])}
+        if quantity == "road_closed" and self.p["closed_roads"]:
+            return {str(r): float(t >= self.p["road_closure_s"]) for r in self.p["closed_roads"]}
+        return {}
 
     def on_restore(self, same_params: bool) -> None:
         s = self.solver

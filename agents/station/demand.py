@@ -16,6 +16,8 @@ trains are given).
 """
 from __future__ import annotations
 
+import math
+
 import csv
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +103,33 @@ def parse_inline(items: list[str], ids: list[str]) -> list[Train]:
         if len(parts) != 3:
             raise UserError(f'{where}: write "platform arrival_s passengers", e.g. "P1 0 1500".')
         out.append(_row(parts[0], parts[1], parts[2], ids, where))
+    return out
+
+
+def apply_delays(trains: list[Train], items: list[str], ids: list[str]) -> list[Train]:
+    """``train_delays``: "platform delay_s reported_s" each; a platform's latest report moves its
+    trains that had not arrived by then (planned arrival + delay after the report) by the delay."""
+    latest: dict[int, tuple[float, float]] = {}
+    for k, item in enumerate(items, start=1):
+        parts = str(item).replace(",", " ").split()
+        where = f'parameter train_delays, entry {k} ("{item}")'
+        if len(parts) != 3:
+            raise UserError(f'{where}: write "platform delay_s reported_s", e.g. "P3 480 300".')
+        src = _source_index(parts[0], ids, where)
+        try:
+            delay, at = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise UserError(f"{where}: the delay and the report time are seconds (numbers).") from None
+        if not (math.isfinite(delay) and math.isfinite(at) and -3600 <= delay <= 86400 and at >= 0):
+            raise UserError(f"{where}: a delay from -3600 to 86400 s and a report time >= 0 s.")
+        if src not in latest or at >= latest[src][1]:
+            latest[src] = (delay, at)
+    out = []
+    for t in trains:
+        d = latest.get(t.source)
+        if d is not None and t.arrival_s + d[0] >= d[1]:
+            t = Train(t.source, max(0.0, t.arrival_s + d[0]), t.passengers)
+        out.append(t)
     return out
 
 

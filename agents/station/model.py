@@ -36,11 +36,11 @@ from twin.core.errors import UserError
 from twin.core.grid import GridField
 from .los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
-                                      LayerSpec, Param, Snapshot, StateSpec)
+                                      Forcing, LayerSpec, Param, Snapshot, StateSpec)
 
 from . import kernels as K
 from .crowd import Crowd, MotionParams
-from .demand import Train, check_total, scaled, trains_from_params
+from .demand import Train, apply_delays, check_total, scaled, trains_from_params
 from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, select_ids
 from .navigation import Floors, build_navigation, rasterize
 from .transport import Onward
@@ -108,6 +108,9 @@ PARAMS = (
       suffixes=(".csv", ".txt")),
     P("trains", "-", [], 'Trains inline, one text per train: "platform arrival_s passengers", e.g. "P1 0 1500". '
       "Replaces the city's source counts (added to the timetable's trains when both are given).", list),
+    P("train_delays", "-", [], 'Delays reported live (GTFS-realtime), one text each: "platform delay_s reported_s", '
+      'e.g. "P3 480 300": the platform\'s trains not arrived by the report come delay_s later (its latest report '
+      "counts).", list),
     P("gtfs_stop_times", "-", "", "A GTFS stop_times.txt: every trip arriving at gtfs_stop_ids after gtfs_start_time "
       "and within the run is a train of passengers_per_train (on the source whose id is the stop id, else on the "
       "platforms in turn).", FilePath, suffixes=(".txt", ".csv")),
@@ -257,6 +260,10 @@ class StationDispersalModel(CityModel):
                      clim=(0.0, 200.0), label=True),
     )
     # Command-room alerts (scenario [alerts] edits them): Fruin's walkway LOS E is amber, F red.
+    # What live feeds may drive (docs/live.md): the railway's GTFS-realtime delays, per platform.
+    forcings = (Forcing("train_delay_s", "s", "A train's delay at its platform (the GTFS-realtime stop id is the "
+                        "platform, a source id): the platform's trains not arrived yet come that much later.",
+                        ("train_delays",), layer="sources"),)
     alerts = (
         AlertRule("density_los", "The densest area now at Fruin walkway level of service E (amber) or F (red).",
                   amber=LOS_DENSITY_PPM2[3], red=LOS_DENSITY_PPM2[4], kpi="density_ppm2", field="density"),
@@ -444,6 +451,8 @@ class StationDispersalModel(CityModel):
         if trains is None:
             trains = [Train(si, s.release_s, scaled(s.count, p["demand_scale"])) for si, s in enumerate(st.sources)]
             check_total([t.passengers for t in trains], "layer sources (count × demand_scale)")
+        if p["train_delays"]:
+            trains = apply_delays(trains, p["train_delays"], [s.id for s in st.sources])
         # blocks per train, released in order of arrival (stagger: each later train a bit later)
         order = sorted(range(len(trains)), key=lambda k: (trains[k].arrival_s, k))
         rank = {k: r for r, k in enumerate(order)}
@@ -1148,6 +1157,21 @@ class StationDispersalModel(CityModel):
     def max_targets(self) -> int:
         """Targets with every ticket bank open: the most any variant of this station has (state checks)."""
         return self.G + len(self.station.tickets) + len(self.entries)
+
+    def forced_parameters(self, quantity, readings):
+        if quantity != "train_delay_s":
+            return {}
+        return {"train_delays": [f"{platform} {delay:g} {t:g}" for t, platform, delay in readings]}
+
+    def forcing_values(self, quantity):
+        if quantity != "train_delay_s" or not self.p["train_delays"]:
+            return {}
+        out: dict[str, float] = {}
+        for item in self.p["train_delays"]:  # the reports known by now: what the railway's feed says
+            platform, delay, at = str(item).replace(",", " ").split()
+            if float(at) <= self.time_s + 1e-9:
+                out[platform] = float(delay)
+        return out
 
     def on_restore(self, same_params: bool) -> None:
         T = self.T

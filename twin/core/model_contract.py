@@ -36,7 +36,7 @@ from .grid import GridField
 from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "Forcing", "splice_series", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
            "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
@@ -137,6 +137,40 @@ class AlertRule:
     def source(self) -> str:
         """``kpi NAME`` or ``LAYER.VALUE``, for messages and the alert log."""
         return f"kpi {self.kpi}" if self.kpi else f"{self.layer}.{self.value}"
+
+
+@dataclass(frozen=True)
+class Forcing:
+    """An input of the model that a live feed may measure (docs/live.md): measured rain, a train's
+    delay, a road the police closed. A sensor whose ``value`` is ``quantity`` drives it: live mode
+    hands the readings so far to ``CityModel.forced_parameters``, which answers with new values of
+    ``params``; the run then continues from its current state with them (as ``run --from-state
+    --set``), so a forcing acts from the time it was measured on. ``layer``: the layer whose
+    features the readings name (roads for closures), "" when a reading concerns the whole city."""
+
+    quantity: str
+    unit: str
+    doc: str
+    params: tuple[str, ...]
+    layer: str = ""
+
+
+def splice_series(planned, readings) -> list[list[float]]:
+    """A step series (``[[t_s, value], ...]``, each value holding until the next time) that follows
+    ``planned`` until the first reading and the readings from then on (several readings at one
+    time: their mean). For a forcing whose measurement replaces the forecast from its time on."""
+    by_t: dict[float, list[float]] = {}
+    for t, v in readings:
+        by_t.setdefault(float(t), []).append(float(v))
+    measured = [[t, sum(v) / len(v)] for t, v in sorted(by_t.items())]
+    if not measured:
+        return [[float(t), float(v)] for t, v in planned]
+    first = measured[0][0]
+    out: list[list[float]] = []
+    for t, v in [[float(t), float(v)] for t, v in planned if t < first] + measured:
+        if not out or out[-1][1] != v:  # a value that holds on is no new step
+            out.append([t, v])
+    return out
 
 
 @dataclass(frozen=True)
@@ -346,6 +380,7 @@ class CityModel(mesa.Model):
     state_attrs: ClassVar[tuple[str, ...]] = ()
     state_specs: ClassVar[tuple[StateSpec, ...]] = ()  # one per entry of state_attrs (what a restore accepts)
     alerts: ClassVar[tuple[AlertRule, ...]] = ()  # default alert thresholds (command room); [alerts] edits them
+    forcings: ClassVar[tuple[Forcing, ...]] = ()  # inputs a live feed may measure (docs/live.md)
     report_interval_s: float = 10.0
     # The time of day at t = 0 (seconds after midnight) for models that run on the wall clock (a
     # holiday day from 06:00); None: the view shows elapsed time.
@@ -419,6 +454,17 @@ class CityModel(mesa.Model):
         """Feature tables written at the end of a run: ``{file stem: {layer: GeoDataFrame}}`` becomes
         ``<stem>.gpkg`` in the run folder (e.g. the flood model's ``impacts.gpkg``). Empty layers
         are not written."""
+        return {}
+
+    def forced_parameters(self, quantity: str, readings: list[tuple[float, str, float]]) -> dict[str, Any]:
+        """The parameters (of the declared ``Forcing`` named ``quantity``) that make this run follow
+        ``readings`` (time_s, feature id or "", value; every reading so far, in time order) from
+        their times on. Live mode continues the run from its current state with them."""
+        return {}
+
+    def forcing_values(self, quantity: str) -> dict[str, float]:
+        """What the declared forcing ``quantity`` is now in this run, ``{feature id or "": value}``:
+        what a gauge would measure of it (a synthetic feed's truth)."""
         return {}
 
     def check_restored_state(self) -> None:

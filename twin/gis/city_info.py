@@ -52,6 +52,9 @@ def city_info(path) -> str:
         lines.append(line)
     if not any(len(g) for g in city.layers.values()):
         lines.append("  (none)")
+    from twin.core.sensors import describe, read_sensors
+
+    lines += describe(read_sensors(city))
     if city.terrain is not None:
         g = city.terrain.grid
         z = g.values

@@ -1,0 +1,88 @@
+"""Observation-to-forecast latency of live mode (docs/live.md, "Speed").
+
+    .venv/bin/python benchmarks/bench_live.py [--scenario scenarios/station_evening_peak.toml] [--at 600]
+        [--members 10] [--horizon-s 900] [--workers 2] [--set KEY=VALUE ...]
+
+The live run is brought to ``at - 10`` s (not timed); then a gate counter's message at ``at`` arrives
+and the twin advances to it and issues the forecast it owes there: ``members`` members from the
+state, ``horizon_s`` ahead, on ``workers`` processes. Printed: the wall time from the message to the
+written forecast, and the forecast alone; ``--set`` runs the members (and the twin) at another
+resolution (e.g. ``time_step_s=0.1``) to see what it saves. Results go to stdout only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "station_evening_peak.toml"))
+    ap.add_argument("--at", type=float, default=600.0)
+    ap.add_argument("--members", type=int, default=10)
+    ap.add_argument("--horizon-s", type=float, default=900.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    a = ap.parse_args()
+
+    from twin.core.sensors import read_sensors
+    from twin.live.loop import LiveSettings, LiveTwin
+    from twin.live.messages import message
+    from twin.scenario.scenario import load_scenario, parse_set
+
+    sc = load_scenario(a.scenario)
+    out = Path(tempfile.mkdtemp(prefix="bench_live_"))
+    settings = LiveSettings(forecast_interval_s=a.at, horizon_s=a.horizon_s, members=a.members, workers=a.workers)
+    t = time.perf_counter()
+    twin = LiveTwin(sc, [], out, settings, overrides=parse_set(a.sets), log=None)
+    twin.next_forecast = a.at  # no forecast at 0: the one timed is at ``at``
+    twin.feed_clock = a.at - 10
+    twin._advance(a.at - 10)
+    print(f"{sc.name}: model built and run to {a.at - 10:g} s in {time.perf_counter() - t:.1f} s wall")
+    state_sensor = next(s for s in read_sensors(sc.load_city()) if s.id in twin.observer.by_id
+                        and twin.observer.by_id[s.id].how != "forcing")
+    msg = message(state_sensor.id, a.at, 40.0, state_sensor.unit)
+
+    class OneMessage:
+        url, errors, last_error = "bench", 0, ""
+
+        def __init__(self):
+            self.sent = False
+
+        def poll(self):
+            if self.sent:
+                return []
+            self.sent = True
+            return [msg]
+
+        def close(self):
+            pass
+
+    feed = OneMessage()
+    twin.feeds = [feed]
+    from twin.live.loop import FeedStats
+
+    twin.stats = {feed.url: FeedStats()}
+    t0 = time.perf_counter()
+    twin._poll()
+    twin._advance(min(twin.feed_clock, twin.until))
+    latency = time.perf_counter() - t0
+    twin.pool.close()
+    log = (out / "log.txt").read_text().splitlines()
+    fc = [x for x in log if "forecast issued" in x]
+    print(f"observation at {a.at:g} s -> forecast of {a.members} members {a.horizon_s:g} s ahead on {a.workers} "
+          f"worker(s): {latency:.1f} s wall ({fc[-1].split(': ', 1)[1] if fc else 'no forecast'})")
+    print(f"settings: {' '.join(a.sets) or 'full resolution'}; cores: {os.cpu_count()}; load: "
+          f"{os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

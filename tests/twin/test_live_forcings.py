@@ -1,0 +1,73 @@
+"""Forcings the bundled models declare for live mode (docs/live.md): measured rain replaces the flood's
+forecast rain from its time on; police reports close roads; GTFS-realtime delays move the station's
+trains."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from agents.station.demand import Train, apply_delays
+from agents.station.model import StationDispersalModel as StationModel
+from tests.conftest import DEMO_CITY
+from tests.factories import write_scenario
+from twin.core.errors import UserError
+from twin.core.model_contract import splice_series
+from twin.live.feeds import open_feed
+from twin.live.loop import LiveSettings, LiveTwin
+from twin.live.synth import replay, synth
+from twin.scenario.scenario import load_scenario
+
+
+def test_splice_series_follows_the_plan_until_the_first_reading():
+    plan = [[0, 10.0], [300, 40.0], [600, 20.0], [900, 0.0]]
+    assert splice_series(plan, []) == plan
+    assert splice_series(plan, [(300, 50.0), (300, 54.0), (600, 52.0)]) == [[0, 10.0], [300, 52.0]]
+    assert splice_series(plan, [(450, 40.0)]) == [[0, 10.0], [300, 40.0]]  # same value: no new step
+
+
+@pytest.mark.slow  # the flood model on the demo city is built three times (truth, live, at the first gauge)
+def test_flood_rain_gauges_drive_the_live_run_and_police_reports_close_roads(tmp_path):
+    body = ('[parameters]\ncell_size_m = 40.0\nrain = "design_storm"\nstorm_return_period_yr = 50\n'
+            'storm_duration_min = 30\nevacuate = false\n')
+    scenario = write_scenario(tmp_path, DEMO_CITY, body, model="flood", duration_s=600, seed=5)
+    sc = load_scenario(scenario)
+    truth = {"rain_factor": 1.5, "closed_roads": ["R00113"], "road_closure_s": 300}
+    synth(sc, truth, tmp_path / "rec")
+    msgs = [json.loads(x) for x in (tmp_path / "rec" / "messages.jsonl").read_text().splitlines()]
+    assert {m["sensor"] for m in msgs} >= {"RG1", "RG2", "RG3", "WL1", "POLICE"}
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    replay(tmp_path / "rec", f"folder:{drop}", 0)
+    twin = LiveTwin(sc, [open_feed(f"folder:{drop}")], tmp_path / "live",
+                    LiveSettings(members=0, stop_when_silent_s=10.0, poll_s=0.01), log=None)
+    s = twin.run_until()
+    assert s["time_s"] == 600.0 and {"rain", "hyetograph", "closed_roads", "road_closure_s"} <= set(s["forced"])
+    assert twin.forced["closed_roads"] == ["R00113"] and twin.forced["road_closure_s"] == 300.0
+    live = pd.read_csv(tmp_path / "live" / "timeseries.csv").set_index("time_s")
+    true = pd.read_csv(tmp_path / "rec" / "truth" / "timeseries.csv").set_index("time_s")
+    plan_rain = twin.run.model.rain  # the live model's rain: the plan until 300 s, the gauges' mean after
+    rain_live = live.rain_volume_m3.loc[600] - live.rain_volume_m3.loc[300]
+    rain_true = true.rain_volume_m3.loc[600] - true.rain_volume_m3.loc[300]
+    assert abs(rain_live / rain_true - 1) < 0.03  # measured rain in = rain in the model (gauge noise ±2 mm/h)
+    # before the first gauge reading the live model had the plan's (smaller) storm
+    assert live.rain_volume_m3.loc[240] < 0.75 * true.rain_volume_m3.loc[240]  # the truth rains 1.5 ×
+    assert plan_rain.edges_s[0] == 0.0
+
+
+def test_gtfs_realtime_delays_move_the_platforms_trains_not_yet_arrived():
+    trains = [Train(0, 0.0, 100), Train(1, 90.0, 100), Train(1, 600.0, 100), Train(2, 180.0, 100)]
+    got = apply_delays(trains, ["P2 480 120", "P3 60 200", "P2 300 60"], ["P1", "P2", "P3"])
+    # P2's latest report (480 s at 120 s) moves both its trains (90 + 480 is after the report); P3's
+    # train had arrived (180 + 60 < 200... no: 240 >= 200, so it moves too); P1 has no report
+    assert [(t.source, t.arrival_s) for t in got] == [(0, 0.0), (1, 570.0), (1, 1080.0), (2, 240.0)]
+    late = apply_delays([Train(0, 0.0, 10)], ["P1 30 100"], ["P1"])
+    assert late[0].arrival_s == 0.0  # it had arrived (0 + 30 < 100): nothing to move
+    with pytest.raises(UserError, match='write "platform delay_s reported_s"'):
+        apply_delays(trains, ["P2 480"], ["P1", "P2", "P3"])
+    with pytest.raises(UserError, match="train_delays, entry 1"):
+        apply_delays(trains, ["P9 480 0"], ["P1", "P2", "P3"])
+    # the station turns the feed's readings into that parameter, the latest per platform counting
+    p = StationModel.forced_parameters(None, "train_delay_s", [(120.0, "P2", 480.0), (200.0, "P3", 60.0)])
+    assert p == {"train_delays": ["P2 480 120", "P3 60 200"]}
