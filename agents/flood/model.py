@@ -21,7 +21,7 @@ import numpy as np
 from twin.core.errors import UserError, nearest
 from twin.core.grid import GridField
 from twin.core.limits import MAX_DURATION_S
-from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
+from twin.core.model_contract import (KPI, Exchange, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
 from . import inputs
@@ -207,6 +207,12 @@ class FloodModel(CityModel):
                    clim=(0.0, 2.0)),
         FieldStyle("arrival_time", "s", f"When the water first stood deeper than {FLOODED_DEPTH_M} m (no data: never).",
                    cmap="viridis"),
+    )
+    # Coupling (docs/coupling.md): the water, for models whose people or vehicles it stops.
+    publishes = (
+        Exchange("surface_water__depth", "field", "m", "Water depth now (NaN inside buildings)."),
+        Exchange("surface_water__max_depth", "field", "m", "Deepest water each cell has held so far."),
+        Exchange("surface_water__speed", "field", "m/s", "Flow speed now (0 where shallower than 1 cm)."),
     )
     feature_styles = (
         FeatureStyle("buildings", "flooded", "-", "Reached by water deeper than building_flood_depth_m.", kind="state",
@@ -417,6 +423,14 @@ class FloodModel(CityModel):
         if "velocity" in names:
             out["velocity"] = self._grid("velocity", self.solver.speed())
         return out
+
+    def publish(self, name: str) -> GridField:
+        s = self.solver
+        values = {"surface_water__depth": lambda: s.h, "surface_water__max_depth": lambda: s.max_depth,
+                  "surface_water__speed": s.speed}[name]()
+        g = self.raster.grid
+        return GridField(name, np.asarray(values, dtype=np.float32), g.x0, g.y0, g.cell_m, unit="m/s" if
+                         name.endswith("speed") else "m")
 
     def rasters(self) -> dict[str, GridField]:
         s = self.solver

@@ -35,7 +35,7 @@ import shapely
 from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
-from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
+from twin.core.model_contract import (Exchange, KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       LayerSpec, Param, Snapshot, StateSpec)
 
 from . import kernels as K
@@ -122,6 +122,8 @@ PARAMS = (
     P("open_gates", "-", [], 'Gates to open regardless of the gates layer: ids, or selectors such as '
       '"kind=ticket_gate level=0" (every ticket gate on level 0).', list),
     P("closed_gates", "-", [], "Gates to close regardless of the gates layer (ids or selectors).", list),
+    P("flood_close_depth_m", "m", 0.15, "Coupled with a flood (docs/coupling.md): an exit whose water has stood deeper "
+      "than this closes for the rest of the run; passengers heading for it choose another exit.", float, 0.0, 10.0),
     P("guidance_share", "-", 0.0, "Share of passengers guided by live crowd information (city brain).",
       float, 0.0, 1.0),
     P("guidance_gates", "-", [], "Gates guided passengers may be sent to (ids or selectors; empty: all open gates).",
@@ -213,6 +215,9 @@ def persons_per_step(width_m: float) -> float:
     return float(np.interp(width_m, w, k))
 
 
+GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of its middle (the street outside)
+
+
 class StationDispersalModel(CityModel):
     name = "station_dispersal"
     title = "Station crowd dispersal"
@@ -257,6 +262,9 @@ class StationDispersalModel(CityModel):
         AlertRule("onward_queue", "Many passengers waiting for a metro, bus or taxi.", amber=150, red=300,
                   layer="pois", value="waiting"),
     )
+    # Coupling (docs/coupling.md): the deepest water so far closes the exits it reached.
+    accepts = (Exchange("surface_water__max_depth", "field", "m", "Deepest water each place has held (the flood's "
+                        "max_depth): exits where it exceeds flood_close_depth_m close."),)
     # Everything a step changes; the rest (geometry, fields, draws per passenger) is rebuilt from
     # the city, the parameters and the seed.
     state_attrs = (
@@ -539,10 +547,10 @@ class StationDispersalModel(CityModel):
         succ.sort(key=lambda s: s[0])
         frm = np.array([s[0] for s in succ], dtype=np.int64)
         s_start = np.searchsorted(frm, np.arange(T + 1)).astype(np.int64)
-        self.r_dist, self.r_ride, self.r_via = K.route_tables(
-            G, s_start, np.array([s[1] for s in succ], dtype=np.int64), np.array([s[2] for s in succ], dtype=float),
-            np.array([s[3] for s in succ], dtype=float), np.array([s[4] for s in succ], dtype=np.int64), self.cand,
-            V_REF_MPS)
+        self._succ = (G, s_start, np.array([s[1] for s in succ], dtype=np.int64),
+                      np.array([s[2] for s in succ], dtype=float), np.array([s[3] for s in succ], dtype=float),
+                      np.array([s[4] for s in succ], dtype=np.int64))
+        self.r_dist, self.r_ride, self.r_via = K.route_tables(*self._succ, self.cand, V_REF_MPS)
         self.qdown = np.zeros_like(self.r_dist)
         self._next_reroute = 0.0
 
@@ -1155,6 +1163,31 @@ class StationDispersalModel(CityModel):
         self._next_arrival = float(self.t_off[on].min()) if len(on) else math.inf
         if not same_params:
             # another variant from here on: gates, banks and guidance may differ, so everyone chooses again
+            self._reroute(force=True)
+
+    def accept(self, name: str, value, *, restored: bool = False) -> None:
+        """The flood's deepest water so far (``surface_water__max_depth``): every open exit it reached
+        deeper than flood_close_depth_m closes (the deepest water never falls, so a closed exit stays
+        closed and after a restore the same exits close again). The last open exit stays open: the
+        passengers inside must leave somewhere."""
+        gates = self.station.gates
+        depth = value.sample_near(np.array([g.x for g in gates]), np.array([g.y for g in gates]), GATE_WATER_RADIUS_M)
+        shut = self.gate_open & (depth > self.p["flood_close_depth_m"])
+        if not shut.any():
+            return
+        if not (self.gate_open & ~shut).any():
+            shut[np.flatnonzero(shut)[-1]] = False
+            if not shut.any():
+                return
+        self.gate_open = self.gate_open & ~shut
+        G = self.G
+        self.t_open[:G] = self.gate_open
+        self.crowd.t_open[:G] = self.gate_open
+        self.allowed_guided = self.allowed_guided & self.gate_open
+        self.cand[0, :G] = self.gate_open
+        self.r_dist, self.r_ride, self.r_via = K.route_tables(*self._succ, self.cand, V_REF_MPS)
+        self.qdown = np.einsum("sugw,w->sug", self.r_via, self.queue_s)
+        if not restored:  # those heading for a closed exit choose again now (a restored crowd already has)
             self._reroute(force=True)
 
     def _grid(self, name: str, values: np.ndarray) -> GridField:
