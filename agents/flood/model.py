@@ -429,7 +429,8 @@ class FloodModel(CityModel):
         values = {"surface_water__depth": lambda: s.h, "surface_water__max_depth": lambda: s.max_depth,
                   "surface_water__speed": s.speed}[name]()
         g = self.raster.grid
-        return GridField(name, np.asarray(values, dtype=np.float32), g.x0, g.y0, g.cell_m, unit="m/s" if
+        # a copy: the models that take it keep it until the next sync point, while the water moves on
+        return GridField(name, np.array(values, dtype=np.float32), g.x0, g.y0, g.cell_m, unit="m/s" if
                          name.endswith("speed") else "m")
 
     def rasters(self) -> dict[str, GridField]:

@@ -34,6 +34,7 @@ import shapely
 
 from twin.core.errors import UserError
 from twin.core.grid import GridField
+from twin.core.hazard import people_by_hazard
 from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
 from twin.core.model_contract import (Exchange, KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       LayerSpec, Param, Snapshot, StateSpec)
@@ -191,6 +192,8 @@ KPIS = (
     KPI("agents_changing_level", "persons", "Passengers on stairs or escalators now."),
     KPI("agents_waiting_onward", "persons", "Passengers walking to or queueing at their onward transport."),
     KPI("agents_done", "persons", "Passengers who boarded or walked away.", better="higher"),
+    KPI("people_in_water", "persons", "Passengers outside the station (on their way onward, queueing at a stop) standing in flood water now, by hazard class H1..H6 (AIDR 2017; H3 and "
+        "above is unsafe for children and the elderly). Coupled with a flood only (docs/coupling.md).", keyed=True),
     KPI("exited_by_gate", "persons", "Passengers who left through each gate so far.", keyed=True),
     KPI("los_seconds", "s", "Seconds the densest area spent at each Fruin walkway LOS (A-F).", per_step=False,
         keyed=True),
@@ -264,7 +267,9 @@ class StationDispersalModel(CityModel):
     )
     # Coupling (docs/coupling.md): the deepest water so far closes the exits it reached.
     accepts = (Exchange("surface_water__max_depth", "field", "m", "Deepest water each place has held (the flood's "
-                        "max_depth): exits where it exceeds flood_close_depth_m close."),)
+                        "max_depth): exits where it exceeds flood_close_depth_m close."),
+               Exchange("surface_water__depth", "field", "m", "Water depth now, where passengers outside stand."),
+               Exchange("surface_water__speed", "field", "m/s", "Flow speed now (hazard classes, people_in_water)."))
     # Everything a step changes; the rest (geometry, fields, draws per passenger) is rebuilt from
     # the city, the parameters and the seed.
     state_attrs = (
@@ -317,6 +322,7 @@ class StationDispersalModel(CityModel):
         # the step divides the report interval, so rows and pauses land on whole steps
         wanted = p["time_step_s"] or self.motion.default_dt()
         self.dt_s = self.report_interval_s / math.ceil(self.report_interval_s / wanted - 1e-9)
+        self._water: dict[str, GridField] = {}  # the flood's latest depth and speed (coupled runs)
         self._build_navigation()
         self._setup_connectors()
         self._draw_passengers(shares)
@@ -1029,6 +1035,7 @@ class StationDispersalModel(CityModel):
             "agents_waiting_onward": int(np.count_nonzero((s == ONWARD) | (s == QUEUEING))),
             "agents_done": int(np.count_nonzero((s == EXITED) | boarded)),
             "exited_by_gate": {g.id: int(c) for g, c in zip(st.gates, self.exited_by_gate)},
+            "people_in_water": self._in_water(),
             "los_seconds": {k: float(v) for k, v in self.los.items()},
             "boarded_by_poi": {q.id: int(c) for q, c in zip(st.pois, self.onward.boarded_by_poi)},
             "passed_by_ticket_gate": {t.id: int(c) for t, c in zip(st.tickets, self.passed_by_ticket)},
@@ -1166,6 +1173,21 @@ class StationDispersalModel(CityModel):
             self._reroute(force=True)
 
     def accept(self, name: str, value, *, restored: bool = False) -> None:
+        if name == "surface_water__max_depth":
+            self._close_flooded_gates(value, restored)
+        else:
+            self._water[name] = value
+
+    def _in_water(self) -> dict[str, float]:
+        """Passengers outside (on their way onward, queueing at a stop) by the hazard class of the water."""
+        depth = self._water.get("surface_water__depth")
+        if depth is None:
+            return {}
+        a = self.agents()
+        out = (a.states == ONWARD) | (a.states == QUEUEING)
+        return people_by_hazard(depth, self._water.get("surface_water__speed"), a.positions[out])
+
+    def _close_flooded_gates(self, value, restored: bool) -> None:
         """The flood's deepest water so far (``surface_water__max_depth``): every open exit it reached
         deeper than flood_close_depth_m closes (the deepest water never falls, so a closed exit stays
         closed and after a restore the same exits close again). The last open exit stays open: the
