@@ -34,7 +34,7 @@ import shapely
 
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.core.hazard import people_by_hazard
+from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
 from twin.core.los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
 from twin.core.model_contract import (Exchange, KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       LayerSpec, Param, Snapshot, StateSpec)
@@ -1181,8 +1181,8 @@ class StationDispersalModel(CityModel):
     def _in_water(self) -> dict[str, float]:
         """Passengers outside (on their way onward, queueing at a stop) by the hazard class of the water."""
         depth = self._water.get("surface_water__depth")
-        if depth is None:
-            return {}
+        if depth is None:  # not coupled with a flood: nobody stands in water
+            return dict.fromkeys(HAZARD_CLASSES, 0.0)
         a = self.agents()
         out = (a.states == ONWARD) | (a.states == QUEUEING)
         return people_by_hazard(depth, self._water.get("surface_water__speed"), a.positions[out])

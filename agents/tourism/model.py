@@ -24,7 +24,7 @@ import pandas as pd
 from twin.core.errors import UserError, nearest
 from twin.core.formats import time_of_day
 from twin.core.grid import GridField
-from twin.core.hazard import people_by_hazard
+from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
 from twin.core.model_contract import (
     KPI, AlertRule, Exchange, CityModel, ColumnSpec, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot,
     StateSpec, TimeSeries,
@@ -528,8 +528,8 @@ class TouristFlowModel(CityModel):
     def _in_water(self) -> dict[str, float]:
         """Tourists outdoors (travelling, queueing) by the hazard class of the water where they are."""
         depth = self._water.get("surface_water__depth")
-        if depth is None:
-            return {}
+        if depth is None:  # not coupled with a flood: nobody stands in water
+            return dict.fromkeys(HAZARD_CLASSES, 0.0)
         ppl = self.people()
         out = (ppl["states"] == 0) | (ppl["states"] == 1)
         return people_by_hazard(depth, self._water.get("surface_water__speed"), ppl["positions"][out])

@@ -170,3 +170,84 @@ def test_the_sync_interval_is_the_least_common_multiple_of_the_time_steps():
     assert _lcm([0.4, 0.6]) == pytest.approx(1.2)
     assert math.isclose(_lcm([3.0, 4.0, 0.5]), 12.0)
     assert np.isfinite(_lcm([1 / 3, 0.25]))
+
+
+# -- flood to tourists ---------------------------------------------------------------------------------
+TOURISTS = """
+[parameters.flood]
+cell_size_m = 16.0
+rain = "uniform"
+rain_mm_per_h = 400
+[parameters.tourist_flow]
+day_start_s = 36000
+arrival_rate_per_h = 2000
+opening_hours_s = [28800, 64800]
+flood_road_closed_depth_m = 0.1
+flood_close_depth_m = 0.05
+"""
+
+
+@pytest.fixture(scope="module")
+def flooded_tourists(tmp_path_factory):
+    """Flood + tourists in 60 s slices: the walking routes and the attractions' closing after each."""
+    folder = tmp_path_factory.mktemp("tourists")
+    path = folder / "tourists.toml"
+    path.write_text(f'[scenario]\nname = "wet day"\nmodels = ["flood", "tourist_flow"]\ncity = "{DEMO_CITY}"\n'
+                    f"duration_s = 600\nseed = 5\n{TOURISTS}", encoding="utf-8")
+    sc = load_scenario(path)
+    run = Run(sc)
+    m = run.model
+    tf = m.members["tourist_flow"]
+    checks = []
+    while not run.done:
+        run.advance(m.time_s + 60)
+        checks.append((m.time_s, tf._closed_edges.copy(), tf.net.T[0].copy(), tf.net.routes))
+    return sc, run, tf, checks
+
+
+def test_no_walking_route_uses_a_road_while_the_water_on_it_is_too_deep(flooded_tourists):
+    _, _, tf, checks = flooded_tourists
+    g = tf.net.graph
+    node_at = {tuple(np.round(xy, 6)): k for k, xy in enumerate(g.node_xy)}
+    assert any(closed.any() for _, closed, _, _ in checks)  # the water closed roads
+    assert np.isinf(checks[-1][2]).any() or (checks[-1][2] > checks[0][2] + 1e-9).any()  # and lengthened walks
+    for t, closed, T, routes in checks:
+        shut = {frozenset((int(g.edge_u[e]), int(g.edge_v[e]))) for e in np.flatnonzero(closed)}
+        open_edges = {frozenset((int(u), int(v))) for u, v, c in zip(g.edge_u, g.edge_v, closed) if not c}
+        P = tf.net.P
+        for k in np.flatnonzero(np.isfinite(T.ravel())):
+            a, b = divmod(int(k), P)
+            if a == b:
+                continue
+            xy = routes.xy[routes.start[k]:routes.end[k]][1:-1]  # the road nodes between the access walks
+            nodes = [node_at[tuple(np.round(p, 6))] for p in xy]
+            for u, v in zip(nodes, nodes[1:]):
+                pair = frozenset((u, v))
+                assert pair not in shut or pair in open_edges, (t, a, b)  # a parallel open edge may join them
+
+
+def test_attractions_the_water_reaches_close_and_admit_nobody_afterwards(flooded_tourists):
+    from agents.tourism import layout as L
+
+    _, run, tf, _ = flooded_tourists
+    w = tf.engine.world
+    closed = np.flatnonzero(~np.isnan(tf.flood_closed_at))
+    assert len(closed) > 0
+    n = int(w.ctr[L.C_NVISITS])
+    vi, vf = w.vi[:n], w.vf[:n]
+    for a in closed:
+        entered = vf[vi[:, L.V_ATTR] == a, L.V_START]
+        entered = entered[np.isfinite(entered)]
+        assert (entered <= tf.flood_closed_at[a] + 1e-9).all(), a
+    kpis = run.result().summary["kpis"]
+    assert set(kpis["tourist_flow.people_in_water"]) == {"H1", "H2", "H3", "H4", "H5", "H6"}
+    assert sum(kpis["tourist_flow.people_in_water"].values()) > 0
+
+
+def test_hazard_classes_follow_the_aidr_limits():
+    from twin.core.hazard import hazard_class
+
+    d = np.array([0.0, 0.2, 0.2, 0.4, 0.2, 1.0, 1.0, 1.5, 3.0, 3.0, 5.0, np.nan])
+    v = np.array([0.0, 1.0, 1.9, 1.0, 2.5, 0.5, 0.7, 0.5, 1.0, 1.5, 0.1, 1.0])
+    # dry, H1, H2 (d·v 0.38), H2, H5 (v > 2), H3, H4 (d·v 0.7), H4, H5, H6 (d·v 4.5), H6 (d > 4), dry
+    assert hazard_class(d, v).tolist() == [0, 1, 2, 2, 5, 3, 4, 4, 5, 6, 6, 0]
