@@ -251,3 +251,40 @@ def test_hazard_classes_follow_the_aidr_limits():
     v = np.array([0.0, 1.0, 1.9, 1.0, 2.5, 0.5, 0.7, 0.5, 1.0, 1.5, 0.1, 1.0])
     # dry, H1, H2 (d·v 0.38), H2, H5 (v > 2), H3, H4 (d·v 0.7), H4, H5, H6 (d·v 4.5), H6 (d > 4), dry
     assert hazard_class(d, v).tolist() == [0, 1, 2, 2, 5, 3, 4, 4, 5, 6, 6, 0]
+
+
+# -- the platform with a coupled scenario of two small models ------------------------------------------
+def _toy_pair(folder, city, replications=2):
+    path = folder / "pair.toml"
+    path.write_text(f'[scenario]\nname = "pair"\nmodels = ["toy", "arrivals"]\ncity = "{city}"\nduration_s = 30\n'
+                    f"seed = 4\nreplications = {replications}\n\n[parameters.toy]\nwalkers = 30\n"
+                    '\n[[interventions]]\nname = "police: faster"\ndepartment = "police"\n[interventions.parameters]\n'
+                    '"toy.speed_mps" = 2.0\n"arrivals.demand_scale" = 2.0\n', encoding="utf-8")
+    return path
+
+
+def test_compare_takes_a_coupled_scenario(tmp_path, tiny_city, capsys):
+    from twin.cli import main
+
+    out = tmp_path / "cmp"
+    assert main(["compare", str(_toy_pair(tmp_path, tiny_city)), "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "comparison.csv")
+    assert set(table["variant"]) == {"baseline", "police: faster"} and (table["n"] == 2).all()
+    assert {"toy.walkers_done", "arrivals.arrived"} & set(table["kpi"])
+    assert all(k.split(".", 1)[0] in ("toy", "arrivals") for k in table["kpi"])
+    assert (out / "report.html").is_file()
+
+
+def test_the_session_runs_a_coupled_scenario_and_shows_every_models_agents(tmp_path, tiny_city):
+    from twin.session import Session
+
+    s = Session(runs_dir=tmp_path / "runs")
+    assert s.open_scenario(_toy_pair(tmp_path, tiny_city))
+    run = s.start_run()
+    run.advance()
+    frame = s.frame
+    names = {s.model_cls.state_names[k] for k in np.unique(frame.states)}
+    assert names and all(n.startswith(("toy.", "arrivals.")) for n in names)
+    assert len(np.unique(frame.ids)) == len(frame.ids)
+    assert s.result.summary["model"] == "toy+arrivals"
+    assert {"toy.walkers_done", "arrivals.arrived"} <= set(s.result.summary["kpis"])
