@@ -134,8 +134,9 @@ class CoupledModel(CityModel):
         self.report_interval_s = self._sync
         self.routes = self._routes()
         self._exchanged = False  # the hand-over at t = 0 (or at the restored time) is done
-        # wall-clock seconds spent in each model and in the hand-overs (benchmarks; never in a result)
+        # wall-clock and CPU seconds spent in each model and in the hand-overs (benchmarks; never in a result)
         self.wall_s = dict.fromkeys([*self.members, COUPLING], 0.0)
+        self.cpu_s = dict.fromkeys([*self.members, COUPLING], 0.0)
 
     def _routes(self) -> list[tuple[str, str, list[str]]]:
         """(publisher, quantity, acceptors) from the declarations: each accepted quantity comes from
@@ -187,14 +188,16 @@ class CoupledModel(CityModel):
         while self.time < t and not math.isclose(self.time, t, abs_tol=1e-9 * max(1.0, t)) and not self.done:
             nxt = min(t, (math.floor(self.time / q + 1e-9) + 1) * q, self.duration_s)
             for n, m in self.members.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 m.advance_to(nxt)
                 self.wall_s[n] += time.perf_counter() - t0
+                self.cpu_s[n] += time.process_time() - c0
             self.time = nxt
             self.steps += 1
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             self._exchange(restored=False)
             self.wall_s[COUPLING] += time.perf_counter() - t0
+            self.cpu_s[COUPLING] += time.process_time() - c0
 
     def _exchange(self, restored: bool) -> None:
         self._exchanged = True

@@ -129,3 +129,28 @@ def band(frames: list[pd.DataFrame], column: str, level: float = LEVEL) -> pd.Da
     else:
         half = np.full_like(mean, np.nan)
     return pd.DataFrame({"time_s": times, "mean": mean, "low": mean - half, "high": mean + half, "n": n})
+
+
+def together_table(runs: pd.DataFrame, kpis: list[str], baseline: str, alone: list[str], together: str,
+                   level: float = LEVEL) -> pd.DataFrame:
+    """Does acting together beat the sum of acting alone? For each KPI: the effect of ``together``
+    (its difference from the baseline), the sum of the effects of the ``alone`` variants, and the
+    interaction = together − sum, each a paired t-interval over the replications all of them share
+    (common random numbers). An interaction of the KPI's ``better`` sign is a synergy."""
+    by = {v: runs[runs["variant"] == v].set_index("replication") for v in [baseline, together, *alone]}
+    common = by[baseline].index
+    for v in by.values():
+        common = common.intersection(v.index)
+    common = common.sort_values()
+    rows = []
+    for k in kpis:
+        if k not in runs.columns:
+            continue
+        base = by[baseline].loc[common, k].to_numpy(dtype=float)
+        joint = by[together].loc[common, k].to_numpy(dtype=float) - base
+        parts = sum((by[v].loc[common, k].to_numpy(dtype=float) - base for v in alone), np.zeros(len(common)))
+        j, s, i = (t_interval(x, level) for x in (joint, parts, joint - parts))
+        rows.append({"kpi": k, "together": j.mean, "together_ci_low": j.low, "together_ci_high": j.high,
+                     "sum_alone": s.mean, "sum_alone_ci_low": s.low, "sum_alone_ci_high": s.high,
+                     "interaction": i.mean, "interaction_ci_low": i.low, "interaction_ci_high": i.high, "n": i.n})
+    return pd.DataFrame(rows)

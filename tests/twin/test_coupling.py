@@ -256,9 +256,13 @@ def test_hazard_classes_follow_the_aidr_limits():
 # -- the platform with a coupled scenario of two small models ------------------------------------------
 def _toy_pair(folder, city, replications=2):
     path = folder / "pair.toml"
-    path.write_text(f'[scenario]\nname = "pair"\nmodels = ["toy", "arrivals"]\ncity = "{city}"\nduration_s = 30\n'
-                    f"seed = 4\nreplications = {replications}\n\n[parameters.toy]\nwalkers = 30\n"
+    path.write_text(f'[scenario]\nname = "pair"\nmodels = ["toy", "arrivals"]\ncity = "{city}"\nduration_s = 10\n'
+                    f"seed = 4\nreplications = {replications}\n\n[parameters.toy]\nwalkers = 10\n"
                     '\n[[interventions]]\nname = "police: faster"\ndepartment = "police"\n[interventions.parameters]\n'
+                    '"toy.speed_mps" = 2.0\n'
+                    '\n[[interventions]]\nname = "transport: more"\ndepartment = "transport"\n[interventions.parameters]\n'
+                    '"arrivals.demand_scale" = 2.0\n'
+                    '\n[[interventions]]\nname = "together"\ndepartment = "all"\n[interventions.parameters]\n'
                     '"toy.speed_mps" = 2.0\n"arrivals.demand_scale" = 2.0\n', encoding="utf-8")
     return path
 
@@ -269,10 +273,16 @@ def test_compare_takes_a_coupled_scenario(tmp_path, tiny_city, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", str(_toy_pair(tmp_path, tiny_city)), "--workers", "1", "--quiet", "--out", str(out)]) == 0
     table = pd.read_csv(out / "comparison.csv")
-    assert set(table["variant"]) == {"baseline", "police: faster"} and (table["n"] == 2).all()
-    assert {"toy.walkers_done", "arrivals.arrived"} & set(table["kpi"])
+    assert set(table["variant"]) == {"baseline", "police: faster", "transport: more", "together"}
+    assert (table["n"] == 2).all() and {"toy.walkers_done", "arrivals.arrived"} <= set(table["kpi"])
     assert all(k.split(".", 1)[0] in ("toy", "arrivals") for k in table["kpi"])
     assert (out / "report.html").is_file()
+    # departments alone and together: these two models do not talk to each other, so acting together
+    # is exactly the sum of acting alone (an interaction of zero), and each effect is there
+    together = pd.read_csv(out / "together.csv").set_index("kpi")
+    assert together.loc["arrivals.arrived", "together"] > 0
+    assert together.loc["arrivals.arrived", "together"] == pytest.approx(together.loc["arrivals.arrived", "sum_alone"])
+    assert together["interaction"].abs().max() < 1e-9 and (together["n"] == 2).all()
 
 
 def test_the_session_runs_a_coupled_scenario_and_shows_every_models_agents(tmp_path, tiny_city):
