@@ -77,6 +77,13 @@ def test_an_exit_the_water_closes_lets_nobody_out_afterwards(coupled):
     # they left by the other exits instead: S2 took more after the closure than before
     s2 = ts["station_dispersal.exited_by_gate.S2"]
     assert s2.iloc[-1] - s2[ts.time_s <= closed_at].iloc[-1] > 0
+    # nobody is lost when an exit closes under them: every passenger released is somewhere, at every row
+    st = "station_dispersal."
+    where = sum(ts[st + k] for k in ("agents_in_station", "agents_changing_level", "agents_waiting_onward",
+                                     "agents_done"))
+    assert (where == ts[st + "agents_total"]).all() and ts[st + "agents_total"].iloc[-1] == 800
+    exits = ts[[c for c in ts if c.startswith(st + "exited_by_gate.")]].sum(axis=1)
+    assert (exits == ts[st + "agents_exited"]).all()
 
 
 def test_kpis_and_series_are_named_model_dot_kpi(coupled):
