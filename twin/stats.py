@@ -104,8 +104,17 @@ def compare_table(runs: pd.DataFrame, kpis: list[str], baseline: str, units: dic
                                     base.loc[common, k].to_numpy(dtype=float), level)
             rows.append({"variant": v, "kpi": k, "mean": ci.mean, "ci_low": ci.low, "ci_high": ci.high,
                          "n": ci.n, "delta_vs_baseline": d.mean, "delta_ci_low": d.low,
-                         "delta_ci_high": d.high, "unit": units.get(k, units.get(k.split(".")[0], ""))})
+                         "delta_ci_high": d.high, "unit": _unit(units, k)})
     return pd.DataFrame(rows, columns=COLUMNS + ["unit"])
+
+
+def _unit(units: dict, kpi: str) -> str:
+    """A KPI's unit; a keyed KPI's column (``name.key``, ``model.name.key`` in a coupled run) takes its KPI's."""
+    parts = kpi.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in units:
+            return units[".".join(parts[:n])]
+    return ""
 
 
 def band(frames: list[pd.DataFrame], column: str, level: float = LEVEL) -> pd.DataFrame:

@@ -305,3 +305,18 @@ def test_the_session_runs_a_coupled_scenario_and_shows_every_models_agents(tmp_p
     assert len(np.unique(frame.ids)) == len(frame.ids)
     assert s.result.summary["model"] == "toy+arrivals"
     assert {"toy.walkers_done", "arrivals.arrived"} <= set(s.result.summary["kpis"])
+
+
+def test_branch_takes_a_coupled_scenario(tmp_path, tiny_city):
+    from twin.cli import main
+
+    path = _toy_pair(tmp_path, tiny_city)
+    path.write_text(path.read_text().replace("duration_s = 10", "duration_s = 30"), encoding="utf-8")
+    out = tmp_path / "branch"
+    assert main(["branch", str(path), "--at", "10", "--intervention", "together", "--replications", "2",
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out / "comparison.csv")
+    assert set(table["variant"]) == {"baseline", "together"}
+    row = table[(table.variant == "together") & (table.kpi == "arrivals.arrived")].iloc[0]
+    assert row["delta_vs_baseline"] > 0 and row["unit"] == "persons"
+    assert table.loc[table.kpi == "toy.done_by_half.west", "unit"].eq("-").all()  # a keyed KPI's unit
