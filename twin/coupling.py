@@ -172,7 +172,8 @@ class CoupledModel(CityModel):
     @property
     def next_report_s(self) -> float:
         due = [m.next_report_s for m in self.members.values() if not m.done]
-        return min(due) if due else self.duration_s
+        # never behind the clock: a driver advancing to it always moves on
+        return max(min(due), self.time + self._sync) if due else self.duration_s
 
     @property
     def rows_recorded(self) -> int:

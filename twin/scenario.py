@@ -224,6 +224,8 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
             raise UserError(f'{iw}: the name "{name}" is {"reserved" if name == BASELINE else "used twice"}; give each intervention its own name.')
         if not isinstance(item.get("parameters", {}), dict):
             raise UserError(f"{iw}: [interventions.parameters] must be a table of parameter = value.")
+        if not isinstance(item.get("department", ""), str):
+            raise UserError(f'{iw}: department must be text (who acts), e.g. department = "police".')
         ip = dict(item.get("parameters", {}))
         if models:
             ip = flat_parameters(ip, models, f"{iw} parameters", None, flat_ok=True)
