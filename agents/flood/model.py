@@ -20,12 +20,13 @@ import numpy as np
 
 from twin.core.errors import UserError, nearest
 from twin.core.grid import GridField
+from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
 from twin.core.limits import MAX_DURATION_S
 from twin.core.model_contract import (KPI, Exchange, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
 from . import inputs
-from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, Evacuation
+from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, WALKING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
 from .solver import MAX_DEPTH_M, FloodSolver
@@ -163,6 +164,8 @@ KPIS = (
         "with evacuate_upper_floors, else the ground floors').", headline=True, better="higher"),
     KPI("wading_person_h", "person-h", "Time evacuees spent walking in water deeper than 0.1 m.", better="lower"),
     KPI("shelter_occupancy", "persons", "People in each shelter.", keyed=True),
+    KPI("people_in_water", "persons", "Evacuees on their way or stranded standing in water now, by hazard class H1..H6 "
+        "(AIDR 2017 by depth and speed; H3 and above is unsafe for children and the elderly).", keyed=True),
 )
 
 
@@ -369,7 +372,17 @@ class FloodModel(CityModel):
             "station_inflow_m3": entr,
         }
         k.update(self.evacuation.kpis())
+        k["people_in_water"] = self._in_water()
         return k
+
+    def _in_water(self) -> dict[str, float]:
+        """Evacuees outdoors (walking, stranded) by the hazard class of the water where they stand."""
+        e = self.evacuation
+        out = np.flatnonzero((e.p_state == WALKING) | (e.p_state == STRANDED)) if len(e.p_state) else []
+        if not len(out):
+            return dict.fromkeys(HAZARD_CLASSES, 0.0)
+        return people_by_hazard(self.publish("surface_water__depth"), self.publish("surface_water__speed"),
+                                np.asarray(e.p_xy[out], dtype=np.float64))
 
     def snapshot(self) -> Snapshot:
         e = self.evacuation
