@@ -33,6 +33,9 @@ from .core.state_file import check_meta
 
 SEP = "."  # <model>.<name>
 COUPLING = "coupling"
+# matplotlib's tab10: one colour per state of a model that declares none
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
 ID_SHIFT = 40  # agent ids of member k are its own ids + k << 40: unique and stable across frames
 COUPLING_PARAMS = (
     Param(f"{COUPLING}.enabled", "-", True, "Hand the values models publish to the models that accept them at every "
@@ -67,8 +70,9 @@ def coupled_class(names: tuple[str, ...]) -> type:
         alerts += pre(m.alerts, name=lambda x: p + x.name, kpi=lambda x: p + x.kpi if x.kpi else "",
                       value=lambda x: p + x.value if x.value else "", field=lambda x: p + x.field if x.field else "")
     colours = []
+    spare = iter(PALETTE * 4)  # for a model that declares no state colours (the view's own palette is per model)
     for m in members:
-        colours += list(m.state_colours) or ["#808080"] * len(m.state_names)
+        colours += list(m.state_colours) or [next(spare) for _ in m.state_names]
     extra = {s.name: s for m in members for s in m.extra_layers}
     clock = next((m.clock_start_s for m in members if m.clock_start_s is not None), None)
     attrs = dict(
