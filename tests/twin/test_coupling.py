@@ -307,6 +307,7 @@ def test_the_session_runs_a_coupled_scenario_and_shows_every_models_agents(tmp_p
     assert {"toy.walkers_done", "arrivals.arrived"} <= set(s.result.summary["kpis"])
 
 
+@pytest.mark.slow  # about 10 s, mostly the branch report's plots; the coupled state it branches from is tested above
 def test_branch_takes_a_coupled_scenario(tmp_path, tiny_city):
     from twin.cli import main
 
