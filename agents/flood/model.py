@@ -22,13 +22,14 @@ import pandas as pd
 from twin.core import features
 from twin.core.errors import UserError
 from twin.core.grid import GridField
+from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
 from twin.core.limits import MAX_DURATION_S
-from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, Forcing,
-                                      LayerSpec, splice_series,
+from twin.core.model_contract import (KPI, AlertRule, CityModel, Exchange, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
+                                      Forcing, LayerSpec, splice_series,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
 from . import inputs, site
-from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, Evacuation
+from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, WALKING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
 from .solver import MAX_DEPTH_M, FloodSolver
@@ -172,6 +173,8 @@ KPIS = (
         "with evacuate_upper_floors, else the ground floors').", headline=True, better="higher"),
     KPI("wading_person_h", "person-h", "Time evacuees spent walking in water deeper than 0.1 m.", better="lower"),
     KPI("shelter_occupancy", "persons", "People in each shelter.", keyed=True),
+    KPI("people_in_water", "persons", "Evacuees on their way or stranded standing in water now, by hazard class H1..H6 "
+        "(AIDR 2017 by depth and speed; H3 and above is unsafe for children and the elderly).", keyed=True),
 )
 
 
@@ -227,6 +230,12 @@ class FloodModel(CityModel):
                    clim=(0.0, 2.0)),
         FieldStyle("arrival_time", "s", f"When the water first stood deeper than {FLOODED_DEPTH_M} m (no data: never).",
                    cmap="viridis"),
+    )
+    # Coupling (docs/coupling.md): the water, for models whose people or vehicles it stops.
+    publishes = (
+        Exchange("surface_water__depth", "field", "m", "Water depth now (NaN inside buildings)."),
+        Exchange("surface_water__max_depth", "field", "m", "Deepest water each cell has held so far."),
+        Exchange("surface_water__speed", "field", "m/s", "Flow speed now (0 where shallower than 1 cm)."),
     )
     feature_styles = (
         FeatureStyle("buildings", "flooded", "-", "Reached by water deeper than building_flood_depth_m.", kind="state",
@@ -404,7 +413,17 @@ class FloodModel(CityModel):
             "station_inflow_m3": entr,
         }
         k.update(self.evacuation.kpis())
+        k["people_in_water"] = self._in_water()
         return k
+
+    def _in_water(self) -> dict[str, float]:
+        """Evacuees outdoors (walking, stranded) by the hazard class of the water where they stand."""
+        e = self.evacuation
+        out = np.flatnonzero((e.p_state == WALKING) | (e.p_state == STRANDED)) if len(e.p_state) else []
+        if not len(out):
+            return dict.fromkeys(HAZARD_CLASSES, 0.0)
+        return people_by_hazard(self.publish("surface_water__depth"), self.publish("surface_water__speed"),
+                                np.asarray(e.p_xy[out], dtype=np.float64))
 
     def snapshot(self) -> Snapshot:
         e = self.evacuation
@@ -458,6 +477,15 @@ class FloodModel(CityModel):
         if "velocity" in names:
             out["velocity"] = self._grid("velocity", self.solver.speed())
         return out
+
+    def publish(self, name: str) -> GridField:
+        s = self.solver
+        values = {"surface_water__depth": lambda: s.h, "surface_water__max_depth": lambda: s.max_depth,
+                  "surface_water__speed": s.speed}[name]()
+        g = self.raster.grid
+        # a copy: the models that take it keep it until the next sync point, while the water moves on
+        return GridField(name, np.array(values, dtype=np.float32), g.x0, g.y0, g.cell_m, unit="m/s" if
+                         name.endswith("speed") else "m")
 
     def rasters(self) -> dict[str, GridField]:
         s = self.solver

@@ -34,8 +34,9 @@ import shapely
 
 from twin.core.errors import UserError
 from twin.core.grid import GridField
+from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
 from .los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
-from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
+from twin.core.model_contract import (KPI, AlertRule, CityModel, Exchange, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       Forcing, LayerSpec, Param, Snapshot, StateSpec)
 
 from . import kernels as K
@@ -128,6 +129,8 @@ PARAMS = (
       refers_to="gates"),
     P("closed_gates", "-", [], "Gates to close regardless of the gates layer (ids or selectors).", list,
       refers_to="gates"),
+    P("flood_close_depth_m", "m", 0.15, "Coupled with a flood (docs/coupling.md): an exit whose water has stood deeper "
+      "than this closes for the rest of the run; passengers heading for it choose another exit.", float, 0.0, 10.0),
     P("guidance_share", "-", 0.0, "Share of passengers guided by live crowd information (city brain).",
       float, 0.0, 1.0),
     P("guidance_gates", "-", [], "Gates guided passengers may be sent to (ids or selectors; empty: all open gates).",
@@ -198,6 +201,8 @@ KPIS = (
     KPI("agents_changing_level", "persons", "Passengers on stairs or escalators now."),
     KPI("agents_waiting_onward", "persons", "Passengers walking to or queueing at their onward transport."),
     KPI("agents_done", "persons", "Passengers who boarded or walked away.", better="higher"),
+    KPI("people_in_water", "persons", "Passengers outside the station (on their way onward, queueing at a stop) standing in flood water now, by hazard class H1..H6 (AIDR 2017; H3 and "
+        "above is unsafe for children and the elderly). Coupled with a flood only (docs/coupling.md).", keyed=True),
     KPI("exited_by_gate", "persons", "Passengers who left through each gate so far.", keyed=True),
     KPI("los_seconds", "s", "Seconds the densest area spent at each Fruin walkway LOS (A-F).", per_step=False,
         keyed=True),
@@ -220,6 +225,9 @@ def persons_per_step(width_m: float) -> float:
     """EN 115-1: 1, 1.5 or 2 persons per step for 0.6, 0.8 or 1.0 m steps (interpolated)."""
     w, k = zip(*ESCALATOR_PERSONS_PER_STEP)
     return float(np.interp(width_m, w, k))
+
+
+GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of its middle (the street outside)
 
 
 class StationDispersalModel(CityModel):
@@ -275,6 +283,11 @@ class StationDispersalModel(CityModel):
         AlertRule("onward_queue", "Many passengers waiting for a metro, bus or taxi.", amber=150, red=300,
                   layer="pois", value="waiting"),
     )
+    # Coupling (docs/coupling.md): the deepest water so far closes the exits it reached.
+    accepts = (Exchange("surface_water__max_depth", "field", "m", "Deepest water each place has held (the flood's "
+                        "max_depth): exits where it exceeds flood_close_depth_m close."),
+               Exchange("surface_water__depth", "field", "m", "Water depth now, where passengers outside stand."),
+               Exchange("surface_water__speed", "field", "m/s", "Flow speed now (hazard classes, people_in_water)."))
     # Everything a step changes; the rest (geometry, fields, draws per passenger) is rebuilt from
     # the city, the parameters and the seed.
     state_attrs = (
@@ -327,6 +340,7 @@ class StationDispersalModel(CityModel):
         # the step divides the report interval, so rows and pauses land on whole steps
         wanted = p["time_step_s"] or self.motion.default_dt()
         self.dt_s = self.report_interval_s / math.ceil(self.report_interval_s / wanted - 1e-9)
+        self._water: dict[str, GridField] = {}  # the flood's latest depth and speed (coupled runs)
         self._build_navigation()
         self._setup_connectors()
         self._draw_passengers(shares)
@@ -559,10 +573,10 @@ class StationDispersalModel(CityModel):
         succ.sort(key=lambda s: s[0])
         frm = np.array([s[0] for s in succ], dtype=np.int64)
         s_start = np.searchsorted(frm, np.arange(T + 1)).astype(np.int64)
-        self.r_dist, self.r_ride, self.r_via = K.route_tables(
-            G, s_start, np.array([s[1] for s in succ], dtype=np.int64), np.array([s[2] for s in succ], dtype=float),
-            np.array([s[3] for s in succ], dtype=float), np.array([s[4] for s in succ], dtype=np.int64), self.cand,
-            V_REF_MPS)
+        self._succ = (G, s_start, np.array([s[1] for s in succ], dtype=np.int64),
+                      np.array([s[2] for s in succ], dtype=float), np.array([s[3] for s in succ], dtype=float),
+                      np.array([s[4] for s in succ], dtype=np.int64))
+        self.r_dist, self.r_ride, self.r_via = K.route_tables(*self._succ, self.cand, V_REF_MPS)
         self.qdown = np.zeros_like(self.r_dist)
         self._next_reroute = 0.0
 
@@ -1041,6 +1055,7 @@ class StationDispersalModel(CityModel):
             "agents_waiting_onward": int(np.count_nonzero((s == ONWARD) | (s == QUEUEING))),
             "agents_done": int(np.count_nonzero((s == EXITED) | boarded)),
             "exited_by_gate": {g.id: int(c) for g, c in zip(st.gates, self.exited_by_gate)},
+            "people_in_water": self._in_water(),
             "los_seconds": {k: float(v) for k, v in self.los.items()},
             "boarded_by_poi": {q.id: int(c) for q, c in zip(st.pois, self.onward.boarded_by_poi)},
             "passed_by_ticket_gate": {t.id: int(c) for t, c in zip(st.tickets, self.passed_by_ticket)},
@@ -1190,6 +1205,46 @@ class StationDispersalModel(CityModel):
         self._next_arrival = float(self.t_off[on].min()) if len(on) else math.inf
         if not same_params:
             # another variant from here on: gates, banks and guidance may differ, so everyone chooses again
+            self._reroute(force=True)
+
+    def accept(self, name: str, value, *, restored: bool = False) -> None:
+        if name == "surface_water__max_depth":
+            self._close_flooded_gates(value, restored)
+        else:
+            self._water[name] = value
+
+    def _in_water(self) -> dict[str, float]:
+        """Passengers outside (on their way onward, queueing at a stop) by the hazard class of the water."""
+        depth = self._water.get("surface_water__depth")
+        if depth is None:  # not coupled with a flood: nobody stands in water
+            return dict.fromkeys(HAZARD_CLASSES, 0.0)
+        a = self.agents()
+        out = (a.states == ONWARD) | (a.states == QUEUEING)
+        return people_by_hazard(depth, self._water.get("surface_water__speed"), a.positions[out])
+
+    def _close_flooded_gates(self, value, restored: bool) -> None:
+        """The flood's deepest water so far (``surface_water__max_depth``): every open exit it reached
+        deeper than flood_close_depth_m closes (the deepest water never falls, so a closed exit stays
+        closed and after a restore the same exits close again). The last open exit stays open: the
+        passengers inside must leave somewhere."""
+        gates = self.station.gates
+        depth = value.sample_near(np.array([g.x for g in gates]), np.array([g.y for g in gates]), GATE_WATER_RADIUS_M)
+        shut = self.gate_open & (depth > self.p["flood_close_depth_m"])
+        if not shut.any():
+            return
+        if not (self.gate_open & ~shut).any():
+            shut[np.flatnonzero(shut)[-1]] = False
+            if not shut.any():
+                return
+        self.gate_open = self.gate_open & ~shut
+        G = self.G
+        self.t_open[:G] = self.gate_open
+        self.crowd.t_open[:G] = self.gate_open
+        self.allowed_guided = self.allowed_guided & self.gate_open
+        self.cand[0, :G] = self.gate_open
+        self.r_dist, self.r_ride, self.r_via = K.route_tables(*self._succ, self.cand, V_REF_MPS)
+        self.qdown = np.einsum("sugw,w->sug", self.r_via, self.queue_s)
+        if not restored:  # those heading for a closed exit choose again now (a restored crowd already has)
             self._reroute(force=True)
 
     def _grid(self, name: str, values: np.ndarray) -> GridField:

@@ -25,8 +25,9 @@ from twin.core import features
 from twin.core.errors import UserError
 from twin.core.formats import time_of_day
 from twin.core.grid import GridField
+from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
 from twin.core.model_contract import (
-    KPI, AlertRule, CityModel, ColumnSpec, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot,
+    KPI, AlertRule, Exchange, CityModel, ColumnSpec, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot,
     StateSpec, TimeSeries,
 )
 
@@ -159,6 +160,11 @@ PARAMS = (
     P("shuttle_stops", "-", [], "POIs the shuttle serves: ids, names or selectors (empty: every entry "
       "point and attraction).", list, refers_to="pois:station,railway_station,coach_stop,attraction,hotel"),
     # -- view
+    P("flood_road_closed_depth_m", "m", 0.3, "Coupled with a flood (docs/coupling.md): roads where the water now stands "
+      "deeper than this are impassable on foot (Shand et al. 2011; AIDR H2 and above) and tourists setting out route "
+      "round them.", float, 0.0, 10.0),
+    P("flood_close_depth_m", "m", 0.15, "Coupled with a flood: an attraction whose water has stood deeper than this "
+      "closes for the rest of the day (its queue is turned away, those inside finish their visit).", float, 0.0, 10.0),
     P("crowding_cell_m", "m", 25.0, "Cell size of the crowding field.", float, 5.0, 500.0),
 )
 
@@ -180,11 +186,16 @@ KPIS = (
     KPI("turned_away", "person-visits", "Visits cut short by closing time while queueing.", better="lower"),
     KPI("room_search_failed", "persons", "Overnight tourists who found no free room.", better="lower"),
     KPI("tourists_in_city", "persons", "Tourists arrived and not yet checked in or gone."),
+    KPI("people_in_water", "persons", "Tourists outdoors (on their way, queueing) standing in flood water now, by hazard class H1..H6 (AIDR 2017; H3 and "
+        "above is unsafe for children and the elderly). Coupled with a flood only (docs/coupling.md).", keyed=True),
     KPI("attraction_queue", "persons", "Persons in each attraction's entry queue now.", keyed=True),
     KPI("attraction_occupancy", "persons", "Visitors inside each attraction now.", keyed=True),
     KPI("tourists_by_state", "persons", "Tourists in each state now (the view's states, plus checked_in and left "
         "for the day); they sum to tourists_total.", keyed=True),
 )
+
+
+ATTRACTION_WATER_RADIUS_M = 10.0  # the water at an attraction: the deepest this close to its point
 
 
 class TouristFlowModel(CityModel):
@@ -224,9 +235,18 @@ class TouristFlowModel(CityModel):
         AlertRule("queue_wait", "A long queue at an attraction or a hotel desk: 15 minutes (amber), 30 (red).",
                   amber=900.0, red=1800.0, layer="pois", value="queue_wait_s"),
     )
+    # Coupling (docs/coupling.md): the water closes roads (while deep) and attractions (for the day).
+    accepts = (
+        Exchange("surface_water__depth", "field", "m", "Water depth now: roads deeper than flood_road_closed_depth_m "
+                 "are impassable."),
+        Exchange("surface_water__max_depth", "field", "m", "Deepest water so far: attractions where it exceeded "
+                 "flood_close_depth_m close."),
+        Exchange("surface_water__speed", "field", "m/s", "Flow speed now: with the depth, the hazard class of the "
+                 "water tourists stand in (people_in_water)."),
+    )
     # The engine's whole dynamic state, array by array (``EngineState`` maps the names onto the
     # engine's World); the road network, the routes and the static inputs are rebuilt.
-    state_attrs = tuple(f"engine_state.{f}" for f in STATE_FIELDS)
+    state_attrs = tuple(f"engine_state.{f}" for f in STATE_FIELDS) + ("flood_closed_at",)
     # What a restored state may hold (docs/state_file.md). The group, visit and counter tables mix
     # columns of several kinds: each column is bounded by what the kernels index with it (a place,
     # an attraction, a hotel, a group, a visit row; -1 where the kernels read -1 as "none") or by its
@@ -235,6 +255,7 @@ class TouristFlowModel(CityModel):
     _W = "engine.world."
     _COL = ColumnSpec
     state_specs = (
+        StateSpec("flood_closed_at", nan=True, low=0.0),  # engine time each attraction closed by water; NaN: open
         StateSpec(_E + "key"),
         StateSpec(_E + "plan", index_of=_W + "af", low=-1),
         StateSpec(_E + "plan_st", low=L.P_PENDING, high=L.P_TURNED),
@@ -291,6 +312,10 @@ class TouristFlowModel(CityModel):
         self._build_engine()
         self.engine_state = EngineState(self.engine)
         self._setup_view()
+        self.flood_closed_at = np.full(self.n_attr, np.nan)
+        self._closed_edges = np.zeros(len(self.net.graph.edge_len), bool)
+        self._edge_cells = None  # (grid key, cell of each sample point, its edge) for road depths
+        self._water: dict[str, GridField] = {}  # the flood's latest depth and speed (coupled runs)
 
     # -- setup steps --------------------------------------------------------------------------
     def _read_places(self) -> None:
@@ -501,7 +526,17 @@ class TouristFlowModel(CityModel):
         k["attraction_queue"] = {a: float(v) for a, v in av["queue_length"].items()}
         k["attraction_occupancy"] = {a: float(v) for a, v in av["occupancy"].items()}
         k["tourists_by_state"] = self.persons_by_state()
+        k["people_in_water"] = self._in_water()
         return k
+
+    def _in_water(self) -> dict[str, float]:
+        """Tourists outdoors (travelling, queueing) by the hazard class of the water where they are."""
+        depth = self._water.get("surface_water__depth")
+        if depth is None:  # not coupled with a flood: nobody stands in water
+            return dict.fromkeys(HAZARD_CLASSES, 0.0)
+        ppl = self.people()
+        out = (ppl["states"] == 0) | (ppl["states"] == 1)
+        return people_by_hazard(depth, self._water.get("surface_water__speed"), ppl["positions"][out])
 
     def persons_by_state(self) -> dict[str, float]:
         """Persons in each view state, plus checked_in and left; they sum to tourists_total."""
@@ -729,10 +764,77 @@ class TouristFlowModel(CityModel):
             raise UserError(f"'engine_state.ctr' column C_NVISITS = {ctr[L.C_NVISITS]} leaves too few of the "
                             f"{len(w.vi)} visit rows for the {pending} visits still planned ('engine_state.plan_st').")
 
+    # -- coupling --------------------------------------------------------------------------------
+    def accept(self, name: str, value, *, restored: bool = False) -> None:
+        if name in ("surface_water__depth", "surface_water__speed"):
+            self._water[name] = value
+        if name == "surface_water__max_depth":
+            self._close_flooded_attractions(value)
+        elif name == "surface_water__depth":
+            self._close_flooded_roads(value)
+
+    def _close_flooded_attractions(self, depth) -> None:
+        """Attractions the water reached close now: closing is the last admission, so the engine's
+        closing turns their queues away (an event at this moment)."""
+        from .kernels import heap_push
+
+        xy = self.place_xy[self.n_entries:self.n_entries + self.n_attr]
+        d = depth.sample_near(xy[:, 0], xy[:, 1], ATTRACTION_WATER_RADIUS_M)
+        shut = np.isnan(self.flood_closed_at) & (d > self.p["flood_close_depth_m"])
+        if not shut.any():
+            return
+        w = self.engine.world
+        now = float(w.now[0])
+        for a in np.flatnonzero(shut):
+            self.flood_closed_at[a] = now
+            if w.af[a, L.A_CLOSE] > now:
+                w.af[a, L.A_CLOSE] = now  # the gates admit nobody from now on
+                if w.ctr[L.C_HEAP_N] < len(w.ht):  # the kernels check no bounds; a full heap turns the queue
+                    heap_push(w.ht, w.hs, w.hid, w.ctr, now, -1 - (2 * int(a) + 1))  # away at the usual closing
+
+    def _apply_flood_closures(self) -> None:
+        """After a restore: the attractions the water closed keep their closing time (the heap
+        already held and ran their closing)."""
+        af = self.engine.world.af
+        shut = ~np.isnan(self.flood_closed_at)
+        af[shut, L.A_CLOSE] = np.minimum(af[shut, L.A_CLOSE], self.flood_closed_at[shut])
+
+    def _close_flooded_roads(self, depth) -> None:
+        """Walking times between places avoid the road segments now deeper than
+        flood_road_closed_depth_m (groups already on their way keep their route); they open again
+        when the water falls."""
+        g = self.net.graph
+        key = (depth.x0, depth.y0, depth.cell_m, depth.values.shape)
+        if self._edge_cells is None or self._edge_cells[0] != key:
+            a, b = g.node_xy[g.edge_u], g.node_xy[g.edge_v]
+            n = np.maximum(np.ceil(np.hypot(*(b - a).T) / (0.5 * depth.cell_m)).astype(np.int64), 1) + 1
+            edge = np.repeat(np.arange(len(n)), n)
+            f = np.concatenate([np.linspace(0.0, 1.0, k) for k in n])
+            pts = a[edge] + (b[edge] - a[edge]) * f[:, None]
+            row, col = depth.index_of(pts[:, 0], pts[:, 1])
+            ok = depth.inside(row, col)
+            self._edge_cells = (key, row[ok], col[ok], edge[ok])
+        _, row, col, edge = self._edge_cells
+        deep = np.nan_to_num(depth.plane()[row, col]) > self.p["flood_road_closed_depth_m"]
+        closed = np.zeros(len(g.edge_len), bool)
+        closed[edge[deep]] = True
+        if np.array_equal(closed, self._closed_edges):
+            return
+        self._closed_edges = closed
+        net = self.net
+        edges = g.edge_seconds("walk", walk_mps=net.walk_mps)
+        edges = np.where(closed, np.inf, edges)
+        T, routes = net._mode(edges, net.node, net.access_s, np.ones(net.P, bool), None)
+        net.T[0] = T
+        self.engine.world.T[0] = T
+        if net.n_modes == 1:
+            net.routes = routes
+
     def on_restore(self, same_params: bool) -> None:
         """A run continued as another variant keeps the history and takes this variant's levers from
         here on: the behaviour flags drawn for it (the draws are the same, the shares differ) and
         its booking table. Only interventions may differ: other demand gives other tourists."""
+        self._apply_flood_closures()
         w = self.engine.world
         for f, shape in self._fresh_shapes.items():
             if f != "slots" and getattr(w, f).shape != shape:

@@ -138,6 +138,9 @@ class Network:
             t_along = paths.cost[r]
             for a in src[row_of == r]:
                 for b, nodes in zip(src, chains):
+                    if nodes is None:  # cut off (an infinite time): a straight line, for groups already on their way
+                        parts[a * P + b] = (self.xy[[a, b]], np.zeros(2), np.full(2, -1, np.int64))
+                        continue
                     parts[a * P + b] = self._route(a, b, nodes, access_s[a] + t_along[nodes], T[a, b], edge_road)
         return T, _flatten(parts, P * P)
 
@@ -152,20 +155,22 @@ class Network:
         return xy, t, road
 
 
-def _paths_from(pred: np.ndarray, source: int, targets: np.ndarray) -> list[np.ndarray]:
-    """Node paths from ``source`` to every target, following the predecessors of all targets at once."""
+def _paths_from(pred: np.ndarray, source: int, targets: np.ndarray) -> list[np.ndarray | None]:
+    """Node paths from ``source`` to every target, following the predecessors of all targets at once;
+    None for a target cut off from the source (roads closed by water)."""
     cur = targets.astype(np.int64).copy()
     chain = [cur]
+    cut = np.zeros(len(cur), bool)
     active = cur != source
     while active.any():
         cur = np.where(active, pred[np.where(active, cur, 0)], cur)
-        if (cur < 0).any():
-            raise RuntimeError("a target is not connected to the source")  # places are on one component
+        cut |= cur < 0
+        cur = np.where(cut, source, cur)
         chain.append(cur)
         active = cur != source
     chain = np.array(chain)  # (steps, targets), each column ends at the source and then repeats it
     length = (chain != source).sum(axis=0) + 1
-    return [chain[:length[j], j][::-1] for j in range(len(targets))]
+    return [None if cut[j] else chain[:length[j], j][::-1] for j in range(len(targets))]
 
 
 def _edge_lookup(graph, edge_s: np.ndarray):

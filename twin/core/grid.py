@@ -84,6 +84,21 @@ class GridField:
         out[ok] = values[row[ok], col[ok]]
         return out
 
+    def sample_near(self, x, y, radius_m: float, empty: float = 0.0) -> np.ndarray:
+        """The highest value within ``radius_m`` (a square window, at least the cell itself) of each
+        point, ignoring NaN (the water beside a door that lies on a building's edge); ``empty`` where
+        the window holds no value."""
+        values = self.plane()
+        rows, cols = values.shape
+        row, col = self.index_of(np.atleast_1d(x), np.atleast_1d(y))
+        k = max(0, int(np.ceil(radius_m / self.cell_m)))
+        out = np.full(row.shape, empty, dtype=np.float64)
+        for i, (r, c) in enumerate(zip(row, col)):
+            win = values[max(r - k, 0):min(r + k + 1, rows), max(c - k, 0):min(c + k + 1, cols)]
+            if win.size and np.isfinite(win).any():
+                out[i] = float(np.nanmax(win))
+        return out
+
     def transform(self):
         from rasterio.transform import from_origin
 

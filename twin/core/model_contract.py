@@ -36,7 +36,7 @@ from .grid import GridField
 from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "Forcing", "splice_series", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "Exchange", "Forcing", "splice_series", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
            "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
@@ -171,6 +171,24 @@ def splice_series(planned, readings) -> list[list[float]]:
         if not out or out[-1][1] != v:  # a value that holds on is no new step
             out.append([t, v])
     return out
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A quantity a model hands to other models of a coupled run, or takes from them
+    (``CityModel.publishes`` / ``accepts``; docs/coupling.md).
+
+    ``name`` is shared by the publisher and the models that accept it, in Landlab's
+    ``object__quantity`` form (``surface_water__max_depth``): the platform matches the two by this
+    name and never by the models' names. ``kind``: ``field`` (a ``GridField`` over the city) or
+    ``features`` (a ``FeatureFrame`` of per-feature values on the city layer ``layer``).
+    """
+
+    name: str
+    kind: str  # "field" | "features"
+    unit: str
+    doc: str
+    layer: str = ""
 
 
 @dataclass(frozen=True)
@@ -381,6 +399,9 @@ class CityModel(mesa.Model):
     state_specs: ClassVar[tuple[StateSpec, ...]] = ()  # one per entry of state_attrs (what a restore accepts)
     alerts: ClassVar[tuple[AlertRule, ...]] = ()  # default alert thresholds (command room); [alerts] edits them
     forcings: ClassVar[tuple[Forcing, ...]] = ()  # inputs a live feed may measure (docs/live.md)
+    # Coupling (docs/coupling.md): what this model hands to others at every sync point, and what it takes.
+    publishes: ClassVar[tuple[Exchange, ...]] = ()
+    accepts: ClassVar[tuple[Exchange, ...]] = ()
     report_interval_s: float = 10.0
     # The time of day at t = 0 (seconds after midnight) for models that run on the wall clock (a
     # holiday day from 06:00); None: the view shows elapsed time.
@@ -471,6 +492,16 @@ class CityModel(mesa.Model):
         """After a restore put the state's entries in place, each checked against ``state_specs``:
         raise a UserError naming the entry when entries disagree with each other (arrays that must
         have equal lengths, offsets that must increase). Nothing has run on them yet."""
+
+    def publish(self, name: str):
+        """The value of the declared publication ``name`` now (a ``GridField`` or a ``FeatureFrame``)."""
+        raise NotImplementedError(f"model {self.name} declares no publication {name!r}")
+
+    def accept(self, name: str, value, *, restored: bool = False) -> None:
+        """Take the declared input ``name`` at a sync point (the model is at the same time as the
+        publisher). ``restored``: the same value handed again right after a restore, to rebuild what
+        depends on it; the model's own state already holds what it did with it (no decisions again)."""
+        raise NotImplementedError(f"model {self.name} declares no input {name!r}")
 
     def on_restore(self, same_params: bool) -> None:
         """Called after ``set_state``; ``same_params`` is False when the run continues as another

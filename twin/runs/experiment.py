@@ -429,6 +429,18 @@ def runs_table(plan: Plan, out: Path) -> tuple[pd.DataFrame, list[str], dict]:
     return df, kpi_cols, units
 
 
+def _departments(plan: Plan) -> tuple[list[str], str] | None:
+    """(the interventions of one department each, the one of department "all") when the scenario
+    has both; else None."""
+    ivs = [i for i in plan.scenario.interventions if i.department]
+    together = [i.name for i in ivs if i.department == "all"]
+    alone = [i.name for i in ivs if i.department != "all"]
+    names = {v.name for v in plan.variants}
+    if len(together) != 1 or not alone or not {*alone, together[0]} <= names:
+        return None
+    return alone, together[0]
+
+
 def collect(plan: Plan, out: Path, report: bool = True) -> CompareResult:
     from twin.runs import stats
     from twin.core.files import write_json, write_table
@@ -437,6 +449,11 @@ def collect(plan: Plan, out: Path, report: bool = True) -> CompareResult:
     table = stats.compare_table(runs, kpi_cols, BASELINE, units, [v.name for v in plan.variants])
     write_table(runs, out / "runs")
     write_table(table, out / "comparison", formats=("csv",))
+    departments = _departments(plan)
+    if departments:  # a coupled scenario's departments alone and together (docs/coupling.md)
+        alone, together = departments
+        write_table(stats.together_table(runs, kpi_cols, BASELINE, alone, together), out / "together",
+                    formats=("csv",))
     write_json({"scenario": plan.scenario.name, "scenario_file": str(plan.scenario.path),
                 "model": plan.scenario.model, "replications": plan.replications, "method": plan.method,
                 "seeds": f"replication k uses seed {plan.scenario.seed} + k (common random numbers)",

@@ -104,8 +104,17 @@ def compare_table(runs: pd.DataFrame, kpis: list[str], baseline: str, units: dic
                                     base.loc[common, k].to_numpy(dtype=float), level)
             rows.append({"variant": v, "kpi": k, "mean": ci.mean, "ci_low": ci.low, "ci_high": ci.high,
                          "n": ci.n, "delta_vs_baseline": d.mean, "delta_ci_low": d.low,
-                         "delta_ci_high": d.high, "unit": units.get(k, units.get(k.split(".")[0], ""))})
+                         "delta_ci_high": d.high, "unit": _unit(units, k)})
     return pd.DataFrame(rows, columns=COLUMNS + ["unit"])
+
+
+def _unit(units: dict, kpi: str) -> str:
+    """A KPI's unit; a keyed KPI's column (``name.key``, ``model.name.key`` in a coupled run) takes its KPI's."""
+    parts = kpi.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in units:
+            return units[".".join(parts[:n])]
+    return ""
 
 
 def band(frames: list[pd.DataFrame], column: str, level: float = LEVEL) -> pd.DataFrame:
@@ -129,3 +138,28 @@ def band(frames: list[pd.DataFrame], column: str, level: float = LEVEL) -> pd.Da
     else:
         half = np.full_like(mean, np.nan)
     return pd.DataFrame({"time_s": times, "mean": mean, "low": mean - half, "high": mean + half, "n": n})
+
+
+def together_table(runs: pd.DataFrame, kpis: list[str], baseline: str, alone: list[str], together: str,
+                   level: float = LEVEL) -> pd.DataFrame:
+    """Does acting together beat the sum of acting alone? For each KPI: the effect of ``together``
+    (its difference from the baseline), the sum of the effects of the ``alone`` variants, and the
+    interaction = together − sum, each a paired t-interval over the replications all of them share
+    (common random numbers). An interaction of the KPI's ``better`` sign is a synergy."""
+    by = {v: runs[runs["variant"] == v].set_index("replication") for v in [baseline, together, *alone]}
+    common = by[baseline].index
+    for v in by.values():
+        common = common.intersection(v.index)
+    common = common.sort_values()
+    rows = []
+    for k in kpis:
+        if k not in runs.columns:
+            continue
+        base = by[baseline].loc[common, k].to_numpy(dtype=float)
+        joint = by[together].loc[common, k].to_numpy(dtype=float) - base
+        parts = sum((by[v].loc[common, k].to_numpy(dtype=float) - base for v in alone), np.zeros(len(common)))
+        j, s, i = (t_interval(x, level) for x in (joint, parts, joint - parts))
+        rows.append({"kpi": k, "together": j.mean, "together_ci_low": j.low, "together_ci_high": j.high,
+                     "sum_alone": s.mean, "sum_alone_ci_low": s.low, "sum_alone_ci_high": s.high,
+                     "interaction": i.mean, "interaction_ci_low": i.low, "interaction_ci_high": i.high, "n": i.n})
+    return pd.DataFrame(rows)

@@ -12,9 +12,9 @@ from twin.core.limits import (MAX_DURATION_S, MAX_NESTING, MAX_REPLICATIONS, MAX
                               check_output_bounds, nesting_depth)
 
 BASELINE = "baseline"
-SCENARIO_KEYS = {"name", "model", "city", "duration_s", "seed", "replications", "description"}
-TOP_LEVEL = {"scenario", "parameters", "interventions", "experiment", "outputs", "alerts"}
-INTERVENTION_KEYS = {"name", "description", "parameters"}
+SCENARIO_KEYS = {"name", "model", "models", "city", "duration_s", "seed", "replications", "description"}
+TOP_LEVEL = {"scenario", "parameters", "interventions", "experiment", "outputs", "alerts", "coupling"}
+INTERVENTION_KEYS = {"name", "description", "parameters", "department"}
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Intervention:
     name: str
     parameters: dict[str, Any]
     description: str = ""
+    department: str = ""  # who acts (coupled scenarios group interventions by it); "" = not given
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Scenario:
     raw: dict[str, Any] = field(default_factory=dict)
     outputs: Any = None  # twin.runs.exports.OutputSettings from the optional [outputs] table
     alerts: tuple = ()  # AlertRules: the model's defaults with the optional [alerts] table's edits
+    models: tuple[str, ...] = ()  # a coupled scenario's models ([scenario] models); () for one model
 
     @property
     def where(self) -> str:
@@ -49,6 +51,10 @@ class Scenario:
         from agents.registry import get_model
 
         try:
+            if self.models:
+                from .coupling import coupled_class
+
+                return coupled_class(tuple(self.models))
             return get_model(self.model)
         except UserError as e:
             raise UserError(f"{self.where}: [scenario] model: {e}") from None
@@ -116,6 +122,16 @@ class Scenario:
 
     def resolved(self, variant: str | None, seed: int, overrides: dict | None = None) -> dict[str, Any]:
         """The exact inputs of one run, as a scenario file that reproduces it on its own."""
+        values = {k: plain_value(v) for k, v in self.params_for(variant, overrides).items()}
+        if self.models:
+            from .coupling import nested_parameters
+
+            return {"scenario": {"name": self.name, "models": list(self.models), "city": str(self.city_path.resolve()),
+                                 "duration_s": self.duration_s, "seed": seed, "replications": 1,
+                                 "description": f"variant {variant or BASELINE} of "
+                                                f"{self.path.resolve() if self.path else repr(self.name)}"},
+                    **nested_parameters(values),
+                    **({key: dict(self.raw[key]) for key in ("outputs", "alerts") if isinstance(self.raw.get(key), dict)})}
         return {
             "scenario": {
                 "name": self.name, "model": self.model, "city": str(self.city_path.resolve()),
@@ -123,7 +139,7 @@ class Scenario:
                 "description": f"variant {variant or BASELINE} of "
                                f"{self.path.resolve() if self.path else repr(self.name)}",
             },
-            "parameters": {k: plain_value(v) for k, v in self.params_for(variant, overrides).items()},
+            "parameters": values,
             **({key: dict(self.raw[key]) for key in ("outputs", "alerts") if isinstance(self.raw.get(key), dict)}),
         }
 
@@ -181,14 +197,26 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
     if not isinstance(head, dict):
         raise UserError(f"{where}: the [scenario] table is missing (name, model, city, duration_s, seed).")
     _check_keys(head, SCENARIO_KEYS, f"{where} [scenario]")
-    for key in ("model", "city"):
+    models: tuple[str, ...] = ()
+    if "models" in head:
+        from .coupling import check_models
+
+        models = check_models(head, raw, where)
+    for key in (("city",) if models else ("model", "city")):
         if not isinstance(head.get(key), str):
             raise UserError(f'{where}: [scenario] needs {key} = "..." (text).')
+    if "coupling" in raw and not models:
+        raise UserError(f'{where}: [coupling] belongs to a coupled scenario ([scenario] models = ["flood", ...]); '
+                        "remove it, or list the models.")
     base = path.parent if path else Path.cwd()
     city_path = _city_path(base, head["city"], where)
     params = raw.get("parameters", {})
     if not isinstance(params, dict):
         raise UserError(f"{where}: [parameters] must be a table.")
+    if models:
+        from .coupling import flat_parameters
+
+        params = flat_parameters(params, models, f"{where} [parameters]", raw.get("coupling", {}))
     interventions = []
     if not isinstance(raw.get("interventions", []), list):
         raise UserError(f'{where}: interventions must be a list of tables, each written [[interventions]] with '
@@ -205,7 +233,12 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
             raise UserError(f'{iw}: the name "{name}" is {"reserved" if name == BASELINE else "used twice"}; give each intervention its own name.')
         if not isinstance(item.get("parameters", {}), dict):
             raise UserError(f"{iw}: [interventions.parameters] must be a table of parameter = value.")
-        interventions.append(Intervention(name, dict(item.get("parameters", {})), str(item.get("description", ""))))
+        if not isinstance(item.get("department", ""), str):
+            raise UserError(f'{iw}: department must be text (who acts), e.g. department = "police".')
+        ip = dict(item.get("parameters", {}))
+        if models:
+            ip = flat_parameters(ip, models, f"{iw} parameters", None, flat_ok=True)
+        interventions.append(Intervention(name, ip, str(item.get("description", "")), str(item.get("department", ""))))
     if not isinstance(raw.get("experiment", {}), dict):
         raise UserError(f"{where}: [experiment] must be a table (method, parameters, replications).")
     from twin.scenario.output_settings import parse_outputs
@@ -215,7 +248,7 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
     check_output_bounds(outputs, duration_s, where)
     sc = Scenario(
         name=str(head.get("name", path.stem if path else "scenario")),
-        model=head["model"],
+        model="+".join(models) if models else head["model"],
         city_path=city_path,
         duration_s=duration_s,
         seed=_number(head, "seed", where, int, minimum=0, default=0, maximum=MAX_SEED),
@@ -227,6 +260,7 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
         path=path,
         raw=raw,
         outputs=outputs,
+        models=models,
     )
     # Validate every variant now, so a typo in the last intervention fails before any run starts.
     for v in sc.variants():
