@@ -5,7 +5,8 @@ replications).
 Each variant is a ``SimWorker`` (a live branch, or a finished run re-run from its folder: see
 ``twin.runs.replay``). The views share one VTK camera object, so moving any view moves all, and the
 slider picks one simulated time for every view (the live position follows the slowest variant,
-so the views always show the same moment).
+so the views always show the same moment). A branch's window also follows the main window's session
+(``follow``): its time slider there moves these views (docs/app_architecture.md).
 """
 from __future__ import annotations
 
