@@ -249,6 +249,7 @@ def test_subscribe_unsubscribe_order_and_a_failing_subscriber(session):
     assert calls == ["hello"]  # the others still had it
 
 
+@pytest.mark.slow
 def test_the_session_module_never_imports_qt():
     import subprocess
     import sys
