@@ -264,10 +264,10 @@ class ComparisonWindow(QMainWindow):
     def _session_detached(self, reason: str) -> None:
         self.bridge.unsubscribe_all()
         first = self.variants[0] if self.variants else None
-        stopped = ""
+        kept = ""
         if first is not None and math.isfinite(first.last_time()):
-            stopped = f"; “{first.label}” stopped at t = {fmt_clock(first.last_time())}"
-        self.session_note.setText(f"<b>No longer follows the main window:</b> {reason} there{stopped}.")
+            kept = f"; “{first.label}” keeps its frames up to t = {fmt_clock(first.last_time())}"
+        self.session_note.setText(f"<b>No longer follows the main window:</b> {reason} there{kept}.")
 
     # -- drawing ---------------------------------------------------------------------------------
     def set_difference(self, on: bool) -> None:
