@@ -123,6 +123,7 @@ class Branching(QObject):
         cw.add_variant(f"{w.variant or 'baseline'} (continued)", w, base_src)
         cw.add_variant(f"branch: {label}", nw, branch_src, past=w)
         win.comparisons.add(cw)
+        cw.follow(s)  # its first view is the session's run: the main window's time slider moves both
         rec["window"] = cw
         controller.start(nw)
         win.controls.speed.setCurrentIndex(max(0, win.controls.speed.findData(rec["speed"])))

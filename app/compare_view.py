@@ -5,7 +5,8 @@ replications).
 Each variant is a ``SimWorker`` (a live branch, or a finished run re-run from its folder: see
 ``twin.runs.replay``). The views share one VTK camera object, so moving any view moves all, and the
 slider picks one simulated time for every view (the live position follows the slowest variant,
-so the views always show the same moment).
+so the views always show the same moment). A branch's window also follows the main window's session
+(``follow``): its time slider there moves these views (docs/app_architecture.md).
 """
 from __future__ import annotations
 
@@ -95,6 +96,7 @@ class ComparisonWindow(QMainWindow):
         self.show_difference = False
         self.dark = False
         self.scene = None
+        self.follower = self.bridge = None  # following the main window's session (follow())
         self._camera = None
         self._camera_observer = None
 
@@ -135,6 +137,9 @@ class ComparisonWindow(QMainWindow):
         sl = QVBoxLayout(side)
         sl.addWidget(self.kpi_table, 1)
         sl.addWidget(self.note)
+        self.session_note = QLabel("")  # whether these views follow the main window's run
+        self.session_note.setWordWrap(True)
+        sl.addWidget(self.session_note)
         dock = QDockWidget("KPIs: values now, deltas vs baseline", self)
         dock.setObjectName("dock_compare_kpis")
         dock.setWidget(side)
@@ -236,6 +241,33 @@ class ComparisonWindow(QMainWindow):
         """Show every variant at simulated time ``t`` (the slider's position)."""
         self.following_live = False
         self.slider.setValue(int(round(t * TICKS_PER_S)))
+
+    # -- following the main window ----------------------------------------------------------------
+    def follow(self, session) -> None:
+        """Follow ``session`` (the main window's) whose run is the first variant, as in a branch: a move
+        in time there moves these views; when that run is cancelled, fails or is replaced, say so and
+        stop following (the views keep what they have)."""
+        from twin.session import RunFollower
+
+        from .session_qt import SessionBridge
+
+        self.bridge = SessionBridge(session, self)
+        self.follower = RunFollower(session, self._session_time, self._session_detached, self.bridge.subscribe)
+        self.session_note.setText("Follows the main window's time slider.")
+
+    def _session_time(self, t: float | None) -> None:
+        if t is None:
+            self.go_live()
+        else:
+            self.set_time(t)
+
+    def _session_detached(self, reason: str) -> None:
+        self.bridge.unsubscribe_all()
+        first = self.variants[0] if self.variants else None
+        kept = ""
+        if first is not None and math.isfinite(first.last_time()):
+            kept = f"; “{first.label}” keeps its frames up to t = {fmt_clock(first.last_time())}"
+        self.session_note.setText(f"<b>No longer follows the main window:</b> {reason} there{kept}.")
 
     # -- drawing ---------------------------------------------------------------------------------
     def set_difference(self, on: bool) -> None:
@@ -408,6 +440,8 @@ class ComparisonWindow(QMainWindow):
 
     def closeEvent(self, e):
         self.timer.stop()
+        if self.bridge is not None:
+            self.bridge.unsubscribe_all()
         if self._camera is not None and self._camera_observer is not None:
             self._camera.RemoveObserver(self._camera_observer)
         for v in self.variants:

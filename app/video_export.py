@@ -1,6 +1,9 @@
 """File → Export video from the main window: what it films (the front side-by-side window's variants,
-else the current run), the options dialog, and the render in a separate process (app/video_worker.py)
-behind a progress dialog whose Cancel leaves no file."""
+else the session's run), the options dialog, and the render in a separate process (app/video_worker.py)
+behind a progress dialog whose Cancel leaves no file. The job reports to the session (``log``,
+``error``, ``output_ready`` events), so the window and any other view of the session hear of it;
+a video of the session's run starts at the moment the session shows when the user has moved back in
+time (else where the run starts)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,18 +12,24 @@ from PySide6.QtWidgets import QFileDialog, QProgressDialog
 
 from twin.core.errors import UserError
 
+from .panels import fmt_clock
+
 
 def video_sources(win):
     """([RunSource], the side-by-side window filmed or None); (None, None) with nothing to film."""
-    from twin.runs.replay import RunSource
-
     for cw in reversed(win.comparisons.windows):
         if cw.isVisible() and all(v.source is not None for v in cw.variants):
             return [v.source for v in cw.variants], cw
-    w = win.worker
-    if w is None:
-        return None, None
-    return [RunSource(w.variant or "baseline", w.scenario, w.variant, w.seed, w.overrides)], None
+    src = win.session.run_source()
+    return ([src], None) if src is not None else (None, None)
+
+
+def session_start_s(session) -> float | None:
+    """Where a video of the session's run starts: the moment shown when the user moved back in time
+    (not following the run live), else None (the run's start)."""
+    if session.following_live or session.time_s is None:
+        return None
+    return float(session.time_s)
 
 
 def ask_export_video(win):
@@ -30,7 +39,11 @@ def ask_export_video(win):
     if not sources:
         win.error("Run a scenario (or open a comparison) first: the video films a run.")
         return None
-    dlg = VideoDialog(" beside ".join(s.label for s in sources), win, difference_possible=len(sources) > 1)
+    what = " beside ".join(s.label for s in sources)
+    start_s = session_start_s(win.session) if cw is None else None
+    if start_s is not None:
+        what += f", from t = {fmt_clock(start_s)} (the moment shown)"
+    dlg = VideoDialog(what, win, difference_possible=len(sources) > 1)
     if dlg.exec() != dlg.DialogCode.Accepted:
         return None
     f, _ = QFileDialog.getSaveFileName(win, "Save video", str(Path(win.last_folder()) / "citytwin.mp4"),
@@ -47,16 +60,20 @@ def export_video(win, out: Path, size=(1920, 1080), fps: float = 30.0, length_s:
 
     from .video_worker import VideoExport
 
+    session = win.session
+    start_s = None
     if sources is None:
         sources, cw = video_sources(win)
+        if cw is None:
+            start_s = session_start_s(session)
     else:
         cw = None
     try:
-        spec = check_video(out, size, fps, length_s, None, dark=dark, difference=difference)
+        spec = check_video(out, size, fps, length_s, None, start_s=start_s, dark=dark, difference=difference)
         starts = [float(s.state.time_s) if s.state is not None else 0.0 for s in sources]
         time_span(spec, starts, sources[0].scenario.duration_s)
     except UserError as e:
-        win.error(str(e))
+        session.error(str(e))
         return None
     view = cw.variants[0].pane.viewport if cw is not None else win.viewport
     camera = view.plotter.camera_position
@@ -67,13 +84,13 @@ def export_video(win, out: Path, size=(1920, 1080), fps: float = 30.0, length_s:
     dlg.setAutoClose(False)
     dlg.setAutoReset(False)
     dlg.canceled.connect(job.cancel)
-    log = win.log_panel.log
     job.progress.connect(lambda i, n: (dlg.setMaximum(n), dlg.setValue(i)))
-    job.finished.connect(lambda text: (dlg.close(), log(f"video written: {text}")))
-    job.failed.connect(lambda m: (dlg.close(), win.error(f"video export failed: {m}")))
-    job.cancelled.connect(lambda: (dlg.close(), log("video export cancelled; no file written")))
+    job.finished.connect(lambda text: (dlg.close(), session.log(f"video written: {text}"), session.output_ready(out)))
+    job.failed.connect(lambda m: (dlg.close(), session.error(f"video export failed: {m}")))
+    job.cancelled.connect(lambda: (dlg.close(), session.log("video export cancelled; no file written")))
     win.video_export, win.video_dialog = job, dlg
     job.start()
     dlg.show()
-    log(f"video export started: {out} ({spec.size[0]}×{spec.size[1]}, {fps:g} fps)")
+    since = f", from t = {start_s:g} s, the moment shown" if start_s is not None else ""
+    session.log(f"video export started: {out} ({spec.size[0]}×{spec.size[1]}, {fps:g} fps{since})")
     return job

@@ -3,12 +3,15 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import model_footprint  # noqa: E402
 
 
+@pytest.mark.slow
 def test_each_model_is_its_registry_line_alone(capsys):
     assert model_footprint.main([]) == 0
     out = capsys.readouterr().out

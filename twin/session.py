@@ -186,6 +186,7 @@ class Session:
         self.load_s: float | None = None
         # what runs
         self.run: RunHandle | None = None
+        self._run_spec: tuple | None = None  # (scenario, variant, seed, params) of ``run``
         self.status = IDLE
         self.result = None
         self.last_output: Path | None = None
@@ -370,12 +371,23 @@ class Session:
         self._reset_timeline()
         self.result = None
         self.run = run = self.run_factory(self, sc, variant, seed, overrides, Path(out_dir), self.speed, self.step_s)
+        self._run_spec = (sc, variant, seed, dict(overrides))
         self._emit("run_started", run=run, scenario=sc, variant=variant, seed=seed, params=overrides,
                    out_dir=Path(out_dir))
         self._set_status(RUNNING)
         self.log(f"run started: {sc.name} [{variant or 'baseline'}] → {out_dir}")
         run.start()
         return run
+
+    def run_source(self):
+        """The current run as a ``twin.runs.replay.RunSource`` (what a video or a replay re-runs
+        exactly), or None before the first run."""
+        if self.run is None or self._run_spec is None:
+            return None
+        from twin.runs.replay import RunSource
+
+        sc, variant, seed, params = self._run_spec
+        return RunSource(variant or "baseline", sc, variant, seed, dict(params))
 
     def set_paused(self, paused: bool) -> None:
         if self.run is None:
@@ -528,6 +540,63 @@ class Session:
     def hot_spots(self) -> list[tuple[float, float, str]]:
         """The places of the current alerts, worst first (a camera tour's stops)."""
         return [(a.x, a.y, a.text()) for a in self.alerts.active if a.x is not None]
+
+
+class RunFollower:
+    """Keeps a view made from the session's current run (a branch's side-by-side window) in step
+    with the session: ``on_time(time_s)`` when the user moves in time in the session (``None``: back
+    to following the run live); ``on_detached(reason)`` once, when that run stops being the
+    session's or ends unfinished (cancelled, failed, another run started, another city opened).
+    After that it calls nothing more. A run that finishes normally stays followed: the session can
+    still move in its recorded time.
+
+    ``subscribe(name, callback)`` connects to a session event (the session's own emitters by
+    default; the app passes ``SessionBridge.subscribe`` so that the callbacks run on the GUI thread).
+    """
+
+    def __init__(self, session: Session, on_time: Callable[[float | None], Any] | None = None,
+                 on_detached: Callable[[str], Any] | None = None,
+                 subscribe: Callable[[str, Callable[[Event], Any]], Any] | None = None):
+        self.session, self.run = session, session.run
+        self.on_time, self.on_detached = on_time, on_detached
+        self.detached: str | None = None if session.run is not None else "the session has no run"
+        self._direct = subscribe is None
+        self._subscribed = (("time_changed", self._time), ("run_status", self._status),
+                            ("run_started", self._run_started), ("city_opened", self._city_opened))
+        for name, callback in self._subscribed:
+            if subscribe is None:
+                getattr(session.events, name).connect(callback)
+            else:
+                subscribe(name, callback)
+
+    def close(self) -> None:
+        """Stop listening (the callbacks it connected itself; a ``subscribe`` given is the caller's to undo)."""
+        if self._direct:
+            for name, callback in self._subscribed:
+                getattr(self.session.events, name).disconnect(callback)
+        self.on_time = self.on_detached = None
+
+    def _detach(self, reason: str) -> None:
+        if self.detached is None:
+            self.detached = reason
+            if self.on_detached is not None:
+                self.on_detached(reason)
+
+    def _time(self, e: Event) -> None:
+        # Only the user's moves: the run's own frames ("run") already reach a view that plays the run.
+        if self.detached is None and e.by == "seek" and self.on_time is not None:
+            self.on_time(None if e.live else float(e.time_s))
+
+    def _status(self, e: Event) -> None:
+        if e.status in (CANCELLED, FAILED) and self.session.run is self.run:
+            self._detach(f"its run was {e.status}")
+
+    def _run_started(self, e: Event) -> None:
+        if e.run is not self.run:
+            self._detach("another run was started")
+
+    def _city_opened(self, e: Event) -> None:
+        self._detach(f"the city {getattr(e.city, 'name', e.path)!r} was opened")
 
 
 class HeadlessRun:

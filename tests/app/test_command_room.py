@@ -38,6 +38,11 @@ def test_a_branch_in_the_app_gives_the_kpis_of_citytwin_branch(window, toy_scena
         assert 20 <= t < 120 and rec["snapshot_s"] < 5
         cw = rec["window"]
         assert [v.label for v in cw.variants] == ["baseline (continued)", "branch: fast"]
+        # the branch window follows the main window's session: a move back in time there moves it too
+        w.session.seek(1)
+        assert not cw.following_live and cw.current_time() == pytest.approx(w.session.time_s, abs=0.1)
+        w.session.go_live()
+        assert cw.following_live
         branch_worker = rec["worker"]
         wait_done(qtbot, worker)
         wait_done(qtbot, branch_worker)
@@ -56,6 +61,12 @@ def test_a_branch_in_the_app_gives_the_kpis_of_citytwin_branch(window, toy_scena
         assert early is not None and early.time_s <= t
         log = w.log_panel.toPlainText()
         assert "state taken in" in log and "copy built and restored" in log
+        # another run in the main window: the branch window says so and stops following
+        w.start_run()
+        assert "another run was started" in cw.session_note.text()
+        w.cancel_run(wait_s=5)
+        w.session.seek(0)
+        assert cw.follower.detached == "another run was started" and cw.current_time() != pytest.approx(0.0)
         cw.close()
     finally:
         w.controls.speed.setCurrentIndex(0)
@@ -218,6 +229,7 @@ def test_video_export_from_the_app_and_cancel(window, toy_scenario, tmp_path, qt
     assert done, window.log_panel.toPlainText()[-1500:]
     assert seen and seen[-1] == (10, 10)
     assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 10
+    assert window.session.last_output == out  # the job reports to the session: output_ready
     # cancel: the dialog's Cancel stops the process and no file is left
     out2 = tmp_path / "cancelled.mp4"
     job2 = window.export_video(out2, size=(320, 180), fps=10, length_s=60, sources=sources)
@@ -230,6 +242,23 @@ def test_video_export_from_the_app_and_cancel(window, toy_scenario, tmp_path, qt
     qtbot.waitUntil(lambda: bool(cancelled), timeout=30_000)
     assert not out2.exists() and not list(tmp_path.glob(".cancelled.mp4.*"))
     assert Path(out).exists()
+
+
+def test_a_video_of_the_sessions_run_starts_at_the_moment_shown(window, toy_scenario, qtbot):
+    from app.video_export import session_start_s, video_sources
+
+    window.comparisons.close_all()
+    assert window.open_scenario(toy_scenario)
+    window.params.duration.setValue(60)
+    window.start_run()
+    qtbot.waitUntil(lambda: window.session.status == "finished", timeout=120_000)
+    sources, cw = video_sources(window)
+    assert cw is None and [(s.label, s.variant or "baseline", s.seed) for s in sources] == [("baseline", "baseline", 5)]
+    assert sources[0].scenario.duration_s == 60
+    assert session_start_s(window.session) is None  # following the run: the video starts where the run does
+    window.session.seek(2)
+    assert session_start_s(window.session) == pytest.approx(window.session.frames[2].time_s) and \
+        session_start_s(window.session) > 0
 
 
 def test_the_branch_dialog_offers_the_interventions_and_returns_the_changes(window, toy_scenario):

@@ -11,6 +11,7 @@ from twin.cli import main
 PI = math.pi
 
 
+@pytest.mark.slow
 def test_sensitivity_and_explore_cli(tmp_path, tiny_city, capsys):
     sc = write_scenario(tmp_path, tiny_city, model="ishigami", duration_s=1, name="ish")
     out = tmp_path / "sa"

@@ -102,6 +102,7 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_no_half_written_video(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, TOY.replace("walkers = 40", "walkers = 400"), duration_s=600)
     out = tmp_path / "long.mp4"

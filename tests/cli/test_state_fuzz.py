@@ -271,6 +271,7 @@ def field_named(field: str, msg: str) -> bool:
     return field in msg or field.split(".")[-1] in msg
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("model", list(MODELS))
 def test_mutated_state_files_exit_2_naming_the_file_and_the_field(model, states, worker, tmp_path_factory):
@@ -403,6 +404,7 @@ def column_cases(model, arrays) -> list[tuple[str, int, str, int]]:
     return out
 
 
+@pytest.mark.slow
 def test_each_tourist_table_column_is_bounded_by_what_it_indexes(states, worker, tmp_path):
     """A value the old whole-table bound let through but beyond the table its column indexes (an
     attraction number past the attractions, a hotel where there is none, a state code 16, a group

@@ -73,6 +73,7 @@ def test_helsinki_osm_import(helsinki):
     assert saved["layers"]["buildings"] == len(b) and saved["crs"] == "EPSG:32635"
 
 
+@pytest.mark.slow
 def test_helsinki_report_text(helsinki):
     text = helsinki[1].text()
     assert "EPSG:32635" in text and "from levels" in text and "repaired" in text

@@ -82,6 +82,7 @@ def test_morris_ranks_the_ishigami_inputs(ishigami, tmp_path):
     assert t.loc["x1", "sigma"] > 0 and t.loc["x3", "sigma"] > 0
 
 
+@pytest.mark.slow
 def test_sensitivity_reuses_finished_runs(ishigami, tmp_path):
     from twin.runs.sensitivity import sensitivity
 
@@ -178,6 +179,7 @@ def test_explore_is_identical_on_1_and_2_workers_and_dask_and_resumes(tmp_path, 
     assert (tmp_path / "w1" / "robustness.csv").read_text() == ref
 
 
+@pytest.mark.slow
 def test_explore_tables_follow_from_the_futures(tmp_path, tiny_city):
     sc = write_scenario(tmp_path, tiny_city, TOY_PLANS, duration_s=90, name="plans")
     res = _explore_toy(sc, tmp_path / "ex", workers=1)

@@ -71,6 +71,7 @@ def helsinki(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_demo_ids_on_another_city_fail_before_any_run_naming_its_attractions(tmp_path, helsinki, capsys):
     out = tmp_path / "run"
     r = citytwin("run", ROOT / "scenarios" / "holiday_tourism.toml", "--city", helsinki, "--out", out, "--quiet")

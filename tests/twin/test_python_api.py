@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "docs" / "examples" / "citytwin_in_python.ipynb"
 
 
+@pytest.mark.slow
 def test_load_change_run_and_open(tmp_path, tiny_city):
     import geopandas as gpd
     import xarray as xr
@@ -46,6 +47,7 @@ def test_bad_parameters_fail_at_once(tmp_path, tiny_city):
         citytwin.open_run(tmp_path)
 
 
+@pytest.mark.slow
 def test_compare(tmp_path, tiny_city):
     body = ("[parameters]\nwalkers = 20\n\n[[interventions]]\nname = \"fast\"\n[interventions.parameters]\n"
             "speed_mps = 2.0\n")
@@ -57,6 +59,7 @@ def test_compare(tmp_path, tiny_city):
         cmp.run("slow")
 
 
+@pytest.mark.slow
 def test_the_api_never_imports_qt():
     import subprocess
 
@@ -65,6 +68,7 @@ def test_the_api_never_imports_qt():
                           cwd=ROOT).stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_example_notebook_runs(tmp_path, monkeypatch):
     """The notebook of docs/python_api.md, executed cell by cell in a kernel of this interpreter."""
     import nbformat

@@ -134,6 +134,7 @@ def test_exports_do_not_change_the_numbers(tmp_path, tiny_city):
     assert res.summary["kpis"] == plain.summary["kpis"] and res.timeseries.equals(plain.timeseries)
 
 
+@pytest.mark.slow
 def test_an_unfinished_run_leaves_no_files(tmp_path, tiny_city):
     sc = load_scenario(write_scenario(tmp_path, tiny_city, BODY + '[outputs]\nfields = ["max_count"]\n'
                                       "field_interval_s = 10\n", name="cut", duration_s=120))

@@ -249,6 +249,7 @@ def test_subscribe_unsubscribe_order_and_a_failing_subscriber(session):
     assert calls == ["hello"]  # the others still had it
 
 
+@pytest.mark.slow
 def test_the_session_module_never_imports_qt():
     import subprocess
     import sys
@@ -280,3 +281,53 @@ def test_a_run_writes_under_the_runs_folder_by_default(monkeypatch, tmp_path, sc
     run.advance()
     assert run.out_dir.parent == tmp_path / "runs" and run.out_dir.name.startswith("test_fast_")
     assert (run.out_dir / "summary.json").is_file() and s.last_output == run.out_dir
+
+
+def test_the_run_source_is_the_run_to_replay(session, scenario_file):
+    assert session.run_source() is None
+    session.open_scenario(scenario_file)
+    session.start_run(variant="fast", params={"walkers": 40}, seed=9, duration_s=30)
+    src = session.run_source()
+    assert (src.label, src.variant, src.seed, src.overrides) == ("fast", "fast", 9, {"walkers": 40})
+    assert src.scenario.duration_s == 30 and src.state is None
+
+
+def test_a_follower_follows_the_users_moves_in_time_until_its_run_ends_early(session, scenario_file, tiny_city):
+    from twin.session import RunFollower
+
+    session.open_scenario(scenario_file)
+    run = session.start_run(duration_s=120)
+    moves, ends = [], []
+    f = RunFollower(session, moves.append, ends.append)
+    run.advance(30.0)
+    assert moves == []  # the run's own frames are not moves
+    session.seek(2)
+    session.go_live()
+    assert moves == [pytest.approx(run.recorder[2].time_s), None]
+    session.set_paused(True)
+    assert ends == [] and f.detached is None
+    session.cancel_run()
+    assert ends == ["its run was cancelled"] and f.detached == ends[0]
+    session.seek(1)  # the recorded frames of a cancelled run can still be shown, but no longer followed
+    session.open_city(tiny_city)
+    assert moves == [pytest.approx(run.recorder[2].time_s), None] and len(ends) == 1
+
+    # another run, or another city, detaches a follower too; close() stops it listening
+    session.open_scenario(scenario_file)
+    session.start_run(duration_s=20).advance()
+    g = RunFollower(session, moves.append, ends.append)
+    session.seek(0)
+    assert moves[-1] == pytest.approx(0.0) and g.detached is None  # a finished run is still followed
+    session.start_run(duration_s=20)
+    assert ends[-1] == "another run was started"
+    h = RunFollower(session, moves.append, ends.append)
+    session.open_city(tiny_city)
+    assert ends[-1] == "its run was cancelled" and h.detached == ends[-1]
+    session.open_scenario(scenario_file)
+    session.start_run(duration_s=20).advance()
+    k = RunFollower(session, moves.append, ends.append)
+    k.close()
+    n_moves, n_ends = len(moves), len(ends)
+    session.seek(0)
+    session.start_run(duration_s=20)
+    assert (len(moves), len(ends)) == (n_moves, n_ends) and k.detached is None

@@ -46,6 +46,7 @@ def helsinki_with_terrain(tmp_path_factory):
     return City.load(out)
 
 
+@pytest.mark.slow
 def test_helsinki_water_bodies_start_within_their_banks(helsinki_with_terrain):
     city = helsinki_with_terrain
     assert len(city.water) >= 3

@@ -5,6 +5,7 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pedpy
+import pytest
 import shapely
 
 from tests.agents.station.conftest import X0, Y0, two_level_city
@@ -15,6 +16,7 @@ from twin.scenario.scenario import load_scenario
 WALK = "share_walk = 1.0\nshare_metro = 0.0\nshare_bus = 0.0\nshare_taxi = 0.0\n"
 
 
+@pytest.mark.slow
 def test_pedpy_flow_at_a_line_equals_the_passengers_out(tmp_path):
     city = tmp_path / "station"
     two_level_city().save(city)
