@@ -93,6 +93,26 @@ def city_info(path):
     click.echo(info(path))
 
 
+@city.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--model", "model", default=None, help="Check one model only (default: every registered model).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the report as JSON to this file (for scripts).")
+def city_check(path, model, json_out):
+    """What each model found in a city package, took from its data, estimated, defaulted, and what is
+    missing (with what to add). Exit status 0 when every model checked can run, 1 when one cannot."""
+    from twin.gis.city_info import checks_text, city_checks
+
+    checks = city_checks(path, model)
+    click.echo(checks_text(checks, path))
+    if json_out is not None:
+        from twin.core.files import write_json
+
+        write_json({"city": str(path), "models": [c.to_dict() for c in checks]}, json_out)
+    if not all(c.can_run for c in checks):
+        raise SystemExit(1)
+
+
 @cli.command()
 @click.argument("model", required=False)
 def models(model):

@@ -26,7 +26,7 @@ from twin.core.limits import MAX_DURATION_S
 from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, LayerSpec,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
-from . import inputs, site
+from . import city_check, inputs, site
 from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
@@ -184,6 +184,10 @@ class FloodModel(CityModel):
     city_layers = CITY_LAYERS
     required_layers = ()
     optional_layers = ("buildings", "roads", "water", "drains", "pois", "gates")
+
+    @classmethod
+    def check_city(cls, city):
+        return city_check.check(super().check_city(city), city)
     extra_layers = (
         LayerSpec("landuse", "raster", "land-use classes (0, 1, 2, ...) for manning_by_landuse"),
         LayerSpec("inflows", "vector", "inflow points or lines, each with id and hydrograph (a CSV path relative to "

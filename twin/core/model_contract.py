@@ -594,6 +594,29 @@ class CityModel(mesa.Model):
         return {i: table[i] for i in sorted(ids) if i in table}
 
     @classmethod
+    def check_city(cls, city) -> "CityCheck":
+        """What this model needs from ``city`` and what it got (``citytwin city check``,
+        twin.core.city_check). The base class lists the declared layers: those present (found),
+        the required ones absent (missing, blocking) and the optional ones absent; a model adds
+        what it knows of its inputs (values taken, estimated, defaulted) by overriding this and
+        calling ``super().check_city(city)`` first."""
+        from .city import layer_specs
+        from .city_check import CityCheck, feature_names
+
+        check = CityCheck(cls.name, cls.title)
+        specs = layer_specs()
+        for name in cls.required_layers + cls.optional_layers:
+            if city.has(name):
+                gdf = city.layers[name]
+                check.add("found", f"layer {name}", len(gdf), feature_names(gdf))
+            else:
+                required = name in cls.required_layers
+                doc = specs[name].doc if name in specs else ""
+                check.add("missing", f"layer {name}", how=f"add the layer {name} to city.gpkg ({doc})"
+                          + ("" if required else "; optional"), blocking=required)
+        return check
+
+    @classmethod
     def kpi_units(cls) -> dict[str, str]:
         return {k.name: k.unit for k in cls.kpis}
 
