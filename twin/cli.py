@@ -368,6 +368,8 @@ def main(argv=None) -> int:
     except click.ClickException as e:
         e.show()
         return 2
+    except SystemExit as e:  # a command's own exit status (`city check`: 1 when a model cannot run)
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         click.echo("citytwin: interrupted; run the same command again to pick up where it stopped.", err=True)
         return 130

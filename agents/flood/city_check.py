@@ -35,7 +35,7 @@ def check(check: CityCheck, city) -> CityCheck:
         check.add("taken", "residents per building (population)", int(given.sum()))
         check.add("estimated", "residents per building", int((~given).sum()),
                   how="floor area (footprint × storeys) / floor area per person by use; give a population column")
-        src = value_sources(city, "buildings", b, "height_m")
+        src = value_sources(city, "buildings", b, "height_m", "height_source")
         check.add("estimated", "building heights (storeys)", len(src["estimated"]),
                   how="from the number of levels; give height_m")
         check.add("defaulted", "building heights (storeys)", len(src["defaulted"]),

@@ -29,11 +29,11 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
                   how="add a connectors layer (lines from the lower to the upper level, kind stairs or escalator)")
     onward = city.pois_of(*ONWARD_KINDS.values()) if city.has("pois") else city.pois
     check.add("found", "onward transport POIs", len(onward), feature_names(onward))
-    if len(sources):
+    area = city.meta.get("station_area")
+    if len(sources) and not isinstance(area, dict):
         check.add("taken", "passengers per source (count)", len(sources),
                   [f"{n}: {c:g}" for n, c in zip(feature_names(sources, n=len(sources)), sources["count"])][:8])
 
-    area = city.meta.get("station_area")
     if isinstance(area, dict):
         how = (f"derived by the import from the streets, squares and platforms within {area.get('radius_m', 0):g} m "
                f"of {area.get('station', '?')!r}; draw the station's real floor plan to replace it")

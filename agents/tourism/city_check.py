@@ -43,7 +43,7 @@ def check(check: CityCheck, city, entry_kinds) -> CityCheck:
             filled = defaulted_ids(city, "pois", col)  # empty in the package: the layer's default
             by_kind = [i for i in src["defaulted"] if i not in filled]
             check.add("defaulted", label, len(by_kind), feature_names(sub, ids=by_kind),
-                      how=f"the import's default for a {kind}, {default_of[col]}; give the {col} column")
+                      how=f"the import's default for kind {kind}, {default_of[col]}; give the {col} column")
             by_reader = [i for i in src["defaulted"] if i in filled]
             check.add("defaulted", label, len(by_reader), feature_names(sub, ids=by_reader),
                       how=f"empty in the package, so the layer's default; give the {col} column")

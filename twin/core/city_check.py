@@ -35,7 +35,7 @@ class CheckItem:
     blocking: bool = False  # missing: the model cannot run without it
 
     def text(self, limit: int = 6) -> str:
-        s = f"{self.what}: {self.count}" if self.count else self.what
+        s = f"{self.what}: {self.count}" if self.count else f"{self.what}: none" if self.how == "" else self.what
         if self.names:
             shown = ", ".join(self.names[:limit])
             s += f" ({shown}{', …' if len(self.names) > limit or self.count > len(self.names[:limit]) else ''})"
@@ -74,8 +74,7 @@ class CityCheck:
 
     def summary_entry(self) -> dict:
         """What a run's summary.json records (``city_check``): the inputs that are not the city's own."""
-        return {k: [i.text() for i in getattr(self, k)] for k in ("estimated", "defaulted", "missing")
-                if getattr(self, k)}
+        return {k: [i.text() for i in getattr(self, k)] for k in ("estimated", "defaulted") if getattr(self, k)}
 
     def text(self) -> str:
         lines = [f"{self.model}" + (f" — {self.title}" if self.title else "")
@@ -98,10 +97,10 @@ def defaulted_ids(city, layer: str, column: str) -> set[str]:
     return set(map(str, (getattr(city, "defaulted", {}) or {}).get(layer, {}).get(column, ())))
 
 
-def value_sources(city, layer: str, gdf, column: str) -> dict[str, list[str]]:
+def value_sources(city, layer: str, gdf, column: str, source: str = "") -> dict[str, list[str]]:
     """Where the ``column`` of each feature of ``gdf`` (features of ``layer``) came from: ``{"taken"|"estimated"|"defaulted": [ids]}``.
 
-    The importer's ``<column>_source`` column says it for imported features ("tag", "height"… =
+    The importer's ``<column>_source`` column (or ``source``) says it for imported features ("tag", "height"… =
     taken; "default" = defaulted; anything else, e.g. "levels" or "footprint", = estimated); the
     package reader's record says which it filled with a default; the rest is the file's own value."""
     out: dict[str, list[str]] = {"taken": [], "estimated": [], "defaulted": []}
@@ -109,7 +108,7 @@ def value_sources(city, layer: str, gdf, column: str) -> dict[str, list[str]]:
         return out
     ids = gdf["id"].astype(str).to_numpy() if "id" in gdf.columns else np.arange(len(gdf)).astype(str)
     filled = defaulted_ids(city, layer, column)
-    src_col = f"{column}_source"
+    src_col = source or f"{column}_source"
     src = gdf[src_col] if src_col in gdf.columns else pd.Series([None] * len(gdf), index=gdf.index)
     for fid, s in zip(ids, src):
         s = None if s is None or (isinstance(s, float) and s != s) else str(s)
@@ -130,5 +129,8 @@ def feature_names(gdf, n: int = 8, ids=None) -> tuple[str, ...]:
         gdf = gdf[gdf["id"].astype(str).isin(set(map(str, ids)))]
     names = gdf["name"] if "name" in gdf.columns else pd.Series([""] * len(gdf), index=gdf.index)
     keys = gdf["id"].astype(str) if "id" in gdf.columns else pd.Series([""] * len(gdf), index=gdf.index)
-    out = [str(nm) if isinstance(nm, str) and nm.strip() else k for nm, k in zip(names, keys)]
-    return tuple(o for o in dict.fromkeys(out) if o)[:n]  # each name once
+    named = [str(nm).strip() if isinstance(nm, str) else "" for nm in names]
+    seen = pd.Series(named).value_counts()
+    # the name; with the id where the name is shared or missing
+    out = [k if not nm else f"{nm} ({k})" if seen[nm] > 1 and k else nm for nm, k in zip(named, keys)]
+    return tuple(o for o in out if o)[:n]

@@ -600,19 +600,16 @@ class CityModel(mesa.Model):
         the required ones absent (missing, blocking) and the optional ones absent; a model adds
         what it knows of its inputs (values taken, estimated, defaulted) by overriding this and
         calling ``super().check_city(city)`` first."""
-        from .city import layer_specs
         from .city_check import CityCheck, feature_names
 
         check = CityCheck(cls.name, cls.title)
-        specs = layer_specs()
         for name in cls.required_layers + cls.optional_layers:
             if city.has(name):
                 gdf = city.layers[name]
                 check.add("found", f"layer {name}", len(gdf), feature_names(gdf))
             else:
                 required = name in cls.required_layers
-                doc = specs[name].doc if name in specs else ""
-                check.add("missing", f"layer {name}", how=f"add the layer {name} to city.gpkg ({doc})"
+                check.add("missing", f"layer {name}", how=f"add the layer {name} to city.gpkg (docs/city_package.md)"
                           + ("" if required else "; optional"), blocking=required)
         return check
 

@@ -217,6 +217,9 @@ class Run:
         s["names"] = m.names_used(s["kpis"])  # {id: name} of the feature ids the KPIs use (CONTRACT §4)
         if m.warnings:
             s["warnings"] = list(m.warnings)
+        inputs = city_check_entry(m)
+        if inputs:  # the inputs that are not the city's own: estimated, defaulted, missing (twin.core.city_check)
+            s["city_check"] = inputs
         if self.from_state is not None:
             s["from_state"] = {"file": str(self.from_state.path), "time_s": self.from_state.time_s}
             s["replication"] = self.replication
@@ -235,6 +238,14 @@ class Run:
         write_run(result, self.scenario, self.variant, self.seed, self.overrides, Path(out), self.settings,
                   self.from_state, self.replication)
         return result
+
+
+def city_check_entry(model) -> dict:
+    """The model's check of its city, as a summary records it (once per city and model)."""
+    cache = model.city.__dict__.setdefault("_check_entries", {})
+    if model.name not in cache:
+        cache[model.name] = type(model).check_city(model.city).summary_entry()
+    return cache[model.name]
 
 
 def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = None,
