@@ -77,13 +77,19 @@ def _import_report(root: Path) -> dict:
 def city_checks(path, model: str | None = None) -> list:
     """Every registered model's (or ``model``'s) ``CityCheck`` of the city package at ``path``
     (`citytwin city check`; twin.core.city_check). The models say what they read: nothing here does."""
-    from agents.registry import MODELS, get_model
+    from agents.registry import MODELS
     from twin.core.errors import UserError
 
     if model is not None and model not in MODELS:
         raise UserError(f"--model {model!r} is not a registered model; use one of {', '.join(MODELS)} "
                         "(`citytwin models` lists them).")
-    city = City.load(path)
+    return checks_of(City.load(path), model)
+
+
+def checks_of(city: City, model: str | None = None) -> list:
+    """``city_checks`` of a city already loaded (the app's City → Check)."""
+    from agents.registry import MODELS, get_model
+
     return [get_model(name).check_city(city) for name in ([model] if model else MODELS)]
 
 
