@@ -178,6 +178,13 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet, city):
         click.echo(f"  {name:28s} {fmt_number(value)} {unit}")
     for warning in s.get("warnings", []):
         click.echo(f"citytwin: warning: {warning}", err=True)
+    inputs = s.get("city_check", {})
+    if inputs:  # not the city's own data: the results rest on estimates and defaults
+        click.echo(f"Inputs not from the city's data ({len(inputs.get('estimated', []))} estimated, "
+                   f"{len(inputs.get('defaulted', []))} defaulted; `citytwin city check` says what to add):")
+        for kind in ("estimated", "defaulted"):
+            for line in inputs.get(kind, []):
+                click.echo(f"  {kind}: {line}")
     if result.states:
         click.echo(f"states in {out / 'states'}: {len(result.states)} file(s)")
     click.echo(f"outputs in {out}")

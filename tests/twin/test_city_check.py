@@ -91,12 +91,12 @@ def test_helsinki_says_what_osm_lacks(tmp_path_factory):
 
 
 def test_a_run_says_what_it_estimated(tmp_path, tiny_city):
-    from twin.runs.runner import run_one
-    from twin.scenario.scenario import load_scenario
-
-    sc = load_scenario(write_scenario(tmp_path, tiny_city, "[parameters]\ncell_size_m = 10.0\nevacuate = false\n",
-                                      model="flood", duration_s=60))
-    summary = run_one(sc, seed=1).summary
+    scenario = write_scenario(tmp_path, tiny_city, "[parameters]\ncell_size_m = 10.0\nevacuate = false\n",
+                              model="flood", duration_s=60)
+    r = citytwin_here("run", scenario, "--out", tmp_path / "run", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "Inputs not from the city's data (" in r.stdout and "estimated: residents per building: 3" in r.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
     estimated = summary["city_check"]["estimated"]
     assert any(e.startswith("residents per building: 3") for e in estimated), estimated
 

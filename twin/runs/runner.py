@@ -244,7 +244,10 @@ def city_check_entry(model) -> dict:
     """The model's check of its city, as a summary records it (once per city and model)."""
     cache = model.city.__dict__.setdefault("_check_entries", {})
     if model.name not in cache:
-        cache[model.name] = type(model).check_city(model.city).summary_entry()
+        try:
+            cache[model.name] = type(model).check_city(model.city).summary_entry()
+        except Exception as e:  # a model's broken check must not lose a finished run; the summary says so
+            cache[model.name] = {"error": f"the model's city check failed: {type(e).__name__}: {e}"}
     return cache[model.name]
 
 
