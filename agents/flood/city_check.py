@@ -18,15 +18,14 @@ def check(check: CityCheck, city) -> CityCheck:
         check.add("taken", "ground elevation (DEM)", int(np.isfinite(g.values).sum()),
                   how=f"{g.shape[1]} × {g.shape[0]} cells of {g.cell_m:g} m")
     else:
-        check.add("missing", "a terrain model", how="no dem.tif: the ground is flat, so water does not run "
-                  "downhill; add a DEM (GeoTIFF) to the import")
+        check.add("missing", "a terrain model", how="no dem.tif: add a DEM (a GeoTIFF of ground elevation) to "
+                  "the import (`citytwin city import ... dem.tif`)", blocking=True)
     water = city.water
-    if len(water):
+    if len(water) and city.terrain is not None:
         given = water["level_m"].notna().to_numpy() if "level_m" in water.columns else np.zeros(len(water), bool)
         check.add("taken", "water level (level_m)", int(given.sum()), feature_names(water[given]))
         check.add("estimated", "water level", int((~given).sum()), feature_names(water[~given]),
-                  how="the lowest ground along the banks (terrain); give a level_m column" if city.terrain is not None
-                  else "no terrain: the body is a depression of the flat ground; give a level_m column and a DEM")
+                  how="the lowest ground along its banks on the DEM; give a level_m column")
     b = city.buildings
     if len(b):
         pop = pd.to_numeric(b["population"], errors="coerce") if "population" in b.columns else \

@@ -85,9 +85,10 @@ def test_helsinki_says_what_osm_lacks(tmp_path_factory):
     flood = checks["flood"]
     shelters = {i.what: i for i in flood.estimated}["shelters"]
     assert shelters.count > 0 and "shelter" in shelters.how
-    assert any(i.what == "a terrain model" for i in flood.missing)
+    assert [i.blocking for i in flood.missing if i.what == "a terrain model"] == [True]  # OSM has no DEM
+    assert not flood.can_run
     r = citytwin_here("city", "check", out)
-    assert r.returncode == 1 and "cannot run: station_dispersal" in r.stdout
+    assert r.returncode == 1 and "cannot run: station_dispersal, flood" in r.stdout
 
 
 def test_a_run_says_what_it_estimated(tmp_path, tiny_city):
