@@ -11,15 +11,15 @@ DEFAULTS = {k.name: k for k in POI_KINDS}
 
 def check(check: CityCheck, city, entry_kinds) -> CityCheck:
     pois = city.pois
-    kinds = pois["kind"].astype(str) if len(pois) else pois.get("kind")
-    entries = pois[kinds.isin(entry_kinds)] if len(pois) else pois
+    kinds = pois["kind"].astype(str)
+    entries = pois[kinds.isin(entry_kinds)]
     check.add("found", "entry points (" + ", ".join(entry_kinds) + ")", len(entries), feature_names(entries))
     if not len(entries):
         check.add("missing", "an entry point", how=f"add a POI of kind {' or '.join(entry_kinds)} where tourists "
                   "arrive", blocking=True)
     for kind, what, cols in (("attraction", "attractions", ("capacity", "gates", "service_time_s")),
                              ("hotel", "hotels", ("capacity", "gates", "service_time_s"))):
-        sub = pois[kinds == kind] if len(pois) else pois
+        sub = pois[kinds == kind]
         check.add("found", what, len(sub), feature_names(sub))
         if not len(sub):
             if kind == "attraction":
@@ -52,7 +52,7 @@ def check(check: CityCheck, city, entry_kinds) -> CityCheck:
                              ("popularity", "chosen in proportion to capacity")):
                 given = int(sub[col].notna().sum()) if col in sub.columns else 0
                 check.add("defaulted", f"attraction {col}", len(sub) - given, how=f"{how}; give the {col} column")
-    if not (kinds == "coach_stop").any() if len(pois) else True:
+    if not (kinds == "coach_stop").any():
         check.add("missing", "coach stops", how="no POI of kind coach_stop: tour coaches have nowhere to set down; "
                   "add them where coaches stop (optional)")
     return check
