@@ -12,7 +12,8 @@ from . import site
 from .exposure import CRITICAL_KINDS
 
 
-def check(check: CityCheck, city) -> CityCheck:
+def check(check: CityCheck, city, params: dict | None = None) -> CityCheck:
+    """``params`` (a run's): shelters are reported only when its residents evacuate."""
     if city.terrain is not None:
         g = city.terrain.grid
         check.add("taken", "ground elevation (DEM)", int(np.isfinite(g.values).sum()),
@@ -43,10 +44,14 @@ def check(check: CityCheck, city) -> CityCheck:
     check.add("found", "drain inlets", len(drains), feature_names(drains))
     pumps = city.pois_of("pump") if city.has("pois") else city.pois
     check.add("found", "pumps", len(pumps), feature_names(pumps))
-    found: list[str] = []
-    shelters = site.shelters(city, b, found.append)
     crit = city.pois_of(*CRITICAL_KINDS) if city.has("pois") else city.pois
     check.add("found", "critical places", len(crit), feature_names(crit))
+    gates = city.layer("gates")
+    entrances = site.station_entrances(city, gates)
+    check.add("found", "station entrances (water runs in)", len(entrances), feature_names(gates, ids=entrances))
+    if params is not None and not params.get("evacuate", True):
+        return check
+    shelters = site.shelters(city, b, lambda text: None)  # the run warns; here the lists below say it
     tagged = shelters[~shelters["estimated"].astype(bool)] if len(shelters) else shelters
     estimated = shelters[shelters["estimated"].astype(bool)] if len(shelters) else shelters
     check.add("found", "shelters", len(tagged), feature_names(tagged))
@@ -62,7 +67,4 @@ def check(check: CityCheck, city) -> CityCheck:
     else:
         check.add("missing", "shelters", how="no shelters, schools or public buildings: evacuees are stranded; "
                   "add POIs of kind shelter with a capacity")
-    gates = city.layer("gates")
-    entrances = site.station_entrances(city, gates)
-    check.add("found", "station entrances (water runs in)", len(entrances), feature_names(gates, ids=entrances))
     return check

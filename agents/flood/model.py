@@ -186,8 +186,8 @@ class FloodModel(CityModel):
     optional_layers = ("buildings", "roads", "water", "drains", "pois", "gates")
 
     @classmethod
-    def check_city(cls, city):
-        return city_check.check(super().check_city(city), city)
+    def check_city(cls, city, params=None):
+        return city_check.check(super().check_city(city, params), city, params)
     extra_layers = (
         LayerSpec("landuse", "raster", "land-use classes (0, 1, 2, ...) for manning_by_landuse"),
         LayerSpec("inflows", "vector", "inflow points or lines, each with id and hydrograph (a CSV path relative to "

@@ -237,8 +237,8 @@ class StationDispersalModel(CityModel):
     extra_layers = (CONNECTORS,)
 
     @classmethod
-    def check_city(cls, city):
-        return city_check.check(super().check_city(city), city, CONNECTORS)
+    def check_city(cls, city, params=None):
+        return city_check.check(super().check_city(city, params), city, CONNECTORS)
     state_names = ("walking", "queueing", "exited", "onward", "boarded", "changing_level")
     report_interval_s = REPORT_INTERVAL_S
     aoi_layers = ("walkable", "gates", "sources")

@@ -203,8 +203,8 @@ class TouristFlowModel(CityModel):
     optional_layers = ("buildings",)
 
     @classmethod
-    def check_city(cls, city):
-        return city_check.check(super().check_city(city), city, ENTRY_KINDS)
+    def check_city(cls, city, params=None):
+        return city_check.check(super().check_city(city, params), city, ENTRY_KINDS)
     aoi_layers = ("pois:attraction,station,railway_station,coach_stop",)  # where tourists arrive and go
     state_names = VIEW_STATES
     report_interval_s = REPORT_INTERVAL_S

@@ -100,6 +100,7 @@ def test_a_run_says_what_it_estimated(tmp_path, tiny_city):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
     estimated = summary["city_check"]["estimated"]
     assert any(e.startswith("residents per building: 3") for e in estimated), estimated
+    assert not any(e.startswith("shelters") for e in estimated)  # nobody evacuates in this run
 
 
 def test_the_report_names_estimated_inputs(tmp_path):

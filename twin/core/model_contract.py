@@ -594,12 +594,13 @@ class CityModel(mesa.Model):
         return {i: table[i] for i in sorted(ids) if i in table}
 
     @classmethod
-    def check_city(cls, city) -> "CityCheck":
+    def check_city(cls, city, params: dict | None = None) -> "CityCheck":
         """What this model needs from ``city`` and what it got (``citytwin city check``,
-        twin.core.city_check). The base class lists the declared layers: those present (found),
+        twin.core.city_check); ``params``: a run's validated parameters (None: the city alone), so
+        that a run reports only the inputs it uses. The base class lists the declared layers: those present (found),
         the required ones absent (missing, blocking) and the optional ones absent; a model adds
         what it knows of its inputs (values taken, estimated, defaulted) by overriding this and
-        calling ``super().check_city(city)`` first."""
+        calling ``super().check_city(city, params)`` first."""
         from .city_check import CityCheck, feature_names
 
         check = CityCheck(cls.name, cls.title)

@@ -241,14 +241,11 @@ class Run:
 
 
 def city_check_entry(model) -> dict:
-    """The model's check of its city, as a summary records it (once per city and model)."""
-    cache = model.city.__dict__.setdefault("_check_entries", {})
-    if model.name not in cache:
-        try:
-            cache[model.name] = type(model).check_city(model.city).summary_entry()
-        except Exception as e:  # a model's broken check must not lose a finished run; the summary says so
-            cache[model.name] = {"error": f"the model's city check failed: {type(e).__name__}: {e}"}
-    return cache[model.name]
+    """The model's check of its city for this run's parameters, as a summary records it (tens of ms)."""
+    try:
+        return type(model).check_city(model.city, model.p).summary_entry()
+    except Exception as e:  # a model's broken check must not lose a finished run; the summary says so
+        return {"error": f"the model's city check failed: {type(e).__name__}: {e}"}
 
 
 def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = None,
