@@ -113,3 +113,18 @@ def test_the_report_names_estimated_inputs(tmp_path):
     html = city_check_html(entry)
     assert "Inputs not from the city" in html and "shelters: 2 (School, Hall)" in html and "Defaulted" in html
     assert city_check_html({}) == ""
+
+
+def test_water_levels_taken_or_estimated_from_the_banks(tmp_path, tiny_city):
+    from shapely.geometry import box
+
+    city = City.load(tiny_city)
+    water = gpd.GeoDataFrame({"id": ["W1", "W2"], "name": ["Pond", "Lake"], "level_m": [6.0, None]},
+                             geometry=[box(X0 + 140, Y0 + 10, X0 + 160, Y0 + 30), box(X0 + 170, Y0 + 60, X0 + 190, Y0 + 90)],
+                             crs=city.crs)
+    City(city.name, city.crs, {**city.layers, "water": water}, city.terrain).save(tmp_path / "c")
+    flood = city_checks(tmp_path / "c", "flood")[0]
+    assert flood.can_run
+    taken = {i.what: i for i in flood.taken}["water level (level_m)"]
+    estimated = {i.what: i for i in flood.estimated}["water level"]
+    assert taken.names == ("Pond",) and estimated.names == ("Lake",) and "banks" in estimated.how
