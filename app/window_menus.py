@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QToolBar
 
 from . import video_export
+from .city_check_dialog import show_city_check
 from .exploration_view import ask_open_exploration
 from .theme import SCALES
 
@@ -75,6 +76,11 @@ def build_menus(win) -> None:
     v.addSeparator()
     for d in win.docks.values():
         v.addAction(d.toggleViewAction())
+
+    c = mb.addMenu("&City")
+    win.act_city_check = c.addAction("&Check…", lambda: show_city_check(win), QKeySequence("Ctrl+Shift+K"))
+    win.act_city_check.setStatusTip("What each model found in the city, took from its data, estimated, defaulted, "
+                                    "and what is missing")
 
     r = mb.addMenu("&Run")
     r.addAction("&Run", win.start_run, QKeySequence("Ctrl+R"))

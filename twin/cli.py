@@ -93,6 +93,26 @@ def city_info(path):
     click.echo(info(path))
 
 
+@city.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--model", "model", default=None, help="Check one model only (default: every registered model).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the report as JSON to this file (for scripts).")
+def city_check(path, model, json_out):
+    """What each model found in a city package, took from its data, estimated, defaulted, and what is
+    missing (with what to add). Exit status 0 when every model checked can run, 1 when one cannot."""
+    from twin.gis.city_info import checks_text, city_checks
+
+    checks = city_checks(path, model)
+    click.echo(checks_text(checks, path))
+    if json_out is not None:
+        from twin.core.files import write_json
+
+        write_json({"city": str(path), "models": [c.to_dict() for c in checks]}, json_out)
+    if not all(c.can_run for c in checks):
+        raise SystemExit(1)
+
+
 @cli.command()
 @click.argument("model", required=False)
 def models(model):
@@ -158,6 +178,13 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet, city):
         click.echo(f"  {name:28s} {fmt_number(value)} {unit}")
     for warning in s.get("warnings", []):
         click.echo(f"citytwin: warning: {warning}", err=True)
+    inputs = s.get("city_check", {})
+    if inputs:  # not the city's own data: the results rest on estimates and defaults
+        click.echo(f"Inputs not from the city's data ({len(inputs.get('estimated', []))} estimated, "
+                   f"{len(inputs.get('defaulted', []))} defaulted; `citytwin city check` says what to add):")
+        for kind in ("estimated", "defaulted"):
+            for line in inputs.get(kind, []):
+                click.echo(f"  {kind}: {line}")
     if result.states:
         click.echo(f"states in {out / 'states'}: {len(result.states)} file(s)")
     click.echo(f"outputs in {out}")
@@ -449,6 +476,8 @@ def main(argv=None) -> int:
     except click.ClickException as e:
         e.show()
         return 2
+    except SystemExit as e:  # a command's own exit status (`city check`: 1 when a model cannot run)
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         click.echo("citytwin: interrupted; run the same command again to pick up where it stopped.", err=True)
         return 130

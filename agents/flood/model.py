@@ -28,7 +28,7 @@ from twin.core.model_contract import (KPI, AlertRule, CityModel, Exchange, Featu
                                       Forcing, LayerSpec, splice_series,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
-from . import inputs, site
+from . import city_check, inputs, site
 from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, WALKING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
@@ -190,6 +190,10 @@ class FloodModel(CityModel):
     city_layers = CITY_LAYERS
     required_layers = ()
     optional_layers = ("buildings", "roads", "water", "drains", "pois", "gates")
+
+    @classmethod
+    def check_city(cls, city, params=None):
+        return city_check.check(super().check_city(city, params), city, params)
     extra_layers = (
         LayerSpec("landuse", "raster", "land-use classes (0, 1, 2, ...) for manning_by_landuse"),
         LayerSpec("inflows", "vector", "inflow points or lines, each with id and hydrograph (a CSV path relative to "

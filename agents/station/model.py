@@ -46,6 +46,7 @@ from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, sele
 from .navigation import Floors, build_navigation, rasterize
 from .transport import Onward
 from .city_import import CITY_LAYERS, LAYER_VIEWS, BUILDING_USES, IMPORT_HOOK, POI_KINDS
+from . import city_check
 
 WALKING, QUEUEING, EXITED, ONWARD, BOARDED, CHANGING_LEVEL = 0, 1, 2, 3, 4, 5
 PENDING = -1
@@ -245,6 +246,10 @@ class StationDispersalModel(CityModel):
     required_layers = ("walkable", "gates", "sources")
     optional_layers = ("obstacles", "pois")
     extra_layers = (CONNECTORS,)
+
+    @classmethod
+    def check_city(cls, city, params=None):
+        return city_check.check(super().check_city(city, params), city, CONNECTORS)
     state_names = ("walking", "queueing", "exited", "onward", "boarded", "changing_level")
     report_interval_s = REPORT_INTERVAL_S
     aoi_layers = ("walkable", "gates", "sources")

@@ -45,6 +45,7 @@ from .layout import (
 from .routes import Network
 from .view import MEMBER_SCALE_M, count_grid, crowd_ranks, members, sunflower
 from .city_import import CITY_LAYERS, BUILDING_USES, IMPORT_HOOK, POI_KINDS
+from . import city_check
 
 TRAIN_KINDS = ("station", "railway_station")
 COACH_KINDS = ("coach_stop",)
@@ -211,6 +212,10 @@ class TouristFlowModel(CityModel):
     city_layers = CITY_LAYERS
     required_layers = ("roads", "pois")
     optional_layers = ("buildings",)
+
+    @classmethod
+    def check_city(cls, city, params=None):
+        return city_check.check(super().check_city(city, params), city, ENTRY_KINDS)
     aoi_layers = ("pois:attraction,station,railway_station,coach_stop",)  # where tourists arrive and go
     state_names = VIEW_STATES
     report_interval_s = REPORT_INTERVAL_S

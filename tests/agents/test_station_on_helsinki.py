@@ -104,3 +104,17 @@ def test_evening_peak_scenario_runs_unchanged_on_the_demo_city_and_on_helsinki(h
     # three trains due by 200 s; their passengers appear as fast as the (small) platforms make room
     assert 1500 < k["agents_total"] <= 4500 and m.src_ptr[0] == m.src_ranges[0][1]  # all of P1's train is out
     assert k["agents_exited"] > 0 and k["max_density_ppm2"] <= 8.0
+
+
+@pytest.mark.slow
+def test_city_check_says_the_station_area_is_estimated(helsinki_station):
+    """`citytwin city check`: the derived walkable area, gates and platform sources are estimates."""
+    from agents.station.model import StationDispersalModel
+
+    check = StationDispersalModel.check_city(helsinki_station)
+    assert check.can_run
+    estimated = {i.what: i for i in check.estimated}
+    assert set(estimated) == {"walkable area", "gates (where streets leave the area)", "sources (platforms)"}
+    assert estimated["sources (platforms)"].count == len(helsinki_station.layer("sources"))
+    assert "Helsingin päärautatieasema" in estimated["walkable area"].how
+    assert not check.taken  # the passengers per platform are shared by area, not from the data

@@ -171,6 +171,7 @@ class City:
     attribution: str = ""
     meta: dict = field(default_factory=dict)
     gpkg: Path | None = None
+    defaulted: dict = field(default_factory=dict)  # {layer: {column: [ids the reader filled with its default]}}
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -215,6 +216,8 @@ class City:
         city.gpkg = gpkg if gpkg.exists() else None
         if gpkg.exists():
             city.layers = read_layers(gpkg, crs, section.get("layers", {}))
+            # which features' columns the reader filled with a default, kept off the frames (copied with them)
+            city.defaulted = {name: gdf.attrs.pop("defaulted", {}) for name, gdf in city.layers.items()}
         if dem_path.exists():
             city.terrain = Terrain.read(dem_path, crs)
             city.check_terrain_overlap(dem_path)
@@ -648,10 +651,13 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
         gdf.attrs["repaired"] = repaired
     if dropped:
         gdf.attrs["dropped"] = dropped
+    filled = {}  # column -> rows filled with the default (``city check`` reports them, twin.core.city_check)
     for col, default in spec.defaults:
         if col not in gdf.columns:
             gdf[col] = default
+            filled[col] = np.arange(len(gdf))
         else:
+            filled[col] = np.flatnonzero(gdf[col].isna().to_numpy())
             gdf[col] = gdf[col].fillna(default)
     if "id" not in gdf.columns and name in GENERATED_IDS:
         width = max(5, len(str(len(gdf))))
@@ -667,6 +673,8 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
             rows = np.flatnonzero((gdf["id"] == dup.iloc[0]).to_numpy()).tolist()
             raise UserError(f"{where}: id {dup.iloc[0]!r} is used more than once (features {rows[:5]}); "
                             "ids must be unique. Rename the duplicates.")
+    keys = gdf["id"].astype(str).to_numpy() if "id" in gdf.columns else np.arange(len(gdf)).astype(str)
+    gdf.attrs["defaulted"] = {c: keys[rows].tolist() for c, rows in filled.items() if len(rows)}
     numbers = {c: None for s in layer_specs().values() for c in s.numbers}
     counts = {c: None for s in layer_specs().values() for c in s.counts}
     for col in numbers:
@@ -700,4 +708,6 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
         if bad.any():
             gdf.loc[bad, "height_m"] = DEFAULT_BUILDING_HEIGHT_M
             gdf.attrs["heights_filled"] = int(bad.sum())
+            gdf.attrs["defaulted"]["height_m"] = gdf["id"].astype(str)[bad].tolist() if "id" in gdf.columns else \
+                np.flatnonzero(bad.to_numpy()).astype(str).tolist()
     return gdf.reset_index(drop=True)

@@ -671,6 +671,27 @@ class CityModel(mesa.Model):
         return {i: table[i] for i in sorted(ids) if i in table}
 
     @classmethod
+    def check_city(cls, city, params: dict | None = None) -> "CityCheck":
+        """What this model needs from ``city`` and what it got (``citytwin city check``,
+        twin.core.city_check); ``params``: a run's validated parameters (None: the city alone), so
+        that a run reports only the inputs it uses. The base class lists the declared layers: those present (found),
+        the required ones absent (missing, blocking) and the optional ones absent; a model adds
+        what it knows of its inputs (values taken, estimated, defaulted) by overriding this and
+        calling ``super().check_city(city, params)`` first."""
+        from .city_check import CityCheck, feature_names
+
+        check = CityCheck(cls.name, cls.title)
+        for name in cls.required_layers + cls.optional_layers:
+            if city.has(name):
+                gdf = city.layers[name]
+                check.add("found", f"layer {name}", len(gdf), feature_names(gdf))
+            else:
+                required = name in cls.required_layers
+                check.add("missing", f"layer {name}", how=f"add the layer {name} to city.gpkg (docs/city_package.md)"
+                          + ("" if required else "; optional"), blocking=required)
+        return check
+
+    @classmethod
     def kpi_units(cls) -> dict[str, str]:
         return {k.name: k.unit for k in cls.kpis}
 

@@ -558,6 +558,7 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
         gdf = gpd.GeoDataFrame(gdf, geometry=gdf.geometry.name, crs=city_crs)
         gdf = _drop_unwritable(gdf)
         layers[lname] = check_layer(gdf, lname, f"{lname} (from {', '.join(sorted({p.origin for p in parts if p.layer == lname}))})", city_crs)
+        layers[lname].attrs.pop("defaulted", None)  # the reader's record of its defaults: read back by City.load
     if not any(len(g) for g in layers.values()):
         raise UserError("after dropping empty and unusable geometries no features are left; check the sources.")
     for lname, frames in extras.items():

@@ -75,3 +75,33 @@ def _import_report(root: Path) -> dict:
         return json.loads((root / "import_report.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def city_checks(path, model: str | None = None) -> list:
+    """Every registered model's (or ``model``'s) ``CityCheck`` of the city package at ``path``
+    (`citytwin city check`; twin.core.city_check). The models say what they read: nothing here does."""
+    from agents.registry import MODELS
+    from twin.core.errors import UserError
+
+    if model is not None and model not in MODELS:
+        raise UserError(f"--model {model!r} is not a registered model; use one of {', '.join(MODELS)} "
+                        "(`citytwin models` lists them).")
+    return checks_of(City.load(path), model)
+
+
+def checks_of(city: City, model: str | None = None) -> list:
+    """``city_checks`` of a city already loaded (the app's City → Check)."""
+    from agents.registry import MODELS, get_model
+
+    return [get_model(name).check_city(city) for name in ([model] if model else MODELS)]
+
+
+def checks_text(checks, root) -> str:
+    """The report `citytwin city check` prints."""
+    parts = [f"City check of {root}: what each model found, took from the data, estimated, defaulted, and "
+             "what is missing (with what to add)."]
+    parts += [c.text() for c in checks]
+    ready = [c.model for c in checks if c.can_run]
+    blocked = [c.model for c in checks if not c.can_run]
+    parts.append(f"Can run: {', '.join(ready) or 'none'}" + (f"; cannot run: {', '.join(blocked)}" if blocked else ""))
+    return "\n\n".join(parts)

@@ -507,6 +507,33 @@ def _run_names(out: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in names.items()}
 
 
+def _run_city_check(out: Path) -> dict:
+    """The inputs the runs' model estimated or defaulted (summary.json ``city_check``; the same city and
+    model for every run of a comparison, so the first summary that has it says it)."""
+    import json
+
+    for path in sorted(Path(out).glob("runs/*/rep-*/summary.json"))[:200]:
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8")).get("city_check")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(entry, dict) and entry:
+            return entry
+    return {}
+
+
+def city_check_html(entry: dict) -> str:
+    """A note naming the inputs that are estimates or defaults, not the city's data (empty when none)."""
+    labels = {"estimated": "Estimated", "defaulted": "Defaulted", "missing": "Missing"}
+    rows = "".join(f"<li><b>{labels[k]}:</b> {html.escape(str(item))}</li>" for k in labels
+                   for item in entry.get(k, []) or [])
+    if not rows:
+        return ""
+    return ("<p class=warn><b>Inputs not from the city's data.</b> The model estimated or defaulted some of its "
+            "inputs (<code>citytwin city check</code> lists them with what to add); the results rest on them.</p>"
+            f"<ul class=city-check>{rows}</ul>")
+
+
 def _write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_cols: list[str],
                   units: dict) -> Path:
     from twin import __version__
@@ -532,6 +559,7 @@ def _write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_
         f"<p class=meta>Model <b>{html.escape(sc.model)}</b> on city <b>{html.escape(sc.city_path.name)}</b>, "
         f"{span}, <b>{plan.replications}</b> replication(s) per variant "
         f"({len(runs)} runs). Generated {when} by CityTwin {__version__}.</p>")
+    parts.append(city_check_html(_run_city_check(out)))
     if specs_error is not None:
         message = (f"The declarations of model {sc.model!r} could not be read ({specs_error}), so this report "
                    "cannot tell better from worse: the findings are not judged, the tables are not coloured and "

@@ -217,6 +217,9 @@ class Run:
         s["names"] = m.names_used(s["kpis"])  # {id: name} of the feature ids the KPIs use (CONTRACT §4)
         if m.warnings:
             s["warnings"] = list(m.warnings)
+        inputs = city_check_entry(m)
+        if inputs:  # the inputs that are not the city's own: estimated, defaulted, missing (twin.core.city_check)
+            s["city_check"] = inputs
         if self.from_state is not None:
             s["from_state"] = {"file": str(self.from_state.path), "time_s": self.from_state.time_s}
             s["replication"] = self.replication
@@ -235,6 +238,14 @@ class Run:
         write_run(result, self.scenario, self.variant, self.seed, self.overrides, Path(out), self.settings,
                   self.from_state, self.replication)
         return result
+
+
+def city_check_entry(model) -> dict:
+    """The model's check of its city for this run's parameters, as a summary records it (tens of ms)."""
+    try:
+        return type(model).check_city(model.city, model.p).summary_entry()
+    except Exception as e:  # a model's broken check must not lose a finished run; the summary says so
+        return {"error": f"the model's city check failed: {type(e).__name__}: {e}"}
 
 
 def run_one(scenario: Scenario, variant: str | None = None, seed: int | None = None,

@@ -1,0 +1,60 @@
+"""What the station crowd model got from a city (``citytwin city check``, twin.core.city_check).
+
+The crowd geometry (walkable floors, gates, sources) is the city's own when drawn by hand; an
+imported city's is derived from the streets around a station (``city_import.derive_station_area``,
+recorded in city.toml as ``station_area``), which is an estimate of the real floor plan."""
+from __future__ import annotations
+
+import numpy as np
+
+from twin.core.city_check import CityCheck, defaulted_ids, feature_names
+
+from .geometry import ONWARD_KINDS
+
+
+def check(check: CityCheck, city, connectors_spec) -> CityCheck:
+    gates, sources, walk = city.layer("gates"), city.layer("sources"), city.walkable
+    if len(walk):
+        levels = sorted(set(walk["level"].astype(int)))
+        check.add("found", "floor levels", len(levels), [str(v) for v in levels])
+    if len(gates):
+        for kind, n in gates["kind"].astype(str).value_counts().items():
+            check.add("found", f"gates of kind {kind}", int(n), feature_names(gates[gates["kind"].astype(str) == kind]))
+    conn = city.extra_layer(connectors_spec)
+    if conn is not None and len(conn):
+        for kind, n in conn["kind"].astype(str).value_counts().items():
+            check.add("found", f"connectors: {kind}", int(n), feature_names(conn[conn["kind"].astype(str) == kind]))
+    elif len(walk) and walk["level"].nunique() > 1:
+        check.add("missing", "stairs or escalators between the levels",
+                  how="add a connectors layer (lines from the lower to the upper level, kind stairs or escalator)")
+    onward = city.pois_of(*ONWARD_KINDS.values()) if city.has("pois") else city.pois
+    check.add("found", "onward transport POIs", len(onward), feature_names(onward))
+    area = city.meta.get("station_area")
+    if len(sources) and not isinstance(area, dict):
+        check.add("taken", "passengers per source (count)", len(sources),
+                  [f"{n}: {c:g}" for n, c in zip(feature_names(sources, n=len(sources)), sources["count"])][:8])
+
+    if isinstance(area, dict):
+        how = (f"derived by the import from the streets, squares and platforms within {area.get('radius_m', 0):g} m "
+               f"of {area.get('station', '?')!r}; draw the station's real floor plan to replace it")
+        check.add("estimated", "walkable area", len(walk), how=how)
+        check.add("estimated", "gates (where streets leave the area)", len(gates),
+                  feature_names(gates), how="exits placed where streets cross the circle; mark the station's own "
+                  "exits and entrances (kind exit/entrance) and its ticket gates (kind ticket_gate)")
+        check.add("estimated", "sources (platforms)", len(sources), feature_names(sources),
+                  how=f"{area.get('agents', 0)} passengers shared by platform area; give each source its count")
+    for col, how in (("kind", "exit"), ("open", "open"), ("level", "level 0")):
+        ids = defaulted_ids(city, "gates", col)
+        check.add("defaulted", f"gate {col}", len(ids), feature_names(gates, ids=ids),
+                  how=f"not in the data: {how}; add a {col} column to the gates layer")
+    for col, how in (("release_s", "released at 0 s"), ("level", "level 0")):
+        ids = defaulted_ids(city, "sources", col)
+        check.add("defaulted", f"source {col}", len(ids), feature_names(sources, ids=ids),
+                  how=f"not in the data: {how}; add a {col} column to the sources layer")
+    if len(gates) and not (gates["kind"].astype(str) == "ticket_gate").any():
+        check.add("missing", "ticket gates", how="none in the data: passengers walk straight out; add gates of kind "
+                  "ticket_gate where the station has them")
+    if len(gates) and not np.isin(gates["kind"].astype(str), ("exit", "entrance")).any():
+        check.add("missing", "exits", how="no gate of kind exit or entrance: add the station's exits to the gates "
+                  "layer", blocking=True)
+    return check
