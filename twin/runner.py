@@ -283,11 +283,11 @@ def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, ov
         if settings:
             from .exports import write_exports
 
-            write_exports(result, settings, crs, tmp, scenario.model_class().name)
+            write_exports(result, settings, crs, tmp, scenario.model_class().name, made)
         for stem, layers in result.tables.items():
             for layer, gdf in layers.items():
                 if len(gdf):
-                    write_gpkg_layer(gdf.to_crs(crs), tmp / f"{stem}.gpkg", layer)
+                    write_gpkg_layer(gdf.to_crs(crs), tmp / f"{stem}.gpkg", layer, made)
         if result.states:
             (tmp / STATES_DIR).mkdir()
             for t, data in sorted(result.states.items()):

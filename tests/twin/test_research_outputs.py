@@ -95,18 +95,43 @@ def test_feature_values_as_geoparquet(tmp_path, tiny_city):
 
 
 def test_provenance_in_every_file(tmp_path, tiny_city):
+    """Every file of the run folder says how to remake it, in the place its format keeps metadata;
+    the CSV (no such place, docs/outputs.md) has the same table in the Parquet beside it."""
     import pyarrow.parquet as pq
+    import pyogrio
 
     _, _, out = _run(tmp_path, tiny_city, "[outputs]\ntrajectory_interval_s = 10\nfeature_interval_s = 60\n"
-                                          'fields = ["max_count"]\nfield_interval_s = 60\n', name="prov")
-    for name in ("trajectories.parquet", "features.parquet", "timeseries.parquet"):
-        meta = json.loads(pq.read_schema(out / name).metadata[b"citytwin"])
-        assert meta["seed"] == 1 and meta["variant"] == "baseline" and meta["citytwin_version"]
-        assert meta["scenario_toml"] == (out / "scenario.toml").read_text()
-    with rasterio.open(out / "max_count.tif") as tif:
-        assert tif.tags()["citytwin_seed"] == "1" and "walkers = 40" in tif.tags()["citytwin_scenario_toml"]
-    with h5netcdf.File(out / "fields.nc", "r") as f:
-        assert f.attrs["run_hash"] == json.loads((out / "bundle.json").read_text())["hash"]
+                                          'fields = ["max_count"]\nfield_interval_s = 60\nsnapshot_times_s = [60]\n'
+                                          "extent_thresholds = { max_count = 0.5 }\n"
+                                          "field_extents = { max_count = 0.5 }\nfield_extent_interval_s = 60\n",
+                     name="prov")
+    toml = (out / "scenario.toml").read_text()
+    run_hash = json.loads((out / "bundle.json").read_text())["hash"]
+    seen = set()
+    for path in sorted(out.iterdir()):
+        if path.suffix == ".parquet":
+            meta = json.loads(pq.read_schema(path).metadata[b"citytwin"])
+        elif path.suffix == ".tif":
+            with rasterio.open(path) as tif:
+                meta = {k.removeprefix("citytwin_"): v for k, v in tif.tags().items()}
+        elif path.suffix == ".nc":
+            with h5netcdf.File(path, "r") as f:
+                meta = dict(f.attrs)
+        elif path.suffix == ".gpkg":
+            layers = [name for name, _ in pyogrio.list_layers(path)]
+            metas = [pyogrio.read_info(path, layer=layer)["layer_metadata"] or {} for layer in layers]
+            assert len(layers) and all(m.get("citytwin_run_hash") == run_hash for m in metas), path.name
+            meta = {k.removeprefix("citytwin_"): v for k, v in metas[0].items()}
+        elif path.name in ("scenario.toml", "bundle.json", "summary.json", "timeseries.csv"):
+            continue  # the provenance itself; the CSV's twin is timeseries.parquet
+        else:
+            raise AssertionError(f"{path.name}: a file this test does not know how to read provenance from")
+        assert str(meta["seed"]) == "1" and meta["variant"] == "baseline" and meta["citytwin_version"], path.name
+        assert meta["scenario_toml"] == toml and meta["run_hash"] == run_hash, path.name
+        seen.add(path.suffix)
+    assert seen == {".parquet", ".tif", ".nc", ".gpkg"}
+    assert {"exports.gpkg", "toy_extent.gpkg"} <= {p.name for p in out.glob("*.gpkg")}
+    assert "walkers = 40" in toml
 
 
 def test_fields_and_trajectories_of_a_continued_run_start_at_the_state(tmp_path, tiny_city):
