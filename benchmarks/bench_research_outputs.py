@@ -1,7 +1,9 @@
 """What the research outputs cost (docs/outputs.md 'Cost'): a scenario run to the end and written,
 once without any ``[outputs]`` and once with the given ones (same seed: the model does the same
 work), and the difference of the two wall times as a share of the run with outputs (the run with
-outputs goes first, so it also pays for loading the city and the kernels: the share errs high). The run with
+outputs goes first, after a 30-second warm-up run that loads the libraries, kernels and city).
+On a shared machine the wall times swing with the other jobs, so the same difference is also taken
+of the process's CPU time (all its threads), which the load disturbs much less. The run with
 outputs also times what its own thread spends on them (the snapshots read for them, handing frames to
 the writers, finishing the files, moving them into the run folder); the trajectory writer's thread is
 not in that figure but is in the difference. Prints the machine's load average around each run, the
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -38,6 +41,12 @@ def load() -> list[float]:
     return [round(x, 1) for x in os.getloadavg()]
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process, every thread (the model's, the writer's) counted."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def timed_run(sc, out: Path) -> dict:
     spent = {"recording": 0.0}
     read_due = exports.Recorder.read_due
@@ -49,7 +58,7 @@ def timed_run(sc, out: Path) -> dict:
 
     exports.Recorder.read_due = timed
     try:
-        load_before, t0 = load(), time.perf_counter()
+        load_before, t0, c0 = load(), time.perf_counter(), cpu_s()
         run = Run(sc, stage_near=out.parent)
         run.run_to_end()
         t_run = time.perf_counter() - t0
@@ -60,13 +69,13 @@ def timed_run(sc, out: Path) -> dict:
         t = time.perf_counter()
         run.write(out, run.result())
         t_write = time.perf_counter() - t
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, cpu_s() - c0
     finally:
         exports.Recorder.read_due = read_due
     files = {p.name: round(size(out / p.name) / 2**20, 1) for p in (run.streams.files if run.streams else [])}
     if run.streams is not None:
         run.streams.release()
-    return {"wall_s": round(wall, 1), "run_s": round(t_run, 1), "write_run_folder_s": round(t_write, 1),
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "run_s": round(t_run, 1), "write_run_folder_s": round(t_write, 1),
             "simulated_s": run.model.time_s, "load_before": load_before, "load_after": load(),
             "own_thread_s": {k: round(v, 2) for k, v in spent.items()}, "files_MB": files}
 
@@ -76,21 +85,29 @@ def main() -> None:
     ap.add_argument("scenario")
     ap.add_argument("--outputs", nargs="+", required=True, help="TOML lines of the [outputs] table")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--duration", type=float, default=None, help="run only the first DURATION seconds")
     a = ap.parse_args()
     sc = load_scenario(a.scenario)
     raw = dict(sc.raw)
+    if a.duration is not None:
+        raw["scenario"] = {**raw["scenario"], "duration_s": a.duration}
     plain = scenario_from_dict({k: v for k, v in raw.items() if k != "outputs"}, sc.path)
     raw["outputs"] = tomllib.loads("\n".join(a.outputs))  # only these: the scenario's own exports are not timed
     with_outputs = scenario_from_dict(raw, sc.path)
     top = Path(a.out or tempfile.mkdtemp(prefix="bench-research-"))
-    # with outputs first: the second run finds the compiled kernels and the city already loaded, so
-    # the share errs on the high side
+    # a short run first loads the libraries, the compiled kernels and the city for both; then the run
+    # with outputs (should anything be left to load, the share errs on the high side)
+    warm = dict(raw, scenario={**raw["scenario"], "duration_s": min(30.0, plain.duration_s)})
+    warm.pop("outputs")
+    timed_run(scenario_from_dict(warm, sc.path), top / "warm-up")
     with_ = timed_run(with_outputs, top / "with")
     without = timed_run(plain, top / "without")
     extra = with_["wall_s"] - without["wall_s"]
+    extra_cpu = with_["cpu_s"] - without["cpu_s"]
     print(json.dumps({"scenario": sc.name, "outputs": raw["outputs"], "cores": os.cpu_count(),
                       "without_outputs": without, "with_outputs": with_, "extra_wall_s": round(extra, 1),
-                      "overhead_share": round(extra / with_["wall_s"], 3),
+                      "overhead_share": round(extra / with_["wall_s"], 3), "extra_cpu_s": round(extra_cpu, 1),
+                      "cpu_share": round(extra_cpu / with_["cpu_s"], 3),
                       "own_thread_share": round(sum(with_["own_thread_s"].values()) / with_["wall_s"], 3)}, indent=2))
 
 
