@@ -63,6 +63,8 @@ PARAMS = (
     P("rain", "-", "design_storm", "Which rain falls: design_storm (storm_* and idf_*), uniform (rain_mm_per_h), "
       "hyetograph, gauge_csv (rain_file) or none.", str,
       choices=("design_storm", "uniform", "hyetograph", "gauge_csv", "none")),
+    P("rain_scale", "-", 1.0, "Every kind of rain × this: a gauge's or a storm formula's bias, what `citytwin "
+      "calibrate` fits to observed depths.", float, 0.0, 10.0),
     P("rain_mm_per_h", "mm/h", 30.0, "Uniform rain: intensity.", float, 0.0, 1000.0, used_when=("rain", ("uniform",))),
     P("rain_start_s", "s", 0.0, "Uniform rain: start.", float, 0.0, MAX_DURATION_S, used_when=("rain", ("uniform",))),
     P("rain_duration_s", "s", 3600.0, "Uniform rain: duration.", float, 1.0, MAX_DURATION_S, used_when=("rain", ("uniform",))),
