@@ -199,12 +199,18 @@ class TrajectoryWriter:
         else:
             self._pq.close()
             self._pq = None
-        for k, (conn, cur) in self._db.items():
-            with disk_errors(self._path(k)):
-                cur.execute("CREATE INDEX frame_id_idx ON trajectory_data(frame, id)")
-                cur.close()
-                conn.close()
+        # the run waits for these: one thread per file (SQLite builds the index without the GIL)
+        with ThreadPoolExecutor(max(1, len(self._db)), thread_name_prefix="citytwin-index") as pool:
+            for done in [pool.submit(self._index, k) for k in self._db]:
+                done.result()
         self._db = {}
+
+    def _index(self, k: int) -> None:
+        conn, cur = self._db[k]
+        with disk_errors(self._path(k)):
+            cur.execute("CREATE INDEX frame_id_idx ON trajectory_data(frame, id)")
+            cur.close()
+            conn.close()
 
     def _empty_parquet(self) -> None:
         import pyarrow as pa
