@@ -308,7 +308,8 @@ def test_abc_recovers_a_flood_rain_multiplier(tmp_path):
     """Depths observed under rain × 1.3 (a gauge that read low): ABC-SMC on the flood model puts 1.3
     inside the posterior's 90 % interval, which is narrower than the prior. A 40 × 40 bowl at 5 m,
     10 minutes of rain: a run takes a fifth of a second on a quiet machine (building the model most
-    of it), but some 60 of them make the test slow (68 s at load 16-20 on 2 cores)."""
+    of it); some 60 of them take 7 s at load 3.5 on 2 cores and 68 s at load 16-20, too long for
+    `make test-fast`."""
     from tests.agents.flood import towns
     from twin.calibrate import calibrate
     from twin.runner import run_one
