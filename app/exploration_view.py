@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
                                QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
 from twin.core.errors import UserError
+from twin.core.formats import fmt_number
 from twin.runs.explore import Exploration, load_exploration
 from twin.runs.report import COLORS
 
@@ -26,11 +27,10 @@ COLUMNS = [("intervention", "Intervention"), ("kpi", "KPI"), ("mean", "Mean"), (
 
 
 def _cell(col: str, v) -> str:
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return ""
-        return f"{v:.0%}" if col == "share_meeting_target" else f"{v:.4g}"
-    return str(v)
+    """A table cell: numbers as everywhere else in the app (fmt_number), the share as a percentage."""
+    if col == "share_meeting_target" and isinstance(v, float) and math.isfinite(v):
+        return f"{v:.0%}"
+    return fmt_number(v) if isinstance(v, float) else str(v)
 
 
 class ExplorationWindow(QMainWindow):

@@ -213,6 +213,14 @@ def bank_level(city, polygon, grid: RasterGrid) -> float:
 
 # -- rain -------------------------------------------------------------------------------------------------
 def rain(p, duration_s: float) -> Hyetograph | None:
+    """The rain of the parameters, every intensity × ``rain_scale``."""
+    h = _rain(p, duration_s)
+    if h is None or p["rain_scale"] == 1.0:
+        return h
+    return Hyetograph(h.edges_s, h.intensity_mm_per_h * p["rain_scale"])
+
+
+def _rain(p, duration_s: float) -> Hyetograph | None:
     kind = p["rain"]
     if kind == "none":
         return None

@@ -69,8 +69,9 @@ PARAMS = (
     P("rain", "-", "design_storm", "Which rain falls: design_storm (storm_* and idf_*), uniform (rain_mm_per_h), "
       "hyetograph, gauge_csv (rain_file) or none.", str,
       choices=("design_storm", "uniform", "hyetograph", "gauge_csv", "none")),
-    P("rain_factor", "-", 1.0, "Every rain intensity × this (whatever rain is): a storm heavier or lighter than its "
-      "forecast (a synthetic truth: rain 1.5 × the forecast).", float, 0.0, 10.0),
+    P("rain_scale", "-", 1.0, "Every kind of rain × this: a storm heavier or lighter than its forecast (a synthetic "
+      "truth: rain 1.5 × the forecast), a gauge's or a storm formula's bias, what `citytwin calibrate` fits to "
+      "observed depths.", float, 0.0, 10.0),
     P("rain_mm_per_h", "mm/h", 30.0, "Uniform rain: intensity.", float, 0.0, 1000.0, used_when=("rain", ("uniform",))),
     P("rain_start_s", "s", 0.0, "Uniform rain: start.", float, 0.0, MAX_DURATION_S, used_when=("rain", ("uniform",))),
     P("rain_duration_s", "s", 3600.0, "Uniform rain: duration.", float, 1.0, MAX_DURATION_S, used_when=("rain", ("uniform",))),
@@ -219,7 +220,7 @@ class FloodModel(CityModel):
     # first measurement on; the police's reports close and reopen roads.
     forcings = (
         Forcing("rain_mm_per_h", "mm/h", "Measured rain intensity (the mean of the gauges reporting at a time); from "
-                "the first measurement on it replaces the scenario's rain.", ("rain", "hyetograph", "rain_factor")),
+                "the first measurement on it replaces the scenario's rain.", ("rain", "hyetograph", "rain_scale")),
         Forcing("road_closed", "-", "A road the police report closed (1) or open again (0), by road id.",
                 ("closed_roads", "road_closure_s"), layer="roads"),
     )
@@ -310,10 +311,6 @@ class FloodModel(CityModel):
                 raise inputs.param_error("open_edges", f'"{bad[0]}" is not an edge; use north, south, west or east.')
             boundary = {e: "open" for e in p["open_edges"]}
         rain = self.rain = inputs.rain(p, self.duration_s)
-        if rain is not None and p["rain_factor"] != 1.0:
-            from .forcing import Hyetograph
-
-            rain = self.rain = Hyetograph(rain.edges_s, rain.intensity_mm_per_h * p["rain_factor"])
         depth = inputs.initial_depth(p, city.crs, r.grid)
         with inputs.reraise("cfl"):
             self.solver = FloodSolver(
@@ -597,7 +594,7 @@ class FloodModel(CityModel):
                                             + [[r.edges_s[-1], 0.0]])
             measured = [(t, min(max(v, 0.0), 1000.0)) for t, _, v in readings]  # a noisy gauge can read below 0
             # what the gauges measure is the rain: no factor on top of it
-            return {"rain": "hyetograph", "hyetograph": splice_series(planned, measured), "rain_factor": 1.0}
+            return {"rain": "hyetograph", "hyetograph": splice_series(planned, measured), "rain_scale": 1.0}
         if quantity == "road_closed":
             last: dict[str, tuple[float, float]] = {}
             for t, road, v in readings:

@@ -33,7 +33,7 @@ def test_flood_rain_gauges_drive_the_live_run_and_police_reports_close_roads(tmp
             'storm_duration_min = 30\nevacuate = false\n')
     scenario = write_scenario(tmp_path, DEMO_CITY, body, model="flood", duration_s=600, seed=5)
     sc = load_scenario(scenario)
-    truth = {"rain_factor": 1.5, "closed_roads": ["R00113"], "road_closure_s": 300}
+    truth = {"rain_scale": 1.5, "closed_roads": ["R00113"], "road_closure_s": 300}
     synth(sc, truth, tmp_path / "rec")
     msgs = [json.loads(x) for x in (tmp_path / "rec" / "messages.jsonl").read_text().splitlines()]
     assert {m["sensor"] for m in msgs} >= {"RG1", "RG2", "RG3", "WL1", "POLICE"}

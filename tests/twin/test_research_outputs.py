@@ -95,18 +95,43 @@ def test_feature_values_as_geoparquet(tmp_path, tiny_city):
 
 
 def test_provenance_in_every_file(tmp_path, tiny_city):
+    """Every file of the run folder says how to remake it, in the place its format keeps metadata;
+    the CSV (no such place, docs/outputs.md) has the same table in the Parquet beside it."""
     import pyarrow.parquet as pq
+    import pyogrio
 
     _, _, out = _run(tmp_path, tiny_city, "[outputs]\ntrajectory_interval_s = 10\nfeature_interval_s = 60\n"
-                                          'fields = ["max_count"]\nfield_interval_s = 60\n', name="prov")
-    for name in ("trajectories.parquet", "features.parquet", "timeseries.parquet"):
-        meta = json.loads(pq.read_schema(out / name).metadata[b"citytwin"])
-        assert meta["seed"] == 1 and meta["variant"] == "baseline" and meta["citytwin_version"]
-        assert meta["scenario_toml"] == (out / "scenario.toml").read_text()
-    with rasterio.open(out / "max_count.tif") as tif:
-        assert tif.tags()["citytwin_seed"] == "1" and "walkers = 40" in tif.tags()["citytwin_scenario_toml"]
-    with h5netcdf.File(out / "fields.nc", "r") as f:
-        assert f.attrs["run_hash"] == json.loads((out / "bundle.json").read_text())["hash"]
+                                          'fields = ["max_count"]\nfield_interval_s = 60\nsnapshot_times_s = [60]\n'
+                                          "extent_thresholds = { max_count = 0.5 }\n"
+                                          "field_extents = { max_count = 0.5 }\nfield_extent_interval_s = 60\n",
+                     name="prov")
+    toml = (out / "scenario.toml").read_text()
+    run_hash = json.loads((out / "bundle.json").read_text())["hash"]
+    seen = set()
+    for path in sorted(out.iterdir()):
+        if path.suffix == ".parquet":
+            meta = json.loads(pq.read_schema(path).metadata[b"citytwin"])
+        elif path.suffix == ".tif":
+            with rasterio.open(path) as tif:
+                meta = {k.removeprefix("citytwin_"): v for k, v in tif.tags().items()}
+        elif path.suffix == ".nc":
+            with h5netcdf.File(path, "r") as f:
+                meta = dict(f.attrs)
+        elif path.suffix == ".gpkg":
+            layers = [name for name, _ in pyogrio.list_layers(path)]
+            metas = [pyogrio.read_info(path, layer=layer)["layer_metadata"] or {} for layer in layers]
+            assert len(layers) and all(m.get("citytwin_run_hash") == run_hash for m in metas), path.name
+            meta = {k.removeprefix("citytwin_"): v for k, v in metas[0].items()}
+        elif path.name in ("scenario.toml", "bundle.json", "summary.json", "timeseries.csv"):
+            continue  # the provenance itself; the CSV's twin is timeseries.parquet
+        else:
+            raise AssertionError(f"{path.name}: a file this test does not know how to read provenance from")
+        assert str(meta["seed"]) == "1" and meta["variant"] == "baseline" and meta["citytwin_version"], path.name
+        assert meta["scenario_toml"] == toml and meta["run_hash"] == run_hash, path.name
+        seen.add(path.suffix)
+    assert seen == {".parquet", ".tif", ".nc", ".gpkg"}
+    assert {"exports.gpkg", "toy_extent.gpkg"} <= {p.name for p in out.glob("*.gpkg")}
+    assert "walkers = 40" in toml
 
 
 def test_fields_and_trajectories_of_a_continued_run_start_at_the_state(tmp_path, tiny_city):
@@ -176,3 +201,70 @@ def test_sqlite_needs_walkable_areas(tmp_path, tiny_city):
     _, _, out = _run(tmp_path, tiny_city, "[outputs]\ntrajectory_interval_s = 10\n", name="nosql")
     assert (out / "trajectories.parquet").is_file() and not list(out.glob("*.sqlite"))
     assert sqlite3  # the station test reads them
+
+
+def _write_walk(folder, row_group_rows, monkeypatch):
+    """Three people over six frames on two levels: 1 walks east on level 0, 2 stands on level 1,
+    3 walks north on level 0, takes the stairs (no level) and goes on on level 1."""
+    from shapely.geometry import box
+
+    from twin.runs import trajectory_files
+
+    monkeypatch.setattr(trajectory_files, "ROW_GROUP_ROWS", row_group_rows)
+    w = trajectory_files.TrajectoryWriter(folder, 0.5, {0: box(0, 0, 10, 10), 1: box(0, 0, 10, 10)}, ("walking",),
+                                          {"seed": 5})
+    for f in range(6):
+        level3 = 0 if f < 2 else (-1 if f < 4 else 1)
+        w.append(f * 0.5, [3, 1, 2], [[5, f], [f, 1], [2, 2]], [0, 0, 0], ("walking",), [level3, 0, 1])
+    return w.close()
+
+
+def test_sqlite_rows_and_orientation_across_row_groups(tmp_path, monkeypatch):
+    """Rows by frame and id; the orientation is the walking direction since the frame before, also
+    across a row group's end and a change of level; flushing every 4 rows writes the same files."""
+    one, many = tmp_path / "one", tmp_path / "many"
+    one.mkdir(), many.mkdir()
+    _write_walk(one, 10**6, monkeypatch)
+    _write_walk(many, 4, monkeypatch)
+    tables = {}
+    for folder in (one, many):
+        with sqlite3.connect(folder / "trajectories_level0.sqlite") as db:
+            rows = db.execute("SELECT frame, id, pos_x, pos_y, ori_x, ori_y FROM trajectory_data").fetchall()
+            meta = dict(db.execute("SELECT key, value FROM metadata"))
+            frames = [r[0] for r in db.execute("SELECT frame FROM frame_data")]
+        with sqlite3.connect(folder / "trajectories_level1.sqlite") as db:
+            rows1 = db.execute("SELECT frame, id, ori_x, ori_y FROM trajectory_data").fetchall()
+        tables[folder.name] = (rows, rows1, frames)
+    assert tables["one"] == tables["many"]
+    rows, rows1, frames = tables["one"]
+    assert frames == list(range(6)) and meta["version"] == "2" and meta["fps"] == "2.0"
+    assert (meta["xmin"], meta["ymax"], meta["citytwin_seed"]) == ("0.0", "10.0", "5")
+    assert [r[:2] for r in rows] == [(0, 1), (0, 3), (1, 1), (1, 3)] + [(f, 1) for f in range(2, 6)]
+    assert rows[0][4:] == (0.0, 0.0) and rows[1][4:] == (0.0, 0.0)  # first frame: no direction yet
+    assert rows[2][4:] == (1.0, 0.0) and rows[3][4:] == (0.0, 1.0)
+    assert all(r[4:] == (1.0, 0.0) for r in rows[4:])
+    # person 3 reaches level 1 at frame 4, walking north from the stairs; person 2 stands still
+    assert [r for r in rows1 if r[1] == 3] == [(4, 3, 0.0, 1.0), (5, 3, 0.0, 1.0)]
+    assert {r[2:] for r in rows1 if r[1] == 2} == {(0.0, 0.0)}
+    pq = pd.read_parquet(one / "trajectories.parquet")
+    assert len(pq) == 18 and pq.level.isna().sum() == 2
+    pd.testing.assert_frame_equal(pq, pd.read_parquet(many / "trajectories.parquet"))
+
+
+def test_a_replay_or_a_study_point_writes_no_research_outputs(tmp_path, tiny_city, monkeypatch):
+    """A replay shows a finished run again and a study keeps only KPIs: neither stages the [outputs]
+    files (they would be thrown away), and the numbers are the run's."""
+    from twin.runs import exports
+    from twin.runs.replay import replay_mismatch, source_from_run_folder
+    from twin.runs.uncertainty import run_point
+
+    sc, res, out = _run(tmp_path, tiny_city, "[outputs]\ntrajectory_interval_s = 5\n", name="orig")
+    staged = []
+    monkeypatch.setattr(exports.Streams, "__init__", lambda self, *a, **k: staged.append(a))
+    source = source_from_run_folder(out)
+    run = source.make_run()
+    assert run.streams is None and not run.settings
+    run.run_to_end()
+    assert replay_mismatch(source, run.model.final_kpis()) == [] and source.summary["kpis"]
+    assert run_point(sc, "baseline", {}, 1)["kpis"]
+    assert staged == []

@@ -66,10 +66,16 @@ def disk_errors(path: Path):
         raise
 
 
-def write_gpkg_layer(gdf, path: Path, layer: str) -> None:
-    """One layer of a GeoPackage (inside a folder that ``atomic_dir`` moves into place)."""
+def write_gpkg_layer(gdf, path: Path, layer: str, provenance: dict | None = None) -> None:
+    """One layer of a GeoPackage (inside a folder that ``atomic_dir`` moves into place).
+
+    ``provenance`` (a run's) becomes the layer's metadata, keys ``citytwin_<key>``: GDAL keeps it in
+    the GeoPackage metadata extension (``gpkg_metadata``, referenced from ``gpkg_metadata_reference``
+    with scope ``table``), where ``ogrinfo``, ``pyogrio.read_info(...)["layer_metadata"]`` and QGIS's
+    layer information read it."""
+    meta = {f"citytwin_{k}": str(v) for k, v in (provenance or {}).items()}
     with disk_errors(path):
-        gdf.to_file(path, layer=layer, driver="GPKG")
+        gdf.to_file(path, layer=layer, driver="GPKG", **({"layer_metadata": meta} if meta else {}))
 
 
 @contextlib.contextmanager

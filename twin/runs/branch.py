@@ -142,7 +142,7 @@ def run_prefix(plan: BranchPlan, progress: bool = False) -> bytes:
     """The baseline from 0 to T; returns the state file's bytes (nothing is written)."""
     from twin.runs.runner import Run, _progress
 
-    run = Run(plan.scenario, BASELINE, plan.seed)
+    run = Run(plan.scenario, BASELINE, plan.seed, outputs=False)  # only its state at T is kept
     callback, close = _progress(progress, plan.asked_at_s, f"{plan.scenario.name} [baseline to T]")
     try:
         m = run.model

@@ -259,8 +259,10 @@ def extent_polygons(grid, threshold: float, crs):
                              "area_m2": [g.area for g in geoms]}, geometry=geoms, crs=crs)
 
 
-def write_exports(result, settings: OutputSettings, crs, folder: Path, model_name: str = "model") -> list[Path]:
-    """Write the ``[outputs]`` exports of one run into ``folder`` (a run's temporary folder)."""
+def write_exports(result, settings: OutputSettings, crs, folder: Path, model_name: str = "model",
+                  provenance: dict | None = None) -> list[Path]:
+    """Write the ``[outputs]`` exports of one run into ``folder`` (a run's temporary folder), with the
+    run's ``provenance`` in every GeoPackage layer's metadata."""
     if not settings:
         return []
     folder = Path(folder)
@@ -282,7 +284,7 @@ def write_exports(result, settings: OutputSettings, crs, folder: Path, model_nam
     if layers:
         gpkg = folder / "exports.gpkg"
         for layer, gdf in layers:
-            write_gpkg_layer(gdf, gpkg, layer)
+            write_gpkg_layer(gdf, gpkg, layer, provenance)
         written.append(gpkg)
     if rec is not None and rec.extents:
         import geopandas as gpd
@@ -292,7 +294,7 @@ def write_exports(result, settings: OutputSettings, crs, folder: Path, model_nam
             rows = [(t, th, g) for t, f, th, geoms in rec.extents if f == name for g in geoms]
             gdf = gpd.GeoDataFrame({"time_s": [r[0] for r in rows], "threshold": [r[1] for r in rows],
                                     "area_m2": [r[2].area for r in rows]}, geometry=[r[2] for r in rows], crs=crs)
-            write_gpkg_layer(gdf, gpkg, name)
+            write_gpkg_layer(gdf, gpkg, name, provenance)
         written.append(gpkg)
     streams: Streams | None = getattr(result, "streams", None)
     if streams is not None:

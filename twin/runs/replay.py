@@ -42,8 +42,9 @@ class RunSource:
     def make_run(self):
         from twin.runs.runner import Run
 
+        # a replay only shows the run again: the [outputs] files are in its folder already
         return Run(self.scenario, self.variant, self.seed, self.overrides, state=self.state,
-                   replication=self.replication)
+                   replication=self.replication, outputs=False)
 
     @property
     def is_baseline(self) -> bool:

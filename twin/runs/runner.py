@@ -117,17 +117,21 @@ class Run:
     common random numbers. Replication 0 is the plain continuation.
 
     Fields over time, trajectories and feature values (``[outputs]``) are written while the run goes,
-    into a staging folder (in ``stage_near``, the run folder's parent, when given)."""
+    into a staging folder (in ``stage_near``, the run folder's parent, when given); ``outputs=False``
+    records none of ``[outputs]``, for a run that writes no folder."""
 
     def __init__(self, scenario: Scenario, variant: str | None = None, seed: int | None = None,
                  overrides: dict | None = None, *, state: SavedState | None = None,
                  save_state_at=(), settings: OutputSettings | None = None, replication: int = 0,
-                 stage_near: Path | None = None):
+                 stage_near: Path | None = None, outputs: bool = True):
         self.scenario = scenario
         self.variant = variant or BASELINE
         self.seed = scenario.seed if seed is None else int(seed)
         self.overrides = dict(overrides or {})
-        self.settings = (settings or scenario.outputs or OutputSettings()).with_state_times(save_state_at)
+        # outputs=False: a run whose files nobody keeps (a replay, a point of a study, a branch's prefix)
+        # records nothing of [outputs]; its numbers are the same (recording only reads the model)
+        chosen = (settings or scenario.outputs or OutputSettings()) if outputs else OutputSettings()
+        self.settings = chosen.with_state_times(save_state_at)
         self.started = time.perf_counter()
         self.model = build_model(scenario, self.variant, self.seed, self.overrides)
         _check_field_extents(self.settings, type(self.model), scenario.where)
@@ -293,11 +297,11 @@ def write_run(result: RunResult, scenario: Scenario, variant: str, seed: int, ov
         if settings:
             from twin.runs.exports import write_exports
 
-            write_exports(result, settings, crs, tmp, scenario.model_class().name)
+            write_exports(result, settings, crs, tmp, scenario.model_class().name, made)
         for stem, layers in result.tables.items():
             for layer, gdf in layers.items():
                 if len(gdf):
-                    write_gpkg_layer(gdf.to_crs(crs), tmp / f"{stem}.gpkg", layer)
+                    write_gpkg_layer(gdf.to_crs(crs), tmp / f"{stem}.gpkg", layer, made)
         if result.states:
             (tmp / STATES_DIR).mkdir()
             for t, data in sorted(result.states.items()):

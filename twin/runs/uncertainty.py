@@ -205,7 +205,7 @@ def run_point(sc: Scenario, variant: str, values, seed: int, series: list[str] |
     from twin.runs.experiment import flatten_kpis
     from twin.runs.runner import Run
 
-    run = Run(sc, variant, seed, overrides_for(sc, variant, values))
+    run = Run(sc, variant, seed, overrides_for(sc, variant, values), outputs=False)  # only its KPIs are kept
     run.run_to_end()
     res = {"kpis": flatten_kpis(run.model.final_kpis())}
     if series is not None:
