@@ -56,7 +56,7 @@ class Viewport(QWidget):
 
     def _tick(self) -> None:
         r = self.renderer
-        if r.field_shader is not None and r.field_kind == "depth" and r.is_layer_visible("field"):
+        if r.field_shader is not None and r.field_kind == "surface" and r.is_layer_visible("field"):
             r.tick(0.1)
             self.request_render()
 

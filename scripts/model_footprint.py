@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -41,7 +42,9 @@ def model_words(cls) -> tuple[str, set[str], set[str]]:
     package = cls.__module__.rpartition(".")[0]
     layers = ({s.name for s in (*cls.city_layers, *cls.extra_layers) if s.kind == "vector"}
               | {v.layer for v in cls.layer_views}) - set(LAYERS)
-    words = {cls.name} | layers | {u.name for u in cls.building_uses} | {k.name for k in cls.poi_kinds}
+    words = ({cls.name} | layers | {u.name for u in cls.building_uses} | {k.name for k in cls.poi_kinds}
+             | {k.name for k in cls.kpis} | {f.name for f in cls.field_styles} | {f.name for f in cls.feature_styles}
+             | {a.name for a in cls.alerts} | {p.name for p in cls.params})
     return package, words, layers
 
 
@@ -81,6 +84,13 @@ def _parsed(path: Path):
     return tree, list(ast.walk(tree)), _docstrings(tree) | _osm_values(tree), other_word
 
 
+def _code_words(text: str) -> set[str]:
+    """The words of a message that read as code (``max_depth``, ``[alerts.density_los]``): with an
+    underscore, quoted, or after ``=``/``.``/``[``; plain prose words are left to the reader."""
+    return (set(re.findall(r"[A-Za-z]\w*_\w+", text)) | set(re.findall(r"[\"'`]([A-Za-z]\w*)[\"'`]", text))
+            | set(re.findall(r"[=.\[]\s*([A-Za-z]\w*)", text)))
+
+
 def footprint(path: Path, package: str, words: set[str], layers: set[str]) -> list[int]:
     """Line numbers of ``path`` that know the model."""
     tree, nodes, docs, other_word = _parsed(path)
@@ -89,7 +99,8 @@ def footprint(path: Path, package: str, words: set[str], layers: set[str]) -> li
     for node in nodes:
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
             v = node.value
-            if (v in words and node.lineno not in other_word) or package in v or slash in v:
+            named = v in words or any(w in words for w in _code_words(v))
+            if (named and node.lineno not in other_word) or package in v or slash in v:
                 hits.add(node.lineno)
         elif isinstance(node, ast.Import) and any(a.name == package or a.name.startswith(package + ".") for a in node.names):
             hits.add(node.lineno)
@@ -108,8 +119,12 @@ def footprints(root: Path = ROOT) -> dict[str, tuple[str, list[str]]]:
 
     out = {}
     files = platform_files(root)
+    declared = {name: model_words(get_model(name)) for name in MODELS}
     for name in MODELS:
-        package, words, layers = model_words(get_model(name))
+        package, words, layers = declared[name]
+        # A word two models declare (a "density" field, a "state" per feature) is the platform's
+        # vocabulary, not one model's knowledge.
+        words = words - {w for other, (_, ws, _) in declared.items() if other != name for w in ws}
         if not package.startswith("agents."):
             continue  # a plug-in model from elsewhere (CITYTWIN_MODELS): nothing of it lives here
         lines = []

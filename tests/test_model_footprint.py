@@ -33,5 +33,8 @@ def test_the_script_notices_platform_lines_that_know_a_model(tmp_path):
                     '    n = city.layer("sources")  # 5: names its layer\n'
                     '    s = "sources"  # not a model word: the import\'s files\n'
                     '    # "metro" in a comment\n'
-                    '    return "metro"\n')  # 8: names its POI kind
-    assert model_footprint.footprint(code, package, words, layers) == [2, 4, 5, 8]
+                    '    return "metro"\n'  # 8: names its POI kind
+                    'def g(n):\n'
+                    '    raise ValueError(f"{n}: e.g. --set desired_speed_mps=1.2")\n'  # 10: a parameter, in a message
+                    '    raise ValueError("a pedestrian density of 2 persons per m2")\n')  # prose, not code
+    assert model_footprint.footprint(code, package, words, layers) == [2, 4, 5, 8, 10]

@@ -43,7 +43,7 @@ class ToyModel(CityModel):
         KPI("mean_time_s", "s", "mean time to walk the distance", headline=True, better="lower"),
         KPI("done_by_half", "-", "walkers done, by half of the city", keyed=True),
     )
-    field_styles = (FieldStyle("max_count", "-", "most walkers seen in a cell", kind="density", clim=(0.0, 5.0)),)
+    field_styles = (FieldStyle("max_count", "-", "most walkers seen in a cell", kind="heat", clim=(0.0, 5.0)),)
     feature_styles = (FeatureStyle("buildings", "walkers_east", "-", "walkers east of the building's centre",
                                    label=True),)
     alerts = (

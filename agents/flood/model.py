@@ -225,9 +225,9 @@ class FloodModel(CityModel):
                 ("closed_roads", "road_closure_s"), layer="roads"),
     )
     field_styles = (
-        FieldStyle("depth", "m", "Water depth now.", kind="depth", cmap="Blues", clim=(0.0, 1.0), shader="water",
+        FieldStyle("depth", "m", "Water depth now.", kind="surface", cmap="Blues", clim=(0.0, 1.0), shader="water",
                    cutoff=0.03),
-        FieldStyle("max_depth", "m", "Deepest water each cell has held.", kind="depth", cmap="Blues", clim=(0.0, 1.0),
+        FieldStyle("max_depth", "m", "Deepest water each cell has held.", kind="surface", cmap="Blues", clim=(0.0, 1.0),
                    shader="water", cutoff=0.03),
         FieldStyle("velocity", "m/s", "Flow speed now (where deeper than 1 cm): the discharge through the cell's "
                    "faces divided by its depth.", cmap="magma", clim=(0.0, 2.0)),

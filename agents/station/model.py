@@ -255,10 +255,10 @@ class StationDispersalModel(CityModel):
     aoi_layers = ("walkable", "gates", "sources")
     field_styles = (
         FieldStyle("density", "persons/m2", "Walking passengers per m² (1 m grid, ~2 x 2 m tent window; one band per "
-                   "level), coloured by Fruin's walkway level of service.", kind="density", clim=(0.0, 3.0),
+                   "level), coloured by Fruin's walkway level of service.", kind="heat", clim=(0.0, 3.0),
                    bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS, shader="density_heat", cutoff=0.02),
         FieldStyle("max_density", "persons/m2", "Highest density each cell reached during the run (one band per "
-                   "level).", kind="density", clim=(0.0, 3.0), bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS,
+                   "level).", kind="heat", clim=(0.0, 3.0), bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS,
                    shader="density_heat", cutoff=0.02),
     )
     feature_styles = (

@@ -221,7 +221,7 @@ class TouristFlowModel(CityModel):
     report_interval_s = REPORT_INTERVAL_S
     field_styles = (
         FieldStyle("crowding", "persons/m2", "Tourists per m² of each crowding_cell_m cell (all tourists drawn: on "
-                   "the roads, in queues, inside attractions, at hotels).", kind="density", cmap="YlOrRd",
+                   "the roads, in queues, inside attractions, at hotels).", kind="heat", cmap="YlOrRd",
                    clim=(0.0, 0.5), cutoff=1e-6),
     )
     feature_styles = (

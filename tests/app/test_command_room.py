@@ -105,7 +105,7 @@ def test_the_comparison_view_opens_two_variants_with_synchronised_cameras(window
     assert r1.field.name.startswith("Δ") and r1.field_style.kind == "difference"
     vals = r1.field.values[np.isfinite(r1.field.values)]
     assert vals.min() < 0 < vals.max()
-    assert cw.variants[0].pane.viewport.renderer.field_style.kind == "density"
+    assert cw.variants[0].pane.viewport.renderer.field_style.kind == "heat"
     img = cw.variants[1].pane.viewport.plotter.screenshot(None, return_img=True)
     assert img.std() > 5
     cw.close()

@@ -138,7 +138,7 @@ class WaterDepth:
 
     state_names = ()
     aoi_layers = ()
-    field_styles = (FieldStyle("depth", "m", "water depth", kind="depth", clim=(0.0, 2.0), shader="water",
+    field_styles = (FieldStyle("depth", "m", "water depth", kind="surface", clim=(0.0, 2.0), shader="water",
                                cutoff=0.01),)
 
     @classmethod
@@ -161,7 +161,7 @@ def test_water_shader_animates(tiny, monkeypatch):
         r.set_city(tiny)
         r.set_model(WaterDepth)
         r.update_field(g)
-        assert r.field_shader is not None and r.field_kind == "depth"
+        assert r.field_shader is not None and r.field_kind == "surface"
         r.camera_preset("top")
         a = np.asarray(p.screenshot(None, return_img=True)).astype(float)
         r.tick(1.7)

@@ -45,3 +45,11 @@ def test_the_view_draws_a_models_layer_as_it_declares(tmp_path):
     assert set(s.views) == {"gates"} and s.view_labels["gates"][0] == ["A", "B"]
     assert sorted(np.unique(s.mesh("gates").cell_data["open"]).tolist()) == [0, 1]
     assert "gates" in s.meshes()
+
+
+def test_a_field_style_of_a_kind_the_view_does_not_draw_is_refused_by_name():
+    from twin.core.model_contract import FIELD_KINDS, FieldStyle
+
+    assert {FieldStyle("x", "m", "", kind=k).kind for k in FIELD_KINDS} == set(FIELD_KINDS)
+    with pytest.raises(UserError, match=r'FieldStyle "depth": kind "depht".* use one of scalar, heat, surface, difference'):
+        FieldStyle("depth", "m", "water depth", kind="depht")

@@ -31,7 +31,7 @@ from typing import Any, Callable, ClassVar
 import mesa
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, nearest
 from .grid import GridField
 from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
@@ -61,8 +61,9 @@ class KPI:
 class FieldStyle:
     """How the view draws one of the model's fields (``Snapshot.fields`` and ``rasters``).
 
-    ``kind``: ``density`` (a heat layer over the ground), ``depth`` (a water surface over the
-    terrain) or ``scalar`` (a plain colour map). ``bands`` are thresholds for stepped colours (with
+    ``kind``: ``heat`` (a heat layer over the ground), ``surface`` (a surface over the terrain
+    that reaches the walls of the buildings beside it, e.g. water) or ``scalar`` (a plain colour map;
+    ``difference`` is the view's own, for intervention − baseline). ``bands`` are thresholds for stepped colours (with
     ``colours``, one more than ``bands``); values at or below ``cutoff`` are not drawn.
     """
 
@@ -76,6 +77,14 @@ class FieldStyle:
     colours: tuple[str, ...] = ()
     shader: str | None = None  # "density_heat" or "water" (shaders/); None: the colour map only
     cutoff: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in FIELD_KINDS:
+            raise UserError(f'FieldStyle "{self.name}": kind "{self.kind}"{nearest(self.kind, FIELD_KINDS)} is not one '
+                            f'the view draws; use one of {", ".join(FIELD_KINDS)}.')
+
+
+FIELD_KINDS = ("scalar", "heat", "surface", "difference")
 
 
 @dataclass(frozen=True)

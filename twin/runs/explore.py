@@ -163,10 +163,10 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, density: float = PRIM_DENSITY) -> B
     p = prim.Prim(x.astype(float).reset_index(drop=True), y, peel_alpha=0.05, paste_alpha=0.05, mass_min=0.05)
     box = p.find_box()
     traj = box.peeling_trajectory
-    ok = traj[traj["density"] >= density - 1e-12]
+    ok = traj[traj["density"] >= density - 1e-12]  # not a model word: PRIM's box density
     if ok.empty:
         return None
-    i = int(ok.sort_values(["coverage", "density"], ascending=False, kind="mergesort").index[0])
+    i = int(ok.sort_values(["coverage", "density"], ascending=False, kind="mergesort").index[0])  # not a model word: PRIM's box density
     lims, full = box.box_lims[i], p.box_init
     xs = x.astype(float)
     limits: dict[str, tuple[float | None, float | None]] = {}
@@ -223,7 +223,7 @@ def discover(fut: pd.DataFrame, ranges: list[Range], targets: list[Target], vari
             miss = ~t.holds(f[t.kpi].to_numpy(float))
             n, k = len(f), int(miss.sum())
             row = {"intervention": v, "target": t.text, "futures": n, "misses": k, "coverage": math.nan,
-                   "density": math.nan, "mass": math.nan, "box": ""}
+                   "density": math.nan, "mass": math.nan, "box": ""}  # not a model word: PRIM's box density
             if k == 0:
                 row["sentence"] = f'"{v}" meets {t.text} in all {n} futures.'
             elif k == n:
@@ -241,7 +241,7 @@ def discover(fut: pd.DataFrame, ranges: list[Range], targets: list[Target], vari
                                        f"{box.coverage:.0%} of the misses (coverage) and {box.density:.0%} of the "
                                        f"futures in it miss (density)).")
             rows.append(row)
-    return pd.DataFrame(rows, columns=["intervention", "target", "futures", "misses", "coverage", "density", "mass",
+    return pd.DataFrame(rows, columns=["intervention", "target", "futures", "misses", "coverage", "density", "mass",  # not a model word: PRIM's box density
                                        "box", "sentence"])
 
 

@@ -84,7 +84,7 @@ def parse_alerts(table: Any, where: str, model_cls) -> tuple[AlertRule, ...]:
         table = {}
     w = f"{where} [alerts]"
     if not isinstance(table, dict):
-        raise UserError(f"{w}: must be a table of rules, e.g. [alerts.density_los] with amber = 1.5.")
+        raise UserError(f"{w}: must be a table of rules, e.g. [alerts.RULE] with amber = 1.5 (the rules: citytwin models MODEL).")
     for name, body in table.items():
         rw = f"{w} {name}"
         if not isinstance(body, dict):

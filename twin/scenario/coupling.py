@@ -378,12 +378,12 @@ def check_models(head: dict, raw: dict, where: str) -> tuple[str, ...]:
 
     models = head["models"]
     if "model" in head:
-        raise UserError(f'{where}: [scenario] has both model and models; write models = ["flood", ...] for a coupled '
+        raise UserError(f'{where}: [scenario] has both model and models; write models = ["MODEL", ...] for a coupled '
                         'scenario or model = "..." for one model.')
     if (not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models)
             or len(set(models)) != len(models)):
-        raise UserError(f'{where}: [scenario] models must be a list of distinct model names, e.g. models = ["flood", '
-                        f'"station_dispersal"], not {str(models)[:80]}.')
+        raise UserError(f'{where}: [scenario] models must be a list of distinct model names, e.g. models = ["MODEL_A", '
+                        f'"MODEL_B"] (citytwin models lists them), not {str(models)[:80]}.')
     for m in models:
         try:
             get_model(m)

@@ -108,7 +108,7 @@ def _field_series(table: dict, w: str) -> tuple[tuple[str, ...], float | None]:
     if isinstance(names, str):
         names = [names]
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise UserError(f'{w} fields: give a list of field names the model declares, e.g. fields = ["depth"], not {names!r}.')
+        raise UserError(f'{w} fields: give a list of field names the model declares, e.g. fields = ["FIELD"] (citytwin models MODEL lists them), not {names!r}.')
     every = table.get("field_interval_s")
     if every is not None and (not _is_number(every) or every <= 0):
         raise UserError(f"{w} field_interval_s: must be a positive number of seconds, not {every!r}.")
@@ -134,7 +134,7 @@ def _start_time(value: Any, w: str) -> str | None:
 
 def _thresholds(table: Any, where: str) -> dict[str, float]:
     if not isinstance(table, dict):
-        raise UserError(f"{where}: write a table of name = threshold, e.g. {{ max_depth = 0.1 }}, not {table!r}.")
+        raise UserError(f"{where}: write a table of name = threshold, e.g. {{ FIELD = 0.1 }}, not {table!r}.")
     for k, v in table.items():
         if not _is_number(v):
             raise UserError(f"{where}.{k}: the threshold must be a number, not {v!r}.")

@@ -206,7 +206,7 @@ def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
         if not isinstance(head.get(key), str):
             raise UserError(f'{where}: [scenario] needs {key} = "..." (text).')
     if "coupling" in raw and not models:
-        raise UserError(f'{where}: [coupling] belongs to a coupled scenario ([scenario] models = ["flood", ...]); '
+        raise UserError(f'{where}: [coupling] belongs to a coupled scenario ([scenario] models = ["MODEL", ...]); '
                         "remove it, or list the models.")
     base = path.parent if path else Path.cwd()
     city_path = _city_path(base, head["city"], where)
@@ -281,7 +281,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f'--set "{item}": write KEY=VALUE, e.g. --set desired_speed_mps=1.2.')
+            raise UserError(f'--set "{item}": write KEY=VALUE, e.g. --set PARAM=1.2 (citytwin models MODEL lists the parameters).')
         try:
             parsed = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:

@@ -22,7 +22,7 @@ from twin.view import shaders
 LAYER_TITLES = {
     "terrain": "Terrain", "buildings": "Buildings", "roads": "Roads", "water": "Water",
     "walkable": "Walkable areas", "obstacles": "Obstacles", "pois": "Points of interest",
-    "labels": "Labels", "field": "Field (density / depth)", "agents": "Agents",
+    "labels": "Labels", "field": "Field", "agents": "Agents",
     "features": "Model values on features", "feature_labels": "Model values as labels",
     "alerts": "Alert markers",
 }
@@ -476,8 +476,8 @@ class SceneRenderer:
         if self.scene is None or grid is None:
             return
         style = style or self.style_of(grid.name)
-        if style.kind == "depth":
-            grid = water_to_walls(grid)
+        if style.kind == "surface":
+            grid = surface_to_walls(grid)
         if self.field is not None and self.field.name == grid.name and style == self.field_style:
             in_place = self.field.update(grid)
             if not in_place:
@@ -492,8 +492,8 @@ class SceneRenderer:
         self._style_field()
 
     def _style_field(self) -> None:
-        """Draw the field as its model declared: a water surface (depth), stepped heat bands
-        (density) or a plain colour map (scalar)."""
+        """Draw the field as its model declared: a surface over the terrain (``surface``), stepped heat
+        bands (``heat`` with bands) or a plain colour map."""
         self._remove_layer("field")
         old_bar = getattr(self, "_field_bar", None)
         if old_bar is not None and old_bar in self.plotter.scalar_bars:
@@ -510,7 +510,7 @@ class SceneRenderer:
         if style.kind == "difference":  # intervention − baseline: one opacity, a diverging map around 0
             actor = self.plotter.add_mesh(f.mesh, cmap=style.cmap, opacity=0.85,
                                           scalar_bar_args=dict(title=title, n_labels=5, **sb), **common)
-        elif style.kind == "depth":
+        elif style.kind == "surface":
             actor = self.plotter.add_mesh(f.mesh, cmap=style.cmap if style.cmap != "viridis" else "Blues",
                                           opacity=[0.0, 0.55, 0.7, 0.8, 0.85, 0.9],
                                           scalar_bar_args=dict(title=title, **sb), **common)
@@ -715,7 +715,7 @@ class SceneRenderer:
         return int(round(dx)), int(round(dy))
 
 
-def water_to_walls(grid):
+def surface_to_walls(grid):
     """A depth field whose no-data cells (buildings) next to water take the deepest neighbouring
     depth, so that the drawn surface reaches the walls: the field's quads join cell centres, and
     one corner without data hides the whole quad, which left a dry-looking strip along every wall
