@@ -77,9 +77,10 @@ def test_helsinki_says_what_osm_lacks(tmp_path_factory):
     assert not checks["station_dispersal"].can_run  # imported without a station area
     tourism = checks["tourist_flow"]
     assert tourism.can_run
-    cap = {i.what: i for i in tourism.defaulted}["attraction capacity"]
-    assert cap.count == {i.what: i.count for i in tourism.found}["attractions"] > 0
-    assert "200 persons" in cap.how
+    cap = {i.what: i for i in tourism.defaulted}["attraction capacity"]  # on no footprint
+    estimated = {i.what: i for i in tourism.estimated}["attraction capacity"]  # from footprints and floors
+    assert cap.count + estimated.count == {i.what: i.count for i in tourism.found}["attractions"]
+    assert 0 < cap.count < estimated.count and "200 persons" in cap.how and "footprint" in estimated.how
     hotel_rooms = {i.what: i.count for i in tourism.taken}.get("hotel rooms", 0)
     assert hotel_rooms < {i.what: i.count for i in tourism.found}["hotels"]  # few hotels tag their rooms
     flood = checks["flood"]

@@ -77,7 +77,7 @@ def test_demo_ids_on_another_city_fail_before_any_run_naming_its_attractions(tmp
     r = citytwin("run", ROOT / "scenarios" / "holiday_tourism.toml", "--city", helsinki, "--out", out, "--quiet")
     assert r.returncode == 2, r.stderr
     assert 'intervention "extra gates"' in r.stderr and 'has the id or name "A2"' in r.stderr
-    assert "Albert Edelfelt (osm_node_60131839)" in r.stderr  # names, with the ids beside them
+    assert "Ateneum (osm_way_8033120)" in r.stderr  # names, with the ids beside them
     assert "Traceback" not in r.stderr and not out.exists()
     from twin.cli import main
 

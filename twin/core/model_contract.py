@@ -264,7 +264,8 @@ class CityImportHook:
     """What a model needs from `citytwin city import` (the importer calls every registered model's hook).
 
     ``osm_tags``: OpenStreetMap tags it reads (each becomes a column of the raw OSM layers);
-    ``road_columns``: those of them kept, as text, on the ``roads`` layer; ``poi_kind``: the POI kind
+    ``road_columns``: those of them kept, as text, on the ``roads`` layer; ``poi_columns``: those kept,
+    as text, on the ``pois`` layer (e.g. a value the model parses itself); ``poi_kind``: the POI kind
     of a feature's OSM tags, or None (the models are asked in registry order, the first kind wins);
     ``poi_tags``: the tags that decide it (kept in the ``osm_tags`` column of the POIs);
     ``options``: the command-line options it reads; ``derive(city, options)``: called once the city
@@ -272,6 +273,7 @@ class CityImportHook:
 
     osm_tags: tuple[str, ...] = ()
     road_columns: tuple[str, ...] = ()
+    poi_columns: tuple[str, ...] = ()
     poi_tags: tuple[str, ...] = ()
     poi_kind: Callable[[dict], str | None] | None = None
     options: tuple[ImportOption, ...] = ()

@@ -49,7 +49,8 @@ POIs (OSM nodes, and a point inside each tagged area): the models' import hooks 
 lists its rules) and the kind's declaration (``PoiKind``) the defaults of capacity, gates and service
 time. A ``capacity`` tag (or the kind's ``capacity_tag``, e.g. ``rooms`` for hotels) overrides the
 default capacity, and ``capacity_source`` says which. Ids are ``osm_node_<id>``, ``osm_way_<id>`` or
-``osm_relation_<id>``; ``osm_tags`` keeps the tags that decided the kind.
+``osm_relation_<id>``; ``osm_tags`` keeps the tags that decided the kind; ``area_m2`` the size of a POI
+drawn as an area (empty for nodes); the tags a hook names in ``poi_columns`` are kept as columns.
 
 Water: areas with natural=water, waterway=riverbank or any water=*. Walkable: pedestrian areas
 (highway=pedestrian areas), place=square, amenity=marketplace, and platforms

@@ -17,6 +17,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 
 from twin.core.errors import UserError
 from twin.core.vocabulary import OTHER_USE
@@ -36,7 +37,7 @@ def osm_tags() -> tuple[str, ...]:
 
     tags = list(PLATFORM_OSM_TAGS)
     for hook in import_hooks():
-        tags += [*hook.osm_tags, *hook.poi_tags, *hook.road_columns]
+        tags += [*hook.osm_tags, *hook.poi_tags, *hook.road_columns, *hook.poi_columns]
     return tuple(dict.fromkeys(tags))
 
 
@@ -217,6 +218,8 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
     rows, geoms = [], []
     kinds = poi_kinds()
     deciding = tuple(dict.fromkeys(t for h in hooks for t in h.poi_tags))  # kept in osm_tags
+    kept = tuple(dict.fromkeys(c for h in hooks for c in h.poi_columns))  # kept as columns
+    geod = pyproj.Geod(ellps="WGS84")
     for layer, gdf in (("points", pts), ("multipolygons", polys)):
         if not len(gdf):
             continue
@@ -234,9 +237,13 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
                          "capacity_source": "tag" if capacity else "default",
                          "gates": pk.gates,  # not a model word: a POI's entry gates (CONTRACT §1)
                          "service_time_s": float(pk.service_time_s),
-                         "osm_tags": ";".join(f"{k}={t[k]}" for k in deciding if t.get(k))})
+                         "osm_tags": ";".join(f"{k}={t[k]}" for k in deciding if t.get(k)),
+                         # a POI drawn as an area keeps its size (ellipsoidal m²): the point loses it
+                         "area_m2": abs(geod.geometry_area_perimeter(geo[i])[0]) if layer == "multipolygons" else None,
+                         **{c: str(t[c]) if t.get(c) is not None else "" for c in kept}})
             geoms.append(geo[i] if layer == "points" else geo[i].point_on_surface())
-    cols = ["id", "kind", "name", "capacity", "capacity_source", "gates", "service_time_s", "osm_tags"]  # not a model word: POI gates
+    cols = ["id", "kind", "name", "capacity", "capacity_source", "gates", "service_time_s", "osm_tags", "area_m2",  # not a model word: POI gates
+            *kept]
     layers["pois"] = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry=geoms, crs=crs)
 
     # Water and walkable areas
