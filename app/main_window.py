@@ -129,6 +129,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["layers"], self.docks["params"]], [260, 520], Qt.Vertical)
         self.resizeDocks([self.docks["layers"], self.docks["indicators"]], [330, 430], Qt.Horizontal)
         self.resizeDocks([self.docks["log"]], [110], Qt.Vertical)
+        # the indicators' tiles and keyed-KPI table get most of the right column
+        self.resizeDocks([self.docks["indicators"], self.docks["alerts"]], [640, 220], Qt.Vertical)
 
     def _dock(self, key, title, widget, area):
         d = QDockWidget(title, self)

@@ -8,12 +8,12 @@ import tomllib
 import numpy as np
 import pyqtgraph as pg
 import tomli_w
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
                                QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPlainTextEdit,
                                QPushButton, QScrollArea, QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from twin.core.formats import fmt_clock, time_label  # noqa: F401 - the window and the alert panel import them from here
 from twin.core.formats import fmt_keyed, top_entries
@@ -337,10 +337,13 @@ class Tile(QFrame):
 
 
 KEYED_ROWS = 8  # entries of a keyed KPI shown in its table
+KEYED_MIN_ROWS = 3  # the fewest it shows when the window is short
 
 
 class KeyedTable(QTableWidget):
-    """A keyed KPI (per attraction, per gate) as a table of its largest entries, by name."""
+    """A keyed KPI (per attraction, per gate) as a table of its largest entries, by name. It asks for
+    the height of KEYED_ROWS entries and the "… more" line at the UI scale, whatever it holds now (so
+    the panel does not jump as entries come), and gives way down to KEYED_MIN_ROWS in a cramped window."""
 
     def __init__(self, kpi, parent=None):
         super().__init__(0, 2, parent)
@@ -356,6 +359,26 @@ class KeyedTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.set_scale(1.0)
+
+    def set_scale(self, s: float) -> None:
+        f = QFont()
+        f.setPointSizeF(9.5 * s)
+        self.setFont(f)
+        self.horizontalHeader().setFont(f)
+        row = QFontMetrics(f).height() + max(4, int(4 * s))
+        self.verticalHeader().setMinimumSectionSize(row)
+        self.verticalHeader().setDefaultSectionSize(row)
+        header = QFontMetrics(f).height() + max(8, int(8 * s))
+        self.horizontalHeader().setFixedHeight(header)
+        frame = 2 * self.frameWidth() + 2
+        self._full = header + row * (KEYED_ROWS + 1) + frame
+        self.setMinimumHeight(header + row * KEYED_MIN_ROWS + frame)
+        self.setMaximumHeight(self._full)
+        self.updateGeometry()
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), self._full)
 
     def set_value(self, value: dict, names: dict) -> None:
         rows = top_entries(value, KEYED_ROWS)
@@ -366,14 +389,74 @@ class KeyedTable(QTableWidget):
             name.setToolTip(str(key))
             num = QTableWidgetItem(fmt_value(v))
             num.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            num.setData(Qt.UserRole, float(v))
             self.setItem(i, 0, name)
             self.setItem(i, 1, num)
         if more > 0:
             self.setItem(len(rows), 0, QTableWidgetItem(f"… {more} more (largest shown)"))
             self.setItem(len(rows), 1, QTableWidgetItem(""))
-        self.resizeRowsToContents()
-        h = self.horizontalHeader().height() + sum(self.rowHeight(r) for r in range(self.rowCount())) + 4
-        self.setFixedHeight(h)
+
+
+class KeyedTables(QTabWidget):
+    """The keyed KPIs' tables, one tab each (a tab shows once its KPI has entries), under the tiles
+    and outside the charts' scroll area, so the largest entries are always in sight. Until the user
+    picks a tab, the first KPI (in the model's order) with an entry above zero is shown."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.tables: dict[str, KeyedTable] = {}
+        self.picked = False
+        self.tabBarClicked.connect(self._pick)
+        self.setDocumentMode(True)
+        self.setVisible(False)
+
+    def _pick(self, index: int) -> None:
+        self.picked = index >= 0
+
+    def set_model(self, kpis) -> None:
+        self.clear()
+        for t in self.tables.values():
+            t.setParent(None)
+        self.tables = {}
+        for k in kpis:
+            self.tables[k.name] = KeyedTable(k)
+            i = self.addTab(self.tables[k.name], kpi_label(k.name))
+            self.setTabToolTip(i, k.doc)
+            self.setTabVisible(i, False)
+        self.reset()
+
+    def reset(self) -> None:
+        self.picked = False
+        for i, t in enumerate(self.tables.values()):
+            t.setRowCount(0)
+            self.setTabVisible(i, False)
+        self.setVisible(False)
+
+    def set_values(self, values: dict[str, dict], names: dict) -> None:
+        order = list(self.tables)
+        for name, v in values.items():
+            self.tables[name].set_value(v, names)
+            self.setTabVisible(order.index(name), bool(v))
+        shown = [i for i, n in enumerate(order) if self.isTabVisible(i)]
+        self.setVisible(bool(shown))
+        if not shown:
+            return
+        if not self.picked or self.currentIndex() not in shown:
+            busy = [i for i in shown if any(_positive(self.tables[order[i]].item(r, 1))
+                                            for r in range(self.tables[order[i]].rowCount()))]
+            self.setCurrentIndex((busy or shown)[0])
+
+    def set_scale(self, s: float) -> None:
+        f = self.tabBar().font()
+        f.setPointSizeF(9 * s)
+        self.tabBar().setFont(f)
+        for t in self.tables.values():
+            t.set_scale(s)
+
+
+def _positive(item) -> bool:
+    v = item.data(Qt.UserRole) if item is not None else None
+    return isinstance(v, float) and v > 0
 
 
 SERIES_COLOURS = ("#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -399,6 +482,9 @@ class IndicatorsPanel(QWidget):
         outer.addWidget(self.time_label)
         self.tile_grid = QGridLayout()
         outer.addLayout(self.tile_grid)
+        self.keyed = KeyedTables()
+        self.tables = self.keyed.tables
+        outer.addWidget(self.keyed)
         self.chart_box = QVBoxLayout()
         charts = QWidget()
         charts.setLayout(self.chart_box)
@@ -411,10 +497,9 @@ class IndicatorsPanel(QWidget):
     def set_model(self, model_cls) -> None:
         for t in self.tiles.values():
             t.setParent(None)
-        for p in list(self.plots.values()) + list(self.tables.values()):
+        for p in self.plots.values():
             p.setParent(None)
         self.tiles, self.curves, self.plots, self.data, self.cursor_lines = {}, {}, {}, {}, []
-        self.tables = {}
         self.kpis = {k.name: k for k in model_cls.kpis}
         heads = [k for k in model_cls.kpis if k.headline] or list(model_cls.kpis)[:4]
         cols = 2
@@ -424,11 +509,10 @@ class IndicatorsPanel(QWidget):
             t.set_dark(self.dark)
             self.tiles[k.name] = t
             self.tile_grid.addWidget(t, i // cols, i % cols)
-        for k in model_cls.kpis:  # keyed KPIs first: their largest entries by name
-            if k.keyed and k.name not in self.tiles:
-                self.tables[k.name] = KeyedTable(k)
-                self.tables[k.name].setVisible(False)  # until it has entries
-                self.chart_box.addWidget(self.tables[k.name])
+        # keyed KPIs: their largest entries by name, in tabs under the tiles
+        self.keyed.set_model([k for k in model_cls.kpis if k.keyed and k.name not in self.tiles])
+        self.keyed.set_scale(self.scale)
+        self.tables = self.keyed.tables
         for k in model_cls.kpis:
             if not k.per_step:
                 continue
@@ -463,9 +547,7 @@ class IndicatorsPanel(QWidget):
             self.curves[name].setData([], [])
         for t in self.tiles.values():
             t.value.setText("–")
-        for table in self.tables.values():
-            table.setRowCount(0)
-            table.setVisible(False)
+        self.keyed.reset()
 
     def _keyed_series(self, column: str) -> bool:
         """Add the curve of a keyed KPI's column ``kpi.key`` on first sight; False if it is not one."""
@@ -507,9 +589,8 @@ class IndicatorsPanel(QWidget):
                 self.tiles[name].set_value(v, self.names)
             elif name in self.tables and isinstance(v, dict):
                 keyed[name] = v
-        for name, v in keyed.items():
-            self.tables[name].set_value(v, self.names)
-            self.tables[name].setVisible(bool(v))
+        if keyed:
+            self.keyed.set_values(keyed, self.names)
 
     def set_levels(self, levels: dict[str, int]) -> None:
         """Alert levels per KPI (0 ok, 1 amber, 2 red): the tiles' colours."""
@@ -539,6 +620,7 @@ class IndicatorsPanel(QWidget):
         self.time_label.setFont(f)
         for name, pw in self.plots.items():
             pw.setMinimumHeight(int(130 * s))
+        self.keyed.set_scale(s)
 
 
 def style_plot(pw, dark: bool) -> None:

@@ -95,3 +95,32 @@ def test_tiles_keep_their_numbers_whole_and_keyed_kpis_are_a_table(opened, qapp)
     ind.add_rows([{"time_s": 60.0, **{f"attraction_queue.{k}": v for k, v in queue.items()}}])
     assert table.isVisible() and table.item(0, 0).text() == names.get(top, top)
     ind.set_scale(1.0)
+
+
+def test_keyed_kpi_table_shows_its_top_entries_on_a_big_screen(opened, qapp):
+    """At 1920 × 1080 the keyed KPI's table shows its 8 largest entries and the "… more" line whole,
+    under tiles whose numbers are whole (it once showed 2 rows in the charts' scroll area)."""
+    from PySide6.QtGui import QFontMetrics
+
+    w = opened
+    w.resize(1920, 1080)
+    ind = w.indicators
+    ind.set_scale(1.0)
+    ids = w.city.pois.loc[w.city.pois["kind"] == "attraction", "id"].astype(str).tolist()
+    queue = {fid: float(len(ids) - i) for i, fid in enumerate(ids)}
+    ind.set_values({**{name: 1234.5 for name in ind.tiles}, "attraction_queue": queue,
+                    "attraction_occupancy": dict.fromkeys(ids, 0.0)}, time_s=600)
+    for _ in range(5):
+        qapp.processEvents()
+    table = ind.tables["attraction_queue"]
+    assert table.isVisible() and ind.keyed.currentWidget() is table  # the busy one, not the all-zero one
+    assert table.rowCount() == 9
+    seen = table.visibleRegion().boundingRect()
+    assert seen.height() >= table.height() - 2, "the table is cut by the panel"
+    for r in range(table.rowCount()):
+        cell = table.visualRect(table.model().index(r, 0))
+        assert table.viewport().rect().contains(cell), f"row {r} is not whole"
+        assert cell.height() >= QFontMetrics(table.font()).height()
+    assert table.item(0, 0).text() == ind.names.get(ids[0], ids[0])
+    for name, tile in ind.tiles.items():
+        assert tile.value.visibleRegion().boundingRect().height() >= QFontMetrics(tile.value.font()).height(), name
