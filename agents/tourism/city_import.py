@@ -184,8 +184,10 @@ def _classify(pois, include: set[str]):
 
 def _coach_stops(pois):
     """Coach stops where another model's kind took the feature (a bus station is a bus stop too)."""
-    taken = pois[(pois["kind"] != "coach_stop") & (pois["kind"] != "attraction") & (pois["kind"] != "hotel")
-                 & pois["osm_tags"].map(lambda v: is_coach_stop(tags_of(v)))]
+    ids = set(pois["id"].astype(str))
+    taken = pois[~pois["kind"].isin(["coach_stop", "attraction", "hotel"])
+                 & pois["osm_tags"].map(lambda v: is_coach_stop(tags_of(v)))
+                 & ~(pois["id"].astype(str) + "_coach").isin(ids)]  # a package imported again has them
     extra = taken.copy()
     if len(extra):
         extra["id"] = extra["id"].astype(str) + "_coach"

@@ -140,3 +140,14 @@ def test_a_scenario_selects_attractions_by_class(wednesday):
     ids = check_params(get_model("tourist_flow"), {"extra_gates_at": ["class=museum"]}, city, "x")["extra_gates_at"]
     a = attractions(city)
     assert sorted(ids) == sorted(a.loc[a["class"] == "museum", "id"]) and len(ids) == 6
+
+
+def test_a_package_imported_again_keeps_its_attractions_and_coach_stops(wednesday, tmp_path):
+    city, _ = wednesday
+    import_city([city.root / "city.gpkg"], tmp_path / "again")
+    again = City.load(tmp_path / "again").pois
+    p = city.pois
+    assert sorted(again["id"]) == sorted(p["id"]) and again["id"].is_unique
+    a, b = attractions(city), again[again["kind"] == "attraction"].set_index("name")
+    assert (b.loc[a.index, "capacity"] == a["capacity"]).all()
+    assert (b.loc[a.index, "capacity_source"] == a["capacity_source"]).all()
