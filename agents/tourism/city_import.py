@@ -174,7 +174,7 @@ def _classify(pois, include: set[str]):
     pois.loc[unnamed, "name"] = pois.loc[unnamed, "class"].str.replace("_", " ").str.capitalize()
     free = pois["class"].isin(FREE_ENTRY).to_numpy()
     pois["service_time_s"] = np.where(free, 0.0, pois["service_time_s"].astype(float))
-    pois["service_time_source"] = np.where(free, "class", "default")
+    pois["service_time_source"] = np.where(free, "class", np.where(pois["kind"] == "attraction", "default", None))
     note = ("tourism: attractions " + (", ".join(f"{n} {c}" for c, n in kept.items()) or "none"))
     if len(left_out):
         note += ("; left out " + ", ".join(f"{n} {c}" for c, n in left_out.items())

@@ -218,7 +218,8 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
     rows, geoms = [], []
     kinds = poi_kinds()
     deciding = tuple(dict.fromkeys(t for h in hooks for t in h.poi_tags))  # kept in osm_tags
-    kept = tuple(dict.fromkeys(c for h in hooks for c in h.poi_columns))  # kept as columns
+    base = ("id", "kind", "name", "capacity", "capacity_source", "gates", "service_time_s", "osm_tags", "area_m2")  # not a model word: POI gates
+    kept = tuple(dict.fromkeys(c for h in hooks for c in h.poi_columns if c not in base))  # kept as columns
     geod = pyproj.Geod(ellps="WGS84")
     for layer, gdf in (("points", pts), ("multipolygons", polys)):
         if not len(gdf):
@@ -242,8 +243,7 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
                          "area_m2": abs(geod.geometry_area_perimeter(geo[i])[0]) if layer == "multipolygons" else None,
                          **{c: str(t[c]) if t.get(c) is not None else "" for c in kept}})
             geoms.append(geo[i] if layer == "points" else geo[i].point_on_surface())
-    cols = ["id", "kind", "name", "capacity", "capacity_source", "gates", "service_time_s", "osm_tags", "area_m2",  # not a model word: POI gates
-            *kept]
+    cols = [*base, *kept]
     layers["pois"] = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry=geoms, crs=crs)
 
     # Water and walkable areas
