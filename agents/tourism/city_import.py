@@ -3,7 +3,7 @@
 POI kinds
 ---------
 - ``hotel``: tourism=hotel/hostel/guest_house/motel; capacity = the ``rooms`` tag, else 80 rooms;
-  1 desk, 120 s to check in.
+  1 desk, 120 s to check in. An unnamed one is called by its tag ("Guest house").
 - ``attraction``, with a ``class`` column (scenarios select them with ``class=museum``):
   museum, gallery (tourism=museum/gallery), zoo, aquarium, theme_park, viewpoint (tourism=*),
   castle (historic=castle/fort/palace/manor), historic_site (historic=ruins/archaeological_site/
@@ -172,6 +172,9 @@ def _classify(pois, include: set[str]):
     # names everywhere: an unnamed sight is called by its class
     unnamed = (pois["kind"] == "attraction") & (pois["name"].fillna("").str.strip() == "")
     pois.loc[unnamed, "name"] = pois.loc[unnamed, "class"].str.replace("_", " ").str.capitalize()
+    unnamed = (pois["kind"] == "hotel") & (pois["name"].fillna("").str.strip() == "")  # "Guest house"
+    pois.loc[unnamed, "name"] = [tags_of(v).get("tourism", "hotel").replace("_", " ").capitalize()
+                                 for v in pois.loc[unnamed, "osm_tags"]]
     free = pois["class"].isin(FREE_ENTRY).to_numpy()
     pois["service_time_s"] = np.where(free, 0.0, pois["service_time_s"].astype(float))
     pois["service_time_source"] = np.where(free, "class", np.where(pois["kind"] == "attraction", "default", None))

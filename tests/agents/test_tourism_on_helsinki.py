@@ -151,3 +151,10 @@ def test_a_package_imported_again_keeps_its_attractions_and_coach_stops(wednesda
     a, b = attractions(city), again[again["kind"] == "attraction"].set_index("name")
     assert (b.loc[a.index, "capacity"] == a["capacity"]).all()
     assert (b.loc[a.index, "capacity_source"] == a["capacity_source"]).all()
+
+
+def test_every_tourism_place_has_a_name(wednesday):
+    city, _ = wednesday
+    p = city.pois
+    mine = p[p["kind"].isin(["attraction", "hotel", "coach_stop"])]
+    assert len(mine) > 50 and (mine["name"].fillna("").str.strip() != "").all()
