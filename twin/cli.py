@@ -139,7 +139,7 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet, city):
     """Run one scenario variant and write summary.json, timeseries and rasters to --out."""
     from twin.scenario import preflight
     from twin.scenario.output_settings import parse_times
-    from twin.runs.runner import check_out_dir, load_state_run, run_one
+    from twin.runs.runner import check_out_dir, load_state_run, run_one, summary_caveats
     from twin.scenario.scenario import load_scenario, parse_set
 
     overrides = parse_set(list(sets))
@@ -176,15 +176,8 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet, city):
                 click.echo(f"    … {len(value) - KEYED_SHOWN} more in summary.json")
             continue
         click.echo(f"  {name:28s} {fmt_number(value)} {unit}")
-    for warning in s.get("warnings", []):
-        click.echo(f"citytwin: warning: {warning}", err=True)
-    inputs = s.get("city_check", {})
-    if inputs:  # not the city's own data: the results rest on estimates and defaults
-        click.echo(f"Inputs not from the city's data ({len(inputs.get('estimated', []))} estimated, "
-                   f"{len(inputs.get('defaulted', []))} defaulted; `citytwin city check` says what to add):")
-        for kind in ("estimated", "defaulted"):
-            for line in inputs.get(kind, []):
-                click.echo(f"  {kind}: {line}")
+    for line in summary_caveats(s):  # the results rest on these: warnings, estimates and defaults
+        click.echo(f"citytwin: {line}" if line.startswith("warning: ") else line, err=line.startswith("warning: "))
     if result.states:
         click.echo(f"states in {out / 'states'}: {len(result.states)} file(s)")
     click.echo(f"outputs in {out}")

@@ -467,6 +467,11 @@ class Session:
         self.result = result
         self._set_status(FINISHED if result is not None else CANCELLED)
         self._emit("run_finished", result=result, out_dir=run.out_dir)
+        if result is not None:
+            from twin.runs.runner import summary_caveats
+
+            for line in summary_caveats(result.summary):
+                self.log(line)
         if result is not None and run.out_dir is not None:
             self.output_ready(run.out_dir)
 
