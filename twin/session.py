@@ -631,7 +631,8 @@ class HeadlessRun:
     def start(self) -> None:
         from twin.runs.runner import Run
 
-        self.driver = Run(self.scenario, self.variant, self.seed, self.overrides)
+        near = self.out_dir.resolve().parent if self.out_dir is not None else None  # a hard link, not a copy, at the end
+        self.driver = Run(self.scenario, self.variant, self.seed, self.overrides, stage_near=near)
         self.model = self.driver.model
         if self._frame_interval is None:
             self.recorder.interval_s = default_frame_interval_s(self.model, self.scenario.duration_s)
