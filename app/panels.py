@@ -20,6 +20,7 @@ from twin.core.formats import fmt_keyed, top_entries
 from twin.core.formats import fmt_number as fmt_value
 from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
 from twin.runs.report import kpi_label
+from twin.scenario.coupling import headline_groups, member_title
 
 from twin.view.render import layer_title
 
@@ -282,7 +283,7 @@ LEVEL_STYLE = {  # (background, border) of a tile per alert level, light and dar
 class Tile(QFrame):
     """A big number for a KPI (or an alert rule); its frame turns amber or red with the alert level."""
 
-    def __init__(self, kpi, parent=None):
+    def __init__(self, kpi, parent=None, prefix: str = ""):
         super().__init__(parent)
         self.kpi = kpi
         self.level = 0
@@ -293,7 +294,8 @@ class Tile(QFrame):
         lay.setSpacing(0)
         self.value = QLabel("–")
         self.value.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
-        self.caption = QLabel(kpi_label(kpi.name) + (f"  [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""))
+        self.caption = QLabel(kpi_label(kpi.name.removeprefix(prefix))  # under its model's heading
+                              + (f"  [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""))
         self.caption.setWordWrap(True)
         self.setToolTip(kpi.doc)
         lay.addWidget(self.value)
@@ -385,6 +387,7 @@ class IndicatorsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.tiles: dict[str, Tile] = {}
+        self.group_labels: list[QLabel] = []  # a coupled run's model headings over their tiles
         self.tables: dict[str, KeyedTable] = {}
         self.names: dict[str, str] = {}  # {feature id: name} for keyed KPIs and legends
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -409,21 +412,30 @@ class IndicatorsPanel(QWidget):
         outer.addWidget(scroll, 1)
 
     def set_model(self, model_cls) -> None:
-        for t in self.tiles.values():
+        for t in list(self.tiles.values()) + self.group_labels:
             t.setParent(None)
+        self.group_labels = []
         for p in list(self.plots.values()) + list(self.tables.values()):
             p.setParent(None)
         self.tiles, self.curves, self.plots, self.data, self.cursor_lines = {}, {}, {}, {}, []
         self.tables = {}
         self.kpis = {k.name: k for k in model_cls.kpis}
-        heads = [k for k in model_cls.kpis if k.headline] or list(model_cls.kpis)[:4]
-        cols = 2
-        for i, k in enumerate(heads):
-            t = Tile(k)
-            t.set_scale(self.scale)
-            t.set_dark(self.dark)
-            self.tiles[k.name] = t
-            self.tile_grid.addWidget(t, i // cols, i % cols)
+        cols, row = 2, 0
+        for title, prefix, heads in headline_groups(model_cls):  # a coupled run: one heading per model
+            if title:
+                label = QLabel(title)
+                label.setStyleSheet("font-weight: bold; padding-top: 6px;")
+                label.setFont(self._group_font())
+                self.group_labels.append(label)
+                self.tile_grid.addWidget(label, row, 0, 1, cols)
+                row += 1
+            for i, k in enumerate(heads):
+                t = Tile(k, prefix=prefix)
+                t.set_scale(self.scale)
+                t.set_dark(self.dark)
+                self.tiles[k.name] = t
+                self.tile_grid.addWidget(t, row + i // cols, i % cols)
+            row += (len(heads) + cols - 1) // cols
         for k in model_cls.kpis:  # keyed KPIs first: their largest entries by name
             if k.keyed and k.name not in self.tiles:
                 self.tables[k.name] = KeyedTable(k)
@@ -435,7 +447,9 @@ class IndicatorsPanel(QWidget):
             pw = pg.PlotWidget()
             style_plot(pw, self.dark)
             pw.setMinimumHeight(int(130 * self.scale))
-            pw.setTitle(k.name.replace("_", " ") + (f" [{k.unit}]" if k.unit and k.unit != "-" else ""),
+            model, own = member_title(model_cls, k.name)
+            pw.setTitle((f"{model}: " if model else "") + kpi_label(own)
+                        + (f" [{k.unit}]" if k.unit and k.unit != "-" else ""),
                         size=f"{int(10 * self.scale)}pt")
             pw.showGrid(x=True, y=True, alpha=0.25)
             pw.setLabel("bottom", "time", units="s")
@@ -452,6 +466,12 @@ class IndicatorsPanel(QWidget):
                 self.data[k.name] = ([], [])
             self.chart_box.addWidget(pw)
         self.time_label.setText("t = –")
+
+    def _group_font(self) -> QFont:
+        f = QFont()
+        f.setPointSizeF(11 * self.scale)
+        f.setBold(True)
+        return f
 
     def set_names(self, names: dict[str, str]) -> None:
         """``{feature id: name}`` (``twin.core.features``): keyed KPIs and legends show names."""
@@ -533,6 +553,8 @@ class IndicatorsPanel(QWidget):
         self.scale = s
         for t in self.tiles.values():
             t.set_scale(s)
+        for label in self.group_labels:
+            label.setFont(self._group_font())
         f = self.time_label.font()
         f.setPointSizeF(11 * s)
         f.setBold(True)
