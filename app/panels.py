@@ -378,6 +378,25 @@ class KeyedTable(QTableWidget):
         self.setFixedHeight(h)
 
 
+class TileScroll(QScrollArea):
+    """The tiles, whole when the panel has the room and scrolled when it has not (a coupled run's
+    dozen tiles must not push the window past a 1080-line screen)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+
+    def sizeHint(self):
+        inner = self.widget().sizeHint() if self.widget() is not None else super().sizeHint()
+        return inner.grownBy(self.contentsMargins())
+
+    def minimumSizeHint(self):
+        return super().minimumSizeHint().boundedTo(self.sizeHint())
+
+
 SERIES_COLOURS = ("#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -401,7 +420,11 @@ class IndicatorsPanel(QWidget):
         self.time_label = QLabel("t = –")
         outer.addWidget(self.time_label)
         self.tile_grid = QGridLayout()
-        outer.addLayout(self.tile_grid)
+        tiles = QWidget()
+        tiles.setLayout(self.tile_grid)
+        self.tile_scroll = TileScroll()
+        self.tile_scroll.setWidget(tiles)
+        outer.addWidget(self.tile_scroll)
         self.chart_box = QVBoxLayout()
         charts = QWidget()
         charts.setLayout(self.chart_box)
@@ -436,6 +459,8 @@ class IndicatorsPanel(QWidget):
                 self.tiles[k.name] = t
                 self.tile_grid.addWidget(t, row + i // cols, i % cols)
             row += (len(heads) + cols - 1) // cols
+        self.tile_scroll.widget().adjustSize()
+        self.tile_scroll.updateGeometry()
         for k in model_cls.kpis:  # keyed KPIs first: their largest entries by name
             if k.keyed and k.name not in self.tiles:
                 self.tables[k.name] = KeyedTable(k)

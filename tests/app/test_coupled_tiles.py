@@ -31,6 +31,9 @@ def test_the_indicator_panel_shows_a_heading_per_model(qapp, qtbot, tmp_path):
     assert set(panel.tiles) == {k.name for k in heads}
     for name, tile in panel.tiles.items():
         assert not tile.caption.text().startswith(name.split(".")[0]), tile.caption.text()
+    # a dozen tiles scroll rather than push the window past a 1080-line screen; with room they show whole
+    assert panel.minimumSizeHint().height() < 500
+    assert panel.tile_scroll.sizeHint().height() >= max(t.geometry().bottom() for t in panel.tiles.values())
     # headings sit above their tiles, in model order
     ys = [lab.geometry().y() for lab in panel.group_labels]
     assert ys == sorted(ys)
