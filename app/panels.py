@@ -20,6 +20,7 @@ from twin.core.formats import fmt_keyed, top_entries
 from twin.core.formats import fmt_number as fmt_value
 from twin.core.params import FilePath, Numbers, TimeSeries, plain_value
 from twin.runs.report import kpi_label
+from twin.scenario.coupling import headline_groups, member_title
 
 from twin.view.render import layer_title
 
@@ -282,7 +283,7 @@ LEVEL_STYLE = {  # (background, border) of a tile per alert level, light and dar
 class Tile(QFrame):
     """A big number for a KPI (or an alert rule); its frame turns amber or red with the alert level."""
 
-    def __init__(self, kpi, parent=None):
+    def __init__(self, kpi, parent=None, prefix: str = ""):
         super().__init__(parent)
         self.kpi = kpi
         self.level = 0
@@ -293,7 +294,8 @@ class Tile(QFrame):
         lay.setSpacing(0)
         self.value = QLabel("–")
         self.value.setAlignment(Qt.AlignLeft | Qt.AlignVCenter)
-        self.caption = QLabel(kpi_label(kpi.name) + (f"  [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""))
+        self.caption = QLabel(kpi_label(kpi.name.removeprefix(prefix))  # under its model's heading
+                              + (f"  [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""))
         self.caption.setWordWrap(True)
         self.setToolTip(kpi.doc)
         lay.addWidget(self.value)
@@ -345,11 +347,11 @@ class KeyedTable(QTableWidget):
     the height of KEYED_ROWS entries and the "… more" line at the UI scale, whatever it holds now (so
     the panel does not jump as entries come), and gives way down to KEYED_MIN_ROWS in a cramped window."""
 
-    def __init__(self, kpi, parent=None):
+    def __init__(self, kpi, parent=None, label: str = ""):
         super().__init__(0, 2, parent)
         self.kpi = kpi
         unit = f" [{kpi.unit}]" if kpi.unit and kpi.unit != "-" else ""
-        self.setHorizontalHeaderLabels([kpi_label(kpi.name), "value" + unit])
+        self.setHorizontalHeaderLabels([label or kpi_label(kpi.name), "value" + unit])
         self.setToolTip(kpi.doc)
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QAbstractItemView.NoEditTriggers)
@@ -413,14 +415,14 @@ class KeyedTables(QTabWidget):
     def _pick(self, index: int) -> None:
         self.picked = index >= 0
 
-    def set_model(self, kpis) -> None:
+    def set_model(self, kpis, labels=None) -> None:
         self.clear()
         for t in self.tables.values():
             t.setParent(None)
         self.tables = {}
-        for k in kpis:
-            self.tables[k.name] = KeyedTable(k)
-            i = self.addTab(self.tables[k.name], kpi_label(k.name))
+        for k, label in zip(kpis, labels or [kpi_label(k.name) for k in kpis]):
+            self.tables[k.name] = KeyedTable(k, label=label)
+            i = self.addTab(self.tables[k.name], label)
             self.setTabToolTip(i, k.doc)
             self.setTabVisible(i, False)
         self.reset()
@@ -459,6 +461,25 @@ def _positive(item) -> bool:
     return isinstance(v, float) and v > 0
 
 
+class TileScroll(QScrollArea):
+    """The tiles, whole when the panel has the room and scrolled when it has not (a coupled run's
+    dozen tiles must not push the window past a 1080-line screen)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+
+    def sizeHint(self):
+        inner = self.widget().sizeHint() if self.widget() is not None else super().sizeHint()
+        return inner.grownBy(self.contentsMargins())
+
+    def minimumSizeHint(self):
+        return super().minimumSizeHint().boundedTo(self.sizeHint())
+
+
 SERIES_COLOURS = ("#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -468,6 +489,7 @@ class IndicatorsPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.tiles: dict[str, Tile] = {}
+        self.group_labels: list[QLabel] = []  # a coupled run's model headings over their tiles
         self.tables: dict[str, KeyedTable] = {}
         self.names: dict[str, str] = {}  # {feature id: name} for keyed KPIs and legends
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -481,7 +503,11 @@ class IndicatorsPanel(QWidget):
         self.time_label = QLabel("t = –")
         outer.addWidget(self.time_label)
         self.tile_grid = QGridLayout()
-        outer.addLayout(self.tile_grid)
+        tiles = QWidget()
+        tiles.setLayout(self.tile_grid)
+        self.tile_scroll = TileScroll()
+        self.tile_scroll.setWidget(tiles)
+        outer.addWidget(self.tile_scroll)
         self.keyed = KeyedTables()
         self.tables = self.keyed.tables
         outer.addWidget(self.keyed)
@@ -495,22 +521,35 @@ class IndicatorsPanel(QWidget):
         outer.addWidget(scroll, 1)
 
     def set_model(self, model_cls) -> None:
-        for t in self.tiles.values():
+        for t in list(self.tiles.values()) + self.group_labels:
             t.setParent(None)
+        self.group_labels = []
         for p in self.plots.values():
             p.setParent(None)
         self.tiles, self.curves, self.plots, self.data, self.cursor_lines = {}, {}, {}, {}, []
         self.kpis = {k.name: k for k in model_cls.kpis}
-        heads = [k for k in model_cls.kpis if k.headline] or list(model_cls.kpis)[:4]
-        cols = 2
-        for i, k in enumerate(heads):
-            t = Tile(k)
-            t.set_scale(self.scale)
-            t.set_dark(self.dark)
-            self.tiles[k.name] = t
-            self.tile_grid.addWidget(t, i // cols, i % cols)
+        cols, row = 2, 0
+        for title, prefix, heads in headline_groups(model_cls):  # a coupled run: one heading per model
+            if title:
+                label = QLabel(title)
+                label.setStyleSheet("font-weight: bold; padding-top: 6px;")
+                label.setFont(self._group_font())
+                self.group_labels.append(label)
+                self.tile_grid.addWidget(label, row, 0, 1, cols)
+                row += 1
+            for i, k in enumerate(heads):
+                t = Tile(k, prefix=prefix)
+                t.set_scale(self.scale)
+                t.set_dark(self.dark)
+                self.tiles[k.name] = t
+                self.tile_grid.addWidget(t, row + i // cols, i % cols)
+            row += (len(heads) + cols - 1) // cols
+        self.tile_scroll.widget().adjustSize()
+        self.tile_scroll.updateGeometry()
         # keyed KPIs: their largest entries by name, in tabs under the tiles
-        self.keyed.set_model([k for k in model_cls.kpis if k.keyed and k.name not in self.tiles])
+        keyed = [k for k in model_cls.kpis if k.keyed and k.name not in self.tiles]
+        self.keyed.set_model(keyed, [f"{m}: {kpi_label(own)}" if m else kpi_label(own)
+                                     for m, own in (member_title(model_cls, k.name) for k in keyed)])
         self.keyed.set_scale(self.scale)
         self.tables = self.keyed.tables
         for k in model_cls.kpis:
@@ -519,7 +558,9 @@ class IndicatorsPanel(QWidget):
             pw = pg.PlotWidget()
             style_plot(pw, self.dark)
             pw.setMinimumHeight(int(130 * self.scale))
-            pw.setTitle(k.name.replace("_", " ") + (f" [{k.unit}]" if k.unit and k.unit != "-" else ""),
+            model, own = member_title(model_cls, k.name)
+            pw.setTitle((f"{model}: " if model else "") + kpi_label(own)
+                        + (f" [{k.unit}]" if k.unit and k.unit != "-" else ""),
                         size=f"{int(10 * self.scale)}pt")
             pw.showGrid(x=True, y=True, alpha=0.25)
             pw.setLabel("bottom", "time", units="s")
@@ -536,6 +577,12 @@ class IndicatorsPanel(QWidget):
                 self.data[k.name] = ([], [])
             self.chart_box.addWidget(pw)
         self.time_label.setText("t = –")
+
+    def _group_font(self) -> QFont:
+        f = QFont()
+        f.setPointSizeF(11 * self.scale)
+        f.setBold(True)
+        return f
 
     def set_names(self, names: dict[str, str]) -> None:
         """``{feature id: name}`` (``twin.core.features``): keyed KPIs and legends show names."""
@@ -614,6 +661,8 @@ class IndicatorsPanel(QWidget):
         self.scale = s
         for t in self.tiles.values():
             t.set_scale(s)
+        for label in self.group_labels:
+            label.setFont(self._group_font())
         f = self.time_label.font()
         f.setPointSizeF(11 * s)
         f.setBold(True)

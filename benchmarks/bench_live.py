@@ -1,13 +1,14 @@
 """Observation-to-forecast latency of live mode (docs/live.md, "Speed").
 
     .venv/bin/python benchmarks/bench_live.py [--scenario scenarios/station_evening_peak.toml] [--at 600]
-        [--members 10] [--horizon-s 900] [--workers 2] [--set KEY=VALUE ...]
+        [--members 10] [--horizon-s 900] [--workers 2] [--set KEY=VALUE ...] [--member-set KEY=VALUE ...]
 
 The live run is brought to ``at - 10`` s (not timed); then a gate counter's message at ``at`` arrives
 and the twin advances to it and issues the forecast it owes there: ``members`` members from the
 state, ``horizon_s`` ahead, on ``workers`` processes. Printed: the wall time from the message to the
 written forecast, and the forecast alone; ``--set`` runs the members (and the twin) at another
-resolution (e.g. ``time_step_s=0.1``) to see what it saves. Results go to stdout only.
+resolution (e.g. ``time_step_s=0.1``) to see what it saves; ``--member-set`` the members alone
+(the twin stays at full resolution, as `citytwin live --member-set` runs it). Results go to stdout only.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--horizon-s", type=float, default=900.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--member-set", dest="member_sets", action="append", default=[])
     a = ap.parse_args()
 
     from twin.core.sensors import read_sensors
@@ -40,7 +42,8 @@ def main() -> None:
 
     sc = load_scenario(a.scenario)
     out = Path(tempfile.mkdtemp(prefix="bench_live_"))
-    settings = LiveSettings(forecast_interval_s=a.at, horizon_s=a.horizon_s, members=a.members, workers=a.workers)
+    settings = LiveSettings(forecast_interval_s=a.at, horizon_s=a.horizon_s, members=a.members, workers=a.workers,
+                            member_overrides=parse_set(a.member_sets))
     t = time.perf_counter()
     twin = LiveTwin(sc, [], out, settings, overrides=parse_set(a.sets), log=None)
     twin.next_forecast = a.at  # no forecast at 0: the one timed is at ``at``
@@ -80,7 +83,7 @@ def main() -> None:
     fc = [x for x in log if "forecast issued" in x]
     print(f"observation at {a.at:g} s -> forecast of {a.members} members {a.horizon_s:g} s ahead on {a.workers} "
           f"worker(s): {latency:.1f} s wall ({fc[-1].split(': ', 1)[1] if fc else 'no forecast'})")
-    print(f"settings: {' '.join(a.sets) or 'full resolution'}; cores: {os.cpu_count()}; load: "
+    print(f"settings: {' '.join(a.sets) or 'full resolution'}; members: {' '.join(a.member_sets) or 'as the twin'}; cores: {os.cpu_count()}; load: "
           f"{os.getloadavg()[0]:.1f}")
 
 

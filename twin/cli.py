@@ -139,7 +139,7 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet, city):
     """Run one scenario variant and write summary.json, timeseries and rasters to --out."""
     from twin.scenario import preflight
     from twin.scenario.output_settings import parse_times
-    from twin.runs.runner import check_out_dir, load_state_run, run_one
+    from twin.runs.runner import check_out_dir, load_state_run, run_one, summary_caveats
     from twin.scenario.scenario import load_scenario, parse_set
 
     overrides = parse_set(list(sets))
@@ -176,15 +176,8 @@ def run(scenario, variant, seed, sets, out, save_at, from_state, quiet, city):
                 click.echo(f"    … {len(value) - KEYED_SHOWN} more in summary.json")
             continue
         click.echo(f"  {name:28s} {fmt_number(value)} {unit}")
-    for warning in s.get("warnings", []):
-        click.echo(f"citytwin: warning: {warning}", err=True)
-    inputs = s.get("city_check", {})
-    if inputs:  # not the city's own data: the results rest on estimates and defaults
-        click.echo(f"Inputs not from the city's data ({len(inputs.get('estimated', []))} estimated, "
-                   f"{len(inputs.get('defaulted', []))} defaulted; `citytwin city check` says what to add):")
-        for kind in ("estimated", "defaulted"):
-            for line in inputs.get(kind, []):
-                click.echo(f"  {kind}: {line}")
+    for line in summary_caveats(s):  # the results rest on these: warnings, estimates and defaults
+        click.echo(f"citytwin: {line}" if line.startswith("warning: ") else line, err=line.startswith("warning: "))
     if result.states:
         click.echo(f"states in {out / 'states'}: {len(result.states)} file(s)")
     click.echo(f"outputs in {out}")
@@ -399,6 +392,9 @@ def feed_replay(record, to, speed):
               help="A forecast every this many model seconds.")
 @click.option("--horizon-s", type=float, default=900.0, show_default=True, help="How far each forecast looks ahead.")
 @click.option("--members", type=int, default=10, show_default=True, help="Ensemble members per forecast (0: none).")
+@click.option("--member-set", "member_sets", multiple=True, metavar="KEY=VALUE",
+              help="The members' resolution: a parameter they run with instead of the live run's, e.g. a longer "
+                   "time step, to forecast sooner (repeatable).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the members.")
 @click.option("--start", "start", metavar="ISO", help="Wall time of t = 0 (ISO 8601 with zone): for timestamped messages.")
 @click.option("--clock", type=click.Choice(["feed", "wall"]), default="feed", show_default=True,
@@ -406,8 +402,8 @@ def feed_replay(record, to, speed):
 @click.option("--late-tolerance-s", type=float, default=0.0, show_default=True,
               help="Messages older than the model's clock by more than this are late.")
 @click.option("--stop-when-silent-s", type=float, metavar="S", help="Stop when no feed has sent anything for S s.")
-def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s, horizon_s, members, workers, start,
-         clock, late_tolerance_s, stop_when_silent_s):
+def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s, horizon_s, members, member_sets,
+         workers, start, clock, late_tolerance_s, stop_when_silent_s):
     """The twin kept in step with its feeds, with rolling ensemble forecasts, forecast alerts and skill."""
     from datetime import datetime
 
@@ -436,10 +432,16 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
         open_feed(u, connect=False)  # a URL no adapter reads fails before anything is built
     overrides = parse_set(list(sets))
     sc = load_scenario(scenario)
+    member_overrides = parse_set(list(member_sets))
+    if member_overrides:  # the members' parameters are checked as a run's would be, before anything starts
+        from twin.core.params import validate_params
+
+        validate_params(sc.model_class(), member_overrides, "--member-set")
     preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
     check_out_dir(out)
     settings = LiveSettings(until_s=until_s, forecast_interval_s=forecast_interval_s, horizon_s=horizon_s,
                             members=members, workers=workers, start_epoch_s=epoch, clock=clock,
+                            member_overrides=member_overrides,
                             late_tolerance_s=late_tolerance_s, stop_when_silent_s=stop_when_silent_s)
     opened = [open_feed(u) for u in feeds]
     twin = LiveTwin(sc, opened, out, settings, variant, seed, overrides, log=click.echo)

@@ -467,6 +467,11 @@ class Session:
         self.result = result
         self._set_status(FINISHED if result is not None else CANCELLED)
         self._emit("run_finished", result=result, out_dir=run.out_dir)
+        if result is not None:
+            from twin.runs.runner import summary_caveats
+
+            for line in summary_caveats(result.summary):
+                self.log(line)
         if result is not None and run.out_dir is not None:
             self.output_ready(run.out_dir)
 
@@ -626,7 +631,8 @@ class HeadlessRun:
     def start(self) -> None:
         from twin.runs.runner import Run
 
-        self.driver = Run(self.scenario, self.variant, self.seed, self.overrides)
+        near = self.out_dir.resolve().parent if self.out_dir is not None else None  # a hard link, not a copy, at the end
+        self.driver = Run(self.scenario, self.variant, self.seed, self.overrides, stage_near=near)
         self.model = self.driver.model
         if self._frame_interval is None:
             self.recorder.interval_s = default_frame_interval_s(self.model, self.scenario.duration_s)

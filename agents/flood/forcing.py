@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.core.errors import UserError
+from twin.core.errors import UserError, finite_number
 
 MM_PER_MIN_PER_Q = 1.0 / 167.0  # the standard form's conversion: q [L/(s·ha)] = 167 · i [mm/min]
 
@@ -239,12 +239,7 @@ def _columns(path, header, rows, names: list[str]) -> list[np.ndarray]:
             if cell == "":
                 raise UserError(f"{path}, line {line}, column '{name}': the value is missing (a gap in the "
                                 "record); give every interval a value, 0 if nothing fell")
-            try:
-                v = float(cell)
-            except ValueError:
-                raise UserError(f"{path}, line {line}, column '{name}': '{cell}' is not a number") from None
-            if not math.isfinite(v):
-                raise UserError(f"{path}, line {line}, column '{name}': '{cell}' is not a finite number")
+            v = finite_number(cell, f"{path}, line {line}, column '{name}'")
             if v < 0:
                 raise UserError(f"{path}, line {line}, column '{name}': {cell} is negative")
             out[c][k] = v

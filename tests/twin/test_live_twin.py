@@ -220,3 +220,28 @@ def test_forecasts_on_worker_processes_equal_those_in_process(world, tmp_path):
         _live(world, [open_feed(f"folder:{drop}")], tmp_path / f"live{k}", workers=workers).run_until()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "live1" / "forecasts.parquet"),
                                   pd.read_parquet(tmp_path / "live2" / "forecasts.parquet"))
+
+
+def test_members_run_at_their_own_resolution(world, tmp_path):
+    """--member-set: the members take other parameters than the live run (here their walkers' speed
+    jitter is off: the ensemble has no spread), and the live run's own numbers do not change."""
+    drop = _folder_feed(world, tmp_path)
+    outs = {}
+    for name, member in (("full", {}), ("coarse", {"jitter_mps": 0.0})):
+        twin = _live(world, [open_feed(f"folder:{drop}")], tmp_path / name, member_overrides=member)
+        twin.run_until()
+        outs[name] = tmp_path / name
+    f = {k: pd.read_parquet(o / "forecasts.parquet") for k, o in outs.items()}
+    kpi = {k: v[v.name == "kpi.mean_time_s"] for k, v in f.items()}
+    assert ((kpi["full"].p90 - kpi["full"].p10) > 0).any()
+    assert ((kpi["coarse"].p90 - kpi["coarse"].p10).abs() < 1e-9).all()
+    obs = {k: pd.read_parquet(o / "observations.parquet") for k, o in outs.items()}
+    pd.testing.assert_frame_equal(obs["full"], obs["coarse"])
+
+
+def test_a_member_parameter_the_model_does_not_have_is_refused_by_name(world, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "twin.cli", "live", str(world["scenario"]), "--feed",
+                        f"folder:{tmp_path}", "--out", str(tmp_path / "o"), "--member-set", "jiter_mps=0"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and 'unknown parameter "jiter_mps"' in r.stderr and "jitter_mps" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()

@@ -331,3 +331,21 @@ def test_a_follower_follows_the_users_moves_in_time_until_its_run_ends_early(ses
     session.seek(0)
     session.start_run(duration_s=20)
     assert (len(moves), len(ends)) == (n_moves, n_ends) and k.detached is None
+
+
+def test_a_finished_run_logs_its_warnings_and_the_inputs_it_estimated(session, tiny_city, tmp_path):
+    scenario = write_scenario(tmp_path, tiny_city, "[parameters]\ncell_size_m = 10.0\nevacuate = false\n",
+                              model="flood", duration_s=60)
+    session.open_scenario(scenario)
+    run = session.start_run(out_dir=tmp_path / "out")
+    session.seen.clear()
+    run.advance()
+    assert session.status == FINISHED
+    logged = [e.text for e in session.seen if e.type == "log"]
+    assert any(t.startswith("Inputs not from the city's data (") for t in logged), logged
+    assert any(t.startswith("  estimated: residents per building: 3") for t in logged), logged
+    # the same lines the command line prints after the KPIs
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    from twin.runs.runner import summary_caveats
+
+    assert [t for t in logged if t in summary_caveats(summary)] == summary_caveats(summary)

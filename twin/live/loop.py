@@ -50,6 +50,9 @@ class LiveSettings:
     stop_when_silent_s: float | None = None  # stop when no feed has sent anything for this long (scripts)
     poll_s: float = 0.05
     alert_share: float = 0.5
+    # The ensemble's resolution: parameters the members run with instead of the live run's (a longer
+    # time step, a coarser field), to issue a forecast sooner (docs/live.md, "Speed").
+    member_overrides: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -260,7 +263,8 @@ class LiveTwin:
         sensors = self.observer.state_sensors
         rules = list(sc.alerts)
         task = (sc.raw, str(sc.path) if sc.path else None, str(sc.city_path), state, self.variant, self.seed,
-                self.overrides, 0, self.s.horizon_s, sensors, [s.id for s in sensors], rules)
+                {**self.overrides, **self.s.member_overrides}, 0, self.s.horizon_s, sensors, [s.id for s in sensors],
+                rules)
         tasks = [task[:7] + (k,) + task[8:] for k in range(1, self.s.members + 1)]
         results = self.pool.map(tasks)
         errors = [r["error"] for r in results if "error" in r]

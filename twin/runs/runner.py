@@ -244,6 +244,20 @@ class Run:
         return result
 
 
+def summary_caveats(summary: dict) -> list[str]:
+    """What a reader of a run's numbers must know: the model's warnings, then the inputs that were
+    estimated or defaulted rather than taken from the city's data (the CLI and the app say them)."""
+    lines = [f"warning: {w}" for w in summary.get("warnings", [])]
+    inputs = summary.get("city_check", {})
+    if inputs.get("error"):
+        lines.append(inputs["error"])
+    if inputs.get("estimated") or inputs.get("defaulted"):
+        lines.append(f"Inputs not from the city's data ({len(inputs.get('estimated', []))} estimated, "
+                     f"{len(inputs.get('defaulted', []))} defaulted; `citytwin city check` says what to add):")
+        lines += [f"  {kind}: {line}" for kind in ("estimated", "defaulted") for line in inputs.get(kind, [])]
+    return lines
+
+
 def city_check_entry(model) -> dict:
     """The model's check of its city for this run's parameters, as a summary records it (tens of ms)."""
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import operator
 import os
 import re
@@ -28,7 +27,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin.core.errors import UserError, nearest
+from twin.core.errors import UserError, finite_number, nearest
 from twin.scenario.scenario import BASELINE, Scenario
 
 RUNS_DIR = "runs"
@@ -85,12 +84,8 @@ def parse_ranges(sc: Scenario, items, option: str) -> list[Range]:
         if p.kind not in (int, float):
             raise UserError(f'{option} "{item}": "{name}" is a {p.kind.__name__} parameter; a range needs a numeric '
                             f"one: {', '.join(numeric)}.")
-        try:
-            lo, hi = float(lo_text), float(hi_text)
-        except ValueError:
-            raise UserError(f'{option} "{item}": LOW and HIGH must be numbers, e.g. {name}=0.8..1.2.') from None
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise UserError(f'{option} "{item}": LOW and HIGH must be finite numbers.')
+        where = f'{option} "{item}": LOW and HIGH must be numbers, e.g. {name}=0.8..1.2'
+        lo, hi = finite_number(lo_text, where), finite_number(hi_text, where)
         if not lo < hi:
             raise UserError(f'{option} "{item}": LOW ({lo:g}) must be less than HIGH ({hi:g}).')
         if any(r.name == name for r in ranges):
@@ -141,12 +136,7 @@ def parse_targets(sc: Scenario, items, option: str = "--target") -> list[Target]
         if kpi not in names:
             raise UserError(f'{option} "{item}": model {sc.model_class().name} has no KPI "{kpi}"{nearest(kpi, names)}; '
                             f"its KPIs are: {', '.join(names)}.")
-        try:
-            value = float(v)
-        except ValueError:
-            raise UserError(f'{option} "{item}": VALUE must be a number, e.g. {kpi}{op}600.') from None
-        if not math.isfinite(value):
-            raise UserError(f'{option} "{item}": VALUE must be a finite number.')
+        value = finite_number(v, f'{option} "{item}": VALUE must be a number, e.g. {kpi}{op}600')
         out.append(Target(kpi, op, value))
     return out
 

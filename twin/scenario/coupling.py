@@ -49,6 +49,29 @@ def is_coupled(cls) -> bool:
     return bool(getattr(cls, "member_names", ()))
 
 
+def headline_groups(cls) -> list[tuple[str, str, tuple]]:
+    """The headline KPIs a view shows as tiles, grouped by model: ``[(title, prefix, kpis)]``; one
+    untitled group for a single model, one per member model (its title, ``"<model>."``) when coupled."""
+    heads = tuple(k for k in cls.kpis if k.headline) or tuple(cls.kpis)[:4]
+    if not is_coupled(cls):
+        return [("", "", heads)]
+    groups = []
+    for n, m in zip(cls.member_names, cls.member_classes):
+        mine = tuple(k for k in heads if k.name.startswith(n + SEP))
+        if mine:
+            groups.append((m.title or m.name, n + SEP, mine))
+    return groups
+
+
+def member_title(cls, name: str) -> tuple[str, str]:
+    """``("Urban flood", "max_depth_m")`` for ``"flood.max_depth_m"`` of a coupled class: the member
+    model's title and the name it gives; ``("", name)`` for a single model."""
+    for n, m in zip(getattr(cls, "member_names", ()), getattr(cls, "member_classes", ())):
+        if name.startswith(n + SEP):
+            return m.title or m.name, name[len(n) + len(SEP):]
+    return "", name
+
+
 @lru_cache(maxsize=None)
 def coupled_class(names: tuple[str, ...]) -> type:
     """The composite model class of the models ``names`` (registry names), in that order."""

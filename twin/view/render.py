@@ -66,7 +66,7 @@ class SceneRenderer:
         self.state_names: tuple[str, ...] = ()
         self.font_scale = 1.0
         self.shader_time = 0.0
-        self._legend = None
+        self._legend: list = []  # vtkLegendBoxActors, one per column
         self.dark = False
         self._markers_key = None
         plotter.set_background(BACKGROUND)
@@ -194,9 +194,7 @@ class SceneRenderer:
         for layer in list(self.actors):
             self._remove_layer(layer)
         self._markers_key = None
-        if self._legend is not None:
-            self.plotter.renderer.RemoveViewProp(self._legend)
-            self._legend = None
+        self._remove_legend()
         self.plotter.clear()
         self.actors = {}
         self.agents = None
@@ -228,15 +226,23 @@ class SceneRenderer:
                     entries += [[f"{f.layer}: {st}", c] for st, c in zip(f.states, f.colours)
                                 if c and (st, c) not in shown]
         colours = self.state_colours()
-        for i, st in enumerate(self.state_names):
-            entries += [[f"agent: {st}", colours[i]]]
-        if getattr(self, "_legend", None) is not None:
-            self.plotter.renderer.RemoveViewProp(self._legend)
-            self._legend = None
-        if entries:
-            # the legend is a key, not the message: it grows less than the labels on a wall
-            self._legend = make_legend(entries, min(self.font_scale, LEGEND_MAX_SCALE))
-            self.plotter.renderer.AddViewProp(self._legend)
+        for i, st in enumerate(self.state_names):  # a coupled run's "flood.waiting": "flood: waiting"
+            entries += [[f"agent: {st}" if "." not in st else st.replace(".", ": ", 1).replace("_", " "), colours[i]]]
+        self._remove_legend()
+        # the legend is a key, not the message: it grows less than the labels on a wall, and a long
+        # one (a coupled run's) is set in columns rather than squeezed to unreadable text
+        scale = min(self.font_scale, LEGEND_MAX_SCALE)
+        x = 0.01
+        for k in range(0, len(entries), LEGEND_ROWS):
+            leg = make_legend(entries[k:k + LEGEND_ROWS], scale, x)
+            self._legend.append(leg)
+            self.plotter.renderer.AddViewProp(leg)
+            x += leg.GetPosition2Coordinate().GetValue()[0] + 0.005
+
+    def _remove_legend(self) -> None:
+        for leg in getattr(self, "_legend", None) or ():
+            self.plotter.renderer.RemoveViewProp(leg)
+        self._legend = []
 
     # -- visibility ------------------------------------------------------------------------------
     def layer_names(self) -> list[str]:
@@ -732,7 +738,10 @@ def surface_to_walls(grid):
     return replace(grid, values=np.where(gap, near, v))
 
 
-def make_legend(entries, font_scale: float = 1.0):
+LEGEND_ROWS = 16  # entries per legend column
+
+
+def make_legend(entries, font_scale: float = 1.0, x: float = 0.01):
     """A legend with dark text and a colour swatch per entry (VTK colours the text of a plain
     vtkLegendBoxActor like its symbol, which makes pale entries unreadable)."""
     import vtk
@@ -757,10 +766,12 @@ def make_legend(entries, font_scale: float = 1.0):
     tp.BoldOff()
     tp.ShadowOff()
     h = min(0.7, (0.032 * len(entries) + 0.01) * font_scale)
+    longest = max(len(label) for label, _ in entries)
+    w = min(0.22, max(0.13, 0.0052 * longest)) * font_scale  # a long label widens its column, not shrinks its font
     leg.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
-    leg.GetPositionCoordinate().SetValue(0.01, 0.99 - h)
+    leg.GetPositionCoordinate().SetValue(x, 0.99 - h)
     leg.GetPosition2Coordinate().SetCoordinateSystemToNormalizedViewport()
-    leg.GetPosition2Coordinate().SetValue(0.13 * font_scale, h)
+    leg.GetPosition2Coordinate().SetValue(w, h)
     return leg
 
 
