@@ -371,7 +371,8 @@ class KeyedTable(QTableWidget):
         row = QFontMetrics(f).height() + max(4, int(4 * s))
         self.verticalHeader().setMinimumSectionSize(row)
         self.verticalHeader().setDefaultSectionSize(row)
-        header = QFontMetrics(f).height() + max(8, int(8 * s))
+        # the header's own height in this style, with its font (not a guess from the font alone)
+        header = max(self.horizontalHeader().sizeHint().height(), QFontMetrics(f).height() + 6)
         self.horizontalHeader().setFixedHeight(header)
         frame = 2 * self.frameWidth() + 2
         self._full = header + row * (KEYED_ROWS + 1) + frame
@@ -518,6 +519,8 @@ class IndicatorsPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(charts)
         scroll.setFrameShape(QFrame.NoFrame)
+        # the charts take what the tiles and the keyed-KPI table leave (they scroll; the table would not)
+        scroll.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
         outer.addWidget(scroll, 1)
 
     def set_model(self, model_cls) -> None:
