@@ -119,11 +119,11 @@ def derive(city, options: dict):
     """Attraction classes (minor sights dropped unless asked), capacities estimated from footprints,
     opening hours for the day, coach stops beside other models' bus stops. Only imported OSM POIs
     (those with ``osm_tags``) are classified; opening hours are parsed for any POI that has them."""
+    include = _include(options.get("include_sights"))
+    day = _date(options.get("opening_date"))
     pois = city.layers.get("pois")
     if pois is None or not len(pois):
         return city, []
-    include = _include(options.get("include_sights"))
-    day = _date(options.get("opening_date"))
     lines = []
     pois = pois.copy()
     if "osm_tags" in pois.columns:
