@@ -42,7 +42,7 @@ from .layout import (
     G_MODE, G_NEXT, G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISIT,
     G_VISITS, HD_BUSY, HD_FREE, HD_JOINED, HD_PEAK_Q, HD_QP, HF_AREA_Q, HF_T_LAST, H_DESKS,
     H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, IDLE, INSIDE, LEFT, OBJ_CROWDING,
-    OUT_DONE, OUT_TURNED, PAR_HEADWAY, PAR_MAX_ENQ, PAR_MAX_VISITS, PAR_OBJECTIVE, PAR_ONLINE_S,
+    OUT_DONE, OUT_TURNED, PAR_HEADWAY, PAR_MAX_ENQ, PAR_MAX_VISITS, PAR_N_DRAWN, PAR_OBJECTIVE, PAR_ONLINE_S,
     PAR_PLATFORM_S, PAR_SLOT_LEN, PAR_T0, P_DROPPED, P_PENDING, P_TURNED, P_VISITED, QUEUE,
     SEARCH_ENQUIRY, SEARCH_PLATFORM, SEARCH_TRAVEL, S_DESK, S_DWELL, S_GATE, TRAVEL_ATTR,
     TRAVEL_EXIT, TRAVEL_HOTEL, V_ARRIVE, V_ATTR, V_ENTER, V_GROUP, V_JOIN, V_LEAVE, V_OUTCOME,
@@ -550,10 +550,42 @@ def arrive_hotel(g, now, n_attr, gi, gf, par, hd, hdf, qh, qt, ht, hs, hid, ctr)
 
 
 # -- the loop ----------------------------------------------------------------------------------
+@njit(**NO_RC)
+def _arrive(g, now, gi, gf, hi, hotel_order, entry_place, T, par, ht, hs, hid, todo, ctr):
+    """Group g arrives in the city at its entry point: it chooses its first stop (``todo``), or
+    first looks for a room."""
+    gi[g, G_PLACE] = entry_place[gi[g, G_ENTRY]]
+    flags = gi[g, G_FLAGS]
+    if (flags & F_OVERNIGHT) == 0:
+        _todo(todo, ctr, g)
+    elif (flags & F_PLATFORM) != 0:
+        gi[g, G_STATE] = SEARCH_PLATFORM
+        heap_push(ht, hs, hid, ctr, now + par[PAR_PLATFORM_S], g)
+    else:
+        search_step(g, now, gi, gf, hi, hotel_order, T, par, ht, hs, hid, todo, ctr)
+
+
+@njit(cache=True, nogil=True, **NO_RC)
+def _arrive_now(g0, g1, now, T, af, ai, hi, hotel_order, entry_place, par, plan, gi, gf, plan_st, ad, slots, ht, hs,
+                hid, todo, ctr):
+    for g in range(g0, g1):
+        _arrive(g, now, gi, gf, hi, hotel_order, entry_place, T, par, ht, hs, hid, todo, ctr)
+    for i in range(ctr[C_TODO]):
+        decide_next(todo[i], now, gi, gf, plan, plan_st, af, ai, ad, T, par, slots, hi, entry_place, ht, hs, hid, ctr)
+    ctr[C_TODO] = 0
+
+
+def arrive_now(w, g0: int, g1: int) -> None:
+    """Groups g0 .. g1-1 (appended, handed over by another model) arrive now, after every event
+    up to now: in index order, each then choosing its first stop."""
+    _arrive_now(g0, g1, float(w.now[0]), w.T, w.af, w.ai, w.hi, w.hotel_order, w.entry_place, w.par, w.plan, w.gi,
+                w.gf, w.plan_st, w.ad, w.slots, w.ht, w.hs, w.hid, w.todo, w.ctr)
+
+
 @njit(cache=True, nogil=True, **NO_RC)
 def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi, gf, plan_st, vi, vf,
          ad, adf, hd, hdf, qh, qt, slots, ht, hs, hid, todo, ctr):
-    n_groups = gi.shape[0]
+    n_groups = int(par[PAR_N_DRAWN])  # the groups drawn at construction arrive here, in index order
     n_attr = af.shape[0]
     while True:
         nxt = ctr[C_NEXT_ARR]
@@ -563,17 +595,8 @@ def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi
             if ta > t_stop:
                 break
             now = ta
-            g = nxt
             ctr[C_NEXT_ARR] = nxt + 1
-            gi[g, G_PLACE] = entry_place[gi[g, G_ENTRY]]
-            flags = gi[g, G_FLAGS]
-            if (flags & F_OVERNIGHT) == 0:
-                _todo(todo, ctr, g)
-            elif (flags & F_PLATFORM) != 0:
-                gi[g, G_STATE] = SEARCH_PLATFORM
-                heap_push(ht, hs, hid, ctr, now + par[PAR_PLATFORM_S], g)
-            else:
-                search_step(g, now, gi, gf, hi, hotel_order, T, par, ht, hs, hid, todo, ctr)
+            _arrive(nxt, now, gi, gf, hi, hotel_order, entry_place, T, par, ht, hs, hid, todo, ctr)
         else:
             if th > t_stop:
                 break
