@@ -108,3 +108,22 @@ def test_without_the_coupling_the_station_and_the_tourists_run_as_alone(coupled,
     # the station does not listen to the tourists: its numbers are the same either way
     assert {k: v for k, v in off.summary["kpis"].items() if k.startswith("station_dispersal.")} == \
         {k: v for k, v in on.summary["kpis"].items() if k.startswith("station_dispersal.")}
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda a: a.update({"tourist_flow.engine_state.gf": a["tourist_flow.engine_state.gf"][:-1]}),
+     "'engine_state.gf' does not have the rows"),
+    (lambda a: a["tourist_flow.engine_state.gi"].__setitem__((-1, 0), 0), "are not_arrived"),
+    (lambda a: a.update({"tourist_flow.handed_over": a["tourist_flow.handed_over"][:-1]}), "'handed_over' has shape"),
+], ids=["a_group_table_short", "a_handed_over_group_not_arrived", "counts_of_fewer_exits"])
+def test_a_state_whose_handed_over_groups_do_not_add_up_is_refused(coupled, edit, words):
+    from twin.core.errors import UserError
+
+    sc, result, *_ = coupled
+    (_, data), = result.states.items()
+    state = state_from_bytes(data, "coupled state")
+    arrays = {k: v.copy() for k, v in state.arrays.items()}
+    edit(arrays)
+    with pytest.raises(UserError) as e:
+        Run(sc).model.set_state(arrays, state.meta["model"], "edited state")
+    assert words in str(e.value) and "edited state" in str(e.value)
