@@ -28,14 +28,14 @@ from .inputs import (
 from .kernels import arrive_now, run_until, schedule_openings
 from .layout import (
     AF_T_LAST, A_CAP, A_CAP_NOMINAL, A_CLOSE, A_DWELL_CV, A_DWELL_DIST, A_DWELL_MEAN, A_GATES,
-    A_OPEN, A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, CATEGORY, C_NEXT_ARR,
+    A_OPEN, A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, CATEGORY, C_NEXT_ARR, C_N_DRAWN,
     DISTRIBUTIONS, F_ARR, F_ARRIVE, F_BUDGET_END, F_DEP, F_FOLLOW, F_ONLINE, F_OVERNIGHT,
     F_PLATFORM, F_RESERVE, F_SHUTTLE, GATE, G_ATTR, G_ENTRY, G_FLAGS, G_FROM, G_HOTEL, G_MODE,
     G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISITS, HD_FREE,
     HF_T_LAST, H_DESKS, H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, H_ROOMS, INSIDE,
     N_AD, N_ADF, N_AF, N_AI, N_CTR, N_GF, N_GI, N_HD, N_HDF, N_HF, N_HI, N_PAR, N_VF, N_VI,
     OBJ_CROWDING, OBJ_WAIT, PAR_HEADWAY, PAR_MAX_ENQ, PAR_MAX_VISITS, PAR_OBJECTIVE, PAR_ONLINE_S,
-    PAR_N_DRAWN, PAR_PLATFORM_S, PAR_SLOT_LEN, PAR_T0, QUEUE, STATE_NAMES, TRAVELLING_STATES, WAIT_SLOT, World,
+    PAR_PLATFORM_S, PAR_SLOT_LEN, PAR_T0, QUEUE, STATE_NAMES, TRAVELLING_STATES, WAIT_SLOT, World,
 )
 
 # World fields rebuilt from the static inputs; everything else is state.
@@ -112,7 +112,6 @@ class TourismEngine:
         o = np.lexsort((e_arr, t_arr))
         t_arr, e_arr = t_arr[o], e_arr[o]
         G = len(t_arr)
-        par[PAR_N_DRAWN] = G
         self._pmf, self._demand, self._iv, self._popularity = pmf, demand, iv, popularity
         sizes = self._draw_sizes(G)
         gi, gf, plan = self._new_groups(t_arr, e_arr, sizes, T, af, ai, entry_place, len(hi) > 0)
@@ -140,6 +139,7 @@ class TourismEngine:
             ht=np.zeros(n_heap), hs=np.zeros(n_heap, np.int64), hid=np.zeros(n_heap, np.int64),
             todo=np.zeros(G, np.int64), ctr=np.zeros(N_CTR, np.int64), now=np.array([self.start_s]),
         )
+        self.world.ctr[C_N_DRAWN] = G
         schedule_openings(self.world)
 
     # -- groups ---------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class TourismEngine:
     @property
     def n_drawn(self) -> int:
         """Groups drawn at construction; those after them were handed over (``add_arrivals``)."""
-        return int(self.world.par[PAR_N_DRAWN])
+        return int(self.world.ctr[C_N_DRAWN])
 
     def arrived_rows(self):
         """The groups that have arrived: a slice while none were handed over, else their indices."""

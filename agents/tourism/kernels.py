@@ -34,7 +34,7 @@ from numba import njit
 from .layout import (
     AF_AREA_IN, AF_AREA_Q, AF_T_LAST, A_CAP, A_CLOSE, A_DWELL_CV, A_DWELL_DIST, A_DWELL_MEAN,
     A_GATES, A_OPEN, A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, CHECKED_IN,
-    C_HEAP_N, C_NEXT_ARR, C_NVISITS, C_SEQ, C_TODO, DESK, DESK_QUEUE, DIST_DETERMINISTIC,
+    C_HEAP_N, C_NEXT_ARR, C_NVISITS, C_N_DRAWN, C_SEQ, C_TODO, DESK, DESK_QUEUE, DIST_DETERMINISTIC,
     DIST_EXPONENTIAL, D_BUSY, D_ENROUTE, D_ENTERED, D_INSIDE, D_JOINED, D_LEFT, D_PEAK_IN, D_PEAK_Q,
     D_PQP, D_QP, D_RESERVED, D_SLOT_WAIT, D_TURNED, F_ARR, F_ARRIVE, F_BUDGET_END, F_CHECKIN_END,
     F_CHECKIN_START, F_DEP, F_DESK_START, F_FOLLOW, F_LEFT, F_MARK, F_ONLINE, F_OVERNIGHT,
@@ -42,7 +42,7 @@ from .layout import (
     G_MODE, G_NEXT, G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISIT,
     G_VISITS, HD_BUSY, HD_FREE, HD_JOINED, HD_PEAK_Q, HD_QP, HF_AREA_Q, HF_T_LAST, H_DESKS,
     H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, IDLE, INSIDE, LEFT, OBJ_CROWDING,
-    OUT_DONE, OUT_TURNED, PAR_HEADWAY, PAR_MAX_ENQ, PAR_MAX_VISITS, PAR_N_DRAWN, PAR_OBJECTIVE, PAR_ONLINE_S,
+    OUT_DONE, OUT_TURNED, PAR_HEADWAY, PAR_MAX_ENQ, PAR_MAX_VISITS, PAR_OBJECTIVE, PAR_ONLINE_S,
     PAR_PLATFORM_S, PAR_SLOT_LEN, PAR_T0, P_DROPPED, P_PENDING, P_TURNED, P_VISITED, QUEUE,
     SEARCH_ENQUIRY, SEARCH_PLATFORM, SEARCH_TRAVEL, S_DESK, S_DWELL, S_GATE, TRAVEL_ATTR,
     TRAVEL_EXIT, TRAVEL_HOTEL, V_ARRIVE, V_ATTR, V_ENTER, V_GROUP, V_JOIN, V_LEAVE, V_OUTCOME,
@@ -585,7 +585,7 @@ def arrive_now(w, g0: int, g1: int) -> None:
 @njit(cache=True, nogil=True, **NO_RC)
 def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi, gf, plan_st, vi, vf,
          ad, adf, hd, hdf, qh, qt, slots, ht, hs, hid, todo, ctr):
-    n_groups = int(par[PAR_N_DRAWN])  # the groups drawn at construction arrive here, in index order
+    n_groups = ctr[C_N_DRAWN]  # the groups drawn at construction arrive here, in index order
     n_attr = af.shape[0]
     while True:
         nxt = ctr[C_NEXT_ARR]

@@ -311,6 +311,7 @@ class TouristFlowModel(CityModel):
             _COL(L.C_NEXT_ARR, "C_NEXT_ARR", low=0, high=_W + "gi"),
             _COL(L.C_NVISITS, "C_NVISITS", low=0, high=_W + "vi"),
             _COL(L.C_TODO, "C_TODO", low=0, high=0),  # the kernel empties the list before it returns
+            _COL(L.C_N_DRAWN, "C_N_DRAWN", low=0, high=_W + "gi"),  # the rest were handed over
         )),
         *StateSpec.each((_E + "adf", _E + "hdf", _E + "now")),
         StateSpec(_E + "ht", rows="state_heap_rows"),
@@ -763,6 +764,19 @@ class TouristFlowModel(CityModel):
         gi, st, ctr = w.gi, w.gi[:, L.G_STATE], w.ctr
         n_a, n_groups = len(w.af), len(gi)
 
+        # the tables of groups (their visits, their events) have a row per group: those drawn at the
+        # start and those handed over since
+        n_drawn, k = self.engine.n_drawn, w.plan.shape[1]
+        rows = {"gf": len(w.gf), "plan": len(w.plan), "plan_st": len(w.plan_st), "todo": len(w.todo),
+                "vi": len(w.vi) // k, "vf": len(w.vf) // k, "ht": len(w.ht) - 2 * n_a - 2,
+                "hs": len(w.hs) - 2 * n_a - 2, "hid": len(w.hid) - 2 * n_a - 2}
+        off = {f: n for f, n in rows.items() if n != n_groups} if n_groups >= n_drawn else {"gi": n_groups}
+        if off or len(w.vi) != len(w.vf) or len(w.vi) % k:
+            f = next(iter(off), "vi")
+            raise UserError(f"'engine_state.{f}' does not have the rows of the {n_groups} groups of 'engine_state.gi' "
+                            f"(at least the {n_drawn} drawn at the start, and the visit and event rows that go with "
+                            "them); the state file does not come from a run of this model.")
+
         def refuse(g, text):
             raise UserError(f"'engine_state.gi' row {int(g)} (state {L.STATE_NAMES[st[g]]}): {text}; the state "
                             "file does not come from a run of this model.")
@@ -793,16 +807,6 @@ class TouristFlowModel(CityModel):
         bad = np.isin(st, (L.TRAVEL_HOTEL, L.DESK_QUEUE, L.DESK)) & (gi[:, L.G_HOTEL] < 0)
         if bad.any():
             refuse(first(bad), "column G_HOTEL is -1, but the group is at its hotel or on its way there")
-        n_drawn, k = self.engine.n_drawn, w.plan.shape[1]
-        rows = {"gf": len(w.gf), "plan": len(w.plan), "plan_st": len(w.plan_st), "todo": len(w.todo),
-                "vi": len(w.vi) // k, "vf": len(w.vf) // k, "ht": len(w.ht) - 2 * n_a - 2,
-                "hs": len(w.hs) - 2 * n_a - 2, "hid": len(w.hid) - 2 * n_a - 2}
-        off = {f: n for f, n in rows.items() if n != n_groups} if n_groups >= n_drawn else {"gi": n_groups}
-        if off or len(w.vi) != len(w.vf) or len(w.vi) % k:
-            f = next(iter(off), "vi")
-            raise UserError(f"'engine_state.{f}' does not have the rows of the {n_groups} groups of 'engine_state.gi' "
-                            f"(at least the {n_drawn} drawn at the start, and the visit and event rows that go with "
-                            "them); the state file does not come from a run of this model.")
         # the groups drawn at the start arrive in index order; those handed over arrived when appended
         bad = ((np.arange(n_groups) >= ctr[L.C_NEXT_ARR]) & (np.arange(n_groups) < n_drawn)) != (st == L.NOT_ARRIVED)
         if bad.any():
