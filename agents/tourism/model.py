@@ -304,7 +304,8 @@ class TouristFlowModel(CityModel):
         )),
         # persons (or gates, desks, rooms) counted: not indices
         *StateSpec.each((_E + "ad", _E + "hd"), low=0, high="state_count_bound"),
-        StateSpec(_E + "hs", low=0, rows="state_heap_rows"),  # sequence numbers: below ctr's C_SEQ (check_restored_state)
+        # sequence numbers: below ctr's C_SEQ (check_restored_state)
+        StateSpec(_E + "hs", low=0, rows="state_heap_rows"),
         StateSpec(_E + "ctr", columns=(
             _COL(L.C_HEAP_N, "C_HEAP_N", low=0, high=_W + "ht"),
             _COL(L.C_SEQ, "C_SEQ", low=0),
@@ -381,7 +382,8 @@ class TouristFlowModel(CityModel):
         kept = np.flatnonzero(near)
         to = kept if len(kept) else np.arange(self.n_entries)
         to_xy = xy[kept] if len(kept) else self.place_xy[:self.n_entries]
-        nearest = to[np.argmin(np.hypot(xy[:, None, 0] - to_xy[None, :, 0], xy[:, None, 1] - to_xy[None, :, 1]), axis=1)]
+        gap = np.hypot(xy[:, None, 0] - to_xy[None, :, 0], xy[:, None, 1] - to_xy[None, :, 1])
+        nearest = to[np.argmin(gap, axis=1)]
         # engine entry of each feature: the POI entries come first, then the kept features in order
         pos = np.full(len(xy), -1, np.int64)
         pos[kept] = self.n_entries + np.arange(len(kept))
@@ -557,7 +559,8 @@ class TouristFlowModel(CityModel):
         self._sunflower_table = sunflower(np.arange(SUNFLOWER_CHUNK), 1.0)
         self.grid = GridField.empty("crowding", self.city.bounds, self.p["crowding_cell_m"], unit="persons/m2")
         self.road_ids = np.asarray(self.net.graph.road_ids, dtype=object)
-        self.poi_ids = np.array(self.place_ids[self.n_entries:self.n_entries + self.n_attr + self.n_hotels], dtype=object)
+        pois = slice(self.n_entries, self.n_entries + self.n_attr + self.n_hotels)  # not the exits after them
+        self.poi_ids = np.array(self.place_ids[pois], dtype=object)
 
     # -- time ------------------------------------------------------------------------------------
     @property

@@ -22,8 +22,8 @@ def _scenario(folder, coupling=True):
     body = "".join(f"[parameters.{m}]\n{t}" for m, t in MODELS.items())
     path = folder / f"station_tourists_{coupling}.toml"
     path.write_text(f'[scenario]\nname = "tourists off the trains"\nmodels = {list(MODELS)!r}\ncity = "{DEMO_CITY}"\n'
-                    f"duration_s = {DURATION_S}\nseed = 5\n\n[coupling]\nenabled = {str(coupling).lower()}\ninterval_s = {SYNC_S}\n"
-                    f"{body}",
+                    f"duration_s = {DURATION_S}\nseed = 5\n\n[coupling]\nenabled = {str(coupling).lower()}\n"
+                    f"interval_s = {SYNC_S}\n{body}",
                     encoding="utf-8")
     return load_scenario(path)
 
