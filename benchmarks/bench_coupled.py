@@ -47,6 +47,8 @@ def main() -> None:
     print(f"  total {total:6.1f} s wall {total_cpu:6.1f} s CPU (target < 180 s on 2 cores)")
     k = result.summary["kpis"]
     for key in ("flood.max_flooded_area_m2", "station_dispersal.agents_exited", "station_dispersal.exited_by_gate",
+                "station_dispersal.tourists_exited", "tourist_flow.tourists_from_station",
+                "tourist_flow.tourists_total",
                 "tourist_flow.visits_completed", "tourist_flow.people_in_water", "station_dispersal.people_in_water"):
         print(f"  {key} = {k.get(key)}")
 

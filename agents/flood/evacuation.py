@@ -54,25 +54,17 @@ import mesa
 import numpy as np
 
 from twin.core.errors import UserError
+from twin.core.hazard import wading_speed_factor as speed_factor
 from twin.core.routes import NO_EDGE, EdgeLookup, Routes, paths_from_predecessors
 
 WAITING, WALKING, STRANDED, SHELTERED = 0, 1, 2, 3
 STATE_NAMES = ("waiting", "walking", "stranded", "sheltered")
 STATE_COLOURS = ("#9467bd", "#f28e2b", "#111111", "#2ca02c")  # purple, orange, black (red is for roads), green
 SPEED_MIN_MPS, SPEED_MAX_MPS = 0.5, 2.0
-# Li et al. 2026: mean speed 41.7 % lower at 0.35 m of water than in the dry (38.6 % men, 44.8 % women)
-DEPTH_REF_M = 0.35
-FACTOR_AT_REF = 1.0 - 0.417
 # People sheltered at a shelter are drawn on a sunflower spiral around it (the golden angle).
 SPIRAL_SPACING_M = 0.7
 GOLDEN_ANGLE = 2.39996
 WADING_DEPTH_M = 0.1  # walking in water deeper than this counts as wading (a KPI of the danger on the way)
-
-
-def speed_factor(depth) -> np.ndarray:
-    """Walking speed in water / speed in the dry (see the module docstring)."""
-    d = np.clip(np.asarray(depth, dtype=np.float64), 0.0, DEPTH_REF_M)
-    return 1.0 - (1.0 - FACTOR_AT_REF) * d / DEPTH_REF_M
 
 
 class Household(mesa.Agent):

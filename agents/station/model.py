@@ -34,7 +34,7 @@ import shapely
 
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
+from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard, wading_speed_factor
 from .los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
 from twin.core.model_contract import (KPI, AlertRule, CityModel, Exchange, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       Forcing, LayerSpec, Param, Snapshot, StateSpec)
@@ -130,8 +130,13 @@ PARAMS = (
       refers_to="gates"),
     P("closed_gates", "-", [], "Gates to close regardless of the gates layer (ids or selectors).", list,
       refers_to="gates"),
+    P("tourist_share", "-", 0.0, "Share of the passengers who are tourists: they leave on foot (whatever the share_* "
+      "draw), and in a run coupled with a tourist model they arrive in the city at the exit they left by "
+      "(docs/coupling.md).", float, 0.0, 1.0),
     P("flood_close_depth_m", "m", 0.15, "Coupled with a flood (docs/coupling.md): an exit whose water has stood deeper "
       "than this closes for the rest of the run; passengers heading for it choose another exit.", float, 0.0, 10.0),
+    P("flood_stop_depth_m", "m", 0.5, "Coupled with a flood: passengers on the street level (level 0) stop where the "
+      "water is deeper than this; shallower water slows them (docs/coupling.md).", float, 0.05, 10.0),
     P("guidance_share", "-", 0.0, "Share of passengers guided by live crowd information (city brain).",
       float, 0.0, 1.0),
     P("guidance_gates", "-", [], "Gates guided passengers may be sent to (ids or selectors; empty: all open gates).",
@@ -205,6 +210,7 @@ KPIS = (
     KPI("people_in_water", "persons", "Passengers outside the station (on their way onward, queueing at a stop) standing in flood water now, by hazard class H1..H6 (AIDR 2017; H3 and "
         "above is unsafe for children and the elderly). Coupled with a flood only (docs/coupling.md).", keyed=True),
     KPI("exited_by_gate", "persons", "Passengers who left through each gate so far.", keyed=True),
+    KPI("tourists_exited", "persons", "Passengers who are tourists (tourist_share) and left through a gate so far."),
     KPI("los_seconds", "s", "Seconds the densest area spent at each Fruin walkway LOS (A-F).", per_step=False,
         keyed=True),
     KPI("boarded_by_poi", "persons", "Passengers who boarded at each onward POI.", per_step=False, keyed=True),
@@ -228,6 +234,7 @@ def persons_per_step(width_m: float) -> float:
     return float(np.interp(width_m, w, k))
 
 
+TOURIST_STREAM = 0x746F7572  # seeds the draw of who is a tourist, beside the model's seed
 GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of its middle (the street outside)
 
 
@@ -293,6 +300,9 @@ class StationDispersalModel(CityModel):
                         "max_depth): exits where it exceeds flood_close_depth_m close."),
                Exchange("surface_water__depth", "field", "m", "Water depth now, where passengers outside stand."),
                Exchange("surface_water__speed", "field", "m/s", "Flow speed now (hazard classes, people_in_water)."))
+    publishes = (Exchange("station_exit__tourists_left", "features", "persons", "Passengers who are tourists "
+                          "(tourist_share) and left through each exit so far (cumulative, on the gates layer)",
+                          layer="gates"),)
     # Everything a step changes; the rest (geometry, fields, draws per passenger) is rebuilt from
     # the city, the parameters and the seed.
     state_attrs = (
@@ -496,6 +506,9 @@ class StationDispersalModel(CityModel):
         self.src_ptr = [a for a, _ in self.src_ranges]
         self.v0 = np.clip(rng.normal(p["desired_speed_mps"], p["desired_speed_sd_mps"], N), 0.5, 2.0)
         self.mode = rng.choice(4, size=N, p=shares / shares.sum()).astype(np.int32)
+        # tourists from a stream of their own, so the share changes no other draw; they leave on foot
+        self.is_tourist = np.random.default_rng([self.seed, TOURIST_STREAM]).random(N) < p["tourist_share"]
+        self.mode[self.is_tourist] = 0
         self.guided = rng.random(N) < p["guidance_share"]
         T = self.T
         self.route_noise = (rng.normal(0.0, p["route_noise_s"], (N, T)) if p["route_noise_s"] > 0
@@ -1060,6 +1073,7 @@ class StationDispersalModel(CityModel):
             "agents_waiting_onward": int(np.count_nonzero((s == ONWARD) | (s == QUEUEING))),
             "agents_done": int(np.count_nonzero((s == EXITED) | boarded)),
             "exited_by_gate": {g.id: int(c) for g, c in zip(st.gates, self.exited_by_gate)},
+            "tourists_exited": int(np.count_nonzero(self.is_tourist & np.isfinite(self.t_exit))),
             "people_in_water": self._in_water(),
             "los_seconds": {k: float(v) for k, v in self.los.items()},
             "boarded_by_poi": {q.id: int(c) for q, c in zip(st.pois, self.onward.boarded_by_poi)},
@@ -1212,11 +1226,35 @@ class StationDispersalModel(CityModel):
             # another variant from here on: gates, banks and guidance may differ, so everyone chooses again
             self._reroute(force=True)
 
+    def publish(self, name: str) -> FeatureFrame:
+        """``station_exit__tourists_left``: tourists who left through each exit so far, a function of
+        the state (who left where), so a restored run publishes the same counts again."""
+        out = self.is_tourist & np.isfinite(self.t_exit) & (self.gate_of >= 0)
+        counts = np.bincount(self.gate_of[out], minlength=len(self.station.gates)).astype(np.float64)
+        return FeatureFrame(np.array([g.id for g in self.station.gates], dtype=object), {"tourists_left": counts})
+
     def accept(self, name: str, value, *, restored: bool = False) -> None:
         if name == "surface_water__max_depth":
             self._close_flooded_gates(value, restored)
         else:
             self._water[name] = value
+        if name == "surface_water__depth":
+            self._wade(value)
+
+    def _wade(self, depth) -> None:
+        """Water on the street level (level 0, the level the flood's surface covers) slows those
+        walking in it by the depth-speed relation of ``twin.core.hazard`` and stops them where it is
+        deeper than flood_stop_depth_m, until the next depth handed over. A function of the depth
+        and the crowd, so a restored run sets the same speeds again."""
+        cr, levels = self.crowd, self.station.levels
+        n = cr.n
+        if n == 0 or 0 not in levels:
+            return
+        on = np.flatnonzero(cr.lv[:n] == levels.index(0))
+        d = np.zeros(n)
+        d[on] = np.nan_to_num(depth.sample(cr.x[on], cr.y[on], outside=0.0))
+        factor = np.where(d > self.p["flood_stop_depth_m"], 0.0, wading_speed_factor(d))
+        cr.v0[:n] = self.v0[cr.ids[:n]] * factor
 
     def _in_water(self) -> dict[str, float]:
         """Passengers outside (on their way onward, queueing at a stop) by the hazard class of the water."""

@@ -25,10 +25,10 @@ from .inputs import (
     Attractions, Demand, Entries, Hotels, Interventions, check_number, check_places, check_share,
     check_travel_times, choice_per_feature, feature_ids, per_feature, rate_profile,
 )
-from .kernels import run_until, schedule_openings
+from .kernels import arrive_now, run_until, schedule_openings
 from .layout import (
     AF_T_LAST, A_CAP, A_CAP_NOMINAL, A_CLOSE, A_DWELL_CV, A_DWELL_DIST, A_DWELL_MEAN, A_GATES,
-    A_OPEN, A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, CATEGORY, C_NEXT_ARR,
+    A_OPEN, A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, CATEGORY, C_NEXT_ARR, C_N_DRAWN,
     DISTRIBUTIONS, F_ARR, F_ARRIVE, F_BUDGET_END, F_DEP, F_FOLLOW, F_ONLINE, F_OVERNIGHT,
     F_PLATFORM, F_RESERVE, F_SHUTTLE, GATE, G_ATTR, G_ENTRY, G_FLAGS, G_FROM, G_HOTEL, G_MODE,
     G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISITS, HD_FREE,
@@ -112,43 +112,14 @@ class TourismEngine:
         o = np.lexsort((e_arr, t_arr))
         t_arr, e_arr = t_arr[o], e_arr[o]
         G = len(t_arr)
-        sizes = rng.choice(pmf.size, size=G, p=pmf / pmf.sum()) + 1 if pmf.size > 1 else np.ones(G, np.int64)
-        if demand.time_budget_cv > 0:
-            s2 = math.log1p(demand.time_budget_cv ** 2)
-            budget = demand.time_budget_s * np.exp(rng.normal(-0.5 * s2, math.sqrt(s2), G))
-        else:
-            budget = np.full(G, float(demand.time_budget_s))
-        u = rng.random((G, 6))
-        overnight = (u[:, 0] < demand.overnight_share) & (len(hi) > 0)
-        flags = (overnight * F_OVERNIGHT
-                 + (overnight & (u[:, 1] < iv.room_platform_share)) * F_PLATFORM
-                 + (u[:, 2] < iv.online_checkin_share) * F_ONLINE
-                 + (u[:, 3] < iv.recommend_share) * F_FOLLOW
-                 + (u[:, 4] < iv.reservation_share) * F_RESERVE
-                 + (u[:, 5] < iv.shuttle_share) * F_SHUTTLE).astype(np.int64)
-        plan = draw_plans(rng, G, popularity, demand.max_visits + demand.alternatives)
-        budget_end = t_arr + budget
-        plan = trim_plans(plan, sizes, t_arr, budget_end, entry_place[e_arr], T[0], af[:, A_OPEN], af[:, A_CLOSE],
-                          af[:, A_SVC_MEAN], af[:, A_DWELL_MEAN], ai[:, A_PLACE], demand.max_visits)
+        self._pmf, self._demand, self._iv, self._popularity = pmf, demand, iv, popularity
+        sizes = self._draw_sizes(G)
+        gi, gf, plan = self._new_groups(t_arr, e_arr, sizes, T, af, ai, entry_place, len(hi) > 0)
         key = rng.integers(0, 2**63, size=1, dtype=np.int64).astype(np.uint64)
 
         # -- the World
-        gi = np.full((G, N_GI), -1, np.int64)
-        gi[:, G_STATE] = 0
-        gi[:, G_SIZE] = sizes
-        gi[:, G_ENTRY] = e_arr
-        gi[:, G_FLAGS] = flags
-        gi[:, G_ROOMS] = -(-sizes // demand.persons_per_room)
-        gi[:, G_PLACE] = entry_place[e_arr]
-        gi[:, [G_MODE, G_PLAN_K, G_VISITS]] = 0
-        gi[:, G_SEARCH_K] = 0
-        gi[:, G_SLOT] = -1
-        gf = np.full((G, N_GF), np.nan)
-        gf[:, F_ARRIVE] = t_arr
-        gf[:, F_BUDGET_END] = budget_end
         n_a, n_h, k = len(af), len(hf), plan.shape[1]
-        horizon = max(self.end_s, float(budget_end.max()) if G else self.end_s)
-        n_slots = int(math.ceil((horizon - self.start_s) / iv.slot_length_s)) + 1 if iv.reservation_share > 0 else 1
+        n_slots = self._slot_count(gf)
         ad = np.zeros((n_a, N_AD), np.int64)
         adf = np.zeros((n_a, N_ADF))
         adf[:, AF_T_LAST] = self.start_s
@@ -168,7 +139,111 @@ class TourismEngine:
             ht=np.zeros(n_heap), hs=np.zeros(n_heap, np.int64), hid=np.zeros(n_heap, np.int64),
             todo=np.zeros(G, np.int64), ctr=np.zeros(N_CTR, np.int64), now=np.array([self.start_s]),
         )
+        self.world.ctr[C_N_DRAWN] = G
         schedule_openings(self.world)
+
+    # -- groups ---------------------------------------------------------------------------------
+    def _draw_sizes(self, n: int) -> np.ndarray:
+        pmf = self._pmf
+        return self.rng.choice(pmf.size, size=n, p=pmf / pmf.sum()) + 1 if pmf.size > 1 else np.ones(n, np.int64)
+
+    def _new_groups(self, t_arr, e_arr, sizes, T, af, ai, entry_place, has_hotels: bool):
+        """The rows of new groups (gi, gf, plan): time budget, behaviour flags and itinerary drawn
+        from the generator, in this order."""
+        rng, demand, iv = self.rng, self._demand, self._iv
+        G = len(t_arr)
+        if demand.time_budget_cv > 0:
+            s2 = math.log1p(demand.time_budget_cv ** 2)
+            budget = demand.time_budget_s * np.exp(rng.normal(-0.5 * s2, math.sqrt(s2), G))
+        else:
+            budget = np.full(G, float(demand.time_budget_s))
+        u = rng.random((G, 6))
+        overnight = (u[:, 0] < demand.overnight_share) & has_hotels
+        flags = (overnight * F_OVERNIGHT
+                 + (overnight & (u[:, 1] < iv.room_platform_share)) * F_PLATFORM
+                 + (u[:, 2] < iv.online_checkin_share) * F_ONLINE
+                 + (u[:, 3] < iv.recommend_share) * F_FOLLOW
+                 + (u[:, 4] < iv.reservation_share) * F_RESERVE
+                 + (u[:, 5] < iv.shuttle_share) * F_SHUTTLE).astype(np.int64)
+        plan = draw_plans(rng, G, self._popularity, demand.max_visits + demand.alternatives)
+        budget_end = t_arr + budget
+        plan = trim_plans(plan, sizes, t_arr, budget_end, entry_place[e_arr], T[0], af[:, A_OPEN], af[:, A_CLOSE],
+                          af[:, A_SVC_MEAN], af[:, A_DWELL_MEAN], ai[:, A_PLACE], demand.max_visits)
+        gi = np.full((G, N_GI), -1, np.int64)
+        gi[:, G_STATE] = 0
+        gi[:, G_SIZE] = sizes
+        gi[:, G_ENTRY] = e_arr
+        gi[:, G_FLAGS] = flags
+        gi[:, G_ROOMS] = -(-sizes // demand.persons_per_room)
+        gi[:, G_PLACE] = entry_place[e_arr]
+        gi[:, [G_MODE, G_PLAN_K, G_VISITS]] = 0
+        gi[:, G_SEARCH_K] = 0
+        gi[:, G_SLOT] = -1
+        gf = np.full((G, N_GF), np.nan)
+        gf[:, F_ARRIVE] = t_arr
+        gf[:, F_BUDGET_END] = budget_end
+        return gi, gf, plan
+
+    def _slot_count(self, gf) -> int:
+        """Entry slots the booking table needs: from the start to the end of the run or of the last budget."""
+        iv = self._iv
+        if iv.reservation_share <= 0:
+            return 1
+        horizon = max(self.end_s, float(gf[:, F_BUDGET_END].max()) if len(gf) else self.end_s)
+        return int(math.ceil((horizon - self.start_s) / iv.slot_length_s)) + 1
+
+    @property
+    def n_drawn(self) -> int:
+        """Groups drawn at construction; those after them were handed over (``add_arrivals``)."""
+        return int(self.world.ctr[C_N_DRAWN])
+
+    def arrived_rows(self):
+        """The groups that have arrived: a slice while none were handed over, else their indices."""
+        return K.arrived(self.world)
+
+    def add_arrivals(self, entry: np.ndarray, persons: np.ndarray) -> int:
+        """``persons[i]`` tourists arrive at entry point ``entry[i]`` now (handed over by another
+        model of a coupled run): split into groups by the group-size distribution (the last group
+        of each entry takes the remainder), drawn like the groups of the day (budget, behaviour,
+        itinerary), appended to the tables and arrived at once, after every event up to now.
+        Returns the number of groups added."""
+        entry = np.asarray(entry, np.int64)
+        persons = np.asarray(persons, np.int64)
+        sizes, e_arr = [], []
+        for e, n in zip(entry, persons):
+            if n <= 0:
+                continue
+            s = self._draw_sizes(int(n))  # n groups of at least 1 person always cover n persons
+            c = np.cumsum(s)
+            k = int(np.searchsorted(c, n)) + 1
+            s = s[:k].copy()
+            s[-1] -= c[k - 1] - n
+            sizes.append(s)
+            e_arr.append(np.full(k, e, np.int64))
+        if not sizes:
+            return 0
+        sizes, e_arr = np.concatenate(sizes), np.concatenate(e_arr)
+        w = self.world
+        add = len(sizes)
+        gi, gf, plan = self._new_groups(np.full(add, self.now), e_arr, sizes, w.T, w.af, w.ai, w.entry_place,
+                                        len(w.hi) > 0)
+        k = w.plan.shape[1]
+        g0 = len(w.gi)
+        grown = dict(
+            gi=np.vstack([w.gi, gi]), gf=np.vstack([w.gf, gf]), plan=np.vstack([w.plan, plan[:, :k]]),
+            plan_st=np.vstack([w.plan_st, np.zeros((add, k), np.int8)]),
+            vi=np.vstack([w.vi, np.zeros((add * k, N_VI), np.int64)]),
+            vf=np.vstack([w.vf, np.full((add * k, N_VF), np.nan)]),
+            todo=np.r_[w.todo, np.zeros(add, np.int64)],
+            ht=np.r_[w.ht, np.zeros(add)], hs=np.r_[w.hs, np.zeros(add, np.int64)],
+            hid=np.r_[w.hid, np.zeros(add, np.int64)],
+        )
+        n_slots = self._slot_count(grown["gf"])
+        if n_slots > w.slots.shape[1]:
+            grown["slots"] = np.hstack([w.slots, np.zeros((len(w.slots), n_slots - w.slots.shape[1]), np.int64)])
+        self.world = w._replace(**grown)
+        arrive_now(self.world, g0, g0 + add)
+        return add
 
     # -- input checks --------------------------------------------------------------------------
     @staticmethod
@@ -343,9 +418,8 @@ class TourismEngine:
         Positions are interpolated between the places along the route by (now − depart) /
         (arrive − depart)."""
         w = self.world
-        n = int(w.ctr[C_NEXT_ARR])
-        st = w.gi[:n, G_STATE]
-        g = np.flatnonzero(np.isin(st, TRAVELLING_STATES))
+        st = w.gi[:, G_STATE]
+        g = np.flatnonzero(np.isin(st, TRAVELLING_STATES))  # (not_arrived is not travelling)
         return {"group": g, "size": w.gi[g, G_SIZE], "state": st[g], "from_place": w.gi[g, G_FROM],
                 "to_place": w.gi[g, G_TO], "depart_s": w.gf[g, F_DEP], "arrive_s": w.gf[g, F_ARR],
                 "mode": w.gi[g, G_MODE]}
@@ -354,9 +428,9 @@ class TourismEngine:
         """Every arrived group: size, state, current (or last) place, attraction (-1 when none),
         hotel booked (-1 when none)."""
         w = self.world
-        n = int(w.ctr[C_NEXT_ARR])
-        gi = w.gi[:n]
+        gi = w.gi[K.arrived(w)]
         return {"size": gi[:, G_SIZE], "state": gi[:, G_STATE], "place": gi[:, G_PLACE],
                 "attraction": np.where(np.isin(gi[:, G_STATE], (WAIT_SLOT, QUEUE, GATE, INSIDE)), gi[:, G_ATTR], -1),
                 "hotel": gi[:, G_HOTEL]}
+
 

@@ -34,7 +34,7 @@ from numba import njit
 from .layout import (
     AF_AREA_IN, AF_AREA_Q, AF_T_LAST, A_CAP, A_CLOSE, A_DWELL_CV, A_DWELL_DIST, A_DWELL_MEAN,
     A_GATES, A_OPEN, A_PLACE, A_QUOTA, A_SLOT0, A_SVC_CV, A_SVC_DIST, A_SVC_MEAN, CHECKED_IN,
-    C_HEAP_N, C_NEXT_ARR, C_NVISITS, C_SEQ, C_TODO, DESK, DESK_QUEUE, DIST_DETERMINISTIC,
+    C_HEAP_N, C_NEXT_ARR, C_NVISITS, C_N_DRAWN, C_SEQ, C_TODO, DESK, DESK_QUEUE, DIST_DETERMINISTIC,
     DIST_EXPONENTIAL, D_BUSY, D_ENROUTE, D_ENTERED, D_INSIDE, D_JOINED, D_LEFT, D_PEAK_IN, D_PEAK_Q,
     D_PQP, D_QP, D_RESERVED, D_SLOT_WAIT, D_TURNED, F_ARR, F_ARRIVE, F_BUDGET_END, F_CHECKIN_END,
     F_CHECKIN_START, F_DEP, F_DESK_START, F_FOLLOW, F_LEFT, F_MARK, F_ONLINE, F_OVERNIGHT,
@@ -550,10 +550,42 @@ def arrive_hotel(g, now, n_attr, gi, gf, par, hd, hdf, qh, qt, ht, hs, hid, ctr)
 
 
 # -- the loop ----------------------------------------------------------------------------------
+@njit(**NO_RC)
+def _arrive(g, now, gi, gf, hi, hotel_order, entry_place, T, par, ht, hs, hid, todo, ctr):
+    """Group g arrives in the city at its entry point: it chooses its first stop (``todo``), or
+    first looks for a room."""
+    gi[g, G_PLACE] = entry_place[gi[g, G_ENTRY]]
+    flags = gi[g, G_FLAGS]
+    if (flags & F_OVERNIGHT) == 0:
+        _todo(todo, ctr, g)
+    elif (flags & F_PLATFORM) != 0:
+        gi[g, G_STATE] = SEARCH_PLATFORM
+        heap_push(ht, hs, hid, ctr, now + par[PAR_PLATFORM_S], g)
+    else:
+        search_step(g, now, gi, gf, hi, hotel_order, T, par, ht, hs, hid, todo, ctr)
+
+
+@njit(cache=True, nogil=True, **NO_RC)
+def _arrive_now(g0, g1, now, T, af, ai, hi, hotel_order, entry_place, par, plan, gi, gf, plan_st, ad, slots, ht, hs,
+                hid, todo, ctr):
+    for g in range(g0, g1):
+        _arrive(g, now, gi, gf, hi, hotel_order, entry_place, T, par, ht, hs, hid, todo, ctr)
+    for i in range(ctr[C_TODO]):
+        decide_next(todo[i], now, gi, gf, plan, plan_st, af, ai, ad, T, par, slots, hi, entry_place, ht, hs, hid, ctr)
+    ctr[C_TODO] = 0
+
+
+def arrive_now(w, g0: int, g1: int) -> None:
+    """Groups g0 .. g1-1 (appended, handed over by another model) arrive now, after every event
+    up to now: in index order, each then choosing its first stop."""
+    _arrive_now(g0, g1, float(w.now[0]), w.T, w.af, w.ai, w.hi, w.hotel_order, w.entry_place, w.par, w.plan, w.gi,
+                w.gf, w.plan_st, w.ad, w.slots, w.ht, w.hs, w.hid, w.todo, w.ctr)
+
+
 @njit(cache=True, nogil=True, **NO_RC)
 def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi, gf, plan_st, vi, vf,
          ad, adf, hd, hdf, qh, qt, slots, ht, hs, hid, todo, ctr):
-    n_groups = gi.shape[0]
+    n_groups = ctr[C_N_DRAWN]  # the groups drawn at construction arrive here, in index order
     n_attr = af.shape[0]
     while True:
         nxt = ctr[C_NEXT_ARR]
@@ -563,17 +595,8 @@ def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi
             if ta > t_stop:
                 break
             now = ta
-            g = nxt
             ctr[C_NEXT_ARR] = nxt + 1
-            gi[g, G_PLACE] = entry_place[gi[g, G_ENTRY]]
-            flags = gi[g, G_FLAGS]
-            if (flags & F_OVERNIGHT) == 0:
-                _todo(todo, ctr, g)
-            elif (flags & F_PLATFORM) != 0:
-                gi[g, G_STATE] = SEARCH_PLATFORM
-                heap_push(ht, hs, hid, ctr, now + par[PAR_PLATFORM_S], g)
-            else:
-                search_step(g, now, gi, gf, hi, hotel_order, T, par, ht, hs, hid, todo, ctr)
+            _arrive(nxt, now, gi, gf, hi, hotel_order, entry_place, T, par, ht, hs, hid, todo, ctr)
         else:
             if th > t_stop:
                 break

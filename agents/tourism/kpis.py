@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .layout import (
-    AF_AREA_IN, AF_AREA_Q, AF_T_LAST, A_CAP_NOMINAL, CHECKED_IN, C_NEXT_ARR, C_NVISITS, D_INSIDE,
+    AF_AREA_IN, AF_AREA_Q, AF_T_LAST, A_CAP_NOMINAL, CHECKED_IN, C_NEXT_ARR, C_NVISITS, C_N_DRAWN, D_INSIDE,
     D_PEAK_IN, D_PQP, D_QP, D_TURNED, F_ARRIVE, F_CHECKIN_END, F_CHECKIN_START, F_DESK_START,
     F_MARK, F_OVERNIGHT, F_SEARCH_END, G_FLAGS, G_HOTEL, G_SIZE, G_STATE, HD_FREE, HD_QP, HF_AREA_Q,
     HF_T_LAST, LEFT, N_STATES, OUT_DONE, V_ARRIVE, V_ATTR, V_ENTER, V_GROUP, V_JOIN, V_LEAVE,
@@ -42,8 +42,14 @@ def weighted_mean(values, weights) -> float:
     return float((values * weights).sum() / total) if total > 0 else float("nan")
 
 
-def arrived(w: World) -> slice:
-    return slice(0, int(w.ctr[C_NEXT_ARR]))
+def arrived(w: World):
+    """The groups that have arrived, in index order: a slice while none were handed over (the
+    groups drawn at construction arrive in index order), else their indices."""
+    n = int(w.ctr[C_NEXT_ARR])
+    n_drawn = int(w.ctr[C_N_DRAWN])
+    if len(w.gi) == n_drawn:
+        return slice(0, n)
+    return np.r_[np.arange(n), np.arange(n_drawn, len(w.gi))]
 
 
 def entry_waits(w: World):

@@ -102,8 +102,8 @@ PAR_T0, PAR_HEADWAY, PAR_SLOT_LEN, PAR_PLATFORM_S, PAR_ONLINE_S, PAR_OBJECTIVE, 
     PAR_MAX_VISITS = range(8)
 N_PAR = 8
 OBJ_WAIT, OBJ_CROWDING = 0, 1
-C_HEAP_N, C_SEQ, C_NEXT_ARR, C_NVISITS, C_TODO = range(5)
-N_CTR = 5
+C_HEAP_N, C_SEQ, C_NEXT_ARR, C_NVISITS, C_TODO, C_N_DRAWN = range(6)  # C_N_DRAWN: groups drawn at construction
+N_CTR = 6
 
 # random-number streams (kernels.uniform)
 S_GATE, S_DWELL, S_DESK = 1, 2, 3
@@ -121,6 +121,9 @@ World = namedtuple("World", [
     # drawn at construction from the caller's Generator (part of the state)
     "key",          # (1,) uint64: key of the counter-based generator used inside the kernels
     "plan",         # (groups, K) attraction indices in planned order, -1 padded
+    # Groups 0 .. ctr[C_N_DRAWN]-1 were drawn at construction and arrive in index order (sorted by
+    # time, ctr[C_NEXT_ARR] the next); groups after them were handed over by another model of a
+    # coupled run (``TourismEngine.add_arrivals``) and arrived when they were appended.
     # dynamic
     "gi", "gf", "plan_st",
     "vi", "vf",

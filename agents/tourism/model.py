@@ -187,6 +187,8 @@ KPIS = (
     KPI("turned_away", "person-visits", "Visits cut short by closing time while queueing.", better="lower"),
     KPI("room_search_failed", "persons", "Overnight tourists who found no free room.", better="lower"),
     KPI("tourists_in_city", "persons", "Tourists arrived and not yet checked in or gone."),
+    KPI("tourists_from_station", "persons", "Tourists handed over by a station model of a coupled run: passengers "
+        "who are tourists, arrived in the city at the exit they left by (docs/coupling.md); 0 alone."),
     KPI("people_in_water", "persons", "Tourists outdoors (on their way, queueing) standing in flood water now, by hazard class H1..H6 (AIDR 2017; H3 and "
         "above is unsafe for children and the elderly). Coupled with a flood only (docs/coupling.md).", keyed=True),
     KPI("attraction_queue", "persons", "Persons in each attraction's entry queue now.", keyed=True),
@@ -197,6 +199,12 @@ KPIS = (
 
 
 ATTRACTION_WATER_RADIUS_M = 10.0  # the water at an attraction: the deepest this close to its point
+# Coupling: tourists handed over at the features of this exchange's layer (a station's exits)
+ARRIVALS = Exchange("station_exit__tourists_left", "features", "persons", "Tourists who left through each exit so far "
+                    "(cumulative): the new ones since the last sync point arrive in the city at that exit now.",
+                    layer="gates")
+ARRIVAL_KIND = "exit"  # the features of ARRIVALS.layer that become entry points (all when the layer has no kind)
+MAX_HANDED_GROUPS = 2**18  # groups a restored state may hold beyond those drawn at construction
 
 
 class TouristFlowModel(CityModel):
@@ -248,10 +256,11 @@ class TouristFlowModel(CityModel):
                  "flood_close_depth_m close."),
         Exchange("surface_water__speed", "field", "m/s", "Flow speed now: with the depth, the hazard class of the "
                  "water tourists stand in (people_in_water)."),
+        ARRIVALS,
     )
     # The engine's whole dynamic state, array by array (``EngineState`` maps the names onto the
     # engine's World); the road network, the routes and the static inputs are rebuilt.
-    state_attrs = tuple(f"engine_state.{f}" for f in STATE_FIELDS) + ("flood_closed_at",)
+    state_attrs = tuple(f"engine_state.{f}" for f in STATE_FIELDS) + ("flood_closed_at", "handed_over")
     # What a restored state may hold (docs/state_file.md). The group, visit and counter tables mix
     # columns of several kinds: each column is bounded by what the kernels index with it (a place,
     # an attraction, a hotel, a group, a visit row; -1 where the kernels read -1 as "none") or by its
@@ -261,10 +270,12 @@ class TouristFlowModel(CityModel):
     _COL = ColumnSpec
     state_specs = (
         StateSpec("flood_closed_at", nan=True, low=0.0),  # engine time each attraction closed by water; NaN: open
+        StateSpec("handed_over", low=0),  # persons handed over at each exit so far (coupled runs)
         StateSpec(_E + "key"),
-        StateSpec(_E + "plan", index_of=_W + "af", low=-1),
-        StateSpec(_E + "plan_st", low=L.P_PENDING, high=L.P_TURNED),
-        StateSpec(_E + "gi", columns=(
+        # groups handed over by another model are appended: the group tables may be longer than fresh
+        StateSpec(_E + "plan", index_of=_W + "af", low=-1, rows="state_group_rows"),
+        StateSpec(_E + "plan_st", low=L.P_PENDING, high=L.P_TURNED, rows="state_group_rows"),
+        StateSpec(_E + "gi", rows="state_group_rows", columns=(
             _COL(L.G_STATE, "G_STATE", low=0, high=L.N_STATES - 1),
             _COL(L.G_SIZE, "G_SIZE", low=1, high=MAX_GROUP),
             _COL(L.G_ENTRY, "G_ENTRY", index_of=_W + "entry_place"),
@@ -283,8 +294,9 @@ class TouristFlowModel(CityModel):
             _COL(L.G_SLOT, "G_SLOT", index_of="state_slot_count", low=-1),
             _COL(L.G_VISITS, "G_VISITS", low=0, high="state_plan_width"),
         )),
-        *StateSpec.each((_E + "gf", _E + "vf"), nan=True),  # NaN: not yet
-        StateSpec(_E + "vi", columns=(
+        StateSpec(_E + "gf", nan=True, rows="state_group_rows"),  # NaN: not yet
+        StateSpec(_E + "vf", nan=True, rows="state_visit_rows"),
+        StateSpec(_E + "vi", rows="state_visit_rows", columns=(
             _COL(L.V_GROUP, "V_GROUP", index_of=_W + "gi"),
             _COL(L.V_ATTR, "V_ATTR", index_of=_W + "af"),
             _COL(L.V_OUTCOME, "V_OUTCOME", low=L.OUT_ACTIVE, high=L.OUT_TURNED),
@@ -292,19 +304,22 @@ class TouristFlowModel(CityModel):
         )),
         # persons (or gates, desks, rooms) counted: not indices
         *StateSpec.each((_E + "ad", _E + "hd"), low=0, high="state_count_bound"),
-        StateSpec(_E + "hs", low=0),  # sequence numbers: below ctr's C_SEQ (check_restored_state)
+        # sequence numbers: below ctr's C_SEQ (check_restored_state)
+        StateSpec(_E + "hs", low=0, rows="state_heap_rows"),
         StateSpec(_E + "ctr", columns=(
             _COL(L.C_HEAP_N, "C_HEAP_N", low=0, high=_W + "ht"),
             _COL(L.C_SEQ, "C_SEQ", low=0),
             _COL(L.C_NEXT_ARR, "C_NEXT_ARR", low=0, high=_W + "gi"),
             _COL(L.C_NVISITS, "C_NVISITS", low=0, high=_W + "vi"),
             _COL(L.C_TODO, "C_TODO", low=0, high=0),  # the kernel empties the list before it returns
+            _COL(L.C_N_DRAWN, "C_N_DRAWN", low=0, high=_W + "gi"),  # the rest were handed over
         )),
-        *StateSpec.each((_E + "adf", _E + "hdf", _E + "ht", _E + "now")),
+        *StateSpec.each((_E + "adf", _E + "hdf", _E + "now")),
+        StateSpec(_E + "ht", rows="state_heap_rows"),
         *StateSpec.each((_E + "qh", _E + "qt"), index_of=_W + "gi", low=-1),
-        StateSpec(_E + "todo", index_of=_W + "gi"),
+        StateSpec(_E + "todo", index_of=_W + "gi", rows="state_group_rows"),
         # a group, or -1-(2a+closing): attraction a opens or closes
-        StateSpec(_E + "hid", index_of=_W + "gi", low="-state_heap_codes"),
+        StateSpec(_E + "hid", index_of=_W + "gi", low="-state_heap_codes", rows="state_heap_rows"),
         StateSpec(_E + "slots", low=0, cols="max_booking_slots"),
     )
     del _E, _W, _COL
@@ -318,6 +333,7 @@ class TouristFlowModel(CityModel):
         self.engine_state = EngineState(self.engine)
         self._setup_view()
         self.flood_closed_at = np.full(self.n_attr, np.nan)
+        self.handed_over = np.zeros(len(self.arrival_ids), np.int64)
         self._closed_edges = np.zeros(len(self.net.graph.edge_len), bool)
         self._edge_cells = None  # (grid key, cell of each sample point, its edge) for road depths
         self._water: dict[str, GridField] = {}  # the flood's latest depth and speed (coupled runs)
@@ -343,6 +359,38 @@ class TouristFlowModel(CityModel):
         self.n_entries, self.n_attr, self.n_hotels = (len(df) for df in places)
         self.attr_place = self.n_entries + np.arange(self.n_attr)
         self.hotel_place = self.n_entries + self.n_attr + np.arange(self.n_hotels)
+        self._read_arrival_points()
+
+    def _read_arrival_points(self) -> None:
+        """Where tourists handed over by another model arrive (``ARRIVALS``): the features of its
+        layer (of kind ``ARRIVAL_KIND``), as further entry points without arrivals of their own,
+        places after the hotels. One too far from the roads hands its tourists to the nearest one
+        that is not (or to the nearest entry point), so nobody handed over is lost."""
+        city = self.city
+        layer = city.layer(ARRIVALS.layer) if city.has(ARRIVALS.layer) else None
+        if layer is not None and "kind" in layer.columns:
+            layer = layer[layer["kind"].astype(str) == ARRIVAL_KIND]
+        if layer is None or not len(layer):
+            self.arrival_ids, self.arrival_entry, self.n_arrival_points = [], np.zeros(0, np.int64), 0
+            return
+        pts = layer.geometry.representative_point()
+        xy = np.column_stack([pts.x, pts.y])
+        g = city.road_graph()
+        node = g.nearest_node(xy[:, 0], xy[:, 1], among=g.main_component())
+        near = np.hypot(*(g.node_xy[node] - xy).T) <= self.p["max_snap_m"]
+        self.arrival_ids = [str(i) for i in layer["id"]]
+        kept = np.flatnonzero(near)
+        to = kept if len(kept) else np.arange(self.n_entries)
+        to_xy = xy[kept] if len(kept) else self.place_xy[:self.n_entries]
+        gap = np.hypot(xy[:, None, 0] - to_xy[None, :, 0], xy[:, None, 1] - to_xy[None, :, 1])
+        nearest = to[np.argmin(gap, axis=1)]
+        # engine entry of each feature: the POI entries come first, then the kept features in order
+        pos = np.full(len(xy), -1, np.int64)
+        pos[kept] = self.n_entries + np.arange(len(kept))
+        self.arrival_entry = pos[nearest] if len(kept) else nearest.astype(np.int64)
+        self.n_arrival_points = len(kept)
+        self.place_ids += [self.arrival_ids[i] for i in kept]
+        self.place_xy = np.vstack([self.place_xy, xy[kept]])
 
     def _column(self, df, col: str, kind: str, default=np.nan, *, lo=None, integer=False, fix="") -> np.ndarray:
         """A numeric POI column (``default`` where absent or empty), checked per feature."""
@@ -389,8 +437,11 @@ class TouristFlowModel(CityModel):
         p = self.p
         self.start_s = p["day_start_s"]
         self.clock_start_s = self.start_s
-        entries = Entries(place=np.arange(self.n_entries), arrival_rate_per_h=self._entry_rates(),
-                          arrival_process=p["arrival_process"], ids=list(self.entries["id"].astype(str)))
+        k = self.n_arrival_points  # entry points for tourists handed over only: no arrivals of their own
+        places = np.r_[np.arange(self.n_entries), self.n_entries + self.n_attr + self.n_hotels + np.arange(k)]
+        entries = Entries(place=places, arrival_rate_per_h=self._entry_rates() + [0.0] * k,
+                          arrival_process=p["arrival_process"],
+                          ids=list(self.entries["id"].astype(str)) + self.place_ids[len(self.place_ids) - k:])
         pmf = one_plus_poisson_pmf(p["group_size_mean"], p["group_size_max"])
         demand = Demand(group_size_pmf=pmf, time_budget_s=p["time_budget_s"], time_budget_cv=p["time_budget_cv"],
                         max_visits=p["max_visits"], alternatives=p["alternatives"],
@@ -490,7 +541,7 @@ class TouristFlowModel(CityModel):
         """Person ids, crowd anchors, the crowding grid and the road ids (all static)."""
         w = self.engine.world
         sizes = w.gi[:, G_SIZE]
-        self.person0 = np.cumsum(sizes) - sizes  # id of a group's first member; the others follow
+        self._person0 = np.cumsum(sizes) - sizes  # id of a group's first member; the others follow
         self._fresh = {f: np.array(getattr(w, f), copy=True) for f in ("slots",)}
         self._fresh_flags = w.gi[:, G_FLAGS].copy()
         self._fresh_shapes = {f: getattr(w, f).shape for f in STATE_FIELDS}
@@ -508,7 +559,8 @@ class TouristFlowModel(CityModel):
         self._sunflower_table = sunflower(np.arange(SUNFLOWER_CHUNK), 1.0)
         self.grid = GridField.empty("crowding", self.city.bounds, self.p["crowding_cell_m"], unit="persons/m2")
         self.road_ids = np.asarray(self.net.graph.road_ids, dtype=object)
-        self.poi_ids = np.array(self.place_ids[self.n_entries:], dtype=object)
+        pois = slice(self.n_entries, self.n_entries + self.n_attr + self.n_hotels)  # not the exits after them
+        self.poi_ids = np.array(self.place_ids[pois], dtype=object)
 
     # -- time ------------------------------------------------------------------------------------
     @property
@@ -521,7 +573,7 @@ class TouristFlowModel(CityModel):
     @property
     def finished(self) -> bool:
         w = self.engine.world
-        return int(w.ctr[C_NEXT_ARR]) == len(w.gi) and bool(np.isin(w.gi[:, G_STATE], DONE_STATES).all())
+        return int(w.ctr[C_NEXT_ARR]) == self.engine.n_drawn and bool(np.isin(w.gi[:, G_STATE], DONE_STATES).all())
 
     # -- outputs ---------------------------------------------------------------------------------
     def current_kpis(self) -> dict:
@@ -532,6 +584,7 @@ class TouristFlowModel(CityModel):
         k["attraction_occupancy"] = {a: float(v) for a, v in av["occupancy"].items()}
         k["tourists_by_state"] = self.persons_by_state()
         k["people_in_water"] = self._in_water()
+        k["tourists_from_station"] = float(self.handed_over.sum())
         return k
 
     def _in_water(self) -> dict[str, float]:
@@ -559,8 +612,7 @@ class TouristFlowModel(CityModel):
         the persons before it there), then spread over its members on a sunflower disc."""
         w = self.engine.world
         now = float(w.now[0])
-        n = int(w.ctr[C_NEXT_ARR])
-        gi, gf = w.gi[:n], w.gf[:n]
+        gi, gf = w.gi, w.gf  # the groups not yet arrived are not drawn (VIEW_OF)
         g = np.flatnonzero(VIEW_OF[gi[:, G_STATE]] >= 0)
         st, size = gi[g, G_STATE], gi[g, G_SIZE]
         base = np.empty((len(g), 2))
@@ -598,6 +650,15 @@ class TouristFlowModel(CityModel):
         xy = base[row] + self._sunflower(before[row] + member) * scale[row, None]
         return {"ids": self.person0[g][row] + member, "states": VIEW_OF[st][row], "positions": xy,
                 "road": road[row]}
+
+    @property
+    def person0(self) -> np.ndarray:
+        """Id of each group's first member (the others follow): groups handed over later come after
+        all others, so nobody's id changes."""
+        sizes = self.engine.world.gi[:, G_SIZE]
+        if len(self._person0) != len(sizes):
+            self._person0 = np.cumsum(sizes) - sizes
+        return self._person0
 
     def _sunflower(self, k: np.ndarray) -> np.ndarray:
         """Unit-scale sunflower offsets of points k, from a table that grows as crowds do, in
@@ -664,6 +725,19 @@ class TouristFlowModel(CityModel):
         return self.engine.world.slots.shape[1]
 
     @property
+    def state_group_rows(self) -> int:
+        """The most groups a restored state may hold: those drawn at construction and those handed over."""
+        return self.engine.n_drawn + MAX_HANDED_GROUPS
+
+    @property
+    def state_visit_rows(self) -> int:
+        return self.state_group_rows * self.engine.world.plan.shape[1]
+
+    @property
+    def state_heap_rows(self) -> int:
+        return self.state_group_rows + 2 * len(self.engine.world.af) + 2
+
+    @property
     def state_heap_codes(self) -> int:
         """Opening and closing events: -1-(2a+closing) for attraction a."""
         return 2 * len(self.engine.world.af)
@@ -692,6 +766,19 @@ class TouristFlowModel(CityModel):
         w = self.engine.world
         gi, st, ctr = w.gi, w.gi[:, L.G_STATE], w.ctr
         n_a, n_groups = len(w.af), len(gi)
+
+        # the tables of groups (their visits, their events) have a row per group: those drawn at the
+        # start and those handed over since
+        n_drawn, k = self.engine.n_drawn, w.plan.shape[1]
+        rows = {"gf": len(w.gf), "plan": len(w.plan), "plan_st": len(w.plan_st), "todo": len(w.todo),
+                "vi": len(w.vi) // k, "vf": len(w.vf) // k, "ht": len(w.ht) - 2 * n_a - 2,
+                "hs": len(w.hs) - 2 * n_a - 2, "hid": len(w.hid) - 2 * n_a - 2}
+        off = {f: n for f, n in rows.items() if n != n_groups} if n_groups >= n_drawn else {"gi": n_groups}
+        if off or len(w.vi) != len(w.vf) or len(w.vi) % k:
+            f = next(iter(off), "vi")
+            raise UserError(f"'engine_state.{f}' does not have the rows of the {n_groups} groups of 'engine_state.gi' "
+                            f"(at least the {n_drawn} drawn at the start, and the visit and event rows that go with "
+                            "them); the state file does not come from a run of this model.")
 
         def refuse(g, text):
             raise UserError(f"'engine_state.gi' row {int(g)} (state {L.STATE_NAMES[st[g]]}): {text}; the state "
@@ -723,7 +810,8 @@ class TouristFlowModel(CityModel):
         bad = np.isin(st, (L.TRAVEL_HOTEL, L.DESK_QUEUE, L.DESK)) & (gi[:, L.G_HOTEL] < 0)
         if bad.any():
             refuse(first(bad), "column G_HOTEL is -1, but the group is at its hotel or on its way there")
-        bad = (np.arange(n_groups) >= ctr[L.C_NEXT_ARR]) != (st == L.NOT_ARRIVED)
+        # the groups drawn at the start arrive in index order; those handed over arrived when appended
+        bad = ((np.arange(n_groups) >= ctr[L.C_NEXT_ARR]) & (np.arange(n_groups) < n_drawn)) != (st == L.NOT_ARRIVED)
         if bad.any():
             refuse(first(bad), f"the groups from 'engine_state.ctr' column C_NEXT_ARR = {ctr[L.C_NEXT_ARR]} on, and "
                    "only those, are not_arrived")
@@ -777,6 +865,30 @@ class TouristFlowModel(CityModel):
             self._close_flooded_attractions(value)
         elif name == "surface_water__depth":
             self._close_flooded_roads(value)
+        elif name == ARRIVALS.name:
+            self._take_arrivals(value)
+
+    def _take_arrivals(self, frame: FeatureFrame) -> None:
+        """Tourists who left through each exit so far (cumulative, ``ARRIVALS``): those not yet
+        handed over arrive now at that exit. A function of the counts and ``handed_over`` (state),
+        so the same counts handed again after a restore add nobody."""
+        if not len(self.arrival_ids) or not len(frame.ids):
+            return
+        pos = {i: k for k, i in enumerate(self.arrival_ids)}
+        ids = [str(i) for i in frame.ids]
+        unknown = [i for i in ids if i not in pos]
+        if unknown:
+            raise UserError(f"coupled run: tourists left through {unknown[0]!r}, which is no feature of kind "
+                            f"{ARRIVAL_KIND} in layer {ARRIVALS.layer} of this city.")
+        rows = np.array([pos[i] for i in ids], np.int64)
+        total = np.zeros(len(self.arrival_ids), np.int64)
+        total[rows] = np.rint(np.asarray(next(iter(frame.values.values())), np.float64)).astype(np.int64)
+        new = np.maximum(total - self.handed_over, 0)
+        if not new.any():
+            return
+        self.handed_over = self.handed_over + new
+        at = np.flatnonzero(new)
+        self.engine.add_arrivals(self.arrival_entry[at], new[at])
 
     def _close_flooded_attractions(self, depth) -> None:
         """Attractions the water reached close now: closing is the last admission, so the engine's
@@ -842,13 +954,17 @@ class TouristFlowModel(CityModel):
         self._apply_flood_closures()
         w = self.engine.world
         for f, shape in self._fresh_shapes.items():
-            if f != "slots" and getattr(w, f).shape != shape:
+            have = getattr(w, f).shape
+            grows = self._state_spec(f"engine_state.{f}").rows is not None  # tables of groups handed over
+            if f != "slots" and (have[1:] != shape[1:] or have[0] < shape[0] if grows else have != shape):
                 raise UserError(f"the saved state has {getattr(w, f).shape} for the engine's {f}, this variant "
                                 f"{shape}: a run can continue as another variant only if it changes interventions, "
                                 "not the demand or the city. Run the variant from the start instead.")
         if same_params:
             return
-        w.gi[:, G_FLAGS] = (w.gi[:, G_FLAGS] & ~BEHAVIOUR_FLAGS) | (self._fresh_flags & BEHAVIOUR_FLAGS)
+        # (groups handed over keep the behaviour drawn when they arrived)
+        n = len(self._fresh_flags)
+        w.gi[:n, G_FLAGS] = (w.gi[:n, G_FLAGS] & ~BEHAVIOUR_FLAGS) | (self._fresh_flags & BEHAVIOUR_FLAGS)
         slots = w.slots
         if slots.shape != self._fresh["slots"].shape:
             fresh = np.zeros_like(self._fresh["slots"])
