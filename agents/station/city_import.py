@@ -502,10 +502,19 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
     tree = shapely.STRtree(other.geometry.to_numpy())
     other_levels = np.array([way_level(r) for _, r in other.iterrows()], dtype=int)
 
-    def end_level(pt):
-        near = tree.query(pt, predicate="dwithin", distance=0.05)
-        lv = set(other_levels[near].tolist())
-        return lv.pop() if len(lv) == 1 else None
+    def end_levels(pt) -> set:
+        return set(other_levels[tree.query(pt, predicate="dwithin", distance=0.05)].tolist())
+
+    def end_level(pt, other_pt):
+        # a way's end on one floor, its other end among ways of several (a landing where a tunnel
+        # meets the street): the floor that differs from the first end's, the nearest of them
+        mine, theirs = end_levels(pt), end_levels(other_pt)
+        if len(mine) == 1:
+            return next(iter(mine))
+        if len(theirs) == 1 and mine - theirs:
+            t = next(iter(theirs))
+            return min(mine - theirs, key=lambda v: (abs(v - t), v))
+        return None
 
     for _, r in cand.iterrows():
         line = r.geometry
@@ -513,7 +522,7 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
         if line.geom_type != "LineString":
             continue
         a, b = shapely.Point(line.coords[0]), shapely.Point(line.coords[-1])
-        la, lb = end_level(a), end_level(b)
+        la, lb = end_level(a, b), end_level(b, a)
         if la is None or lb is None or la == lb:
             if len(set(parse_level_list(r.get("level")))) >= 2 or {la, lb} - {None}:
                 skipped.append({"id": rid, "reason": "the levels of its two ends are not known or not different"})
