@@ -253,8 +253,9 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
         below = roads[roads.intersects(precinct.buffer(UNDERGROUND_REACH_M)) & roads["kind"].astype(str).isin(STATION_WALKWAYS)]
         for lv, grp in _by_level(below).items():
             if lv != 0:
-                g = shapely.union_all(shapely.buffer(grp.geometry.to_numpy(), [_street_width(k) / 2 for k in grp["kind"]],
-                                                     quad_segs=4))
+                widths = [(parse_height_m(w) or max(_street_width(k), TUNNEL_WIDTH_M)) / 2
+                          for k, w in zip(grp["kind"], grp["width"] if "width" in grp.columns else [None] * len(grp))]
+                g = shapely.union_all(shapely.buffer(grp.geometry.to_numpy(), widths, quad_segs=4))
                 upper.append((lv, shapely.intersection(g, circle), "underground walkway" if lv < 0 else "walkway"))
     floors = {0: main}
     for lv, g, _ in upper:
@@ -263,6 +264,7 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
     more, more_info = infer_connectors(city.roads, precinct, floors, city.crs, set(connectors["id"]))
     if len(more):
         connectors = gpd.GeoDataFrame(pd.concat([connectors, more], ignore_index=True), crs=city.crs)
+    connectors = connectors.astype({"from_level": int, "to_level": int, "width_m": float, "speed_mps": float})
     # other floors are kept only where stairs or escalators lead to them from the street level
     reach, grew = {0}, True
     while grew:
@@ -363,6 +365,9 @@ TICKET_BARRIERS = {"turnstile", "fare_gate", "full-height_turnstile"}
 TICKET_ROW_M = 4.0  # tagged barriers this close together are one bank of ticket gates
 TICKET_INTO_WALL_M = 0.6
 PRECINCT_CLOSE_M = 10.0
+# A station's passages below ground are wider than a street's footway (Helsinki's platform tunnel:
+# about 8 m); without a width tag they are taken as this wide (estimated).
+TUNNEL_WIDTH_M = 6.0
 TUNNELS = {"yes", "true", "1"}
 
 
@@ -514,6 +519,8 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
         if len(theirs) == 1 and mine - theirs:
             t = next(iter(theirs))
             return min(mine - theirs, key=lambda v: (abs(v - t), v))
+        if not mine and len(theirs) == 1 and min(theirs) < 0 and floors[0].distance(pt) <= END_TOL_M:
+            return 0  # stairs up from below ground, ending in the hall or on a square (an area, not a way)
         return None
 
     for _, r in cand.iterrows():

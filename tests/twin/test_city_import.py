@@ -151,14 +151,19 @@ def test_import_with_walkable_around(tmp_path):
 
 @pytest.mark.slow
 def test_import_reports_the_steps_it_could_not_place(tmp_path):
-    """Helsinki's OSM has steps between floors near the station but no walkable area tagged with an
-    upper or lower floor: the import reports each such way and why it was not placed."""
+    """Helsinki's OSM has steps near the station without a pair of levels: the import places those whose
+    ends meet ways on two floors (a tunnel is level -1) and reports the others."""
     out = tmp_path / "hel_steps"
     report = import_city([HELSINKI], out, walkable_around="railway_station", walkable_radius_m=250)
     note = next(n for n in report["notes"] if n.startswith("station "))
     assert "stairs/escalators with two levels tagged: 0 placed as connectors" in note
-    assert "0 more placed from the floors of the ways at their ends" in note and "not placed" in note
-    assert "connectors" not in pyogrio_layers(out / "city.gpkg")
+    assert "more placed from the floors of the ways at their ends" in note and "not placed" in note
+    # the stairs down to the platform tunnel (level -1) are placed from the floors of the ways at their ends
+    from agents.station.model import CONNECTORS
+
+    conn = City.load(out).extra_layer(CONNECTORS)
+    assert len(conn) >= 2 and (conn["from_level"] == -1).all() and (conn["to_level"] == 0).all()
+    assert "connectors" in pyogrio_layers(out / "city.gpkg")
 
 
 def pyogrio_layers(path):
