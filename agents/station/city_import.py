@@ -219,11 +219,25 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
     if street_union is not None:  # openings where walkways leave, not the cut ends of platforms
         gate_lines = [g for g in gate_lines if shapely.intersection(g, street_union).length >= 1.0]
     gate_names = []
+    named = roads[roads["name"].astype(str).str.len() > 0] if len(roads) else roads
+    if len(named):  # the streets outside, not the tunnels under them
+        named = named[named.intersects(circle)]
+        named = named[np.array([way_level(r) == 0 for _, r in named.iterrows()], dtype=bool)]
+
+    def street_of(g) -> str:
+        # the named street or square an exit opens onto, the nearest within STREET_NAME_M
+        if not len(named):
+            return ""
+        d = named.geometry.distance(g).to_numpy()
+        k = int(np.argmin(d))
+        return str(named["name"].iloc[k]) if d[k] <= STREET_NAME_M else ""
+
     for g in gate_lines:
         near = ground[ground.geometry.distance(g) < 2.0] if len(ground) else ground
         names = [n for n in near["name"].astype(str) if n] if len(near) else []
-        gate_names.append(names[0] if names else "")
-    doors = _doors(osm, main, hall) if tracks else []
+        gate_names.append(names[0] if names else (f"exit to {street}" if (street := street_of(g)) else ""))
+    doors = [(d, n if n.startswith("entrance ") and len(n) <= 12 and n[-1:].isupper() or not street_of(d)
+              else f"{n}, {street_of(d)}") for d, n in (_doors(osm, main, hall) if tracks else [])]
     for door_line, door_name in doors:
         k = next((i for i, g in enumerate(gate_lines) if g.distance(door_line) < DOOR_MERGE_M), None)
         if k is not None:  # a walkway leaving through a door: one exit, named by the door
@@ -256,7 +270,8 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
                 widths = [(parse_height_m(w) or max(_street_width(k), TUNNEL_WIDTH_M)) / 2
                           for k, w in zip(grp["kind"], grp["width"] if "width" in grp.columns else [None] * len(grp))]
                 g = shapely.union_all(shapely.buffer(grp.geometry.to_numpy(), widths, quad_segs=4))
-                upper.append((lv, shapely.intersection(g, circle), "underground walkway" if lv < 0 else "walkway"))
+                g = shapely.intersection(g, shapely.intersection(circle, precinct.buffer(UNDERGROUND_REACH_M)))
+                upper.append((lv, g, "underground walkway" if lv < 0 else "walkway"))
     floors = {0: main}
     for lv, g, _ in upper:
         floors[lv] = shapely.union(floors[lv], g) if lv in floors else g
@@ -368,6 +383,7 @@ PRECINCT_CLOSE_M = 10.0
 # A station's passages below ground are wider than a street's footway (Helsinki's platform tunnel:
 # about 8 m); without a width tag they are taken as this wide (estimated).
 TUNNEL_WIDTH_M = 6.0
+STREET_NAME_M = 40.0
 TUNNELS = {"yes", "true", "1"}
 
 
