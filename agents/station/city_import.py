@@ -9,31 +9,37 @@ gates), ``railway_station`` (railway=station/halt, public_transport=station not 
 60 s of service).
 
 The station crowd model needs ``walkable``, ``gates`` and ``sources`` layers that OpenStreetMap does
-not have. :func:`derive_station_area` builds them from the streets, squares, platforms and buildings
-of an imported city (e.g. ``citytwin city import Helsinki.osm.pbf``):
+not have. :func:`derive_station_area` builds them from an imported city (e.g. ``citytwin city import
+Helsinki.osm.pbf --walkable-around railway_station``) and, where the city came from an OSM file, the
+tags its layers do not carry (platform ``ref``, doors, ticket barriers, lifts: :mod:`.osm_station`):
 
 - **centre**: the station found by POI kind (``railway_station``, ``metro``…) or by name (a POI or a
   building whose name contains the text, case-insensitive). When a station building (``use`` =
   "station", or the building named) lies within 150 m, it is the *station hall* and its centroid is
   the centre.
-- **walkable**: within ``radius_m`` of the centre, the union of
-  streets buffered by half their typical width (:data:`STREET_WIDTH_M`; motorways, trunk roads and
-  tunnels are left out), the imported walkable areas (squares, pedestrian areas, platforms) and the
-  station hall, minus every other building (roofs and canopies do not block walking). The piece
-  connected to the station (the largest one touching the hall, else the largest) is kept, so the
-  result is one connected polygon.
-- **gates**: where the walkable area meets the circle (or the edge of the imported data) and a street
-  leaves it: one short line on the boundary per opening, ids ``G1``… clockwise from north, kind
-  "exit", open. The cut ends of platforms are walls, not gates.
-- **levels and connectors**: walkable areas tagged with another whole-number ``level`` (a platform
-  on ``level=1``) are kept as walkable areas of that level; ways tagged ``highway=steps`` or
-  ``conveying=*`` whose ``level`` names two levels become the ``connectors`` layer (stairs and
-  escalators) when both ends lie on walkable areas of their levels, and the others are reported
-  (``derive_connectors``).
-- **sources**: the platforms inside the walkable area (``P1``… west to east, as a scenario's
-  timetable names them), else the station hall (``H1``…), shrunk by 0.5 m so they lie strictly
-  inside (pieces under 20 m² are left out; underground platforms, OSM ``layer`` < 0, are
-  ignored); ``agents`` people in total, shared by area, released at 0 s.
+- **platforms** (:func:`merge_platforms`): the railway platforms (else any platform) of the street
+  level within ``radius_m``, merged per track (the fragments with the same ``ref``), named
+  "Platform <ref>"; a fragment for several tracks (``3;4``) is floor they share.
+- **walkable** (level 0): with platforms, the *precinct* (the convex hull of the platforms joined
+  with the hall, closed by 10 m) holds the hall, the platforms, the walkways (footways, corridors,
+  steps…) and pedestrian areas, minus the other buildings; the piece touching the hall is kept, with
+  the platforms cut off from it that have an exit of their own. Without platforms, as before: the
+  streets (buffered by half their typical width, :data:`STREET_WIDTH_M`), squares and hall within
+  the circle.
+- **exits** (gates of kind "exit", ids ``G1``… clockwise from north): the OSM entrances on the
+  outline of that floor (at the hall), 3 m wide, and the ends of its walkways where they leave the
+  precinct (the circle without platforms), named by the entrance or the street they open onto.
+- **levels and connectors**: a way's floor is :func:`way_level` (``level``, else ``layer`` below
+  ground, else -1 for a tunnel); walkways below ground near the station are walkable areas of their
+  level, and areas tagged with another level stay on it. Stairs and escalators become the
+  ``connectors`` layer from their two tagged levels (:func:`derive_connectors`) or, without, from the
+  floors of the ways at their ends (:func:`infer_connectors`); floors no stairs reach are left out.
+- **ticket gates**: along tagged ``barrier=turnstile``/``fare_gate`` rows, else estimated across the
+  passages from the platforms to the rest of the station; those the crowd model would refuse (a way
+  round them) are left out, and the report says how many.
+- **sources**: one per platform (``P<ref>``), else the station hall (``H1``…), shrunk by 0.5 m so
+  they lie strictly inside (pieces under 20 m² are left out); ``agents`` people in total, shared by
+  area, released at 0 s. Lifts (``highway=elevator``) are listed, not simulated.
 """
 from __future__ import annotations
 

@@ -142,3 +142,36 @@ def test_evening_peak_scaled_to_the_platforms_has_no_los_f_plateau(helsinki_stat
     # no plateau: F, where it comes, comes late (the foot of the one stair up to the north-east exit,
     # 2 m wide as OSM gives no width, is the bottleneck)
     assert los["F"] < 200 and sum(los[c] for c in "ABCD") >= 60, los
+
+
+@pytest.mark.slow
+def test_evening_peak_scenario_runs_unchanged_on_the_demo_city_and_on_helsinki(helsinki_station_dir):
+    """The evening peak carries its own demand (a timetable of trains at platforms P1..P6) and names
+    no city-specific id in its interventions (gates and connectors are selected by kind), so the
+    same file runs on the two-level demo station and on the imported Helsinki central station,
+    whose platforms are P1..P19 by track; there the intervention on escalators has nothing to act
+    on (the import places stairs only), and it fails before any run instead of running as a no-op."""
+    import dataclasses
+
+    from tests.conftest import DEMO_CITY, ROOT
+    from twin.core.errors import UserError
+    from twin.runs.runner import build_model
+    from twin.scenario import preflight
+    from twin.scenario.scenario import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / "station_evening_peak.toml")
+    escalators = "reverse escalators to down"
+    assert escalators in sc.variants()
+    on_helsinki = load_scenario(ROOT / "scenarios" / "station_evening_peak.toml", city=helsinki_station_dir)
+    with pytest.raises(UserError, match=f'intervention "{escalators}".*matches none of the connectors'):
+        preflight.check_features(on_helsinki, [escalators])
+    for city_dir in (DEMO_CITY, helsinki_station_dir):
+        here = dataclasses.replace(sc, city_path=city_dir)
+        variants = [v for v in here.variants() if city_dir == DEMO_CITY or v != escalators]
+        preflight.check_features(here, variants)
+        base = build_model(here, variants[0])
+        assert base.N == 9000 and [base.station.sources[t.source].id for t in base.trains] == [f"P{k}" for k in
+                                                                                                range(1, 7)]
+        if city_dir != DEMO_CITY:  # the spare stairs: Helsinki's stairs to the platform tunnel
+            stairs = build_model(here, "open the spare stairs")
+            assert len(stairs.station.connectors) >= 3 and all(c.open for c in stairs.station.connectors)
