@@ -137,7 +137,6 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
         if circle.is_empty or circle.area < 100.0:
             raise UserError(f"city {city.name!r}: the station {name!r} lies outside the imported data.")
     osm = read_station_tags(osm_sources(city), city.crs) if osm_sources(city) else None
-    estimated: list[str] = []
 
     # Platforms: railway platforms (else any public-transport platform) on the street level, by track.
     plats = _platform_areas(city, circle, osm)
@@ -179,7 +178,8 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
             w = w[~(w["layer"].astype(float).fillna(0) < 0)]
         if tracks:  # other platforms beside a station are not the station; its concourses are
             mine = set().union(*(t["ids"] for t in tracks)) | set(plats["id"])
-            w = w[w["id"].astype(str).isin(mine) | (w.get("kind", "pedestrian").astype(str) != "platform")]
+            kinds = w["kind"].astype(str) if "kind" in w.columns else pd.Series("pedestrian", index=w.index)
+            w = w[w["id"].astype(str).isin(mine) | (kinds != "platform")]
         pieces.extend(w.geometry.to_numpy())
     pieces.extend(t["geometry"] for t in tracks)
     if hall is not None:
@@ -350,11 +350,11 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
         layers["connectors"] = connectors
     else:
         layers.pop("connectors", None)
+    floors_kept = {0, *(lv for lv, _, _ in upper)}
     meta = dict(city.meta)
     meta["station_area"] = {"station": name, "around": around, "radius_m": float(radius_m),
                             "centre": [float(cx), float(cy)], "agents": int(agents),
-                            "platforms": [t["name"] for t in tracks], "levels": sorted(floors_kept := {0, *(lv for lv, _, _ in upper)}),
-                            "lifts": lifts, "estimated": estimated}
+                            "platforms": [t["name"] for t in tracks], "levels": sorted(floors_kept), "lifts": lifts}
     out = City(name=city.name, crs=city.crs, layers=layers, terrain=city.terrain, root=city.root,
                attribution=city.attribution, meta=meta)
     out, ticket_note = _keep_valid_tickets(out, ticket_note)
@@ -368,7 +368,7 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
             "ticket_gates": n_ticket, "sources": len(sources), "platforms": [t["name"] for t in tracks],
             "levels": sorted(floors_kept), "hall": hall is not None, "connectors": conn_info, "lifts": lifts}
     info["summary"] = (f"station {name!r} ({radius_m:g} m): walkable {main.area:,.0f} m² on level 0"
-                       + (f" and levels {', '.join(str(v) for v in sorted(floors_kept) if v != 0)}" if len(floors_kept) > 1 else "")
+                       + (f" and {', '.join(str(v) for v in sorted(floors_kept) if v != 0)}" if len(floors_kept) > 1 else "")
                        + f", {len(tracks)} platforms ({', '.join(t['name'] for t in tracks) or 'none tagged'}), "
                        f"{n_exit} exits, {n_ticket} ticket gates ({ticket_note}), {len(sources)} sources with "
                        f"{int(sum(counts))} agents; {conn_info['summary']}; {len(lifts)} lifts (not simulated)")
@@ -653,8 +653,9 @@ def _keep_valid_tickets(city: City, note: str):
             break
         except UserError as e:
             m = re.search(r'ticket gate "([^"]+)"', str(e))
-            if not m:
-                raise
+            if not m:  # not the ticket gates: the report says so, `city check` and the run say more
+                note += f"; the crowd model refuses the station as derived: {e}"
+                break
             g = city.layers["gates"]
             city.layers["gates"] = g[g["id"] != m.group(1)].reset_index(drop=True)
             dropped.append(m.group(1))

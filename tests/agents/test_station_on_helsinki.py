@@ -12,6 +12,9 @@ import shapely
 from twin.gis.city_import import import_city
 from twin.core.city import City
 
+# every test here shares one import of the OSM extract (about 5 s)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def helsinki_station_dir(tmp_path_factory):
@@ -113,7 +116,6 @@ def test_city_check_says_what_was_estimated(helsinki_station):
     assert found["platforms (by OSM ref)"].count == 19
 
 
-@pytest.mark.slow
 def test_evening_peak_scaled_to_the_platforms_has_no_los_f_plateau(helsinki_station_dir, tmp_path):
     """A train at every platform found, its passengers scaled to the platform (0.25 persons/m²),
     30 s apart: the crowd leaves by the doors without the worst area sitting at level of service F
@@ -144,7 +146,6 @@ def test_evening_peak_scaled_to_the_platforms_has_no_los_f_plateau(helsinki_stat
     assert los["F"] < 200 and sum(los[c] for c in "ABCD") >= 60, los
 
 
-@pytest.mark.slow
 def test_evening_peak_scenario_runs_unchanged_on_the_demo_city_and_on_helsinki(helsinki_station_dir):
     """The evening peak carries its own demand (a timetable of trains at platforms P1..P6) and names
     no city-specific id in its interventions (gates and connectors are selected by kind), so the

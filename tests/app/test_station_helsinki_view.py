@@ -42,6 +42,7 @@ def opened(window, helsinki_station_scenario):
     return window
 
 
+@pytest.mark.slow
 def test_station_on_helsinki_in_the_app(opened, qtbot, qapp):
     w = opened
     r = w.viewport.renderer
