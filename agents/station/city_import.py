@@ -295,6 +295,14 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
                 reach |= {c["from_level"], c["to_level"]}
                 grew = True
     connectors = connectors[connectors["from_level"].isin(reach) & connectors["to_level"].isin(reach)].reset_index(drop=True)
+
+    def where(line) -> str:  # a connector by what its upper end reaches: a platform, else the hall
+        top = shapely.Point(line.coords[-1])
+        on = next((t["name"] for t in tracks if t["geometry"].distance(top) < 1.0), "")
+        return on or ("hall" if hall is not None and hall.distance(top) < 1.0 else "concourse")
+
+    connectors["name"] = [f"{k} from level {a} up to {where(g)}" for k, a, g in
+                          zip(connectors["kind"], connectors["from_level"], connectors.geometry)]
     dropped_levels = sorted({lv for lv, _, _ in upper if lv not in reach})
     upper = [(lv, g, k) for lv, g, k in upper if lv in reach]
     conn_info["summary"] += "; " + more_info["summary"]
