@@ -193,6 +193,10 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
         blocking = b[b.intersects(precinct)]
         if "osm_building" in blocking.columns:
             blocking = blocking[~blocking["osm_building"].astype(str).isin(NON_BLOCKING_BUILDINGS)]
+        if osm is not None and len(osm["areas"]):  # raised on columns over the floor (building:min_level)
+            a = osm["areas"]
+            raised = set(a.loc[a["building"].notna() & ~a["railway"].eq("platform"), "id"].astype(str))
+            blocking = blocking[~blocking["id"].astype(str).isin(raised)]
         geoms = [g for g in blocking.geometry.to_numpy() if hall is None or not g.equals(hall)]
         if hall is not None:
             geoms = [shapely.difference(g, hall) for g in geoms]

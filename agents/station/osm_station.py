@@ -16,7 +16,7 @@ import geopandas as gpd
 import pandas as pd
 
 TAGS = ("name", "ref", "railway", "public_transport", "highway", "level", "layer", "entrance", "barrier",
-        "door", "building", "conveying")
+        "door", "building", "conveying", "building:min_level", "min_height")
 OSM_SUFFIXES = (".pbf", ".osm")
 
 _CONF = """[general]
@@ -50,6 +50,10 @@ other_tags=no
 """
 
 
+def _positive(values) -> pd.Series:
+    return pd.to_numeric(values.astype(str).str.extract(r"([-+]?\d+(?:\.\d+)?)")[0], errors="coerce").fillna(0) > 0
+
+
 def osm_sources(city) -> list[Path]:
     """The OpenStreetMap files the city was imported from (those that still exist)."""
     paths = [Path(p) for p in city.meta.get("imported_from", []) or []]
@@ -58,7 +62,8 @@ def osm_sources(city) -> list[Path]:
 
 def read_station_tags(paths: list[Path], crs) -> dict[str, gpd.GeoDataFrame]:
     """``points`` (doors, subway entrances, ticket barriers, lifts) and ``areas`` (platforms, with their
-    ``ref``), in ``crs``; ids as the city importer writes them (``osm_node_<id>``, ``osm_way_<id>``)."""
+    ``ref``, and buildings raised above the ground: ``building:min_level`` or ``min_height`` > 0), in
+    ``crs``; ids as the city importer writes them (``osm_node_<id>``, ``osm_way_<id>``)."""
     import pyogrio
 
     points, areas = [], []
@@ -70,8 +75,9 @@ def read_station_tags(paths: list[Path], crs) -> dict[str, gpd.GeoDataFrame]:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 pts = pyogrio.read_dataframe(path, layer="points", on_invalid="fix", CONFIG_FILE=str(conf))
                 pol = pyogrio.read_dataframe(path, layer="multipolygons", on_invalid="fix", CONFIG_FILE=str(conf))
-            for t in TAGS:
-                for g in (pts, pol):
+            for g in (pts, pol):  # GDAL writes "building:min_level" as the field "building_min_level"
+                g.rename(columns={t.replace(":", "_"): t for t in TAGS if ":" in t}, inplace=True)
+                for t in TAGS:
                     if t not in g.columns:
                         g[t] = None
             keep = (pts["entrance"].notna() | pts["railway"].isin(["subway_entrance", "train_station_entrance"])
@@ -80,7 +86,9 @@ def read_station_tags(paths: list[Path], crs) -> dict[str, gpd.GeoDataFrame]:
             pts = pts[keep].copy()
             pts["id"] = "osm_node_" + pts["osm_id"].astype(str)
             plat = (pol["railway"] == "platform") | (pol["public_transport"] == "platform") | (pol["highway"] == "platform")
-            pol = pol[plat].copy()
+            # buildings that stand above the ground (a deck over platform heads): people walk beneath
+            raised = pol["building"].notna() & (_positive(pol["building:min_level"]) | _positive(pol["min_height"]))
+            pol = pol[plat | raised].copy()
             way = pol["osm_way_id"]
             pol["id"] = [f"osm_way_{w}" if isinstance(w, str) and w else f"osm_relation_{r}" for w, r in zip(way, pol["osm_id"])]
             points.append(pts.to_crs(crs))
