@@ -273,6 +273,7 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
     # Levels: the street level, the floors of walkable areas tagged with a level, and the walkways
     # below ground (level, else layer; a tunnel is layer -1 unless tagged).
     upper = [(lv, g, k) for lv, g, k in upper if not g.is_empty and g.area > 0]
+    below_exits: list[tuple[int, object, str]] = []
     if len(roads):
         below = roads[roads.intersects(precinct.buffer(UNDERGROUND_REACH_M)) & roads["kind"].astype(str).isin(STATION_WALKWAYS)]
         for lv, grp in _by_level(below).items():
@@ -280,8 +281,16 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
                 widths = [(parse_height_m(w) or max(_street_width(k), TUNNEL_WIDTH_M)) / 2
                           for k, w in zip(grp["kind"], grp["width"] if "width" in grp.columns else [None] * len(grp))]
                 g = shapely.union_all(shapely.buffer(grp.geometry.to_numpy(), widths, quad_segs=4))
-                g = shapely.intersection(g, shapely.intersection(circle, precinct.buffer(UNDERGROUND_REACH_M)))
+                clip = shapely.intersection(circle, precinct.buffer(UNDERGROUND_REACH_M))
+                g = shapely.intersection(g, clip)
                 upper.append((lv, g, "underground walkway" if lv < 0 else "walkway"))
+                # where a passage below ground leaves the station, it is an exit of its level
+                cut = shapely.line_merge(shapely.intersection(g.boundary, clip.boundary.buffer(0.05)))
+                for q in shapely.get_parts(cut):
+                    if q.geom_type == "LineString" and q.length >= 1.0:
+                        near = grp[grp.geometry.distance(q) < 1.0]
+                        nm = next((n for n in near["name"].astype(str) if n), "")
+                        below_exits.append((lv, q, f"exit to {nm}" if nm else "exit along the tunnel"))
     floors = {0: main}
     for lv, g, _ in upper:
         floors[lv] = shapely.union(floors[lv], g) if lv in floors else g
@@ -307,6 +316,16 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
 
     connectors["name"] = [f"{k} from level {a} up to {where(g)}" for k, a, g in
                           zip(connectors["kind"], connectors["from_level"], connectors.geometry)]
+    below_exits = [(lv, q, n) for lv, q, n in below_exits if lv in reach]
+    if below_exits:
+        n0 = len(gates)
+        more_gates = gpd.GeoDataFrame(
+            {"id": [f"G{n0 + i + 1}" for i in range(len(below_exits))], "kind": "exit", "open": True,
+             "name": [n for _, _, n in below_exits], "width_m": [round(q.length, 2) for _, q, _ in below_exits],
+             "azimuth_deg": [round(azimuth(q), 1) for _, q, _ in below_exits],
+             "level": [lv for lv, _, _ in below_exits], "estimated": False},
+            geometry=[q for _, q, _ in below_exits], crs=city.crs)
+        gates = gpd.GeoDataFrame(pd.concat([gates, more_gates], ignore_index=True), crs=city.crs)
     dropped_levels = sorted({lv for lv, _, _ in upper if lv not in reach})
     upper = [(lv, g, k) for lv, g, k in upper if lv in reach]
     conn_info["summary"] += "; " + more_info["summary"]
@@ -389,7 +408,7 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
 
 # Walkways of a station (OSM highway values): its floors, passages and the paths between its platforms.
 STATION_WALKWAYS = {"footway", "pedestrian", "corridor", "platform", "path", "steps", "living_street"}
-UNDERGROUND_REACH_M = 30.0  # walkways below ground this far beyond the precinct can still lead into it
+UNDERGROUND_REACH_M = 15.0  # the passages below ground are the station's this far beyond its precinct
 DOOR_HALF_WIDTH_M = 1.5  # a door node becomes an exit 3 m wide on the station's outline
 DOOR_MERGE_M = 3.0
 DOOR_SNAP_M = 1.5  # an entrance node this close to the outline of the station's walkable area is its door

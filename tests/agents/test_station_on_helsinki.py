@@ -72,6 +72,7 @@ def test_only_the_stations_own_exits_are_exits(helsinki_station):
     gates = helsinki_station.layer("gates")
     exits = gates[gates["kind"] == "exit"]
     assert 3 <= len(exits) <= 25
+    assert set(exits["level"].astype(int)) == {-1, 0}  # the hall's doors, and the platform tunnel's ends
     hall = helsinki_station.buildings[helsinki_station.buildings["use"] == "station"]
     hall = hall.geometry[hall.distance(centre).idxmin()]
     station = shapely.union_all([hall, *helsinki_station.layer("sources").geometry.values])
@@ -119,8 +120,8 @@ def test_city_check_says_what_was_estimated(helsinki_station):
 
 def test_evening_peak_scaled_to_the_platforms_has_no_los_f_plateau(helsinki_station_dir, tmp_path):
     """A train at every platform found, its passengers scaled to the platform (0.25 persons/m²),
-    30 s apart: the crowd leaves by the doors without the worst area sitting at level of service F
-    from the first minute (the import before gave F for 1,170 of 1,200 s)."""
+    30 s apart: the crowd leaves by the doors and the platform tunnel without the worst area sitting
+    at level of service F (the import before gave F for 1,170 of 1,200 s)."""
     import geopandas as gpd
 
     from tests.conftest import ROOT
@@ -142,9 +143,9 @@ def test_evening_peak_scaled_to_the_platforms_has_no_los_f_plateau(helsinki_stat
     k = m.current_kpis()
     assert k["agents_total"] > 500 and k["agents_exited"] > 0.2 * k["agents_total"]
     los = m.final_kpis()["los_seconds"]
-    # no plateau: F, where it comes, comes late (the foot of the one stair up to the north-east exit,
-    # 2 m wide as OSM gives no width, is the bottleneck)
-    assert los["F"] < 200 and sum(los[c] for c in "ABCD") >= 60, los
+    # no F plateau (measured: none at all; the densest spot spends about 130 s at E, at the queues of
+    # the exits)
+    assert los["F"] < 30 and sum(los[c] for c in "ABCD") >= 60, los
 
 
 def test_evening_peak_scenario_runs_unchanged_on_the_demo_city_and_on_helsinki(helsinki_station_dir):
