@@ -22,13 +22,15 @@ tags its layers do not carry (platform ``ref``, doors, ticket barriers, lifts: :
   "Platform <ref>"; a fragment for several tracks (``3;4``) is floor they share.
 - **walkable** (level 0): with platforms, the *precinct* (the convex hull of the platforms joined
   with the hall, closed by 10 m) holds the hall, the platforms, the walkways (footways, corridors,
-  steps…) and pedestrian areas, minus the other buildings; the piece touching the hall is kept, with
+  steps…) and pedestrian areas, minus the other buildings (not those raised over the floor,
+  ``building:min_level``/``min_height`` > 0); the piece touching the hall is kept, with
   the platforms cut off from it that have an exit of their own. Without platforms, as before: the
   streets (buffered by half their typical width, :data:`STREET_WIDTH_M`), squares and hall within
   the circle.
 - **exits** (gates of kind "exit", ids ``G1``… clockwise from north): the OSM entrances on the
   outline of that floor (at the hall), 3 m wide, and the ends of its walkways where they leave the
-  precinct (the circle without platforms), named by the entrance or the street they open onto.
+  precinct (the circle without platforms), named by the entrance or the street they open onto; below
+  ground, where the station's passages leave it (:data:`UNDERGROUND_REACH_M` beyond the precinct).
 - **levels and connectors**: a way's floor is :func:`way_level` (``level``, else ``layer`` below
   ground, else -1 for a tunnel); walkways below ground near the station are walkable areas of their
   level, and areas tagged with another level stay on it. Stairs and escalators become the
