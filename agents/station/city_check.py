@@ -35,12 +35,23 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
                   [f"{n}: {c:g}" for n, c in zip(feature_names(sources, n=len(sources)), sources["count"])][:8])
 
     if isinstance(area, dict):
-        how = (f"derived by the import from the streets, squares and platforms within {area.get('radius_m', 0):g} m "
+        how = (f"derived by the import from the hall, platforms and walkways within {area.get('radius_m', 0):g} m "
                f"of {area.get('station', '?')!r}; draw the station's real floor plan to replace it")
         check.add("estimated", "walkable area", len(walk), how=how)
-        check.add("estimated", "gates (where streets leave the area)", len(gates),
-                  feature_names(gates), how="exits placed where streets cross the circle; mark the station's own "
-                  "exits and entrances (kind exit/entrance) and its ticket gates (kind ticket_gate)")
+        if area.get("platforms"):
+            check.add("found", "platforms (by OSM ref)", len(area["platforms"]), list(area["platforms"])[:8])
+        if area.get("lifts"):
+            check.add("found", "lifts (not simulated)", len(area["lifts"]), list(area["lifts"])[:8])
+        exits = gates[gates["kind"].astype(str) != "ticket_gate"] if len(gates) else gates
+        check.add("estimated", "exits (the station's doors and walkway ends)", len(exits),
+                  feature_names(exits), how="placed at the OSM entrances on the hall's outline and where the "
+                  "station's walkways leave it; check them against the station's real exits (kind exit/entrance)")
+        est = gates[(gates["kind"].astype(str) == "ticket_gate") & gates.get("estimated", False).fillna(False).astype(bool)] \
+            if len(gates) and "estimated" in gates.columns else gates.iloc[:0]
+        if len(est):
+            check.add("estimated", "ticket gates (at the platform passages)", len(est), feature_names(est),
+                      how="no barrier=turnstile/fare_gate in the data: placed across the passages from the platforms; "
+                      "draw the real fare lines (kind ticket_gate), or delete them for an open station")
         check.add("estimated", "sources (platforms)", len(sources), feature_names(sources),
                   how=f"{area.get('agents', 0)} passengers shared by platform area; give each source its count")
     for col, how in (("kind", "exit"), ("open", "open"), ("level", "level 0")):

@@ -106,17 +106,22 @@ def test_prague_geopackage_import(prague):
 
 @pytest.mark.slow
 def test_helsinki_station_area(helsinki):
+    import shapely
+
     from agents.station.city_import import derive_station_area
 
     city = City.load(helsinki[0])
     area, info = derive_station_area(city, "railway_station", 250, agents=800, return_info=True)
     walk = area.walkable
-    assert len(walk) == 1 and walk.geometry.iloc[0].geom_type == "Polygon" and walk.geometry.iloc[0].is_valid
-    poly = walk.geometry.iloc[0]
-    assert 50_000 < poly.area < 250_000 and info["station"].startswith("Helsingin")
+    poly = walk[walk["level"] == 0].geometry.iloc[0]  # the hall and platforms (with platforms cut off from it)
+    assert poly.geom_type in ("Polygon", "MultiPolygon") and poly.is_valid
+    assert 10_000 < poly.area < 60_000 and info["station"].startswith("Helsingin")
     gates = area.layer("gates")
-    assert len(gates) >= 3 and gates["id"].tolist()[:3] == ["G1", "G2", "G3"] and gates["id"].is_unique
-    assert all(poly.boundary.distance(g) < 0.1 and poly.buffer(0.1).contains(g) for g in gates.geometry)
+    exits = gates[gates["kind"] == "exit"]
+    assert len(exits) >= 3 and exits["id"].tolist()[:3] == ["G1", "G2", "G3"] and gates["id"].is_unique
+    for lv, g in zip(exits["level"], exits.geometry):  # on the edge of the floor of their level
+        floor = shapely.union_all(walk[walk["level"] == lv].geometry.values)
+        assert floor.boundary.distance(g) < 0.1 and floor.buffer(0.1).contains(g)
     sources = area.layer("sources")
     assert len(sources) >= 1 and sources["count"].sum() == 800
     assert all(poly.contains(s) for s in sources.geometry)
@@ -143,20 +148,26 @@ def test_station_by_name_and_unknown_station(helsinki):
 def test_import_with_walkable_around(tmp_path):
     out = tmp_path / "hel_station"
     report = import_city([HELSINKI], out, walkable_around="railway_station", walkable_radius_m=200)
-    assert any("station area" in n for n in report["notes"])
+    assert any(n.startswith("station 'Helsingin") for n in report["notes"])
     city = City.load(out)
-    assert len(city.walkable) == 1 and len(city.layer("gates")) >= 3 and len(city.layer("sources")) >= 1
+    assert (city.walkable["level"] == 0).sum() == 1 and len(city.layer("gates")) >= 3 and len(city.layer("sources")) >= 1
 
 
 @pytest.mark.slow
 def test_import_reports_the_steps_it_could_not_place(tmp_path):
-    """Helsinki's OSM has steps between floors near the station but no walkable area tagged with an
-    upper or lower floor: the import reports each such way and why it was not placed."""
+    """Helsinki's OSM has steps near the station without a pair of levels: the import places those whose
+    ends meet ways on two floors (a tunnel is level -1) and reports the others."""
     out = tmp_path / "hel_steps"
     report = import_city([HELSINKI], out, walkable_around="railway_station", walkable_radius_m=250)
-    note = next(n for n in report["notes"] if "station area" in n)
-    assert "stairs/escalators with two levels tagged: 0 placed as connectors" in note and "not placed (" in note
-    assert "connectors" not in pyogrio_layers(out / "city.gpkg")
+    note = next(n for n in report["notes"] if n.startswith("station "))
+    assert "stairs/escalators with two levels tagged: 0 placed as connectors" in note
+    assert "more placed from the floors of the ways at their ends" in note and "not placed" in note
+    # the stairs down to the platform tunnel (level -1) are placed from the floors of the ways at their ends
+    from agents.station.model import CONNECTORS
+
+    conn = City.load(out).extra_layer(CONNECTORS)
+    assert len(conn) >= 2 and (conn["from_level"] == -1).all() and (conn["to_level"] == 0).all()
+    assert "connectors" in pyogrio_layers(out / "city.gpkg")
 
 
 def pyogrio_layers(path):
