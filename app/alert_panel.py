@@ -108,6 +108,27 @@ class AlertsPanel(QWidget):
         if events:
             self.log.scrollToBottom()
 
+    def add_forecast_alerts(self, alerts) -> None:
+        """Live mode: forecast alerts (``alerts.csv`` rows, with ``x``, ``y`` where the session placed
+        them): when issued, the level foreseen, the message, how many members."""
+        for a in alerts:
+            r = self.log.rowCount()
+            self.log.insertRow(r)
+            level = ALERT_LEVELS.index(a["level"]) if a["level"] in ALERT_LEVELS else 1
+            cells = [fmt_clock(float(a["issued_at"])), f"{a['level']} ahead", a["message"], f"{a['members']}/{a['of']}"]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(a["message"])
+                if c == 1:
+                    item.setForeground(QColor(LOG_COLOURS[level]))
+                    f = QFont()
+                    f.setBold(True)
+                    item.setFont(f)
+                self.log.setItem(r, c, item)
+            self._places.append((a.get("x"), a.get("y")))
+        if alerts:
+            self.log.scrollToBottom()
+
     def log_rows(self) -> list[list[str]]:
         return [[self.log.item(r, c).text() for c in range(self.log.columnCount())] for r in range(self.log.rowCount())]
 

@@ -346,7 +346,12 @@ class LiveTwin:
         progress = {"time_s": self.run.time_s, "feed_clock": self.feed_clock, "next_forecast": self.next_forecast,
                     "forced": {k: plain_value(v) for k, v in self.forced.items()},
                     "readings": self.readings, "scored": sorted(self.scored),
-                    "pending": [o.row() for o in self.pending], "feeds": self._feed_counts()}
+                    "pending": [o.row() for o in self.pending], "feeds": self._feed_counts(),
+                    # what a viewer following this folder needs to open (twin.live.follow)
+                    "scenario": str(Path(self.sc.path).resolve()) if self.sc.path else None,
+                    "variant": self.variant, "duration_s": self.sc.duration_s, "until_s": self.until,
+                    "horizon_s": self.s.horizon_s, "forecast_interval_s": self.s.forecast_interval_s,
+                    "members": self.s.members}
         with atomic_file(self.out / PROGRESS_FILE) as f:
             json.dump(progress, f, indent=1, default=float)
 

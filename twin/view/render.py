@@ -24,7 +24,7 @@ LAYER_TITLES = {
     "walkable": "Walkable areas", "obstacles": "Obstacles", "pois": "Points of interest",
     "labels": "Labels", "field": "Field", "agents": "Agents",
     "features": "Model values on features", "feature_labels": "Model values as labels",
-    "alerts": "Alert markers",
+    "alerts": "Alert markers", "sensors": "Sensors (latest reading)",
 }
 
 
@@ -40,6 +40,8 @@ FEATURE_LIFT_M = 0.2  # overlays sit just above the layer they colour
 STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 BACKGROUND = "#dfe7ef"
 BACKGROUND_DARK = "#141a21"  # command room: dark around a bright city, easy on a video wall
+SENSOR_CMAP = "plasma"  # a sensor's latest reading among those of its kind: dark low, bright high
+SENSOR_NO_READING = "#9aa3ad"
 ALERT_COLOURS = ("#2ca02c", "#ffb000", "#e8112d")  # ok, amber, red (twin.core.model_contract.ALERT_LEVELS)
 DIFFERENCE_CMAP = "RdBu_r"
 LEGEND_MAX_SCALE = 1.6  # intervention − baseline: blue lower, red higher, white no change
@@ -327,6 +329,39 @@ class SceneRenderer:
             pts, [a.text() for a in placed], font_size=int(round(16 * self.font_scale)), text_color="white",
             shape_color=ALERT_COLOURS[2] if any(a.level == 2 for a in placed) else "#8a5a00", shape_opacity=0.9,
             show_points=False, always_visible=True, name="alert_labels", reset_camera=False, render=False))
+
+    def set_sensor_markers(self, xs, ys, shades, labels, label_mask=None) -> None:
+        """Sensors (city CRS) as columns standing on the ground, coloured by ``shades`` (0..1: the latest
+        reading among the readings of sensors of the same kind; NaN: none yet, grey), with ``labels``
+        where ``label_mask`` holds (all by default). Rebuilt on every call: a few dozen points."""
+        self._remove_layer("sensors")
+        if self.scene is None or not len(xs):
+            return
+        s = self.scene
+        xl, yl = s.to_local(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+        xl, yl = np.atleast_1d(xl), np.atleast_1d(yl)
+        z = np.atleast_1d(s.elevation(xl, yl))
+        size = max(2.0, 0.006 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
+        shades = np.asarray(shades, dtype=float)
+        parts = []
+        for x, y, zz, v in zip(xl, yl, z, shades):
+            col = pv.Cylinder(center=(x, y, zz + size * 1.2), direction=(0, 0, 1), radius=size * 0.55,
+                              height=size * 2.4, resolution=20)
+            col.cell_data["shade"] = np.full(col.n_cells, v)
+            parts.append(col)
+        mesh = pv.merge(parts)
+        self._add("sensors", self.plotter.add_mesh(
+            mesh, scalars="shade", cmap=SENSOR_CMAP, clim=(0.0, 1.0), nan_color=SENSOR_NO_READING,
+            show_scalar_bar=False, ambient=0.5, pickable=False, name="sensor_columns", reset_camera=False,
+            render=False))
+        show = np.ones(len(xl), bool) if label_mask is None else np.asarray(label_mask, bool)
+        if show.any():
+            pts = np.column_stack([xl, yl, z + size * 3.0])[show]
+            self._add("sensors", self.plotter.add_point_labels(
+                pts, [t for t, k in zip(labels, show) if k], font_size=int(round(14 * self.font_scale)),
+                text_color="white", shape_color="#243447", shape_opacity=0.85, show_points=False,
+                always_visible=True, name="sensor_labels", reset_camera=False, render=False))
+        self.visible.setdefault("sensors", True)
 
     def set_model(self, model_cls) -> None:
         """The model whose declarations (state names, field styles, area of interest) the view uses."""

@@ -1,0 +1,65 @@
+"""The app in live mode, for real: the window starts a `citytwin live` process on a scenario, a
+`citytwin feed replay` process plays a recorded truth into its CSV-folder feed, and the window
+follows the run's folder: the "now" line and the forecast fan on the charts, the sensors in 3D
+coloured by their latest reading, the forecast alerts in the alert log."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+from tests.twin.test_live_follow import live_world
+from twin.core.formats import fmt_number
+
+
+@pytest.mark.slow  # two real processes (the live twin and the replay) besides the window: about 14 s
+def test_the_window_follows_a_live_run_fed_by_a_replay(window, qtbot, tmp_path):
+    scenario, record = live_world(tmp_path)
+    drop, out = tmp_path / "drop", tmp_path / "live"
+    drop.mkdir()
+    assert window.open_scenario(scenario)
+    nows = []
+    window.session.events.live_changed.connect(lambda e: nows.append(e.snapshot.now_s))
+    assert window.start_live([f"folder:{drop}"], out, members=3, forecast_interval_s=20, horizon_s=30, until=120,
+                             stop_when_silent_s=60)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    replay = subprocess.Popen([sys.executable, "-m", "twin.cli", "feed", "replay", str(record), "--speed", "60",
+                               "--to", f"folder:{drop}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        qtbot.waitUntil(lambda: window.session.live_process is None, timeout=180_000)  # the twin reached --until
+    finally:
+        replay.wait(60)
+    assert replay.returncode == 0, replay.stderr.read().decode()[-2000:]
+    assert len(set(nows)) >= 2 and nows[-1] == 120.0  # it followed the run as it went, to its end
+
+    # the charts: the now-line at the twin's clock, the latest forecast's fan and members beyond it
+    items = window.indicators.forecast_items["walkers_done"]
+    assert items["now"].value() == 120.0
+    q = pd.read_parquet(out / "forecasts.parquet")
+    last = q[(q.issued_at == q.issued_at.max()) & (q.name == "kpi.walkers_done")].sort_values("lead_s")
+    t, p90 = items["hi"].getData()
+    np.testing.assert_array_equal(t, last.issued_at + last.lead_s)
+    np.testing.assert_array_equal(p90, last.p90)
+    assert len([m for m in items["members"] if m.getData()[0] is not None and len(m.getData()[0])]) == 3
+    # the sensors in 3D: one column each, coloured by the latest reading among its kind, labelled
+    r = window.viewport.renderer
+    assert "sensors" in r.actors and r.is_layer_visible("sensors")
+    snap = window.session.live_snapshot
+    shades = r.actors["sensors"][0].GetMapper().GetInput().cell_data["shade"]
+    cells = len(shades) // len(snap.sensors)
+    np.testing.assert_allclose(shades[::cells], [m.shade for m in snap.sensors])
+    obs = pd.read_parquet(out / "observations.parquet")
+    e1 = obs[(obs.sensor == "E1") & (obs.fate == "used")].sort_values("time_s").value.iloc[-1]
+    marker = next(m for m in snap.sensors if m.sensor.id == "E1")
+    assert marker.value == e1 and marker.label.startswith(f"E1: {fmt_number(e1)}"), marker.label
+    # the forecast alerts, in the alert log and the run log
+    alerts = pd.read_csv(out / "alerts.csv")
+    assert len(alerts)
+    rows = window.alerts_panel.log_rows()
+    assert [row[2] for row in rows if row[1].endswith("ahead")] == alerts.message.tolist()
+    assert "forecast alert at" in window.log_panel.toPlainText()
