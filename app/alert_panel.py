@@ -115,7 +115,11 @@ class AlertsPanel(QWidget):
             r = self.log.rowCount()
             self.log.insertRow(r)
             level = ALERT_LEVELS.index(a["level"]) if a["level"] in ALERT_LEVELS else 1
-            cells = [fmt_clock(float(a["issued_at"])), f"{a['level']} ahead", a["message"], f"{a['members']}/{a['of']}"]
+            lead = float(a["lead_s"])
+            when = f"{lead:.0f} s" if lead < 120 else f"{round(lead / 60)} min"
+            what = f"{str(a['rule']).replace('_', ' ')} {a['key']}".strip()
+            cells = [fmt_clock(float(a["issued_at"])), f"{a['level']} ahead", f"{what} in about {when}",
+                     f"{a['members']}/{a['of']}"]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(a["message"])

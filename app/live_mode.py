@@ -59,7 +59,8 @@ class LiveMode(QObject):
             ind.add_rows(snap.new_rows)
         ind.set_forecast(snap.now_s, snap.fans)
         clock = time_label(snap.now_s, ind.clock_start_s)
-        ahead = f"; forecast issued at {time_label(snap.issued_at, ind.clock_start_s)}" if snap.issued_at is not None else ""
+        ahead = (f"; forecast (orange: p10-p90 band, median dashed, members) issued at "
+                 f"{time_label(snap.issued_at, ind.clock_start_s)}" if snap.issued_at is not None else "")
         win.time_label.setText(f"live {clock}")
         ind.time_label.setText(f"live {clock}{ahead}")
         if snap.duration_s:
@@ -75,6 +76,7 @@ class LiveMode(QObject):
                              [m.shade for m in markers], [m.label for m in markers], mask)
         if first:
             win.layers.set_layers(r.layer_names())
+        win._show_alert_levels()  # the levels now (the session took them from the latest forecast)
         win.alerts_panel.add_forecast_alerts(snap.new_alerts)
         for line in snap.new_log:
             win.log_panel.log(f"live: {line}")

@@ -397,6 +397,7 @@ class IndicatorsPanel(QWidget):
         self.dark = False
         outer = QVBoxLayout(self)
         self.time_label = QLabel("t = –")
+        self.time_label.setWordWrap(True)
         outer.addWidget(self.time_label)
         self.tile_grid = QGridLayout()
         outer.addLayout(self.tile_grid)

@@ -376,6 +376,7 @@ class Session:
         seed = sc.seed if seed is None else int(seed)
         self.speed = self.speed if speed is None else float(speed)
         self.step_s = self.step_s if step_s is None else float(step_s)
+        self.stop_live("a run was started")
         if self.run is not None:
             self.run.cancel(wait_s=2.0)  # a finished run's thread may still be ending
         self._reset_timeline()
@@ -604,7 +605,12 @@ class Session:
             for a in snap.new_alerts:  # where to mark it: the feature its rule watches
                 rule = rules.get(a["rule"])
                 a["x"], a["y"] = self.alerts.places.of(rule.layer, str(a["key"])) if rule else (None, None)
+            events = None
+            if snap.issued_at is not None:  # the levels now: the values the latest forecast started from
+                events = self.alerts.update_alerts(self._live_alerts(snap.alert_values, rules), snap.issued_at)
             self._emit("live_changed", snapshot=snap)
+            if events is not None:  # after the forecast alerts issued until now, the changes of level now
+                self._emit("alerts_changed", monitor=self.alerts, events=events)
             for a in snap.new_alerts:
                 self.log(f"forecast alert at {float(a['issued_at']):g} s: {a['message']}")
         p = self.live_process
@@ -616,6 +622,21 @@ class Session:
             if code:
                 self.error(f"the live run failed: {p.error()[-800:]}")
         return snap
+
+    def _live_alerts(self, values: dict[str, float], rules: dict) -> list:
+        from twin.view.alerts import Alert
+
+        out, places = [], self.alerts.places
+        for name, v in sorted(values.items()):
+            _, rule_name, *key = name.split(".", 2)
+            rule = rules.get(rule_name)
+            if rule is None or not np.isfinite(v):
+                continue
+            key = key[0] if key else ""
+            level = rule.level(v)
+            x, y = places.of(rule.layer, key) if level else (None, None)
+            out.append(Alert(rule, key, level, float(v), x, y, name=places.name(rule.layer, key)))
+        return out
 
     def stop_live(self, reason: str = "stopped") -> None:
         """Stop following (and end the live process the session started)."""

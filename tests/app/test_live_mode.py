@@ -17,7 +17,7 @@ from tests.twin.test_live_follow import live_world
 from twin.core.formats import fmt_number
 
 
-@pytest.mark.slow  # two real processes (the live twin and the replay) besides the window: about 14 s
+@pytest.mark.slow  # two real processes (the live twin and the replay) besides the window: 5 s idle, 14 s under load
 def test_the_window_follows_a_live_run_fed_by_a_replay(window, qtbot, tmp_path):
     scenario, record = live_world(tmp_path)
     drop, out = tmp_path / "drop", tmp_path / "live"
@@ -61,5 +61,11 @@ def test_the_window_follows_a_live_run_fed_by_a_replay(window, qtbot, tmp_path):
     alerts = pd.read_csv(out / "alerts.csv")
     assert len(alerts)
     rows = window.alerts_panel.log_rows()
-    assert [row[2] for row in rows if row[1].endswith("ahead")] == alerts.message.tolist()
+    ahead = [r for r in range(len(rows)) if rows[r][1].endswith("ahead")]
+    assert [rows[r][2].split(" in about ")[0] for r in ahead] == [m.split(" reaches ")[0] for m in alerts.message]
+    assert [window.alerts_panel.log.item(r, 2).toolTip() for r in ahead] == alerts.message.tolist()
     assert "forecast alert at" in window.log_panel.toPlainText()
+    # the levels now (from the latest forecast's start): the rule's tile and the KPI's tile
+    level = window.session.alerts.rule_level("many_done")[0]
+    assert level > 0 and window.alerts_panel.tiles["many_done"].level == level
+    assert window.indicators.tiles["walkers_done"].level == level

@@ -87,6 +87,13 @@ def test_the_session_follows_a_live_folder_and_opens_its_scenario(live_run):
     assert s.scenario.path.resolve() == scenario.resolve() and s.live_snapshot.now_s == 120.0
     assert seen.index("scenario_changed") < seen.index("live_started") < seen.index("live_changed")
     assert seen.count("log") >= 2  # following ..., and the forecast alerts
+    # the levels now: the alert values the latest forecast started from (all its members alike at lead 0)
+    q = pd.read_parquet(out / "forecasts.parquet")
+    at80 = q[(q.issued_at == 80.0) & (q.lead_s == 0) & (q.name == "alert.many_done")]
+    assert s.live_snapshot.alert_values["alert.many_done"] == at80.p50.iloc[0] and (at80.p10 == at80.p90).all()
+    assert {a.key for a in s.alerts.current if a.rule.name == "crowded_east"} == {"B00001", "B00002", "B00003"}
+    rule = next(r for r in s.alerts.rules if r.name == "many_done")
+    assert s.alerts.rule_level("many_done")[0] == rule.level(at80.p50.iloc[0]) == 1  # amber: 20 and more done
     assert s.poll_live() is None
     s.stop_live()
     assert s.live is None and seen[-1] == "live_stopped"

@@ -45,8 +45,9 @@ class Fan:
 
 @dataclass
 class SensorMarker:
-    """A sensor where it stands, with its latest reading (NaN: none yet) and the model's value of
-    it at the latest forecast (NaN: none). ``shade`` places the reading in 0..1 among the readings of
+    """A sensor where it stands, with its latest reading up to the model's clock (NaN: none yet) and
+    the model's value of it at the latest forecast (its first report: now, or the first interval of
+    a counter; the median of the members, with the sensor's noise; NaN: none). ``shade`` places the reading in 0..1 among the readings of
     sensors of the same kind so far (NaN without a reading): what a colour map shows."""
 
     sensor: Sensor
@@ -76,6 +77,7 @@ class LiveSnapshot:
     scenario: str | None
     issued_at: float | None  # the latest forecast's issue time (None: none yet)
     fans: dict[str, Fan]  # KPI name -> the latest forecast of it
+    alert_values: dict[str, float]  # "alert.RULE[.KEY]" -> its value when the latest forecast was issued
     new_rows: list[dict]  # KPI rows of the live run not handed out before
     sensors: list[SensorMarker]
     alerts: list[dict]  # every forecast alert so far (alerts.csv rows)
@@ -96,7 +98,7 @@ class LiveFolder:
         self._alerts_given = 0
         self._log_offset = 0
         self._observations = None
-        self._forecast: tuple = (None, {}, {})
+        self._forecast: tuple = (None, {}, {}, {})
 
     def info(self) -> dict | None:
         """The live run's ``live.json`` (clock, scenario, settings), or None before its first save."""
@@ -127,13 +129,14 @@ class LiveFolder:
             self._forecast = self._read_forecast()
         if "observations.parquet" in changed:
             self._observations = _read(self.folder / "observations.parquet")
-        issued, fans, sensor_p50 = self._forecast
+        issued, fans, sensor_p50, alert_values = self._forecast
         alerts = _read(self.folder / "alerts.csv")
         alerts = alerts.to_dict("records") if alerts is not None else []
         new_alerts, self._alerts_given = alerts[self._alerts_given:], len(alerts)
-        return LiveSnapshot(self.folder, float(info.get("time_s", 0.0)), float(info.get("feed_clock", 0.0)),
+        now = float(info.get("time_s", 0.0))
+        return LiveSnapshot(self.folder, now, float(info.get("feed_clock", 0.0)),
                             info.get("until_s", info.get("duration_s")), info.get("scenario"), issued, fans,
-                            self._new_rows(), self._markers(sensor_p50), alerts, new_alerts, self._new_log(),
+                            alert_values, self._new_rows(), self._markers(sensor_p50, now), alerts, new_alerts, self._new_log(),
                             dict(info.get("feeds", {})))
 
     def _new_rows(self) -> list[dict]:
@@ -159,7 +162,7 @@ class LiveFolder:
     def _read_forecast(self) -> tuple:
         q = _read(self.folder / "forecasts.parquet")
         if q is None or not len(q):
-            return None, {}, {}
+            return None, {}, {}, {}
         issued = float(q["issued_at"].max())
         q = q[q["issued_at"] == issued].sort_values("lead_s")
         m = _read(self.folder / "members.parquet")
@@ -175,15 +178,17 @@ class LiveFolder:
             fans[name[4:]] = Fan(t, *(g[c].to_numpy(dtype=float) for c in ("p10", "p50", "p90")), members)
         first = q[q["name"].str.startswith("sensor.")].groupby("name").first()  # the shortest lead: the model now
         sensor_p50 = {n[7:]: float(v) for n, v in first["p50"].items()}
-        return issued, fans, sensor_p50
+        at_issue = q[(q["lead_s"] == 0) & q["name"].str.startswith("alert.")]  # every member starts from the same state
+        return issued, fans, sensor_p50, dict(zip(at_issue["name"], at_issue["p50"].astype(float)))
 
-    def _markers(self, model_values: dict[str, float]) -> list[SensorMarker]:
+    def _markers(self, model_values: dict[str, float], now_s: float) -> list[SensorMarker]:
         obs = self._observations
         latest: dict[str, tuple[float, float]] = {}
         by_kind: dict[str, list[float]] = {}
         kinds = {s.id: s.kind for s in self.sensors}
         if obs is not None and len(obs):
-            used = obs[(obs["fate"] == "used") & obs["sensor"].isin(list(kinds))]
+            # readings the twin has received for later times (a feed ahead of the model) are not "now" yet
+            used = obs[(obs["fate"] == "used") & obs["sensor"].isin(list(kinds)) & (obs["time_s"] <= now_s + 1e-9)]
             used = used.sort_values(["time_s", "received_s"], kind="stable")
             for sid, g in used.groupby("sensor", sort=True):
                 latest[sid] = (float(g["value"].iloc[-1]), float(g["time_s"].iloc[-1]))

@@ -42,6 +42,7 @@ BACKGROUND = "#dfe7ef"
 BACKGROUND_DARK = "#141a21"  # command room: dark around a bright city, easy on a video wall
 SENSOR_CMAP = "plasma"  # a sensor's latest reading among those of its kind: dark low, bright high
 SENSOR_NO_READING = "#9aa3ad"
+SENSOR_LOW, SENSOR_HIGH = "#0d0887", "#f0f921"  # the ends of plasma
 ALERT_COLOURS = ("#2ca02c", "#ffb000", "#e8112d")  # ok, amber, red (twin.core.model_contract.ALERT_LEVELS)
 DIFFERENCE_CMAP = "RdBu_r"
 LEGEND_MAX_SCALE = 1.6  # intervention − baseline: blue lower, red higher, white no change
@@ -229,6 +230,9 @@ class SceneRenderer:
                 if f.kind == "state":
                     entries += [[f"{f.layer}: {st}", c] for st, c in zip(f.states, f.colours)
                                 if c and (st, c) not in shown]
+        if "sensors" in self.actors:  # live mode: what a sensor's colour says
+            entries += [["sensor: high reading", SENSOR_HIGH], ["sensor: low reading", SENSOR_LOW],
+                        ["sensor: no reading yet", SENSOR_NO_READING]]
         colours = self.state_colours()
         for i, st in enumerate(self.state_names):
             entries += [[f"agent: {st}", colours[i]]]
@@ -334,8 +338,11 @@ class SceneRenderer:
         """Sensors (city CRS) as columns standing on the ground, coloured by ``shades`` (0..1: the latest
         reading among the readings of sensors of the same kind; NaN: none yet, grey), with ``labels``
         where ``label_mask`` holds (all by default). Rebuilt on every call: a few dozen points."""
+        had = "sensors" in self.actors
         self._remove_layer("sensors")
         if self.scene is None or not len(xs):
+            if had:
+                self.update_legend()
             return
         s = self.scene
         xl, yl = s.to_local(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
@@ -362,6 +369,8 @@ class SceneRenderer:
                 text_color="white", shape_color="#243447", shape_opacity=0.85, show_points=False,
                 always_visible=True, name="sensor_labels", reset_camera=False, render=False))
         self.visible.setdefault("sensors", True)
+        if not had:
+            self.update_legend()
 
     def set_model(self, model_cls) -> None:
         """The model whose declarations (state names, field styles, area of interest) the view uses."""
