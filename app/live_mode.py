@@ -25,7 +25,10 @@ class LiveMode(QObject):
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(win.session.poll_live)
         self.updates = 0  # snapshots drawn (tests wait on it)
-        for name in ("live_started", "live_changed", "live_stopped"):
+        self.label = "live"
+        self.frames = 0  # live model states drawn
+        self.frame = None
+        for name in ("live_started", "live_changed", "live_frame", "live_stopped"):
             win.bridge.subscribe(name, getattr(self, f"_on_{name}"))
 
     # -- user actions ------------------------------------------------------------------------------
@@ -61,8 +64,9 @@ class LiveMode(QObject):
         clock = time_label(snap.now_s, ind.clock_start_s)
         ahead = (f"; forecast (orange: p10-p90 band, median dashed, members) issued at "
                  f"{time_label(snap.issued_at, ind.clock_start_s)}" if snap.issued_at is not None else "")
+        self.label = f"live {clock}{ahead}"
         win.time_label.setText(f"live {clock}")
-        ind.time_label.setText(f"live {clock}{ahead}")
+        ind.time_label.setText(self.label)
         if snap.duration_s:
             win.progress.setValue(int(100 * min(1.0, snap.now_s / float(snap.duration_s))))
         markers = snap.sensors
@@ -82,6 +86,17 @@ class LiveMode(QObject):
             win.log_panel.log(f"live: {line}")
         win.viewport.request_render()
         self.updates += 1
+
+    def _on_live_frame(self, e):
+        """The live model as the twin last saved it: its crowd, water, per-feature values in 3D."""
+        win, self.frame = self.win, e.frame
+        if e.frame.fields and not win.layers.field_combo.count():
+            win.layers.set_fields(list(e.frame.fields))
+        win._show(e.frame)
+        win.time_label.setText(f"live {time_label(e.frame.time_s, win.indicators.clock_start_s)}")
+        win.indicators.time_label.setText(self.label)  # _show wrote the frame's time: say it is live
+        win.viewport.request_render()
+        self.frames += 1
 
     def _on_live_stopped(self, e):
         self.timer.stop()

@@ -60,6 +60,7 @@ EVENTS: dict[str, str] = {
     "live_started": "folder (the live run's outputs), process (the LiveProcess the session started, or None)",
     "live_changed": "snapshot (a twin.live.follow.LiveSnapshot: now, new KPI rows, forecast fans, sensors, "
                     "forecast alerts)",
+    "live_frame": "frame (the live model as the twin last saved it: twin.view.frames.Frame)",
     "live_stopped": "reason (why the session stopped following), error (the live process's message when it failed, "
                     "else \"\")",
     "log": "text (a line for the run log)",
@@ -208,6 +209,9 @@ class Session:
         self.live = None
         self.live_process = None
         self.live_snapshot = None
+        self.live_frames = True  # draw the live model's saved state (restored off the caller's thread)
+        self._live_restore = None  # (future, executor) of the restore under way
+        self._live_dirty = False  # a state was saved that has not been restored yet
 
     def _emit(self, name: str, **payload) -> Event:
         return self.events.emit(name, self, **payload)
@@ -569,6 +573,7 @@ class Session:
             self.error(str(e))
             return False
         self.live, self.live_process, self.live_snapshot = LiveFolder(folder, sensors), process, None
+        self._live_dirty = False
         self._reset_timeline()
         self._emit("live_started", folder=folder, process=process)
         self.log(f"following the live run in {folder}")
@@ -613,6 +618,7 @@ class Session:
                 self._emit("alerts_changed", monitor=self.alerts, events=events)
             for a in snap.new_alerts:
                 self.log(f"forecast alert at {float(a['issued_at']):g} s: {a['message']}")
+        self._live_state(snap)
         p = self.live_process
         if p is not None and not p.running and snap is None:  # its last files are read: then say it ended
             code = p.returncode
@@ -622,6 +628,32 @@ class Session:
             if code:
                 self.error(f"the live run failed: {p.error()[-800:]}")
         return snap
+
+    def _live_state(self, snap) -> None:
+        """Restore the twin's newest saved state in a worker thread (building a model takes seconds);
+        a later poll hands its frame out (``live_frame``). A state saved meanwhile is restored next."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from twin.live.follow import live_frame
+
+        job = self._live_restore
+        if job is not None and job[0].done():
+            self._live_restore = None
+            job[1].shutdown(wait=False)
+            try:
+                frame = job[0].result()
+            except (UserError, OSError, ValueError) as e:  # a state it cannot restore: said, the rest goes on
+                self.log(f"live: the saved state cannot be shown ({e})")
+            else:
+                self._emit("live_frame", frame=frame)
+        if snap is not None and snap.state_changed:
+            self._live_dirty = True
+        if self.live_frames and self._live_dirty and self._live_restore is None:
+            info = self.live.info()
+            if info is not None:
+                self._live_dirty = False
+                ex = ThreadPoolExecutor(1, thread_name_prefix="live-state")
+                self._live_restore = (ex.submit(live_frame, self.scenario, self.live.folder, info), ex)
 
     def _live_alerts(self, values: dict[str, float], rules: dict) -> list:
         from twin.view.alerts import Alert
@@ -645,6 +677,9 @@ class Session:
         if self.live_process is not None:
             self.live_process.stop()
             self.live_process = None
+        if self._live_restore is not None:  # its frame is of a run no longer followed
+            self._live_restore[1].shutdown(wait=False, cancel_futures=True)
+            self._live_restore = None
         self.live = None
         self._emit("live_stopped", reason=reason, error="")
 

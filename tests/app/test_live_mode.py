@@ -35,6 +35,7 @@ def test_the_window_follows_a_live_run_fed_by_a_replay(window, qtbot, tmp_path):
     finally:
         replay.wait(60)
     assert replay.returncode == 0, replay.stderr.read().decode()[-2000:]
+    qtbot.waitUntil(lambda: window.live_mode.frames > 0 and window.session._live_restore is None, timeout=60_000)
     assert len(set(nows)) >= 2 and nows[-1] == 120.0  # it followed the run as it went, to its end
 
     # the charts: the now-line at the twin's clock, the latest forecast's fan and members beyond it
@@ -57,6 +58,9 @@ def test_the_window_follows_a_live_run_fed_by_a_replay(window, qtbot, tmp_path):
     e1 = obs[(obs.sensor == "E1") & (obs.fate == "used")].sort_values("time_s").value.iloc[-1]
     marker = next(m for m in snap.sensors if m.sensor.id == "E1")
     assert marker.value == e1 and marker.label.startswith(f"E1: {fmt_number(e1)}"), marker.label
+    # the live model as the twin saved it: its walkers in 3D
+    assert "agents" in r.actors and window.session.frame is None  # drawn, not a run of the session's
+    assert window.viewport.renderer.agents.n == len(window.live_mode.frame.positions) > 0
     # the forecast alerts, in the alert log and the run log
     alerts = pd.read_csv(out / "alerts.csv")
     assert len(alerts)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.factories import X0, Y0, make_tiny_city, write_scenario
+from tests.twin.live_servers import wait_for
 from twin.core.city import City
 from twin.core.sensors import Sensor, read_sensors, sensors_frame
 from twin.live.feeds import open_feed
@@ -94,7 +95,13 @@ def test_the_session_follows_a_live_folder_and_opens_its_scenario(live_run):
     assert {a.key for a in s.alerts.current if a.rule.name == "crowded_east"} == {"B00001", "B00002", "B00003"}
     rule = next(r for r in s.alerts.rules if r.name == "many_done")
     assert s.alerts.rule_level("many_done")[0] == rule.level(at80.p50.iloc[0]) == 1  # amber: 20 and more done
-    assert s.poll_live() is None
+    # the live model as last saved, restored off this thread and handed out by a later poll
+    frames = []
+    s.events.live_frame.connect(lambda e: frames.append(e.frame))
+    wait_for(lambda: s.poll_live() is None and frames, 60, "the live state's frame")
+    ts = pd.read_csv(out / "timeseries.csv")
+    assert frames[0].time_s == 120.0 and frames[0].kpis["walkers_done"] == ts.walkers_done.iloc[-1]
+    assert len(frames[0].positions) == 100
     s.stop_live()
     assert s.live is None and seen[-1] == "live_stopped"
 

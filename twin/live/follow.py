@@ -25,10 +25,10 @@ import pandas as pd
 from twin.core.errors import UserError
 from twin.core.formats import fmt_number
 from twin.core.sensors import Sensor
-from .loop import PROGRESS_FILE
+from .loop import PROGRESS_FILE, STATE_FILE
 
 FILES = ("live.json", "timeseries.csv", "forecasts.parquet", "members.parquet", "observations.parquet",
-         "alerts.csv", "log.txt")
+         "alerts.csv", "log.txt", STATE_FILE)
 
 
 @dataclass
@@ -84,6 +84,7 @@ class LiveSnapshot:
     new_alerts: list[dict]  # those not handed out before
     new_log: list[str]  # lines of log.txt not handed out before
     feeds: dict  # per feed: received, used, late, invalid, errors, silences, jumps
+    state_changed: bool = False  # the twin saved a new state (live_frame shows it)
 
 
 class LiveFolder:
@@ -137,7 +138,7 @@ class LiveFolder:
         return LiveSnapshot(self.folder, now, float(info.get("feed_clock", 0.0)),
                             info.get("until_s", info.get("duration_s")), info.get("scenario"), issued, fans,
                             alert_values, self._new_rows(), self._markers(sensor_p50, now), alerts, new_alerts, self._new_log(),
-                            dict(info.get("feeds", {})))
+                            dict(info.get("feeds", {})), STATE_FILE in changed)
 
     def _new_rows(self) -> list[dict]:
         ts = _read(self.folder / "timeseries.csv")
@@ -203,6 +204,19 @@ class LiveFolder:
                 mk.shade = (mk.value - lo) / (hi - lo) if hi > lo else 0.0
             out.append(mk)
         return out
+
+
+def live_frame(scenario, folder: Path | str, info: dict):
+    """The live model as the twin last saved it (``state.npz``, with the parameters it ran with and
+    those its forcings set): a frame to draw (agents, fields, per-feature values, KPIs)."""
+    from twin.core.state_file import read_state
+    from twin.runs.runner import Run
+    from twin.view.frames import FrameRecorder, RunFrames
+
+    state = read_state(Path(folder) / STATE_FILE)
+    params = {**(info.get("overrides") or {}), **(info.get("forced") or {})}
+    run = Run(scenario, info.get("variant"), info.get("seed"), params, state=state, outputs=False)
+    return RunFrames(run.model, FrameRecorder()).frame(force=True)
 
 
 def _read(path: Path):

@@ -349,7 +349,8 @@ class LiveTwin:
                     "pending": [o.row() for o in self.pending], "feeds": self._feed_counts(),
                     # what a viewer following this folder needs to open (twin.live.follow)
                     "scenario": str(Path(self.sc.path).resolve()) if self.sc.path else None,
-                    "variant": self.variant, "duration_s": self.sc.duration_s, "until_s": self.until,
+                    "variant": self.variant, "seed": self.seed, "duration_s": self.sc.duration_s, "until_s": self.until,
+                    "overrides": {k: plain_value(v) for k, v in self.base_overrides.items()},
                     "horizon_s": self.s.horizon_s, "forecast_interval_s": self.s.forecast_interval_s,
                     "members": self.s.members}
         with atomic_file(self.out / PROGRESS_FILE) as f:
