@@ -99,5 +99,6 @@ class LiveMode(QObject):
         self.frames += 1
 
     def _on_live_stopped(self, e):
-        self.timer.stop()
+        if self.win.session.live is None:  # a process that ended leaves its folder followed: its last state is drawn
+            self.timer.stop()
         self.win.statusBar().showMessage(f"live mode: {e.reason}", 15000)

@@ -35,7 +35,10 @@ def test_the_window_follows_a_live_run_fed_by_a_replay(window, qtbot, tmp_path):
     finally:
         replay.wait(60)
     assert replay.returncode == 0, replay.stderr.read().decode()[-2000:]
-    qtbot.waitUntil(lambda: window.live_mode.frames > 0 and window.session._live_restore is None, timeout=60_000)
+    s = window.session  # the last saved state restored and drawn
+    qtbot.waitUntil(lambda: window.live_mode.frames > 0 and s._live_restore is None and not s._live_dirty,
+                    timeout=60_000)
+    assert window.live_mode.frame.time_s == 120.0
     assert len(set(nows)) >= 2 and nows[-1] == 120.0  # it followed the run as it went, to its end
 
     # the charts: the now-line at the twin's clock, the latest forecast's fan and members beyond it
