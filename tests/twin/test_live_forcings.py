@@ -126,3 +126,26 @@ def test_a_gtfs_realtime_cancellation_over_http_takes_the_train_out_of_the_live_
     assert obs.loc["P2", "fate"] == "used" and obs.loc["P2", "value"] == 60.0
     assert obs.loc["P9", "fate"] == "invalid" and "'P9' is no feature of layer sources" in obs.loc["P9", "reason"]
     assert "forcing: cancelled_arrival_in_s set train_cancellations" in (tmp_path / "live" / "log.txt").read_text()
+
+
+def test_a_forcing_reading_the_model_refuses_is_invalid_and_the_twin_goes_on(tmp_path):
+    from tests.factories import X0, Y0, make_tiny_city
+    from twin.core.city import City
+    from twin.core.sensors import Sensor, sensors_frame
+
+    city = make_tiny_city(tmp_path)
+    sensors = [Sensor("SPD", "speed_gauge", X0 + 5, Y0 + 5, "speed_factor", "-", interval_s=10.0),
+               Sensor("E1", "people_counter", X0 + 25, Y0 + 25, "walkers_east", "-", "buildings", "B00001")]
+    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
+    sc = load_scenario(write_scenario(tmp_path, city, "[parameters]\nwalkers = 20\n", duration_s=60, seed=2))
+    drop = tmp_path / "drop"
+    drop.mkdir()  # a speed factor of 50 is outside speed_profile's range (0..10): the toy refuses it
+    (drop / "a.csv").write_text("sensor,time,value,unit\nSPD,20,1.5,-\nSPD,40,50,-\nE1,60,3,-\n", encoding="utf-8")
+    twin = LiveTwin(sc, [open_feed(f"folder:{drop}")], tmp_path / "live",
+                    LiveSettings(members=0, poll_s=0.01, stop_when_silent_s=10.0), log=None)
+    s = twin.run_until()
+    assert s["time_s"] == 60.0 and twin.forced["speed_profile"] == [[0.0, 1.0], [20.0, 1.5]]
+    obs = pd.read_parquet(tmp_path / "live" / "observations.parquet").set_index("time_s")
+    assert obs.loc[20.0, "fate"] == "used" and obs.loc[40.0, "fate"] == "invalid"
+    assert obs.loc[40.0, "reason"].startswith("the model refused it:") and "speed_profile" in obs.loc[40.0, "reason"]
+    assert s["feeds"][f"folder:{drop}"]["invalid"] == 1 and twin.readings["speed_factor"] == [(20.0, "", 1.5)]
