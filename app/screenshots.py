@@ -140,7 +140,7 @@ def live_screenshot(args) -> int:
     w.show()
     app.processEvents()
     assert w.follow_live(args.live), f"cannot follow {args.live}"
-    _wait(app, lambda: w.live_mode.updates > 0, 60)
+    _wait(app, lambda: w.live_mode.updates > 0 and w.live_mode.frames > 0, 300)  # and the live model drawn
     w.viewport.camera("aoi", w.model_cls)
     if args.fly_to:
         poi = w.city.pois[w.city.pois["id"] == args.fly_to]

@@ -348,12 +348,13 @@ class SceneRenderer:
         xl, yl = s.to_local(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
         xl, yl = np.atleast_1d(xl), np.atleast_1d(yl)
         z = np.atleast_1d(s.elevation(xl, yl))
-        size = max(2.0, 0.006 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
+        # slim posts: a sensor stands among the crowd it counts and must not hide it
+        size = max(1.5, 0.004 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
         shades = np.asarray(shades, dtype=float)
         parts = []
         for x, y, zz, v in zip(xl, yl, z, shades):
-            col = pv.Cylinder(center=(x, y, zz + size * 1.2), direction=(0, 0, 1), radius=size * 0.55,
-                              height=size * 2.4, resolution=20)
+            col = pv.Cylinder(center=(x, y, zz + size * 0.9), direction=(0, 0, 1), radius=size * 0.45,
+                              height=size * 1.8, resolution=20)
             col.cell_data["shade"] = np.full(col.n_cells, v)
             parts.append(col)
         mesh = pv.merge(parts)
@@ -363,7 +364,7 @@ class SceneRenderer:
             render=False))
         show = np.ones(len(xl), bool) if label_mask is None else np.asarray(label_mask, bool)
         if show.any():
-            pts = np.column_stack([xl, yl, z + size * 3.0])[show]
+            pts = np.column_stack([xl, yl, z + size * 2.2])[show]
             self._add("sensors", self.plotter.add_point_labels(
                 pts, [t for t, k in zip(labels, show) if k], font_size=int(round(14 * self.font_scale)),
                 text_color="white", shape_color="#243447", shape_opacity=0.85, show_points=False,
