@@ -7,6 +7,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QGridLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
+from twin.live.forecast import duration_text
 from twin.view.alerts import fmt
 from twin.core.model_contract import ALERT_LEVELS
 
@@ -115,8 +116,7 @@ class AlertsPanel(QWidget):
             r = self.log.rowCount()
             self.log.insertRow(r)
             level = ALERT_LEVELS.index(a["level"]) if a["level"] in ALERT_LEVELS else 1
-            lead = float(a["lead_s"])
-            when = f"{lead:.0f} s" if lead < 120 else f"{round(lead / 60)} min"
+            when = duration_text(float(a["lead_s"]))
             what = f"{str(a['rule']).replace('_', ' ')} {a['key']}".strip()
             cells = [fmt_clock(float(a["issued_at"])), f"{a['level']} ahead", f"{what} in about {when}",
                      f"{a['members']}/{a['of']}"]

@@ -11,6 +11,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
+from twin.live.forecast import duration_text
+
 from .panels import time_label
 
 POLL_MS = 250
@@ -75,12 +77,15 @@ class LiveMode(QObject):
         mask = np.zeros(len(markers), bool)
         mask[order] = True
         r = win.viewport.renderer
-        first = "sensors" not in r.actors
         r.set_sensor_markers([m.sensor.x for m in markers], [m.sensor.y for m in markers],
                              [m.shade for m in markers], [m.label for m in markers], mask)
-        if first:
-            win.layers.set_layers(r.layer_names())
         win._show_alert_levels()  # the levels now (the session took them from the latest forecast)
+        ahead = [a for a in snap.alerts if a.get("x") is not None and float(a["issued_at"]) == snap.issued_at]
+        r.set_ahead_markers([a["x"] for a in ahead], [a["y"] for a in ahead],
+                            [2 if a["level"] == "red" else 1 for a in ahead],
+                            [f"{str(a['rule']).replace('_', ' ')} {a['key']}: {a['level']} in about "
+                             f"{duration_text(float(a['lead_s']))}" for a in ahead])
+        win.layers.set_layers(r.layer_names())  # the sensors and forecast alerts as layers (new names only)
         win.alerts_panel.add_forecast_alerts(snap.new_alerts)
         for line in snap.new_log:
             win.log_panel.log(f"live: {line}")

@@ -607,7 +607,7 @@ class Session:
         if snap is not None:
             self.live_snapshot = snap
             rules = {r.name: r for r in self.alerts.rules}
-            for a in snap.new_alerts:  # where to mark it: the feature its rule watches
+            for a in snap.alerts:  # where to mark it: the feature its rule watches
                 rule = rules.get(a["rule"])
                 a["x"], a["y"] = self.alerts.places.of(rule.layer, str(a["key"])) if rule else (None, None)
             events = None

@@ -72,7 +72,28 @@ def test_the_window_follows_a_live_run_fed_by_a_replay(window, qtbot, tmp_path):
     assert [rows[r][2].split(" in about ")[0] for r in ahead] == [m.split(" reaches ")[0] for m in alerts.message]
     assert [window.alerts_panel.log.item(r, 2).toolTip() for r in ahead] == alerts.message.tolist()
     assert "forecast alert at" in window.log_panel.toPlainText()
+    # the latest forecast's alerts where they will happen (none at 100 s here: its walkers are past them)
+    ahead = [a for a in snap.alerts if a.get("x") is not None and float(a["issued_at"]) == snap.issued_at]
+    assert ("alerts_ahead" in r.actors) == bool(ahead)
     # the levels now (from the latest forecast's start): the rule's tile and the KPI's tile
     level = window.session.alerts.rule_level("many_done")[0]
     assert level > 0 and window.alerts_panel.tiles["many_done"].level == level
     assert window.indicators.tiles["walkers_done"].level == level
+
+
+def test_forecast_alerts_ahead_are_rings_in_their_levels_colour(window, tiny_city):
+    """What live mode draws for the latest forecast's alerts that have a place (a gate, a building)."""
+    from tests.factories import X0, Y0
+    from twin.view.render import ALERT_COLOURS
+
+    assert window.open_city(tiny_city)
+    r = window.viewport.renderer
+    r.set_ahead_markers([X0 + 25, X0 + 70], [Y0 + 25, Y0 + 20], [1, 2], ["B1: amber in about 65 s", "B2: red in about 3 min"])
+    rings, labels = r.actors["alerts_ahead"]
+    levels = rings.mapper.dataset.cell_data["level"]
+    assert sorted(set(levels.tolist())) == [1, 2] and r.is_layer_visible("alerts_ahead")
+    lut = rings.mapper.GetLookupTable()
+    assert [tuple(round(c * 255) for c in lut.GetTableValue(k)[:3]) for k in (1, 2)] == [
+        tuple(int(ALERT_COLOURS[k][i:i + 2], 16) for i in (1, 3, 5)) for k in (1, 2)]
+    r.set_ahead_markers([], [], [], [])
+    assert "alerts_ahead" not in r.actors

@@ -24,7 +24,7 @@ LAYER_TITLES = {
     "walkable": "Walkable areas", "obstacles": "Obstacles", "pois": "Points of interest",
     "labels": "Labels", "field": "Field", "agents": "Agents",
     "features": "Model values on features", "feature_labels": "Model values as labels",
-    "alerts": "Alert markers", "sensors": "Sensors (latest reading)",
+    "alerts": "Alert markers", "sensors": "Sensors (latest reading)", "alerts_ahead": "Forecast alerts",
 }
 
 
@@ -333,6 +333,31 @@ class SceneRenderer:
             pts, [a.text() for a in placed], font_size=int(round(16 * self.font_scale)), text_color="white",
             shape_color=ALERT_COLOURS[2] if any(a.level == 2 for a in placed) else "#8a5a00", shape_opacity=0.9,
             show_points=False, always_visible=True, name="alert_labels", reset_camera=False, render=False))
+
+    def set_ahead_markers(self, xs, ys, levels, labels) -> None:
+        """Live mode: where the latest forecast expects a level to be reached (city CRS): a wide ring in
+        that level's colour on the ground, and a label saying when. Rebuilt on every call."""
+        self._remove_layer("alerts_ahead")
+        if self.scene is None or not len(xs):
+            return
+        s = self.scene
+        xl, yl = s.to_local(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+        xl, yl = np.atleast_1d(xl), np.atleast_1d(yl)
+        z = np.atleast_1d(s.elevation(xl, yl))
+        size = max(4.0, 0.008 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
+        rings = []
+        for x, y, zz, lvl in zip(xl, yl, z, levels):
+            ring = pv.Disc(center=(x, y, zz + 0.5), inner=size * 1.0, outer=size * 1.3, c_res=48)
+            ring.cell_data["level"] = np.full(ring.n_cells, int(lvl), np.int8)
+            rings.append(ring)
+        self._add("alerts_ahead", self.plotter.add_mesh(
+            pv.merge(rings), scalars="level", cmap=list(ALERT_COLOURS), clim=(-0.5, 2.5), n_colors=3,
+            show_scalar_bar=False, lighting=False, pickable=False, name="ahead_rings", reset_camera=False, render=False))
+        self._add("alerts_ahead", self.plotter.add_point_labels(
+            np.column_stack([xl, yl, z + size * 1.5]), list(labels),
+            font_size=int(round(14 * self.font_scale)), text_color="white",
+            shape_color=ALERT_COLOURS[2] if any(int(v) == 2 for v in levels) else "#8a5a00", shape_opacity=0.7,
+            show_points=False, always_visible=True, name="ahead_labels", reset_camera=False, render=False))
 
     def set_sensor_markers(self, xs, ys, shades, labels, label_mask=None) -> None:
         """Sensors (city CRS) as columns standing on the ground, coloured by ``shades`` (0..1: the latest
