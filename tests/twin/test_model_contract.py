@@ -12,7 +12,7 @@ import pytest
 from agents.registry import MODELS, get_model
 from tests.conftest import DEMO_CITY
 from twin.core.city import City
-from twin.core.model_contract import CityModel
+from twin.core.model_contract import FIELD_KINDS, CityModel
 from tests.factories import state_context
 from twin.core.state_file import read_state, state_bytes, write_state_bytes
 
@@ -68,7 +68,7 @@ def test_declarations(name):
     assert any(k.headline for k in cls.kpis), "the indicator tiles need at least one headline KPI"
     assert not cls.state_colours or len(cls.state_colours) == len(cls.state_names)
     for s in cls.field_styles:
-        assert s.kind in ("density", "depth", "scalar") and s.unit and s.doc
+        assert s.kind in FIELD_KINDS and s.unit and s.doc
         assert not s.bands or len(s.colours) == len(s.bands) + 1
     for f in cls.feature_styles:
         assert f.kind in ("number", "state") and f.unit and f.doc
