@@ -7,6 +7,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QGridLayout, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
+from twin.live.forecast import duration_text
 from twin.view.alerts import fmt
 from twin.core.model_contract import ALERT_LEVELS
 
@@ -106,6 +107,30 @@ class AlertsPanel(QWidget):
                 self.log.setItem(r, c, item)
             self._places.append((a.x, a.y))
         if events:
+            self.log.scrollToBottom()
+
+    def add_forecast_alerts(self, alerts) -> None:
+        """Live mode: forecast alerts (``alerts.csv`` rows, with ``x``, ``y`` where the session placed
+        them): when issued, the level foreseen, the message, how many members."""
+        for a in alerts:
+            r = self.log.rowCount()
+            self.log.insertRow(r)
+            level = ALERT_LEVELS.index(a["level"]) if a["level"] in ALERT_LEVELS else 1
+            when = duration_text(float(a["lead_s"]))
+            what = f"{str(a['rule']).replace('_', ' ')} {a['key']}".strip()
+            cells = [fmt_clock(float(a["issued_at"])), f"{a['level']} ahead", f"{what} in about {when}",
+                     f"{a['members']}/{a['of']}"]
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(a["message"])
+                if c == 1:
+                    item.setForeground(QColor(LOG_COLOURS[level]))
+                    f = QFont()
+                    f.setBold(True)
+                    item.setFont(f)
+                self.log.setItem(r, c, item)
+            self._places.append((a.get("x"), a.get("y")))
+        if alerts:
             self.log.scrollToBottom()
 
     def log_rows(self) -> list[list[str]]:

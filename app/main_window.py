@@ -27,6 +27,7 @@ from .alert_panel import AlertsPanel
 from .branch_from_now import Branching
 from .command_room import CameraTour, DashboardWindow, enter_command_room, leave_command_room
 from .comparisons import Comparisons
+from .live_mode import LiveMode
 from .panels import IndicatorsPanel, LayersPanel, LogPanel, ParamsPanel, PickPanel, RunControls, fmt_clock, time_label
 from .session_qt import QtRun, SessionBridge
 from .theme import SCALES, apply_theme
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         build_menus(self)
         self._connect_widgets()
         self._subscribe()
+        self.live_mode = LiveMode(self)
         self._restore_settings()
         if self.ui_scale != 1.0:
             self.set_font_scale(self.ui_scale)
@@ -445,6 +447,14 @@ class MainWindow(QMainWindow):
         if self.slider.isEnabled():
             self.session.step_time(direction)
 
+    def follow_live(self, folder: Path) -> bool:
+        """Live mode on the live run writing ``folder`` (app/live_mode.py draws it)."""
+        return self.session.follow_live(folder)
+
+    def start_live(self, feeds: list[str], out_dir: Path | None = None, **options) -> bool:
+        """Start ``citytwin live`` on the open scenario with ``feeds`` and follow it."""
+        return self.session.start_live(feeds, out_dir, **options)
+
     def go_live(self):
         if self.session.run is None:
             return
@@ -601,6 +611,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, e):
         self.cancel_run(wait_s=2.0)
+        self.session.stop_live("the window closed")
         self.tour.stop()
         self.branching.stop()
         self.comparisons.close_all()

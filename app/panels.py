@@ -497,11 +497,13 @@ class IndicatorsPanel(QWidget):
         self.plots: dict[str, pg.PlotWidget] = {}
         self.data: dict[str, tuple[list, list]] = {}
         self.cursor_lines: list = []
+        self.forecast_items: dict[str, dict] = {}  # per chart in live mode: now-line, fan, median, members
         self.scale = 1.0
         self.clock_start_s: float | None = None
         self.dark = False
         outer = QVBoxLayout(self)
         self.time_label = QLabel("t = –")
+        self.time_label.setWordWrap(True)
         outer.addWidget(self.time_label)
         self.tile_grid = QGridLayout()
         tiles = QWidget()
@@ -530,6 +532,7 @@ class IndicatorsPanel(QWidget):
         for p in self.plots.values():
             p.setParent(None)
         self.tiles, self.curves, self.plots, self.data, self.cursor_lines = {}, {}, {}, {}, []
+        self.forecast_items = {}
         self.kpis = {k.name: k for k in model_cls.kpis}
         cols, row = 2, 0
         for title, prefix, heads in headline_groups(model_cls):  # a coupled run: one heading per model
@@ -591,7 +594,44 @@ class IndicatorsPanel(QWidget):
         """``{feature id: name}`` (``twin.core.features``): keyed KPIs and legends show names."""
         self.names = dict(names)
 
+    def set_forecast(self, now_s: float | None, fans: dict) -> None:
+        """Live mode: a "now" line on every chart and, ahead of it, the latest forecast of its KPI
+        (``twin.live.follow.Fan``): the members' lines thin, the p10-p90 band filled, the median dashed.
+        ``now_s`` None: none of it (back to a plain run)."""
+        for name, pw in self.plots.items():
+            items = self.forecast_items.get(name)
+            if now_s is None:
+                for it in (items or {}).values():
+                    for i in (it if isinstance(it, list) else [it]):
+                        pw.removeItem(i)
+                self.forecast_items.pop(name, None)
+                continue
+            if items is None:
+                pen = pg.mkPen(FORECAST_COLOUR, width=1)
+                lo, hi = pw.plot([], [], pen=pen), pw.plot([], [], pen=pen)
+                items = self.forecast_items[name] = {
+                    "now": pg.InfiniteLine(angle=90, pen=pg.mkPen("#222222" if not self.dark else "#f0f0f0", width=2),
+                                           label="now", labelOpts={"position": 0.92, "color": "#222222" if not self.dark
+                                                                   else "#f0f0f0"}),
+                    "lo": lo, "hi": hi, "fill": pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(FORECAST_FILL)),
+                    "median": pw.plot([], [], pen=pg.mkPen(FORECAST_COLOUR, width=2, style=Qt.DashLine)),
+                    "members": []}
+                pw.addItem(items["now"])
+                pw.addItem(items["fill"])
+            items["now"].setValue(now_s)
+            fan = fans.get(name)
+            t = fan.time_s if fan is not None else np.zeros(0)
+            for key, ys in (("lo", "p10"), ("hi", "p90"), ("median", "p50")):
+                items[key].setData(t, getattr(fan, ys) if fan is not None else np.zeros(0))
+            members = list(fan.members.values()) if fan is not None else []
+            while len(items["members"]) < len(members):
+                items["members"].append(pw.plot([], [], pen=pg.mkPen(FORECAST_MEMBER, width=1)))
+            for k, line in enumerate(items["members"]):
+                line.setData(t if k < len(members) else np.zeros(0), members[k] if k < len(members) else np.zeros(0),
+                             connect="finite")
+
     def reset(self) -> None:
+        self.set_forecast(None, {})
         for name in self.data:
             self.data[name] = ([], [])
             self.curves[name].setData([], [])
@@ -673,6 +713,11 @@ class IndicatorsPanel(QWidget):
         for name, pw in self.plots.items():
             pw.setMinimumHeight(int(130 * s))
         self.keyed.set_scale(s)
+
+
+FORECAST_COLOUR = "#e6550d"  # the forecast ahead of now: orange beside the run's blue
+FORECAST_FILL = (230, 85, 13, 60)
+FORECAST_MEMBER = (230, 85, 13, 90)
 
 
 def style_plot(pw, dark: bool) -> None:

@@ -7,7 +7,8 @@ docs/screenshot_NAME.png (the scenario running; NAME defaults to the scenario fi
 ``--help`` for the rest: the simulated time, the window size and a camera on a POI. The docs'
 screenshots: ``--scenario scenarios/station_evening_peak.toml --name station`` and
 ``--scenario scenarios/holiday_tourism.toml --name tourism --run-s 21600 --no-city --fly-to A2
---distance 1000``.
+--distance 1000``. ``--live DIR --name live`` instead shows the window following the live run in
+DIR (a ``citytwin live --out``; docs/live.md, "The app in live mode").
 """
 from __future__ import annotations
 
@@ -45,7 +46,9 @@ def save_small(widget, path: Path, colours: int = 256) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenario", type=Path, required=True, help="the scenario to run")
+    ap.add_argument("--scenario", type=Path, help="the scenario to run")
+    ap.add_argument("--live", type=Path, help="instead: follow this live run's folder (citytwin live --out)")
+    ap.add_argument("--charts", default="", help="with --live: scroll the charts to this KPI's (comma: the first found)")
     ap.add_argument("--city", type=Path, help="the city of the first screenshot (default: the scenario's)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     ap.add_argument("--run-s", type=float, default=420.0, help="simulated seconds before the run's screenshot")
@@ -55,7 +58,9 @@ def main() -> int:
     ap.add_argument("--fly-to", metavar="POI_ID", help="look at this POI instead of the area of interest")
     ap.add_argument("--distance", type=float, default=250.0, help="camera distance for --fly-to, m")
     args = ap.parse_args()
-    if not args.scenario.is_file():
+    if args.live is not None:
+        return live_screenshot(args)
+    if args.scenario is None or not args.scenario.is_file():
         ap.error(f"{args.scenario}: no such scenario file")
     args.name = args.name or args.scenario.stem
     if args.city is None:
@@ -115,6 +120,51 @@ def main() -> int:
     for name in shots:
         p = args.out / name
         print(f"{p}: {p.stat().st_size / 1024:.0f} KiB")
+    return 0
+
+
+def live_screenshot(args) -> int:
+    """The window following a live run's folder: charts with the now-line and the forecast fan, the
+    sensors in 3D, the forecast alerts."""
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
+    from PySide6.QtCore import QSettings, Qt
+
+    from .main import make_app
+    from .main_window import MainWindow
+
+    app = make_app()
+    tmp = Path(tempfile.mkdtemp())
+    w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat))
+    w.resize(width, height)
+    w.show()
+    app.processEvents()
+    assert w.follow_live(args.live), f"cannot follow {args.live}"
+    _wait(app, lambda: w.live_mode.updates > 0 and w.live_mode.frames > 0, 300)  # and the live model drawn
+    w.viewport.camera("aoi", w.model_cls)
+    if args.fly_to:
+        poi = w.city.pois[w.city.pois["id"] == args.fly_to]
+        w.viewport.fly_to_world(poi.geometry.x.iloc[0], poi.geometry.y.iloc[0], args.distance)
+    w.docks["alerts"].raise_()
+    # the charts (now-line, fan) need the height: the indicators take most of the right column
+    w.resizeDocks([w.docks["indicators"], w.docks["alerts"]], [int(height * 0.62), int(height * 0.3)], Qt.Vertical)
+    w.resizeDocks([w.docks["indicators"], w.docks["layers"]], [int(width * 0.3), int(width * 0.15)], Qt.Horizontal)
+    from PySide6.QtWidgets import QScrollArea
+
+    charts = w.indicators.findChild(QScrollArea)
+    first = next((w.indicators.plots[k] for k in args.charts.split(",") if k in w.indicators.plots), None)
+    if charts is not None and first is not None:  # the charts named first, past the keyed tables
+        _wait(app, lambda: False, 0.3)
+        charts.verticalScrollBar().setValue(first.y())
+    _wait(app, lambda: False, 1.0)
+    w.alerts_panel.log.scrollToBottom()  # the latest forecast alerts
+    w.viewport.render_now()
+    app.processEvents()
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"screenshot_{args.name or 'live'}.png"
+    save_small(w, path)
+    w.close()
+    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
     return 0
 
 

@@ -26,6 +26,7 @@ def build_menus(win) -> None:
     win.act_open_scenario = f.addAction("Open &scenario…", win.ask_open_scenario, QKeySequence("Ctrl+Shift+O"))
     f.addAction("Open a &comparison side by side…", win.comparisons.ask_open, QKeySequence("Ctrl+Shift+C"))
     f.addAction("Open e&xploration results…", lambda: ask_open_exploration(win))  # `citytwin explore` folders
+    f.addAction("Follow a &live run…", lambda: win.live_mode.ask_follow())  # a `citytwin live --out` folder
     win.recent_menu = f.addMenu("&Recent")
     f.addSeparator()
     f.addAction("Export &screenshot…", win.ask_screenshot, QKeySequence("Ctrl+P"))
@@ -95,6 +96,9 @@ def build_menus(win) -> None:
     win.act_compare = r.addAction("Co&mpare interventions…", win.start_compare, QKeySequence("Ctrl+Shift+R"))
     win.act_cancel_compare = r.addAction("Cancel comparison", win.cancel_compare, QKeySequence("Ctrl+Shift+."))
     win.act_cancel_compare.setEnabled(False)
+    r.addSeparator()
+    r.addAction("Run li&ve from feeds…", lambda: win.live_mode.ask_start(), QKeySequence("Ctrl+Shift+L"))
+    r.addAction("Stop live", lambda: win.session.stop_live())
 
     h = mb.addMenu("&Help")
     h.addAction("&Keyboard shortcuts", win.show_shortcuts, QKeySequence("F1"))

@@ -89,6 +89,8 @@ def demo_sensors(city) -> list[Sensor]:
                       interval_s=60.0, name="police road closures (each report names its road)"))
     out.append(Sensor("RAIL", "train_feed", r2(station.x), r2(station.y), "train_delay_s", "s", "sources", "*",
                       interval_s=30.0, name="railway GTFS-realtime (each update names its platform)"))
+    out.append(Sensor("RAIL-cancelled", "train_feed", r2(station.x), r2(station.y), "cancelled_arrival_in_s", "s",
+                      "sources", "*", interval_s=30.0, name="railway GTFS-realtime cancellations (each names its platform)"))
     return out
 
 

@@ -57,6 +57,12 @@ EVENTS: dict[str, str] = {
     "run_finished": "result (None when cancelled), out_dir",
     "output_ready": "path (a folder of outputs: a finished run, an export, a comparison)",
     "selection_changed": "info (the picked object's attributes, or None)",
+    "live_started": "folder (the live run's outputs), process (the LiveProcess the session started, or None)",
+    "live_changed": "snapshot (a twin.live.follow.LiveSnapshot: now, new KPI rows, forecast fans, sensors, "
+                    "forecast alerts)",
+    "live_frame": "frame (the live model as the twin last saved it: twin.view.frames.Frame)",
+    "live_stopped": "reason (why the session stopped following), error (the live process's message when it failed, "
+                    "else \"\")",
     "log": "text (a line for the run log)",
     "error": "message (for the user: what went wrong and how to fix it)",
 }
@@ -199,6 +205,13 @@ class Session:
         # the selection and the alerts
         self.selection: dict | None = None
         self.alerts = AlertMonitor(())
+        # a live run followed (twin.live.follow): its folder, the process when the session started it
+        self.live = None
+        self.live_process = None
+        self.live_snapshot = None
+        self.live_frames = True  # draw the live model's saved state (restored off the caller's thread)
+        self._live_restore = None  # (future, executor) of the restore under way
+        self._live_dirty = False  # a state was saved that has not been restored yet
 
     def _emit(self, name: str, **payload) -> Event:
         return self.events.emit(name, self, **payload)
@@ -231,6 +244,7 @@ class Session:
             self.error(str(e))
             return False
         self.cancel_run()
+        self.stop_live("another city was opened")
         self.city, self.city_path = city, Path(path)
         models = ()
         if scenario is None:
@@ -366,6 +380,7 @@ class Session:
         seed = sc.seed if seed is None else int(seed)
         self.speed = self.speed if speed is None else float(speed)
         self.step_s = self.step_s if step_s is None else float(step_s)
+        self.stop_live("a run was started")
         if self.run is not None:
             self.run.cancel(wait_s=2.0)  # a finished run's thread may still be ending
         self._reset_timeline()
@@ -535,6 +550,143 @@ class Session:
         self.following_live = True
         if len(rec) and self.index != len(rec) - 1:
             self.seek(len(rec) - 1)
+
+    # -- live mode (docs/live.md, "The app in live mode") -----------------------------------------------
+    def follow_live(self, folder: Path | str, process=None) -> bool:
+        """Follow the live run writing ``folder`` (a ``citytwin live --out``): its scenario is opened
+        (when the folder names one and another is open), then ``poll_live`` reads what it wrote."""
+        from twin.core.sensors import read_sensors
+        from twin.live.follow import LiveFolder
+
+        self.stop_live("another live run is followed")
+        folder = Path(folder)
+        probe = LiveFolder(folder)
+        info = probe.info() or {}
+        path = info.get("scenario")
+        if path and (self.scenario is None or self.scenario.path is None
+                     or Path(self.scenario.path).resolve() != Path(path)):
+            if not self.open_scenario(path):
+                return False
+        if self.scenario is None:
+            self.error(f"{folder}: no live run has saved there yet and no scenario is open; open the live run's "
+                       "scenario first, or wait for its first forecast.")
+            return False
+        self.cancel_run()
+        try:
+            sensors = read_sensors(self.scenario.load_city())
+        except UserError as e:
+            self.error(str(e))
+            return False
+        self.live, self.live_process, self.live_snapshot = LiveFolder(folder, sensors), process, None
+        self._live_dirty = False
+        self._reset_timeline()
+        self._emit("live_started", folder=folder, process=process)
+        self.log(f"following the live run in {folder}")
+        self.poll_live()
+        return True
+
+    def start_live(self, feeds: list[str], out_dir: Path | str | None = None, **options) -> bool:
+        """Start ``citytwin live`` on the open scenario in its own process (``options``: the command's,
+        e.g. ``members=4, until=600``) and follow its folder (a new one under ``runs_dir`` by default)."""
+        from twin.live.follow import LiveProcess
+
+        if self.scenario is None or self.scenario.path is None:
+            self.error("Open a scenario file first: a live run runs a scenario file.")
+            return False
+        if out_dir is None:
+            out_dir = self.runs_dir / f"{slug(self.scenario.name + '_live')}_{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            proc = LiveProcess(self.scenario.path, list(feeds), out_dir, options)
+        except UserError as e:
+            self.error(str(e))
+            return False
+        return self.follow_live(out_dir, proc)
+
+    def poll_live(self):
+        """Read what the followed live run wrote since the last poll: a ``live_changed`` event (and a
+        ``log`` line per new forecast alert) when something did; ``live_stopped`` when its process
+        ended. Returns the snapshot, or None when nothing changed."""
+        if self.live is None:
+            return None
+        snap = self.live.read()
+        if snap is not None:
+            self.live_snapshot = snap
+            rules = {r.name: r for r in self.alerts.rules}
+            for a in snap.alerts:  # where to mark it: the feature its rule watches
+                rule = rules.get(a["rule"])
+                a["x"], a["y"] = self.alerts.places.of(rule.layer, str(a["key"])) if rule else (None, None)
+            events = None
+            if snap.issued_at is not None:  # the levels now: the values the latest forecast started from
+                events = self.alerts.update_alerts(self._live_alerts(snap.alert_values, rules), snap.issued_at)
+            self._emit("live_changed", snapshot=snap)
+            if events is not None:  # after the forecast alerts issued until now, the changes of level now
+                self._emit("alerts_changed", monitor=self.alerts, events=events)
+            for a in snap.new_alerts:
+                self.log(f"forecast alert at {float(a['issued_at']):g} s: {a['message']}")
+        self._live_state(snap)
+        p = self.live_process
+        if p is not None and not p.running and snap is None:  # its last files are read: then say it ended
+            code = p.returncode
+            self.live_process = None
+            self._emit("live_stopped", reason=f"the live run ended (exit code {code})",
+                       error=p.error() if code else "")
+            if code:
+                self.error(f"the live run failed: {p.error()[-800:]}")
+        return snap
+
+    def _live_state(self, snap) -> None:
+        """Restore the twin's newest saved state in a worker thread (building a model takes seconds);
+        a later poll hands its frame out (``live_frame``). A state saved meanwhile is restored next."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from twin.live.follow import live_frame
+
+        job = self._live_restore
+        if job is not None and job[0].done():
+            self._live_restore = None
+            job[1].shutdown(wait=False)
+            try:
+                frame = job[0].result()
+            except (UserError, OSError, ValueError) as e:  # a state it cannot restore: said, the rest goes on
+                self.log(f"live: the saved state cannot be shown ({e})")
+            else:
+                self._emit("live_frame", frame=frame)
+        if snap is not None and snap.state_changed:
+            self._live_dirty = True
+        if self.live_frames and self._live_dirty and self._live_restore is None:
+            info = self.live.info()
+            if info is not None:
+                self._live_dirty = False
+                ex = ThreadPoolExecutor(1, thread_name_prefix="live-state")
+                self._live_restore = (ex.submit(live_frame, self.scenario, self.live.folder, info), ex)
+
+    def _live_alerts(self, values: dict[str, float], rules: dict) -> list:
+        from twin.view.alerts import Alert
+
+        out, places = [], self.alerts.places
+        for name, v in sorted(values.items()):
+            _, rule_name, *key = name.split(".", 2)
+            rule = rules.get(rule_name)
+            if rule is None or not np.isfinite(v):
+                continue
+            key = key[0] if key else ""
+            level = rule.level(v)
+            x, y = places.of(rule.layer, key) if level else (None, None)
+            out.append(Alert(rule, key, level, float(v), x, y, name=places.name(rule.layer, key)))
+        return out
+
+    def stop_live(self, reason: str = "stopped") -> None:
+        """Stop following (and end the live process the session started)."""
+        if self.live is None:
+            return
+        if self.live_process is not None:
+            self.live_process.stop()
+            self.live_process = None
+        if self._live_restore is not None:  # its frame is of a run no longer followed
+            self._live_restore[1].shutdown(wait=False, cancel_futures=True)
+            self._live_restore = None
+        self.live = None
+        self._emit("live_stopped", reason=reason, error="")
 
     # -- selection and alerts ------------------------------------------------------------------------
     def select(self, info: dict | None) -> None:

@@ -133,6 +133,36 @@ def apply_delays(trains: list[Train], items: list[str], ids: list[str]) -> list[
     return out
 
 
+CANCEL_MATCH_S = 90.0  # a cancellation names its train by the planned arrival: the feed's clock may differ by a minute
+
+
+def cancelled_trains(trains: list[Train], items: list[str], ids: list[str], arrivals: list[float]) -> set[int]:
+    """``train_cancellations``: "platform arrival_s reported_s" each (the planned arrival of a cancelled
+    train at its platform). The platform's train planned nearest to arrival_s (within CANCEL_MATCH_S)
+    is cancelled when it had not arrived by the report (``arrivals``: each train's arrival after its
+    delays): the indices of the cancelled trains."""
+    out: set[int] = set()
+    for k, item in enumerate(items, start=1):
+        parts = str(item).replace(",", " ").split()
+        where = f'parameter train_cancellations, entry {k} ("{item}")'
+        if len(parts) != 3:
+            raise UserError(f'{where}: write "platform arrival_s reported_s", e.g. "P3 900 300".')
+        src = _source_index(parts[0], ids, where)
+        try:
+            planned, at = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise UserError(f"{where}: the planned arrival and the report time are seconds (numbers).") from None
+        if not (math.isfinite(planned) and math.isfinite(at) and at >= 0):
+            raise UserError(f"{where}: a planned arrival in seconds and a report time >= 0 s.")
+        near = [(abs(t.arrival_s - planned), j) for j, t in enumerate(trains)
+                if t.source == src and abs(t.arrival_s - planned) <= CANCEL_MATCH_S]
+        if near:
+            j = min(near)[1]
+            if arrivals[j] >= at:
+                out.add(j)
+    return out
+
+
 def check_total(counts, where: str) -> None:
     """Everyone a run would simulate (after ``demand_scale``): bounded, like every other count."""
     total = sum(int(n) for n in counts)

@@ -41,7 +41,7 @@ from twin.core.model_contract import (KPI, AlertRule, CityModel, Exchange, Featu
 
 from . import kernels as K
 from .crowd import Crowd, MotionParams
-from .demand import Train, apply_delays, check_total, scaled, trains_from_params
+from .demand import Train, apply_delays, cancelled_trains, check_total, scaled, trains_from_params
 from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, select_ids
 from .navigation import Floors, build_navigation, rasterize
 from .transport import Onward
@@ -113,6 +113,9 @@ PARAMS = (
     P("train_delays", "-", [], 'Delays reported live (GTFS-realtime), one text each: "platform delay_s reported_s", '
       'e.g. "P3 480 300": the platform\'s trains not arrived by the report come delay_s later (its latest report '
       "counts).", list),
+    P("train_cancellations", "-", [], 'Trains cancelled live (GTFS-realtime), one text each: "platform arrival_s '
+      'reported_s", e.g. "P3 900 300": the platform\'s train planned to arrive nearest to arrival_s (within 90 s) does '
+      "not come, unless it had arrived by the report; its passengers are not simulated.", list),
     P("gtfs_stop_times", "-", "", "A GTFS stop_times.txt: every trip arriving at gtfs_stop_ids after gtfs_start_time "
       "and within the run is a train of passengers_per_train (on the source whose id is the stop id, else on the "
       "platforms in turn).", FilePath, suffixes=(".txt", ".csv")),
@@ -283,7 +286,10 @@ class StationDispersalModel(CityModel):
     # What live feeds may drive (docs/live.md): the railway's GTFS-realtime delays, per platform.
     forcings = (Forcing("train_delay_s", "s", "A train's delay at its platform (the GTFS-realtime stop id is the "
                         "platform, a source id): the platform's trains not arrived yet come that much later.",
-                        ("train_delays",), layer="sources"),)
+                        ("train_delays",), layer="sources"),
+                Forcing("cancelled_arrival_in_s", "s", "A cancelled train (a GTFS-realtime trip CANCELED, or its stop "
+                        "SKIPPED): the seconds from the report to its planned arrival at its platform (the stop id, "
+                        "a source id); that train does not come.", ("train_cancellations",), layer="sources"))
     alerts = (
         AlertRule("density_los", "The densest area now at Fruin walkway level of service E (amber) or F (red).",
                   amber=LOS_DENSITY_PPM2[3], red=LOS_DENSITY_PPM2[4], kpi="density_ppm2", field="density"),
@@ -480,8 +486,11 @@ class StationDispersalModel(CityModel):
         if trains is None:
             trains = [Train(si, s.release_s, scaled(s.count, p["demand_scale"])) for si, s in enumerate(st.sources)]
             check_total([t.passengers for t in trains], "layer sources (count × demand_scale)")
+        planned = trains
         if p["train_delays"]:
             trains = apply_delays(trains, p["train_delays"], [s.id for s in st.sources])
+        cancelled = cancelled_trains(planned, p["train_cancellations"], [s.id for s in st.sources],
+                                     [t.arrival_s for t in trains]) if p["train_cancellations"] else set()
         # blocks per train, released in order of arrival (stagger: each later train a bit later)
         order = sorted(range(len(trains)), key=lambda k: (trains[k].arrival_s, k))
         rank = {k: r for r, k in enumerate(order)}
@@ -494,6 +503,8 @@ class StationDispersalModel(CityModel):
             t0 = tr.arrival_s + rank[k] * p["stagger_releases_s"]
             m = tr.passengers
             times = t0 + (np.arange(m) + 0.5) / max(m, 1) * spread if spread > 0 else np.full(m, t0)
+            if k in cancelled:  # its rows stay (a saved state's rows are the timetable's), never released
+                times = np.full(m, np.inf)
             rel.append(times)
             src_of.append(np.full(m, tr.source))
             self.src_ranges.append((n0, n0 + m))
@@ -501,6 +512,7 @@ class StationDispersalModel(CityModel):
             n0 += m
         self.trains = trains
         self.N = N = n0
+        self.n_arriving = N - sum(trains[k].passengers for k in cancelled)  # those who will ever be released
         self.release_t = np.concatenate(rel) if rel else np.zeros(0)
         self.src_of = np.concatenate(src_of).astype(np.int32) if src_of else np.zeros(0, np.int32)
         self.src_ptr = [a for a, _ in self.src_ranges]
@@ -1036,7 +1048,7 @@ class StationDispersalModel(CityModel):
     # -- contract -----------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        if self.n_released < self.N or self.crowd.n or self.n_transit:
+        if self.n_released < self.n_arriving or self.crowd.n or self.n_transit:
             return False
         s = self.state
         return not np.any((s == ONWARD) | (s == QUEUEING))
@@ -1054,8 +1066,8 @@ class StationDispersalModel(CityModel):
         boarded = s == BOARDED
         waits = (self.t_done - self.t_poi)[boarded]
         inside_now = (s == WALKING) | (s == CHANGING_LEVEL)
-        remaining = self.n_released < self.N or np.any(inside_now | (s == ONWARD) | (s == QUEUEING))
-        inside = self.n_released < self.N or np.any(inside_now)
+        remaining = self.n_released < self.n_arriving or np.any(inside_now | (s == ONWARD) | (s == QUEUEING))
+        inside = self.n_released < self.n_arriving or np.any(inside_now)
         st = self.station
         return {
             "agents_total": int(self.n_released),
@@ -1193,6 +1205,11 @@ class StationDispersalModel(CityModel):
         return self.G + len(self.station.tickets) + len(self.entries)
 
     def forced_parameters(self, quantity, readings):
+        if quantity == "cancelled_arrival_in_s":  # a feed repeats a cancellation in every snapshot: once is enough
+            first: dict[tuple[str, float], float] = {}
+            for t, platform, lead in readings:
+                first.setdefault((platform, round(t + lead)), t)
+            return {"train_cancellations": [f"{platform} {arrival} {t:g}" for (platform, arrival), t in first.items()]}
         if quantity != "train_delay_s":
             return {}
         return {"train_delays": [f"{platform} {delay:g} {t:g}" for t, platform, delay in readings]}

@@ -17,6 +17,7 @@ from twin.live.messages import parse
 SENSORS = {s.id: s for s in (
     Sensor("C-E1", "gate_counter", 0.0, 0.0, "exited", "persons", "gates", "E1", 2.0, 60.0, "count"),
     Sensor("RAIL", "train_feed", 0.0, 0.0, "train_delay_s", "s", "sources", "*"),
+    Sensor("RAIL-cancelled", "train_feed", 0.0, 0.0, "cancelled_arrival_in_s", "s", "sources", "*"),
     Sensor("RG1", "rain_gauge", 0.0, 0.0, "rain_mm_per_h", "mm/h"),
 )}
 
@@ -118,6 +119,55 @@ def test_gtfs_realtime_feed_over_http():
     assert [(o.feature, o.value, o.time_s, o.fate) for o in obs] == [
         ("P3", 480.0, 300.0, ""), ("P5", 60.0, 300.0, ""), ("P3", 540.0, 360.0, "")]
     assert feed.errors == 1 and len(junk) == 1 and parse(junk[0], feed.url, 0.0, SENSORS).fate == "invalid"
+
+
+def cancellations_message(stamp: int, cancelled: dict[str, list[tuple[str, int]]], skipped=(), delays=()) -> bytes:
+    """A FeedMessage: trips CANCELED ({trip: [(stop, planned arrival epoch)]}), stops SKIPPED on a running
+    trip ((trip, stop, planned arrival epoch)) and plain delays ((trip, stop, delay_s))."""
+    from google.transit import gtfs_realtime_pb2 as rt
+
+    fm = rt.FeedMessage()
+    fm.header.gtfs_realtime_version = "2.0"
+    fm.header.timestamp = stamp
+    for trip, stops in cancelled.items():
+        e = fm.entity.add(id=f"c-{trip}")
+        e.trip_update.trip.trip_id = trip
+        e.trip_update.trip.schedule_relationship = rt.TripDescriptor.CANCELED
+        for stop, at in stops:
+            e.trip_update.stop_time_update.add(stop_id=stop).arrival.time = at
+    for trip, stop, at in skipped:
+        e = fm.entity.add(id=f"s-{trip}")
+        e.trip_update.trip.trip_id = trip
+        stu = e.trip_update.stop_time_update.add(stop_id=stop)
+        stu.schedule_relationship = rt.TripUpdate.StopTimeUpdate.SKIPPED
+        stu.arrival.time = at
+    for trip, stop, delay in delays:
+        e = fm.entity.add(id=f"d-{trip}")
+        e.trip_update.trip.trip_id = trip
+        e.trip_update.stop_time_update.add(stop_id=stop).arrival.delay = delay
+    return fm.SerializeToString()
+
+
+def test_gtfs_realtime_cancellations_over_http():
+    start = datetime(2026, 12, 4, 17, 0, tzinfo=timezone.utc).timestamp()
+    t0 = int(start)
+    server = BytesServer(cancellations_message(t0 + 60, {"T7": [("P2", t0 + 900)], "T8": []},
+                                               skipped=[("T9", "P5", t0 + 1200)], delays=[("T3", "P3", 120)]))
+    try:
+        feed = open_feed(f"gtfs-rt+http://127.0.0.1:{server.port}/trip-updates.pb#sensor=RAIL", poll_s=0.0)
+        got = feed.poll()
+        server.body = cancellations_message(t0 + 90, {"T7": [("P2", t0 + 900)], "T8": []})
+        again = feed.poll()  # every snapshot repeats the cancellations: not news
+    finally:
+        server.stop()
+    assert server.requests == 2 and again == []
+    obs = [parse(r, feed.url, 0.0, SENSORS, start_epoch_s=start) for r in got]
+    assert [(o.sensor, o.feature, o.time_s, o.value, o.fate) for o in obs if o.fate == ""] == [
+        ("RAIL-cancelled", "P2", 60.0, 840.0, ""),  # planned at 900 s: 840 s after the report
+        ("RAIL-cancelled", "P5", 60.0, 1140.0, ""),  # a stop skipped by a running trip
+        ("RAIL", "P3", 60.0, 120.0, "")]
+    bad = [o for o in obs if o.fate == "invalid"]  # T8 names no stop: which arrival is unknown
+    assert len(bad) == 1 and bad[0].sensor == "RAIL-cancelled" and "trip T8 is cancelled but names no stop" in bad[0].reason
 
 
 def test_csv_folder_feed_reads_appended_and_dropped_files(tmp_path):

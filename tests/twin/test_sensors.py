@@ -55,7 +55,7 @@ def test_city_info_lists_the_sensors():
     from twin.gis.city_info import city_info
 
     text = city_info(DEMO_CITY)
-    assert "Sensors   37: attraction_counter 7, gate_counter 13" in text
+    assert "Sensors   38: attraction_counter 7, gate_counter 13" in text
     assert "C-E1       gate_counter       gates/E1/exited" in text
     assert "RG2        rain_gauge         rain_mm_per_h" in text
 

@@ -6,9 +6,12 @@ away, an HTTP error or a half-written file is counted in ``errors`` and tried ag
 
 - ``mqtt://HOST:PORT/TOPIC`` (TOPIC may hold wildcards; default ``citytwin/#``): JSON messages from a
   broker (paho-mqtt), one per publish;
-- ``gtfs-rt+http://HOST:PORT/PATH#sensor=ID`` (or ``https``): a GTFS-realtime FeedMessage polled every
-  ``poll_s``; each trip update's stop-time delay becomes a message of sensor ID (default ``gtfs-rt``)
-  whose feature is the stop id (the platform) and whose time is the feed's timestamp;
+- ``gtfs-rt+http://HOST:PORT/PATH#sensor=ID&cancelled=ID2`` (or ``https``): a GTFS-realtime FeedMessage
+  polled every ``poll_s``; each trip update's stop-time delay becomes a message of sensor ID (default
+  ``gtfs-rt``) whose feature is the stop id (the platform) and whose time is the feed's timestamp; a
+  trip CANCELED (or a stop SKIPPED) becomes, for each stop it lists with a time, a message of sensor
+  ID2 (default ``ID-cancelled``) whose value is the seconds from the feed's timestamp to the planned
+  arrival there;
 - ``folder:PATH`` (or ``file://PATH``): CSV files (``sensor,time,value,unit[,feature]``) in a folder,
   read as they are appended to or dropped in.
 """
@@ -91,9 +94,10 @@ class MqttFeed(Feed):
 
 
 class GtfsRealtimeFeed(Feed):
-    def __init__(self, url: str, http_url: str, sensor: str, poll_s: float = 30.0):
+    def __init__(self, url: str, http_url: str, sensor: str, poll_s: float = 30.0, cancelled: str = ""):
         super().__init__()
         self.url, self.http_url, self.sensor, self.poll_s = url, http_url, sensor, poll_s
+        self.cancelled = cancelled or f"{sensor}-cancelled"
         self._next = 0.0
         self._seen: set[tuple] = set()
 
@@ -121,11 +125,19 @@ class GtfsRealtimeFeed(Feed):
         feed.ParseFromString(data)
         stamp = datetime.fromtimestamp(feed.header.timestamp, timezone.utc).isoformat()
         out = []
+        Trip, Stop = gtfs_realtime_pb2.TripDescriptor, gtfs_realtime_pb2.TripUpdate.StopTimeUpdate
         for ent in feed.entity:
             if not ent.HasField("trip_update"):
                 continue
             tu = ent.trip_update
+            if tu.trip.schedule_relationship == Trip.CANCELED:
+                out += self._cancellations(tu, list(tu.stop_time_update), feed.header.timestamp, stamp)
+                continue
+            skipped = [stu for stu in tu.stop_time_update if stu.schedule_relationship == Stop.SKIPPED]
+            out += self._cancellations(tu, skipped, feed.header.timestamp, stamp) if skipped else []
             for stu in tu.stop_time_update:
+                if stu.schedule_relationship == Stop.SKIPPED:
+                    continue
                 ev = stu.arrival if stu.HasField("arrival") else stu.departure if stu.HasField("departure") else None
                 if ev is None or not ev.HasField("delay"):
                     continue
@@ -136,6 +148,21 @@ class GtfsRealtimeFeed(Feed):
                 out.append({"sensor": self.sensor, "time": stamp, "value": float(ev.delay), "unit": "s",
                             "feature": stu.stop_id, "trip": tu.trip.trip_id})
         return out
+
+    def _cancellations(self, tu, stops, header_ts: int, stamp: str) -> list[dict]:
+        """A cancelled trip's (or skipped stops') arrivals that will not happen, each named by its stop
+        and planned time; a feed repeats them in every snapshot: each is sent once."""
+        timed = [(stu.stop_id, stu.arrival.time if stu.arrival.HasField("time") else stu.departure.time)
+                 for stu in stops if stu.stop_id and (stu.arrival.HasField("time") or stu.departure.HasField("time"))]
+        trip = tu.trip.trip_id
+        news = [k for k in ([("cancelled", trip, stop, t) for stop, t in timed] or [("unplaced", trip)])
+                if k not in self._seen]
+        self._seen.update(news)
+        return [{"sensor": self.cancelled, "time": stamp, "value": float(k[3] - header_ts), "unit": "s",
+                 "feature": k[2], "trip": trip} if k[0] == "cancelled" else
+                {"sensor": self.cancelled, "time": stamp, "trip": trip,
+                 "error": f"trip {trip} is cancelled but names no stop with a planned time (arrival.time or "
+                          "departure.time): which arrival it was is unknown"} for k in news]
 
 
 class CsvFolderFeed(Feed):
@@ -210,7 +237,7 @@ def open_feed(url: str, poll_s: float = 30.0, connect: bool = True) -> Feed | No
         frag = urllib.parse.parse_qs(u.fragment)
         sensor = frag.get("sensor", ["gtfs-rt"])[0]
         http = urllib.parse.urlunsplit((u.scheme.split("+", 1)[1], u.netloc, u.path, u.query, ""))
-        return GtfsRealtimeFeed(url, http, sensor, poll_s) if connect else None
+        return GtfsRealtimeFeed(url, http, sensor, poll_s, frag.get("cancelled", [""])[0]) if connect else None
     if u.scheme in ("folder", "file"):
         path = Path(urllib.parse.unquote(u.path if u.scheme == "file" else url.split(":", 1)[1]))
         if not path.is_dir():

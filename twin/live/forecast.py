@@ -192,13 +192,14 @@ def forecast_alerts(fc: Forecast, rules, now_levels: dict[str, int], min_share: 
                 out.append({"issued_at": fc.issued_at, "rule": rule.name, "key": key, "level": ALERT_LEVELS[level],
                             "threshold": thr, "lead_s": lead, "members": int(len(first)), "of": n,
                             "message": f"{what} reaches {ALERT_LEVELS[level]} ({'≥' if rule.direction == 'above' else '≤'} "
-                                       f"{thr:g}{unit}) in about {_duration(lead)} "
+                                       f"{thr:g}{unit}) in about {duration_text(lead)} "
                                        f"({len(first)} of {n} members)"})
                 break
     return out
 
 
-def _duration(s: float) -> str:
+def duration_text(s: float) -> str:
+    """A lead time as the alerts say it: seconds under two minutes, else minutes."""
     return f"{s:.0f} s" if s < 120 else f"{round(s / 60)} min"
 
 

@@ -81,7 +81,12 @@ class LiveTwin:
         self.base_overrides = dict(overrides or {})
         self._print = log
         self.out.mkdir(parents=True, exist_ok=True)
-        self.sensors = read_sensors(scenario.load_city())
+        city = scenario.load_city()
+        self.sensors = read_sensors(city)
+        # the features a forcing may name (a reading of another is invalid, never a stop of the twin)
+        self.forcing_ids = {f.quantity: {str(i) for i in city.layers[f.layer]["id"]}
+                            for f in scenario.model_class().forcings
+                            if f.layer in city.layers and "id" in city.layers[f.layer].columns}
         self.observer = Observer(scenario.model_class(), self.sensors)
         self.by_id = {s.id: s for s in self.sensors}
         self.stats = {f.url: FeedStats() for f in feeds}
@@ -195,7 +200,11 @@ class LiveTwin:
                 ob.fate = "used"
                 st.last_time_s = max(st.last_time_s, ob.time_s)
                 self.feed_clock = max(self.feed_clock, ob.time_s)
-                if self.observer.by_id[ob.sensor].how == "forcing":
+                ids = self.forcing_ids.get(self.by_id[ob.sensor].value)
+                if self.observer.by_id[ob.sensor].how == "forcing" and ids is not None and ob.feature not in ids:
+                    ob.fate, ob.reason = "invalid", (f"{ob.feature!r} is no feature of layer "
+                                                     f"{self.by_id[ob.sensor].layer} of this city")
+                elif self.observer.by_id[ob.sensor].how == "forcing":
                     self.pending.append(ob)
                 else:
                     self.observed[(round(ob.time_s, 6), f"sensor.{ob.sensor}")] = (ob.value, "observed")
@@ -234,11 +243,23 @@ class LiveTwin:
         new = dict(self.forced)
         for q in sorted(changed):
             new.update(self.run.model.forced_parameters(q, self.readings[q]))
-        self.forced = new
+        old, self.forced = self.forced, new
         p = self.run.model.p
         differ = sorted(k for k, v in new.items() if k not in p or plain_value(p[k]) != plain_value(v))
         if differ and not self.run.done:  # a reading that changes nothing (a road reported open) costs nothing
-            self._rebuild()
+            try:
+                self._rebuild()
+            except UserError as e:  # e.g. a platform the city does not have: the readings are refused, the twin goes on
+                self.forced = old
+                for o in due:
+                    q = self.observer.by_id[o.sensor].sensor.value
+                    self.readings[q].remove((o.time_s, o.feature, o.value))
+                    st = self.stats.get(o.feed)
+                    if st is not None:
+                        st.used, st.invalid = st.used - 1, st.invalid + 1
+                    o.fate, o.reason = "invalid", f"the model refused it: {e}"
+                self.log(f"forcing: {', '.join(sorted(changed))} refused: {e}")
+                return
             self.log(f"forcing: {', '.join(sorted(changed))} set {', '.join(differ)}")
 
     def _rebuild(self) -> None:
@@ -329,7 +350,13 @@ class LiveTwin:
         progress = {"time_s": self.run.time_s, "feed_clock": self.feed_clock, "next_forecast": self.next_forecast,
                     "forced": {k: plain_value(v) for k, v in self.forced.items()},
                     "readings": self.readings, "scored": sorted(self.scored),
-                    "pending": [o.row() for o in self.pending], "feeds": self._feed_counts()}
+                    "pending": [o.row() for o in self.pending], "feeds": self._feed_counts(),
+                    # what a viewer following this folder needs to open (twin.live.follow)
+                    "scenario": str(Path(self.sc.path).resolve()) if self.sc.path else None,
+                    "variant": self.variant, "seed": self.seed, "duration_s": self.sc.duration_s, "until_s": self.until,
+                    "overrides": {k: plain_value(v) for k, v in self.base_overrides.items()},
+                    "horizon_s": self.s.horizon_s, "forecast_interval_s": self.s.forecast_interval_s,
+                    "members": self.s.members}
         with atomic_file(self.out / PROGRESS_FILE) as f:
             json.dump(progress, f, indent=1, default=float)
 

@@ -57,6 +57,9 @@ def parse(raw, feed: str, received_s: float, sensors: dict, start_epoch_s: float
     if not isinstance(m, dict):
         ob.reason = "not a JSON object"
         return ob
+    if m.get("error"):  # an adapter's message it could not translate, with why (e.g. a GTFS-rt trip it cannot place)
+        ob.sensor, ob.reason = str(m.get("sensor", "")), str(m["error"])
+        return ob
     missing = [k for k in ("sensor", "time", "value") if k not in m]
     if missing:
         ob.reason = f"missing {', '.join(missing)}"

@@ -175,8 +175,11 @@ class AlertMonitor:
 
     def update(self, frame) -> list[AlertEvent]:
         """Evaluate a frame; when it is later than the last one, apply the off-delay and log changes."""
-        alerts = self.evaluate(frame)
-        t = float(frame.time_s)
+        return self.update_alerts(self.evaluate(frame), float(frame.time_s))
+
+    def update_alerts(self, alerts: list[Alert], t: float) -> list[AlertEvent]:
+        """``update`` for alerts already evaluated at time ``t`` (live mode: the levels the live run's
+        latest forecast starts from)."""
         if t <= self._last_t:
             self.current = alerts  # scrubbing back: the levels then, nothing logged
             return []

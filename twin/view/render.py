@@ -24,7 +24,7 @@ LAYER_TITLES = {
     "walkable": "Walkable areas", "obstacles": "Obstacles", "pois": "Points of interest",
     "labels": "Labels", "field": "Field", "agents": "Agents",
     "features": "Model values on features", "feature_labels": "Model values as labels",
-    "alerts": "Alert markers",
+    "alerts": "Alert markers", "sensors": "Sensors (latest reading)", "alerts_ahead": "Forecast alerts",
 }
 
 
@@ -40,6 +40,9 @@ FEATURE_LIFT_M = 0.2  # overlays sit just above the layer they colour
 STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 BACKGROUND = "#dfe7ef"
 BACKGROUND_DARK = "#141a21"  # command room: dark around a bright city, easy on a video wall
+SENSOR_CMAP = "plasma"  # a sensor's latest reading among those of its kind: dark low, bright high
+SENSOR_NO_READING = "#9aa3ad"
+SENSOR_LOW, SENSOR_HIGH = "#0d0887", "#f0f921"  # the ends of plasma
 ALERT_COLOURS = ("#2ca02c", "#ffb000", "#e8112d")  # ok, amber, red (twin.core.model_contract.ALERT_LEVELS)
 DIFFERENCE_CMAP = "RdBu_r"
 LEGEND_MAX_SCALE = 1.6  # intervention − baseline: blue lower, red higher, white no change
@@ -225,6 +228,9 @@ class SceneRenderer:
                 if f.kind == "state":
                     entries += [[f"{f.layer}: {st}", c] for st, c in zip(f.states, f.colours)
                                 if c and (st, c) not in shown]
+        if "sensors" in self.actors:  # live mode: what a sensor's colour says
+            entries += [["sensor: high reading", SENSOR_HIGH], ["sensor: low reading", SENSOR_LOW],
+                        ["sensor: no reading yet", SENSOR_NO_READING]]
         colours = self.state_colours()
         for i, st in enumerate(self.state_names):  # a coupled run's "flood.waiting": "flood: waiting"
             entries += [[f"agent: {st}" if "." not in st else st.replace(".", ": ", 1).replace("_", " "), colours[i]]]
@@ -333,6 +339,70 @@ class SceneRenderer:
             pts, [a.text() for a in placed], font_size=int(round(16 * self.font_scale)), text_color="white",
             shape_color=ALERT_COLOURS[2] if any(a.level == 2 for a in placed) else "#8a5a00", shape_opacity=0.9,
             show_points=False, always_visible=True, name="alert_labels", reset_camera=False, render=False))
+
+    def set_ahead_markers(self, xs, ys, levels, labels) -> None:
+        """Live mode: where the latest forecast expects a level to be reached (city CRS): a wide ring in
+        that level's colour on the ground, and a label saying when. Rebuilt on every call."""
+        self._remove_layer("alerts_ahead")
+        if self.scene is None or not len(xs):
+            return
+        s = self.scene
+        xl, yl = s.to_local(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+        xl, yl = np.atleast_1d(xl), np.atleast_1d(yl)
+        z = np.atleast_1d(s.elevation(xl, yl))
+        size = max(4.0, 0.008 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
+        rings = []
+        for x, y, zz, lvl in zip(xl, yl, z, levels):
+            ring = pv.Disc(center=(x, y, zz + 0.5), inner=size * 1.0, outer=size * 1.3, c_res=48)
+            ring.cell_data["level"] = np.full(ring.n_cells, int(lvl), np.int8)
+            rings.append(ring)
+        self._add("alerts_ahead", self.plotter.add_mesh(
+            pv.merge(rings), scalars="level", cmap=list(ALERT_COLOURS), clim=(-0.5, 2.5), n_colors=3,
+            show_scalar_bar=False, lighting=False, pickable=False, name="ahead_rings", reset_camera=False, render=False))
+        self._add("alerts_ahead", self.plotter.add_point_labels(
+            np.column_stack([xl, yl, z + size * 1.5]), list(labels),
+            font_size=int(round(14 * self.font_scale)), text_color="white",
+            shape_color=ALERT_COLOURS[2] if any(int(v) == 2 for v in levels) else "#8a5a00", shape_opacity=0.7,
+            show_points=False, always_visible=True, name="ahead_labels", reset_camera=False, render=False))
+
+    def set_sensor_markers(self, xs, ys, shades, labels, label_mask=None) -> None:
+        """Sensors (city CRS) as columns standing on the ground, coloured by ``shades`` (0..1: the latest
+        reading among the readings of sensors of the same kind; NaN: none yet, grey), with ``labels``
+        where ``label_mask`` holds (all by default). Rebuilt on every call: a few dozen points."""
+        had = "sensors" in self.actors
+        self._remove_layer("sensors")
+        if self.scene is None or not len(xs):
+            if had:
+                self.update_legend()
+            return
+        s = self.scene
+        xl, yl = s.to_local(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+        xl, yl = np.atleast_1d(xl), np.atleast_1d(yl)
+        z = np.atleast_1d(s.elevation(xl, yl))
+        # slim posts: a sensor stands among the crowd it counts and must not hide it
+        size = max(1.5, 0.004 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
+        shades = np.asarray(shades, dtype=float)
+        parts = []
+        for x, y, zz, v in zip(xl, yl, z, shades):
+            col = pv.Cylinder(center=(x, y, zz + size * 0.9), direction=(0, 0, 1), radius=size * 0.45,
+                              height=size * 1.8, resolution=20)
+            col.cell_data["shade"] = np.full(col.n_cells, v)
+            parts.append(col)
+        mesh = pv.merge(parts)
+        self._add("sensors", self.plotter.add_mesh(
+            mesh, scalars="shade", cmap=SENSOR_CMAP, clim=(0.0, 1.0), nan_color=SENSOR_NO_READING,
+            show_scalar_bar=False, ambient=0.5, pickable=False, name="sensor_columns", reset_camera=False,
+            render=False))
+        show = np.ones(len(xl), bool) if label_mask is None else np.asarray(label_mask, bool)
+        if show.any():
+            pts = np.column_stack([xl, yl, z + size * 2.2])[show]
+            self._add("sensors", self.plotter.add_point_labels(
+                pts, [t for t, k in zip(labels, show) if k], font_size=int(round(14 * self.font_scale)),
+                text_color="white", shape_color="#243447", shape_opacity=0.85, show_points=False,
+                always_visible=True, name="sensor_labels", reset_camera=False, render=False))
+        self.visible.setdefault("sensors", True)
+        if not had:
+            self.update_legend()
 
     def set_model(self, model_cls) -> None:
         """The model whose declarations (state names, field styles, area of interest) the view uses."""
