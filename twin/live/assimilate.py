@@ -1,0 +1,391 @@
+"""``citytwin assimilate``: a recorded day through a filter, as fast as it goes (docs/assimilation.md).
+
+Two ensembles of the same N members start alike: member k has its own seed and its own draw of the
+estimated parameters (``--estimate NAME=LOW..HIGH``, uniform over the range: the prior). Both
+advance to every time a sensor reported. The open loop never looks at the readings; the filtered
+ensemble is corrected by them:
+
+- ``pf`` (sequential importance resampling): each member is weighted by the Gaussian likelihood of
+  the readings (each sensor's declared ``noise_sd``), then the ensemble is resampled (systematic).
+  A member drawn once keeps its run; each further copy is restored from its parent's state
+  (``Run(state=...)``), reseeded (a replication number of its own: no two share a future) and its
+  parameters moved by a small kernel (so that they do not collapse onto a few values).
+- ``enkf`` (stochastic ensemble Kalman filter): the augmented vector is the estimated parameters and
+  what each member predicts at the sensors; every member continues from its own state with its
+  updated parameters. The model's state arrays themselves are not changed (see the docs).
+
+Forcing readings (a declared ``Forcing``) act on both ensembles as in live mode; an estimated
+parameter keeps its member's value even where a forcing sets it. Every ``forecast_interval_s`` both
+ensembles issue a forecast ``horizon_s`` ahead (``forecast.member_task``), scored against the record:
+the sensors' readings and the truth's KPIs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from twin.core.errors import UserError
+from twin.core.files import atomic_dir, atomic_file, write_json
+from twin.core.limits import MAX_SEED
+from twin.core.params import plain_value
+from twin.core.sensors import read_sensors
+from .filters import DEFAULT_GATE_K, enkf_update, merge_duplicates, particle_step
+from .forecast import MemberPool, forecast_frame, score
+from .observe import Observer
+from .synth import read_record
+
+STREAM = 0xA551  # the filter's draws (prior, resampling, perturbed observations, kernels)
+METHODS = ("pf", "enkf")
+OPEN_LOOP, ASSIMILATED = "open_loop", "assimilated"
+
+
+@dataclass
+class AssimilationSettings:
+    method: str = "pf"
+    members: int = 20
+    forecast_interval_s: float = 300.0
+    horizon_s: float = 900.0
+    gate_k: float = DEFAULT_GATE_K
+    kernel: float = 0.2  # the parameters' kernel after resampling: this share of their spread
+    workers: int = 1
+
+
+@dataclass
+class Member:
+    run: object
+    seed: int
+    params: dict
+    cum: dict = field(default_factory=dict)  # count sensors: the cumulative value at their last tick
+
+
+class Assimilation:
+    def __init__(self, scenario, record: Path, ranges: list, settings: AssimilationSettings,
+                 variant: str | None = None, seed: int | None = None, overrides: dict | None = None, log=print):
+        from twin.scenario.scenario import BASELINE
+
+        if settings.method not in METHODS:
+            raise UserError(f"--method {settings.method}: give one of {', '.join(METHODS)}.")
+        if settings.members < 2:
+            raise UserError(f"--members {settings.members}: a filter needs at least 2 members.")
+        self.sc, self.s, self.ranges = scenario, settings, list(ranges)
+        self.record_path = Path(record)
+        self.record, msgs = read_record(self.record_path)
+        if self.record.get("model") != scenario.model:
+            raise UserError(f"{self.record_path}: the record is of model {self.record.get('model')!r}, the scenario "
+                            f"{scenario.where} runs model {scenario.model!r}; give the record made from it.")
+        self.variant = variant or BASELINE
+        self.seed = scenario.seed if seed is None else int(seed)
+        self.base = dict(overrides or {})
+        self._log = log
+        sensors = read_sensors(scenario.load_city())
+        self.observer = Observer(scenario.model_class(), sensors)
+        self.state_sensors = self.observer.state_sensors
+        self.by_id = {s.id: s for s in self.state_sensors}
+        self.obs: dict[float, list[tuple[str, float]]] = {}
+        self.forcing_msgs: dict[float, list[tuple[str, str, float]]] = {}
+        for m in msgs:
+            sid, t = str(m.get("sensor")), round(float(m.get("time", math.nan)), 6)
+            r = self.observer.by_id.get(sid)
+            if r is None or not math.isfinite(t) or not 0 < t <= scenario.duration_s + 1e-9:
+                continue
+            try:
+                v = float(m.get("value"))
+            except (TypeError, ValueError):
+                v = math.nan
+            if r.how == "forcing":
+                if math.isfinite(v):
+                    self.forcing_msgs.setdefault(t, []).append((sid, str(m.get("feature", "")), v))
+            else:
+                self.obs.setdefault(t, []).append((sid, v))
+        if not self.obs:
+            raise UserError(f"{self.record_path}: no reading of a sensor model {scenario.model} can be read at; "
+                            "nothing to assimilate.")
+        self.readings: dict[str, list] = {}
+        self.forced: dict = {}
+        self.rng = np.random.default_rng([self.seed, STREAM])
+        self.n_updates = 0
+        self.param_rows: list[dict] = []
+        self.update_rows: list[dict] = []
+        self.residual_rows: list[dict] = []
+        self.quantiles: list[pd.DataFrame] = []
+        self.members_frames: list[pd.DataFrame] = []
+        self.skill: list[dict] = []
+        self.truth = self._truth()
+
+    def log(self, text: str) -> None:
+        if self._log:
+            self._log(text)
+
+    # -- the ensembles ------------------------------------------------------------------------------------
+    def _overrides(self, params: dict) -> dict:
+        return {**self.base, **self.forced, **params}
+
+    def _build(self, seed: int, params: dict, state: bytes | None = None, replication: int = 0):
+        from twin.core.state_file import state_from_bytes
+        from twin.runs.runner import Run
+
+        st = state_from_bytes(state, "assimilation member") if state is not None else None
+        return Run(self.sc, self.variant, seed, self._overrides(params), state=st, replication=replication,
+                   outputs=False)
+
+    def _initial(self) -> tuple[list[Member], list[Member]]:
+        n = self.s.members
+        u = self.rng.random((n, len(self.ranges)))
+        filt, open_ = [], []
+        for k in range(n):
+            seed = int((self.seed * 1_000_003 + k + 1) % (MAX_SEED + 1))
+            params = {r.name: r.scale(u[k, j]) for j, r in enumerate(self.ranges)}
+            filt.append(Member(self._build(seed, params), seed, dict(params)))
+            open_.append(Member(self._build(seed, params), seed, dict(params)))
+        return filt, open_
+
+    def _predict(self, members: list[Member], sensors: list) -> np.ndarray:
+        """What each member's sensors read now (N × m); count sensors: the increase since their last tick."""
+        out = np.full((len(members), len(sensors)), np.nan)
+        for i, m in enumerate(members):
+            values = self.observer.read(m.run.model, sensors)
+            for j, s in enumerate(sensors):
+                v = values[s.id]
+                if s.mode == "count":
+                    cum = 0.0 if math.isnan(v) else v
+                    v, m.cum[s.id] = cum - m.cum.get(s.id, 0.0), cum
+                out[i, j] = v
+        return out
+
+    # -- the filters -----------------------------------------------------------------------------------------
+    def _update(self, t: float, members: list[Member], HX: np.ndarray, sensors: list, y: np.ndarray) -> list[Member]:
+        sd = np.array([max(s.noise_sd, 1e-6) for s in sensors])
+        wall = time.perf_counter()
+        rng = np.random.default_rng([self.seed, STREAM, self.n_updates + 1])
+        before = HX.mean(axis=0)
+        ess = float(len(members))
+        if self.s.method == "pf":
+            up = particle_step(HX, y, sd, rng, gate_k=self.s.gate_k)
+            after = up.weights @ HX
+            members = self._resample(members, up.parents, rng) if up.resampled else members
+            ess, used, rejected = up.ess, up.used, up.rejected
+        else:
+            P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64).reshape(
+                len(members), len(self.ranges))
+            up = enkf_update(np.hstack([P, HX]), HX, y, sd, rng, gate_k=self.s.gate_k)
+            used, rejected = up.used, up.rejected
+            after = up.members[:, P.shape[1]:].mean(axis=0)
+            if used.any() and self.ranges:
+                members = [self._with_params(m, self._clip(up.members[i, :P.shape[1]]), 0)
+                           for i, m in enumerate(members)]
+        self.n_updates += 1
+        missing = ~np.isfinite(y)
+        self.update_rows.append({"time_s": t, "method": self.s.method, "observations": len(y),
+                                 "used": int(used.sum()), "rejected": int(rejected.sum()),
+                                 "missing": int(missing.sum()), "ess": ess,
+                                 "wall_s": round(time.perf_counter() - wall, 4)})
+        for j, s in enumerate(sensors):
+            fate = "used" if used[j] else "rejected" if rejected[j] else "missing"
+            self.residual_rows.append({"time_s": t, "sensor": s.id, "observed": y[j], "before": before[j],
+                                       "after": after[j] if used.any() else before[j], "fate": fate})
+        if rejected.any():
+            self.log(f"[t = {t:g} s] rejected by the gate: "
+                     + ", ".join(f"{s.id} = {y[j]:g}" for j, s in enumerate(sensors) if rejected[j]))
+        return members
+
+    def _clip(self, values) -> dict:
+        return {r.name: r.value(min(max(float(v), r.low), r.high)) for r, v in zip(self.ranges, values)}
+
+    def _resample(self, members: list[Member], parents: np.ndarray, rng) -> list[Member]:
+        """Children of the drawn parents: the first copy of a parent is the parent; each further copy is
+        restored from its state, reseeded and its parameters moved by the kernel."""
+        P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64)
+        spread = P[parents].std(axis=0) if self.ranges else np.zeros(0)
+        widths = np.array([max(self.s.kernel * sp, 0.01 * (r.high - r.low)) for sp, r in zip(spread, self.ranges)])
+        seen: set[int] = set()
+        out = []
+        for i, p in enumerate(int(x) for x in parents):
+            parent = members[p]
+            if p not in seen:
+                seen.add(p)
+                out.append(parent)
+                continue
+            moved = self._clip(P[p] + rng.normal(0.0, 1.0, len(self.ranges)) * widths)
+            # a replication number no other member ever had: this child's future is its own
+            out.append(self._with_params(parent, moved, self.n_updates * self.s.members + i + 1))
+        return out
+
+    def _with_params(self, m: Member, params: dict, replication: int) -> Member:
+        if replication == 0 and all(plain_value(m.params.get(k)) == plain_value(v) for k, v in params.items()):
+            return m
+        run = self._build(m.seed, params, m.run.state_bytes(), replication)
+        return Member(run, m.seed, dict(params), dict(m.cum))
+
+    # -- forcings --------------------------------------------------------------------------------------------
+    def _apply_forcings(self, t: float, ensembles: list[list[Member]]) -> list[list[Member]]:
+        due = self.forcing_msgs.get(round(t, 6))
+        if not due:
+            return ensembles
+        changed = set()
+        for sid, feature, v in sorted(due):
+            q = self.observer.by_id[sid].sensor.value
+            self.readings.setdefault(q, []).append((t, feature, v))
+            changed.add(q)
+        model = ensembles[0][0].run.model
+        new = dict(self.forced)
+        for q in sorted(changed):
+            new.update(model.forced_parameters(q, self.readings[q]))
+        estimated = {r.name for r in self.ranges}
+        new = {k: v for k, v in new.items() if k not in estimated}
+        if new.keys() == self.forced.keys() and all(plain_value(self.forced[k]) == plain_value(v)
+                                                    for k, v in new.items()):
+            return ensembles
+        p = model.p
+        differ = [k for k, v in new.items() if k not in p or plain_value(p[k]) != plain_value(v)]
+        if not differ:  # a reading that changes nothing (the rain as planned) costs nothing
+            self.forced = new
+            return ensembles
+        self.forced = new
+        out = []
+        for members in ensembles:
+            out.append([Member(self._build(m.seed, m.params, m.run.state_bytes()), m.seed, m.params, m.cum)
+                        for m in members])
+        return out
+
+    # -- forecasts -----------------------------------------------------------------------------------------
+    def _truth(self) -> dict:
+        """What forecasts are scored against: the sensors' readings and the truth run's KPIs."""
+        truth: dict = {}
+        for t, rows in self.obs.items():
+            ids, vals = merge_duplicates([sid for sid, _ in rows], [v for _, v in rows])
+            for sid, v in zip(ids, vals):
+                if math.isfinite(v):
+                    truth[(t, f"sensor.{sid}")] = (float(v), "observed")
+        ts_path = self.record_path / "truth" / "timeseries.csv"
+        if ts_path.is_file():
+            ts = pd.read_csv(ts_path)
+            for row in ts.to_dict("records"):
+                t = round(float(row.pop("time_s")), 6)
+                for k, v in row.items():
+                    if isinstance(v, (int, float)) and math.isfinite(v):
+                        truth[(t, f"kpi.{k}")] = (float(v), "truth")
+        return truth
+
+    def _forecast(self, t: float, method: str, members: list[Member], pool: MemberPool) -> None:
+        sc = self.sc
+        sensors = self.state_sensors
+        tasks = [(sc.raw, str(sc.path) if sc.path else None, str(sc.city_path), m.run.state_bytes(), self.variant,
+                  m.seed, self._overrides(m.params), k + 1, self.s.horizon_s, sensors, [s.id for s in sensors], [])
+                 for k, m in enumerate(members)]
+        results = pool.map(tasks)
+        errors = [r["error"] for r in results if "error" in r]
+        if errors:
+            raise UserError(f"{sc.where}: a forecast member failed at t = {t:g} s: {errors[0]}")
+        fc = forecast_frame(t, results)
+        self.quantiles.append(fc.quantiles().assign(method=method))
+        self.members_frames.append(fc.members.assign(issued_at=t, method=method))
+        self.skill += score(fc, self.truth, method)
+
+    def _record_params(self, t: float, members: list[Member]) -> None:
+        hidden = self.record.get("overrides") or {}
+        for r in self.ranges:
+            v = np.array([m.params[r.name] for m in members], dtype=np.float64)
+            p10, p50, p90 = np.quantile(v, [0.1, 0.5, 0.9])
+            truth = hidden.get(r.name, math.nan)
+            self.param_rows.append({"time_s": t, "parameter": r.name, "mean": float(v.mean()), "p10": float(p10),
+                                    "p50": float(p50), "p90": float(p90),
+                                    "truth": float(truth) if isinstance(truth, (int, float)) else math.nan})
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+    def run(self, out: Path) -> dict:
+        started = time.perf_counter()
+        end = self.sc.duration_s
+        every = self.s.forecast_interval_s
+        fc_times = {round(k * every, 6) for k in range(1, int(math.floor(end / every + 1e-9)) + 1)
+                    if k * every < end - 1e-9} if self.s.horizon_s > 0 else set()
+        times = sorted(set(self.obs) | set(self.forcing_msgs) | fc_times)
+        filt, open_ = self._initial()
+        self._record_params(0.0, filt)
+        pool = MemberPool(self.s.workers)
+        try:
+            for t in times:
+                for m in filt + open_:
+                    m.run.advance(t)  # a finished model stays as it ended: what its sensors read then
+                rows = self.obs.get(t, [])
+                if rows:
+                    ids, y = merge_duplicates([sid for sid, _ in rows], [v for _, v in rows])
+                    sensors = [self.by_id[i] for i in ids]
+                    self._predict(open_, sensors)  # keeps the open loop's counters in step
+                    filt = self._update(t, filt, self._predict(filt, sensors), sensors, y)
+                    self._record_params(t, filt)
+                filt, open_ = self._apply_forcings(t, [filt, open_])
+                if t in fc_times:
+                    self._forecast(t, OPEN_LOOP, open_, pool)
+                    self._forecast(t, ASSIMILATED, filt, pool)
+                    self.log(f"[t = {t:g} s] forecasts issued ({len(self.update_rows)} updates so far)")
+        finally:
+            pool.close()
+        summary = self._summary(time.perf_counter() - started)
+        self._write(Path(out), summary)
+        return summary
+
+    def _summary(self, wall_s: float) -> dict:
+        skill = pd.DataFrame(self.skill)
+        rmse = {}
+        if len(skill):
+            g = skill.groupby(["method", "kpi"])["rmse"].apply(lambda e: float(np.sqrt(np.mean(np.square(e)))))
+            for (method, kpi), v in g.items():
+                rmse.setdefault(kpi, {})[method] = v
+        params = pd.DataFrame(self.param_rows)
+        estimates = {}
+        for r in self.ranges:
+            p = params[params.parameter == r.name]
+            estimates[r.name] = {"prior_mean": float(p["mean"].iloc[0]), "final_mean": float(p["mean"].iloc[-1]),
+                                 "final_p10": float(p["p10"].iloc[-1]), "final_p90": float(p["p90"].iloc[-1]),
+                                 "truth": None if math.isnan(p["truth"].iloc[-1]) else float(p["truth"].iloc[-1])}
+        walls = [u["wall_s"] for u in self.update_rows]
+        return {"scenario": self.sc.name, "model": self.sc.model, "record": str(self.record_path),
+                "method": self.s.method, "members": self.s.members, "seed": self.seed,
+                "estimate": [r.text for r in self.ranges], "updates": len(self.update_rows),
+                "rejected": int(sum(u["rejected"] for u in self.update_rows)),
+                "missing": int(sum(u["missing"] for u in self.update_rows)),
+                "mean_update_wall_s": float(np.mean(walls)) if walls else 0.0, "wall_s": round(wall_s, 3),
+                "rmse": rmse, "parameters": estimates}
+
+    def _write(self, out: Path, summary: dict) -> None:
+        q = pd.concat(self.quantiles, ignore_index=True) if self.quantiles else pd.DataFrame(
+            columns=["issued_at", "lead_s", "name", "p10", "p50", "p90", "n", "method"])
+        q = q[["method"] + [c for c in q.columns if c != "method"]]
+        members = pd.concat(self.members_frames, ignore_index=True) if self.members_frames else pd.DataFrame(
+            columns=["lead_s", "name", "member", "value", "issued_at", "method"])
+        with atomic_dir(out) as tmp:
+            _parquet(q, tmp / "forecasts.parquet")
+            _parquet(members[["method", "issued_at", "lead_s", "name", "member", "value"]], tmp / "members.parquet")
+            _csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
+                                                   "rmse", "crps", "coverage"]), tmp / "skill.csv")
+            _csv(pd.DataFrame(self.param_rows, columns=["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"]),
+                 tmp / "parameters.csv")
+            _csv(pd.DataFrame(self.update_rows, columns=["time_s", "method", "observations", "used", "rejected",
+                                                         "missing", "ess", "wall_s"]), tmp / "updates.csv")
+            _csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
+                 tmp / "residuals.csv")
+            write_json(summary, tmp / "summary.json")
+
+
+def _parquet(df: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path, "wb") as f:
+        df.to_parquet(f, index=False)
+
+
+def _csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path, "w", newline="") as f:
+        df.to_csv(f, index=False)
+
+
+def rmse_table(skill: pd.DataFrame, lead_s: float | None = None) -> pd.DataFrame:
+    """RMSE, mean CRPS and p10-p90 coverage by KPI and method (at one lead, or over all)."""
+    s = skill if lead_s is None else skill[(skill.lead_s - lead_s).abs() < 1e-6]
+    g = s.groupby(["kpi", "method"])
+    return pd.DataFrame({"rmse": g["rmse"].apply(lambda e: float(np.sqrt(np.mean(np.square(e))))),
+                         "crps": g["crps"].mean(), "coverage": g["coverage"].mean(), "n": g.size()}).reset_index()
+
