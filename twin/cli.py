@@ -459,9 +459,11 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
 @click.option("--horizon-s", type=float, default=900.0, show_default=True, help="How far each forecast looks ahead.")
 @click.option("--gate", "gate_k", type=float, default=5.0, show_default=True,
               help="Reject a reading more than this many standard deviations (ensemble and noise) off.")
+@click.option("--ignore-forcings", is_flag=True, help="Do not apply the record's forcing readings (measured rain, "
+              "delays): estimate a forcing's scale from the state sensors instead.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
-               gate_k, workers):
+               gate_k, ignore_forcings, workers):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
     from .live.assimilate import Assimilation, AssimilationSettings
@@ -484,7 +486,8 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
     check_out_dir(out)
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
-                                    horizon_s=horizon_s, gate_k=gate_k, workers=workers)
+                                    horizon_s=horizon_s, gate_k=gate_k, use_forcings=not ignore_forcings,
+                                    workers=workers)
     s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out)
     click.echo(f"assimilate ({method}, {members} members): {s['updates']} updates, {s['rejected']} readings "
                f"rejected, {s['wall_s']:.1f} s; outputs in {out}")

@@ -52,6 +52,8 @@ class AssimilationSettings:
     horizon_s: float = 900.0
     gate_k: float = DEFAULT_GATE_K
     kernel: float = 0.2  # the parameters' kernel after resampling: this share of their spread
+    resample_below: float = 0.5  # pf: resample when the effective sample size falls below this share of N
+    use_forcings: bool = True  # False: forcing readings are not applied (estimate a forcing's scale instead)
     workers: int = 1
 
 
@@ -109,6 +111,7 @@ class Assimilation:
         self.forced: dict = {}
         self.rng = np.random.default_rng([self.seed, STREAM])
         self.n_updates = 0
+        self.weights = np.full(settings.members, 1.0 / settings.members)  # pf: carried between resamplings
         self.param_rows: list[dict] = []
         self.update_rows: list[dict] = []
         self.residual_rows: list[dict] = []
@@ -165,9 +168,14 @@ class Assimilation:
         before = HX.mean(axis=0)
         ess = float(len(members))
         if self.s.method == "pf":
-            up = particle_step(HX, y, sd, rng, gate_k=self.s.gate_k)
+            up = particle_step(HX, y, sd, rng, prior_weights=self.weights, resample_below=self.s.resample_below,
+                               gate_k=self.s.gate_k)
             after = up.weights @ HX
-            members = self._resample(members, up.parents, rng) if up.resampled else members
+            if up.resampled:
+                members = self._resample(members, up.parents, rng)
+                self.weights = np.full(len(members), 1.0 / len(members))
+            else:
+                self.weights = up.weights
             ess, used, rejected = up.ess, up.used, up.rejected
         else:
             P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64).reshape(
@@ -224,7 +232,7 @@ class Assimilation:
     # -- forcings --------------------------------------------------------------------------------------------
     def _apply_forcings(self, t: float, ensembles: list[list[Member]]) -> list[list[Member]]:
         due = self.forcing_msgs.get(round(t, 6))
-        if not due:
+        if not due or not self.s.use_forcings:
             return ensembles
         changed = set()
         for sid, feature, v in sorted(due):
@@ -271,7 +279,15 @@ class Assimilation:
                         truth[(t, f"kpi.{k}")] = (float(v), "truth")
         return truth
 
-    def _forecast(self, t: float, method: str, members: list[Member], pool: MemberPool) -> None:
+    def _forecast(self, t: float, method: str, members: list[Member], pool: MemberPool,
+                  weights: np.ndarray | None = None) -> None:
+        """N members ``horizon_s`` ahead; a weighted ensemble (pf between resamplings) forecasts from a
+        systematic draw of its members by weight (each draw its own replication: its own future)."""
+        if weights is not None and not np.allclose(weights, weights[0]):
+            from .filters import systematic_resample
+
+            draw = systematic_resample(weights, np.random.default_rng([self.seed, STREAM, 0, int(round(t * 1000))]))
+            members = [members[i] for i in draw]
         sc = self.sc
         sensors = self.state_sensors
         tasks = [(sc.raw, str(sc.path) if sc.path else None, str(sc.city_path), m.run.state_bytes(), self.variant,
@@ -286,13 +302,14 @@ class Assimilation:
         self.members_frames.append(fc.members.assign(issued_at=t, method=method))
         self.skill += score(fc, self.truth, method)
 
-    def _record_params(self, t: float, members: list[Member]) -> None:
+    def _record_params(self, t: float, members: list[Member], weights: np.ndarray | None = None) -> None:
         hidden = self.record.get("overrides") or {}
+        w = np.full(len(members), 1.0 / len(members)) if weights is None else weights
         for r in self.ranges:
             v = np.array([m.params[r.name] for m in members], dtype=np.float64)
-            p10, p50, p90 = np.quantile(v, [0.1, 0.5, 0.9])
+            p10, p50, p90 = weighted_quantiles(v, w, (0.1, 0.5, 0.9))
             truth = hidden.get(r.name, math.nan)
-            self.param_rows.append({"time_s": t, "parameter": r.name, "mean": float(v.mean()), "p10": float(p10),
+            self.param_rows.append({"time_s": t, "parameter": r.name, "mean": float(w @ v), "p10": float(p10),
                                     "p50": float(p50), "p90": float(p90),
                                     "truth": float(truth) if isinstance(truth, (int, float)) else math.nan})
 
@@ -317,11 +334,11 @@ class Assimilation:
                     sensors = [self.by_id[i] for i in ids]
                     self._predict(open_, sensors)  # keeps the open loop's counters in step
                     filt = self._update(t, filt, self._predict(filt, sensors), sensors, y)
-                    self._record_params(t, filt)
+                    self._record_params(t, filt, self.weights)
                 filt, open_ = self._apply_forcings(t, [filt, open_])
                 if t in fc_times:
                     self._forecast(t, OPEN_LOOP, open_, pool)
-                    self._forecast(t, ASSIMILATED, filt, pool)
+                    self._forecast(t, ASSIMILATED, filt, pool, self.weights)
                     self.log(f"[t = {t:g} s] forecasts issued ({len(self.update_rows)} updates so far)")
         finally:
             pool.close()
@@ -370,6 +387,16 @@ class Assimilation:
             _csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
                  tmp / "residuals.csv")
             write_json(summary, tmp / "summary.json")
+
+
+def weighted_quantiles(v: np.ndarray, w: np.ndarray, qs) -> list[float]:
+    """Quantiles of values ``v`` with weights ``w`` (uniform weights: numpy's linear quantiles)."""
+    order = np.argsort(v, kind="stable")
+    v, w = np.asarray(v, dtype=np.float64)[order], np.asarray(w, dtype=np.float64)[order]
+    if np.allclose(w, w[0]):
+        return [float(x) for x in np.quantile(v, qs)]
+    cdf = (np.cumsum(w) - 0.5 * w) / w.sum()  # each value at the middle of its weight
+    return [float(np.interp(q, cdf, v)) for q in qs]
 
 
 def _parquet(df: pd.DataFrame, path: Path) -> None:
