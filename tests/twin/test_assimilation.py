@@ -90,13 +90,16 @@ def test_missing_duplicated_and_wild_readings_are_survived_and_counted(world, tm
         if m["sensor"] == "E1" and m["time"] == 30.0:
             m = {**m, "value": 1e6}  # wildly wrong
         bad.append(m)
+    bad += [[1, 2], {"sensor": "E2", "time": "noon", "value": 1}, {"sensor": "E1", "time": 25.0, "value": "abc"}]
     (rec / "messages.jsonl").write_text("".join(json.dumps(m) + "\n" for m in bad))
     out = tmp_path / "out"
     assert _assimilate(world, out, "--method", "pf", record=rec) == 0
     updates = pd.read_csv(out / "updates.csv").set_index("time_s")
     assert updates.loc[10.0, "observations"] == 1  # E1 missing: only E2 there
     assert updates.loc[15.0, "observations"] == 2  # E2 twice: one reading
+    assert updates.loc[25.0, "observations"] == 2 and updates.loc[25.0, "used"] == 2  # "abc": no reading
     assert updates.loc[30.0, "rejected"] == 1 and updates.rejected.sum() == 1
+    assert json.loads((out / "summary.json").read_text())["messages_skipped"] == 2
     res = pd.read_csv(out / "residuals.csv")
     wild = res[(res.time_s == 30.0) & (res.sensor == "E1")].iloc[0]
     assert wild.fate == "rejected" and wild.before == wild.after

@@ -90,20 +90,19 @@ class Assimilation:
         self.by_id = {s.id: s for s in self.state_sensors}
         self.obs: dict[float, list[tuple[str, float]]] = {}
         self.forcing_msgs: dict[float, list[tuple[str, str, float]]] = {}
+        self.skipped = 0  # messages of no sensor of this model, or with a time that is not seconds in the run
         for m in msgs:
-            sid, t = str(m.get("sensor")), round(float(m.get("time", math.nan)), 6)
-            r = self.observer.by_id.get(sid)
+            r = self.observer.by_id.get(str(m.get("sensor"))) if isinstance(m, dict) else None
+            t = _number(m.get("time")) if r is not None else math.nan
             if r is None or not math.isfinite(t) or not 0 < t <= scenario.duration_s + 1e-9:
+                self.skipped += 1
                 continue
-            try:
-                v = float(m.get("value"))
-            except (TypeError, ValueError):
-                v = math.nan
+            t, v = round(t, 6), _number(m.get("value"))  # a value that is not a number: a missing reading
             if r.how == "forcing":
                 if math.isfinite(v):
-                    self.forcing_msgs.setdefault(t, []).append((sid, str(m.get("feature", "")), v))
+                    self.forcing_msgs.setdefault(t, []).append((r.sensor.id, str(m.get("feature", "")), v))
             else:
-                self.obs.setdefault(t, []).append((sid, v))
+                self.obs.setdefault(t, []).append((r.sensor.id, v))
         if not self.obs:
             raise UserError(f"{self.record_path}: no reading of a sensor model {scenario.model} can be read at; "
                             "nothing to assimilate.")
@@ -364,7 +363,7 @@ class Assimilation:
         return {"scenario": self.sc.name, "model": self.sc.model, "record": str(self.record_path),
                 "method": self.s.method, "members": self.s.members, "seed": self.seed,
                 "estimate": [r.text for r in self.ranges], "updates": len(self.update_rows),
-                "rejected": int(sum(u["rejected"] for u in self.update_rows)),
+                "rejected": int(sum(u["rejected"] for u in self.update_rows)), "messages_skipped": self.skipped,
                 "missing": int(sum(u["missing"] for u in self.update_rows)),
                 "mean_update_wall_s": float(np.mean(walls)) if walls else 0.0, "wall_s": round(wall_s, 3),
                 "rmse": rmse, "parameters": estimates}
@@ -387,6 +386,15 @@ class Assimilation:
             _csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
                  tmp / "residuals.csv")
             write_json(summary, tmp / "summary.json")
+
+
+def _number(v) -> float:
+    if isinstance(v, bool):
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def weighted_quantiles(v: np.ndarray, w: np.ndarray, qs) -> list[float]:
