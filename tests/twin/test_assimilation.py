@@ -117,4 +117,9 @@ def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
     assert "at least 2 members" in capsys.readouterr().err
     assert _assimilate(world, tmp_path / "o4", "--set", "speed_mps=1.2") == 2
     assert "either estimated or set" in capsys.readouterr().err
+    # a parameter the model cannot change in a continued run (the number of walkers sizes its arrays)
+    assert _assimilate(world, tmp_path / "o5", "--method", "enkf", "--estimate", "walkers=200..400") == 2
+    assert "cannot continue a run with another value of" in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o6", "--kernel", "-1") == 2
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o5").exists()
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()

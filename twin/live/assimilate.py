@@ -208,7 +208,8 @@ class Assimilation:
         restored from its state, reseeded and its parameters moved by the kernel."""
         P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64)
         spread = P[parents].std(axis=0) if self.ranges else np.zeros(0)
-        widths = np.array([max(self.s.kernel * sp, 0.01 * (r.high - r.low)) for sp, r in zip(spread, self.ranges)])
+        widths = np.array([max(self.s.kernel * sp, 0.01 * (r.high - r.low)) if self.s.kernel > 0 else 0.0
+                           for sp, r in zip(spread, self.ranges)])
         seen: set[int] = set()
         out = []
         for i, p in enumerate(int(x) for x in parents):
@@ -225,7 +226,15 @@ class Assimilation:
     def _with_params(self, m: Member, params: dict, replication: int) -> Member:
         if replication == 0 and all(plain_value(m.params.get(k)) == plain_value(v) for k, v in params.items()):
             return m
-        run = self._build(m.seed, params, m.run.state_bytes(), replication)
+        try:
+            run = self._build(m.seed, params, m.run.state_bytes(), replication)
+        except UserError as e:
+            changed = ", ".join(k for k, v in params.items() if plain_value(m.params.get(k)) != plain_value(v))
+            if not changed:
+                raise
+            raise UserError(f"--estimate: model {self.sc.model} cannot continue a run with another value of {changed} "
+                            f"({str(e).rstrip('.')}). Estimate another parameter, or with --method pf give --kernel 0 (the particles "
+                            "keep their drawn values).") from None
         return Member(run, m.seed, dict(params), dict(m.cum))
 
     # -- forcings --------------------------------------------------------------------------------------------
