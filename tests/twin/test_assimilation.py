@@ -15,6 +15,7 @@ import pytest
 from tests.factories import X0, Y0, make_tiny_city, write_scenario
 from twin.cli import main
 from twin.core.city import City
+from twin.core.errors import UserError
 from twin.core.sensors import Sensor, sensors_frame
 from twin.live.assimilate import rmse_table
 from twin.live.synth import synth
@@ -123,3 +124,36 @@ def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
     assert _assimilate(world, tmp_path / "o6", "--kernel", "-1") == 2
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o5").exists()
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
+
+
+def test_the_enkf_corrects_the_declared_state_near_a_gauge(tmp_path, capsys):
+    """The toy declares its max_count grid correctable; a gauge reads it with little noise. With
+    --localise-m the forecasts start from corrected cells, so at lead 0 they read what the gauge read."""
+    city = make_tiny_city(tmp_path)
+    sensors = [Sensor("M1", "grid", X0 + 100, Y0 + 50, "max_count", "-", noise_sd=0.3, interval_s=5.0)]
+    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
+    scenario = write_scenario(tmp_path, city, "[parameters]\nwalkers = 300\ndistance_m = 60\njitter_mps = 0.3\n",
+                              duration_s=30, seed=3)
+    synth(load_scenario(scenario), {"speed_mps": TRUTH}, tmp_path / "record")
+    lead0 = {}
+    for name, extra in (("params", []), ("state", ["--localise-m", "20"])):
+        out = tmp_path / name
+        assert main(["assimilate", str(scenario), "--record", str(tmp_path / "record"), "--out", str(out),
+                     "--method", "enkf", "--members", "8", "--estimate", "speed_mps=0.6..1.6",
+                     "--forecast-interval-s", "10", "--horizon-s", "10", *extra]) == 0
+        skill = pd.read_csv(out / "skill.csv")
+        s = skill[(skill.kpi == "sensor.M1") & (skill.lead_s == 0) & (skill.method == "assimilated")]
+        lead0[name] = float(np.sqrt(np.mean(s.rmse ** 2)))
+    assert lead0["state"] < 0.5 * lead0["params"]
+    # a model that declares nothing correctable: said before anything runs
+    from twin.live.assimilate import Assimilation, AssimilationSettings
+
+    from tests.toy_model import ToyModel
+
+    class Bare(ToyModel):
+        correctable = ()
+
+    sc = load_scenario(scenario)
+    sc.model_class = lambda: Bare
+    with pytest.raises(UserError, match="declares no state a filter may correct"):
+        Assimilation(sc, tmp_path / "record", [], AssimilationSettings(method="enkf", localise_m=10.0))

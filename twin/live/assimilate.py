@@ -34,7 +34,7 @@ from twin.core.files import atomic_dir, atomic_file, write_json
 from twin.core.limits import MAX_SEED
 from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
-from .filters import DEFAULT_GATE_K, enkf_update, merge_duplicates, particle_step
+from .filters import DEFAULT_GATE_K, enkf_update, localisation, merge_duplicates, particle_step
 from .forecast import MemberPool, forecast_frame, score
 from .observe import Observer
 from .synth import read_record
@@ -52,6 +52,7 @@ class AssimilationSettings:
     horizon_s: float = 900.0
     gate_k: float = DEFAULT_GATE_K
     kernel: float = 0.2  # the parameters' kernel after resampling: this share of their spread
+    localise_m: float = 0.0  # enkf: correct the model's correctable state within 2 × this of a gauge (0: not)
     resample_below: float = 0.5  # pf: resample when the effective sample size falls below this share of N
     use_forcings: bool = True  # False: forcing readings are not applied (estimate a forcing's scale instead)
     workers: int = 1
@@ -74,6 +75,9 @@ class Assimilation:
             raise UserError(f"--method {settings.method}: give one of {', '.join(METHODS)}.")
         if settings.members < 2:
             raise UserError(f"--members {settings.members}: a filter needs at least 2 members.")
+        if settings.method == "enkf" and settings.localise_m > 0 and not scenario.model_class().correctable:
+            raise UserError(f"--localise-m {settings.localise_m:g}: model {scenario.model} declares no state a filter "
+                            "may correct; leave --localise-m out to estimate parameters only.")
         self.sc, self.s, self.ranges = scenario, settings, list(ranges)
         self.record_path = Path(record)
         self.record, msgs = read_record(self.record_path)
@@ -110,6 +114,7 @@ class Assimilation:
         self.forced: dict = {}
         self.rng = np.random.default_rng([self.seed, STREAM])
         self.n_updates = 0
+        self._cells = None  # enkf with --localise-m: the correctable state elements near the gauges
         self.weights = np.full(settings.members, 1.0 / settings.members)  # pf: carried between resamplings
         self.param_rows: list[dict] = []
         self.update_rows: list[dict] = []
@@ -179,11 +184,28 @@ class Assimilation:
         else:
             P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64).reshape(
                 len(members), len(self.ranges))
-            up = enkf_update(np.hstack([P, HX]), HX, y, sd, rng, gate_k=self.s.gate_k)
+            cells = self._correctable_cells(members[0])
+            S = np.hstack([np.array([_array(m.run.model, c.path).reshape(-1)[idx] for m in members], dtype=np.float64)
+                           for c, idx, _ in cells]) if cells else np.zeros((len(members), 0))
+            rho_xs = rho_yy = None
+            if cells:  # a gauge corrects the cells around it; the parameters are global
+                obs_xy = np.array([[s.x, s.y] for s in sensors])
+                state_xy = np.vstack([np.full((P.shape[1], 2), np.nan)] + [xy for _, _, xy in cells] + [obs_xy])
+                rho_xs, rho_yy = localisation(obs_xy, state_xy, self.s.localise_m)
+            up = enkf_update(np.hstack([P, S, HX]), HX, y, sd, rng, rho_xs, rho_yy, gate_k=self.s.gate_k)
             used, rejected = up.used, up.rejected
-            after = up.members[:, P.shape[1]:].mean(axis=0)
-            if used.any() and self.ranges:
-                members = [self._with_params(m, self._clip(up.members[i, :P.shape[1]]), 0)
+            p, k = P.shape[1], S.shape[1]
+            after = up.members[:, p + k:].mean(axis=0)
+            if used.any() and cells:
+                for i, m in enumerate(members):
+                    j = p
+                    for c, idx, _ in cells:
+                        flat = _array(m.run.model, c.path).reshape(-1)  # a view: corrected in place
+                        new = up.members[i, j:j + len(idx)]
+                        flat[idx] = np.maximum(new, c.low) if c.low is not None else new
+                        j += len(idx)
+            if used.any() and (self.ranges or cells):
+                members = [self._with_params(m, self._clip(up.members[i, :p]), 0, rebuild=bool(cells))
                            for i, m in enumerate(members)]
         self.n_updates += 1
         missing = ~np.isfinite(y)
@@ -223,8 +245,31 @@ class Assimilation:
             out.append(self._with_params(parent, moved, self.n_updates * self.s.members + i + 1))
         return out
 
-    def _with_params(self, m: Member, params: dict, replication: int) -> Member:
-        if replication == 0 and all(plain_value(m.params.get(k)) == plain_value(v) for k, v in params.items()):
+    def _correctable_cells(self, member: Member) -> list:
+        """(declaration, flat indices, cell centres) of the correctable state near the gauges: the cells
+        within twice the localisation half-width of a state sensor (beyond, the taper is 0)."""
+        if self._cells is not None:
+            return self._cells
+        self._cells = []
+        if not (self.s.method == "enkf" and self.s.localise_m > 0):
+            return self._cells
+        model = member.run.model
+        xy = np.array([[s.x, s.y] for s in self.state_sensors])
+        for c in type(model).correctable:
+            grid = model.field_values([c.field], model.snapshot())[c.field]
+            arr = _array(model, c.path)
+            if arr.shape != grid.values.shape or not arr.flags.c_contiguous:
+                raise ValueError(f"model {model.name}: correctable {c.path} is not a C-ordered array on the grid of "
+                                 f"field {c.field} ({arr.shape} against {grid.values.shape})")
+            xs, ys = grid.cell_centres()
+            X, Y = np.meshgrid(xs, ys)
+            d = np.min(np.hypot(X.reshape(-1, 1) - xy[:, 0], Y.reshape(-1, 1) - xy[:, 1]), axis=1)
+            idx = np.flatnonzero((d < 2 * self.s.localise_m) & np.isfinite(grid.values.reshape(-1)))
+            self._cells.append((c, idx, np.column_stack([X.reshape(-1)[idx], Y.reshape(-1)[idx]])))
+        return self._cells
+
+    def _with_params(self, m: Member, params: dict, replication: int, rebuild: bool = False) -> Member:
+        if not rebuild and replication == 0 and all(plain_value(m.params.get(k)) == plain_value(v) for k, v in params.items()):
             return m
         try:
             run = self._build(m.seed, params, m.run.state_bytes(), replication)
@@ -395,6 +440,13 @@ class Assimilation:
             _csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
                  tmp / "residuals.csv")
             write_json(summary, tmp / "summary.json")
+
+
+def _array(model, path: str) -> np.ndarray:
+    obj = model
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _number(v) -> float:
