@@ -10,9 +10,10 @@ ensemble is corrected by them:
   A member drawn once keeps its run; each further copy is restored from its parent's state
   (``Run(state=...)``), reseeded (a replication number of its own: no two share a future) and its
   parameters moved by a small kernel (so that they do not collapse onto a few values).
-- ``enkf`` (stochastic ensemble Kalman filter): the augmented vector is the estimated parameters and
-  what each member predicts at the sensors; every member continues from its own state with its
-  updated parameters. The model's state arrays themselves are not changed (see the docs).
+- ``enkf`` (stochastic ensemble Kalman filter): the augmented vector is the estimated parameters,
+  with ``localise_m`` the cells near the gauges of the state the model declares ``correctable``, and
+  what each member predicts at the sensors; the gain is localised (Gaspari-Cohn), the cells are
+  corrected in place and every member continues from its state with its updated parameters.
 
 Forcing readings (a declared ``Forcing``) act on both ensembles as in live mode; an estimated
 parameter keeps its member's value even where a forcing sets it. Every ``forecast_interval_s`` both
