@@ -157,3 +157,25 @@ def test_the_enkf_corrects_the_declared_state_near_a_gauge(tmp_path, capsys):
     sc.model_class = lambda: Bare
     with pytest.raises(UserError, match="declares no state a filter may correct"):
         Assimilation(sc, tmp_path / "record", [], AssimilationSettings(method="enkf", localise_m=10.0))
+
+
+def test_a_counter_is_predicted_over_its_own_interval_even_after_a_missing_reading(tmp_path):
+    city = make_tiny_city(tmp_path)
+    sensors = [Sensor("C1", "people_counter", X0 + 25, Y0 + 25, "walkers_east", "-", "buildings", "B00001", 1.0, 10.0,
+                      "count")]
+    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
+    scenario = write_scenario(tmp_path, city, "[parameters]\nwalkers = 300\ndistance_m = 60\n", duration_s=40, seed=3)
+    rec = tmp_path / "record"
+    synth(load_scenario(scenario), {}, rec)
+    lines = [x for x in (rec / "messages.jsonl").read_text().splitlines() if json.loads(x)["time"] != 20.0]
+    (rec / "messages.jsonl").write_text("\n".join(lines) + "\n")  # the reading at 20 s is lost
+    out = tmp_path / "out"
+    assert main(["assimilate", str(scenario), "--record", str(rec), "--out", str(out), "--members", "4",
+                 "--horizon-s", "0.5", "--forecast-interval-s", "100"]) == 0
+    res = pd.read_csv(out / "residuals.csv")
+    truth = pd.read_csv(rec / "truth.csv").set_index("time_s")["value"]
+    assert list(res.time_s) == [10.0, 30.0, 40.0]
+    at30 = res[res.time_s == 30.0].iloc[0]
+    # the members count the walkers over 20..30 s as the counter does, not over 10..30 s
+    assert abs(at30.before - truth[30.0]) < 0.5 * truth[30.0]
+    assert abs(at30.before - truth[30.0]) < abs(at30.before - (truth[20.0] + truth[30.0]))

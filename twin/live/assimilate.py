@@ -38,7 +38,7 @@ from twin.core.sensors import read_sensors
 from .filters import DEFAULT_GATE_K, enkf_update, localisation, merge_duplicates, particle_step
 from .forecast import MemberPool, forecast_frame, score
 from .observe import Observer
-from .synth import read_record
+from .synth import _is_tick, read_record, tick_times
 
 STREAM = 0xA551  # the filter's draws (prior, resampling, perturbed observations, kernels)
 METHODS = ("pf", "enkf")
@@ -64,7 +64,7 @@ class Member:
     run: object
     seed: int
     params: dict
-    cum: dict = field(default_factory=dict)  # count sensors: the cumulative value at their last tick
+    cum: dict = field(default_factory=dict)  # count sensors: (id, tick time) -> the cumulative value then
 
 
 class Assimilation:
@@ -152,17 +152,25 @@ class Assimilation:
             open_.append(Member(self._build(seed, params), seed, dict(params)))
         return filt, open_
 
-    def _predict(self, members: list[Member], sensors: list) -> np.ndarray:
-        """What each member's sensors read now (N × m); count sensors: the increase since their last tick."""
+    def _count_ticks(self, t: float, members: list[Member]) -> None:
+        """Every count sensor due at ``t`` (whether or not it reported): each member's cumulative value."""
+        due = [s for s in self.state_sensors if s.mode == "count" and _is_tick(t, s.interval_s)]
+        for m in members if due else ():
+            values = self.observer.read(m.run.model, due)
+            for s in due:
+                m.cum[(s.id, round(t, 6))] = 0.0 if math.isnan(values[s.id]) else values[s.id]
+
+    def _predict(self, t: float, members: list[Member], sensors: list) -> np.ndarray:
+        """What each member's sensors read at ``t`` (N × m); a count sensor: the increase over its interval."""
         out = np.full((len(members), len(sensors)), np.nan)
         for i, m in enumerate(members):
-            values = self.observer.read(m.run.model, sensors)
+            values = self.observer.read(m.run.model, [s for s in sensors if s.mode != "count"])
             for j, s in enumerate(sensors):
-                v = values[s.id]
                 if s.mode == "count":
-                    cum = 0.0 if math.isnan(v) else v
-                    v, m.cum[s.id] = cum - m.cum.get(s.id, 0.0), cum
-                out[i, j] = v
+                    now = m.cum.get((s.id, round(t, 6)), math.nan)
+                    out[i, j] = now - m.cum.get((s.id, round(t - s.interval_s, 6)), 0.0)
+                else:
+                    out[i, j] = values[s.id]
         return out
 
     # -- the filters -----------------------------------------------------------------------------------------
@@ -374,7 +382,8 @@ class Assimilation:
         every = self.s.forecast_interval_s
         fc_times = {round(k * every, 6) for k in range(1, int(math.floor(end / every + 1e-9)) + 1)
                     if k * every < end - 1e-9} if self.s.horizon_s > 0 else set()
-        times = sorted(set(self.obs) | set(self.forcing_msgs) | fc_times)
+        counts = [s for s in self.state_sensors if s.mode == "count"]
+        times = sorted(set(self.obs) | set(self.forcing_msgs) | fc_times | set(tick_times(counts, end)))
         filt, open_ = self._initial()
         self._record_params(0.0, filt)
         pool = MemberPool(self.s.workers)
@@ -382,12 +391,12 @@ class Assimilation:
             for t in times:
                 for m in filt + open_:
                     m.run.advance(t)  # a finished model stays as it ended: what its sensors read then
+                self._count_ticks(t, filt)
                 rows = self.obs.get(t, [])
                 if rows:
                     ids, y = merge_duplicates([sid for sid, _ in rows], [v for _, v in rows])
                     sensors = [self.by_id[i] for i in ids]
-                    self._predict(open_, sensors)  # keeps the open loop's counters in step
-                    filt = self._update(t, filt, self._predict(filt, sensors), sensors, y)
+                    filt = self._update(t, filt, self._predict(t, filt, sensors), sensors, y)
                     self._record_params(t, filt, self.weights)
                 filt, open_ = self._apply_forcings(t, [filt, open_])
                 if t in fc_times:
