@@ -39,7 +39,7 @@ def merge_duplicates(ids, values) -> tuple[list, np.ndarray]:
 def gate(predicted: np.ndarray, observed: np.ndarray, sd: np.ndarray, k: float = DEFAULT_GATE_K,
          weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(usable, rejected) masks over the observations: usable = finite, predicted by every member and
-    within the gate; rejected = finite but outside it (or predicted by no member)."""
+    within the gate; rejected = finite but outside it (or not predicted by every member)."""
     predicted = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
     observed = np.asarray(observed, dtype=np.float64)
     sd = np.asarray(sd, dtype=np.float64)
