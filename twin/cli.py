@@ -459,6 +459,8 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
 @click.option("--horizon-s", type=float, default=900.0, show_default=True, help="How far each forecast looks ahead.")
 @click.option("--gate", "gate_k", type=float, default=5.0, show_default=True,
               help="Reject a reading more than this many standard deviations (ensemble and noise) off.")
+@click.option("--obs-error", "obs_error", type=float, default=0.0, show_default=True,
+              help="A model error added to each sensor's declared noise: this share of the reading (0.1: 10 %).")
 @click.option("--localise-m", "localise_m", type=float, default=0.0, show_default=True,
               help="enkf: also correct the state the model declares correctable, each gauge within about twice "
                    "this many metres (Gaspari-Cohn half-width); 0: parameters only.")
@@ -468,7 +470,7 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
               "delays): estimate a forcing's scale from the state sensors instead.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
-               gate_k, localise_m, kernel, ignore_forcings, workers):
+               gate_k, obs_error, localise_m, kernel, ignore_forcings, workers):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
     from .live.assimilate import Assimilation, AssimilationSettings
@@ -480,6 +482,8 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
                     ("--workers", workers)):
         if not v > 0:
             raise UserError(f"{name} {v}: give a positive number.")
+    if not 0 <= obs_error < 10:
+        raise UserError(f"--obs-error {obs_error}: give a share of the reading from 0 to 10 (e.g. 0.1).")
     if not 0 <= localise_m < 1e6:
         raise UserError(f"--localise-m {localise_m}: give a distance in metres (0: correct parameters only).")
     if not 0 <= kernel < 10:
@@ -496,6 +500,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     check_out_dir(out)
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
                                     horizon_s=horizon_s, gate_k=gate_k, kernel=kernel, localise_m=localise_m,
+                                    obs_error=obs_error,
                                     use_forcings=not ignore_forcings,
                                     workers=workers)
     s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out)

@@ -69,6 +69,14 @@ def test_assimilation_beats_the_open_loop_and_finds_the_hidden_speed(world, meth
     assert (used.observed - used.after).abs().mean() < (used.observed - used.before).abs().mean()
 
 
+def test_a_model_error_flattens_the_particle_weights(world, tmp_path):
+    ess = {}
+    for name, extra in (("noise", []), ("model_error", ["--obs-error", "0.2"])):
+        assert _assimilate(world, tmp_path / name, "--horizon-s", "1", "--forecast-interval-s", "60", *extra) == 0
+        ess[name] = pd.read_csv(tmp_path / name / "updates.csv").ess.iloc[0]
+    assert ess["noise"] < ess["model_error"] <= 8
+
+
 def test_an_assimilation_is_reproducible_for_a_seed_on_one_or_two_workers(world):
     a, b = world["dir"] / "rep_a", world["dir"] / "rep_b"
     assert _assimilate(world, a, "--seed", "5") == 0
@@ -122,6 +130,7 @@ def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
     assert _assimilate(world, tmp_path / "o5", "--method", "enkf", "--estimate", "walkers=200..400") == 2
     assert "cannot continue a run with another value of" in capsys.readouterr().err
     assert _assimilate(world, tmp_path / "o6", "--kernel", "-1") == 2
+    assert _assimilate(world, tmp_path / "o7", "--obs-error", "-0.1") == 2
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o5").exists()
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
 

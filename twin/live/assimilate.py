@@ -53,6 +53,7 @@ class AssimilationSettings:
     horizon_s: float = 900.0
     gate_k: float = DEFAULT_GATE_K
     kernel: float = 0.2  # the parameters' kernel after resampling: this share of their spread
+    obs_error: float = 0.0  # a model error added to each sensor's noise: this share of the reading
     localise_m: float = 0.0  # enkf: correct the model's correctable state within 2 × this of a gauge (0: not)
     resample_below: float = 0.5  # pf: resample when the effective sample size falls below this share of N
     use_forcings: bool = True  # False: forcing readings are not applied (estimate a forcing's scale instead)
@@ -175,7 +176,9 @@ class Assimilation:
 
     # -- the filters -----------------------------------------------------------------------------------------
     def _update(self, t: float, members: list[Member], HX: np.ndarray, sensors: list, y: np.ndarray) -> list[Member]:
-        sd = np.array([max(s.noise_sd, 1e-6) for s in sensors])
+        # the sensor's declared noise, and what the model cannot represent: obs_error × the reading
+        sd = np.sqrt(np.array([s.noise_sd for s in sensors]) ** 2 + (self.s.obs_error * np.nan_to_num(np.abs(y))) ** 2)
+        sd = np.maximum(sd, 1e-6)
         wall = time.perf_counter()
         rng = np.random.default_rng([self.seed, STREAM, self.n_updates + 1])
         before = HX.mean(axis=0)
