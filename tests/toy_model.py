@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from twin.core.grid import GridField
-from twin.core.model_contract import (KPI, AlertRule, CityModel, FeatureFrame, FeatureStyle, FieldStyle, FilePath, Forcing,
+from twin.core.model_contract import (KPI, AlertRule, CityModel, Correctable, FeatureFrame, FeatureStyle, FieldStyle, FilePath, Forcing,
                                       Param, Snapshot, StateSpec, TimeSeries, splice_series)
 
 SYNC_S = 1.0  # adaptive stepping lands on every whole second, so any pause there is exact
@@ -58,6 +58,7 @@ class ToyModel(CityModel):
     report_interval_s = 5.0
     state_attrs = ("pos", "done_at", "max_count.values")
     state_specs = (StateSpec("pos"), StateSpec("done_at", nan=True, low=0.0), StateSpec("max_count.values", low=0.0))
+    correctable = (Correctable("max_count.values", "max_count", low=0.0),)  # for the filters' tests
 
     def __init__(self, city, **kw):
         super().__init__(city, **kw)

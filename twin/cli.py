@@ -450,6 +450,80 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
                f"outputs in {out}")
 
 
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--record", required=True, type=click.Path(path_type=Path),
+              help="A record of `citytwin feed synth` (or of real feeds in its form).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the assimilation's outputs.")
+@click.option("--method", type=click.Choice(["pf", "enkf"]), default="pf", show_default=True,
+              help="pf: particle filter (resampling); enkf: ensemble Kalman filter.")
+@click.option("--members", type=int, default=20, show_default=True, help="Ensemble members (particles).")
+@click.option("--estimate", "estimate", multiple=True, metavar="NAME=LOW..HIGH",
+              help="An uncertain parameter the filter estimates, its prior uniform over the range (repeatable).")
+@click.option("--seed", type=int, help="Override the scenario's seed (the filter's draws follow it).")
+@click.option("--intervention", "variant", help="Run this intervention instead of the baseline.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a parameter (repeatable).")
+@click.option("--forecast-interval-s", type=float, default=300.0, show_default=True,
+              help="A forecast of both ensembles every this many model seconds.")
+@click.option("--horizon-s", type=float, default=900.0, show_default=True, help="How far each forecast looks ahead.")
+@click.option("--gate", "gate_k", type=float, default=5.0, show_default=True,
+              help="Reject a reading more than this many standard deviations (ensemble and noise) off.")
+@click.option("--obs-error", "obs_error", type=float, default=0.0, show_default=True,
+              help="A model error added to each sensor's declared noise: this share of the reading (0.1: 10 %).")
+@click.option("--localise-m", "localise_m", type=float, default=0.0, show_default=True,
+              help="enkf: also correct the state the model declares correctable, each gauge within about twice "
+                   "this many metres (Gaspari-Cohn half-width); 0: parameters only.")
+@click.option("--kernel", type=float, default=0.2, show_default=True,
+              help="pf: a resampled copy's parameters move by this share of their spread (0: they keep their value).")
+@click.option("--ignore-forcings", is_flag=True, help="Do not apply the record's forcing readings (measured rain, "
+              "delays): estimate a forcing's scale from the state sensors instead.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
+def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
+               gate_k, obs_error, localise_m, kernel, ignore_forcings, workers):
+    """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
+    from twin.scenario import preflight
+    from .live.assimilate import Assimilation, AssimilationSettings
+    from twin.runs.runner import check_out_dir
+    from twin.runs.uncertainty import parse_ranges
+    from twin.scenario.scenario import load_scenario, parse_set
+
+    for name, v in (("--forecast-interval-s", forecast_interval_s), ("--horizon-s", horizon_s), ("--gate", gate_k),
+                    ("--workers", workers)):
+        if not v > 0:
+            raise UserError(f"{name} {v}: give a positive number.")
+    if not 0 <= obs_error < 10:
+        raise UserError(f"--obs-error {obs_error}: give a share of the reading from 0 to 10 (e.g. 0.1).")
+    if not 0 <= localise_m < 1e6:
+        raise UserError(f"--localise-m {localise_m}: give a distance in metres (0: correct parameters only).")
+    if not 0 <= kernel < 10:
+        raise UserError(f"--kernel {kernel}: give a share of the parameters' spread from 0 to 10 (e.g. 0.2).")
+    if members < 2:
+        raise UserError(f"--members {members}: a filter needs at least 2 members.")
+    overrides = parse_set(list(sets))
+    sc = load_scenario(scenario)
+    ranges = parse_ranges(sc, list(estimate), "--estimate") if estimate else []
+    taken = sorted({r.name for r in ranges} & set(overrides))
+    if taken:
+        raise UserError(f"--estimate and --set both give {taken[0]}; a parameter is either estimated or set.")
+    preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
+    check_out_dir(out)
+    settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
+                                    horizon_s=horizon_s, gate_k=gate_k, kernel=kernel, localise_m=localise_m,
+                                    obs_error=obs_error,
+                                    use_forcings=not ignore_forcings,
+                                    workers=workers)
+    s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out)
+    click.echo(f"assimilate ({method}, {members} members): {s['updates']} updates, {s['rejected']} readings "
+               f"rejected, {s['wall_s']:.1f} s; outputs in {out}")
+    for name, p in s["parameters"].items():
+        truth = f" (truth {p['truth']:g})" if p["truth"] is not None else ""
+        click.echo(f"  {name}: prior mean {p['prior_mean']:.4g}, estimate {p['final_mean']:.4g} "
+                   f"[p10 {p['final_p10']:.4g}, p90 {p['final_p90']:.4g}]{truth}")
+    for kpi, by in sorted(s["rmse"].items()):
+        if "open_loop" in by and "assimilated" in by:
+            click.echo(f"  RMSE {kpi}: open loop {by['open_loop']:.4g}, assimilated {by['assimilated']:.4g}")
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "citytwin" / "numba"))
     # numpy's BLAS would start its own threads for a single dot product (measured: a tourist-flow run
@@ -490,7 +564,7 @@ def main(argv=None) -> int:
     return 0
 
 
-PATH_OPTIONS = ("--out", "--city", "--from-state", "--observed")
+PATH_OPTIONS = ("--out", "--city", "--from-state", "--observed", "--record")
 
 
 def _refuse_empty_paths(args) -> None:

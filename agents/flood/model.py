@@ -24,7 +24,7 @@ from twin.core.errors import UserError
 from twin.core.grid import GridField
 from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
 from twin.core.limits import MAX_DURATION_S
-from twin.core.model_contract import (KPI, AlertRule, CityModel, Exchange, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
+from twin.core.model_contract import (KPI, AlertRule, CityModel, Correctable, Exchange, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       Forcing, LayerSpec, splice_series,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
@@ -547,6 +547,8 @@ class FloodModel(CityModel):
     state_attrs = (tuple(f"solver.{a}" for a in FloodSolver.STATE_ARRAYS + FloodSolver.STATE_SCALARS)
                    + tuple(f"exposure.{a}" for a in Exposure.STATE)
                    + tuple(f"evacuation.{a}" for a in Evacuation.STATE))
+    # the water depths a filter may correct from the water-level gauges (docs/assimilation.md)
+    correctable = (Correctable("solver.h", "depth", low=0.0),)
 
     # What a restored state may hold (docs/state_file.md): depths within physical bounds, the walkers'
     # route, shelter and node numbers within the tables they index.

@@ -36,7 +36,7 @@ from .grid import GridField
 from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "Exchange", "Forcing", "splice_series", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "Correctable", "Exchange", "Forcing", "splice_series", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
            "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
@@ -300,6 +300,18 @@ class LayerView:
 
 
 @dataclass(frozen=True)
+class Correctable:
+    """A state array a filter may correct (docs/assimilation.md): ``path``, an entry of
+    ``state_attrs`` holding a 2-D float array on the grid of the model's field ``field`` (its
+    ``FieldStyle``; the same rows and columns as that field's values), so that each element has a
+    place and a gauge corrects only its surroundings. Corrected values are kept at or above ``low``."""
+
+    path: str
+    field: str
+    low: float | None = None
+
+
+@dataclass(frozen=True)
 class StateSpec:
     """What one entry of ``state_attrs`` may hold when a saved state is restored (docs/state_file.md).
 
@@ -410,6 +422,7 @@ class CityModel(mesa.Model):
     state_specs: ClassVar[tuple[StateSpec, ...]] = ()  # one per entry of state_attrs (what a restore accepts)
     alerts: ClassVar[tuple[AlertRule, ...]] = ()  # default alert thresholds (command room); [alerts] edits them
     forcings: ClassVar[tuple[Forcing, ...]] = ()  # inputs a live feed may measure (docs/live.md)
+    correctable: ClassVar[tuple[Correctable, ...]] = ()  # state a filter may correct (docs/assimilation.md)
     # Coupling (docs/coupling.md): what this model hands to others at every sync point, and what it takes.
     publishes: ClassVar[tuple[Exchange, ...]] = ()
     accepts: ClassVar[tuple[Exchange, ...]] = ()

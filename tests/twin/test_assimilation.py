@@ -1,0 +1,190 @@
+"""A twin experiment on the toy model (docs/assimilation.md): a hidden truth whose walkers are 30 %
+faster than the prior's centre, counters east of two buildings read with noise, and
+``citytwin assimilate`` with each filter: the assimilated forecasts of the headline KPI beat the
+open loop's, the hidden speed is estimated closer to the truth than the prior, the run is
+reproducible for a seed, and bad readings (missing, duplicated, wildly wrong) are survived."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.factories import X0, Y0, make_tiny_city, write_scenario
+from twin.cli import main
+from twin.core.city import City
+from twin.core.errors import UserError
+from twin.core.sensors import Sensor, sensors_frame
+from twin.live.assimilate import rmse_table
+from twin.live.synth import synth
+from twin.scenario.scenario import load_scenario
+
+TRUTH = 1.3  # speed_mps of the hidden truth; the prior is uniform over 0.6..1.6 (centre 1.1)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("assim")
+    city = make_tiny_city(d)
+    sensors = [Sensor("E1", "people_counter", X0 + 25, Y0 + 25, "walkers_east", "-", "buildings", "B00001", 3.0, 5.0),
+               Sensor("E2", "people_counter", X0 + 70, Y0 + 25, "walkers_east", "-", "buildings", "B00002", 3.0, 5.0)]
+    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
+    scenario = write_scenario(d, city, "[parameters]\nwalkers = 300\ndistance_m = 60\njitter_mps = 0.3\n",
+                              duration_s=70, seed=3)
+    synth(load_scenario(scenario), {"speed_mps": TRUTH}, d / "record")
+    return {"dir": d, "scenario": scenario, "record": d / "record"}
+
+
+def _assimilate(world, out, *extra, record=None):
+    return main(["assimilate", str(world["scenario"]), "--record", str(record or world["record"]), "--out", str(out),
+                 "--members", "8", "--estimate", "speed_mps=0.6..1.6", "--forecast-interval-s", "20",
+                 "--horizon-s", "20", *extra])
+
+
+@pytest.mark.parametrize("method", ["pf", "enkf"])
+def test_assimilation_beats_the_open_loop_and_finds_the_hidden_speed(world, method):
+    out = world["dir"] / f"out_{method}"
+    assert _assimilate(world, out, "--method", method) == 0
+    skill = pd.read_csv(out / "skill.csv")
+    assert set(skill.method) == {"open_loop", "assimilated"}
+    table = rmse_table(skill[skill.lead_s >= 5])
+    rmse = table[table.kpi == "kpi.walkers_done"].set_index("method")["rmse"]
+    assert rmse["assimilated"] < 0.7 * rmse["open_loop"]  # the headline KPI's forecasts got better
+    params = pd.read_csv(out / "parameters.csv")
+    assert list(params.columns) == ["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"]
+    assert (params.p10 <= params.p50).all() and (params.p50 <= params.p90).all()
+    prior, final = params.iloc[0], params.iloc[-1]
+    assert prior.time_s == 0 and final.truth == TRUTH
+    assert abs(final["mean"] - TRUTH) < 0.75 * abs(prior["mean"] - TRUTH)  # closer than the prior
+    assert final.p90 - final.p10 < prior.p90 - prior.p10  # and it is surer of it
+    fc = pd.read_parquet(out / "forecasts.parquet")
+    assert set(fc.method) == {"open_loop", "assimilated"} and sorted(set(fc.issued_at)) == [20.0, 40.0, 60.0]
+    updates = pd.read_csv(out / "updates.csv")
+    assert len(updates) == 14 and (updates.used == 2).all() and (updates.rejected == 0).all()
+    res = pd.read_csv(out / "residuals.csv")
+    used = res[res.fate == "used"]
+    # the update pulls the members towards the readings
+    assert (used.observed - used.after).abs().mean() < (used.observed - used.before).abs().mean()
+
+
+def test_a_model_error_flattens_the_particle_weights(world, tmp_path):
+    ess = {}
+    for name, extra in (("noise", []), ("model_error", ["--obs-error", "0.2"])):
+        assert _assimilate(world, tmp_path / name, "--horizon-s", "1", "--forecast-interval-s", "60", *extra) == 0
+        ess[name] = pd.read_csv(tmp_path / name / "updates.csv").ess.iloc[0]
+    assert ess["noise"] < ess["model_error"] <= 8
+
+
+def test_an_assimilation_is_reproducible_for_a_seed_on_one_or_two_workers(world):
+    a, b = world["dir"] / "rep_a", world["dir"] / "rep_b"
+    assert _assimilate(world, a, "--seed", "5") == 0
+    assert _assimilate(world, b, "--seed", "5", "--workers", "2") == 0
+    for name in ("skill.csv", "parameters.csv", "residuals.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "members.parquet"), pd.read_parquet(b / "members.parquet"))
+
+
+def test_missing_duplicated_and_wild_readings_are_survived_and_counted(world, tmp_path):
+    rec = tmp_path / "record"
+    shutil.copytree(world["record"], rec)
+    msgs = [json.loads(x) for x in (rec / "messages.jsonl").read_text().splitlines()]
+    bad = []
+    for m in msgs:
+        if m["sensor"] == "E1" and m["time"] == 10.0:
+            continue  # missing
+        if m["sensor"] == "E2" and m["time"] == 15.0:
+            bad.append(dict(m))  # duplicated
+        if m["sensor"] == "E1" and m["time"] == 30.0:
+            m = {**m, "value": 1e6}  # wildly wrong
+        bad.append(m)
+    bad += [[1, 2], {"sensor": "E2", "time": "noon", "value": 1}, {"sensor": "E1", "time": 25.0, "value": "abc"}]
+    (rec / "messages.jsonl").write_text("".join(json.dumps(m) + "\n" for m in bad))
+    out = tmp_path / "out"
+    assert _assimilate(world, out, "--method", "pf", record=rec) == 0
+    updates = pd.read_csv(out / "updates.csv").set_index("time_s")
+    assert updates.loc[10.0, "observations"] == 1  # E1 missing: only E2 there
+    assert updates.loc[15.0, "observations"] == 2  # E2 twice: one reading
+    assert updates.loc[25.0, "observations"] == 2 and updates.loc[25.0, "used"] == 2  # "abc": no reading
+    assert updates.loc[30.0, "rejected"] == 1 and updates.rejected.sum() == 1
+    assert json.loads((out / "summary.json").read_text())["messages_skipped"] == 2
+    res = pd.read_csv(out / "residuals.csv")
+    wild = res[(res.time_s == 30.0) & (res.sensor == "E1")].iloc[0]
+    assert wild.fate == "rejected" and wild.before == wild.after
+    final = pd.read_csv(out / "parameters.csv").iloc[-1]
+    assert np.isfinite(final["mean"]) and abs(final["mean"] - TRUTH) < 0.15
+
+
+def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
+    assert _assimilate(world, tmp_path / "o1", record=tmp_path / "nowhere") == 2
+    assert "not a record" in capsys.readouterr().err
+    assert main(["assimilate", str(world["scenario"]), "--record", str(world["record"]), "--out",
+                 str(tmp_path / "o2"), "--estimate", "speed=1..2"]) == 2
+    assert 'no parameter "speed"' in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o3", "--members", "1") == 2
+    assert "at least 2 members" in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o4", "--set", "speed_mps=1.2") == 2
+    assert "either estimated or set" in capsys.readouterr().err
+    # a parameter the model cannot change in a continued run (the number of walkers sizes its arrays)
+    assert _assimilate(world, tmp_path / "o5", "--method", "enkf", "--estimate", "walkers=200..400") == 2
+    assert "cannot continue a run with another value of" in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o6", "--kernel", "-1") == 2
+    assert _assimilate(world, tmp_path / "o7", "--obs-error", "-0.1") == 2
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o5").exists()
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
+
+
+def test_the_enkf_corrects_the_declared_state_near_a_gauge(tmp_path, capsys):
+    """The toy declares its max_count grid correctable; a gauge reads it with little noise. With
+    --localise-m the forecasts start from corrected cells, so at lead 0 they read what the gauge read."""
+    city = make_tiny_city(tmp_path)
+    sensors = [Sensor("M1", "grid", X0 + 100, Y0 + 50, "max_count", "-", noise_sd=0.3, interval_s=5.0)]
+    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
+    scenario = write_scenario(tmp_path, city, "[parameters]\nwalkers = 300\ndistance_m = 60\njitter_mps = 0.3\n",
+                              duration_s=30, seed=3)
+    synth(load_scenario(scenario), {"speed_mps": TRUTH}, tmp_path / "record")
+    lead0 = {}
+    for name, extra in (("params", []), ("state", ["--localise-m", "20"])):
+        out = tmp_path / name
+        assert main(["assimilate", str(scenario), "--record", str(tmp_path / "record"), "--out", str(out),
+                     "--method", "enkf", "--members", "8", "--estimate", "speed_mps=0.6..1.6",
+                     "--forecast-interval-s", "10", "--horizon-s", "10", *extra]) == 0
+        skill = pd.read_csv(out / "skill.csv")
+        s = skill[(skill.kpi == "sensor.M1") & (skill.lead_s == 0) & (skill.method == "assimilated")]
+        lead0[name] = float(np.sqrt(np.mean(s.rmse ** 2)))
+    assert lead0["state"] < 0.5 * lead0["params"]
+    # a model that declares nothing correctable: said before anything runs
+    from twin.live.assimilate import Assimilation, AssimilationSettings
+
+    from tests.toy_model import ToyModel
+
+    class Bare(ToyModel):
+        correctable = ()
+
+    sc = load_scenario(scenario)
+    sc.model_class = lambda: Bare
+    with pytest.raises(UserError, match="declares no state a filter may correct"):
+        Assimilation(sc, tmp_path / "record", [], AssimilationSettings(method="enkf", localise_m=10.0))
+
+
+def test_a_counter_is_predicted_over_its_own_interval_even_after_a_missing_reading(tmp_path):
+    city = make_tiny_city(tmp_path)
+    sensors = [Sensor("C1", "people_counter", X0 + 25, Y0 + 25, "walkers_east", "-", "buildings", "B00001", 1.0, 10.0,
+                      "count")]
+    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
+    scenario = write_scenario(tmp_path, city, "[parameters]\nwalkers = 300\ndistance_m = 60\n", duration_s=40, seed=3)
+    rec = tmp_path / "record"
+    synth(load_scenario(scenario), {}, rec)
+    lines = [x for x in (rec / "messages.jsonl").read_text().splitlines() if json.loads(x)["time"] != 20.0]
+    (rec / "messages.jsonl").write_text("\n".join(lines) + "\n")  # the reading at 20 s is lost
+    out = tmp_path / "out"
+    assert main(["assimilate", str(scenario), "--record", str(rec), "--out", str(out), "--members", "4",
+                 "--horizon-s", "0.5", "--forecast-interval-s", "100"]) == 0
+    res = pd.read_csv(out / "residuals.csv")
+    truth = pd.read_csv(rec / "truth.csv").set_index("time_s")["value"]
+    assert list(res.time_s) == [10.0, 30.0, 40.0]
+    at30 = res[res.time_s == 30.0].iloc[0]
+    # the members count the walkers over 20..30 s as the counter does, not over 10..30 s
+    assert abs(at30.before - truth[30.0]) < 0.5 * truth[30.0]
+    assert abs(at30.before - truth[30.0]) < abs(at30.before - (truth[20.0] + truth[30.0]))

@@ -1,0 +1,138 @@
+"""The filters of twin/live/filters.py on cases with known answers: a linear-Gaussian model, where the
+Kalman filter's posterior is exact; weights and resampling that conserve what they must; bad
+observations (missing, duplicated, wildly wrong) survived."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twin.live.filters import (effective_sample_size, enkf_update, gaspari_cohn, gate, kalman_update, localisation,
+                               merge_duplicates, normalise_log_weights, particle_step, systematic_resample)
+
+# a linear-Gaussian model: three state elements (two of them correlated), one parameter; two gauges
+MEAN = np.array([1.0, 2.0, -1.0, 0.5])
+COV = np.array([[1.0, 0.6, 0.0, 0.2],
+                [0.6, 2.0, 0.3, 0.0],
+                [0.0, 0.3, 0.5, 0.1],
+                [0.2, 0.0, 0.1, 0.3]])
+H = np.array([[1.0, 0.0, 0.0, 1.0],    # gauge 1 sees element 0 plus the parameter
+              [0.0, 0.5, 0.5, 0.0]])   # gauge 2 sees the mean of elements 1 and 2
+Y = np.array([2.5, 0.0])
+SD = np.array([0.5, 0.3])
+
+
+def test_the_enkf_with_a_large_ensemble_matches_the_kalman_filters_exact_posterior():
+    rng = np.random.default_rng(1)
+    X = rng.multivariate_normal(MEAN, COV, size=40_000)
+    up = enkf_update(X, X @ H.T, Y, SD, np.random.default_rng(2))
+    mean, cov = kalman_update(MEAN, COV, H, Y, SD)
+    # sampling error of a 40,000-member ensemble: about 1 / sqrt(40,000) = 0.005 of a standard deviation
+    assert np.abs(up.members.mean(axis=0) - mean).max() < 0.03
+    assert np.allclose(np.var(up.members, axis=0, ddof=1), np.diag(cov), rtol=0.05)
+    assert np.allclose(np.cov(up.members.T), cov, atol=0.03)
+    assert up.used.all() and not up.rejected.any()
+    assert np.var(up.members[:, 3]) < COV[3, 3]  # the parameter, seen only through gauge 1, is learnt too
+
+
+def test_the_enkf_is_reproducible_for_a_seed():
+    X = np.random.default_rng(1).multivariate_normal(MEAN, COV, size=50)
+    a = enkf_update(X, X @ H.T, Y, SD, np.random.default_rng(7)).members
+    b = enkf_update(X, X @ H.T, Y, SD, np.random.default_rng(7)).members
+    assert np.array_equal(a, b)
+
+
+def test_gaspari_cohn_is_one_at_zero_zero_from_twice_the_half_width_and_smooth():
+    r = np.linspace(0, 2.5, 251)
+    g = gaspari_cohn(r)
+    assert g[0] == 1.0 and np.all(g[r >= 2.0] == 0.0)
+    assert np.all(np.diff(g) <= 1e-12)  # decreasing
+    assert abs(gaspari_cohn(1.0 - 1e-9) - gaspari_cohn(1.0 + 1e-9)) < 1e-6  # continuous at 1
+    assert gaspari_cohn(1.0) == pytest.approx(5 / 24)
+
+
+def test_localisation_keeps_a_gauge_from_correcting_what_lies_far_from_it():
+    rng = np.random.default_rng(3)
+    n = 200
+    X = rng.normal(size=(n, 3)) + rng.normal(size=(n, 1))  # correlated everywhere: spurious reach
+    HX = X[:, [0]]
+    state_xy = np.array([[0.0, 0.0], [150.0, 0.0], [5000.0, 0.0]])
+    rho_xs, rho_yy = localisation([[0.0, 0.0]], state_xy, half_width_m=200.0)
+    up = enkf_update(X, HX, np.array([3.0]), np.array([0.5]), rng, rho_xs, rho_yy)
+    assert np.array_equal(up.members[:, 2], X[:, 2])  # 5 km away: untouched
+    moved = np.abs(up.members.mean(axis=0) - X.mean(axis=0))
+    assert moved[0] > moved[1] > 0  # near the gauge: corrected, less so further out
+    # a global parameter (no position) is corrected by every gauge
+    rho_xs, _ = localisation([[0.0, 0.0]], np.array([[np.nan, np.nan]]), 200.0)
+    assert rho_xs[0, 0] == 1.0
+
+
+def test_the_enkf_skips_a_missing_observation_merges_a_duplicate_and_gates_a_wild_one():
+    X = np.random.default_rng(1).multivariate_normal(MEAN, COV, size=500)
+    HX = X @ H.T
+    only_first = enkf_update(X, HX[:, :1], Y[:1], SD[:1], np.random.default_rng(5)).members
+    missing = enkf_update(X, HX, np.array([Y[0], np.nan]), SD, np.random.default_rng(5))
+    assert np.array_equal(missing.members, only_first)
+    assert missing.used.tolist() == [True, False] and not missing.rejected.any()
+    wild = enkf_update(X, HX, np.array([Y[0], 1e6]), SD, np.random.default_rng(5))
+    assert np.array_equal(wild.members, only_first)  # the wild reading changed nothing...
+    assert wild.rejected.tolist() == [False, True]  # ...and is counted
+    allwild = enkf_update(X, HX, np.array([-1e6, 1e6]), SD, np.random.default_rng(5))
+    assert np.array_equal(allwild.members, X) and allwild.rejected.all()
+    ids, vals = merge_duplicates(["g1", "g2", "g1"], [2.0, np.nan, 4.0])
+    assert ids == ["g1", "g2"] and vals[0] == 3.0 and np.isnan(vals[1])
+
+
+def test_the_gate_widens_with_the_ensemble_spread():
+    pred = np.array([[0.0], [2.0]])  # mean 1, variance 1
+    usable, rejected = gate(pred, np.array([5.0]), np.array([1.0]), k=3.0)  # 4 / sqrt(2) = 2.8 sigma
+    assert usable.all() and not rejected.any()
+    usable, rejected = gate(pred, np.array([6.0]), np.array([1.0]), k=3.0)  # 3.5 sigma
+    assert rejected.all() and not usable.any()
+
+
+def test_particle_weights_sum_to_one_and_survive_underflow():
+    w = normalise_log_weights(np.array([-1e4, -1e4 - 1.0, -np.inf, np.nan]))
+    assert w.sum() == pytest.approx(1.0) and w[2] == 0 and w[3] == 0
+    assert w[0] / w[1] == pytest.approx(np.e)
+    assert np.allclose(normalise_log_weights(np.full(4, -np.inf)), 0.25)
+    assert effective_sample_size(np.full(10, 0.1)) == pytest.approx(10)
+    assert effective_sample_size(np.eye(10)[3]) == pytest.approx(1)
+
+
+def test_systematic_resampling_preserves_the_count_and_gives_each_its_share():
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        n = int(rng.integers(2, 60))
+        w = rng.dirichlet(np.full(n, 0.3))
+        idx = systematic_resample(w, rng)
+        assert len(idx) == n and np.all(np.diff(idx) >= 0)
+        counts = np.bincount(idx, minlength=n)
+        assert counts.sum() == n
+        assert np.all(counts >= np.floor(n * w - 1e-9)) and np.all(counts <= np.ceil(n * w + 1e-9))
+
+
+def test_a_particle_filter_on_a_linear_gaussian_scalar_converges_to_the_kalman_answer():
+    rng = np.random.default_rng(8)
+    x = rng.normal(0.0, 1.0, 100_000)  # prior N(0, 1); y = x + N(0, 0.5²) observed as 1
+    up = particle_step(x[:, None], np.array([1.0]), np.array([0.5]), rng)
+    mean, cov = kalman_update(np.zeros(1), np.eye(1), np.eye(1), np.array([1.0]), np.array([0.5]))
+    assert mean[0] == pytest.approx(0.8) and cov[0, 0] == pytest.approx(0.2)
+    assert up.weights.sum() == pytest.approx(1.0)
+    assert float(up.weights @ x) == pytest.approx(mean[0], abs=0.01)  # importance weights
+    children = x[up.parents]  # and the resampled particles
+    assert up.resampled and len(children) == len(x)
+    assert children.mean() == pytest.approx(mean[0], abs=0.01)
+    assert children.var() == pytest.approx(cov[0, 0], rel=0.03)
+    assert 0 < up.ess < len(x)
+
+
+def test_the_particle_filter_skips_missing_and_gates_wild_observations():
+    rng = np.random.default_rng(9)
+    x = rng.normal(0.0, 1.0, (200, 2))
+    up = particle_step(x, np.array([np.nan, 1e6]), np.array([0.5, 0.5]), rng)
+    assert np.allclose(up.weights, 1 / 200) and not up.resampled  # nothing usable: nothing changes
+    assert up.rejected.tolist() == [False, True] and not up.used.any()
+    up = particle_step(x, np.array([0.5, 1e6]), np.array([0.5, 0.5]), rng, resample_below=0.0)
+    ref = np.exp(-0.5 * ((x[:, 0] - 0.5) / 0.5) ** 2)
+    assert np.allclose(up.weights, ref / ref.sum())  # only the first one counted
+    assert not up.resampled and np.array_equal(up.parents, np.arange(200))

@@ -1,0 +1,500 @@
+"""``citytwin assimilate``: a recorded day through a filter, as fast as it goes (docs/assimilation.md).
+
+Two ensembles of the same N members start alike: member k has its own seed and its own draw of the
+estimated parameters (``--estimate NAME=LOW..HIGH``, uniform over the range: the prior). Both
+advance to every time a sensor reported. The open loop never looks at the readings; the filtered
+ensemble is corrected by them:
+
+- ``pf`` (sequential importance resampling): each member is weighted by the Gaussian likelihood of
+  the readings (each sensor's declared ``noise_sd``), then the ensemble is resampled (systematic).
+  A member drawn once keeps its run; each further copy is restored from its parent's state
+  (``Run(state=...)``), reseeded (a replication number of its own: no two share a future) and its
+  parameters moved by a small kernel (so that they do not collapse onto a few values).
+- ``enkf`` (stochastic ensemble Kalman filter): the augmented vector is the estimated parameters,
+  with ``localise_m`` the cells near the gauges of the state the model declares ``correctable``, and
+  what each member predicts at the sensors; the gain is localised (Gaspari-Cohn), the cells are
+  corrected in place and every member continues from its state with its updated parameters.
+
+Forcing readings (a declared ``Forcing``) act on both ensembles as in live mode; an estimated
+parameter keeps its member's value even where a forcing sets it. Every ``forecast_interval_s`` both
+ensembles issue a forecast ``horizon_s`` ahead (``forecast.member_task``), scored against the record:
+the sensors' readings and the truth's KPIs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from twin.core.errors import UserError
+from twin.core.files import atomic_dir, atomic_file, write_json
+from twin.core.limits import MAX_SEED
+from twin.core.params import plain_value
+from twin.core.sensors import read_sensors
+from .filters import DEFAULT_GATE_K, enkf_update, localisation, merge_duplicates, particle_step
+from .forecast import MemberPool, forecast_frame, score
+from .observe import Observer
+from .synth import _is_tick, read_record, tick_times
+
+STREAM = 0xA551  # the filter's draws (prior, resampling, perturbed observations, kernels)
+METHODS = ("pf", "enkf")
+OPEN_LOOP, ASSIMILATED = "open_loop", "assimilated"
+
+
+@dataclass
+class AssimilationSettings:
+    method: str = "pf"
+    members: int = 20
+    forecast_interval_s: float = 300.0
+    horizon_s: float = 900.0
+    gate_k: float = DEFAULT_GATE_K
+    kernel: float = 0.2  # the parameters' kernel after resampling: this share of their spread
+    obs_error: float = 0.0  # a model error added to each sensor's noise: this share of the reading
+    localise_m: float = 0.0  # enkf: correct the model's correctable state within 2 × this of a gauge (0: not)
+    resample_below: float = 0.5  # pf: resample when the effective sample size falls below this share of N
+    use_forcings: bool = True  # False: forcing readings are not applied (estimate a forcing's scale instead)
+    workers: int = 1
+
+
+@dataclass
+class Member:
+    run: object
+    seed: int
+    params: dict
+    cum: dict = field(default_factory=dict)  # count sensors: (id, tick time) -> the cumulative value then
+
+
+class Assimilation:
+    def __init__(self, scenario, record: Path, ranges: list, settings: AssimilationSettings,
+                 variant: str | None = None, seed: int | None = None, overrides: dict | None = None, log=print):
+        from twin.scenario.scenario import BASELINE
+
+        if settings.method not in METHODS:
+            raise UserError(f"--method {settings.method}: give one of {', '.join(METHODS)}.")
+        if settings.members < 2:
+            raise UserError(f"--members {settings.members}: a filter needs at least 2 members.")
+        if settings.method == "enkf" and settings.localise_m > 0 and not scenario.model_class().correctable:
+            raise UserError(f"--localise-m {settings.localise_m:g}: model {scenario.model} declares no state a filter "
+                            "may correct; leave --localise-m out to estimate parameters only.")
+        self.sc, self.s, self.ranges = scenario, settings, list(ranges)
+        self.record_path = Path(record)
+        self.record, msgs = read_record(self.record_path)
+        if self.record.get("model") != scenario.model:
+            raise UserError(f"{self.record_path}: the record is of model {self.record.get('model')!r}, the scenario "
+                            f"{scenario.where} runs model {scenario.model!r}; give the record made from it.")
+        self.variant = variant or BASELINE
+        self.seed = scenario.seed if seed is None else int(seed)
+        self.base = dict(overrides or {})
+        self._log = log
+        sensors = read_sensors(scenario.load_city())
+        self.observer = Observer(scenario.model_class(), sensors)
+        self.state_sensors = self.observer.state_sensors
+        self.by_id = {s.id: s for s in self.state_sensors}
+        self.obs: dict[float, list[tuple[str, float]]] = {}
+        self.forcing_msgs: dict[float, list[tuple[str, str, float]]] = {}
+        self.skipped = 0  # messages of no sensor of this model, or with a time that is not seconds in the run
+        for m in msgs:
+            r = self.observer.by_id.get(str(m.get("sensor"))) if isinstance(m, dict) else None
+            t = _number(m.get("time")) if r is not None else math.nan
+            if r is None or not math.isfinite(t) or not 0 < t <= scenario.duration_s + 1e-9:
+                self.skipped += 1
+                continue
+            t, v = round(t, 6), _number(m.get("value"))  # a value that is not a number: a missing reading
+            if r.how == "forcing":
+                if math.isfinite(v):
+                    self.forcing_msgs.setdefault(t, []).append((r.sensor.id, str(m.get("feature", "")), v))
+            else:
+                self.obs.setdefault(t, []).append((r.sensor.id, v))
+        if not self.obs:
+            raise UserError(f"{self.record_path}: no reading of a sensor model {scenario.model} can be read at; "
+                            "nothing to assimilate.")
+        self.readings: dict[str, list] = {}
+        self.forced: dict = {}
+        self.rng = np.random.default_rng([self.seed, STREAM])
+        self.n_updates = 0
+        self._cells = None  # enkf with --localise-m: the correctable state elements near the gauges
+        self.weights = np.full(settings.members, 1.0 / settings.members)  # pf: carried between resamplings
+        self.param_rows: list[dict] = []
+        self.update_rows: list[dict] = []
+        self.residual_rows: list[dict] = []
+        self.quantiles: list[pd.DataFrame] = []
+        self.members_frames: list[pd.DataFrame] = []
+        self.skill: list[dict] = []
+        self.truth = self._truth()
+
+    def log(self, text: str) -> None:
+        if self._log:
+            self._log(text)
+
+    # -- the ensembles ------------------------------------------------------------------------------------
+    def _overrides(self, params: dict) -> dict:
+        return {**self.base, **self.forced, **params}
+
+    def _build(self, seed: int, params: dict, state: bytes | None = None, replication: int = 0):
+        from twin.core.state_file import state_from_bytes
+        from twin.runs.runner import Run
+
+        st = state_from_bytes(state, "assimilation member") if state is not None else None
+        return Run(self.sc, self.variant, seed, self._overrides(params), state=st, replication=replication,
+                   outputs=False)
+
+    def _initial(self) -> tuple[list[Member], list[Member]]:
+        n = self.s.members
+        u = self.rng.random((n, len(self.ranges)))
+        filt, open_ = [], []
+        for k in range(n):
+            seed = int((self.seed * 1_000_003 + k + 1) % (MAX_SEED + 1))
+            params = {r.name: r.scale(u[k, j]) for j, r in enumerate(self.ranges)}
+            filt.append(Member(self._build(seed, params), seed, dict(params)))
+            open_.append(Member(self._build(seed, params), seed, dict(params)))
+        return filt, open_
+
+    def _count_ticks(self, t: float, members: list[Member]) -> None:
+        """Every count sensor due at ``t`` (whether or not it reported): each member's cumulative value."""
+        due = [s for s in self.state_sensors if s.mode == "count" and _is_tick(t, s.interval_s)]
+        for m in members if due else ():
+            values = self.observer.read(m.run.model, due)
+            for s in due:
+                m.cum[(s.id, round(t, 6))] = 0.0 if math.isnan(values[s.id]) else values[s.id]
+
+    def _predict(self, t: float, members: list[Member], sensors: list) -> np.ndarray:
+        """What each member's sensors read at ``t`` (N × m); a count sensor: the increase over its interval."""
+        out = np.full((len(members), len(sensors)), np.nan)
+        for i, m in enumerate(members):
+            values = self.observer.read(m.run.model, [s for s in sensors if s.mode != "count"])
+            for j, s in enumerate(sensors):
+                if s.mode == "count":
+                    now = m.cum.get((s.id, round(t, 6)), math.nan)
+                    out[i, j] = now - m.cum.get((s.id, round(t - s.interval_s, 6)), 0.0)
+                else:
+                    out[i, j] = values[s.id]
+        return out
+
+    # -- the filters -----------------------------------------------------------------------------------------
+    def _update(self, t: float, members: list[Member], HX: np.ndarray, sensors: list, y: np.ndarray) -> list[Member]:
+        # the sensor's declared noise, and what the model cannot represent: obs_error × the reading
+        sd = np.sqrt(np.array([s.noise_sd for s in sensors]) ** 2 + (self.s.obs_error * np.nan_to_num(np.abs(y))) ** 2)
+        sd = np.maximum(sd, 1e-6)
+        wall = time.perf_counter()
+        rng = np.random.default_rng([self.seed, STREAM, self.n_updates + 1])
+        before = HX.mean(axis=0)
+        ess = float(len(members))
+        if self.s.method == "pf":
+            up = particle_step(HX, y, sd, rng, prior_weights=self.weights, resample_below=self.s.resample_below,
+                               gate_k=self.s.gate_k)
+            after = up.weights @ HX
+            if up.resampled:
+                members = self._resample(members, up.parents, rng)
+                self.weights = np.full(len(members), 1.0 / len(members))
+            else:
+                self.weights = up.weights
+            ess, used, rejected = up.ess, up.used, up.rejected
+        else:
+            P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64).reshape(
+                len(members), len(self.ranges))
+            cells = self._correctable_cells(members[0])
+            S = np.hstack([np.array([_array(m.run.model, c.path).reshape(-1)[idx] for m in members], dtype=np.float64)
+                           for c, idx, _ in cells]) if cells else np.zeros((len(members), 0))
+            rho_xs = rho_yy = None
+            if cells:  # a gauge corrects the cells around it; the parameters are global
+                obs_xy = np.array([[s.x, s.y] for s in sensors])
+                state_xy = np.vstack([np.full((P.shape[1], 2), np.nan)] + [xy for _, _, xy in cells] + [obs_xy])
+                rho_xs, rho_yy = localisation(obs_xy, state_xy, self.s.localise_m)
+            up = enkf_update(np.hstack([P, S, HX]), HX, y, sd, rng, rho_xs, rho_yy, gate_k=self.s.gate_k)
+            used, rejected = up.used, up.rejected
+            p, k = P.shape[1], S.shape[1]
+            after = up.members[:, p + k:].mean(axis=0)
+            if used.any() and cells:
+                for i, m in enumerate(members):
+                    j = p
+                    for c, idx, _ in cells:
+                        flat = _array(m.run.model, c.path).reshape(-1)  # a view: corrected in place
+                        new = up.members[i, j:j + len(idx)]
+                        flat[idx] = np.maximum(new, c.low) if c.low is not None else new
+                        j += len(idx)
+            if used.any() and (self.ranges or cells):
+                members = [self._with_params(m, self._clip(up.members[i, :p]), 0, rebuild=bool(cells))
+                           for i, m in enumerate(members)]
+        self.n_updates += 1
+        missing = ~np.isfinite(y)
+        self.update_rows.append({"time_s": t, "method": self.s.method, "observations": len(y),
+                                 "used": int(used.sum()), "rejected": int(rejected.sum()),
+                                 "missing": int(missing.sum()), "ess": ess,
+                                 "wall_s": round(time.perf_counter() - wall, 4)})
+        for j, s in enumerate(sensors):
+            fate = "used" if used[j] else "rejected" if rejected[j] else "missing"
+            self.residual_rows.append({"time_s": t, "sensor": s.id, "observed": y[j], "before": before[j],
+                                       "after": after[j] if used.any() else before[j], "fate": fate})
+        if rejected.any():
+            self.log(f"[t = {t:g} s] rejected by the gate: "
+                     + ", ".join(f"{s.id} = {y[j]:g}" for j, s in enumerate(sensors) if rejected[j]))
+        return members
+
+    def _clip(self, values) -> dict:
+        return {r.name: r.value(min(max(float(v), r.low), r.high)) for r, v in zip(self.ranges, values)}
+
+    def _resample(self, members: list[Member], parents: np.ndarray, rng) -> list[Member]:
+        """Children of the drawn parents: the first copy of a parent is the parent; each further copy is
+        restored from its state, reseeded and its parameters moved by the kernel."""
+        P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64)
+        spread = P[parents].std(axis=0) if self.ranges else np.zeros(0)
+        widths = np.array([max(self.s.kernel * sp, 0.01 * (r.high - r.low)) if self.s.kernel > 0 else 0.0
+                           for sp, r in zip(spread, self.ranges)])
+        seen: set[int] = set()
+        out = []
+        for i, p in enumerate(int(x) for x in parents):
+            parent = members[p]
+            if p not in seen:
+                seen.add(p)
+                out.append(parent)
+                continue
+            moved = self._clip(P[p] + rng.normal(0.0, 1.0, len(self.ranges)) * widths)
+            # a replication number no other member ever had: this child's future is its own
+            out.append(self._with_params(parent, moved, self.n_updates * self.s.members + i + 1))
+        return out
+
+    def _correctable_cells(self, member: Member) -> list:
+        """(declaration, flat indices, cell centres) of the correctable state near the gauges: the cells
+        within twice the localisation half-width of a state sensor (beyond, the taper is 0)."""
+        if self._cells is not None:
+            return self._cells
+        self._cells = []
+        if not (self.s.method == "enkf" and self.s.localise_m > 0):
+            return self._cells
+        model = member.run.model
+        xy = np.array([[s.x, s.y] for s in self.state_sensors])
+        for c in type(model).correctable:
+            grid = model.field_values([c.field], model.snapshot())[c.field]
+            arr = _array(model, c.path)
+            if arr.shape != grid.values.shape or not arr.flags.c_contiguous:
+                raise ValueError(f"model {model.name}: correctable {c.path} is not a C-ordered array on the grid of "
+                                 f"field {c.field} ({arr.shape} against {grid.values.shape})")
+            xs, ys = grid.cell_centres()
+            X, Y = np.meshgrid(xs, ys)
+            d = np.min(np.hypot(X.reshape(-1, 1) - xy[:, 0], Y.reshape(-1, 1) - xy[:, 1]), axis=1)
+            idx = np.flatnonzero((d < 2 * self.s.localise_m) & np.isfinite(grid.values.reshape(-1)))
+            self._cells.append((c, idx, np.column_stack([X.reshape(-1)[idx], Y.reshape(-1)[idx]])))
+        return self._cells
+
+    def _with_params(self, m: Member, params: dict, replication: int, rebuild: bool = False) -> Member:
+        if not rebuild and replication == 0 and all(plain_value(m.params.get(k)) == plain_value(v) for k, v in params.items()):
+            return m
+        try:
+            run = self._build(m.seed, params, m.run.state_bytes(), replication)
+        except UserError as e:
+            changed = ", ".join(k for k, v in params.items() if plain_value(m.params.get(k)) != plain_value(v))
+            if not changed:
+                raise
+            raise UserError(f"--estimate: model {self.sc.model} cannot continue a run with another value of {changed} "
+                            f"({str(e).rstrip('.')}). Estimate another parameter, or with --method pf give --kernel 0 (the particles "
+                            "keep their drawn values).") from None
+        return Member(run, m.seed, dict(params), dict(m.cum))
+
+    # -- forcings --------------------------------------------------------------------------------------------
+    def _apply_forcings(self, t: float, ensembles: list[list[Member]]) -> list[list[Member]]:
+        due = self.forcing_msgs.get(round(t, 6))
+        if not due or not self.s.use_forcings:
+            return ensembles
+        changed = set()
+        for sid, feature, v in sorted(due):
+            q = self.observer.by_id[sid].sensor.value
+            self.readings.setdefault(q, []).append((t, feature, v))
+            changed.add(q)
+        model = ensembles[0][0].run.model
+        new = dict(self.forced)
+        for q in sorted(changed):
+            new.update(model.forced_parameters(q, self.readings[q]))
+        estimated = {r.name for r in self.ranges}
+        new = {k: v for k, v in new.items() if k not in estimated}
+        if new.keys() == self.forced.keys() and all(plain_value(self.forced[k]) == plain_value(v)
+                                                    for k, v in new.items()):
+            return ensembles
+        p = model.p
+        differ = [k for k, v in new.items() if k not in p or plain_value(p[k]) != plain_value(v)]
+        if not differ:  # a reading that changes nothing (the rain as planned) costs nothing
+            self.forced = new
+            return ensembles
+        self.forced = new
+        out = []
+        for members in ensembles:
+            out.append([Member(self._build(m.seed, m.params, m.run.state_bytes()), m.seed, m.params, m.cum)
+                        for m in members])
+        return out
+
+    # -- forecasts -----------------------------------------------------------------------------------------
+    def _truth(self) -> dict:
+        """What forecasts are scored against: the sensors' readings and the truth run's KPIs."""
+        truth: dict = {}
+        for t, rows in self.obs.items():
+            ids, vals = merge_duplicates([sid for sid, _ in rows], [v for _, v in rows])
+            for sid, v in zip(ids, vals):
+                if math.isfinite(v):
+                    truth[(t, f"sensor.{sid}")] = (float(v), "observed")
+        ts_path = self.record_path / "truth" / "timeseries.csv"
+        if ts_path.is_file():
+            ts = pd.read_csv(ts_path)
+            for row in ts.to_dict("records"):
+                t = round(float(row.pop("time_s")), 6)
+                for k, v in row.items():
+                    if isinstance(v, (int, float)) and math.isfinite(v):
+                        truth[(t, f"kpi.{k}")] = (float(v), "truth")
+        return truth
+
+    def _forecast(self, t: float, method: str, members: list[Member], pool: MemberPool,
+                  weights: np.ndarray | None = None) -> None:
+        """N members ``horizon_s`` ahead; a weighted ensemble (pf between resamplings) forecasts from a
+        systematic draw of its members by weight (each draw its own replication: its own future)."""
+        if weights is not None and not np.allclose(weights, weights[0]):
+            from .filters import systematic_resample
+
+            draw = systematic_resample(weights, np.random.default_rng([self.seed, STREAM, 0, int(round(t * 1000))]))
+            members = [members[i] for i in draw]
+        sc = self.sc
+        sensors = self.state_sensors
+        tasks = [(sc.raw, str(sc.path) if sc.path else None, str(sc.city_path), m.run.state_bytes(), self.variant,
+                  m.seed, self._overrides(m.params), k + 1, self.s.horizon_s, sensors, [s.id for s in sensors], [])
+                 for k, m in enumerate(members)]
+        results = pool.map(tasks)
+        errors = [r["error"] for r in results if "error" in r]
+        if errors:
+            raise UserError(f"{sc.where}: a forecast member failed at t = {t:g} s: {errors[0]}")
+        fc = forecast_frame(t, results)
+        self.quantiles.append(fc.quantiles().assign(method=method))
+        self.members_frames.append(fc.members.assign(issued_at=t, method=method))
+        self.skill += score(fc, self.truth, method)
+
+    def _record_params(self, t: float, members: list[Member], weights: np.ndarray | None = None) -> None:
+        hidden = self.record.get("overrides") or {}
+        w = np.full(len(members), 1.0 / len(members)) if weights is None else weights
+        for r in self.ranges:
+            v = np.array([m.params[r.name] for m in members], dtype=np.float64)
+            p10, p50, p90 = weighted_quantiles(v, w, (0.1, 0.5, 0.9))
+            truth = hidden.get(r.name, math.nan)
+            self.param_rows.append({"time_s": t, "parameter": r.name, "mean": float(w @ v), "p10": float(p10),
+                                    "p50": float(p50), "p90": float(p90),
+                                    "truth": float(truth) if isinstance(truth, (int, float)) else math.nan})
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+    def run(self, out: Path) -> dict:
+        started = time.perf_counter()
+        end = self.sc.duration_s
+        every = self.s.forecast_interval_s
+        fc_times = {round(k * every, 6) for k in range(1, int(math.floor(end / every + 1e-9)) + 1)
+                    if k * every < end - 1e-9} if self.s.horizon_s > 0 else set()
+        counts = [s for s in self.state_sensors if s.mode == "count"]
+        times = sorted(set(self.obs) | set(self.forcing_msgs) | fc_times | set(tick_times(counts, end)))
+        filt, open_ = self._initial()
+        self._record_params(0.0, filt)
+        pool = MemberPool(self.s.workers)
+        try:
+            for t in times:
+                for m in filt + open_:
+                    m.run.advance(t)  # a finished model stays as it ended: what its sensors read then
+                self._count_ticks(t, filt)
+                rows = self.obs.get(t, [])
+                if rows:
+                    ids, y = merge_duplicates([sid for sid, _ in rows], [v for _, v in rows])
+                    sensors = [self.by_id[i] for i in ids]
+                    filt = self._update(t, filt, self._predict(t, filt, sensors), sensors, y)
+                    self._record_params(t, filt, self.weights)
+                filt, open_ = self._apply_forcings(t, [filt, open_])
+                if t in fc_times:
+                    self._forecast(t, OPEN_LOOP, open_, pool)
+                    self._forecast(t, ASSIMILATED, filt, pool, self.weights)
+                    self.log(f"[t = {t:g} s] forecasts issued ({len(self.update_rows)} updates so far)")
+        finally:
+            pool.close()
+        summary = self._summary(time.perf_counter() - started)
+        self._write(Path(out), summary)
+        return summary
+
+    def _summary(self, wall_s: float) -> dict:
+        skill = pd.DataFrame(self.skill)
+        rmse = {}
+        if len(skill):
+            g = skill.groupby(["method", "kpi"])["rmse"].apply(lambda e: float(np.sqrt(np.mean(np.square(e)))))
+            for (method, kpi), v in g.items():
+                rmse.setdefault(kpi, {})[method] = v
+        params = pd.DataFrame(self.param_rows)
+        estimates = {}
+        for r in self.ranges:
+            p = params[params.parameter == r.name]
+            estimates[r.name] = {"prior_mean": float(p["mean"].iloc[0]), "final_mean": float(p["mean"].iloc[-1]),
+                                 "final_p10": float(p["p10"].iloc[-1]), "final_p90": float(p["p90"].iloc[-1]),
+                                 "truth": None if math.isnan(p["truth"].iloc[-1]) else float(p["truth"].iloc[-1])}
+        walls = [u["wall_s"] for u in self.update_rows]
+        return {"scenario": self.sc.name, "model": self.sc.model, "record": str(self.record_path),
+                "method": self.s.method, "members": self.s.members, "seed": self.seed,
+                "estimate": [r.text for r in self.ranges], "updates": len(self.update_rows),
+                "rejected": int(sum(u["rejected"] for u in self.update_rows)), "messages_skipped": self.skipped,
+                "missing": int(sum(u["missing"] for u in self.update_rows)),
+                "mean_update_wall_s": float(np.mean(walls)) if walls else 0.0, "wall_s": round(wall_s, 3),
+                "rmse": rmse, "parameters": estimates}
+
+    def _write(self, out: Path, summary: dict) -> None:
+        q = pd.concat(self.quantiles, ignore_index=True) if self.quantiles else pd.DataFrame(
+            columns=["issued_at", "lead_s", "name", "p10", "p50", "p90", "n", "method"])
+        q = q[["method"] + [c for c in q.columns if c != "method"]]
+        members = pd.concat(self.members_frames, ignore_index=True) if self.members_frames else pd.DataFrame(
+            columns=["lead_s", "name", "member", "value", "issued_at", "method"])
+        with atomic_dir(out) as tmp:
+            _parquet(q, tmp / "forecasts.parquet")
+            _parquet(members[["method", "issued_at", "lead_s", "name", "member", "value"]], tmp / "members.parquet")
+            _csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
+                                                   "rmse", "crps", "coverage"]), tmp / "skill.csv")
+            _csv(pd.DataFrame(self.param_rows, columns=["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"]),
+                 tmp / "parameters.csv")
+            _csv(pd.DataFrame(self.update_rows, columns=["time_s", "method", "observations", "used", "rejected",
+                                                         "missing", "ess", "wall_s"]), tmp / "updates.csv")
+            _csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
+                 tmp / "residuals.csv")
+            write_json(summary, tmp / "summary.json")
+
+
+def _array(model, path: str) -> np.ndarray:
+    obj = model
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _number(v) -> float:
+    if isinstance(v, bool):
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def weighted_quantiles(v: np.ndarray, w: np.ndarray, qs) -> list[float]:
+    """Quantiles of values ``v`` with weights ``w`` (uniform weights: numpy's linear quantiles)."""
+    order = np.argsort(v, kind="stable")
+    v, w = np.asarray(v, dtype=np.float64)[order], np.asarray(w, dtype=np.float64)[order]
+    if np.allclose(w, w[0]):
+        return [float(x) for x in np.quantile(v, qs)]
+    cdf = (np.cumsum(w) - 0.5 * w) / w.sum()  # each value at the middle of its weight
+    return [float(np.interp(q, cdf, v)) for q in qs]
+
+
+def _parquet(df: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path, "wb") as f:
+        df.to_parquet(f, index=False)
+
+
+def _csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path, "w", newline="") as f:
+        df.to_csv(f, index=False)
+
+
+def rmse_table(skill: pd.DataFrame, lead_s: float | None = None) -> pd.DataFrame:
+    """RMSE, mean CRPS and p10-p90 coverage by KPI and method (at one lead, or over all)."""
+    s = skill if lead_s is None else skill[(skill.lead_s - lead_s).abs() < 1e-6]
+    g = s.groupby(["kpi", "method"])
+    return pd.DataFrame({"rmse": g["rmse"].apply(lambda e: float(np.sqrt(np.mean(np.square(e))))),
+                         "crps": g["crps"].mean(), "coverage": g["coverage"].mean(), "n": g.size()}).reset_index()
+
