@@ -164,6 +164,9 @@ PARAMS = (
     P("flood_road_closed_depth_m", "m", 0.3, "Coupled with a flood (docs/coupling.md): roads where the water now stands "
       "deeper than this are impassable on foot (Shand et al. 2011; AIDR H2 and above) and tourists setting out route "
       "round them.", float, 0.0, 10.0),
+    P("flood_vehicle_closed_depth_m", "m", 0.3, "Coupled with a flood: roads where the water now stands deeper than "
+      "this are closed to the shuttle (Shand et al. 2011's interim limit for small vehicles, 0.3 m); rides set out "
+      "round them, or on foot where the shuttle is cut off.", float, 0.0, 10.0),
     P("flood_close_depth_m", "m", 0.15, "Coupled with a flood: an attraction whose water has stood deeper than this "
       "closes for the rest of the day (its queue is turned away, those inside finish their visit).", float, 0.0, 10.0),
     P("crowding_cell_m", "m", 25.0, "Cell size of the crowding field.", float, 5.0, 500.0),
@@ -335,6 +338,7 @@ class TouristFlowModel(CityModel):
         self.flood_closed_at = np.full(self.n_attr, np.nan)
         self.handed_over = np.zeros(len(self.arrival_ids), np.int64)
         self._closed_edges = np.zeros(len(self.net.graph.edge_len), bool)
+        self._closed_to_vehicles = np.zeros(len(self.net.graph.edge_len), bool)
         self._edge_cells = None  # (grid key, cell of each sample point, its edge) for road depths
         self._water: dict[str, GridField] = {}  # the flood's latest depth and speed (coupled runs)
 
@@ -932,20 +936,16 @@ class TouristFlowModel(CityModel):
             ok = depth.inside(row, col)
             self._edge_cells = (key, row[ok], col[ok], edge[ok])
         _, row, col, edge = self._edge_cells
-        deep = np.nan_to_num(depth.plane()[row, col]) > self.p["flood_road_closed_depth_m"]
-        closed = np.zeros(len(g.edge_len), bool)
-        closed[edge[deep]] = True
-        if np.array_equal(closed, self._closed_edges):
+        d = np.nan_to_num(depth.plane()[row, col])
+        closed = np.zeros((2, len(g.edge_len)), bool)  # on foot, to vehicles
+        closed[0, edge[d > self.p["flood_road_closed_depth_m"]]] = True
+        closed[1, edge[d > self.p["flood_vehicle_closed_depth_m"]]] = True
+        if np.array_equal(closed[0], self._closed_edges) and np.array_equal(closed[1], self._closed_to_vehicles):
             return
-        self._closed_edges = closed
-        net = self.net
-        edges = g.edge_seconds("walk", walk_mps=net.walk_mps)
-        edges = np.where(closed, np.inf, edges)
-        T, routes = net._mode(edges, net.node, net.access_s, np.ones(net.P, bool), None)
-        net.T[0] = T
-        self.engine.world.T[0] = T
-        if net.n_modes == 1:
-            net.routes = routes
+        self._closed_edges, self._closed_to_vehicles = closed
+        T, self.net.routes = self.net.closed(*closed)
+        self.net.T[:] = T
+        self.engine.world.T[:] = T
 
     def on_restore(self, same_params: bool) -> None:
         """A run continued as another variant keeps the history and takes this variant's levers from

@@ -115,10 +115,22 @@ class Network:
             return
         access = dist / self.walk_mps
         T_bus, bus_routes = self._mode(edges, node, access, served, ("tourist_flow shuttle", shuttle_kmh))
+        self._shuttle = (edges, node, access, served)  # to route again round closed roads
         self.T = np.stack([self.T[0], T_bus])
         self.routes = _concat(self.routes, bus_routes, self.P * self.P)
         self.n_modes = 2
         self.shuttle_served = served
+
+    def closed(self, walk_closed: np.ndarray, drive_closed: np.ndarray):
+        """(T, routes) with the road segments closed to walkers and to vehicles (the shuttle) cut:
+        pairs cut off get an infinite time."""
+        walk = np.where(walk_closed, np.inf, self.graph.edge_seconds("walk", walk_mps=self.walk_mps))
+        T_walk, routes = self._mode(walk, self.node, self.access_s, np.ones(self.P, bool), None)
+        if self.n_modes == 1:
+            return T_walk[None], routes
+        edges, node, access, served = self._shuttle
+        T_bus, bus_routes = self._mode(np.where(drive_closed, np.inf, edges), node, access, served, None)
+        return np.stack([T_walk, T_bus]), _concat(routes, bus_routes, self.P * self.P)
 
     def _mode(self, edge_s: np.ndarray, node: np.ndarray, access_s: np.ndarray, served: np.ndarray, cache_key):
         """Travel times between the served places and their routes (one route per ordered pair;

@@ -294,3 +294,38 @@ def test_uncertainty_multipliers_scale_demand_take_up_and_entry_time(mini):
     assert ran(online_checkin_share=1.0, compliance=0.0) == ran()
     # a slower gate by the scale is a slower gate by entry_time_factor: the same run
     assert ran(service_time_scale=2.0) == ran(entry_time_factor=2.0)
+
+
+def _water_over(city, xy, depth_m, radius_m=40.0, cell_m=10.0):
+    """A depth grid over the city: ``depth_m`` within ``radius_m`` of ``xy``, dry elsewhere."""
+    from twin.core.grid import GridField
+
+    x0, y0, x1, y1 = city.roads.total_bounds
+    cols, rows = int((x1 - x0) // cell_m) + 2, int((y1 - y0) // cell_m) + 2
+    cx = x0 + (np.arange(cols) + 0.5) * cell_m
+    cy = y1 + cell_m - (np.arange(rows) + 0.5) * cell_m
+    near = np.hypot(cx[None, :] - xy[0], cy[:, None] - xy[1]) <= radius_m
+    return GridField("surface_water__depth", np.where(near, depth_m, 0.0).astype(np.float32), x0, y1 + cell_m, cell_m)
+
+
+@pytest.mark.parametrize("vehicle_limit_m, rerouted", [(0.3, True), (1.0, False)])
+def test_the_shuttle_routes_round_roads_too_deep_for_vehicles(demo, vehicle_limit_m, rerouted):
+    m = day(demo, hours=0.1, shuttle_share=0.5, shuttle_stops=["ST", "A1", "A7", "CS2"],
+            flood_vehicle_closed_depth_m=vehicle_limit_m)
+    ids, P, R = m.place_ids, m.net.P, m.net.routes
+    a, b = ids.index("ST"), ids.index("A7")
+    k = P * P + a * P + b
+    before = m.net.T[1][a, b]
+    road_xy = R.xy[R.start[k]:R.end[k]][1:-1]
+    mid = road_xy[len(road_xy) // 2]  # a crossing halfway along the shuttle's route
+    m.accept("surface_water__depth", _water_over(demo, mid, 0.4))
+    T, R = m.net.T, m.net.routes
+    assert np.array_equal(T, m.engine.world.T)  # the engine routes by the same times
+    if not rerouted:  # 0.4 m is passable by a vehicle with a 1 m limit (walkers, at 0.3 m, are not)
+        assert T[1][a, b] == before and m._closed_edges.any() and not m._closed_to_vehicles.any()
+        return
+    assert m._closed_to_vehicles.any()
+    assert T[1][a, b] > before  # a detour, or no shuttle at all (inf)
+    if np.isfinite(T[1][a, b]):
+        new_xy = R.xy[R.start[k]:R.end[k]][1:-1]
+        assert np.min(np.hypot(*(new_xy - mid).T)) > 1.0  # the ride avoids the flooded crossing
