@@ -32,7 +32,7 @@ from .layout import (
     DISTRIBUTIONS, F_ARR, F_ARRIVE, F_BUDGET_END, F_DEP, F_FOLLOW, F_ONLINE, F_OVERNIGHT,
     F_PLATFORM, F_RESERVE, F_SHUTTLE, GATE, G_ATTR, G_ENTRY, G_FLAGS, G_FROM, G_HOTEL, G_MODE,
     G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISITS, HD_FREE,
-    HF_T_LAST, H_DESKS, H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, H_ROOMS, INSIDE,
+    HF_T_LAST, H_DESKS, H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_LET_UNTIL, H_PLACE, H_ROOMS, INSIDE,
     N_AD, N_ADF, N_AF, N_AI, N_CTR, N_GF, N_GI, N_HD, N_HDF, N_HF, N_HI, N_PAR, N_VF, N_VI,
     OBJ_CROWDING, OBJ_WAIT, PAR_HEADWAY, PAR_MAX_ENQ, PAR_MAX_VISITS, PAR_OBJECTIVE, PAR_ONLINE_S,
     PAR_PLATFORM_S, PAR_SLOT_LEN, PAR_T0, QUEUE, STATE_NAMES, TRAVELLING_STATES, WAIT_SLOT, World,
@@ -353,6 +353,7 @@ class TourismEngine:
         hf[:, H_DESK_MEAN] = pf(ho.checkin_time_s, "checkin_time_s", lo=0.0)
         hf[:, H_DESK_CV] = pf(ho.checkin_cv, "checkin_cv", lo=0.0)
         hf[:, H_ENQUIRY] = pf(ho.enquiry_s, "enquiry_s", lo=0.0)
+        hf[:, H_LET_UNTIL] = np.inf
         return hf, hi, free, ids
 
     # -- running -------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from .layout import (
     F_CHECKIN_START, F_DEP, F_DESK_START, F_FOLLOW, F_LEFT, F_MARK, F_ONLINE, F_OVERNIGHT,
     F_PLATFORM, F_RESERVE, F_SEARCH_END, F_SHUTTLE, GATE, G_ATTR, G_ENTRY, G_FLAGS, G_FROM, G_HOTEL,
     G_MODE, G_NEXT, G_PLACE, G_PLAN_K, G_ROOMS, G_SEARCH_K, G_SIZE, G_SLOT, G_STATE, G_TO, G_VISIT,
-    G_VISITS, HD_BUSY, HD_FREE, HD_JOINED, HD_PEAK_Q, HD_QP, HF_AREA_Q, HF_T_LAST, H_DESKS,
+    G_VISITS, HD_BUSY, HD_FREE, HD_JOINED, HD_PEAK_Q, HD_QP, HF_AREA_Q, HF_T_LAST, H_DESKS, H_LET_UNTIL,
     H_DESK_CV, H_DESK_DIST, H_DESK_MEAN, H_ENQUIRY, H_PLACE, IDLE, INSIDE, LEFT, OBJ_CROWDING,
     OUT_DONE, OUT_TURNED, PAR_HEADWAY, PAR_MAX_ENQ, PAR_MAX_VISITS, PAR_OBJECTIVE, PAR_ONLINE_S,
     PAR_PLATFORM_S, PAR_SLOT_LEN, PAR_T0, P_DROPPED, P_PENDING, P_TURNED, P_VISITED, QUEUE,
@@ -482,11 +482,11 @@ def search_step(g, now, gi, gf, hi, hotel_order, T, par, ht, hs, hid, todo, ctr)
 
 
 @njit(**NO_RC)
-def enquiry_done(g, now, gi, gf, hi, hd, hotel_order, T, par, ht, hs, hid, todo, ctr):
+def enquiry_done(g, now, gi, gf, hf, hi, hd, hotel_order, T, par, ht, hs, hid, todo, ctr):
     k = gi[g, G_SEARCH_K]
     h = hotel_order[gi[g, G_ENTRY], k]
     rooms = gi[g, G_ROOMS]
-    if hd[h, HD_FREE] >= rooms:
+    if hd[h, HD_FREE] >= rooms and now < hf[h, H_LET_UNTIL]:
         hd[h, HD_FREE] -= rooms
         gi[g, G_HOTEL] = h
         gf[g, F_SEARCH_END] = now
@@ -497,13 +497,13 @@ def enquiry_done(g, now, gi, gf, hi, hd, hotel_order, T, par, ht, hs, hid, todo,
 
 
 @njit(**NO_RC)
-def platform_done(g, now, gi, gf, hd, hotel_order, todo, ctr):
+def platform_done(g, now, gi, gf, hf, hd, hotel_order, todo, ctr):
     """The platform books the free room nearest (by travel time) to the entry point at once."""
     e = gi[g, G_ENTRY]
     rooms = gi[g, G_ROOMS]
     for k in range(hotel_order.shape[1]):
         h = hotel_order[e, k]
-        if hd[h, HD_FREE] >= rooms:
+        if hd[h, HD_FREE] >= rooms and now < hf[h, H_LET_UNTIL]:
             hd[h, HD_FREE] -= rooms
             gi[g, G_HOTEL] = h
             break
@@ -639,9 +639,9 @@ def _run(t_stop, key, T, af, ai, hf, hi, hotel_order, entry_place, par, plan, gi
                     h = hotel_order[gi[g, G_ENTRY], gi[g, G_SEARCH_K]]
                     heap_push(ht, hs, hid, ctr, now + hf[h, H_ENQUIRY], g)
                 elif st == SEARCH_ENQUIRY:
-                    enquiry_done(g, now, gi, gf, hi, hd, hotel_order, T, par, ht, hs, hid, todo, ctr)
+                    enquiry_done(g, now, gi, gf, hf, hi, hd, hotel_order, T, par, ht, hs, hid, todo, ctr)
                 elif st == SEARCH_PLATFORM:
-                    platform_done(g, now, gi, gf, hd, hotel_order, todo, ctr)
+                    platform_done(g, now, gi, gf, hf, hd, hotel_order, todo, ctr)
                 elif st == TRAVEL_HOTEL:
                     h = arrive_hotel(g, now, n_attr, gi, gf, par, hd, hdf, qh, qt, ht, hs, hid, ctr)
                     if h >= 0:

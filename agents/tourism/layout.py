@@ -84,8 +84,8 @@ AF_AREA_Q, AF_AREA_IN, AF_T_LAST = range(3)  # time integrals (person-seconds) u
 N_ADF = 3
 
 # -- hotels ------------------------------------------------------------------------------------
-H_DESK_MEAN, H_DESK_CV, H_ENQUIRY = range(3)
-N_HF = 3
+H_DESK_MEAN, H_DESK_CV, H_ENQUIRY, H_LET_UNTIL = range(4)  # H_LET_UNTIL: lets no room from then (flooded)
+N_HF = 4
 H_DESKS, H_DESK_DIST, H_PLACE, H_ROOMS = range(4)
 N_HI = 4
 HD_FREE, HD_BUSY, HD_QP, HD_PEAK_Q, HD_JOINED = range(5)

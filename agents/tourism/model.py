@@ -168,7 +168,8 @@ PARAMS = (
       "this are closed to the shuttle (Shand et al. 2011's interim limit for small vehicles, 0.3 m); rides set out "
       "round them, or on foot where the shuttle is cut off.", float, 0.0, 10.0),
     P("flood_close_depth_m", "m", 0.15, "Coupled with a flood: an attraction whose water has stood deeper than this "
-      "closes for the rest of the day (its queue is turned away, those inside finish their visit).", float, 0.0, 10.0),
+      "closes for the rest of the day (its queue is turned away, those inside finish their visit); a hotel lets no more "
+      "rooms (walk-in searchers ask the next; its guests stay).", float, 0.0, 10.0),
     P("crowding_cell_m", "m", 25.0, "Cell size of the crowding field.", float, 5.0, 500.0),
 )
 
@@ -263,7 +264,8 @@ class TouristFlowModel(CityModel):
     )
     # The engine's whole dynamic state, array by array (``EngineState`` maps the names onto the
     # engine's World); the road network, the routes and the static inputs are rebuilt.
-    state_attrs = tuple(f"engine_state.{f}" for f in STATE_FIELDS) + ("flood_closed_at", "handed_over")
+    state_attrs = tuple(f"engine_state.{f}" for f in STATE_FIELDS) + ("flood_closed_at", "hotel_flood_closed_at",
+                                                                         "handed_over")
     # What a restored state may hold (docs/state_file.md). The group, visit and counter tables mix
     # columns of several kinds: each column is bounded by what the kernels index with it (a place,
     # an attraction, a hotel, a group, a visit row; -1 where the kernels read -1 as "none") or by its
@@ -273,6 +275,7 @@ class TouristFlowModel(CityModel):
     _COL = ColumnSpec
     state_specs = (
         StateSpec("flood_closed_at", nan=True, low=0.0),  # engine time each attraction closed by water; NaN: open
+        StateSpec("hotel_flood_closed_at", nan=True, low=0.0),  # each hotel: when it stopped letting rooms; NaN: lets
         StateSpec("handed_over", low=0),  # persons handed over at each exit so far (coupled runs)
         StateSpec(_E + "key"),
         # groups handed over by another model are appended: the group tables may be longer than fresh
@@ -336,6 +339,7 @@ class TouristFlowModel(CityModel):
         self.engine_state = EngineState(self.engine)
         self._setup_view()
         self.flood_closed_at = np.full(self.n_attr, np.nan)
+        self.hotel_flood_closed_at = np.full(self.n_hotels, np.nan)
         self.handed_over = np.zeros(len(self.arrival_ids), np.int64)
         self._closed_edges = np.zeros(len(self.net.graph.edge_len), bool)
         self._closed_to_vehicles = np.zeros(len(self.net.graph.edge_len), bool)
@@ -896,16 +900,22 @@ class TouristFlowModel(CityModel):
 
     def _close_flooded_attractions(self, depth) -> None:
         """Attractions the water reached close now: closing is the last admission, so the engine's
-        closing turns their queues away (an event at this moment)."""
+        closing turns their queues away (an event at this moment). Hotels the water reached let no
+        more rooms from now (H_LET_UNTIL, read by the room search)."""
         from .kernels import heap_push
 
-        xy = self.place_xy[self.n_entries:self.n_entries + self.n_attr]
+        xy = self.place_xy[self.n_entries:self.n_entries + self.n_attr + self.n_hotels]
         d = depth.sample_near(xy[:, 0], xy[:, 1], ATTRACTION_WATER_RADIUS_M)
-        shut = np.isnan(self.flood_closed_at) & (d > self.p["flood_close_depth_m"])
-        if not shut.any():
-            return
         w = self.engine.world
         now = float(w.now[0])
+        wet = d > self.p["flood_close_depth_m"]
+        hotels = np.isnan(self.hotel_flood_closed_at) & wet[self.n_attr:]
+        if hotels.any():  # a flooded hotel lets no more rooms (searchers ask the next); its guests stay
+            self.hotel_flood_closed_at[hotels] = now
+            w.hf[hotels, L.H_LET_UNTIL] = now
+        shut = np.isnan(self.flood_closed_at) & wet[:self.n_attr]
+        if not shut.any():
+            return
         for a in np.flatnonzero(shut):
             self.flood_closed_at[a] = now
             if w.af[a, L.A_CLOSE] > now:
@@ -919,6 +929,8 @@ class TouristFlowModel(CityModel):
         af = self.engine.world.af
         shut = ~np.isnan(self.flood_closed_at)
         af[shut, L.A_CLOSE] = np.minimum(af[shut, L.A_CLOSE], self.flood_closed_at[shut])
+        hotels = ~np.isnan(self.hotel_flood_closed_at)
+        self.engine.world.hf[hotels, L.H_LET_UNTIL] = self.hotel_flood_closed_at[hotels]
 
     def _close_flooded_roads(self, depth) -> None:
         """Walking times between places avoid the road segments now deeper than

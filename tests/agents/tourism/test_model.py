@@ -329,3 +329,22 @@ def test_the_shuttle_routes_round_roads_too_deep_for_vehicles(demo, vehicle_limi
     if np.isfinite(T[1][a, b]):
         new_xy = R.xy[R.start[k]:R.end[k]][1:-1]
         assert np.min(np.hypot(*(new_xy - mid).T)) > 1.0  # the ride avoids the flooded crossing
+
+
+def test_a_flooded_hotel_lets_no_more_rooms(demo):
+    from agents.tourism import layout as L
+
+    m = day(demo, hours=2.0, arrival_rate_per_h=3000.0, overnight_share=0.8, rooms_free_share=1.0)
+    w = m.engine.world
+    nearest = w.hotel_order[:, 0]  # the hotel every searcher asks first
+    h = int(np.bincount(nearest).argmax())
+    xy = m.place_xy[m.hotel_place[h]]
+    m.advance_to(1800.0)
+    closed_at = float(w.now[0])
+    m.accept("surface_water__max_depth", _water_over(demo, xy, 1.0, radius_m=15.0))
+    assert m.hotel_flood_closed_at[h] == closed_at and w.hf[h, L.H_LET_UNTIL] == closed_at
+    taken = int((w.gi[:, L.G_HOTEL] == h).sum())
+    m.advance_to(m.duration_s)
+    assert int((w.gi[:, L.G_HOTEL] == h).sum()) == taken  # nobody got a room there afterwards
+    others = (w.gi[:, L.G_HOTEL] >= 0) & (w.gi[:, L.G_HOTEL] != h)
+    assert (w.gf[others, L.F_SEARCH_END] > closed_at).any()  # while the other hotels went on letting
