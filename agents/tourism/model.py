@@ -166,7 +166,8 @@ PARAMS = (
       "round them.", float, 0.0, 10.0),
     P("flood_vehicle_closed_depth_m", "m", 0.3, "Coupled with a flood: roads where the water now stands deeper than "
       "this are closed to the shuttle (Shand et al. 2011's interim limit for small vehicles, 0.3 m); rides set out "
-      "round them, or on foot where the shuttle is cut off.", float, 0.0, 10.0),
+      "round them, or on foot where the shuttle is cut off. Coaches do not stop at a coach stop this deep in water: "
+      "their tourists still to come arrive at the nearest dry one.", float, 0.0, 10.0),
     P("flood_close_depth_m", "m", 0.15, "Coupled with a flood: an attraction whose water has stood deeper than this "
       "closes for the rest of the day (its queue is turned away, those inside finish their visit); a hotel lets no more "
       "rooms (walk-in searchers ask the next; its guests stay).", float, 0.0, 10.0),
@@ -873,6 +874,7 @@ class TouristFlowModel(CityModel):
             self._close_flooded_attractions(value)
         elif name == "surface_water__depth":
             self._close_flooded_roads(value)
+            self._divert_coaches(value)
         elif name == ARRIVALS.name:
             self._take_arrivals(value)
 
@@ -922,6 +924,28 @@ class TouristFlowModel(CityModel):
                 w.af[a, L.A_CLOSE] = now  # the gates admit nobody from now on
                 if w.ctr[L.C_HEAP_N] < len(w.ht):  # the kernels check no bounds; a full heap turns the queue
                     heap_push(w.ht, w.hs, w.hid, w.ctr, now, -1 - (2 * int(a) + 1))  # away at the usual closing
+
+    def _divert_coaches(self, depth) -> None:
+        """Coaches do not drive into water deeper than flood_vehicle_closed_depth_m: the groups still
+        to come by coach to a flooded coach stop come to the nearest dry one instead (else to the
+        nearest dry entry point). A function of the depth and the groups' entries (state), so a
+        restore that hands the same depth again diverts nobody twice."""
+        kinds = self.entries["kind"].astype(str).to_numpy()
+        coach = np.isin(kinds, COACH_KINDS)
+        if not coach.any():
+            return
+        xy = self.place_xy[:self.n_entries]
+        dry = ~(depth.sample_near(xy[:, 0], xy[:, 1], ATTRACTION_WATER_RADIUS_M) > self.p["flood_vehicle_closed_depth_m"])
+        w = self.engine.world
+        first, drawn = int(w.ctr[C_NEXT_ARR]), int(w.ctr[L.C_N_DRAWN])
+        entry = w.gi[first:drawn, L.G_ENTRY]  # a view: the groups not yet arrived
+        for e in np.flatnonzero(coach & ~dry):
+            pool = np.flatnonzero(coach & dry)
+            pool = pool if len(pool) else np.flatnonzero(dry)
+            if not len(pool):
+                continue  # nowhere dry to stop: they come as planned
+            to = pool[np.argmin(np.hypot(*(xy[pool] - xy[e]).T))]
+            entry[entry == e] = to
 
     def _apply_flood_closures(self) -> None:
         """After a restore: the attractions the water closed keep their closing time (the heap

@@ -348,3 +348,29 @@ def test_a_flooded_hotel_lets_no_more_rooms(demo):
     assert int((w.gi[:, L.G_HOTEL] == h).sum()) == taken  # nobody got a room there afterwards
     others = (w.gi[:, L.G_HOTEL] >= 0) & (w.gi[:, L.G_HOTEL] != h)
     assert (w.gf[others, L.F_SEARCH_END] > closed_at).any()  # while the other hotels went on letting
+
+
+def test_coaches_still_to_come_stop_at_a_dry_coach_stop(demo):
+    from agents.tourism import layout as L
+
+    m = day(demo, hours=1.0, arrival_rate_per_h=2000.0, coach_share=1.0)
+    w = m.engine.world
+    cs1, cs2 = m.place_ids.index("CS1"), m.place_ids.index("CS2")
+    m.advance_to(600.0)
+    first = int(w.ctr[L.C_NEXT_ARR])
+    to_come = w.gi[first:int(w.ctr[L.C_N_DRAWN]), L.G_ENTRY]
+    n1, n2 = int((to_come == cs1).sum()), int((to_come == cs2).sum())
+    assert n1 > 0 and n2 > 0
+    arrived = w.gi[:first, L.G_ENTRY].copy()
+    flood = _water_over(demo, m.place_xy[cs1], 0.5, radius_m=20.0)
+    m.accept("surface_water__depth", flood)
+    to_come = w.gi[first:int(w.ctr[L.C_N_DRAWN]), L.G_ENTRY]
+    assert (to_come != cs1).all() and int((to_come == cs2).sum()) == n1 + n2  # all to the dry stop
+    assert np.array_equal(w.gi[:first, L.G_ENTRY], arrived)  # those already in town keep theirs
+    m.accept("surface_water__depth", flood)  # handed again (a restore): nobody diverted twice
+    assert int((w.gi[first:int(w.ctr[L.C_N_DRAWN]), L.G_ENTRY] == cs2).sum()) == n1 + n2
+    m.advance_to(m.duration_s)
+    later = np.arange(int(w.ctr[L.C_N_DRAWN])) >= first  # arrived after the water came
+    assert int(w.ctr[L.C_NEXT_ARR]) > first and (w.gi[later, L.G_ENTRY] != cs1).all()
+    came = later & (w.gi[:len(later), L.G_STATE] != L.NOT_ARRIVED)
+    assert came.any() and (w.gi[came, L.G_PLACE] != m.place_ids.index("CS1")).all()
