@@ -176,6 +176,16 @@ def write_table(df, stem: Path, formats=("csv", "parquet"), metadata: dict | Non
     return written
 
 
+def write_parquet(df, path: Path) -> None:
+    """``df`` as the Parquet file ``path``, written atomically."""
+    write_table(df, Path(path).with_suffix(""), ("parquet",))
+
+
+def write_csv(df, path: Path) -> None:
+    """``df`` as the CSV file ``path``, written atomically."""
+    write_table(df, Path(path).with_suffix(""), ("csv",))
+
+
 def write_geotiff(grid: GridField, crs, path: Path, tags: dict | None = None) -> None:
     """A float32 GeoTIFF in ``crs``, NaN as nodata, compressed: one band, or one per band of a
     multi-band field (each band described by its name, with its height above ground as a tag);

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from twin.core.errors import UserError
-from twin.core.files import atomic_dir, atomic_file, write_json
+from twin.core.files import atomic_dir, write_csv, write_json, write_parquet
 from twin.core.limits import MAX_SEED
 from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
@@ -442,15 +442,15 @@ class Assimilation:
         members = pd.concat(self.members_frames, ignore_index=True) if self.members_frames else pd.DataFrame(
             columns=["lead_s", "name", "member", "value", "issued_at", "method"])
         with atomic_dir(out) as tmp:
-            _parquet(q, tmp / "forecasts.parquet")
-            _parquet(members[["method", "issued_at", "lead_s", "name", "member", "value"]], tmp / "members.parquet")
-            _csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
+            write_parquet(q, tmp / "forecasts.parquet")
+            write_parquet(members[["method", "issued_at", "lead_s", "name", "member", "value"]], tmp / "members.parquet")
+            write_csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
                                                    "rmse", "crps", "coverage"]), tmp / "skill.csv")
-            _csv(pd.DataFrame(self.param_rows, columns=["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"]),
+            write_csv(pd.DataFrame(self.param_rows, columns=["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"]),
                  tmp / "parameters.csv")
-            _csv(pd.DataFrame(self.update_rows, columns=["time_s", "method", "observations", "used", "rejected",
+            write_csv(pd.DataFrame(self.update_rows, columns=["time_s", "method", "observations", "used", "rejected",
                                                          "missing", "ess", "wall_s"]), tmp / "updates.csv")
-            _csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
+            write_csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
                  tmp / "residuals.csv")
             write_json(summary, tmp / "summary.json")
 
@@ -481,14 +481,6 @@ def weighted_quantiles(v: np.ndarray, w: np.ndarray, qs) -> list[float]:
     return [float(np.interp(q, cdf, v)) for q in qs]
 
 
-def _parquet(df: pd.DataFrame, path: Path) -> None:
-    with atomic_file(path, "wb") as f:
-        df.to_parquet(f, index=False)
-
-
-def _csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_file(path, "w", newline="") as f:
-        df.to_csv(f, index=False)
 
 
 def rmse_table(skill: pd.DataFrame, lead_s: float | None = None) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from twin.core.errors import UserError
-from twin.core.files import atomic_file
+from twin.core.files import atomic_file, write_csv, write_parquet
 from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
 from .feeds import Feed
@@ -333,19 +333,19 @@ class LiveTwin:
         from twin.core.state_file import write_state_bytes
 
         write_state_bytes(self.run.state_bytes(), self.out / STATE_FILE)
-        _write_csv(self.run.model.timeseries(), self.out / "timeseries.csv")  # the live run so far
+        write_csv(self.run.model.timeseries(), self.out / "timeseries.csv")  # the live run so far
         obs = pd.DataFrame([o.row() for o in self.observations],
                            columns=list(Observation("", 0.0).row().keys()))
-        _write_parquet(obs, self.out / "observations.parquet")
+        write_parquet(obs, self.out / "observations.parquet")
         q = pd.concat(self.quantiles, ignore_index=True) if self.quantiles else pd.DataFrame(
             columns=["issued_at", "lead_s", "name", "p10", "p50", "p90", "n"])
-        _write_parquet(q, self.out / "forecasts.parquet")
+        write_parquet(q, self.out / "forecasts.parquet")
         members = pd.concat([f.members.assign(issued_at=f.issued_at) for f in self.forecasts], ignore_index=True) \
             if self.forecasts else pd.DataFrame(columns=["lead_s", "name", "member", "value", "issued_at"])
-        _write_parquet(members, self.out / "members.parquet")
-        _write_csv(pd.DataFrame(self.alerts, columns=["issued_at", "rule", "key", "level", "threshold", "lead_s",
+        write_parquet(members, self.out / "members.parquet")
+        write_csv(pd.DataFrame(self.alerts, columns=["issued_at", "rule", "key", "level", "threshold", "lead_s",
                                                       "members", "of", "message"]), self.out / "alerts.csv")
-        _write_csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
+        write_csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
                                                      "rmse", "crps", "coverage"]), self.out / "skill.csv")
         progress = {"time_s": self.run.time_s, "feed_clock": self.feed_clock, "next_forecast": self.next_forecast,
                     "forced": {k: plain_value(v) for k, v in self.forced.items()},
@@ -410,14 +410,6 @@ class LiveTwin:
                 "alerts": len(self.alerts), "skill_rows": len(self.skill), "forced": sorted(self.forced)}
 
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    with atomic_file(path, "wb") as f:
-        df.to_parquet(f, index=False)
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_file(path, "w", newline="") as f:
-        df.to_csv(f, index=False)
 
 
 def _read_parquet(path: Path):
