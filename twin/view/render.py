@@ -340,17 +340,23 @@ class SceneRenderer:
             shape_color=ALERT_COLOURS[2] if any(a.level == 2 for a in placed) else "#8a5a00", shape_opacity=0.9,
             show_points=False, always_visible=True, name="alert_labels", reset_camera=False, render=False))
 
+    def _on_ground(self, xs, ys, min_size_m: float, share: float):
+        """Points of the city CRS in scene coordinates on the terrain, and a marker size: ``share`` of
+        the scene's larger side, at least ``min_size_m``."""
+        s = self.scene
+        xl, yl = s.to_local(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+        xl, yl = np.atleast_1d(xl), np.atleast_1d(yl)
+        z = np.atleast_1d(s.elevation(xl, yl))
+        b = s.bounds_local
+        return xl, yl, z, max(min_size_m, share * max(b[2] - b[0], b[3] - b[1]))
+
     def set_ahead_markers(self, xs, ys, levels, labels) -> None:
         """Live mode: where the latest forecast expects a level to be reached (city CRS): a wide ring in
         that level's colour on the ground, and a label saying when. Rebuilt on every call."""
         self._remove_layer("alerts_ahead")
         if self.scene is None or not len(xs):
             return
-        s = self.scene
-        xl, yl = s.to_local(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
-        xl, yl = np.atleast_1d(xl), np.atleast_1d(yl)
-        z = np.atleast_1d(s.elevation(xl, yl))
-        size = max(4.0, 0.008 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
+        xl, yl, z, size = self._on_ground(xs, ys, 4.0, 0.008)
         rings = []
         for x, y, zz, lvl in zip(xl, yl, z, levels):
             ring = pv.Disc(center=(x, y, zz + 0.5), inner=size * 1.0, outer=size * 1.3, c_res=48)
@@ -375,12 +381,8 @@ class SceneRenderer:
             if had:
                 self.update_legend()
             return
-        s = self.scene
-        xl, yl = s.to_local(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
-        xl, yl = np.atleast_1d(xl), np.atleast_1d(yl)
-        z = np.atleast_1d(s.elevation(xl, yl))
         # slim posts: a sensor stands among the crowd it counts and must not hide it
-        size = max(1.5, 0.004 * max(s.bounds_local[2] - s.bounds_local[0], s.bounds_local[3] - s.bounds_local[1]))
+        xl, yl, z, size = self._on_ground(xs, ys, 1.5, 0.004)
         shades = np.asarray(shades, dtype=float)
         parts = []
         for x, y, zz, v in zip(xl, yl, z, shades):
