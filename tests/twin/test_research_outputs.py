@@ -284,6 +284,17 @@ def test_trajectory_sqlite_false_writes_the_same_parquet_only(tmp_path, monkeypa
     pq = pd.read_parquet(parquet / "trajectories.parquet")
     pd.testing.assert_frame_equal(pq, pd.read_parquet(both / "trajectories.parquet"))
     assert sorted(pq.level.dropna().unique()) == [0, 1]
+    # PedPy from the Parquet file as docs/outputs.md shows it: the same as from the SQLite file
+    import pedpy
+
+    t = pd.read_parquet(parquet / "trajectories.parquet", filters=[("level", "==", 0)])
+    traj = pedpy.TrajectoryData(data=pd.DataFrame({"id": t.agent, "frame": (t.time_s / 0.5).round().astype(int),
+                                                   "x": t.x, "y": t.y}), frame_rate=2.0)
+    ref = pedpy.load_trajectory_from_jupedsim_sqlite(trajectory_file=both / "trajectories_level0.sqlite")
+    cols = ["id", "frame", "x", "y"]
+    a, b = (d.data[cols].sort_values(["frame", "id"]).reset_index(drop=True) for d in (traj, ref))
+    assert len(a) == 8  # person 1 in six frames, person 3 in two (then the stairs)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
 
 
 def test_a_replay_or_a_study_point_writes_no_research_outputs(tmp_path, tiny_city, monkeypatch):
