@@ -7,12 +7,13 @@ of the process's CPU time (all its threads), which the load disturbs much less. 
 outputs also times what its own thread spends on them (the snapshots read for them, handing frames to
 the writers, finishing the files, moving them into the run folder); the trajectory writer's thread is
 not in that figure but is in the difference. Prints the machine's load average around each run, the
-core count and each file's size.
+core count and each file's size. ``--repeat N`` makes N such pairs (with, then without) and adds the
+best and the median of their shares: on a shared machine one pair says little.
 
     python benchmarks/bench_research_outputs.py scenarios/riverside_storm.toml \
         --outputs 'fields = ["depth", "velocity"]' 'field_interval_s = 60' 'feature_interval_s = 60'
     python benchmarks/bench_research_outputs.py scenarios/station_evening_peak.toml \
-        --outputs 'trajectory_interval_s = 0.25'
+        --outputs 'trajectory_interval_s = 0.25' --repeat 3
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -86,6 +88,8 @@ def main() -> None:
     ap.add_argument("--outputs", nargs="+", required=True, help="TOML lines of the [outputs] table")
     ap.add_argument("--out", default=None)
     ap.add_argument("--duration", type=float, default=None, help="run only the first DURATION seconds")
+    ap.add_argument("--repeat", type=int, default=1, help="this many pairs of runs (with, then without); "
+                    "prints each pair and the best and median shares")
     a = ap.parse_args()
     sc = load_scenario(a.scenario)
     raw = dict(sc.raw)
@@ -100,16 +104,26 @@ def main() -> None:
     warm = dict(raw, scenario={**raw["scenario"], "duration_s": min(30.0, plain.duration_s)})
     warm.pop("outputs")
     timed_run(scenario_from_dict(warm, sc.path), top / "warm-up")
-    with_ = timed_run(with_outputs, top / "with")
-    without = timed_run(plain, top / "without")
-    extra = with_["wall_s"] - without["wall_s"]
-    extra_cpu = with_["cpu_s"] - without["cpu_s"]
-    print(json.dumps({"scenario": sc.name, "outputs": raw["outputs"], "cores": os.cpu_count(),
-                      "without_outputs": without, "with_outputs": with_, "extra_wall_s": round(extra, 1),
+    pairs = []
+    for i in range(a.repeat):
+        with_ = timed_run(with_outputs, top / f"with{i}")
+        without = timed_run(plain, top / f"without{i}")
+        extra = with_["wall_s"] - without["wall_s"]
+        extra_cpu = with_["cpu_s"] - without["cpu_s"]
+        pairs.append({"without_outputs": without, "with_outputs": with_, "extra_wall_s": round(extra, 1),
                       "overhead_share": round(extra / with_["wall_s"], 3), "extra_cpu_s": round(extra_cpu, 1),
                       "cpu_share": round(extra_cpu / with_["cpu_s"], 3),
-                      "own_thread_share": round(sum(with_["own_thread_s"].values()) / with_["wall_s"], 3)}, indent=2))
-
+                      "own_thread_share": round(sum(with_["own_thread_s"].values()) / with_["wall_s"], 3)})
+    head = {"scenario": sc.name, "outputs": raw["outputs"], "cores": os.cpu_count()}
+    if a.repeat == 1:
+        print(json.dumps({**head, **pairs[0]}, indent=2))
+        return
+    summary = {}
+    for key in ("overhead_share", "cpu_share", "extra_wall_s", "extra_cpu_s"):
+        values = [p[key] for p in pairs]
+        summary[key] = {"best": min(values), "median": statistics.median(values), "all": values}
+    summary["load_1min"] = [p["with_outputs"]["load_before"][0] for p in pairs]
+    print(json.dumps({**head, "pairs": pairs, "summary": summary}, indent=2))
 
 if __name__ == "__main__":
     main()

@@ -252,7 +252,8 @@ class RunFolder:
         if not path.is_file():
             raise UserError(f"{self.folder}: no trajectories of level {level}; levels with trajectories: "
                             f"{self.levels or 'none'} (a model with walkable levels and [outputs] "
-                            "trajectory_interval_s writes them).")
+                            "trajectory_interval_s writes them, unless trajectory_sqlite = false; "
+                            "trajectory_table() reads trajectories.parquet).")
         return path
 
     def _need(self, name: str, key: str) -> Path:

@@ -431,6 +431,16 @@ class StationDispersalModel(CityModel):
         self.conn_length_m = np.array([c.length_m for c in st.connectors], dtype=float)
         self.conn_belt_mps = np.array([c.speed_mps for c in st.connectors], dtype=float)
         self.conn_cap = np.zeros(len(st.connectors), dtype=np.int64)
+        # where people on a connector are drawn (agents(), at every trajectory frame): its ends, their
+        # heights, its axis and width per connector, and per entry whether it goes up
+        cs = st.connectors
+        self.conn_draw = (np.array([c.lower for c in cs], dtype=float).reshape(-1, 2),
+                          np.array([c.upper for c in cs], dtype=float).reshape(-1, 2),
+                          np.array([self.city.level_z(c.from_level) for c in cs], dtype=float),
+                          np.array([self.city.level_z(c.to_level) for c in cs], dtype=float),
+                          np.array([c.axis for c in cs], dtype=float).reshape(-1, 2),
+                          np.array([c.width_m for c in cs], dtype=float),
+                          np.array([u for _, u in self.entries], dtype=bool))
         v_mean = p["desired_speed_mps"]
         for ci, c in enumerate(st.connectors):
             rise = self.city.level_z(c.to_level) - self.city.level_z(c.from_level)
@@ -1102,7 +1112,7 @@ class StationDispersalModel(CityModel):
         """Where everybody is; ``full`` adds the density field, the KPIs and the per-gate values."""
         cr = self.crowd
         n = cr.n
-        pos = [np.c_[cr.x[:n], cr.y[:n]]]
+        pos = [np.column_stack((cr.x[:n], cr.y[:n]))]
         z = [self.level_z[cr.lv[:n]]]
         states = [np.full(n, WALKING, dtype=np.int8)]
         ch = np.flatnonzero(self.state == CHANGING_LEVEL)
@@ -1124,7 +1134,7 @@ class StationDispersalModel(CityModel):
             k = q % QUEUE_SPIRAL_WRAP
             r = QUEUE_SPACING_M * np.sqrt(k)
             a = k * GOLDEN_ANGLE
-            pos.append(poi_xy + np.c_[r * np.cos(a), r * np.sin(a)])
+            pos.append(poi_xy + np.column_stack((r * np.cos(a), r * np.sin(a))))
             z.append(np.zeros(len(q)))
             states.append(np.full(len(q), QUEUEING, dtype=np.int8))
         ids = np.concatenate([cr.ids[:n], ch, on, q]).astype(np.int64)
@@ -1151,21 +1161,15 @@ class StationDispersalModel(CityModel):
         """Where people on stairs and escalators are (plan position and height above ground),
         along the slope by the share of their travel time gone; those waiting for room to step
         off stand at the end."""
-        st = self.station
         e = self.conn_e[ids]
         ci = self.entry_conn[e]
-        up = np.array([u for _, u in self.entries], dtype=bool)[e]
+        lower, upper, z0, z1, ax, w, up = self.conn_draw
+        lower, upper, z0, z1, ax, w, up = lower[ci], upper[ci], z0[ci], z1[ci], ax[ci], w[ci], up[e]
         frac = np.clip((self.time_s - self.t_on[ids]) / np.maximum(self.t_off[ids] - self.t_on[ids], 1e-9), 0, 1)
         frac = np.where(up, frac, 1.0 - frac)  # 0 at the lower end, 1 at the upper one
-        lower = np.array([c.lower for c in st.connectors]).reshape(-1, 2)[ci]
-        upper = np.array([c.upper for c in st.connectors]).reshape(-1, 2)[ci]
-        z0 = np.array([self.city.level_z(c.from_level) for c in st.connectors])[ci]
-        z1 = np.array([self.city.level_z(c.to_level) for c in st.connectors])[ci]
         # spread people across the width so a full stair does not draw them in one file
-        ax = np.array([c.axis for c in st.connectors]).reshape(-1, 2)[ci]
-        w = np.array([c.width_m for c in st.connectors])[ci]
         side = ((ids * 0.618034) % 1.0 - 0.5) * 0.8 * w
-        xy = lower + (upper - lower) * frac[:, None] + np.c_[-ax[:, 1], ax[:, 0]] * side[:, None]
+        xy = lower + (upper - lower) * frac[:, None] + np.column_stack((-ax[:, 1], ax[:, 0])) * side[:, None]
         return xy, z0 + (z1 - z0) * frac
 
     def _features(self) -> dict[str, FeatureFrame]:

@@ -62,6 +62,8 @@ def test_extent_polygons_cover_the_cells_above_threshold():
     ({"snapshot_times_s": [-1]}, "outside the run"),
     ({"snapshot_times_s": ["10 s"]}, "list of times in seconds"),
     ({"trajectory_interval_s": 0}, "positive number of seconds"),
+    ({"trajectory_interval_s": 1, "trajectory_sqlite": "no"}, "trajectory_sqlite: true"),
+    ({"trajectory_sqlite": False}, "trajectory_sqlite: only with trajectory_interval_s"),
     ({"extent_thresholds": {"max_depth": "deep"}}, "extent_thresholds.max_depth"),
 ])
 def test_bad_outputs_tables(table, expected):

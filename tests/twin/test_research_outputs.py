@@ -203,7 +203,24 @@ def test_sqlite_needs_walkable_areas(tmp_path, tiny_city):
     assert sqlite3  # the station test reads them
 
 
-def _write_walk(folder, row_group_rows, monkeypatch):
+def test_trajectory_sqlite_false_in_a_scenario_writes_no_jupedsim_files(tmp_path, tiny_city, monkeypatch):
+    """A model with walkable levels (the toy given one here) writes a JuPedSim file per level unless
+    the scenario says trajectory_sqlite = false; the Parquet file is the same either way."""
+    from shapely.geometry import box
+
+    from tests.toy_model import ToyModel
+
+    monkeypatch.setattr(ToyModel, "walkable_areas", lambda self: {0: box(*self.city.bounds)})
+    _, _, yes = _run(tmp_path, tiny_city, "[outputs]\ntrajectory_interval_s = 10\n", name="yes")
+    _, _, no = _run(tmp_path, tiny_city, "[outputs]\ntrajectory_interval_s = 10\ntrajectory_sqlite = false\n",
+                    name="no")
+    assert (yes / "trajectories_level0.sqlite").is_file() and not list(no.glob("*.sqlite"))
+    a, b = pd.read_parquet(yes / "trajectories.parquet"), pd.read_parquet(no / "trajectories.parquet")
+    assert len(a) == 40 * 13  # every walker at 0, 10, ..., 120 s
+    pd.testing.assert_frame_equal(a, b)
+
+
+def _write_walk(folder, row_group_rows, monkeypatch, sqlite=True):
     """Three people over six frames on two levels: 1 walks east on level 0, 2 stands on level 1,
     3 walks north on level 0, takes the stairs (no level) and goes on on level 1."""
     from shapely.geometry import box
@@ -212,7 +229,7 @@ def _write_walk(folder, row_group_rows, monkeypatch):
 
     monkeypatch.setattr(trajectory_files, "ROW_GROUP_ROWS", row_group_rows)
     w = trajectory_files.TrajectoryWriter(folder, 0.5, {0: box(0, 0, 10, 10), 1: box(0, 0, 10, 10)}, ("walking",),
-                                          {"seed": 5})
+                                          {"seed": 5}, sqlite=sqlite)
     for f in range(6):
         level3 = 0 if f < 2 else (-1 if f < 4 else 1)
         w.append(f * 0.5, [3, 1, 2], [[5, f], [f, 1], [2, 2]], [0, 0, 0], ("walking",), [level3, 0, 1])
@@ -249,6 +266,35 @@ def test_sqlite_rows_and_orientation_across_row_groups(tmp_path, monkeypatch):
     pq = pd.read_parquet(one / "trajectories.parquet")
     assert len(pq) == 18 and pq.level.isna().sum() == 2
     pd.testing.assert_frame_equal(pq, pd.read_parquet(many / "trajectories.parquet"))
+    # the key (frame, id) is the table's own order and its index: a frame is found without a scan
+    with sqlite3.connect(one / "trajectories_level0.sqlite") as db:
+        plan = " ".join(r[-1] for r in db.execute("EXPLAIN QUERY PLAN SELECT * FROM trajectory_data WHERE frame = 3"))
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert "USING PRIMARY KEY (frame=?)" in plan, plan
+
+
+def test_trajectory_sqlite_false_writes_the_same_parquet_only(tmp_path, monkeypatch):
+    """[outputs] trajectory_sqlite = false: no JuPedSim files, and trajectories.parquet (levels
+    included) exactly as with them."""
+    both, parquet = tmp_path / "both", tmp_path / "parquet"
+    both.mkdir(), parquet.mkdir()
+    _write_walk(both, 4, monkeypatch)
+    assert [p.name for p in _write_walk(parquet, 4, monkeypatch, sqlite=False)] == ["trajectories.parquet"]
+    assert sorted(p.name for p in parquet.iterdir()) == ["trajectories.parquet"]
+    pq = pd.read_parquet(parquet / "trajectories.parquet")
+    pd.testing.assert_frame_equal(pq, pd.read_parquet(both / "trajectories.parquet"))
+    assert sorted(pq.level.dropna().unique()) == [0, 1]
+    # PedPy from the Parquet file as docs/outputs.md shows it: the same as from the SQLite file
+    import pedpy
+
+    t = pd.read_parquet(parquet / "trajectories.parquet", filters=[("level", "==", 0)])
+    traj = pedpy.TrajectoryData(data=pd.DataFrame({"id": t.agent, "frame": (t.time_s / 0.5).round().astype(int),
+                                                   "x": t.x, "y": t.y}), frame_rate=2.0)
+    ref = pedpy.load_trajectory_from_jupedsim_sqlite(trajectory_file=both / "trajectories_level0.sqlite")
+    cols = ["id", "frame", "x", "y"]
+    a, b = (d.data[cols].sort_values(["frame", "id"]).reset_index(drop=True) for d in (traj, ref))
+    assert len(a) == 8  # person 1 in six frames, person 3 in two (then the stairs)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
 
 
 def test_a_replay_or_a_study_point_writes_no_research_outputs(tmp_path, tiny_city, monkeypatch):

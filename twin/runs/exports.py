@@ -17,8 +17,8 @@ as GeoTIFF. With ``[outputs]``, also:
 * ``exports.gpkg`` layer ``<raster>_extent``: polygons where the raster exceeds the threshold
   (``rasterio.features.shapes``), with ``threshold`` and ``area_m2``;
 * ``trajectories.parquet`` (``time_s, agent, x, y, state, level``) and, for a model with walkable
-  areas, ``trajectories_level<k>.sqlite`` (JuPedSim's format, which PedPy reads), sampled every
-  ``trajectory_interval_s`` (``twin.runs.trajectory_files``);
+  areas, ``trajectories_level<k>.sqlite`` (JuPedSim's format, which PedPy reads; not with
+  ``trajectory_sqlite = false``), sampled every ``trajectory_interval_s`` (``twin.runs.trajectory_files``);
 * ``fields.nc`` (or ``fields.zarr``): the ``fields`` every ``field_interval_s`` (``twin.runs.field_series``);
 * ``features.parquet``: every per-feature value every ``feature_interval_s`` (``twin.runs.feature_series``);
 * ``<model>_extent.gpkg`` (e.g. ``flood_extent.gpkg``), one layer per field of ``field_extents``:
@@ -167,7 +167,7 @@ class Streams:
                                             {**provenance, "title": f"{cls.title or cls.name}: fields over time"})
         if settings.trajectory_interval_s is not None:
             self.trajectories = TrajectoryWriter(self.dir, settings.trajectory_interval_s, model.walkable_areas(),
-                                                 cls.state_names, provenance)
+                                                 cls.state_names, provenance, sqlite=settings.trajectory_sqlite)
         if settings.feature_interval_s is not None:
             self.features = FeatureRecorder(cls.feature_styles)
         self.files: list[Path] = []

@@ -3,10 +3,12 @@
 * ``trajectories.parquet``: ``time_s, agent, x, y, state, level`` (float64 metres in the city CRS;
   ``level`` is the floor level the agent walks on, empty where the model has no levels or the agent
   is on none: on a stair, or outside); written in row groups of about a million rows.
-* ``trajectories_level<k>.sqlite`` for each level ``k`` of the model's ``walkable_areas()``: the
-  agents walking on that level in JuPedSim's SQLite trajectory format, which PedPy reads
-  (``pedpy.load_trajectory_from_jupedsim_sqlite``, ``load_walkable_area_from_jupedsim_sqlite``):
-  ``trajectory_data(frame, id, pos_x, pos_y, ori_x, ori_y)`` (rows in the order of frame and id),
+* ``trajectories_level<k>.sqlite`` for each level ``k`` of the model's ``walkable_areas()`` (unless
+  ``[outputs] trajectory_sqlite = false``): the agents walking on that level in JuPedSim's SQLite
+  trajectory format, which PedPy reads (``pedpy.load_trajectory_from_jupedsim_sqlite``,
+  ``load_walkable_area_from_jupedsim_sqlite``): ``trajectory_data(frame, id, pos_x, pos_y, ori_x,
+  ori_y)`` with the primary key ``(frame, id)`` (a ``WITHOUT ROWID`` table: the rows are stored in
+  that order, and the key is the index JuPedSim's ``frame_id_idx`` would be),
   ``metadata(key, value)`` with ``version``, ``fps`` (= 1 / trajectory_interval_s) and the level's
   bounds ``xmin, ymin, xmax, ymax``, ``geometry(hash, wkt)`` (the level's walkable area without
   obstacles) and ``frame_data(frame, geometry_hash)``. This is the format's version 2: version 3
@@ -18,18 +20,21 @@
 
 The run only buffers each frame's arrays. Every million rows one writer thread turns the buffer into
 a Parquet row group and one bulk insert per SQLite file (ADBC's SQLite driver binds Arrow columns in
-C, about four times the speed of ``executemany`` over Python values); Arrow, ADBC and NumPy's sort
-release the GIL, so on a machine with a core to spare the writing costs the run little. One row group
-is written while the next is buffered: at most two are in memory. The writer's errors (a full disk)
-come out of the next ``append`` or ``close``.
+C, about four times the speed of ``executemany`` over Python values); Arrow, ADBC, NumPy's sort and
+the Numba kernel of the orientation release the GIL, so on a machine with a core to spare the writing
+costs the run little. Rows go into the SQLite table in the order of its key, so nothing is left to
+index at the end. One row group is written while the next is buffered: at most two are in memory.
+The writer's errors (a full disk) come out of the next ``append`` or ``close``.
 """
 from __future__ import annotations
 
 import json
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from twin.core.files import disk_errors
 
@@ -38,9 +43,11 @@ JUPEDSIM_VERSION = 2
 
 
 class TrajectoryWriter:
-    def __init__(self, folder: Path, interval_s: float, walkable: dict, state_names: tuple, provenance: dict):
+    def __init__(self, folder: Path, interval_s: float, walkable: dict, state_names: tuple, provenance: dict,
+                 sqlite: bool = True):
         self.folder, self.interval_s = Path(folder), float(interval_s)
-        self.levels = list(walkable)
+        self.levels = list(walkable)  # their numbers are the Parquet file's level
+        self.sqlite = sqlite and bool(self.levels)  # False: the Parquet file only
         self.walkable = walkable
         self.state_names = tuple(state_names)
         self.provenance = provenance
@@ -51,7 +58,7 @@ class TrajectoryWriter:
         # touched by the writer thread only
         self._pq = None
         self._db: dict = {}  # level index -> (ADBC connection, cursor)
-        self._prev = (np.zeros(0, np.int64), np.zeros((0, 2)))  # the last frame written: ids, positions
+        self._prev = [np.zeros(0, np.int64), np.zeros(0), np.zeros(0)]  # the last frame written: ids (sorted), x, y
         self.paths: list[Path] = []
 
     # -- per frame (the run's thread) -------------------------------------------------------------------
@@ -81,7 +88,7 @@ class TrajectoryWriter:
             pending.result()  # the writer's error, if any, is raised here
 
     def close(self) -> list[Path]:
-        """Finish every file (an index per SQLite file, as JuPedSim writes); returns their paths."""
+        """Finish every file; returns their paths."""
         self._flush()
         self._wait()
         if self._pool is None:
@@ -100,48 +107,29 @@ class TrajectoryWriter:
         sizes = np.array([len(f[1]) for f in buf])
         t = np.repeat([f[0] for f in buf], sizes)
         ids, pos, states, lv = (np.concatenate([f[i] for f in buf]) for i in range(1, 5))
+        x, y = np.ascontiguousarray(pos.T)  # columns, for Arrow and for the rows of each level
         level_no = np.array([_level_number(v) for v in self.levels] or [0], dtype=np.int16)
         level = pa.array(np.where(lv >= 0, level_no[np.clip(lv, 0, None)], 0).astype(np.int16), mask=lv < 0)
         names = pa.array(list(state_names) or [""], pa.string())
-        self._parquet(pa.table({"time_s": t, "agent": ids, "x": pos[:, 0], "y": pos[:, 1],
+        self._parquet(pa.table({"time_s": t, "agent": ids, "x": x, "y": y,
                                 "state": pa.DictionaryArray.from_arrays(pa.array(states, pa.int8()), names),
                                 "level": level}))
-        if not self.levels:
+        if not self.sqlite:
             return
         frames = np.array([round(f[0] / self.interval_s) for f in buf], dtype=np.int64)
-        seq = np.repeat(np.arange(len(buf)), sizes)
-        ori = self._orientation(seq, ids, pos)
-        order = np.lexsort((ids, seq))  # frame by frame, each in the order of the ids
+        order = _by_frame_and_id(sizes, ids)
+        ori_x, ori_y, *self._prev = _heading(np.concatenate([[0], np.cumsum(sizes)]), order, ids, x, y, *self._prev)
+        frame = np.repeat(frames, sizes)
+        lv_ordered = lv[order]
         for k in range(len(self.levels)):
-            rows = order[lv[order] == k]
+            rows = order[lv_ordered == k]
             cur = self._db[k][1] if k in self._db else self._open(k)
             with disk_errors(self._path(k)):
                 cur.adbc_ingest("frame_data", pa.table({"frame": frames, "geometry_hash": np.zeros_like(frames)}),
                                 mode="append")
                 cur.adbc_ingest("trajectory_data", pa.table({
-                    "frame": frames[seq[rows]], "id": ids[rows], "pos_x": pos[rows, 0], "pos_y": pos[rows, 1],
-                    "ori_x": ori[rows, 0], "ori_y": ori[rows, 1]}), mode="append")
-
-    def _orientation(self, seq: np.ndarray, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """Unit direction from each agent's position in the frame before (the last frame of the previous
-        buffer included) to this one; (0, 0) where there was none or the agent stood still."""
-        prev_ids, prev_pos = self._prev
-        last = seq == seq[-1] if len(seq) else np.zeros(0, bool)
-        self._prev = (ids[last], pos[last])
-        s = np.concatenate([np.full(len(prev_ids), -1), seq])
-        i = np.concatenate([prev_ids, ids])
-        p = np.concatenate([prev_pos, pos])
-        by_agent = np.lexsort((s, i))  # each agent's rows in frame order
-        s, i, p = s[by_agent], i[by_agent], p[by_agent]
-        step = np.zeros_like(p)
-        follows = (i[1:] == i[:-1]) & (s[1:] == s[:-1] + 1)
-        step[1:][follows] = p[1:][follows] - p[:-1][follows]
-        norm = np.hypot(step[:, 0], step[:, 1])
-        moved = norm > 0
-        step[moved] /= norm[moved, None]
-        ori = np.empty_like(p)
-        ori[by_agent] = step
-        return ori[len(prev_ids):]
+                    "frame": frame[rows], "id": ids[rows], "pos_x": x[rows], "pos_y": y[rows],
+                    "ori_x": ori_x[rows], "ori_y": ori_y[rows]}), mode="append")
 
     def _parquet(self, table) -> None:
         import pyarrow.parquet as pq
@@ -172,7 +160,8 @@ class TrajectoryWriter:
             # a staging file: written once, copied into the run folder when it is complete
             for sql in ("PRAGMA page_size = 65536", "PRAGMA journal_mode = OFF", "PRAGMA synchronous = OFF",
                         "CREATE TABLE trajectory_data (frame INTEGER NOT NULL, id INTEGER NOT NULL, "
-                        "pos_x REAL NOT NULL, pos_y REAL NOT NULL, ori_x REAL NOT NULL, ori_y REAL NOT NULL)",
+                        "pos_x REAL NOT NULL, pos_y REAL NOT NULL, ori_x REAL NOT NULL, ori_y REAL NOT NULL, "
+                        "PRIMARY KEY (frame, id)) WITHOUT ROWID",
                         "CREATE TABLE metadata(key TEXT NOT NULL UNIQUE PRIMARY KEY, value TEXT NOT NULL)",
                         "CREATE TABLE geometry(hash INTEGER NOT NULL, wkt TEXT NOT NULL)",
                         "CREATE TABLE frame_data(frame INTEGER NOT NULL, geometry_hash INTEGER NOT NULL)"):
@@ -191,7 +180,7 @@ class TrajectoryWriter:
         return cur
 
     def _finish(self) -> None:
-        for k in range(len(self.levels)):
+        for k in range(len(self.levels) if self.sqlite else 0):
             if k not in self._db:
                 self._open(k)
         if self._pq is None:  # no frame at all: an empty table with the columns
@@ -199,18 +188,11 @@ class TrajectoryWriter:
         else:
             self._pq.close()
             self._pq = None
-        # the run waits for these: one thread per file (SQLite builds the index without the GIL)
-        with ThreadPoolExecutor(max(1, len(self._db)), thread_name_prefix="citytwin-index") as pool:
-            for done in [pool.submit(self._index, k) for k in self._db]:
-                done.result()
+        for k, (conn, cur) in self._db.items():
+            with disk_errors(self._path(k)):
+                cur.close()
+                conn.close()
         self._db = {}
-
-    def _index(self, k: int) -> None:
-        conn, cur = self._db[k]
-        with disk_errors(self._path(k)):
-            cur.execute("CREATE INDEX frame_id_idx ON trajectory_data(frame, id)")
-            cur.close()
-            conn.close()
 
     def _empty_parquet(self) -> None:
         import pyarrow as pa
@@ -227,3 +209,38 @@ class TrajectoryWriter:
 def _level_number(level) -> int:
     """Levels are named by their number in the city (0 the ground, 1 the floor above, -1 below)."""
     return int(level)
+
+
+def _by_frame_and_id(sizes: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The rows (frame after frame, ``sizes`` rows each) in the order of frame and id."""
+    seq = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    if not len(ids):
+        return seq
+    low, span = ids.min(), int(ids.max()) - int(ids.min()) + 1
+    if len(sizes) * span >= 2**62:  # ids too far apart for one key
+        return np.lexsort((ids, seq))
+    return np.argsort(seq * span + (ids - low), kind="stable")
+
+
+@njit(cache=True, nogil=True)
+def _heading(starts, order, ids, x, y, prev_ids, prev_x, prev_y):
+    """Each row's unit direction of walking (x and y) from the same agent's position in the frame
+    before ((0, 0) where the agent was in none or did not move). Frame ``f`` is the rows
+    ``order[starts[f]:starts[f + 1]]``, sorted by id; ``prev_*`` (sorted by id) are the frame before
+    the first, and the last frame is returned the same way for the next call. One merge of two sorted
+    frames per frame: linear, and without the GIL, beside the run."""
+    ori_x, ori_y = np.zeros(len(ids)), np.zeros(len(ids))
+    last_ids, last_x, last_y = prev_ids, prev_x, prev_y
+    for f in range(len(starts) - 1):
+        o = order[starts[f]:starts[f + 1]]
+        j = 0
+        for r in o:
+            while j < len(last_ids) and last_ids[j] < ids[r]:
+                j += 1
+            if j < len(last_ids) and last_ids[j] == ids[r]:
+                dx, dy = x[r] - last_x[j], y[r] - last_y[j]
+                d = math.hypot(dx, dy)
+                if d > 0:
+                    ori_x[r], ori_y[r] = dx / d, dy / d
+        last_ids, last_x, last_y = ids[o], x[o], y[o]
+    return ori_x, ori_y, last_ids, last_x, last_y

@@ -4,6 +4,7 @@
 [outputs]
 snapshot_times_s = [300, 600, 900]      # agent positions at these times -> exports.gpkg layer "agents"
 trajectory_interval_s = 5               # every agent every 5 s -> trajectories.parquet
+trajectory_sqlite = true                #   and, for a model with levels, trajectories_level<k>.sqlite (PedPy)
 extent_thresholds = { max_depth = 0.1 } # raster > threshold -> exports.gpkg layer "max_depth_extent"
 field_extents = { depth = 0.1 }         # a snapshot field > threshold, every field_extent_interval_s
 field_extent_interval_s = 600           #   -> <model>_extent.gpkg, one layer per field, with time_s
@@ -25,7 +26,7 @@ from typing import Any
 
 from twin.core.errors import UserError, nearest
 
-OUTPUT_KEYS = {"snapshot_times_s", "trajectory_interval_s", "extent_thresholds", "state_times_s", "field_extents",
+OUTPUT_KEYS = {"snapshot_times_s", "trajectory_interval_s", "trajectory_sqlite", "extent_thresholds", "state_times_s", "field_extents",
                "field_extent_interval_s", "fields", "field_interval_s", "format", "feature_interval_s", "start_time"}
 FIELD_FORMATS = ("netcdf", "zarr")
 # t = 0 of a scenario without start_time: an arbitrary day, plus the model's clock_start_s (a time of day)
@@ -45,6 +46,7 @@ class OutputSettings:
     format: str = "netcdf"
     feature_interval_s: float | None = None
     start_time: str | None = None
+    trajectory_sqlite: bool = True  # with trajectory_interval_s: also JuPedSim's SQLite files, one per level
 
     def with_state_times(self, times) -> "OutputSettings":
         """These settings plus more state times (``--save-state-at``)."""
@@ -82,6 +84,13 @@ def parse_outputs(table: Any, where: str, duration_s: float) -> OutputSettings:
     interval = table.get("trajectory_interval_s")
     if interval is not None and (not _is_number(interval) or interval <= 0):
         raise UserError(f"{w} trajectory_interval_s: must be a positive number of seconds, not {interval!r}.")
+    sqlite = table.get("trajectory_sqlite", True)
+    if not isinstance(sqlite, bool):
+        raise UserError(f"{w} trajectory_sqlite: true (JuPedSim's SQLite files beside trajectories.parquet, the "
+                        f"default) or false (the Parquet file only), not {sqlite!r}.")
+    if "trajectory_sqlite" in table and interval is None:
+        raise UserError(f"{w} trajectory_sqlite: only with trajectory_interval_s (seconds between frames), "
+                        "e.g. trajectory_interval_s = 1.")
     thresholds = _thresholds(table.get("extent_thresholds", {}), f"{w} extent_thresholds")
     fields = _thresholds(table.get("field_extents", {}), f"{w} field_extents")
     every = table.get("field_extent_interval_s")
@@ -100,7 +109,7 @@ def parse_outputs(table: Any, where: str, duration_s: float) -> OutputSettings:
     return OutputSettings(times, float(interval) if interval is not None else None, thresholds, states, fields,
                           float(every) if every is not None else None, series, series_every, fmt,
                           float(features_every) if features_every is not None else None,
-                          _start_time(table.get("start_time"), w))
+                          _start_time(table.get("start_time"), w), sqlite)
 
 
 def _field_series(table: dict, w: str) -> tuple[tuple[str, ...], float | None]:
