@@ -32,7 +32,8 @@ def test_ids_names_and_selectors_resolve_in_order_without_repeats():
 
 
 @pytest.mark.parametrize("item, message", [
-    ("X9", r'none of the gates has the id or name "X9"; the gates are: North \(N1\), North \(N2\), Ticket hall \(T1\), G7\. '),
+    ("X9", r'none of the gates has the id or name "X9"; the gates are: North \(N1\), North \(N2\), Ticket hall \(T1\), G7\. '
+           r'Or select them by kind, level \(e\.g\. "kind=exit"\)'),  # words first, with a value they have
     ("North", r'"North" is the name of 2 gates \(N1, N2\); give their ids'),
     ("kind=escalator", r'the selector "kind=escalator" matches none of the gates of this city; the gates are: '),
     ("colour=red", r'selects by "colour", which the gates of this city do not have; they can be selected by id, '

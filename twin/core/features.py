@@ -122,6 +122,20 @@ def _matches(f: dict, key: str, wanted: tuple[str, ...]) -> bool:
     return str(v) in wanted
 
 
+def _selector_hint(features: list[dict], keys: list[str]) -> str:
+    """The columns to select by, those holding words first (``class``, ``kind``: what a scenario
+    that travels between cities writes), with an example from the features themselves."""
+    cols = [k for k in keys if k not in ("id", "name")]
+    words = [k for k in cols if any(isinstance(f.get(k), str) and f.get(k) for f in features)]
+    cols = (words + [k for k in cols if k not in words])[:6]
+    if not cols:
+        return ""
+    if words:
+        value = next(f[words[0]] for f in features if isinstance(f.get(words[0]), str) and f.get(words[0]))
+        return f'{", ".join(cols)} (e.g. "{words[0]}={value}")'
+    return f'{", ".join(cols)} (e.g. "{cols[0]}=...")'
+
+
 def resolve(items, features: list[dict], param: str, what: str, warn=None) -> list[str]:
     """Ids of the features ``items`` name (ids, unique names or selectors), in order, without repeats.
 
@@ -151,8 +165,8 @@ def resolve(items, features: list[dict], param: str, what: str, warn=None) -> li
                                 f'({", ".join(by_name[text])}); give their ids.')
             else:
                 hint = nearest(text, list(idset) + list(by_name))
-                cols = [k for k in keys if k not in ("id", "name")][:6]
-                by = f' Or select them by {", ".join(cols)} (e.g. "{cols[0]}=...").' if cols else ""
+                raise_by = _selector_hint(features, keys)
+                by = f" Or select them by {raise_by}." if raise_by else ""
                 raise UserError(f'parameter {param}: none of the {what} has the id or name "{text}"{hint}; '
                                 f'{what_there_is(features, what)}.{by}')
             continue
