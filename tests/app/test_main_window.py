@@ -28,6 +28,8 @@ def wait_run(qtbot, w, timeout=240_000):
     qtbot.waitUntil(lambda: not w.controller.running, timeout=30_000)
     # the worker's last signals (rows, finished) reach the window through its event loop
     qtbot.waitUntil(lambda: not w.controls.cancel_btn.isEnabled(), timeout=30_000)
+    # the view draws the latest frame after a pause as long as its last draw took (up to 2 s)
+    qtbot.waitUntil(lambda: not w._latest_frame_due, timeout=30_000)
 
 
 def test_window_opens_and_shows_the_city(opened):
