@@ -471,12 +471,12 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
 @click.option("--obs-error", "obs_error", type=float, default=0.0, show_default=True,
               help="A model error added to each sensor's declared noise: this share of the reading (0.1: 10 %).")
 @click.option("--localise-m", "localise_m", type=float, default=0.0, show_default=True,
-              help="enkf: also correct the state the model declares correctable, each gauge within about twice "
+              help="enkf: also correct the state the model declares correctable, each sensor within about twice "
                    "this many metres (Gaspari-Cohn half-width); 0: parameters only.")
 @click.option("--kernel", type=float, default=0.2, show_default=True,
               help="pf: a resampled copy's parameters move by this share of their spread (0: they keep their value).")
-@click.option("--ignore-forcings", is_flag=True, help="Do not apply the record's forcing readings (measured rain, "
-              "delays): estimate a forcing's scale from the state sensors instead.")
+@click.option("--ignore-forcings", is_flag=True, help="Do not apply the record's forcing readings (the quantities the "
+              "model declares as forcings): estimate a forcing's scale from the state sensors instead.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
                gate_k, obs_error, localise_m, kernel, ignore_forcings, workers):
