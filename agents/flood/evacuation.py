@@ -54,7 +54,7 @@ import mesa
 import numpy as np
 
 from twin.core.errors import UserError
-from twin.core.hazard import wading_speed_factor as speed_factor
+from agents.water_hazard import wading_speed_factor as speed_factor
 from twin.core.routes import NO_EDGE, EdgeLookup, Routes, paths_from_predecessors
 
 WAITING, WALKING, STRANDED, SHELTERED = 0, 1, 2, 3

@@ -22,7 +22,7 @@ import pandas as pd
 from twin.core import features
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
+from agents.water_hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
 from twin.core.limits import MAX_DURATION_S
 from twin.core.model_contract import (KPI, AlertRule, CityModel, Correctable, Exchange, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       Forcing, LayerSpec, splice_series,
@@ -225,10 +225,10 @@ class FloodModel(CityModel):
                 ("closed_roads", "road_closure_s"), layer="roads"),
     )
     field_styles = (
-        FieldStyle("depth", "m", "Water depth now.", kind="surface", cmap="Blues", clim=(0.0, 1.0), shader="water",
+        FieldStyle("depth", "m", "Water depth now.", kind="surface", cmap="Blues", clim=(0.0, 1.0), shader="rippled_surface",
                    cutoff=0.03),
         FieldStyle("max_depth", "m", "Deepest water each cell has held.", kind="surface", cmap="Blues", clim=(0.0, 1.0),
-                   shader="water", cutoff=0.03),
+                   shader="rippled_surface", cutoff=0.03),
         FieldStyle("velocity", "m/s", "Flow speed now (where deeper than 1 cm): the discharge through the cell's "
                    "faces divided by its depth.", cmap="magma", clim=(0.0, 2.0)),
         FieldStyle("max_velocity", "m/s", "Fastest flow each cell has seen (where deeper than 1 cm).", cmap="magma",

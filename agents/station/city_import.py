@@ -833,6 +833,9 @@ IMPORT_HOOK = CityImportHook(
     road_columns=("level", "incline", "conveying", "width"),
     poi_tags=("railway", "public_transport", "station", "highway", "amenity"),
     poi_kind=poi_kind,
+    # platforms are walkable: the crowd's sources, named by their ref
+    walkable_areas=(("railway", "platform", "platform"), ("public_transport", "platform", "platform"),
+                    ("highway", "platform", "platform")),
     options=(ImportOption("walkable_around", "Derive a station crowd area (walkable, gates, sources) around this POI "
                           "kind or name, e.g. railway_station."),
              ImportOption("walkable_radius_m", "Radius of that station area.", 250.0, float)),

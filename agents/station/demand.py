@@ -110,18 +110,9 @@ def apply_delays(trains: list[Train], items: list[str], ids: list[str]) -> list[
     """``train_delays``: "platform delay_s reported_s" each; a platform's latest report moves its
     trains that had not arrived by then (planned arrival + delay after the report) by the delay."""
     latest: dict[int, tuple[float, float]] = {}
-    for k, item in enumerate(items, start=1):
-        parts = str(item).replace(",", " ").split()
-        where = f'parameter train_delays, entry {k} ("{item}")'
-        if len(parts) != 3:
-            raise UserError(f'{where}: write "platform delay_s reported_s", e.g. "P3 480 300".')
-        src = _source_index(parts[0], ids, where)
-        try:
-            delay, at = float(parts[1]), float(parts[2])
-        except ValueError:
-            raise UserError(f"{where}: the delay and the report time are seconds (numbers).") from None
-        if not (math.isfinite(delay) and math.isfinite(at) and -3600 <= delay <= 86400 and at >= 0):
-            raise UserError(f"{where}: a delay from -3600 to 86400 s and a report time >= 0 s.")
+    for src, delay, at, where in _reports(items, ids, "train_delays", "delay", "P3 480 300"):
+        if not -3600 <= delay <= 86400:
+            raise UserError(f"{where}: a delay from -3600 to 86400 s.")
         if src not in latest or at >= latest[src][1]:
             latest[src] = (delay, at)
     out = []
@@ -133,6 +124,24 @@ def apply_delays(trains: list[Train], items: list[str], ids: list[str]) -> list[
     return out
 
 
+def _reports(items: list[str], ids: list[str], param: str, what: str, example: str):
+    """Each "platform <what>_s reported_s" entry of ``param``: (platform index, seconds, report time,
+    where), checked (a finite number of seconds, a report time >= 0)."""
+    for k, item in enumerate(items, start=1):
+        parts = str(item).replace(",", " ").split()
+        where = f'parameter {param}, entry {k} ("{item}")'
+        if len(parts) != 3:
+            raise UserError(f'{where}: write "platform {what}_s reported_s", e.g. "{example}".')
+        src = _source_index(parts[0], ids, where)
+        try:
+            value, at = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise UserError(f"{where}: the {what} and the report time are seconds (numbers).") from None
+        if not (math.isfinite(value) and math.isfinite(at) and at >= 0):
+            raise UserError(f"{where}: the {what} is a number of seconds and the report time a number >= 0 s.")
+        yield src, value, at, where
+
+
 CANCEL_MATCH_S = 90.0  # a cancellation names its train by the planned arrival: the feed's clock may differ by a minute
 
 
@@ -142,18 +151,7 @@ def cancelled_trains(trains: list[Train], items: list[str], ids: list[str], arri
     is cancelled when it had not arrived by the report (``arrivals``: each train's arrival after its
     delays): the indices of the cancelled trains."""
     out: set[int] = set()
-    for k, item in enumerate(items, start=1):
-        parts = str(item).replace(",", " ").split()
-        where = f'parameter train_cancellations, entry {k} ("{item}")'
-        if len(parts) != 3:
-            raise UserError(f'{where}: write "platform arrival_s reported_s", e.g. "P3 900 300".')
-        src = _source_index(parts[0], ids, where)
-        try:
-            planned, at = float(parts[1]), float(parts[2])
-        except ValueError:
-            raise UserError(f"{where}: the planned arrival and the report time are seconds (numbers).") from None
-        if not (math.isfinite(planned) and math.isfinite(at) and at >= 0):
-            raise UserError(f"{where}: a planned arrival in seconds and a report time >= 0 s.")
+    for src, planned, at, _ in _reports(items, ids, "train_cancellations", "arrival", "P3 900 300"):
         near = [(abs(t.arrival_s - planned), j) for j, t in enumerate(trains)
                 if t.source == src and abs(t.arrival_s - planned) <= CANCEL_MATCH_S]
         if near:

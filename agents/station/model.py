@@ -34,7 +34,7 @@ import shapely
 
 from twin.core.errors import UserError
 from twin.core.grid import GridField
-from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard, wading_speed_factor
+from agents.water_hazard import CLASSES as HAZARD_CLASSES, people_by_hazard, wading_speed_factor
 from .los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
 from twin.core.model_contract import (KPI, AlertRule, CityModel, Exchange, FeatureFrame, FeatureStyle, FieldStyle, FilePath,
                                       Forcing, LayerSpec, Param, Snapshot, StateSpec)
@@ -266,10 +266,10 @@ class StationDispersalModel(CityModel):
     field_styles = (
         FieldStyle("density", "persons/m2", "Walking passengers per m² (1 m grid, ~2 x 2 m tent window; one band per "
                    "level), coloured by Fruin's walkway level of service.", kind="heat", clim=(0.0, 3.0),
-                   bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS, shader="density_heat", cutoff=0.02),
+                   bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS, shader="banded_heat", cutoff=0.02),
         FieldStyle("max_density", "persons/m2", "Highest density each cell reached during the run (one band per "
                    "level).", kind="heat", clim=(0.0, 3.0), bands=LOS_DENSITY_PPM2, colours=LOS_COLOURS,
-                   shader="density_heat", cutoff=0.02),
+                   shader="banded_heat", cutoff=0.02),
     )
     feature_styles = (
         FeatureStyle("gates", "state", "-", "Open or closed in this variant.", kind="state",
@@ -1264,7 +1264,7 @@ class StationDispersalModel(CityModel):
 
     def _wade(self, depth) -> None:
         """Water on the street level (level 0, the level the flood's surface covers) slows those
-        walking in it by the depth-speed relation of ``twin.core.hazard`` and stops them where it is
+        walking in it by the depth-speed relation of ``agents.water_hazard`` and stops them where it is
         deeper than flood_stop_depth_m, until the next depth handed over. A function of the depth
         and the crowd, so a restored run sets the same speeds again."""
         cr, levels = self.crowd, self.station.levels

@@ -25,7 +25,7 @@ from twin.core import features
 from twin.core.errors import UserError
 from twin.core.formats import time_of_day
 from twin.core.grid import GridField
-from twin.core.hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
+from agents.water_hazard import CLASSES as HAZARD_CLASSES, people_by_hazard
 from twin.core.model_contract import (
     KPI, AlertRule, Exchange, CityModel, ColumnSpec, FeatureFrame, FeatureStyle, FieldStyle, Numbers, Param, Series, Snapshot,
     StateSpec, TimeSeries,

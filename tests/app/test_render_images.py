@@ -138,7 +138,7 @@ class WaterDepth:
 
     state_names = ()
     aoi_layers = ()
-    field_styles = (FieldStyle("depth", "m", "water depth", kind="surface", clim=(0.0, 2.0), shader="water",
+    field_styles = (FieldStyle("depth", "m", "water depth", kind="surface", clim=(0.0, 2.0), shader="rippled_surface",
                                cutoff=0.01),)
 
     @classmethod

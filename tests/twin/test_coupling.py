@@ -252,7 +252,7 @@ def test_attractions_the_water_reaches_close_and_admit_nobody_afterwards(flooded
 
 
 def test_hazard_classes_follow_the_aidr_limits():
-    from twin.core.hazard import hazard_class
+    from agents.water_hazard import hazard_class
 
     d = np.array([0.0, 0.2, 0.2, 0.4, 0.2, 1.0, 1.0, 1.5, 3.0, 3.0, 5.0, np.nan])
     v = np.array([0.0, 1.0, 1.9, 1.0, 2.5, 0.5, 0.7, 0.5, 1.0, 1.5, 0.1, 1.0])

@@ -1,11 +1,11 @@
 """Water on the station's street level slows or stops the passengers walking in it (docs/coupling.md):
-the depth a flood hands over, here a uniform sheet, and the depth-speed relation of twin.core.hazard."""
+the depth a flood hands over, here a uniform sheet, and the depth-speed relation of agents.water_hazard."""
 import numpy as np
 import pytest
 
 from tests.conftest import DEMO_CITY
 from twin.core.grid import GridField
-from twin.core.hazard import wading_speed_factor
+from agents.water_hazard import wading_speed_factor
 from twin.runs.runner import Run
 from twin.scenario.scenario import load_scenario
 

@@ -5,7 +5,7 @@ import pytest
 
 from agents.registry import get_model, model_names
 from twin.core.errors import UserError
-from twin.core.limits import MAX_DURATION_S, MAX_NESTING, bounded_number, nesting_depth
+from twin.core.limits import MAX_DURATION_S, MAX_NESTING, bounded_number, nesting_levels
 
 
 @pytest.mark.parametrize("model", model_names())
@@ -37,9 +37,9 @@ def test_bounded_number_accepts_and_converts():
     assert isinstance(bounded_number(3, "x", minimum=0, maximum=10), float)
 
 
-def test_nesting_depth_is_iterative_and_stops_early():
+def test_nesting_levels_is_iterative_and_stops_early():
     v = []
     for _ in range(200_000):  # far deeper than the interpreter could recurse
         v = [v]
-    assert nesting_depth(v) == MAX_NESTING + 1
-    assert nesting_depth({"a": [{"b": 1}], "c": 2}) == 3 and nesting_depth(5) == 0
+    assert nesting_levels(v) == MAX_NESTING + 1
+    assert nesting_levels({"a": [{"b": 1}], "c": 2}) == 3 and nesting_levels(5) == 0

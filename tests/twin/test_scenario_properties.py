@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from agents.registry import get_model
 from twin.core.params import FilePath, Numbers, Series, TimeSeries
 from twin.core.errors import UserError
-from twin.core.limits import MAX_NESTING, nesting_depth
+from twin.core.limits import MAX_NESTING, nesting_levels
 from twin.scenario.sweeps import EXPERIMENT_KEYS
 from twin.scenario.output_settings import OUTPUT_KEYS
 from twin.scenario.scenario import SCENARIO_KEYS, load_scenario, parse_set
@@ -170,7 +170,7 @@ def test_parse_set_accepts_or_raises_user_error(items):
         out = parse_set(items)
     except UserError:
         return
-    assert all(nesting_depth(v) <= MAX_NESTING for v in out.values())
+    assert all(nesting_levels(v) <= MAX_NESTING for v in out.values())
 
 
 @pytest.mark.slow
@@ -190,7 +190,7 @@ def test_check_output_accepts_or_raises_user_error(tmp_path, name):
 def test_values_strategy_reaches_deep_and_odd_values():
     """The generator must produce what the issue found (nan, inf, deep nesting, dates), or the
     properties above prove little."""
-    assert dt.date(2020, 1, 1) and nesting_depth([[[[1]]]]) == 4
+    assert dt.date(2020, 1, 1) and nesting_levels([[[[1]]]]) == 4
     found = set()
 
     def leaves(v):
@@ -210,7 +210,7 @@ def test_values_strategy_reaches_deep_and_odd_values():
                 found.add("inf")
             if isinstance(x, (dt.date, dt.time)):
                 found.add("date")
-        if nesting_depth(v) >= 3:
+        if nesting_levels(v) >= 3:
             found.add("deep")
 
     collect()

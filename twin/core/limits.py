@@ -71,7 +71,7 @@ def _short_repr(value, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def nesting_depth(value, limit: int = MAX_NESTING) -> int:
+def nesting_levels(value, limit: int = MAX_NESTING) -> int:
     """How deeply tables and lists nest in ``value`` (a scalar is 0), counting up to ``limit + 1``.
 
     Iterative, so a hostile file cannot overflow the interpreter's stack while it is measured.
@@ -79,18 +79,18 @@ def nesting_depth(value, limit: int = MAX_NESTING) -> int:
     deepest = 0
     stack = [(value, 0)]
     while stack:
-        item, depth = stack.pop()
+        item, level = stack.pop()
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
             children = item
         else:
             continue
-        depth += 1
-        deepest = max(deepest, depth)
+        level += 1
+        deepest = max(deepest, level)
         if deepest > limit:
             return deepest
-        stack.extend((c, depth) for c in children)
+        stack.extend((c, level) for c in children)
     return deepest
 
 

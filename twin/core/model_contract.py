@@ -75,7 +75,7 @@ class FieldStyle:
     clim: tuple[float, float] | None = None
     bands: tuple[float, ...] = ()
     colours: tuple[str, ...] = ()
-    shader: str | None = None  # "density_heat" or "water" (shaders/); None: the colour map only
+    shader: str | None = None  # "banded_heat" or "rippled_surface" (shaders/); None: the colour map only
     cutoff: float = 0.0
 
     def __post_init__(self):
@@ -268,14 +268,19 @@ class CityImportHook:
     as text, on the ``pois`` layer (e.g. a value the model parses itself); ``poi_kind``: the POI kind
     of a feature's OSM tags, or None (the models are asked in registry order, the first kind wins);
     ``poi_tags``: the tags that decide it (kept in the ``osm_tags`` column of the POIs);
-    ``options``: the command-line options it reads; ``derive(city, options)``: called once the city
-    is built, returns the city (with layers the model derives from it) and lines for the report."""
+    ``walkable_areas``: (tag, value, kind) triples: OSM areas (and closed ways) tagged tag=value join the
+    ``walkable`` layer with that ``kind`` (the importer's own walkable areas are pedestrian areas,
+    squares and marketplaces, kind "pedestrian"); a line with ``highway`` = such a value is a road at
+    walking speed. ``options``: the command-line options it reads; ``derive(city, options)``: called
+    once the city is built, returns the city (with layers the model derives from it) and lines for the
+    report."""
 
     osm_tags: tuple[str, ...] = ()
     road_columns: tuple[str, ...] = ()
     poi_columns: tuple[str, ...] = ()
     poi_tags: tuple[str, ...] = ()
     poi_kind: Callable[[dict], str | None] | None = None
+    walkable_areas: tuple[tuple[str, str, str], ...] = ()
     options: tuple[ImportOption, ...] = ()
     derive: Callable[[Any, dict], tuple[Any, list[str]]] | None = None
 

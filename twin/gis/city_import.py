@@ -53,8 +53,8 @@ default capacity, and ``capacity_source`` says which. Ids are ``osm_node_<id>``,
 drawn as an area (empty for nodes); the tags a hook names in ``poi_columns`` are kept as columns.
 
 Water: areas with natural=water, waterway=riverbank or any water=*. Walkable: pedestrian areas
-(highway=pedestrian areas), place=square, amenity=marketplace, and platforms
-(railway/public_transport/highway=platform areas), ``kind`` "pedestrian" or "platform".
+(highway=pedestrian areas), place=square and amenity=marketplace, ``kind`` "pedestrian", and the
+areas the models' import hooks declare (``CityImportHook.walkable_areas``) with their kinds.
 
 Geometry
 --------

@@ -23,9 +23,9 @@ from twin.core.errors import UserError
 from twin.core.vocabulary import OTHER_USE
 from twin.core.osm_values import parse_height_m, parse_level_list, parse_levels, single_level  # noqa: F401 (the importer's API)
 
-# Every tag the platform's import reads, on every OSM layer; the models' import hooks add theirs
+# Every tag the importer itself reads, on every OSM layer; the models' import hooks add theirs
 # (osm_tags(): these first, then each model's in registry order).
-PLATFORM_OSM_TAGS = (
+BASE_OSM_TAGS = (
     "name", "building", "building:levels", "height", "amenity", "railway", "public_transport", "highway",
     "maxspeed", "natural", "waterway", "water", "place", "area", "capacity", "landuse", "layer", "tunnel",
     "bridge", "indoor", "level", "lanes", "foot",
@@ -35,18 +35,28 @@ PLATFORM_OSM_TAGS = (
 def osm_tags() -> tuple[str, ...]:
     from twin.declarations import import_hooks
 
-    tags = list(PLATFORM_OSM_TAGS)
+    tags = list(BASE_OSM_TAGS)
     for hook in import_hooks():
         tags += [*hook.osm_tags, *hook.poi_tags, *hook.road_columns, *hook.poi_columns]
     return tuple(dict.fromkeys(tags))
 
 
-# Closed ways with these tags are areas (GDAL also honours area=yes).
+# Closed ways with these tags are areas (GDAL also honours area=yes); the models' walkable areas add theirs.
 CLOSED_WAYS_ARE_POLYGONS = (
     "aeroway,amenity,boundary,building,craft,geological,historic,landuse,leisure,military,natural,"
-    "office,place,shop,sport,tourism,water,highway=platform,public_transport=platform,railway=platform,"
-    "waterway=riverbank,area:highway"
+    "office,place,shop,sport,tourism,water,waterway=riverbank,area:highway"
 )
+
+
+def walkable_area_tags() -> tuple[tuple[str, str, str], ...]:
+    """(tag, value, kind) of the walkable areas the models' import hooks declare, in registry order."""
+    from twin.declarations import import_hooks
+
+    return tuple(dict.fromkeys(t for hook in import_hooks() for t in hook.walkable_areas))
+
+
+def closed_ways_are_polygons() -> str:
+    return ",".join([CLOSED_WAYS_ARE_POLYGONS, *dict.fromkeys(f"{k}={v}" for k, v, _ in walkable_area_tags())])
 
 _LAYER_SECTION = """[{name}]
 osm_id=yes
@@ -63,7 +73,7 @@ ignore=created_by,converted_by,source,time,ele,note,todo,openGeoDB:,fixme,FIXME
 
 def osmconf_text() -> str:
     attrs = ",".join(osm_tags())
-    parts = [f"[general]\nclosed_ways_are_polygons={CLOSED_WAYS_ARE_POLYGONS}\n"]
+    parts = [f"[general]\nclosed_ways_are_polygons={closed_ways_are_polygons()}\n"]
     for name in ("points", "lines", "multipolygons", "multilinestrings", "other_relations"):
         parts.append(_LAYER_SECTION.format(name=name, attrs=attrs))
     return "\n".join(parts)
@@ -134,13 +144,16 @@ DEFAULT_SPEED_KMH = {
     "motorway": 100.0, "trunk": 80.0, "primary": 50.0, "secondary": 50.0, "tertiary": 40.0,
     "unclassified": 30.0, "residential": 30.0, "road": 30.0, "living_street": 20.0, "service": 20.0,
     "busway": 40.0, "track": 20.0, "cycleway": 20.0, "pedestrian": 5.0, "footway": 5.0, "path": 5.0,
-    "steps": 3.0, "corridor": 5.0, "platform": 5.0, "bridleway": 5.0,
+    "steps": 3.0, "corridor": 5.0, "bridleway": 5.0,
 }
 FALLBACK_SPEED_KMH = 30.0
 
 
 def default_speed_kmh(kind: str) -> float:
-    return DEFAULT_SPEED_KMH.get(str(kind).removesuffix("_link"), FALLBACK_SPEED_KMH)
+    kind = str(kind).removesuffix("_link")
+    if kind not in DEFAULT_SPEED_KMH and any(t == "highway" and v == kind for t, v, _ in walkable_area_tags()):
+        return DEFAULT_SPEED_KMH["pedestrian"]  # a walkable area's edge drawn as a line
+    return DEFAULT_SPEED_KMH.get(kind, FALLBACK_SPEED_KMH)
 
 
 def poi_kind(t: dict) -> str | None:
@@ -252,11 +265,15 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
     layers["water"] = gpd.GeoDataFrame({"id": _osm_ids(w, "multipolygons").to_numpy(), "name": w["name"].fillna("").to_numpy()},
                                        geometry=w.geometry.to_numpy(), crs=crs)
     ped = ((polys["highway"] == "pedestrian") | (polys["place"] == "square") | (polys["amenity"] == "marketplace"))
-    plat = (polys["railway"] == "platform") | (polys["public_transport"] == "platform") | (polys["highway"] == "platform")
-    wk = polys[(ped | plat) & polys["building"].isna()]
+    kind = pd.Series("", index=polys.index, dtype=object)
+    for tag, value, k in walkable_area_tags():  # the models' walkable areas (first declared wins)
+        if tag in polys.columns:
+            kind[(kind == "") & (polys[tag] == value)] = k
+    kind[(kind == "") & ped] = "pedestrian"
+    wk = polys[(kind != "") & polys["building"].isna()]
     layers["walkable"] = gpd.GeoDataFrame(
         {"id": _osm_ids(wk, "multipolygons").to_numpy(), "name": wk["name"].fillna("").to_numpy(),
-         "kind": np.where(plat[wk.index], "platform", "pedestrian"),
+         "kind": kind[wk.index].to_numpy(),
          "layer": pd.to_numeric(wk["layer"], errors="coerce").fillna(0).to_numpy(),
          # the floor: a single whole-number level tag, else 0 (the tag as written in osm_level)
          "level": [single_level(v) for v in wk["level"]], "osm_level": wk["level"].fillna("").to_numpy()},

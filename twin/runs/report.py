@@ -772,7 +772,7 @@ variant.</li>
 d<sub>k</sub> = variant<sub>k</sub> − baseline<sub>k</sub>: mean(d) ± t(0.975, n−1)·sd(d)/√n.</li>
 <li>With one replication no interval is estimated (shown as n/a). When all replications agree exactly,
 the interval collapses to the value and is marked “no variation”.</li>
-<li>Keyed KPIs (e.g. per gate) are compared key by key; a key missing from a run counts as 0.</li>
+<li>Keyed KPIs (one value per feature) are compared key by key; a key missing from a run counts as 0.</li>
 {sweep}
 <li>Files: <code>comparison.csv</code> (this table), <code>runs.csv</code> / <code>runs.parquet</code>
 (one row per run: variant, replication, seed, parameters, KPIs), <code>runs/&lt;variant&gt;/rep-NNN/</code>

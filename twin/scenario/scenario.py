@@ -9,7 +9,7 @@ from typing import Any
 from twin.core.errors import UserError, nearest
 from twin.core.params import input_files, plain_value, validate_params
 from twin.core.limits import (MAX_DURATION_S, MAX_NESTING, MAX_REPLICATIONS, MAX_SEED, MIN_DURATION_S, bounded_number,
-                              check_output_bounds, nesting_depth)
+                              check_output_bounds, nesting_levels)
 
 BASELINE = "baseline"
 SCENARIO_KEYS = {"name", "model", "models", "city", "duration_s", "seed", "replications", "description"}
@@ -189,7 +189,7 @@ def load_scenario(path: str | Path, city: str | Path | None = None) -> Scenario:
 
 def scenario_from_dict(raw: dict, path: Path | None = None) -> Scenario:
     where = str(path) if path else "scenario"
-    if nesting_depth(raw) > MAX_NESTING:  # later messages repr() values: keep them printable
+    if nesting_levels(raw) > MAX_NESTING:  # later messages repr() values: keep them printable
         raise UserError(f"{where}: tables or lists are nested more than {MAX_NESTING} levels deep; a scenario "
                         "nests at most a few levels ([interventions.parameters]).")
     _check_keys(raw, TOP_LEVEL, where)
@@ -288,7 +288,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
             parsed = value
         except RecursionError:
             parsed = None  # too deep to parse (TOML has no null, so None means just that)
-        if parsed is None or nesting_depth(parsed) > MAX_NESTING:
+        if parsed is None or nesting_levels(parsed) > MAX_NESTING:
             raise UserError(f'--set "{item[:60]}…": the value is nested too deeply; give a number, '
                             'true/false, text or a list of names.')
         out[key.strip()] = parsed

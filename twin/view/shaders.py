@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 SHADER_DIR = Path(__file__).resolve().parents[2] / "shaders"  # the repository's shaders/ folder
-BAND_UNIFORMS = ("los_a", "los_b", "los_c", "los_d", "los_e")  # density_heat.glsl: five band bounds
+BAND_UNIFORMS = ("band_1", "band_2", "band_3", "band_4", "band_5")  # banded_heat.glsl: five band bounds
 
 _support: bool | None = None
 last_error: str = ""
@@ -39,7 +39,7 @@ opacity = citytwinC.a;
 """
 # Water shades itself: a perturbed up-normal lit by a fixed sun, so ripples show whether or not
 # VTK lights the layer (VTK only declares its normal when the actor is lit).
-FS_WATER_SHADE = """
+FS_RIPPLE_SHADE = """
 vec3 citytwinN = citytwin_perturb_normal(vec3(0.0, 0.0, 1.0), fieldXY);
 float citytwinSun = max(dot(citytwinN, normalize(vec3(0.35, 0.45, 0.82))), 0.0);
 float citytwinGlint = pow(max(dot(citytwinN, normalize(vec3(0.2, 0.3, 0.93))), 0.0), 60.0);
@@ -71,7 +71,7 @@ class FieldShader:
 
 
 def _install(actor, kind: str, clim, bands=(), cutoff: float = 0.0) -> FieldShader:
-    """``kind``: "water" or "density_heat" (the GLSL file); ``bands`` the heat shader's five bounds."""
+    """``kind``: "rippled_surface" or "banded_heat" (the GLSL file); ``bands`` the heat shader's five bounds."""
     import vtk
 
     mapper = _polydata_mapper(actor)
@@ -80,21 +80,21 @@ def _install(actor, kind: str, clim, bands=(), cutoff: float = 0.0) -> FieldShad
     sp.ClearAllShaderReplacements()
     sp.AddVertexShaderReplacement("//VTK::Normal::Dec", True, VS_DEC, False)
     sp.AddVertexShaderReplacement("//VTK::Normal::Impl", True, VS_IMPL, False)
-    if kind == "water":
-        body = read_glsl("water.glsl")
+    if kind == "rippled_surface":
+        body = read_glsl("rippled_surface.glsl")
         sp.AddFragmentShaderReplacement("//VTK::Normal::Dec", True, FS_DEC.format(body=body), False)
         sp.AddFragmentShaderReplacement(
-            "//VTK::Color::Impl", True, FS_COLOR.format(diffuse="1.0", ambient="0.0") + FS_WATER_SHADE, False)
+            "//VTK::Color::Impl", True, FS_COLOR.format(diffuse="1.0", ambient="0.0") + FS_RIPPLE_SHADE, False)
     else:
-        body = read_glsl("density_heat.glsl")
+        body = read_glsl("banded_heat.glsl")
         sp.AddFragmentShaderReplacement("//VTK::Normal::Dec", True, FS_DEC.format(body=body), False)
         sp.AddFragmentShaderReplacement("//VTK::Color::Impl", True, FS_COLOR.format(diffuse="1.0", ambient="0.0"), False)
     fs = FieldShader(actor, kind)
     fs.set("time", 0.0)
     fs.set("cutoff", cutoff)
     fs.set("max_opacity", 0.85)
-    if kind == "water":
-        fs.set("depth_max", clim[1])
+    if kind == "rippled_surface":
+        fs.set("value_max", clim[1])
         fs.set("ripple_strength", 0.12)
         fs.set("ripple_scale", 6.0)
     else:
@@ -138,7 +138,7 @@ def _remove(actor) -> None:
 
 
 def probe_support() -> bool:
-    """Render a quad of high density with the shader off-screen; True if it came out heat-red."""
+    """Render a quad of a high value with the banded heat shader off-screen; True if it came out heat-red."""
     global _support, last_error
     if _support is not None:
         return _support
@@ -160,7 +160,7 @@ def probe_support() -> bool:
             quad.point_data["value"] = np.full(quad.n_points, 2.9, np.float32)
             actor = p.add_mesh(quad, scalars="value", cmap="gray", clim=(0, 3), lighting=False, show_scalar_bar=False)
             # five bands below the probe's value: it lies in the top band, drawn dark red
-            _install(actor, "density_heat", (0.0, 3.0), (0.5, 1.0, 1.5, 2.0, 2.5), 0.02)
+            _install(actor, "banded_heat", (0.0, 3.0), (0.5, 1.0, 1.5, 2.0, 2.5), 0.02)
             p.view_xy()
             img = p.screenshot(None, return_img=True)
             p.close()
@@ -183,9 +183,9 @@ def apply_field_shader(actor, style, clim):
     colour map (shaders off, unsupported, or a heat style without five bands)."""
     if not shaders_enabled() or not probe_support():
         return None
-    if style.shader not in ("water", "density_heat"):
+    if style.shader not in ("rippled_surface", "banded_heat"):
         return None
-    if style.shader == "density_heat" and len(style.bands) != len(BAND_UNIFORMS):
+    if style.shader == "banded_heat" and len(style.bands) != len(BAND_UNIFORMS):
         return None
     try:
         return _install(actor, style.shader, clim, style.bands, style.cutoff)

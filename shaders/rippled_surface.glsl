@@ -1,16 +1,17 @@
-// CityTwin: water depth (m) → colour and opacity, with a gently animated surface normal.
-// Inserted into VTK's fragment shader (see shaders/README.md and twin/view/shaders.py).
-// The per-vertex depth arrives as `fieldValueVSOut`; `fieldXY` is the model-space x, y (metres).
+// CityTwin: a value over the terrain (e.g. a depth in m) → blue colour and opacity, with a gently
+// animated surface normal. Inserted into VTK's fragment shader (see shaders/README.md and
+// twin/view/shaders.py). The per-vertex value arrives as `fieldValueVSOut`; `fieldXY` is the
+// model-space x, y (metres).
 uniform float time;            // seconds since the layer appeared; drives the ripples
-uniform float depth_max;       // depth (m) at which the colour reaches its deepest tone, e.g. 2.0
-uniform float cutoff;          // depths at or below this (m) are not drawn, e.g. 0.01
-uniform float max_opacity;     // opacity of deep water (0..1)
+uniform float value_max;       // value at which the colour reaches its deepest tone, e.g. 2.0
+uniform float cutoff;          // values at or below this are not drawn, e.g. 0.01
+uniform float max_opacity;     // opacity at high values (0..1)
 uniform float ripple_strength; // size of the normal perturbation (0 = flat mirror), e.g. 0.12
 uniform float ripple_scale;    // ripple wavelength in metres, e.g. 6.0
 
 vec4 citytwin_field_colour(float d) {
   if (!(d > cutoff)) return vec4(0.0);
-  float t = clamp(d / depth_max, 0.0, 1.0);
+  float t = clamp(d / value_max, 0.0, 1.0);
   vec3 shallow = vec3(0.55, 0.80, 0.95);
   vec3 deep = vec3(0.03, 0.19, 0.45);
   vec3 c = mix(shallow, deep, sqrt(t));

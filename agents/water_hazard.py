@@ -1,5 +1,6 @@
-"""Flood hazard to people and vehicles by depth and velocity: the six classes of the Australian
-Disaster Resilience Guideline 7-3 (AIDR 2017, "Flood hazard", after Smith et al. 2014).
+"""Water and the people in it, shared by every model whose people can stand in flood water: the six
+flood hazard classes by depth and velocity of the Australian Disaster Resilience Guideline 7-3
+(AIDR 2017, "Flood hazard", after Smith et al. 2014), and the speed of people walking in water.
 
     H1  d <= 0.3 m, v <= 2.0 m/s, d·v <= 0.3 m²/s   generally safe for people, vehicles and buildings
     H2  d <= 0.5,   v <= 2.0,     d·v <= 0.6        unsafe for small vehicles
