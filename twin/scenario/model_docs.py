@@ -5,15 +5,28 @@ from agents.registry import MODELS, get_model
 
 
 def list_models() -> str:
-    lines = ["Models (citytwin models NAME for parameters and KPIs):"]
+    lines = ["Models (citytwin models NAME for parameters and KPIs; NAME+NAME for a coupled run of several):"]
     for name in sorted(MODELS):
         cls = get_model(name)
         lines.append(f"  {name:20s} {cls.title}")
     return "\n".join(lines)
 
 
+def model_class(name: str):
+    """A registered model, or the coupled model of several joined by "+" (as a scenario's ``models``
+    list runs them)."""
+    if "+" not in name:
+        return get_model(name)
+    from twin.scenario.coupling import coupled_class
+
+    names = tuple(n.strip() for n in name.split("+"))
+    for n in names:
+        get_model(n)  # an unknown one is named in the error, with the models there are
+    return coupled_class(names)
+
+
 def describe_model(name: str) -> str:
-    cls = get_model(name)
+    cls = model_class(name)
     lines = [f"{cls.name}: {cls.title}", ""]
     if cls.description:
         lines += [cls.description.strip(), ""]
@@ -40,4 +53,8 @@ def describe_model(name: str) -> str:
         for r in cls.alerts:
             op = ">=" if r.direction == "above" else "<="
             lines.append(f"  {r.name:28s} {r.source}: amber {op} {r.amber:.4g}, red {op} {r.red:.4g}. {r.doc}")
+    for title, items in (("Hands to other models in a coupled run", cls.publishes),
+                         ("Takes from other models in a coupled run", cls.accepts)):
+        if items:
+            lines += ["", f"{title}:"] + [f"  {e.name:28s} {e.unit:8s} {e.doc}" for e in items]
     return "\n".join(lines)
