@@ -1,7 +1,7 @@
 """The command room's documentation screenshots, on a 4K screen (run under Xvfb at 3840 × 2160):
 
     xvfb-run -a -s "-screen 0 3840x2160x24" .venv/bin/python -m app.command_room_screenshots \
-        --scenario scenarios/station_evening_peak.toml --intervention "open more gates"
+        --scenario SCENARIO.toml --intervention "NAME OF AN INTERVENTION"
 
 Runs the scenario, branches at ``--branch-at`` seconds into the intervention (default: the
 scenario's first), lets both futures

@@ -4,10 +4,8 @@
 
 Writes docs/screenshot_city.png (the scenario's city on open, or ``--city``) and
 docs/screenshot_NAME.png (the scenario running; NAME defaults to the scenario file's name).
-``--help`` for the rest: the simulated time, the window size and a camera on a POI. The docs'
-screenshots: ``--scenario scenarios/station_evening_peak.toml --name station`` and
-``--scenario scenarios/holiday_tourism.toml --name tourism --run-s 21600 --no-city --fly-to A2
---distance 1000``. ``--live DIR --name live`` instead shows the window following the live run in
+``--help`` for the rest: the simulated time, the window size and a camera on a POI (the command
+behind each screenshot in docs/ is written beside it in the docs, and in the README). ``--live DIR --name live`` instead shows the window following the live run in
 DIR (a ``citytwin live --out``; docs/live.md, "The app in live mode").
 """
 from __future__ import annotations

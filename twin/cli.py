@@ -526,7 +526,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
 
 def main(argv=None) -> int:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "citytwin" / "numba"))
-    # numpy's BLAS would start its own threads for a single dot product (measured: a tourist-flow run
+    # numpy's BLAS would start its own threads for a single dot product (measured: a model's run
     # 5x slower); the models thread their own kernels with numba.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
