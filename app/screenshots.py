@@ -5,8 +5,9 @@
 Writes docs/screenshot_city.png (the scenario's city on open, or ``--city``) and
 docs/screenshot_NAME.png (the scenario running; NAME defaults to the scenario file's name).
 ``--help`` for the rest: the simulated time, the window size and a camera on a POI (the command
-behind each screenshot in docs/ is written beside it in the docs, and in the README). ``--live DIR --name live`` instead shows the window following the live run in
-DIR (a ``citytwin live --out``; docs/live.md, "The app in live mode").
+behind each screenshot in docs/ is written beside it in the docs, and in the README).
+``--live DIR --name live`` instead shows the window following the live run in DIR (a
+``citytwin live --out``; docs/live.md, "The app in live mode").
 """
 from __future__ import annotations
 
