@@ -9,7 +9,7 @@ DXF (ezdxf)
     One layer per kind and level: ``<kind>@<level>`` (level 0 = street level, 1 above, -1 below);
     a kind that joins two levels (``DrawingKind.spans_levels``) on ``<kind>@<lower>-<upper>``.
     Areas are closed polylines (LWPOLYLINE, POLYLINE, CIRCLE, closed SPLINE/ELLIPSE; arcs are
-    flattened to 1 cm); lines are LINEs and open polylines, connectors drawn from their lower end to
+    flattened to 2 mm); lines are LINEs and open polylines, connectors drawn from their lower end to
     their upper end. A polyline's constant width is the feature's width. Blocks (INSERT) are
     exploded; their entities on layer 0 take the INSERT's layer. Layers without ``@`` (annotations,
     the default layer 0) are skipped and listed. Units are the header's ``$INSUNITS`` (unitless:
@@ -63,7 +63,7 @@ SUFFIXES = (".dxf", ".ifc")
 CUT_M = 1.0  # an area element's plan: its faces this close to its lowest point
 LEVEL_TOLERANCE_M = 0.5
 SAME_LEVEL_M = 1.0  # storeys closer than this are one level
-FLATTEN_M = 0.01  # arcs and splines become segments this close to the curve (in metres)
+FLATTEN_M = 0.002  # arcs and splines become segments this close to the curve (in metres)
 LAYER_RE = re.compile(r"^(?P<kind>[^@]+)@(?P<levels>.*)$")
 LEVELS_RE = re.compile(r"^\s*(?P<a>-?\d+)\s*(?:-\s*(?P<b>-?\d+)\s*)?$")
 
@@ -401,7 +401,7 @@ def read_ifc(path: Path, placement: Placement, kinds: dict) -> Drawing:
 
     try:
         model = ifcopenshell.open(str(path))
-    except (OSError, RuntimeError, ValueError, SyntaxError) as e:
+    except (ifcopenshell.Error, OSError, RuntimeError, ValueError, SyntaxError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: not a readable IFC file ({msg}). Export it again as IFC2X3 or IFC4 (STEP, .ifc).") from None
     scale = float(uu.calculate_unit_scale(model))
@@ -602,7 +602,9 @@ def import_drawing(path, into, place: str, **model_options):
     if drawing.elevations_m:
         record["elevations_m"] = {str(k): round(v, 3) for k, v in drawing.elevations_m.items()}
     meta = dict(city.meta)
-    meta["drawings"] = [*(meta.get("drawings") or []), record]
+    # a drawing imported again (a revised plan) replaces its earlier record, as the models replace its features
+    meta["drawings"] = [*(r for r in meta.get("drawings") or []
+                          if not (isinstance(r, dict) and Path(str(r.get("file", ""))).name == path.name)), record]
     report = ImportReport({
         "name": city.name, "out": str(into), "drawing": record, "layers": {k: len(v) for k, v in changed.items()},
         "skipped": drawing.skipped, "notes": notes, "wall_s": 0.0})
