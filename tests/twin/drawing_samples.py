@@ -56,6 +56,8 @@ def write_dxf(path: Path, *, mm: bool = True, extra_layers: dict | None = None) 
     line("stairs@0-1", *STAIR, width=3.0)
     line("escalator_down@0-1", *ESCALATOR, width=1.0)
     msp.add_text("Concourse", dxfattribs={"layer": "text", "insert": pts([(5, 15)])[0]})
+    hatch = msp.add_hatch(dxfattribs={"layer": "walkable@0"})  # a fill, not an outline: skipped and listed
+    hatch.paths.add_polyline_path(pts(rect(0, 0, 40, 20)), is_closed=True)
     for layer, points in (extra_layers or {}).items():
         msp.add_lwpolyline(pts(points), dxfattribs={"layer": layer})
     doc.saveas(path)

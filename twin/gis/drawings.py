@@ -64,6 +64,8 @@ CUT_M = 1.0  # an area element's plan: its faces this close to its lowest point
 LEVEL_TOLERANCE_M = 0.5
 SAME_LEVEL_M = 1.0  # storeys closer than this are one level
 FLATTEN_M = 0.002  # arcs and splines become segments this close to the curve (in metres)
+# what a layer's lines and areas are drawn with (texts, hatches, dimensions… on it are skipped and listed)
+DXF_TYPES = {"LINE", "LWPOLYLINE", "POLYLINE", "CIRCLE", "ARC", "ELLIPSE", "SPLINE"}
 LAYER_RE = re.compile(r"^(?P<kind>[^@]+)@(?P<levels>.*)$")
 LEVELS_RE = re.compile(r"^\s*(?P<a>-?\d+)\s*(?:-\s*(?P<b>-?\d+)\s*)?$")
 
@@ -242,6 +244,8 @@ def read_dxf(path: Path, placement: Placement, kinds: dict) -> Drawing:
         spec = kinds[kind][0]
         where = f"{path}, layer {layer!r}, {e.dxftype()} #{e.dxf.get('handle', '?')}"
         try:
+            if e.dxftype() not in DXF_TYPES:
+                raise TypeError(e.dxftype())
             p = dxfpath.make_path(e)
         except (TypeError, ValueError, AttributeError):
             ignored[(layer, e.dxftype())] = ignored.get((layer, e.dxftype()), 0) + 1
