@@ -77,8 +77,8 @@ def _ramp(x0, y0, x1, y1, z0, z1, t=0.3):
 BOX_FACES = [(0, 3, 2, 1), (4, 5, 6, 7), (0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (3, 0, 4, 7)]
 
 
-def write_ifc(path: Path) -> Path:
-    """The station as an IFC4 model in metres: storeys, spaces, walls (the east one with a door
+def write_ifc(path: Path, *, millimetres: bool = False) -> Path:
+    """The station as an IFC4 model in metres (or millimetres, the API's default unit): storeys, spaces, walls (the east one with a door
     opening), a column, a stair of one flight, an escalator, a lift, an outside and an inside door,
     and a proxy element named as a ticket gate line."""
     import ifcopenshell
@@ -87,7 +87,10 @@ def write_ifc(path: Path) -> Path:
     run = ifcopenshell.api.run
     m = ifcopenshell.file(schema="IFC4")
     project = run("root.create_entity", m, ifc_class="IfcProject", name="Test station")
-    run("unit.assign_unit", m, length={"is_metric": True, "raw": "METERS"})
+    if millimetres:
+        run("unit.assign_unit", m)
+    else:
+        run("unit.assign_unit", m, length={"is_metric": True, "raw": "METERS"})
     model_ctx = run("context.add_context", m, context_type="Model")
     body = run("context.add_context", m, context_type="Model", context_identifier="Body", target_view="MODEL_VIEW",
                parent=model_ctx)
@@ -98,7 +101,7 @@ def write_ifc(path: Path) -> Path:
     storeys = []
     for name, z in zip(("Concourse level", "Platform level"), STOREY_Z):
         s = run("root.create_entity", m, ifc_class="IfcBuildingStorey", name=name)
-        s.Elevation = z
+        s.Elevation = z * (1000.0 if millimetres else 1.0)  # in the file's unit; the API's matrices are in metres
         matrix = np.eye(4)
         matrix[2, 3] = z
         run("geometry.edit_object_placement", m, product=s, matrix=matrix)

@@ -30,7 +30,8 @@ DXF_PLACE = Placement(X0 + 150.0, Y0 + 30.0, 30.0)
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("drawings")
-    return {"dxf": write_dxf(d / "station.dxf"), "ifc": write_ifc(d / "station.ifc"), "dir": d}
+    return {"dxf": write_dxf(d / "station.dxf"), "ifc": write_ifc(d / "station.ifc"), "dir": d,
+            "ifc_mm": write_ifc(d / "station_mm.ifc", millimetres=True)}
 
 
 @pytest.fixture
@@ -99,6 +100,15 @@ def test_ifc_storeys_become_levels_and_elements_kinds(files):
         assert (f.level, f.to_level) == (0, 1)
         assert f.geometry.equals_exact(IFC_PLACE.apply(shapely.LineString(line)), 1e-6)  # from the low end up
     assert d.of("stairs")[0].width_m == pytest.approx(3.0) and d.of("escalator_down")[0].width_m == pytest.approx(1.0)
+
+
+def test_an_ifc_file_in_millimetres_reads_the_same(files):
+    m, mm = (read_drawing(files[k], IFC_PLACE) for k in ("ifc", "ifc_mm"))
+    assert (m.units, mm.units) == ("metre", "millimetre") and mm.elevations_m == m.elevations_m
+    assert [(f.kind, f.level, f.to_level) for f in mm.features] == [(f.kind, f.level, f.to_level) for f in m.features]
+    for a, b in zip(m.features, mm.features):
+        assert a.geometry.equals_exact(b.geometry, 1e-6), a.name
+        assert (a.width_m is None) == (b.width_m is None) and (a.width_m or 0) == pytest.approx(b.width_m or 0)
 
 
 # -- importing and running ------------------------------------------------------------------------------

@@ -410,8 +410,9 @@ def read_ifc(path: Path, placement: Placement, kinds: dict) -> Drawing:
         raise UserError(f"{path}: not a readable IFC file ({msg}). Export it again as IFC2X3 or IFC4 (STEP, .ifc).") from None
     scale = float(uu.calculate_unit_scale(model))
     of_storey, elev, names, z0 = _levels_of_storeys(model, scale, str(path))
-    drawing = Drawing(path, "ifc", placement, f"{uu.get_full_unit_name(uu.get_project_unit(model, 'LENGTHUNIT'))}"
-                      if model.by_type("IfcUnitAssignment") else "metres", levels=dict(sorted(names.items())),
+    unit = uu.get_project_unit(model, "LENGTHUNIT") if model.by_type("IfcUnitAssignment") else None
+    drawing = Drawing(path, "ifc", placement, uu.get_full_unit_name(unit).lower() if unit is not None else "metre",
+                      levels=dict(sorted(names.items())),
                       elevations_m=dict(sorted(elev.items())))
     hooks = []
     for _, hook in kinds.values():
