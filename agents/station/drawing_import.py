@@ -23,7 +23,8 @@ IFC (``ifc_kind``; the first rule that matches wins):
    or description says ticket gate, fare gate, gate line, ticket barrier or turnstile →
    ``ticket_gate`` (its long centre line);
 2. ``IfcSpace`` → ``platform`` when its name, long name or object type says platform, else
-   ``walkable``; ``IfcSlab`` (not a roof) → the same by its name;
+   ``walkable``; ``IfcSlab`` (not a roof) → the same by its name, kept only on levels without
+   spaces (a base slab spans track beds and walls too);
 3. ``IfcWall``, ``IfcColumn`` → ``obstacle``;
 4. ``IfcStair``, ``IfcStairFlight`` → ``stairs`` (a stair by its flights when it has them);
 5. ``IfcTransportElement`` ESCALATOR → an escalator (``escalator_down``/``escalator_up`` when
@@ -32,8 +33,9 @@ IFC (``ifc_kind``; the first rule that matches wins):
 
 Ids: exits ``G<n>``, ticket gates ``T<n>``, stairs ``S<n>``, escalators ``E<n>``, sources ``P<n>``:
 the next numbers not used in the package. Every feature added carries the drawing's file name in
-the column ``drawing``; city.toml's ``station_drawings`` records what was estimated, which
-`citytwin city check` reports.
+the column ``drawing``, and a drawing imported again replaces them; city.toml's ``station_drawings``
+records what was estimated, which `citytwin city check` reports. After the merge the crowd model's
+own check (``geometry.build_station``) runs, and what it refuses goes into the report.
 """
 from __future__ import annotations
 
@@ -160,8 +162,13 @@ def drawing_import(city, drawing, options: dict):
     estimated: dict[str, list[str]] = {}
     lines = []
 
+    floors = drawing.of("walkable", "platform")
+    # IFC slabs are a level's floor only where it has no spaces: a base slab spans track beds and walls too
+    spaced = {f.level for f in floors if "IfcSpace" in f.info.get("ifc_classes", ())}
+    slabs = [f for f in floors if f.level in spaced and "IfcSlab" in f.info.get("ifc_classes", ())]
+    floors = [f for f in floors if f not in slabs]
     walk = [{"name": f.name, "level": f.level, "kind": "platform" if f.kind == "platform" else "floor",
-             "drawing": file, "geometry": f.geometry} for f in drawing.of("walkable", "platform")]
+             "drawing": file, "geometry": f.geometry} for f in floors]
     obst = [{"name": f.name, "level": f.level, "drawing": file, "geometry": f.geometry}
             for f in drawing.of("obstacle", "lift")]
     layers = {name: _without(gdf, file) for name, gdf in city.layers.items()}
@@ -193,7 +200,7 @@ def drawing_import(city, drawing, options: dict):
 
     src_old = layers.get("sources", city.layer("sources"))
     used = set(src_old["id"].astype(str)) if len(src_old) else set()
-    plats = [(f, shapely.buffer(f.geometry, -SOURCE_INSET_M, join_style="mitre")) for f in drawing.of("platform")]
+    plats = [(f, shapely.buffer(f.geometry, -SOURCE_INSET_M, join_style="mitre")) for f in floors if f.kind == "platform"]
     plats = [(f, g) for f, g in plats if not g.is_empty and g.area > 1.0]
     sources = []
     if plats and passengers > 0:
@@ -216,7 +223,10 @@ def drawing_import(city, drawing, options: dict):
     earlier = [r for r in city.meta.get("station_drawings") or [] if not (isinstance(r, dict) and r.get("file") == file)]
     city.meta["station_drawings"] = [*earlier, record]
 
-    lines.append(f"station from {file}: {len(walk)} walkable areas ({len(drawing.of('platform'))} platform(s)), "
+    if slabs:
+        lines.append(f"{len(slabs)} slab(s) left out on levels with spaces (the spaces are the floor): "
+                     + ", ".join(f.name for f in slabs[:5]))
+    lines.append(f"station from {file}: {len(walk)} walkable areas ({len(plats)} platform(s)), "
                  f"{len(obst)} obstacles, {len(exits)} exits, {len(tickets)} ticket gates, {len(conns)} stairs and "
                  f"escalators, {len(sources)} sources with {sum(s['count'] for s in sources)} passengers")
     if not drawing.of("platform"):
@@ -228,7 +238,28 @@ def drawing_import(city, drawing, options: dict):
         lines.append(f"{len(record['lifts'])} lifts drawn as obstacles (lifts are not simulated)")
     for what, ids in estimated.items():
         lines.append(f"estimated {ESTIMATED[what][0]}: {', '.join(ids)}")
+    refusal = crowd_refusal(city)
+    if refusal:
+        lines.append(f"the crowd model refuses the station as drawn: {refusal}")
     return city, lines
+
+
+def crowd_refusal(city) -> str:
+    """Why the crowd model would refuse the station (its own check, geometry.build_station), or ''."""
+    from twin.core.model_contract import validate_params
+
+    from .geometry import build_station
+    from .model import CONNECTORS, StationDispersalModel
+
+    p = validate_params(StationDispersalModel, {}, "station drawing", None)
+    p.update({k: 0.0 for k in ("share_metro", "share_bus", "share_taxi")}, share_walk=1.0)
+    if not len(city.layer("walkable")):
+        return ""
+    try:
+        build_station(city, p, city.extra_layer(CONNECTORS))
+    except UserError as e:
+        return str(e)
+    return ""
 
 
 # The station's import hook: the OSM rules of .city_import and the drawings of this module.

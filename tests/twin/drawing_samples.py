@@ -5,7 +5,8 @@ In the drawing's own metres: a 40 x 20 m concourse (level 0) under a 40 x 10 m p
 y 4-14, 6 m up). A stair (3 m wide, y 5-8) and an escalator running down (1 m, y 9.5-10.5) lead
 from the concourse at x = 16 up to the platform at x = 28. A wall at x = 32 (y 0-14) and a line of
 ticket gates (x = 32, y 14-20) close the paid area; the exit is a doorway in the east wall
-(x = 40, y 8-12). A pillar stands at (8.3, 3.3); the IFC model also has a lift and an inner door.
+(x = 40, y 8-12). A pillar stands at (8.3, 3.3); the IFC model also has a lift, an inner door and
+a base slab under the concourse.
 """
 from __future__ import annotations
 
@@ -124,6 +125,7 @@ def write_ifc(path: Path, *, millimetres: bool = False) -> Path:
     lo, hi = storeys
     element("IfcSpace", "Concourse", _box(0, 0, 0, 40, 20, 3), lo)
     element("IfcSpace", "Platform 1", _box(0, 4, 6, 40, 14, 9), hi)
+    element("IfcSlab", "Base slab", _box(-1, -1, -0.4, 41, 21, 0), lo, predefined_type="BASESLAB")  # spaces win
     element("IfcWall", "Fare line wall", _box(31.85, 0, 0, 32.15, 14, 3), lo)
     east = element("IfcWall", "East wall", _box(40, 0, 0, 40.3, 20, 3), lo)
     opening = run("root.create_entity", m, ifc_class="IfcOpeningElement", name="Exit opening")

@@ -87,9 +87,9 @@ def test_dxf_layers_units_base_point_and_placement(files):
 def test_ifc_storeys_become_levels_and_elements_kinds(files):
     d = read_drawing(files["ifc"], IFC_PLACE)
     assert d.levels == {0: "Concourse level", 1: "Platform level"} and d.elevations_m == {0: 0.0, 1: 6.0}
-    assert d.counts() == {"walkable": 1, "platform": 1, "obstacle": 3, "gate": 1, "ticket_gate": 1, "stairs": 1,
+    assert d.counts() == {"walkable": 2, "platform": 1, "obstacle": 3, "gate": 1, "ticket_gate": 1, "stairs": 1,
                           "escalator_down": 1, "lift": 1}
-    names = {f.kind: f.name for f in d.features}
+    names = {f.kind: f.name for f in d.features if f.name != "Base slab"}
     assert names["gate"] == "Main exit"  # the outside door; the staff room door is inside
     assert names["stairs"] == "Main stair flight"  # the stair is taken by its flight, once
     assert names["ticket_gate"] == "Ticket gate line A" and names["platform"] == "Platform 1"
@@ -119,6 +119,8 @@ def test_ifc_station_imports_and_clears(files, package, capsys):
     assert "levels     0: Concourse level, 1: Platform level" in out and "City check of" in out
     city = City.load(package)
     assert city.meta["level_height_m"] == {"1": 6.0} and city.level_z(1) == 6.0
+    assert "1 slab(s) left out on levels with spaces" in out and "refuses" not in out
+    assert sorted(city.walkable["name"]) == ["Concourse", "Platform 1"]
     assert len(city.buildings) == 3  # the package's own layers are kept
     conn = city.extra_layer(CONNECTORS)
     assert sorted(zip(conn["id"], conn["kind"], conn["direction"])) == [("E1", "escalator", "down"),
@@ -153,6 +155,14 @@ def test_dxf_station_imports_rotated_clears_and_imports_again_in_place(files, pa
     again = City.load(package)
     assert {n: sorted(again.layer(n)["id"].astype(str)) for n in before} == before
     assert len(again.extra_layer(CONNECTORS)) == 2 and len(again.meta["drawings"]) == 1
+
+
+def test_a_drawing_the_crowd_model_refuses_is_merged_with_the_reason(files, package, capsys):
+    path = write_dxf(files["dir"] / "far_exit.dxf", extra_layers={"gate@1": [(0, 30), (4, 30)]})
+    code, out, err = cli(capsys, "city", "import", path, "--place", "500150,3400030,0", "--into", package)
+    assert code == 0, err
+    assert 'the crowd model refuses the station as drawn: layer gates: gate "G2" does not touch the walkable area' in out
+    assert len(City.load(package).layer("gates")) == 3
 
 
 # -- bad input ----------------------------------------------------------------------------------------
