@@ -84,6 +84,18 @@ def test_dxf_layers_units_base_point_and_placement(files):
     assert double.of("stairs")[0].width_m == pytest.approx(6.0)
 
 
+def test_a_dxf_without_units_is_read_as_metres_and_says_so(tmp_path):
+    import ezdxf
+
+    doc = ezdxf.new("R2010")
+    doc.header["$INSUNITS"] = 0
+    doc.modelspace().add_lwpolyline([(0, 0), (10, 0), (10, 5), (0, 5)], close=True, dxfattribs={"layer": "walkable@0"})
+    doc.saveas(tmp_path / "plain.dxf")
+    d = read_drawing(tmp_path / "plain.dxf", Placement(0, 0, 0))
+    assert d.units.startswith("unitless") and d.of("walkable")[0].geometry.area == pytest.approx(50.0)
+    assert any("no units" in n and "SCALE" in n for n in d.notes)
+
+
 def test_ifc_storeys_become_levels_and_elements_kinds(files):
     d = read_drawing(files["ifc"], IFC_PLACE)
     assert d.levels == {0: "Concourse level", 1: "Platform level"} and d.elevations_m == {0: 0.0, 1: 6.0}
