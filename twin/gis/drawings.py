@@ -6,7 +6,8 @@ The models say what they read from a drawing (``CityImportHook.drawing_kinds``, 
 into metres, places them in the city and hands each model the features of its kinds.
 
 DXF (ezdxf)
-    One layer per kind and level: ``<kind>@<level>`` (level 0 = street level, 1 above, -1 below);
+    One layer per kind and level: ``<kind>@<level>`` (level 0 = street level, 1 above, -1 below;
+    case does not matter, an external reference's prefix ``plan|`` or ``plan$0$`` is dropped);
     a kind that joins two levels (``DrawingKind.spans_levels``) on ``<kind>@<lower>-<upper>``.
     Areas are closed polylines (LWPOLYLINE, POLYLINE, CIRCLE, closed SPLINE/ELLIPSE; arcs are
     flattened to 2 mm); lines are LINEs and open polylines, connectors drawn from their lower end to
@@ -163,7 +164,8 @@ def parse_layer(layer: str, kinds: dict, where: str):
     m = LAYER_RE.match(layer)
     if not m:
         return None
-    word = m["kind"].strip().lower()
+    # an external reference's layers carry its name: "plan|walkable@0" (attached), "plan$0$walkable@0" (bound)
+    word = re.split(r"\||\$\d+\$", m["kind"])[-1].strip().lower()
     names = list(kinds)
     if word not in kinds:
         raise UserError(f"{where}, layer {layer!r}: unknown kind {word!r}{nearest(word, names)}. The kinds are "
@@ -298,9 +300,8 @@ def _supertypes(model, name: str) -> tuple[str, ...]:
 
     out = []
     try:
-        decl = w.schema_by_name(model.schema_identifier if hasattr(model, "schema_identifier") else model.schema) \
-            .declaration_by_name(name)
-    except Exception:
+        decl = w.schema_by_name(model.schema).declaration_by_name(name)
+    except (RuntimeError, IndexError, KeyError):  # a schema IfcOpenShell knows no declarations of
         return (name,)
     while decl is not None:
         out.append(decl.name())
