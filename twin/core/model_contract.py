@@ -285,14 +285,7 @@ class CityImportHook:
     of a feature's OSM tags, or None (the models are asked in registry order, the first kind wins);
     ``poi_tags``: the tags that decide it (kept in the ``osm_tags`` column of the POIs);
     ``options``: the command-line options it reads; ``derive(city, options)``: called once the city
-    is built, returns the city (with layers the model derives from it) and lines for the report.
-
-    Building drawings (twin.gis.drawings): ``drawing_kinds`` the kinds of feature the model reads
-    from them (``DrawingKind``: DXF layers ``<kind>@<level>``); ``ifc_kind``: the kind of an IFC
-    element from what the reader tells of it (a dict with ``ifc_class``, ``predefined_type``,
-    ``object_type``, ``name``, ``long_name``, ``description`` and ``is_external``), or None;
-    ``drawing_import(city, drawing, options)``: merges the drawing's features of its kinds into the
-    city, returns the city and lines for the report."""
+    is built, returns the city (with layers the model derives from it) and lines for the report."""
 
     osm_tags: tuple[str, ...] = ()
     road_columns: tuple[str, ...] = ()
@@ -301,6 +294,12 @@ class CityImportHook:
     poi_kind: Callable[[dict], str | None] | None = None
     options: tuple[ImportOption, ...] = ()
     derive: Callable[[Any, dict], tuple[Any, list[str]]] | None = None
+    # Building drawings (twin.gis.drawings): ``drawing_kinds`` the kinds of feature the model reads
+    # from them (``DrawingKind``: DXF layers ``<kind>@<level>``); ``ifc_kind``: the kind of an IFC
+    # element from what the reader tells of it (a dict with ``ifc_class``, ``ifc_classes`` (it and its
+    # super-classes), ``predefined_type``, ``object_type``, ``name``, ``long_name``, ``description``
+    # and ``is_external``), or None; ``drawing_import(city, drawing, options)``: merges the drawing's
+    # features of its kinds into the city, returns the city and lines for the report.
     drawing_kinds: tuple[DrawingKind, ...] = ()
     ifc_kind: Callable[[dict], str | None] | None = None
     drawing_import: Callable[[Any, Any, dict], tuple[Any, list[str]]] | None = None
