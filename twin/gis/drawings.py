@@ -192,14 +192,14 @@ def parse_layer(layer: str, kinds: dict, where: str):
 
 def _dxf_entities(msp):
     """(entity, layer) of the modelspace, blocks exploded (their layer-0 entities on the INSERT's layer)."""
-    def walk(entities, parent_layer, depth):
+    def walk(entities, parent_layer, nesting):
         for e in entities:
             layer = e.dxf.get("layer", "0")
             if parent_layer is not None and layer == "0":
                 layer = parent_layer
-            if e.dxftype() == "INSERT" and depth < 8:
+            if e.dxftype() == "INSERT" and nesting < 8:
                 try:
-                    yield from walk(list(e.virtual_entities()), layer, depth + 1)
+                    yield from walk(list(e.virtual_entities()), layer, nesting + 1)
                 except Exception:  # a block ezdxf cannot explode (non-uniform scaling of arcs…): skipped
                     yield e, layer
             else:
