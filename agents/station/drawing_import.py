@@ -10,7 +10,8 @@ Kinds (DXF layers ``<kind>@<level>``, connectors ``<kind>@<lower>-<upper>``):
 - ``obstacle``: walls, pillars, kiosks → ``obstacles``; ``lift``: a lift shaft → ``obstacles``
   (lifts are listed, not simulated);
 - ``gate``: an exit (a line across the doorway) → ``gates`` kind exit; ``ticket_gate``: a fare line
-  of ticket gates, wall to wall → ``gates`` kind ticket_gate;
+  of ticket gates, wall to wall → ``gates`` kind ticket_gate, 5 cm longer at both ends (into the
+  walls: a line drawn flush to a wall's end may stop a hair short of it once turned);
 - ``stairs``, ``escalator_up``, ``escalator_down``, ``escalator`` (lines from the lower end to the
   upper end) → ``connectors``. A plain ``escalator`` of unknown direction runs up (estimated; the
   IFC names "down"/"up" decide). The width is the polyline's constant width, else
@@ -72,6 +73,7 @@ DRAWING_KINDS = (
 ESCALATOR_KINDS = {"escalator": "up", "escalator_up": "up", "escalator_down": "down"}
 ESCALATOR_STEPS_M = (0.6, 0.8, 1.0)  # EN 115 nominal step widths
 SOURCE_INSET_M = 0.5
+TICKET_OVERLAP_M = 0.05  # a fare line is taken this much into the walls at its ends (_into_walls)
 DEFAULT_PASSENGERS = 400
 # What a drawing leaves to estimate: (what, how) for the import's report and `city check`.
 ESTIMATED = {
@@ -144,6 +146,18 @@ def _merged(old, rows: list[dict], crs, id_prefix: str = ""):
     return gpd.GeoDataFrame(pd.concat([old.to_crs(crs), new], ignore_index=True), geometry="geometry", crs=crs)
 
 
+def _into_walls(line):
+    """A fare line a little longer at both ends: drawn flush to a wall's end or the floor's edge, once
+    placed (turned, moved) it may stop a hair short of them, and the crowd model would find a way round."""
+    if line.geom_type != "LineString" or line.length <= 0:
+        return line
+    c = np.asarray(line.coords)[:, :2]
+    a = (c[1] - c[0]) / max(float(np.hypot(*(c[1] - c[0]))), 1e-12)
+    b = (c[-1] - c[-2]) / max(float(np.hypot(*(c[-1] - c[-2]))), 1e-12)
+    c[0], c[-1] = c[0] - a * TICKET_OVERLAP_M, c[-1] + b * TICKET_OVERLAP_M
+    return shapely.LineString(c)
+
+
 def _step_width(w: float) -> float:
     fits = [s for s in ESCALATOR_STEPS_M if s <= w + 1e-6]
     return fits[-1] if fits else ESCALATOR_STEPS_M[0]
@@ -179,7 +193,7 @@ def drawing_import(city, drawing, options: dict):
     gates = [{"id": gid, "kind": "exit", "open": True, "level": f.level, "name": f.name, "drawing": file,
               "geometry": f.geometry} for gid, f in zip(_next_ids("G", used, len(exits)), exits)]
     gates += [{"id": gid, "kind": "ticket_gate", "open": True, "level": f.level, "name": f.name, "drawing": file,
-               "geometry": f.geometry} for gid, f in zip(_next_ids("T", used, len(tickets)), tickets)]
+               "geometry": _into_walls(f.geometry)} for gid, f in zip(_next_ids("T", used, len(tickets)), tickets)]
 
     used = set(conn_old["id"].astype(str)) if conn_old is not None and len(conn_old) else set()
     conns = []
