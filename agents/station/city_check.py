@@ -55,9 +55,15 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
                       "draw the real fare lines (kind ticket_gate), or delete them for an open station")
         check.add("estimated", "sources (platforms)", len(sources), feature_names(sources),
                   how=f"{area.get('agents', 0)} passengers shared by platform area; give each source its count")
-    for rec in city.meta.get("station_drawings") or []:
-        if isinstance(rec, dict):
-            drawing_check(check, city, rec, connectors_spec)
+    drawn = [rec for rec in city.meta.get("station_drawings") or [] if isinstance(rec, dict)]
+    for rec in drawn:
+        drawing_check(check, city, rec, connectors_spec)
+    if drawn:  # a drawn station: the crowd model's own geometry check, so a wrong plan shows here, not at a run
+        from .drawing_import import crowd_refusal
+
+        refusal = crowd_refusal(city)
+        if refusal:
+            check.add("missing", "a station geometry the crowd model accepts", how=refusal, blocking=True)
     for col, how in (("kind", "exit"), ("open", "open"), ("level", "level 0")):
         ids = defaulted_ids(city, "gates", col)
         check.add("defaulted", f"gate {col}", len(ids), feature_names(gates, ids=ids),

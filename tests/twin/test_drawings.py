@@ -174,7 +174,10 @@ def test_a_drawing_the_crowd_model_refuses_is_merged_with_the_reason(files, pack
     code, out, err = cli(capsys, "city", "import", path, "--place", "500150,3400030,0", "--into", package)
     assert code == 0, err
     assert 'the crowd model refuses the station as drawn: layer gates: gate "G2" does not touch the walkable area' in out
-    assert len(City.load(package).layer("gates")) == 3
+    city = City.load(package)
+    assert len(city.layer("gates")) == 3
+    check = checks_of(city, "station_dispersal")[0]  # `city check` says it too, and that the model cannot run
+    assert not check.can_run and any('gate "G2" does not touch' in i.how and i.blocking for i in check.missing)
 
 
 # -- bad input ----------------------------------------------------------------------------------------
