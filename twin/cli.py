@@ -70,13 +70,43 @@ class _ImportCommand(click.Command):
 
 @city.command("import", cls=_ImportCommand)
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))  # not a model word: files
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the new city package.")
+@click.option("--out", type=click.Path(path_type=Path), help="Folder for the new city package.")
+@click.option("--into", type=click.Path(path_type=Path), help="A drawing (.dxf, .ifc) is merged into this existing "
+              "city package.")
+@click.option("--place", help="Where a drawing goes: X,Y,ROT[,SCALE]: its origin in the city's CRS (metres), its "
+              "rotation in degrees counter-clockwise, an optional scale.")
 @click.option("--name", help="City name (default: the output folder's name).")
 @click.option("--crs", help="Projected CRS to use, e.g. EPSG:32635 (default: the UTM zone of the data).")
 @click.option("--default-height-m", default=10.0, show_default=True, help="Height of buildings with neither height nor levels.")
 @click.option("--level-height-m", default=3.0, show_default=True, help="Metres per storey for buildings with levels only.")
-def city_import(sources, out, name, crs, default_height_m, level_height_m, **model_options):
-    """Build a city package from real GIS data (OSM .osm.pbf, GeoJSON, Shapefile, GeoPackage, GeoTIFF DEM)."""
+def city_import(sources, out, into, place, name, crs, default_height_m, level_height_m, **model_options):
+    """Build a city package from real GIS data (OSM .osm.pbf, GeoJSON, Shapefile, GeoPackage, GeoTIFF DEM),
+    or merge a building drawing (DXF, IFC) into one: FILE.dxf|FILE.ifc --place X,Y,ROT --into DIR."""
+    from twin.gis.drawings import is_drawing
+
+    drawings = [s for s in sources if is_drawing(s)]  # not a model word: files
+    if drawings:
+        if len(sources) > 1:  # not a model word: files
+            raise UserError("give one drawing (.dxf or .ifc) per import, alone: each has its own --place.")
+        if out is not None or name or crs:
+            raise UserError(f"{drawings[0]}: a drawing is merged into an existing city package: give --into DIR (and "
+                            "--place X,Y,ROT), not --out, --name or --crs.")
+        if into is None or place is None:
+            raise UserError(f"{drawings[0]}: give --into DIR (the city package it goes into) and --place X,Y,ROT[,SCALE] "
+                            "(where its origin lands in the city's CRS, its rotation in degrees, an optional scale).")
+        from twin.gis.city_info import checks_text, city_checks
+        from twin.gis.drawings import import_drawing, report_text
+
+        report = import_drawing(drawings[0], into, place, **model_options)
+        click.echo(report_text(report))
+        click.echo("")
+        click.echo(checks_text(city_checks(into), into))
+        return
+    if into is not None or place is not None:
+        raise UserError("--into and --place are for a drawing (.dxf, .ifc); a new city package from GIS data is "
+                        "written with --out DIR.")
+    if out is None:
+        raise UserError("give --out DIR, the folder for the new city package.")
     from twin.gis.city_import import import_city
 
     report = import_city(list(sources), out, name=name, crs=crs, default_height_m=default_height_m,
@@ -564,7 +594,7 @@ def main(argv=None) -> int:
     return 0
 
 
-PATH_OPTIONS = ("--out", "--city", "--from-state", "--observed", "--record")
+PATH_OPTIONS = ("--out", "--into", "--city", "--from-state", "--observed", "--record")
 
 
 def _refuse_empty_paths(args) -> None:

@@ -30,9 +30,10 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
     onward = city.pois_of(*ONWARD_KINDS.values()) if city.has("pois") else city.pois
     check.add("found", "onward transport POIs", len(onward), feature_names(onward))
     area = city.meta.get("station_area")
-    if len(sources) and not isinstance(area, dict):
-        check.add("taken", "passengers per source (count)", len(sources),
-                  [f"{n}: {c:g}" for n, c in zip(feature_names(sources, n=len(sources)), sources["count"])][:8])
+    own = sources[sources["drawing"].isna()] if len(sources) and "drawing" in sources.columns else sources
+    if len(own) and not isinstance(area, dict):  # a drawing's sources are estimated (drawing_check)
+        check.add("taken", "passengers per source (count)", len(own),
+                  [f"{n}: {c:g}" for n, c in zip(feature_names(own, n=len(own)), own["count"])][:8])
 
     if isinstance(area, dict):
         how = (f"derived by the import from the hall, platforms and walkways within {area.get('radius_m', 0):g} m "
@@ -54,6 +55,15 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
                       "draw the real fare lines (kind ticket_gate), or delete them for an open station")
         check.add("estimated", "sources (platforms)", len(sources), feature_names(sources),
                   how=f"{area.get('agents', 0)} passengers shared by platform area; give each source its count")
+    drawn = [rec for rec in city.meta.get("station_drawings") or [] if isinstance(rec, dict)]
+    for rec in drawn:
+        drawing_check(check, city, rec, connectors_spec)
+    if drawn:  # a drawn station: the crowd model's own geometry check, so a wrong plan shows here, not at a run
+        from .drawing_import import crowd_refusal
+
+        refusal = crowd_refusal(city)
+        if refusal:
+            check.add("missing", "a station geometry the crowd model accepts", how=refusal, blocking=True)
     for col, how in (("kind", "exit"), ("open", "open"), ("level", "level 0")):
         ids = defaulted_ids(city, "gates", col)
         check.add("defaulted", f"gate {col}", len(ids), feature_names(gates, ids=ids),
@@ -69,3 +79,28 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
         check.add("missing", "exits", how="no gate of kind exit or entrance: add the station's exits to the gates "
                   "layer", blocking=True)
     return check
+
+
+def drawing_check(check: CityCheck, city, rec: dict, connectors_spec) -> None:
+    """What a station drawing gave (agents.station.drawing_import): its features, and what was estimated."""
+    from .drawing_import import ESTIMATED
+
+    file = str(rec.get("file", "?"))
+    names = []
+    for name in ("walkable", "obstacles", "gates", "sources"):
+        gdf = city.layer(name)
+        if len(gdf) and "drawing" in gdf.columns:
+            n = int((gdf["drawing"].astype(str) == file).sum())
+            if n:
+                names.append(f"{name} {n}")
+    conn = city.extra_layer(connectors_spec)
+    if conn is not None and len(conn) and "drawing" in conn.columns:
+        n = int((conn["drawing"].astype(str) == file).sum())
+        if n:
+            names.append(f"connectors {n}")
+    check.add("taken", f"station features from the drawing {file}", len(names), names)
+    for key, ids in (rec.get("estimated") or {}).items():
+        what, how = ESTIMATED.get(key, (key, ""))
+        check.add("estimated", f"{what} ({file})", len(ids), list(ids), how=how)
+    if rec.get("lifts"):
+        check.add("found", f"lifts in the drawing {file} (not simulated)", len(rec["lifts"]), list(rec["lifts"]))

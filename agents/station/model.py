@@ -45,7 +45,8 @@ from .demand import Train, apply_delays, cancelled_trains, check_total, scaled, 
 from .geometry import MODES, ONWARD_KINDS, TICKET_SERVICE_S, build_station, select_ids
 from .navigation import Floors, build_navigation, rasterize
 from .transport import Onward
-from .city_import import CITY_LAYERS, LAYER_VIEWS, BUILDING_USES, IMPORT_HOOK, POI_KINDS
+from .city_import import CITY_LAYERS, LAYER_VIEWS, BUILDING_USES, POI_KINDS
+from .drawing_import import STATION_IMPORT_HOOK
 from . import city_check
 
 WALKING, QUEUEING, EXITED, ONWARD, BOARDED, CHANGING_LEVEL = 0, 1, 2, 3, 4, 5
@@ -250,7 +251,7 @@ class StationDispersalModel(CityModel):
     kpis = KPIS
     building_uses = BUILDING_USES
     poi_kinds = POI_KINDS
-    import_hook = IMPORT_HOOK
+    import_hook = STATION_IMPORT_HOOK
     city_layers = CITY_LAYERS
     layer_views = LAYER_VIEWS
     required_layers = ("walkable", "gates", "sources")

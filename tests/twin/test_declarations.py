@@ -21,7 +21,8 @@ def test_the_import_offers_each_hooks_options():
     from twin.gis.city_import import import_city, import_options
     from twin.cli import cli
 
-    assert [o.name for o in import_options()] == ["walkable_around", "walkable_radius_m", "include_sights", "opening_date"]
+    assert [o.name for o in import_options()] == ["walkable_around", "walkable_radius_m", "drawing_passengers",
+                                                  "include_sights", "opening_date"]
     out = CliRunner().invoke(cli, ["city", "import", "--help"])
     assert out.exit_code == 0 and "--walkable-around" in out.output and "--walkable-radius-m" in out.output
     with pytest.raises(UserError, match="unknown import option 'walkable_arround'.*walkable_around"):

@@ -36,7 +36,7 @@ from .grid import GridField
 from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "Correctable", "Exchange", "Forcing", "splice_series", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "DrawingKind", "Correctable", "Exchange", "Forcing", "splice_series", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
            "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
@@ -260,6 +260,22 @@ class ImportOption:
 
 
 @dataclass(frozen=True)
+class DrawingKind:
+    """A kind of feature a model reads from a building drawing (`citytwin city import FILE.dxf|.ifc
+    --place ... --into DIR`, twin.gis.drawings; docs/city_package.md "Drawings").
+
+    ``name``: the word of a DXF layer ``<name>@<level>``; ``geometry``: ``Polygon`` (closed
+    polylines: areas) or ``LineString`` (lines and open polylines); ``spans_levels``: a feature that
+    joins two levels, on a layer ``<name>@<lower>-<upper>``, each line drawn from its lower end to its
+    upper end; ``doc``: what it is, for the docs and for error messages."""
+
+    name: str
+    doc: str
+    geometry: str = "Polygon"
+    spans_levels: bool = False
+
+
+@dataclass(frozen=True)
 class CityImportHook:
     """What a model needs from `citytwin city import` (the importer calls every registered model's hook).
 
@@ -283,6 +299,15 @@ class CityImportHook:
     walkable_areas: tuple[tuple[str, str, str], ...] = ()
     options: tuple[ImportOption, ...] = ()
     derive: Callable[[Any, dict], tuple[Any, list[str]]] | None = None
+    # Building drawings (twin.gis.drawings): ``drawing_kinds`` the kinds of feature the model reads
+    # from them (``DrawingKind``: DXF layers ``<kind>@<level>``); ``ifc_kind``: the kind of an IFC
+    # element from what the reader tells of it (a dict with ``ifc_class``, ``ifc_classes`` (it and its
+    # super-classes), ``predefined_type``, ``object_type``, ``name``, ``long_name``, ``description``
+    # and ``is_external``), or None; ``drawing_import(city, drawing, options)``: merges the drawing's
+    # features of its kinds into the city, returns the city and lines for the report.
+    drawing_kinds: tuple[DrawingKind, ...] = ()
+    ifc_kind: Callable[[dict], str | None] | None = None
+    drawing_import: Callable[[Any, Any, dict], tuple[Any, list[str]]] | None = None
 
 
 @dataclass(frozen=True)
