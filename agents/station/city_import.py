@@ -72,6 +72,11 @@ NOT_WALKABLE_KINDS = {"motorway", "motorway_link", "trunk", "trunk_link", "const
 NON_BLOCKING_BUILDINGS = {"roof", "canopy", "carport", "bridge", "entrance", "underpass_entrance"}
 HALL_SEARCH_M = 150.0
 MIN_SOURCE_M2 = 20.0  # smaller pieces of platform (cut by walls) are not used as sources
+# A train unloads at most this many passengers per m² of the platform it stops at (estimated: one
+# person per 2.5 m², Fruin's level of service B on a walkway, so that a whole train leaving within
+# a minute does not jam the platform); the sources' max_per_train, at least MIN_PER_TRAIN.
+PLATFORM_UNLOAD_PPM2 = 0.4
+MIN_PER_TRAIN = 10
 
 
 def _street_width(kind) -> float:
@@ -366,8 +371,12 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
         src_names = [f"Platform {i + 1}" if n == "platform" else n for i, n in enumerate(src_names)]
     areas = np.array([g.area for g in src_geoms])
     counts = _share(agents, areas) if len(areas) else []
+    # what a train may unload onto each platform (estimated from its area): a timetable written for
+    # another station's platforms is cut down to it (demand.fit_to_platforms)
+    per_train = [float(max(MIN_PER_TRAIN, round(a * PLATFORM_UNLOAD_PPM2))) if tracks or lv != 0 else math.nan
+                 for a, lv in zip(areas, src_levels)]
     sources = gpd.GeoDataFrame({"id": src_ids, "count": counts, "release_s": 0.0, "name": src_names,
-                                "level": src_levels}, geometry=src_geoms, crs=city.crs)
+                                "level": src_levels, "max_per_train": per_train}, geometry=src_geoms, crs=city.crs)
 
     walkable = gpd.GeoDataFrame({"name": [f"{name} (level 0)"] + [f"{k} (level {lv})" for lv, _, k in upper],
                                  "kind": ["station_area"] + [k for _, _, k in upper],
@@ -441,6 +450,12 @@ def way_level(row) -> int:
     if str(row.get("tunnel") or "").strip().lower() in TUNNELS and not layer:
         return -1
     return 0
+
+
+def _level_implied(row) -> bool:
+    """Whether a way's floor is only implied (``tunnel=yes`` without ``level`` or ``layer``)."""
+    tagged = parse_level_list(row.get("level")) or str(row.get("layer") or "").strip() not in ("", "nan", "None")
+    return not tagged and str(row.get("tunnel") or "").strip().lower() in TUNNELS
 
 
 def _by_level(ways) -> dict:
@@ -561,9 +576,13 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
     other = roads[~is_conn]
     tree = shapely.STRtree(other.geometry.to_numpy())
     other_levels = np.array([way_level(r) for _, r in other.iterrows()], dtype=int)
+    other_implied = np.array([_level_implied(r) for _, r in other.iterrows()], dtype=bool)
+
+    def at_end(pt) -> np.ndarray:
+        return tree.query(pt, predicate="dwithin", distance=0.05)
 
     def end_levels(pt) -> set:
-        return set(other_levels[tree.query(pt, predicate="dwithin", distance=0.05)].tolist())
+        return set(other_levels[at_end(pt)].tolist())
 
     def end_level(pt, other_pt):
         # a way's end on one floor, its other end among ways of several (a landing where a tunnel
@@ -576,7 +595,15 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
             return min(mine - theirs, key=lambda v: (abs(v - t), v))
         if not mine and len(theirs) == 1 and min(theirs) < 0 and floors[0].distance(pt) <= END_TOL_M:
             return 0  # stairs up from below ground, ending in the hall or on a square (an area, not a way)
+        if not mine:  # a free end: the floor whose walkable area it lies on, when one is clearly nearest
+            d = sorted((floors[v].distance(pt), v) for v in floors)
+            if d and d[0][0] <= FREE_END_M and (len(d) == 1 or d[1][0] - d[0][0] >= FREE_END_M / 2):
+                return d[0][1]
         return None
+
+    def implied_only(pt) -> bool:
+        k = at_end(pt)
+        return bool(len(k)) and bool(other_implied[k].all())
 
     for _, r in cand.iterrows():
         line = r.geometry
@@ -585,10 +612,19 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
             continue
         a, b = shapely.Point(line.coords[0]), shapely.Point(line.coords[-1])
         la, lb = end_level(a, b), end_level(b, a)
+        if la is not None and la == lb and la < 0 and implied_only(a) != implied_only(b):
+            # steps between a way tagged below ground (layer, level) and one only implied there by
+            # tunnel=yes (often an indoor passage at street level): the steps say the floors differ,
+            # so the implied end is the floor above, where its walkable area is there
+            up, end = la + 1, (a if implied_only(a) else b)
+            if up in floors and floors[up].distance(end) <= END_TOL_M:
+                la, lb = (up, lb) if end is a else (la, up)
         if la is None or lb is None or la == lb:
-            if len(set(parse_level_list(r.get("level")))) >= 2 or {la, lb} - {None}:
+            conveying = str(r.get("conveying") or "").lower() in ESCALATOR_CONVEYING
+            if len(set(parse_level_list(r.get("level")))) >= 2 or None in (la, lb) and {la, lb} - {None} or \
+                    conveying and la is not None and la == lb:
                 skipped.append({"id": rid, "reason": "the levels of its two ends are not known or not different"})
-            continue
+            continue  # (steps with both ends on one floor are walkable floor, not a connector)
         if la > lb:
             line, la, lb, a, b = shapely.LineString(list(line.coords)[::-1]), lb, la, b, a
             reversed_ = True
@@ -613,7 +649,7 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
         geoms.append(line)
     layer = gpd.GeoDataFrame(rows, columns=CONNECTOR_COLUMNS, geometry=geoms, crs=crs)
     summary = (f"{len(rows)} more placed from the floors of the ways at their ends"
-               + (f" ({estimated} escalators of unknown direction set to run up)" if estimated else "")
+               + (f" ({estimated} escalator(s) of unknown direction set to run up)" if estimated else "")
                + (f", {len(skipped)} not placed" if skipped else ""))
     return layer, {"placed": len(rows), "not_placed": skipped, "estimated_direction": estimated, "summary": summary}
 
@@ -702,6 +738,7 @@ CONNECTOR_COLUMNS = ["id", "kind", "from_level", "to_level", "width_m", "directi
 ONWARD_SHARES = ("share_metro", "share_bus", "share_taxi")
 DEFAULT_WIDTH_M = {"stairs": 2.0, "escalator": 1.0}
 END_TOL_M = 0.5  # a connector's end must lie this close to the walkable area of its level
+FREE_END_M = 2.0  # an end that meets no way is on the floor whose walkable area is this near (and clearly nearest)
 
 
 def derive_connectors(roads, circle, floors: dict, crs):
@@ -811,7 +848,8 @@ GATES = LayerSpec("gates", "vector", "where agents leave or pass: LineString or 
                   aliases=("gates", "gate", "exits", "entrances"),
                   defaults=(("kind", "exit"), ("open", True), ("level", 0)), levels=True, ids_required=True)
 SOURCES = LayerSpec("sources", "vector", "where and when agents appear: Polygon with id, count (int), release_s "
-                    "(default 0)", "Polygon", ("id", "count"), aliases=("sources", "source", "spawns", "origins"),
+                    "(default 0), optionally max_per_train (the most passengers one train of a timetable unloads "
+                    "there)", "Polygon", ("id", "count"), aliases=("sources", "source", "spawns", "origins"),
                     defaults=(("release_s", 0.0), ("level", 0)), levels=True, ids_required=True,
                     numbers=("count", "release_s"), counts=("count",))
 CITY_LAYERS = (GATES, SOURCES)

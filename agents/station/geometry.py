@@ -133,6 +133,7 @@ class Source:
     release_s: float
     must_validate: bool = False  # inside a paid area: no exit is reachable without a ticket gate
     level: int = 0
+    max_per_train: float = math.nan  # the most passengers one train unloads here (NaN: no limit)
 
 
 @dataclass
@@ -529,7 +530,15 @@ def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
             where = f"{d:.1f} m away from" if d > 0 else "covered by obstacles in"
             raise UserError(f'layer sources: source "{sid}" lies outside the walkable area{_on_level(lv, levels)} '
                             f"({where} it). Move the polygon onto the platform or walkable floor.")
-        sources.append(Source(sid, inside, count, release, level=lv))
+        cap = row.get("max_per_train")
+        try:
+            cap = math.nan if cap is None else float(cap)
+        except (TypeError, ValueError):
+            cap = -1.0
+        if not (cap != cap or cap >= 1):
+            raise UserError(f'layer sources: source "{sid}" has max_per_train {row.get("max_per_train")!r}; give the '
+                            "most passengers one train unloads there (a whole number >= 1), or leave it empty.")
+        sources.append(Source(sid, inside, count, release, level=lv, max_per_train=cap))
 
     pois: list[Poi] = []
     for row in _rows(city.pois):

@@ -492,7 +492,11 @@ class StationDispersalModel(CityModel):
         the per-passenger draws (speed, mode, guidance, route taste, escalator walking); a
         passenger's index is their id for the whole run."""
         st, p, rng = self.station, self.p, self.rng
-        trains = trains_from_params(p, [s.id for s in st.sources], self.duration_s)
+        notes: list[str] = []
+        trains = trains_from_params(p, [s.id for s in st.sources], self.duration_s,
+                                    [s.max_per_train for s in st.sources], notes)
+        for note in notes:
+            self.warn(note)
         if trains is None:
             trains = [Train(si, s.release_s, scaled(s.count, p["demand_scale"])) for si, s in enumerate(st.sources)]
             check_total([t.passengers for t in trains], "layer sources (count × demand_scale)")
