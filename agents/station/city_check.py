@@ -41,7 +41,9 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
         if area.get("platforms"):
             check.add("found", "platforms (by OSM ref)", len(area["platforms"]), list(area["platforms"])[:8])
         if area.get("lifts"):
-            check.add("found", "lifts (not simulated)", len(area["lifts"]), list(area["lifts"])[:8])
+            check.add("estimated", "lifts (capacity per trip, round trip)", len(area["lifts"]), list(area["lifts"])[:8],
+                      how="OSM gives where they are, not their size: 13 persons a trip, a 60 s round trip; give each "
+                      "lift's capacity and cycle_s in the connectors layer")
         exits = gates[gates["kind"].astype(str) != "ticket_gate"] if len(gates) else gates
         check.add("estimated", "exits (the station's doors and walkway ends)", len(exits),
                   feature_names(exits), how="placed at the OSM entrances on the hall's outline and where the "

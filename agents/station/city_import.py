@@ -41,7 +41,10 @@ tags its layers do not carry (platform ``ref``, doors, ticket barriers, lifts: :
   round them) are left out, and the report says how many.
 - **sources**: one per platform (``P<ref>``), else the station hall (``H1``…), shrunk by 0.5 m so
   they lie strictly inside (pieces under 20 m² are left out); ``agents`` people in total, shared by
-  area, released at 0 s. Lifts (``highway=elevator``) are listed, not simulated.
+  area, released at 0 s; each carries ``max_per_train`` (:data:`PLATFORM_UNLOAD_PPM2`).
+- **lifts** (``highway=elevator`` nodes, :func:`place_lifts`): connectors of kind lift between the
+  floors they serve (their ``level`` tag, else the floors at the node), the crowd model's default
+  capacity and round trip (estimated).
 """
 from __future__ import annotations
 
@@ -303,8 +306,10 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
         floors[lv] = shapely.union(floors[lv], g) if lv in floors else g
     connectors, conn_info = derive_connectors(city.roads, precinct, floors, city.crs)
     more, more_info = infer_connectors(city.roads, precinct, floors, city.crs, set(connectors["id"]))
-    if len(more):
-        connectors = gpd.GeoDataFrame(pd.concat([connectors, more], ignore_index=True), crs=city.crs)
+    lift_layer, lift_info = place_lifts(osm, precinct, floors, city.crs)
+    for extra in (more, lift_layer):
+        if len(extra):
+            connectors = gpd.GeoDataFrame(pd.concat([connectors, extra], ignore_index=True), crs=city.crs)
     connectors = connectors.astype({"from_level": int, "to_level": int, "width_m": float, "speed_mps": float})
     # other floors are kept only where stairs or escalators lead to them from the street level
     reach, grew = {0}, True
@@ -339,7 +344,8 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
     if dropped_levels:
         conn_info["summary"] += (f"; walkable areas on level(s) {', '.join(map(str, dropped_levels))} left out "
                                  "(no stairs or escalator placed to them)")
-    lifts = _lifts(osm, precinct)
+    lifts = [f"{i} (levels {a} to {b})" for i, a, b in zip(connectors["id"], connectors["from_level"],
+                                                           connectors["to_level"]) if i in set(lift_layer["id"])]
 
     # Sources: one per platform (track), else the station hall, shrunk to lie strictly inside.
     src_geoms, src_names, src_ids, src_levels = [], [], [], []
@@ -413,7 +419,11 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
                        + (f" and {', '.join(str(v) for v in sorted(floors_kept) if v != 0)}" if len(floors_kept) > 1 else "")
                        + f", {len(tracks)} platforms ({', '.join(t['name'] for t in tracks) or 'none tagged'}), "
                        f"{n_exit} exits, {n_ticket} ticket gates ({ticket_note}), {len(sources)} sources with "
-                       f"{int(sum(counts))} agents; {conn_info['summary']}; {len(lifts)} lifts (not simulated)")
+                       f"{int(sum(counts))} agents; {conn_info['summary']}; {len(lifts)} lifts placed as connectors (capacity and "
+                       "round trip estimated: the crowd model's defaults)"
+                       + (f", {len(lift_info['not_placed'])} not placed ("
+                          f"{'; '.join(sorted({x['reason'] for x in lift_info['not_placed']}))})"
+                          if lift_info["not_placed"] else ""))
     return out, info
 
 
@@ -553,12 +563,49 @@ def _doors(osm, main, hall) -> list[tuple[object, str]]:
     return out
 
 
-def _lifts(osm, precinct) -> list[str]:
-    if osm is None or not len(osm["points"]):
-        return []
-    p = osm["points"]
-    p = p[(p["highway"] == "elevator") & p.within(precinct)]
-    return [f"{i} (level {lv})" if isinstance(lv, str) and lv else str(i) for i, lv in zip(p["id"], p["level"])]
+LIFT_CAR_M = 1.5  # a lift node becomes a car this deep, its doors at the two ends (EN 81-20, 1,000 kg: 1.1 x 2.1 m)
+LIFT_WIDTH_M = 1.1
+LIFT_REACH_M = 1.0  # a lift node serves the floors whose walkable area lies this near
+
+
+def place_lifts(osm, precinct, floors: dict, crs):
+    """Lifts (``highway=elevator`` nodes) as connectors of kind lift between the lowest and highest
+    floor they serve: their ``level`` tag (``-1;0``), else the floors whose walkable area holds the
+    node. A lift is drawn as its car, LIFT_CAR_M deep, turned so that the lobbies in front of its two
+    doors have the most floor; capacity and round trip are the crowd model's defaults (estimated).
+    Returns (connectors layer, info)."""
+    rows, geoms, skipped = [], [], []
+    pts = osm["points"] if osm is not None and len(osm["points"]) else None
+    if pts is not None:
+        pts = pts[(pts["highway"] == "elevator") & pts.within(precinct)]
+    for _, r in (pts.iterrows() if pts is not None else ()):
+        c = np.array([r.geometry.x, r.geometry.y])
+        tagged = [int(v) for v in parse_level_list(r.get("level")) if v == int(v) and int(v) in floors]
+        served = sorted(set(tagged)) if len(set(tagged)) >= 2 else \
+            sorted(v for v in floors if floors[v].distance(r.geometry) <= LIFT_REACH_M)
+        if len(served) < 2:
+            skipped.append({"id": str(r["id"]), "reason": "it serves one floor of the station area only"})
+            continue
+        lo, hi = served[0], served[-1]
+        best, best_area = None, 0.0
+        for ang in np.linspace(0.0, 2 * np.pi, 16, endpoint=False):
+            u = np.array([np.cos(ang), np.sin(ang)])
+            a, b = c - u * LIFT_CAR_M / 2, c + u * LIFT_CAR_M / 2
+            lobby_a = shapely.Point(a - u * 0.75).buffer(0.75)
+            lobby_b = shapely.Point(b + u * 0.75).buffer(0.75)
+            if floors[lo].distance(shapely.Point(a)) > END_TOL_M or floors[hi].distance(shapely.Point(b)) > END_TOL_M:
+                continue
+            area = min(shapely.intersection(lobby_a, floors[lo]).area, shapely.intersection(lobby_b, floors[hi]).area)
+            if area > best_area + 1e-9:
+                best, best_area = shapely.LineString([a, b]), area
+        if best is None or best_area < 0.5:
+            skipped.append({"id": str(r["id"]), "reason": "no floor in front of a door on each level"})
+            continue
+        rows.append({"id": str(r["id"]), "kind": "lift", "from_level": lo, "to_level": hi, "width_m": LIFT_WIDTH_M,
+                     "direction": "both", "speed_mps": np.nan})
+        geoms.append(best)
+    layer = gpd.GeoDataFrame(rows, columns=CONNECTOR_COLUMNS, geometry=geoms, crs=crs)
+    return layer, {"placed": len(rows), "not_placed": skipped}
 
 
 def infer_connectors(roads, precinct, floors: dict, crs, placed: set):

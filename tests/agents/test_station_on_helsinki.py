@@ -86,22 +86,22 @@ def test_only_the_stations_own_exits_are_exits(helsinki_station):
     assert all(t.startswith("ticket gates, Platform ") for t in tickets["name"])
 
 
-def test_stairs_where_osm_has_them_and_lifts_reported(helsinki_station_dir, helsinki_station):
+def test_stairs_escalators_and_lifts_where_osm_has_them(helsinki_station_dir, helsinki_station):
     """Helsinki's steps at the station carry no level pair: the import places each from the floors of
     the ways at its ends (a tunnel is level -1, stairs ending in the hall reach level 0) and reports
-    the others with the reason; the lifts are listed (the crowd model does not simulate them)."""
+    the others with the reason; the lifts are lifts of the crowd model (default size, estimated)."""
     import json
 
     area = helsinki_station.meta["station_area"]
     assert len(area["lifts"]) >= 1
     note = next(n for n in json.loads((helsinki_station_dir / "import_report.json").read_text())["notes"]
                 if n.startswith("station "))
-    assert "more placed from the floors of the ways at their ends" in note and "lifts (not simulated)" in note
+    assert "more placed from the floors of the ways at their ends" in note and "5 lifts placed as connectors" in note
     from agents.station.model import CONNECTORS
 
     conn = helsinki_station.extra_layer(CONNECTORS)
     # the stairs from the platforms and the hall down to the platform tunnel (level -1)
-    assert conn is not None and len(conn) >= 3 and set(conn["kind"]) <= {"stairs", "escalator"}
+    assert conn is not None and len(conn) >= 3 and set(conn["kind"]) == {"stairs", "escalator", "lift"}
     assert (conn["from_level"] == -1).all() and (conn["to_level"] == 0).all()
     # every stair and escalator of the station is placed: the escalator and the stairs beside it
     # between the platform tunnel (layer=-1) and the passage in the hall (tunnel=yes without a
@@ -113,6 +113,10 @@ def test_stairs_where_osm_has_them_and_lifts_reported(helsinki_station_dir, hels
     assert list(esc["id"]) == ["osm_way_470004885"] and list(esc["direction"]) == ["up"]  # conveying=yes: estimated
     assert "1 escalator(s) of unknown direction set to run up" in note
     assert not {"osm_way_28936432", "osm_way_32030447"} & set(conn["id"])
+    # the lifts (highway=elevator nodes) between the platform tunnel and the platforms or the hall
+    lifts = conn[conn["kind"] == "lift"]
+    assert len(lifts) == len(area["lifts"]) == 5 and lifts["id"].str.startswith("osm_node_").all()
+    assert {"lift from level -1 up to Platform 7", "lift from level -1 up to Platform 9"} <= set(lifts["name"])
     assert sorted(set(helsinki_station.walkable["level"].astype(int))) == [-1, 0]
 
 
@@ -126,6 +130,7 @@ def test_city_check_says_what_was_estimated(helsinki_station):
     assert estimated["sources (platforms)"].count == len(helsinki_station.layer("sources"))
     found = {i.what: i for i in check.found}
     assert found["platforms (by OSM ref)"].count == 19
+    assert found["connectors: lift"].count == estimated["lifts (capacity per trip, round trip)"].count == 5
 
 
 def test_the_bundled_evening_peak_fits_the_platforms_found_and_has_no_los_f(helsinki_station_dir):
