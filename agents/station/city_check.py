@@ -53,7 +53,8 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
         if len(est):
             check.add("estimated", "ticket gates (at the platform passages)", len(est), feature_names(est),
                       how="no barrier=turnstile/fare_gate in the data: placed across the passages from the platforms; "
-                      "draw the real fare lines (kind ticket_gate), or delete them for an open station")
+                      "draw the real fare lines (kind ticket_gate), or delete them for an open station"
+                      + (f" ({area['ticket_gates']})" if "left out" in str(area.get("ticket_gates", "")) else ""))
         check.add("estimated", "sources (platforms)", len(sources), feature_names(sources),
                   how=f"{area.get('agents', 0)} passengers shared by platform area; give each source its count")
     for col, how in (("kind", "exit"), ("open", "open"), ("level", "level 0")):

@@ -405,7 +405,7 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
                             "platforms": [t["name"] for t in tracks], "levels": sorted(floors_kept), "lifts": lifts}
     out = City(name=city.name, crs=city.crs, layers=layers, terrain=city.terrain, root=city.root,
                attribution=city.attribution, meta=meta)
-    out, ticket_note = _keep_valid_tickets(out, ticket_note)
+    out, ticket_note = _keep_valid_tickets(out, ticket_note, tracks)
     meta["station_area"]["ticket_gates"] = ticket_note
     if not return_info:
         return out
@@ -750,9 +750,10 @@ def _ticket_gates(osm, main, tracks, crs):
     return gates, note
 
 
-def _keep_valid_tickets(city: City, note: str):
+def _keep_valid_tickets(city: City, note: str, tracks=()):
     """Leave out the ticket gates the crowd model would refuse (a way round them, a paid area on both
-    sides): the model's own check (geometry.build_station), one gate at a time."""
+    sides): the model's own check (geometry.build_station), one gate at a time; the note says which
+    way leads round each."""
     from twin.core.model_contract import validate_params
 
     from .geometry import build_station
@@ -773,11 +774,37 @@ def _keep_valid_tickets(city: City, note: str):
                 note += f"; the crowd model refuses the station as derived: {e}"
                 break
             g = city.layers["gates"]
+            dropped.append(g[g["id"] == m.group(1)].iloc[0])
             city.layers["gates"] = g[g["id"] != m.group(1)].reset_index(drop=True)
-            dropped.append(m.group(1))
     if dropped:
-        note += f"; {len(dropped)} left out (a way round them)"
+        why = [_way_round(city, d, tracks) for d in dropped]
+        why = [w + (f" ({why.count(w)} banks)" if why.count(w) > 1 else "") for w in dict.fromkeys(why)]
+        note += f"; {len(dropped)} left out, as the crowd model finds a way round them: " + "; ".join(why)
     return city, note
+
+
+def _way_round(city: City, bank, tracks) -> str:
+    """Why a bank at a platform's passage does not cut the platform off from the exits: the stairs,
+    escalators and lifts on that platform (to a floor with exits of its own), or its own exits."""
+    from .model import CONNECTORS
+
+    name = str(bank["name"])
+    track = next((t for t in tracks if name.endswith(t["name"])), None)
+    if track is None:
+        return f"{name} (a passage beside it)"
+    plat = track["geometry"]
+    conn = city.extra_layer(CONNECTORS)
+    down = []
+    if conn is not None and len(conn):
+        for _, c in conn.iterrows():
+            top = shapely.Point(c.geometry.coords[-1])
+            if int(c["to_level"]) == 0 and plat.distance(top) < 1.0:
+                down.append(f"{c['kind']} {c['id']} to level {int(c['from_level'])}")
+    gates = city.layer("gates")
+    exits = gates[(gates["kind"] != "ticket_gate") & (gates["level"].astype(int) == 0)]
+    own = [str(i) for i, g in zip(exits["id"], exits.geometry) if plat.distance(g) < 1.0]
+    how = down + ([f"its own exit{'s' if len(own) > 1 else ''} {', '.join(own)}"] if own else [])
+    return f"{track['name']}: by {', '.join(how)}" if how else f"{track['name']}: by the platforms beside it"
 
 
 ESCALATOR_CONVEYING = {"yes", "forward", "backward", "reversible"}

@@ -127,6 +127,10 @@ def test_city_check_says_what_was_estimated(helsinki_station):
     assert check.can_run
     estimated = {i.what: i for i in check.estimated}
     assert "ticket gates (at the platform passages)" in estimated
+    # the banks the crowd model refuses are left out, and the check says which way leads round each
+    how = estimated["ticket gates (at the platform passages)"].how
+    assert "left out, as the crowd model finds a way round them" in how
+    assert "Platform 7: by stairs osm_way_16960321 to level -1, lift osm_node_4642563748 to level -1" in how
     assert estimated["sources (platforms)"].count == len(helsinki_station.layer("sources"))
     found = {i.what: i for i in check.found}
     assert found["platforms (by OSM ref)"].count == 19
