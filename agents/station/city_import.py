@@ -76,9 +76,10 @@ NON_BLOCKING_BUILDINGS = {"roof", "canopy", "carport", "bridge", "entrance", "un
 HALL_SEARCH_M = 150.0
 MIN_SOURCE_M2 = 20.0  # smaller pieces of platform (cut by walls) are not used as sources
 # A train unloads at most this many passengers per m² of the platform it stops at (estimated: one
-# person per 2.5 m², Fruin's level of service B on a walkway, so that a whole train leaving within
-# a minute does not jam the platform); the sources' max_per_train, at least MIN_PER_TRAIN.
-PLATFORM_UNLOAD_PPM2 = 0.4
+# person per 3.3 m², Fruin's level of service A on a walkway, so that a whole train leaving within a
+# minute, through ticket gates and down stairs, does not jam the platform); the sources'
+# max_per_train, at least MIN_PER_TRAIN.
+PLATFORM_UNLOAD_PPM2 = 0.3
 MIN_PER_TRAIN = 10
 
 
@@ -390,10 +391,18 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
                                 geometry=[main] + [g for _, g, _ in upper], crs=city.crs)
     # Ticket gates: tagged barriers, else estimated at the passages from the platforms to the concourse.
     tickets, ticket_note = _ticket_gates(osm, main, tracks, city.crs)
+    fences = None
+    if len(tickets) and tickets["estimated"].all():
+        tops, fences = _fenced_tops(connectors, tracks, len(tickets), city.crs)
+        if len(tops):
+            tickets = gpd.GeoDataFrame(pd.concat([tickets, tops], ignore_index=True), crs=city.crs)
+            ticket_note += f", {len(tops)} more fenced in at the tops of the platforms' stairs and lifts"
     if len(tickets):
         gates = gpd.GeoDataFrame(pd.concat([gates, tickets], ignore_index=True), crs=city.crs)
     layers = dict(city.layers)
     layers.update(walkable=walkable, gates=gates, sources=sources)
+    if fences is not None and len(fences):
+        layers["obstacles"] = fences
     if len(connectors):
         layers["connectors"] = connectors
     else:
@@ -750,6 +759,49 @@ def _ticket_gates(osm, main, tracks, crs):
     return gates, note
 
 
+FENCE_M = 0.5  # the walls the import draws to close an estimated fare line (thicker than two cells of the navigation fields)
+FENCED_LANDING_M = 3.2  # a fenced landing: 2 m of floor beyond the connector's end, then the bank's cabinets
+
+
+def _fenced_tops(connectors, tracks, n0: int, crs):
+    """Estimated ticket gates where a platform's stairs, escalators and lifts lead down (to a floor
+    whose exits the fare line at the platforms' passages does not cut): at the upper end of each, a
+    landing fenced in on both sides (obstacles, level 0) and closed by a bank across it, so that
+    passengers validate before going down. Returns (gates, obstacles); each obstacle names its bank
+    (``bank``), so that a bank left out takes its fences with it."""
+    lines, names, fence_geoms, fence_bank = [], [], [], []
+    for _, c in connectors.iterrows():
+        track = next((t for t in tracks if int(c["to_level"]) == 0 and
+                      t["geometry"].distance(shapely.Point(c.geometry.coords[-1])) < 1.0), None)
+        if track is None:
+            continue
+        xy = np.asarray(c.geometry.coords)[:, :2]
+        top, u = xy[-1], xy[-1] - xy[-2]
+        u = u / max(float(np.hypot(*u)), 1e-9)
+        n = np.array([-u[1], u[0]])
+        w = float(c["width_m"])
+        half = w / 2 + (0.5 if c["kind"] == "lift" else 0.0)  # a lift: its lobby, wider than the car
+
+        def box(a0, a1, l0, l1):  # along the axis from a0 to a1, across it from l0 to l1 (local metres)
+            return shapely.Polygon([top + u * a + n * b for a, b in ((a0, l0), (a1, l0), (a1, l1), (a0, l1))])
+
+        bank_id = f"T{n0 + len(lines) + 1}"
+        for sgn in (-1.0, 1.0):  # a side wall, and where the lobby is wider than the car, its back
+            side = shapely.union(box(-0.3, FENCED_LANDING_M, sgn * half, sgn * (half + FENCE_M)),
+                                 box(-0.3, -0.1, sgn * (w / 2 - 0.05), sgn * (half + FENCE_M)))
+            fence_geoms.append(shapely.make_valid(side)), fence_bank.append(bank_id)
+        at = FENCED_LANDING_M - 0.6  # the bank's cabinets (1.2 m deep) end where the fences do
+        lines.append(shapely.LineString([top + u * at - n * (half + FENCE_M / 2), top + u * at + n * (half + FENCE_M / 2)]))
+        names.append(f"ticket gates, {c['kind']} down from {track['name']}")
+    gates = gpd.GeoDataFrame({"id": [f"T{n0 + i + 1}" for i in range(len(lines))], "kind": "ticket_gate", "open": True,
+                              "name": names, "width_m": [round(g.length, 2) for g in lines], "azimuth_deg": np.nan,
+                              "level": 0, "estimated": True}, geometry=lines, crs=crs)
+    fences = gpd.GeoDataFrame({"id": [f"F{i + 1}" for i in range(len(fence_geoms))],
+                               "name": [f"fence of {b} (estimated)" for b in fence_bank], "bank": fence_bank,
+                               "level": 0}, geometry=fence_geoms, crs=crs)
+    return gates, fences
+
+
 def _keep_valid_tickets(city: City, note: str, tracks=()):
     """Leave out the ticket gates the crowd model would refuse (a way round them, a paid area on both
     sides): the model's own check (geometry.build_station), one gate at a time; the note says which
@@ -776,6 +828,9 @@ def _keep_valid_tickets(city: City, note: str, tracks=()):
             g = city.layers["gates"]
             dropped.append(g[g["id"] == m.group(1)].iloc[0])
             city.layers["gates"] = g[g["id"] != m.group(1)].reset_index(drop=True)
+            obst = city.layers.get("obstacles")
+            if obst is not None and "bank" in obst.columns:  # its fences go with it
+                city.layers["obstacles"] = obst[obst["bank"] != m.group(1)].reset_index(drop=True)
     if dropped:
         why = [_way_round(city, d, tracks) for d in dropped]
         why = [w + (f" ({why.count(w)} banks)" if why.count(w) > 1 else "") for w in dict.fromkeys(why)]

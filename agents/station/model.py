@@ -166,6 +166,8 @@ PARAMS = (
       "(0.73 x 150/min = 110/min for a 1 m step at 0.5 m/s; observed 100-120/min).", float, 0.1, 1.0),
     P("escalator_walk_share", "-", 0.25, "Share of escalator users who walk on the moving steps (at their stair "
       "speed plus the belt); the others stand.", float, 0.0, 1.0),
+    P("lift_share", "-", 0.1, "Share of passengers who take a lift where their route offers one (luggage, prams, "
+      "wheelchairs); the others keep to stairs and escalators unless a lift is the only way.", float, 0.0, 1.0),
     P("reroute_interval_s", "s", 3.0, "How often exit choice is re-evaluated.", float, 0.5, 60.0),
     P("reroute_hysteresis_s", "s", 10.0, "A passenger switches exit only if it saves more than this.", float, 0.0, 300.0),
     P("perception_radius_m", "m", 20.0, "Unguided passengers see a gate's queue only within this walking distance.",
@@ -239,6 +241,8 @@ def persons_per_step(width_m: float) -> float:
 
 
 TOURIST_STREAM = 0x746F7572  # seeds the draw of who is a tourist, beside the model's seed
+LIFT_STREAM = 0x6C696674  # seeds the draw of who takes lifts
+LIFT_AVOID_S = 3600.0  # what a lift (or a waypoint that only leads on by lift) costs the others' routes
 GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of its middle (the street outside)
 
 
@@ -555,6 +559,7 @@ class StationDispersalModel(CityModel):
         self.route_noise = (rng.normal(0.0, p["route_noise_s"], (N, T)) if p["route_noise_s"] > 0
                             else np.zeros((N, T)))
         self.walks_escalator = rng.random(N) < p["escalator_walk_share"]
+        self.takes_lift = np.random.default_rng([self.seed, LIFT_STREAM]).random(N) < p["lift_share"]
         self.must_validate = np.array([st.sources[k].must_validate for k in self.src_of], dtype=bool)
         self.state = np.full(N, PENDING, dtype=np.int8)
         self.t_appear = np.full(N, np.nan)
@@ -637,6 +642,14 @@ class StationDispersalModel(CityModel):
                       np.array([s[4] for s in succ], dtype=np.int64))
         self.r_dist, self.r_ride, self.r_via = K.route_tables(*self._succ, self.cand, V_REF_MPS)
         self.qdown = np.zeros_like(self.r_dist)
+        lift_t = self.E0 + np.flatnonzero(self.entry_lift)
+        if len(lift_t):  # those who do not take lifts shun them, and the waypoints that only lead on by lift
+            via = self.r_via[:, :, :, lift_t].any(axis=3)
+            reach = self.r_dist < K.UNREACHABLE_M
+            shun = ((reach & via).any(axis=2) & ~(reach & ~via).any(axis=2)).any(axis=0)
+            shun[:G] = False
+            shun[lift_t] = True
+            self.route_noise[np.ix_(~self.takes_lift, shun)] += LIFT_AVOID_S
         self._next_reroute = 0.0
 
     def _successors(self, u: int, L: int, xy, metres: float, seconds: float, state: int) -> list:

@@ -242,8 +242,8 @@ def test_lift_throughput_is_its_capacity_per_cycle():
             "capacity": 6, "cycle_s": 15.0, "geometry": line((22, 9.0), (24, 9.0))}
     city = two_level_city(connectors=[lift], sources=[{"id": "P1", "count": 60, "release_s": 0.0, "level": 1,
                                                        "geometry": box(30, 5, 39, 13)}])
-    m = run(StationDispersalModel(city, duration_s=400, seed=2, release_spread_s=0.0, **WALK_ONLY), 400)
-    k = m.current_kpis()
+    m = run(StationDispersalModel(city, duration_s=400, seed=2, release_spread_s=0.0, lift_share=0.2, **WALK_ONLY), 400)
+    k = m.current_kpis()  # the only way down: everyone takes it (lift_share: where there are others)
     assert k["agents_exited"] == 60 and k["passed_by_connector"] == {"L1": 60}
     t_on = np.sort(m.t_on)
     trips, per_trip = np.unique(np.round(t_on, 6), return_counts=True)
@@ -254,11 +254,16 @@ def test_lift_throughput_is_its_capacity_per_cycle():
     flow = per_trip[1:].sum() / (trips[-1] - trips[0])  # while the queue stands
     assert flow == pytest.approx(6 / 15.0, rel=0.02)
     assert np.allclose(m.t_off - m.t_on, 7.5)
-    # a route counts the wait: with stairs beside it, most take the stairs
+    # with stairs beside it, only the lift_share take the lift; with lift_share 1, a route counts the
+    # wait and the car's trip, and many still take the stairs
     stairs = stair("S1", width=2.0, y=13.0)
-    both = run(StationDispersalModel(two_level_city(connectors=[lift, stairs]), duration_s=400, seed=2,
-                                     **WALK_ONLY), 400).current_kpis()["passed_by_connector"]
-    assert both["S1"] > 3 * both["L1"], both
+    city2 = two_level_city(connectors=[lift, stairs])
+    both = run(StationDispersalModel(city2, duration_s=400, seed=2, lift_share=0.1, **WALK_ONLY),
+               400).current_kpis()["passed_by_connector"]
+    assert 5 <= both["L1"] <= 40 and both["L1"] + both["S1"] == 200, both  # 200 × 0.1 = 20 expected
+    everyone = run(StationDispersalModel(city2, duration_s=400, seed=2, lift_share=1.0, **WALK_ONLY),
+                   400).current_kpis()["passed_by_connector"]
+    assert everyone["L1"] > both["L1"] and everyone["S1"] > 0, everyone
 
 
 @pytest.mark.parametrize("bad, message", [
