@@ -37,8 +37,13 @@ tags its layers do not carry (platform ``ref``, doors, ticket barriers, lifts: :
   ``connectors`` layer from their two tagged levels (:func:`derive_connectors`) or, without, from the
   floors of the ways at their ends (:func:`infer_connectors`); floors no stairs reach are left out.
 - **ticket gates**: along tagged ``barrier=turnstile``/``fare_gate`` rows, else estimated across the
-  passages from the platforms to the rest of the station; those the crowd model would refuse (a way
-  round them) are left out, and the report says how many.
+  passages from the platforms to the rest of the station and, fenced in by estimated walls (the
+  ``obstacles`` layer), at the tops of the platforms' stairs and lifts down (:func:`_fenced_tops`);
+  those the crowd model would refuse (a way round them) are left out, and the report says which
+  way leads round each.
+- **stairs' ends**: where both ends come out on one floor below ground but one end's floor is only
+  implied by ``tunnel=yes`` and the other's is tagged, the implied end is the floor above; an end
+  that meets no way is on the floor whose walkable area is clearly nearest (:func:`infer_connectors`).
 - **sources**: one per platform (``P<ref>``), else the station hall (``H1``…), shrunk by 0.5 m so
   they lie strictly inside (pieces under 20 m² are left out); ``agents`` people in total, shared by
   area, released at 0 s; each carries ``max_per_train`` (:data:`PLATFORM_UNLOAD_PPM2`).
