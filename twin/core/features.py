@@ -139,11 +139,11 @@ def _selector_hint(features: list[dict], keys: list[str]) -> str:
 def resolve(items, features: list[dict], param: str, what: str) -> list[str]:
     """Ids of the features ``items`` name (ids, unique names or selectors), in order, without repeats.
 
-    ``what`` names the features in messages ("gates", "attractions"). Every item must match: an id,
-    name or selector that matches nothing is a UserError listing what there is, also beside items
-    that do match (``["kind=ticket_gate", "kind=exit"]`` on a city without the first kind): that
-    item would do nothing, so the variant would not be what its name says. A scenario meant for
-    several cities selects with alternatives that each city has (``"kind=ticket_gate|exit"``)."""
+    ``what`` names the features in messages (the layer, or the declared kinds). Every item must
+    match: an id, name or selector that matches nothing is a UserError listing what there is, also
+    beside items that do match (``["kind=a", "kind=b"]`` on a city without kind a): that item would
+    do nothing, so the variant would not be what its name says. A scenario meant for several
+    cities selects with alternatives that each city has (``"kind=a|b"``)."""
     unmatched: list[str] = []
     ids = [f["id"] for f in features]
     idset = set(ids)
