@@ -42,7 +42,9 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
         if area.get("platforms"):
             check.add("found", "platforms (by OSM ref)", len(area["platforms"]), list(area["platforms"])[:8])
         if area.get("lifts"):
-            check.add("found", "lifts (not simulated)", len(area["lifts"]), list(area["lifts"])[:8])
+            check.add("estimated", "lifts (capacity per trip, round trip)", len(area["lifts"]), list(area["lifts"])[:8],
+                      how="OSM gives where they are, not their size: 13 persons a trip, a 60 s round trip; give each "
+                      "lift's capacity and cycle_s in the connectors layer")
         exits = gates[gates["kind"].astype(str) != "ticket_gate"] if len(gates) else gates
         check.add("estimated", "exits (the station's doors and walkway ends)", len(exits),
                   feature_names(exits), how="placed at the OSM entrances on the hall's outline and where the "
@@ -52,7 +54,8 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
         if len(est):
             check.add("estimated", "ticket gates (at the platform passages)", len(est), feature_names(est),
                       how="no barrier=turnstile/fare_gate in the data: placed across the passages from the platforms; "
-                      "draw the real fare lines (kind ticket_gate), or delete them for an open station")
+                      "draw the real fare lines (kind ticket_gate), or delete them for an open station"
+                      + (f" ({area['ticket_gates']})" if "left out" in str(area.get("ticket_gates", "")) else ""))
         check.add("estimated", "sources (platforms)", len(sources), feature_names(sources),
                   how=f"{area.get('agents', 0)} passengers shared by platform area; give each source its count")
     drawn = [rec for rec in city.meta.get("station_drawings") or [] if isinstance(rec, dict)]

@@ -37,11 +37,19 @@ tags its layers do not carry (platform ``ref``, doors, ticket barriers, lifts: :
   ``connectors`` layer from their two tagged levels (:func:`derive_connectors`) or, without, from the
   floors of the ways at their ends (:func:`infer_connectors`); floors no stairs reach are left out.
 - **ticket gates**: along tagged ``barrier=turnstile``/``fare_gate`` rows, else estimated across the
-  passages from the platforms to the rest of the station; those the crowd model would refuse (a way
-  round them) are left out, and the report says how many.
+  passages from the platforms to the rest of the station and, fenced in by estimated walls (the
+  ``obstacles`` layer), at the tops of the platforms' stairs and lifts down (:func:`_fenced_tops`);
+  those the crowd model would refuse (a way round them) are left out, and the report says which
+  way leads round each.
+- **stairs' ends**: where both ends come out on one floor below ground but one end's floor is only
+  implied by ``tunnel=yes`` and the other's is tagged, the implied end is the floor above; an end
+  that meets no way is on the floor whose walkable area is clearly nearest (:func:`infer_connectors`).
 - **sources**: one per platform (``P<ref>``), else the station hall (``H1``…), shrunk by 0.5 m so
   they lie strictly inside (pieces under 20 m² are left out); ``agents`` people in total, shared by
-  area, released at 0 s. Lifts (``highway=elevator``) are listed, not simulated.
+  area, released at 0 s; each carries ``max_per_train`` (:data:`PLATFORM_UNLOAD_PPM2`).
+- **lifts** (``highway=elevator`` nodes, :func:`place_lifts`): connectors of kind lift between the
+  floors they serve (their ``level`` tag, else the floors at the node), the crowd model's default
+  capacity and round trip (estimated).
 """
 from __future__ import annotations
 
@@ -72,6 +80,12 @@ NOT_WALKABLE_KINDS = {"motorway", "motorway_link", "trunk", "trunk_link", "const
 NON_BLOCKING_BUILDINGS = {"roof", "canopy", "carport", "bridge", "entrance", "underpass_entrance"}
 HALL_SEARCH_M = 150.0
 MIN_SOURCE_M2 = 20.0  # smaller pieces of platform (cut by walls) are not used as sources
+# A train unloads at most this many passengers per m² of the platform it stops at (estimated: one
+# person per 3.3 m², Fruin's level of service A on a walkway, so that a whole train leaving within a
+# minute, through ticket gates and down stairs, does not jam the platform); the sources'
+# max_per_train, at least MIN_PER_TRAIN.
+PLATFORM_UNLOAD_PPM2 = 0.3
+MIN_PER_TRAIN = 10
 
 
 def _street_width(kind) -> float:
@@ -298,8 +312,10 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
         floors[lv] = shapely.union(floors[lv], g) if lv in floors else g
     connectors, conn_info = derive_connectors(city.roads, precinct, floors, city.crs)
     more, more_info = infer_connectors(city.roads, precinct, floors, city.crs, set(connectors["id"]))
-    if len(more):
-        connectors = gpd.GeoDataFrame(pd.concat([connectors, more], ignore_index=True), crs=city.crs)
+    lift_layer, lift_info = place_lifts(osm, precinct, floors, city.crs)
+    for extra in (more, lift_layer):
+        if len(extra):
+            connectors = gpd.GeoDataFrame(pd.concat([connectors, extra], ignore_index=True), crs=city.crs)
     connectors = connectors.astype({"from_level": int, "to_level": int, "width_m": float, "speed_mps": float})
     # other floors are kept only where stairs or escalators lead to them from the street level
     reach, grew = {0}, True
@@ -334,7 +350,8 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
     if dropped_levels:
         conn_info["summary"] += (f"; walkable areas on level(s) {', '.join(map(str, dropped_levels))} left out "
                                  "(no stairs or escalator placed to them)")
-    lifts = _lifts(osm, precinct)
+    lifts = [f"{i} (levels {a} to {b})" for i, a, b in zip(connectors["id"], connectors["from_level"],
+                                                           connectors["to_level"]) if i in set(lift_layer["id"])]
 
     # Sources: one per platform (track), else the station hall, shrunk to lie strictly inside.
     src_geoms, src_names, src_ids, src_levels = [], [], [], []
@@ -366,8 +383,12 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
         src_names = [f"Platform {i + 1}" if n == "platform" else n for i, n in enumerate(src_names)]
     areas = np.array([g.area for g in src_geoms])
     counts = _share(agents, areas) if len(areas) else []
+    # what a train may unload onto each platform (estimated from its area): a timetable written for
+    # another station's platforms is cut down to it (demand.fit_to_platforms)
+    per_train = [float(max(MIN_PER_TRAIN, round(a * PLATFORM_UNLOAD_PPM2))) if tracks or lv != 0 else math.nan
+                 for a, lv in zip(areas, src_levels)]
     sources = gpd.GeoDataFrame({"id": src_ids, "count": counts, "release_s": 0.0, "name": src_names,
-                                "level": src_levels}, geometry=src_geoms, crs=city.crs)
+                                "level": src_levels, "max_per_train": per_train}, geometry=src_geoms, crs=city.crs)
 
     walkable = gpd.GeoDataFrame({"name": [f"{name} (level 0)"] + [f"{k} (level {lv})" for lv, _, k in upper],
                                  "kind": ["station_area"] + [k for _, _, k in upper],
@@ -375,10 +396,18 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
                                 geometry=[main] + [g for _, g, _ in upper], crs=city.crs)
     # Ticket gates: tagged barriers, else estimated at the passages from the platforms to the concourse.
     tickets, ticket_note = _ticket_gates(osm, main, tracks, city.crs)
+    fences = None
+    if len(tickets) and tickets["estimated"].all():
+        tops, fences = _fenced_tops(connectors, tracks, len(tickets), city.crs)
+        if len(tops):
+            tickets = gpd.GeoDataFrame(pd.concat([tickets, tops], ignore_index=True), crs=city.crs)
+            ticket_note += f", {len(tops)} more fenced in at the tops of the platforms' stairs and lifts"
     if len(tickets):
         gates = gpd.GeoDataFrame(pd.concat([gates, tickets], ignore_index=True), crs=city.crs)
     layers = dict(city.layers)
     layers.update(walkable=walkable, gates=gates, sources=sources)
+    if fences is not None and len(fences):
+        layers["obstacles"] = fences
     if len(connectors):
         layers["connectors"] = connectors
     else:
@@ -390,7 +419,7 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
                             "platforms": [t["name"] for t in tracks], "levels": sorted(floors_kept), "lifts": lifts}
     out = City(name=city.name, crs=city.crs, layers=layers, terrain=city.terrain, root=city.root,
                attribution=city.attribution, meta=meta)
-    out, ticket_note = _keep_valid_tickets(out, ticket_note)
+    out, ticket_note = _keep_valid_tickets(out, ticket_note, tracks)
     meta["station_area"]["ticket_gates"] = ticket_note
     if not return_info:
         return out
@@ -404,7 +433,11 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
                        + (f" and {', '.join(str(v) for v in sorted(floors_kept) if v != 0)}" if len(floors_kept) > 1 else "")
                        + f", {len(tracks)} platforms ({', '.join(t['name'] for t in tracks) or 'none tagged'}), "
                        f"{n_exit} exits, {n_ticket} ticket gates ({ticket_note}), {len(sources)} sources with "
-                       f"{int(sum(counts))} agents; {conn_info['summary']}; {len(lifts)} lifts (not simulated)")
+                       f"{int(sum(counts))} agents; {conn_info['summary']}; {len(lifts)} lifts placed as connectors (capacity and "
+                       "round trip estimated: the crowd model's defaults)"
+                       + (f", {len(lift_info['not_placed'])} not placed ("
+                          f"{'; '.join(sorted({x['reason'] for x in lift_info['not_placed']}))})"
+                          if lift_info["not_placed"] else ""))
     return out, info
 
 
@@ -441,6 +474,12 @@ def way_level(row) -> int:
     if str(row.get("tunnel") or "").strip().lower() in TUNNELS and not layer:
         return -1
     return 0
+
+
+def _level_implied(row) -> bool:
+    """Whether a way's floor is only implied (``tunnel=yes`` without ``level`` or ``layer``)."""
+    tagged = parse_level_list(row.get("level")) or str(row.get("layer") or "").strip() not in ("", "nan", "None")
+    return not tagged and str(row.get("tunnel") or "").strip().lower() in TUNNELS
 
 
 def _by_level(ways) -> dict:
@@ -538,12 +577,49 @@ def _doors(osm, main, hall) -> list[tuple[object, str]]:
     return out
 
 
-def _lifts(osm, precinct) -> list[str]:
-    if osm is None or not len(osm["points"]):
-        return []
-    p = osm["points"]
-    p = p[(p["highway"] == "elevator") & p.within(precinct)]
-    return [f"{i} (level {lv})" if isinstance(lv, str) and lv else str(i) for i, lv in zip(p["id"], p["level"])]
+LIFT_CAR_M = 1.5  # a lift node becomes a car this deep, its doors at the two ends (EN 81-20, 1,000 kg: 1.1 x 2.1 m)
+LIFT_WIDTH_M = 1.1
+LIFT_REACH_M = 1.0  # a lift node serves the floors whose walkable area lies this near
+
+
+def place_lifts(osm, precinct, floors: dict, crs):
+    """Lifts (``highway=elevator`` nodes) as connectors of kind lift between the lowest and highest
+    floor they serve: their ``level`` tag (``-1;0``), else the floors whose walkable area holds the
+    node. A lift is drawn as its car, LIFT_CAR_M deep, turned so that the lobbies in front of its two
+    doors have the most floor; capacity and round trip are the crowd model's defaults (estimated).
+    Returns (connectors layer, info)."""
+    rows, geoms, skipped = [], [], []
+    pts = osm["points"] if osm is not None and len(osm["points"]) else None
+    if pts is not None:
+        pts = pts[(pts["highway"] == "elevator") & pts.within(precinct)]
+    for _, r in (pts.iterrows() if pts is not None else ()):
+        c = np.array([r.geometry.x, r.geometry.y])
+        tagged = [int(v) for v in parse_level_list(r.get("level")) if v == int(v) and int(v) in floors]
+        served = sorted(set(tagged)) if len(set(tagged)) >= 2 else \
+            sorted(v for v in floors if floors[v].distance(r.geometry) <= LIFT_REACH_M)
+        if len(served) < 2:
+            skipped.append({"id": str(r["id"]), "reason": "it serves one floor of the station area only"})
+            continue
+        lo, hi = served[0], served[-1]
+        best, best_area = None, 0.0
+        for ang in np.linspace(0.0, 2 * np.pi, 16, endpoint=False):
+            u = np.array([np.cos(ang), np.sin(ang)])
+            a, b = c - u * LIFT_CAR_M / 2, c + u * LIFT_CAR_M / 2
+            lobby_a = shapely.Point(a - u * 0.75).buffer(0.75)
+            lobby_b = shapely.Point(b + u * 0.75).buffer(0.75)
+            if floors[lo].distance(shapely.Point(a)) > END_TOL_M or floors[hi].distance(shapely.Point(b)) > END_TOL_M:
+                continue
+            area = min(shapely.intersection(lobby_a, floors[lo]).area, shapely.intersection(lobby_b, floors[hi]).area)
+            if area > best_area + 1e-9:
+                best, best_area = shapely.LineString([a, b]), area
+        if best is None or best_area < 0.5:
+            skipped.append({"id": str(r["id"]), "reason": "no floor in front of a door on each level"})
+            continue
+        rows.append({"id": str(r["id"]), "kind": "lift", "from_level": lo, "to_level": hi, "width_m": LIFT_WIDTH_M,
+                     "direction": "both", "speed_mps": np.nan})
+        geoms.append(best)
+    layer = gpd.GeoDataFrame(rows, columns=CONNECTOR_COLUMNS, geometry=geoms, crs=crs)
+    return layer, {"placed": len(rows), "not_placed": skipped}
 
 
 def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
@@ -561,9 +637,13 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
     other = roads[~is_conn]
     tree = shapely.STRtree(other.geometry.to_numpy())
     other_levels = np.array([way_level(r) for _, r in other.iterrows()], dtype=int)
+    other_implied = np.array([_level_implied(r) for _, r in other.iterrows()], dtype=bool)
+
+    def at_end(pt) -> np.ndarray:
+        return tree.query(pt, predicate="dwithin", distance=0.05)
 
     def end_levels(pt) -> set:
-        return set(other_levels[tree.query(pt, predicate="dwithin", distance=0.05)].tolist())
+        return set(other_levels[at_end(pt)].tolist())
 
     def end_level(pt, other_pt):
         # a way's end on one floor, its other end among ways of several (a landing where a tunnel
@@ -576,7 +656,15 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
             return min(mine - theirs, key=lambda v: (abs(v - t), v))
         if not mine and len(theirs) == 1 and min(theirs) < 0 and floors[0].distance(pt) <= END_TOL_M:
             return 0  # stairs up from below ground, ending in the hall or on a square (an area, not a way)
+        if not mine:  # a free end: the floor whose walkable area it lies on, when one is clearly nearest
+            d = sorted((floors[v].distance(pt), v) for v in floors)
+            if d and d[0][0] <= FREE_END_M and (len(d) == 1 or d[1][0] - d[0][0] >= FREE_END_M / 2):
+                return d[0][1]
         return None
+
+    def implied_only(pt) -> bool:
+        k = at_end(pt)
+        return bool(len(k)) and bool(other_implied[k].all())
 
     for _, r in cand.iterrows():
         line = r.geometry
@@ -585,10 +673,19 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
             continue
         a, b = shapely.Point(line.coords[0]), shapely.Point(line.coords[-1])
         la, lb = end_level(a, b), end_level(b, a)
+        if la is not None and la == lb and la < 0 and implied_only(a) != implied_only(b):
+            # steps between a way tagged below ground (layer, level) and one only implied there by
+            # tunnel=yes (often an indoor passage at street level): the steps say the floors differ,
+            # so the implied end is the floor above, where its walkable area is there
+            up, end = la + 1, (a if implied_only(a) else b)
+            if up in floors and floors[up].distance(end) <= END_TOL_M:
+                la, lb = (up, lb) if end is a else (la, up)
         if la is None or lb is None or la == lb:
-            if len(set(parse_level_list(r.get("level")))) >= 2 or {la, lb} - {None}:
+            conveying = str(r.get("conveying") or "").lower() in ESCALATOR_CONVEYING
+            if len(set(parse_level_list(r.get("level")))) >= 2 or None in (la, lb) and {la, lb} - {None} or \
+                    conveying and la is not None and la == lb:
                 skipped.append({"id": rid, "reason": "the levels of its two ends are not known or not different"})
-            continue
+            continue  # (steps with both ends on one floor are walkable floor, not a connector)
         if la > lb:
             line, la, lb, a, b = shapely.LineString(list(line.coords)[::-1]), lb, la, b, a
             reversed_ = True
@@ -613,7 +710,7 @@ def infer_connectors(roads, precinct, floors: dict, crs, placed: set):
         geoms.append(line)
     layer = gpd.GeoDataFrame(rows, columns=CONNECTOR_COLUMNS, geometry=geoms, crs=crs)
     summary = (f"{len(rows)} more placed from the floors of the ways at their ends"
-               + (f" ({estimated} escalators of unknown direction set to run up)" if estimated else "")
+               + (f" ({estimated} escalator(s) of unknown direction set to run up)" if estimated else "")
                + (f", {len(skipped)} not placed" if skipped else ""))
     return layer, {"placed": len(rows), "not_placed": skipped, "estimated_direction": estimated, "summary": summary}
 
@@ -667,9 +764,53 @@ def _ticket_gates(osm, main, tracks, crs):
     return gates, note
 
 
-def _keep_valid_tickets(city: City, note: str):
+FENCE_M = 0.5  # the walls the import draws to close an estimated fare line (thicker than two cells of the navigation fields)
+FENCED_LANDING_M = 3.2  # a fenced landing: 2 m of floor beyond the connector's end, then the bank's cabinets
+
+
+def _fenced_tops(connectors, tracks, n0: int, crs):
+    """Estimated ticket gates where a platform's stairs, escalators and lifts lead down (to a floor
+    whose exits the fare line at the platforms' passages does not cut): at the upper end of each, a
+    landing fenced in on both sides (obstacles, level 0) and closed by a bank across it, so that
+    passengers validate before going down. Returns (gates, obstacles); each obstacle names its bank
+    (``bank``), so that a bank left out takes its fences with it."""
+    lines, names, fence_geoms, fence_bank = [], [], [], []
+    for _, c in connectors.iterrows():
+        track = next((t for t in tracks if int(c["to_level"]) == 0 and
+                      t["geometry"].distance(shapely.Point(c.geometry.coords[-1])) < 1.0), None)
+        if track is None:
+            continue
+        xy = np.asarray(c.geometry.coords)[:, :2]
+        top, u = xy[-1], xy[-1] - xy[-2]
+        u = u / max(float(np.hypot(*u)), 1e-9)
+        n = np.array([-u[1], u[0]])
+        w = float(c["width_m"])
+        half = w / 2 + (0.5 if c["kind"] == "lift" else 0.0)  # a lift: its lobby, wider than the car
+
+        def box(a0, a1, l0, l1):  # along the axis from a0 to a1, across it from l0 to l1 (local metres)
+            return shapely.Polygon([top + u * a + n * b for a, b in ((a0, l0), (a1, l0), (a1, l1), (a0, l1))])
+
+        bank_id = f"T{n0 + len(lines) + 1}"
+        for sgn in (-1.0, 1.0):  # a side wall, and where the lobby is wider than the car, its back
+            side = shapely.union(box(-0.3, FENCED_LANDING_M, sgn * half, sgn * (half + FENCE_M)),
+                                 box(-0.3, -0.1, sgn * (w / 2 - 0.05), sgn * (half + FENCE_M)))
+            fence_geoms.append(shapely.make_valid(side)), fence_bank.append(bank_id)
+        at = FENCED_LANDING_M - 0.6  # the bank's cabinets (1.2 m deep) end where the fences do
+        lines.append(shapely.LineString([top + u * at - n * (half + FENCE_M / 2), top + u * at + n * (half + FENCE_M / 2)]))
+        names.append(f"ticket gates, {c['kind']} down from {track['name']}")
+    gates = gpd.GeoDataFrame({"id": [f"T{n0 + i + 1}" for i in range(len(lines))], "kind": "ticket_gate", "open": True,
+                              "name": names, "width_m": [round(g.length, 2) for g in lines], "azimuth_deg": np.nan,
+                              "level": 0, "estimated": True}, geometry=lines, crs=crs)
+    fences = gpd.GeoDataFrame({"id": [f"F{i + 1}" for i in range(len(fence_geoms))],
+                               "name": [f"fence of {b} (estimated)" for b in fence_bank], "bank": fence_bank,
+                               "level": 0}, geometry=fence_geoms, crs=crs)
+    return gates, fences
+
+
+def _keep_valid_tickets(city: City, note: str, tracks=()):
     """Leave out the ticket gates the crowd model would refuse (a way round them, a paid area on both
-    sides): the model's own check (geometry.build_station), one gate at a time."""
+    sides): the model's own check (geometry.build_station), one gate at a time; the note says which
+    way leads round each."""
     from twin.core.model_contract import validate_params
 
     from .geometry import build_station
@@ -690,11 +831,40 @@ def _keep_valid_tickets(city: City, note: str):
                 note += f"; the crowd model refuses the station as derived: {e}"
                 break
             g = city.layers["gates"]
+            dropped.append(g[g["id"] == m.group(1)].iloc[0])
             city.layers["gates"] = g[g["id"] != m.group(1)].reset_index(drop=True)
-            dropped.append(m.group(1))
+            obst = city.layers.get("obstacles")
+            if obst is not None and "bank" in obst.columns:  # its fences go with it
+                city.layers["obstacles"] = obst[obst["bank"] != m.group(1)].reset_index(drop=True)
     if dropped:
-        note += f"; {len(dropped)} left out (a way round them)"
+        why = [_way_round(city, d, tracks) for d in dropped]
+        why = [w + (f" ({why.count(w)} banks)" if why.count(w) > 1 else "") for w in dict.fromkeys(why)]
+        note += f"; {len(dropped)} left out, as the crowd model finds a way round them: " + "; ".join(why)
     return city, note
+
+
+def _way_round(city: City, bank, tracks) -> str:
+    """Why a bank at a platform's passage does not cut the platform off from the exits: the stairs,
+    escalators and lifts on that platform (to a floor with exits of its own), or its own exits."""
+    from .model import CONNECTORS
+
+    name = str(bank["name"])
+    track = next((t for t in tracks if name.endswith(t["name"])), None)
+    if track is None:
+        return f"{name} (a passage beside it)"
+    plat = track["geometry"]
+    conn = city.extra_layer(CONNECTORS)
+    down = []
+    if conn is not None and len(conn):
+        for _, c in conn.iterrows():
+            top = shapely.Point(c.geometry.coords[-1])
+            if int(c["to_level"]) == 0 and plat.distance(top) < 1.0:
+                down.append(f"{c['kind']} {c['id']} to level {int(c['from_level'])}")
+    gates = city.layer("gates")
+    exits = gates[(gates["kind"] != "ticket_gate") & (gates["level"].astype(int) == 0)]
+    own = [str(i) for i, g in zip(exits["id"], exits.geometry) if plat.distance(g) < 1.0]
+    how = down + ([f"its own exit{'s' if len(own) > 1 else ''} {', '.join(own)}"] if own else [])
+    return f"{track['name']}: by {', '.join(how)}" if how else f"{track['name']}: by the platforms beside it"
 
 
 ESCALATOR_CONVEYING = {"yes", "forward", "backward", "reversible"}
@@ -702,6 +872,7 @@ CONNECTOR_COLUMNS = ["id", "kind", "from_level", "to_level", "width_m", "directi
 ONWARD_SHARES = ("share_metro", "share_bus", "share_taxi")
 DEFAULT_WIDTH_M = {"stairs": 2.0, "escalator": 1.0}
 END_TOL_M = 0.5  # a connector's end must lie this close to the walkable area of its level
+FREE_END_M = 2.0  # an end that meets no way is on the floor whose walkable area is this near (and clearly nearest)
 
 
 def derive_connectors(roads, circle, floors: dict, crs):
@@ -811,7 +982,8 @@ GATES = LayerSpec("gates", "vector", "where agents leave or pass: LineString or 
                   aliases=("gates", "gate", "exits", "entrances"),
                   defaults=(("kind", "exit"), ("open", True), ("level", 0)), levels=True, ids_required=True)
 SOURCES = LayerSpec("sources", "vector", "where and when agents appear: Polygon with id, count (int), release_s "
-                    "(default 0)", "Polygon", ("id", "count"), aliases=("sources", "source", "spawns", "origins"),
+                    "(default 0), optionally max_per_train (the most passengers one train of a timetable unloads "
+                    "there)", "Polygon", ("id", "count"), aliases=("sources", "source", "spawns", "origins"),
                     defaults=(("release_s", 0.0), ("level", 0)), levels=True, ids_required=True,
                     numbers=("count", "release_s"), counts=("count",))
 CITY_LAYERS = (GATES, SOURCES)

@@ -224,8 +224,14 @@ def read_gtfs(path: str, stop_ids: list[str], start: str, duration_s: float, per
     return out
 
 
-def trains_from_params(p: dict, source_ids: list[str], duration_s: float) -> list[Train] | None:
-    """The scenario's trains (scaled), or None when it gives none (the sources' counts apply)."""
+def trains_from_params(p: dict, source_ids: list[str], duration_s: float, max_per_train=None,
+                       notes: list | None = None) -> list[Train] | None:
+    """The scenario's trains (scaled), or None when it gives none (the sources' counts apply).
+
+    ``max_per_train`` (per source, NaN or None for no limit; the sources' ``max_per_train``
+    column): a train carries at most that many onto its platform, before ``demand_scale``, so that
+    a timetable written for one station's long platforms fits another's (``--city``); ``notes``
+    hears how many trains were cut down."""
     trains: list[Train] = []
     given = False
     if p.get("timetable"):
@@ -244,9 +250,28 @@ def trains_from_params(p: dict, source_ids: list[str], duration_s: float) -> lis
         return None
     if len(trains) > MAX_TRAINS:
         raise UserError(f"parameters timetable, trains and gtfs_stop_times: {len(trains):,} trains; at most {MAX_TRAINS:,}.")
+    if max_per_train is not None:
+        trains, cut = fit_to_platforms(trains, max_per_train, source_ids)
+        if cut and notes is not None:
+            notes.append(f"{len(cut)} of {len(trains)} trains carry more passengers than their platform takes "
+                         f"(max_per_train of the sources: {', '.join(cut[:6])}{' ...' if len(cut) > 6 else ''}); "
+                         "each was cut down to it, before demand_scale")
     out = [Train(t.source, t.arrival_s, scaled(t.passengers, p.get("demand_scale", 1.0))) for t in trains]
     check_total([t.passengers for t in out], "the trains (timetable, trains, gtfs_stop_times, × demand_scale)")
     return out
+
+
+def fit_to_platforms(trains: list[Train], max_per_train, ids: list[str]) -> tuple[list[Train], list[str]]:
+    """Each train's passengers capped at its platform's ``max_per_train`` (NaN or None: no cap); also
+    the trains cut down, as "platform at arrival_s: from -> to"."""
+    out, cut = [], []
+    for t in trains:
+        m = max_per_train[t.source]
+        if m is not None and m == m and t.passengers > m:
+            cut.append(f"{ids[t.source]} at {t.arrival_s:g} s: {t.passengers} -> {int(m)}")
+            t = Train(t.source, t.arrival_s, int(m))
+        out.append(t)
+    return out, cut
 
 
 def scaled(n: int, scale: float) -> int:

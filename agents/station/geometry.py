@@ -40,13 +40,19 @@ LANE_PITCH_M = 0.9
 CABINET_DEPTH_M = 1.2
 TICKET_SERVICE_S = 2.4  # s per passenger and lane: 25 passengers/min (RIS, London Underground SPSG)
 # connectors
-CONNECTOR_KINDS = ("stairs", "escalator")
+CONNECTOR_KINDS = ("stairs", "escalator", "lift")
 DIRECTIONS = ("both", "up", "down")
 CONNECTOR_END_TOL_M = 0.5  # an end must lie this close to the walkable area of its level
 MIN_STAIR_WIDTH_M = 0.6
 ESCALATOR_WIDTH_M = (0.55, 1.1)  # nominal step widths of EN 115 escalators (0.6, 0.8, 1.0 m)
 ESCALATOR_SPEED_MPS = (0.2, 1.0)
 LANDING_M = (0.25, 1.75)  # arrivals appear this far beyond the end of a connector
+# lifts: a 1,000 kg car takes 13 persons (EN 81-20, Table 6); a round trip between two floors
+# (doors opening, boarding and closing at both, the ride) takes about a minute
+LIFT_CAPACITY = 13
+LIFT_CYCLE_S = 60.0
+LIFT_CYCLE_RANGE_S = (5.0, 900.0)
+LIFT_LOBBY_M = 1.5
 
 
 @dataclass
@@ -82,7 +88,8 @@ class TicketBank:
 
 @dataclass
 class Connector:
-    """Stairs or an escalator between two levels, drawn from the lower end to the upper end."""
+    """Stairs, an escalator or a lift between two levels, drawn from the lower end to the upper end
+    (a lift: from its door on the lower level to its door on the upper one, through the car)."""
 
     id: str
     kind: str
@@ -97,6 +104,8 @@ class Connector:
     upper: tuple
     axis: tuple  # unit vector from the lower end to the upper end, in plan
     length_m: float  # horizontal length (plan)
+    capacity: int = 0  # lifts: persons per trip
+    cycle_s: float = 0.0  # lifts: a round trip; the car leaves the lower door every cycle_s, the upper one half a cycle later
 
     @property
     def footprint(self):
@@ -110,6 +119,18 @@ class Connector:
         (px, py), (ux, uy) = self.end(upper), self.axis
         h = self.width_m / 2
         return shapely.LineString([(px - uy * h, py + ux * h), (px + uy * h, py - ux * h)])
+
+    def entry_zone(self, upper: bool):
+        """Where passengers entering at one end are seen to have arrived: the line across that end; at
+        a lift, the lobby in front of its door (LIFT_LOBBY_M deep, half a metre wider each side), where
+        the people waiting for the car stand."""
+        if self.kind != "lift":
+            return self.end_line(upper)
+        (px, py), (ux, uy) = self.end(upper), self.axis
+        sgn = 1.0 if upper else -1.0
+        h = self.width_m / 2 + 0.5
+        return shapely.Polygon([(px + sgn * ux * d - uy * w, py + sgn * uy * d + ux * w)
+                                for d, w in ((0.0, -h), (LIFT_LOBBY_M, -h), (LIFT_LOBBY_M, h), (0.0, h))])
 
     def landing(self, upper: bool):
         """Where passengers leaving at one end appear: a box beyond that end."""
@@ -133,6 +154,7 @@ class Source:
     release_s: float
     must_validate: bool = False  # inside a paid area: no exit is reachable without a ticket gate
     level: int = 0
+    max_per_train: float = math.nan  # the most passengers one train unloads here (NaN: no limit)
 
 
 @dataclass
@@ -362,7 +384,7 @@ def connectors_from_layer(layer, walkable: dict, p: dict) -> list[Connector]:
             raise UserError(f"{what}: the id is used twice; give every connector its own id.")
         seen.add(cid)
         if kind not in CONNECTOR_KINDS:
-            raise UserError(f'{what} has kind "{kind}"{nearest(kind, CONNECTOR_KINDS)}; use stairs or escalator.')
+            raise UserError(f'{what} has kind "{kind}"{nearest(kind, CONNECTOR_KINDS)}; use stairs, escalator or lift.')
         lo, hi = f["from_level"], f["to_level"]
         if lo >= hi:
             raise UserError(f"{what} goes from level {lo} to level {hi}; draw it from its lower end (from_level) "
@@ -388,6 +410,8 @@ def connectors_from_layer(layer, walkable: dict, p: dict) -> list[Connector]:
             if not ESCALATOR_SPEED_MPS[0] <= speed <= ESCALATOR_SPEED_MPS[1]:
                 raise UserError(f"{what} runs at {speed:g} m/s; escalators run at 0.5-0.75 m/s (EN 115), give a "
                                 f"speed_mps between {ESCALATOR_SPEED_MPS[0]} and {ESCALATOR_SPEED_MPS[1]}.")
+        elif kind == "lift":
+            capacity, cycle = _lift_numbers(row, what)
         elif width < MIN_STAIR_WIDTH_M:
             raise UserError(f"{what} is {width:g} m wide, narrower than one person ({MIN_STAIR_WIDTH_M} m).")
         if cid in reverse:
@@ -409,9 +433,30 @@ def connectors_from_layer(layer, walkable: dict, p: dict) -> list[Connector]:
                 raise UserError(f"{what} ({kind}): its {name} end ({end[0]:.1f}, {end[1]:.1f}) is {d:.1f} m away from "
                                 f"the walkable area of level {lv}. The line runs from the lower end (on from_level) to "
                                 "the upper end (on to_level); move that end onto the floor of its level.")
-        out.append(Connector(cid, kind, lo, hi, width, direction, is_open, speed, geom, lower, upper,
-                             (float(axis[0]), float(axis[1])), float(geom.length)))
+        c = Connector(cid, kind, lo, hi, width, direction, is_open, speed, geom, lower, upper,
+                      (float(axis[0]), float(axis[1])), float(geom.length))
+        if kind == "lift":
+            c.capacity, c.cycle_s = capacity, cycle
+        out.append(c)
     return out
+
+
+def _lift_numbers(row, what: str) -> tuple[int, float]:
+    """A lift's persons per trip (``capacity``) and round-trip time (``cycle_s``), defaults where empty."""
+    def value(col, default):
+        v = row.get(col)
+        return default if v is None or (isinstance(v, float) and v != v) else v
+
+    cap = _positive(value("capacity", LIFT_CAPACITY), f"{what}: capacity")
+    if cap != int(cap) or cap > 100:
+        raise UserError(f"{what}: capacity is {cap:g}; give the persons a trip takes, a whole number from 1 to 100 "
+                        f"(a 1,000 kg car: {LIFT_CAPACITY}).")
+    cycle = _positive(value("cycle_s", LIFT_CYCLE_S), f"{what}: cycle_s")
+    lo, hi = LIFT_CYCLE_RANGE_S
+    if not lo <= cycle <= hi:
+        raise UserError(f"{what}: cycle_s is {cycle:g} s; a lift's round trip takes {lo:g} to {hi:g} s "
+                        f"(about {LIFT_CYCLE_S:g} s between two floors).")
+    return int(cap), float(cycle)
 
 
 def _positive(value, what: str) -> float:
@@ -529,7 +574,15 @@ def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
             where = f"{d:.1f} m away from" if d > 0 else "covered by obstacles in"
             raise UserError(f'layer sources: source "{sid}" lies outside the walkable area{_on_level(lv, levels)} '
                             f"({where} it). Move the polygon onto the platform or walkable floor.")
-        sources.append(Source(sid, inside, count, release, level=lv))
+        cap = row.get("max_per_train")
+        try:
+            cap = math.nan if cap is None else float(cap)
+        except (TypeError, ValueError):
+            cap = -1.0
+        if not (cap != cap or cap >= 1):
+            raise UserError(f'layer sources: source "{sid}" has max_per_train {row.get("max_per_train")!r}; give the '
+                            "most passengers one train unloads there (a whole number >= 1), or leave it empty.")
+        sources.append(Source(sid, inside, count, release, level=lv, max_per_train=cap))
 
     pois: list[Poi] = []
     for row in _rows(city.pois):

@@ -167,6 +167,8 @@ PARAMS = (
       "(0.73 x 150/min = 110/min for a 1 m step at 0.5 m/s; observed 100-120/min).", float, 0.1, 1.0),
     P("escalator_walk_share", "-", 0.25, "Share of escalator users who walk on the moving steps (at their stair "
       "speed plus the belt); the others stand.", float, 0.0, 1.0),
+    P("lift_share", "-", 0.1, "Share of passengers who take a lift where their route offers one (luggage, prams, "
+      "wheelchairs); the others keep to stairs and escalators unless a lift is the only way.", float, 0.0, 1.0),
     P("reroute_interval_s", "s", 3.0, "How often exit choice is re-evaluated.", float, 0.5, 60.0),
     P("reroute_hysteresis_s", "s", 10.0, "A passenger switches exit only if it saves more than this.", float, 0.0, 300.0),
     P("perception_radius_m", "m", 20.0, "Unguided passengers see a gate's queue only within this walking distance.",
@@ -226,9 +228,10 @@ KPIS = (
 
 CONNECTORS = LayerSpec(
     "connectors", "vector",
-    "stairs and escalators between levels: a LineString from the lower end to the upper end with id, kind "
-    "(stairs or escalator), from_level, to_level, width_m, and optionally direction (both, up, down), speed_mps "
-    "(escalators, default 0.5) and open (default true)",
+    "stairs, escalators and lifts between levels: a LineString from the lower end to the upper end (a lift: "
+    "from its lower door to its upper door) with id, kind (stairs, escalator or lift), from_level, to_level, "
+    "width_m, and optionally direction (both, up, down), speed_mps (escalators, default 0.5), capacity and "
+    "cycle_s (lifts: persons per trip, default 13, and the round trip, default 60 s) and open (default true)",
     geometry="LineString", columns=("id", "kind", "from_level", "to_level", "width_m"))
 
 
@@ -239,6 +242,8 @@ def persons_per_step(width_m: float) -> float:
 
 
 TOURIST_STREAM = 0x746F7572  # seeds the draw of who is a tourist, beside the model's seed
+LIFT_STREAM = 0x6C696674  # seeds the draw of who takes lifts
+LIFT_AVOID_S = 3600.0  # what a lift (or a waypoint that only leads on by lift) costs the others' routes
 GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of its middle (the street outside)
 
 
@@ -317,7 +322,8 @@ class StationDispersalModel(CityModel):
         "crowd.hold", "crowd.board", "crowd.paid", "crowd.n", "crowd.step_no",
         "state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "src_ptr", "n_released",
         "lane_of", "lane_free_at", "passed_by_ticket", "t_validated",
-        "conn_e", "came_from", "t_on", "t_off", "entry_free_at", "conn_load", "passed_by_connector", "n_transit",
+        "conn_e", "came_from", "t_on", "t_off", "entry_free_at", "entry_places", "conn_load", "passed_by_connector",
+        "n_transit",
         "queue_s", "_next_reroute", "exited_by_gate", "last_exit_t", "last_done_t",
         "d_field", "d_max", "_next_density", "density_now", "max_density", "los",
         "onward.next_dep", "onward.boarded_by_poi", "onward.departures",
@@ -346,7 +352,7 @@ class StationDispersalModel(CityModel):
         StateSpec("poi_of", index_of="onward.next_dep", low=-1),
         StateSpec("lane_of", index_of="lane_free_at", low=-1),
         *StateSpec.each(("src_ptr", "n_released", "n_transit"), low=0, high="state"),
-        *StateSpec.each(("passed_by_ticket", "conn_load", "passed_by_connector", "exited_by_gate",
+        *StateSpec.each(("passed_by_ticket", "conn_load", "passed_by_connector", "exited_by_gate", "entry_places",
                          "onward.boarded_by_poi", "onward.departures"), low=0),
     )
 
@@ -393,7 +399,7 @@ class StationDispersalModel(CityModel):
         self.entries = [(ci, up) for ci in range(len(st.connectors)) for up in (True, False)]
         tg = ([(g.id, g.geom, g.level) for g in st.gates]
               + [(f"bank:{t.id}", t.target, t.level) for t in self.banks]
-              + [(f"{'up' if up else 'down'}:{st.connectors[ci].id}", st.connectors[ci].end_line(not up),
+              + [(f"{'up' if up else 'down'}:{st.connectors[ci].id}", st.connectors[ci].entry_zone(not up),
                   st.connectors[ci].from_level if up else st.connectors[ci].to_level) for ci, up in self.entries])
         self.T = len(tg)
         self.E0 = self.G + B  # first connector entry
@@ -425,6 +431,9 @@ class StationDispersalModel(CityModel):
         self.entry_equiv_m = np.zeros(E)  # walking metres that take as long as the stairs (at V_REF)
         self.entry_ride_s = np.zeros(E)  # seconds standing on an escalator
         self.entry_h_speed = np.zeros(E)  # stairs: horizontal speed of a mean walker
+        self.entry_lift = np.zeros(E, dtype=np.bool_)
+        self.entry_trip_cap = np.zeros(E, dtype=np.int64)  # lifts: persons per trip
+        self.entry_cycle_s = np.zeros(E)  # lifts: time between the car's departures from this door
         self.entry_landing: list[np.ndarray] = []
         self.t_to_level = np.full(self.T, -1, dtype=np.int32)  # where a connector entry leads (level index)
         self.entry_landing_xy = np.zeros((E, 2))
@@ -449,6 +458,8 @@ class StationDispersalModel(CityModel):
             self.conn_slope_m[ci] = slope
             if c.kind == "stairs":
                 self.conn_cap[ci] = max(1, int(math.ceil(slope * c.width_m * STAIR_MAX_DENSITY_PPM2)))
+            elif c.kind == "lift":  # a trip each way per cycle, each ride half a cycle: one load each way
+                self.conn_cap[ci] = 2 * c.capacity
             else:
                 self.conn_cap[ci] = max(1, int(math.ceil(slope / ESCALATOR_STEP_DEPTH_M * persons_per_step(c.width_m))))
         r = self.motion.r_stand
@@ -463,6 +474,14 @@ class StationDispersalModel(CityModel):
                 self.entry_h_speed[e] = v_h
                 self.entry_cap_pps[e] = p["stair_flow_pps_per_m"] * max(c.width_m - 2 * STAIR_EDGE_M, 0.3)
                 self.entry_equiv_m[e] = c.length_m * V_REF_MPS / v_h
+            elif c.kind == "lift":
+                # the car leaves this door every cycle (the lower door at 0, cycle, ..., the upper one
+                # half a cycle later) with up to capacity aboard; a route expects half a cycle's wait
+                self.entry_lift[e] = True
+                self.entry_trip_cap[e] = c.capacity
+                self.entry_cycle_s[e] = c.cycle_s
+                self.entry_cap_pps[e] = c.capacity / c.cycle_s
+                self.entry_ride_s[e] = c.cycle_s  # half a cycle waiting, half riding
             else:
                 self.entry_cap_pps[e] = (p["escalator_fill"] * c.speed_mps * persons_per_step(c.width_m)
                                          / ESCALATOR_STEP_DEPTH_M)
@@ -493,7 +512,11 @@ class StationDispersalModel(CityModel):
         the per-passenger draws (speed, mode, guidance, route taste, escalator walking); a
         passenger's index is their id for the whole run."""
         st, p, rng = self.station, self.p, self.rng
-        trains = trains_from_params(p, [s.id for s in st.sources], self.duration_s)
+        notes: list[str] = []
+        trains = trains_from_params(p, [s.id for s in st.sources], self.duration_s,
+                                    [s.max_per_train for s in st.sources], notes)
+        for note in notes:
+            self.warn(note)
         if trains is None:
             trains = [Train(si, s.release_s, scaled(s.count, p["demand_scale"])) for si, s in enumerate(st.sources)]
             check_total([t.passengers for t in trains], "layer sources (count × demand_scale)")
@@ -537,6 +560,7 @@ class StationDispersalModel(CityModel):
         self.route_noise = (rng.normal(0.0, p["route_noise_s"], (N, T)) if p["route_noise_s"] > 0
                             else np.zeros((N, T)))
         self.walks_escalator = rng.random(N) < p["escalator_walk_share"]
+        self.takes_lift = np.random.default_rng([self.seed, LIFT_STREAM]).random(N) < p["lift_share"]
         self.must_validate = np.array([st.sources[k].must_validate for k in self.src_of], dtype=bool)
         self.state = np.full(N, PENDING, dtype=np.int8)
         self.t_appear = np.full(N, np.nan)
@@ -619,6 +643,14 @@ class StationDispersalModel(CityModel):
                       np.array([s[4] for s in succ], dtype=np.int64))
         self.r_dist, self.r_ride, self.r_via = K.route_tables(*self._succ, self.cand, V_REF_MPS)
         self.qdown = np.zeros_like(self.r_dist)
+        lift_t = self.E0 + np.flatnonzero(self.entry_lift)
+        if len(lift_t):  # those who do not take lifts shun them, and the waypoints that only lead on by lift
+            via = self.r_via[:, :, :, lift_t].any(axis=3)
+            reach = self.r_dist < K.UNREACHABLE_M
+            shun = ((reach & via).any(axis=2) & ~(reach & ~via).any(axis=2)).any(axis=0)
+            shun[:G] = False
+            shun[lift_t] = True
+            self.route_noise[np.ix_(~self.takes_lift, shun)] += LIFT_AVOID_S
         self._next_reroute = 0.0
 
     def _successors(self, u: int, L: int, xy, metres: float, seconds: float, state: int) -> list:
@@ -715,7 +747,11 @@ class StationDispersalModel(CityModel):
         self.last_exit_t = 0.0
         self.last_done_t = 0.0
         E = len(self.entries)
-        self.entry_free_at = np.zeros(E)
+        # stairs and escalators: when the next place is free; lifts: the departure being boarded
+        # (the lower door's at 0, the upper door's half a cycle later) and the places taken on it
+        self.entry_free_at = np.where(self.entry_lift & ~np.array([up for _, up in self.entries], dtype=bool),
+                                      self.entry_cycle_s / 2, 0.0)
+        self.entry_places = np.zeros(E, dtype=np.int64)
         self.conn_load = np.zeros(len(self.station.connectors), dtype=np.int64)
         self.passed_by_connector = np.zeros(len(self.station.connectors), dtype=np.int64)
         self.n_transit = 0
@@ -939,9 +975,27 @@ class StationDispersalModel(CityModel):
         k = np.arange(len(en)) - np.maximum.accumulate(np.where(first, np.arange(len(en)), 0))
         h = self.entry_headway[en]
         at = np.maximum(self.entry_free_at[en], t) + k * h
+        lift = self.entry_lift[en]
+        if lift.any():
+            at[lift] = self._lift_departures(t, en[lift], k[lift])
         cr.hold[slots] = at
         cr.board[slots] = en
-        np.maximum.at(self.entry_free_at, en, at + h)
+        np.maximum.at(self.entry_free_at, en[~lift], at[~lift] + h[~lift])
+
+    def _lift_departures(self, t: float, en: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """The departures of lift doors ``en`` (sorted, ``k``-th newcomer at each) for newcomers: the
+        places left on the trip being boarded (a later one if that car has gone), then the next
+        trips, ``capacity`` each, a cycle apart."""
+        cyc, cap = self.entry_cycle_s[en], self.entry_trip_cap[en]
+        dep, taken = self.entry_free_at[en], self.entry_places[en]
+        gone = dep < t - 1e-9
+        dep = np.where(gone, dep + np.ceil((t - dep) / cyc - 1e-9) * cyc, dep)
+        q = np.where(gone, 0, taken) + k  # place number counted from the trip being boarded
+        at = dep + (q // cap) * cyc
+        last = np.r_[en[1:] != en[:-1], True]
+        self.entry_free_at[en[last]] = at[last]
+        self.entry_places[en[last]] = q[last] % cap[last] + 1
+        return at
 
     def _board(self, t: float, slots: np.ndarray) -> np.ndarray:
         """Passengers whose place on a connector has come step on (those that find it full wait
@@ -980,10 +1034,11 @@ class StationDispersalModel(CityModel):
         slope = self.conn_slope_m[ci]
         belt = self.conn_belt_mps[ci]
         stairs = belt == 0.0
-        v_h = self.entry_h_speed[en] * self.v0[who] / self.p["desired_speed_mps"]
+        v_h = np.maximum(self.entry_h_speed[en], 1e-9) * self.v0[who] / self.p["desired_speed_mps"]
         walk_slope = v_h * slope / length
         ride = slope / np.where(stairs, 1.0, belt + np.where(self.walks_escalator[who], walk_slope, 0.0))
-        return np.where(stairs, length / v_h, ride)
+        # a lift's ride: half a cycle, door to door
+        return np.where(self.entry_lift[en], self.entry_cycle_s[en] / 2, np.where(stairs, length / v_h, ride))
 
     def _choose(self, x, y, lv, paid, ids, cur, force):
         """New targets for passengers ``ids`` at ``x, y`` on levels ``lv``: the next waypoint or

@@ -60,3 +60,42 @@ def test_tagged_turnstiles_are_one_bank_across_the_passage():
     assert note == "1 tagged" and len(gates) == 1 and not gates["estimated"].any()
     line = gates.geometry.iloc[0]
     assert abs(line.length - 10.0) < 1e-6 and line.distance(shapely.Point(20, 5)) < 1e-6  # wall to wall
+
+
+def test_stairs_between_a_tagged_tunnel_and_one_only_implied_rise_to_the_floor_above():
+    """Both ends meet ways of level -1, but one only by tunnel=yes without a layer (often an indoor
+    passage at street level) and the other tagged layer=-1: the steps say the floors differ, so the
+    implied end is level 0 where level 0's floor is. Steps whose second end meets no way but lies on
+    the street level's floor are floor, not a connector, and not reported."""
+    passage = shapely.LineString([(0, 20), (0, 40)])  # tunnel=yes, no layer: indoors, at street level
+    tunnel = shapely.LineString([(0, 0), (30, 0)])  # layer=-1
+    street = shapely.LineString([(30, 20), (30, 40)])
+    ways = [("passage", "footway", "yes", "", "", passage), ("tunnel", "footway", "yes", "-1", "", tunnel),
+            ("street", "footway", "", "", "", street),
+            ("up", "steps", "yes", "-1", "yes", shapely.LineString([(0, 0), (0, 20)])),  # escalator, layer -1
+            ("door steps", "steps", "", "", "", shapely.LineString([(30, 20), (30, 16)]))]
+    roads = gpd.GeoDataFrame({"id": [w[0] for w in ways], "kind": [w[1] for w in ways], "tunnel": [w[2] for w in ways],
+                              "layer": [w[3] for w in ways], "conveying": [w[4] for w in ways], "level": "",
+                              "width": ""}, geometry=[w[5] for w in ways], crs=CRS)
+    floors = {0: shapely.box(-5, 15, 35, 45), -1: tunnel.buffer(3)}
+    layer, info = ci.infer_connectors(roads, shapely.box(-10, -10, 50, 50), floors, CRS, set())
+    assert list(layer["id"]) == ["up"] and info["not_placed"] == []
+    up = layer.iloc[0]
+    assert (up["kind"], up["from_level"], up["to_level"], up["direction"]) == ("escalator", -1, 0, "up")
+    assert ci._level_implied({"tunnel": "yes"}) and not ci._level_implied({"tunnel": "yes", "layer": "-1"})
+
+
+def test_a_lift_node_between_two_floors_is_a_lift_with_doors_onto_both():
+    """A highway=elevator node over the tunnel and in the hall: a lift from level -1 to 0, its car
+    turned so that both doors open onto floor; a node over one floor only is reported."""
+    hall, tunnel = shapely.box(0, 0, 20, 20), shapely.box(8, -30, 12, 10)  # the tunnel runs under the hall's south
+    pts = gpd.GeoDataFrame({"id": ["osm_node_1", "osm_node_2"], "highway": "elevator", "level": None},
+                           geometry=shapely.points([(10, 8), (10, 18)]), crs=CRS)
+    layer, info = ci.place_lifts({"points": pts, "areas": None}, shapely.box(-5, -40, 25, 25), {0: hall, -1: tunnel},
+                                 CRS)
+    assert list(layer["id"]) == ["osm_node_1"] and [x["id"] for x in info["not_placed"]] == ["osm_node_2"]
+    lift = layer.iloc[0]
+    assert (lift["kind"], lift["from_level"], lift["to_level"], lift["direction"]) == ("lift", -1, 0, "both")
+    lower, upper = (shapely.Point(c) for c in lift.geometry.coords)
+    assert abs(lift.geometry.length - ci.LIFT_CAR_M) < 1e-9
+    assert tunnel.contains(lower) and hall.contains(upper)

@@ -136,14 +136,14 @@ def _selector_hint(features: list[dict], keys: list[str]) -> str:
     return f'{", ".join(cols)} (e.g. "{cols[0]}=...")'
 
 
-def resolve(items, features: list[dict], param: str, what: str, warn=None) -> list[str]:
+def resolve(items, features: list[dict], param: str, what: str) -> list[str]:
     """Ids of the features ``items`` name (ids, unique names or selectors), in order, without repeats.
 
-    ``what`` names the features in messages ("gates", "attractions"). An id or name that matches
-    nothing is a UserError listing what there is; so is a list whose selectors together match
-    nothing (the parameter would do nothing). A selector that matches nothing beside others that
-    do (``["kind=ticket_gate", "kind=exit"]`` on a station without ticket gates) is reported to
-    ``warn``: a scenario written for several cities names what each may lack."""
+    ``what`` names the features in messages (the layer, or the declared kinds). Every item must
+    match: an id, name or selector that matches nothing is a UserError listing what there is, also
+    beside items that do match (``["kind=a", "kind=b"]`` on a city without kind a): that item would
+    do nothing, so the variant would not be what its name says. A scenario meant for several
+    cities selects with alternatives that each city has (``"kind=a|b"``)."""
     unmatched: list[str] = []
     ids = [f["id"] for f in features]
     idset = set(ids)
@@ -184,14 +184,12 @@ def resolve(items, features: list[dict], param: str, what: str, warn=None) -> li
         if not found:
             unmatched.append(text)
         out.extend(found)
-    if unmatched and not out:
+    if unmatched:
         which = (f'the selector "{unmatched[0]}" matches none' if len(unmatched) == 1 else
-                 "none of the selectors " + ", ".join(f'"{u}"' for u in unmatched) + " matches any")
-        raise UserError(f"parameter {param}: {which} of the {what} of this city; {what_there_is(features, what)}.")
-    if unmatched and warn is not None:
-        for u in unmatched:
-            warn(f'parameter {param}: the selector "{u}" matches none of the {what} of this city (the others '
-                 f"select {len(set(out))}).")
+                 "the selectors " + ", ".join(f'"{u}"' for u in unmatched) + " match none")
+        others = f" (the other items select {len(set(out))})" if out else ""
+        raise UserError(f"parameter {param}: {which} of the {what} of this city{others}; "
+                        f"{what_there_is(features, what)}.")
     return list(dict.fromkeys(out))
 
 
@@ -208,10 +206,9 @@ def _selector_parts(text: str, param: str) -> list[str]:
         raise UserError(f'parameter {param}: "{text}" has an unclosed quote; write e.g. "name=\'Guild Hall\'".') from None
 
 
-def check_params(model_cls, params: dict, city, where: str, warn=None) -> dict[str, list[str]]:
+def check_params(model_cls, params: dict, city, where: str) -> dict[str, list[str]]:
     """Every declared feature parameter of ``params`` resolved on ``city``: ``{name: ids}``.
-    Raises a UserError (prefixed with ``where``) for the first item that matches nothing;
-    ``warn(text)`` hears of selectors that match nothing beside others that do."""
+    Raises a UserError (prefixed with ``where``) for the first item that matches nothing."""
     out = {}
     for p in model_cls.params:
         ref = getattr(p, "refers_to", None)
@@ -220,8 +217,7 @@ def check_params(model_cls, params: dict, city, where: str, warn=None) -> dict[s
         items = [i for i in params[p.name] if not _is_literal(i)]
         feats = features_of(city, ref, model_cls)
         try:
-            out[p.name] = resolve(items, feats, p.name, describe_ref(ref),
-                                  None if warn is None else (lambda text: warn(f"{where}: {text}")))
+            out[p.name] = resolve(items, feats, p.name, describe_ref(ref))
         except UserError as e:
             raise UserError(f"{where}: {e}") from None
     return out

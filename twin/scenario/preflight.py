@@ -134,8 +134,7 @@ def check_features(sc: Scenario, variants: list[str], overrides: dict | None = N
     for v in variants:
         label = ("the baseline [parameters]" if v == BASELINE else f'sweep point "{v}"' if v in sweep
                  else f'intervention "{v}"')
-        check_params(cls, sc.params_for(v, overrides), city, f"{sc.where}: {label} (on the city {sc.city_path})",
-                     warn=lambda text: print(f"citytwin: warning: {text}", file=sys.stderr, flush=True))
+        check_params(cls, sc.params_for(v, overrides), city, f"{sc.where}: {label} (on the city {sc.city_path})")
 
 
 def check_models(sc: Scenario, variants: list[str]) -> None:

@@ -85,3 +85,24 @@ def test_stagger_spaces_trains_in_arrival_order():
     first = {src: m.release_t[a] for src, (a, _) in zip(m.block_source, m.src_ranges)}
     assert first[0] == 0.0 and first[1] == 150.0
     assert np.isfinite(m.release_t).all()
+
+
+def test_max_per_train_fits_a_timetable_to_the_platforms():
+    """A source's max_per_train caps each train at that platform (a timetable written for another
+    station's longer platforms), before demand_scale; the run warns which trains were cut. A source
+    without it takes any train."""
+    from twin.core.city import City
+
+    city = make_city()
+    src = city.layers["sources"].copy()
+    src["max_per_train"] = [50.0, float("nan")]
+    city = City(city.name, crs=city.crs, layers={**city.layers, "sources": src}, meta=city.meta)
+    m = StationDispersalModel(city, duration_s=600, seed=1, trains=["P1 0 80", "P1 60 30", "P2 0 300"],
+                              demand_scale=2.0, **WALK_ONLY)
+    assert [t.passengers for t in m.trains] == [100, 60, 600]  # 80 -> 50, then x 2
+    assert m.warnings == ["1 of 3 trains carry more passengers than their platform takes (max_per_train of the "
+                          "sources: P1 at 0 s: 80 -> 50); each was cut down to it, before demand_scale"]
+    src["max_per_train"] = [0.5, float("nan")]
+    bad = City(city.name, crs=city.crs, layers={**city.layers, "sources": src}, meta=city.meta)
+    with pytest.raises(UserError, match='source "P1" has max_per_train 0.5; give the most passengers one train'):
+        StationDispersalModel(bad, duration_s=60, seed=1, **WALK_ONLY)

@@ -209,7 +209,7 @@ def test_level_with_sources_and_no_way_out():
 
 
 @pytest.mark.parametrize("conn,message", [
-    (stair(kind="lift"), 'has kind "lift"'),
+    (stair(kind="ramp"), 'has kind "ramp".*use stairs, escalator or lift'),
     (stair(kind="escalator", direction="both", width=1.0, speed=0.5), "an escalator runs up or down"),
     (stair(kind="escalator", width=2.5, direction="up", speed=0.5), "escalator steps are"),
     (stair(width=0.3), "narrower than one person"),
@@ -230,3 +230,49 @@ def test_selectors_name_unknown_ids_and_keys():
     # a selector that matches nothing is an error listing the gates: it would run as a silent no-op
     with pytest.raises(UserError, match='"kind=ticket_gate level=0" matches none of the gates.*the gates are: '):
         StationDispersalModel(city, duration_s=10, seed=1, closed_gates=["kind=ticket_gate level=0"], **WALK_ONLY)
+
+
+# -- lifts -------------------------------------------------------------------------------------------
+def test_lift_throughput_is_its_capacity_per_cycle():
+    """A lift (kind lift: capacity persons per trip, a round trip every cycle_s) with a queue at its
+    upper door carries capacity / cycle_s: 6 persons every 15 s = 0.4 persons/s. Everyone leaves
+    on a departure (the upper door's at 7.5, 22.5, 37.5 ... s: half a cycle after the lower door's),
+    at most 6 at a time, and rides half a cycle; the queue waits in the lobby at the door."""
+    lift = {"id": "L1", "kind": "lift", "from_level": 0, "to_level": 1, "width_m": 1.2, "direction": "both",
+            "capacity": 6, "cycle_s": 15.0, "geometry": line((22, 9.0), (24, 9.0))}
+    city = two_level_city(connectors=[lift], sources=[{"id": "P1", "count": 60, "release_s": 0.0, "level": 1,
+                                                       "geometry": box(30, 5, 39, 13)}])
+    m = run(StationDispersalModel(city, duration_s=400, seed=2, release_spread_s=0.0, lift_share=0.2, **WALK_ONLY), 400)
+    k = m.current_kpis()  # the only way down: everyone takes it (lift_share: where there are others)
+    assert k["agents_exited"] == 60 and k["passed_by_connector"] == {"L1": 60}
+    t_on = np.sort(m.t_on)
+    trips, per_trip = np.unique(np.round(t_on, 6), return_counts=True)
+    dt = m.dt_s
+    # departures on the upper door's schedule (a boarding is seen at the end of the step it falls in)
+    assert np.all(np.abs((trips - 7.5) / 15.0 - np.round((trips - 7.5) / 15.0)) * 15.0 <= dt + 1e-9), trips
+    assert per_trip.max() == 6 and len(trips) == 10 and (per_trip == 6).all(), per_trip  # 60 = 10 full trips
+    flow = per_trip[1:].sum() / (trips[-1] - trips[0])  # while the queue stands
+    assert flow == pytest.approx(6 / 15.0, rel=0.02)
+    assert np.allclose(m.t_off - m.t_on, 7.5)
+    # with stairs beside it, only the lift_share take the lift; with lift_share 1, a route counts the
+    # wait and the car's trip, and many still take the stairs
+    stairs = stair("S1", width=2.0, y=13.0)
+    city2 = two_level_city(connectors=[lift, stairs])
+    both = run(StationDispersalModel(city2, duration_s=400, seed=2, lift_share=0.1, **WALK_ONLY),
+               400).current_kpis()["passed_by_connector"]
+    assert 5 <= both["L1"] <= 40 and both["L1"] + both["S1"] == 200, both  # 200 × 0.1 = 20 expected
+    everyone = run(StationDispersalModel(city2, duration_s=400, seed=2, lift_share=1.0, **WALK_ONLY),
+                   400).current_kpis()["passed_by_connector"]
+    assert everyone["L1"] > both["L1"] and everyone["S1"] > 0, everyone
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"capacity": 0}, r'connector "L1": capacity is 0; give a positive number'),
+    ({"capacity": 2.5}, r"capacity is 2.5; give the persons a trip takes, a whole number from 1 to 100"),
+    ({"cycle_s": 1.0}, r"cycle_s is 1 s; a lift's round trip takes 5 to 900 s"),
+])
+def test_bad_lifts_name_the_column(bad, message):
+    lift = {"id": "L1", "kind": "lift", "from_level": 0, "to_level": 1, "width_m": 1.2, "direction": "both",
+            "geometry": line((22, 9.0), (24, 9.0)), **bad}
+    with pytest.raises(UserError, match=message):
+        StationDispersalModel(two_level_city(connectors=[lift]), duration_s=10, seed=1, **WALK_ONLY)
