@@ -44,12 +44,15 @@ def reference_kpis(w) -> dict[str, float]:
 def test_kpi_scan_matches_numpy_through_a_day(iv):
     eng = city(interventions=iv)
     seen = set()
-    for t in np.linspace(7.5, 30, 10) * 3600.0:
+    for k, t in enumerate(np.linspace(7.5, 30, 10) * 3600.0):
         eng.advance(t)
+        if k == 2:  # tourists handed over by another model: groups after the drawn ones, some not arrived yet
+            assert eng.add_arrivals(np.array([0, 1]), np.array([40, 25])) > 0
         got, want = eng.kpis(), reference_kpis(eng.world)
         for name, ref in want.items():
             assert got[name] == pytest.approx(ref, rel=1e-12, nan_ok=True), (t, name)
         seen |= {n for n, v in got.items() if v > 0}
+    assert len(eng.world.gi) > int(eng.world.ctr[kpis.C_N_DRAWN])
     # the day exercised every sum: waits, searches, check-ins, failures, tourists leaving
     assert {"mean_entry_wait_s", "p95_entry_wait_s", "mean_room_search_s", "mean_checkin_s",
             "visits_completed", "tourists_in_city"} <= seen
