@@ -7,7 +7,9 @@ docs/screenshot_NAME.png (the scenario running; NAME defaults to the scenario fi
 ``--help`` for the rest: the simulated time, the window size and a camera on a POI (the command
 behind each screenshot in docs/ is written beside it in the docs, and in the README).
 ``--live DIR --name live`` instead shows the window following the live run in DIR (a
-``citytwin live --out``; docs/live.md, "The app in live mode").
+``citytwin live --out``; docs/live.md, "The app in live mode"). ``--exploration DIR --name
+exploration [--x NAME --y NAME]`` shows the window of a finished ``citytwin explore --out DIR``
+(File → Open exploration results…; docs/decisions.md), the futures on the uncertainties x and y.
 """
 from __future__ import annotations
 
@@ -47,6 +49,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", type=Path, help="the scenario to run")
     ap.add_argument("--live", type=Path, help="instead: follow this live run's folder (citytwin live --out)")
+    ap.add_argument("--exploration", type=Path, help="instead: the window of this explore folder (citytwin explore --out)")
+    ap.add_argument("--x", help="with --exploration: the uncertainty on the x axis (default: the first)")
+    ap.add_argument("--y", help="with --exploration: the uncertainty on the y axis (default: the second)")
     ap.add_argument("--charts", default="", help="with --live: scroll the charts to this KPI's (comma: the first found)")
     ap.add_argument("--city", type=Path, help="the city of the first screenshot (default: the scenario's)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
@@ -59,6 +64,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.live is not None:
         return live_screenshot(args)
+    if args.exploration is not None:
+        return exploration_screenshot(args)
     if args.scenario is None or not args.scenario.is_file():
         ap.error(f"{args.scenario}: no such scenario file")
     args.name = args.name or args.scenario.stem
@@ -163,6 +170,31 @@ def live_screenshot(args) -> int:
     path = args.out / f"screenshot_{args.name or 'live'}.png"
     save_small(w, path)
     w.close()
+    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
+    return 0
+
+
+def exploration_screenshot(args) -> int:
+    """The window of a finished exploration: the robustness table, where each plan fails, and the
+    futures coloured by the best plan."""
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    from .exploration_view import open_exploration
+    from .main import make_app
+
+    app = make_app()
+    win = open_exploration(None, args.exploration)
+    win.resize(width, height)
+    for combo, name in ((win.x_combo, args.x), (win.y_combo, args.y)):
+        if name:
+            assert combo.findText(name) >= 0, f"{name}: not an uncertainty of {args.exploration} ({win.ex.uncertainties})"
+            combo.setCurrentText(name)
+    _wait(app, lambda: False, 0.5)
+    win.canvas.draw()
+    app.processEvents()
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"screenshot_{args.name or 'exploration'}.png"
+    save_small(win, path)
+    win.close()
     print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
     return 0
 

@@ -52,6 +52,7 @@ class TourismEngine:
                  start_s: float = 0.0, end_s: float = 86400.0, rng: np.random.Generator):
         demand = demand or Demand()
         iv = interventions or Interventions()
+        self._kpi_buffers: dict = {}  # scratch arrays of kpis(), reused at every call
         self.start_s = check_number(start_s, "start_s")
         self.end_s = check_number(end_s, "end_s")
         if self.end_s <= self.start_s:
@@ -397,7 +398,7 @@ class TourismEngine:
 
     # -- outputs -------------------------------------------------------------------------------
     def kpis(self) -> dict[str, float]:
-        return K.kpis(self.world)
+        return K.kpis(self.world, self._kpi_buffers)
 
     def attraction_values(self) -> dict[str, dict[str, float]]:
         return K.attraction_values(self.world, self.attr_ids)

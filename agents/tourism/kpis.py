@@ -7,6 +7,7 @@ reached a gate, a room search once it booked or gave up, a check-in once it got 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .layout import (
     AF_AREA_IN, AF_AREA_Q, AF_T_LAST, A_CAP_NOMINAL, CHECKED_IN, C_NEXT_ARR, C_NVISITS, C_N_DRAWN, D_INSIDE,
@@ -26,20 +27,23 @@ UNITS = {
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
     """The q-quantile of values each repeated weights times (inverse of the empirical CDF:
-    the smallest value whose cumulative weight reaches q of the total)."""
-    if len(values) == 0:
+    the smallest value whose cumulative weight reaches q of the total). Weights must be positive.
+
+    Only the tail that can hold the quantile is sorted: the k largest values, with k such that their
+    weight exceeds (1 - q) of the total whatever the weights (k > (1 - q) total / smallest weight).
+    Everything below the tail is no larger than its smallest value, so the cumulative weight at the
+    tail's start is the rest's total. Called at every report row over every visit so far, this is
+    10x faster than sorting them all, and gives the same value (ties are equal values)."""
+    n = len(values)
+    if n == 0:
         return float("nan")
-    o = np.argsort(values, kind="stable")
-    cum = np.cumsum(weights[o])
-    i = np.searchsorted(cum, q * cum[-1], side="left")
-    return float(values[o][min(i, len(o) - 1)])
-
-
-def weighted_mean(values, weights) -> float:
-    # (values * weights).sum(), not np.dot: BLAS may start threads for a long dot product, which
-    # costs milliseconds on a busy machine and is called at every frame
     total = weights.sum()
-    return float((values * weights).sum() / total) if total > 0 else float("nan")
+    k = min(n, int(np.ceil((1.0 - q) * total / weights.min())) + 1)
+    tail = np.argpartition(values, n - k)[n - k:] if k < n else np.arange(n)
+    o = tail[np.argsort(values[tail])]
+    cum = (total - weights[o].sum()) + np.cumsum(weights[o])
+    i = np.searchsorted(cum, q * total, side="left")
+    return float(values[o][min(i, k - 1)])
 
 
 def arrived(w: World):
@@ -96,28 +100,75 @@ def state_persons(w: World) -> np.ndarray:
     return np.bincount(gi[:, G_STATE], weights=gi[:, G_SIZE], minlength=N_STATES).astype(np.int64)
 
 
-def kpis(w: World) -> dict[str, float]:
-    gi, gf = w.gi[arrived(w)], w.gf[arrived(w)]
-    size = gi[:, G_SIZE].astype(float)
+# Sums of kpi_scan (persons-weighted where it says so)
+S_PERSONS, S_VISITS_DONE, S_SEARCH_S, S_SEARCH_P, S_CHECKIN_S, S_CHECKIN_P, S_FAILED, S_DONE, \
+    S_WAIT_S, S_WAIT_P = range(10)
+N_SUMS = 10
+
+
+@njit(cache=True, nogil=True)
+def kpi_scan(gi, gf, vi, vf, n_next, n_drawn, n_visits, waits, wsize):
+    """One pass over the arrived groups and the visit rows: the sums of ``kpis`` (S_* slots), and
+    the entry waits and their persons of the visits that reached a gate, written to the front of
+    ``waits`` and ``wsize`` (their count is returned). Called at every report row, so it allocates
+    nothing but the small sums: the masks and gathers of a numpy version cost 5x more."""
+    sums = np.zeros(N_SUMS)
+    n_groups = gi.shape[0]
+    for k in range(n_next + n_groups - n_drawn):
+        g = k if k < n_next else n_drawn + k - n_next  # drawn groups arrive in index order; then the handed over
+        size = float(gi[g, G_SIZE])
+        sums[S_PERSONS] += size
+        if (gi[g, G_FLAGS] & F_OVERNIGHT) != 0 and np.isfinite(gf[g, F_SEARCH_END]):
+            sums[S_SEARCH_S] += size * (gf[g, F_SEARCH_END] - gf[g, F_ARRIVE])
+            sums[S_SEARCH_P] += size
+            if gi[g, G_HOTEL] < 0:
+                sums[S_FAILED] += size
+        if np.isfinite(gf[g, F_CHECKIN_END]):
+            sums[S_CHECKIN_S] += size * (gf[g, F_CHECKIN_END] - gf[g, F_CHECKIN_START])
+            sums[S_CHECKIN_P] += size
+        st = gi[g, G_STATE]
+        if st == CHECKED_IN or st == LEFT:
+            sums[S_DONE] += size
+    m = 0
+    for v in range(n_visits):
+        size = float(gi[vi[v, V_GROUP], G_SIZE])
+        if vi[v, V_OUTCOME] == OUT_DONE:
+            sums[S_VISITS_DONE] += size
+        if np.isfinite(vf[v, V_START]):
+            waits[m] = vf[v, V_START] - vf[v, V_JOIN]
+            wsize[m] = size
+            sums[S_WAIT_S] += size * waits[m]
+            sums[S_WAIT_P] += size
+            m += 1
+    return sums, m
+
+
+def mean(sums, total: int, persons: int) -> float:
+    return float(sums[total] / sums[persons]) if sums[persons] > 0 else float("nan")
+
+
+def kpis(w: World, buf: dict | None = None) -> dict[str, float]:
+    """The engine's KPIs now. ``buf`` (a dict kept by the caller) holds the wait buffers between calls."""
     n = int(w.ctr[C_NVISITS])
-    done = w.vi[:n, V_OUTCOME] == OUT_DONE
-    waits, wsize, _ = entry_waits(w)
-    searched = ((gi[:, G_FLAGS] & F_OVERNIGHT) != 0) & np.isfinite(gf[:, F_SEARCH_END])
-    checked = np.isfinite(gf[:, F_CHECKIN_END])
+    buf = {} if buf is None else buf
+    if len(buf.get("waits", ())) != len(w.vi):  # as long as the visit table
+        buf["waits"], buf["wsize"] = np.empty(len(w.vi)), np.empty(len(w.vi))
+    s, m = kpi_scan(w.gi, w.gf, w.vi, w.vf, int(w.ctr[C_NEXT_ARR]), int(w.ctr[C_N_DRAWN]), n, buf["waits"], buf["wsize"])
+    waits, wsize = buf["waits"][:m], buf["wsize"][:m]
     q, _, desk = queue_integrals(w)
     cap = w.ai[:, A_CAP_NOMINAL].astype(float)
     return {
-        "tourists_total": float(size.sum()),
-        "visits_completed": float(w.gi[w.vi[:n][done, V_GROUP], G_SIZE].sum()),
-        "mean_entry_wait_s": weighted_mean(waits, wsize),
+        "tourists_total": float(s[S_PERSONS]),
+        "visits_completed": float(s[S_VISITS_DONE]),
+        "mean_entry_wait_s": mean(s, S_WAIT_S, S_WAIT_P),
         "p95_entry_wait_s": weighted_quantile(waits, wsize, 0.95),
-        "mean_room_search_s": weighted_mean(gf[searched, F_SEARCH_END] - gf[searched, F_ARRIVE], size[searched]),
-        "mean_checkin_s": weighted_mean(gf[checked, F_CHECKIN_END] - gf[checked, F_CHECKIN_START], size[checked]),
+        "mean_room_search_s": mean(s, S_SEARCH_S, S_SEARCH_P),
+        "mean_checkin_s": mean(s, S_CHECKIN_S, S_CHECKIN_P),
         "queue_hours_total": float((q.sum() + desk.sum()) / 3600.0),
         "peak_occupancy_ratio": float((w.ad[:, D_PEAK_IN] / cap).max()) if len(cap) else 0.0,
         "turned_away": float(w.ad[:, D_TURNED].sum()),
-        "room_search_failed": float(size[searched & (gi[:, G_HOTEL] < 0)].sum()),
-        "tourists_in_city": float(size.sum() - state_persons(w)[[CHECKED_IN, LEFT]].sum()),
+        "room_search_failed": float(s[S_FAILED]),
+        "tourists_in_city": float(s[S_PERSONS] - s[S_DONE]),
     }
 
 

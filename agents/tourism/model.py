@@ -586,8 +586,7 @@ class TouristFlowModel(CityModel):
 
     # -- outputs ---------------------------------------------------------------------------------
     def current_kpis(self) -> dict:
-        w = self.engine.world
-        k = {name: (0.0 if math.isnan(v) else float(v)) for name, v in K.kpis(w).items()}
+        k = {name: (0.0 if math.isnan(v) else float(v)) for name, v in self.engine.kpis().items()}
         av = self.engine.attraction_values()
         k["attraction_queue"] = {a: float(v) for a, v in av["queue_length"].items()}
         k["attraction_occupancy"] = {a: float(v) for a, v in av["occupancy"].items()}

@@ -80,10 +80,11 @@ class Network:
                 "next to a road, add a road (or footway) to it in the roads layer, or raise max_snap_m.")
         self.access_s = dist / walk_mps
         walk_edges = graph.edge_seconds("walk", walk_mps=walk_mps)
-        T_walk, walk_routes = self._mode(walk_edges, self.node, self.access_s, np.ones(self.P, bool),
-                                         ("tourist_flow walk", walk_mps))
-        self.T = T_walk[None]
-        self.routes = walk_routes
+        # The routes are drawn by the view only: built when first asked for (a run that keeps only
+        # its KPIs, as each of an exploration's thousands does, never builds them: a third of its time)
+        self._modes = [(walk_edges, self.node, self.access_s, np.ones(self.P, bool), ("tourist_flow walk", walk_mps))]
+        self._routes: Routes | None = None
+        self.T = self._mode(*self._modes[0], routes=False)[0][None]
         self.n_modes = 1
         self.shuttle_served = np.zeros(self.P, bool)
         if shuttle_stops is not None and shuttle_stops.any():
@@ -114,10 +115,10 @@ class Network:
         if served.sum() < 2:
             return
         access = dist / self.walk_mps
-        T_bus, bus_routes = self._mode(edges, node, access, served, ("tourist_flow shuttle", shuttle_kmh))
+        self._modes.append((edges, node, access, served, ("tourist_flow shuttle", shuttle_kmh)))
+        T_bus = self._mode(*self._modes[1], routes=False)[0]
         self._shuttle = (edges, node, access, served)  # to route again round closed roads
         self.T = np.stack([self.T[0], T_bus])
-        self.routes = _concat(self.routes, bus_routes, self.P * self.P)
         self.n_modes = 2
         self.shuttle_served = served
 
@@ -132,9 +133,22 @@ class Network:
         T_bus, bus_routes = self._mode(np.where(drive_closed, np.inf, edges), node, access, served, None)
         return np.stack([T_walk, T_bus]), _concat(routes, bus_routes, self.P * self.P)
 
-    def _mode(self, edge_s: np.ndarray, node: np.ndarray, access_s: np.ndarray, served: np.ndarray, cache_key):
+    @property
+    def routes(self) -> Routes:
+        """Every mode's route of every ordered pair of places (mode m's route a -> b is m P² + a P + b)."""
+        if self._routes is None:
+            built = [self._mode(*mode)[1] for mode in self._modes]
+            self._routes = built[0] if len(built) == 1 else _concat(built[0], built[1], self.P * self.P)
+        return self._routes
+
+    @routes.setter
+    def routes(self, routes: Routes) -> None:
+        self._routes = routes
+
+    def _mode(self, edge_s: np.ndarray, node: np.ndarray, access_s: np.ndarray, served: np.ndarray, cache_key,
+              routes: bool = True):
         """Travel times between the served places and their routes (one route per ordered pair;
-        pairs not served get a route of zero vertices and an infinite time)."""
+        pairs not served get a route of zero vertices and an infinite time); routes None if not ``routes``."""
         P = self.P
         src = np.flatnonzero(served)
         uniq, row_of = np.unique(node[src], return_inverse=True)
@@ -143,6 +157,8 @@ class Network:
         cost = paths.cost[row_of][:, node[src]]  # (served, served) node to node
         T[np.ix_(src, src)] = access_s[src][:, None] + cost + access_s[src][None, :]
         T[src, src] = 0.0
+        if not routes:
+            return T, None
         edge_road = _edge_lookup(self.graph, edge_s)
         parts: dict[int, tuple] = {}
         for r, u in enumerate(uniq):
