@@ -25,6 +25,7 @@ from twin.session import PAUSED, RUNNING, Session, default_runs_dir
 from . import gui_gc, video_export
 from .alert_panel import AlertsPanel
 from .branch_from_now import Branching
+from .city_editor import CityEditor
 from .command_room import CameraTour, DashboardWindow, enter_command_room, leave_command_room
 from .comparisons import Comparisons
 from .live_mode import LiveMode
@@ -118,12 +119,16 @@ class MainWindow(QMainWindow):
         pl.addWidget(self.params, 1)
         pl.addWidget(self.controls)
         self.docks = {}
+        self.city_editor = CityEditor(self)
         self._dock("layers", "Layers", self.layers, Qt.LeftDockWidgetArea)
         self._dock("params", "Scenario && parameters", pw, Qt.LeftDockWidgetArea)
         self._dock("indicators", "Indicators", self.indicators, Qt.RightDockWidgetArea)
         self._dock("selection", "Selection", self.pick_panel, Qt.RightDockWidgetArea)
         self._dock("alerts", "Alerts", self.alerts_panel, Qt.RightDockWidgetArea)
         self._dock("log", "Run log", self.log_panel, Qt.BottomDockWidgetArea)
+        self._dock("city_editor", "City editor", self.city_editor, Qt.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.docks["params"], self.docks["city_editor"])
+        self.docks["city_editor"].hide()
         # right: the indicators above, the alerts (tabbed with the selection) below
         self.splitDockWidget(self.docks["indicators"], self.docks["alerts"], Qt.Vertical)
         self.tabifyDockWidget(self.docks["alerts"], self.docks["selection"])
@@ -426,6 +431,23 @@ class MainWindow(QMainWindow):
             if url.isLocalFile():
                 self.open_path(Path(url.toLocalFile()))
                 break
+
+    # -- Edit → City (app/city_editor.py) ----------------------------------------------------------------
+    def set_editing_city(self, on: bool) -> bool:
+        """Show the city editor on the open city (its clicks draw on the map), or stop editing."""
+        dock = self.docks["city_editor"]
+        if on:
+            if not self.city_editor.open():
+                self.act_edit_city.setChecked(False)
+                return False
+            dock.show()
+            dock.raise_()
+        else:
+            self.city_editor.close_editor()
+            dock.hide()
+        if self.act_edit_city.isChecked() != on:
+            self.act_edit_city.setChecked(on)
+        return True
 
     # -- running -----------------------------------------------------------------------------------
     def start_run(self, out_dir: Path | None = None):
