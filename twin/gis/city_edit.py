@@ -54,7 +54,7 @@ class EditableLayer:
 
     @property
     def families(self) -> tuple[str, ...]:
-        """Geometries a feature of this layer may have (``any``: lines and areas, as a gate may be)."""
+        """Geometries a feature of this layer may have (``any``: lines or areas)."""
         g = self.spec.geometry
         return (g,) if g in FAMILIES else ("LineString", "Polygon")
 
@@ -86,7 +86,7 @@ class Edit:
     layer: str
     before: gpd.GeoDataFrame | None
     after: gpd.GeoDataFrame
-    text: str  # for the undo list: "add gates G7"
+    text: str  # for the undo list: "add <layer> <id>"
 
 
 @dataclass
