@@ -29,6 +29,7 @@ from .city_editor import CityEditor
 from .command_room import CameraTour, DashboardWindow, enter_command_room, leave_command_room
 from .comparisons import Comparisons
 from .live_mode import LiveMode
+from .param_drawing import ParamMapTool
 from .panels import IndicatorsPanel, LayersPanel, LogPanel, ParamsPanel, PickPanel, RunControls, fmt_clock, time_label
 from .session_qt import QtRun, SessionBridge
 from .theme import SCALES, apply_theme
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
 
         self.comparisons = Comparisons(self)
         self.branching = Branching(self)
+        self.param_drawing = ParamMapTool(self)
         self.tour = CameraTour(self.hot_spots, self.viewport.fly_to_world,
                                lambda: self.viewport.camera("aoi", self.model_cls), self)
         self.tour.moved.connect(lambda what: self.statusBar().showMessage(f"camera tour: {what}", 6000))
