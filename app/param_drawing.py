@@ -22,6 +22,7 @@ from .panels import MAP_BUTTONS, split_items
 
 PICK_RADIUS_M = 8.0  # a click this close to a feature picks it (inside an area: always)
 FINISH = {"pick": "Done picking", "draw": "Finish drawing"}
+SHAPES = {"Point": "points", "LineString": "a line", "Polygon": "an area"}
 
 
 class ParamMapTool(QObject, MapTool):
@@ -59,7 +60,7 @@ class ParamMapTool(QObject, MapTool):
         self.window.viewport.set_tool(self)
         p = self.param
         what = (f"features of {split_ref(p.refers_to)[0]}" if mode == "pick"
-                else " or ".join(p.draws).lower() + (" (each click adds a point)" if p.draws[0] == "Point" else ""))
+                else " or ".join(SHAPES[d] for d in p.draws) + (" (each click adds one)" if p.draws[0] == "Point" else ""))
         self.window.statusBar().showMessage(f"{name}: click on the map to add {what}; press "
                                             f"“{FINISH[mode]}” when done.")
 
