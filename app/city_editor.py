@@ -138,7 +138,10 @@ class CityEditor(QWidget, MapTool):
         return True
 
     def close_editor(self) -> None:
+        """Stop editing (unsaved edits are dropped with the undo stack)."""
         self.cancel_draw()
+        self.edit = None
+        self.undo_stack.clear()
         self.overlay.clear()
         self.markers.clear()
         if self.viewport.tool is self:

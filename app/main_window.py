@@ -209,6 +209,9 @@ class MainWindow(QMainWindow):
     # -- session events → widgets ----------------------------------------------------------------------
     def _on_city_opened(self, e):
         city = e.city
+        editing = self.city_editor.edit
+        if editing is not None and Path(city.root or e.path).resolve() != editing.root.resolve():
+            self.set_editing_city(False)  # the editor edits the city it opened, not another one
         self.layers.clear()
         self.viewport.set_city(city)
         self.layers.set_layers(self.viewport.renderer.layer_names())
