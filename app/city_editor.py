@@ -317,6 +317,8 @@ class CityEditor(QWidget, MapTool):
         self.undo_stack.setClean()
         self._reopen()
         self.show_checks(checks)
+        self.window.session.log(f"city saved: {self.edit.gpkg}; city check: " + "; ".join(
+            f"{c.model} {'can run' if c.can_run else 'CANNOT RUN'} ({len(c.missing)} missing)" for c in checks))
         self.saved.emit(checks)
         return checks
 

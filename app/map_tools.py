@@ -170,7 +170,12 @@ class FindingMarkers:
                                                pickable=False, name=self.name, reset_camera=False, render=False)
         self.viewport.request_render()
 
+    @property
+    def shown(self) -> bool:
+        return f"{self.name}-labels" in self.viewport.plotter.actors
+
     def clear(self, render: bool = True) -> None:
-        self.viewport.plotter.remove_actor(self.name, reset_camera=False, render=False)
+        for part in ("points", "labels"):  # the actors pyvista's add_point_labels makes
+            self.viewport.plotter.remove_actor(f"{self.name}-{part}", reset_camera=False, render=False)
         if render:
             self.viewport.request_render()

@@ -103,6 +103,9 @@ def test_draw_save_reload_run_and_undo(window, demo, qtbot):
 
     checks = ed.save()
     assert checks and all(c.can_run for c in checks) and ed.findings.count() >= len(checks)
+    assert "city saved" in window.log_panel.toPlainText()
+    named = [i for c in checks for k in ("missing", "defaulted", "estimated") for i in getattr(c, k) if i.names]
+    assert bool(named) == ed.markers.shown  # the findings marked on the map
     qtbot.waitUntil(lambda: window.session.city is not None and "DRAWN1" in set(window.session.city.layer(line)["id"]),
                     timeout=60_000)
     saved = City.load(demo)

@@ -133,3 +133,22 @@ def test_the_models_check_the_saved_package(demo):
         e.apply(e.delete(need.name, 0))
     e.save()
     assert not all(c.can_run for c in e.check())
+
+
+def test_a_layer_the_package_lacks_is_made_and_unmade(demo):
+    before = _digest(demo)
+    e = CityEdit.open(demo)
+    name, layer = next((n, l) for n, l in editable_layers().items() if n not in e.frames and l.spec.columns)
+    points = {"Point": [(500400, 3401400)], "LineString": [(500400, 3401400), (500410, 3401400)],
+              "Polygon": [(500400, 3401400), (500410, 3401400), (500410, 3401410)]}[layer.families[0]]
+    attrs = {c: "1" for c in layer.spec.columns if c != "id"}
+    edit = e.add(name, points, attrs)
+    assert edit.before is None
+    e.apply(edit)
+    e.save()
+    again = CityEdit.open(demo)
+    assert len(again.frame(name)) == 1 and again.frame(name)["id"].iloc[0] == e.frame(name)["id"].iloc[0]
+    e.revert(edit)
+    assert name not in e.frames
+    e.save()
+    assert _digest(demo) == before
