@@ -50,7 +50,6 @@ def test_draw_save_reload_run_and_undo(window, demo, qtbot):
     ed.fields["id"].setCurrentText("DRAWN1")
     x0, y0 = 500520.0, 3401480.0  # on the edge of a walkable area, as the model wants
     window.viewport.camera("top")
-    qtbot.wait(50)
     px, py = window.viewport.renderer.world_to_display(x0, y0)
     window.viewport.click_display(px, py)
     assert len(ed.points) == 1 and abs(ed.points[0][0] - x0) < 5 and abs(ed.points[0][1] - y0) < 5
