@@ -25,9 +25,11 @@ from twin.session import PAUSED, RUNNING, Session, default_runs_dir
 from . import gui_gc, video_export
 from .alert_panel import AlertsPanel
 from .branch_from_now import Branching
+from .city_editor import CityEditor
 from .command_room import CameraTour, DashboardWindow, enter_command_room, leave_command_room
 from .comparisons import Comparisons
 from .live_mode import LiveMode
+from .param_drawing import ParamMapTool
 from .panels import IndicatorsPanel, LayersPanel, LogPanel, ParamsPanel, PickPanel, RunControls, fmt_clock, time_label
 from .session_qt import QtRun, SessionBridge
 from .theme import SCALES, apply_theme
@@ -70,6 +72,7 @@ class MainWindow(QMainWindow):
 
         self.comparisons = Comparisons(self)
         self.branching = Branching(self)
+        self.param_drawing = ParamMapTool(self)
         self.tour = CameraTour(self.hot_spots, self.viewport.fly_to_world,
                                lambda: self.viewport.camera("aoi", self.model_cls), self)
         self.tour.moved.connect(lambda what: self.statusBar().showMessage(f"camera tour: {what}", 6000))
@@ -118,12 +121,16 @@ class MainWindow(QMainWindow):
         pl.addWidget(self.params, 1)
         pl.addWidget(self.controls)
         self.docks = {}
+        self.city_editor = CityEditor(self)
         self._dock("layers", "Layers", self.layers, Qt.LeftDockWidgetArea)
         self._dock("params", "Scenario && parameters", pw, Qt.LeftDockWidgetArea)
         self._dock("indicators", "Indicators", self.indicators, Qt.RightDockWidgetArea)
         self._dock("selection", "Selection", self.pick_panel, Qt.RightDockWidgetArea)
         self._dock("alerts", "Alerts", self.alerts_panel, Qt.RightDockWidgetArea)
         self._dock("log", "Run log", self.log_panel, Qt.BottomDockWidgetArea)
+        self._dock("city_editor", "City editor", self.city_editor, Qt.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.docks["params"], self.docks["city_editor"])
+        self.docks["city_editor"].hide()
         # right: the indicators above, the alerts (tabbed with the selection) below
         self.splitDockWidget(self.docks["indicators"], self.docks["alerts"], Qt.Vertical)
         self.tabifyDockWidget(self.docks["alerts"], self.docks["selection"])
@@ -202,6 +209,9 @@ class MainWindow(QMainWindow):
     # -- session events → widgets ----------------------------------------------------------------------
     def _on_city_opened(self, e):
         city = e.city
+        editing = self.city_editor.edit
+        if editing is not None and Path(city.root or e.path).resolve() != editing.root.resolve():
+            self.set_editing_city(False)  # the editor edits the city it opened, not another one
         self.layers.clear()
         self.viewport.set_city(city)
         self.layers.set_layers(self.viewport.renderer.layer_names())
@@ -426,6 +436,23 @@ class MainWindow(QMainWindow):
             if url.isLocalFile():
                 self.open_path(Path(url.toLocalFile()))
                 break
+
+    # -- Edit → City (app/city_editor.py) ----------------------------------------------------------------
+    def set_editing_city(self, on: bool) -> bool:
+        """Show the city editor on the open city (its clicks draw on the map), or stop editing."""
+        dock = self.docks["city_editor"]
+        if on:
+            if not self.city_editor.open():
+                self.act_edit_city.setChecked(False)
+                return False
+            dock.show()
+            dock.raise_()
+        else:
+            self.city_editor.close_editor()
+            dock.hide()
+        if self.act_edit_city.isChecked() != on:
+            self.act_edit_city.setChecked(on)
+        return True
 
     # -- running -----------------------------------------------------------------------------------
     def start_run(self, out_dir: Path | None = None):

@@ -87,18 +87,26 @@ def _decimals(p) -> int:
 
 
 class ParamForm(QWidget):
-    """One widget per declared Param (the run's form, and the branch dialog's changes)."""
+    """One widget per declared Param (the run's form, and the branch dialog's changes). A parameter
+    that names features (``refers_to``) has a "Pick on map" button, one whose value may be drawn
+    (``draws``) a "Draw on map" button (``map_buttons``): they ask for map clicks (``map_requested``:
+    name, "pick" or "draw"; app/param_drawing.py) that write ids or WKT into the text."""
 
-    def __init__(self, parent=None):
+    map_requested = Signal(str, str)
+
+    def __init__(self, parent=None, map_buttons: bool = False):
         super().__init__(parent)
         self.widgets: dict[str, QWidget] = {}
         self.specs = {}
+        self.with_map_buttons = map_buttons
+        self.map_buttons: dict[str, dict[str, QPushButton]] = {}
         self.form = QFormLayout(self)
 
     def set_params(self, params, values: dict) -> None:
         while self.form.rowCount():
             self.form.removeRow(0)
         self.widgets = {}
+        self.map_buttons = {}
         self.specs = {p.name: p for p in params}
         for p in params:
             w = self._widget_for(p)
@@ -107,9 +115,27 @@ class ParamForm(QWidget):
             tip = p.doc + (f"\nrange: {p.describe_range()}" if p.describe_range() else "") + f"\ndefault: {p.default}"
             label.setToolTip(tip)
             w.setToolTip(tip)
-            self.form.addRow(label, w)
+            self.form.addRow(label, self._with_map_buttons(p, w))
             self.widgets[p.name] = w
         self.set_values(values)
+
+    def _with_map_buttons(self, p, w: QWidget) -> QWidget:
+        modes = [m for m, on in (("pick", p.refers_to), ("draw", getattr(p, "draws", ()))) if on]
+        if not self.with_map_buttons or not modes or not isinstance(w, QLineEdit):
+            return w
+        box = QWidget()
+        lay = QHBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(w, 1)
+        self.map_buttons[p.name] = {}
+        for mode in modes:
+            b = QPushButton(MAP_BUTTONS[mode])
+            b.setToolTip("click features on the map to add their ids" if mode == "pick" else
+                         f"click on the map to draw a {' or '.join(p.draws)}; press again to finish")
+            b.clicked.connect(lambda _=False, n=p.name, m=mode: self.map_requested.emit(n, m))
+            lay.addWidget(b)
+            self.map_buttons[p.name][mode] = b
+        return box
 
     def _widget_for(self, p) -> QWidget:
         if p.kind is bool:
@@ -171,6 +197,7 @@ class ParamsPanel(QWidget):
     """Scenario, intervention, seed and one widget per declared Param."""
 
     run_clicked = Signal()
+    add_intervention_clicked = Signal()
     variant_changed = Signal(str)
     model_changed = Signal(str)
 
@@ -198,8 +225,14 @@ class ParamsPanel(QWidget):
         outer.addLayout(head)
         self.group = QGroupBox("Parameters")
         gl = QVBoxLayout(self.group)
-        self.param_form = ParamForm()
+        self.param_form = ParamForm(map_buttons=True)
+        self.baseline: dict = {}  # the form's values for the baseline: what an added intervention changes
         gl.addWidget(self.param_form)
+        self.add_btn = QPushButton("Add as intervention…")
+        self.add_btn.setToolTip("Write the parameters changed from the baseline (drawn places included) into the "
+                                "scenario file as a new [[interventions]] table")
+        self.add_btn.clicked.connect(lambda: self.add_intervention_clicked.emit())
+        gl.addWidget(self.add_btn)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.group)
@@ -231,6 +264,11 @@ class ParamsPanel(QWidget):
 
     def set_params(self, params, values: dict) -> None:
         self.param_form.set_params(params, values)
+        self.baseline = self.param_form.values()
+
+    def changed_from_baseline(self) -> dict:
+        """The form's values that differ from the baseline's."""
+        return {k: v for k, v in self.values().items() if self.baseline.get(k) != v}
 
     def set_values(self, values: dict) -> None:
         self.param_form.set_values(values)
@@ -251,11 +289,28 @@ def _as_text(p, v) -> str:
     return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
 
+MAP_BUTTONS = {"pick": "Pick on map", "draw": "Draw on map"}
+
+
+def split_items(text: str) -> list[str]:
+    """Comma-separated items; commas inside parentheses (a WKT's coordinates) do not separate."""
+    items, nesting, cur = [], 0, []
+    for ch in text:
+        nesting += (ch == "(") - (ch == ")")
+        if ch == "," and nesting == 0:
+            items.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    items.append("".join(cur))
+    return [s.strip() for s in items if s.strip()]
+
+
 def _from_text(p, text: str):
     """What a text field holds, as the scenario file would write it (checked later by Param.coerce)."""
     text = text.strip()
     if p.kind is list:
-        return [s.strip() for s in text.split(",") if s.strip()]
+        return split_items(text)
     if p.kind is Numbers:
         out = []
         for s in filter(None, (s.strip() for s in text.split(","))):

@@ -10,6 +10,9 @@ behind each screenshot in docs/ is written beside it in the docs, and in the REA
 ``citytwin live --out``; docs/live.md, "The app in live mode"). ``--exploration DIR --name
 exploration [--x NAME --y NAME]`` shows the window of a finished ``citytwin explore --out DIR``
 (File → Open exploration results…; docs/decisions.md), the futures on the uncertainties x and y.
+``--edit-layer LAYER --points "x,y;x,y"`` instead shows Edit → City with a feature drawn there on a
+copy of the city (docs/screenshot_city_editor.png); ``--draw-param NAME --points ...`` the scenario
+form drawing that parameter on the map (docs/screenshot_drawn_intervention.png) (docs/city_editor.md).
 """
 from __future__ import annotations
 
@@ -61,11 +64,17 @@ def main() -> int:
     ap.add_argument("--size", default="1920x1080", help="window size WxH")
     ap.add_argument("--fly-to", metavar="POI_ID", help="look at this POI instead of the area of interest")
     ap.add_argument("--distance", type=float, default=250.0, help="camera distance for --fly-to, m")
+    ap.add_argument("--edit-layer", help="instead: the city editor drawing a feature of this layer at --points")
+    ap.add_argument("--draw-param", help="instead: the scenario form drawing this parameter at --points")
+    ap.add_argument("--points", default="", help='map points for --edit-layer / --draw-param: "x,y;x,y;..."')
+    ap.add_argument("--attrs", default="", help='with --edit-layer: the form\'s attributes, "column=value;..."')
     args = ap.parse_args()
     if args.live is not None:
         return live_screenshot(args)
     if args.exploration is not None:
         return exploration_screenshot(args)
+    if args.edit_layer or args.draw_param:
+        return drawing_screenshot(args)
     if args.scenario is None or not args.scenario.is_file():
         ap.error(f"{args.scenario}: no such scenario file")
     args.name = args.name or args.scenario.stem
@@ -126,6 +135,87 @@ def main() -> int:
     for name in shots:
         p = args.out / name
         print(f"{p}: {p.stat().st_size / 1024:.0f} KiB")
+    return 0
+
+
+def _window(args):
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
+    from PySide6.QtCore import QSettings
+
+    from .main import make_app
+    from .main_window import MainWindow
+
+    app = make_app()
+    tmp = Path(tempfile.mkdtemp())
+    os.environ.setdefault("CITYTWIN_RUNS_DIR", str(tmp / "runs"))
+    w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat))
+    w.resize(width, height)
+    w.show()
+    app.processEvents()
+    return app, w, tmp
+
+
+def drawing_screenshot(args) -> int:
+    """Edit → City with a feature drawn (on a copy of the city), or a parameter drawn on the map."""
+    import shutil
+
+    points = [tuple(float(v) for v in p.split(",")) for p in args.points.split(";") if p.strip()]
+    if not points:
+        raise SystemExit("--points: give the map points as x,y;x,y;...")
+    app, w, tmp = _window(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.edit_layer:
+        from twin.scenario.scenario import load_scenario
+
+        city = args.city or load_scenario(args.scenario).city_path
+        shutil.copytree(city, tmp / "city")  # the shipped city stays as it is
+        assert w.open_city(tmp / "city")
+        _wait(app, lambda: w.scenario is not None, 60)
+        assert w.set_editing_city(True)
+        ed = w.city_editor
+        ed.set_layer(args.edit_layer)
+        ed.start_draw()
+        for kv in filter(None, args.attrs.split(";")):
+            k, _, v = kv.partition("=")
+            ed.fields[k.strip()].setCurrentText(v.strip())
+        for x, y in points:
+            ed.click(x, y)
+        assert ed.finish(), ed.status.text()
+        ed.save()
+        w.viewport.fly_to_world(*points[0], args.distance)  # after the save: the reopened city resets the camera
+        ed.set_layer(args.edit_layer)
+        ed.select_at(*points[0])
+        ed.start_draw()  # a second one under way: the sketch beside the saved one
+        for x, y in points:
+            ed.click(x + 8.0, y)
+        path = args.out / "screenshot_city_editor.png"
+    else:
+        assert w.open_scenario(args.scenario), f"cannot open {args.scenario}"
+        tool, form = w.param_drawing, w.params.param_form
+        button = form.map_buttons[args.draw_param]["draw"]
+        button.click()
+        for x, y in points:
+            tool.click(x, y)
+        button.click()  # finished: its WKT is in the form
+        w.viewport.fly_to_world(*points[len(points) // 2], args.distance)
+        button.click()  # and drawn again, under way, to show it on the map
+        for x, y in points:
+            tool.click(x, y)
+        form.widgets[args.draw_param].setCursorPosition(0)
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QScrollArea
+
+        w.resizeDocks([w.docks["params"]], [int(w.width() * 0.3)], Qt.Horizontal)
+        _wait(app, lambda: False, 0.3)
+        w.params.findChild(QScrollArea).ensureWidgetVisible(form.widgets[args.draw_param], 50, 200)
+        path = args.out / "screenshot_drawn_intervention.png"
+    _wait(app, lambda: False, 0.5)
+    w.viewport.render_now()
+    app.processEvents()
+    save_small(w, path)
+    w.close()
+    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
     return 0
 
 

@@ -24,6 +24,7 @@ class Viewport(QWidget):
         self.renderer = SceneRenderer(self.plotter)
         self.plotter.enable_anti_aliasing("fxaa")
         self._press = None
+        self.tool = None  # a MapTool (app/map_tools.py) that takes the clicks instead of the selection
         iren = self.plotter.iren
         iren.add_observer("LeftButtonPressEvent", self._on_press)
         iren.add_observer("LeftButtonReleaseEvent", self._on_release)
@@ -100,7 +101,24 @@ class Viewport(QWidget):
         dx, dy = pos[0] - self._press[0], pos[1] - self._press[1]
         self._press = None
         if dx * dx + dy * dy <= 16:
-            self.pick_display(*pos)
+            self.click_display(*pos)
+
+    def click_display(self, x: int, y: int) -> None:
+        """A click at display pixel (x, y): the active tool's point on the ground, else a pick."""
+        if self.tool is None:
+            self.pick_display(x, y)
+            return
+        from .map_tools import ground_point
+
+        point = ground_point(self.renderer, x, y)
+        if point is not None:
+            self.tool.click(*point)
+
+    def set_tool(self, tool) -> None:
+        """Give the map's clicks to ``tool`` (None: clicks select again)."""
+        if self.tool is not None and self.tool is not tool:
+            self.tool.deactivate()
+        self.tool = tool
 
     def pick_display(self, x: int, y: int) -> dict | None:
         info = self.renderer.pick_display(x, y)

@@ -37,6 +37,19 @@ def build_menus(win) -> None:
     f.addSeparator()
     f.addAction("&Quit", win.close, QKeySequence.Quit)
 
+    e = mb.addMenu("&Edit")
+    win.act_edit_city = QAction("&City (draw and edit layers)", win, checkable=True)
+    win.act_edit_city.setShortcut(QKeySequence("Ctrl+Shift+M"))
+    win.act_edit_city.setStatusTip("Draw and edit the features of the layers the models declare; save and check")
+    win.act_edit_city.toggled.connect(win.set_editing_city)
+    e.addAction(win.act_edit_city)
+    undo = win.city_editor.undo_stack.createUndoAction(win, "&Undo")
+    undo.setShortcut(QKeySequence.Undo)
+    redo = win.city_editor.undo_stack.createRedoAction(win, "&Redo")
+    redo.setShortcut(QKeySequence.Redo)
+    e.addAction(undo)
+    e.addAction(redo)
+
     v = mb.addMenu("&View")
     for key, label, _, sc in CAMERAS:
         v.addAction(label, lambda k=key: win.viewport.camera(k, win.model_cls), QKeySequence(sc))

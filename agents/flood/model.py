@@ -94,7 +94,7 @@ PARAMS = (
     P("inflow_file", "-", "", "An inflow hydrograph (CSV: time_s,q_m3s or start_s,end_s,q_m3s), entering at "
       "inflow_at.", FilePath, suffixes=(".csv",)),
     P("inflow_at", "-", "", "Where inflow_file enters: WKT POINT or LINESTRING in the city CRS (a line's cells share "
-      "it equally), or the id of a feature of the city's inflows layer.", str),
+      "it equally), or the id of a feature of the city's inflows layer.", str, draws=("Point", "LineString")),
     P("city_inflows", "-", True, "Use the inflows of the city's inflows layer (points or lines with a CSV named in "
       "their hydrograph column).", bool),
     # sinks
@@ -104,13 +104,15 @@ PARAMS = (
     P("drain_capacity_factor", "-", 1.0, "Every drain inlet's capacity × this (larger drains).", float, 0.0, 100.0),
     P("use_pumps", "-", True, "The city's pumps (POIs of kind pump, capacity_m3s) run from the start.", bool),
     P("pump_capacity_m3s", "m3/s", 1.0, "Capacity of a city pump whose POI has no capacity_m3s.", float, 0.0, 100.0),
-    P("mobile_pumps_xy", "m", [], "Mobile pumps (the water authority's): x, y pairs in the city CRS.", Numbers),
+    P("mobile_pumps_xy", "m", [], "Mobile pumps (the water authority's): x, y pairs in the city CRS.", Numbers,
+      draws=("Point",)),
     P("mobile_pump_capacity_m3s", "m3/s", [0.5], "Mobile pumps: capacity, one value for all or one per pump.",
       Numbers, 0.0, 100.0),
     P("mobile_pump_start_s", "s", [0.0], "Mobile pumps: when each starts pumping, one value for all or one per pump.",
       Numbers, 0.0, MAX_DURATION_S),
     P("barriers", "-", [], "Temporary barriers or levees: WKT LINESTRINGs in the city CRS or ids of the city's "
-      "barriers layer; the cells they cross are raised by barrier_height_m.", list, refers_to="barriers"),
+      "barriers layer; the cells they cross are raised by barrier_height_m.", list, refers_to="barriers",
+      draws=("LineString",)),
     P("barrier_height_m", "m", 1.0, "Height of the barriers.", float, 0.0, 50.0),
     # the station
     P("closed_entrances", "-", [], "Station entrances (ids of gates of kind exit or entrance) the transport operator "

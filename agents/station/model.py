@@ -147,7 +147,7 @@ PARAMS = (
       list, refers_to="gates"),
     P("barriers", "-", [], "Extra obstacles: WKT polygons/lines in the city CRS (on level 0), or ids of obstacles "
       "with optional = true.", list,
-      refers_to="obstacles"),
+      refers_to="obstacles", draws=("Polygon", "LineString")),
     P("closed_connectors", "-", [], 'Stairs and escalators to close (ids, or selectors such as "kind=escalator '
       'level=1").', list, refers_to="connectors"),
     P("open_connectors", "-", [], "Stairs and escalators to open though the connectors layer has them closed "

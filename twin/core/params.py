@@ -99,6 +99,10 @@ class Param:
     # kind list: the items name features of a city layer ("gates", "pois:attraction"): ids, unique
     # names or selectors, resolved and checked on the city before any run (twin.core.features).
     refers_to: str | None = None
+    # Shapes a user may draw on the map for it (the app's "Draw on map"): "Point", "LineString",
+    # "Polygon". Kind list or str: drawn shapes are WKT items in the city CRS; kind Numbers with
+    # ("Point",): each click adds an x, y pair.
+    draws: tuple[str, ...] = ()
 
     def describe_range(self) -> str:
         if self.choices:

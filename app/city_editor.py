@@ -1,0 +1,382 @@
+"""Edit → City: draw and edit the features of the layers the models declare, on the 3D map
+(docs/city_editor.md). The edits themselves are twin.gis.city_edit's (Qt-free, checked as the package
+reader checks); here they become QUndoCommands, the map's clicks become points (app/map_tools.py), and
+a layer's declared columns become a form. Save writes the package atomically, reopens it, and shows
+every model's city check in the list and on the map."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QBrush, QColor, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from twin.core.errors import UserError
+from twin.gis.city_edit import SNAP_M, CityEdit
+
+from .map_tools import FeatureOverlay, FindingMarkers, MapSketch, MapTool
+
+FAMILY_WORDS = {"Point": "point", "LineString": "line", "Polygon": "area"}
+FINDING_COLOURS = {"missing": "#c0392b", "defaulted": "#7a6a00", "estimated": "#b86e00"}
+MAX_CHOICES = 12  # a column with at most this many values already is offered as a list
+
+
+class EditCommand(QUndoCommand):
+    """One ``twin.gis.city_edit.Edit`` on the undo stack."""
+
+    def __init__(self, editor: "CityEditor", edit):
+        super().__init__(edit.text)
+        self.editor, self.edit = editor, edit
+
+    def redo(self):
+        self.editor.edit.apply(self.edit)
+        self.editor.changed(self.edit.layer)
+
+    def undo(self):
+        self.editor.edit.revert(self.edit)
+        self.editor.changed(self.edit.layer)
+
+
+class CityEditor(QWidget, MapTool):
+    """The editor dock: layer, geometry, draw / select, the attribute form, undo, save, the findings."""
+
+    saved = Signal(object)  # the checks after a save
+
+    def __init__(self, window):
+        QWidget.__init__(self)
+        self.window, self.viewport = window, window.viewport
+        self.edit: CityEdit | None = None
+        self.undo_stack = QUndoStack(self)
+        self.mode = "select"  # or "draw"
+        self.points: list[tuple[float, float]] = []
+        self.selected: int | None = None
+        self.checks: list = []
+        self.sketch = MapSketch(self.viewport)
+        self.overlay = FeatureOverlay(self.viewport)
+        self.markers = FindingMarkers(self.viewport)
+        self._build()
+
+    # -- widgets ----------------------------------------------------------------------------------------
+    def _build(self):
+        lay = QVBoxLayout(self)
+        head = QFormLayout()
+        self.layer_combo = QComboBox()
+        self.layer_combo.currentIndexChanged.connect(lambda _: self.set_layer(self.layer_combo.currentData()))
+        head.addRow("Layer", self.layer_combo)
+        self.family_combo = QComboBox()
+        head.addRow("Draw as", self.family_combo)
+        self.doc = QLabel()
+        self.doc.setWordWrap(True)
+        head.addRow(self.doc)
+        lay.addLayout(head)
+        row = QHBoxLayout()
+        self.draw_btn = QPushButton("Draw")
+        self.draw_btn.setCheckable(True)
+        self.draw_btn.setToolTip(f"Click on the map to place points (snapped to vertices within {SNAP_M:g} m); "
+                                 "Finish adds the feature with the form's attributes")
+        self.draw_btn.toggled.connect(lambda on: self.start_draw() if on else self.cancel_draw())
+        self.finish_btn = QPushButton("Finish")
+        self.finish_btn.clicked.connect(self.finish)
+        self.delete_btn = QPushButton("Delete")
+        self.delete_btn.clicked.connect(self.delete_selected)
+        self.apply_btn = QPushButton("Apply attributes")
+        self.apply_btn.clicked.connect(self.apply_attributes)
+        for b in (self.draw_btn, self.finish_btn, self.delete_btn, self.apply_btn):
+            row.addWidget(b)
+        lay.addLayout(row)
+        self.form_box = QGroupBox("Attributes")
+        self.form = QFormLayout(self.form_box)
+        self.fields: dict[str, QComboBox] = {}
+        lay.addWidget(self.form_box)
+        row2 = QHBoxLayout()
+        self.undo_btn = QPushButton("Undo")
+        self.undo_btn.clicked.connect(self.undo_stack.undo)
+        self.redo_btn = QPushButton("Redo")
+        self.redo_btn.clicked.connect(self.undo_stack.redo)
+        self.undo_stack.canUndoChanged.connect(self.undo_btn.setEnabled)
+        self.undo_stack.canRedoChanged.connect(self.redo_btn.setEnabled)
+        self.undo_btn.setEnabled(False)
+        self.redo_btn.setEnabled(False)
+        self.save_btn = QPushButton("Save and check")
+        self.save_btn.clicked.connect(self.save)
+        for b in (self.undo_btn, self.redo_btn, self.save_btn):
+            row2.addWidget(b)
+        lay.addLayout(row2)
+        self.status = QLabel("Edit → City opens the city on screen for editing.")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+        lay.addWidget(QLabel("City check after the last save:"))
+        self.findings = QListWidget()
+        self.findings.setWordWrap(True)
+        lay.addWidget(self.findings, 1)
+
+    # -- opening ----------------------------------------------------------------------------------------
+    def open(self, root=None) -> bool:
+        """Edit the package at ``root`` (default: the open city's); the map's clicks come here."""
+        city = self.window.session.city
+        root = root or (city.root if city is not None else None)
+        if root is None:
+            self.window.error("Open a city first (File → Open city folder).")
+            return False
+        try:
+            self.edit = CityEdit.open(root)
+        except UserError as e:
+            self.window.error(str(e))
+            return False
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        for name, layer in self.edit.layers.items():
+            kinds = "/".join(FAMILY_WORDS[f] for f in layer.families)
+            self.layer_combo.addItem(f"{name} ({kinds}s, {len(self.edit.frame(name))})", name)
+        self.layer_combo.blockSignals(False)
+        self.viewport.set_tool(self)
+        self.set_layer(self.layer_combo.itemData(0))
+        self.status.setText(f"Editing {self.edit.root}: pick a layer, then Draw, or click a feature to select it.")
+        return True
+
+    def close_editor(self) -> None:
+        """Stop editing (unsaved edits are dropped with the undo stack)."""
+        self.cancel_draw()
+        self.edit = None
+        self.undo_stack.clear()
+        self.overlay.clear()
+        self.markers.clear()
+        if self.viewport.tool is self:
+            self.viewport.set_tool(None)
+
+    @property
+    def layer(self) -> str | None:
+        return self.layer_combo.currentData()
+
+    def set_layer(self, name: str | None) -> None:
+        if self.edit is None or name is None:
+            return
+        if self.layer_combo.currentData() != name:
+            self.layer_combo.setCurrentIndex(self.layer_combo.findData(name))  # comes back here
+            return
+        layer = self.edit.editable(name)
+        self.family_combo.clear()
+        for f in layer.families:
+            self.family_combo.addItem(FAMILY_WORDS[f], f)
+        self.doc.setText(layer.spec.doc)
+        self.points, self.selected = [], None
+        self.sketch.clear()
+        self._build_form(name)
+        self.overlay.show(self.edit.frame(name))
+
+    def _build_form(self, name: str) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.fields = {}
+        frame = self.edit.frame(name)
+        layer = self.edit.editable(name)
+        defaults = dict(layer.spec.defaults)
+        for col in layer.columns(frame):
+            w = QComboBox()
+            w.setEditable(True)
+            values = frame[col].dropna().astype(str).unique() if col in frame.columns else []
+            if 0 < len(values) <= MAX_CHOICES and col != "id":
+                w.addItems(sorted(values))
+            w.setCurrentText("" if col == "id" else str(defaults.get(col, "")))
+            required = col in layer.spec.columns
+            label = QLabel(f"{col}{' *' if required else ''}")
+            label.setToolTip("required by the layer's declaration" if required else
+                             f"optional (default {defaults[col]!r})" if col in defaults else "optional")
+            self.form.addRow(label, w)
+            self.fields[col] = w
+        self.fields.get("id", QComboBox()).setPlaceholderText("(new id)")
+
+    def form_values(self) -> dict:
+        return {c: w.currentText() for c, w in self.fields.items()}
+
+    def set_form(self, values: dict) -> None:
+        for c, v in values.items():
+            if c in self.fields:
+                self.fields[c].setCurrentText("" if v is None or (isinstance(v, float) and v != v) else str(v))
+
+    # -- the map's clicks (MapTool) ------------------------------------------------------------------
+    def click(self, wx: float, wy: float) -> None:
+        if self.edit is None or self.layer is None:
+            return
+        if self.mode == "draw":
+            x, y = self.edit.snap(wx, wy)
+            self.points.append((x, y))
+            family = self.family_combo.currentData()
+            if family == "Point":
+                self.finish()
+                return
+            self.sketch.show(self.points, closed=family == "Polygon", level=self._level())
+            self.status.setText(f"{len(self.points)} point(s); Finish adds the {FAMILY_WORDS[family]}.")
+        else:
+            self.select_at(wx, wy)
+
+    def deactivate(self) -> None:
+        self.cancel_draw()
+
+    def _level(self) -> int:
+        try:
+            return int(float(self.form_values().get("level") or 0))
+        except ValueError:
+            return 0
+
+    def start_draw(self) -> None:
+        self.mode, self.points, self.selected = "draw", [], None
+        if not self.draw_btn.isChecked():
+            self.draw_btn.setChecked(True)
+        self.fields.get("id", QComboBox()).setCurrentText("")
+        self.overlay.show(self.edit.frame(self.layer) if self.edit else None)
+        self.status.setText("Drawing: click on the map.")
+
+    def cancel_draw(self) -> None:
+        self.mode, self.points = "select", []
+        if self.draw_btn.isChecked():
+            self.draw_btn.setChecked(False)
+        self.sketch.clear()
+
+    def finish(self) -> bool:
+        """Add the drawn feature with the form's attributes (refused with the reason when it is wrong)."""
+        if self.edit is None or not self.points:
+            return False
+        family = self.family_combo.currentData()
+        try:
+            geometry = self.edit.geometry_from(self.layer, self.points, family)
+            edit = self.edit.add(self.layer, geometry, self.form_values())
+        except UserError as e:
+            self.status.setText(f"Not added: {e}")
+            return False
+        self.undo_stack.push(EditCommand(self, edit))
+        self.cancel_draw()
+        self.status.setText(f"{edit.text}; Save writes it to the package.")
+        return True
+
+    def select_at(self, wx: float, wy: float) -> int | None:
+        view = self.window.viewport.renderer
+        radius = max(2.0, 0.004 * (view.scene.bounds_local[2] - view.scene.bounds_local[0])) if view.scene else 3.0
+        self.selected = self.edit.feature_at(self.layer, wx, wy, radius)
+        frame = self.edit.frame(self.layer)
+        if self.selected is not None:
+            row = frame.iloc[self.selected]
+            self.set_form({c: row[c] for c in self.fields if c in frame.columns})
+            self.status.setText(f"Selected feature {self.selected} of {self.layer}: Delete, or change the form and "
+                                "Apply attributes.")
+        else:
+            self.status.setText(f"No feature of {self.layer} within {radius:.0f} m.")
+        self.overlay.show(frame, self.selected)
+        return self.selected
+
+    def delete_selected(self) -> bool:
+        if self.edit is None or self.selected is None:
+            return False
+        self.undo_stack.push(EditCommand(self, self.edit.delete(self.layer, self.selected)))
+        self.selected = None
+        return True
+
+    def apply_attributes(self) -> bool:
+        if self.edit is None or self.selected is None:
+            return False
+        frame = self.edit.frame(self.layer)
+        row = frame.iloc[self.selected]
+        changed = {c: v for c, v in self.form_values().items()
+                   if _text(row[c] if c in frame.columns else None) != v.strip()}
+        if not changed:
+            return False
+        try:
+            edit = self.edit.set_attributes(self.layer, self.selected, changed)
+        except UserError as e:
+            self.status.setText(f"Not changed: {e}")
+            return False
+        self.undo_stack.push(EditCommand(self, edit))
+        return True
+
+    def changed(self, layer: str) -> None:
+        """After an edit, its undo or its redo: the overlay and the layer's count."""
+        if layer != self.layer:
+            self.set_layer(layer)
+        frame = self.edit.frame(layer)
+        if self.selected is not None and self.selected >= len(frame):
+            self.selected = None
+        i = self.layer_combo.findData(layer)
+        text = self.layer_combo.itemText(i)
+        self.layer_combo.setItemText(i, text[:text.rfind(",") + 2] + f"{len(frame)})")
+        self.overlay.show(frame, self.selected)
+
+    # -- saving --------------------------------------------------------------------------------------
+    def save(self) -> list:
+        """Write the package, reopen it in the window, run every model's city check and show it."""
+        if self.edit is None:
+            return []
+        try:
+            self.edit.save()
+            checks = self.edit.check()
+        except (UserError, OSError) as e:
+            self.window.error(f"The city was not saved: {e}")
+            return []
+        self.undo_stack.setClean()
+        self._reopen()
+        self.show_checks(checks)
+        self.window.session.log(f"city saved: {self.edit.gpkg}; city check: " + "; ".join(
+            f"{c.model} {'can run' if c.can_run else 'CANNOT RUN'} ({len(c.missing)} missing)" for c in checks))
+        self.saved.emit(checks)
+        return checks
+
+    def _reopen(self) -> None:
+        """The saved package back in the window (its scenario, or the city and the model chosen)."""
+        s = self.window.session
+        sc, model = s.scenario, s.model_name
+        layer = self.layer
+        if sc is not None and sc.path is not None:
+            s.open_scenario(sc.path)
+        else:
+            s.open_city(self.edit.root)
+            if model:
+                s.choose_model(model)
+        self.viewport.set_tool(self)
+        self.set_layer(layer)
+
+    def show_checks(self, checks) -> None:
+        self.checks = list(checks)
+        self.findings.clear()
+        places = []
+        for check in checks:
+            head = QListWidgetItem(f"{check.model}: {'can run' if check.can_run else 'CANNOT RUN'}")
+            if not check.can_run:
+                head.setForeground(QBrush(QColor(FINDING_COLOURS["missing"])))
+            self.findings.addItem(head)
+            for kind in ("missing", "defaulted", "estimated"):
+                for item in getattr(check, kind):
+                    li = QListWidgetItem(f"  {kind}: {item.text()}")
+                    li.setForeground(QBrush(QColor(FINDING_COLOURS[kind])))
+                    self.findings.addItem(li)
+                    places += self._places(item, kind)
+        self.markers.show(places[:60])
+        n = sum(len(c.missing) for c in checks)
+        self.status.setText(f"Saved {self.edit.gpkg}. City check: {n} missing item(s); "
+                            f"{'every model can run' if all(c.can_run for c in checks) else 'a model cannot run'}.")
+
+    def _places(self, item, kind: str) -> list[tuple[float, float, str]]:
+        """Where the features a finding names are (by id or name, in any editable layer)."""
+        out = []
+        wanted = {n.rsplit(" (", 1)[-1].rstrip(")") for n in item.names} | set(item.names)
+        if not wanted:
+            return out
+        for name in self.edit.layers:
+            frame = self.edit.frame(name)
+            if not len(frame):
+                continue
+            hit = np.zeros(len(frame), bool)
+            for col in ("id", "name"):
+                if col in frame.columns:
+                    hit |= frame[col].astype(str).isin(wanted).to_numpy()
+            for i in np.flatnonzero(hit)[:10]:
+                c = frame.geometry.iloc[i].representative_point()
+                out.append((c.x, c.y, f"{kind}: {item.what}"))
+        return out
+
+
+def _text(v) -> str:
+    if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
+        return ""
+    return str(v)

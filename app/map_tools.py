@@ -1,0 +1,181 @@
+"""Clicking on the map: a ``MapTool`` takes the viewport's clicks (a press and release without a drag;
+a drag still turns the camera) as points of the city CRS, found by picking the ground, the floors or
+the roofs under the cursor (VTK's cell picker). ``MapSketch`` and ``FeatureOverlay`` draw what is
+being drawn and the features being edited above the terrain, on their floor level."""
+from __future__ import annotations
+
+import numpy as np
+import pyvista as pv
+import shapely
+
+
+class MapTool:
+    """What the map's clicks do while this tool is the viewport's (``Viewport.set_tool``)."""
+
+    def click(self, wx: float, wy: float) -> None:  # a point of the city CRS
+        raise NotImplementedError
+
+    def deactivate(self) -> None:
+        """The viewport gave the clicks to another tool (or back to the selection)."""
+
+
+def ground_point(renderer, x: int, y: int) -> tuple[float, float] | None:
+    """The map point (city CRS) under display pixel (x, y) (VTK's convention: origin bottom left)."""
+    import vtk
+
+    if renderer.scene is None:
+        return None
+    picker = vtk.vtkCellPicker()
+    picker.SetTolerance(0.002)
+    if not picker.Pick(x, y, 0, renderer.plotter.renderer):
+        return None
+    px, py, _ = picker.GetPickPosition()
+    wx, wy = renderer.scene.to_world(px, py)
+    return float(wx), float(wy)
+
+
+def _z(renderer, wx, wy, levels=None, lift: float = 0.8) -> np.ndarray:
+    """Heights (local scene z) of map points: the terrain, plus their floor's height, plus ``lift``."""
+    s, city = renderer.scene, renderer.city
+    xl, yl = s.to_local(np.asarray(wx, float), np.asarray(wy, float))
+    z = np.asarray(s.elevation(np.atleast_1d(xl), np.atleast_1d(yl)), float) + lift
+    if levels is not None:
+        z = z + np.array([city.level_z(int(lv)) if lv == lv else 0.0 for lv in np.atleast_1d(levels)])
+    return z
+
+
+def _lines_mesh(renderer, parts: list[np.ndarray], levels: list) -> pv.PolyData:
+    """One PolyData of polylines (each an array of map x, y) at their floor's height."""
+    pts, cells = [], []
+    n = 0
+    for xy, lv in zip(parts, levels):
+        if len(xy) < 2:
+            continue
+        z = _z(renderer, xy[:, 0], xy[:, 1], np.full(len(xy), lv))
+        xl, yl = renderer.scene.to_local(xy[:, 0], xy[:, 1])
+        pts.append(np.column_stack([xl, yl, z]))
+        cells.append(np.concatenate([[len(xy)], np.arange(n, n + len(xy))]))
+        n += len(xy)
+    if not pts:
+        return pv.PolyData()
+    return pv.PolyData(np.vstack(pts), lines=np.concatenate(cells))
+
+
+def _points_mesh(renderer, xy: np.ndarray, levels) -> pv.PolyData:
+    if not len(xy):
+        return pv.PolyData()
+    xl, yl = renderer.scene.to_local(xy[:, 0], xy[:, 1])
+    return pv.PolyData(np.column_stack([xl, yl, _z(renderer, xy[:, 0], xy[:, 1], levels, lift=1.5)]))
+
+
+class MapSketch:
+    """The shape being drawn: its points and the line (or closed outline) through them."""
+
+    def __init__(self, viewport, name: str = "map_sketch", colour: str = "#ff7f0e"):
+        self.viewport, self.name, self.colour = viewport, name, colour
+
+    def show(self, points, closed: bool = False, level: int = 0) -> None:
+        r = self.viewport.renderer
+        self.clear(render=False)
+        if r.scene is None or not len(points):
+            self.viewport.request_render()
+            return
+        xy = np.asarray(points, float)
+        p = self.viewport.plotter
+        p.add_mesh(_points_mesh(r, xy, np.full(len(xy), level)), color=self.colour, point_size=14,
+                   render_points_as_spheres=True, pickable=False, name=f"{self.name}_points", reset_camera=False,
+                   render=False)
+        if len(xy) > 1:
+            ring = np.vstack([xy, xy[:1]]) if closed and len(xy) > 2 else xy
+            p.add_mesh(_lines_mesh(r, [ring], [level]), color=self.colour, line_width=5, render_lines_as_tubes=True,
+                       pickable=False, name=f"{self.name}_line", reset_camera=False, render=False)
+        self.viewport.request_render()
+
+    def clear(self, render: bool = True) -> None:
+        for part in ("points", "line"):
+            self.viewport.plotter.remove_actor(f"{self.name}_{part}", reset_camera=False, render=False)
+        if render:
+            self.viewport.request_render()
+
+
+class FeatureOverlay:
+    """The features of the layer being edited, drawn over the scene (the selected one in another
+    colour), rebuilt after every edit: the scene itself shows the package as last saved."""
+
+    def __init__(self, viewport, name: str = "edit_overlay", colour: str = "#1f77b4", selected: str = "#e377c2"):
+        self.viewport, self.name, self.colour, self.selected_colour = viewport, name, colour, selected
+
+    def show(self, gdf, selected: int | None = None) -> None:
+        r = self.viewport.renderer
+        self.clear(render=False)
+        if r.scene is None or gdf is None or not len(gdf):
+            self.viewport.request_render()
+            return
+        levels = gdf["level"].to_numpy() if "level" in gdf.columns else np.zeros(len(gdf))
+        for tag, rows, colour in (("all", [i for i in range(len(gdf)) if i != selected], self.colour),
+                                  ("selected", [] if selected is None else [selected], self.selected_colour)):
+            parts, part_levels, points, point_levels = [], [], [], []
+            for i in rows:
+                g = gdf.geometry.iloc[i]
+                if g is None or g.is_empty:
+                    continue
+                lv = levels[i] if levels[i] == levels[i] else 0
+                if g.geom_type in ("Point", "MultiPoint"):
+                    points.append(shapely.get_coordinates(g))
+                    point_levels += [lv] * len(points[-1])
+                    continue
+                for piece in shapely.get_parts(g):
+                    rings = [piece.exterior, *piece.interiors] if piece.geom_type == "Polygon" else [piece]
+                    for ring in rings:
+                        parts.append(shapely.get_coordinates(ring))
+                        part_levels.append(lv)
+            width = 4 if tag == "all" else 7
+            p = self.viewport.plotter
+            if parts:
+                p.add_mesh(_lines_mesh(r, parts, part_levels), color=colour, line_width=width,
+                           render_lines_as_tubes=True, pickable=False, name=f"{self.name}_{tag}_lines",
+                           reset_camera=False, render=False)
+            if points:
+                p.add_mesh(_points_mesh(r, np.vstack(points), np.array(point_levels)), color=colour,
+                           point_size=12 + width, render_points_as_spheres=True, pickable=False,
+                           name=f"{self.name}_{tag}_points", reset_camera=False, render=False)
+        self.viewport.request_render()
+
+    def clear(self, render: bool = True) -> None:
+        for tag in ("all", "selected"):
+            for part in ("lines", "points"):
+                self.viewport.plotter.remove_actor(f"{self.name}_{tag}_{part}", reset_camera=False, render=False)
+        if render:
+            self.viewport.request_render()
+
+
+class FindingMarkers:
+    """The city check's findings on the map: a labelled point at each feature a finding names."""
+
+    def __init__(self, viewport, name: str = "check_findings"):
+        self.viewport, self.name = viewport, name
+
+    def show(self, places: list[tuple[float, float, str]]) -> None:
+        r = self.viewport.renderer
+        self.clear(render=False)
+        if r.scene is None or not places:
+            self.viewport.request_render()
+            return
+        xy = np.array([(x, y) for x, y, _ in places], float)
+        mesh = _points_mesh(r, xy, np.zeros(len(xy)))
+        mesh.points[:, 2] += 6.0
+        self.viewport.plotter.add_point_labels(mesh, [t for _, _, t in places], point_color="#c0392b", point_size=16,
+                                               render_points_as_spheres=True, font_size=14, text_color="#c0392b",
+                                               shape_color="white", shape_opacity=0.8, always_visible=True,
+                                               pickable=False, name=self.name, reset_camera=False, render=False)
+        self.viewport.request_render()
+
+    @property
+    def shown(self) -> bool:
+        return f"{self.name}-labels" in self.viewport.plotter.actors
+
+    def clear(self, render: bool = True) -> None:
+        for part in ("points", "labels"):  # the actors pyvista's add_point_labels makes
+            self.viewport.plotter.remove_actor(f"{self.name}-{part}", reset_camera=False, render=False)
+        if render:
+            self.viewport.request_render()

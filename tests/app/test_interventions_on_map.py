@@ -1,0 +1,131 @@
+"""Interventions drawn on the map (app/param_drawing.py): the scenario form's "Pick on map" and
+"Draw on map" buttons write ids and WKT into the parameters; "Add as intervention" writes them into
+the scenario file; the comparison and a branch run the drawn intervention."""
+import tomllib
+
+import pandas as pd
+import pytest
+
+from tests.agents.flood import towns
+from tests.factories import write_scenario
+from twin.core.params import Numbers
+
+X0, Y0 = towns.X0, towns.Y0
+
+
+@pytest.fixture
+def valley_scenario(tmp_path):
+    city = towns.valley_town(tmp_path)
+    return write_scenario(tmp_path, city, "[parameters]\n", model="flood", name="valley", duration_s=120,
+                          replications=1)
+
+
+def _params(window, declared):
+    """The form's parameters with map buttons, by what they declare (no model's names)."""
+    specs = window.params.specs
+    return [n for n, p in specs.items() if declared(p) and n in window.params.param_form.map_buttons]
+
+
+def test_pick_and_draw_into_the_scenario_file(window, valley_scenario, tmp_path, qtbot):
+    w = window
+    assert w.open_scenario(valley_scenario)
+    form = w.params.param_form
+    tool = w.param_drawing
+    # every parameter that names features or may be drawn has its button, and only those
+    for name, buttons in form.map_buttons.items():
+        p = form.specs[name]
+        assert ("pick" in buttons) == bool(p.refers_to) and ("draw" in buttons) == bool(p.draws)
+    picked = next(n for n in _params(w, lambda p: p.refers_to and not p.draws)
+                  if w.session.city.has(form.specs[n].refers_to.split(":")[0]))
+    line = _params(w, lambda p: p.kind is list and "LineString" in p.draws)[0]
+    points = _params(w, lambda p: p.kind is Numbers and p.draws == ("Point",))[0]
+
+    # pick: a click on a feature adds its id once; a click far from any adds nothing
+    form.map_buttons[picked]["pick"].click()
+    assert w.viewport.tool is tool and form.map_buttons[picked]["pick"].text() == "Done picking"
+    tool.click(X0 + 100, Y0 + 61)
+    tool.click(X0 + 101, Y0 + 61)
+    tool.click(X0 + 5, Y0 + 5)
+    form.map_buttons[picked]["pick"].click()
+    assert w.viewport.tool is None and form.widgets[picked].text() == "R1"
+
+    # draw a line: its WKT goes into the text, as one item of the list
+    form.map_buttons[line]["draw"].click()
+    tool.click(X0 + 30, Y0 + 40)
+    tool.click(X0 + 30, Y0 + 100)
+    form.map_buttons[line]["draw"].click()
+    wkt = "LINESTRING (500030 3400040, 500030 3400100)"
+    assert w.params.values()[line] == [wkt]
+
+    # draw points: each click an x, y pair
+    form.map_buttons[points]["draw"].click()
+    tool.click(X0 + 100, Y0 + 50)
+    form.map_buttons[points]["draw"].click()
+    assert w.params.values()[points] == [X0 + 100, Y0 + 50]
+
+    # into the scenario file, as text; the file keeps its lines
+    before = valley_scenario.read_text()
+    assert tool.add_intervention("drawn on the map") == "drawn on the map"
+    text = valley_scenario.read_text()
+    assert text.startswith(before.rstrip("\n")) and wkt in text
+    ivs = tomllib.loads(text)["interventions"]
+    assert ivs[-1] == {"name": "drawn on the map",
+                       "parameters": {picked: ["R1"], line: [wkt], points: [X0 + 100, Y0 + 50]}}
+    assert "drawn on the map" in w.session.scenario.variants()
+    assert w.params.variant_combo.currentText() == "drawn on the map"
+    assert tool.add_intervention("drawn on the map") is None  # a name twice is refused, the file unchanged
+    assert valley_scenario.read_text() == text
+
+
+def _draw_line_intervention(w, valley_scenario, name):
+    """A line drawn for the form's first line parameter, added to the scenario as ``name``."""
+    assert w.open_scenario(valley_scenario)
+    form = w.params.param_form
+    line = _params(w, lambda p: p.kind is list and "LineString" in p.draws)[0]
+    form.map_buttons[line]["draw"].click()
+    w.param_drawing.click(X0 + 30, Y0 + 40)
+    w.param_drawing.click(X0 + 30, Y0 + 100)
+    form.map_buttons[line]["draw"].click()
+    assert w.param_drawing.add_intervention(name) == name
+    return line, "LINESTRING (500030 3400040, 500030 3400100)"
+
+
+@pytest.mark.slow  # a run and its branch: 15-24 s on a loaded 2-core machine
+def test_run_branch_into_a_drawn_intervention(window, valley_scenario, tmp_path, qtbot):
+    w = window
+    line, wkt = _draw_line_intervention(w, valley_scenario, "drawn on the map")
+    # a branch from a running run takes it
+    w.params.variant_combo.setCurrentText("baseline")
+    w.controls.speed.setCurrentIndex(w.controls.speed.findData(5.0))
+    w.params.duration.setValue(600)
+    try:
+        run = w.start_run()
+        qtbot.waitUntil(lambda: run.model is not None and run.model.time_s >= 20, timeout=180_000)
+        log = w.log_panel.toPlainText
+        errors = log().count("error:")
+        rec = w.branch("drawn on the map", {}, speed=0.0)
+        qtbot.waitUntil(lambda: "copy_s" in rec or log().count("error:") > errors, timeout=120_000)
+        assert "copy_s" in rec, log()[-2000:]  # the copy is built and running
+        branch = rec["worker"].model
+        assert branch.p[line] == [wkt]
+        assert run.model.p[line] == []
+        qtbot.waitUntil(lambda: branch.time_s > rec["time_s"], timeout=120_000)
+        rec["window"].close()
+    finally:
+        w.controls.speed.setCurrentIndex(0)
+        w.cancel_run(wait_s=5)
+
+
+@pytest.mark.slow  # worker processes for the comparison: 66 s on a loaded 2-core machine
+def test_the_comparison_runs_a_drawn_intervention(window, valley_scenario, tmp_path, qtbot):
+    w = window
+    _draw_line_intervention(w, valley_scenario, "barrier drawn")
+    out = tmp_path / "cmp"
+    done = []
+    worker = w.start_compare(out_dir=out, replications=1)
+    worker.finished.connect(done.append)
+    qtbot.waitUntil(lambda: bool(done), timeout=300_000)
+    table = pd.read_csv(out / "comparison.csv")
+    assert set(table.variant) == {"baseline", "barrier drawn"}
+    summaries = [p.read_text() for p in out.rglob("summary.json")]
+    assert any('"barrier drawn"' in t for t in summaries), sorted(map(str, out.rglob("*")))[:40]
