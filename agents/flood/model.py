@@ -557,7 +557,9 @@ class FloodModel(CityModel):
     _EV = "evacuation."
     state_specs = (
         *StateSpec.each(("solver.h", "solver.max_depth"), low=0.0, high=MAX_DEPTH_M),
-        *StateSpec.each(("solver.qx", "solver.qy", "solver.sink_m3", "solver.initial_m3", "solver.rain_m3",
+        # a branch into more (mobile) pumps restores fewer sinks than the variant has: padded below
+        StateSpec("solver.sink_m3", rows="solver.n_sinks"),
+        *StateSpec.each(("solver.qx", "solver.qy", "solver.initial_m3", "solver.rain_m3",
                          "solver.inflow_m3", "solver.drained_uniform_m3", "solver.drained_inlets_m3",
                          "solver.pumped_m3", "solver.outflow_m3")),
         StateSpec("solver.max_speed", low=0.0),
@@ -589,6 +591,9 @@ class FloodModel(CityModel):
 
     def check_restored_state(self) -> None:
         self.evacuation.check_restored()
+        s = self.solver
+        if len(s.sink_m3) < s.n_sinks:  # the pumps a variant adds come last and have taken nothing yet
+            s.sink_m3 = np.concatenate([s.sink_m3, np.zeros(s.n_sinks - len(s.sink_m3))])
 
     # -- live feeds ---------------------------------------------------------------------------------
     def forced_parameters(self, quantity, readings):

@@ -241,7 +241,7 @@ class FloodSolver:
         self.max_depth = h.astype(np.float32)
         self.max_speed = np.zeros(z.shape, np.float32)
         self.arrival_time = np.where(self.max_depth > np.float32(self.arrival_depth), 0.0, np.nan)
-        self.sink_m3 = np.zeros(len(self.drains) + len(self.pumps))
+        self.sink_m3 = np.zeros(self.n_sinks)
         sinks = self.drains + self.pumps  # as arrays: one kernel call per step takes them all
         self._sink_rows = np.array([s.cell[0] for s in sinks], dtype=np.int64)
         self._sink_cols = np.array([s.cell[1] for s in sinks], dtype=np.int64)
@@ -257,6 +257,11 @@ class FloodSolver:
         self.limited_cells = 0
 
     # -- time stepping ----------------------------------------------------------------------------
+    @property
+    def n_sinks(self) -> int:
+        """Drains (and station entrances), then pumps: the entries of ``sink_m3``."""
+        return len(self.drains) + len(self.pumps)
+
     def _next_dt(self, t_target: float) -> tuple[float, float]:
         """(dt, t_new): the Courant step clipped at the next sync point and at the target."""
         dt = self.dt_max

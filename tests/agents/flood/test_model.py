@@ -264,6 +264,25 @@ def test_state_round_trip_with_people_on_the_move(tmp_path):
     assert np.array_equal(again.solver.h, straight.solver.h)
 
 
+def test_a_branch_into_mobile_pumps_restores_the_baseline_state_and_pumps(tmp_path):
+    """A state saved without mobile pumps goes into a variant that adds one (a drawn intervention,
+    Run -> Branch): the pump joins with nothing pumped yet, and the water balance still closes."""
+    city = City.load(towns.valley_town(tmp_path))
+    kw = dict(duration_s=600, seed=1, rain="uniform", rain_mm_per_h=80, rain_duration_s=600, drainage_mm_per_h=5,
+              sync_interval_s=10)
+    base = FloodModel(city, **kw)
+    base.advance_to(300)
+    write_state_bytes(state_bytes(base, state_context(base)), tmp_path / "s.npz")
+    saved = read_state(tmp_path / "s.npz")
+    pumped = FloodModel(city, mobile_pumps_xy=[towns.X0 + 150, towns.Y0 + 57], mobile_pump_capacity_m3s=[0.2], **kw)
+    assert pumped.solver.n_sinks == base.solver.n_sinks + 1
+    pumped.set_state(saved.arrays, saved.meta["model"])
+    assert len(pumped.solver.sink_m3) == pumped.solver.n_sinks and pumped.solver.sink_m3[-1] == 0.0
+    pumped.run_to_end()
+    k = pumped.final_kpis()
+    assert k["pumped_volume_m3"] > 0 and k["volume_error_rel"] < 1e-6
+
+
 # -- the demo city ---------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_short_storm_on_the_demo_city(tmp_path):
