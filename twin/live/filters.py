@@ -206,3 +206,64 @@ def kalman_update(mean: np.ndarray, cov: np.ndarray, H: np.ndarray, observed: np
     S = H @ cov @ H.T + R
     K = np.linalg.solve(S, H @ cov).T
     return mean + K @ (observed - H @ mean), (np.eye(len(mean)) - K @ H) @ cov
+
+
+# -- keeping the ensemble's spread honest --------------------------------------------------------------------
+def liu_west(theta: np.ndarray, weights: np.ndarray, h: float, rng: np.random.Generator,
+             floor_sd: np.ndarray | float = 0.0) -> np.ndarray:
+    """The kernel of Liu and West (2001) for a particle filter's static parameters after resampling:
+    every member shrinks towards the weighted mean by a = sqrt(1 - h²) and is jittered by a Gaussian
+    of h² times the weighted covariance. The mean and covariance of the ensemble are kept (in
+    expectation), while no two members keep the same value, so the parameters do not collapse onto
+    the few that resampling drew. ``floor_sd`` (per parameter): the jitter's least standard deviation,
+    for an ensemble already collapsed onto one value (its covariance 0)."""
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    n, p = theta.shape
+    if p == 0 or h <= 0:
+        return theta.copy()
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    mean = w @ theta
+    d = theta - mean
+    cov = (d * w[:, None]).T @ d / max(1.0 - float(w @ w), 1e-12)  # unbiased for weights
+    floor = np.broadcast_to(np.asarray(floor_sd, dtype=np.float64), (p,))
+    cov = cov + np.diag(np.maximum(floor ** 2 - np.diag(cov), 0.0))
+    a = np.sqrt(max(1.0 - h * h, 0.0))
+    chol = np.linalg.cholesky(cov + np.eye(p) * 1e-15 * max(1.0, float(np.abs(cov).max())))
+    return a * theta + (1.0 - a) * mean + h * rng.standard_normal((n, p)) @ chol.T
+
+
+def inflate(members: np.ndarray, factor: float) -> np.ndarray:
+    """Multiplicative inflation (Anderson and Anderson 1999): every member's departure from the
+    ensemble mean × ``factor``. It stands for the model error and the sampling error of a small
+    ensemble, which otherwise make an ensemble Kalman filter ever surer of itself."""
+    X = np.atleast_2d(np.asarray(members, dtype=np.float64))
+    m = X.mean(axis=0)
+    return m + factor * (X - m)
+
+
+def relax_to_prior_spread(prior: np.ndarray, posterior: np.ndarray, alpha: float) -> np.ndarray:
+    """Relaxation to prior spread (Whitaker and Hamill 2012): the posterior's departures from its mean
+    scaled, element by element, so that its spread is alpha × the prior's + (1 - alpha) × its own.
+    alpha 0: the update as it is; 1: the prior's spread kept."""
+    prior = np.atleast_2d(np.asarray(prior, dtype=np.float64))
+    post = np.atleast_2d(np.asarray(posterior, dtype=np.float64))
+    if len(post) < 2 or alpha <= 0:
+        return post.copy()
+    sd_b = prior.std(axis=0, ddof=1)
+    sd_a = post.std(axis=0, ddof=1)
+    scale = np.where(sd_a > 0, (alpha * sd_b + (1.0 - alpha) * sd_a) / np.where(sd_a > 0, sd_a, 1.0), 1.0)
+    m = post.mean(axis=0)
+    return m + (post - m) * scale
+
+
+def unexplained_variance(predicted: np.ndarray, observed: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per observation: the squared innovation (observed minus the ensemble mean) less the ensemble's
+    variance, the part of the misfit that neither the members' spread explains: in expectation the
+    observation error's variance (Desroziers et al. 2005: E[d²] = H P Hᵀ + R). NaN where unobserved."""
+    predicted = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
+    w = _uniform(len(predicted)) if weights is None else np.asarray(weights, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        mean = w @ predicted
+        var = w @ (predicted - mean) ** 2
+        return (np.asarray(observed, dtype=np.float64) - mean) ** 2 - var
