@@ -66,7 +66,8 @@ class LiveMode(QObject):
         clock = time_label(snap.now_s, ind.clock_start_s)
         ahead = (f"; forecast (orange: p10-p90 band, median dashed, members) issued at "
                  f"{time_label(snap.issued_at, ind.clock_start_s)}" if snap.issued_at is not None else "")
-        self.label = f"live {clock}{ahead}"
+        estimates = snap.estimates_text()  # with --assimilate: what the filter makes of its parameters
+        self.label = f"live {clock}{ahead}" + (f"; estimates: {estimates}" if estimates else "")
         win.time_label.setText(f"live {clock}")
         ind.time_label.setText(self.label)
         if snap.duration_s:

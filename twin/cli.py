@@ -498,8 +498,9 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
 @click.option("--ignore-forcings", is_flag=True, help="Do not apply the record's forcing readings (the quantities the "
               "model declares as forcings): estimate a forcing's scale from the state sensors instead.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
+@click.option("--no-report", is_flag=True, help="Write the tables only, not report.html and its pictures.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
-               gate_k, obs_error, localise_m, kernel, inflation, rtps, ignore_forcings, workers):
+               gate_k, obs_error, localise_m, kernel, inflation, rtps, ignore_forcings, workers, no_report):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
     from .live.assimilate import Assimilation, AssimilationSettings
@@ -535,7 +536,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
                                     horizon_s=horizon_s, gate_k=gate_k, kernel=kernel, localise_m=localise_m,
                                     obs_error=obs_error, inflation=inflation, rtps=rtps,
                                     use_forcings=not ignore_forcings,
-                                    workers=workers)
+                                    workers=workers, report=not no_report)
     s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out)
     click.echo(f"assimilate ({method}, {members} members): {s['updates']} updates, {s['rejected']} readings "
                f"rejected, {s['wall_s']:.1f} s; outputs in {out}")

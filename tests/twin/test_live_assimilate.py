@@ -10,6 +10,7 @@ from tests.factories import X0, Y0, make_tiny_city, write_scenario
 from twin.cli import main
 from twin.core.city import City
 from twin.core.sensors import Sensor, sensors_frame
+from twin.live.follow import LiveFolder
 from twin.live.synth import replay, synth
 from twin.scenario.scenario import load_scenario
 
@@ -57,6 +58,12 @@ def test_live_assimilation_estimates_the_hidden_speed_and_its_forecasts_beat_the
         return float((s.rmse ** 2).mean() ** 0.5)
 
     assert rmse(skill["pf"]) < rmse(skill["off"])  # the counters' forecasts from the corrected ensemble are better
+    # what a viewer following the folder shows: the latest estimate with its band
+    snap = LiveFolder(tmp_path / "pf").read()
+    (est,) = snap.estimates
+    assert est["parameter"] == "speed_mps" and est["mean"] == pytest.approx(final["mean"])
+    assert snap.estimates_text().startswith("speed_mps ") and "p10-p90" in snap.estimates_text()
+    assert LiveFolder(tmp_path / "off").read().estimates == []
 
 
 def test_live_assimilation_refuses_bad_input(world, tmp_path, capsys):

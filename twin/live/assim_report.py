@@ -151,7 +151,10 @@ def write_assimilation_report(out: Path, summary: dict, headline: list[str]) -> 
     if len(params):
         fig = parameters_figure(params)
         _save(fig, out / "parameters.png")
-        parts += ["<h2>Estimated parameters</h2>", _img(fig, "parameters")]
+        est = pd.DataFrame([{"parameter": k, **v} for k, v in (summary.get("parameters") or {}).items()])
+        parts += ["<h2>Estimated parameters</h2>",
+                  est.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}") if len(est) else "",
+                  _img(fig, "parameters")]
     if len(res):
         fig = residuals_figure(res)
         _save(fig, out / "residuals.png")

@@ -64,6 +64,7 @@ class AssimilationSettings:
     adaptive_noise: bool = True  # a sensor's error as its innovations show it (never below its declared noise)
     use_forcings: bool = True  # False: forcing readings are not applied (estimate a forcing's scale instead)
     workers: int = 1
+    report: bool = True  # report.html and its pictures (parameters, residuals, skill) in --out
 
 
 @dataclass
@@ -274,15 +275,18 @@ class EnsembleFilter:
         """Each sensor's error as its readings have shown it: a running mean (the last few updates) of
         its innovations' variance that the ensemble's spread does not explain, never below the declared
         noise. What the model cannot represent (its own randomness at a sensor, a process it lacks)
-        then widens the likelihood instead of making the filter ever surer of a wrong answer."""
-        w = self.weights if self.s.method == "pf" else None
+        then widens the likelihood instead of making the filter ever surer of a wrong answer. A reading
+        the outlier test would reject (with the error seen so far) does not count."""
+        w = self.weights if self.s.method == "pf" else np.full(len(HX), 1.0 / len(HX))
         u = unexplained_variance(HX, y, w)
+        var = w @ (HX - w @ HX) ** 2
         out = sd.copy()
         for j, s in enumerate(sensors):
-            if np.isfinite(u[j]) and abs(y[j] - float((w if w is not None else np.full(len(HX), 1 / len(HX))) @ HX[:, j])) \
-                    <= self.s.gate_k * math.sqrt(max(u[j], 0.0) + float(np.var(HX[:, j])) + sd[j] ** 2) + 1e-12:
-                old = self.noise_seen.get(s.id)
-                self.noise_seen[s.id] = max(u[j], 0.0) if old is None else (1 - NOISE_MEMORY) * old + NOISE_MEMORY * max(u[j], 0.0)
+            seen = self.noise_seen.get(s.id)
+            now = max(sd[j] ** 2, seen or 0.0)
+            if np.isfinite(u[j]) and u[j] + var[j] <= self.s.gate_k ** 2 * (var[j] + now):
+                self.noise_seen[s.id] = max(u[j], 0.0) if seen is None else (
+                    (1 - NOISE_MEMORY) * seen + NOISE_MEMORY * max(u[j], 0.0))
             out[j] = math.sqrt(max(sd[j] ** 2, self.noise_seen.get(s.id, 0.0)))
         return out
 
@@ -546,8 +550,9 @@ class Assimilation(EnsembleFilter):
                                                    "rmse", "crps", "coverage"]), tmp / "skill.csv")
             self.write_tables(tmp)
             write_json(summary, tmp / "summary.json")
-            headline = [f"kpi.{k.name}" for k in self.sc.model_class().kpis if k.headline and not k.keyed]
-            write_assimilation_report(tmp, summary, headline)
+            if self.s.report:
+                headline = [f"kpi.{k.name}" for k in self.sc.model_class().kpis if k.headline and not k.keyed]
+                write_assimilation_report(tmp, summary, headline)
 
 
 def _array(model, path: str) -> np.ndarray:
