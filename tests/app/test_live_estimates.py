@@ -29,7 +29,9 @@ def test_the_window_shows_a_live_runs_estimates(window, qtbot, tmp_path):
     assert window.open_scenario(scenario)
     assert window.follow_live(tmp_path / "live")
     qtbot.waitUntil(lambda: window.live_mode.updates > 0, timeout=60_000)
-    text = window.indicators.time_label.text()
+    label = window.live_mode.estimates
     snap = window.session.live_snapshot
-    assert snap.estimates and f"estimates: {snap.estimates_text()}" in text
-    assert "speed_mps" in text and "p10-p90" in text
+    assert label.isVisible() and snap.estimates and label.text() == f"estimated: {snap.estimates_text()}"
+    assert label.text().startswith("estimated: speed_mps ") and "p10-p90" in label.text()
+    shot = tmp_path / "live_estimates.png"  # what it looks like (docs/screenshot_live_estimates.png)
+    assert window.indicators.grab().save(str(shot)) and shot.stat().st_size > 1000
