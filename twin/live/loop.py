@@ -143,6 +143,8 @@ class LiveTwin:
     def run_until(self) -> dict:
         try:
             self._loop()
+            if self.filter is not None:  # the readings since the last forecast correct the estimates too
+                self.filter.catch_up(self.run.time_s)
             self._score_due(final=True)
             self._checkpoint()
         finally:
@@ -457,7 +459,9 @@ class LiveTwin:
 
     def summary(self) -> dict:
         return {"time_s": self.run.time_s, "feeds": self._feed_counts(), "forecasts": len(self.forecasts),
-                "alerts": len(self.alerts), "skill_rows": len(self.skill), "forced": sorted(self.forced)}
+                "alerts": len(self.alerts), "skill_rows": len(self.skill), "forced": sorted(self.forced),
+                # readings for a time the filter had passed when they came (not used by it)
+                "late_for_filter": self.filter_late if self.filter is not None else 0}
 
 
 
