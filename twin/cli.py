@@ -491,6 +491,8 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
 @click.option("--kernel", type=float, default=0.3, show_default=True,
               help="pf: after resampling, the parameters are jittered by this share of their spread and shrunk towards "
                    "their mean to keep it (Liu-West kernel h; 0: they keep their value).")
+@click.option("--temper", "temper_to", type=float, default=0.3, show_default=True,
+              help="pf: temper an update's likelihood so that this share of the members stays effective (0: never).")
 @click.option("--inflation", type=float, default=1.0, show_default=True,
               help="enkf: the ensemble's departures from its mean × this before each update (1: none).")
 @click.option("--rtps", type=float, default=0.5, show_default=True,
@@ -500,7 +502,8 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
 @click.option("--no-report", is_flag=True, help="Write the tables only, not report.html and its pictures.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
-               gate_k, obs_error, localise_m, kernel, inflation, rtps, ignore_forcings, workers, no_report):
+               gate_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, ignore_forcings, workers,
+               no_report):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
     from .live.assimilate import Assimilation, AssimilationSettings
@@ -518,6 +521,8 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
         raise UserError(f"--localise-m {localise_m}: give a distance in metres (0: correct parameters only).")
     if not 0 <= kernel < 1:
         raise UserError(f"--kernel {kernel}: give a share of the parameters' spread from 0 to below 1 (e.g. 0.3).")
+    if not 0 <= temper_to < 1:
+        raise UserError(f"--temper {temper_to}: give a share of the members from 0 (never) to below 1 (e.g. 0.3).")
     if not 1 <= inflation <= 3:
         raise UserError(f"--inflation {inflation}: give a factor from 1 (none) to 3 (e.g. 1.1).")
     if not 0 <= rtps <= 1:
@@ -534,7 +539,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     check_out_dir(out)
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
                                     horizon_s=horizon_s, gate_k=gate_k, kernel=kernel, localise_m=localise_m,
-                                    obs_error=obs_error, inflation=inflation, rtps=rtps,
+                                    obs_error=obs_error, inflation=inflation, rtps=rtps, temper_to=temper_to,
                                     use_forcings=not ignore_forcings,
                                     workers=workers, report=not no_report)
     s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out)

@@ -78,7 +78,8 @@ def test_assimilation_beats_the_open_loop_and_finds_the_hidden_speed(world, meth
 def test_a_model_error_flattens_the_particle_weights(world, tmp_path):
     ess = {}
     for name, extra in (("noise", []), ("model_error", ["--obs-error", "0.2"])):
-        assert _assimilate(world, tmp_path / name, "--horizon-s", "1", "--forecast-interval-s", "60", *extra) == 0
+        assert _assimilate(world, tmp_path / name, "--horizon-s", "1", "--forecast-interval-s", "60", "--temper", "0",
+                           *extra) == 0
         ess[name] = pd.read_csv(tmp_path / name / "updates.csv").ess.iloc[0]
     assert ess["noise"] < ess["model_error"] <= 8
 

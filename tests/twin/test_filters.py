@@ -177,3 +177,18 @@ def test_the_unexplained_variance_estimates_the_observation_error():
     observed = truth + rng.normal(0.0, 2.0, n)
     u = [unexplained_variance(members[k][:, None], observed[k:k + 1])[0] for k in range(n)]
     assert np.mean(u) == pytest.approx(4.0, rel=0.1)  # E[d²] - spread² = R (the mean's own error is small)
+
+
+def test_tempering_keeps_a_share_of_the_particles_effective_and_is_off_when_not_needed():
+    from twin.live.filters import particle_step
+
+    rng = np.random.default_rng(10)
+    predicted = rng.normal(0.0, 1.0, (50, 4))  # 50 particles, 4 sharp readings far from most of them
+    observed, sd = np.full(4, 1.5), np.full(4, 0.05)
+    sharp = particle_step(predicted, observed, sd, np.random.default_rng(1), resample_below=0.0)
+    tempered = particle_step(predicted, observed, sd, np.random.default_rng(1), resample_below=0.0, temper_to=0.3)
+    assert sharp.tempering == 1.0 and sharp.ess < 2
+    assert 0 < tempered.tempering < 0.1 and tempered.ess == pytest.approx(15, rel=1e-3)
+    loose = particle_step(predicted, observed, np.full(4, 50.0), np.random.default_rng(1), resample_below=0.0,
+                          temper_to=0.3)
+    assert loose.tempering == 1.0 and loose.ess > 45  # readings that say little are taken as they are

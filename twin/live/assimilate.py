@@ -61,6 +61,7 @@ class AssimilationSettings:
     obs_error: float = 0.0  # a model error added to each sensor's noise: this share of the reading
     localise_m: float = 0.0  # enkf: correct the model's correctable state within 2 × this of a gauge (0: not)
     resample_below: float = 0.5  # pf: resample when the effective sample size falls below this share of N
+    temper_to: float = 0.3  # pf: temper an update's likelihood so that this share of N stays effective (0: never)
     adaptive_noise: bool = True  # a sensor's error as its innovations show it (never below its declared noise)
     use_forcings: bool = True  # False: forcing readings are not applied (estimate a forcing's scale instead)
     workers: int = 1
@@ -217,9 +218,11 @@ class EnsembleFilter:
         rng = np.random.default_rng([self.seed, STREAM, self.n_updates + 1])
         before = (self.weights if self.s.method == "pf" else np.full(len(HX), 1.0 / len(HX))) @ HX
         ess = float(len(members))
+        tempering = 1.0
         if self.s.method == "pf":
             up = particle_step(HX, y, sd, rng, prior_weights=self.weights, resample_below=self.s.resample_below,
-                               gate_k=self.s.gate_k)
+                               gate_k=self.s.gate_k, temper_to=self.s.temper_to)
+            tempering = up.tempering
             after = up.weights @ HX
             if up.resampled:
                 members = self._resample(members, up.parents, rng)
@@ -260,7 +263,7 @@ class EnsembleFilter:
         missing = ~np.isfinite(y)
         self.update_rows.append({"time_s": t, "method": self.s.method, "observations": len(y),
                                  "used": int(used.sum()), "rejected": int(rejected.sum()),
-                                 "missing": int(missing.sum()), "ess": ess,
+                                 "missing": int(missing.sum()), "ess": ess, "tempering": tempering,
                                  "wall_s": round(time.perf_counter() - wall, 4)})
         for j, s in enumerate(sensors):
             fate = "used" if used[j] else "rejected" if rejected[j] else "missing"
@@ -390,7 +393,7 @@ class EnsembleFilter:
         write_csv(pd.DataFrame(self.param_rows, columns=["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"]),
                   out / "parameters.csv")
         write_csv(pd.DataFrame(self.update_rows, columns=["time_s", "method", "observations", "used", "rejected",
-                                                          "missing", "ess", "wall_s"]), out / "updates.csv")
+                                                          "missing", "ess", "tempering", "wall_s"]), out / "updates.csv")
         write_csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
                   out / "residuals.csv")
 

@@ -110,25 +110,49 @@ class ParticleUpdate:
     resampled: bool
     used: np.ndarray  # mask over the observations
     rejected: np.ndarray  # mask over the observations: outside the gate
+    tempering: float = 1.0  # the exponent the likelihood was raised to (1: as it is)
+
+
+def tempering_exponent(logl: np.ndarray, prior_weights: np.ndarray, target_ess: float) -> float:
+    """The largest exponent φ in (0, 1] whose tempered weights ``prior × likelihood^φ`` keep an
+    effective sample size of at least ``target_ess`` (bisection; the ESS falls as φ grows). Tempering
+    is the likelihood of observations whose error is 1/sqrt(φ) times the one assumed: what a model
+    further from the truth than its sensors' noise needs, instead of one particle taking all."""
+    logw0 = np.log(np.maximum(np.asarray(prior_weights, dtype=np.float64), 1e-300))
+
+    def ess(phi: float) -> float:
+        return effective_sample_size(normalise_log_weights(logw0 + phi * logl))
+
+    if ess(1.0) >= target_ess - 1e-9:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if ess(mid) >= target_ess else (lo, mid)
+    return max(lo, 1e-12)
 
 
 def particle_step(predicted: np.ndarray, observed: np.ndarray, sd: np.ndarray, rng: np.random.Generator,
                   prior_weights: np.ndarray | None = None, resample_below: float = 1.0,
-                  gate_k: float = DEFAULT_GATE_K) -> ParticleUpdate:
+                  gate_k: float = DEFAULT_GATE_K, temper_to: float = 0.0) -> ParticleUpdate:
     """One step of sequential importance resampling: weights × the likelihood of the observations that
     pass the gate; systematic resampling when the effective sample size falls below
     ``resample_below`` × N (1.0: at every step, the bootstrap filter). After resampling the weights
-    are uniform again; the caller restores each child from its parent's state and reseeds it."""
+    are uniform again; the caller restores each child from its parent's state and reseeds it. With
+    ``temper_to`` > 0 the likelihood is tempered (``tempering_exponent``) so that at least that share
+    of N members stays effective."""
     predicted = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
     n = len(predicted)
     w0 = _uniform(n) if prior_weights is None else np.asarray(prior_weights, dtype=np.float64)
     used, rejected = gate(predicted, observed, sd, gate_k, w0)
     obs = np.where(used, observed, np.nan)
-    w = normalise_log_weights(np.log(np.maximum(w0, 1e-300)) + gaussian_log_likelihood(predicted, obs, sd))
+    logl = gaussian_log_likelihood(predicted, obs, sd)
+    phi = tempering_exponent(logl, w0, temper_to * n) if temper_to > 0 and used.any() else 1.0
+    w = normalise_log_weights(np.log(np.maximum(w0, 1e-300)) + phi * logl)
     ess = effective_sample_size(w)
     if used.any() and ess < resample_below * n + 1e-9:
-        return ParticleUpdate(w, ess, systematic_resample(w, rng), True, used, rejected)
-    return ParticleUpdate(w, ess, np.arange(n), False, used, rejected)
+        return ParticleUpdate(w, ess, systematic_resample(w, rng), True, used, rejected, phi)
+    return ParticleUpdate(w, ess, np.arange(n), False, used, rejected, phi)
 
 
 # -- the ensemble Kalman filter ----------------------------------------------------------------------------
