@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QFileDialog, QInputDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLabel
 
 from twin.live.forecast import duration_text
 
@@ -30,6 +30,10 @@ class LiveMode(QObject):
         self.label = "live"
         self.frames = 0  # live model states drawn
         self.frame = None
+        # with --assimilate: each estimated parameter and its band, one a line, under the live caption
+        self.estimates = QLabel("")
+        self.estimates.setVisible(False)
+        win.indicators.layout().insertWidget(1, self.estimates)
         for name in ("live_started", "live_changed", "live_frame", "live_stopped"):
             win.bridge.subscribe(name, getattr(self, f"_on_{name}"))
 
@@ -67,6 +71,9 @@ class LiveMode(QObject):
         ahead = (f"; forecast (orange: p10-p90 band, median dashed, members) issued at "
                  f"{time_label(snap.issued_at, ind.clock_start_s)}" if snap.issued_at is not None else "")
         self.label = f"live {clock}{ahead}"
+        text = snap.estimates_text()  # with --assimilate: what the filter makes of its parameters
+        self.estimates.setText("estimated: " + text.replace("; ", "\nestimated: ") if text else "")
+        self.estimates.setVisible(bool(text))
         win.time_label.setText(f"live {clock}")
         ind.time_label.setText(self.label)
         if snap.duration_s:

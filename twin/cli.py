@@ -432,8 +432,13 @@ def feed_replay(record, to, speed):
 @click.option("--late-tolerance-s", type=float, default=0.0, show_default=True,
               help="Messages older than the model's clock by more than this are late.")
 @click.option("--stop-when-silent-s", type=float, metavar="S", help="Stop when no feed has sent anything for S s.")
+@click.option("--assimilate", type=click.Choice(["off", "pf", "enkf"]), default="off", show_default=True,
+              help="Keep --members runs corrected by the state sensors' readings (particle filter or ensemble "
+                   "Kalman filter, as `citytwin assimilate`); the forecasts start from them.")
+@click.option("--estimate", "estimate", multiple=True, metavar="NAME=LOW..HIGH",
+              help="With --assimilate: a numeric parameter the filter estimates, its prior uniform over the range.")
 def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s, horizon_s, members, member_sets,
-         workers, start, clock, late_tolerance_s, stop_when_silent_s):
+         workers, start, clock, late_tolerance_s, stop_when_silent_s, assimilate, estimate):
     """The twin kept in step with its feeds, with rolling ensemble forecasts, forecast alerts and skill."""
     from datetime import datetime
 
@@ -467,9 +472,19 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
         from twin.core.params import validate_params
 
         validate_params(sc.model_class(), member_overrides, "--member-set")
+    if estimate and assimilate == "off":
+        raise UserError("--estimate needs --assimilate pf or enkf (the filter estimates the parameters).")
+    if assimilate != "off" and members < 2:
+        raise UserError(f"--members {members}: --assimilate {assimilate} needs at least 2 members.")
+    from twin.runs.uncertainty import parse_ranges
+
+    ranges = parse_ranges(sc, list(estimate), "--estimate") if estimate else []
+    taken = sorted({r.name for r in ranges} & set(overrides))
+    if taken:
+        raise UserError(f"--estimate and --set both give {taken[0]}; a parameter is either estimated or set.")
     preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
     check_out_dir(out)
-    settings = LiveSettings(until_s=until_s, forecast_interval_s=forecast_interval_s, horizon_s=horizon_s,
+    settings = LiveSettings(until_s=until_s, assimilate=assimilate, estimate=ranges, forecast_interval_s=forecast_interval_s, horizon_s=horizon_s,
                             members=members, workers=workers, start_epoch_s=epoch, clock=clock,
                             member_overrides=member_overrides,
                             late_tolerance_s=late_tolerance_s, stop_when_silent_s=stop_when_silent_s)
@@ -503,13 +518,22 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
 @click.option("--localise-m", "localise_m", type=float, default=0.0, show_default=True,
               help="enkf: also correct the state the model declares correctable, each sensor within about twice "
                    "this many metres (Gaspari-Cohn half-width); 0: parameters only.")
-@click.option("--kernel", type=float, default=0.2, show_default=True,
-              help="pf: a resampled copy's parameters move by this share of their spread (0: they keep their value).")
+@click.option("--kernel", type=float, default=0.3, show_default=True,
+              help="pf: after resampling, the parameters are jittered by this share of their spread and shrunk towards "
+                   "their mean to keep it (Liu-West kernel h; 0: they keep their value).")
+@click.option("--temper", "temper_to", type=float, default=0.3, show_default=True,
+              help="pf: temper an update's likelihood so that this share of the members stays effective (0: never).")
+@click.option("--inflation", type=float, default=1.0, show_default=True,
+              help="enkf: the ensemble's departures from its mean × this before each update (1: none).")
+@click.option("--rtps", type=float, default=0.5, show_default=True,
+              help="enkf: what the update corrects keeps this share of its spread before the update (0: none).")
 @click.option("--ignore-forcings", is_flag=True, help="Do not apply the record's forcing readings (the quantities the "
               "model declares as forcings): estimate a forcing's scale from the state sensors instead.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
+@click.option("--no-report", is_flag=True, help="Write the tables only, not report.html and its pictures.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
-               gate_k, obs_error, localise_m, kernel, ignore_forcings, workers):
+               gate_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, ignore_forcings, workers,
+               no_report):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
     from .live.assimilate import Assimilation, AssimilationSettings
@@ -525,8 +549,14 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
         raise UserError(f"--obs-error {obs_error}: give a share of the reading from 0 to 10 (e.g. 0.1).")
     if not 0 <= localise_m < 1e6:
         raise UserError(f"--localise-m {localise_m}: give a distance in metres (0: correct parameters only).")
-    if not 0 <= kernel < 10:
-        raise UserError(f"--kernel {kernel}: give a share of the parameters' spread from 0 to 10 (e.g. 0.2).")
+    if not 0 <= kernel < 1:
+        raise UserError(f"--kernel {kernel}: give a share of the parameters' spread from 0 to below 1 (e.g. 0.3).")
+    if not 0 <= temper_to < 1:
+        raise UserError(f"--temper {temper_to}: give a share of the members from 0 (never) to below 1 (e.g. 0.3).")
+    if not 1 <= inflation <= 3:
+        raise UserError(f"--inflation {inflation}: give a factor from 1 (none) to 3 (e.g. 1.1).")
+    if not 0 <= rtps <= 1:
+        raise UserError(f"--rtps {rtps}: give a share from 0 (none) to 1 (the prior's spread kept).")
     if members < 2:
         raise UserError(f"--members {members}: a filter needs at least 2 members.")
     overrides = parse_set(list(sets))
@@ -539,9 +569,9 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     check_out_dir(out)
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
                                     horizon_s=horizon_s, gate_k=gate_k, kernel=kernel, localise_m=localise_m,
-                                    obs_error=obs_error,
+                                    obs_error=obs_error, inflation=inflation, rtps=rtps, temper_to=temper_to,
                                     use_forcings=not ignore_forcings,
-                                    workers=workers)
+                                    workers=workers, report=not no_report)
     s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out)
     click.echo(f"assimilate ({method}, {members} members): {s['updates']} updates, {s['rejected']} readings "
                f"rejected, {s['wall_s']:.1f} s; outputs in {out}")

@@ -28,11 +28,13 @@ while anyone is in the station.
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 
 import numpy as np
 import shapely
 
 from twin.core.errors import UserError
+from twin.core.params import plain_value
 from twin.core.grid import GridField
 from agents.water_hazard import CLASSES as HAZARD_CLASSES, people_by_hazard, wading_speed_factor
 from .los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
@@ -247,6 +249,13 @@ LIFT_AVOID_S = 3600.0  # what a lift (or a waypoint that only leads on by lift) 
 GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of its middle (the street outside)
 
 
+# The state arrays with a row per passenger, and the walking crowd's (a row per place, as many as
+# passengers): a run continued with another demand_scale has other numbers of them (adapt_state).
+PASSENGER_ARRAYS = ("state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "lane_of",
+                    "t_validated", "conn_e", "came_from", "t_on", "t_off")
+CROWD_ARRAYS = ("crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.lv",
+                "crowd.hold", "crowd.board", "crowd.paid")
+
 class StationDispersalModel(CityModel):
     name = "station_dispersal"
     title = "Station crowd dispersal"
@@ -320,7 +329,7 @@ class StationDispersalModel(CityModel):
     state_attrs = (
         "crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.lv",
         "crowd.hold", "crowd.board", "crowd.paid", "crowd.n", "crowd.step_no",
-        "state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "src_ptr", "n_released",
+        "state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "src_ptr", "src_sizes", "n_released",
         "lane_of", "lane_free_at", "passed_by_ticket", "t_validated",
         "conn_e", "came_from", "t_on", "t_off", "entry_free_at", "entry_places", "conn_load", "passed_by_connector",
         "n_transit",
@@ -351,7 +360,7 @@ class StationDispersalModel(CityModel):
         StateSpec("gate_of", index_of="exited_by_gate", low=-1),
         StateSpec("poi_of", index_of="onward.next_dep", low=-1),
         StateSpec("lane_of", index_of="lane_free_at", low=-1),
-        *StateSpec.each(("src_ptr", "n_released", "n_transit"), low=0, high="state"),
+        *StateSpec.each(("src_ptr", "src_sizes", "n_released", "n_transit"), low=0, high="state"),
         *StateSpec.each(("passed_by_ticket", "conn_load", "passed_by_connector", "exited_by_gate", "entry_places",
                          "onward.boarded_by_poi", "onward.departures"), low=0),
     )
@@ -507,19 +516,28 @@ class StationDispersalModel(CityModel):
             self.entry_landing.append(pts)
             self.entry_landing_xy[e] = pts.mean(axis=0)
 
-    def _draw_passengers(self, shares: np.ndarray) -> None:
-        """Trains (the scenario's timetable, else the sources' counts), their release times and
-        the per-passenger draws (speed, mode, guidance, route taste, escalator walking); a
-        passenger's index is their id for the whole run."""
-        st, p, rng = self.station, self.p, self.rng
-        notes: list[str] = []
+    def _planned_trains(self, p: dict, notes: list[str] | None = None) -> list[Train]:
+        """The trains of parameters ``p`` (the scenario's timetable, else the sources' counts), scaled;
+        ``notes`` gains what was cut to the platforms' ``max_per_train``."""
+        st = self.station
         trains = trains_from_params(p, [s.id for s in st.sources], self.duration_s,
-                                    [s.max_per_train for s in st.sources], notes)
-        for note in notes:
-            self.warn(note)
+                                    [s.max_per_train for s in st.sources], [] if notes is None else notes)
         if trains is None:
             trains = [Train(si, s.release_s, scaled(s.count, p["demand_scale"])) for si, s in enumerate(st.sources)]
             check_total([t.passengers for t in trains], "layer sources (count × demand_scale)")
+        return trains
+
+    def _draw_passengers(self, shares: np.ndarray, sizes: list[int] | None = None) -> None:
+        """Trains, their release times and the per-passenger draws (speed, mode, guidance, route
+        taste, escalator walking); a passenger's index is their id for the whole run. ``sizes``: each
+        train's passengers as a restored run continued with another demand has them (adapt_state)."""
+        st, p, rng = self.station, self.p, self.rng
+        notes: list[str] = []
+        trains = self._planned_trains(p, notes)
+        for note in notes:
+            self.warn(note)
+        if sizes is not None:
+            trains = [Train(t.source, t.arrival_s, n) for t, n in zip(trains, sizes)]
         planned = trains
         if p["train_delays"]:
             trains = apply_delays(trains, p["train_delays"], [s.id for s in st.sources])
@@ -550,6 +568,7 @@ class StationDispersalModel(CityModel):
         self.release_t = np.concatenate(rel) if rel else np.zeros(0)
         self.src_of = np.concatenate(src_of).astype(np.int32) if src_of else np.zeros(0, np.int32)
         self.src_ptr = [a for a, _ in self.src_ranges]
+        self.src_sizes = [int(b - a) for a, b in self.src_ranges]
         self.v0 = np.clip(rng.normal(p["desired_speed_mps"], p["desired_speed_sd_mps"], N), 0.5, 2.0)
         self.mode = rng.choice(4, size=N, p=shares / shares.sum()).astype(np.int32)
         # tourists from a stream of their own, so the share changes no other draw; they leave on foot
@@ -1284,7 +1303,78 @@ class StationDispersalModel(CityModel):
                 out[platform] = float(delay)
         return out
 
+    # -- a run continued with another demand (demand_scale: the passengers yet to come) ----------------
+    def saved_rows(self, saved, shapes):
+        attrs = saved.get("attrs") if isinstance(saved, dict) else None
+        sizes = attrs.get("src_sizes") if isinstance(attrs, dict) else None
+        if sizes is None or sizes == self.src_sizes:
+            return {}  # a missing entry is named by set_state
+        if not (isinstance(sizes, list) and len(sizes) == len(self.src_sizes)
+                and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in sizes)):
+            raise UserError(f"'src_sizes' = {str(sizes)[:60]} must give the passengers of each of this run's "
+                            f"{len(self.src_sizes)} trains (whole numbers from 0).")
+        check_total(sizes, "'src_sizes' (the saved run's passengers per train)")
+        n = sum(sizes)
+        held = shapes.get("state")
+        if held is not None and tuple(held[:1]) != (n,):
+            raise UserError(f"'src_sizes' gives {n:,} passengers, but array 'state' holds {held[0] if held else 0:,}; "
+                            "the state was edited or damaged.")
+        return {**dict.fromkeys(PASSENGER_ARRAYS, n), **dict.fromkeys(CROWD_ARRAYS, max(n, 1))}
+
+    def adapt_state(self, arrays, meta):
+        """A state saved with another demand (``demand_scale``): those already released keep their
+        state, the trains' passengers yet to come are this run's. A train that has released all its
+        passengers keeps them; one still releasing keeps at least those (a lower demand cannot take back
+        who arrived) and releases the others on this run's schedule. Those kept have this run's per-passenger draws (speed, mode) where they are not
+        state."""
+        attrs = meta.get("attrs", {})
+        old, ptr = attrs.get("src_sizes"), attrs.get("src_ptr")
+        saved_p = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+        mine = {k: plain_value(v) for k, v in self.p.items()}
+        self._other_demand_only = {k: v for k, v in saved_p.items() if k != "demand_scale"} == {
+            k: v for k, v in mine.items() if k != "demand_scale"}
+        if (not isinstance(old, list) or old == self.src_sizes or not isinstance(ptr, list) or len(ptr) != len(old)
+                or any(len(arrays.get(k, ())) != sum(old) for k in PASSENGER_ARRAYS)):
+            return arrays, meta  # as it is; set_state's checks say what is wrong, if anything
+        state = arrays["state"]
+        starts = np.r_[0, np.cumsum(old)].astype(np.int64)
+        released = []
+        for k, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
+            seen = np.flatnonzero(state[a:b] != PENDING)
+            released.append(int(min(max(int(ptr[k]) - a, (seen[-1] + 1) if len(seen) else 0, 0), b - a)))
+        # a train that has released everyone keeps its count; one still releasing (or to come) takes
+        # this run's, and those its schedule would have released by now step off at once
+        sizes = [r if 0 < r == o else max(int(n), r) for n, r, o in zip(self.src_sizes, released, old)]
+        if sizes != self.src_sizes:  # this run's layout of passengers, with room for those released
+            self._draw_passengers(self._mode_shares(), sizes)
+            self._setup_tickets(self.N)
+            self._setup_routes()
+            self._setup_crowd()
+        new_starts = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+        old_idx = np.concatenate([np.arange(a, a + r) for a, r in zip(starts[:-1], released)] + [np.zeros(0, np.int64)])
+        new_idx = np.concatenate([np.arange(a, a + r) for a, r in zip(new_starts[:-1], released)] + [np.zeros(0, np.int64)])
+        out = dict(arrays)
+        for path in PASSENGER_ARRAYS:
+            a = attrgetter(path)(self).copy()
+            a[new_idx] = arrays[path][old_idx]
+            out[path] = a
+        n = int(attrs.get("crowd.n", 0)) if isinstance(attrs.get("crowd.n", 0), int) else 0
+        n = min(max(n, 0), len(arrays["crowd.ids"]), self.crowd.cap)
+        where = np.full(len(state), -1, dtype=np.int64)
+        where[old_idx] = new_idx
+        for path in CROWD_ARRAYS:
+            a = attrgetter(path)(self).copy()
+            a[:n] = arrays[path][:n]
+            out[path] = a
+        ids = arrays["crowd.ids"][:n]
+        ok = (ids >= 0) & (ids < len(where))
+        out["crowd.ids"][:n] = np.where(ok, where[np.where(ok, ids, 0)], -1)  # -1: refused by the index check
+        new_attrs = {**attrs, "src_ptr": [int(a + r) for a, r in zip(new_starts[:-1], released)], "src_sizes": sizes}
+        return out, {**meta, "attrs": new_attrs}
+
     def on_restore(self, same_params: bool) -> None:
+        # another demand only: the gates, banks and guidance are the saved run's, nobody chooses again
+        same_params = same_params or getattr(self, "_other_demand_only", False)
         T = self.T
         if same_params:  # the state's targets are this model's: its numbers must index them
             if len(self.queue_s) != T or (self.crowd.tgt >= max(T, 1)).any():

@@ -37,16 +37,16 @@ def world(tmp_path_factory):
     return {"dir": d, "scenario": scenario, "record": d / "record"}
 
 
-def _assimilate(world, out, *extra, record=None):
+def _assimilate(world, out, *extra, record=None, report=False):
     return main(["assimilate", str(world["scenario"]), "--record", str(record or world["record"]), "--out", str(out),
                  "--members", "8", "--estimate", "speed_mps=0.6..1.6", "--forecast-interval-s", "20",
-                 "--horizon-s", "20", *extra])
+                 "--horizon-s", "20", *extra, *([] if report else ["--no-report"])])
 
 
 @pytest.mark.parametrize("method", ["pf", "enkf"])
 def test_assimilation_beats_the_open_loop_and_finds_the_hidden_speed(world, method):
     out = world["dir"] / f"out_{method}"
-    assert _assimilate(world, out, "--method", method) == 0
+    assert _assimilate(world, out, "--method", method, report=method == "pf") == 0
     skill = pd.read_csv(out / "skill.csv")
     assert set(skill.method) == {"open_loop", "assimilated"}
     table = rmse_table(skill[skill.lead_s >= 5])
@@ -67,12 +67,19 @@ def test_assimilation_beats_the_open_loop_and_finds_the_hidden_speed(world, meth
     used = res[res.fate == "used"]
     # the update pulls the members towards the readings
     assert (used.observed - used.after).abs().mean() < (used.observed - used.before).abs().mean()
+    if method == "pf":  # what a user sees: the estimates, residuals and skill as pictures in one page
+        page = (out / "report.html").read_text(encoding="utf-8")
+        for name in ("parameters", "residuals", "skill"):
+            assert (out / f"{name}.png").stat().st_size > 5000
+            assert f'alt="{name}" src="data:image/png;base64,' in page
+        assert "speed_mps" in page and "E2" in page
 
 
 def test_a_model_error_flattens_the_particle_weights(world, tmp_path):
     ess = {}
     for name, extra in (("noise", []), ("model_error", ["--obs-error", "0.2"])):
-        assert _assimilate(world, tmp_path / name, "--horizon-s", "1", "--forecast-interval-s", "60", *extra) == 0
+        assert _assimilate(world, tmp_path / name, "--horizon-s", "1", "--forecast-interval-s", "60", "--temper", "0",
+                           *extra) == 0
         ess[name] = pd.read_csv(tmp_path / name / "updates.csv").ess.iloc[0]
     assert ess["noise"] < ess["model_error"] <= 8
 
@@ -131,6 +138,10 @@ def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
     assert "cannot continue a run with another value of" in capsys.readouterr().err
     assert _assimilate(world, tmp_path / "o6", "--kernel", "-1") == 2
     assert _assimilate(world, tmp_path / "o7", "--obs-error", "-0.1") == 2
+    assert _assimilate(world, tmp_path / "o8", "--inflation", "0.5") == 2
+    assert "--inflation 0.5" in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o9", "--rtps", "2") == 2
+    assert "--rtps 2" in capsys.readouterr().err
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o5").exists()
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
 
@@ -149,7 +160,7 @@ def test_the_enkf_corrects_the_declared_state_near_a_gauge(tmp_path, capsys):
         out = tmp_path / name
         assert main(["assimilate", str(scenario), "--record", str(tmp_path / "record"), "--out", str(out),
                      "--method", "enkf", "--members", "8", "--estimate", "speed_mps=0.6..1.6",
-                     "--forecast-interval-s", "10", "--horizon-s", "10", *extra]) == 0
+                     "--forecast-interval-s", "10", "--horizon-s", "10", "--no-report", *extra]) == 0
         skill = pd.read_csv(out / "skill.csv")
         s = skill[(skill.kpi == "sensor.M1") & (skill.lead_s == 0) & (skill.method == "assimilated")]
         lead0[name] = float(np.sqrt(np.mean(s.rmse ** 2)))
@@ -180,7 +191,7 @@ def test_a_counter_is_predicted_over_its_own_interval_even_after_a_missing_readi
     (rec / "messages.jsonl").write_text("\n".join(lines) + "\n")  # the reading at 20 s is lost
     out = tmp_path / "out"
     assert main(["assimilate", str(scenario), "--record", str(rec), "--out", str(out), "--members", "4",
-                 "--horizon-s", "0.5", "--forecast-interval-s", "100"]) == 0
+                 "--horizon-s", "0.5", "--forecast-interval-s", "100", "--no-report"]) == 0
     res = pd.read_csv(out / "residuals.csv")
     truth = pd.read_csv(rec / "truth.csv").set_index("time_s")["value"]
     assert list(res.time_s) == [10.0, 30.0, 40.0]

@@ -136,3 +136,59 @@ def test_the_particle_filter_skips_missing_and_gates_wild_observations():
     ref = np.exp(-0.5 * ((x[:, 0] - 0.5) / 0.5) ** 2)
     assert np.allclose(up.weights, ref / ref.sum())  # only the first one counted
     assert not up.resampled and np.array_equal(up.parents, np.arange(200))
+
+
+def test_the_liu_west_kernel_keeps_the_mean_and_spread_and_parts_identical_members():
+    from twin.live.filters import liu_west
+
+    rng = np.random.default_rng(5)
+    theta = rng.normal([1.0, -2.0], [0.5, 0.1], (50_000, 2))
+    moved = liu_west(theta, np.full(len(theta), 1 / len(theta)), 0.3, np.random.default_rng(6))
+    assert np.allclose(moved.mean(axis=0), theta.mean(axis=0), atol=0.01)
+    assert np.allclose(moved.std(axis=0), theta.std(axis=0), rtol=0.02)
+    assert np.corrcoef(moved[:, 0], theta[:, 0])[0, 1] == pytest.approx(np.sqrt(1 - 0.3 ** 2), abs=0.01)
+    # an ensemble collapsed onto one value is jittered by at least the floor: no two members alike
+    same = liu_west(np.ones((8, 1)), np.full(8, 1 / 8), 0.3, np.random.default_rng(7), floor_sd=0.1)
+    assert len(np.unique(same)) == 8 and 0.005 < same.std() < 0.1
+
+
+def test_inflation_and_relaxation_to_prior_spread_restore_the_spread_they_promise():
+    from twin.live.filters import inflate, relax_to_prior_spread
+
+    rng = np.random.default_rng(8)
+    prior = rng.normal(0.0, 2.0, (200, 3))
+    assert np.allclose(inflate(prior, 1.5).std(axis=0), 1.5 * prior.std(axis=0))
+    assert np.allclose(inflate(prior, 1.5).mean(axis=0), prior.mean(axis=0))
+    post = 3.0 + 0.1 * (prior - prior.mean(axis=0))
+    relaxed = relax_to_prior_spread(prior, post, 0.5)
+    want = 0.5 * prior.std(axis=0, ddof=1) + 0.5 * post.std(axis=0, ddof=1)
+    assert np.allclose(relaxed.std(axis=0, ddof=1), want) and np.allclose(relaxed.mean(axis=0), post.mean(axis=0))
+    assert np.allclose(relax_to_prior_spread(prior, post, 0.0), post)
+
+
+def test_the_unexplained_variance_estimates_the_observation_error():
+    from twin.live.filters import unexplained_variance
+
+    rng = np.random.default_rng(9)
+    n = 4000  # cases; in each the truth is drawn like one of 30 members (spread 1), read with an error of sd 2
+    centre = rng.normal(0.0, 10.0, n)
+    truth = centre + rng.normal(0.0, 1.0, n)
+    members = centre[:, None] + rng.normal(0.0, 1.0, (n, 30))
+    observed = truth + rng.normal(0.0, 2.0, n)
+    u = [unexplained_variance(members[k][:, None], observed[k:k + 1])[0] for k in range(n)]
+    assert np.mean(u) == pytest.approx(4.0, rel=0.1)  # E[d²] - spread² = R (the mean's own error is small)
+
+
+def test_tempering_keeps_a_share_of_the_particles_effective_and_is_off_when_not_needed():
+    from twin.live.filters import particle_step
+
+    rng = np.random.default_rng(10)
+    predicted = rng.normal(0.0, 1.0, (50, 4))  # 50 particles, 4 sharp readings far from most of them
+    observed, sd = np.full(4, 1.5), np.full(4, 0.05)
+    sharp = particle_step(predicted, observed, sd, np.random.default_rng(1), resample_below=0.0)
+    tempered = particle_step(predicted, observed, sd, np.random.default_rng(1), resample_below=0.0, temper_to=0.3)
+    assert sharp.tempering == 1.0 and sharp.ess < 2
+    assert 0 < tempered.tempering < 0.1 and tempered.ess == pytest.approx(15, rel=1e-3)
+    loose = particle_step(predicted, observed, np.full(4, 50.0), np.random.default_rng(1), resample_below=0.0,
+                          temper_to=0.3)
+    assert loose.tempering == 1.0 and loose.ess > 45  # readings that say little are taken as they are

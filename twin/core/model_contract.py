@@ -825,9 +825,26 @@ class CityModel(mesa.Model):
             shape[1] = self._count(spec.cols)
         return tuple(shape)
 
+    def saved_rows(self, saved: dict[str, Any], shapes: dict[str, tuple]) -> dict[str, int]:
+        """A state saved with other parameters may hold arrays with another number of rows where the
+        parameters size them (a model's agents yet to come): those paths and the rows the saved run had,
+        for the checks of the file before ``adapt_state`` makes them this model's. ``saved`` is the
+        saved model's metadata (``params``, ``attrs``), ``shapes`` the arrays' shapes in the file.
+        By default {}: every array has this model's shape."""
+        return {}
+
+    def adapt_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> tuple[dict, dict]:
+        """Called first by ``set_state``: a state saved with other parameters, made this model's shapes
+        (``saved_rows``); returns new arrays and metadata, the given ones untouched. By default as is."""
+        return arrays, meta
+
     def set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], where: str = "saved state") -> None:
         """Put back a state from ``get_state`` into this freshly built model, checking every entry
         against ``state_specs`` first (a refusal is a UserError naming ``where`` and the entry)."""
+        try:
+            arrays, meta = self.adapt_state(arrays, meta)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
         missing = [p for p in self.state_attrs if p not in arrays and p not in meta["attrs"]]
         if missing:
             raise UserError(f"{where}: it lacks {', '.join(missing[:5])} that model {self.name} needs; it was "

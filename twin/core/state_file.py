@@ -283,7 +283,14 @@ def restore_state(model, state: SavedState) -> None:
     if extra:
         raise UserError(f"{where}: array {extra[0]!r} is not part of model {model.name}'s state; the file was written "
                         "by another version of the model or edited.")
+    try:  # arrays a state saved with other parameters holds with other rows (CityModel.saved_rows)
+        rows = model.saved_rows(state.meta["model"], {p: h.shape for p, h in state.headers.items()})
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
     for path, (fresh, max_shape) in expected.items():
+        shape = fresh.shape
+        if path in rows:
+            shape = max_shape = (int(rows[path]),) + fresh.shape[1:]
         h = state.headers.get(path)
         if h is None:
             if path in state.meta["model"]["attrs"]:
@@ -293,9 +300,9 @@ def restore_state(model, state: SavedState) -> None:
         if h.dtype != fresh.dtype:
             raise UserError(f"{where}: array {path!r} has dtype {h.dtype}, model {model.name} needs {fresh.dtype}.")
         spec = model._state_spec(path)
-        if not model.state_shape_allowed(spec, h.shape, fresh.shape):
+        if not model.state_shape_allowed(spec, h.shape, shape):
             raise UserError(f"{where}: array {path!r} has shape {h.shape}, model {model.name} needs "
-                            f"{model.state_shape_text(spec, fresh.shape)} here.")
+                            f"{model.state_shape_text(spec, shape)} here.")
         limit = int(np.prod(max_shape, dtype=np.float64) * fresh.dtype.itemsize) + MAX_NPY_HEADER
         if h.file_size > limit:  # the ZIP directory announces more than the header's shape holds
             raise UserError(f"{where}: array {path!r} announces {h.file_size:,} bytes, more than its shape {h.shape} "

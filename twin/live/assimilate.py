@@ -35,11 +35,14 @@ from twin.core.files import atomic_dir, write_csv, write_json, write_parquet
 from twin.core.limits import MAX_SEED
 from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
-from .filters import DEFAULT_GATE_K, enkf_update, localisation, merge_duplicates, particle_step
+from .assim_report import write_assimilation_report
+from .filters import (DEFAULT_GATE_K, unexplained_variance, enkf_update, inflate, liu_west, localisation, merge_duplicates, particle_step,
+                      relax_to_prior_spread)
 from .forecast import MemberPool, forecast_frame, score
 from .observe import Observer
 from .synth import _is_tick, read_record, tick_times
 
+NOISE_MEMORY = 0.3  # adaptive_noise: the weight of the newest innovation in a sensor's running error variance
 STREAM = 0xA551  # the filter's draws (prior, resampling, perturbed observations, kernels)
 METHODS = ("pf", "enkf")
 OPEN_LOOP, ASSIMILATED = "open_loop", "assimilated"
@@ -52,12 +55,17 @@ class AssimilationSettings:
     forecast_interval_s: float = 300.0
     horizon_s: float = 900.0
     gate_k: float = DEFAULT_GATE_K
-    kernel: float = 0.2  # the parameters' kernel after resampling: this share of their spread
+    kernel: float = 0.3  # pf: the Liu-West kernel's h after resampling (jitter h × the spread, shrink by sqrt(1 - h²))
+    inflation: float = 1.0  # enkf: the prior's departures from its mean × this before each update
+    rtps: float = 0.5  # enkf: relaxation to prior spread of what the update corrects (0: none)
     obs_error: float = 0.0  # a model error added to each sensor's noise: this share of the reading
     localise_m: float = 0.0  # enkf: correct the model's correctable state within 2 × this of a gauge (0: not)
     resample_below: float = 0.5  # pf: resample when the effective sample size falls below this share of N
+    temper_to: float = 0.3  # pf: temper an update's likelihood so that this share of N stays effective (0: never)
+    adaptive_noise: bool = True  # a sensor's error as its innovations show it (never below its declared noise)
     use_forcings: bool = True  # False: forcing readings are not applied (estimate a forcing's scale instead)
     workers: int = 1
+    report: bool = True  # report.html and its pictures (parameters, residuals, skill) in --out
 
 
 @dataclass
@@ -68,9 +76,14 @@ class Member:
     cum: dict = field(default_factory=dict)  # count sensors: (id, tick time) -> the cumulative value then
 
 
-class Assimilation:
-    def __init__(self, scenario, record: Path, ranges: list, settings: AssimilationSettings,
-                 variant: str | None = None, seed: int | None = None, overrides: dict | None = None, log=print):
+class EnsembleFilter:
+    """An ensemble of model runs kept in step with the readings of the state sensors by a filter:
+    what ``citytwin assimilate`` (below) and ``citytwin live --assimilate`` share. Readings and forcing
+    messages are put into ``obs`` and ``forcing_msgs`` (time -> list); ``catch_up(t)`` takes the
+    members through every such time up to ``t``."""
+
+    def __init__(self, scenario, ranges: list, settings: AssimilationSettings, variant: str | None = None,
+                 seed: int | None = None, overrides: dict | None = None, log=print):
         from twin.scenario.scenario import BASELINE
 
         if settings.method not in METHODS:
@@ -81,11 +94,6 @@ class Assimilation:
             raise UserError(f"--localise-m {settings.localise_m:g}: model {scenario.model} declares no state a filter "
                             "may correct; leave --localise-m out to estimate parameters only.")
         self.sc, self.s, self.ranges = scenario, settings, list(ranges)
-        self.record_path = Path(record)
-        self.record, msgs = read_record(self.record_path)
-        if self.record.get("model") != scenario.model:
-            raise UserError(f"{self.record_path}: the record is of model {self.record.get('model')!r}, the scenario "
-                            f"{scenario.where} runs model {scenario.model!r}; give the record made from it.")
         self.variant = variant or BASELINE
         self.seed = scenario.seed if seed is None else int(seed)
         self.base = dict(overrides or {})
@@ -96,22 +104,7 @@ class Assimilation:
         self.by_id = {s.id: s for s in self.state_sensors}
         self.obs: dict[float, list[tuple[str, float]]] = {}
         self.forcing_msgs: dict[float, list[tuple[str, str, float]]] = {}
-        self.skipped = 0  # messages of no sensor of this model, or with a time that is not seconds in the run
-        for m in msgs:
-            r = self.observer.by_id.get(str(m.get("sensor"))) if isinstance(m, dict) else None
-            t = _number(m.get("time")) if r is not None else math.nan
-            if r is None or not math.isfinite(t) or not 0 < t <= scenario.duration_s + 1e-9:
-                self.skipped += 1
-                continue
-            t, v = round(t, 6), _number(m.get("value"))  # a value that is not a number: a missing reading
-            if r.how == "forcing":
-                if math.isfinite(v):
-                    self.forcing_msgs.setdefault(t, []).append((r.sensor.id, str(m.get("feature", "")), v))
-            else:
-                self.obs.setdefault(t, []).append((r.sensor.id, v))
-        if not self.obs:
-            raise UserError(f"{self.record_path}: no reading of a sensor model {scenario.model} can be read at; "
-                            "nothing to assimilate.")
+        self.hidden: dict = {}  # a twin experiment's hidden parameters (the truth of the estimates)
         self.readings: dict[str, list] = {}
         self.forced: dict = {}
         self.rng = np.random.default_rng([self.seed, STREAM])
@@ -121,10 +114,40 @@ class Assimilation:
         self.param_rows: list[dict] = []
         self.update_rows: list[dict] = []
         self.residual_rows: list[dict] = []
-        self.quantiles: list[pd.DataFrame] = []
-        self.members_frames: list[pd.DataFrame] = []
-        self.skill: list[dict] = []
-        self.truth = self._truth()
+        self.noise_seen: dict[str, float] = {}  # adaptive_noise: each sensor's error variance as seen so far
+        self.members: list[Member] = []  # the filtered ensemble
+        self.time_s = 0.0  # where catch_up has taken it
+
+    def start(self, state: bytes | None = None, open_loop: bool = False) -> list[Member]:
+        """The filtered ensemble (from the start, or every member from ``state``: a live twin's); with
+        ``open_loop`` also returns its twin that no reading will correct."""
+        filt, open_ = self._initial(state, open_loop)
+        self.members = filt
+        self.time_s = filt[0].run.time_s
+        self._record_params(self.time_s, filt)
+        return open_
+
+    def catch_up(self, t: float, others: list[list[Member]] = ()) -> list[list[Member]]:
+        """Every time up to ``t`` a reading or forcing message is at (and every count sensor's tick):
+        the members advance to it and are corrected; ``others`` (an open loop) advance alongside and
+        take the forcings. Returns ``others`` as they are then."""
+        counts = [s for s in self.state_sensors if s.mode == "count"]
+        times = sorted(x for x in set(self.obs) | set(self.forcing_msgs) | set(tick_times(counts, t)) | {round(t, 6)}
+                       if self.time_s + 1e-9 < x <= t + 1e-9)
+        others = list(others)
+        for x in times:
+            for m in self.members + [m for o in others for m in o]:
+                m.run.advance(x)  # a finished model stays as it ended: what its sensors read then
+            self._count_ticks(x, self.members)
+            rows = self.obs.get(x, [])
+            if rows:
+                ids, y = merge_duplicates([sid for sid, _ in rows], [v for _, v in rows])
+                sensors = [self.by_id[i] for i in ids]
+                self.members = self._update(x, self.members, self._predict(x, self.members, sensors), sensors, y)
+                self._record_params(x, self.members, self.weights)
+            self.members, *others = self._apply_forcings(x, [self.members, *others])
+            self.time_s = x
+        return others
 
     def log(self, text: str) -> None:
         if self._log:
@@ -142,15 +165,25 @@ class Assimilation:
         return Run(self.sc, self.variant, seed, self._overrides(params), state=st, replication=replication,
                    outputs=False)
 
-    def _initial(self) -> tuple[list[Member], list[Member]]:
+    def _initial(self, state: bytes | None = None, open_loop: bool = True) -> tuple[list[Member], list[Member]]:
         n = self.s.members
         u = self.rng.random((n, len(self.ranges)))
         filt, open_ = [], []
         for k in range(n):
             seed = int((self.seed * 1_000_003 + k + 1) % (MAX_SEED + 1))
             params = {r.name: r.scale(u[k, j]) for j, r in enumerate(self.ranges)}
-            filt.append(Member(self._build(seed, params), seed, dict(params)))
-            open_.append(Member(self._build(seed, params), seed, dict(params)))
+            # from a given state every member is its own replication: no two share a future
+            rep = 0 if state is None else k + 1
+            filt.append(Member(self._build(seed, params, state, rep), seed, dict(params)))
+            if open_loop:
+                open_.append(Member(self._build(seed, params, state, rep), seed, dict(params)))
+        if state is not None:  # a count sensor's last tick before the state: its count since then is new
+            t0 = filt[0].run.time_s
+            for s in (s for s in self.state_sensors if s.mode == "count"):
+                last = round(math.floor(t0 / s.interval_s + 1e-9) * s.interval_s, 6)
+                for m in filt + open_:
+                    v = self.observer.read(m.run.model, [s])[s.id]
+                    m.cum[(s.id, last)] = 0.0 if math.isnan(v) else v
         return filt, open_
 
     def _count_ticks(self, t: float, members: list[Member]) -> None:
@@ -178,14 +211,18 @@ class Assimilation:
     def _update(self, t: float, members: list[Member], HX: np.ndarray, sensors: list, y: np.ndarray) -> list[Member]:
         # the sensor's declared noise, and what the model cannot represent: obs_error × the reading
         sd = np.sqrt(np.array([s.noise_sd for s in sensors]) ** 2 + (self.s.obs_error * np.nan_to_num(np.abs(y))) ** 2)
+        if self.s.adaptive_noise:
+            sd = self._adapted_noise(sensors, HX, y, sd)
         sd = np.maximum(sd, 1e-6)
         wall = time.perf_counter()
         rng = np.random.default_rng([self.seed, STREAM, self.n_updates + 1])
-        before = HX.mean(axis=0)
+        before = (self.weights if self.s.method == "pf" else np.full(len(HX), 1.0 / len(HX))) @ HX
         ess = float(len(members))
+        tempering = 1.0
         if self.s.method == "pf":
             up = particle_step(HX, y, sd, rng, prior_weights=self.weights, resample_below=self.s.resample_below,
-                               gate_k=self.s.gate_k)
+                               gate_k=self.s.gate_k, temper_to=self.s.temper_to)
+            tempering = up.tempering
             after = up.weights @ HX
             if up.resampled:
                 members = self._resample(members, up.parents, rng)
@@ -204,9 +241,12 @@ class Assimilation:
                 obs_xy = np.array([[s.x, s.y] for s in sensors])
                 state_xy = np.vstack([np.full((P.shape[1], 2), np.nan)] + [xy for _, _, xy in cells] + [obs_xy])
                 rho_xs, rho_yy = localisation(obs_xy, state_xy, self.s.localise_m)
-            up = enkf_update(np.hstack([P, S, HX]), HX, y, sd, rng, rho_xs, rho_yy, gate_k=self.s.gate_k)
-            used, rejected = up.used, up.rejected
+            prior = inflate(np.hstack([P, S, HX]), self.s.inflation)
             p, k = P.shape[1], S.shape[1]
+            up = enkf_update(prior, prior[:, p + k:], y, sd, rng, rho_xs, rho_yy, gate_k=self.s.gate_k)
+            used, rejected = up.used, up.rejected
+            if used.any():  # the corrected parameters and state keep a share of the prior's spread
+                up.members[:, :p + k] = relax_to_prior_spread(prior[:, :p + k], up.members[:, :p + k], self.s.rtps)
             after = up.members[:, p + k:].mean(axis=0)
             if used.any() and cells:
                 for i, m in enumerate(members):
@@ -223,7 +263,7 @@ class Assimilation:
         missing = ~np.isfinite(y)
         self.update_rows.append({"time_s": t, "method": self.s.method, "observations": len(y),
                                  "used": int(used.sum()), "rejected": int(rejected.sum()),
-                                 "missing": int(missing.sum()), "ess": ess,
+                                 "missing": int(missing.sum()), "ess": ess, "tempering": tempering,
                                  "wall_s": round(time.perf_counter() - wall, 4)})
         for j, s in enumerate(sensors):
             fate = "used" if used[j] else "rejected" if rejected[j] else "missing"
@@ -234,27 +274,44 @@ class Assimilation:
                      + ", ".join(f"{s.id} = {y[j]:g}" for j, s in enumerate(sensors) if rejected[j]))
         return members
 
+    def _adapted_noise(self, sensors: list, HX: np.ndarray, y: np.ndarray, sd: np.ndarray) -> np.ndarray:
+        """Each sensor's error as its readings have shown it: a running mean (the last few updates) of
+        its innovations' variance that the ensemble's spread does not explain, never below the declared
+        noise. What the model cannot represent (its own randomness at a sensor, a process it lacks)
+        then widens the likelihood instead of making the filter ever surer of a wrong answer. A reading
+        the outlier test would reject (with the error seen so far) does not count."""
+        w = self.weights if self.s.method == "pf" else np.full(len(HX), 1.0 / len(HX))
+        u = unexplained_variance(HX, y, w)
+        var = w @ (HX - w @ HX) ** 2
+        out = sd.copy()
+        for j, s in enumerate(sensors):
+            seen = self.noise_seen.get(s.id)
+            now = max(sd[j] ** 2, seen or 0.0)
+            if np.isfinite(u[j]) and u[j] + var[j] <= self.s.gate_k ** 2 * (var[j] + now):
+                self.noise_seen[s.id] = max(u[j], 0.0) if seen is None else (
+                    (1 - NOISE_MEMORY) * seen + NOISE_MEMORY * max(u[j], 0.0))
+            out[j] = math.sqrt(max(sd[j] ** 2, self.noise_seen.get(s.id, 0.0)))
+        return out
+
     def _clip(self, values) -> dict:
         return {r.name: r.value(min(max(float(v), r.low), r.high)) for r, v in zip(self.ranges, values)}
 
     def _resample(self, members: list[Member], parents: np.ndarray, rng) -> list[Member]:
-        """Children of the drawn parents: the first copy of a parent is the parent; each further copy is
-        restored from its state, reseeded and its parameters moved by the kernel."""
-        P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64)
-        spread = P[parents].std(axis=0) if self.ranges else np.zeros(0)
-        widths = np.array([max(self.s.kernel * sp, 0.01 * (r.high - r.low)) if self.s.kernel > 0 else 0.0
-                           for sp, r in zip(spread, self.ranges)])
+        """Children of the drawn parents, their parameters drawn from the Liu-West kernel (every child,
+        so the parameters do not collapse onto the few drawn). The first copy of a parent continues its
+        parent's run; each further copy is restored from its state and reseeded."""
+        P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64).reshape(
+            len(members), len(self.ranges))
+        floor = np.array([0.01 * (r.high - r.low) for r in self.ranges])
+        moved = liu_west(P[parents], np.full(len(parents), 1.0 / len(parents)), self.s.kernel, rng, floor)
         seen: set[int] = set()
         out = []
         for i, p in enumerate(int(x) for x in parents):
-            parent = members[p]
-            if p not in seen:
-                seen.add(p)
-                out.append(parent)
-                continue
-            moved = self._clip(P[p] + rng.normal(0.0, 1.0, len(self.ranges)) * widths)
-            # a replication number no other member ever had: this child's future is its own
-            out.append(self._with_params(parent, moved, self.n_updates * self.s.members + i + 1))
+            params = self._clip(moved[i]) if self.s.kernel > 0 else dict(members[p].params)
+            # a replication number no other member ever had: a further copy's future is its own
+            replication = 0 if p not in seen else self.n_updates * self.s.members + i + 1
+            seen.add(p)
+            out.append(self._with_params(members[p], params, replication))
         return out
 
     def _correctable_cells(self, member: Member) -> list:
@@ -294,6 +351,52 @@ class Assimilation:
                             "keep their drawn values).") from None
         return Member(run, m.seed, dict(params), dict(m.cum))
 
+    def _record_params(self, t: float, members: list[Member], weights: np.ndarray | None = None) -> None:
+        hidden = self.hidden
+        w = np.full(len(members), 1.0 / len(members)) if weights is None else weights
+        for r in self.ranges:
+            v = np.array([m.params[r.name] for m in members], dtype=np.float64)
+            p10, p50, p90 = weighted_quantiles(v, w, (0.1, 0.5, 0.9))
+            truth = hidden.get(r.name, math.nan)
+            self.param_rows.append({"time_s": t, "parameter": r.name, "mean": float(w @ v), "p10": float(p10),
+                                    "p50": float(p50), "p90": float(p90),
+                                    "truth": float(truth) if isinstance(truth, (int, float)) else math.nan})
+
+    # -- forecasts from the ensemble ------------------------------------------------------------------------
+    def forecast_tasks(self, t: float, members: list[Member], weights: np.ndarray | None, horizon_s: float,
+                       extra: dict | None = None, rules=()) -> list[tuple]:
+        """The tasks (``forecast.member_task``) of a forecast ``horizon_s`` ahead, one per member, each its
+        own replication (its own future). A weighted ensemble (pf between resamplings) forecasts from a
+        systematic draw of its members by weight; the copies' parameters drawn from the Liu-West kernel as
+        at a resampling, so that copies of one member do not forecast one future."""
+        params = [m.params for m in members]
+        if weights is not None and not np.allclose(weights, weights[0]):
+            from .filters import systematic_resample
+
+            rng = np.random.default_rng([self.seed, STREAM, 0, int(round(t * 1000))])
+            draw = systematic_resample(weights, rng)
+            members = [members[i] for i in draw]
+            params = [m.params for m in members]
+            if self.ranges and self.s.kernel > 0:
+                P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64)
+                floor = np.array([0.01 * (r.high - r.low) for r in self.ranges])
+                moved = liu_west(P, np.full(len(P), 1.0 / len(P)), self.s.kernel, rng, floor)
+                params = [self._clip(row) for row in moved]
+        sc = self.sc
+        sensors = self.state_sensors
+        return [(sc.raw, str(sc.path) if sc.path else None, str(sc.city_path), m.run.state_bytes(), self.variant,
+                 m.seed, {**self._overrides(p), **(extra or {})}, k + 1, horizon_s, sensors, [s.id for s in sensors],
+                 list(rules)) for k, (m, p) in enumerate(zip(members, params))]
+
+    def write_tables(self, out: Path) -> None:
+        """``parameters.csv``, ``updates.csv`` and ``residuals.csv`` so far (each written atomically)."""
+        write_csv(pd.DataFrame(self.param_rows, columns=["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"]),
+                  out / "parameters.csv")
+        write_csv(pd.DataFrame(self.update_rows, columns=["time_s", "method", "observations", "used", "rejected",
+                                                          "missing", "ess", "tempering", "wall_s"]), out / "updates.csv")
+        write_csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
+                  out / "residuals.csv")
+
     # -- forcings --------------------------------------------------------------------------------------------
     def _apply_forcings(self, t: float, ensembles: list[list[Member]]) -> list[list[Member]]:
         due = self.forcing_msgs.get(round(t, 6))
@@ -325,6 +428,39 @@ class Assimilation:
                         for m in members])
         return out
 
+class Assimilation(EnsembleFilter):
+    """``citytwin assimilate``: a record through the filter, beside an open loop that never looks."""
+
+    def __init__(self, scenario, record: Path, ranges: list, settings: AssimilationSettings,
+                 variant: str | None = None, seed: int | None = None, overrides: dict | None = None, log=print):
+        super().__init__(scenario, ranges, settings, variant, seed, overrides, log)
+        self.record_path = Path(record)
+        self.record, msgs = read_record(self.record_path)
+        if self.record.get("model") != scenario.model:
+            raise UserError(f"{self.record_path}: the record is of model {self.record.get('model')!r}, the scenario "
+                            f"{scenario.where} runs model {scenario.model!r}; give the record made from it.")
+        self.hidden = self.record.get("overrides") or {}
+        self.skipped = 0  # messages of no sensor of this model, or with a time that is not seconds in the run
+        for m in msgs:
+            r = self.observer.by_id.get(str(m.get("sensor"))) if isinstance(m, dict) else None
+            t = _number(m.get("time")) if r is not None else math.nan
+            if r is None or not math.isfinite(t) or not 0 < t <= scenario.duration_s + 1e-9:
+                self.skipped += 1
+                continue
+            t, v = round(t, 6), _number(m.get("value"))  # a value that is not a number: a missing reading
+            if r.how == "forcing":
+                if math.isfinite(v):
+                    self.forcing_msgs.setdefault(t, []).append((r.sensor.id, str(m.get("feature", "")), v))
+            else:
+                self.obs.setdefault(t, []).append((r.sensor.id, v))
+        if not self.obs:
+            raise UserError(f"{self.record_path}: no reading of a sensor model {scenario.model} can be read at; "
+                            "nothing to assimilate.")
+        self.quantiles: list[pd.DataFrame] = []
+        self.members_frames: list[pd.DataFrame] = []
+        self.skill: list[dict] = []
+        self.truth = self._truth()
+
     # -- forecasts -----------------------------------------------------------------------------------------
     def _truth(self) -> dict:
         """What forecasts are scored against: the sensors' readings and the truth run's KPIs."""
@@ -346,18 +482,8 @@ class Assimilation:
 
     def _forecast(self, t: float, method: str, members: list[Member], pool: MemberPool,
                   weights: np.ndarray | None = None) -> None:
-        """N members ``horizon_s`` ahead; a weighted ensemble (pf between resamplings) forecasts from a
-        systematic draw of its members by weight (each draw its own replication: its own future)."""
-        if weights is not None and not np.allclose(weights, weights[0]):
-            from .filters import systematic_resample
-
-            draw = systematic_resample(weights, np.random.default_rng([self.seed, STREAM, 0, int(round(t * 1000))]))
-            members = [members[i] for i in draw]
         sc = self.sc
-        sensors = self.state_sensors
-        tasks = [(sc.raw, str(sc.path) if sc.path else None, str(sc.city_path), m.run.state_bytes(), self.variant,
-                  m.seed, self._overrides(m.params), k + 1, self.s.horizon_s, sensors, [s.id for s in sensors], [])
-                 for k, m in enumerate(members)]
+        tasks = self.forecast_tasks(t, members, weights, self.s.horizon_s)
         results = pool.map(tasks)
         errors = [r["error"] for r in results if "error" in r]
         if errors:
@@ -367,17 +493,6 @@ class Assimilation:
         self.members_frames.append(fc.members.assign(issued_at=t, method=method))
         self.skill += score(fc, self.truth, method)
 
-    def _record_params(self, t: float, members: list[Member], weights: np.ndarray | None = None) -> None:
-        hidden = self.record.get("overrides") or {}
-        w = np.full(len(members), 1.0 / len(members)) if weights is None else weights
-        for r in self.ranges:
-            v = np.array([m.params[r.name] for m in members], dtype=np.float64)
-            p10, p50, p90 = weighted_quantiles(v, w, (0.1, 0.5, 0.9))
-            truth = hidden.get(r.name, math.nan)
-            self.param_rows.append({"time_s": t, "parameter": r.name, "mean": float(w @ v), "p10": float(p10),
-                                    "p50": float(p50), "p90": float(p90),
-                                    "truth": float(truth) if isinstance(truth, (int, float)) else math.nan})
-
     # -- the loop ----------------------------------------------------------------------------------------------
     def run(self, out: Path) -> dict:
         started = time.perf_counter()
@@ -386,25 +501,15 @@ class Assimilation:
         fc_times = {round(k * every, 6) for k in range(1, int(math.floor(end / every + 1e-9)) + 1)
                     if k * every < end - 1e-9} if self.s.horizon_s > 0 else set()
         counts = [s for s in self.state_sensors if s.mode == "count"]
-        times = sorted(set(self.obs) | set(self.forcing_msgs) | fc_times | set(tick_times(counts, end)))
-        filt, open_ = self._initial()
-        self._record_params(0.0, filt)
+        last = max(set(self.obs) | set(self.forcing_msgs) | set(tick_times(counts, end)))
+        open_ = self.start(open_loop=True)
         pool = MemberPool(self.s.workers)
         try:
-            for t in times:
-                for m in filt + open_:
-                    m.run.advance(t)  # a finished model stays as it ended: what its sensors read then
-                self._count_ticks(t, filt)
-                rows = self.obs.get(t, [])
-                if rows:
-                    ids, y = merge_duplicates([sid for sid, _ in rows], [v for _, v in rows])
-                    sensors = [self.by_id[i] for i in ids]
-                    filt = self._update(t, filt, self._predict(t, filt, sensors), sensors, y)
-                    self._record_params(t, filt, self.weights)
-                filt, open_ = self._apply_forcings(t, [filt, open_])
+            for t in sorted(fc_times | {last}):
+                (open_,) = self.catch_up(t, [open_])
                 if t in fc_times:
                     self._forecast(t, OPEN_LOOP, open_, pool)
-                    self._forecast(t, ASSIMILATED, filt, pool, self.weights)
+                    self._forecast(t, ASSIMILATED, self.members, pool, self.weights)
                     self.log(f"[t = {t:g} s] forecasts issued ({len(self.update_rows)} updates so far)")
         finally:
             pool.close()
@@ -446,13 +551,11 @@ class Assimilation:
             write_parquet(members[["method", "issued_at", "lead_s", "name", "member", "value"]], tmp / "members.parquet")
             write_csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
                                                    "rmse", "crps", "coverage"]), tmp / "skill.csv")
-            write_csv(pd.DataFrame(self.param_rows, columns=["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"]),
-                 tmp / "parameters.csv")
-            write_csv(pd.DataFrame(self.update_rows, columns=["time_s", "method", "observations", "used", "rejected",
-                                                         "missing", "ess", "wall_s"]), tmp / "updates.csv")
-            write_csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
-                 tmp / "residuals.csv")
+            self.write_tables(tmp)
             write_json(summary, tmp / "summary.json")
+            if self.s.report:
+                headline = [f"kpi.{k.name}" for k in self.sc.model_class().kpis if k.headline and not k.keyed]
+                write_assimilation_report(tmp, summary, headline)
 
 
 def _array(model, path: str) -> np.ndarray:

@@ -110,25 +110,49 @@ class ParticleUpdate:
     resampled: bool
     used: np.ndarray  # mask over the observations
     rejected: np.ndarray  # mask over the observations: outside the gate
+    tempering: float = 1.0  # the exponent the likelihood was raised to (1: as it is)
+
+
+def tempering_exponent(logl: np.ndarray, prior_weights: np.ndarray, target_ess: float) -> float:
+    """The largest exponent φ in (0, 1] whose tempered weights ``prior × likelihood^φ`` keep an
+    effective sample size of at least ``target_ess`` (bisection; the ESS falls as φ grows). Tempering
+    is the likelihood of observations whose error is 1/sqrt(φ) times the one assumed: what a model
+    further from the truth than its sensors' noise needs, instead of one particle taking all."""
+    logw0 = np.log(np.maximum(np.asarray(prior_weights, dtype=np.float64), 1e-300))
+
+    def ess(phi: float) -> float:
+        return effective_sample_size(normalise_log_weights(logw0 + phi * logl))
+
+    if ess(1.0) >= target_ess - 1e-9:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if ess(mid) >= target_ess else (lo, mid)
+    return max(lo, 1e-12)
 
 
 def particle_step(predicted: np.ndarray, observed: np.ndarray, sd: np.ndarray, rng: np.random.Generator,
                   prior_weights: np.ndarray | None = None, resample_below: float = 1.0,
-                  gate_k: float = DEFAULT_GATE_K) -> ParticleUpdate:
+                  gate_k: float = DEFAULT_GATE_K, temper_to: float = 0.0) -> ParticleUpdate:
     """One step of sequential importance resampling: weights × the likelihood of the observations that
     pass the gate; systematic resampling when the effective sample size falls below
     ``resample_below`` × N (1.0: at every step, the bootstrap filter). After resampling the weights
-    are uniform again; the caller restores each child from its parent's state and reseeds it."""
+    are uniform again; the caller restores each child from its parent's state and reseeds it. With
+    ``temper_to`` > 0 the likelihood is tempered (``tempering_exponent``) so that at least that share
+    of N members stays effective."""
     predicted = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
     n = len(predicted)
     w0 = _uniform(n) if prior_weights is None else np.asarray(prior_weights, dtype=np.float64)
     used, rejected = gate(predicted, observed, sd, gate_k, w0)
     obs = np.where(used, observed, np.nan)
-    w = normalise_log_weights(np.log(np.maximum(w0, 1e-300)) + gaussian_log_likelihood(predicted, obs, sd))
+    logl = gaussian_log_likelihood(predicted, obs, sd)
+    phi = tempering_exponent(logl, w0, temper_to * n) if temper_to > 0 and used.any() else 1.0
+    w = normalise_log_weights(np.log(np.maximum(w0, 1e-300)) + phi * logl)
     ess = effective_sample_size(w)
     if used.any() and ess < resample_below * n + 1e-9:
-        return ParticleUpdate(w, ess, systematic_resample(w, rng), True, used, rejected)
-    return ParticleUpdate(w, ess, np.arange(n), False, used, rejected)
+        return ParticleUpdate(w, ess, systematic_resample(w, rng), True, used, rejected, phi)
+    return ParticleUpdate(w, ess, np.arange(n), False, used, rejected, phi)
 
 
 # -- the ensemble Kalman filter ----------------------------------------------------------------------------
@@ -206,3 +230,64 @@ def kalman_update(mean: np.ndarray, cov: np.ndarray, H: np.ndarray, observed: np
     S = H @ cov @ H.T + R
     K = np.linalg.solve(S, H @ cov).T
     return mean + K @ (observed - H @ mean), (np.eye(len(mean)) - K @ H) @ cov
+
+
+# -- keeping the ensemble's spread honest --------------------------------------------------------------------
+def liu_west(theta: np.ndarray, weights: np.ndarray, h: float, rng: np.random.Generator,
+             floor_sd: np.ndarray | float = 0.0) -> np.ndarray:
+    """The kernel of Liu and West (2001) for a particle filter's static parameters after resampling:
+    every member shrinks towards the weighted mean by a = sqrt(1 - h²) and is jittered by a Gaussian
+    of h² times the weighted covariance. The mean and covariance of the ensemble are kept (in
+    expectation), while no two members keep the same value, so the parameters do not collapse onto
+    the few that resampling drew. ``floor_sd`` (per parameter): the jitter's least standard deviation,
+    for an ensemble already collapsed onto one value (its covariance 0)."""
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    n, p = theta.shape
+    if p == 0 or h <= 0:
+        return theta.copy()
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    mean = w @ theta
+    d = theta - mean
+    cov = (d * w[:, None]).T @ d / max(1.0 - float(w @ w), 1e-12)  # unbiased for weights
+    floor = np.broadcast_to(np.asarray(floor_sd, dtype=np.float64), (p,))
+    cov = cov + np.diag(np.maximum(floor ** 2 - np.diag(cov), 0.0))
+    a = np.sqrt(max(1.0 - h * h, 0.0))
+    chol = np.linalg.cholesky(cov + np.eye(p) * 1e-15 * max(1.0, float(np.abs(cov).max())))
+    return a * theta + (1.0 - a) * mean + h * rng.standard_normal((n, p)) @ chol.T
+
+
+def inflate(members: np.ndarray, factor: float) -> np.ndarray:
+    """Multiplicative inflation (Anderson and Anderson 1999): every member's departure from the
+    ensemble mean × ``factor``. It stands for the model error and the sampling error of a small
+    ensemble, which otherwise make an ensemble Kalman filter ever surer of itself."""
+    X = np.atleast_2d(np.asarray(members, dtype=np.float64))
+    m = X.mean(axis=0)
+    return m + factor * (X - m)
+
+
+def relax_to_prior_spread(prior: np.ndarray, posterior: np.ndarray, alpha: float) -> np.ndarray:
+    """Relaxation to prior spread (Whitaker and Hamill 2012): the posterior's departures from its mean
+    scaled, element by element, so that its spread is alpha × the prior's + (1 - alpha) × its own.
+    alpha 0: the update as it is; 1: the prior's spread kept."""
+    prior = np.atleast_2d(np.asarray(prior, dtype=np.float64))
+    post = np.atleast_2d(np.asarray(posterior, dtype=np.float64))
+    if len(post) < 2 or alpha <= 0:
+        return post.copy()
+    sd_b = prior.std(axis=0, ddof=1)
+    sd_a = post.std(axis=0, ddof=1)
+    scale = np.where(sd_a > 0, (alpha * sd_b + (1.0 - alpha) * sd_a) / np.where(sd_a > 0, sd_a, 1.0), 1.0)
+    m = post.mean(axis=0)
+    return m + (post - m) * scale
+
+
+def unexplained_variance(predicted: np.ndarray, observed: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per observation: the squared innovation (observed minus the ensemble mean) less the ensemble's
+    variance, the part of the misfit that neither the members' spread explains: in expectation the
+    observation error's variance (Desroziers et al. 2005: E[d²] = H P Hᵀ + R). NaN where unobserved."""
+    predicted = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
+    w = _uniform(len(predicted)) if weights is None else np.asarray(weights, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        mean = w @ predicted
+        var = w @ (predicted - mean) ** 2
+        return (np.asarray(observed, dtype=np.float64) - mean) ** 2 - var

@@ -28,7 +28,7 @@ from twin.core.sensors import Sensor
 from .loop import PROGRESS_FILE, STATE_FILE
 
 FILES = ("live.json", "timeseries.csv", "forecasts.parquet", "members.parquet", "observations.parquet",
-         "alerts.csv", "log.txt", STATE_FILE)
+         "alerts.csv", "log.txt", "parameters.csv", STATE_FILE)
 
 
 @dataclass
@@ -85,6 +85,13 @@ class LiveSnapshot:
     new_log: list[str]  # lines of log.txt not handed out before
     feeds: dict  # per feed: received, used, late, invalid, errors, silences, jumps
     state_changed: bool = False  # the twin saved a new state (live_frame shows it)
+    # with --assimilate: each estimated parameter's latest estimate (parameter, time_s, mean, p10, p90)
+    estimates: list[dict] = field(default_factory=list)
+
+    def estimates_text(self) -> str:
+        """One line: each estimate with its p10-p90 band (empty without assimilation)."""
+        return "; ".join(f"{e['parameter']} {fmt_number(e['mean'])} (p10-p90 {fmt_number(e['p10'])}-"
+                         f"{fmt_number(e['p90'])})" for e in self.estimates)
 
 
 class LiveFolder:
@@ -138,7 +145,15 @@ class LiveFolder:
         return LiveSnapshot(self.folder, now, float(info.get("feed_clock", 0.0)),
                             info.get("until_s", info.get("duration_s")), info.get("scenario"), issued, fans,
                             alert_values, self._new_rows(), self._markers(sensor_p50, now), alerts, new_alerts, self._new_log(),
-                            dict(info.get("feeds", {})), STATE_FILE in changed)
+                            dict(info.get("feeds", {})), STATE_FILE in changed, self._estimates())
+
+    def _estimates(self) -> list[dict]:
+        p = _read(self.folder / "parameters.csv")
+        if p is None or not len(p) or not {"parameter", "time_s", "mean", "p10", "p90"} <= set(p.columns):
+            return []
+        last = p.sort_values("time_s", kind="stable").groupby("parameter", sort=True).tail(1)
+        return last[["parameter", "time_s", "mean", "p10", "p90"]].to_dict("records")
+
 
     def _new_rows(self) -> list[dict]:
         ts = _read(self.folder / "timeseries.csv")

@@ -113,6 +113,7 @@ def _num(v) -> bool:
 class Forecast:
     issued_at: float
     members: pd.DataFrame  # lead_s, name, member, value
+    method: str = "open_loop"  # or "assimilated": from a filtered ensemble (docs/assimilation.md)
 
     def quantiles(self) -> pd.DataFrame:
         g = self.members.groupby(["lead_s", "name"], sort=True)["value"]

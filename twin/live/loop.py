@@ -53,6 +53,12 @@ class LiveSettings:
     # The ensemble's resolution: parameters the members run with instead of the live run's (a longer
     # time step, a coarser field), to issue a forecast sooner (docs/live.md, "Speed").
     member_overrides: dict = field(default_factory=dict)
+    # Assimilation (docs/assimilation.md, "In live mode"): "pf" or "enkf" keeps an ensemble of
+    # ``members`` runs corrected by the state sensors' readings, which the forecasts start from;
+    # ``estimate``: the parameters it estimates (twin.runs.uncertainty ranges). "off": none.
+    assimilate: str = "off"
+    estimate: list = field(default_factory=list)
+    filter: object = None  # twin.live.assimilate.AssimilationSettings beyond method and members (None: defaults)
 
 
 @dataclass
@@ -108,6 +114,9 @@ class LiveTwin:
         self.run = Run(scenario, self.variant, self.seed, self.overrides, state=state)
         if state is not None:
             self.log(f"resumed from the state at t = {self.run.time_s:g} s")
+        self.filter = None
+        if settings.assimilate != "off":
+            self.filter = self._start_filter(resumed=state is not None)
         skipped = self.observer.skipped
         if skipped:
             self.log(f"{len(skipped)} sensor(s) observe nothing model {scenario.model} declares; left out: "
@@ -134,6 +143,8 @@ class LiveTwin:
     def run_until(self) -> dict:
         try:
             self._loop()
+            if self.filter is not None:  # the readings since the last forecast correct the estimates too
+                self.filter.catch_up(self.run.time_s)
             self._score_due(final=True)
             self._checkpoint()
         finally:
@@ -206,8 +217,13 @@ class LiveTwin:
                                                      f"{self.by_id[ob.sensor].layer} of this city")
                 elif self.observer.by_id[ob.sensor].how == "forcing":
                     self.pending.append(ob)
+                    if self.filter is not None:
+                        self.filter.forcing_msgs.setdefault(round(ob.time_s, 6), []).append(
+                            (ob.sensor, str(ob.feature), ob.value))
                 else:
                     self.observed[(round(ob.time_s, 6), f"sensor.{ob.sensor}")] = (ob.value, "observed")
+                    if self.filter is not None:
+                        self._to_filter(ob)
         setattr(st, ob.fate, getattr(st, ob.fate) + 1)
         self.observations.append(ob)
 
@@ -270,6 +286,32 @@ class LiveTwin:
         state = state_from_bytes(self.run.state_bytes(), "live state")
         self.run = Run(self.sc, self.variant, self.seed, self.overrides, state=state)
 
+    # -- assimilation ------------------------------------------------------------------------------------
+    def _start_filter(self, resumed: bool):
+        """The filtered ensemble (twin.live.assimilate.EnsembleFilter, as ``citytwin assimilate`` runs
+        it): from the start, or on a resumed twin from its state (each member with its own draw)."""
+        from dataclasses import replace
+
+        from .assimilate import AssimilationSettings, EnsembleFilter
+
+        base = self.s.filter or AssimilationSettings()
+        fs = replace(base, method=self.s.assimilate, members=self.s.members, workers=self.s.workers)
+        f = EnsembleFilter(self.sc, self.s.estimate, fs, self.variant, self.seed, self.base_overrides, log=self.log)
+        f.forced = dict(self.forced)
+        f.readings = {q: list(rs) for q, rs in self.readings.items()}
+        f.start(self.run.state_bytes() if resumed else None)
+        self.filter_late = 0
+        self.log(f"assimilation: {fs.method}, {fs.members} members"
+                 + (f", estimating {', '.join(r.name for r in self.s.estimate)}" if self.s.estimate else ""))
+        return f
+
+    def _to_filter(self, ob: Observation) -> None:
+        t = round(ob.time_s, 6)
+        if t <= self.filter.time_s + 1e-9:  # the ensemble has passed it: too late to correct it
+            self.filter_late += 1
+            return
+        self.filter.obs.setdefault(t, []).append((ob.sensor, ob.value))
+
     # -- forecasts ---------------------------------------------------------------------------------------
     def _forecast(self) -> None:
         t = self.run.time_s
@@ -287,11 +329,18 @@ class LiveTwin:
                 {**self.overrides, **self.s.member_overrides}, 0, self.s.horizon_s, sensors, [s.id for s in sensors],
                 rules)
         tasks = [task[:7] + (k,) + task[8:] for k in range(1, self.s.members + 1)]
+        method = "open_loop"
+        if self.filter is not None:  # the forecast starts from the corrected ensemble
+            self.filter.catch_up(t)
+            tasks = self.filter.forecast_tasks(t, self.filter.members, self.filter.weights, self.s.horizon_s,
+                                               self.s.member_overrides, rules)
+            method = "assimilated"
         results = self.pool.map(tasks)
         errors = [r["error"] for r in results if "error" in r]
         if errors:
             self.log(f"forecast at {t:g} s: {len(errors)} member(s) failed: {errors[0]}")
         fc = forecast_frame(t, [r for r in results if "rows" in r])
+        fc.method = method
         if len(fc.members):
             self.forecasts.append(fc)
             self.quantiles.append(fc.quantiles())
@@ -324,7 +373,7 @@ class LiveTwin:
             if fc.issued_at in self.scored:
                 continue
             if fc.issued_at + self.s.horizon_s <= now + 1e-9 or final:
-                self.skill += score(fc, self.observed)
+                self.skill += score(fc, self.observed, fc.method)
                 if fc.issued_at + self.s.horizon_s <= now + 1e-9:
                     self.scored.add(fc.issued_at)
 
@@ -357,6 +406,8 @@ class LiveTwin:
                     "overrides": {k: plain_value(v) for k, v in self.base_overrides.items()},
                     "horizon_s": self.s.horizon_s, "forecast_interval_s": self.s.forecast_interval_s,
                     "members": self.s.members}
+        if self.filter is not None:  # the estimates, updates and residuals so far (docs/assimilation.md)
+            self.filter.write_tables(self.out)
         with atomic_file(self.out / PROGRESS_FILE) as f:
             json.dump(progress, f, indent=1, default=float)
 
@@ -391,7 +442,8 @@ class LiveTwin:
         m = _read_parquet(self.out / "members.parquet")
         if m is not None and len(m):
             for t, g in m.groupby("issued_at", sort=True):
-                fc = Forecast(float(t), g.drop(columns="issued_at").reset_index(drop=True))
+                fc = Forecast(float(t), g.drop(columns="issued_at").reset_index(drop=True),
+                              "assimilated" if self.s.assimilate != "off" else "open_loop")
                 self.forecasts.append(fc)
                 self.quantiles.append(fc.quantiles())
         for name, target in (("alerts.csv", self.alerts), ("skill.csv", self.skill)):
@@ -407,7 +459,9 @@ class LiveTwin:
 
     def summary(self) -> dict:
         return {"time_s": self.run.time_s, "feeds": self._feed_counts(), "forecasts": len(self.forecasts),
-                "alerts": len(self.alerts), "skill_rows": len(self.skill), "forced": sorted(self.forced)}
+                "alerts": len(self.alerts), "skill_rows": len(self.skill), "forced": sorted(self.forced),
+                # readings for a time the filter had passed when they came (not used by it)
+                "late_for_filter": self.filter_late if self.filter is not None else 0}
 
 
 

@@ -1,0 +1,73 @@
+"""A run continued with another demand_scale (the particle filter's parameter moves, docs/assimilation.md):
+those already released keep their state, the passengers yet to come are the new demand's, and the
+continued run is itself saved and restored exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.station.model import StationDispersalModel
+from twin.core.errors import UserError
+from twin.core.state_file import restore_state, state_bytes, state_from_bytes
+
+from tests.factories import state_context
+
+from .conftest import make_city
+
+WALK_ONLY = dict(share_walk=1.0, share_metro=0.0, share_bus=0.0, share_taxi=0.0, release_spread_s=20.0)
+CITY = make_city()  # sources P1 (150 at 0 s) and P2 (150 at 20 s)
+
+
+def model(**params):
+    return StationDispersalModel(CITY, duration_s=90, seed=1, **(WALK_ONLY | params))
+
+
+def saved(m):
+    return state_from_bytes(state_bytes(m, state_context(m)))
+
+
+def restored(state, **params):
+    m = model(**params)
+    restore_state(m, state)
+    return m
+
+
+def test_a_run_continues_with_more_or_less_demand_for_the_passengers_yet_to_come():
+    m = model()
+    m.advance_to(25)  # P1's train has arrived (150), P2's is arriving
+    before = m.current_kpis()["agents_total"]
+    assert 150 < before < 300
+    state = saved(m)
+    more, less = restored(state, demand_scale=1.5), restored(state, demand_scale=0.5)
+    for r in (more, less):
+        assert r.time_s == m.time_s and r.current_kpis()["agents_total"] == before
+        assert r.src_sizes[0] == 150  # P1 released them all: a lower demand cannot take them back
+    assert more.src_sizes[1] == 225 and less.src_sizes[1] == max(75, m.src_ptr[1] - 150)
+    # the walkers are where they were
+    n = m.crowd.n
+    assert more.crowd.n == n and np.array_equal(more.crowd.x[:n], m.crowd.x[:n])
+    for r in (m, more, less):
+        r.advance_to(45)  # every train has released everyone by 40 s
+    totals = [r.current_kpis()["agents_total"] for r in (less, m, more)]
+    assert totals == [150 + less.src_sizes[1], 300, 375]
+
+
+def test_a_continued_run_with_its_new_demand_is_saved_and_restored_exactly():
+    m = model()
+    m.advance_to(25)
+    first = restored(saved(m), demand_scale=1.3)
+    first.advance_to(40)
+    again = restored(saved(first), demand_scale=1.3)
+    first.advance_to(60)
+    again.advance_to(60)
+    assert again.current_kpis() == first.current_kpis()
+    assert again.timeseries().equals(first.timeseries())
+
+
+def test_a_damaged_passenger_count_is_refused_naming_it():
+    m = model()
+    m.advance_to(25)
+    state = saved(m)
+    state.meta["model"]["attrs"]["src_sizes"] = [150, -3]
+    with pytest.raises(UserError, match="src_sizes"):
+        restored(state)

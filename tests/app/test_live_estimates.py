@@ -1,0 +1,37 @@
+"""The app following a live run with assimilation (File -> Follow a live run): beside the clock and
+the forecast, the charts' caption gives each estimated parameter's latest estimate and its band."""
+from __future__ import annotations
+
+from tests.factories import X0, Y0, make_tiny_city, write_scenario
+from twin.core.city import City
+from twin.core.sensors import Sensor, sensors_frame
+from twin.live.feeds import open_feed
+from twin.live.loop import LiveSettings, LiveTwin
+from twin.live.synth import replay, synth
+from twin.runs.uncertainty import parse_ranges
+from twin.scenario.scenario import load_scenario
+
+
+def test_the_window_shows_a_live_runs_estimates(window, qtbot, tmp_path):
+    city = make_tiny_city(tmp_path)
+    sensors = [Sensor("E2", "people_counter", X0 + 70, Y0 + 25, "walkers_east", "-", "buildings", "B00002", 3.0, 5.0)]
+    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
+    scenario = write_scenario(tmp_path, city, "[parameters]\nwalkers = 100\ndistance_m = 60\njitter_mps = 0.3\n",
+                              duration_s=40, seed=3)
+    sc = load_scenario(scenario)
+    synth(sc, {"speed_mps": 1.3}, tmp_path / "record")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    replay(tmp_path / "record", f"folder:{drop}", 0)
+    settings = LiveSettings(forecast_interval_s=20.0, horizon_s=10.0, members=4, stop_when_silent_s=5.0, poll_s=0.01,
+                            assimilate="pf", estimate=parse_ranges(sc, ["speed_mps=0.6..1.6"], "--estimate"))
+    LiveTwin(sc, [open_feed(f"folder:{drop}")], tmp_path / "live", settings, log=None).run_until()
+    assert window.open_scenario(scenario)
+    assert window.follow_live(tmp_path / "live")
+    qtbot.waitUntil(lambda: window.live_mode.updates > 0, timeout=60_000)
+    label = window.live_mode.estimates
+    snap = window.session.live_snapshot
+    assert label.isVisible() and snap.estimates and label.text() == f"estimated: {snap.estimates_text()}"
+    assert label.text().startswith("estimated: speed_mps ") and "p10-p90" in label.text()
+    shot = tmp_path / "live_estimates.png"  # what it looks like (docs/screenshot_live_estimates.png)
+    assert window.indicators.grab().save(str(shot)) and shot.stat().st_size > 1000

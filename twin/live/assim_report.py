@@ -1,0 +1,172 @@
+"""What a user sees of an assimilation (docs/assimilation.md, "Report"): the estimated parameters
+over time with their spread, each sensor's residual before and after the updates, and the skill of
+the open-loop and assimilated forecasts by lead time. Pictures (PNG) and one self-contained
+``report.html``, from the tables ``citytwin assimilate`` writes; nothing here knows a model."""
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from twin.core.files import atomic_file
+
+COLOURS = {"open_loop": "#7f7f7f", "assimilated": "#d62728"}
+LABELS = {"open_loop": "open loop", "assimilated": "assimilated"}
+MAX_SENSOR_PANELS = 12
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_file(path, "path") as tmp:
+        fig.savefig(tmp, format="png", dpi=96, bbox_inches="tight")
+
+
+def parameters_figure(params: pd.DataFrame):
+    """One panel per estimated parameter: the mean and its p10-p90 band after each update; the truth
+    of a twin experiment dashed."""
+    from matplotlib.figure import Figure
+
+    names = list(dict.fromkeys(params["parameter"]))
+    fig = Figure(figsize=(8, 2.6 * max(len(names), 1)))
+    axes = np.atleast_1d(fig.subplots(max(len(names), 1), 1, squeeze=False)[:, 0])
+    for ax, name in zip(axes, names):
+        p = params[params.parameter == name]
+        t = p.time_s / 60.0
+        ax.fill_between(t, p.p10, p.p90, step="post", color="#d62728", alpha=0.2, label="p10-p90")
+        ax.step(t, p["mean"], where="post", color="#d62728", label="estimate (mean)")
+        truth = p.truth.dropna()
+        if len(truth):
+            ax.axhline(float(truth.iloc[-1]), color="#333333", ls="--", lw=1, label="truth")
+        ax.set_ylabel(name)
+        ax.legend(fontsize=8, loc="best")
+    axes[-1].set_xlabel("time (min)")
+    fig.tight_layout()
+    return fig
+
+
+def residual_table(res: pd.DataFrame) -> pd.DataFrame:
+    """Per sensor: readings used, RMS of the reading minus the ensemble mean before and after the updates."""
+    used = res[res.fate == "used"]
+    g = used.assign(b=(used.observed - used.before) ** 2, a=(used.observed - used.after) ** 2).groupby("sensor")
+    out = pd.DataFrame({"readings": g.size(), "rms_before": np.sqrt(g["b"].mean()), "rms_after": np.sqrt(g["a"].mean())})
+    rejected = res[res.fate == "rejected"].groupby("sensor").size()
+    return out.assign(rejected=rejected.reindex(out.index).fillna(0).astype(int)).reset_index()
+
+
+def residuals_figure(res: pd.DataFrame):
+    """Each sensor's reading minus the ensemble mean, before (grey) and after (red) every update (the
+    sensors with the largest residuals first, at most 12)."""
+    from matplotlib.figure import Figure
+
+    table = residual_table(res).sort_values("rms_before", ascending=False)
+    sensors = list(table.sensor[:MAX_SENSOR_PANELS])
+    cols = 3 if len(sensors) > 4 else max(len(sensors), 1)
+    rows = max(math.ceil(len(sensors) / cols), 1)
+    fig = Figure(figsize=(3.2 * cols, 2.2 * rows + 0.4))
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False)).reshape(-1)
+    for ax, sid in zip(axes, sensors):
+        s = res[(res.sensor == sid) & (res.fate == "used")]
+        t = s.time_s / 60.0
+        ax.axhline(0.0, color="#333333", lw=0.6)
+        ax.plot(t, s.observed - s.before, ".", color=COLOURS["open_loop"], ms=4, label="before")
+        ax.plot(t, s.observed - s.after, ".", color=COLOURS["assimilated"], ms=4, label="after")
+        bad = res[(res.sensor == sid) & (res.fate == "rejected")]
+        if len(bad):
+            ax.plot(bad.time_s / 60.0, bad.observed - bad.before, "x", color="#000000", ms=5, label="rejected")
+        ax.set_title(str(sid), fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(sensors):]:
+        ax.set_visible(False)
+    if sensors:
+        axes[0].legend(fontsize=7)
+    fig.supxlabel("time (min); reading minus the ensemble mean", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def skill_by_lead(skill: pd.DataFrame) -> pd.DataFrame:
+    """RMSE of the ensemble mean, mean CRPS and p10-p90 coverage by KPI, method and lead."""
+    g = skill.groupby(["kpi", "method", "lead_s"])
+    return pd.DataFrame({"rmse": g["rmse"].apply(lambda e: float(np.sqrt(np.mean(np.square(e))))),
+                         "crps": g["crps"].mean(), "coverage": g["coverage"].mean(), "n": g.size()}).reset_index()
+
+
+def skill_figure(skill: pd.DataFrame, kpis: list[str]):
+    """The skill panel: RMSE by lead for each KPI (open loop against assimilated), and the p10-p90
+    band's coverage over all of them by lead (the target band 70-90 % shaded)."""
+    from matplotlib.figure import Figure
+
+    table = skill_by_lead(skill[skill.lead_s > 0])
+    panels = len(kpis) + 1
+    cols = 3 if panels > 4 else panels
+    rows = math.ceil(panels / cols)
+    fig = Figure(figsize=(3.4 * cols, 2.5 * rows + 0.3))
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False)).reshape(-1)
+    for ax, kpi in zip(axes, kpis):
+        for method in ("open_loop", "assimilated"):
+            t = table[(table.kpi == kpi) & (table.method == method)]
+            ax.plot(t.lead_s / 60.0, t.rmse, "o-", ms=3, color=COLOURS[method], label=LABELS[method])
+        ax.set_title(kpi.split(".", 1)[-1], fontsize=9)
+        ax.set_ylim(bottom=0)
+        ax.tick_params(labelsize=7)
+    ax = axes[len(kpis)]
+    cov = skill[skill.lead_s > 0].groupby(["method", "lead_s"])["coverage"].mean().reset_index()
+    ax.axhspan(0.7, 0.9, color="#2ca02c", alpha=0.15, label="target")
+    for method in ("open_loop", "assimilated"):
+        c = cov[cov.method == method]
+        ax.plot(c.lead_s / 60.0, c.coverage, "o-", ms=3, color=COLOURS[method], label=LABELS[method])
+    ax.set_ylim(0, 1.02)
+    ax.set_title("p10-p90 coverage (all)", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    if kpis:
+        axes[0].legend(fontsize=7)
+    fig.supxlabel("lead (min); RMSE of the ensemble mean", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def write_assimilation_report(out: Path, summary: dict, headline: list[str]) -> Path:
+    """``parameters.png``, ``residuals.png``, ``skill.png`` and ``report.html`` in ``out`` (a folder with
+    the tables of an assimilation). ``headline``: the KPI columns of the skill panel, in order."""
+    from twin.runs.report import _img, write_report_page
+    from twin.view.fonts import use_cjk_fallback
+
+    use_cjk_fallback()
+    out = Path(out)
+    params = pd.read_csv(out / "parameters.csv")
+    res = pd.read_csv(out / "residuals.csv")
+    skill = pd.read_csv(out / "skill.csv")
+    have = set(skill.kpi)
+    kpis = [k for k in headline if k in have] or sorted(have)[:5]
+    parts = [f"<h1>{html.escape(str(summary.get('scenario', '')))}: assimilation</h1>",
+             f"<p class=meta>{html.escape(str(summary.get('method')))}, {summary.get('members')} members, "
+             f"{summary.get('updates')} updates ({summary.get('rejected')} readings rejected as outliers, "
+             f"{summary.get('missing')} missing), {summary.get('mean_update_wall_s', 0):.3g} s per update, "
+             f"record {html.escape(str(summary.get('record', '')))}.</p>"]
+    if len(params):
+        fig = parameters_figure(params)
+        _save(fig, out / "parameters.png")
+        est = pd.DataFrame([{"parameter": k, **v} for k, v in (summary.get("parameters") or {}).items()])
+        parts += ["<h2>Estimated parameters</h2>",
+                  est.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}") if len(est) else "",
+                  _img(fig, "parameters")]
+    if len(res):
+        fig = residuals_figure(res)
+        _save(fig, out / "residuals.png")
+        table = residual_table(res)
+        parts += ["<h2>Residuals before and after the updates</h2>",
+                  table.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}"), _img(fig, "residuals")]
+    if len(skill):
+        fig = skill_figure(skill, kpis)
+        _save(fig, out / "skill.png")
+        by_lead = skill_by_lead(skill[skill.kpi.isin(kpis) & (skill.lead_s > 0)])
+        wide = by_lead.pivot_table(index=["kpi", "lead_s"], columns="method", values=["rmse", "coverage"])
+        wide.columns = [f"{a} {LABELS.get(b, b)}" for a, b in wide.columns]
+        parts += ["<h2>Forecast skill</h2>", _img(fig, "skill"),
+                  wide.reset_index().to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}")]
+    return write_report_page(out, f"{summary.get('scenario', '')} — assimilation", "".join(parts))
