@@ -511,7 +511,7 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
 @click.option("--forecast-interval-s", type=float, default=300.0, show_default=True,
               help="A forecast of both ensembles every this many model seconds.")
 @click.option("--horizon-s", type=float, default=900.0, show_default=True, help="How far each forecast looks ahead.")
-@click.option("--gate", "gate_k", type=float, default=5.0, show_default=True,
+@click.option("--outlier-k", "outlier_k", type=float, default=5.0, show_default=True,
               help="Reject a reading more than this many standard deviations (ensemble and noise) off.")
 @click.option("--obs-error", "obs_error", type=float, default=0.0, show_default=True,
               help="A model error added to each sensor's declared noise: this share of the reading (0.1: 10 %).")
@@ -532,7 +532,7 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
 @click.option("--no-report", is_flag=True, help="Write the tables only, not report.html and its pictures.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
-               gate_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, ignore_forcings, workers,
+               outlier_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, ignore_forcings, workers,
                no_report):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
@@ -541,7 +541,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     from twin.runs.uncertainty import parse_ranges
     from twin.scenario.scenario import load_scenario, parse_set
 
-    for name, v in (("--forecast-interval-s", forecast_interval_s), ("--horizon-s", horizon_s), ("--gate", gate_k),
+    for name, v in (("--forecast-interval-s", forecast_interval_s), ("--horizon-s", horizon_s), ("--outlier-k", outlier_k),
                     ("--workers", workers)):
         if not v > 0:
             raise UserError(f"{name} {v}: give a positive number.")
@@ -568,7 +568,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
     check_out_dir(out)
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
-                                    horizon_s=horizon_s, gate_k=gate_k, kernel=kernel, localise_m=localise_m,
+                                    horizon_s=horizon_s, outlier_k=outlier_k, kernel=kernel, localise_m=localise_m,
                                     obs_error=obs_error, inflation=inflation, rtps=rtps, temper_to=temper_to,
                                     use_forcings=not ignore_forcings,
                                     workers=workers, report=not no_report)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.live.filters import (effective_sample_size, enkf_update, gaspari_cohn, gate, kalman_update, localisation,
+from twin.live.filters import (effective_sample_size, enkf_update, gaspari_cohn, outlier_screen, kalman_update, localisation,
                                merge_duplicates, normalise_log_weights, particle_step, systematic_resample)
 
 # a linear-Gaussian model: three state elements (two of them correlated), one parameter; two gauges
@@ -82,11 +82,11 @@ def test_the_enkf_skips_a_missing_observation_merges_a_duplicate_and_gates_a_wil
     assert ids == ["g1", "g2"] and vals[0] == 3.0 and np.isnan(vals[1])
 
 
-def test_the_gate_widens_with_the_ensemble_spread():
+def test_the_outlier_test_widens_with_the_ensemble_spread():
     pred = np.array([[0.0], [2.0]])  # mean 1, variance 1
-    usable, rejected = gate(pred, np.array([5.0]), np.array([1.0]), k=3.0)  # 4 / sqrt(2) = 2.8 sigma
+    usable, rejected = outlier_screen(pred, np.array([5.0]), np.array([1.0]), k=3.0)  # 4 / sqrt(2) = 2.8 sigma
     assert usable.all() and not rejected.any()
-    usable, rejected = gate(pred, np.array([6.0]), np.array([1.0]), k=3.0)  # 3.5 sigma
+    usable, rejected = outlier_screen(pred, np.array([6.0]), np.array([1.0]), k=3.0)  # 3.5 sigma
     assert rejected.all() and not usable.any()
 
 

@@ -36,7 +36,7 @@ from twin.core.limits import MAX_SEED
 from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
 from .assim_report import write_assimilation_report
-from .filters import (DEFAULT_GATE_K, unexplained_variance, enkf_update, inflate, liu_west, localisation, merge_duplicates, particle_step,
+from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, inflate, liu_west, localisation, merge_duplicates, particle_step,
                       relax_to_prior_spread)
 from .forecast import MemberPool, forecast_frame, score
 from .observe import Observer
@@ -54,7 +54,7 @@ class AssimilationSettings:
     members: int = 20
     forecast_interval_s: float = 300.0
     horizon_s: float = 900.0
-    gate_k: float = DEFAULT_GATE_K
+    outlier_k: float = DEFAULT_OUTLIER_K
     kernel: float = 0.3  # pf: the Liu-West kernel's h after resampling (jitter h × the spread, shrink by sqrt(1 - h²))
     inflation: float = 1.0  # enkf: the prior's departures from its mean × this before each update
     rtps: float = 0.5  # enkf: relaxation to prior spread of what the update corrects (0: none)
@@ -221,7 +221,7 @@ class EnsembleFilter:
         tempering = 1.0
         if self.s.method == "pf":
             up = particle_step(HX, y, sd, rng, prior_weights=self.weights, resample_below=self.s.resample_below,
-                               gate_k=self.s.gate_k, temper_to=self.s.temper_to)
+                               outlier_k=self.s.outlier_k, temper_to=self.s.temper_to)
             tempering = up.tempering
             after = up.weights @ HX
             if up.resampled:
@@ -243,7 +243,7 @@ class EnsembleFilter:
                 rho_xs, rho_yy = localisation(obs_xy, state_xy, self.s.localise_m)
             prior = inflate(np.hstack([P, S, HX]), self.s.inflation)
             p, k = P.shape[1], S.shape[1]
-            up = enkf_update(prior, prior[:, p + k:], y, sd, rng, rho_xs, rho_yy, gate_k=self.s.gate_k)
+            up = enkf_update(prior, prior[:, p + k:], y, sd, rng, rho_xs, rho_yy, outlier_k=self.s.outlier_k)
             used, rejected = up.used, up.rejected
             if used.any():  # the corrected parameters and state keep a share of the prior's spread
                 up.members[:, :p + k] = relax_to_prior_spread(prior[:, :p + k], up.members[:, :p + k], self.s.rtps)
@@ -270,7 +270,7 @@ class EnsembleFilter:
             self.residual_rows.append({"time_s": t, "sensor": s.id, "observed": y[j], "before": before[j],
                                        "after": after[j] if used.any() else before[j], "fate": fate})
         if rejected.any():
-            self.log(f"[t = {t:g} s] rejected by the gate: "
+            self.log(f"[t = {t:g} s] rejected as outliers: "
                      + ", ".join(f"{s.id} = {y[j]:g}" for j, s in enumerate(sensors) if rejected[j]))
         return members
 
@@ -287,7 +287,7 @@ class EnsembleFilter:
         for j, s in enumerate(sensors):
             seen = self.noise_seen.get(s.id)
             now = max(sd[j] ** 2, seen or 0.0)
-            if np.isfinite(u[j]) and u[j] + var[j] <= self.s.gate_k ** 2 * (var[j] + now):
+            if np.isfinite(u[j]) and u[j] + var[j] <= self.s.outlier_k ** 2 * (var[j] + now):
                 self.noise_seen[s.id] = max(u[j], 0.0) if seen is None else (
                     (1 - NOISE_MEMORY) * seen + NOISE_MEMORY * max(u[j], 0.0))
             out[j] = math.sqrt(max(sd[j] ** 2, self.noise_seen.get(s.id, 0.0)))

@@ -9,8 +9,8 @@ Three kinds of bad observation are survived:
 
 - missing (NaN): skipped, as if it had not been sent;
 - duplicated (the same sensor twice at one time): ``merge_duplicates`` keeps one, the mean;
-- wildly wrong: the gate. An observation whose innovation (observed minus the ensemble mean) is more
-  than ``gate_k`` times ``sqrt(ensemble variance + noise variance)`` away is rejected and counted.
+- wildly wrong: the outlier test. An observation whose innovation (observed minus the ensemble mean) is more
+  than ``outlier_k`` times ``sqrt(ensemble variance + noise variance)`` away is rejected and counted.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_GATE_K = 5.0
+DEFAULT_OUTLIER_K = 5.0
 
 
 # -- observations -----------------------------------------------------------------------------------
@@ -36,10 +36,10 @@ def merge_duplicates(ids, values) -> tuple[list, np.ndarray]:
     return order, np.array([sums[i][0] / sums[i][1] if sums[i][1] else np.nan for i in order], dtype=np.float64)
 
 
-def gate(predicted: np.ndarray, observed: np.ndarray, sd: np.ndarray, k: float = DEFAULT_GATE_K,
+def outlier_screen(predicted: np.ndarray, observed: np.ndarray, sd: np.ndarray, k: float = DEFAULT_OUTLIER_K,
          weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(usable, rejected) masks over the observations: usable = finite, predicted by every member and
-    within the gate; rejected = finite but outside it (or not predicted by every member)."""
+    within the outlier test; rejected = finite but outside it (or not predicted by every member)."""
     predicted = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
     observed = np.asarray(observed, dtype=np.float64)
     sd = np.asarray(sd, dtype=np.float64)
@@ -109,7 +109,7 @@ class ParticleUpdate:
     parents: np.ndarray  # each new member's parent (0..N-1); identity when not resampled
     resampled: bool
     used: np.ndarray  # mask over the observations
-    rejected: np.ndarray  # mask over the observations: outside the gate
+    rejected: np.ndarray  # mask over the observations: outliers
     tempering: float = 1.0  # the exponent the likelihood was raised to (1: as it is)
 
 
@@ -134,9 +134,9 @@ def tempering_exponent(logl: np.ndarray, prior_weights: np.ndarray, target_ess: 
 
 def particle_step(predicted: np.ndarray, observed: np.ndarray, sd: np.ndarray, rng: np.random.Generator,
                   prior_weights: np.ndarray | None = None, resample_below: float = 1.0,
-                  gate_k: float = DEFAULT_GATE_K, temper_to: float = 0.0) -> ParticleUpdate:
+                  outlier_k: float = DEFAULT_OUTLIER_K, temper_to: float = 0.0) -> ParticleUpdate:
     """One step of sequential importance resampling: weights × the likelihood of the observations that
-    pass the gate; systematic resampling when the effective sample size falls below
+    pass the outlier test; systematic resampling when the effective sample size falls below
     ``resample_below`` × N (1.0: at every step, the bootstrap filter). After resampling the weights
     are uniform again; the caller restores each child from its parent's state and reseeds it. With
     ``temper_to`` > 0 the likelihood is tempered (``tempering_exponent``) so that at least that share
@@ -144,7 +144,7 @@ def particle_step(predicted: np.ndarray, observed: np.ndarray, sd: np.ndarray, r
     predicted = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
     n = len(predicted)
     w0 = _uniform(n) if prior_weights is None else np.asarray(prior_weights, dtype=np.float64)
-    used, rejected = gate(predicted, observed, sd, gate_k, w0)
+    used, rejected = outlier_screen(predicted, observed, sd, outlier_k, w0)
     obs = np.where(used, observed, np.nan)
     logl = gaussian_log_likelihood(predicted, obs, sd)
     phi = tempering_exponent(logl, w0, temper_to * n) if temper_to > 0 and used.any() else 1.0
@@ -185,12 +185,12 @@ def localisation(obs_xy: np.ndarray, state_xy: np.ndarray, half_width_m: float) 
 class KalmanUpdate:
     members: np.ndarray  # the updated ensemble (members × state elements)
     used: np.ndarray  # mask over the observations
-    rejected: np.ndarray  # mask over the observations: outside the gate
+    rejected: np.ndarray  # mask over the observations: outliers
 
 
 def enkf_update(members: np.ndarray, predicted: np.ndarray, observed: np.ndarray, sd: np.ndarray,
                 rng: np.random.Generator, rho_xs: np.ndarray | None = None, rho_yy: np.ndarray | None = None,
-                gate_k: float = DEFAULT_GATE_K) -> KalmanUpdate:
+                outlier_k: float = DEFAULT_OUTLIER_K) -> KalmanUpdate:
     """The stochastic ensemble Kalman filter (Burgers et al. 1998): each member is moved by the gain
     times its innovation against the observations perturbed with their noise.
 
@@ -203,7 +203,7 @@ def enkf_update(members: np.ndarray, predicted: np.ndarray, observed: np.ndarray
     observed = np.asarray(observed, dtype=np.float64)
     sd = np.asarray(sd, dtype=np.float64)
     n_members = len(X)
-    used, rejected = gate(HX, observed, sd, gate_k)
+    used, rejected = outlier_screen(HX, observed, sd, outlier_k)
     if not used.any() or n_members < 2:
         return KalmanUpdate(X.copy(), used, rejected)
     y, s, H = observed[used], sd[used], HX[:, used]

@@ -165,7 +165,7 @@ def forecast_frame(issued_at: float, results: list[dict]) -> Forecast:
 def forecast_alerts(fc: Forecast, rules, now_levels: dict[str, int], min_share: float = 0.5) -> list[dict]:
     """Alerts a forecast raises before the threshold is crossed: for each watched item not yet at a
     level, the members that reach it within the horizon; raised when at least ``min_share`` do, with
-    the median first time among them ("gate E1 reaches red in about 12 min (8 of 10 members)")."""
+    the median first time among them ("E1 reaches red in about 12 min (8 of 10 members)")."""
     from twin.core.model_contract import ALERT_LEVELS
 
     by_name = {r.name: r for r in rules}
