@@ -68,8 +68,8 @@ class LiveMode(QObject):
             ind.add_rows(snap.new_rows)
         ind.set_forecast(snap.now_s, snap.fans)
         clock = time_label(snap.now_s, ind.clock_start_s)
-        ahead = (f"; forecast (orange: p10-p90 band, median dashed, members) issued at "
-                 f"{time_label(snap.issued_at, ind.clock_start_s)}" if snap.issued_at is not None else "")
+        ahead = (f"\nforecast issued at {time_label(snap.issued_at, ind.clock_start_s)} (orange: p10-p90 band, "
+                 "median dashed, members)" if snap.issued_at is not None else "")
         self.label = f"live {clock}{ahead}"
         text = snap.estimates_text()  # with --assimilate: what the filter makes of its parameters
         self.estimates.setText("estimated: " + text.replace("; ", "\nestimated: ") if text else "")

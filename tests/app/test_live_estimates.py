@@ -34,4 +34,5 @@ def test_the_window_shows_a_live_runs_estimates(window, qtbot, tmp_path):
     assert label.isVisible() and snap.estimates and label.text() == f"estimated: {snap.estimates_text()}"
     assert label.text().startswith("estimated: speed_mps ") and "p10-p90" in label.text()
     shot = tmp_path / "live_estimates.png"  # what it looks like (docs/screenshot_live_estimates.png)
+    qtbot.wait(200)  # the layout fits the new caption on the next pass of the event loop
     assert window.indicators.grab().save(str(shot)) and shot.stat().st_size > 1000
