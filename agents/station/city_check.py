@@ -61,7 +61,8 @@ def check(check: CityCheck, city, connectors_spec) -> CityCheck:
     drawn = [rec for rec in city.meta.get("station_drawings") or [] if isinstance(rec, dict)]
     for rec in drawn:
         drawing_check(check, city, rec, connectors_spec)
-    if drawn:  # a drawn station: the crowd model's own geometry check, so a wrong plan shows here, not at a run
+    if len(gates) and len(walk):  # the crowd model's own geometry check: a wrong plan (drawn, imported or
+        # edited: a gate off the floor) shows here, not when a run starts
         from .drawing_import import crowd_refusal
 
         refusal = crowd_refusal(city)

@@ -129,3 +129,22 @@ def test_water_levels_taken_or_estimated_from_the_banks(tmp_path, tiny_city):
     taken = {i.what: i for i in flood.taken}["water level (level_m)"]
     estimated = {i.what: i for i in flood.estimated}["water level"]
     assert taken.names == ("Pond",) and estimated.names == ("Lake",) and "banks" in estimated.how
+
+
+def test_a_gate_off_the_station_floor_is_reported_before_a_run(tmp_path):
+    """The crowd model's own geometry check runs in city check for any station, not only drawn ones:
+    an exit moved off the walkable area (a slip in the city editor) makes the station model unable
+    to run, with the model's reason."""
+    from shapely.affinity import translate
+
+    city = City.load(DEMO)
+    gates = city.layer("gates").copy()
+    k = int((gates["kind"].astype(str) == "exit").to_numpy().argmax())
+    moved = translate(gates.geometry.iloc[k], xoff=400.0)
+    assert not city.walkable.union_all().intersects(moved)  # off the floor
+    gates.loc[gates.index[k], "geometry"] = moved
+    City(city.name, city.crs, {**city.layers, "gates": gates}, city.terrain, meta=city.meta).save(tmp_path / "c")
+    station = city_checks(tmp_path / "c", "station_dispersal")[0]
+    assert not station.can_run
+    refusal = {i.what: i for i in station.missing}["a station geometry the crowd model accepts"]
+    assert refusal.blocking and str(gates["id"].iloc[k]) in refusal.how
