@@ -95,6 +95,9 @@ def main() -> None:
     twin.pool.close()
     log = (out / "log.txt").read_text().splitlines()
     fc = [x for x in log if "forecast issued" in x]
+    for x in log:
+        if "failed" in x and f"forecast at {a.at:g} s" in x:
+            print(x)  # members that could not run: the time above is not a forecast's
     print(f"observation at {a.at:g} s -> forecast of {a.members} members {a.horizon_s:g} s ahead on {a.workers} "
           f"worker(s): {latency:.1f} s wall ({fc[-1].split(': ', 1)[1] if fc else 'no forecast'})")
     if cpu:
