@@ -199,9 +199,17 @@ class Crowd:
     def _kernel_args(self):
         f = self.floors
         cells = (self.xmin, self.ymin, 1.0 / self.cell_size, self.ncx, self.ncy, self.period_x)
-        flds = (f.wall_d, f.wall_nx, f.wall_ny, f.width, f.zone, f.lane)
-        targ = (f.toff, f.dir_x, f.dir_y, self.t_open, self.n_exit, f.n_targets, self.t_to_level)
+        flds = (f.walls, f.zone, f.lane)
+        targ = (f.toff, f.dir_xy, self.t_open, self.n_exit, f.n_targets, self.t_to_level)
         return cells, f.grid, flds, targ
+
+    def _repulsion_table(self) -> np.ndarray:
+        mp = self.motion
+        key = (mp.a_rep, mp.d_rep, mp.radius, mp.r_cut)
+        if getattr(self, "_rep_key", None) != key:  # the motion parameters may be changed between steps
+            self._rep_key = key
+            self._rep_tab = K.repulsion_table(*key)
+        return self._rep_tab
 
     def move(self, dt: float) -> None:
         """Advance every agent by ``dt`` (cells must have been built from current positions);
@@ -218,7 +226,7 @@ class Crowd:
             (K.cfsm_step if par else K.cfsm_step_serial)(
                 self.t, self.x, self.y, self.vx, self.vy, self.v0, self.tgt, self.ids, self.lv, self.hold, self.board,
                 self.paid, self.ev, self.step_no, n, self.order, self.start, self.sx, self.sy, self.sr,
-                cells, grid, flds, targ, prm)
+                cells, grid, flds, targ, prm, self._repulsion_table())
         else:
             K.gather_sorted(self.order, n, self.vx, self.vy, self.svx, self.svy)
             prm = (mp.radius, mp.tau, mp.mass, mp.a_soc, mp.b_soc, mp.k_body, mp.kappa, mp.lam, mp.a_w, mp.b_w,

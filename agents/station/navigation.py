@@ -277,8 +277,10 @@ class Floors:
 
     Level ``L`` (index into ``levels``, the city's level numbers in increasing order) has its own
     ``NavGrid`` (``navs[L]``) with the targets on it; target ``t`` (a global index) has its floor
-    field and directions on its level's raster from ``toff[t]`` on. ``zone`` holds global target
-    indices; ``lane`` (ticket lanes, -1 elsewhere) is filled by the model.
+    field and directions on its level's raster from ``toff[t]`` on (``dir_xy``: x and y of a cell side
+    by side, at ``2 * (toff[t] + cell)``). ``walls`` holds wall_d, wall_nx, wall_ny and width of a cell
+    side by side (at ``4 * cell``), for the step. ``zone`` holds global target indices; ``lane``
+    (ticket lanes, -1 elsewhere) is filled by the model.
     """
 
     cell_m: float
@@ -298,8 +300,8 @@ class Floors:
     t_level: np.ndarray
     toff: np.ndarray
     floor: np.ndarray
-    dir_x: np.ndarray
-    dir_y: np.ndarray
+    dir_xy: np.ndarray
+    walls: np.ndarray
     lt_start: np.ndarray
     lt_idx: np.ndarray
 
@@ -338,6 +340,14 @@ class Floors:
                 return np.ascontiguousarray(arrs[0]).reshape(-1)
             return np.concatenate([np.ascontiguousarray(a).reshape(-1) for a in arrs])
 
+        def interleave(*fields):
+            # the values a step reads together at one cell lie side by side: one cache line, not one per field
+            # (the directions of all targets are far larger than the processor's caches)
+            return np.ascontiguousarray(np.stack([flat(f) for f in fields], axis=-1)).reshape(-1)
+
+        wall_d, wall_nx, wall_ny, width = (flat([getattr(nv, k) for nv in navs])
+                                           for k in ("wall_d", "wall_nx", "wall_ny", "width"))
+
         order = np.argsort(t_level, kind="stable")
         lt_start = np.searchsorted(t_level[order], np.arange(len(navs) + 1)).astype(np.int64)
         return cls(
@@ -345,11 +355,10 @@ class Floors:
             lx0=np.array([nv.x0 for nv in navs], dtype=np.float64), ly0=np.array([nv.y0 for nv in navs], np.float64),
             lrows=np.array([nv.free.shape[0] for nv in navs], np.int64),
             lcols=np.array([nv.free.shape[1] for nv in navs], np.int64), loff=loff,
-            wall_d=flat([nv.wall_d for nv in navs]), wall_nx=flat([nv.wall_nx for nv in navs]),
-            wall_ny=flat([nv.wall_ny for nv in navs]), width=flat([nv.width for nv in navs]),
+            wall_d=wall_d, wall_nx=wall_nx, wall_ny=wall_ny, width=width,
             zone=flat(zones), lane=np.full(int(loff[-1]), -1, dtype=np.int32),
-            t_level=t_level, toff=toff, floor=flat(parts_f), dir_x=flat(parts_x), dir_y=flat(parts_y),
-            lt_start=lt_start, lt_idx=order.astype(np.int64))
+            t_level=t_level, toff=toff, floor=flat(parts_f), dir_xy=interleave(parts_x, parts_y),
+            walls=interleave([wall_d], [wall_nx], [wall_ny], [width]), lt_start=lt_start, lt_idx=order.astype(np.int64))
 
     @classmethod
     def single(cls, nav: NavGrid) -> "Floors":

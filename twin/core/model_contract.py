@@ -941,6 +941,10 @@ class CityModel(mesa.Model):
                             f"(its last row at {times[-1] if times else 'none'}); it must be {expected_k}.")
         self.time = float(t)
         self.steps = int(meta["steps"])
+        if type(self)._advance is CityModel._advance and self.dt_s > 0 and not _close(self.steps * self.dt_s, self.time):
+            # saved by a run with another fixed step (a variant, an ensemble member at another resolution):
+            # its step count is not this clock's, which is steps x dt_s
+            self.steps = int(math.floor(self.time / self.dt_s + 1e-6))
         self._report_k = int(meta["report_k"])
         try:
             if meta["rng"].get("bit_generator") != type(self.rng.bit_generator).__name__:

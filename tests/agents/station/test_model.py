@@ -143,3 +143,21 @@ def test_social_force_runs():
     assert m.counts()["walking"] > 0
     pts = shapely.points(m.crowd.x[: m.crowd.n], m.crowd.y[: m.crowd.n])
     assert shapely.covers(m.station.free[0], pts).all()
+
+
+def test_state_continues_at_another_time_step():
+    """A state saved at one time step continued with another (an ensemble member at a coarser
+    resolution) walks on at once: its clock is the new step's, not the saved step count."""
+    city = make_city()
+    m = StationDispersalModel(city, duration_s=600, seed=3, **FAST)
+    m.advance_to(30.0)
+    arrays, meta = m.get_state()
+    coarse = StationDispersalModel(city, duration_s=600, seed=3, time_step_s=0.1, **FAST)
+    assert coarse.dt_s != m.dt_s
+    coarse.set_state(arrays, meta)
+    assert coarse.steps == 300 and coarse.next_time_s == pytest.approx(30.1)
+    x0 = coarse.crowd.x[:coarse.crowd.n].copy()
+    assert len(x0)
+    coarse.advance_to(31.0)
+    assert coarse.steps == 310
+    assert not np.array_equal(coarse.crowd.x[:len(x0)], x0)  # they walked
