@@ -28,7 +28,7 @@ CITY_LAYERS = (
     LayerSpec("buildings", "vector", "residents per building", counts=("population",)),
 )
 POI_KINDS = (
-    PoiKind("shelter", "a flood shelter (capacity in persons)", "#10a050", 100, 1, 5.0),
+    PoiKind("shelter", "a flood shelter (capacity in persons)", "#10a050", 100, defaults=(("service_time_s", 5.0),)),
     PoiKind("pump", "a pumping station (capacity_m3s)", "#2080c0"),
     PoiKind("hospital", "a hospital (a critical place in a flood)", "#c00020"),
     PoiKind("school", "a school (a critical place in a flood)", "#508030"),

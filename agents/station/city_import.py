@@ -994,10 +994,10 @@ LAYER_VIEWS = (LayerView("gates", "Gates", width_m=1.6, state_column="open", col
 BUILDING_USES = (BuildingUse("station", "railway and bus station buildings", "#c27ba0", ("train_station", "transportation")),)
 POI_KINDS = (
     PoiKind("railway_station", "a railway station (tourists arrive by train; flood: a critical place)", "#8a3a70",
-            2000, 4, 0.0),
-    PoiKind("metro", "a metro entrance (station crowds leave by it)", "#0050a0", 1000, 2, 0.0),
-    PoiKind("bus_stop", "a bus stop or bus terminal bay", "#e08000", 60, 1, 0.0),
-    PoiKind("taxi_rank", "a taxi rank", "#d0b000", 10, 1, 60.0),
+            2000, defaults=(("gates", 4),)),
+    PoiKind("metro", "a metro entrance (station crowds leave by it)", "#0050a0", 1000, defaults=(("gates", 2),)),
+    PoiKind("bus_stop", "a bus stop or bus terminal bay", "#e08000", 60),
+    PoiKind("taxi_rank", "a taxi rank", "#d0b000", 10, defaults=(("service_time_s", 60.0),)),
 )
 IMPORT_HOOK = CityImportHook(
     osm_tags=("station", "subway", "train", "bus"),

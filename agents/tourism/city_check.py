@@ -31,8 +31,9 @@ def check(check: CityCheck, city, entry_kinds) -> CityCheck:
                           "service_time_s)", blocking=True)
             continue
         d = DEFAULTS[kind]
-        default_of = {"capacity": f"{d.capacity} {'rooms' if kind == 'hotel' else 'persons'}", "gates": str(d.gates),
-                      "service_time_s": f"{d.service_time_s:g} s"}
+        own = dict(d.defaults)
+        default_of = {"capacity": f"{d.capacity} {'rooms' if kind == 'hotel' else 'persons'}", "gates": str(own["gates"]),
+                      "service_time_s": f"{own['service_time_s']:g} s"}
         if kind == "attraction" and "class" in sub.columns:
             by_class = sub["class"].fillna("").astype(str).replace("", "unclassed").value_counts()
             check.add("found", "attraction classes", len(by_class), tuple(f"{n} {c}" for c, n in by_class.items()))

@@ -313,8 +313,10 @@ BUILDING_USES = (
 POI_KINDS = (
     PoiKind("station", "a station, read as railway_station by the tourist model", "#8a3a70"),
     PoiKind("coach_stop", "where tour coaches set tourists down", "#a0522d"),
-    PoiKind("attraction", "a sight tourists visit (capacity, entry gates, service time)", "#b03090", 200, 2, 20.0),
-    PoiKind("hotel", "a hotel (capacity in rooms)", "#6040c0", 80, 1, 120.0, capacity_tag="rooms"),
+    PoiKind("attraction", "a sight tourists visit (capacity, entry gates, service time)", "#b03090", 200,
+            defaults=(("gates", 2), ("service_time_s", 20.0))),
+    PoiKind("hotel", "a hotel (capacity in rooms)", "#6040c0", 80, defaults=(("gates", 1), ("service_time_s", 120.0)),
+            capacity_tag="rooms"),
 )
 IMPORT_HOOK = CityImportHook(
     osm_tags=("rooms", "beds"),

@@ -236,16 +236,16 @@ class BuildingUse:
 @dataclass(frozen=True)
 class PoiKind:
     """A point-of-interest kind (``pois.kind``) a model knows: what it means, its colour in the view,
-    and what the importer gives a POI of the kind when the data has no value (capacity: persons,
-    rooms for hotels; entry gates; service time per person in seconds)."""
+    and what the importer gives a POI of the kind when the data has no value: ``capacity`` (persons,
+    or what ``capacity_tag`` counts) and ``defaults``, values of other POI columns the models
+    declare (``LayerSpec("pois", defaults=...)``) for this kind."""
 
     name: str
     doc: str
     colour: str
     capacity: int = 0
-    gates: int = 1
-    service_time_s: float = 0.0
-    capacity_tag: str = "capacity"  # the OSM tag that gives the capacity (hotels: rooms)
+    defaults: tuple[tuple[str, Any], ...] = ()
+    capacity_tag: str = "capacity"  # the OSM tag that gives the capacity (e.g. rooms)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyproj
 
+from twin.core.city import column_defaults
 from twin.core.errors import UserError
 from twin.core.vocabulary import OTHER_USE
 from twin.core.osm_values import parse_height_m, parse_level_list, parse_levels, single_level  # noqa: F401 (the importer's API)
@@ -231,8 +232,10 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
     rows, geoms = [], []
     kinds = poi_kinds()
     deciding = tuple(dict.fromkeys(t for h in hooks for t in h.poi_tags))  # kept in osm_tags
-    base = ("id", "kind", "name", "capacity", "capacity_source", "gates", "service_time_s", "osm_tags", "area_m2")  # not a model word: POI gates
-    kept = tuple(dict.fromkeys(c for h in hooks for c in h.poi_columns if c not in base))  # kept as columns
+    base = ("id", "kind", "name", "capacity", "capacity_source", "osm_tags", "area_m2")
+    # the POI columns the models declare, with their defaults; a kind's own defaults override them
+    declared = {c: v for c, v in column_defaults("pois").items() if c not in base}
+    kept = tuple(dict.fromkeys(c for h in hooks for c in h.poi_columns if c not in base and c not in declared))
     geod = pyproj.Geod(ellps="WGS84")
     for layer, gdf in (("points", pts), ("multipolygons", polys)):
         if not len(gdf):
@@ -249,14 +252,13 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
             rows.append({"id": ids[i], "kind": kind, "name": t.get("name") or "",
                          "capacity": int(capacity) if capacity else pk.capacity,
                          "capacity_source": "tag" if capacity else "default",
-                         "gates": pk.gates,  # not a model word: a POI's entry gates (CONTRACT §1)
-                         "service_time_s": float(pk.service_time_s),
+                         **declared, **dict(pk.defaults),
                          "osm_tags": ";".join(f"{k}={t[k]}" for k in deciding if t.get(k)),
                          # a POI drawn as an area keeps its size (ellipsoidal m²): the point loses it
                          "area_m2": abs(geod.geometry_area_perimeter(geo[i])[0]) if layer == "multipolygons" else None,
                          **{c: str(t[c]) if t.get(c) is not None else "" for c in kept}})
             geoms.append(geo[i] if layer == "points" else geo[i].point_on_surface())
-    cols = [*base, *kept]
+    cols = [*base, *declared, *kept]
     layers["pois"] = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry=geoms, crs=crs)
 
     # Water and walkable areas
