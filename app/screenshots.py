@@ -82,20 +82,7 @@ def main() -> int:
         from twin.scenario.scenario import load_scenario
 
         args.city = load_scenario(args.scenario).city_path
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
-    from PySide6.QtCore import QSettings
-
-    from .main import make_app
-    from .main_window import MainWindow
-
-    app = make_app()
-    tmp = Path(tempfile.mkdtemp())
-    os.environ.setdefault("CITYTWIN_RUNS_DIR", str(tmp / "runs"))
-    w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat))
-    w.resize(width, height)
-    w.show()
-    app.processEvents()
+    app, w, tmp = _window(args)
     args.out.mkdir(parents=True, exist_ok=True)
 
     shots = []
@@ -222,19 +209,10 @@ def drawing_screenshot(args) -> int:
 def live_screenshot(args) -> int:
     """The window following a live run's folder: charts with the now-line and the forecast fan, the
     sensors in 3D, the forecast alerts."""
+    from PySide6.QtCore import Qt
+
     width, height = (int(v) for v in args.size.lower().split("x"))
-    os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
-    from PySide6.QtCore import QSettings, Qt
-
-    from .main import make_app
-    from .main_window import MainWindow
-
-    app = make_app()
-    tmp = Path(tempfile.mkdtemp())
-    w = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.IniFormat))
-    w.resize(width, height)
-    w.show()
-    app.processEvents()
+    app, w, tmp = _window(args)
     assert w.follow_live(args.live), f"cannot follow {args.live}"
     _wait(app, lambda: w.live_mode.updates > 0 and w.live_mode.frames > 0, 300)  # and the live model drawn
     w.viewport.camera("aoi", w.model_cls)
