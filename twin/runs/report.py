@@ -351,7 +351,9 @@ def map_figure(name: str, means: dict[str, np.ndarray], bounds, city, unit: str)
     allv = np.concatenate([m[np.isfinite(m)].ravel() for m in means.values()]) if means else np.array([0.0])
     vmax = float(np.nanmax(allv)) if allv.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
-    dmax = max((float(np.nanmax(np.abs(means[v] - means[BASELINE]))) for v in variants), default=0.0) or 1.0
+    diffs = [np.abs(means[v] - means[BASELINE]) for v in variants]
+    # a raster that is empty (no data) in every run has no difference to scale by: the scale is then 1
+    dmax = max((float(d[np.isfinite(d)].max()) for d in diffs if np.isfinite(d).any()), default=0.0) or 1.0
 
     def underlay(ax):
         for layer, kw in (("walkable", dict(facecolor="#f2efe6", edgecolor="#b9b39f", lw=0.5)),
