@@ -631,7 +631,7 @@ class IndicatorsPanel(QWidget):
             pw.addItem(line)
             self.cursor_lines.append(line)
             self.plots[k.name] = pw
-            if k.keyed:  # one line per key (gate, attraction), added as the keys appear
+            if k.keyed:  # one line per key (a feature), added as the keys appear
                 pw.addLegend(offset=(-5, 5), labelTextSize=f"{int(8 * self.scale)}pt")
             else:
                 self.curves[k.name] = pw.plot([], [], pen=pg.mkPen("#1f6fd1", width=2))

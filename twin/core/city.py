@@ -23,9 +23,8 @@ from .geometry import repair_geometries
 from .grid import GridField
 from .model_contract import LayerSpec
 
-# The platform's own layers; the models add theirs (``CityModel.city_layers``: the station's gates and
-# sources, the flood's drains) and columns of these (the tourists' POI capacity, gates and service
-# time): ``layer_specs()`` merges them. Numbers in ``numbers`` must be numbers; in ``counts``, finite
+# The platform's own layers; the models add theirs (``CityModel.city_layers``) and columns of these
+# (a model's POI columns): ``layer_specs()`` merges them. Numbers in ``numbers`` must be numbers; in ``counts``, finite
 # and 0 or more.
 BASE_LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("buildings", "vector", "building footprints", "Polygon", ("height_m",),
@@ -79,7 +78,7 @@ GENERATED_IDS = {"roads": "R", "buildings": "B", "water": "W", "walkable": "WA",
 # Buildings whose height_m is missing, zero or negative get this height when a package is loaded.
 DEFAULT_BUILDING_HEIGHT_M = 10.0
 
-# Floors of multi-level places (a station's platforms above its concourse): the optional integer
+# Floors of multi-level places (a floor above another): the optional integer
 # ``level`` column of the layers whose spec says ``levels`` (0 = street level, 1 above, -1 below);
 # city.toml's ``level_height_m`` gives the storey height (default below).
 DEFAULT_LEVEL_HEIGHT_M = 6.0

@@ -28,7 +28,7 @@ KINDS = ("found", "taken", "estimated", "defaulted", "missing")
 
 @dataclass(frozen=True)
 class CheckItem:
-    what: str  # "attraction capacity", "platforms"
+    what: str  # what the model looked for, in its words
     count: int = 0  # features concerned
     names: tuple[str, ...] = ()  # a few of them, for people
     how: str = ""  # estimated/defaulted: how; missing: what to add

@@ -11,7 +11,7 @@ import math
 
 from .errors import UserError
 
-MAX_DURATION_S = 30 * 86_400.0  # a simulated month: a multi-day flood with margin
+MAX_DURATION_S = 30 * 86_400.0  # a simulated month: a multi-day event with margin
 MIN_DURATION_S = 1.0
 MAX_SEED = 2**32 - 1  # the usual range of a 32-bit seed (numpy, R); TOML ints hold it exactly
 MAX_REPLICATIONS = 10_000

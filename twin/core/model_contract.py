@@ -210,7 +210,7 @@ class LayerSpec:
     geometry: str = "any"  # vector: Point, LineString, Polygon or any
     columns: tuple[str, ...] = ()  # vector: columns every feature must have
     required: bool = False
-    # A layer of the city package the model defines (``city_layers``: gates, sources, drains): the
+    # A layer of the city package the model defines (``city_layers``): the
     # importer recognises it by these names, fills these optional columns, and the view and the
     # package reader treat it like the platform's own layers.
     aliases: tuple[str, ...] = ()  # other layer names (lower case, no punctuation) the importer takes for it
@@ -245,7 +245,7 @@ class PoiKind:
     colour: str
     capacity: int = 0
     defaults: tuple[tuple[str, Any], ...] = ()
-    capacity_tag: str = "capacity"  # the OSM tag that gives the capacity (e.g. rooms)
+    capacity_tag: str = "capacity"  # the OSM tag that gives the capacity
 
 
 @dataclass(frozen=True)
@@ -405,10 +405,10 @@ class Snapshot:
     fields: dict[str, GridField] = field(default_factory=dict)
     kpis: dict[str, Any] = field(default_factory=dict)
     features: dict[str, FeatureFrame] = field(default_factory=dict)  # layer name -> values
-    # (n,) float64 metres above the terrain (an upper floor, a stair between floors); None: on the ground
+    # (n,) float64 metres above the terrain (an upper floor, a connector between floors); None: on the ground
     z: np.ndarray | None = None
     # (n,) int: which of the model's walkable_areas() each agent walks on (its index), -1 on none (a
-    # stair, the street); None: the model has no walkable areas
+    # connector, the street); None: the model has no walkable areas
     level: np.ndarray | None = None
 
 
@@ -480,7 +480,7 @@ class CityModel(mesa.Model):
         )
         self._kpi_cache: dict[str, Any] = {}
         self._labels: dict[str, str] | None = None
-        # What a planner must know about the inputs (estimated shelters, a closed boundary holding
+        # What a planner must know about the inputs (estimated places, a closed boundary holding
         # water): printed by the CLI, written to summary.json "warnings", shown in the app.
         self.warnings: list[str] = []
         self._times: list[float] = []

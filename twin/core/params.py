@@ -93,10 +93,10 @@ class Param:
     max: float | None = None
     choices: tuple | None = None
     suffixes: tuple[str, ...] = ()  # FilePath: allowed file name endings, e.g. (".tif",)
-    # Used only when another parameter has one of some values: ("rain", ("uniform",)). A scenario that
+    # Used only when another parameter has one of some values: ("mode", ("uniform",)). A scenario that
     # sets it while the other has none of them gets a warning naming the setting that would use it.
     used_when: tuple[str, tuple] | None = None
-    # kind list: the items name features of a city layer ("gates", "pois:attraction"): ids, unique
+    # kind list: the items name features of a city layer ("LAYER", "pois:KIND"): ids, unique
     # names or selectors, resolved and checked on the city before any run (twin.core.features).
     refers_to: str | None = None
     # Shapes a user may draw on the map for it (the app's "Draw on map"): "Point", "LineString",

@@ -14,7 +14,7 @@ __all__ = ["BASE_BUILDING_USES", "OTHER_USE"]
 
 OTHER_USE = "other"
 
-# buildings.use: what a building is used for (the view's colours and legend; flood exposure: people per m²)
+# buildings.use: what a building is used for (the view's colours and legend; the models' people per m²)
 BASE_BUILDING_USES: tuple[BuildingUse, ...] = (
     BuildingUse("residential", "homes, flats, dormitories", "#e8d6b0",
                 ("apartments", "residential", "house", "detached", "terrace", "dormitory", "semidetached_house")),

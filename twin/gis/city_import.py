@@ -532,7 +532,7 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
         if not len(gdf):
             continue
         gdf = gdf.to_crs(city_crs)
-        if p.layer not in all_layers():  # a model's extra layer (connectors, barriers): checked as the model reads it
+        if p.layer not in all_layers():  # a model's extra layer: checked as the model reads it
             extras.setdefault(p.layer, []).append(check_extra_layer(gdf, model_layers()[p.layer], p.origin, city_crs))
             continue
         family = all_layers()[p.layer][0]
@@ -545,7 +545,7 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
             gdf = _buildings(gdf, p.osm, level_height_m, default_height_m)
         elif p.layer == "roads":
             gdf = _roads(gdf, p.osm)
-        elif p.layer == "pois" or p.layer not in LAYERS:  # the models' layers (gates, drains) have ids
+        elif p.layer == "pois" or p.layer not in LAYERS:  # the models' layers have ids
             gdf = _ids(gdf, p.layer, p.origin)
         if not p.osm:
             ncol = _col(gdf, NAME_COLUMNS)

@@ -47,7 +47,7 @@ def city_info(path) -> str:
                 line += f"; {gdf.geometry.length.sum() / 1000.0:.1f} km"
         elif spec.geometry == "Polygon":
             line += f"  {gdf.geometry.area.sum():.0f} m²"
-        if spec.ids_required and spec.geometry != "Polygon":  # the ids scenarios name (gates)
+        if spec.ids_required and spec.geometry != "Polygon":  # the ids scenarios name
             line += "  ids " + ", ".join(gdf["id"].astype(str).head(10)) + (" …" if len(gdf) > 10 else "")
         lines.append(line)
     if not any(len(g) for g in city.layers.values()):

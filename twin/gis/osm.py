@@ -223,7 +223,7 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
          "speed_source": ["maxspeed" if s is not None else "default" for s in speeds],
          "tunnel": r["tunnel"].fillna("").to_numpy(), "bridge": r["bridge"].fillna("").to_numpy(),
          "layer": r["layer"].fillna("").to_numpy(), "level": r["level"].fillna("").to_numpy(),
-         # the tags the models' import hooks keep on the roads (e.g. what makes stairs a connector)
+         # the tags the models' import hooks keep on the roads (what a model reads of a road)
          **{t: r[t].fillna("").to_numpy() for t in dict.fromkeys(c for h in hooks for c in h.road_columns)
             if t not in ("level", "layer")}},
         geometry=r.geometry.to_numpy(), crs=crs)

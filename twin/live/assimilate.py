@@ -59,7 +59,7 @@ class AssimilationSettings:
     inflation: float = 1.0  # enkf: the prior's departures from its mean × this before each update
     rtps: float = 0.5  # enkf: relaxation to prior spread of what the update corrects (0: none)
     obs_error: float = 0.0  # a model error added to each sensor's noise: this share of the reading
-    localise_m: float = 0.0  # enkf: correct the model's correctable state within 2 × this of a gauge (0: not)
+    localise_m: float = 0.0  # enkf: correct the model's correctable state within 2 × this of a sensor (0: not)
     resample_below: float = 0.5  # pf: resample when the effective sample size falls below this share of N
     temper_to: float = 0.3  # pf: temper an update's likelihood so that this share of N stays effective (0: never)
     adaptive_noise: bool = True  # a sensor's error as its innovations show it (never below its declared noise)
@@ -109,7 +109,7 @@ class EnsembleFilter:
         self.forced: dict = {}
         self.rng = np.random.default_rng([self.seed, STREAM])
         self.n_updates = 0
-        self._cells = None  # enkf with --localise-m: the correctable state elements near the gauges
+        self._cells = None  # enkf with --localise-m: the correctable state elements near the sensors
         self.weights = np.full(settings.members, 1.0 / settings.members)  # pf: carried between resamplings
         self.param_rows: list[dict] = []
         self.update_rows: list[dict] = []
@@ -237,7 +237,7 @@ class EnsembleFilter:
             S = np.hstack([np.array([_array(m.run.model, c.path).reshape(-1)[idx] for m in members], dtype=np.float64)
                            for c, idx, _ in cells]) if cells else np.zeros((len(members), 0))
             rho_xs = rho_yy = None
-            if cells:  # a gauge corrects the cells around it; the parameters are global
+            if cells:  # a sensor corrects the cells around it; the parameters are global
                 obs_xy = np.array([[s.x, s.y] for s in sensors])
                 state_xy = np.vstack([np.full((P.shape[1], 2), np.nan)] + [xy for _, _, xy in cells] + [obs_xy])
                 rho_xs, rho_yy = localisation(obs_xy, state_xy, self.s.localise_m)
@@ -418,7 +418,7 @@ class EnsembleFilter:
             return ensembles
         p = model.p
         differ = [k for k, v in new.items() if k not in p or plain_value(p[k]) != plain_value(v)]
-        if not differ:  # a reading that changes nothing (the rain as planned) costs nothing
+        if not differ:  # a reading that changes nothing (the forcing as planned) costs nothing
             self.forced = new
             return ensembles
         self.forced = new

@@ -265,7 +265,7 @@ class LiveTwin:
         if differ and not self.run.done:  # a reading that changes nothing (a road reported open) costs nothing
             try:
                 self._rebuild()
-            except UserError as e:  # e.g. a platform the city does not have: the readings are refused, the twin goes on
+            except UserError as e:  # e.g. a feature the city does not have: the readings are refused, the twin goes on
                 self.forced = old
                 for o in due:
                     q = self.observer.by_id[o.sensor].sensor.value

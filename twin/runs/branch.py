@@ -90,7 +90,7 @@ def check_branch(scenario, at, intervention: str | None, replications: int | Non
         preflight.check_output(out)
     sc.load_city()  # a missing or broken city fails here, before the prefix runs
     preflight.check_features(sc, sc.variants())  # every variant, as run and compare check them
-    preflight.check_models(sc, [BASELINE, variant])  # e.g. a gate id that does not exist
+    preflight.check_models(sc, [BASELINE, variant])  # e.g. a feature id that does not exist
     taken: set[str] = set()
     variants = [Variant(BASELINE, slugify(BASELINE, taken), "baseline"),
                 Variant(variant, slugify(variant, taken), "intervention")]

@@ -418,7 +418,7 @@ def runs_table(plan: Plan, out: Path) -> tuple[pd.DataFrame, list[str], dict]:
                      **flat, "wall_s": summary.get("wall_s"), "simulated_s": summary.get("simulated_s"),
                      "run_dir": spec.folder})
     df = pd.DataFrame(rows)
-    # A key missing from a dict KPI (a gate nobody used, a level of service never reached) counts 0.
+    # A key missing from a dict KPI (a feature nobody used, a class never reached) counts 0.
     for k in kpi_cols:
         if k.split(".")[0] in dict_kpis:
             df[k] = df[k].fillna(0.0)

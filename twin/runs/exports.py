@@ -105,7 +105,7 @@ class Recorder:
                          and self._last_features < now - eps)
         if not (want_snap or want_traj or want_extent or want_fields or want_features):
             return
-        # trajectories alone (the station at 4 frames/s) need only where the agents are
+        # trajectories alone (4 frames/s of thousands of agents) need only where the agents are
         snap = model.agents() if not (want_snap or want_extent or want_fields or want_features) else model.snapshot()
         while self.snap_times and self.snap_times[0] <= now + eps:
             self.snap_times.pop(0)

@@ -23,7 +23,7 @@ class Frame:
     ids: np.ndarray | None = None
     features: dict = field(default_factory=dict)
     clock_start_s: float | None = None  # the model's time of day at t = 0, if it keeps one
-    z: np.ndarray | None = None  # height of each agent above the terrain (upper floors, stairs)
+    z: np.ndarray | None = None  # height of each agent above the terrain (upper floors, connectors)
 
     @property
     def nbytes(self) -> int:

@@ -138,7 +138,7 @@ class SceneRenderer:
             return
         mesh = s.buildings
         roof = np.asarray(mesh.cell_data["roof"]) if "roof" in mesh.cell_data else np.zeros(mesh.n_cells, bool)
-        # Roofs over the walkable area (a station hall) are drawn see-through: the crowd is under them.
+        # Roofs over the walkable area are drawn see-through: the agents are under them.
         parts = [("buildings", mesh, 1.0)]
         if roof.any():
             parts = [("buildings", mesh.extract_cells(np.flatnonzero(~roof)), 1.0),
@@ -222,8 +222,8 @@ class SceneRenderer:
                 entries += [[v.legend[1], v.colours[1]], [v.legend[0], v.colours[0]]]
         if s.water.n_cells:
             entries += [["water", "#5b9bd5"]]
-        if self.model_cls is not None:  # the model's per-feature states that are drawn (flooded, closed, ...)
-            shown = {(label.split()[-1], c) for label, c in entries}  # "gate closed" is "closed" in red
+        if self.model_cls is not None:  # the model's per-feature states that are drawn (declared states)
+            shown = {(label.split()[-1], c) for label, c in entries}  # "<feature> closed" is "closed"
             for f in self.model_cls.feature_styles:
                 if f.kind == "state":
                     entries += [[f"{f.layer}: {st}", c] for st, c in zip(f.states, f.colours)
@@ -232,7 +232,7 @@ class SceneRenderer:
             entries += [["sensor: high reading", SENSOR_HIGH], ["sensor: low reading", SENSOR_LOW],
                         ["sensor: no reading yet", SENSOR_NO_READING]]
         colours = self.state_colours()
-        for i, st in enumerate(self.state_names):  # a coupled run's "flood.waiting": "flood: waiting"
+        for i, st in enumerate(self.state_names):  # a coupled run's "<model>.<state>": "<model>: <state>"
             entries += [[f"agent: {st}" if "." not in st else st.replace(".", ": ", 1).replace("_", " "), colours[i]]]
         self._remove_legend()
         # the legend is a key, not the message: it grows less than the labels on a wall, and a long

@@ -131,7 +131,7 @@ class CityScene:
     obstacles: pv.PolyData
     pois: pv.PolyData
     poi_labels: list[str] = field(default_factory=list)
-    # the layers the models draw (LayerView: the station's gates), by layer: ribbons, and their labels
+    # the layers the models draw (LayerView), by layer: ribbons, and their labels
     views: dict[str, pv.PolyData] = field(default_factory=dict)
     view_labels: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     elevation: object = None  # callable (x_local, y_local) -> z
