@@ -125,6 +125,14 @@ def main() -> int:
     return 0
 
 
+def _save_and_close(window, path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_small(window, path)
+    window.close()
+    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
+    return 0
+
+
 def _window(args):
     width, height = (int(v) for v in args.size.lower().split("x"))
     os.environ.setdefault("CITYTWIN_NO_DIALOGS", "1")
@@ -200,10 +208,7 @@ def drawing_screenshot(args) -> int:
     _wait(app, lambda: False, 0.5)
     w.viewport.render_now()
     app.processEvents()
-    save_small(w, path)
-    w.close()
-    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
-    return 0
+    return _save_and_close(w, path)
 
 
 def live_screenshot(args) -> int:
@@ -234,12 +239,7 @@ def live_screenshot(args) -> int:
     w.alerts_panel.log.scrollToBottom()  # the latest forecast alerts
     w.viewport.render_now()
     app.processEvents()
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"screenshot_{args.name or 'live'}.png"
-    save_small(w, path)
-    w.close()
-    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
-    return 0
+    return _save_and_close(w, args.out / f"screenshot_{args.name or 'live'}.png")
 
 
 def exploration_screenshot(args) -> int:
@@ -259,12 +259,7 @@ def exploration_screenshot(args) -> int:
     _wait(app, lambda: False, 0.5)
     win.canvas.draw()
     app.processEvents()
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"screenshot_{args.name or 'exploration'}.png"
-    save_small(win, path)
-    win.close()
-    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
-    return 0
+    return _save_and_close(win, args.out / f"screenshot_{args.name or 'exploration'}.png")
 
 
 if __name__ == "__main__":
