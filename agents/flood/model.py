@@ -557,9 +557,7 @@ class FloodModel(CityModel):
     _EV = "evacuation."
     state_specs = (
         *StateSpec.each(("solver.h", "solver.max_depth"), low=0.0, high=MAX_DEPTH_M),
-        # a branch into more (mobile) pumps restores fewer sinks than the variant has: padded below
-        StateSpec("solver.sink_m3", rows="solver.n_sinks"),
-        *StateSpec.each(("solver.qx", "solver.qy", "solver.initial_m3", "solver.rain_m3",
+        *StateSpec.each(("solver.qx", "solver.qy", "solver.sink_m3", "solver.initial_m3", "solver.rain_m3",
                          "solver.inflow_m3", "solver.drained_uniform_m3", "solver.drained_inlets_m3",
                          "solver.pumped_m3", "solver.outflow_m3")),
         StateSpec("solver.max_speed", low=0.0),
@@ -591,9 +589,19 @@ class FloodModel(CityModel):
 
     def check_restored_state(self) -> None:
         self.evacuation.check_restored()
-        s = self.solver
-        if len(s.sink_m3) < s.n_sinks:  # the pumps a variant adds come last and have taken nothing yet
-            s.sink_m3 = np.concatenate([s.sink_m3, np.zeros(s.n_sinks - len(s.sink_m3))])
+
+    # A branch into a variant with more (mobile) pumps restores a state with fewer sinks: the pumps it
+    # adds come last and have taken nothing yet.
+    def saved_rows(self, saved, shapes):
+        held = shapes.get("solver.sink_m3")
+        return {"solver.sink_m3": held[0]} if held and len(held) == 1 and held[0] < self.solver.n_sinks else {}
+
+    def adapt_state(self, arrays, meta):
+        held = arrays.get("solver.sink_m3")
+        n = self.solver.n_sinks
+        if held is None or np.ndim(held) != 1 or len(held) >= n:
+            return arrays, meta  # as it is; set_state's checks say what is wrong, if anything
+        return {**arrays, "solver.sink_m3": np.concatenate([held, np.zeros(n - len(held), held.dtype)])}, meta
 
     # -- live feeds ---------------------------------------------------------------------------------
     def forced_parameters(self, quantity, readings):

@@ -12,7 +12,7 @@ from tests.agents.flood import towns
 from tests.conftest import DEMO_CITY
 from twin.core.city import City
 from tests.factories import state_context
-from twin.core.state_file import read_state, state_bytes, write_state_bytes
+from twin.core.state_file import read_state, restore_state, state_bytes, write_state_bytes
 
 KEY_KPIS = ("buildings_flooded", "people_exposed", "evacuees", "evacuated", "stranded", "mean_evacuation_time_s")
 
@@ -276,7 +276,7 @@ def test_a_branch_into_mobile_pumps_restores_the_baseline_state_and_pumps(tmp_pa
     saved = read_state(tmp_path / "s.npz")
     pumped = FloodModel(city, mobile_pumps_xy=[towns.X0 + 150, towns.Y0 + 57], mobile_pump_capacity_m3s=[0.2], **kw)
     assert pumped.solver.n_sinks == base.solver.n_sinks + 1
-    pumped.set_state(saved.arrays, saved.meta["model"])
+    restore_state(pumped, saved)  # the file's checks, then the model's
     assert len(pumped.solver.sink_m3) == pumped.solver.n_sinks and pumped.solver.sink_m3[-1] == 0.0
     pumped.run_to_end()
     k = pumped.final_kpis()
