@@ -13,6 +13,7 @@ from twin.core.features import feature_names, layer_frame, split_ref
 from twin.core.formats import fmt_number
 from twin.core.model_contract import FieldStyle
 from twin.view.fonts import label_font_file
+from twin.view.label_layout import LabelLayout
 from twin.declarations import layer_views
 from twin.view.scene import (AgentCloud, CityScene, FieldSurface, build_scene, level_lift, poi_colours, poi_kinds_order,
                         use_codes, use_colours)
@@ -48,6 +49,9 @@ DIFFERENCE_CMAP = "RdBu_r"
 LEGEND_MAX_SCALE = 1.6  # intervention − baseline: blue lower, red higher, white no change
 ROOF_OPACITY = 0.18
 TERRAIN_CMAP = ["#e9ede2", "#d6dfc8", "#c5cdb0", "#b9b59b"]
+# which labels win where labels of different layers would cover each other (twin.view.label_layout);
+# the models' feature ids (short) before the names of places (long): more labels fit
+LABELS_ALERTS, LABELS_ALERTS_AHEAD, LABELS_VALUES, LABELS_SENSORS, LABELS_FEATURES, LABELS_PLACES = range(6)
 
 
 class SceneRenderer:
@@ -72,6 +76,7 @@ class SceneRenderer:
         self._legend: list = []  # vtkLegendBoxActors, one per column
         self.dark = False
         self._markers_key = None
+        self.labels = LabelLayout(plotter.renderer)
         plotter.set_background(BACKGROUND)
 
     # -- building the scene --------------------------------------------------------------------
@@ -127,6 +132,12 @@ class SceneRenderer:
         if layer in self.visible:
             actor.SetVisibility(self.visible[layer])
 
+    def _point_labels(self, priority: int, points, texts, **style):
+        """pyvista's point labels, placed together with every other layer's (``self.labels``)."""
+        actor = self.plotter.add_point_labels(points, texts, **style)
+        self.labels.add(actor, points, texts, priority)
+        return actor
+
     def _remove_layer(self, layer: str) -> None:
         for a in self.actors.pop(layer, []):
             self.plotter.remove_actor(a, reset_camera=False, render=False)
@@ -170,12 +181,12 @@ class SceneRenderer:
         if s.pois.n_points and s.poi_labels:
             pts = np.asarray(s.pois.points).copy()
             pts[:, 2] += 6
-            self._add("labels", self.plotter.add_point_labels(
+            self._add("labels", self._point_labels(LABELS_PLACES,
                 pts, s.poi_labels, font_size=fs, text_color="black", shape_color="white", shape_opacity=0.8,
                 show_points=False, always_visible=True, name="poi_labels", reset_camera=False, render=False,
                 bold=False, font_file=label_font_file(s.poi_labels)))
         for layer, (texts, points) in s.view_labels.items():
-            self._add("labels", self.plotter.add_point_labels(
+            self._add("labels", self._point_labels(LABELS_FEATURES,
                 points, texts, font_size=fs, text_color="white", shape_color="#2b4a6f",
                 shape_opacity=0.85, show_points=False, always_visible=True, name=f"{layer}_labels",
                 reset_camera=False, render=False, font_file=label_font_file(texts)))
@@ -335,7 +346,7 @@ class SceneRenderer:
                                                   n_colors=3, show_scalar_bar=False, lighting=False, pickable=False,
                                                   name="alert_beacons", reset_camera=False, render=False))
         pts = np.column_stack([np.atleast_1d(xl), np.atleast_1d(yl), np.atleast_1d(z) + size * 3.4])
-        self._add("alerts", self.plotter.add_point_labels(
+        self._add("alerts", self._point_labels(LABELS_ALERTS,
             pts, [a.text() for a in placed], font_size=int(round(16 * self.font_scale)), text_color="white",
             shape_color=ALERT_COLOURS[2] if any(a.level == 2 for a in placed) else "#8a5a00", shape_opacity=0.9,
             show_points=False, always_visible=True, name="alert_labels", reset_camera=False, render=False))
@@ -365,7 +376,7 @@ class SceneRenderer:
         self._add("alerts_ahead", self.plotter.add_mesh(
             pv.merge(rings), scalars="level", cmap=list(ALERT_COLOURS), clim=(-0.5, 2.5), n_colors=3,
             show_scalar_bar=False, lighting=False, pickable=False, name="ahead_rings", reset_camera=False, render=False))
-        self._add("alerts_ahead", self.plotter.add_point_labels(
+        self._add("alerts_ahead", self._point_labels(LABELS_ALERTS_AHEAD,
             np.column_stack([xl, yl, z + size * 1.5]), list(labels),
             font_size=int(round(14 * self.font_scale)), text_color="white",
             shape_color=ALERT_COLOURS[2] if any(int(v) == 2 for v in levels) else "#8a5a00", shape_opacity=0.7,
@@ -398,7 +409,7 @@ class SceneRenderer:
         show = np.ones(len(xl), bool) if label_mask is None else np.asarray(label_mask, bool)
         if show.any():
             pts = np.column_stack([xl, yl, z + size * 2.2])[show]
-            self._add("sensors", self.plotter.add_point_labels(
+            self._add("sensors", self._point_labels(LABELS_SENSORS,
                 pts, [t for t, k in zip(labels, show) if k], font_size=int(round(14 * self.font_scale)),
                 text_color="white", shape_color="#243447", shape_opacity=0.85, show_points=False,
                 always_visible=True, name="sensor_labels", reset_camera=False, render=False))
@@ -544,7 +555,7 @@ class SceneRenderer:
                      if np.isfinite(cols[st.name][i])]
             fid = str(gdf["id"].iloc[i])
             texts.append(f"{names.get(fid, fid)}: " + ", ".join(parts))
-        self._add("feature_labels", self.plotter.add_point_labels(
+        self._add("feature_labels", self._point_labels(LABELS_VALUES,
             np.column_stack([xl, yl, z]), texts, font_size=int(round(15 * self.font_scale)), text_color="white",
             shape_color="#7a1f5c", shape_opacity=0.85, show_points=False, always_visible=True,
             name=f"feature_labels_{layer}", reset_camera=False, render=False))
