@@ -44,3 +44,21 @@ def state_context(model, **kw) -> dict:
     return {"citytwin": "test", "scenario_name": "test", "scenario": {}, "scenario_path": None, "city_path": "",
             "city_fingerprint": "0" * 64, "variant": "baseline", "seed": int(model.seed), "overrides": {},
             "duration_s": float(model.duration_s), "time_s": float(model.time_s), **kw}
+
+
+def make_toy_twin_experiment(folder: Path, truth_speed_mps: float) -> dict:
+    """The toy model's twin experiment (tests of docs/assimilation.md): the tiny city with two people
+    counters east of two buildings, a scenario of 300 walkers, and the record of a hidden truth whose
+    walkers go at ``truth_speed_mps``."""
+    from twin.core.sensors import Sensor, sensors_frame
+    from twin.live.synth import synth
+    from twin.scenario.scenario import load_scenario
+
+    city = make_tiny_city(folder)
+    sensors = [Sensor("E1", "people_counter", X0 + 25, Y0 + 25, "walkers_east", "-", "buildings", "B00001", 3.0, 5.0),
+               Sensor("E2", "people_counter", X0 + 70, Y0 + 25, "walkers_east", "-", "buildings", "B00002", 3.0, 5.0)]
+    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
+    scenario = write_scenario(folder, city, "[parameters]\nwalkers = 300\ndistance_m = 60\njitter_mps = 0.3\n",
+                              duration_s=70, seed=3)
+    synth(load_scenario(scenario), {"speed_mps": truth_speed_mps}, folder / "record")
+    return {"dir": folder, "scenario": scenario, "record": folder / "record"}

@@ -476,12 +476,7 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
         raise UserError("--estimate needs --assimilate pf or enkf (the filter estimates the parameters).")
     if assimilate != "off" and members < 2:
         raise UserError(f"--members {members}: --assimilate {assimilate} needs at least 2 members.")
-    from twin.runs.uncertainty import parse_ranges
-
-    ranges = parse_ranges(sc, list(estimate), "--estimate") if estimate else []
-    taken = sorted({r.name for r in ranges} & set(overrides))
-    if taken:
-        raise UserError(f"--estimate and --set both give {taken[0]}; a parameter is either estimated or set.")
+    ranges = _estimated(sc, estimate, overrides)
     preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
     check_out_dir(out)
     settings = LiveSettings(until_s=until_s, assimilate=assimilate, estimate=ranges, forecast_interval_s=forecast_interval_s, horizon_s=horizon_s,
@@ -538,7 +533,6 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     from twin.scenario import preflight
     from .live.assimilate import Assimilation, AssimilationSettings
     from twin.runs.runner import check_out_dir
-    from twin.runs.uncertainty import parse_ranges
     from twin.scenario.scenario import load_scenario, parse_set
 
     for name, v in (("--forecast-interval-s", forecast_interval_s), ("--horizon-s", horizon_s), ("--outlier-k", outlier_k),
@@ -561,10 +555,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
         raise UserError(f"--members {members}: a filter needs at least 2 members.")
     overrides = parse_set(list(sets))
     sc = load_scenario(scenario)
-    ranges = parse_ranges(sc, list(estimate), "--estimate") if estimate else []
-    taken = sorted({r.name for r in ranges} & set(overrides))
-    if taken:
-        raise UserError(f"--estimate and --set both give {taken[0]}; a parameter is either estimated or set.")
+    ranges = _estimated(sc, estimate, overrides)
     preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
     check_out_dir(out)
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
@@ -625,6 +616,17 @@ def main(argv=None) -> int:
 
 
 PATH_OPTIONS = ("--out", "--into", "--city", "--from-state", "--observed", "--record")
+
+
+def _estimated(sc, estimate, overrides: dict) -> list:
+    """The parameter ranges of ``--estimate``, none of them also given by ``--set``."""
+    from twin.runs.uncertainty import parse_ranges
+
+    ranges = parse_ranges(sc, list(estimate), "--estimate") if estimate else []
+    taken = sorted({r.name for r in ranges} & set(overrides))
+    if taken:
+        raise UserError(f"--estimate and --set both give {taken[0]}; a parameter is either estimated or set.")
+    return ranges
 
 
 def _refuse_empty_paths(args) -> None:

@@ -74,3 +74,14 @@ def test_a_removed_layer_is_forgotten(scene):
     p.render()
     assert id(alerts) not in layout.sets
     assert len(_drawn(layout, places)) == 2
+
+
+def test_no_label_goes_under_a_legend(scene):
+    p, layout, alerts, places = scene
+    # a legend box over the lower left quarter of the window, where "a free place" lies
+    legend = p.add_legend([("something", "red")], loc="lower left", size=(0.45, 0.45))
+    p.render()
+    assert "a free place" not in _drawn(layout, places)
+    legend.SetVisibility(False)
+    p.render()
+    assert "a free place" in _drawn(layout, places)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.factories import X0, Y0, make_tiny_city, write_scenario
+from tests.factories import X0, Y0, make_tiny_city, make_toy_twin_experiment, write_scenario
 from twin.cli import main
 from twin.core.city import City
 from twin.core.errors import UserError
@@ -26,15 +26,8 @@ TRUTH = 1.3  # speed_mps of the hidden truth; the prior is uniform over 0.6..1.6
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    d = tmp_path_factory.mktemp("assim")
-    city = make_tiny_city(d)
-    sensors = [Sensor("E1", "people_counter", X0 + 25, Y0 + 25, "walkers_east", "-", "buildings", "B00001", 3.0, 5.0),
-               Sensor("E2", "people_counter", X0 + 70, Y0 + 25, "walkers_east", "-", "buildings", "B00002", 3.0, 5.0)]
-    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
-    scenario = write_scenario(d, city, "[parameters]\nwalkers = 300\ndistance_m = 60\njitter_mps = 0.3\n",
-                              duration_s=70, seed=3)
-    synth(load_scenario(scenario), {"speed_mps": TRUTH}, d / "record")
-    return {"dir": d, "scenario": scenario, "record": d / "record"}
+    world = make_toy_twin_experiment(tmp_path_factory.mktemp("assim"), TRUTH)
+    return world
 
 
 def _assimilate(world, out, *extra, record=None, report=False):

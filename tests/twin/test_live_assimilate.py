@@ -6,31 +6,21 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.factories import X0, Y0, make_tiny_city, write_scenario
+from tests.factories import make_toy_twin_experiment
 from twin.cli import main
-from twin.core.city import City
-from twin.core.sensors import Sensor, sensors_frame
 from twin.live.follow import LiveFolder
-from twin.live.synth import replay, synth
-from twin.scenario.scenario import load_scenario
+from twin.live.synth import replay
 
 TRUTH = 1.3  # the hidden walkers' speed; the scenario plans the toy's default (1.0)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    d = tmp_path_factory.mktemp("live_assim")
-    city = make_tiny_city(d)
-    sensors = [Sensor("E1", "people_counter", X0 + 25, Y0 + 25, "walkers_east", "-", "buildings", "B00001", 3.0, 5.0),
-               Sensor("E2", "people_counter", X0 + 70, Y0 + 25, "walkers_east", "-", "buildings", "B00002", 3.0, 5.0)]
-    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
-    scenario = write_scenario(d, city, "[parameters]\nwalkers = 300\ndistance_m = 60\njitter_mps = 0.3\n",
-                              duration_s=70, seed=3)
-    synth(load_scenario(scenario), {"speed_mps": TRUTH}, d / "record")
-    drop = d / "drop"
+    world = make_toy_twin_experiment(tmp_path_factory.mktemp("live_assim"), TRUTH)
+    drop = world["dir"] / "drop"
     drop.mkdir()
-    replay(d / "record", f"folder:{drop}", 0)
-    return {"dir": d, "scenario": scenario, "drop": drop}
+    replay(world["record"], f"folder:{drop}", 0)
+    return {**world, "drop": drop}
 
 
 def _live(world, out, *extra):

@@ -5,7 +5,7 @@ VTK's ``vtkLabelPlacementMapper`` drops a label that would overlap another of th
 layer's labels are their own actor (each layer has its own colours), so a value label was drawn over
 a place name, an alert over both. Before every render this pass projects the anchors of all label
 sets, measures each text as VTK will draw it (``vtkTextRenderer``), keeps a label only if its box is
-clear of the boxes already kept, more urgent sets first and each set in its own order, and hands each
+clear of the legends and colour bars and of the boxes already kept, more urgent sets first and each set in its own order, and hands each
 set's label hierarchy only the labels it kept. A label that does not fit up and to the right of its
 anchor, where VTK puts it, may go to its left or below it (its anchor is moved on screen). It redoes this only when the camera, the window size
 or a set has changed: a few hundred labels cost well under a millisecond of numpy then.
@@ -69,13 +69,13 @@ class LabelLayout:
         cam = ren.GetActiveCamera()
         w, h = ren.GetSize()
         visible = tuple(sorted(k for k, s in self.sets.items() if s.actor.GetVisibility()))
-        key = (cam.GetMTime(), w, h, visible, tuple(self.sets))
+        key = (cam.GetMTime(), w, h, visible, tuple(self.sets), self._panels().tobytes())
         if key == self._key or not w or not h:
             return
         self._key = key
         matrix = np.array([[cam.GetCompositeProjectionTransformMatrix(ren.GetTiledAspectRatio(), -1, 1).GetElement(i, j)
                             for j in range(4)] for i in range(4)])
-        taken = np.zeros((0, 4))  # x0, y0, x1, y1 of the boxes kept so far
+        taken = self._panels()  # x0, y0, x1, y1 of the boxes kept so far: first the legends and colour bars
         for s in sorted(self.sets.values(), key=lambda s: (s.priority, s.order)):
             keep = np.zeros(len(s.texts), bool)
             points = s.points.copy()
@@ -96,6 +96,20 @@ class LabelLayout:
             if s.kept is None or not np.array_equal(keep, s.kept) or not np.array_equal(points, s.drawn_at):
                 s.kept, s.drawn_at = keep, points
                 s.hierarchy.SetInputData(_label_points(points[keep], [t for t, k in zip(s.texts, keep) if k]))
+
+    def _panels(self) -> np.ndarray:
+        """Where the legends and colour bars lie over the scene (viewport pixels): no label goes under them."""
+        ren = self.renderer
+        ox, oy = ren.GetOrigin()
+        boxes = []
+        props = ren.GetViewProps()
+        for i in range(props.GetNumberOfItems()):
+            a = props.GetItemAsObject(i)
+            if a.GetVisibility() and (a.IsA("vtkLegendBoxActor") or a.IsA("vtkScalarBarActor")):
+                x0, y0 = a.GetPositionCoordinate().GetComputedDisplayValue(ren)
+                x1, y1 = a.GetPosition2Coordinate().GetComputedDisplayValue(ren)
+                boxes.append((min(x0, x1) - ox, min(y0, y1) - oy, max(x0, x1) - ox, max(y0, y1) - oy))
+        return np.array(boxes, dtype=float).reshape(-1, 4)
 
     def _before_render(self, *_):
         self.layout()
