@@ -52,8 +52,8 @@ def test_zooming_in_parts_the_labels_and_the_covered_one_returns(scene):
     p, layout, alerts, places = scene
     p.render()
     assert "a place under the alert" not in _drawn(layout, places)
-    p.camera.focal_point = (1, 0, 0)
-    p.camera.position = (1, 0, 8)  # 2 m apart now fill most of the window
+    p.camera.focal_point = (1.5, 0, 0)
+    p.camera.position = (1.5, 0, 8)  # 2 m apart now fill half the window
     p.render()
     assert _drawn(layout, places)[0] == "a place under the alert"
     assert _drawn(layout, alerts)[0] == "alert A"
@@ -85,3 +85,14 @@ def test_no_label_goes_under_a_legend(scene):
     legend.SetVisibility(False)
     p.render()
     assert "a free place" in _drawn(layout, places)
+
+
+def test_a_label_at_the_right_edge_goes_to_the_left_of_its_point(scene):
+    p, layout, alerts, places = scene
+    s = layout.sets[id(alerts)]
+    # "alert B" (x = 60 m) about 16 m left of the right edge: some 35 px, half its label's width
+    p.camera.focal_point = (44, 60, 0)
+    p.camera.position = (44, 60, 50)
+    p.render()
+    assert "alert B" in _drawn(layout, alerts)
+    assert s.drawn_at[1, 0] < s.points[1, 0] - 1  # its anchor moved left by the box's width: the box ends at the point

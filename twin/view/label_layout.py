@@ -7,7 +7,8 @@ a place name, an alert over both. Before every render this pass projects the anc
 sets, measures each text as VTK will draw it (``vtkTextRenderer``), keeps a label only if its box is
 clear of the legends and colour bars and of the boxes already kept, more urgent sets first and each set in its own order, and hands each
 set's label hierarchy only the labels it kept. A label that does not fit up and to the right of its
-anchor, where VTK puts it, may go to its left or below it (its anchor is moved on screen). It redoes this only when the camera, the window size
+anchor, where VTK puts it, may go to its left or below it (its anchor is moved on screen); one that
+would be cut by the window's edge in every place is not drawn. It redoes this only when the camera, the window size
 or a set has changed: a few hundred labels cost well under a millisecond of numpy then.
 """
 from __future__ import annotations
@@ -85,6 +86,8 @@ class LabelLayout:
                     for shift in SHIFTS * s.sizes[i]:
                         x0, y0 = xy[i] + shift
                         x1, y1 = x0 + s.sizes[i, 0], y0 + s.sizes[i, 1]
+                        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:  # cut by the window's edge: another place
+                            continue
                         if not len(taken) or not np.any((taken[:, 0] < x1 + GAP_PX) & (x0 < taken[:, 2] + GAP_PX)
                                                          & (taken[:, 1] < y1 + GAP_PX) & (y0 < taken[:, 3] + GAP_PX)):
                             keep[i] = True
