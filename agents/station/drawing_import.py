@@ -7,6 +7,7 @@ Kinds (DXF layers ``<kind>@<level>``, connectors ``<kind>@<lower>-<upper>``):
 - ``walkable``: floor where people walk (closed polylines) → ``walkable`` (kind "floor");
 - ``platform``: a platform's floor → ``walkable`` (kind "platform") and a source on it (the
   platform shrunk by 0.5 m; ``--drawing-passengers`` people in all, shared by area, released at 0 s);
+- ``doorway``: the opening through a wall between two floor areas → ``walkable`` (kind "doorway");
 - ``obstacle``: walls, pillars, kiosks → ``obstacles``; ``lift``: a lift shaft → ``obstacles``
   (lifts are listed, not simulated);
 - ``gate``: an exit (a line across the doorway) → ``gates`` kind exit; ``ticket_gate``: a fare line
@@ -30,7 +31,14 @@ IFC (``ifc_kind``; the first rule that matches wins):
 4. ``IfcStair``, ``IfcStairFlight`` → ``stairs`` (a stair by its flights when it has them);
 5. ``IfcTransportElement`` ESCALATOR → an escalator (``escalator_down``/``escalator_up`` when
    its name says down/up), ELEVATOR → ``lift``;
-6. ``IfcDoor`` on the outside (IsExternal) → ``gate``.
+6. ``IfcDoor`` → ``doorway`` (the opening it fills: rooms, spaces bounded by the walls' faces, join
+   only through their doors), and on the outside (IsExternal) ``gate`` too.
+
+``--drawing-platforms REGEX``: the floor areas whose name (IFC: name, long name or object type)
+matches are platforms too (a building with no platform in its drawing still gets its people).
+Floor with no way to an exit (through doorways, stairs, escalators) is left out: an area wholly so
+(a roof storey no stair reaches) is dropped, a piece of an area (a shaft walled off in a room)
+becomes an obstacle; the report lists both.
 
 Ids: exits ``G<n>``, ticket gates ``T<n>``, stairs ``S<n>``, escalators ``E<n>``, sources ``P<n>``:
 the next numbers not used in the package. Every feature added carries the drawing's file name in

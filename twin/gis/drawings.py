@@ -21,12 +21,13 @@ IFC (IfcOpenShell)
     nearest 0 m (ties: the higher), storeys less than ``SAME_LEVEL_M`` apart share a level. Their
     heights become city.toml's ``level_height_m`` table. Every product is offered to the models'
     ``ifc_kind`` with its class (and super-classes), predefined type, object type, name, long name,
-    description and ``is_external`` (any property set's IsExternal); an element whose parts
-    (IfcRelAggregates) are taken is represented by its parts. Geometry comes from
-    ``ifcopenshell.geom`` in world coordinates (metres):
+    description and ``is_external`` (any property set's IsExternal), which names a kind or several
+    (one feature each); an element whose parts (IfcRelAggregates) are taken is represented by its
+    parts. Geometry comes from ``ifcopenshell.geom`` in world coordinates (metres):
 
     - an area kind: the plan of the element's faces within ``CUT_M`` of its lowest point, so a wall
-      is cut below its door openings and a slab keeps its holes;
+      is cut below its door openings and a slab keeps its holes; an element that fills an opening
+      (IfcRelFillsElement: a door) has the opening's plan, the hole through the wall;
     - a line kind: the long centre line of the element's plan (its minimum rotated rectangle), the
       short side its width; a kind that joins levels runs from the end where the element is low to
       the end where it is high, from the level of its lowest point to that of its highest (each the
