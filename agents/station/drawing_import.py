@@ -186,6 +186,10 @@ def _names(f) -> list[str]:
                                                 f.info.get("object_type")) if v))
 
 
+def _truthy(v) -> bool:
+    return v is not None and not (isinstance(v, float) and np.isnan(v)) and bool(v)
+
+
 def _rows_of(gdf) -> list[dict]:
     if gdf is None or not len(gdf):
         return []
@@ -321,9 +325,10 @@ def drawing_import(city, drawing, options: dict):
 
     # floor with no way to an exit (a roof storey no stair reaches, a shaft walled off in a room) is left
     # out: the crowd model refuses a station with parts it cannot clear, and would release people there
-    old_walk, old_obst = layers.get("walkable", city.layer("walkable")), layers.get("obstacles", city.layer("obstacles"))
-    cut, pockets = _walled_off(walk, _rows_of(old_walk), obst + _rows_of(old_obst),
-                               [*gates, *_rows_of(gates_old)], [*conns, *_rows_of(conn_old)])
+    old_walk = _rows_of(layers.get("walkable", city.layer("walkable")))
+    old_obst = [o for o in _rows_of(layers.get("obstacles", city.layer("obstacles"))) if not _truthy(o.get("optional"))]
+    cut, pockets = _walled_off(walk, old_walk, obst + old_obst, [*gates, *_rows_of(gates_old)],
+                               [*conns, *_rows_of(conn_old)])
     if cut:
         lines.append(f"{len(cut)} floor area(s) with no way to an exit left out (no stairs, escalator or doorway "
                      "joins them to one): " + ", ".join(f"{walk[i]['name']} (level {walk[i]['level']})"
