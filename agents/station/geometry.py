@@ -40,7 +40,7 @@ LANE_PITCH_M = 0.9
 CABINET_DEPTH_M = 1.2
 LANE_CUT_M = 0.01
 TICKET_SERVICE_S = 2.4  # s per passenger and lane: 25 passengers/min (RIS, London Underground SPSG)
-SEAM_M, SLIVER_M2 = 1e-6, 1e-4  # round-off: cracks closed, slivers dropped when a bank cuts the floor
+SEAM_M, SLIVER_M2 = 1e-6, 1e-4  # round-off: the floor a bank cuts is shrunk this much, slivers this small dropped
 # connectors
 CONNECTOR_KINDS = ("stairs", "escalator", "lift")
 DIRECTIONS = ("both", "up", "down")

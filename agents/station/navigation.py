@@ -8,13 +8,16 @@
 * ``width``: the local clear width (m, capped at ``2 * WIDTH_CAP_M``): the diameter of the
   largest free disc covering the point; blocked cells take their nearest free cell's value. The
   crowd model walks closer in passages too narrow for two abreast.
-* ``zone``: for each exit gate, the free cells within ``zone_m`` of the gate geometry. An agent
-  whose centre enters the zone of an open gate has crossed that gate.
+* ``zone``: for each exit gate, the free cells within ``zone_m`` of the gate geometry, on its side
+  of any wall beside it (the parts of the free space in reach nearest the gate). An agent whose
+  centre enters the zone of an open gate has crossed that gate.
 * ``floor[g]``: geodesic distance (m) to gate ``g``'s zone by fast marching (scikit-fmm) through
   free cells, with travel slowed near walls (``wall_speed``) so that paths keep clear of walls and
   round corners (so it is an "equivalent" distance, slightly above the true one near walls); blocked cells get the value of the nearest free cell plus their distance to it, so
   the gradient points away from walls. ``dir_x, dir_y`` = ``-grad floor`` normalised: the
-  desired direction. Unreachable cells hold ``UNREACHABLE``.
+  desired direction. Unreachable cells hold ``UNREACHABLE``. The fields do not run through the
+  cells touched by walls thinner than a cell (all that is not free, where an opening by half a
+  cell removes it), which the centre rule may leave free.
 
 Fields depend only on geometry (not on which gates are open), so they are cached in memory and
 on disk (``$CITYTWIN_CACHE_DIR`` or ``~/.cache/citytwin/station``), keyed by a hash of the
