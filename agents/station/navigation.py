@@ -36,7 +36,7 @@ from scipy import ndimage
 
 UNREACHABLE = 1.0e9
 _MEMO: dict[str, "NavGrid"] = {}
-_VERSION = "nav-v6"
+_VERSION = "nav-v7"
 WIDTH_CAP_M = 0.75
 
 
@@ -212,7 +212,7 @@ def _build(free_geom, gates, cell_m, zone_m, band_m) -> NavGrid:
         if z.any():
             ff = fields_free if (z & fields_free).any() else free
             floor[g] = _floor_field(ff, z & ff, cell_m, wall_d)
-            dir_x[g], dir_y[g] = _directions(floor[g], cell_m)
+            dir_x[g], dir_y[g] = _directions(floor[g], cell_m, free & ~ff)
     return NavGrid(float(x0), float(y0), float(cell_m), free, wall_d, wall_nx, wall_ny,
                    [str(g) for g, _ in gates], zone, floor, dir_x, dir_y, _clear_width(free, wall_d, cell_m))
 
@@ -291,10 +291,24 @@ def _floor_field(free: np.ndarray, target: np.ndarray, cell_m: float, wall_d: np
     return filled.astype(np.float32)
 
 
-def _directions(F: np.ndarray, cell_m: float):
+def _directions(F: np.ndarray, cell_m: float, thin=None):
     f = F.astype(np.float64)
     f = np.where(f >= UNREACHABLE * 0.5, np.nan, f)
     gy, gx = np.gradient(f, cell_m)
+    if thin is not None and thin.any():
+        # A thin wall's cell holds the value of the nearest cell the field reached, which may lie beyond
+        # the wall: next to it the gradient would point into the wall. There the wall's cells count as
+        # the cell itself (no flow through the wall), so the direction runs along it.
+        rows, cols = f.shape
+        fp, tp = np.pad(f, 1, mode="edge"), np.pad(thin, 1)
+
+        def side(dr, dc):
+            v = fp[1 + dr:1 + dr + rows, 1 + dc:1 + dc + cols]
+            return np.where(tp[1 + dr:1 + dr + rows, 1 + dc:1 + dc + cols], f, v)
+
+        near = ~thin & (tp[:-2, 1:-1] | tp[2:, 1:-1] | tp[1:-1, :-2] | tp[1:-1, 2:])
+        gx = np.where(near, (side(0, 1) - side(0, -1)) / (2 * cell_m), gx)
+        gy = np.where(near, (side(1, 0) - side(-1, 0)) / (2 * cell_m), gy)
     gy = -gy
     gx = np.nan_to_num(gx)
     gy = np.nan_to_num(gy)

@@ -214,7 +214,7 @@ def test_a_fare_line_turned_to_any_angle_keeps_its_lanes_open_and_the_paid_area_
             assert not through.intersects(st.free[0].boundary), angle
 
 
-@pytest.mark.parametrize("angle", [15, 100, 137, 210, 300])
+@pytest.mark.parametrize("angle", [15, 75, 100, 137, 210, 300])
 def test_a_station_drawn_at_any_angle_clears_every_passenger(files, package, angle, capsys):
     code, _, err = cli(capsys, "city", "import", files["dxf"], "--place", f"{X0 + 150:g},{Y0 + 30:g},{angle}",
                        "--into", package, "--drawing-passengers", 400)
@@ -264,3 +264,11 @@ def test_a_drawing_needs_into_and_place_and_no_out(files, tmp_path, capsys):
     shutil.copy(files["dxf"], tmp_path / "x.dxf")
     code, _, err = cli(capsys, "city", "import", tmp_path / "x.dxf", files["ifc"], "--into", tmp_path, "--place", "0,0,0")
     assert code == 2 and "one drawing" in err
+
+
+def test_a_bad_platforms_pattern_exits_2_saying_so(files, package, capsys):
+    before = snapshot(package)
+    code, out, err = cli(capsys, "city", "import", files["dxf"], "--place", place_arg(DXF_PLACE), "--into", package,
+                         "--drawing-platforms", "([")
+    assert code == 2 and "Traceback" not in err
+    assert "--drawing-platforms '([' is not a regular expression" in err and snapshot(package) == before
