@@ -7,6 +7,7 @@ Kinds (DXF layers ``<kind>@<level>``, connectors ``<kind>@<lower>-<upper>``):
 - ``walkable``: floor where people walk (closed polylines) → ``walkable`` (kind "floor");
 - ``platform``: a platform's floor → ``walkable`` (kind "platform") and a source on it (the
   platform shrunk by 0.5 m; ``--drawing-passengers`` people in all, shared by area, released at 0 s);
+- ``doorway``: the opening through a wall between two floor areas → ``walkable`` (kind "doorway");
 - ``obstacle``: walls, pillars, kiosks → ``obstacles``; ``lift``: a lift shaft → ``obstacles``
   (lifts are listed, not simulated);
 - ``gate``: an exit (a line across the doorway) → ``gates`` kind exit; ``ticket_gate``: a fare line
@@ -30,7 +31,14 @@ IFC (``ifc_kind``; the first rule that matches wins):
 4. ``IfcStair``, ``IfcStairFlight`` → ``stairs`` (a stair by its flights when it has them);
 5. ``IfcTransportElement`` ESCALATOR → an escalator (``escalator_down``/``escalator_up`` when
    its name says down/up), ELEVATOR → ``lift``;
-6. ``IfcDoor`` on the outside (IsExternal) → ``gate``.
+6. ``IfcDoor`` → ``doorway`` (the opening it fills: rooms, spaces bounded by the walls' faces, join
+   only through their doors), and on the outside (IsExternal) ``gate`` too.
+
+``--drawing-platforms REGEX``: the floor areas whose name (IFC: name, long name or object type)
+matches are platforms too (a building with no platform in its drawing still gets its people).
+Floor with no way to an exit (through doorways, stairs, escalators) is left out: an area wholly so
+(a roof storey no stair reaches) is dropped, a piece of an area (a shaft walled off in a room)
+becomes an obstacle; the report lists both.
 
 Ids: exits ``G<n>``, ticket gates ``T<n>``, stairs ``S<n>``, escalators ``E<n>``, sources ``P<n>``:
 the next numbers not used in the package. Every feature added carries the drawing's file name in
@@ -58,6 +66,7 @@ LINE, AREA = "LineString", "Polygon"
 DRAWING_KINDS = (
     DrawingKind("walkable", "floor where people walk (closed polylines)"),
     DrawingKind("platform", "a platform's floor: walkable, and where arriving passengers appear"),
+    DrawingKind("doorway", "a doorway through a wall, between two floor areas: walkable"),
     DrawingKind("obstacle", "walls, pillars, kiosks: not walkable"),
     DrawingKind("lift", "a lift shaft: not walkable (lifts are not simulated)"),
     DrawingKind("gate", "an exit: a line across the doorway", LINE),
@@ -73,6 +82,7 @@ DRAWING_KINDS = (
 ESCALATOR_KINDS = {"escalator": "up", "escalator_up": "up", "escalator_down": "down"}
 ESCALATOR_STEPS_M = (0.6, 0.8, 1.0)  # EN 115 nominal step widths
 SOURCE_INSET_M = 0.5
+TOUCH_M = 0.05  # floor areas this close on one level join (a room and the doorway out of it)
 TICKET_OVERLAP_M = 0.05  # a fare line is taken this much into the walls at its ends (_into_walls)
 DEFAULT_PASSENGERS = 400
 # What a drawing leaves to estimate: (what, how) for the import's report and `city check`.
@@ -112,8 +122,8 @@ def ifc_kind(info: dict) -> str | None:
         if predefined == "ELEVATOR":
             return "lift"
         return None
-    if "IfcDoor" in classes and info.get("is_external"):
-        return "gate"
+    if "IfcDoor" in classes:  # the opening it fills joins the rooms on both sides; an outside door is an exit too
+        return ("gate", "doorway") if info.get("is_external") else "doorway"
     return None
 
 
@@ -158,6 +168,102 @@ def _into_walls(line):
     return shapely.LineString(c)
 
 
+def _platform_pattern(text):
+    """--drawing-platforms as a regular expression (None when not given)."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        return re.compile(str(text), re.I)
+    except re.error as e:
+        raise UserError(f"--drawing-platforms {text!r} is not a regular expression ({e}); give one that the names "
+                        "of the platforms' floor areas match, e.g. --drawing-platforms '^(A|B)20[1-4]$'.") from None
+
+
+def _names(f) -> list[str]:
+    """What --drawing-platforms is matched against, each on its own: the feature's name (IFC: its name, long
+    name and object type)."""
+    return list(dict.fromkeys(str(v) for v in (f.name, f.info.get("name"), f.info.get("long_name"),
+                                                f.info.get("object_type")) if v))
+
+
+def _truthy(v) -> bool:
+    return v is not None and not (isinstance(v, float) and np.isnan(v)) and bool(v)
+
+
+def _rows_of(gdf) -> list[dict]:
+    if gdf is None or not len(gdf):
+        return []
+    return [{"level": 0, **{k: v for k, v in r.items() if not (k == "level" and pd.isna(v))}}
+            for r in gdf.to_dict("records")]
+
+
+def _walled_off(walk: list[dict], other: list[dict], obst: list[dict], gates: list[dict], conns: list[dict]):
+    """The floor the crowd model could not clear: the pieces of the levels' free floor (walkable areas
+    less obstacles, ``other``: the package's own areas and obstacles too) from which no chain of stairs
+    and escalators (either way: the model's check decides directions) leads to an exit. Returns the
+    indices of ``walk`` (the drawing's areas) that lie wholly in such pieces (a roof storey no stair
+    reaches) and the pieces that are part of an area (a shaft or cupboard walled off in a room)."""
+    from .geometry import CONNECTOR_END_TOL_M, GATE_TOUCH_TOL_M
+
+    def lv(r, key="level"):
+        v = r.get(key)
+        return 0 if v is None or (isinstance(v, float) and np.isnan(v)) else int(v)
+
+    levels = sorted({lv(a) for a in walk + other})
+    pieces, at = [], []
+    for level in levels:
+        floor = shapely.union_all([a["geometry"] for a in walk + other if lv(a) == level])
+        solid = shapely.union_all([o["geometry"] for o in obst if lv(o) == level])
+        free = shapely.difference(floor, solid) if not solid.is_empty else floor
+        for q in shapely.get_parts(free):
+            if q.area > 1e-3:
+                pieces.append(q)
+                at.append(level)
+    if not pieces:
+        return set(), []
+    at = np.array(at)
+    parent = list(range(len(pieces)))
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    tree = shapely.STRtree(pieces)
+
+    def near(geom, level, tol):
+        return [int(k) for k in tree.query(geom, predicate="dwithin", distance=tol) if at[k] == level]
+
+    def nearest(pt, level):  # a connector's end: the piece it lands on
+        ks = near(pt, level, CONNECTOR_END_TOL_M)
+        return [min(ks, key=lambda k: (pieces[k].distance(pt), k))] if ks else []
+
+    for c in conns:
+        xy = np.asarray(c["geometry"].coords)[[0, -1], :2]
+        ends = nearest(shapely.Point(xy[0]), lv(c, "from_level")) + nearest(shapely.Point(xy[-1]), lv(c, "to_level"))
+        for k in ends:
+            parent[find(k)] = find(ends[0])
+    out = {find(k) for g in gates if str(g.get("kind") or "exit") != "ticket_gate"
+           for k in near(g["geometry"], lv(g), GATE_TOUCH_TOL_M)}
+    if not out:  # no exit at all: the model's own check says so
+        return set(), []
+    shut = [k for k in range(len(pieces)) if find(k) not in out]
+    drop, pockets = set(), []
+    for k in shut:
+        inside = [i for i, a in enumerate(walk) if lv(a) == at[k] and a["geometry"].intersects(pieces[k])]
+        if not inside:
+            continue
+        whole = [i for i in inside if shapely.difference(walk[i]["geometry"], pieces[k]).area
+                 < 0.05 * walk[i]["geometry"].area]
+        if whole:
+            drop.update(whole)
+        else:
+            pockets.append({"name": "walled off in " + walk[inside[0]]["name"], "level": int(at[k]),
+                            "geometry": pieces[k]})
+    return drop, pockets
+
+
 def _step_width(w: float) -> float:
     fits = [s for s in ESCALATOR_STEPS_M if s <= w + 1e-6]
     return fits[-1] if fits else ESCALATOR_STEPS_M[0]
@@ -176,13 +282,18 @@ def drawing_import(city, drawing, options: dict):
     estimated: dict[str, list[str]] = {}
     lines = []
 
-    floors = drawing.of("walkable", "platform")
+    named = _platform_pattern(options.get("drawing_platforms"))
+    floors = [replace(f, kind="platform") if f.kind == "walkable" and named is not None
+              and any(named.search(w) for w in _names(f)) else f for f in drawing.of("walkable", "platform")]
     # IFC slabs are a level's floor only where it has no spaces: a base slab spans track beds and walls too
     spaced = {f.level for f in floors if "IfcSpace" in f.info.get("ifc_classes", ())}
     slabs = [f for f in floors if f.level in spaced and "IfcSlab" in f.info.get("ifc_classes", ())]
     floors = [f for f in floors if f not in slabs]
     walk = [{"name": f.name, "level": f.level, "kind": "platform" if f.kind == "platform" else "floor",
              "drawing": file, "geometry": f.geometry} for f in floors]
+    doorways = drawing.of("doorway")
+    walk += [{"name": f.name, "level": f.level, "kind": "doorway", "drawing": file, "geometry": f.geometry}
+             for f in doorways]
     obst = [{"name": f.name, "level": f.level, "drawing": file, "geometry": f.geometry}
             for f in drawing.of("obstacle", "lift")]
     layers = {name: _without(gdf, file) for name, gdf in city.layers.items()}
@@ -212,6 +323,24 @@ def drawing_import(city, drawing, options: dict):
                       "direction": ESCALATOR_KINDS.get(f.kind, "both"), "speed_mps": 0.5 if esc else np.nan,
                       "name": f.name, "drawing": file, "geometry": f.geometry})
 
+    # floor with no way to an exit (a roof storey no stair reaches, a shaft walled off in a room) is left
+    # out: the crowd model refuses a station with parts it cannot clear, and would release people there
+    old_walk = _rows_of(layers.get("walkable", city.layer("walkable")))
+    old_obst = [o for o in _rows_of(layers.get("obstacles", city.layer("obstacles"))) if not _truthy(o.get("optional"))]
+    cut, pockets = _walled_off(walk, old_walk, obst + old_obst, [*gates, *_rows_of(gates_old)],
+                               [*conns, *_rows_of(conn_old)])
+    if cut:
+        lines.append(f"{len(cut)} floor area(s) with no way to an exit left out (no stairs, escalator or doorway "
+                     "joins them to one): " + ", ".join(f"{walk[i]['name']} (level {walk[i]['level']})"
+                                                        for i in sorted(cut)[:6]) + (" …" if len(cut) > 6 else ""))
+        gone = {id(walk[i]["geometry"]) for i in cut}
+        floors = [f for f in floors if id(f.geometry) not in gone]
+        walk = [w for i, w in enumerate(walk) if i not in cut]
+    if pockets:
+        lines.append(f"{len(pockets)} part(s) of floor areas walled off with no door (shafts, cupboards) made "
+                     "obstacles: " + ", ".join(f"{q['name']} ({q['geometry'].area:.1f} m²)" for q in pockets[:6]))
+        obst += [{**q, "drawing": file} for q in pockets]
+
     src_old = layers.get("sources", city.layer("sources"))
     used = set(src_old["id"].astype(str)) if len(src_old) else set()
     plats = [(f, shapely.buffer(f.geometry, -SOURCE_INSET_M, join_style="mitre")) for f in floors if f.kind == "platform"]
@@ -240,12 +369,13 @@ def drawing_import(city, drawing, options: dict):
     if slabs:
         lines.append(f"{len(slabs)} slab(s) left out on levels with spaces (the spaces are the floor): "
                      + ", ".join(f.name for f in slabs[:5]))
-    lines.append(f"station from {file}: {len(walk)} walkable areas ({len(plats)} platform(s)), "
+    lines.append(f"station from {file}: {len(walk)} walkable areas ({len(plats)} platform(s), {len(doorways)} "
+                 f"doorway(s)), "
                  f"{len(obst)} obstacles, {len(exits)} exits, {len(tickets)} ticket gates, {len(conns)} stairs and "
                  f"escalators, {len(sources)} sources with {sum(s['count'] for s in sources)} passengers")
-    if not drawing.of("platform"):
-        lines.append("no platform in the drawing: no sources added; draw the platforms (kind platform) or add "
-                     "sources where people appear")
+    if not plats:
+        lines.append("no platform in the drawing: no sources added; draw the platforms (kind platform), name the "
+                     "areas where people appear with --drawing-platforms, or add sources")
     if not exits and not (len(gates_old) and (gates_old["kind"].astype(str) != "ticket_gate").any()):
         lines.append("no exit in the drawing or the package: draw the exits (kind gate)")
     if record["lifts"]:
@@ -279,7 +409,10 @@ def crowd_refusal(city) -> str:
 # The station's import hook: the OSM rules of .city_import and the drawings of this module.
 STATION_IMPORT_HOOK = replace(
     IMPORT_HOOK, drawing_kinds=DRAWING_KINDS, ifc_kind=ifc_kind, drawing_import=drawing_import,
-    options=IMPORT_HOOK.options + (ImportOption("drawing_passengers", "Passengers appearing on the platforms of a "
-                                                "station drawing (shared by area).", DEFAULT_PASSENGERS, int),))
+    options=IMPORT_HOOK.options + (
+        ImportOption("drawing_passengers", "Passengers appearing on the platforms of a station drawing (shared by "
+                     "area).", DEFAULT_PASSENGERS, int),
+        ImportOption("drawing_platforms", "A regular expression: a drawing's floor areas whose name (IFC: name, long "
+                     "name or object type) it matches are platforms too, where the passengers appear.", "", str)))
 
 __all__ = ["DRAWING_KINDS", "STATION_IMPORT_HOOK", "ifc_kind", "drawing_import"]

@@ -38,7 +38,9 @@ GATE_TOUCH_TOL_M = 0.5
 LANE_WIDTH_M = 0.6
 LANE_PITCH_M = 0.9
 CABINET_DEPTH_M = 1.2
+LANE_CUT_M = 0.01
 TICKET_SERVICE_S = 2.4  # s per passenger and lane: 25 passengers/min (RIS, London Underground SPSG)
+SEAM_M, SLIVER_M2 = 1e-6, 1e-4  # round-off: the floor a bank cuts is shrunk this much, slivers this small dropped
 # connectors
 CONNECTOR_KINDS = ("stairs", "escalator", "lift")
 DIRECTIONS = ("both", "up", "down")
@@ -338,13 +340,17 @@ def ticket_bank(row, walkable, p: dict, sel: dict, level: int = 0) -> TicketBank
     u = (c[1] - c[0]) / length
     nrm = np.array([-u[1], u[0]])
     pitch = length / lanes
-    boxes = []
+    boxes, cuts = [], []
     for k in range(lanes):
         m = c[0] + u * (k + 0.5) * pitch
-        h, d = u * LANE_WIDTH_M / 2, nrm * CABINET_DEPTH_M / 2
-        boxes.append(shapely.Polygon([m - h - d, m + h - d, m + h + d, m - h + d]))
+        h = u * LANE_WIDTH_M / 2
+        for out, depth in ((boxes, CABINET_DEPTH_M / 2), (cuts, CABINET_DEPTH_M / 2 + LANE_CUT_M)):
+            d = nrm * depth
+            out.append(shapely.Polygon([m - h - d, m + h - d, m + h + d, m - h + d]))
     slots = shapely.union_all(boxes)
-    cabinets = shapely.difference(band, slots) if is_open else band
+    # the lanes are cut out of the band a little beyond it: cut flush, a bank turned to an odd angle
+    # may keep a sliver of round-off across a lane's mouth, a wall there to the walking crowd
+    cabinets = shapely.difference(band, shapely.union_all(cuts)) if is_open else band
     return TicketBank(gid, geom, is_open, lanes, service, cabinets, slots, level=level)
 
 
@@ -612,7 +618,11 @@ def _place_tickets(st: StationGeometry) -> None:
     for lv in st.levels:
         slots = [t.slots for t in open_banks if t.level == lv]
         cut = shapely.difference(st.free[lv], shapely.union_all(slots)) if slots else st.free[lv]
-        pieces += [(lv, q) for q in shapely.get_parts(cut)]
+        # A drawing turned to an odd angle leaves cracks of round-off (a wall drawn flush to the floor's
+        # edge stops a hair short of it once turned), through which the two sides of a bank would seem
+        # joined: the pieces are shrunk a hair, which opens every crack, and slivers are dropped.
+        parts = shapely.get_parts(shapely.buffer(cut, -SEAM_M, join_style="mitre")) if slots else [cut]
+        pieces += [(lv, q) for q in parts if q.area > SLIVER_M2 or not slots]
     parent = list(range(len(pieces)))
 
     def find(a):

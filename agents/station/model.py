@@ -738,7 +738,8 @@ class StationDispersalModel(CityModel):
         st, fl = self.station, self.floors
         self.src_cells = []
         for src in st.sources:
-            nav = fl.navs[st.level_index(src.level)]
+            L = st.level_index(src.level)
+            nav = fl.navs[L]
             xs, ys = nav.cell_centres()
             ok = nav.free & (nav.wall_d >= self.motion.r_stand + RELEASE_WALL_CLEARANCE_M) & (nav.zone < 0)
             m = rasterize(src.geom, nav.x0, nav.y0, nav.cell_m, nav.free.shape) & ok
@@ -749,6 +750,10 @@ class StationDispersalModel(CityModel):
                 raise UserError(f'layer sources: source "{src.id}" has no room for a person (it is narrower than '
                                 f"{2 * self.motion.r_stand:.2f} m between walls). Enlarge it.")
             r, c = np.nonzero(m)
+            # not in a pocket with no way out (a shaft or cupboard walled off inside a drawn room)
+            out = self._reaches_exit(L, xs[c], ys[r], int(src.must_validate))
+            if out.any():
+                r, c = r[out], c[out]
             self.src_cells.append(np.c_[xs[c], ys[r]])
 
     def _setup_crowd(self) -> None:

@@ -8,13 +8,16 @@
 * ``width``: the local clear width (m, capped at ``2 * WIDTH_CAP_M``): the diameter of the
   largest free disc covering the point; blocked cells take their nearest free cell's value. The
   crowd model walks closer in passages too narrow for two abreast.
-* ``zone``: for each exit gate, the free cells within ``zone_m`` of the gate geometry. An agent
-  whose centre enters the zone of an open gate has crossed that gate.
+* ``zone``: for each exit gate, the free cells within ``zone_m`` of the gate geometry, on its side
+  of any wall beside it (the parts of the free space in reach nearest the gate). An agent whose
+  centre enters the zone of an open gate has crossed that gate.
 * ``floor[g]``: geodesic distance (m) to gate ``g``'s zone by fast marching (scikit-fmm) through
   free cells, with travel slowed near walls (``wall_speed``) so that paths keep clear of walls and
   round corners (so it is an "equivalent" distance, slightly above the true one near walls); blocked cells get the value of the nearest free cell plus their distance to it, so
   the gradient points away from walls. ``dir_x, dir_y`` = ``-grad floor`` normalised: the
-  desired direction. Unreachable cells hold ``UNREACHABLE``.
+  desired direction. Unreachable cells hold ``UNREACHABLE``. The fields do not run through the
+  cells touched by walls thinner than a cell (all that is not free, where an opening by half a
+  cell removes it), which the centre rule may leave free.
 
 Fields depend only on geometry (not on which gates are open), so they are cached in memory and
 on disk (``$CITYTWIN_CACHE_DIR`` or ``~/.cache/citytwin/station``), keyed by a hash of the
@@ -33,7 +36,7 @@ from scipy import ndimage
 
 UNREACHABLE = 1.0e9
 _MEMO: dict[str, "NavGrid"] = {}
-_VERSION = "nav-v4"
+_VERSION = "nav-v7"
 WIDTH_CAP_M = 0.75
 
 
@@ -198,16 +201,45 @@ def _build(free_geom, gates, cell_m, zone_m, band_m) -> NavGrid:
     floor = np.full((max(G, 1), rows, cols), UNREACHABLE, dtype=np.float32)
     dir_x = np.zeros((max(G, 1), rows, cols), dtype=np.float32)
     dir_y = np.zeros((max(G, 1), rows, cols), dtype=np.float32)
+    # the fields do not run through walls thinner than a cell, which leave no blocked cell on the raster
+    fields_free = free & ~_thin_walls(free_geom, x0, y0, cell_m, shape)
     for g, (gid, geom) in enumerate(gates):
-        z = rasterize(geom.buffer(zone_m), x0, y0, cell_m, shape) & free
+        area = _gate_side(geom, zone_m, free_geom)
+        z = rasterize(area, x0, y0, cell_m, shape) & free
         if not z.any():  # very thin gate zone: take touched cells
-            z = rasterize(geom.buffer(zone_m), x0, y0, cell_m, shape, all_touched=True) & free
+            z = rasterize(area, x0, y0, cell_m, shape, all_touched=True) & free
         zone[z & (zone < 0)] = g
         if z.any():
-            floor[g] = _floor_field(free, z, cell_m, wall_d)
-            dir_x[g], dir_y[g] = _directions(floor[g], cell_m)
+            ff = fields_free if (z & fields_free).any() else free
+            floor[g] = _floor_field(ff, z & ff, cell_m, wall_d)
+            dir_x[g], dir_y[g] = _directions(floor[g], cell_m, free & ~ff)
     return NavGrid(float(x0), float(y0), float(cell_m), free, wall_d, wall_nx, wall_ny,
                    [str(g) for g, _ in gates], zone, floor, dir_x, dir_y, _clear_width(free, wall_d, cell_m))
+
+
+def _gate_side(geom, zone_m: float, free_geom):
+    """A gate's zone: within ``zone_m`` of it, on its side of any wall: the parts of the free space
+    in reach that lie nearest the gate (a door in the corner of a room does not reach, through the
+    partition beside it, into the next room)."""
+    disc = geom.buffer(zone_m)
+    parts = [q for q in shapely.get_parts(shapely.intersection(disc, free_geom)) if not q.is_empty]
+    if len(parts) < 2:
+        return disc
+    d = np.array([q.distance(geom) for q in parts])
+    return shapely.union_all([q for q, dq in zip(parts, d) if dq <= d.min() + 0.01])
+
+
+def _thin_walls(free_geom, x0, y0, cell_m, shape) -> np.ndarray:
+    """Cells touched by the parts of the walls (all that is not free) thinner than a cell: on the
+    raster (centre rule) a partition of a drawn building, 5 to 15 cm thick, leaves gaps that a field
+    would run through. Round-off slivers (less than a tenth of a cell in area) are not walls."""
+    rows, cols = shape
+    solid = shapely.difference(shapely.box(x0, y0 - rows * cell_m, x0 + cols * cell_m, y0), free_geom)
+    h = cell_m / 2
+    thick = shapely.buffer(shapely.buffer(solid, -h, join_style="mitre"), h, join_style="mitre")
+    thin = [q for q in shapely.get_parts(shapely.difference(solid, thick)) if q.area > 0.1 * cell_m ** 2]
+    return rasterize(shapely.union_all(thin), x0, y0, cell_m, shape, all_touched=True) if thin else \
+        np.zeros(shape, dtype=bool)
 
 
 def _clear_width(free: np.ndarray, wall_d: np.ndarray, cell_m: float) -> np.ndarray:
@@ -259,10 +291,24 @@ def _floor_field(free: np.ndarray, target: np.ndarray, cell_m: float, wall_d: np
     return filled.astype(np.float32)
 
 
-def _directions(F: np.ndarray, cell_m: float):
+def _directions(F: np.ndarray, cell_m: float, thin=None):
     f = F.astype(np.float64)
     f = np.where(f >= UNREACHABLE * 0.5, np.nan, f)
     gy, gx = np.gradient(f, cell_m)
+    if thin is not None and thin.any():
+        # A thin wall's cell holds the value of the nearest cell the field reached, which may lie beyond
+        # the wall: next to it the gradient would point into the wall. There the wall's cells count as
+        # the cell itself (no flow through the wall), so the direction runs along it.
+        rows, cols = f.shape
+        fp, tp = np.pad(f, 1, mode="edge"), np.pad(thin, 1)
+
+        def side(dr, dc):
+            v = fp[1 + dr:1 + dr + rows, 1 + dc:1 + dc + cols]
+            return np.where(tp[1 + dr:1 + dr + rows, 1 + dc:1 + dc + cols], f, v)
+
+        near = ~thin & (tp[:-2, 1:-1] | tp[2:, 1:-1] | tp[1:-1, :-2] | tp[1:-1, 2:])
+        gx = np.where(near, (side(0, 1) - side(0, -1)) / (2 * cell_m), gx)
+        gy = np.where(near, (side(1, 0) - side(-1, 0)) / (2 * cell_m), gy)
     gy = -gy
     gx = np.nan_to_num(gx)
     gy = np.nan_to_num(gy)

@@ -138,6 +138,7 @@ def write_ifc(path: Path, *, millimetres: bool = False) -> Path:
     door = element("IfcDoor", "Main exit", _box(40, 8, 0, 40.3, 12, 2.2), lo)
     pset = run("pset.add_pset", m, product=door, name="Pset_DoorCommon")
     run("pset.edit_pset", m, pset=pset, properties={"IsExternal": True})
+    run("feature.add_filling", m, opening=opening, element=door)  # the doorway: the opening it fills
     element("IfcDoor", "Staff room door", _box(10, 19.85, 0, 11, 20.15, 2.1), lo)
     element("IfcBuildingElementProxy", "Ticket gate line A", _box(31.7, 14, 0, 32.3, 20, 1.1), lo)
     stair = element("IfcStair", "Main stair", _ramp(16, 5, 28, 8, 0, 6), lo)

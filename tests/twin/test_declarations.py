@@ -22,7 +22,7 @@ def test_the_import_offers_each_hooks_options():
     from twin.cli import cli
 
     assert [o.name for o in import_options()] == ["walkable_around", "walkable_radius_m", "drawing_passengers",
-                                                  "include_sights", "opening_date"]
+                                                  "drawing_platforms", "include_sights", "opening_date"]
     out = CliRunner().invoke(cli, ["city", "import", "--help"])
     assert out.exit_code == 0 and "--walkable-around" in out.output and "--walkable-radius-m" in out.output
     with pytest.raises(UserError, match="unknown import option 'walkable_arround'.*walkable_around"):

@@ -100,9 +100,13 @@ def test_ifc_storeys_become_levels_and_elements_kinds(files):
     d = read_drawing(files["ifc"], IFC_PLACE)
     assert d.levels == {0: "Concourse level", 1: "Platform level"} and d.elevations_m == {0: 0.0, 1: 6.0}
     assert d.counts() == {"walkable": 2, "platform": 1, "obstacle": 3, "gate": 1, "ticket_gate": 1, "stairs": 1,
-                          "escalator_down": 1, "lift": 1}
+                          "escalator_down": 1, "lift": 1, "doorway": 2}
     names = {f.kind: f.name for f in d.features if f.name != "Base slab"}
     assert names["gate"] == "Main exit"  # the outside door; the staff room door is inside
+    # every door is a doorway too: the opening it fills (through the wall), else its own plan
+    doorways = {f.name: f.geometry for f in d.of("doorway")}
+    assert doorways["Main exit"].symmetric_difference(IFC_PLACE.apply(shapely.box(39.9, 8, 40.4, 12))).area < 1e-6
+    assert doorways["Staff room door"].area == pytest.approx(0.3, rel=1e-3)
     assert names["stairs"] == "Main stair flight"  # the stair is taken by its flight, once
     assert names["ticket_gate"] == "Ticket gate line A" and names["platform"] == "Platform 1"
     east = next(f for f in d.of("obstacle") if f.name == "East wall").geometry
@@ -132,7 +136,8 @@ def test_ifc_station_imports_and_clears(files, package, capsys):
     city = City.load(package)
     assert city.meta["level_height_m"] == {"1": 6.0} and city.level_z(1) == 6.0
     assert "1 slab(s) left out on levels with spaces" in out and "refuses" not in out
-    assert sorted(city.walkable["name"]) == ["Concourse", "Platform 1"]
+    assert sorted(zip(city.walkable["name"], city.walkable["kind"])) == [
+        ("Concourse", "floor"), ("Main exit", "doorway"), ("Platform 1", "platform"), ("Staff room door", "doorway")]
     assert len(city.buildings) == 3  # the package's own layers are kept
     conn = city.extra_layer(CONNECTORS)
     assert sorted(zip(conn["id"], conn["kind"], conn["direction"])) == [("E1", "escalator", "down"),
@@ -180,6 +185,45 @@ def test_a_drawing_the_crowd_model_refuses_is_merged_with_the_reason(files, pack
     assert not check.can_run and any('gate "G2" does not touch' in i.how and i.blocking for i in check.missing)
 
 
+# -- a station drawn at any angle -------------------------------------------------------------------------
+def _station_turned(dxf, package, angle):
+    """The DXF station placed at ``angle`` degrees and merged in memory; its crowd geometry."""
+    from agents.station.drawing_import import drawing_import
+    from agents.station.geometry import build_station
+    from twin.core.model_contract import validate_params
+
+    city, _ = drawing_import(City.load(package), read_drawing(dxf, Placement(X0 + 150.0, Y0 + 30.0, angle)),
+                             {"drawing_passengers": 40})
+    p = validate_params(StationDispersalModel, WALK_ONLY, "test", None)
+    return city, build_station(city, p, city.extra_layer(CONNECTORS))
+
+
+def test_a_fare_line_turned_to_any_angle_keeps_its_lanes_open_and_the_paid_area_closed(files, package):
+    # Round-off once turned: a wall drawn flush to the floor's edge stops a hair short of it (the bank
+    # seemed to have a way round, 137°), and a sliver of cabinet could stay across a lane's mouth.
+    for angle in (0, 15, 60, 75, 100, 120, 137, 240, 285, 300):
+        _, st = _station_turned(files["dxf"], package, angle)
+        (bank,) = st.tickets
+        assert bank.lanes == 6 and st.sources[0].must_validate, angle  # the platform is in the paid area
+        c = np.asarray(bank.line.coords)[[0, -1], :2]
+        u = (c[1] - c[0]) / bank.line.length
+        nrm = np.array([-u[1], u[0]])
+        for slot in shapely.get_parts(bank.slots):
+            m = np.asarray(slot.centroid.coords)[0]
+            through = shapely.LineString([m - nrm * 1.1, m + nrm * 1.1])  # along the lane, 0.5 m beyond the bank
+            assert not through.intersects(st.free[0].boundary), angle
+
+
+@pytest.mark.parametrize("angle", [15, 75, 100, 137, 210, 300])
+def test_a_station_drawn_at_any_angle_clears_every_passenger(files, package, angle, capsys):
+    code, _, err = cli(capsys, "city", "import", files["dxf"], "--place", f"{X0 + 150:g},{Y0 + 30:g},{angle}",
+                       "--into", package, "--drawing-passengers", 400)
+    assert code == 0, err
+    k = run_station(City.load(package), t_max=600.0)
+    assert k["agents_total"] == 400 and k["passed_by_ticket_gate"] == {"T1": 400}, angle
+    assert k["agents_exited"] == 400, angle  # none stuck at a lane before or after the fare line
+
+
 # -- bad input ----------------------------------------------------------------------------------------
 def _bad_layer(layer, points):
     return lambda d: write_dxf(d / f"bad_{re.sub(r'[^a-z0-9]', '_', layer)}.dxf", extra_layers={layer: points})
@@ -220,3 +264,11 @@ def test_a_drawing_needs_into_and_place_and_no_out(files, tmp_path, capsys):
     shutil.copy(files["dxf"], tmp_path / "x.dxf")
     code, _, err = cli(capsys, "city", "import", tmp_path / "x.dxf", files["ifc"], "--into", tmp_path, "--place", "0,0,0")
     assert code == 2 and "one drawing" in err
+
+
+def test_a_bad_platforms_pattern_exits_2_saying_so(files, package, capsys):
+    before = snapshot(package)
+    code, out, err = cli(capsys, "city", "import", files["dxf"], "--place", place_arg(DXF_PLACE), "--into", package,
+                         "--drawing-platforms", "([")
+    assert code == 2 and "Traceback" not in err
+    assert "--drawing-platforms '([' is not a regular expression" in err and snapshot(package) == before

@@ -303,10 +303,11 @@ class CityImportHook:
     # from them (``DrawingKind``: DXF layers ``<kind>@<level>``); ``ifc_kind``: the kind of an IFC
     # element from what the reader tells of it (a dict with ``ifc_class``, ``ifc_classes`` (it and its
     # super-classes), ``predefined_type``, ``object_type``, ``name``, ``long_name``, ``description``
-    # and ``is_external``), or None; ``drawing_import(city, drawing, options)``: merges the drawing's
-    # features of its kinds into the city, returns the city and lines for the report.
+    # and ``is_external``), or a tuple of kinds (one feature each), or None; ``drawing_import(city,
+    # drawing, options)``: merges the drawing's features of its kinds into the city, returns the city
+    # and lines for the report.
     drawing_kinds: tuple[DrawingKind, ...] = ()
-    ifc_kind: Callable[[dict], str | None] | None = None
+    ifc_kind: Callable[[dict], str | tuple[str, ...] | None] | None = None
     drawing_import: Callable[[Any, Any, dict], tuple[Any, list[str]]] | None = None
 
 

@@ -21,12 +21,13 @@ IFC (IfcOpenShell)
     nearest 0 m (ties: the higher), storeys less than ``SAME_LEVEL_M`` apart share a level. Their
     heights become city.toml's ``level_height_m`` table. Every product is offered to the models'
     ``ifc_kind`` with its class (and super-classes), predefined type, object type, name, long name,
-    description and ``is_external`` (any property set's IsExternal); an element whose parts
-    (IfcRelAggregates) are taken is represented by its parts. Geometry comes from
-    ``ifcopenshell.geom`` in world coordinates (metres):
+    description and ``is_external`` (any property set's IsExternal), which names a kind or several
+    (one feature each); an element whose parts (IfcRelAggregates) are taken is represented by its
+    parts. Geometry comes from ``ifcopenshell.geom`` in world coordinates (metres):
 
     - an area kind: the plan of the element's faces within ``CUT_M`` of its lowest point, so a wall
-      is cut below its door openings and a slab keeps its holes;
+      is cut below its door openings and a slab keeps its holes; an element that fills an opening
+      (IfcRelFillsElement: a door) has the opening's plan, the hole through the wall;
     - a line kind: the long centre line of the element's plan (its minimum rotated rectangle), the
       short side its width; a kind that joins levels runs from the end where the element is low to
       the end where it is high, from the level of its lowest point to that of its highest (each the
@@ -378,6 +379,28 @@ def _plan(verts, faces, below=None):
     return shapely.union_all(shapely.buffer(polys, 1e-6, join_style="mitre")).buffer(-1e-6, join_style="mitre")
 
 
+def _shape(settings, el):
+    """(vertices, triangles) of an element in world coordinates; empty when IfcOpenShell cannot make it."""
+    import ifcopenshell.geom
+
+    try:
+        shape = ifcopenshell.geom.create_shape(settings, el)
+        return (np.asarray(shape.geometry.verts, dtype=float).reshape(-1, 3),
+                np.asarray(shape.geometry.faces, dtype=np.int64).reshape(-1, 3))
+    except Exception:  # an element IfcOpenShell cannot triangulate is skipped and counted
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+
+
+def _area_plan(verts, faces):
+    """An area element's plan: its faces near its lowest point (so a wall is cut below its door
+    openings and a slab keeps its holes), else all its faces; polygons only."""
+    geom = _plan(verts, faces, CUT_M)
+    if geom.is_empty:
+        geom = _plan(verts, faces)
+    return shapely.union_all([g for g in shapely.get_parts(shapely.make_valid(geom)) if g.geom_type == "Polygon"]
+                             or [shapely.Polygon()])
+
+
 def _centre_line(plan, verts, spans: bool):
     """(line, width) of a plan's minimum rotated rectangle; with ``spans`` from the low end to the high end."""
     r = np.asarray(shapely.minimum_rotated_rectangle(plan).exterior.coords)[:4]
@@ -433,12 +456,16 @@ def read_ifc(path: Path, placement: Placement, kinds: dict) -> Drawing:
                 "name": str(el.Name or ""), "long_name": str(getattr(el, "LongName", "") or ""),
                 "description": str(el.Description or ""), "is_external": external}
         for hook in hooks:
-            kind = hook.ifc_kind(info)
-            if kind is not None:
+            said = hook.ifc_kind(info)
+            if said is None:
+                continue
+            said = (said,) if isinstance(said, str) else tuple(said)
+            for kind in said:
                 if kind not in kinds:
                     raise UserError(f"{path}: a model maps {el.is_a()} #{el.id()} to the drawing kind {kind!r}, which "
                                     "no model declares (a model bug: declare it in drawing_kinds).")
-                taken[el.id()] = (kind, info)
+            if said:
+                taken[el.id()] = (said, info)
                 break
     # an element whose parts are taken is represented by them (an assembly by its pieces)
     for eid in list(taken):
@@ -452,47 +479,43 @@ def read_ifc(path: Path, placement: Placement, kinds: dict) -> Drawing:
     settings.set("use-world-coords", True)
     no_shape: dict[str, int] = {}
     one_level: list[str] = []
-    for eid, (kind, info) in sorted(taken.items()):
+    for eid, (said, info) in sorted(taken.items()):
         el = model.by_id(eid)
-        spec = kinds[kind][0]
         label = f"{el.is_a()} #{eid}" + (f" {info['name']!r}" if info["name"] else "")
-        try:
-            shape = ifcopenshell.geom.create_shape(settings, el)
-            verts = np.asarray(shape.geometry.verts, dtype=float).reshape(-1, 3)
-            faces = np.asarray(shape.geometry.faces, dtype=np.int64).reshape(-1, 3)
-        except Exception:  # an element IfcOpenShell cannot triangulate is skipped and counted
-            verts = np.zeros((0, 3))
+        verts, faces = _shape(settings, el)
         if not len(verts):
             no_shape[el.is_a()] = no_shape.get(el.is_a(), 0) + 1
             continue
         verts[:, 2] -= z0
         storey = _storey_of(el, storey_ids)
-        level = of_storey[storey.id()] if storey is not None else _level_at(float(verts[:, 2].min()), elev)
-        to_level, width = None, None
-        if spec.geometry == "Polygon":
-            geom = _plan(verts, faces, CUT_M)
-            if geom.is_empty:
-                geom = _plan(verts, faces)
-            geom = shapely.union_all([g for g in shapely.get_parts(shapely.make_valid(geom)) if g.geom_type == "Polygon"]
-                                     or [shapely.Polygon()])
-            if geom.is_empty or geom.area < 1e-4:
-                no_shape[el.is_a()] = no_shape.get(el.is_a(), 0) + 1
-                continue
-        else:
-            geom, width = _centre_line(_plan(verts, faces), verts, spec.spans_levels)
-            if geom is None or geom.length < 0.1:
-                no_shape[el.is_a()] = no_shape.get(el.is_a(), 0) + 1
-                continue
-            if spec.spans_levels:
-                level = _level_at(float(verts[:, 2].min()), elev)
-                to_level = _level_at(float(verts[:, 2].max()), elev)
-                if to_level <= level:
-                    one_level.append(label)
+        home = of_storey[storey.id()] if storey is not None else _level_at(float(verts[:, 2].min()), elev)
+        for kind in said:
+            spec = kinds[kind][0]
+            level, to_level, width = home, None, None
+            if spec.geometry == "Polygon":
+                # an element that fills an opening (a door) stands for the opening: the hole through the wall
+                holes = [_shape(settings, rel.RelatingOpeningElement) for rel in (getattr(el, "FillsVoids", None) or [])]
+                holes = [(v - (0.0, 0.0, z0), f) for v, f in holes if len(v)]
+                geom = shapely.union_all([_area_plan(v, f) for v, f in holes] or [_area_plan(verts, faces)])
+                if geom.is_empty or geom.area < 1e-4:
+                    no_shape[el.is_a()] = no_shape.get(el.is_a(), 0) + 1
                     continue
-        drawing.features.append(DrawnFeature(kind, level, placement.apply(geom), f"{path.name}, {label}",
-                                             name=info["name"] or info["long_name"] or f"{el.is_a()} #{eid}",
-                                             to_level=to_level, width_m=None if width is None else width * placement.scale,
-                                             info=info | {"ifc_id": eid, "global_id": str(el.GlobalId)}))
+            else:
+                geom, width = _centre_line(_plan(verts, faces), verts, spec.spans_levels)
+                if geom is None or geom.length < 0.1:
+                    no_shape[el.is_a()] = no_shape.get(el.is_a(), 0) + 1
+                    continue
+                if spec.spans_levels:
+                    level = _level_at(float(verts[:, 2].min()), elev)
+                    to_level = _level_at(float(verts[:, 2].max()), elev)
+                    if to_level <= level:
+                        one_level.append(label)
+                        continue
+            drawing.features.append(DrawnFeature(kind, level, placement.apply(geom), f"{path.name}, {label}",
+                                                 name=info["name"] or info["long_name"] or f"{el.is_a()} #{eid}",
+                                                 to_level=to_level,
+                                                 width_m=None if width is None else width * placement.scale,
+                                                 info=info | {"ifc_id": eid, "global_id": str(el.GlobalId)}))
     for cls, n in sorted(no_shape.items()):
         drawing.skipped.append(f"{n} {cls} without a usable shape")
     if one_level:
