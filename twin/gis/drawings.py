@@ -512,7 +512,7 @@ def read_ifc(path: Path, placement: Placement, kinds: dict) -> Drawing:
                         one_level.append(label)
                         continue
             drawing.features.append(DrawnFeature(kind, level, placement.apply(geom), f"{path.name}, {label}",
-                                                 name=info["name"] or info["long_name"] or f"{el.is_a()} #{eid}",
+                                                 name=_short_name(info["name"] or info["long_name"] or f"{el.is_a()} #{eid}"),
                                                  to_level=to_level,
                                                  width_m=None if width is None else width * placement.scale,
                                                  info=info | {"ifc_id": eid, "global_id": str(el.GlobalId)}))
@@ -691,3 +691,14 @@ def report_text(report) -> str:
 
 __all__ = ["Placement", "Drawing", "DrawnFeature", "drawing_kinds", "read_drawing", "read_dxf", "read_ifc",
            "import_drawing", "is_drawing", "parse_layer", "report_text"]
+
+
+def _short_name(name: str) -> str:
+    """A name to label a feature with. Revit names what it exports "Family:Type:…:ElementId"
+    ("M_Single-Glass 1:0813 x 2420mm:0813 x 2420mm:254567"), too long for a label on the map: the
+    family and the element's id say which one it is."""
+    parts = [p.strip() for p in name.split(":")]
+    if len(parts) >= 3 and parts[-1].isdigit() and parts[0]:
+        return f"{parts[0]} #{parts[-1]}"
+    return name
+
