@@ -734,8 +734,24 @@ class IndicatorsPanel(QWidget):
                 self.tiles[name].set_value(v, self.names)
             elif name in self.tables and isinstance(v, dict):
                 keyed[name] = v
+        if time_s is not None:  # a frame (scrubbed to, or the latest): tables its kpis lack as of its time
+            for name in self.tables:
+                if name not in keyed:
+                    keyed[name] = self._keyed_at(name, time_s)
+            keyed = {k: v for k, v in keyed.items() if v}
         if keyed:
             self.keyed.set_values(keyed, self.names)
+
+    def _keyed_at(self, kpi: str, time_s: float) -> dict:
+        """A keyed KPI's values at ``time_s`` from its series (the latest row at or before it)."""
+        out = {}
+        for column, (xs, ys) in self.data.items():
+            base, dot, key = column.partition(".")
+            if dot and base == kpi and xs:
+                i = int(np.searchsorted(np.asarray(xs), time_s + 1e-9)) - 1
+                if i >= 0:
+                    out[key] = ys[i]
+        return out
 
     def set_levels(self, levels: dict[str, int]) -> None:
         """Alert levels per KPI (0 ok, 1 amber, 2 red): the tiles' colours."""

@@ -94,6 +94,14 @@ def test_tiles_keep_their_numbers_whole_and_keyed_kpis_are_a_table(opened, qapp)
     assert not table.isVisible()
     ind.add_rows([{"time_s": 60.0, **{f"attraction_queue.{k}": v for k, v in queue.items()}}])
     assert table.isVisible() and table.item(0, 0).text() == names.get(top, top)
+    # scrubbed back to a frame whose own kpis lack the table: its values as of that frame's time
+    later = {k: 100.0 - v for k, v in queue.items()}
+    ind.add_rows([{"time_s": 120.0, **{f"attraction_queue.{k}": v for k, v in later.items()}}])
+    first_later = min(later, key=lambda k: (-later[k], k))
+    assert table.item(0, 0).text() == names.get(first_later, first_later)
+    ind.set_values({}, time_s=90.0)
+    assert table.item(0, 0).text() == names.get(top, top)
+    assert float(table.item(0, 1).text()) == queue[top]
     ind.set_scale(1.0)
 
 
