@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QUndoCommand, QUndoStack
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QApplication, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPushButton, QVBoxLayout, QWidget)
 
 from twin.core.errors import UserError
 from twin.gis.city_edit import SNAP_M, CityEdit
 
-from .map_tools import FeatureOverlay, FindingMarkers, MapSketch, MapTool
+from .map_tools import FeatureOverlay, FindingMarkers, MapSketch, MapTool, VertexHandles
 
 FAMILY_WORDS = {"Point": "point", "LineString": "line", "Polygon": "area"}
 FINDING_COLOURS = {"missing": "#c0392b", "defaulted": "#7a6a00", "estimated": "#b86e00"}
@@ -55,6 +55,7 @@ class CityEditor(QWidget, MapTool):
         self.sketch = MapSketch(self.viewport)
         self.overlay = FeatureOverlay(self.viewport)
         self.markers = FindingMarkers(self.viewport)
+        self.handles = VertexHandles(self.viewport, self.reshape_to)
         self._build()
 
     # -- widgets ----------------------------------------------------------------------------------------
@@ -144,6 +145,7 @@ class CityEditor(QWidget, MapTool):
         self.undo_stack.clear()
         self.overlay.clear()
         self.markers.clear()
+        self.handles.clear()
         if self.viewport.tool is self:
             self.viewport.set_tool(None)
 
@@ -164,6 +166,7 @@ class CityEditor(QWidget, MapTool):
         self.doc.setText(layer.spec.doc)
         self.points, self.selected = [], None
         self.sketch.clear()
+        self.handles.clear()
         self._build_form(name)
         self.overlay.show(self.edit.frame(name))
 
@@ -210,6 +213,8 @@ class CityEditor(QWidget, MapTool):
                 return
             self.sketch.show(self.points, closed=family == "Polygon", level=self._level())
             self.status.setText(f"{len(self.points)} point(s); Finish adds the {FAMILY_WORDS[family]}.")
+        elif self.selected is not None and QApplication.keyboardModifiers() & Qt.ControlModifier:
+            self.insert_vertex_at(wx, wy)
         else:
             self.select_at(wx, wy)
 
@@ -227,6 +232,7 @@ class CityEditor(QWidget, MapTool):
         if not self.draw_btn.isChecked():
             self.draw_btn.setChecked(True)
         self.fields.get("id", QComboBox()).setCurrentText("")
+        self.handles.clear()
         self.overlay.show(self.edit.frame(self.layer) if self.edit else None)
         self.status.setText("Drawing: click on the map.")
 
@@ -260,18 +266,71 @@ class CityEditor(QWidget, MapTool):
         if self.selected is not None:
             row = frame.iloc[self.selected]
             self.set_form({c: row[c] for c in self.fields if c in frame.columns})
-            self.status.setText(f"Selected feature {self.selected} of {self.layer}: Delete, or change the form and "
-                                "Apply attributes.")
+            self.status.setText(f"Selected feature {self.selected} of {self.layer}: drag its vertices (Ctrl+click "
+                                "on an edge adds one, the Delete key over one removes it), Delete it, or change "
+                                "the form and Apply attributes.")
         else:
             self.status.setText(f"No feature of {self.layer} within {radius:.0f} m.")
         self.overlay.show(frame, self.selected)
+        self._show_handles()
         return self.selected
+
+    # -- reshaping the selected feature (its vertices as handles: app/map_tools.py VertexHandles) ---------
+    def _show_handles(self) -> None:
+        if self.edit is None or self.selected is None or self.mode == "draw":
+            self.handles.clear()
+            return
+        try:
+            points = self.edit.vertices(self.layer, self.selected)
+        except UserError as e:
+            self.handles.clear()
+            self.status.setText(str(e))
+            return
+        frame = self.edit.frame(self.layer)
+        g = frame.geometry.iloc[self.selected]
+        level = frame["level"].iloc[self.selected] if "level" in frame.columns else 0
+        self.handles.show(points, closed=g.geom_type.endswith("Polygon"), level=level if level == level else 0)
+
+    def reshape_to(self, points) -> bool:
+        """The handles moved: the selected feature with these vertices, as one checked edit (a single
+        moved vertex snapped as a drawn point is). Refused: the handles go back, the dock says why."""
+        if self.edit is None or self.selected is None:
+            return False
+        old = self.edit.vertices(self.layer, self.selected)
+        moved = [i for i, (p, o) in enumerate(zip(points, old)) if np.hypot(p[0] - o[0], p[1] - o[1]) > 1e-6]
+        if len(points) == len(old) and not moved:
+            return False
+        try:
+            if len(points) == len(old) and len(moved) == 1:
+                edit = self.edit.move_vertex(self.layer, self.selected, moved[0], *points[moved[0]])
+            else:
+                edit = self.edit.reshape(self.layer, self.selected, points)
+        except UserError as e:
+            self.status.setText(f"Not changed: {e}")
+            self._show_handles()
+            return False
+        self.undo_stack.push(EditCommand(self, edit))
+        self.status.setText(f"{edit.text}; Save writes it to the package.")
+        return True
+
+    def insert_vertex_at(self, wx: float, wy: float) -> bool:
+        """A vertex added to the selected feature's nearest edge at the map point (Ctrl+click)."""
+        if self.edit is None or self.selected is None:
+            return False
+        try:
+            edit = self.edit.insert_vertex(self.layer, self.selected, wx, wy)
+        except UserError as e:
+            self.status.setText(f"Not changed: {e}")
+            return False
+        self.undo_stack.push(EditCommand(self, edit))
+        return True
 
     def delete_selected(self) -> bool:
         if self.edit is None or self.selected is None:
             return False
-        self.undo_stack.push(EditCommand(self, self.edit.delete(self.layer, self.selected)))
-        self.selected = None
+        edit = self.edit.delete(self.layer, self.selected)
+        self.selected = None  # before the edit shows: its handles go
+        self.undo_stack.push(EditCommand(self, edit))
         return True
 
     def apply_attributes(self) -> bool:
@@ -302,6 +361,7 @@ class CityEditor(QWidget, MapTool):
         text = self.layer_combo.itemText(i)
         self.layer_combo.setItemText(i, text[:text.rfind(",") + 2] + f"{len(frame)})")
         self.overlay.show(frame, self.selected)
+        self._show_handles()
 
     # -- saving --------------------------------------------------------------------------------------
     def save(self) -> list:

@@ -4,6 +4,7 @@ undo back to the package byte for byte."""
 import hashlib
 import shutil
 
+import numpy as np
 import pytest
 import shapely
 
@@ -128,3 +129,65 @@ def test_draw_save_reload_run_and_undo(window, demo, qtbot):
     assert _digest(demo) == original
     window.set_editing_city(False)
     assert window.viewport.tool is None
+
+
+def test_drag_insert_and_delete_vertices_save_reload_and_undo(window, demo, qtbot):
+    """Reshape through the handles on the map: drag a vertex of an area (and one onto another
+    feature's vertex: it snaps), add a vertex to a line with Ctrl+click, remove one with the Delete
+    key; each is one undo step; saved and reread; undone to the byte."""
+    original = _digest(demo)
+    assert window.open_city(demo)
+    qtbot.waitUntil(lambda: window.session.city is not None and window.session.city.root == demo, timeout=60_000)
+    assert window.set_editing_city(True)
+    ed = window.city_editor
+    area = next(n for n, l in editable_layers().items() if l.families == ("Polygon",) and l.spec.levels
+                and not l.spec.columns)
+    line, _ = _layers()
+
+    ed.set_layer(area)
+    frame = ed.edit.frame(area)
+    inside = frame.geometry.iloc[0].representative_point()
+    row = ed.select_at(inside.x, inside.y)
+    assert row is not None and ed.handles.shown
+    ring = ed.edit.vertices(area, row)
+    assert len(ed.handles.nodes()) == len(ring)
+    assert max(abs(a - b) for p, q in zip(ed.handles.nodes(), ring) for a, b in zip(p, q)) < 1e-6
+    window.viewport.fly_to_world(*ring[1], 120)
+    target = (ring[1][0] + 3.0, ring[1][1] - 2.0)
+    ed.handles.drag(1, *target)
+    qtbot.waitUntil(lambda: ed.undo_stack.count() == 1, timeout=10_000)
+    now = ed.edit.vertices(area, row)
+    assert np.hypot(now[1][0] - target[0], now[1][1] - target[1]) < 0.5, (now[1], target)
+    assert now[:1] + now[2:] == ring[:1] + ring[2:] and ed.undo_stack.undoText().startswith("reshape")
+    assert ed.handles.shown and np.allclose(ed.handles.nodes(), now)  # the handles follow the edit
+
+    # a line: Ctrl+click on its edge adds a vertex, the Delete key over it removes it
+    ed.set_layer(line)
+    (ax, ay), (bx, by) = ed.edit.vertices(line, 0)[:2]
+    assert ed.select_at((ax + bx) / 2, (ay + by) / 2) == 0
+    window.viewport.fly_to_world(ax, ay, 120)
+    ed.insert_vertex_at((ax + bx) / 2 + 0.2, (ay + by) / 2 + 0.2)
+    assert ed.undo_stack.count() == 2 and len(ed.edit.vertices(line, 0)) == 3 and len(ed.handles.nodes()) == 3
+    ed.handles.press_delete(1)
+    qtbot.waitUntil(lambda: ed.undo_stack.count() == 3, timeout=10_000)
+    assert ed.edit.vertices(line, 0)[:2] == [(ax, ay), (bx, by)]
+    ed.undo_stack.undo()  # the deleted vertex back
+    assert len(ed.edit.vertices(line, 0)) == 3
+    # a drag that would leave a line of two equal points is refused; the handles go back
+    n = ed.undo_stack.count()
+    ed.reshape_to([(ax, ay)] * 3)
+    assert ed.undo_stack.count() == n and "Not changed" in ed.status.text()
+
+    ed.save()
+    qtbot.waitUntil(lambda: window.session.city is not None, timeout=60_000)
+    saved = City.load(demo)
+    moved = shapely.get_coordinates(saved.layer(area).geometry.iloc[row].exterior)[1]
+    assert np.hypot(*(moved - now[1])) < 1e-6
+    assert len(shapely.get_coordinates(saved.layer(line).geometry.iloc[0])) == 3
+
+    while ed.undo_stack.canUndo():
+        ed.undo_stack.undo()
+    ed.save()
+    assert _digest(demo) == original
+    window.set_editing_city(False)
+    assert not ed.handles.shown
