@@ -5,12 +5,14 @@ a layer's declared columns become a form. Save writes the package atomically, re
 every model's city check in the list and on the map."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QUndoCommand, QUndoStack
-from PySide6.QtWidgets import (QApplication, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
 from twin.core.errors import UserError
 from twin.gis.city_edit import SNAP_M, CityEdit
@@ -138,8 +140,42 @@ class CityEditor(QWidget, MapTool):
         self.status.setText(f"Editing {self.edit.root}: pick a layer, then Draw, or click a feature to select it.")
         return True
 
+    @property
+    def unsaved(self) -> bool:
+        """Edits since the last save (or since opening)."""
+        return self.edit is not None and not self.undo_stack.isClean()
+
+    def may_leave(self, what: str) -> bool:
+        """Before the edits would be lost (``what`` says why): True to go on. Unsaved edits ask Save /
+        Discard / Cancel: Save writes them first (refused: stay), Discard undoes them, Cancel stays."""
+        if not self.unsaved:
+            return True
+        answer = self.ask_unsaved(what)
+        if answer == "save":
+            self.save()
+            return not self.unsaved
+        if answer == "discard":
+            if self.undo_stack.cleanIndex() >= 0:
+                self.undo_stack.setIndex(self.undo_stack.cleanIndex())
+            else:  # the saved state is no longer on the stack
+                self.undo_stack.clear()
+            return True
+        return False
+
+    def ask_unsaved(self, what: str) -> str:
+        """"save", "discard" or "cancel" from a message box (without dialogs, as in scripts: discard)."""
+        n = self.undo_stack.index() - max(self.undo_stack.cleanIndex(), 0)
+        if os.environ.get("CITYTWIN_NO_DIALOGS"):
+            return "discard"
+        box = QMessageBox
+        answer = box.question(
+            self.window, "Unsaved city edits",
+            f"{what}\nThe city {self.edit.root.name} has unsaved edits ({abs(n)} step(s) in the undo list). "
+            "Save them to the package?", box.Save | box.Discard | box.Cancel, box.Save)
+        return {box.Save: "save", box.Discard: "discard"}.get(answer, "cancel")
+
     def close_editor(self) -> None:
-        """Stop editing (unsaved edits are dropped with the undo stack)."""
+        """Stop editing (unsaved edits are dropped with the undo stack: ``may_leave`` asks first)."""
         self.cancel_draw()
         self.edit = None
         self.undo_stack.clear()
