@@ -569,8 +569,10 @@ class MainWindow(QMainWindow):
     def open_comparison(self, folder: Path, intervention: str | None = None, replication: int = 0):
         return self.comparisons.open(folder, intervention, replication)
 
-    def start_compare(self, out_dir: Path | None = None, replications: int | None = None):
-        return self.comparisons.start(out_dir if isinstance(out_dir, (str, Path)) else None, replications)
+    def start_compare(self, out_dir: Path | None = None, replications: int | None = None, workers: int | None = None,
+                      report: bool = True):
+        return self.comparisons.start(out_dir if isinstance(out_dir, (str, Path)) else None, replications, workers,
+                                      report)
 
     def cancel_compare(self, wait_s: float = 5.0) -> bool:
         return self.comparisons.cancel(wait_s)

@@ -159,7 +159,11 @@ def _area_layer_with_levels():
                 and not l.spec.columns)
 
 
-def test_vertices_move_insert_and_delete_with_undo_to_the_byte(demo):
+def test_vertices_move_insert_and_delete_with_undo_to_the_byte(tmp_path):
+    from tests.agents.station.conftest import make_city
+
+    demo = tmp_path / "hall"
+    make_city().save(demo)  # a small station hall: five gates
     before = _digest(demo)
     e = CityEdit.open(demo)
     area = _area_layer_with_levels()
