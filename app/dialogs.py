@@ -23,9 +23,10 @@ class BranchDialog(QDialog):
         self.setWindowTitle(f"Branch from t = {fmt_clock(t_s)}")
         self.scenario = scenario
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel(f"The run is paused at <b>{fmt_clock(t_s)}</b>. Its complete state is copied; the "
-                             "current run goes on as one future, a copy with the changes below as the other. "
-                             "Both run ahead side by side."))
+        head = QLabel(f"The run is paused at <b>{fmt_clock(t_s)}</b>. Its complete state is copied; the current run "
+                      "goes on as one future, a copy with the changes below as the other. Both run ahead side by side.")
+        head.setWordWrap(True)  # the dialog keeps its size (it stands beside the map while drawing)
+        lay.addWidget(head)
         form = QFormLayout()
         self.variant = QComboBox()
         self.variant.addItems(scenario.variants())
@@ -42,9 +43,10 @@ class BranchDialog(QDialog):
             self.speed.addItem(label, v)
         form.addRow("Speed of both futures", self.speed)
         lay.addLayout(form)
-        lay.addWidget(QLabel("Parameters of the branch (change any; a place may be drawn or picked on the map "
-                             "while this dialog is open):" if map_window is not None else
-                             "Parameters of the branch (change any):"))
+        note = QLabel("Parameters of the branch (change any; a place may be drawn or picked on the map while this "
+                      "dialog is open):" if map_window is not None else "Parameters of the branch (change any):")
+        note.setWordWrap(True)
+        lay.addWidget(note)
         self.params = ParamForm(map_buttons=map_window is not None)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
