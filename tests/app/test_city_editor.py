@@ -7,6 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 import shapely
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
 
 from agents.registry import MODELS, get_model
@@ -27,6 +29,16 @@ def _layers():
     joins = next(n for n, l in layers.items() if l.families == ("LineString",) and not l.contract
                  and any(c.startswith("from_") for c in l.spec.columns))
     return line, joins
+
+
+def _mouse_click(window, wx, wy, modifier=Qt.NoModifier):
+    """A user's click (Qt mouse press and release on the 3D widget) at map point (wx, wy)."""
+    px, py = window.viewport.renderer.world_to_display(wx, wy)
+    widget = window.viewport.plotter.interactor
+    ratio = widget.devicePixelRatioF()
+    pos = QPoint(round(px / ratio), round(widget.height() - py / ratio))  # VTK counts from the bottom
+    QTest.mousePress(widget, Qt.LeftButton, modifier, pos)
+    QTest.mouseRelease(widget, Qt.LeftButton, modifier, pos)
 
 
 @pytest.fixture
@@ -50,8 +62,8 @@ def test_draw_a_gate_and_a_stair_save_reload_run_and_undo(window, station, qtbot
     # every declared layer is offered, with its geometry
     assert {ed.layer_combo.itemData(i) for i in range(ed.layer_combo.count())} == set(editable_layers())
 
-    # a gate on the concourse's west edge: one click through the real picking path (display pixel ->
-    # ground), one by map point
+    # a gate on the concourse's west edge: one click with the mouse (the real picking path: Qt event,
+    # VTK's interactor, the ground under the pixel), one by map point
     ed.set_layer(line)
     assert set(editable_layers()[line].spec.columns) <= set(ed.fields)
     ed.start_draw()
@@ -60,8 +72,7 @@ def test_draw_a_gate_and_a_stair_save_reload_run_and_undo(window, station, qtbot
     x0, y0 = X0, Y0 + 16.0  # north of the platform above (the click hits the concourse's floor), 2 m from
     # its corner (a click within 1 m of a vertex lands on it)
     window.viewport.camera("top")
-    px, py = window.viewport.renderer.world_to_display(x0, y0)
-    window.viewport.click_display(px, py)
+    _mouse_click(window, x0, y0)
     assert len(ed.points) == 1 and abs(ed.points[0][0] - x0) < 1 and abs(ed.points[0][1] - y0) < 1
     ed.points[0] = (x0, y0)  # the test's line is exact; the pixel's ground point was within 1 m
     window.viewport.tool.click(x0, y0 + 2.5)
@@ -173,8 +184,8 @@ def test_drag_insert_and_delete_vertices_save_reload_and_undo(window, station, q
     (ax, ay), (bx, by) = ed.edit.vertices(line, 0)[:2]
     assert ed.select_at((ax + bx) / 2, (ay + by) / 2) == 0
     window.viewport.fly_to_world(ax, ay, 60)
-    assert ed.insert_vertex_at((ax + bx) / 2 + 0.2, (ay + by) / 2)
-    assert ed.undo_stack.count() == 2 and len(ed.edit.vertices(line, 0)) == 3 and len(ed.handles.nodes()) == 3
+    _mouse_click(window, (ax + bx) / 2 + 0.2, (ay + by) / 2, Qt.ControlModifier)
+    assert ed.undo_stack.count() == 2, ed.status.text() and len(ed.edit.vertices(line, 0)) == 3 and len(ed.handles.nodes()) == 3
     ed.handles.press_delete(1)
     qtbot.waitUntil(lambda: ed.undo_stack.count() == 3, timeout=10_000)
     assert ed.edit.vertices(line, 0) == [(ax, ay), (bx, by)]
