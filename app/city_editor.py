@@ -256,6 +256,7 @@ class CityEditor(QWidget, MapTool):
 
     def deactivate(self) -> None:
         self.cancel_draw()
+        self.handles.clear()  # another tool has the map: no dragging this feature under it
 
     def _level(self) -> int:
         try:

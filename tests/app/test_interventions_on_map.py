@@ -146,7 +146,7 @@ def test_the_branch_dialog_draws_a_barrier_and_the_branch_differs_where_it_shoul
         w.cancel_run(wait_s=5)
 
 
-def test_the_comparison_runs_a_drawn_intervention(window, valley_scenario, tmp_path, qtbot):
+def test_draw_a_barrier_intervention_and_run_the_comparison(window, valley_scenario, tmp_path, qtbot):
     w = window
     _draw_line_intervention(w, valley_scenario, "barrier drawn")
     out = tmp_path / "cmp"
