@@ -65,12 +65,18 @@ class Branching(QObject):
         the branch's once chosen)."""
         from .dialogs import BranchDialog
 
+        if self.dialog is not None and self.dialog.isVisible():  # one at a time: it may be behind the window
+            self.dialog.raise_()
+            self.dialog.activateWindow()
+            return self.dialog
         w = self._source_worker()
         if w is None:
             self.session.error("Start a run first: a branch continues the running simulation from the moment you "
                                "pause it.")
             return None
         self.session.set_paused(True)
+        if self.dialog is not None:
+            self.dialog.deleteLater()  # the last one, closed
         # not modal: the map stays clickable for the dialog's "Draw on map" and "Pick on map"
         dlg = BranchDialog(w.scenario, w.model.time_s, self.window, map_window=self.window)
         dlg.setModal(False)

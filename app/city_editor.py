@@ -326,7 +326,7 @@ class CityEditor(QWidget, MapTool):
         frame = self.edit.frame(self.layer)
         g = frame.geometry.iloc[self.selected]
         level = frame["level"].iloc[self.selected] if "level" in frame.columns else 0
-        self.handles.show(points, closed=g.geom_type.endswith("Polygon"), level=level if level == level else 0)
+        self.handles.show(points, closed=g.geom_type.endswith("Polygon"), level=0 if pd.isna(level) else level)
 
     def reshape_to(self, points) -> bool:
         """The handles moved: the selected feature with these vertices, as one checked edit (a single

@@ -203,7 +203,7 @@ class VertexHandles:
         self.rep.GetLinesProperty().SetColor(*_rgb(colour))
         self.rep.GetLinesProperty().SetLineWidth(3)
         ball = vtk.vtkSphereSource()  # the handles: balls (the default glyph is a thin cross)
-        ball.SetRadius(0.002)  # the glyph is scaled by about 10^4 (HandleSize pixels in world units): ~25 px
+        ball.SetRadius(0.002)  # the representation scales its glyph to the screen: ~25-30 px across at any zoom
         ball.SetThetaResolution(16)
         ball.SetPhiResolution(12)
         ball.Update()

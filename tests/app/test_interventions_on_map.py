@@ -108,6 +108,7 @@ def test_the_branch_dialog_draws_a_barrier_and_the_branch_differs_where_it_shoul
         qtbot.waitUntil(lambda: run.model is not None and run.model.time_s >= 20, timeout=180_000)
         dlg = w.branching.ask()
         assert dlg is not None and not dlg.isModal() and line in dlg.params.map_buttons
+        assert w.branching.ask() is dlg  # asked again while it is open: the same dialog
         dlg.variant.setCurrentText("baseline")
         button = dlg.params.map_buttons[line]["draw"]
         button.click()
