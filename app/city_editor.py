@@ -50,7 +50,7 @@ class CityEditor(QWidget, MapTool):
         self.window, self.viewport = window, window.viewport
         self.edit: CityEdit | None = None
         self.undo_stack = QUndoStack(self)
-        self.mode = "select"  # or "draw"
+        self.mode = "select"  # or "draw", or "hole" (cut in the selected area)
         self.points: list[tuple[float, float]] = []
         self.selected: int | None = None
         self.checks: list = []
@@ -79,13 +79,17 @@ class CityEditor(QWidget, MapTool):
         self.draw_btn.setToolTip(f"Click on the map to place points (snapped to vertices within {SNAP_M:g} m); "
                                  "Finish adds the feature with the form's attributes")
         self.draw_btn.toggled.connect(lambda on: self.start_draw() if on else self.cancel_draw())
+        self.hole_btn = QPushButton("Cut hole")
+        self.hole_btn.setCheckable(True)
+        self.hole_btn.setToolTip("With an area selected: click the corners of a hole inside it; Finish cuts it")
+        self.hole_btn.toggled.connect(lambda on: self.start_hole() if on else self.cancel_draw())
         self.finish_btn = QPushButton("Finish")
         self.finish_btn.clicked.connect(self.finish)
         self.delete_btn = QPushButton("Delete")
         self.delete_btn.clicked.connect(self.delete_selected)
         self.apply_btn = QPushButton("Apply attributes")
         self.apply_btn.clicked.connect(self.apply_attributes)
-        for b in (self.draw_btn, self.finish_btn, self.delete_btn, self.apply_btn):
+        for b in (self.draw_btn, self.hole_btn, self.finish_btn, self.delete_btn, self.apply_btn):
             row.addWidget(b)
         lay.addLayout(row)
         self.form_box = QGroupBox("Attributes")
@@ -240,10 +244,10 @@ class CityEditor(QWidget, MapTool):
     def click(self, wx: float, wy: float) -> None:
         if self.edit is None or self.layer is None:
             return
-        if self.mode == "draw":
+        if self.mode in ("draw", "hole"):
             x, y = self.edit.snap(wx, wy)
             self.points.append((x, y))
-            family = self.family_combo.currentData()
+            family = self.family_combo.currentData() if self.mode == "draw" else "Polygon"
             if family == "Point":
                 self.finish()
                 return
@@ -273,16 +277,42 @@ class CityEditor(QWidget, MapTool):
         self.overlay.show(self.edit.frame(self.layer) if self.edit else None)
         self.status.setText("Drawing: click on the map.")
 
+    def start_hole(self) -> bool:
+        """Cut a hole in the selected area: its corners are clicked next, Finish cuts it."""
+        frame = self.edit.frame(self.layer) if self.edit is not None and self.layer else None
+        if frame is None or self.selected is None or not frame.geometry.iloc[self.selected].geom_type.endswith("Polygon"):
+            self.status.setText("Select an area first (click it), then Cut hole.")
+            self.hole_btn.setChecked(False)
+            return False
+        self.mode, self.points = "hole", []
+        if not self.hole_btn.isChecked():
+            self.hole_btn.setChecked(True)
+        self.handles.clear()
+        self.status.setText("Cutting a hole: click its corners inside the selected area, then Finish.")
+        return True
+
     def cancel_draw(self) -> None:
         self.mode, self.points = "select", []
-        if self.draw_btn.isChecked():
-            self.draw_btn.setChecked(False)
+        for b in (self.draw_btn, self.hole_btn):
+            if b.isChecked():
+                b.setChecked(False)
         self.sketch.clear()
 
     def finish(self) -> bool:
-        """Add the drawn feature with the form's attributes (refused with the reason when it is wrong)."""
+        """Add the drawn feature with the form's attributes, or cut the drawn hole in the selected area
+        (refused with the reason when it is wrong)."""
         if self.edit is None or not self.points:
             return False
+        if self.mode == "hole":
+            try:
+                edit = self.edit.add_hole(self.layer, self.selected, self.points)
+            except UserError as e:
+                self.status.setText(f"Not cut: {e}")
+                return False
+            self.cancel_draw()  # before the edit shows: the selected area's handles come back
+            self.undo_stack.push(EditCommand(self, edit))
+            self.status.setText(f"{edit.text}; Save writes it to the package.")
+            return True
         family = self.family_combo.currentData()
         try:
             geometry = self.edit.geometry_from(self.layer, self.points, family)
@@ -314,7 +344,7 @@ class CityEditor(QWidget, MapTool):
 
     # -- reshaping the selected feature (its vertices as handles: app/map_tools.py VertexHandles) ---------
     def _show_handles(self) -> None:
-        if self.edit is None or self.selected is None or self.mode == "draw":
+        if self.edit is None or self.selected is None or self.mode != "select":
             self.handles.clear()
             return
         try:

@@ -154,8 +154,9 @@ def test_draw_a_gate_and_a_stair_save_reload_run_and_undo(window, station, qtbot
 
 
 def test_drag_insert_and_delete_vertices_save_reload_and_undo(window, station, qtbot):
-    """Reshape through the handles on the map: drag a vertex of an area, add a vertex to a line and
-    remove one with the Delete key; each is one undo step; saved and reread; undone to the byte."""
+    """Reshape through the handles on the map: drag a vertex of an area, cut a hole in it, add a
+    vertex to a line and remove one with the Delete key; each is one undo step; saved and reread;
+    undone to the byte."""
     original = _digest(station)
     ed = _edit(window, qtbot, station)
     area = next(n for n, l in editable_layers().items() if l.families == ("Polygon",) and l.spec.levels
@@ -179,15 +180,29 @@ def test_drag_insert_and_delete_vertices_save_reload_and_undo(window, station, q
     assert ed.undo_stack.undoText().startswith("reshape")
     assert ed.handles.shown and np.allclose(ed.handles.nodes(), now, atol=1e-6, rtol=0)  # they follow the edit
 
+    # a hole cut in the concourse (Cut hole, its corners clicked, Finish); one outside it is refused
+    ed.hole_btn.click()
+    assert ed.mode == "hole"
+    for x, y in ((X0 + 3, Y0 + 15), (X0 + 6, Y0 + 15), (X0 + 6, Y0 + 18)):
+        ed.click(x, y)
+    assert ed.finish() and ed.undo_stack.count() == 2 and ed.mode == "select" and ed.handles.shown
+    assert len(ed.edit.frame(area).geometry.iloc[row].interiors) == 1
+    ed.hole_btn.click()
+    for x, y in ((X0 + 30, Y0 + 30), (X0 + 33, Y0 + 30), (X0 + 33, Y0 + 33)):
+        ed.click(x, y)
+    assert not ed.finish() and "inside the area" in ed.status.text() and ed.undo_stack.count() == 2
+    ed.cancel_draw()
+
     # the gate: a vertex added in its edge (Ctrl+click), then removed with the Delete key over its handle
     ed.set_layer(line)
     (ax, ay), (bx, by) = ed.edit.vertices(line, 0)[:2]
     assert ed.select_at((ax + bx) / 2, (ay + by) / 2) == 0
     window.viewport.fly_to_world(ax, ay, 60)
     _mouse_click(window, (ax + bx) / 2 + 0.2, (ay + by) / 2, Qt.ControlModifier)
-    assert ed.undo_stack.count() == 2, ed.status.text() and len(ed.edit.vertices(line, 0)) == 3 and len(ed.handles.nodes()) == 3
+    assert ed.undo_stack.count() == 3, ed.status.text()
+    assert len(ed.edit.vertices(line, 0)) == 3 and len(ed.handles.nodes()) == 3
     ed.handles.press_delete(1)
-    qtbot.waitUntil(lambda: ed.undo_stack.count() == 3, timeout=10_000)
+    qtbot.waitUntil(lambda: ed.undo_stack.count() == 4, timeout=10_000)
     assert ed.edit.vertices(line, 0) == [(ax, ay), (bx, by)]
     ed.undo_stack.undo()  # the deleted vertex back
     assert len(ed.edit.vertices(line, 0)) == 3
@@ -201,6 +216,7 @@ def test_drag_insert_and_delete_vertices_save_reload_and_undo(window, station, q
     moved = shapely.get_coordinates(saved.layer(area).geometry.iloc[row].exterior)
     assert np.hypot(*(moved - np.asarray(now[corner])).T).min() < 1e-6
     assert len(shapely.get_coordinates(saved.layer(line).geometry.iloc[0])) == 3
+    assert len(saved.layer(area).geometry.iloc[row].interiors) == 1
 
     while ed.undo_stack.canUndo():
         ed.undo_stack.undo()

@@ -207,3 +207,31 @@ def test_vertices_move_insert_and_delete_with_undo_to_the_byte(tmp_path):
         e.revert(edit)
     e.save()
     assert _digest(demo) == before
+
+
+def test_a_hole_cut_in_an_area_is_checked_saved_and_undone(tmp_path):
+    from tests.agents.station.conftest import make_city
+
+    folder = tmp_path / "hall"
+    make_city().save(folder)
+    before = _digest(folder)
+    e = CityEdit.open(folder)
+    area = _area_layer_with_levels()
+    (minx, miny, maxx, maxy) = e.frame(area).geometry.iloc[0].bounds
+    hole = [(minx + 2, miny + 2), (minx + 6, miny + 2), (minx + 6, miny + 5), (minx + 2, miny + 5)]
+    edit = e.add_hole(area, 0, hole)
+    e.apply(edit)
+    g = e.frame(area).geometry.iloc[0]
+    assert len(g.interiors) == 1 and g.area == pytest.approx(shapely.Polygon(g.exterior).area - 12.0)
+    # reshaping the outline keeps the hole
+    e.apply(e.move_vertex(area, 0, 0, *e.vertices(area, 0)[0]))
+    assert len(e.frame(area).geometry.iloc[0].interiors) == 1
+    with pytest.raises(UserError, match="inside the area"):
+        e.add_hole(area, 0, [(minx - 5, miny), (minx - 1, miny), (minx - 1, miny + 3)])
+    with pytest.raises(UserError, match="not a valid shape"):  # over the first hole
+        e.add_hole(area, 0, [(minx + 3, miny + 3), (minx + 8, miny + 3), (minx + 8, miny + 8)])
+    e.save()
+    assert len(CityEdit.open(folder).frame(area).geometry.iloc[0].interiors) == 1
+    e.revert(edit)
+    e.save()
+    assert _digest(folder) == before

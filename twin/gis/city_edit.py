@@ -379,6 +379,28 @@ class CityEdit:
         self._checked(layer, after, f"feature {label}")
         return Edit(layer, self._present(layer), after, f"reshape {layer} {label}")
 
+    def add_hole(self, layer: str, row: int, points) -> Edit:
+        """An edit that cuts a hole (the clicked ring) in area ``row``: inside its outline, clear of its
+        other holes (the shape check refuses holes that cross or touch along an edge)."""
+        self.vertices(layer, row)  # the same refusals
+        before = self.frame(layer)
+        old = before.geometry.iloc[row]
+        part = old.geoms[0] if old.geom_type.startswith("Multi") else old
+        if part.geom_type != "Polygon":
+            raise UserError(f"layer {layer!r}, feature {_label(before, row)!r} is a {part.geom_type}; only an area "
+                            "can have a hole.")
+        ring = self.geometry_from(layer, points, "Polygon")
+        if not shapely.Polygon(part.exterior).contains(ring):
+            raise UserError(f"layer {layer!r}, feature {_label(before, row)!r}: the hole must lie inside the area's "
+                            "outline; draw it again inside.")
+        g = shapely.Polygon(part.exterior, [*(r.coords for r in part.interiors), ring.exterior.coords])
+        if old.geom_type.startswith("Multi"):
+            g = type(old)([g])
+        after = before.copy()
+        after.loc[after.index[row], after.geometry.name] = g
+        self._checked(layer, after, f"feature {_label(after, row)}")
+        return Edit(layer, self._present(layer), after, f"hole in {layer} {_label(after, row)}")
+
     def move_vertex(self, layer: str, row: int, index: int, x: float, y: float, snap: bool = True) -> Edit:
         """Vertex ``index`` of feature ``row`` moved to (x, y), snapped as a drawn point is."""
         pts = self.vertices(layer, row)
