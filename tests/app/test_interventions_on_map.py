@@ -93,7 +93,7 @@ def _draw_line_intervention(w, valley_scenario, name):
     return line, "LINESTRING (500030 3400040, 500030 3400100)"
 
 
-@pytest.mark.slow  # a run and its branch: about 15 s on a loaded 2-core machine
+@pytest.mark.slow  # a run and its branch, both to the end: 5 s at load 11, 13-16 s at load 18 (2 cores)
 def test_the_branch_dialog_draws_a_barrier_and_the_branch_differs_where_it_should(window, valley_scenario, qtbot):
     """Run → Branch from now with a line drawn in the dialog's own form: the branch runs with it, the
     continued run without; the water differs, most near the drawn line."""
