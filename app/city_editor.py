@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pandas as pd
+import shapely
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (QApplication, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
@@ -57,7 +58,7 @@ class CityEditor(QWidget, MapTool):
         self.sketch = MapSketch(self.viewport)
         self.overlay = FeatureOverlay(self.viewport)
         self.markers = FindingMarkers(self.viewport)
-        self.handles = VertexHandles(self.viewport, self.reshape_to)
+        self.handles = VertexHandles(self.viewport, self.reshape_to, self.moving)
         self._build()
 
     # -- widgets ----------------------------------------------------------------------------------------
@@ -357,6 +358,23 @@ class CityEditor(QWidget, MapTool):
         g = frame.geometry.iloc[self.selected]
         level = frame["level"].iloc[self.selected] if "level" in frame.columns else 0
         self.handles.show(points, closed=g.geom_type.endswith("Polygon"), level=0 if pd.isna(level) else level)
+
+    def moving(self, points) -> bool:
+        """While a handle is dragged: is the shape valid as it stands? (The dock says why not; the full
+        check runs when the drag ends.)"""
+        if self.edit is None or self.selected is None:
+            return True
+        family = self.edit.frame(self.layer).geometry.iloc[self.selected].geom_type.replace("Multi", "")
+        try:
+            g = self.edit.geometry_from(self.layer, points, family)
+        except UserError as e:
+            self.status.setText(f"Not valid here: {e}")
+            return False
+        if not g.is_valid:
+            self.status.setText(f"Not valid here: {shapely.is_valid_reason(g)}; the edges must not cross.")
+            return False
+        self.status.setText("Moving a vertex: release to apply it.")
+        return True
 
     def reshape_to(self, points) -> bool:
         """The handles moved: the selected feature with these vertices, as one checked edit (a single

@@ -186,12 +186,15 @@ class VertexHandles:
     """The selected feature's vertices as handles to drag: VTK's contour widget, whose nodes a terrain
     point placer keeps on the ground (lifted to the feature's floor, as the overlay draws it). A drag
     ends, or the Delete key removes the handle under the cursor: ``moved`` gets the new vertices (map
-    x, y), and the editor turns them into one checked edit."""
+    x, y), and the editor turns them into one checked edit. While a handle is dragged, ``moving`` (if
+    given) says whether the shape is valid as it stands; an invalid one is drawn in red."""
 
-    def __init__(self, viewport, moved, colour: str = "#e377c2", active: str = "#ff7f0e"):
+    def __init__(self, viewport, moved, moving=None, colour: str = "#e377c2", active: str = "#ff7f0e",
+                 invalid: str = "#d62728"):
         import vtk
 
-        self.viewport, self.moved = viewport, moved
+        self.viewport, self.moved, self.moving = viewport, moved, moving
+        self.colour, self.invalid = colour, invalid
         self.closed = False
         self.widget = vtk.vtkContourWidget()
         self.rep = vtk.vtkOrientedGlyphContourRepresentation()
@@ -295,6 +298,15 @@ class VertexHandles:
     def _interaction(self, *_):
         if not self._dragging:  # the Delete key: no drag around it
             self._report()
+        elif self.moving is not None:
+            self.show_valid(self.moving(self.nodes()))
+
+    def show_valid(self, ok: bool) -> None:
+        self.rep.GetLinesProperty().SetColor(*_rgb(self.colour if ok else self.invalid))
+
+    @property
+    def valid_shown(self) -> bool:
+        return self.rep.GetLinesProperty().GetColor() == _rgb(self.colour)
 
     def _report(self) -> None:
         # after the widget's event: the edit shows the handles again, which re-initialises the widget
@@ -305,6 +317,7 @@ class VertexHandles:
         if self.widget.GetEnabled():
             self.widget.Off()
         self._dragging = False
+        self.show_valid(True)
         if render:
             self.viewport.request_render()
 

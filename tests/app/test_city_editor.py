@@ -179,6 +179,13 @@ def test_drag_insert_and_delete_vertices_save_reload_and_undo(window, station, q
     assert [p for i, p in enumerate(now) if i != corner] == [p for i, p in enumerate(ring) if i != corner]
     assert ed.undo_stack.undoText().startswith("reshape")
     assert ed.handles.shown and np.allclose(ed.handles.nodes(), now, atol=1e-6, rtol=0)  # they follow the edit
+    # validated as you go: while a handle is dragged across an edge the outline turns red and the dock says why
+    crossed = list(now)
+    crossed[corner], crossed[(corner + 1) % len(now)] = crossed[(corner + 1) % len(now)], crossed[corner]
+    assert not ed.moving(crossed) and "Not valid here" in ed.status.text()
+    ed.handles.show_valid(ed.moving(crossed))
+    assert not ed.handles.valid_shown
+    assert ed.moving(now)
 
     # a hole cut in the concourse (Cut hole, its corners clicked, Finish); one outside it is refused
     ed.hole_btn.click()
