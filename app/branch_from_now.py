@@ -53,6 +53,7 @@ class Branching(QObject):
         super().__init__(window)
         self.window, self.session = window, window.session
         self.records: list[dict] = []
+        self.dialog = None  # the Branch dialog last shown
 
     def _source_worker(self):
         s = self.session
@@ -60,20 +61,33 @@ class Branching(QObject):
         return w if w is not None and s.running and w.model is not None else None
 
     def ask(self):
-        """Pause, ask for the branch's changes, then branch."""
+        """Pause and show the Branch dialog; its Branch button branches (the dialog, its ``record``
+        the branch's once chosen)."""
         from .dialogs import BranchDialog
 
+        if self.dialog is not None and self.dialog.isVisible():  # one at a time: it may be behind the window
+            self.dialog.raise_()
+            self.dialog.activateWindow()
+            return self.dialog
         w = self._source_worker()
         if w is None:
             self.session.error("Start a run first: a branch continues the running simulation from the moment you "
                                "pause it.")
             return None
         self.session.set_paused(True)
-        dlg = BranchDialog(w.scenario, w.model.time_s, self.window)
-        if dlg.exec() != dlg.DialogCode.Accepted:
-            return None
+        if self.dialog is not None:
+            self.dialog.deleteLater()  # the last one, closed
+        # not modal: the map stays clickable for the dialog's "Draw on map" and "Pick on map"
+        dlg = BranchDialog(w.scenario, w.model.time_s, self.window, map_window=self.window)
+        dlg.setModal(False)
+        dlg.accepted.connect(lambda: self._chosen(dlg))
+        dlg.show()
+        self.dialog = dlg
+        return dlg
+
+    def _chosen(self, dlg) -> None:
         variant, changes, replications, speed = dlg.choice()
-        return self.branch(variant, changes, replications=replications, speed=speed)
+        dlg.record = self.branch(variant, changes, replications=replications, speed=speed)
 
     def branch(self, variant: str | None, changes: dict | None = None, replications: int = 1, speed: float = 0.0,
                out_dir: Path | None = None) -> dict | None:

@@ -5,17 +5,20 @@ a layer's declared columns become a form. Save writes the package atomically, re
 every model's city check in the list and on the map."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import Signal
+import shapely
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QUndoCommand, QUndoStack
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
 from twin.core.errors import UserError
 from twin.gis.city_edit import SNAP_M, CityEdit
 
-from .map_tools import FeatureOverlay, FindingMarkers, MapSketch, MapTool
+from .map_tools import FeatureOverlay, FindingMarkers, MapSketch, MapTool, VertexHandles
 
 FAMILY_WORDS = {"Point": "point", "LineString": "line", "Polygon": "area"}
 FINDING_COLOURS = {"missing": "#c0392b", "defaulted": "#7a6a00", "estimated": "#b86e00"}
@@ -48,13 +51,14 @@ class CityEditor(QWidget, MapTool):
         self.window, self.viewport = window, window.viewport
         self.edit: CityEdit | None = None
         self.undo_stack = QUndoStack(self)
-        self.mode = "select"  # or "draw"
+        self.mode = "select"  # or "draw", or "hole" (cut in the selected area)
         self.points: list[tuple[float, float]] = []
         self.selected: int | None = None
         self.checks: list = []
         self.sketch = MapSketch(self.viewport)
         self.overlay = FeatureOverlay(self.viewport)
         self.markers = FindingMarkers(self.viewport)
+        self.handles = VertexHandles(self.viewport, self.reshape_to, self.moving)
         self._build()
 
     # -- widgets ----------------------------------------------------------------------------------------
@@ -76,13 +80,17 @@ class CityEditor(QWidget, MapTool):
         self.draw_btn.setToolTip(f"Click on the map to place points (snapped to vertices within {SNAP_M:g} m); "
                                  "Finish adds the feature with the form's attributes")
         self.draw_btn.toggled.connect(lambda on: self.start_draw() if on else self.cancel_draw())
+        self.hole_btn = QPushButton("Cut hole")
+        self.hole_btn.setCheckable(True)
+        self.hole_btn.setToolTip("With an area selected: click the corners of a hole inside it; Finish cuts it")
+        self.hole_btn.toggled.connect(lambda on: self.start_hole() if on else self.cancel_draw())
         self.finish_btn = QPushButton("Finish")
         self.finish_btn.clicked.connect(self.finish)
         self.delete_btn = QPushButton("Delete")
         self.delete_btn.clicked.connect(self.delete_selected)
         self.apply_btn = QPushButton("Apply attributes")
         self.apply_btn.clicked.connect(self.apply_attributes)
-        for b in (self.draw_btn, self.finish_btn, self.delete_btn, self.apply_btn):
+        for b in (self.draw_btn, self.hole_btn, self.finish_btn, self.delete_btn, self.apply_btn):
             row.addWidget(b)
         lay.addLayout(row)
         self.form_box = QGroupBox("Attributes")
@@ -137,13 +145,48 @@ class CityEditor(QWidget, MapTool):
         self.status.setText(f"Editing {self.edit.root}: pick a layer, then Draw, or click a feature to select it.")
         return True
 
+    @property
+    def unsaved(self) -> bool:
+        """Edits since the last save (or since opening)."""
+        return self.edit is not None and not self.undo_stack.isClean()
+
+    def may_leave(self, what: str) -> bool:
+        """Before the edits would be lost (``what`` says why): True to go on. Unsaved edits ask Save /
+        Discard / Cancel: Save writes them first (refused: stay), Discard undoes them, Cancel stays."""
+        if not self.unsaved:
+            return True
+        answer = self.ask_unsaved(what)
+        if answer == "save":
+            self.save()
+            return not self.unsaved
+        if answer == "discard":
+            if self.undo_stack.cleanIndex() >= 0:
+                self.undo_stack.setIndex(self.undo_stack.cleanIndex())
+            else:  # the saved state is no longer on the stack
+                self.undo_stack.clear()
+            return True
+        return False
+
+    def ask_unsaved(self, what: str) -> str:
+        """"save", "discard" or "cancel" from a message box (without dialogs, as in scripts: discard)."""
+        n = self.undo_stack.index() - max(self.undo_stack.cleanIndex(), 0)
+        if os.environ.get("CITYTWIN_NO_DIALOGS"):
+            return "discard"
+        box = QMessageBox
+        answer = box.question(
+            self.window, "Unsaved city edits",
+            f"{what}\nThe city {self.edit.root.name} has unsaved edits ({abs(n)} step(s) in the undo list). "
+            "Save them to the package?", box.Save | box.Discard | box.Cancel, box.Save)
+        return {box.Save: "save", box.Discard: "discard"}.get(answer, "cancel")
+
     def close_editor(self) -> None:
-        """Stop editing (unsaved edits are dropped with the undo stack)."""
+        """Stop editing (unsaved edits are dropped with the undo stack: ``may_leave`` asks first)."""
         self.cancel_draw()
         self.edit = None
         self.undo_stack.clear()
         self.overlay.clear()
         self.markers.clear()
+        self.handles.clear()
         if self.viewport.tool is self:
             self.viewport.set_tool(None)
 
@@ -164,6 +207,7 @@ class CityEditor(QWidget, MapTool):
         self.doc.setText(layer.spec.doc)
         self.points, self.selected = [], None
         self.sketch.clear()
+        self.handles.clear()
         self._build_form(name)
         self.overlay.show(self.edit.frame(name))
 
@@ -201,20 +245,23 @@ class CityEditor(QWidget, MapTool):
     def click(self, wx: float, wy: float) -> None:
         if self.edit is None or self.layer is None:
             return
-        if self.mode == "draw":
+        if self.mode in ("draw", "hole"):
             x, y = self.edit.snap(wx, wy)
             self.points.append((x, y))
-            family = self.family_combo.currentData()
+            family = self.family_combo.currentData() if self.mode == "draw" else "Polygon"
             if family == "Point":
                 self.finish()
                 return
             self.sketch.show(self.points, closed=family == "Polygon", level=self._level())
             self.status.setText(f"{len(self.points)} point(s); Finish adds the {FAMILY_WORDS[family]}.")
+        elif self.selected is not None and QApplication.keyboardModifiers() & Qt.ControlModifier:
+            self.insert_vertex_at(wx, wy)
         else:
             self.select_at(wx, wy)
 
     def deactivate(self) -> None:
         self.cancel_draw()
+        self.handles.clear()  # another tool has the map: no dragging this feature under it
 
     def _level(self) -> int:
         try:
@@ -227,19 +274,46 @@ class CityEditor(QWidget, MapTool):
         if not self.draw_btn.isChecked():
             self.draw_btn.setChecked(True)
         self.fields.get("id", QComboBox()).setCurrentText("")
+        self.handles.clear()
         self.overlay.show(self.edit.frame(self.layer) if self.edit else None)
         self.status.setText("Drawing: click on the map.")
 
+    def start_hole(self) -> bool:
+        """Cut a hole in the selected area: its corners are clicked next, Finish cuts it."""
+        frame = self.edit.frame(self.layer) if self.edit is not None and self.layer else None
+        if frame is None or self.selected is None or not frame.geometry.iloc[self.selected].geom_type.endswith("Polygon"):
+            self.status.setText("Select an area first (click it), then Cut hole.")
+            self.hole_btn.setChecked(False)
+            return False
+        self.mode, self.points = "hole", []
+        if not self.hole_btn.isChecked():
+            self.hole_btn.setChecked(True)
+        self.handles.clear()
+        self.status.setText("Cutting a hole: click its corners inside the selected area, then Finish.")
+        return True
+
     def cancel_draw(self) -> None:
         self.mode, self.points = "select", []
-        if self.draw_btn.isChecked():
-            self.draw_btn.setChecked(False)
+        for b in (self.draw_btn, self.hole_btn):
+            if b.isChecked():
+                b.setChecked(False)
         self.sketch.clear()
 
     def finish(self) -> bool:
-        """Add the drawn feature with the form's attributes (refused with the reason when it is wrong)."""
+        """Add the drawn feature with the form's attributes, or cut the drawn hole in the selected area
+        (refused with the reason when it is wrong)."""
         if self.edit is None or not self.points:
             return False
+        if self.mode == "hole":
+            try:
+                edit = self.edit.add_hole(self.layer, self.selected, self.points)
+            except UserError as e:
+                self.status.setText(f"Not cut: {e}")
+                return False
+            self.cancel_draw()  # before the edit shows: the selected area's handles come back
+            self.undo_stack.push(EditCommand(self, edit))
+            self.status.setText(f"{edit.text}; Save writes it to the package.")
+            return True
         family = self.family_combo.currentData()
         try:
             geometry = self.edit.geometry_from(self.layer, self.points, family)
@@ -260,18 +334,88 @@ class CityEditor(QWidget, MapTool):
         if self.selected is not None:
             row = frame.iloc[self.selected]
             self.set_form({c: row[c] for c in self.fields if c in frame.columns})
-            self.status.setText(f"Selected feature {self.selected} of {self.layer}: Delete, or change the form and "
-                                "Apply attributes.")
+            self.status.setText(f"Selected feature {self.selected} of {self.layer}: drag its vertices (Ctrl+click "
+                                "on an edge adds one, the Delete key over one removes it), Delete it, or change "
+                                "the form and Apply attributes.")
         else:
             self.status.setText(f"No feature of {self.layer} within {radius:.0f} m.")
         self.overlay.show(frame, self.selected)
+        self._show_handles()
         return self.selected
+
+    # -- reshaping the selected feature (its vertices as handles: app/map_tools.py VertexHandles) ---------
+    def _show_handles(self) -> None:
+        if self.edit is None or self.selected is None or self.mode != "select":
+            self.handles.clear()
+            return
+        try:
+            points = self.edit.vertices(self.layer, self.selected)
+        except UserError as e:
+            self.handles.clear()
+            self.status.setText(str(e))
+            return
+        frame = self.edit.frame(self.layer)
+        g = frame.geometry.iloc[self.selected]
+        level = frame["level"].iloc[self.selected] if "level" in frame.columns else 0
+        self.handles.show(points, closed=g.geom_type.endswith("Polygon"), level=0 if pd.isna(level) else level)
+
+    def moving(self, points) -> bool:
+        """While a handle is dragged: is the shape valid as it stands? (The dock says why not; the full
+        check runs when the drag ends.)"""
+        if self.edit is None or self.selected is None:
+            return True
+        family = self.edit.frame(self.layer).geometry.iloc[self.selected].geom_type.replace("Multi", "")
+        try:
+            g = self.edit.geometry_from(self.layer, points, family)
+        except UserError as e:
+            self.status.setText(f"Not valid here: {e}")
+            return False
+        if not g.is_valid:
+            self.status.setText(f"Not valid here: {shapely.is_valid_reason(g)}; the edges must not cross.")
+            return False
+        self.status.setText("Moving a vertex: release to apply it.")
+        return True
+
+    def reshape_to(self, points) -> bool:
+        """The handles moved: the selected feature with these vertices, as one checked edit (a single
+        moved vertex snapped as a drawn point is). Refused: the handles go back, the dock says why."""
+        if self.edit is None or self.selected is None:
+            return False
+        old = self.edit.vertices(self.layer, self.selected)
+        moved = [i for i, (p, o) in enumerate(zip(points, old)) if np.hypot(p[0] - o[0], p[1] - o[1]) > 1e-6]
+        if len(points) == len(old) and not moved:
+            return False
+        try:
+            if len(points) == len(old) and len(moved) == 1:
+                edit = self.edit.move_vertex(self.layer, self.selected, moved[0], *points[moved[0]])
+            else:
+                edit = self.edit.reshape(self.layer, self.selected, points)
+        except UserError as e:
+            self.status.setText(f"Not changed: {e}")
+            self._show_handles()
+            return False
+        self.undo_stack.push(EditCommand(self, edit))
+        self.status.setText(f"{edit.text}; Save writes it to the package.")
+        return True
+
+    def insert_vertex_at(self, wx: float, wy: float) -> bool:
+        """A vertex added to the selected feature's nearest edge at the map point (Ctrl+click)."""
+        if self.edit is None or self.selected is None:
+            return False
+        try:
+            edit = self.edit.insert_vertex(self.layer, self.selected, wx, wy)
+        except UserError as e:
+            self.status.setText(f"Not changed: {e}")
+            return False
+        self.undo_stack.push(EditCommand(self, edit))
+        return True
 
     def delete_selected(self) -> bool:
         if self.edit is None or self.selected is None:
             return False
-        self.undo_stack.push(EditCommand(self, self.edit.delete(self.layer, self.selected)))
-        self.selected = None
+        edit = self.edit.delete(self.layer, self.selected)
+        self.selected = None  # before the edit shows: its handles go
+        self.undo_stack.push(EditCommand(self, edit))
         return True
 
     def apply_attributes(self) -> bool:
@@ -302,6 +446,7 @@ class CityEditor(QWidget, MapTool):
         text = self.layer_combo.itemText(i)
         self.layer_combo.setItemText(i, text[:text.rfind(",") + 2] + f"{len(frame)})")
         self.overlay.show(frame, self.selected)
+        self._show_handles()
 
     # -- saving --------------------------------------------------------------------------------------
     def save(self) -> list:

@@ -48,16 +48,18 @@ class _ExperimentWorker(QObject):
 
 
 class CompareWorker(_ExperimentWorker):
-    def __init__(self, scenario, out: Path, replications: int | None = None, workers: int | None = None):
+    def __init__(self, scenario, out: Path, replications: int | None = None, workers: int | None = None,
+                 report: bool = True):
         super().__init__()
         self.scenario, self.out = scenario, Path(out)
-        self.replications, self.workers = replications, workers
+        self.replications, self.workers, self.report = replications, workers, report
 
     def work(self):
         from twin.runs.experiment import compare
 
         return compare(self.scenario, self.out, replications=self.replications, workers=self.workers,
-                       progress=False, on_progress=self.progress.emit, should_stop=self._stop.is_set)
+                       progress=False, report=self.report, on_progress=self.progress.emit,
+                       should_stop=self._stop.is_set)
 
 
 def start_compare(worker, parent=None) -> QThread:

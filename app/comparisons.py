@@ -89,8 +89,10 @@ class Comparisons(QObject):
         return cw
 
     # -- comparisons (the same code as `citytwin compare`) -------------------------------------------
-    def start(self, out_dir: Path | None = None, replications: int | None = None):
-        """Baseline and every intervention × replications, in worker processes; opens report.html."""
+    def start(self, out_dir: Path | None = None, replications: int | None = None, workers: int | None = None,
+              report: bool = True):
+        """Baseline and every intervention × replications, in worker processes (``workers``: how many;
+        1: in this process); opens report.html (``report``: False writes the tables only)."""
         from .compare_worker import CompareWorker, start_compare
 
         sc, win = self.session.scenario, self.window
@@ -110,7 +112,7 @@ class Comparisons(QObject):
                     return None
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path(out_dir) if out_dir else self.session.runs_dir / f"compare_{slug(sc.name)}_{stamp}"
-        self.compare_worker = w = CompareWorker(sc, out, replications=replications)
+        self.compare_worker = w = CompareWorker(sc, out, replications=replications, workers=workers, report=report)
         w.progress.connect(self.on_progress)
         w.finished.connect(self._finished)
         # Bound methods, not lambdas: a lambda would run in the worker's thread and touch widgets.
@@ -140,7 +142,8 @@ class Comparisons(QObject):
         out = Path(self.compare_worker.out)
         self.session.output_ready(out)
         report = out / "report.html"
-        self.session.log(f"comparison finished: report in {report}")
+        self.session.log(f"comparison finished: report in {report}" if report.exists() else
+                         f"comparison finished: tables in {out}")
         self.window.progress.setValue(100)
         if report.exists() and not os.environ.get("CITYTWIN_NO_DIALOGS"):
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(report)))

@@ -18,14 +18,15 @@ SPEEDS = (("as fast as possible", 0.0), ("300×", 300.0), ("60×", 60.0), ("30×
 class BranchDialog(QDialog):
     """Run → Branch from now: the second future's intervention and parameter changes."""
 
-    def __init__(self, scenario, t_s: float, parent=None):
+    def __init__(self, scenario, t_s: float, parent=None, map_window=None):
         super().__init__(parent)
         self.setWindowTitle(f"Branch from t = {fmt_clock(t_s)}")
         self.scenario = scenario
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel(f"The run is paused at <b>{fmt_clock(t_s)}</b>. Its complete state is copied; the "
-                             "current run goes on as one future, a copy with the changes below as the other. "
-                             "Both run ahead side by side."))
+        head = QLabel(f"The run is paused at <b>{fmt_clock(t_s)}</b>. Its complete state is copied; the current run "
+                      "goes on as one future, a copy with the changes below as the other. Both run ahead side by side.")
+        head.setWordWrap(True)  # the dialog keeps its size (it stands beside the map while drawing)
+        lay.addWidget(head)
         form = QFormLayout()
         self.variant = QComboBox()
         self.variant.addItems(scenario.variants())
@@ -42,8 +43,11 @@ class BranchDialog(QDialog):
             self.speed.addItem(label, v)
         form.addRow("Speed of both futures", self.speed)
         lay.addLayout(form)
-        lay.addWidget(QLabel("Parameters of the branch (change any):"))
-        self.params = ParamForm()
+        note = QLabel("Parameters of the branch (change any; a place may be drawn or picked on the map while this "
+                      "dialog is open):" if map_window is not None else "Parameters of the branch (change any):")
+        note.setWordWrap(True)
+        lay.addWidget(note)
+        self.params = ParamForm(map_buttons=map_window is not None)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.params)
@@ -51,6 +55,12 @@ class BranchDialog(QDialog):
         cls = scenario.model_class()
         self.params.set_params(cls.params, scenario.params_for(self.variant.currentText()))
         self.variant.currentTextChanged.connect(lambda v: self.params.set_values(scenario.params_for(v)))
+        self.map_tool = None
+        if map_window is not None:  # the map buttons draw on the window's map, as in the scenario form
+            from .param_drawing import ParamMapTool
+
+            self.map_tool = ParamMapTool(map_window, self.params)
+            self.finished.connect(lambda _: self.map_tool.release())
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.button(QDialogButtonBox.Ok).setText("Branch")
         buttons.accepted.connect(self.accept)

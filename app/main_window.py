@@ -19,6 +19,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QFont
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
+from twin.core.errors import UserError
 from twin.core.features import name_table
 from twin.session import PAUSED, RUNNING, Session, default_runs_dir
 
@@ -130,6 +131,8 @@ class MainWindow(QMainWindow):
         self._dock("log", "Run log", self.log_panel, Qt.BottomDockWidgetArea)
         self._dock("city_editor", "City editor", self.city_editor, Qt.LeftDockWidgetArea)
         self.tabifyDockWidget(self.docks["params"], self.docks["city_editor"])
+        # closed through Edit → City only, which asks about unsaved edits
+        self.docks["city_editor"].setFeatures(self.docks["city_editor"].features() & ~QDockWidget.DockWidgetClosable)
         self.docks["city_editor"].hide()
         # right: the indicators above, the alerts (tabbed with the selection) below
         self.splitDockWidget(self.docks["indicators"], self.docks["alerts"], Qt.Vertical)
@@ -403,17 +406,37 @@ class MainWindow(QMainWindow):
         return self.open_scenario(path) if path.suffix.lower() == ".toml" else self.session.open_path(path)
 
     def open_city(self, path: Path) -> bool:
+        if not self._may_open_city(path):
+            return False
         ok = self.session.open_city(path)
         if ok:
             self._remember(path)
         return ok
 
     def open_scenario(self, path: Path) -> bool:
+        if self.city_editor.unsaved:
+            from twin.scenario.scenario import load_scenario
+
+            try:
+                city = load_scenario(path).city_path
+            except (UserError, OSError):
+                city = None  # the session says what is wrong with it, and nothing is opened
+            if city is not None and not self._may_open_city(city):
+                return False
         if not self.session.open_scenario(path):
             return False
         self._remember(path)
         self.viewport.camera("aoi", self.model_cls)
         return True
+
+    def _may_open_city(self, path) -> bool:
+        """Opening another city than the one being edited: unsaved edits first (Save / Discard / Cancel)."""
+        editing = self.city_editor.edit
+        path = Path(path)
+        root = path.parent if path.name == "city.toml" else path
+        if editing is None or root.resolve() == editing.root.resolve():
+            return True
+        return self.city_editor.may_leave(f"Opening {root.name} closes the city editor.")
 
     def _choose_default_model(self):
         combo = self.params.model_combo
@@ -448,6 +471,11 @@ class MainWindow(QMainWindow):
             dock.show()
             dock.raise_()
         else:
+            if not self.city_editor.may_leave("Closing the city editor."):
+                self.act_edit_city.blockSignals(True)  # still editing
+                self.act_edit_city.setChecked(True)
+                self.act_edit_city.blockSignals(False)
+                return False
             self.city_editor.close_editor()
             dock.hide()
         if self.act_edit_city.isChecked() != on:
@@ -541,8 +569,10 @@ class MainWindow(QMainWindow):
     def open_comparison(self, folder: Path, intervention: str | None = None, replication: int = 0):
         return self.comparisons.open(folder, intervention, replication)
 
-    def start_compare(self, out_dir: Path | None = None, replications: int | None = None):
-        return self.comparisons.start(out_dir if isinstance(out_dir, (str, Path)) else None, replications)
+    def start_compare(self, out_dir: Path | None = None, replications: int | None = None, workers: int | None = None,
+                      report: bool = True):
+        return self.comparisons.start(out_dir if isinstance(out_dir, (str, Path)) else None, replications, workers,
+                                      report)
 
     def cancel_compare(self, wait_s: float = 5.0) -> bool:
         return self.comparisons.cancel(wait_s)
@@ -637,6 +667,9 @@ class MainWindow(QMainWindow):
         return dlg
 
     def closeEvent(self, e):
+        if not self.city_editor.may_leave("Closing the window."):
+            e.ignore()
+            return
         self.cancel_run(wait_s=2.0)
         self.session.stop_live("the window closed")
         self.tour.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pyvista as pv
 import shapely
+from PySide6.QtCore import QTimer
 
 
 class MapTool:
@@ -179,3 +180,147 @@ class FindingMarkers:
             self.viewport.plotter.remove_actor(f"{self.name}-{part}", reset_camera=False, render=False)
         if render:
             self.viewport.request_render()
+
+
+class VertexHandles:
+    """The selected feature's vertices as handles to drag: VTK's contour widget, whose nodes a terrain
+    point placer keeps on the ground (lifted to the feature's floor, as the overlay draws it). A drag
+    ends, or the Delete key removes the handle under the cursor: ``moved`` gets the new vertices (map
+    x, y), and the editor turns them into one checked edit. While a handle is dragged, ``moving`` (if
+    given) says whether the shape is valid as it stands; an invalid one is drawn in red."""
+
+    def __init__(self, viewport, moved, moving=None, colour: str = "#e377c2", active: str = "#ff7f0e",
+                 invalid: str = "#d62728"):
+        import vtk
+
+        self.viewport, self.moved, self.moving = viewport, moved, moving
+        self.colour, self.invalid = colour, invalid
+        self.closed = False
+        self.widget = vtk.vtkContourWidget()
+        self.rep = vtk.vtkOrientedGlyphContourRepresentation()
+        self.widget.SetRepresentation(self.rep)
+        self.rep.SetLineInterpolator(vtk.vtkLinearContourLineInterpolator())  # straight edges, as saved
+        self.rep.AlwaysOnTopOn()  # handles over the roofs and floors
+        self.rep.GetProperty().SetColor(*_rgb(colour))
+        self.rep.GetActiveProperty().SetColor(*_rgb(active))
+        self.rep.GetLinesProperty().SetColor(*_rgb(colour))
+        self.rep.GetLinesProperty().SetLineWidth(3)
+        ball = vtk.vtkSphereSource()  # the handles: balls (the default glyph is a thin cross)
+        ball.SetRadius(0.002)  # the representation scales its glyph to the screen: ~25-30 px across at any zoom
+        ball.SetThetaResolution(16)
+        ball.SetPhiResolution(12)
+        ball.Update()
+        self.rep.SetCursorShape(ball.GetOutput())
+        self.rep.SetActiveCursorShape(ball.GetOutput())
+        self.rep.SetHandleSize(7)
+        self.placer = vtk.vtkTerrainDataPointPlacer()
+        self.rep.SetPointPlacer(self.placer)
+        self.widget.ContinuousDrawOff()
+        self.widget.AddObserver("StartInteractionEvent", self._start)
+        self.widget.AddObserver("EndInteractionEvent", self._end)
+        self.widget.AddObserver("InteractionEvent", self._interaction)
+        self._dragging = False
+        self._terrain = None
+
+    @property
+    def shown(self) -> bool:
+        return bool(self.widget.GetEnabled())
+
+    def show(self, points, closed: bool, level: float = 0.0) -> None:
+        """Handles at ``points`` (map x, y); ``closed``: an area's outline."""
+        r = self.viewport.renderer
+        self.clear(render=False)
+        terrain = self.viewport.plotter.actors.get("terrain")
+        if r.scene is None or terrain is None or not len(points):
+            return
+        if terrain is not self._terrain:  # a city (re)opened: place on its terrain
+            self.placer.RemoveAllProps()
+            self.placer.AddProp(terrain)
+            self._terrain = terrain
+        self.placer.SetHeightOffset(0.8 + (r.city.level_z(int(level)) if level else 0.0))  # as _z lifts
+        xy = np.asarray(points, float)
+        xl, yl = r.scene.to_local(xy[:, 0], xy[:, 1])
+        z = _z(r, xy[:, 0], xy[:, 1], np.full(len(xy), level))
+        ids = list(range(len(xy))) + ([0] if closed and len(xy) > 2 else [])
+        mesh = pv.PolyData(np.column_stack([xl, yl, z]), lines=[len(ids), *ids])
+        self.closed = closed
+        self.widget.SetInteractor(self.viewport.plotter.iren.interactor)
+        self.widget.SetDefaultRenderer(self.viewport.plotter.renderer)
+        self.widget.SetCurrentRenderer(self.viewport.plotter.renderer)
+        self.widget.On()
+        self.widget.Initialize(mesh, 1)  # 1: manipulate, not define
+        self.viewport.request_render()
+
+    def nodes(self) -> list[tuple[float, float]]:
+        """The handles' map points, as they are now."""
+        s = self.viewport.renderer.scene
+        out = []
+        pos = [0.0, 0.0, 0.0]
+        for i in range(self.rep.GetNumberOfNodes()):
+            self.rep.GetNthNodeWorldPosition(i, pos)
+            x, y = s.to_world(pos[0], pos[1])
+            out.append((float(x), float(y)))
+        return out
+
+    def display_of(self, index: int) -> tuple[int, int]:
+        pos = [0.0, 0.0]
+        self.rep.GetNthNodeDisplayPosition(index, pos)
+        return int(round(pos[0])), int(round(pos[1]))
+
+    def drag(self, index: int, wx: float, wy: float) -> None:
+        """Drag handle ``index`` to map point (wx, wy) with the mouse events a user's drag makes."""
+        iren = self.viewport.plotter.iren.interactor
+        x0, y0 = self.display_of(index)
+        x1, y1 = self.viewport.renderer.world_to_display(wx, wy)
+        for x, y, event in ((x0, y0, "MouseMoveEvent"), (x0, y0, "LeftButtonPressEvent"),
+                            ((x0 + x1) // 2, (y0 + y1) // 2, "MouseMoveEvent"), (x1, y1, "MouseMoveEvent"),
+                            (x1, y1, "LeftButtonReleaseEvent")):
+            iren.SetEventInformation(x, y, 0, 0, "\0", 0)
+            iren.InvokeEvent(event)
+
+    def press_delete(self, index: int) -> None:
+        """The Delete key over handle ``index``, as a user removes a vertex."""
+        iren = self.viewport.plotter.iren.interactor
+        x, y = self.display_of(index)
+        iren.SetEventInformation(x, y, 0, 0, "\0", 0)
+        iren.InvokeEvent("MouseMoveEvent")
+        iren.SetKeySym("Delete")
+        iren.InvokeEvent("KeyPressEvent")
+
+    def _start(self, *_):
+        self._dragging = True
+
+    def _end(self, *_):
+        if self._dragging:
+            self._dragging = False
+            self._report()
+
+    def _interaction(self, *_):
+        if not self._dragging:  # the Delete key: no drag around it
+            self._report()
+        elif self.moving is not None:
+            self.show_valid(self.moving(self.nodes()))
+
+    def show_valid(self, ok: bool) -> None:
+        self.rep.GetLinesProperty().SetColor(*_rgb(self.colour if ok else self.invalid))
+
+    @property
+    def valid_shown(self) -> bool:
+        return self.rep.GetLinesProperty().GetColor() == _rgb(self.colour)
+
+    def _report(self) -> None:
+        # after the widget's event: the edit shows the handles again, which re-initialises the widget
+        nodes = self.nodes()
+        QTimer.singleShot(0, lambda: self.moved(nodes))
+
+    def clear(self, render: bool = True) -> None:
+        if self.widget.GetEnabled():
+            self.widget.Off()
+        self._dragging = False
+        self.show_valid(True)
+        if render:
+            self.viewport.request_render()
+
+
+def _rgb(colour: str) -> tuple[float, float, float]:
+    return tuple(int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))

@@ -1,5 +1,5 @@
-"""Interventions drawn on the map: the scenario form's "Pick on map" and "Draw on map" buttons
-(app/panels.py ParamForm) hand the map's clicks to a ``ParamMapTool``, which writes what was picked
+"""Interventions drawn on the map: the "Pick on map" and "Draw on map" buttons of the scenario form
+and of the Branch dialog (app/panels.py ParamForm) hand the map's clicks to a ``ParamMapTool``, which writes what was picked
 (the ids of a layer's features, as ``Param.refers_to`` declares) or drawn (WKT in the city CRS, or
 x, y pairs, as ``Param.draws`` declares) into the parameter's text, as a user would type it.
 "Add as intervention" then writes it into the scenario file (twin.scenario.intervention_file)."""
@@ -26,18 +26,25 @@ SHAPES = {"Point": "points", "LineString": "a line", "Polygon": "an area"}
 
 
 class ParamMapTool(QObject, MapTool):
-    """Map clicks for one parameter of the scenario form: pick features or draw a shape."""
+    """Map clicks for one parameter of a parameter form (the scenario form's by default; the Branch
+    dialog has its own): pick features or draw a shape on the window's map."""
 
-    def __init__(self, window):
-        QObject.__init__(self, window)
+    def __init__(self, window, form=None):
+        QObject.__init__(self, form or window)
         self.window = window
-        self.form = window.params.param_form
+        self.form = form or window.params.param_form
         self.name: str | None = None
         self.mode = ""
         self.points: list[tuple[float, float]] = []
         self.sketch = MapSketch(window.viewport, name="param_sketch", colour="#9467bd")
         self.form.map_requested.connect(self.toggle)
-        window.params.add_intervention_clicked.connect(self.ask_add_intervention)
+        if form is None:  # the scenario form's drawings may go into the scenario file
+            window.params.add_intervention_clicked.connect(self.ask_add_intervention)
+
+    def release(self) -> None:
+        """Give the map's clicks back if this tool has them (its form closes)."""
+        if self.window.viewport.tool is self:
+            self.window.viewport.set_tool(None)
 
     @property
     def param(self):

@@ -68,6 +68,8 @@ def main() -> int:
     ap.add_argument("--draw-param", help="instead: the scenario form drawing this parameter at --points")
     ap.add_argument("--points", default="", help='map points for --edit-layer / --draw-param: "x,y;x,y;..."')
     ap.add_argument("--attrs", default="", help='with --edit-layer: the form\'s attributes, "column=value;..."')
+    ap.add_argument("--branch", action="store_true", help="with --draw-param: drawn in Run → Branch's dialog after "
+                    "--run-s simulated seconds")
     args = ap.parse_args()
     if args.live is not None:
         return live_screenshot(args)
@@ -180,11 +182,17 @@ def drawing_screenshot(args) -> int:
         ed.save()
         w.viewport.fly_to_world(*points[0], args.distance)  # after the save: the reopened city resets the camera
         ed.set_layer(args.edit_layer)
-        ed.select_at(*points[0])
-        ed.start_draw()  # a second one under way: the sketch beside the saved one
-        for x, y in points:
-            ed.click(x + 8.0, y)
+        import shapely
+
+        centre = shapely.MultiPoint(points).centroid
+        ed.select_at(centre.x, centre.y)  # selected: its vertices as handles
+        n = ed.undo_stack.count()
+        x, y = points[-1]
+        ed.handles.drag(len(points) - 1, x - 2.0, y + 2.0)  # one handle dragged: a reshape on the undo list
+        _wait(app, lambda: ed.undo_stack.count() > n, 10)
         path = args.out / "screenshot_city_editor.png"
+    elif args.branch:
+        return _branch_drawing(args, app, w, points)
     else:
         assert w.open_scenario(args.scenario), f"cannot open {args.scenario}"
         tool, form = w.param_drawing, w.params.param_form
@@ -209,6 +217,51 @@ def drawing_screenshot(args) -> int:
     w.viewport.render_now()
     app.processEvents()
     return _save_and_close(w, path)
+
+
+def _branch_drawing(args, app, w, points) -> int:
+    """Run → Branch from now with --draw-param drawn in the dialog's own form: the window with the
+    dialog over its right-hand panels (docs/screenshot_branch_drawn.png)."""
+    from PySide6.QtGui import QPainter
+    from PySide6.QtWidgets import QScrollArea
+
+    assert w.open_scenario(args.scenario), f"cannot open {args.scenario}"
+    w.controls.speed.setCurrentIndex(w.controls.speed.findData(60.0))
+    run = w.start_run()
+    _wait(app, lambda: run.model is not None and run.model.time_s >= args.run_s, 600)
+    dlg = w.branching.ask()
+    dlg.variant.setCurrentText("baseline")
+    dlg.move(w.geometry().right() - dlg.width() - 20, w.geometry().top() + 60)
+    form, tool = dlg.params, dlg.map_tool
+    button = form.map_buttons[args.draw_param]["draw"]
+    button.click()
+    for x, y in points:
+        tool.click(x, y)
+    button.click()  # finished: its WKT in the dialog's form
+    w.viewport.fly_to_world(*points[len(points) // 2], args.distance)
+    button.click()  # and drawn again, under way, to show it on the map
+    for x, y in points:
+        tool.click(x, y)
+    form.widgets[args.draw_param].setCursorPosition(0)
+    dlg.findChild(QScrollArea).ensureWidgetVisible(form.widgets[args.draw_param], 50, 200)
+    _wait(app, lambda: False, 0.5)
+    w.viewport.render_now()
+    app.processEvents()
+    shot = w.grab()
+    painter = QPainter(shot)  # the dialog is a window of its own: painted where it stands over the window
+    painter.drawPixmap(dlg.geometry().topLeft() - w.geometry().topLeft(), dlg.grab())
+    painter.end()
+    path = args.out / "screenshot_branch_drawn.png"
+    tmp = Path(tempfile.mkdtemp()) / "grab.png"
+    shot.save(str(tmp))
+    from PIL import Image
+
+    Image.open(tmp).convert("RGB").save(path, optimize=True)
+    dlg.reject()
+    w.cancel_run(wait_s=5)
+    w.close()
+    print(f"{path}: {path.stat().st_size / 1024:.0f} KiB")
+    return 0
 
 
 def live_screenshot(args) -> int:

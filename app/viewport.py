@@ -91,11 +91,13 @@ class Viewport(QWidget):
         self.render_now()
 
     # -- picking -------------------------------------------------------------------------------
+    # The positions come from the interactor: pyvista registers the release observer on the
+    # interactor style (the interactor swallows release events), which has no event position.
     def _on_press(self, obj, event):
-        self._press = obj.GetEventPosition()
+        self._press = self.plotter.iren.interactor.GetEventPosition()
 
     def _on_release(self, obj, event):
-        pos = obj.GetEventPosition()
+        pos = self.plotter.iren.interactor.GetEventPosition()
         if self._press is None:
             return
         dx, dy = pos[0] - self._press[0], pos[1] - self._press[1]

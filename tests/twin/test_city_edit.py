@@ -152,3 +152,86 @@ def test_a_layer_the_package_lacks_is_made_and_unmade(demo):
     assert name not in e.frames
     e.save()
     assert _digest(demo) == before
+
+
+def _area_layer_with_levels():
+    return next(n for n, l in editable_layers().items() if l.families == ("Polygon",) and l.spec.levels
+                and not l.spec.columns)
+
+
+def test_vertices_move_insert_and_delete_with_undo_to_the_byte(tmp_path):
+    from tests.agents.station.conftest import make_city
+
+    demo = tmp_path / "hall"
+    make_city().save(demo)  # a small station hall: five gates
+    before = _digest(demo)
+    e = CityEdit.open(demo)
+    area = _area_layer_with_levels()
+    line, _ = _line_layer_with_levels()
+    ring = e.vertices(area, 0)
+    assert len(ring) >= 3 and shapely.Polygon(ring).equals(e.frame(area).geometry.iloc[0])
+    x, y = ring[1]
+    done = []
+
+    def apply(edit):
+        e.apply(edit)
+        done.append(edit)
+        return edit
+
+    moved = apply(e.move_vertex(area, 0, 1, x + 2.0, y - 1.5))
+    assert e.vertices(area, 0)[1] == (x + 2.0, y - 1.5) and len(e.vertices(area, 0)) == len(ring)
+    assert moved.text.startswith("reshape") and moved.after.drop(columns="geometry").equals(
+        moved.before.drop(columns="geometry"))  # the attributes stay
+    # a vertex moved near another feature's vertex lands on it
+    tx, ty = e.vertices(line, 0)[0]
+    apply(e.move_vertex(line, 1, 0, tx + 0.5, ty + 0.4))
+    assert e.vertices(line, 1)[0] == (tx, ty)
+    # a vertex added in the nearest edge, then removed
+    (ax, ay), (bx, by) = e.vertices(line, 2)[:2]
+    apply(e.insert_vertex(line, 2, (ax + bx) / 2 + 0.01, (ay + by) / 2))
+    assert len(e.vertices(line, 2)) == 3 and e.vertices(line, 2)[1][0] == pytest.approx((ax + bx) / 2 + 0.01)
+    apply(e.delete_vertex(line, 2, 1))
+    assert e.vertices(line, 2) == [(ax, ay), (bx, by)]
+    # refused: a line of one point, an area that crosses itself; nothing changes
+    with pytest.raises(UserError, match="at least 2 point"):
+        e.delete_vertex(line, 2, 0)
+    r = e.vertices(area, 0)
+    with pytest.raises(UserError, match="not a valid shape"):
+        e.reshape(area, 0, [r[0], r[2], r[1], *r[3:]] if len(r) > 3 else [r[0], r[1], r[2], r[1]])
+    e.save()
+    again = CityEdit.open(demo)
+    assert again.vertices(area, 0)[1] == (x + 2.0, y - 1.5) and again.vertices(line, 1)[0] == (tx, ty)
+    assert City.load(demo).layer(line).geometry.iloc[1].coords[0] == (tx, ty)
+    # undo back to the opened package: byte for byte
+    for edit in reversed(done):
+        e.revert(edit)
+    e.save()
+    assert _digest(demo) == before
+
+
+def test_a_hole_cut_in_an_area_is_checked_saved_and_undone(tmp_path):
+    from tests.agents.station.conftest import make_city
+
+    folder = tmp_path / "hall"
+    make_city().save(folder)
+    before = _digest(folder)
+    e = CityEdit.open(folder)
+    area = _area_layer_with_levels()
+    (minx, miny, maxx, maxy) = e.frame(area).geometry.iloc[0].bounds
+    hole = [(minx + 2, miny + 2), (minx + 6, miny + 2), (minx + 6, miny + 5), (minx + 2, miny + 5)]
+    edit = e.add_hole(area, 0, hole)
+    e.apply(edit)
+    g = e.frame(area).geometry.iloc[0]
+    assert len(g.interiors) == 1 and g.area == pytest.approx(shapely.Polygon(g.exterior).area - 12.0)
+    # reshaping the outline keeps the hole
+    e.apply(e.move_vertex(area, 0, 0, *e.vertices(area, 0)[0]))
+    assert len(e.frame(area).geometry.iloc[0].interiors) == 1
+    with pytest.raises(UserError, match="inside the area"):
+        e.add_hole(area, 0, [(minx - 5, miny), (minx - 1, miny), (minx - 1, miny + 3)])
+    with pytest.raises(UserError, match="not a valid shape"):  # over the first hole
+        e.add_hole(area, 0, [(minx + 3, miny + 3), (minx + 8, miny + 3), (minx + 8, miny + 8)])
+    e.save()
+    assert len(CityEdit.open(folder).frame(area).geometry.iloc[0].interiors) == 1
+    e.revert(edit)
+    e.save()
+    assert _digest(folder) == before

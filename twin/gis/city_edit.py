@@ -341,6 +341,98 @@ class CityEdit:
         self._checked(layer, after, f"feature {label}")
         return Edit(layer, self._present(layer), after, f"edit {layer} {label}")
 
+    def vertices(self, layer: str, row: int) -> list[tuple[float, float]]:
+        """The vertices an edit may move: a point's, a line's, or an area's outline (without the point
+        that closes it). A feature of several parts is refused: it has no one outline to edit."""
+        gdf = self.frame(layer)
+        if not 0 <= row < len(gdf):
+            raise UserError(f"layer {layer!r} has no feature {row} (it has {len(gdf)}).")
+        g = gdf.geometry.iloc[row]
+        if g is None or g.is_empty:
+            raise UserError(f"layer {layer!r}, feature {_label(gdf, row)!r} has no geometry; delete it and draw it.")
+        if g.geom_type.startswith("Multi"):
+            if len(g.geoms) != 1:
+                raise UserError(f"layer {layer!r}, feature {_label(gdf, row)!r} has {len(g.geoms)} parts; only a "
+                                "feature of one part can be reshaped (delete it and draw its parts one by one).")
+            g = g.geoms[0]
+        xy = shapely.get_coordinates(g.exterior if g.geom_type == "Polygon" else g)
+        if g.geom_type == "Polygon":
+            xy = xy[:-1]
+        return [(float(x), float(y)) for x, y in xy]
+
+    def reshape(self, layer: str, row: int, points) -> Edit:
+        """An edit that gives feature ``row`` new vertices (those ``vertices`` lists, moved, added or
+        removed); an area keeps its holes, a one-part collection stays one, the attributes stay."""
+        before = self.frame(layer)
+        old = before.geometry.iloc[row] if 0 <= row < len(before) else None
+        self.vertices(layer, row)  # the same refusals
+        part = old.geoms[0] if old.geom_type.startswith("Multi") else old
+        family = part.geom_type
+        g = self.geometry_from(layer, points, family)
+        if family == "Polygon" and len(part.interiors):
+            g = shapely.Polygon(g.exterior, [r.coords for r in part.interiors])
+        if old.geom_type.startswith("Multi"):
+            g = type(old)([g])
+        after = before.copy()
+        after.loc[after.index[row], after.geometry.name] = g
+        label = _label(after, row)
+        self._checked(layer, after, f"feature {label}")
+        return Edit(layer, self._present(layer), after, f"reshape {layer} {label}")
+
+    def add_hole(self, layer: str, row: int, points) -> Edit:
+        """An edit that cuts a hole (the clicked ring) in area ``row``: inside its outline, clear of its
+        other holes (the shape check refuses holes that cross or touch along an edge)."""
+        self.vertices(layer, row)  # the same refusals
+        before = self.frame(layer)
+        old = before.geometry.iloc[row]
+        part = old.geoms[0] if old.geom_type.startswith("Multi") else old
+        if part.geom_type != "Polygon":
+            raise UserError(f"layer {layer!r}, feature {_label(before, row)!r} is a {part.geom_type}; only an area "
+                            "can have a hole.")
+        ring = self.geometry_from(layer, points, "Polygon")
+        if not shapely.Polygon(part.exterior).contains(ring):
+            raise UserError(f"layer {layer!r}, feature {_label(before, row)!r}: the hole must lie inside the area's "
+                            "outline; draw it again inside.")
+        g = shapely.Polygon(part.exterior, [*(r.coords for r in part.interiors), ring.exterior.coords])
+        if old.geom_type.startswith("Multi"):
+            g = type(old)([g])
+        after = before.copy()
+        after.loc[after.index[row], after.geometry.name] = g
+        self._checked(layer, after, f"feature {_label(after, row)}")
+        return Edit(layer, self._present(layer), after, f"hole in {layer} {_label(after, row)}")
+
+    def move_vertex(self, layer: str, row: int, index: int, x: float, y: float, snap: bool = True) -> Edit:
+        """Vertex ``index`` of feature ``row`` moved to (x, y), snapped as a drawn point is."""
+        pts = self.vertices(layer, row)
+        if not -len(pts) <= index < len(pts):
+            raise UserError(f"layer {layer!r}, feature {_label(self.frame(layer), row)!r} has no vertex {index} "
+                            f"(it has {len(pts)}).")
+        to = self.snap(x, y) if snap else (float(x), float(y))
+        # a vertex moved less than the snapping distance would land back on itself
+        pts[index] = (float(x), float(y)) if to == pts[index] else to
+        return self.reshape(layer, row, pts)
+
+    def insert_vertex(self, layer: str, row: int, x: float, y: float, snap: bool = True) -> Edit:
+        """A vertex at (x, y) added to feature ``row`` in its nearest edge."""
+        pts = self.vertices(layer, row)
+        if len(pts) < 2:
+            raise UserError(f"layer {layer!r}: a point has no edge to add a vertex to.")
+        closed = self.frame(layer).geometry.iloc[row].geom_type.endswith("Polygon")
+        p = shapely.Point(x, y)
+        edges = list(zip(pts, pts[1:] + pts[:1])) if closed else list(zip(pts[:-1], pts[1:]))
+        d = [shapely.LineString(e).distance(p) for e in edges]
+        pts.insert(int(np.argmin(d)) + 1, self.snap(x, y) if snap else (float(x), float(y)))
+        return self.reshape(layer, row, pts)
+
+    def delete_vertex(self, layer: str, row: int, index: int) -> Edit:
+        """Vertex ``index`` of feature ``row`` removed (refused below a line's 2 or an area's 3)."""
+        pts = self.vertices(layer, row)
+        if not -len(pts) <= index < len(pts):
+            raise UserError(f"layer {layer!r}, feature {_label(self.frame(layer), row)!r} has no vertex {index} "
+                            f"(it has {len(pts)}).")
+        del pts[index]
+        return self.reshape(layer, row, pts)
+
     def _present(self, layer: str) -> gpd.GeoDataFrame | None:
         return self.frames.get(self._source(layer))
 
