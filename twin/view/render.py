@@ -249,12 +249,12 @@ class SceneRenderer:
         # the legend is a key, not the message: it grows less than the labels on a wall, and a long
         # one (a coupled run's) is set in columns rather than squeezed to unreadable text
         scale = min(self.font_scale, LEGEND_MAX_SCALE)
-        x = 0.01
+        x = 0.0
         for k in range(0, len(entries), LEGEND_ROWS):
             leg = make_legend(entries[k:k + LEGEND_ROWS], scale, x)
             self._legend.append(leg)
             self.plotter.renderer.AddViewProp(leg)
-            x += leg.GetPosition2Coordinate().GetValue()[0] + 0.005
+            x += leg.GetPosition2Coordinate().GetValue()[0] + 6
 
     def _remove_legend(self) -> None:
         for leg in getattr(self, "_legend", None) or ():
@@ -822,9 +822,11 @@ def surface_to_walls(grid):
 
 
 LEGEND_ROWS = 16  # entries per legend column
+LEGEND_ROW_PX = 24  # a legend row's height at UI scale 1 (16-point text)
+LEGEND_CHAR_PX = 8.5  # an average character of its text
 
 
-def make_legend(entries, font_scale: float = 1.0, x: float = 0.01):
+def make_legend(entries, font_scale: float = 1.0, x_px: float = 0.0):
     """A legend with dark text and a colour swatch per entry (VTK colours the text of a plain
     vtkLegendBoxActor like its symbol, which makes pale entries unreadable)."""
     import vtk
@@ -848,12 +850,18 @@ def make_legend(entries, font_scale: float = 1.0, x: float = 0.01):
     tp.SetFontSize(int(16 * font_scale))
     tp.BoldOff()
     tp.ShadowOff()
-    h = min(0.7, (0.032 * len(entries) + 0.01) * font_scale)
+    # sized in pixels from the top left corner: VTK fits the text to the box, so a box sized as a share
+    # of the view made the text shrink with a smaller window (unreadable) and grow with a larger one
+    h = (LEGEND_ROW_PX * len(entries) + 2 * 4) * font_scale
     longest = max(len(label) for label, _ in entries)
-    w = min(0.22, max(0.13, 0.0052 * longest)) * font_scale  # a long label widens its column, not shrinks its font
-    leg.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
-    leg.GetPositionCoordinate().SetValue(x, 0.99 - h)
-    leg.GetPosition2Coordinate().SetCoordinateSystemToNormalizedViewport()
+    w = (LEGEND_CHAR_PX * longest + LEGEND_ROW_PX + 12) * font_scale
+    corner = vtk.vtkCoordinate()
+    corner.SetCoordinateSystemToNormalizedViewport()
+    corner.SetValue(0.01, 0.99)
+    leg.GetPositionCoordinate().SetReferenceCoordinate(corner)
+    leg.GetPositionCoordinate().SetCoordinateSystemToDisplay()
+    leg.GetPositionCoordinate().SetValue(x_px, -h)
+    leg.GetPosition2Coordinate().SetCoordinateSystemToDisplay()
     leg.GetPosition2Coordinate().SetValue(w, h)
     return leg
 
