@@ -69,6 +69,7 @@ class TrajectoryWriter:
         self._prev = [np.zeros(0, np.int64), np.zeros(0), np.zeros(0)]  # the last frame written: ids (sorted), x, y
         # CPU seconds of the writer's threads: "frames" (gathering, ordering, orientation) and each file
         self.cpu_s: dict[str, float] = {}
+        self.waited_s = 0.0  # how long the run's thread waited for the writer (behind by a row group)
         self.paths: list[Path] = []  # by close(): the Parquet file, then the levels' files in order
 
     # -- per frame (the run's thread) -------------------------------------------------------------------
@@ -98,7 +99,11 @@ class TrajectoryWriter:
     def _wait(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            pending.result()  # the writer's error, if any, is raised here
+            t = time.perf_counter()
+            try:
+                pending.result()  # the writer's error, if any, is raised here
+            finally:
+                self.waited_s += time.perf_counter() - t
 
     def close(self) -> list[Path]:
         """Finish every file; returns their paths."""
