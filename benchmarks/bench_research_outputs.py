@@ -6,7 +6,9 @@ On a shared machine the wall times swing with the other jobs, so the same differ
 of the process's CPU time (all its threads), which the load disturbs much less. The run with
 outputs also times what its own thread spends on them (the snapshots read for them, handing frames to
 the writers, finishing the files, moving them into the run folder); the trajectory writer's thread is
-not in that figure but is in the difference. Prints the machine's load average around each run, the
+not in that figure but is in the difference; its threads' CPU time is printed by part
+(``trajectory_writer_cpu_s``: "frames" gathers, orders and orients the rows, then each file), and
+the part of the run thread's time that waited for it to catch up. Prints the machine's load average around each run, the
 core count and each file's size. ``--repeat N`` makes N such pairs (with, then without) and adds the
 best and the median of their shares: on a shared machine one pair says little.
 
@@ -75,11 +77,16 @@ def timed_run(sc, out: Path) -> dict:
     finally:
         exports.Recorder.read_due = read_due
     files = {p.name: round(size(out / p.name) / 2**20, 1) for p in (run.streams.files if run.streams else [])}
+    writer = run.streams.trajectories if run.streams is not None else None
+    writer_cpu = {k: round(v, 2) for k, v in writer.cpu_s.items()} if writer is not None else {}
+    if writer is not None:  # the part of "recording" that waited for the writer to catch up
+        spent["of which waiting for the trajectory writer"] = writer.waited_s
     if run.streams is not None:
         run.streams.release()
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "run_s": round(t_run, 1), "write_run_folder_s": round(t_write, 1),
             "simulated_s": run.model.time_s, "load_before": load_before, "load_after": load(),
-            "own_thread_s": {k: round(v, 2) for k, v in spent.items()}, "files_MB": files}
+            "own_thread_s": {k: round(v, 2) for k, v in spent.items()}, "trajectory_writer_cpu_s": writer_cpu,
+            "files_MB": files}
 
 
 def main() -> None:
@@ -113,7 +120,8 @@ def main() -> None:
         pairs.append({"without_outputs": without, "with_outputs": with_, "extra_wall_s": round(extra, 1),
                       "overhead_share": round(extra / with_["wall_s"], 3), "extra_cpu_s": round(extra_cpu, 1),
                       "cpu_share": round(extra_cpu / with_["cpu_s"], 3),
-                      "own_thread_share": round(sum(with_["own_thread_s"].values()) / with_["wall_s"], 3)})
+                      "own_thread_share": round(sum(v for k, v in with_["own_thread_s"].items()
+                                                    if not k.startswith("of which")) / with_["wall_s"], 3)})
     head = {"scenario": sc.name, "outputs": raw["outputs"], "cores": os.cpu_count()}
     if a.repeat == 1:
         print(json.dumps({**head, **pairs[0]}, indent=2))

@@ -2,7 +2,9 @@
 GeoParquet, provenance in every file; on the toy model (fast). PedPy on the station: tests/agents/
 station/test_trajectory_files.py."""
 import json
+import os
 import sqlite3
+import threading
 
 import h5netcdf
 import numpy as np
@@ -295,6 +297,37 @@ def test_trajectory_sqlite_false_writes_the_same_parquet_only(tmp_path, monkeypa
     a, b = (d.data[cols].sort_values(["frame", "id"]).reset_index(drop=True) for d in (traj, ref))
     assert len(a) == 8  # person 1 in six frames, person 3 in two (then the stairs)
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+@pytest.mark.parametrize("step", [1, 1000])  # ids dense like a model's agent numbers, or far apart
+def test_sqlite_rows_by_id_whatever_order_the_model_hands_them(tmp_path, monkeypatch, step):
+    """Agents handed over in any order land in the table by frame and id, each with its own position
+    and the direction from its own position before; the writer's threads run at the lowest priority
+    (they take the time the run leaves idle) and count their CPU time per file."""
+    from shapely.geometry import box
+
+    from twin.runs import trajectory_files
+
+    monkeypatch.setattr(trajectory_files, "ROW_GROUP_ROWS", 5)
+    rng = np.random.default_rng(1)
+    w = trajectory_files.TrajectoryWriter(tmp_path, 1.0, {0: box(0, 0, 99, 99), 1: box(0, 0, 99, 99)}, ("walking",),
+                                          {"seed": 1})
+    ids = np.arange(6) * step + 7
+    for f in range(4):
+        o = rng.permutation(6)
+        # agent i stands at (i, f): walks north by 1 per frame; odd agents on level 1
+        w.append(float(f), ids[o], np.column_stack([o, np.full(6, f)]), np.zeros(6), ("walking",), o % 2)
+        if f == 1:
+            nice = w._pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    assert nice == 19
+    w.close()
+    assert {"frames", "trajectories.parquet", "trajectories_level0.sqlite", "trajectories_level1.sqlite"} <= set(w.cpu_s)
+    for level in (0, 1):
+        with sqlite3.connect(tmp_path / f"trajectories_level{level}.sqlite") as db:
+            rows = db.execute("SELECT frame, id, pos_x, pos_y, ori_x, ori_y FROM trajectory_data").fetchall()
+        want = [(f, int(ids[i]), float(i), float(f), 0.0, 0.0 if f == 0 else 1.0)
+                for f in range(4) for i in range(level, 6, 2)]
+        assert rows == want
 
 
 def test_a_replay_or_a_study_point_writes_no_research_outputs(tmp_path, tiny_city, monkeypatch):

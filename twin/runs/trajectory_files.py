@@ -18,19 +18,26 @@
   agent's first frame and while standing). Frame ``k`` is at ``k × trajectory_interval_s``.
   Provenance (``twin.runs.runner.provenance``) is in the ``metadata`` table, keys ``citytwin_*``.
 
-The run only buffers each frame's arrays. Every million rows one writer thread turns the buffer into
-a Parquet row group and one bulk insert per SQLite file (ADBC's SQLite driver binds Arrow columns in
-C, about four times the speed of ``executemany`` over Python values); Arrow, ADBC, NumPy's sort and
-the Numba kernel of the orientation release the GIL, so on a machine with a core to spare the writing
-costs the run little. Rows go into the SQLite table in the order of its key, so nothing is left to
-index at the end. One row group is written while the next is buffered: at most two are in memory.
+The run only buffers each frame's arrays. Every million rows the writer thread gathers them, puts
+each level's rows in the order of the SQLite key with their orientation (one Numba kernel, without
+the GIL), and then the Parquet row group and one bulk insert per SQLite file (ADBC's SQLite driver
+binds Arrow columns in C, about four times the speed of ``executemany`` over Python values) go on at
+once, each file in a thread of its own. Rows go into the SQLite table in the order of its key, so
+nothing is left to index at the end. These threads run at the lowest priority (on Linux a thread has
+its own nice value): they take the time the run's threads leave idle instead of holding up its
+threaded steps. One row group is written while the next is buffered: at most two are in memory,
+and when the writer falls behind, the run waits for it at the next row group.
 The writer's errors (a full disk) come out of the next ``append`` or ``close``.
 """
 from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
+import os
+import threading
+import time
+from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -53,13 +60,17 @@ class TrajectoryWriter:
         self.provenance = provenance
         self._buf: list = []  # (time_s, ids, positions, states, levels) of each frame since the last flush
         self._rows = 0
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None  # the writer thread
+        self._side: ThreadPoolExecutor | None = None  # the files beside the writer's own one (Parquet, other levels)
         self._pending: Future | None = None
         # touched by the writer thread only
         self._pq = None
         self._db: dict = {}  # level index -> (ADBC connection, cursor)
         self._prev = [np.zeros(0, np.int64), np.zeros(0), np.zeros(0)]  # the last frame written: ids (sorted), x, y
-        self.paths: list[Path] = []
+        # CPU seconds of the writer's threads: "frames" (gathering, ordering, orientation) and each file
+        self.cpu_s: dict[str, float] = {}
+        self.waited_s = 0.0  # how long the run's thread waited for the writer (behind by a row group)
+        self.paths: list[Path] = []  # by close(): the Parquet file, then the levels' files in order
 
     # -- per frame (the run's thread) -------------------------------------------------------------------
     def append(self, time_s: float, ids, positions, states, state_names, level) -> None:
@@ -78,14 +89,21 @@ class TrajectoryWriter:
         if not self._buf:
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="citytwin-trajectories")
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="citytwin-trajectories", initializer=_in_the_background)
+            if self.sqlite:
+                self._side = ThreadPoolExecutor(len(self.levels), thread_name_prefix="citytwin-trajectory-files",
+                                                initializer=_in_the_background)
         buf, self._buf, self._rows = self._buf, [], 0
         self._pending = self._pool.submit(self._write, buf, self.state_names)
 
     def _wait(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            pending.result()  # the writer's error, if any, is raised here
+            t = time.perf_counter()
+            try:
+                pending.result()  # the writer's error, if any, is raised here
+            finally:
+                self.waited_s += time.perf_counter() - t
 
     def close(self) -> list[Path]:
         """Finish every file; returns their paths."""
@@ -95,13 +113,41 @@ class TrajectoryWriter:
             self._finish()
         else:
             self._pool.submit(self._finish).result()
-            self._pool.shutdown()
-            self._pool = None
+            for pool in (self._pool, self._side):
+                if pool is not None:
+                    pool.shutdown()
+            self._pool = self._side = None
+        levels = range(len(self.levels) if self.sqlite else 0)
+        self.paths = [self.folder / "trajectories.parquet"] + [self._path(k) for k in levels]
         return self.paths
 
     # -- the writer thread ----------------------------------------------------------------------------
     def _write(self, buf: list, state_names: tuple) -> None:
-        """One Parquet row group of the buffered frames and, per level, one bulk insert."""
+        """One Parquet row group of the buffered frames and, per level, one bulk insert: each file in
+        a thread of its own (the writer's thread takes the first level), as they have nothing in common
+        but the frames."""
+        with self._cpu("frames"):
+            table, x, y, ids, lv, sizes = self._columns(buf, state_names)
+        if not self.sqlite:
+            self._parquet(table)
+            return
+        beside = [self._side.submit(self._parquet, table)]
+        with self._cpu("frames"):
+            frames = np.array([round(f[0] / self.interval_s) for f in buf], dtype=np.int64)
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            at, *columns, self._prev[0], self._prev[1], self._prev[2] = _level_rows(
+                starts, frames, ids, x, y, lv, len(self.levels), *self._prev)
+            rows = [[c[at[k]:at[k + 1]] for c in columns] for k in range(len(self.levels))]
+        beside += [self._side.submit(self._ingest, k, frames, rows[k]) for k in range(1, len(self.levels))]
+        try:
+            self._ingest(0, frames, rows[0])
+        finally:
+            wait(beside)
+        for f in beside:
+            f.result()
+
+    def _columns(self, buf: list, state_names: tuple):
+        """The Parquet row group of the buffered frames, and the columns the levels' rows come from."""
         import pyarrow as pa
 
         sizes = np.array([len(f[1]) for f in buf])
@@ -111,25 +157,28 @@ class TrajectoryWriter:
         level_no = np.array([_level_number(v) for v in self.levels] or [0], dtype=np.int16)
         level = pa.array(np.where(lv >= 0, level_no[np.clip(lv, 0, None)], 0).astype(np.int16), mask=lv < 0)
         names = pa.array(list(state_names) or [""], pa.string())
-        self._parquet(pa.table({"time_s": t, "agent": ids, "x": x, "y": y,
-                                "state": pa.DictionaryArray.from_arrays(pa.array(states, pa.int8()), names),
-                                "level": level}))
-        if not self.sqlite:
-            return
-        frames = np.array([round(f[0] / self.interval_s) for f in buf], dtype=np.int64)
-        order = _by_frame_and_id(sizes, ids)
-        ori_x, ori_y, *self._prev = _heading(np.concatenate([[0], np.cumsum(sizes)]), order, ids, x, y, *self._prev)
-        frame = np.repeat(frames, sizes)
-        lv_ordered = lv[order]
-        for k in range(len(self.levels)):
-            rows = order[lv_ordered == k]
-            cur = self._db[k][1] if k in self._db else self._open(k)
-            with disk_errors(self._path(k)):
-                cur.adbc_ingest("frame_data", pa.table({"frame": frames, "geometry_hash": np.zeros_like(frames)}),
-                                mode="append")
-                cur.adbc_ingest("trajectory_data", pa.table({
-                    "frame": frame[rows], "id": ids[rows], "pos_x": x[rows], "pos_y": y[rows],
-                    "ori_x": ori_x[rows], "ori_y": ori_y[rows]}), mode="append")
+        table = pa.table({"time_s": t, "agent": ids, "x": x, "y": y,
+                          "state": pa.DictionaryArray.from_arrays(pa.array(states, pa.int8()), names), "level": level})
+        return table, x, y, ids, lv, sizes
+
+    @contextmanager
+    def _cpu(self, key: str):
+        t = time.thread_time()
+        try:
+            yield
+        finally:
+            self.cpu_s[key] = self.cpu_s.get(key, 0.0) + time.thread_time() - t
+
+    def _ingest(self, k: int, frames: np.ndarray, columns: list) -> None:
+        """Level ``k``'s rows of some frames (``columns``: frame, id, pos_x, pos_y, ori_x, ori_y)."""
+        import pyarrow as pa
+
+        cur = self._db[k][1] if k in self._db else self._open(k)
+        with disk_errors(self._path(k)), self._cpu(self._path(k).name):
+            cur.adbc_ingest("frame_data", pa.table({"frame": frames, "geometry_hash": np.zeros_like(frames)}),
+                            mode="append")
+            cur.adbc_ingest("trajectory_data", pa.table(dict(zip(("frame", "id", "pos_x", "pos_y", "ori_x", "ori_y"),
+                                                                 columns))), mode="append")
 
     def _parquet(self, table) -> None:
         import pyarrow.parquet as pq
@@ -141,8 +190,7 @@ class TrajectoryWriter:
             # coordinates byte-stream split (smaller under zstd): 2-3 times faster than the defaults
             self._pq = pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=["time_s", "state", "level"],
                                         use_byte_stream_split=["x", "y"])
-            self.paths.append(path)
-        with disk_errors(self.folder / "trajectories.parquet"):
+        with disk_errors(self.folder / "trajectories.parquet"), self._cpu("trajectories.parquet"):
             self._pq.write_table(table.replace_schema_metadata(self._pq.schema.metadata))
 
     def _path(self, k: int) -> Path:
@@ -176,7 +224,6 @@ class TrajectoryWriter:
             cur.adbc_ingest("geometry", pa.table({"hash": pa.array([0], pa.int64()), "wkt": [area.wkt]}),
                             mode="append")
         self._db[k] = (conn, cur)
-        self.paths.append(path)
         return cur
 
     def _finish(self) -> None:
@@ -203,7 +250,17 @@ class TrajectoryWriter:
                             ("state", pa.dictionary(pa.int8(), pa.string())), ("level", pa.int16())],
                            metadata={b"citytwin": json.dumps(self.provenance).encode()})
         pq.write_table(schema.empty_table(), path)
-        self.paths.append(path)
+
+
+def _in_the_background() -> None:
+    """The writer thread takes the cores' idle time only: the lowest priority (on Linux a thread has
+    its own nice value), so that it does not hold up the run's threads in their threaded steps
+    (each step waits for its slowest thread). When the writer falls behind, the run waits for it
+    at the next row group, and then the writer has the cores."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # no per-thread priority here: the writer shares the cores evenly
+        pass
 
 
 def _level_number(level) -> int:
@@ -211,36 +268,72 @@ def _level_number(level) -> int:
     return int(level)
 
 
-def _by_frame_and_id(sizes: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The rows (frame after frame, ``sizes`` rows each) in the order of frame and id."""
-    seq = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-    if not len(ids):
-        return seq
-    low, span = ids.min(), int(ids.max()) - int(ids.min()) + 1
-    if len(sizes) * span >= 2**62:  # ids too far apart for one key
-        return np.lexsort((ids, seq))
-    return np.argsort(seq * span + (ids - low), kind="stable")
+@njit(cache=True, nogil=True)
+def _in_id_order(ids, s, e):
+    """The rows ``s..e-1`` (one frame, no id twice) in the order of their ids: by the ids' slots when
+    they are as dense as a model's agent numbers (linear), else by a sort."""
+    if e - s < 2:
+        return np.arange(s, e)
+    lo, hi, in_order = ids[s], ids[s], True
+    for i in range(s + 1, e):
+        lo, hi = min(lo, ids[i]), max(hi, ids[i])
+        in_order = in_order and ids[i] > ids[i - 1]
+    if in_order:
+        return np.arange(s, e)
+    if hi - lo < 8 * (e - s):
+        slot = np.full(hi - lo + 1, -1, np.int64)
+        for i in range(s, e):
+            slot[ids[i] - lo] = i
+        o = np.empty(e - s, np.int64)
+        c = 0
+        for r in slot:
+            if r >= 0:
+                o[c] = r
+                c += 1
+        if c == e - s:  # else an id twice: the sort keeps both
+            return o
+    return s + np.argsort(ids[s:e], kind="mergesort")
 
 
 @njit(cache=True, nogil=True)
-def _heading(starts, order, ids, x, y, prev_ids, prev_x, prev_y):
-    """Each row's unit direction of walking (x and y) from the same agent's position in the frame
-    before ((0, 0) where the agent was in none or did not move). Frame ``f`` is the rows
-    ``order[starts[f]:starts[f + 1]]``, sorted by id; ``prev_*`` (sorted by id) are the frame before
-    the first, and the last frame is returned the same way for the next call. One merge of two sorted
-    frames per frame: linear, and without the GIL, beside the run."""
-    ori_x, ori_y = np.zeros(len(ids)), np.zeros(len(ids))
+def _level_rows(starts, frames, ids, x, y, lv, n_levels, prev_ids, prev_x, prev_y):
+    """The rows of each level in the order of the SQLite key (frame, id), with their orientation,
+    in one pass without the GIL: frame ``f`` (number ``frames[f]``) is the rows
+    ``starts[f]:starts[f + 1]``; ``lv`` is each row's level (-1: none). Returns the offsets of the
+    levels (level ``k`` is ``offsets[k]:offsets[k + 1]``), the columns frame, id, x, y, ori_x, ori_y,
+    and the last frame (sorted by id) for the next call, as ``prev_*`` is the frame before the first.
+    The orientation is the unit direction of walking from the same agent's position in the frame
+    before, on whatever level ((0, 0) where the agent was in none or did not move): one merge of two
+    sorted frames per frame."""
+    offsets = np.zeros(n_levels + 1, np.int64)
+    for i in range(len(lv)):
+        if 0 <= lv[i] < n_levels:
+            offsets[lv[i] + 1] += 1
+    for k in range(n_levels):
+        offsets[k + 1] += offsets[k]
+    m = offsets[n_levels]
+    fill = offsets[:n_levels].copy()
+    o_f, o_id = np.empty(m, np.int64), np.empty(m, np.int64)
+    o_x, o_y, o_ox, o_oy = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
     last_ids, last_x, last_y = prev_ids, prev_x, prev_y
     for f in range(len(starts) - 1):
-        o = order[starts[f]:starts[f + 1]]
+        s, e = starts[f], starts[f + 1]
+        o = _in_id_order(ids, s, e)
         j = 0
         for r in o:
+            k = lv[r]
+            if not 0 <= k < n_levels:
+                continue
+            ox = oy = 0.0
             while j < len(last_ids) and last_ids[j] < ids[r]:
                 j += 1
             if j < len(last_ids) and last_ids[j] == ids[r]:
                 dx, dy = x[r] - last_x[j], y[r] - last_y[j]
                 d = math.hypot(dx, dy)
                 if d > 0:
-                    ori_x[r], ori_y[r] = dx / d, dy / d
+                    ox, oy = dx / d, dy / d
+            p = fill[k]
+            fill[k] += 1
+            o_f[p], o_id[p], o_x[p], o_y[p], o_ox[p], o_oy[p] = frames[f], ids[r], x[r], y[r], ox, oy
         last_ids, last_x, last_y = ids[o], x[o], y[o]
-    return ori_x, ori_y, last_ids, last_x, last_y
+    return offsets, o_f, o_id, o_x, o_y, o_ox, o_oy, last_ids, last_x, last_y
