@@ -417,7 +417,7 @@ class StationDispersalModel(CityModel):
             mine = [k for k, (_, _, l2) in enumerate(tg) if l2 == lv]
             navs.append(build_navigation(st.free[lv], [(tg[k][0], tg[k][1]) for k in mine], cell_m=p["grid_cell_m"]))
             glob.append(mine)
-        self.floors = Floors.pack(navs, glob, st.levels)
+        self.floors = Floors.shared(navs, glob, st.levels)
         self.nav = navs[0]
         self.gate_open = np.array([g.open for g in st.gates], dtype=np.bool_)
         self.t_open = np.r_[self.gate_open, np.ones(B, np.bool_),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from scipy import ndimage
 
 UNREACHABLE = 1.0e9
 _MEMO: dict[str, "NavGrid"] = {}
+_PACKED: dict[tuple, "Floors"] = {}  # Floors.shared
 _VERSION = "nav-v4"
 WIDTH_CAP_M = 0.75
 
@@ -359,6 +360,22 @@ class Floors:
             zone=flat(zones), lane=np.full(int(loff[-1]), -1, dtype=np.int32),
             t_level=t_level, toff=toff, floor=flat(parts_f), dir_xy=interleave(parts_x, parts_y),
             walls=interleave([wall_d], [wall_nx], [wall_ny], [width]), lt_start=lt_start, lt_idx=order.astype(np.int64))
+
+    @classmethod
+    def shared(cls, navs: list, targets: list, levels: list | None = None) -> "Floors":
+        """``pack``, with the packed floor fields and directions shared by every model of this process
+        built on the same ``navs`` (memoised ``NavGrid`` objects) and targets: they are read-only once
+        packed and the largest part of a model (hundreds of MB on a fine grid), so an ensemble's members
+        in one process hold them once. ``lane``, which a model fills, is each model's own."""
+        key = (tuple(id(nv) for nv in navs), tuple(tuple(int(t) for t in tl) for tl in targets),
+               tuple(levels) if levels is not None else None)
+        hit = _PACKED.get(key)
+        if hit is None or not all(a is b for a, b in zip(hit.navs, navs)):  # an id reused by another grid
+            hit = cls.pack(navs, targets, levels)
+            if len(_PACKED) >= 4:
+                _PACKED.pop(next(iter(_PACKED)))
+            _PACKED[key] = hit
+        return replace(hit, levels=list(hit.levels), navs=list(hit.navs), lane=np.full(hit.lane.shape, -1, np.int32))
 
     @classmethod
     def single(cls, nav: NavGrid) -> "Floors":
