@@ -34,7 +34,6 @@ import numpy as np
 import shapely
 
 from twin.core.errors import UserError
-from twin.core.params import plain_value
 from twin.core.grid import GridField
 from agents.water_hazard import CLASSES as HAZARD_CLASSES, people_by_hazard, wading_speed_factor
 from .los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
@@ -1329,10 +1328,7 @@ class StationDispersalModel(CityModel):
         state."""
         attrs = meta.get("attrs", {})
         old, ptr = attrs.get("src_sizes"), attrs.get("src_ptr")
-        saved_p = meta.get("params") if isinstance(meta.get("params"), dict) else {}
-        mine = {k: plain_value(v) for k, v in self.p.items()}
-        self._other_demand_only = {k: v for k, v in saved_p.items() if k != "demand_scale"} == {
-            k: v for k, v in mine.items() if k != "demand_scale"}
+        self._other_demand_only = self.same_params(meta.get("params"), ignore=("demand_scale",))
         if (not isinstance(old, list) or old == self.src_sizes or not isinstance(ptr, list) or len(ptr) != len(old)
                 or any(len(arrays.get(k, ())) != sum(old) for k in PASSENGER_ARRAYS)):
             return arrays, meta  # as it is; set_state's checks say what is wrong, if anything

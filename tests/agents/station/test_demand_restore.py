@@ -71,3 +71,25 @@ def test_a_damaged_passenger_count_is_refused_naming_it():
     state.meta["model"]["attrs"]["src_sizes"] = [150, -3]
     with pytest.raises(UserError, match="src_sizes"):
         restored(state)
+
+
+def test_a_state_saved_with_a_timetable_in_another_folder_continues_as_the_same_run(tmp_path):
+    """The timetable parameter holds the file's absolute path; a state saved from a scenario in one
+    folder continues from a copy of it in another (same file content) exactly as it would there."""
+    rows = "platform,arrival_s,passengers\nP1,0,120\nP2,15,120\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "trains.csv").write_text(rows)
+    m = model(timetable=str(tmp_path / "a" / "trains.csv"))
+    m.advance_to(25)
+    state = saved(m)
+    here = restored(state, timetable=str(tmp_path / "a" / "trains.csv"))
+    there = restored(state, timetable=str(tmp_path / "b" / "trains.csv"))
+    assert there.same_params(state.meta["model"]["params"])
+    (tmp_path / "b" / "trains.csv").write_text(rows.replace("120", "121"))
+    assert not there.same_params(state.meta["model"]["params"])  # another file's content: another run
+    for r in (here, there):
+        r.advance_to(50)
+    assert here.current_kpis() == there.current_kpis()
+    assert np.array_equal(here.crowd.tgt[: here.crowd.n], there.crowd.tgt[: there.crowd.n])
