@@ -250,6 +250,7 @@ GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of it
 
 # The state arrays with a row per passenger, and the walking crowd's (a row per place, as many as
 # passengers): a run continued with another demand_scale has other numbers of them (adapt_state).
+NOISE_KEYS = 2 ** 30  # keys of the heading noise (shifted past the step count, which stays below 2**32)
 PASSENGER_ARRAYS = ("state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "lane_of",
                     "t_validated", "conn_e", "came_from", "t_on", "t_off")
 CROWD_ARRAYS = ("crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.lv",
@@ -327,7 +328,7 @@ class StationDispersalModel(CityModel):
     # the city, the parameters and the seed.
     state_attrs = (
         "crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.lv",
-        "crowd.hold", "crowd.board", "crowd.paid", "crowd.n", "crowd.step_no",
+        "crowd.hold", "crowd.board", "crowd.paid", "crowd.n", "crowd.step_no", "crowd.noise_key",
         "state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "src_ptr", "src_sizes", "n_released",
         "lane_of", "lane_free_at", "passed_by_ticket", "t_validated",
         "conn_e", "came_from", "t_on", "t_off", "entry_free_at", "entry_places", "conn_load", "passed_by_connector",
@@ -354,6 +355,7 @@ class StationDispersalModel(CityModel):
         *StateSpec.each(("crowd.board", "conn_e"), index_of="entries", low=-1),
         StateSpec("crowd.n", low=0, high="crowd.cap"),
         StateSpec("crowd.step_no", low=0),
+        StateSpec("crowd.noise_key", low=0, high=NOISE_KEYS - 1),
         StateSpec("crowd.paid"),
         StateSpec("state", low=PENDING, high=CHANGING_LEVEL),
         StateSpec("gate_of", index_of="exited_by_gate", low=-1),
@@ -1327,6 +1329,9 @@ class StationDispersalModel(CityModel):
         who arrived) and releases the others on this run's schedule. Those kept have this run's per-passenger draws (speed, mode) where they are not
         state."""
         attrs = meta.get("attrs", {})
+        if isinstance(attrs, dict) and "crowd.noise_key" not in attrs:  # saved before replications had keys
+            attrs = {**attrs, "crowd.noise_key": 0}
+            meta = {**meta, "attrs": attrs}
         old, ptr = attrs.get("src_sizes"), attrs.get("src_ptr")
         self._other_demand_only = self.same_params(meta.get("params"), ignore=("demand_scale",))
         if (not isinstance(old, list) or old == self.src_sizes or not isinstance(ptr, list) or len(ptr) != len(old)
@@ -1367,6 +1372,13 @@ class StationDispersalModel(CityModel):
         out["crowd.ids"][:n] = np.where(ok, where[np.where(ok, ids, 0)], -1)  # -1: refused by the index check
         new_attrs = {**attrs, "src_ptr": [int(a + r) for a, r in zip(new_starts[:-1], released)], "src_sizes": sizes}
         return out, {**meta, "attrs": new_attrs}
+
+    def reseed(self, entropy) -> None:
+        """Also a key of its own for the crowd's heading noise (a hash of passenger and step, not a
+        draw): else the copies of one state (a branch's replications, a particle filter's resampled
+        members, an ensemble forecast's members) walk alike, step for step."""
+        super().reseed(entropy)
+        self.crowd.noise_key = int(self.rng.integers(1, NOISE_KEYS))
 
     def on_restore(self, same_params: bool) -> None:
         # another demand only: the gates, banks and guidance are the saved run's, nobody chooses again

@@ -93,3 +93,30 @@ def test_a_state_saved_with_a_timetable_in_another_folder_continues_as_the_same_
         r.advance_to(50)
     assert here.current_kpis() == there.current_kpis()
     assert np.array_equal(here.crowd.tgt[: here.crowd.n], there.crowd.tgt[: there.crowd.n])
+
+
+def test_replications_of_one_state_walk_their_own_way_and_each_restores_exactly():
+    """Reseeded copies of a state (a particle filter's resampled members, a forecast's members) get a
+    heading noise of their own: they do not walk alike step for step. A reseeded run's own state
+    continues exactly."""
+    m = model()
+    m.advance_to(25)
+    state = saved(m)
+    copies = []
+    for k in (1, 2):
+        r = restored(state)
+        r.reseed((1, k))
+        copies.append(r)
+    assert copies[0].crowd.noise_key != copies[1].crowd.noise_key
+    for r in copies:
+        r.advance_to(35)
+    n = min(r.crowd.n for r in copies)
+    assert not np.array_equal(copies[0].crowd.x[:n], copies[1].crowd.x[:n])
+    again = restored(saved(copies[0]))
+    assert again.crowd.noise_key == copies[0].crowd.noise_key
+    for r in (copies[0], again):
+        r.advance_to(45)
+    assert np.array_equal(again.crowd.x[: again.crowd.n], copies[0].crowd.x[: copies[0].crowd.n])
+    old = saved(m)  # a state saved before the key existed continues as the run that saved it
+    del old.meta["model"]["attrs"]["crowd.noise_key"]
+    assert restored(old).crowd.noise_key == 0
