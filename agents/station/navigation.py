@@ -372,10 +372,27 @@ class Floors:
         hit = _PACKED.get(key)
         if hit is None or not all(a is b for a, b in zip(hit.navs, navs)):  # an id reused by another grid
             hit = cls.pack(navs, targets, levels)
+            hit._share_with_navs(targets)
             if len(_PACKED) >= 4:
                 _PACKED.pop(next(iter(_PACKED)))
             _PACKED[key] = hit
         return replace(hit, levels=list(hit.levels), navs=list(hit.navs), lane=np.full(hit.lane.shape, -1, np.int32))
+
+    def _share_with_navs(self, targets: list) -> None:
+        """Each level's ``NavGrid`` (memoised, so kept for the next model) then reads its floor fields
+        and directions from the packed arrays instead of holding a second copy of them."""
+        for nv, tl in zip(self.navs, targets):
+            k = len(tl)
+            if not k or nv.floor.shape[0] != k:
+                continue
+            a = int(self.toff[tl[0]])
+            b = a + k * nv.free.size
+            if not all(int(self.toff[t]) == a + j * nv.free.size for j, t in enumerate(tl)):
+                continue
+            shape = (k,) + nv.free.shape
+            nv.floor = self.floor[a:b].reshape(shape)
+            nv.dir_x = self.dir_xy[2 * a:2 * b:2].reshape(shape)
+            nv.dir_y = self.dir_xy[2 * a + 1:2 * b:2].reshape(shape)
 
     @classmethod
     def single(cls, nav: NavGrid) -> "Floors":

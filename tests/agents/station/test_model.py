@@ -170,6 +170,10 @@ def test_models_of_one_process_share_their_floor_fields():
     a = StationDispersalModel(city, duration_s=30, seed=1, **FAST)
     b = StationDispersalModel(city, duration_s=30, seed=1, **FAST)
     assert a.floors.floor is b.floors.floor and a.floors.dir_xy is b.floors.dir_xy
+    nav = a.floors.navs[0]  # the level's raster reads the packed fields, no second copy
+    assert np.shares_memory(nav.floor, a.floors.floor) and np.shares_memory(nav.dir_x, a.floors.dir_xy)
+    t = int(a.floors.lt_idx[a.floors.lt_start[0]])
+    assert np.array_equal(nav.floor[0], a.floors.target_field(t))
     assert not np.shares_memory(a.floors.lane, b.floors.lane)
     assert np.array_equal(a.floors.lane, b.floors.lane)
     a.advance_to(30)
