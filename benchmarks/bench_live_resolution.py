@@ -32,6 +32,7 @@ def _cpu() -> float:
 
 def main() -> None:
     import numpy as np
+    import pandas as pd
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "station_evening_peak.toml"))
@@ -55,9 +56,9 @@ def main() -> None:
     headline = [k.name for k in sc.model_class().kpis if k.headline and not k.keyed]
     variants = [("full", {})] + [(r, parse_set(r.split(","))) for r in a.res]
     member_task(sc.raw, str(sc.path), str(sc.city_path), state, "baseline", sc.seed, {}, 1, 0.0, sensors, [], [])
-    res = {}
+    res, frames = {}, {}
     for label, ov in variants:
-        ends, cpu = [], []
+        ends, cpu, rows = [], [], []
         for k in range(1, a.members + 1):
             c = _cpu()
             r = member_task(sc.raw, str(sc.path), str(sc.city_path), state, "baseline", sc.seed, ov, k, a.horizon_s,
@@ -65,9 +66,11 @@ def main() -> None:
             cpu.append(_cpu() - c)
             if "error" in r:
                 raise SystemExit(f"{label}: {r['error']}")
+            rows += [(lead, name, k, v) for lead, name, v in r["rows"] if name.startswith("kpi.") and name.count(".") == 1]
             last = max(lead for lead, _, _ in r["rows"])
             ends.append({name[4:]: v for lead, name, v in r["rows"] if lead == last and name[4:] in headline})
         res[label] = ({h: np.array([e[h] for e in ends]) for h in headline}, float(np.mean(cpu)))
+        frames[label] = pd.DataFrame(rows, columns=["lead_s", "name", "member", "value"])
         print(f"{label}: {np.mean(cpu):.1f} processor s per member", flush=True)
     full = res["full"][0]
     print(f"\n{sc.name}: {a.members} members from t = {a.at:g} s, {a.horizon_s:g} s ahead; headline KPIs at the horizon")
@@ -84,6 +87,33 @@ def main() -> None:
                 d = m - full[h].mean()
                 cells.append(f"{m:.4g} ({d:+.3g}; {100 * d / full[h].mean() if full[h].mean() else 0:+.1f} %)")
         print(f"| {label} | {cpu:.1f} | " + " | ".join(cells) + " |")
+    over_horizon(frames)
+
+
+
+def over_horizon(frames: dict) -> None:
+    """RMSE over the horizon's reports of each KPI's p50 against the full resolution's, the RMSE of
+    member k against member k, and the full members' spread (mean p90 - p10) for scale."""
+    import numpy as np
+
+    full = frames["full"]
+    q = full.groupby(["name", "lead_s"])["value"]
+    spread = (q.quantile(0.9) - q.quantile(0.1)).groupby("name").mean()
+    p50_full = q.median()
+    for label, df in frames.items():
+        if label == "full":
+            continue
+        p50 = df.groupby(["name", "lead_s"])["value"].median()
+        d = (p50 - p50_full).dropna()
+        rmse = np.sqrt((d ** 2).groupby("name").mean())
+        m = df.merge(full, on=["lead_s", "name", "member"], suffixes=("", "_full"))
+        rk = np.sqrt(((m["value"] - m["value_full"]) ** 2).groupby(m["name"]).mean())
+        print(f"\n{label} against full over the horizon:")
+        print("| KPI | RMSE of the p50 | RMSE member k vs k | spread of the full members | full p50 range |")
+        print("|---|---|---|---|---|")
+        for name in sorted(rmse.index):
+            r = p50_full.loc[name]
+            print(f"| {name[4:]} | {rmse[name]:.3g} | {rk[name]:.3g} | {spread[name]:.3g} | {r.iloc[0]:.4g} - {r.iloc[-1]:.4g} |")
 
 
 if __name__ == "__main__":
