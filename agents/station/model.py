@@ -1324,10 +1324,10 @@ class StationDispersalModel(CityModel):
 
     def adapt_state(self, arrays, meta):
         """A state saved with another demand (``demand_scale``): those already released keep their
-        state, the trains' passengers yet to come are this run's. A train that has released all its
-        passengers keeps them; one still releasing keeps at least those (a lower demand cannot take back
-        who arrived) and releases the others on this run's schedule. Those kept have this run's per-passenger draws (speed, mode) where they are not
-        state."""
+        state, the trains yet to come are this run's. A train that has begun releasing keeps its
+        passengers and its schedule (a new demand would otherwise step off at once: a burst on the
+        platform at every change, which a particle filter's kernel makes at every resampling). Those
+        kept have this run's per-passenger draws (speed, mode) where they are not state."""
         attrs = meta.get("attrs", {})
         if isinstance(attrs, dict) and "crowd.noise_key" not in attrs:  # saved before replications had keys
             attrs = {**attrs, "crowd.noise_key": 0}
@@ -1343,9 +1343,9 @@ class StationDispersalModel(CityModel):
         for k, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
             seen = np.flatnonzero(state[a:b] != PENDING)
             released.append(int(min(max(int(ptr[k]) - a, (seen[-1] + 1) if len(seen) else 0, 0), b - a)))
-        # a train that has released everyone keeps its count; one still releasing (or to come) takes
-        # this run's, and those its schedule would have released by now step off at once
-        sizes = [r if 0 < r == o else max(int(n), r) for n, r, o in zip(self.src_sizes, released, old)]
+        # a train that has begun releasing keeps its count (its passengers are on the platform: a new
+        # demand stepping off at once would be a burst no train makes); one to come takes this run's
+        sizes = [o if r > 0 else int(n) for n, r, o in zip(self.src_sizes, released, old)]
         if sizes != self.src_sizes:  # this run's layout of passengers, with room for those released
             self._draw_passengers(self._mode_shares(), sizes)
             self._setup_tickets(self.N)
