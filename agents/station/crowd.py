@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from . import kernels as K
@@ -109,6 +110,9 @@ class Crowd:
         self.cap = int(max(capacity, 1))
         self.n = 0
         self.step_no = 0
+        # the heading noise is a hash of (passenger, step); a replication's own key gives it its own noise
+        # (0: the stream every run had before keys; reseed draws another)
+        self.noise_key = 0
         self.t = 0.0  # the time at the start of the next step (for holds)
         cap = self.cap
         self.x = np.zeros(cap)
@@ -219,13 +223,13 @@ class Crowd:
         if n == 0:
             return
         cells, grid, flds, targ = self._kernel_args()
-        par = n >= self.parallel_min
+        par = n >= self.parallel_min and numba.get_num_threads() > 1  # one thread (a worker of a pool): no pool to start
         if mp.model == "collision_free":
             prm = (mp.radius, mp.r_stand, mp.time_gap, mp.t_narrow, mp.w_single, mp.w_wide, mp.a_rep, mp.d_rep,
                    mp.r_cut, mp.rep_cap, mp.a_wall, mp.d_wall, mp.r_hard, mp.noise, dt)
             (K.cfsm_step if par else K.cfsm_step_serial)(
                 self.t, self.x, self.y, self.vx, self.vy, self.v0, self.tgt, self.ids, self.lv, self.hold, self.board,
-                self.paid, self.ev, self.step_no, n, self.order, self.start, self.sx, self.sy, self.sr,
+                self.paid, self.ev, self.step_no + (self.noise_key << 32), n, self.order, self.start, self.sx, self.sy, self.sr,
                 cells, grid, flds, targ, prm, self._repulsion_table())
         else:
             K.gather_sorted(self.order, n, self.vx, self.vy, self.svx, self.svy)

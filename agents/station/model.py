@@ -34,7 +34,6 @@ import numpy as np
 import shapely
 
 from twin.core.errors import UserError
-from twin.core.params import plain_value
 from twin.core.grid import GridField
 from agents.water_hazard import CLASSES as HAZARD_CLASSES, people_by_hazard, wading_speed_factor
 from .los import LOS_COLOURS, LOS_DENSITY_PPM2, LOS_LETTERS, los_letter
@@ -251,6 +250,7 @@ GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of it
 
 # The state arrays with a row per passenger, and the walking crowd's (a row per place, as many as
 # passengers): a run continued with another demand_scale has other numbers of them (adapt_state).
+NOISE_KEYS = 2 ** 30  # keys of the heading noise (shifted past the step count, which stays below 2**32)
 PASSENGER_ARRAYS = ("state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "lane_of",
                     "t_validated", "conn_e", "came_from", "t_on", "t_off")
 CROWD_ARRAYS = ("crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.lv",
@@ -328,7 +328,7 @@ class StationDispersalModel(CityModel):
     # the city, the parameters and the seed.
     state_attrs = (
         "crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.lv",
-        "crowd.hold", "crowd.board", "crowd.paid", "crowd.n", "crowd.step_no",
+        "crowd.hold", "crowd.board", "crowd.paid", "crowd.n", "crowd.step_no", "crowd.noise_key",
         "state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "src_ptr", "src_sizes", "n_released",
         "lane_of", "lane_free_at", "passed_by_ticket", "t_validated",
         "conn_e", "came_from", "t_on", "t_off", "entry_free_at", "entry_places", "conn_load", "passed_by_connector",
@@ -355,6 +355,7 @@ class StationDispersalModel(CityModel):
         *StateSpec.each(("crowd.board", "conn_e"), index_of="entries", low=-1),
         StateSpec("crowd.n", low=0, high="crowd.cap"),
         StateSpec("crowd.step_no", low=0),
+        StateSpec("crowd.noise_key", low=0, high=NOISE_KEYS - 1),
         StateSpec("crowd.paid"),
         StateSpec("state", low=PENDING, high=CHANGING_LEVEL),
         StateSpec("gate_of", index_of="exited_by_gate", low=-1),
@@ -417,7 +418,7 @@ class StationDispersalModel(CityModel):
             mine = [k for k, (_, _, l2) in enumerate(tg) if l2 == lv]
             navs.append(build_navigation(st.free[lv], [(tg[k][0], tg[k][1]) for k in mine], cell_m=p["grid_cell_m"]))
             glob.append(mine)
-        self.floors = Floors.pack(navs, glob, st.levels)
+        self.floors = Floors.shared(navs, glob, st.levels)
         self.nav = navs[0]
         self.gate_open = np.array([g.open for g in st.gates], dtype=np.bool_)
         self.t_open = np.r_[self.gate_open, np.ones(B, np.bool_),
@@ -1328,16 +1329,16 @@ class StationDispersalModel(CityModel):
 
     def adapt_state(self, arrays, meta):
         """A state saved with another demand (``demand_scale``): those already released keep their
-        state, the trains' passengers yet to come are this run's. A train that has released all its
-        passengers keeps them; one still releasing keeps at least those (a lower demand cannot take back
-        who arrived) and releases the others on this run's schedule. Those kept have this run's per-passenger draws (speed, mode) where they are not
-        state."""
+        state, the trains yet to come are this run's. A train that has begun releasing keeps its
+        passengers and its schedule (a new demand would otherwise step off at once: a burst on the
+        platform at every change, which a particle filter's kernel makes at every resampling). Those
+        kept have this run's per-passenger draws (speed, mode) where they are not state."""
         attrs = meta.get("attrs", {})
+        if isinstance(attrs, dict) and "crowd.noise_key" not in attrs:  # saved before replications had keys
+            attrs = {**attrs, "crowd.noise_key": 0}
+            meta = {**meta, "attrs": attrs}
         old, ptr = attrs.get("src_sizes"), attrs.get("src_ptr")
-        saved_p = meta.get("params") if isinstance(meta.get("params"), dict) else {}
-        mine = {k: plain_value(v) for k, v in self.p.items()}
-        self._other_demand_only = {k: v for k, v in saved_p.items() if k != "demand_scale"} == {
-            k: v for k, v in mine.items() if k != "demand_scale"}
+        self._other_demand_only = self.same_params(meta.get("params"), ignore=("demand_scale",))
         if (not isinstance(old, list) or old == self.src_sizes or not isinstance(ptr, list) or len(ptr) != len(old)
                 or any(len(arrays.get(k, ())) != sum(old) for k in PASSENGER_ARRAYS)):
             return arrays, meta  # as it is; set_state's checks say what is wrong, if anything
@@ -1347,9 +1348,9 @@ class StationDispersalModel(CityModel):
         for k, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
             seen = np.flatnonzero(state[a:b] != PENDING)
             released.append(int(min(max(int(ptr[k]) - a, (seen[-1] + 1) if len(seen) else 0, 0), b - a)))
-        # a train that has released everyone keeps its count; one still releasing (or to come) takes
-        # this run's, and those its schedule would have released by now step off at once
-        sizes = [r if 0 < r == o else max(int(n), r) for n, r, o in zip(self.src_sizes, released, old)]
+        # a train that has begun releasing keeps its count (its passengers are on the platform: a new
+        # demand stepping off at once would be a burst no train makes); one to come takes this run's
+        sizes = [o if r > 0 else int(n) for n, r, o in zip(self.src_sizes, released, old)]
         if sizes != self.src_sizes:  # this run's layout of passengers, with room for those released
             self._draw_passengers(self._mode_shares(), sizes)
             self._setup_tickets(self.N)
@@ -1376,6 +1377,13 @@ class StationDispersalModel(CityModel):
         out["crowd.ids"][:n] = np.where(ok, where[np.where(ok, ids, 0)], -1)  # -1: refused by the index check
         new_attrs = {**attrs, "src_ptr": [int(a + r) for a, r in zip(new_starts[:-1], released)], "src_sizes": sizes}
         return out, {**meta, "attrs": new_attrs}
+
+    def reseed(self, entropy) -> None:
+        """Also a key of its own for the crowd's heading noise (a hash of passenger and step, not a
+        draw): else the copies of one state (a branch's replications, a particle filter's resampled
+        members, an ensemble forecast's members) walk alike, step for step."""
+        super().reseed(entropy)
+        self.crowd.noise_key = int(self.rng.integers(1, NOISE_KEYS))
 
     def on_restore(self, same_params: bool) -> None:
         # another demand only: the gates, banks and guidance are the saved run's, nobody chooses again

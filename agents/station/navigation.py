@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from scipy import ndimage
 
 UNREACHABLE = 1.0e9
 _MEMO: dict[str, "NavGrid"] = {}
+_PACKED: dict[tuple, "Floors"] = {}  # Floors.shared
 _VERSION = "nav-v7"
 WIDTH_CAP_M = 0.75
 
@@ -405,6 +406,39 @@ class Floors:
             zone=flat(zones), lane=np.full(int(loff[-1]), -1, dtype=np.int32),
             t_level=t_level, toff=toff, floor=flat(parts_f), dir_xy=interleave(parts_x, parts_y),
             walls=interleave([wall_d], [wall_nx], [wall_ny], [width]), lt_start=lt_start, lt_idx=order.astype(np.int64))
+
+    @classmethod
+    def shared(cls, navs: list, targets: list, levels: list | None = None) -> "Floors":
+        """``pack``, with the packed floor fields and directions shared by every model of this process
+        built on the same ``navs`` (memoised ``NavGrid`` objects) and targets: they are read-only once
+        packed and the largest part of a model (hundreds of MB on a fine grid), so an ensemble's members
+        in one process hold them once. ``lane``, which a model fills, is each model's own."""
+        key = (tuple(id(nv) for nv in navs), tuple(tuple(int(t) for t in tl) for tl in targets),
+               tuple(levels) if levels is not None else None)
+        hit = _PACKED.get(key)
+        if hit is None or not all(a is b for a, b in zip(hit.navs, navs)):  # an id reused by another grid
+            hit = cls.pack(navs, targets, levels)
+            hit._share_with_navs(targets)
+            if len(_PACKED) >= 4:
+                _PACKED.pop(next(iter(_PACKED)))
+            _PACKED[key] = hit
+        return replace(hit, levels=list(hit.levels), navs=list(hit.navs), lane=np.full(hit.lane.shape, -1, np.int32))
+
+    def _share_with_navs(self, targets: list) -> None:
+        """Each level's ``NavGrid`` (memoised, so kept for the next model) then reads its floor fields
+        and directions from the packed arrays instead of holding a second copy of them."""
+        for nv, tl in zip(self.navs, targets):
+            k = len(tl)
+            if not k or nv.floor.shape[0] != k:
+                continue
+            a = int(self.toff[tl[0]])
+            b = a + k * nv.free.size
+            if not all(int(self.toff[t]) == a + j * nv.free.size for j, t in enumerate(tl)):
+                continue
+            shape = (k,) + nv.free.shape
+            nv.floor = self.floor[a:b].reshape(shape)
+            nv.dir_x = self.dir_xy[2 * a:2 * b:2].reshape(shape)
+            nv.dir_y = self.dir_xy[2 * a + 1:2 * b:2].reshape(shape)
 
     @classmethod
     def single(cls, nav: NavGrid) -> "Floors":

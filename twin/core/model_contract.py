@@ -24,14 +24,18 @@ State
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import mesa
 import numpy as np
 
 from .errors import UserError, nearest
+from .files import sha256_file
 from .grid import GridField
 from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
@@ -834,6 +838,20 @@ class CityModel(mesa.Model):
         By default {}: every array has this model's shape."""
         return {}
 
+    def same_params(self, saved, ignore=()) -> bool:
+        """Whether a state's ``params`` (``get_state``'s) are this model's, but for those in ``ignore``.
+        A file parameter is compared by the file's content: a state saved from a scenario in another
+        folder (a copy, another checkout) names its file by another absolute path."""
+        if not isinstance(saved, dict):
+            return False
+        mine = {k: plain_value(v) for k, v in self.p.items() if k not in ignore}
+        saved = {k: v for k, v in saved.items() if k not in ignore}
+        if saved.keys() != mine.keys():
+            return False
+        files = {p.name for p in self.params if p.kind in (FilePath, TimeSeries)}
+        return all(v == mine[k] or (k in files and _file_digest(v) is not None and _file_digest(v) == _file_digest(mine[k]))
+                   for k, v in saved.items())
+
     def adapt_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> tuple[dict, dict]:
         """Called first by ``set_state``: a state saved with other parameters, made this model's shapes
         (``saved_rows``); returns new arrays and metadata, the given ones untouched. By default as is."""
@@ -866,7 +884,7 @@ class CityModel(mesa.Model):
         except UserError as e:
             raise UserError(f"{where}: {e}") from None
         self._set_clock(meta, where)
-        same = meta.get("params") == {k: plain_value(v) for k, v in self.p.items()}
+        same = self.same_params(meta.get("params"))
         try:
             self.on_restore(same)
         except UserError as e:
@@ -966,6 +984,22 @@ class CityModel(mesa.Model):
             raise UserError(f"{where}: model.model_vars.{unknown[0]} is not a per-step KPI of model {self.name}.")
         self.datacollector.model_vars = {k: list(v) for k, v in meta["model_vars"].items()}
         self._kpi_cache = dict(meta["kpi_cache"])
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_of(path: str, mtime_ns: int, size: int) -> str:
+    return sha256_file(Path(path))
+
+
+def _file_digest(value) -> str | None:
+    """The SHA-256 of the file a parameter value names (None: not a file's name, or no such file)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        st = os.stat(value)
+    except (OSError, ValueError):
+        return None
+    return _digest_of(value, st.st_mtime_ns, st.st_size)
 
 
 def _same_json_kind(value, fresh, any_length: bool) -> bool:

@@ -42,19 +42,26 @@ def test_a_run_continues_with_more_or_less_demand_for_the_passengers_yet_to_come
     for r in (more, less):
         assert r.time_s == m.time_s and r.current_kpis()["agents_total"] == before
         assert r.src_sizes[0] == 150  # P1 released them all: a lower demand cannot take them back
-    assert more.src_sizes[1] == 225 and less.src_sizes[1] == max(75, m.src_ptr[1] - 150)
+        # P2 is releasing: its passengers are on the platform, on its schedule (no burst of a new demand)
+        assert r.src_sizes[1] == 150 and np.array_equal(r.release_t, m.release_t)
     # the walkers are where they were
     n = m.crowd.n
     assert more.crowd.n == n and np.array_equal(more.crowd.x[:n], m.crowd.x[:n])
     for r in (m, more, less):
         r.advance_to(45)  # every train has released everyone by 40 s
-    totals = [r.current_kpis()["agents_total"] for r in (less, m, more)]
-    assert totals == [150 + less.src_sizes[1], 300, 375]
+    assert [r.current_kpis()["agents_total"] for r in (less, m, more)] == [300, 300, 300]
+    early = model()
+    early.advance_to(10)  # P2's train is yet to come: it takes the new demand
+    for scale, p2 in ((1.5, 225), (0.5, 75)):
+        r = restored(saved(early), demand_scale=scale)
+        assert r.src_sizes == [150, p2]
+        r.advance_to(45)
+        assert r.current_kpis()["agents_total"] == 150 + p2
 
 
 def test_a_continued_run_with_its_new_demand_is_saved_and_restored_exactly():
     m = model()
-    m.advance_to(25)
+    m.advance_to(10)
     first = restored(saved(m), demand_scale=1.3)
     first.advance_to(40)
     again = restored(saved(first), demand_scale=1.3)
@@ -71,3 +78,52 @@ def test_a_damaged_passenger_count_is_refused_naming_it():
     state.meta["model"]["attrs"]["src_sizes"] = [150, -3]
     with pytest.raises(UserError, match="src_sizes"):
         restored(state)
+
+
+def test_a_state_saved_with_a_timetable_in_another_folder_continues_as_the_same_run(tmp_path):
+    """The timetable parameter holds the file's absolute path; a state saved from a scenario in one
+    folder continues from a copy of it in another (same file content) exactly as it would there."""
+    rows = "platform,arrival_s,passengers\nP1,0,120\nP2,15,120\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "trains.csv").write_text(rows)
+    m = model(timetable=str(tmp_path / "a" / "trains.csv"))
+    m.advance_to(25)
+    state = saved(m)
+    here = restored(state, timetable=str(tmp_path / "a" / "trains.csv"))
+    there = restored(state, timetable=str(tmp_path / "b" / "trains.csv"))
+    assert there.same_params(state.meta["model"]["params"])
+    (tmp_path / "b" / "trains.csv").write_text(rows.replace("120", "121"))
+    assert not there.same_params(state.meta["model"]["params"])  # another file's content: another run
+    for r in (here, there):
+        r.advance_to(50)
+    assert here.current_kpis() == there.current_kpis()
+    assert np.array_equal(here.crowd.tgt[: here.crowd.n], there.crowd.tgt[: there.crowd.n])
+
+
+def test_replications_of_one_state_walk_their_own_way_and_each_restores_exactly():
+    """Reseeded copies of a state (a particle filter's resampled members, a forecast's members) get a
+    heading noise of their own: they do not walk alike step for step. A reseeded run's own state
+    continues exactly."""
+    m = model()
+    m.advance_to(25)
+    state = saved(m)
+    copies = []
+    for k in (1, 2):
+        r = restored(state)
+        r.reseed((1, k))
+        copies.append(r)
+    assert copies[0].crowd.noise_key != copies[1].crowd.noise_key
+    for r in copies:
+        r.advance_to(35)
+    n = min(r.crowd.n for r in copies)
+    assert not np.array_equal(copies[0].crowd.x[:n], copies[1].crowd.x[:n])
+    again = restored(saved(copies[0]))
+    assert again.crowd.noise_key == copies[0].crowd.noise_key
+    for r in (copies[0], again):
+        r.advance_to(45)
+    assert np.array_equal(again.crowd.x[: again.crowd.n], copies[0].crowd.x[: copies[0].crowd.n])
+    old = saved(m)  # a state saved before the key existed continues as the run that saved it
+    del old.meta["model"]["attrs"]["crowd.noise_key"]
+    assert restored(old).crowd.noise_key == 0

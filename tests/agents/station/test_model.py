@@ -161,3 +161,22 @@ def test_state_continues_at_another_time_step():
     coarse.advance_to(31.0)
     assert coarse.steps == 310
     assert not np.array_equal(coarse.crowd.x[:len(x0)], x0)  # they walked
+
+
+def test_models_of_one_process_share_their_floor_fields():
+    """An ensemble's members hold the packed floor fields once (they are most of a model's memory);
+    the ticket lanes each model fills are its own, and sharing changes no number."""
+    city = make_city()
+    a = StationDispersalModel(city, duration_s=30, seed=1, **FAST)
+    b = StationDispersalModel(city, duration_s=30, seed=1, **FAST)
+    assert a.floors.floor is b.floors.floor and a.floors.dir_xy is b.floors.dir_xy
+    nav = a.floors.navs[0]  # the level's raster reads the packed fields, no second copy
+    assert np.shares_memory(nav.floor, a.floors.floor) and np.shares_memory(nav.dir_x, a.floors.dir_xy)
+    t = int(a.floors.lt_idx[a.floors.lt_start[0]])
+    assert np.array_equal(nav.floor[0], a.floors.target_field(t))
+    assert not np.shares_memory(a.floors.lane, b.floors.lane)
+    assert np.array_equal(a.floors.lane, b.floors.lane)
+    a.advance_to(30)
+    b.advance_to(30)
+    assert np.array_equal(a.crowd.x[: a.crowd.n], b.crowd.x[: b.crowd.n])
+    assert a.final_kpis() == b.final_kpis()
