@@ -85,3 +85,26 @@ def test_a_state_whose_grid_does_not_fit_its_cell_size_is_refused(tmp_path):
     saved.meta["model"]["params"]["cell_size_m"] = 2.5  # says 2.5 m, holds a 5 m grid
     with pytest.raises(UserError, match=r"'solver\.\w+' has shape \(40, 6\d\), model flood needs shape"):
         restore_state(FloodModel(city, cell_size_m=10.0, **kw), saved)
+
+
+def test_a_live_forecast_member_runs_coarser_than_the_twin(tmp_path):
+    """``citytwin live --member-set cell_size_m=...``: a member restores the twin's state onto its own
+    grid and forecasts from the same water (twin.live.forecast.member_task)."""
+    from tests.conftest import DEMO_CITY
+    from tests.factories import write_scenario
+    from twin.live.forecast import member_task
+    from twin.runs.runner import Run
+    from twin.scenario.scenario import load_scenario
+
+    sc = load_scenario(write_scenario(tmp_path, DEMO_CITY, '[parameters]\ncell_size_m = 20.0\nrain = "uniform"\n'
+                                      "rain_mm_per_h = 60\nevacuate = false\n", model="flood", duration_s=600))
+    twin = Run(sc, outputs=False)
+    twin.advance(300)
+    stored = twin.model.current_kpis()["stored_volume_m3"]
+    out = member_task(sc.raw, str(sc.path), str(sc.city_path), twin.state_bytes(), "baseline", sc.seed,
+                      {"cell_size_m": 40.0}, 1, 120.0, [], [], [])
+    assert "error" not in out, out.get("error")
+    rows = {(lead, name): v for lead, name, v in out["rows"]}
+    assert rows[(0.0, "kpi.stored_volume_m3")] == pytest.approx(stored, rel=1e-12) and stored > 1000
+    assert rows[(120.0, "kpi.stored_volume_m3")] > stored  # still raining
+    assert rows[(120.0, "kpi.volume_error_rel")] < 1e-9
