@@ -56,6 +56,6 @@ def test_observed_rain_gauges_pin_the_rain_scale_down(world, tmp_path):
 def test_applied_rain_gauges_are_forcing_not_readings(world, tmp_path):
     """Without the flag the gauges' rain is what every member gets (rain_scale set back to 1): no
     rain gauge among the readings the filter weighs."""
-    assert _assimilate(world, tmp_path / "apply") == 0
+    assert _assimilate(world, tmp_path / "apply", "--members", "3") == 0  # every reading rebuilds every member
     res = pd.read_csv(tmp_path / "apply" / "residuals.csv")
     assert set(res.sensor) == {"WL"}
