@@ -6,8 +6,9 @@ on any machine (no randomness; coordinates rounded to centimetres).
 - a people counter on every platform (density over 5 m round the middle of the train's doors);
 - a counter at every attraction (visitors inside, every 5 minutes);
 - three rain gauges (north hill, station, Lowtown), every 5 minutes;
-- water-level gauges at the Lowtown pump stations and in the lowest cells of Lowtown's hollow, every
-  minute;
+- water-level gauges at the Lowtown pump stations, in the lowest cells of Lowtown's hollow and at the
+  drain inlets D32 and D43 (in the hollow's east, where the drains' capacity shows most in the water
+  level: what lets a filter tell blocked drains from heavier rain, docs/assimilation.md), every minute;
 - the police's road reports and the railway's GTFS-realtime feed (feeds without a place of their own:
   drawn at the station).
 
@@ -27,6 +28,7 @@ from twin.core.city import City  # noqa: E402
 from twin.core.sensors import Sensor, sensors_frame  # noqa: E402
 
 LOWTOWN_BOX = (500330.0, 3400450.0, 501560.0, 3400700.0)  # the riverside hollow (generator: LOW_U, north bank)
+DRAIN_GAUGES = ("D32", "D43")  # the inlets whose water level a blocked drain network changes most (10 m cells)
 
 
 def lowest_points(city, box, n: int, spacing_m: float = 150.0) -> list[tuple[float, float]]:
@@ -85,6 +87,11 @@ def demo_sensors(city) -> list[Sensor]:
     for k, (x, y) in enumerate(lowest_points(city, LOWTOWN_BOX, 4), start=1):
         out.append(Sensor(f"WL{k}", "water_level", r2(x), r2(y), "depth", "m", noise_sd=0.02, interval_s=60.0,
                           radius_m=4.0, name=f"Lowtown hollow gauge {k}"))
+    drains = city.layer("drains").set_index("id")
+    for d in DRAIN_GAUGES:
+        p = drains.geometry[d]
+        out.append(Sensor(f"WL-{d}", "water_level", r2(p.x), r2(p.y), "depth", "m", noise_sd=0.02, interval_s=60.0,
+                          radius_m=4.0, name=f"drain {d} inlet gauge"))
     out.append(Sensor("POLICE", "road_report", r2(station.x), r2(station.y - 30.0), "road_closed", "-", "roads", "*",
                       interval_s=60.0, name="police road closures (each report names its road)"))
     out.append(Sensor("RAIL", "train_feed", r2(station.x), r2(station.y), "train_delay_s", "s", "sources", "*",

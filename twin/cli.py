@@ -524,11 +524,14 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
               help="enkf: what the update corrects keeps this share of its spread before the update (0: none).")
 @click.option("--ignore-forcings", is_flag=True, help="Do not apply the record's forcing readings (the quantities the "
               "model declares as forcings): estimate a forcing's scale from the state sensors instead.")
+@click.option("--observe-forcings", is_flag=True, help="Do not apply the record's forcing readings: assimilate them as "
+              "readings of each member's own forcing, which pins down an estimated scale of it (the state sensors are "
+              "then left to the other parameters).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
 @click.option("--no-report", is_flag=True, help="Write the tables only, not report.html and its pictures.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
-               outlier_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, ignore_forcings, workers,
-               no_report):
+               outlier_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, ignore_forcings, observe_forcings,
+               workers, no_report):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
     from .live.assimilate import Assimilation, AssimilationSettings
@@ -561,7 +564,8 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
                                     horizon_s=horizon_s, outlier_k=outlier_k, kernel=kernel, localise_m=localise_m,
                                     obs_error=obs_error, inflation=inflation, rtps=rtps, temper_to=temper_to,
-                                    use_forcings=not ignore_forcings,
+                                    use_forcings=not (ignore_forcings or observe_forcings),
+                                    observe_forcings=observe_forcings,
                                     workers=workers, report=not no_report)
     s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out)
     click.echo(f"assimilate ({method}, {members} members): {s['updates']} updates, {s['rejected']} readings "

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import impacts
+from . import impacts, memo
 
 FLOOR_M2_PER_PERSON = {
     "residential": 36.5, "hotel": 40.0, "office": 15.0, "commercial": 30.0, "public": 25.0,
@@ -94,8 +94,10 @@ class Exposure:
         keep = ~raster.blocked if permanent is None else ~(raster.blocked | permanent)
         self.building_depth_m = building_depth_m
         self.road_depth_m = road_depth_m
-        self.bld_ptr, self.bld_cells = _only(keep, *impacts.building_cells(buildings.geometry.values, grid,
-                                                                           raster.blocked, ring=True))
+        geoms = buildings.geometry.values
+        ring = memo.cached("building_ring", memo.digest(list(geoms), grid, raster.blocked),
+                           lambda: impacts.building_cells(geoms, grid, raster.blocked, ring=True))
+        self.bld_ptr, self.bld_cells = _only(keep, *(a.copy() for a in ring))
         self.people = people_per_building(buildings)
         self.levels = levels_of(buildings) if len(buildings) else np.zeros(0, np.int64)
         nb = len(buildings)
@@ -106,7 +108,8 @@ class Exposure:
             import shapely
 
             segs = shapely.linestrings(np.stack([graph.node_xy[graph.edge_u], graph.node_xy[graph.edge_v]], axis=1))
-            self.edge_ptr, self.edge_cells = _only(keep, *impacts.line_cells(segs, grid))
+            crossed = memo.cached("edge_cells", memo.digest(list(segs), grid), lambda: impacts.line_cells(segs, grid))
+            self.edge_ptr, self.edge_cells = _only(keep, *(a.copy() for a in crossed))
             self.edge_road = graph.edge_road
             self.road_len_m = graph.road_len
             nr = len(graph.road_ids)

@@ -28,7 +28,7 @@ from twin.core.model_contract import (KPI, AlertRule, CityModel, Correctable, Ex
                                       Forcing, LayerSpec, splice_series,
                                       Numbers, Param, Snapshot, StateSpec, TimeSeries)
 
-from . import city_check, inputs, site
+from . import city_check, inputs, regrid, site
 from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING, WALKING, Evacuation
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
@@ -590,18 +590,47 @@ class FloodModel(CityModel):
     def check_restored_state(self) -> None:
         self.evacuation.check_restored()
 
-    # A branch into a variant with more (mobile) pumps restores a state with fewer sinks: the pumps it
-    # adds come last and have taken nothing yet.
+    # Two kinds of state saved with other parameters come back here. A branch into a variant with more
+    # (mobile) pumps restores a state with fewer sinks: the pumps it adds come last and have taken
+    # nothing yet. A state saved at another cell size (a live twin at 2 m, its forecast's members at
+    # 4 m) is resampled onto this grid, its water volume kept (regrid).
     def saved_rows(self, saved, shapes):
+        out = {}
         held = shapes.get("solver.sink_m3")
-        return {"solver.sink_m3": held[0]} if held and len(held) == 1 and held[0] < self.solver.n_sinks else {}
+        if held and len(held) == 1 and held[0] < self.solver.n_sinks:
+            out["solver.sink_m3"] = held[0]
+        cell = self._saved_cell_m(saved, shapes.get("solver.h"))
+        if cell is not None:
+            out.update(regrid.saved_shapes(*shapes["solver.h"]))
+        return out
 
     def adapt_state(self, arrays, meta):
         held = arrays.get("solver.sink_m3")
         n = self.solver.n_sinks
-        if held is None or np.ndim(held) != 1 or len(held) >= n:
-            return arrays, meta  # as it is; set_state's checks say what is wrong, if anything
-        return {**arrays, "solver.sink_m3": np.concatenate([held, np.zeros(n - len(held), held.dtype)])}, meta
+        if held is not None and np.ndim(held) == 1 and len(held) < n:
+            arrays = {**arrays, "solver.sink_m3": np.concatenate([held, np.zeros(n - len(held), held.dtype)])}
+        h = arrays.get("solver.h")
+        cell = self._saved_cell_m(meta, None if h is None else h.shape)
+        if cell is not None and all(np.shape(arrays.get(p)) == s for p, s in regrid.saved_shapes(*h.shape).items()):
+            arrays = regrid.regrid(arrays, cell, self.raster.grid.cell_m, self.raster.blocked,
+                                   FLOODED_DEPTH_M)
+        return arrays, meta  # anything still not this model's: set_state's checks say what is wrong
+
+    def _saved_cell_m(self, saved, shape) -> float | None:
+        """The cell size of a state saved on a grid of another cell size over the same DEM (its
+        grid arrays then have ``shape``), else None."""
+        params = saved.get("params") if isinstance(saved, dict) else None
+        cell = params.get("cell_size_m") if isinstance(params, dict) else None
+        if shape is None or len(shape) != 2 or not isinstance(cell, (int, float)) or isinstance(cell, bool):
+            return None
+        dem = self.city.terrain.grid
+        cell = float(cell) or float(dem.cell_m)
+        if not cell > 0 or math.isclose(cell, self.raster.grid.cell_m, rel_tol=1e-9):
+            return None
+        ny, nx = dem.values.shape
+        grid = (max(1, math.ceil(ny * dem.cell_m / cell - 1e-9)), max(1, math.ceil(nx * dem.cell_m / cell - 1e-9)))
+        # (at most 8 times finer than this grid: what a file claims is not allocated unbounded)
+        return cell if tuple(shape) == grid and grid[0] * grid[1] <= 64 * self.solver.h.size else None
 
     # -- live feeds ---------------------------------------------------------------------------------
     def forced_parameters(self, quantity, readings):

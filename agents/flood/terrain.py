@@ -11,6 +11,8 @@ import numpy as np
 
 from twin.core.errors import UserError
 
+from . import memo
+
 # What the solver holds per cell, in bytes: depth ×2 (float64), bed, friction, flows ×4, maxima ×2
 # (float32), arrival time (float64), bed as given (float64), masks ×2; plus a fifth for row and
 # block scratch and the building of the grid itself.
@@ -156,8 +158,13 @@ class FloodRaster:
 def build_raster(dem_values: np.ndarray, x0: float, y0: float, dem_cell_m: float, cell_size_m: float,
                  buildings=(), name: str = "DEM", available_memory: int | None = None) -> FloodRaster:
     """Resample the DEM to ``cell_size_m`` and block the cells whose centre lies in a building."""
-    z, grid = resample_dem(dem_values, x0, y0, dem_cell_m, cell_size_m, name, available_memory)
-    return FloodRaster(z, polygons_mask(buildings, grid), grid)
+    def make():
+        z, grid = resample_dem(dem_values, x0, y0, dem_cell_m, cell_size_m, name, available_memory)
+        return z, polygons_mask(buildings, grid), grid
+
+    key = memo.digest(np.asarray(dem_values), x0, y0, dem_cell_m, cell_size_m, list(buildings), available_memory)
+    z, blocked, grid = memo.cached("raster", key, make)
+    return FloodRaster(z.copy(), blocked.copy(), grid)  # barriers raise z in place
 
 
 def build_raster_from_field(dem, cell_size_m: float, buildings=(), available_memory: int | None = None) -> FloodRaster:

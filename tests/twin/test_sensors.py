@@ -31,7 +31,7 @@ def test_demo_city_has_the_sensors_the_live_scenarios_need(demo):
     assert {s.feature for s in kinds["attraction_counter"]} == set(demo.pois_of("attraction")["id"])
     assert len(kinds["rain_gauge"]) == 3 and all(s.value == "rain_mm_per_h" for s in kinds["rain_gauge"])
     gauges = kinds["water_level"]
-    assert len(gauges) == 6
+    assert len(gauges) == 8  # pump sumps, the hollow, two drain inlets
     # the water-level gauges stand in the hollow: lower than 90 % of the city's ground
     z = demo.elevation_at([s.x for s in gauges], [s.y for s in gauges])
     import numpy as np
@@ -55,7 +55,7 @@ def test_city_info_lists_the_sensors():
     from twin.gis.city_info import city_info
 
     text = city_info(DEMO_CITY)
-    assert "Sensors   38: attraction_counter 7, gate_counter 13" in text
+    assert "Sensors   40: attraction_counter 7, gate_counter 13" in text
     assert "C-E1       gate_counter       gates/E1/exited" in text
     assert "RG2        rain_gauge         rain_mm_per_h" in text
 

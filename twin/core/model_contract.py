@@ -833,9 +833,10 @@ class CityModel(mesa.Model):
     def saved_rows(self, saved: dict[str, Any], shapes: dict[str, tuple]) -> dict[str, int]:
         """A state saved with other parameters may hold arrays with another number of rows where the
         parameters size them (a model's agents yet to come): those paths and the rows the saved run had,
-        for the checks of the file before ``adapt_state`` makes them this model's. ``saved`` is the
-        saved model's metadata (``params``, ``attrs``), ``shapes`` the arrays' shapes in the file.
-        By default {}: every array has this model's shape."""
+        for the checks of the file before ``adapt_state`` makes them this model's. A value may also be a
+        whole shape (a tuple), for arrays whose every axis the parameters size (a raster at another
+        resolution). ``saved`` is the saved model's metadata (``params``, ``attrs``), ``shapes`` the
+        arrays' shapes in the file. By default {}: every array has this model's shape."""
         return {}
 
     def same_params(self, saved, ignore=()) -> bool:

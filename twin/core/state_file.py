@@ -283,14 +283,16 @@ def restore_state(model, state: SavedState) -> None:
     if extra:
         raise UserError(f"{where}: array {extra[0]!r} is not part of model {model.name}'s state; the file was written "
                         "by another version of the model or edited.")
-    try:  # arrays a state saved with other parameters holds with other rows (CityModel.saved_rows)
+    try:  # arrays a state saved with other parameters holds with other rows or shapes (CityModel.saved_rows)
         rows = model.saved_rows(state.meta["model"], {p: h.shape for p, h in state.headers.items()})
     except UserError as e:
         raise UserError(f"{where}: {e}") from None
     for path, (fresh, max_shape) in expected.items():
         shape = fresh.shape
         if path in rows:
-            shape = max_shape = (int(rows[path]),) + fresh.shape[1:]
+            saved = rows[path]
+            shape = max_shape = (tuple(int(n) for n in saved) if isinstance(saved, (tuple, list))
+                                 else (int(saved),) + fresh.shape[1:])
         h = state.headers.get(path)
         if h is None:
             if path in state.meta["model"]["attrs"]:

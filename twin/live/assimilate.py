@@ -64,6 +64,9 @@ class AssimilationSettings:
     temper_to: float = 0.3  # pf: temper an update's likelihood so that this share of N stays effective (0: never)
     adaptive_noise: bool = True  # a sensor's error as its innovations show it (never below its declared noise)
     use_forcings: bool = True  # False: forcing readings are not applied (estimate a forcing's scale instead)
+    # True: forcing readings are not applied but assimilated, as readings of each member's own forcing (what
+    # pins down an estimated scale of it, leaving the state sensors to the other parameters)
+    observe_forcings: bool = False
     workers: int = 1
     report: bool = True  # report.html and its pictures (parameters, residuals, skill) in --out
 
@@ -100,7 +103,8 @@ class EnsembleFilter:
         self._log = log
         sensors = read_sensors(scenario.load_city())
         self.observer = Observer(scenario.model_class(), sensors)
-        self.state_sensors = self.observer.state_sensors
+        self.state_sensors = self.observer.state_sensors + (self.observer.forcing_sensors
+                                                            if settings.observe_forcings else [])
         self.by_id = {s.id: s for s in self.state_sensors}
         self.obs: dict[float, list[tuple[str, float]]] = {}
         self.forcing_msgs: dict[float, list[tuple[str, str, float]]] = {}
@@ -448,7 +452,7 @@ class Assimilation(EnsembleFilter):
                 self.skipped += 1
                 continue
             t, v = round(t, 6), _number(m.get("value"))  # a value that is not a number: a missing reading
-            if r.how == "forcing":
+            if r.how == "forcing" and not self.s.observe_forcings:
                 if math.isfinite(v):
                     self.forcing_msgs.setdefault(t, []).append((r.sensor.id, str(m.get("feature", "")), v))
             else:

@@ -35,7 +35,8 @@ def member_task(raw: dict, path: str | None, city_path: str, state: bytes, varia
     try:
         sc = _scenario(raw, path, city_path)
         st = state_from_bytes(state, "live state")
-        run = Run(sc, variant, seed, overrides, state=st, replication=member, outputs=False)  # a member writes no folder
+        # a member's values are all it gives: none of the scenario's [outputs] (extents, fields, tracks)
+        run = Run(sc, variant, seed, overrides, state=st, replication=member, outputs=False)
         obs = Observer(type(run.model), sensors)
         want = [obs.by_id[i].sensor for i in sensor_ids if i in obs.by_id]
         t0 = run.time_s
