@@ -242,8 +242,11 @@ def persons_per_step(width_m: float) -> float:
     return float(np.interp(width_m, w, k))
 
 
-TOURIST_STREAM = 0x746F7572  # seeds the draw of who is a tourist, beside the model's seed
-LIFT_STREAM = 0x6C696674  # seeds the draw of who takes lifts
+# the per-passenger draws, each from streams of its own beside the model's seed (_per_passenger): a
+# share changes no other draw
+TOURIST_STREAM = 0x746F7572  # who is a tourist
+LIFT_STREAM = 0x6C696674  # who takes lifts
+SPEED_STREAM, MODE_STREAM, GUIDED_STREAM, ROUTE_STREAM, ESCALATOR_STREAM, DEST_STREAM = range(1, 7)
 LIFT_AVOID_S = 3600.0  # what a lift (or a waypoint that only leads on by lift) costs the others' routes
 GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of its middle (the street outside)
 
@@ -532,7 +535,7 @@ class StationDispersalModel(CityModel):
         """Trains, their release times and the per-passenger draws (speed, mode, guidance, route
         taste, escalator walking); a passenger's index is their id for the whole run. ``sizes``: each
         train's passengers as a restored run continued with another demand has them (adapt_state)."""
-        st, p, rng = self.station, self.p, self.rng
+        st, p = self.station, self.p
         notes: list[str] = []
         trains = self._planned_trains(p, notes)
         for note in notes:
@@ -570,17 +573,20 @@ class StationDispersalModel(CityModel):
         self.src_of = np.concatenate(src_of).astype(np.int32) if src_of else np.zeros(0, np.int32)
         self.src_ptr = [a for a, _ in self.src_ranges]
         self.src_sizes = [int(b - a) for a, b in self.src_ranges]
-        self.v0 = np.clip(rng.normal(p["desired_speed_mps"], p["desired_speed_sd_mps"], N), 0.5, 2.0)
-        self.mode = rng.choice(4, size=N, p=shares / shares.sum()).astype(np.int32)
+        draw = self._per_passenger
+        self.v0 = np.clip(draw(SPEED_STREAM, lambda g, m: g.normal(p["desired_speed_mps"], p["desired_speed_sd_mps"], m)),
+                          0.5, 2.0)
+        self.mode = draw(MODE_STREAM, lambda g, m: g.choice(4, size=m, p=shares / shares.sum())).astype(np.int32)
         # tourists from a stream of their own, so the share changes no other draw; they leave on foot
-        self.is_tourist = np.random.default_rng([self.seed, TOURIST_STREAM]).random(N) < p["tourist_share"]
+        self.is_tourist = draw(TOURIST_STREAM, lambda g, m: g.random(m)) < p["tourist_share"]
         self.mode[self.is_tourist] = 0
-        self.guided = rng.random(N) < p["guidance_share"]
+        self.guided = draw(GUIDED_STREAM, lambda g, m: g.random(m)) < p["guidance_share"]
         T = self.T
-        self.route_noise = (rng.normal(0.0, p["route_noise_s"], (N, T)) if p["route_noise_s"] > 0
-                            else np.zeros((N, T)))
-        self.walks_escalator = rng.random(N) < p["escalator_walk_share"]
-        self.takes_lift = np.random.default_rng([self.seed, LIFT_STREAM]).random(N) < p["lift_share"]
+        self.route_noise = (draw(ROUTE_STREAM, lambda g, m: g.normal(0.0, p["route_noise_s"], (m, T)))
+                            if p["route_noise_s"] > 0 else np.zeros((N, T)))
+        self.walks_escalator = draw(ESCALATOR_STREAM, lambda g, m: g.random(m)) < p["escalator_walk_share"]
+        self.takes_lift = draw(LIFT_STREAM, lambda g, m: g.random(m)) < p["lift_share"]
+        self.dest_draw = draw(DEST_STREAM, lambda g, m: g.random(m))  # which of its mode's destinations
         self.must_validate = np.array([st.sources[k].must_validate for k in self.src_of], dtype=bool)
         self.state = np.full(N, PENDING, dtype=np.int8)
         self.t_appear = np.full(N, np.nan)
@@ -594,6 +600,16 @@ class StationDispersalModel(CityModel):
         self.came_from = np.full(N, -1, dtype=np.int32)  # the level index a passenger last left
         self.t_on = np.full(N, np.nan)
         self.t_off = np.full(N, np.nan)
+
+    def _per_passenger(self, stream: int, draw) -> np.ndarray:
+        """``draw(generator, m)`` for each train's ``m`` passengers, each train from a generator of its
+        own (the model's seed, ``stream``, the train), concatenated in the order of ``src_ranges``. A
+        passenger's draws then depend on their train and place in it, not on how many others there are:
+        a run continued with another demand (adapt_state) keeps every kept passenger's speed, mode and
+        route taste, and a walker does not change their mind."""
+        parts = [np.asarray(draw(np.random.default_rng([self.seed, stream, k]), int(b - a)))
+                 for k, (a, b) in enumerate(self.src_ranges)]
+        return np.concatenate(parts) if parts else np.asarray(draw(np.random.default_rng(0), 0))
 
     def _setup_routes(self) -> None:
         """Route choice tables: onward destinations per gate, guidance, queue capacities and the
@@ -631,7 +647,7 @@ class StationDispersalModel(CityModel):
             cols = np.flatnonzero(column_mode == mi)
             who = np.flatnonzero(self.mode == mi)
             if len(cols) and len(who):
-                self.dest[who] = cols[rng.integers(len(cols), size=len(who))]
+                self.dest[who] = cols[np.minimum((self.dest_draw[who] * len(cols)).astype(np.int64), len(cols) - 1)]
         guided = set(_guided_ids(st, p))
         guided_allowed = self.gate_open.copy()
         if p["guidance_gates"]:
@@ -1332,7 +1348,7 @@ class StationDispersalModel(CityModel):
         state, the trains yet to come are this run's. A train that has begun releasing keeps its
         passengers and its schedule (a new demand would otherwise step off at once: a burst on the
         platform at every change, which a particle filter's kernel makes at every resampling). Those
-        kept have this run's per-passenger draws (speed, mode) where they are not state."""
+        kept keep their per-passenger draws (speed, mode, route taste: _per_passenger)."""
         attrs = meta.get("attrs", {})
         if isinstance(attrs, dict) and "crowd.noise_key" not in attrs:  # saved before replications had keys
             attrs = {**attrs, "crowd.noise_key": 0}

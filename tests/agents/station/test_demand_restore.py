@@ -59,6 +59,22 @@ def test_a_run_continues_with_more_or_less_demand_for_the_passengers_yet_to_come
         assert r.current_kpis()["agents_total"] == 150 + p2
 
 
+def test_passengers_keep_their_draws_when_the_run_continues_with_another_demand():
+    """A passenger's speed, mode, destination and route taste are drawn from their own train's
+    streams: walkers already in the station do not change their minds when the demand changes, and
+    the passengers of a train yet to come keep theirs where the train keeps them."""
+    mixed = dict(share_walk=0.4, share_metro=0.3, share_bus=0.2, share_taxi=0.1)
+    early = model(**mixed)
+    early.advance_to(10)  # P1 releasing, P2 yet to come
+    r = restored(saved(early), demand_scale=1.5, **mixed)
+    assert r.src_sizes == [150, 225]
+    for name in ("v0", "mode", "dest", "route_noise", "guided", "walks_escalator"):
+        a, b = getattr(early, name), getattr(r, name)
+        assert np.array_equal(a[:150], b[:150]), name  # P1's, all of them
+        assert np.array_equal(a[150:300], b[150:300]), name  # P2's first 150 of 225
+    assert len(set(r.mode[:150].tolist())) > 2  # the draws are really mixed
+
+
 def test_a_continued_run_with_its_new_demand_is_saved_and_restored_exactly():
     m = model()
     m.advance_to(10)
