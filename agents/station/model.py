@@ -1350,9 +1350,6 @@ class StationDispersalModel(CityModel):
         platform at every change, which a particle filter's kernel makes at every resampling). Those
         kept keep their per-passenger draws (speed, mode, route taste: _per_passenger)."""
         attrs = meta.get("attrs", {})
-        if isinstance(attrs, dict) and "crowd.noise_key" not in attrs:  # saved before replications had keys
-            attrs = {**attrs, "crowd.noise_key": 0}
-            meta = {**meta, "attrs": attrs}
         old, ptr = attrs.get("src_sizes"), attrs.get("src_ptr")
         self._other_demand_only = self.same_params(meta.get("params"), ignore=("demand_scale",))
         if (not isinstance(old, list) or old == self.src_sizes or not isinstance(ptr, list) or len(ptr) != len(old)

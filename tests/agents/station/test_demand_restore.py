@@ -140,6 +140,7 @@ def test_replications_of_one_state_walk_their_own_way_and_each_restores_exactly(
     for r in (copies[0], again):
         r.advance_to(45)
     assert np.array_equal(again.crowd.x[: again.crowd.n], copies[0].crowd.x[: copies[0].crowd.n])
-    old = saved(m)  # a state saved before the key existed continues as the run that saved it
+    old = saved(m)  # a state without the key (saved by a version before it) is refused, naming it
     del old.meta["model"]["attrs"]["crowd.noise_key"]
-    assert restored(old).crowd.noise_key == 0
+    with pytest.raises(UserError, match="noise_key"):
+        restored(old)
