@@ -53,6 +53,7 @@ from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
 import pandas as pd
 import shapely
 
@@ -222,13 +223,8 @@ def _walled_off(walk: list[dict], other: list[dict], obst: list[dict], gates: li
     if not pieces:
         return set(), []
     at = np.array(at)
-    parent = list(range(len(pieces)))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
+    pieces_joined = DisjointSet(range(len(pieces)))  # pieces a connector joins are one area
+    find = pieces_joined.__getitem__
 
     tree = shapely.STRtree(pieces)
 
@@ -243,7 +239,7 @@ def _walled_off(walk: list[dict], other: list[dict], obst: list[dict], gates: li
         xy = np.asarray(c["geometry"].coords)[[0, -1], :2]
         ends = nearest(shapely.Point(xy[0]), lv(c, "from_level")) + nearest(shapely.Point(xy[-1]), lv(c, "to_level"))
         for k in ends:
-            parent[find(k)] = find(ends[0])
+            pieces_joined.merge(k, ends[0])
     out = {find(k) for g in gates if str(g.get("kind") or "exit") != "ticket_gate"
            for k in near(g["geometry"], lv(g), GATE_TOUCH_TOL_M)}
     if not out:  # no exit at all: the model's own check says so

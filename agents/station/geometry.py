@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
 import shapely
 from shapely import wkt as shapely_wkt
 
@@ -623,13 +624,8 @@ def _place_tickets(st: StationGeometry) -> None:
         # joined: the pieces are shrunk a hair, which opens every crack, and slivers are dropped.
         parts = shapely.get_parts(shapely.buffer(cut, -SEAM_M, join_style="mitre")) if slots else [cut]
         pieces += [(lv, q) for q in parts if q.area > SLIVER_M2 or not slots]
-    parent = list(range(len(pieces)))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
+    pieces_joined = DisjointSet(range(len(pieces)))  # pieces a connector joins are one area
+    find = pieces_joined.__getitem__
 
     def piece_at(lv, pt) -> int:
         d = [q.distance(pt) if plv == lv else np.inf for plv, q in pieces]
@@ -639,7 +635,7 @@ def _place_tickets(st: StationGeometry) -> None:
         if c.open:
             a = piece_at(c.from_level, shapely.Point(c.lower))
             b = piece_at(c.to_level, shapely.Point(c.upper))
-            parent[find(a)] = find(b)
+            pieces_joined.merge(a, b)
     exits = [g for g in st.gates if g.open]
     unpaid_roots = {find(k) for k, (lv, q) in enumerate(pieces)
                     if any(g.level == lv and q.distance(g.geom) <= GATE_TOUCH_TOL_M for g in exits)}
