@@ -77,11 +77,16 @@ def residuals_figure(res: pd.DataFrame):
             ax.plot(bad.time_s / 60.0, bad.observed - bad.before, "x", color="#000000", ms=5, label="rejected")
         ax.set_title(str(sid), fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in axes[len(sensors):]:
+    return _finish(fig, axes, len(sensors), "time (min); reading minus the ensemble mean")
+
+
+def _finish(fig, axes, used: int, xlabel: str, legend: bool | None = None):
+    """A grid of panels done: the panels past ``used`` hidden, the legend on the first, the x label."""
+    for ax in axes[used:]:
         ax.set_visible(False)
-    if sensors:
+    if used if legend is None else legend:
         axes[0].legend(fontsize=7)
-    fig.supxlabel("time (min); reading minus the ensemble mean", fontsize=9)
+    fig.supxlabel(xlabel, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -121,13 +126,7 @@ def skill_figure(skill: pd.DataFrame, kpis: list[str]):
     ax.set_title("p10-p90 coverage (all)", fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
-    for ax in axes[panels:]:
-        ax.set_visible(False)
-    if kpis:
-        axes[0].legend(fontsize=7)
-    fig.supxlabel("lead (min); RMSE of the ensemble mean", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, panels, "lead (min); RMSE of the ensemble mean", legend=bool(kpis))
 
 
 def write_assimilation_report(out: Path, summary: dict, headline: list[str]) -> Path:
