@@ -192,3 +192,22 @@ def test_tempering_keeps_a_share_of_the_particles_effective_and_is_off_when_not_
     loose = particle_step(predicted, observed, np.full(4, 50.0), np.random.default_rng(1), resample_below=0.0,
                           temper_to=0.3)
     assert loose.tempering == 1.0 and loose.ess > 45  # readings that say little are taken as they are
+
+
+def test_the_variance_the_parameters_do_not_explain_is_the_models_own_randomness():
+    from twin.live.filters import variance_unexplained_by
+
+    rng = np.random.default_rng(4)
+    theta = rng.uniform(0.8, 1.6, (20_000, 1))  # members: a count of 100 × demand, plus the model's randomness
+    own = rng.normal(0.0, 5.0, (20_000, 2)) * [1.0, 0.0]  # sensor 2: no randomness of its own
+    predicted = 100.0 * theta + own
+    v = variance_unexplained_by(predicted, theta)
+    assert v[0] == pytest.approx(25.0, rel=0.03) and v[1] == pytest.approx(0.0, abs=1e-9)
+    assert np.var(predicted[:, 0]) > 20 * v[0]  # the whole spread is mostly the demand's
+    w = np.r_[np.full(10_000, 1.0), np.zeros(10_000)] / 10_000  # a weighted ensemble: only the first half counts
+    predicted[10_000:, 0] += 1e3 * rng.normal(size=10_000)
+    assert variance_unexplained_by(predicted, theta, w)[0] == pytest.approx(25.0, rel=0.05)
+    # no parameters (or one value for all): the spread about the mean; a member predicting none: NaN
+    assert variance_unexplained_by(predicted[:100], np.zeros((100, 0)))[1] == pytest.approx(np.var(predicted[:100, 1]))
+    flat = variance_unexplained_by(np.c_[np.arange(4.0), [1.0, np.nan, 1.0, 1.0]], np.ones((4, 1)))
+    assert flat[0] == pytest.approx(1.25) and np.isnan(flat[1])

@@ -37,7 +37,7 @@ from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
 from .assim_report import write_assimilation_report
 from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, inflate, liu_west, localisation, merge_duplicates, particle_step,
-                      relax_to_prior_spread)
+                      relax_to_prior_spread, variance_unexplained_by)
 from .forecast import MemberPool, forecast_frame, score
 from .observe import Observer
 from .synth import _is_tick, read_record, tick_times
@@ -119,6 +119,8 @@ class EnsembleFilter:
         self.update_rows: list[dict] = []
         self.residual_rows: list[dict] = []
         self.noise_seen: dict[str, float] = {}  # adaptive_noise: each sensor's error variance as seen so far
+        # adaptive_noise, pf: each sensor's spread of the members that their parameters do not explain, so far
+        self.spread_seen: dict[str, float] = {}
         self.members: list[Member] = []  # the filtered ensemble
         self.time_s = 0.0  # where catch_up has taken it
 
@@ -216,7 +218,7 @@ class EnsembleFilter:
         # the sensor's declared noise, and what the model cannot represent: obs_error × the reading
         sd = np.sqrt(np.array([s.noise_sd for s in sensors]) ** 2 + (self.s.obs_error * np.nan_to_num(np.abs(y))) ** 2)
         if self.s.adaptive_noise:
-            sd = self._adapted_noise(sensors, HX, y, sd)
+            sd = self._adapted_noise(sensors, HX, y, sd, members)
         sd = np.maximum(sd, 1e-6)
         wall = time.perf_counter()
         rng = np.random.default_rng([self.seed, STREAM, self.n_updates + 1])
@@ -278,15 +280,35 @@ class EnsembleFilter:
                      + ", ".join(f"{s.id} = {y[j]:g}" for j, s in enumerate(sensors) if rejected[j]))
         return members
 
-    def _adapted_noise(self, sensors: list, HX: np.ndarray, y: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    def _adapted_noise(self, sensors: list, HX: np.ndarray, y: np.ndarray, sd: np.ndarray,
+                       members: list[Member]) -> np.ndarray:
         """Each sensor's error as its readings have shown it: a running mean (the last few updates) of
         its innovations' variance that the ensemble's spread does not explain, never below the declared
         noise. What the model cannot represent (its own randomness at a sensor, a process it lacks)
         then widens the likelihood instead of making the filter ever surer of a wrong answer. A reading
-        the outlier test would reject (with the error seen so far) does not count."""
+        the outlier test would reject (with the error seen so far) does not count.
+
+        pf: a particle is one draw of a stochastic model, the truth another: a particle with the truth's
+        parameters misses a reading by the model's own randomness there, twice over (the truth's draw
+        and its own). That randomness is the members' spread their parameters do not explain
+        (``variance_unexplained_by``; taken at once where it grows, forgotten as above where it
+        shrinks); the error is at least the declared noise plus twice it. Without it a count of 60 a minute weighs the particles with its
+        declared ±2 while two runs of one demand count ±10 apart, and selects the luckiest draw of
+        the model's randomness instead of the parameters."""
         w = self.weights if self.s.method == "pf" else np.full(len(HX), 1.0 / len(HX))
         u = unexplained_variance(HX, y, w)
         var = w @ (HX - w @ HX) ** 2
+        own = np.zeros(len(sensors))
+        if self.s.method == "pf":
+            theta = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64)
+            spread = variance_unexplained_by(HX, theta.reshape(len(members), len(self.ranges)), w)
+            for j, s in enumerate(sensors):
+                seen = self.spread_seen.get(s.id)
+                if np.isfinite(spread[j]):  # at once where it grows (a train's crowd arriving), slowly where
+                    # it shrinks (copies of one member after a resampling are alike, though the model is not)
+                    self.spread_seen[s.id] = (spread[j] if seen is None else
+                                              max(spread[j], (1 - NOISE_MEMORY) * seen + NOISE_MEMORY * spread[j]))
+                own[j] = self.spread_seen.get(s.id, 0.0)
         out = sd.copy()
         for j, s in enumerate(sensors):
             seen = self.noise_seen.get(s.id)
@@ -294,7 +316,7 @@ class EnsembleFilter:
             if np.isfinite(u[j]) and u[j] + var[j] <= self.s.outlier_k ** 2 * (var[j] + now):
                 self.noise_seen[s.id] = max(u[j], 0.0) if seen is None else (
                     (1 - NOISE_MEMORY) * seen + NOISE_MEMORY * max(u[j], 0.0))
-            out[j] = math.sqrt(max(sd[j] ** 2, self.noise_seen.get(s.id, 0.0)))
+            out[j] = math.sqrt(max(sd[j] ** 2, self.noise_seen.get(s.id, 0.0), sd[j] ** 2 + 2.0 * own[j]))
         return out
 
     def _clip(self, values) -> dict:

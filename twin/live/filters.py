@@ -291,3 +291,25 @@ def unexplained_variance(predicted: np.ndarray, observed: np.ndarray, weights: n
         mean = w @ predicted
         var = w @ (predicted - mean) ** 2
         return (np.asarray(observed, dtype=np.float64) - mean) ** 2 - var
+
+
+def variance_unexplained_by(predicted: np.ndarray, theta: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per observation: the weighted variance of the members' predictions about their weighted
+    least-squares fit on the members' parameters ``theta`` (N × p; p = 0: about their mean), the part
+    of the ensemble's spread the parameters do not explain: a stochastic model's own randomness at
+    the sensor. A member with the truth's parameters still differs from the truth's reading by about
+    twice this variance (the truth's draw and the member's). NaN where a member predicts none."""
+    predicted = np.atleast_2d(np.asarray(predicted, dtype=np.float64))
+    n = len(predicted)
+    w = _uniform(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    theta = np.asarray(theta, dtype=np.float64).reshape(n, -1)
+    centred = theta - w @ theta
+    scale = np.sqrt(w @ centred ** 2)
+    X = np.column_stack([np.ones(n), centred[:, scale > 0] / scale[scale > 0]])
+    sw = np.sqrt(w)[:, None]
+    out = np.full(predicted.shape[1], np.nan)
+    ok = np.isfinite(predicted).all(axis=0)
+    if ok.any():
+        beta = np.linalg.lstsq(X * sw, predicted[:, ok] * sw, rcond=None)[0]
+        out[ok] = w @ (predicted[:, ok] - X @ beta) ** 2
+    return out

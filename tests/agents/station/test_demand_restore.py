@@ -144,3 +144,22 @@ def test_replications_of_one_state_walk_their_own_way_and_each_restores_exactly(
     del old.meta["model"]["attrs"]["crowd.noise_key"]
     with pytest.raises(UserError, match="noise_key"):
         restored(old)
+
+
+def test_a_continued_run_counts_as_its_parent_with_the_same_demand_and_never_fewer_with_more():
+    """What a particle filter's resampled child must be: restored with its parent's demand it counts at
+    the gates exactly what the parent counts; with a higher demand never fewer, in any window, than
+    with a lower one (docs/assimilation.md, the station's twin experiment)."""
+    parent = model()
+    parent.advance_to(10)  # P1 releasing, P2 yet to come
+    state = saved(parent)
+    less, same, more = (restored(state, demand_scale=d) for d in (0.5, 1.0, 1.5))
+    counts = []
+    for t in range(15, 91, 5):
+        for r in (parent, less, same, more):
+            r.advance_to(t)
+        counts.append([int(r.exited_by_gate.sum()) for r in (parent, less, same, more)])
+    c = np.array(counts)
+    assert np.array_equal(c[:, 0], c[:, 2])  # the same demand: the parent's counts, window by window
+    assert (np.diff(c[:, 1:], axis=1) >= 0).all()  # less <= same <= more at every window
+    assert c[-1, 1] == 150 + 75 and c[-1, 3] == 150 + 225  # and at the end the yet-to-come train's share
