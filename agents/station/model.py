@@ -253,6 +253,8 @@ GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of it
 
 # The state arrays with a row per passenger, and the walking crowd's (a row per place, as many as
 # passengers): a run continued with another demand_scale has other numbers of them (adapt_state).
+# the parameters that change only trains yet to come: a run continued with others keeps its routes (adapt_state)
+TIMETABLE_PARAMS = ("demand_scale", "train_delays", "train_cancellations")
 NOISE_KEYS = 2 ** 30  # keys of the heading noise (shifted past the step count, which stays below 2**32)
 PASSENGER_ARRAYS = ("state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "lane_of",
                     "t_validated", "conn_e", "came_from", "t_on", "t_off")
@@ -1351,7 +1353,9 @@ class StationDispersalModel(CityModel):
         kept keep their per-passenger draws (speed, mode, route taste: _per_passenger)."""
         attrs = meta.get("attrs", {})
         old, ptr = attrs.get("src_sizes"), attrs.get("src_ptr")
-        self._other_demand_only = self.same_params(meta.get("params"), ignore=("demand_scale",))
+        # the routes are the saved run's when only the trains yet to come differ (their size, a delay or a
+        # cancellation a feed reports): nobody in the station chooses again (on_restore)
+        self._same_routes = self.same_params(meta.get("params"), ignore=TIMETABLE_PARAMS)
         if (not isinstance(old, list) or old == self.src_sizes or not isinstance(ptr, list) or len(ptr) != len(old)
                 or any(len(arrays.get(k, ())) != sum(old) for k in PASSENGER_ARRAYS)):
             return arrays, meta  # as it is; set_state's checks say what is wrong, if anything
@@ -1399,8 +1403,10 @@ class StationDispersalModel(CityModel):
         self.crowd.noise_key = int(self.rng.integers(1, NOISE_KEYS))
 
     def on_restore(self, same_params: bool) -> None:
-        # another demand only: the gates, banks and guidance are the saved run's, nobody chooses again
-        same_params = same_params or getattr(self, "_other_demand_only", False)
+        # another demand, delay or cancellation only: the gates, banks and guidance are the saved run's,
+        # nobody chooses again (a delay reported to a live twin does not send everyone in the station
+        # to choose their exit anew, as it does not in the truth)
+        same_params = same_params or getattr(self, "_same_routes", False)
         T = self.T
         if same_params:  # the state's targets are this model's: its numbers must index them
             if len(self.queue_s) != T or (self.crowd.tgt >= max(T, 1)).any():

@@ -163,3 +163,29 @@ def test_a_continued_run_counts_as_its_parent_with_the_same_demand_and_never_few
     assert np.array_equal(c[:, 0], c[:, 2])  # the same demand: the parent's counts, window by window
     assert (np.diff(c[:, 1:], axis=1) >= 0).all()  # less <= same <= more at every window
     assert c[-1, 1] == 150 + 75 and c[-1, 3] == 150 + 225  # and at the end the yet-to-come train's share
+
+
+def test_a_delay_reported_mid_run_continues_as_a_run_that_knew_it_from_the_start(monkeypatch):
+    """A live twin (and each member of a filter) continues from its state when a feed reports a delay:
+    the walkers already in the station keep their routes (nobody chooses again, as in the truth, which
+    knew nothing to choose by), so the continued run is the run that had the delay from the start,
+    count for count. Another variant (other guidance) does make everyone choose again."""
+    mixed = dict(share_walk=0.4, share_metro=0.3, share_bus=0.2, share_taxi=0.1)
+    delay = dict(train_delays=["P2 30 10"])
+    knew = model(**mixed, **delay)
+    plain = model(**mixed)
+    plain.advance_to(10)
+    forced = []
+    reroute = StationDispersalModel._reroute
+    monkeypatch.setattr(StationDispersalModel, "_reroute",
+                        lambda self, force: (forced.append(force), reroute(self, force))[1])
+    told = restored(saved(plain), **mixed, **delay)
+    assert True not in forced
+    restored(saved(plain), **mixed, guidance_share=0.5)
+    assert forced[-1] is True
+    for t in range(15, 91, 5):
+        knew.advance_to(t)
+        told.advance_to(t)
+        assert told.exited_by_gate.tolist() == knew.exited_by_gate.tolist(), t
+        assert np.array_equal(told.crowd.tgt[:told.crowd.n], knew.crowd.tgt[:knew.crowd.n]), t
+    assert knew.exited_by_gate.sum() > 0 and knew.release_t[150] >= 50  # P2's train came 30 s late
