@@ -292,9 +292,10 @@ class EnsembleFilter:
         parameters misses a reading by the model's own randomness there, twice over (the truth's draw
         and its own). That randomness is the members' spread their parameters do not explain
         (``variance_unexplained_by``; taken at once where it grows, forgotten as above where it
-        shrinks); the error is at least the declared noise plus twice it. Without it a count of 60 a minute weighs the particles with its
-        declared ±2 while two runs of one demand count ±10 apart, and selects the luckiest draw of
-        the model's randomness instead of the parameters."""
+        shrinks); the error is at least the declared noise plus twice it. Without it a count of 60 a
+        minute weighs the particles with its declared ±2 while two runs with the same parameters count
+        ±10 apart, and the filter selects the luckiest draw of the model's randomness instead of the
+        parameters."""
         w = self.weights if self.s.method == "pf" else np.full(len(HX), 1.0 / len(HX))
         u = unexplained_variance(HX, y, w)
         var = w @ (HX - w @ HX) ** 2
@@ -304,7 +305,7 @@ class EnsembleFilter:
             spread = variance_unexplained_by(HX, theta.reshape(len(members), len(self.ranges)), w)
             for j, s in enumerate(sensors):
                 seen = self.spread_seen.get(s.id)
-                if np.isfinite(spread[j]):  # at once where it grows (a train's crowd arriving), slowly where
+                if np.isfinite(spread[j]):  # at once where it grows (a crowd arriving), slowly where
                     # it shrinks (copies of one member after a resampling are alike, though the model is not)
                     self.spread_seen[s.id] = (spread[j] if seen is None else
                                               max(spread[j], (1 - NOISE_MEMORY) * seen + NOISE_MEMORY * spread[j]))
