@@ -1226,7 +1226,8 @@ class StationDispersalModel(CityModel):
         level[:n] = cr.lv[:n]
         k = n
         if len(ch):
-            pos[k:k + len(ch)], z[k:k + len(ch)] = self._on_connector(ch)
+            K.on_connector(ch, self.conn_e, self.entry_conn, *self.conn_draw, self.t_on, self.t_off, self.time_s,
+                           pos[k:k + len(ch)], z[k:k + len(ch)])
             states[k:k + len(ch)] = CHANGING_LEVEL
             ids[k:k + len(ch)] = ch
             k += len(ch)
@@ -1263,21 +1264,6 @@ class StationDispersalModel(CityModel):
         """Each level's walkable floor without obstacles, ticket cabinets and stair wells."""
         st = self.station
         return {int(lv): st.free[lv] for lv in st.levels}
-
-    def _on_connector(self, ids: np.ndarray):
-        """Where people on stairs and escalators are (plan position and height above ground),
-        along the slope by the share of their travel time gone; those waiting for room to step
-        off stand at the end."""
-        e = self.conn_e[ids]
-        ci = self.entry_conn[e]
-        lower, upper, z0, z1, ax, w, up = self.conn_draw
-        lower, upper, z0, z1, ax, w, up = lower[ci], upper[ci], z0[ci], z1[ci], ax[ci], w[ci], up[e]
-        frac = np.clip((self.time_s - self.t_on[ids]) / np.maximum(self.t_off[ids] - self.t_on[ids], 1e-9), 0, 1)
-        frac = np.where(up, frac, 1.0 - frac)  # 0 at the lower end, 1 at the upper one
-        # spread people across the width so a full stair does not draw them in one file
-        side = ((ids * 0.618034) % 1.0 - 0.5) * 0.8 * w
-        xy = lower + (upper - lower) * frac[:, None] + np.column_stack((-ax[:, 1], ax[:, 0])) * side[:, None]
-        return xy, z0 + (z1 - z0) * frac
 
     def _features(self) -> dict[str, FeatureFrame]:
         st, G = self.station, self.G
