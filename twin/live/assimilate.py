@@ -563,7 +563,7 @@ class Assimilation(EnsembleFilter):
         open_ = self._resume(out)
         if open_ is None:
             open_ = self.start(open_loop=True)
-        self.on_update = lambda t: self._progress(out, started) if len(self.update_rows) % TABLES_EVERY == 0 else None
+        self.on_update = lambda t: self._progress(out, started)
         pool = MemberPool(self.s.workers)
         try:
             for t in sorted(x for x in fc_times | {last} if x > self.time_s + 1e-9):
@@ -624,6 +624,7 @@ class Assimilation(EnsembleFilter):
         if not isinstance(summary, dict) or summary.get("complete") is not True or "options" not in summary:
             return None  # an interrupted run (resumed from its checkpoint), or not this command's
         self._refuse_other(out, summary["options"], "a complete assimilation")
+        (out / CHECKPOINT).unlink(missing_ok=True)  # left by a run stopped between its last two writes
         self.log(f"{out}: this assimilation is complete (summary.json); nothing to do. Give another --out to run "
                  "it again.")
         return summary
@@ -655,6 +656,8 @@ class Assimilation(EnsembleFilter):
 
     def _progress(self, out: Path, started: float) -> None:
         """Every few updates between forecasts: the estimates, updates and residuals so far."""
+        if len(self.update_rows) % TABLES_EVERY:
+            return
         self.write_tables(out)
         write_json(self._summary(self._wall(started), complete=False), out / "summary.json")
 
