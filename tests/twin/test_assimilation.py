@@ -214,6 +214,8 @@ def test_a_run_stopped_after_its_first_forecast_resumes_to_the_same_numbers(worl
     assert _assimilate(world, parts, "--method", method, *extra, "--members", "6") == 2
     err = capsys.readouterr().err
     assert "--members: 8 then, 6 now" in err and "another --out" in err
+    assert _assimilate(world, parts, "--method", method, *extra, "--set", "jitter_mps=0.2") == 2
+    assert "scenario.parameters.jitter_mps: 0.3 then, 0.2 now" in capsys.readouterr().err
     saved = (parts / "checkpoint.zip").read_bytes()
     (parts / "checkpoint.zip").write_bytes(saved[:100])  # a checkpoint cut short (not written by citytwin)
     assert _assimilate(world, parts, "--method", method, *extra) == 2

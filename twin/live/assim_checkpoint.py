@@ -69,13 +69,16 @@ def read_checkpoint(path: Path) -> tuple[dict, dict[str, bytes], dict[str, pd.Da
     return doc, states, frames
 
 
-def differences(saved: dict, now: dict) -> list[str]:
-    """The options that differ between a checkpoint's run and this one, each as 'NAME: A then, B now'."""
+def differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """What differs between a checkpoint's options and this run's, each as 'NAME: A then, B now'
+    (a table's keys one by one: 'scenario.parameters.cell_size_m: 10.0 then, 20.0 now')."""
     out = []
     for key in sorted(set(saved) | set(now)):
         a, b = saved.get(key), now.get(key)
-        if not _same(a, b):
-            out.append(f"{key}: {_text(a)} then, {_text(b)} now")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{key}.")
+        elif not _same(a, b):
+            out.append(f"{prefix}{key}: {_text(a)} then, {_text(b)} now")
     return out
 
 
@@ -88,6 +91,5 @@ def _same(a, b) -> bool:
 def _text(v) -> str:
     if v is None:
         return "none"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, sort_keys=True, default=json_default)
-    return str(v)
+    text = json.dumps(v, sort_keys=True, default=json_default) if isinstance(v, (dict, list)) else str(v)
+    return text if len(text) <= 80 else text[:77] + "…"

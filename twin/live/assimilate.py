@@ -18,7 +18,8 @@ ensemble is corrected by them:
 Forcing readings (a declared ``Forcing``) act on both ensembles as in live mode; an estimated
 parameter keeps its member's value even where a forcing sets it. Every ``forecast_interval_s`` both
 ensembles issue a forecast ``horizon_s`` ahead (``forecast.member_task``), scored against the record:
-the sensors' readings and the truth's KPIs.
+the sensors' readings and the truth's KPIs. ``--out`` is written as the run goes, with a checkpoint
+at every forecast issue that the same command resumes from (``assim_checkpoint``).
 """
 from __future__ import annotations
 
@@ -593,9 +594,9 @@ class Assimilation(EnsembleFilter):
         from twin.core.files import sha256_file
 
         s = self.s
-        rec = {name: sha256_file(self.record_path / name) for name in ("record.json", "messages.jsonl",
-                                                                        "truth/timeseries.csv")
-               if (self.record_path / name).is_file()}
+        rec = {name: sha256_file(self.record_path / name)[:16] for name in ("record.json", "messages.jsonl",
+                                                                             "truth/timeseries.csv")
+               if (self.record_path / name).is_file()}  # the files' SHA-256 (its start names a change well enough)
         inputs = self.sc.resolved(self.variant, self.seed, self.base)
         inputs["scenario"].pop("description", None)
         return {"scenario": inputs, "city": self.sc.load_city().fingerprint(), "--record": rec,
