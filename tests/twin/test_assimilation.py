@@ -221,6 +221,13 @@ def test_a_run_stopped_after_its_first_forecast_resumes_to_the_same_numbers(worl
     assert _assimilate(world, parts, "--method", method, *extra) == 2
     assert "the checkpoint cannot be read" in capsys.readouterr().err
     (parts / "checkpoint.zip").write_bytes(saved)
+    if method == "pf":  # no checkpoint (stopped before the first): from the beginning, and it says so
+        early = tmp_path / "early"
+        shutil.copytree(parts, early)
+        (early / "checkpoint.zip").unlink()
+        assert _assimilate(world, early, "--method", method, *extra) == 0
+        assert "no checkpoint to resume from; starting from the beginning" in capsys.readouterr().out
+        pd.testing.assert_frame_equal(pd.read_csv(early / "skill.csv"), pd.read_csv(whole / "skill.csv"))
     assert _assimilate(world, parts, "--method", method, *extra) == 0
     assert "[t = 20 s] resumed from" in capsys.readouterr().out
     assert json.loads((parts / "summary.json").read_text())["complete"] is True

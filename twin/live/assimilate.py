@@ -563,6 +563,8 @@ class Assimilation(EnsembleFilter):
             return done
         open_ = self._resume(out)
         if open_ is None:
+            if (out / "summary.json").is_file():  # stopped before its first checkpoint, or an earlier version's
+                self.log(f"{out}: no checkpoint to resume from; starting from the beginning")
             open_ = self.start(open_loop=True)
         self.on_update = lambda t: self._progress(out, started)
         pool = MemberPool(self.s.workers)
