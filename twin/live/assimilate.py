@@ -409,16 +409,19 @@ class EnsembleFilter:
                   out / "residuals.csv")
 
     # -- a checkpoint (citytwin assimilate resumes from it) ------------------------------------------------------
+    # The filter's own state that is plain JSON (numbers, per-sensor tables, rows), saved and restored by
+    # name; whatever else an update carries from one to the next is handled in saved() and restore().
+    RESUMED = ("time_s", "n_updates", "noise_seen", "forced", "param_rows", "update_rows", "residual_rows")
+
     def saved(self, ensembles: dict[str, list[Member]]) -> tuple[dict, dict[str, bytes]]:
         """What the filter needs to go on exactly as it would have (with ``ensembles``, by name, beside
         its own): a JSON-able document and each member's state."""
-        doc = {"time_s": self.time_s, "n_updates": self.n_updates, "weights": self.weights.tolist(),
-               "rng": self.rng.bit_generator.state, "noise_seen": self.noise_seen,
-               "forced": {k: plain_value(v) for k, v in self.forced.items()}, "readings": self.readings,
-               "param_rows": self.param_rows, "update_rows": self.update_rows, "residual_rows": self.residual_rows,
-               "cells": None if self._cells is None else [{"path": c.path, "index": idx.tolist(), "xy": xy.tolist()}
-                                                          for c, idx, xy in self._cells],
-               "ensembles": {}}
+        doc = {name: getattr(self, name) for name in self.RESUMED}
+        doc.update({"forced": {k: plain_value(v) for k, v in self.forced.items()}, "weights": self.weights.tolist(),
+                    "rng": self.rng.bit_generator.state, "readings": self.readings,
+                    "cells": None if self._cells is None else [{"path": c.path, "index": idx.tolist(),
+                                                                "xy": xy.tolist()} for c, idx, xy in self._cells],
+                    "ensembles": {}})
         states = {}
         for name, members in {"filtered": self.members, **ensembles}.items():
             doc["ensembles"][name] = [{"seed": m.seed, "params": {k: plain_value(v) for k, v in m.params.items()},
@@ -428,13 +431,11 @@ class EnsembleFilter:
 
     def restore(self, doc: dict, states: dict[str, bytes]) -> dict[str, list[Member]]:
         """The filter as ``saved`` left it; returns the other ensembles saved with it, by name."""
-        self.time_s, self.n_updates = float(doc["time_s"]), int(doc["n_updates"])
+        for name in self.RESUMED:
+            setattr(self, name, doc[name])
         self.weights = np.array(doc["weights"], dtype=np.float64)
         self.rng.bit_generator.state = doc["rng"]
-        self.noise_seen = {k: float(v) for k, v in doc["noise_seen"].items()}
-        self.forced = dict(doc["forced"])
         self.readings = {q: [tuple(r) for r in rows] for q, rows in doc["readings"].items()}
-        self.param_rows, self.update_rows, self.residual_rows = doc["param_rows"], doc["update_rows"], doc["residual_rows"]
         ensembles = {}
         for name, members in doc["ensembles"].items():
             ensembles[name] = [Member(self._build(int(m["seed"]), m["params"], states[f"{name}/{k}"]), int(m["seed"]),
