@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,10 +243,15 @@ class RunFolder:
         return pedpy.load_trajectory_from_jupedsim_sqlite(trajectory_file=self._sqlite(level))
 
     def walkable_area(self, level: int = 0):
-        """The level's walkable area as a PedPy ``WalkableArea``."""
+        """The level's walkable area as a PedPy ``WalkableArea``: the file's ``geometry`` (PedPy
+        1.5.1's ``load_walkable_area_from_jupedsim_sqlite`` reads versions 1 and 2 only, and the
+        files are version 3)."""
+        import sqlite3
+
         import pedpy
 
-        return pedpy.load_walkable_area_from_jupedsim_sqlite(trajectory_file=self._sqlite(level))
+        with closing(sqlite3.connect(self._sqlite(level))) as db:
+            return pedpy.WalkableArea(db.execute("SELECT wkt FROM geometry").fetchone()[0])
 
     def _sqlite(self, level: int) -> Path:
         path = self.folder / f"trajectories_level{int(level)}.sqlite"

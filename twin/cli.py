@@ -529,9 +529,12 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
               "then left to the other parameters).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes for the forecasts.")
 @click.option("--no-report", is_flag=True, help="Write the tables only, not report.html and its pictures.")
+@click.option("--time-limit-s", "time_limit_s", type=float, default=None,
+              help="Stop at the first checkpoint (a forecast issue) after this many seconds of wall time (0: the first); "
+                   "the same command run again goes on from it.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
                outlier_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, ignore_forcings, observe_forcings,
-               workers, no_report):
+               workers, no_report, time_limit_s):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
     from .live.assimilate import Assimilation, AssimilationSettings
@@ -556,6 +559,9 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
         raise UserError(f"--rtps {rtps}: give a share from 0 (none) to 1 (the prior's spread kept).")
     if members < 2:
         raise UserError(f"--members {members}: a filter needs at least 2 members.")
+    if time_limit_s is not None and not 0 <= time_limit_s < 1e9:
+        raise UserError(f"--time-limit-s {time_limit_s}: give a number of seconds, 0 or more (0: stop at the first "
+                        "checkpoint).")
     overrides = parse_set(list(sets))
     sc = load_scenario(scenario)
     ranges = _estimated(sc, estimate, overrides)
@@ -567,7 +573,12 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
                                     use_forcings=not (ignore_forcings or observe_forcings),
                                     observe_forcings=observe_forcings,
                                     workers=workers, report=not no_report)
-    s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out)
+    s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out, time_limit_s)
+    if not s["complete"]:
+        click.echo(f"assimilate ({method}, {members} members): stopped at t = {s['time_s']:g} s after "
+                   f"{s['forecasts_issued']} of {s['forecasts_planned']} forecasts and {s['updates']} updates, "
+                   f"{s['wall_s']:.1f} s; the outputs so far in {out}. Run the same command again to go on.")
+        return
     click.echo(f"assimilate ({method}, {members} members): {s['updates']} updates, {s['rejected']} readings "
                f"rejected, {s['wall_s']:.1f} s; outputs in {out}")
     for name, p in s["parameters"].items():

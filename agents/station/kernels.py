@@ -974,3 +974,22 @@ def place_agents(cand_x, cand_y, group, n_groups, level, x, y, n_old, order, sta
         if math.isnan(out_x[a]):
             blocked[g] = True
     return placed
+
+
+@njit(cache=True, nogil=True)
+def on_connector(ids, conn_e, entry_conn, lower, upper, z0, z1, axis, width, up, t_on, t_off, t, xy, z):
+    """Where the people ``ids`` on stairs and escalators are, into ``xy`` (plan) and ``z`` (height):
+    along the slope by the share of their travel time gone (those waiting for room to step off stand
+    at the end), spread across the width so that a full stair does not draw them in one file. Read
+    at every trajectory frame: one pass instead of a dozen array temporaries."""
+    for k in range(len(ids)):
+        i = ids[k]
+        e = conn_e[i]
+        c = entry_conn[e]
+        frac = min(max((t - t_on[i]) / max(t_off[i] - t_on[i], 1e-9), 0.0), 1.0)
+        if not up[e]:
+            frac = 1.0 - frac  # 0 at the lower end, 1 at the upper one
+        side = ((i * 0.618034) % 1.0 - 0.5) * 0.8 * width[c]
+        xy[k, 0] = lower[c, 0] + (upper[c, 0] - lower[c, 0]) * frac + (-axis[c, 1]) * side
+        xy[k, 1] = lower[c, 1] + (upper[c, 1] - lower[c, 1]) * frac + axis[c, 0] * side
+        z[k] = z0[c] + (z1[c] - z0[c]) * frac

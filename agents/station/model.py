@@ -1211,43 +1211,54 @@ class StationDispersalModel(CityModel):
         """Where everybody is; ``full`` adds the density field, the KPIs and the per-gate values."""
         cr = self.crowd
         n = cr.n
-        pos = [np.column_stack((cr.x[:n], cr.y[:n]))]
-        z = [self.level_z[cr.lv[:n]]]
-        states = [np.full(n, WALKING, dtype=np.int8)]
         ch = np.flatnonzero(self.state == CHANGING_LEVEL)
-        if len(ch):
-            xy, zz = self._on_connector(ch)
-            pos.append(xy)
-            z.append(zz)
-            states.append(np.full(len(ch), CHANGING_LEVEL, dtype=np.int8))
         on = np.flatnonzero(self.state == ONWARD)
+        q = np.flatnonzero(self.state == QUEUEING)
+        # filled in place, group by group (walking, on a connector, onward, queueing): a trajectory
+        # frame reads this four times a second, so no lists of parts to concatenate
+        m = n + len(ch) + len(on) + len(q)
+        pos, z = np.empty((m, 2)), np.zeros(m)
+        states = np.empty(m, dtype=np.int8)
+        ids = np.empty(m, dtype=np.int64)
+        level = np.full(m, -1, dtype=np.int64)
+        pos[:n, 0], pos[:n, 1] = cr.x[:n], cr.y[:n]
+        z[:n] = self.level_z[cr.lv[:n]]
+        states[:n] = WALKING
+        ids[:n] = cr.ids[:n]
+        level[:n] = cr.lv[:n]
+        k = n
+        if len(ch):
+            K.on_connector(ch, self.conn_e, self.entry_conn, *self.conn_draw, self.t_on, self.t_off, self.time_s,
+                           pos[k:k + len(ch)], z[k:k + len(ch)])
+            states[k:k + len(ch)] = CHANGING_LEVEL
+            ids[k:k + len(ch)] = ch
+            k += len(ch)
         if len(on):
             poi_xy = self.onward.poi_xy()[self.poi_of[on]]
             frac = np.clip((self.time_s - self.t_exit[on]) / np.maximum(self.t_poi[on] - self.t_exit[on], 1e-9), 0, 1)
-            pos.append(self.exit_xy[on] + (poi_xy - self.exit_xy[on]) * frac[:, None])
-            z.append(np.zeros(len(on)))
-            states.append(np.full(len(on), ONWARD, dtype=np.int8))
-        q = np.flatnonzero(self.state == QUEUEING)
+            pos[k:k + len(on)] = self.exit_xy[on] + (poi_xy - self.exit_xy[on]) * frac[:, None]
+            states[k:k + len(on)] = ONWARD
+            ids[k:k + len(on)] = on
+            k += len(on)
         if len(q):
             poi_xy = self.onward.poi_xy()[self.poi_of[q]]
-            k = q % QUEUE_SPIRAL_WRAP
-            r = QUEUE_SPACING_M * np.sqrt(k)
-            a = k * GOLDEN_ANGLE
-            pos.append(poi_xy + np.column_stack((r * np.cos(a), r * np.sin(a))))
-            z.append(np.zeros(len(q)))
-            states.append(np.full(len(q), QUEUEING, dtype=np.int8))
-        ids = np.concatenate([cr.ids[:n], ch, on, q]).astype(np.int64)
-        level = np.concatenate([cr.lv[:n].astype(np.int64), np.full(len(ids) - n, -1, np.int64)])
+            spiral = q % QUEUE_SPIRAL_WRAP
+            r = QUEUE_SPACING_M * np.sqrt(spiral)
+            a = spiral * GOLDEN_ANGLE
+            pos[k:, 0] = poi_xy[:, 0] + r * np.cos(a)
+            pos[k:, 1] = poi_xy[:, 1] + r * np.sin(a)
+            states[k:] = QUEUEING
+            ids[k:] = q
         return Snapshot(
             time_s=self.time_s,
-            positions=np.concatenate(pos).astype(np.float64),
-            states=np.concatenate(states),
+            positions=pos,
+            states=states,
             state_names=self.state_names,
             ids=ids,
             fields={"density": self._grid("density", self.d_field)} if full else {},
             kpis={k: v for k, v in self.current_kpis().items() if not isinstance(v, dict)} if full else {},
             features=self._features() if full else {},
-            z=np.concatenate(z).astype(np.float64),
+            z=z,
             level=level,
         )
 
@@ -1255,21 +1266,6 @@ class StationDispersalModel(CityModel):
         """Each level's walkable floor without obstacles, ticket cabinets and stair wells."""
         st = self.station
         return {int(lv): st.free[lv] for lv in st.levels}
-
-    def _on_connector(self, ids: np.ndarray):
-        """Where people on stairs and escalators are (plan position and height above ground),
-        along the slope by the share of their travel time gone; those waiting for room to step
-        off stand at the end."""
-        e = self.conn_e[ids]
-        ci = self.entry_conn[e]
-        lower, upper, z0, z1, ax, w, up = self.conn_draw
-        lower, upper, z0, z1, ax, w, up = lower[ci], upper[ci], z0[ci], z1[ci], ax[ci], w[ci], up[e]
-        frac = np.clip((self.time_s - self.t_on[ids]) / np.maximum(self.t_off[ids] - self.t_on[ids], 1e-9), 0, 1)
-        frac = np.where(up, frac, 1.0 - frac)  # 0 at the lower end, 1 at the upper one
-        # spread people across the width so a full stair does not draw them in one file
-        side = ((ids * 0.618034) % 1.0 - 0.5) * 0.8 * w
-        xy = lower + (upper - lower) * frac[:, None] + np.column_stack((-ax[:, 1], ax[:, 0])) * side[:, None]
-        return xy, z0 + (z1 - z0) * frac
 
     def _features(self) -> dict[str, FeatureFrame]:
         st, G = self.station, self.G

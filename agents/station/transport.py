@@ -24,6 +24,8 @@ KIND_MODE = {"metro": 1, "bus_stop": 2, "taxi_rank": 3}
 class Onward:
     def __init__(self, pois: list[Poi], p: dict, rng: np.random.Generator):
         self.pois = pois
+        self._poi_xy = np.array([[q.x, q.y] for q in pois], dtype=float).reshape(-1, 2)
+        self._poi_xy.setflags(write=False)
         k = len(pois)
         self.headway = np.zeros(k)
         self.capacity = np.zeros(k, dtype=np.int64)
@@ -43,7 +45,7 @@ class Onward:
         self.departures = np.zeros(k, dtype=np.int64)
 
     def poi_xy(self) -> np.ndarray:
-        return np.array([[q.x, q.y] for q in self.pois], dtype=float).reshape(-1, 2)
+        return self._poi_xy  # read every trajectory frame: built once (the stops do not move)
 
     def due(self, t: float) -> np.ndarray:
         return np.flatnonzero(self.next_dep <= t) if len(self.pois) else np.zeros(0, dtype=np.int64)

@@ -192,3 +192,59 @@ def test_a_counter_is_predicted_over_its_own_interval_even_after_a_missing_readi
     # the members count the walkers over 20..30 s as the counter does, not over 10..30 s
     assert abs(at30.before - truth[30.0]) < 0.5 * truth[30.0]
     assert abs(at30.before - truth[30.0]) < abs(at30.before - (truth[20.0] + truth[30.0]))
+
+
+WALL = {"updates.csv": ["wall_s"]}  # wall-clock times: the only columns a resumed run may change
+
+
+@pytest.mark.parametrize("method, extra", [("pf", []), ("enkf", ["--localise-m", "20"])])
+def test_a_run_stopped_after_its_first_forecast_resumes_to_the_same_numbers(world, tmp_path, capsys, method, extra):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert _assimilate(world, whole, "--method", method, *extra) == 0
+    assert not (whole / "checkpoint.zip").exists()
+    # stopped at the first checkpoint (the forecast at 20 s): every table there, whole, marked incomplete
+    assert _assimilate(world, parts, "--method", method, *extra, "--time-limit-s", "0") == 0
+    assert "Run the same command again to go on" in capsys.readouterr().out
+    summary = json.loads((parts / "summary.json").read_text())
+    assert summary["complete"] is False and summary["time_s"] == 20.0 and summary["forecasts_issued"] == 1
+    assert set(pd.read_parquet(parts / "forecasts.parquet").issued_at) == {20.0}
+    assert pd.read_csv(parts / "updates.csv").time_s.max() == 20.0
+    assert (parts / "checkpoint.zip").is_file() and not (parts / "report.html").exists()
+    # the same --out with other options: refused, naming what differs
+    assert _assimilate(world, parts, "--method", method, *extra, "--members", "6") == 2
+    err = capsys.readouterr().err
+    assert "--members: 8 then, 6 now" in err and "another --out" in err
+    assert _assimilate(world, parts, "--method", method, *extra, "--set", "jitter_mps=0.2") == 2
+    assert "scenario.parameters.jitter_mps: 0.3 then, 0.2 now" in capsys.readouterr().err
+    saved = (parts / "checkpoint.zip").read_bytes()
+    (parts / "checkpoint.zip").write_bytes(saved[:100])  # a checkpoint cut short (not written by citytwin)
+    assert _assimilate(world, parts, "--method", method, *extra) == 2
+    assert "the checkpoint cannot be read" in capsys.readouterr().err
+    (parts / "checkpoint.zip").write_bytes(saved)
+    if method == "pf":  # no checkpoint (stopped before the first): from the beginning, and it says so
+        early = tmp_path / "early"
+        shutil.copytree(parts, early)
+        (early / "checkpoint.zip").unlink()
+        assert _assimilate(world, early, "--method", method, *extra) == 0
+        assert "no checkpoint to resume from; starting from the beginning" in capsys.readouterr().out
+        pd.testing.assert_frame_equal(pd.read_csv(early / "skill.csv"), pd.read_csv(whole / "skill.csv"))
+    assert _assimilate(world, parts, "--method", method, *extra) == 0
+    assert "[t = 20 s] resumed from" in capsys.readouterr().out
+    assert json.loads((parts / "summary.json").read_text())["complete"] is True
+    assert not (parts / "checkpoint.zip").exists()
+    for name in ("skill.csv", "parameters.csv", "residuals.csv", "updates.csv"):
+        a, b = pd.read_csv(whole / name), pd.read_csv(parts / name)
+        pd.testing.assert_frame_equal(a.drop(columns=WALL.get(name, [])), b.drop(columns=WALL.get(name, [])),
+                                      check_exact=True, obj=name)
+    for name in ("forecasts.parquet", "members.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(whole / name), pd.read_parquet(parts / name), check_exact=True,
+                                      obj=name)
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, parts))
+    for key in ("wall_s", "mean_update_wall_s"):
+        a.pop(key), b.pop(key)
+    assert a == b
+    # complete: run again, it says so and writes nothing
+    before = {p.name: p.stat().st_mtime_ns for p in parts.iterdir()}
+    assert _assimilate(world, parts, "--method", method, *extra) == 0
+    assert "is complete" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in parts.iterdir()} == before

@@ -238,9 +238,9 @@ def _write_walk(folder, row_group_rows, monkeypatch, sqlite=True):
     return w.close()
 
 
-def test_sqlite_rows_and_orientation_across_row_groups(tmp_path, monkeypatch):
-    """Rows by frame and id; the orientation is the walking direction since the frame before, also
-    across a row group's end and a change of level; flushing every 4 rows writes the same files."""
+def test_sqlite_rows_by_frame_and_id_across_row_groups(tmp_path, monkeypatch):
+    """Rows by frame and id, each level in its own file, also across a row group's end and a change
+    of level; flushing every 4 rows writes the same files."""
     one, many = tmp_path / "one", tmp_path / "many"
     one.mkdir(), many.mkdir()
     _write_walk(one, 10**6, monkeypatch)
@@ -248,31 +248,27 @@ def test_sqlite_rows_and_orientation_across_row_groups(tmp_path, monkeypatch):
     tables = {}
     for folder in (one, many):
         with sqlite3.connect(folder / "trajectories_level0.sqlite") as db:
-            rows = db.execute("SELECT frame, id, pos_x, pos_y, ori_x, ori_y FROM trajectory_data").fetchall()
+            rows = db.execute("SELECT frame, id, pos_x, pos_y FROM trajectory_data").fetchall()
             meta = dict(db.execute("SELECT key, value FROM metadata"))
             frames = [r[0] for r in db.execute("SELECT frame FROM frame_data")]
+            cols = [r[1] for r in db.execute("PRAGMA table_info(trajectory_data)")]
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         with sqlite3.connect(folder / "trajectories_level1.sqlite") as db:
-            rows1 = db.execute("SELECT frame, id, ori_x, ori_y FROM trajectory_data").fetchall()
+            rows1 = db.execute("SELECT frame, id, pos_x, pos_y FROM trajectory_data").fetchall()
         tables[folder.name] = (rows, rows1, frames)
     assert tables["one"] == tables["many"]
     rows, rows1, frames = tables["one"]
-    assert frames == list(range(6)) and meta["version"] == "2" and meta["fps"] == "2.0"
+    assert frames == list(range(6)) and meta["version"] == "3" and meta["fps"] == "2.0"
+    assert cols == ["frame", "id", "pos_x", "pos_y"]  # JuPedSim's version 3: no orientation
     assert (meta["xmin"], meta["ymax"], meta["citytwin_seed"]) == ("0.0", "10.0", "5")
     assert [r[:2] for r in rows] == [(0, 1), (0, 3), (1, 1), (1, 3)] + [(f, 1) for f in range(2, 6)]
-    assert rows[0][4:] == (0.0, 0.0) and rows[1][4:] == (0.0, 0.0)  # first frame: no direction yet
-    assert rows[2][4:] == (1.0, 0.0) and rows[3][4:] == (0.0, 1.0)
-    assert all(r[4:] == (1.0, 0.0) for r in rows[4:])
-    # person 3 reaches level 1 at frame 4, walking north from the stairs; person 2 stands still
-    assert [r for r in rows1 if r[1] == 3] == [(4, 3, 0.0, 1.0), (5, 3, 0.0, 1.0)]
-    assert {r[2:] for r in rows1 if r[1] == 2} == {(0.0, 0.0)}
+    assert rows[:4] == [(0, 1, 0.0, 1.0), (0, 3, 5.0, 0.0), (1, 1, 1.0, 1.0), (1, 3, 5.0, 1.0)]
+    # person 3 reaches level 1 at frame 4 (frames 2-3 on the stairs: in neither file); person 2 stays there
+    assert [r for r in rows1 if r[1] == 3] == [(4, 3, 5.0, 4.0), (5, 3, 5.0, 5.0)]
+    assert {r[2:] for r in rows1 if r[1] == 2} == {(2.0, 2.0)}
     pq = pd.read_parquet(one / "trajectories.parquet")
     assert len(pq) == 18 and pq.level.isna().sum() == 2
     pd.testing.assert_frame_equal(pq, pd.read_parquet(many / "trajectories.parquet"))
-    # the key (frame, id) is the table's own order and its index: a frame is found without a scan
-    with sqlite3.connect(one / "trajectories_level0.sqlite") as db:
-        plan = " ".join(r[-1] for r in db.execute("EXPLAIN QUERY PLAN SELECT * FROM trajectory_data WHERE frame = 3"))
-        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    assert "USING PRIMARY KEY (frame=?)" in plan, plan
 
 
 def test_trajectory_sqlite_false_writes_the_same_parquet_only(tmp_path, monkeypatch):
@@ -301,9 +297,9 @@ def test_trajectory_sqlite_false_writes_the_same_parquet_only(tmp_path, monkeypa
 
 @pytest.mark.parametrize("step", [1, 1000])  # ids dense like a model's agent numbers, or far apart
 def test_sqlite_rows_by_id_whatever_order_the_model_hands_them(tmp_path, monkeypatch, step):
-    """Agents handed over in any order land in the table by frame and id, each with its own position
-    and the direction from its own position before; the writer's threads run at the lowest priority
-    (they take the time the run leaves idle) and count their CPU time per file."""
+    """Agents handed over in any order land in the table by frame and id, each with its own position;
+    the writer's threads run at the lowest priority (they take the time the run leaves idle) and count
+    their CPU time per file."""
     from shapely.geometry import box
 
     from twin.runs import trajectory_files
@@ -324,9 +320,8 @@ def test_sqlite_rows_by_id_whatever_order_the_model_hands_them(tmp_path, monkeyp
     assert {"frames", "trajectories.parquet", "trajectories_level0.sqlite", "trajectories_level1.sqlite"} <= set(w.cpu_s)
     for level in (0, 1):
         with sqlite3.connect(tmp_path / f"trajectories_level{level}.sqlite") as db:
-            rows = db.execute("SELECT frame, id, pos_x, pos_y, ori_x, ori_y FROM trajectory_data").fetchall()
-        want = [(f, int(ids[i]), float(i), float(f), 0.0, 0.0 if f == 0 else 1.0)
-                for f in range(4) for i in range(level, 6, 2)]
+            rows = db.execute("SELECT frame, id, pos_x, pos_y FROM trajectory_data").fetchall()
+        want = [(f, int(ids[i]), float(i), float(f)) for f in range(4) for i in range(level, 6, 2)]
         assert rows == want
 
 

@@ -18,10 +18,12 @@ ensemble is corrected by them:
 Forcing readings (a declared ``Forcing``) act on both ensembles as in live mode; an estimated
 parameter keeps its member's value even where a forcing sets it. Every ``forecast_interval_s`` both
 ensembles issue a forecast ``horizon_s`` ahead (``forecast.member_task``), scored against the record:
-the sensors' readings and the truth's KPIs.
+the sensors' readings and the truth's KPIs. ``--out`` is written as the run goes, with a checkpoint
+at every forecast issue that the same command resumes from (``assim_checkpoint``).
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from twin.core.files import atomic_dir, write_csv, write_json, write_parquet
 from twin.core.limits import MAX_SEED
 from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
+from .assim_checkpoint import CHECKPOINT, differences, read_checkpoint, write_checkpoint
 from .assim_report import write_assimilation_report
 from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, inflate, liu_west, localisation, merge_duplicates, particle_step,
                       relax_to_prior_spread, variance_unexplained_by)
@@ -46,6 +49,7 @@ NOISE_MEMORY = 0.3  # adaptive_noise: the weight of the newest innovation in a s
 STREAM = 0xA551  # the filter's draws (prior, resampling, perturbed observations, kernels)
 METHODS = ("pf", "enkf")
 OPEN_LOOP, ASSIMILATED = "open_loop", "assimilated"
+TABLES_EVERY = 5  # citytwin assimilate: the estimates, updates and residuals written every this many updates
 
 
 @dataclass
@@ -123,6 +127,7 @@ class EnsembleFilter:
         self.spread_seen: dict[str, float] = {}
         self.members: list[Member] = []  # the filtered ensemble
         self.time_s = 0.0  # where catch_up has taken it
+        self.on_update = None  # called with the time after each update (citytwin assimilate writes its tables)
 
     def start(self, state: bytes | None = None, open_loop: bool = False) -> list[Member]:
         """The filtered ensemble (from the start, or every member from ``state``: a live twin's); with
@@ -151,6 +156,8 @@ class EnsembleFilter:
                 sensors = [self.by_id[i] for i in ids]
                 self.members = self._update(x, self.members, self._predict(x, self.members, sensors), sensors, y)
                 self._record_params(x, self.members, self.weights)
+                if self.on_update is not None:
+                    self.on_update(x)
             self.members, *others = self._apply_forcings(x, [self.members, *others])
             self.time_s = x
         return others
@@ -424,6 +431,46 @@ class EnsembleFilter:
         write_csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
                   out / "residuals.csv")
 
+    # -- a checkpoint (citytwin assimilate resumes from it) ------------------------------------------------------
+    # The filter's own state that is plain JSON (numbers, per-sensor tables, rows), saved and restored by
+    # name; whatever else an update carries from one to the next is handled in saved() and restore().
+    RESUMED = ("time_s", "n_updates", "noise_seen", "spread_seen", "forced", "param_rows", "update_rows", "residual_rows")
+
+    def saved(self, ensembles: dict[str, list[Member]]) -> tuple[dict, dict[str, bytes]]:
+        """What the filter needs to go on exactly as it would have (with ``ensembles``, by name, beside
+        its own): a JSON-able document and each member's state."""
+        doc = {name: getattr(self, name) for name in self.RESUMED}
+        doc.update({"forced": {k: plain_value(v) for k, v in self.forced.items()}, "weights": self.weights.tolist(),
+                    "rng": self.rng.bit_generator.state, "readings": self.readings,
+                    "cells": None if self._cells is None else [{"path": c.path, "index": idx.tolist(),
+                                                                "xy": xy.tolist()} for c, idx, xy in self._cells],
+                    "ensembles": {}})
+        states = {}
+        for name, members in {"filtered": self.members, **ensembles}.items():
+            doc["ensembles"][name] = [{"seed": m.seed, "params": {k: plain_value(v) for k, v in m.params.items()},
+                                       "cum": [[sid, t, v] for (sid, t), v in m.cum.items()]} for m in members]
+            states.update({f"{name}/{k}": m.run.state_bytes() for k, m in enumerate(members)})
+        return doc, states
+
+    def restore(self, doc: dict, states: dict[str, bytes]) -> dict[str, list[Member]]:
+        """The filter as ``saved`` left it; returns the other ensembles saved with it, by name."""
+        for name in self.RESUMED:
+            setattr(self, name, doc[name])
+        self.weights = np.array(doc["weights"], dtype=np.float64)
+        self.rng.bit_generator.state = doc["rng"]
+        self.readings = {q: [tuple(r) for r in rows] for q, rows in doc["readings"].items()}
+        ensembles = {}
+        for name, members in doc["ensembles"].items():
+            ensembles[name] = [Member(self._build(int(m["seed"]), m["params"], states[f"{name}/{k}"]), int(m["seed"]),
+                                      dict(m["params"]), {(sid, float(t)): float(v) for sid, t, v in m["cum"]})
+                               for k, m in enumerate(members)]
+        self.members = ensembles.pop("filtered")
+        if doc["cells"] is not None:
+            by_path = {c.path: c for c in type(self.members[0].run.model).correctable}
+            self._cells = [(by_path[c["path"]], np.array(c["index"], dtype=np.int64),
+                            np.array(c["xy"], dtype=np.float64).reshape(-1, 2)) for c in doc["cells"]]
+        return ensembles
+
     # -- forcings --------------------------------------------------------------------------------------------
     def _apply_forcings(self, t: float, ensembles: list[list[Member]]) -> list[list[Member]]:
         due = self.forcing_msgs.get(round(t, 6))
@@ -521,7 +568,11 @@ class Assimilation(EnsembleFilter):
         self.skill += score(fc, self.truth, method)
 
     # -- the loop ----------------------------------------------------------------------------------------------
-    def run(self, out: Path) -> dict:
+    def run(self, out: Path, time_limit_s: float | None = None) -> dict:
+        """The record through the filter; ``out`` is written as it goes (every forecast issue and every
+        few updates) and holds a checkpoint the same command resumes from. With ``time_limit_s`` the run
+        stops at the first checkpoint after that many seconds of wall time (``summary["complete"]`` False)."""
+        out = Path(out)
         started = time.perf_counter()
         end = self.sc.duration_s
         every = self.s.forecast_interval_s
@@ -529,22 +580,118 @@ class Assimilation(EnsembleFilter):
                     if k * every < end - 1e-9} if self.s.horizon_s > 0 else set()
         counts = [s for s in self.state_sensors if s.mode == "count"]
         last = max(set(self.obs) | set(self.forcing_msgs) | set(tick_times(counts, end)))
-        open_ = self.start(open_loop=True)
+        self.planned, self.issued, self.wall_before = len(fc_times), 0, 0.0
+        self._options = self.options()
+        done = self._finished(out)
+        if done is not None:
+            return done
+        open_ = self._resume(out)
+        if open_ is None:
+            if (out / "summary.json").is_file():  # stopped before its first checkpoint, or an earlier version's
+                self.log(f"{out}: no checkpoint to resume from; starting from the beginning")
+            open_ = self.start(open_loop=True)
+        self.on_update = lambda t: self._progress(out, started)
         pool = MemberPool(self.s.workers)
         try:
-            for t in sorted(fc_times | {last}):
+            for t in sorted(x for x in fc_times | {last} if x > self.time_s + 1e-9):
                 (open_,) = self.catch_up(t, [open_])
                 if t in fc_times:
                     self._forecast(t, OPEN_LOOP, open_, pool)
                     self._forecast(t, ASSIMILATED, self.members, pool, self.weights)
+                    self.issued += 1
                     self.log(f"[t = {t:g} s] forecasts issued ({len(self.update_rows)} updates so far)")
+                    self._checkpoint(out, open_, started)
+                    if time_limit_s is not None and time.perf_counter() - started >= time_limit_s and t < max(fc_times | {last}):
+                        self.log(f"[t = {t:g} s] stopped: --time-limit-s {time_limit_s:g} reached; run the same command "
+                                 f"again to go on from here")
+                        return self._summary(self._wall(started), complete=False)
         finally:
             pool.close()
-        summary = self._summary(time.perf_counter() - started)
-        self._write(Path(out), summary)
+        summary = self._summary(self._wall(started))
+        self._write(out, summary)
+        (out / CHECKPOINT).unlink(missing_ok=True)
         return summary
 
-    def _summary(self, wall_s: float) -> dict:
+    def options(self) -> dict:
+        """What a resumed run must share with the run that wrote the checkpoint: the command's options
+        (those that change the numbers: not --workers, --no-report or --time-limit-s), the scenario's
+        inputs, the city's and the record's files, and the version."""
+        from twin import __version__
+        from twin.core.files import sha256_file
+
+        s = self.s
+        rec = {name: sha256_file(self.record_path / name)[:16] for name in ("record.json", "messages.jsonl",
+                                                                             "truth/timeseries.csv")
+               if (self.record_path / name).is_file()}  # the files' SHA-256 (its start names a change well enough)
+        inputs = self.sc.resolved(self.variant, self.seed, self.base)
+        inputs["scenario"].pop("description", None)
+        return {"scenario": inputs, "city": self.sc.load_city().fingerprint(), "--record": rec,
+                "--intervention": self.variant, "--seed": self.seed, "--estimate": [r.text for r in self.ranges],
+                "--method": s.method, "--members": s.members, "--forecast-interval-s": s.forecast_interval_s,
+                "--horizon-s": s.horizon_s, "--outlier-k": s.outlier_k, "--kernel": s.kernel,
+                "--inflation": s.inflation, "--rtps": s.rtps, "--obs-error": s.obs_error,
+                "--localise-m": s.localise_m, "--temper": s.temper_to, "resample_below": s.resample_below,
+                "adaptive_noise": s.adaptive_noise, "forcings": "applied" if s.use_forcings else
+                "observed (--observe-forcings)" if s.observe_forcings else "ignored (--ignore-forcings)",
+                "version": __version__}
+
+    def _refuse_other(self, out: Path, saved: dict, what: str) -> None:
+        diff = differences(saved, self._options)
+        if diff:
+            raise UserError(f"--out {out}: holds {what} made with other inputs or options ({'; '.join(diff)}). "
+                            "Give the same options (and scenario, record, city) to go on with it, or another --out "
+                            "to start afresh.")
+
+    def _finished(self, out: Path) -> dict | None:
+        """The summary of a complete run of the same command in ``out`` (nothing is written again)."""
+        try:
+            summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(summary, dict) or summary.get("complete") is not True or "options" not in summary:
+            return None  # an interrupted run (resumed from its checkpoint), or not this command's
+        self._refuse_other(out, summary["options"], "a complete assimilation")
+        (out / CHECKPOINT).unlink(missing_ok=True)  # left by a run stopped between its last two writes
+        self.log(f"{out}: this assimilation is complete (summary.json); nothing to do. Give another --out to run "
+                 "it again.")
+        return summary
+
+    def _resume(self, out: Path) -> list[Member] | None:
+        """The open loop from the checkpoint in ``out``, the filter and the tables restored; None: none there."""
+        path = out / CHECKPOINT
+        if not path.is_file():
+            return None
+        doc, states, frames = read_checkpoint(path)
+        self._refuse_other(out, doc.get("options") or {}, "an interrupted assimilation")
+        others = self.restore(doc, states)
+        self.skill = doc["skill"]
+        self.quantiles = [frames["forecasts"]] if len(frames["forecasts"]) else []
+        self.members_frames = [frames["members"]] if len(frames["members"]) else []
+        self.issued, self.wall_before = int(doc["issued"]), float(doc["wall_s"])
+        self.log(f"[t = {self.time_s:g} s] resumed from {path} ({self.issued} of {self.planned} forecasts issued, "
+                 f"{len(self.update_rows)} updates so far)")
+        return others[OPEN_LOOP]
+
+    def _checkpoint(self, out: Path, open_: list[Member], started: float) -> None:
+        """The checkpoint (everything to go on exactly from here), then the tables so far."""
+        doc, states = self.saved({OPEN_LOOP: open_})
+        q, members = self._frames()
+        write_checkpoint(out / CHECKPOINT, {**doc, "options": self._options, "skill": self.skill, "issued": self.issued,
+                                            "wall_s": self._wall(started)},
+                         states, {"forecasts": q, "members": members})
+        self._write_tables(out, self._summary(self._wall(started), complete=False))
+
+    def _progress(self, out: Path, started: float) -> None:
+        """Every few updates between forecasts: the estimates, updates and residuals so far."""
+        if len(self.update_rows) % TABLES_EVERY:
+            return
+        self.write_tables(out)
+        write_json(self._summary(self._wall(started), complete=False), out / "summary.json")
+
+    def _wall(self, started: float) -> float:
+        return self.wall_before + time.perf_counter() - started
+
+    def _summary(self, wall_s: float, complete: bool = True) -> dict:
         skill = pd.DataFrame(self.skill)
         rmse = {}
         if len(skill):
@@ -565,21 +712,31 @@ class Assimilation(EnsembleFilter):
                 "rejected": int(sum(u["rejected"] for u in self.update_rows)), "messages_skipped": self.skipped,
                 "missing": int(sum(u["missing"] for u in self.update_rows)),
                 "mean_update_wall_s": float(np.mean(walls)) if walls else 0.0, "wall_s": round(wall_s, 3),
-                "rmse": rmse, "parameters": estimates}
+                "complete": complete, "time_s": self.time_s, "forecasts_issued": self.issued,
+                "forecasts_planned": self.planned, "rmse": rmse, "parameters": estimates, "options": self._options}
 
-    def _write(self, out: Path, summary: dict) -> None:
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The forecasts' quantiles and members' values so far, as written."""
         q = pd.concat(self.quantiles, ignore_index=True) if self.quantiles else pd.DataFrame(
             columns=["issued_at", "lead_s", "name", "p10", "p50", "p90", "n", "method"])
         q = q[["method"] + [c for c in q.columns if c != "method"]]
         members = pd.concat(self.members_frames, ignore_index=True) if self.members_frames else pd.DataFrame(
             columns=["lead_s", "name", "member", "value", "issued_at", "method"])
+        return q, members[["method", "issued_at", "lead_s", "name", "member", "value"]]
+
+    def _write_tables(self, folder: Path, summary: dict) -> None:
+        """Every table (each file written whole), summary.json last."""
+        q, members = self._frames()
+        write_parquet(q, folder / "forecasts.parquet")
+        write_parquet(members, folder / "members.parquet")
+        write_csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
+                                                    "rmse", "crps", "coverage"]), folder / "skill.csv")
+        self.write_tables(folder)
+        write_json(summary, folder / "summary.json")
+
+    def _write(self, out: Path, summary: dict) -> None:
         with atomic_dir(out) as tmp:
-            write_parquet(q, tmp / "forecasts.parquet")
-            write_parquet(members[["method", "issued_at", "lead_s", "name", "member", "value"]], tmp / "members.parquet")
-            write_csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
-                                                   "rmse", "crps", "coverage"]), tmp / "skill.csv")
-            self.write_tables(tmp)
-            write_json(summary, tmp / "summary.json")
+            self._write_tables(tmp, summary)
             if self.s.report:
                 headline = [f"kpi.{k.name}" for k in self.sc.model_class().kpis if k.headline and not k.keyed]
                 write_assimilation_report(tmp, summary, headline)

@@ -5,25 +5,21 @@
   is on none: on a stair, or outside); written in row groups of about a million rows.
 * ``trajectories_level<k>.sqlite`` for each level ``k`` of the model's ``walkable_areas()`` (unless
   ``[outputs] trajectory_sqlite = false``): the agents walking on that level in JuPedSim's SQLite
-  trajectory format, which PedPy reads (``pedpy.load_trajectory_from_jupedsim_sqlite``,
-  ``load_walkable_area_from_jupedsim_sqlite``): ``trajectory_data(frame, id, pos_x, pos_y, ori_x,
-  ori_y)`` with the primary key ``(frame, id)`` (a ``WITHOUT ROWID`` table: the rows are stored in
-  that order, and the key is the index JuPedSim's ``frame_id_idx`` would be),
-  ``metadata(key, value)`` with ``version``, ``fps`` (= 1 / trajectory_interval_s) and the level's
-  bounds ``xmin, ymin, xmax, ymax``, ``geometry(hash, wkt)`` (the level's walkable area without
-  obstacles) and ``frame_data(frame, geometry_hash)``. This is the format's version 2: version 3
-  only drops the orientation columns (JuPedSim's own upgrade from 2 to 3 only rewrites the version
-  number), and PedPy 1.5.1, the newest, reads the walkable area of versions 1 and 2 only. The
-  orientation is the direction of walking since the previous frame, on whatever level ((0, 0) in an
-  agent's first frame and while standing). Frame ``k`` is at ``k × trajectory_interval_s``.
-  Provenance (``twin.runs.runner.provenance``) is in the ``metadata`` table, keys ``citytwin_*``.
+  trajectory format, version 3, which PedPy reads (``pedpy.load_trajectory_from_jupedsim_sqlite``;
+  the walkable area through ``citytwin.open_run(...).walkable_area(k)``, as PedPy 1.5.1's own loader
+  of it stops at version 2): ``trajectory_data(frame, id, pos_x, pos_y)``, rows in the order of frame
+  and id, ``metadata(key, value)`` with ``version``, ``fps`` (= 1 / trajectory_interval_s) and the
+  level's bounds ``xmin, ymin, xmax, ymax``, ``geometry(hash, wkt)`` (the level's walkable area
+  without obstacles) and ``frame_data(frame, geometry_hash)``. Frame ``k`` is at
+  ``k × trajectory_interval_s``. Provenance (``twin.runs.runner.provenance``) is in the ``metadata``
+  table, keys ``citytwin_*``. ``trajectory_data`` has no index (JuPedSim's writer keeps one on
+  ``(frame, id)``): every row would cost about 0.2 µs more, a third of the file's cost, for readers
+  that look frames up one by one; PedPy reads the whole table (docs/outputs.md).
 
 The run only buffers each frame's arrays. Every million rows the writer thread gathers them, puts
-each level's rows in the order of the SQLite key with their orientation (one Numba kernel, without
-the GIL), and then the Parquet row group and one bulk insert per SQLite file (ADBC's SQLite driver
+each level's rows in the order of frame and id (one Numba kernel, without the GIL), and then the Parquet row group and one bulk insert per SQLite file (ADBC's SQLite driver
 binds Arrow columns in C, about four times the speed of ``executemany`` over Python values) go on at
-once, each file in a thread of its own. Rows go into the SQLite table in the order of its key, so
-nothing is left to index at the end. These threads run at the lowest priority (on Linux a thread has
+once, each file in a thread of its own. These threads run at the lowest priority (on Linux a thread has
 its own nice value): they take the time the run's threads leave idle instead of holding up its
 threaded steps. One row group is written while the next is buffered: at most two are in memory,
 and when the writer falls behind, the run waits for it at the next row group.
@@ -32,7 +28,6 @@ The writer's errors (a full disk) come out of the next ``append`` or ``close``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
@@ -46,7 +41,7 @@ from numba import njit
 from twin.core.files import disk_errors
 
 ROW_GROUP_ROWS = 1_000_000
-JUPEDSIM_VERSION = 2
+JUPEDSIM_VERSION = 3
 
 
 class TrajectoryWriter:
@@ -66,8 +61,7 @@ class TrajectoryWriter:
         # touched by the writer thread only
         self._pq = None
         self._db: dict = {}  # level index -> (ADBC connection, cursor)
-        self._prev = [np.zeros(0, np.int64), np.zeros(0), np.zeros(0)]  # the last frame written: ids (sorted), x, y
-        # CPU seconds of the writer's threads: "frames" (gathering, ordering, orientation) and each file
+        # CPU seconds of the writer's threads: "frames" (gathering and ordering the rows) and each file
         self.cpu_s: dict[str, float] = {}
         self.waited_s = 0.0  # how long the run's thread waited for the writer (behind by a row group)
         self.paths: list[Path] = []  # by close(): the Parquet file, then the levels' files in order
@@ -135,8 +129,7 @@ class TrajectoryWriter:
         with self._cpu("frames"):
             frames = np.array([round(f[0] / self.interval_s) for f in buf], dtype=np.int64)
             starts = np.concatenate([[0], np.cumsum(sizes)])
-            at, *columns, self._prev[0], self._prev[1], self._prev[2] = _level_rows(
-                starts, frames, ids, x, y, lv, len(self.levels), *self._prev)
+            at, *columns = _level_rows(starts, frames, ids, x, y, lv, len(self.levels))
             rows = [[c[at[k]:at[k + 1]] for c in columns] for k in range(len(self.levels))]
         beside += [self._side.submit(self._ingest, k, frames, rows[k]) for k in range(1, len(self.levels))]
         try:
@@ -170,14 +163,14 @@ class TrajectoryWriter:
             self.cpu_s[key] = self.cpu_s.get(key, 0.0) + time.thread_time() - t
 
     def _ingest(self, k: int, frames: np.ndarray, columns: list) -> None:
-        """Level ``k``'s rows of some frames (``columns``: frame, id, pos_x, pos_y, ori_x, ori_y)."""
+        """Level ``k``'s rows of some frames (``columns``: frame, id, pos_x, pos_y)."""
         import pyarrow as pa
 
         cur = self._db[k][1] if k in self._db else self._open(k)
         with disk_errors(self._path(k)), self._cpu(self._path(k).name):
             cur.adbc_ingest("frame_data", pa.table({"frame": frames, "geometry_hash": np.zeros_like(frames)}),
                             mode="append")
-            cur.adbc_ingest("trajectory_data", pa.table(dict(zip(("frame", "id", "pos_x", "pos_y", "ori_x", "ori_y"),
+            cur.adbc_ingest("trajectory_data", pa.table(dict(zip(("frame", "id", "pos_x", "pos_y"),
                                                                  columns))), mode="append")
 
     def _parquet(self, table) -> None:
@@ -208,8 +201,7 @@ class TrajectoryWriter:
             # a staging file: written once, copied into the run folder when it is complete
             for sql in ("PRAGMA page_size = 65536", "PRAGMA journal_mode = OFF", "PRAGMA synchronous = OFF",
                         "CREATE TABLE trajectory_data (frame INTEGER NOT NULL, id INTEGER NOT NULL, "
-                        "pos_x REAL NOT NULL, pos_y REAL NOT NULL, ori_x REAL NOT NULL, ori_y REAL NOT NULL, "
-                        "PRIMARY KEY (frame, id)) WITHOUT ROWID",
+                        "pos_x REAL NOT NULL, pos_y REAL NOT NULL)",
                         "CREATE TABLE metadata(key TEXT NOT NULL UNIQUE PRIMARY KEY, value TEXT NOT NULL)",
                         "CREATE TABLE geometry(hash INTEGER NOT NULL, wkt TEXT NOT NULL)",
                         "CREATE TABLE frame_data(frame INTEGER NOT NULL, geometry_hash INTEGER NOT NULL)"):
@@ -296,15 +288,11 @@ def _in_id_order(ids, s, e):
 
 
 @njit(cache=True, nogil=True)
-def _level_rows(starts, frames, ids, x, y, lv, n_levels, prev_ids, prev_x, prev_y):
-    """The rows of each level in the order of the SQLite key (frame, id), with their orientation,
-    in one pass without the GIL: frame ``f`` (number ``frames[f]``) is the rows
-    ``starts[f]:starts[f + 1]``; ``lv`` is each row's level (-1: none). Returns the offsets of the
-    levels (level ``k`` is ``offsets[k]:offsets[k + 1]``), the columns frame, id, x, y, ori_x, ori_y,
-    and the last frame (sorted by id) for the next call, as ``prev_*`` is the frame before the first.
-    The orientation is the unit direction of walking from the same agent's position in the frame
-    before, on whatever level ((0, 0) where the agent was in none or did not move): one merge of two
-    sorted frames per frame."""
+def _level_rows(starts, frames, ids, x, y, lv, n_levels):
+    """The rows of each level in the order of frame and id, in one pass without the GIL: frame ``f``
+    (number ``frames[f]``) is the rows ``starts[f]:starts[f + 1]``; ``lv`` is each row's level (-1:
+    none). Returns the offsets of the levels (level ``k`` is ``offsets[k]:offsets[k + 1]``) and the
+    columns frame, id, x, y."""
     offsets = np.zeros(n_levels + 1, np.int64)
     for i in range(len(lv)):
         if 0 <= lv[i] < n_levels:
@@ -313,27 +301,12 @@ def _level_rows(starts, frames, ids, x, y, lv, n_levels, prev_ids, prev_x, prev_
         offsets[k + 1] += offsets[k]
     m = offsets[n_levels]
     fill = offsets[:n_levels].copy()
-    o_f, o_id = np.empty(m, np.int64), np.empty(m, np.int64)
-    o_x, o_y, o_ox, o_oy = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-    last_ids, last_x, last_y = prev_ids, prev_x, prev_y
+    o_f, o_id, o_x, o_y = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m), np.empty(m)
     for f in range(len(starts) - 1):
-        s, e = starts[f], starts[f + 1]
-        o = _in_id_order(ids, s, e)
-        j = 0
-        for r in o:
+        for r in _in_id_order(ids, starts[f], starts[f + 1]):
             k = lv[r]
-            if not 0 <= k < n_levels:
-                continue
-            ox = oy = 0.0
-            while j < len(last_ids) and last_ids[j] < ids[r]:
-                j += 1
-            if j < len(last_ids) and last_ids[j] == ids[r]:
-                dx, dy = x[r] - last_x[j], y[r] - last_y[j]
-                d = math.hypot(dx, dy)
-                if d > 0:
-                    ox, oy = dx / d, dy / d
-            p = fill[k]
-            fill[k] += 1
-            o_f[p], o_id[p], o_x[p], o_y[p], o_ox[p], o_oy[p] = frames[f], ids[r], x[r], y[r], ox, oy
-        last_ids, last_x, last_y = ids[o], x[o], y[o]
-    return offsets, o_f, o_id, o_x, o_y, o_ox, o_oy, last_ids, last_x, last_y
+            if 0 <= k < n_levels:
+                p = fill[k]
+                fill[k] += 1
+                o_f[p], o_id[p], o_x[p], o_y[p] = frames[f], ids[r], x[r], y[r]
+    return offsets, o_f, o_id, o_x, o_y

@@ -10,6 +10,7 @@ import shapely
 
 from tests.agents.station.conftest import X0, Y0, two_level_city
 from tests.factories import write_scenario
+from twin.api import open_run
 from twin.runs.runner import run_one
 from twin.scenario.scenario import load_scenario
 
@@ -33,11 +34,11 @@ def test_pedpy_flow_at_a_line_equals_the_passengers_out(tmp_path):
         meta = dict(db.execute("SELECT key, value FROM metadata"))
         cols = [r[1] for r in db.execute("PRAGMA table_info(trajectory_data)")]
         assert db.execute("SELECT count(*) FROM frame_data").fetchone()[0] > 0
-    assert meta["version"] == "2" and float(meta["fps"]) == 4.0 and meta["citytwin_seed"] == "3"
-    assert cols == ["frame", "id", "pos_x", "pos_y", "ori_x", "ori_y"]
+    assert meta["version"] == "3" and float(meta["fps"]) == 4.0 and meta["citytwin_seed"] == "3"
+    assert cols == ["frame", "id", "pos_x", "pos_y"]
 
     traj = pedpy.load_trajectory_from_jupedsim_sqlite(trajectory_file=out / "trajectories_level0.sqlite")
-    area = pedpy.load_walkable_area_from_jupedsim_sqlite(trajectory_file=out / "trajectories_level0.sqlite")
+    area = open_run(out).walkable_area(0)
     assert traj.frame_rate == 4.0
     assert area.polygon.area == res.model.walkable_areas()[0].area
     # every point of the level-0 file lies on the concourse (people on the stairs are in neither file)
