@@ -29,12 +29,18 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def main() -> None:
+def forecast_arguments(members: int) -> argparse.ArgumentParser:
+    """The options of a forecast from a live twin's state (this benchmark's and bench_live_resolution's)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "station_evening_peak.toml"))
-    ap.add_argument("--at", type=float, default=600.0)
-    ap.add_argument("--members", type=int, default=10)
+    ap.add_argument("--at", type=float, default=600.0, help="model time of the forecast (s)")
+    ap.add_argument("--members", type=int, default=members)
     ap.add_argument("--horizon-s", type=float, default=900.0)
+    return ap
+
+
+def main() -> None:
+    ap = forecast_arguments(members=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--member-set", dest="member_sets", action="append", default=[])

@@ -13,7 +13,6 @@ under ``nice``: only the processor times are compared.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import sys
@@ -34,11 +33,9 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "station_evening_peak.toml"))
-    ap.add_argument("--at", type=float, default=600.0)
-    ap.add_argument("--horizon-s", type=float, default=900.0)
-    ap.add_argument("--members", type=int, default=5)
+    from bench_live import forecast_arguments  # this folder is on sys.path when run as a script
+
+    ap = forecast_arguments(members=5)
     ap.add_argument("--res", action="append", default=[], help="KEY=VALUE[,KEY=VALUE]: one coarser resolution")
     a = ap.parse_args()
 
