@@ -13,14 +13,15 @@
   without obstacles) and ``frame_data(frame, geometry_hash)``. Frame ``k`` is at
   ``k × trajectory_interval_s``. Provenance (``twin.runs.runner.provenance``) is in the ``metadata``
   table, keys ``citytwin_*``. ``trajectory_data`` has no index (JuPedSim's writer keeps one on
-  ``(frame, id)``): every row would cost about 0.2 µs more, a third of the file's cost, for readers
-  that look frames up one by one; PedPy reads the whole table (docs/outputs.md).
+  ``(frame, id)``): every row would cost about 0.1 µs more (0.34 against 0.24 µs), for readers that
+  look frames up one by one; PedPy reads the whole table (docs/outputs.md).
 
 The run only buffers each frame's arrays. Every million rows the writer thread gathers them, puts
-each level's rows in the order of frame and id (one Numba kernel, without the GIL), and then the Parquet row group and one bulk insert per SQLite file (ADBC's SQLite driver
-binds Arrow columns in C, about four times the speed of ``executemany`` over Python values) go on at
-once, each file in a thread of its own. These threads run at the lowest priority (on Linux a thread has
-its own nice value): they take the time the run's threads leave idle instead of holding up its
+each level's rows in the order of frame and id (one Numba kernel, without the GIL), and then the
+Parquet row group and one bulk insert per SQLite file (ADBC's SQLite driver binds Arrow columns in C,
+about four times the speed of ``executemany`` over Python values) go on at once, each file in a
+thread of its own. These threads run at the lowest priority (on Linux a thread has its own nice
+value): they take the time the run's threads leave idle instead of holding up its
 threaded steps. One row group is written while the next is buffered: at most two are in memory,
 and when the writer falls behind, the run waits for it at the next row group.
 The writer's errors (a full disk) come out of the next ``append`` or ``close``.
