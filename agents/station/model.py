@@ -256,6 +256,8 @@ GATE_WATER_RADIUS_M = 3.0  # the water at an exit: the deepest within this of it
 # the parameters that change only trains yet to come: a run continued with others keeps its routes (adapt_state)
 TIMETABLE_PARAMS = ("demand_scale", "train_delays", "train_cancellations")
 NOISE_KEYS = 2 ** 30  # keys of the heading noise (shifted past the step count, which stays below 2**32)
+TRAIN_KEYS = 2 ** 62  # keys of a train's per-passenger draws (0: the model's seed alone)
+TRAIN_KEY_STREAM = 0x7472616E  # the reseed entropy's stream for the keys of the trains yet to come
 PASSENGER_ARRAYS = ("state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "lane_of",
                     "t_validated", "conn_e", "came_from", "t_on", "t_off")
 CROWD_ARRAYS = ("crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.lv",
@@ -335,7 +337,7 @@ class StationDispersalModel(CityModel):
         "crowd.x", "crowd.y", "crowd.vx", "crowd.vy", "crowd.v0", "crowd.tgt", "crowd.ids", "crowd.lv",
         "crowd.hold", "crowd.board", "crowd.paid", "crowd.n", "crowd.step_no", "crowd.noise_key",
         "state", "t_appear", "t_exit", "t_poi", "t_done", "gate_of", "poi_of", "exit_xy", "src_ptr", "src_sizes", "n_released",
-        "lane_of", "lane_free_at", "passed_by_ticket", "t_validated",
+        "train_keys", "lane_of", "lane_free_at", "passed_by_ticket", "t_validated",
         "conn_e", "came_from", "t_on", "t_off", "entry_free_at", "entry_places", "conn_load", "passed_by_connector",
         "n_transit",
         "queue_s", "_next_reroute", "exited_by_gate", "last_exit_t", "last_done_t",
@@ -367,6 +369,7 @@ class StationDispersalModel(CityModel):
         StateSpec("poi_of", index_of="onward.next_dep", low=-1),
         StateSpec("lane_of", index_of="lane_free_at", low=-1),
         *StateSpec.each(("src_ptr", "src_sizes", "n_released", "n_transit"), low=0, high="state"),
+        StateSpec("train_keys", low=0, high=TRAIN_KEYS),
         *StateSpec.each(("passed_by_ticket", "conn_load", "passed_by_connector", "exited_by_gate", "entry_places",
                          "onward.boarded_by_poi", "onward.departures"), low=0),
     )
@@ -533,10 +536,12 @@ class StationDispersalModel(CityModel):
             check_total([t.passengers for t in trains], "layer sources (count × demand_scale)")
         return trains
 
-    def _draw_passengers(self, shares: np.ndarray, sizes: list[int] | None = None) -> None:
+    def _draw_passengers(self, shares: np.ndarray, sizes: list[int] | None = None,
+                         keys: list[int] | None = None) -> None:
         """Trains, their release times and the per-passenger draws (speed, mode, guidance, route
         taste, escalator walking); a passenger's index is their id for the whole run. ``sizes``: each
-        train's passengers as a restored run continued with another demand has them (adapt_state)."""
+        train's passengers as a restored run continued with another demand has them (adapt_state);
+        ``keys``: each train's draw key (``train_keys``) as that run had them."""
         st, p = self.station, self.p
         notes: list[str] = []
         trains = self._planned_trains(p, notes)
@@ -575,20 +580,8 @@ class StationDispersalModel(CityModel):
         self.src_of = np.concatenate(src_of).astype(np.int32) if src_of else np.zeros(0, np.int32)
         self.src_ptr = [a for a, _ in self.src_ranges]
         self.src_sizes = [int(b - a) for a, b in self.src_ranges]
-        draw = self._per_passenger
-        self.v0 = np.clip(draw(SPEED_STREAM, lambda g, m: g.normal(p["desired_speed_mps"], p["desired_speed_sd_mps"], m)),
-                          0.5, 2.0)
-        self.mode = draw(MODE_STREAM, lambda g, m: g.choice(4, size=m, p=shares / shares.sum())).astype(np.int32)
-        # tourists from a stream of their own, so the share changes no other draw; they leave on foot
-        self.is_tourist = draw(TOURIST_STREAM, lambda g, m: g.random(m)) < p["tourist_share"]
-        self.mode[self.is_tourist] = 0
-        self.guided = draw(GUIDED_STREAM, lambda g, m: g.random(m)) < p["guidance_share"]
-        T = self.T
-        self.route_noise = (draw(ROUTE_STREAM, lambda g, m: g.normal(0.0, p["route_noise_s"], (m, T)))
-                            if p["route_noise_s"] > 0 else np.zeros((N, T)))
-        self.walks_escalator = draw(ESCALATOR_STREAM, lambda g, m: g.random(m)) < p["escalator_walk_share"]
-        self.takes_lift = draw(LIFT_STREAM, lambda g, m: g.random(m)) < p["lift_share"]
-        self.dest_draw = draw(DEST_STREAM, lambda g, m: g.random(m))  # which of its mode's destinations
+        self.train_keys = [int(k) for k in keys] if keys is not None else [0] * len(trains)
+        self._draw_per_passenger(shares)
         self.must_validate = np.array([st.sources[k].must_validate for k in self.src_of], dtype=bool)
         self.state = np.full(N, PENDING, dtype=np.int8)
         self.t_appear = np.full(N, np.nan)
@@ -603,14 +596,35 @@ class StationDispersalModel(CityModel):
         self.t_on = np.full(N, np.nan)
         self.t_off = np.full(N, np.nan)
 
+    def _draw_per_passenger(self, shares: np.ndarray) -> None:
+        """Every passenger's speed, mode, guidance, route taste, escalator walking, lift use and
+        destination draw, each train's from its own generator (``_per_passenger``)."""
+        p, N, T = self.p, self.N, self.T
+        draw = self._per_passenger
+        self.v0 = np.clip(draw(SPEED_STREAM, lambda g, m: g.normal(p["desired_speed_mps"], p["desired_speed_sd_mps"], m)),
+                          0.5, 2.0)
+        self.mode = draw(MODE_STREAM, lambda g, m: g.choice(4, size=m, p=shares / shares.sum())).astype(np.int32)
+        # tourists from a stream of their own, so the share changes no other draw; they leave on foot
+        self.is_tourist = draw(TOURIST_STREAM, lambda g, m: g.random(m)) < p["tourist_share"]
+        self.mode[self.is_tourist] = 0
+        self.guided = draw(GUIDED_STREAM, lambda g, m: g.random(m)) < p["guidance_share"]
+        self.route_noise = (draw(ROUTE_STREAM, lambda g, m: g.normal(0.0, p["route_noise_s"], (m, T)))
+                            if p["route_noise_s"] > 0 else np.zeros((N, T)))
+        self.walks_escalator = draw(ESCALATOR_STREAM, lambda g, m: g.random(m)) < p["escalator_walk_share"]
+        self.takes_lift = draw(LIFT_STREAM, lambda g, m: g.random(m)) < p["lift_share"]
+        self.dest_draw = draw(DEST_STREAM, lambda g, m: g.random(m))  # which of its mode's destinations
+        self._drawn_keys = list(self.train_keys)
+
     def _per_passenger(self, stream: int, draw) -> np.ndarray:
         """``draw(generator, m)`` for each train's ``m`` passengers, each train from a generator of its
-        own (the model's seed, ``stream``, the train), concatenated in the order of ``src_ranges``. A
-        passenger's draws then depend on their train and place in it, not on how many others there are:
-        a run continued with another demand (adapt_state) keeps every kept passenger's speed, mode and
-        route taste, and a walker does not change their mind."""
-        parts = [np.asarray(draw(np.random.default_rng([self.seed, stream, k]), int(b - a)))
-                 for k, (a, b) in enumerate(self.src_ranges)]
+        own (the model's seed, ``stream``, the train and its key), concatenated in the order of
+        ``src_ranges``. A passenger's draws then depend on their train and place in it, not on how many
+        others there are: a run continued with another demand (adapt_state) keeps every kept passenger's
+        speed, mode and route taste, and a walker does not change their mind. A train's key is 0 (the
+        model's seed alone) until a reseeded copy of a state gives the trains yet to come keys of its own
+        (``reseed``)."""
+        parts = [np.asarray(draw(np.random.default_rng([self.seed, stream, k] + ([key] if key else [])), int(b - a)))
+                 for k, ((a, b), key) in enumerate(zip(self.src_ranges, self.train_keys))]
         return np.concatenate(parts) if parts else np.asarray(draw(np.random.default_rng(0), 0))
 
     def _setup_routes(self) -> None:
@@ -643,13 +657,8 @@ class StationDispersalModel(CityModel):
             d *= p["onward_detour_factor"]
             self.onward_m[:, c] = d.min(axis=1)
             self.onward_poi[:, c] = idx[d.argmin(axis=1)]
-        column_mode = np.array([mi for mi, _ in columns])
-        self.dest = np.zeros(N, dtype=np.int32)
-        for mi in range(1, len(MODES)):
-            cols = np.flatnonzero(column_mode == mi)
-            who = np.flatnonzero(self.mode == mi)
-            if len(cols) and len(who):
-                self.dest[who] = cols[np.minimum((self.dest_draw[who] * len(cols)).astype(np.int64), len(cols) - 1)]
+        self._column_mode = np.array([mi for mi, _ in columns])
+        self._assign_destinations()
         guided = set(_guided_ids(st, p))
         guided_allowed = self.gate_open.copy()
         if p["guidance_gates"]:
@@ -682,14 +691,30 @@ class StationDispersalModel(CityModel):
         self.r_dist, self.r_ride, self.r_via = K.route_tables(*self._succ, self.cand, V_REF_MPS)
         self.qdown = np.zeros_like(self.r_dist)
         lift_t = self.E0 + np.flatnonzero(self.entry_lift)
+        self._shun = np.zeros(T, dtype=bool)
         if len(lift_t):  # those who do not take lifts shun them, and the waypoints that only lead on by lift
             via = self.r_via[:, :, :, lift_t].any(axis=3)
             reach = self.r_dist < K.UNREACHABLE_M
-            shun = ((reach & via).any(axis=2) & ~(reach & ~via).any(axis=2)).any(axis=0)
-            shun[:G] = False
-            shun[lift_t] = True
-            self.route_noise[np.ix_(~self.takes_lift, shun)] += LIFT_AVOID_S
+            self._shun = ((reach & via).any(axis=2) & ~(reach & ~via).any(axis=2)).any(axis=0)
+            self._shun[:G] = False
+            self._shun[lift_t] = True
+        self._shun_lifts()
         self._next_reroute = 0.0
+
+    def _assign_destinations(self) -> None:
+        """Each passenger's onward destination (a column of ``onward_m``) from their mode and draw."""
+        self.dest = np.zeros(self.N, dtype=np.int32)
+        for mi in range(1, len(MODES)):
+            cols = np.flatnonzero(self._column_mode == mi)
+            who = np.flatnonzero(self.mode == mi)
+            if len(cols) and len(who):
+                self.dest[who] = cols[np.minimum((self.dest_draw[who] * len(cols)).astype(np.int64), len(cols) - 1)]
+
+    def _shun_lifts(self) -> None:
+        """Those who do not take lifts: the lifts and the waypoints that only lead on by lift cost them
+        LIFT_AVOID_S more (on the route taste just drawn)."""
+        if self._shun.any():
+            self.route_noise[np.ix_(~self.takes_lift, self._shun)] += LIFT_AVOID_S
 
     def _successors(self, u: int, L: int, xy, metres: float, seconds: float, state: int) -> list:
         fl = self.floors
@@ -1346,8 +1371,12 @@ class StationDispersalModel(CityModel):
         state, the trains yet to come are this run's. A train that has begun releasing keeps its
         passengers and its schedule (a new demand would otherwise step off at once: a burst on the
         platform at every change, which a particle filter's kernel makes at every resampling). Those
-        kept keep their per-passenger draws (speed, mode, route taste: _per_passenger)."""
+        kept keep their per-passenger draws (speed, mode, route taste: _per_passenger, with their
+        train's key). A state saved before trains had keys has every key 0, as its draws were."""
         attrs = meta.get("attrs", {})
+        if isinstance(attrs, dict) and "train_keys" not in attrs and isinstance(attrs.get("src_sizes"), list):
+            attrs = {**attrs, "train_keys": [0] * len(attrs["src_sizes"])}
+            meta = {**meta, "attrs": attrs}
         old, ptr = attrs.get("src_sizes"), attrs.get("src_ptr")
         # the routes are the saved run's when only the trains yet to come differ (their size, a delay or a
         # cancellation a feed reports): nobody in the station chooses again (on_restore)
@@ -1364,8 +1393,11 @@ class StationDispersalModel(CityModel):
         # a train that has begun releasing keeps its count (its passengers are on the platform: a new
         # demand stepping off at once would be a burst no train makes); one to come takes this run's
         sizes = [o if r > 0 else int(n) for n, r, o in zip(self.src_sizes, released, old)]
+        keys = attrs.get("train_keys")
+        keys = keys if (isinstance(keys, list) and len(keys) == len(sizes)
+                        and all(isinstance(k, int) and 0 <= k < TRAIN_KEYS for k in keys)) else None
         if sizes != self.src_sizes:  # this run's layout of passengers, with room for those released
-            self._draw_passengers(self._mode_shares(), sizes)
+            self._draw_passengers(self._mode_shares(), sizes, keys)
             self._setup_tickets(self.N)
             self._setup_routes()
             self._setup_crowd()
@@ -1397,12 +1429,29 @@ class StationDispersalModel(CityModel):
         members, an ensemble forecast's members) walk alike, step for step."""
         super().reseed(entropy)
         self.crowd.noise_key = int(self.rng.integers(1, NOISE_KEYS))
+        # and the passengers of the trains yet to come are drawn anew (speed, mode, route taste):
+        # else copies of one state share every future passenger, and their futures differ by the
+        # heading noise alone
+        key = int(np.random.SeedSequence([*(int(e) for e in entropy), TRAIN_KEY_STREAM]).generate_state(
+            1, np.uint64)[0] % np.uint64(TRAIN_KEYS - 1)) + 1
+        for k, (a, _) in enumerate(self.src_ranges):
+            if self.src_ptr[k] == a:
+                self.train_keys[k] = key
+        self._redraw_if_keyed_anew()
+
+    def _redraw_if_keyed_anew(self) -> None:
+        """The per-passenger draws again where a train's key is not the one they were drawn with."""
+        if self.train_keys != self._drawn_keys:
+            self._draw_per_passenger(self._mode_shares())
+            self._assign_destinations()
+            self._shun_lifts()
 
     def on_restore(self, same_params: bool) -> None:
         # another demand, delay or cancellation only: the gates, banks and guidance are the saved run's,
         # nobody chooses again (a delay reported to a live twin does not send everyone in the station
         # to choose their exit anew, as it does not in the truth)
         same_params = same_params or getattr(self, "_same_routes", False)
+        self._redraw_if_keyed_anew()  # the draws of the saved run's trains, each with its key
         T = self.T
         if same_params:  # the state's targets are this model's: its numbers must index them
             if len(self.queue_s) != T or (self.crowd.tgt >= max(T, 1)).any():

@@ -146,6 +146,43 @@ def test_replications_of_one_state_walk_their_own_way_and_each_restores_exactly(
         restored(old)
 
 
+def test_replications_of_one_state_draw_the_passengers_yet_to_come_anew_and_keep_those_released():
+    """No two particles share a future (issue 24): reseeded copies of a state keep the released
+    passengers' speeds and routes but draw the trains yet to come afresh, each copy its own; a
+    copy saved and restored (a resampled child's child) keeps its draws; a state saved before trains
+    had keys restores with the model's own draws."""
+    m = model()
+    m.advance_to(10)  # P1 releasing, P2 yet to come
+    (a1, b1), (a2, b2) = m.src_ranges
+    state = saved(m)
+    copies = []
+    for k in (1, 2):
+        r = restored(state)
+        r.reseed((1, k))
+        copies.append(r)
+    for r in copies:
+        assert r.train_keys[0] == 0 and r.train_keys[1] > 0  # P1 has begun releasing: it keeps its draws
+        assert np.array_equal(r.v0[a1:b1], m.v0[a1:b1]) and np.array_equal(r.route_noise[a1:b1], m.route_noise[a1:b1])
+        assert not np.array_equal(r.v0[a2:b2], m.v0[a2:b2])
+    assert copies[0].train_keys[1] != copies[1].train_keys[1]
+    assert not np.array_equal(copies[0].v0[a2:b2], copies[1].v0[a2:b2])
+    for r in copies:
+        r.advance_to(30)
+    child = restored(saved(copies[0]))
+    assert child.train_keys == copies[0].train_keys and np.array_equal(child.v0, copies[0].v0)
+    assert np.array_equal(child.route_noise, copies[0].route_noise) and np.array_equal(child.dest, copies[0].dest)
+    for r in (copies[0], child):
+        r.advance_to(60)
+    assert child.current_kpis() == copies[0].current_kpis()
+    # with another demand too: the released keep their keyed draws
+    more = restored(saved(copies[0]), demand_scale=1.5)
+    assert more.train_keys == copies[0].train_keys and np.array_equal(more.v0[a2:b2], copies[0].v0[a2:b2])
+    old = saved(m)  # a state saved before trains had keys
+    del old.meta["model"]["attrs"]["train_keys"]
+    r = restored(old)
+    assert r.train_keys == [0, 0] and np.array_equal(r.v0, m.v0)
+
+
 def test_a_continued_run_counts_as_its_parent_with_the_same_demand_and_never_fewer_with_more():
     """What a particle filter's resampled child must be: restored with its parent's demand it counts at
     the gates exactly what the parent counts; with a higher demand never fewer, in any window, than
