@@ -107,21 +107,24 @@ def parse_inline(items: list[str], ids: list[str]) -> list[Train]:
 
 
 def apply_delays(trains: list[Train], items: list[str], ids: list[str]) -> list[Train]:
-    """``train_delays``: "platform delay_s reported_s" each; a platform's latest report moves its
-    trains that had not arrived by then (planned arrival + delay after the report) by the delay."""
-    latest: dict[int, tuple[float, float]] = {}
-    for src, delay, at, where in _reports(items, ids, "train_delays", "delay", "P3 480 300"):
+    """``train_delays``: "platform delay_s reported_s" each. In the order reported, a report moves its
+    platform's trains that had not arrived by then (planned arrival + delay after the report) to
+    planned arrival + delay; a train an earlier report moved and that arrived before this report keeps
+    its arrival. So a delay reported and later cleared ("P4 480 120", then "P4 0 780") delays the train
+    that arrived in between and none after, as a live twin given the reports one by one has it."""
+    reports = []
+    for k, (src, delay, at, where) in enumerate(_reports(items, ids, "train_delays", "delay", "P3 480 300")):
         if not -3600 <= delay <= 86400:
             raise UserError(f"{where}: a delay from -3600 to 86400 s.")
-        if src not in latest or at >= latest[src][1]:
-            latest[src] = (delay, at)
-    out = []
-    for t in trains:
-        d = latest.get(t.source)
-        if d is not None and t.arrival_s + d[0] >= d[1]:
-            t = Train(t.source, max(0.0, t.arrival_s + d[0]), t.passengers)
-        out.append(t)
-    return out
+        reports.append((at, k, src, delay))
+    arrival = [t.arrival_s for t in trains]
+    moved = [False] * len(trains)
+    for at, _, src, delay in sorted(reports):
+        for j, t in enumerate(trains):
+            if t.source != src or (moved[j] and arrival[j] < at) or t.arrival_s + delay < at:
+                continue
+            arrival[j], moved[j] = max(0.0, t.arrival_s + delay), True
+    return [Train(t.source, a, t.passengers) if m else t for t, a, m in zip(trains, arrival, moved)]
 
 
 def _reports(items: list[str], ids: list[str], param: str, what: str, example: str):

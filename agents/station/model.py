@@ -113,8 +113,8 @@ PARAMS = (
     P("trains", "-", [], 'Trains inline, one text per train: "platform arrival_s passengers", e.g. "P1 0 1500". '
       "Replaces the city's source counts (added to the timetable's trains when both are given).", list),
     P("train_delays", "-", [], 'Delays reported live (GTFS-realtime), one text each: "platform delay_s reported_s", '
-      'e.g. "P3 480 300": the platform\'s trains not arrived by the report come delay_s later (its latest report '
-      "counts).", list),
+      'e.g. "P3 480 300": the platform\'s trains not arrived by the report come delay_s later (a later report '
+      "replaces it for the trains still to come).", list),
     P("train_cancellations", "-", [], 'Trains cancelled live (GTFS-realtime), one text each: "platform arrival_s '
       'reported_s", e.g. "P3 900 300": the platform\'s train planned to arrive nearest to arrival_s (within 90 s) does '
       "not come, unless it had arrived by the report; its passengers are not simulated.", list),

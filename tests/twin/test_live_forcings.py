@@ -66,6 +66,11 @@ def test_gtfs_realtime_delays_move_the_platforms_trains_not_yet_arrived():
     assert [(t.source, t.arrival_s) for t in got] == [(0, 0.0), (1, 570.0), (1, 1080.0), (2, 240.0)]
     late = apply_delays([Train(0, 0.0, 10)], ["P1 30 100"], ["P1"])
     assert late[0].arrival_s == 0.0  # it had arrived (0 + 30 < 100): nothing to move
+    # a delay reported, then cleared: the train that arrived in between stays late, the next is on time
+    cleared = apply_delays([Train(0, 270.0, 10), Train(0, 810.0, 10)], ["P1 480 120", "P1 0 780"], ["P1"])
+    assert [t.arrival_s for t in cleared] == [750.0, 810.0]
+    # the same reports in another order in the list: the order reported counts
+    assert apply_delays([Train(0, 270.0, 10), Train(0, 810.0, 10)], ["P1 0 780", "P1 480 120"], ["P1"]) == cleared
     with pytest.raises(UserError, match='write "platform delay_s reported_s"'):
         apply_delays(trains, ["P2 480"], ["P1", "P2", "P3"])
     with pytest.raises(UserError, match="train_delays, entry 1"):
