@@ -32,6 +32,16 @@ def restored(state, **params):
     return m
 
 
+def reseeded_copies(state, n):
+    """Replications 1..n of ``state``, as a branch's or a particle filter's copies are made."""
+    out = []
+    for k in range(1, n + 1):
+        r = restored(state)
+        r.reseed((1, k))
+        out.append(r)
+    return out
+
+
 def test_a_run_continues_with_more_or_less_demand_for_the_passengers_yet_to_come():
     m = model()
     m.advance_to(25)  # P1's train has arrived (150), P2's is arriving
@@ -125,11 +135,7 @@ def test_replications_of_one_state_walk_their_own_way_and_each_restores_exactly(
     m = model()
     m.advance_to(25)
     state = saved(m)
-    copies = []
-    for k in (1, 2):
-        r = restored(state)
-        r.reseed((1, k))
-        copies.append(r)
+    copies = reseeded_copies(state, 2)
     assert copies[0].crowd.noise_key != copies[1].crowd.noise_key
     for r in copies:
         r.advance_to(35)
@@ -155,11 +161,7 @@ def test_replications_of_one_state_draw_the_passengers_yet_to_come_anew_and_keep
     m.advance_to(10)  # P1 releasing, P2 yet to come
     (a1, b1), (a2, b2) = m.src_ranges
     state = saved(m)
-    copies = []
-    for k in (1, 2):
-        r = restored(state)
-        r.reseed((1, k))
-        copies.append(r)
+    copies = reseeded_copies(state, 2)
     for r in copies:
         assert r.train_keys[0] == 0 and r.train_keys[1] > 0  # P1 has begun releasing: it keeps its draws
         assert np.array_equal(r.v0[a1:b1], m.v0[a1:b1]) and np.array_equal(r.route_noise[a1:b1], m.route_noise[a1:b1])
