@@ -149,7 +149,7 @@ def _start_method() -> str:
     numba's thread pool not started (its OpenMP layer aborts a forked child). Else spawn."""
     import threading
 
-    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+    if os.name != "posix" or os.uname().sysname != "Linux" or threading.active_count() != 1:
         return "spawn"
     if any(m in sys.modules for m in ("PySide6.QtCore", "PyQt6.QtCore", "PyQt5.QtCore")):
         return "spawn"

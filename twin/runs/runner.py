@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +48,7 @@ def software_versions() -> dict[str, str]:
     import numba
     import numpy
 
-    return {"citytwin": __version__, "python": platform.python_version(), "mesa": mesa.__version__,
+    return {"citytwin": __version__, "python": "%d.%d.%d" % sys.version_info[:3], "mesa": mesa.__version__,
             "numba": numba.__version__, "numpy": numpy.__version__}
 
 
