@@ -522,6 +522,10 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
               help="enkf: the ensemble's departures from its mean × this before each update (1: none).")
 @click.option("--rtps", type=float, default=0.5, show_default=True,
               help="enkf: what the update corrects keeps this share of its spread before the update (0: none).")
+@click.option("--rerun-lag-s", "rerun_lag_s", type=float, default=0.0, show_default=True,
+              help="enkf: after each update run every member again from its state this many seconds back, with its "
+                   "updated parameters, so that state and parameters agree (set it to how long a parameter takes to "
+                   "reach the sensors; 0: not).")
 @click.option("--ignore-forcings", is_flag=True, help="Do not apply the record's forcing readings (the quantities the "
               "model declares as forcings): estimate a forcing's scale from the state sensors instead.")
 @click.option("--observe-forcings", is_flag=True, help="Do not apply the record's forcing readings: assimilate them as "
@@ -533,8 +537,8 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
               help="Stop at the first checkpoint (a forecast issue) after this many seconds of wall time (0: the first); "
                    "the same command run again goes on from it.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
-               outlier_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, ignore_forcings, observe_forcings,
-               workers, no_report, time_limit_s):
+               outlier_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, rerun_lag_s, ignore_forcings,
+               observe_forcings, workers, no_report, time_limit_s):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
     from .live.assimilate import Assimilation, AssimilationSettings
@@ -557,6 +561,8 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
         raise UserError(f"--inflation {inflation}: give a factor from 1 (none) to 3 (e.g. 1.1).")
     if not 0 <= rtps <= 1:
         raise UserError(f"--rtps {rtps}: give a share from 0 (none) to 1 (the prior's spread kept).")
+    if not 0 <= rerun_lag_s < 1e7:
+        raise UserError(f"--rerun-lag-s {rerun_lag_s}: give a number of model seconds, 0 or more (0: not).")
     if members < 2:
         raise UserError(f"--members {members}: a filter needs at least 2 members.")
     if time_limit_s is not None and not 0 <= time_limit_s < 1e9:
@@ -570,6 +576,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
                                     horizon_s=horizon_s, outlier_k=outlier_k, kernel=kernel, localise_m=localise_m,
                                     obs_error=obs_error, inflation=inflation, rtps=rtps, temper_to=temper_to,
+                                    rerun_lag_s=rerun_lag_s,
                                     use_forcings=not (ignore_forcings or observe_forcings),
                                     observe_forcings=observe_forcings,
                                     workers=workers, report=not no_report)

@@ -135,6 +135,10 @@ def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
     assert "--inflation 0.5" in capsys.readouterr().err
     assert _assimilate(world, tmp_path / "o9", "--rtps", "2") == 2
     assert "--rtps 2" in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o10", "--rerun-lag-s", "10") == 2  # the particle filter (the default)
+    assert "--rerun-lag-s 10" in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o11", "--method", "enkf", "--rerun-lag-s", "-1") == 2
+    assert "--rerun-lag-s -1" in capsys.readouterr().err
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o5").exists()
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
 
@@ -197,7 +201,7 @@ def test_a_counter_is_predicted_over_its_own_interval_even_after_a_missing_readi
 WALL = {"updates.csv": ["wall_s"]}  # wall-clock times: the only columns a resumed run may change
 
 
-@pytest.mark.parametrize("method, extra", [("pf", []), ("enkf", ["--localise-m", "20"])])
+@pytest.mark.parametrize("method, extra", [("pf", []), ("enkf", ["--localise-m", "20"]), ("enkf", ["--rerun-lag-s", "15"])])
 def test_a_run_stopped_after_its_first_forecast_resumes_to_the_same_numbers(world, tmp_path, capsys, method, extra):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert _assimilate(world, whole, "--method", method, *extra) == 0
@@ -248,3 +252,42 @@ def test_a_run_stopped_after_its_first_forecast_resumes_to_the_same_numbers(worl
     assert _assimilate(world, parts, "--method", method, *extra) == 0
     assert "is complete" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in parts.iterdir()} == before
+
+
+def test_members_run_again_over_the_lag_agree_with_their_updated_parameters(tmp_path):
+    """With --rerun-lag-s, an update runs every member again from its state the lag before, with its new
+    parameters: with a lag reaching back to the start, each member is then exactly the run its final
+    parameters give from the start, its counter's counts included; without, it is not (its past ran on
+    the prior's value)."""
+    from twin.core.sensors import read_sensors
+    from twin.live.assimilate import Assimilation, AssimilationSettings
+    from twin.live.observe import Observer
+    from twin.runs.runner import Run
+    from twin.runs.uncertainty import parse_ranges
+
+    city = make_tiny_city(tmp_path)
+    sensors = [Sensor("C1", "people_counter", X0 + 25, Y0 + 25, "walkers_east", "-", "buildings", "B00001", 1.0, 10.0,
+                      "count")]
+    sensors_frame(sensors, City.load(city).crs).to_file(city / "sensors.geojson", driver="GeoJSON")
+    scenario = write_scenario(tmp_path, city, "[parameters]\nwalkers = 300\ndistance_m = 60\n", duration_s=40, seed=3)
+    synth(load_scenario(scenario), {"speed_mps": TRUTH}, tmp_path / "record")
+    sc = load_scenario(scenario)
+    ranges = parse_ranges(sc, ["speed_mps=0.6..1.6"], "--estimate")
+    counter = Observer(sc.model_class(), read_sensors(sc.load_city())).state_sensors
+    agree = {}
+    for lag in (0.0, 100.0):
+        f = Assimilation(sc, tmp_path / "record", ranges, AssimilationSettings(method="enkf", members=4, rerun_lag_s=lag),
+                         log=None)
+        f.start()
+        prior = [m.params["speed_mps"] for m in f.members]
+        f.catch_up(30.0)
+        assert all(m.params["speed_mps"] != p for m, p in zip(f.members, prior))  # the updates moved them
+        agree[lag] = []
+        for m in f.members:
+            fresh = Run(sc, "baseline", m.seed, dict(m.params), outputs=False)
+            same = []
+            for t in (10.0, 20.0, 30.0):  # the counter's cumulative count at each tick, as the member keeps it
+                fresh.advance(t)
+                same.append(m.cum[("C1", t)] == f.observer.read(fresh.model, counter)["C1"])
+            agree[lag].append(np.array_equal(m.run.model.pos, fresh.model.pos) and all(same))
+    assert all(agree[100.0]) and not any(agree[0.0])

@@ -71,6 +71,9 @@ class AssimilationSettings:
     # True: forcing readings are not applied but assimilated, as readings of each member's own forcing (what
     # pins down an estimated scale of it, leaving the state sensors to the other parameters)
     observe_forcings: bool = False
+    # enkf: after each update every member runs again from its state this many seconds back with its
+    # updated parameters (0: not), so that its state agrees with them (see EnsembleFilter._rerun)
+    rerun_lag_s: float = 0.0
     workers: int = 1
     report: bool = True  # report.html and its pictures (parameters, residuals, skill) in --out
 
@@ -100,6 +103,10 @@ class EnsembleFilter:
         if settings.method == "enkf" and settings.localise_m > 0 and not scenario.model_class().correctable:
             raise UserError(f"--localise-m {settings.localise_m:g}: model {scenario.model} declares no state a filter "
                             "may correct; leave --localise-m out to estimate parameters only.")
+        if settings.rerun_lag_s > 0 and (settings.method != "enkf" or settings.localise_m > 0):
+            raise UserError(f"--rerun-lag-s {settings.rerun_lag_s:g}: runs the members again with their updated "
+                            "parameters, which only --method enkf estimating parameters alone gives; use it with "
+                            "--method enkf and without --localise-m.")
         self.sc, self.s, self.ranges = scenario, settings, list(ranges)
         self.variant = variant or BASELINE
         self.seed = scenario.seed if seed is None else int(seed)
@@ -126,6 +133,10 @@ class EnsembleFilter:
         # adaptive_noise, pf: each sensor's spread of the members that their parameters do not explain, so far
         self.spread_seen: dict[str, float] = {}
         self.members: list[Member] = []  # the filtered ensemble
+        # rerun_lag_s: the filtered members as they were after recent updates, to run again from
+        # ({"time", "forced", "states", "cum"}), and every change of the forcings since the oldest
+        self.anchors: list[dict] = []
+        self.forced_log: list[list] = []  # [time, the forced parameters from then on]
         self.time_s = 0.0  # where catch_up has taken it
         self.on_update = None  # called with the time after each update (citytwin assimilate writes its tables)
 
@@ -136,6 +147,7 @@ class EnsembleFilter:
         self.members = filt
         self.time_s = filt[0].run.time_s
         self._record_params(self.time_s, filt)
+        self._anchor(self.time_s)
         return open_
 
     def catch_up(self, t: float, others: list[list[Member]] = ()) -> list[list[Member]]:
@@ -155,10 +167,14 @@ class EnsembleFilter:
                 ids, y = merge_duplicates([sid for sid, _ in rows], [v for _, v in rows])
                 sensors = [self.by_id[i] for i in ids]
                 self.members = self._update(x, self.members, self._predict(x, self.members, sensors), sensors, y)
+                if self.s.rerun_lag_s > 0:
+                    self.members = self._rerun(x)
                 self._record_params(x, self.members, self.weights)
                 if self.on_update is not None:
                     self.on_update(x)
             self.members, *others = self._apply_forcings(x, [self.members, *others])
+            if rows:
+                self._anchor(x)
             self.time_s = x
         return others
 
@@ -167,15 +183,16 @@ class EnsembleFilter:
             self._log(text)
 
     # -- the ensembles ------------------------------------------------------------------------------------
-    def _overrides(self, params: dict) -> dict:
-        return {**self.base, **self.forced, **params}
+    def _overrides(self, params: dict, forced: dict | None = None) -> dict:
+        return {**self.base, **(self.forced if forced is None else forced), **params}
 
-    def _build(self, seed: int, params: dict, state: bytes | None = None, replication: int = 0):
+    def _build(self, seed: int, params: dict, state: bytes | None = None, replication: int = 0,
+               forced: dict | None = None):
         from twin.core.state_file import state_from_bytes
         from twin.runs.runner import Run
 
         st = state_from_bytes(state, "assimilation member") if state is not None else None
-        return Run(self.sc, self.variant, seed, self._overrides(params), state=st, replication=replication,
+        return Run(self.sc, self.variant, seed, self._overrides(params, forced), state=st, replication=replication,
                    outputs=False)
 
     def _initial(self, state: bytes | None = None, open_loop: bool = True) -> tuple[list[Member], list[Member]]:
@@ -385,6 +402,44 @@ class EnsembleFilter:
                             "keep their drawn values).") from None
         return Member(run, m.seed, dict(params), dict(m.cum))
 
+    def _anchor(self, t: float) -> None:
+        """rerun_lag_s: keep the filtered members as they are at ``t`` to run again from later."""
+        if self.s.rerun_lag_s <= 0:
+            return
+        self.anchors.append({"time": t, "forced": {k: plain_value(v) for k, v in self.forced.items()},
+                             "states": [m.run.state_bytes() for m in self.members],
+                             "cum": [dict(m.cum) for m in self.members]})
+
+    def _rerun(self, t: float) -> list[Member]:
+        """Every member run again from where it was ``rerun_lag_s`` ago (the latest anchor at or before
+        then), with the parameters the update at ``t`` gave it, through the forcings as they changed.
+
+        A parameter-only update leaves each member's state as its old parameters made it. Where a
+        parameter reaches the sensors only minutes later (a station's demand reaches the gates with
+        the trains that bring it), the next updates see the same shortfall again and push the parameter
+        on: it overshoots, and what the overshoot did stays in the state (in a mean since the start,
+        for good). Run again over the lag, the state agrees with the parameters and each reading's
+        evidence counts once (an ensemble smoother over a lag window, with the model run again)."""
+        lag = self.s.rerun_lag_s
+        start = [a for a in self.anchors if a["time"] <= t - lag + 1e-9]
+        a = start[-1] if start else self.anchors[0]
+        self.anchors = [b for b in self.anchors if b["time"] >= a["time"]]
+        self.forced_log = [f for f in self.forced_log if f[0] > a["time"]]
+        changes = {round(ft, 6): forced for ft, forced in self.forced_log if ft < t - 1e-9}
+        counts = [s for s in self.state_sensors if s.mode == "count"]
+        events = sorted({x for x in tick_times(counts, t) if x > a["time"] + 1e-9} | set(changes) | {round(t, 6)})
+        out = []
+        for k, m in enumerate(self.members):
+            new = Member(self._build(m.seed, m.params, a["states"][k], 0, a["forced"]), m.seed, dict(m.params),
+                         {**m.cum, **a["cum"][k]})
+            for x in events:
+                new.run.advance(x)
+                self._count_ticks(x, [new])
+                if x in changes:
+                    new.run = self._build(m.seed, m.params, new.run.state_bytes(), 0, changes[x])
+            out.append(new)
+        return out
+
     def _record_params(self, t: float, members: list[Member], weights: np.ndarray | None = None) -> None:
         hidden = self.hidden
         w = np.full(len(members), 1.0 / len(members)) if weights is None else weights
@@ -434,7 +489,8 @@ class EnsembleFilter:
     # -- a checkpoint (citytwin assimilate resumes from it) ------------------------------------------------------
     # The filter's own state that is plain JSON (numbers, per-sensor tables, rows), saved and restored by
     # name; whatever else an update carries from one to the next is handled in saved() and restore().
-    RESUMED = ("time_s", "n_updates", "noise_seen", "spread_seen", "forced", "param_rows", "update_rows", "residual_rows")
+    RESUMED = ("time_s", "n_updates", "noise_seen", "spread_seen", "forced", "forced_log", "param_rows", "update_rows",
+               "residual_rows")
 
     def saved(self, ensembles: dict[str, list[Member]]) -> tuple[dict, dict[str, bytes]]:
         """What the filter needs to go on exactly as it would have (with ``ensembles``, by name, beside
@@ -444,8 +500,10 @@ class EnsembleFilter:
                     "rng": self.rng.bit_generator.state, "readings": self.readings,
                     "cells": None if self._cells is None else [{"path": c.path, "index": idx.tolist(),
                                                                 "xy": xy.tolist()} for c, idx, xy in self._cells],
-                    "ensembles": {}})
-        states = {}
+                    "ensembles": {}, "anchors": [{"time": a["time"], "forced": a["forced"],
+                                                  "cum": [[[sid, t, v] for (sid, t), v in c.items()] for c in a["cum"]]}
+                                                 for a in self.anchors]})
+        states = {f"anchor{j}/{k}": b for j, a in enumerate(self.anchors) for k, b in enumerate(a["states"])}
         for name, members in {"filtered": self.members, **ensembles}.items():
             doc["ensembles"][name] = [{"seed": m.seed, "params": {k: plain_value(v) for k, v in m.params.items()},
                                        "cum": [[sid, t, v] for (sid, t), v in m.cum.items()]} for m in members]
@@ -465,6 +523,10 @@ class EnsembleFilter:
                                       dict(m["params"]), {(sid, float(t)): float(v) for sid, t, v in m["cum"]})
                                for k, m in enumerate(members)]
         self.members = ensembles.pop("filtered")
+        self.anchors = [{"time": a["time"], "forced": a["forced"],
+                         "states": [states[f"anchor{j}/{k}"] for k in range(len(a["cum"]))],
+                         "cum": [{(sid, float(t)): float(v) for sid, t, v in c} for c in a["cum"]]}
+                        for j, a in enumerate(doc["anchors"])]
         if doc["cells"] is not None:
             by_path = {c.path: c for c in type(self.members[0].run.model).correctable}
             self._cells = [(by_path[c["path"]], np.array(c["index"], dtype=np.int64),
@@ -492,6 +554,8 @@ class EnsembleFilter:
             return ensembles
         p = model.p
         differ = [k for k, v in new.items() if k not in p or plain_value(p[k]) != plain_value(v)]
+        if self.s.rerun_lag_s > 0:
+            self.forced_log.append([t, {k: plain_value(v) for k, v in new.items()}])
         if not differ:  # a reading that changes nothing (the forcing as planned) costs nothing
             self.forced = new
             return ensembles
@@ -630,7 +694,7 @@ class Assimilation(EnsembleFilter):
                 "--method": s.method, "--members": s.members, "--forecast-interval-s": s.forecast_interval_s,
                 "--horizon-s": s.horizon_s, "--outlier-k": s.outlier_k, "--kernel": s.kernel,
                 "--inflation": s.inflation, "--rtps": s.rtps, "--obs-error": s.obs_error,
-                "--localise-m": s.localise_m, "--temper": s.temper_to, "resample_below": s.resample_below,
+                "--localise-m": s.localise_m, "--rerun-lag-s": s.rerun_lag_s, "--temper": s.temper_to, "resample_below": s.resample_below,
                 "adaptive_noise": s.adaptive_noise, "forcings": "applied" if s.use_forcings else
                 "observed (--observe-forcings)" if s.observe_forcings else "ignored (--ignore-forcings)",
                 "version": __version__}
