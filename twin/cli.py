@@ -437,14 +437,18 @@ def feed_replay(record, to, speed):
                    "Kalman filter, as `citytwin assimilate`); the forecasts start from them.")
 @click.option("--estimate", "estimate", multiple=True, metavar="NAME=LOW..HIGH",
               help="With --assimilate: a numeric parameter the filter estimates, its prior uniform over the range.")
+@click.option("--rerun-lag-s", "rerun_lag_s", type=float, default=0.0, show_default=True,
+              help="With --assimilate enkf: after each update run every member again from its state this many seconds "
+                   "back with its updated parameters (as `citytwin assimilate`; 0: not).")
 def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s, horizon_s, members, member_sets,
-         workers, start, clock, late_tolerance_s, stop_when_silent_s, assimilate, estimate):
+         workers, start, clock, late_tolerance_s, stop_when_silent_s, assimilate, estimate, rerun_lag_s):
     """The twin kept in step with its feeds, with rolling ensemble forecasts, forecast alerts and skill."""
     from datetime import datetime
 
     from twin.scenario import preflight
     from .live.feeds import open_feed
     from .live.loop import LiveSettings, LiveTwin
+    from .live.assimilate import AssimilationSettings
     from twin.runs.runner import check_out_dir
     from twin.scenario.scenario import load_scenario, parse_set
 
@@ -476,13 +480,19 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
         raise UserError("--estimate needs --assimilate pf or enkf (the filter estimates the parameters).")
     if assimilate != "off" and members < 2:
         raise UserError(f"--members {members}: --assimilate {assimilate} needs at least 2 members.")
+    if not 0 <= rerun_lag_s < 1e7:
+        raise UserError(f"--rerun-lag-s {rerun_lag_s}: give a number of model seconds, 0 or more (0: not).")
+    if rerun_lag_s > 0 and assimilate != "enkf":
+        raise UserError(f"--rerun-lag-s {rerun_lag_s:g}: runs the filter's members again with their updated "
+                        "parameters; give it with --assimilate enkf.")
     ranges = _estimated(sc, estimate, overrides)
     preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
     check_out_dir(out)
     settings = LiveSettings(until_s=until_s, assimilate=assimilate, estimate=ranges, forecast_interval_s=forecast_interval_s, horizon_s=horizon_s,
                             members=members, workers=workers, start_epoch_s=epoch, clock=clock,
                             member_overrides=member_overrides,
-                            late_tolerance_s=late_tolerance_s, stop_when_silent_s=stop_when_silent_s)
+                            late_tolerance_s=late_tolerance_s, stop_when_silent_s=stop_when_silent_s,
+                            filter=AssimilationSettings(rerun_lag_s=rerun_lag_s) if rerun_lag_s > 0 else None)
     opened = [open_feed(u) for u in feeds]
     twin = LiveTwin(sc, opened, out, settings, variant, seed, overrides, log=click.echo)
     s = twin.run_until()

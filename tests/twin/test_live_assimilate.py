@@ -56,8 +56,25 @@ def test_live_assimilation_estimates_the_hidden_speed_and_its_forecasts_beat_the
     assert LiveFolder(tmp_path / "off").read().estimates == []
 
 
+def test_live_enkf_runs_its_members_again_over_the_lag(world, tmp_path):
+    """--rerun-lag-s in live mode: the filter's members are run again after each update, and the
+    estimate still ends closer to the hidden speed than the prior."""
+    params = {}
+    for name, extra in (("plain", ()), ("rerun", ("--rerun-lag-s", "10"))):
+        assert _live(world, tmp_path / name, "--assimilate", "enkf", "--estimate", "speed_mps=0.6..1.6", *extra) == 0
+        params[name] = pd.read_csv(tmp_path / name / "parameters.csv")
+    prior, final = params["rerun"].iloc[0], params["rerun"].iloc[-1]
+    assert final.time_s > 40 and abs(final["mean"] - TRUTH) < abs(prior["mean"] - TRUTH)
+    # the same readings and draws; only the members run again differ (their states, so their next updates)
+    assert params["plain"].iloc[0]["mean"] == prior["mean"]
+    assert not params["plain"]["mean"].equals(params["rerun"]["mean"])
+
+
 def test_live_assimilation_refuses_bad_input(world, tmp_path, capsys):
     assert _live(world, tmp_path / "a", "--estimate", "speed_mps=0.6..1.6") == 2
     assert "--assimilate" in capsys.readouterr().err
     assert _live(world, tmp_path / "b", "--assimilate", "pf", "--members", "1") == 2
     assert "at least 2 members" in capsys.readouterr().err
+    assert _live(world, tmp_path / "c", "--assimilate", "pf", "--rerun-lag-s", "30") == 2
+    err = capsys.readouterr().err
+    assert "--rerun-lag-s 30" in err and "--assimilate enkf" in err
