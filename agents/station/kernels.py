@@ -63,6 +63,8 @@ def repulsion_table(a_rep, d_rep, r_walk, r_cut, size=16384):
     more to interpolate at the end): read back by linear interpolation from ``d`` = 0.1 m on, within
     2e-5 of the formula (relative; 5e-7 from 0.3 m on, two walking bodies touch at 0.28 m), it spares
     each pair a square root, an exponential and a division."""
+    if a_rep <= 0 or r_cut <= 0:  # no push (MotionParams.r_cut is 0 then): a table of zeros, never read
+        return np.zeros(size + 2)
     d2 = np.linspace(0.0, r_cut * r_cut, size + 1)
     d = np.sqrt(np.maximum(d2, d2[1]))  # the first value is never read (the formula serves d < 0.1 m)
     w = a_rep * np.exp((2.0 * r_walk - d) / d_rep) / d
