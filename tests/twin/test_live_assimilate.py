@@ -70,6 +70,23 @@ def test_live_enkf_runs_its_members_again_over_the_lag(world, tmp_path):
     assert not params["plain"]["mean"].equals(params["rerun"]["mean"])
 
 
+def test_a_stopped_live_filter_resumes_with_its_members_and_estimates(world, tmp_path, capsys):
+    """A live twin stopped and started again with the same command goes on with its filter as saved
+    (members, estimates, tables), not from the prior: the estimates equal those of a twin never stopped."""
+    args = ("--assimilate", "pf", "--estimate", "speed_mps=0.6..1.6")
+    assert _live(world, tmp_path / "whole", *args) == 0
+    assert _live(world, tmp_path / "parts", *args, "--until", "30") == 0
+    assert (tmp_path / "parts" / "filter.zip").is_file()
+    capsys.readouterr()
+    assert _live(world, tmp_path / "parts", *args, "--members", "5") == 2
+    assert "--members: 6 then, 5 now" in capsys.readouterr().err
+    assert _live(world, tmp_path / "parts", *args) == 0
+    assert "assimilation: the filter resumed at t = 30 s" in capsys.readouterr().out
+    whole, parts = (pd.read_csv(tmp_path / k / "parameters.csv") for k in ("whole", "parts"))
+    assert parts.time_s.max() == whole.time_s.max() > 40
+    pd.testing.assert_frame_equal(parts, whole)
+
+
 def test_live_assimilation_refuses_bad_input(world, tmp_path, capsys):
     assert _live(world, tmp_path / "a", "--estimate", "speed_mps=0.6..1.6") == 2
     assert "--assimilate" in capsys.readouterr().err

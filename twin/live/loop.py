@@ -33,6 +33,7 @@ from .observe import Observer
 
 STATE_FILE = "state.npz"
 PROGRESS_FILE = "live.json"
+FILTER_FILE = "filter.zip"  # --assimilate: the filter's members and estimates (assim_checkpoint's form)
 
 
 @dataclass
@@ -297,13 +298,53 @@ class LiveTwin:
         base = self.s.filter or AssimilationSettings()
         fs = replace(base, method=self.s.assimilate, members=self.s.members, workers=self.s.workers)
         f = EnsembleFilter(self.sc, self.s.estimate, fs, self.variant, self.seed, self.base_overrides, log=self.log)
-        f.forced = dict(self.forced)
-        f.readings = {q: list(rs) for q, rs in self.readings.items()}
-        f.start(self.run.state_bytes() if resumed else None)
         self.filter_late = 0
         self.log(f"assimilation: {fs.method}, {fs.members} members"
                  + (f", estimating {', '.join(r.name for r in self.s.estimate)}" if self.s.estimate else ""))
+        if resumed and (self.out / FILTER_FILE).is_file():
+            self._resume_filter(f)
+            return f
+        f.forced = dict(self.forced)
+        f.readings = {q: list(rs) for q, rs in self.readings.items()}
+        f.start(self.run.state_bytes() if resumed else None)
         return f
+
+    def _filter_options(self) -> dict:
+        """What a resumed twin's filter must share with the one saved (the numbers follow from them)."""
+        fs = self.s.filter
+        return {"--assimilate": self.s.assimilate, "--members": self.s.members, "--seed": self.seed,
+                "--estimate": [r.text for r in self.s.estimate],
+                "--rerun-lag-s": fs.rerun_lag_s if fs is not None else 0.0}
+
+    def _save_filter(self) -> None:
+        """The filter as it is (members, estimates, its tables' rows) and the readings it has not yet
+        taken: a resumed twin goes on with it instead of starting again from the prior."""
+        from .assim_checkpoint import write_checkpoint
+
+        f = self.filter
+        doc, states = f.saved({})
+
+        def ahead(queue: dict) -> list:
+            return [[t, *row] for t, rows in sorted(queue.items()) if t > f.time_s + 1e-9 for row in rows]
+
+        doc.update({"options": self._filter_options(), "obs_ahead": ahead(f.obs),
+                    "forcing_msgs_ahead": ahead(f.forcing_msgs)})
+        write_checkpoint(self.out / FILTER_FILE, doc, states, {})
+
+    def _resume_filter(self, f) -> None:
+        from .assim_checkpoint import differences, read_checkpoint
+
+        doc, states, _ = read_checkpoint(self.out / FILTER_FILE)
+        diff = differences(doc.get("options") or {}, self._filter_options())
+        if diff:
+            raise UserError(f"{self.out}: its saved filter was made with other options ({'; '.join(diff)}). Give the "
+                            "same options to go on with it, or another --out to start afresh.")
+        f.restore(doc, states)
+        for t, *row in doc["obs_ahead"]:
+            f.obs.setdefault(float(t), []).append(tuple(row))
+        for t, *row in doc["forcing_msgs_ahead"]:
+            f.forcing_msgs.setdefault(float(t), []).append(tuple(row))
+        self.log(f"assimilation: the filter resumed at t = {f.time_s:g} s ({f.n_updates} updates so far)")
 
     def _to_filter(self, ob: Observation) -> None:
         t = round(ob.time_s, 6)
@@ -408,6 +449,7 @@ class LiveTwin:
                     "members": self.s.members}
         if self.filter is not None:  # the estimates, updates and residuals so far (docs/assimilation.md)
             self.filter.write_tables(self.out)
+            self._save_filter()
         with atomic_file(self.out / PROGRESS_FILE) as f:
             json.dump(progress, f, indent=1, default=float)
 
