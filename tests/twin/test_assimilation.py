@@ -135,6 +135,10 @@ def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
     assert "--inflation 0.5" in capsys.readouterr().err
     assert _assimilate(world, tmp_path / "o9", "--rtps", "2") == 2
     assert "--rtps 2" in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o5r", "--method", "enkf", "--rerun-lag-s", "10", "--estimate",
+                       "walkers=200..400") == 2
+    err = capsys.readouterr().err
+    assert "cannot continue a run with another value of" in err and "walkers" in err
     assert _assimilate(world, tmp_path / "o10", "--rerun-lag-s", "10") == 2  # the particle filter (the default)
     assert "--rerun-lag-s 10" in capsys.readouterr().err
     assert _assimilate(world, tmp_path / "o11", "--method", "enkf", "--rerun-lag-s", "-1") == 2

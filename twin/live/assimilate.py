@@ -286,7 +286,9 @@ class EnsembleFilter:
                         new = up.members[i, j:j + len(idx)]
                         flat[idx] = np.maximum(new, c.low) if c.low is not None else new
                         j += len(idx)
-            if used.any() and (self.ranges or cells):
+            if used.any() and self.s.rerun_lag_s > 0:  # _rerun builds them with their new values
+                members = [Member(m.run, m.seed, self._clip(up.members[i, :p]), m.cum) for i, m in enumerate(members)]
+            elif used.any() and (self.ranges or cells):
                 members = [self._with_params(m, self._clip(up.members[i, :p]), 0, rebuild=bool(cells))
                            for i, m in enumerate(members)]
         self.n_updates += 1
@@ -394,19 +396,24 @@ class EnsembleFilter:
         try:
             run = self._build(m.seed, params, m.run.state_bytes(), replication)
         except UserError as e:
-            changed = ", ".join(k for k, v in params.items() if plain_value(m.params.get(k)) != plain_value(v))
-            if not changed:
-                raise
-            raise UserError(f"--estimate: model {self.sc.model} cannot continue a run with another value of {changed} "
-                            f"({str(e).rstrip('.')}). Estimate another parameter, or with --method pf give --kernel 0 (the particles "
-                            "keep their drawn values).") from None
+            raise self._cannot_continue(m.params, params, e) from None
         return Member(run, m.seed, dict(params), dict(m.cum))
+
+    def _cannot_continue(self, before: dict, params: dict, e: UserError) -> UserError:
+        """The model refused to continue a run with ``params`` (``before`` made its state): which of them."""
+        changed = ", ".join(k for k, v in params.items() if plain_value(before.get(k)) != plain_value(v))
+        if not changed:
+            return e
+        return UserError(f"--estimate: model {self.sc.model} cannot continue a run with another value of {changed} "
+                         f"({str(e).rstrip('.')}). Estimate another parameter, or with --method pf give --kernel 0 (the "
+                         "particles keep their drawn values).")
 
     def _anchor(self, t: float) -> None:
         """rerun_lag_s: keep the filtered members as they are at ``t`` to run again from later."""
         if self.s.rerun_lag_s <= 0:
             return
         self.anchors.append({"time": t, "forced": {k: plain_value(v) for k, v in self.forced.items()},
+                             "params": [dict(m.params) for m in self.members],
                              "states": [m.run.state_bytes() for m in self.members],
                              "cum": [dict(m.cum) for m in self.members]})
 
@@ -430,8 +437,11 @@ class EnsembleFilter:
         events = sorted({x for x in tick_times(counts, t) if x > a["time"] + 1e-9} | set(changes) | {round(t, 6)})
         out = []
         for k, m in enumerate(self.members):
-            new = Member(self._build(m.seed, m.params, a["states"][k], 0, a["forced"]), m.seed, dict(m.params),
-                         {**m.cum, **a["cum"][k]})
+            try:
+                run = self._build(m.seed, m.params, a["states"][k], 0, a["forced"])
+            except UserError as e:
+                raise self._cannot_continue(a["params"][k], m.params, e) from None
+            new = Member(run, m.seed, dict(m.params), {**m.cum, **a["cum"][k]})
             for x in events:
                 new.run.advance(x)
                 self._count_ticks(x, [new])
@@ -500,7 +510,7 @@ class EnsembleFilter:
                     "rng": self.rng.bit_generator.state, "readings": self.readings,
                     "cells": None if self._cells is None else [{"path": c.path, "index": idx.tolist(),
                                                                 "xy": xy.tolist()} for c, idx, xy in self._cells],
-                    "ensembles": {}, "anchors": [{"time": a["time"], "forced": a["forced"],
+                    "ensembles": {}, "anchors": [{"time": a["time"], "forced": a["forced"], "params": a["params"],
                                                   "cum": [[[sid, t, v] for (sid, t), v in c.items()] for c in a["cum"]]}
                                                  for a in self.anchors]})
         states = {f"anchor{j}/{k}": b for j, a in enumerate(self.anchors) for k, b in enumerate(a["states"])}
@@ -523,7 +533,7 @@ class EnsembleFilter:
                                       dict(m["params"]), {(sid, float(t)): float(v) for sid, t, v in m["cum"]})
                                for k, m in enumerate(members)]
         self.members = ensembles.pop("filtered")
-        self.anchors = [{"time": a["time"], "forced": a["forced"],
+        self.anchors = [{"time": a["time"], "forced": a["forced"], "params": a["params"],
                          "states": [states[f"anchor{j}/{k}"] for k in range(len(a["cum"]))],
                          "cum": [{(sid, float(t)): float(v) for sid, t, v in c} for c in a["cum"]]}
                         for j, a in enumerate(doc["anchors"])]
