@@ -116,3 +116,33 @@ def test_an_area_view_drapes_polygons_above_the_ground(tmp_path):
     assert set(mesh.cell_data["feature_id"]) == {0, 1}
     higher = build_layer_view(gdf, (0.0, 0.0), lambda x, y: np.zeros(np.shape(x)), replace(view, lift_m=2.0))
     assert np.allclose(higher.points[:, 2], 2.0)
+
+
+def test_the_view_draws_water_blue_with_its_legend_and_picks_it():
+    """The renderer draws the flood's water layer from its LayerView: blue, in the legend, and a
+    click on a pond says which pond it is."""
+    import pyvista as pv
+
+    from twin.view.render import SceneRenderer
+
+    crs = "EPSG:32635"
+    x0, y0 = 385000.0, 6672000.0
+    city = City("Ponds", crs, {
+        "buildings": gpd.GeoDataFrame({"height_m": [8.0]}, geometry=[box(x0, y0, x0 + 20, y0 + 20)], crs=crs),
+        "water": gpd.GeoDataFrame({"id": ["W1"], "name": ["Pond"]}, geometry=[box(x0 + 60, y0 + 60, x0 + 120, y0 + 120)],
+                                  crs=crs),
+    })
+    p = pv.Plotter(off_screen=True, window_size=(400, 300))
+    try:
+        r = SceneRenderer(p)
+        r.set_city(city)
+        actor = r.actors["water"][0]
+        assert pv.Color(actor.prop.color).hex_rgb == "#5b9bd5"
+        words = [leg.GetEntryString(i).strip() for leg in r._legend for i in range(leg.GetNumberOfEntries())]
+        assert "water" in words
+        r.camera_preset("top")
+        p.render()
+        info = r.pick_display(*r.world_to_display(x0 + 90, y0 + 90, 0.25))
+        assert info["layer"] == "water" and info["name"] == "Pond" and info["id"] == "W1"
+    finally:
+        p.close()
