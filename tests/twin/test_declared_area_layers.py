@@ -146,3 +146,17 @@ def test_the_view_draws_water_blue_with_its_legend_and_picks_it():
         assert info["layer"] == "water" and info["name"] == "Pond" and info["id"] == "W1"
     finally:
         p.close()
+
+
+def test_every_declared_osm_area_layer_is_a_polygon_layer_of_the_package():
+    """What a hook's OsmAreas fill must be a layer the package reader knows (a model's LayerSpec)
+    holding polygons, and what a LayerView draws as areas too."""
+    from twin.core.city import layer_specs
+    from twin.declarations import layer_views
+
+    specs = layer_specs()
+    named = {a.layer for hook in twin.declarations.import_hooks() for a in hook.osm_areas}
+    named |= {v.layer for v in layer_views().values() if v.drawing == "area"}
+    assert "water" in named
+    for layer in named:
+        assert layer in specs and specs[layer].geometry == "Polygon", layer
