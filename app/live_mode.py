@@ -100,7 +100,7 @@ class LiveMode(QObject):
         self.updates += 1
 
     def _on_live_frame(self, e):
-        """The live model as the twin last saved it: its crowd, water, per-feature values in 3D."""
+        """The live model as the twin last saved it: its agents, fields, per-feature values in 3D."""
         win, self.frame = self.win, e.frame
         if e.frame.fields and not win.layers.field_combo.count():
             win.layers.set_fields(list(e.frame.fields))

@@ -29,7 +29,7 @@ class Viewport(QWidget):
         iren.add_observer("LeftButtonPressEvent", self._on_press)
         iren.add_observer("LeftButtonReleaseEvent", self._on_release)
         self._render_pending = False
-        # Water ripples: a slow tick while a water field is shown (off in tests: CITYTWIN_NO_ANIMATION).
+        # Ripples: a slow tick while a rippled_surface field is shown (off in tests: CITYTWIN_NO_ANIMATION).
         self.anim = QTimer(self)
         self.anim.setInterval(100)
         self.anim.timeout.connect(self._tick)

@@ -39,7 +39,7 @@ def lowest_points(city, box, n: int, spacing_m: float = 150.0) -> list[tuple[flo
     xs, ys = g.cell_centres()
     X, Y = np.meshgrid(xs, ys)
     inside = (X >= box[0]) & (X <= box[2]) & (Y >= box[1]) & (Y <= box[3])
-    blocked = shapely.union_all(list(city.water.geometry) + list(city.buildings.geometry))
+    blocked = shapely.union_all(list(city.layer("water").geometry) + list(city.buildings.geometry))
     order = np.argsort(np.where(inside, g.values, np.inf), axis=None, kind="stable")
     picked: list[tuple[float, float]] = []
     for k in order:

@@ -21,7 +21,7 @@ def check(check: CityCheck, city, params: dict | None = None) -> CityCheck:
     else:
         check.add("missing", "a terrain model", how="no dem.tif: add a DEM (a GeoTIFF of ground elevation) to "
                   "the import (`citytwin city import ... dem.tif`)", blocking=True)
-    water = city.water
+    water = city.layer("water")
     if len(water) and city.terrain is not None:
         given = water["level_m"].notna().to_numpy() if "level_m" in water.columns else np.zeros(len(water), bool)
         check.add("taken", "water level (level_m)", int(given.sum()), feature_names(water[given]))

@@ -167,7 +167,7 @@ def water_bodies(city, p, raster: FloodRaster) -> list[WaterBody]:
     at its lowest bank does not do."""
     from scipy import ndimage
 
-    water = city.water
+    water = city.layer("water")
     out = []
     if not len(water):
         return out

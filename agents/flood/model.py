@@ -33,7 +33,7 @@ from .evacuation import SHELTERED, STATE_COLOURS, STATE_NAMES, STRANDED, WAITING
 from .exposure import CRITICAL_KINDS, Exposure
 from .forcing import SHANGHAI_PEAK_RATIO
 from .solver import MAX_DEPTH_M, FloodSolver
-from .city_import import CITY_LAYERS, IMPORT_HOOK, POI_KINDS
+from .city_import import CITY_LAYERS, IMPORT_HOOK, LAYER_VIEWS, POI_KINDS
 
 FLOODED_DEPTH_M = 0.1  # "flooded" area and arrival times: deeper than this (as the arrival_time.tif)
 ENTRANCE_KINDS = ("exit", "entrance")  # gates of these kinds are the station's entrances
@@ -191,6 +191,7 @@ class FloodModel(CityModel):
     poi_kinds = POI_KINDS
     import_hook = IMPORT_HOOK
     city_layers = CITY_LAYERS
+    layer_views = LAYER_VIEWS
     required_layers = ()
     optional_layers = ("buildings", "roads", "water", "drains", "pois", "gates")
 

@@ -105,7 +105,7 @@ def test_buildings_clear_of_each_other_roads_and_water(city):
     assert not [(x, y) for x, y in zip(i, j) if x < y], "overlapping buildings"
     i, _ = tree.query(city.roads.geometry.values, predicate="intersects")
     assert len(i) == 0, "a road runs through a building"
-    i, _ = tree.query(city.water.geometry.values, predicate="intersects")
+    i, _ = tree.query(city.layer("water").geometry.values, predicate="intersects")
     assert len(i) == 0, "a building stands in the water"
 
 
@@ -115,7 +115,7 @@ def test_roads(city):
     assert set(r["kind"]) <= {"primary", "secondary", "residential", "footway", "service"}
     assert (r["speed_kmh"] > 0).all()
     assert (r.geom_type == "LineString").all()
-    river = city.water[city.water["name"] == "Jade River"].geometry.iloc[0]
+    river = city.layer("water")[city.layer("water")["name"] == "Jade River"].geometry.iloc[0]
     crossing = r[r.intersects(river)]
     assert crossing["name"].nunique() >= 3, "bridges over the river"
 
@@ -239,7 +239,7 @@ def test_riverside_neighbourhood_is_low_and_the_hills_high(city):
     assert (hills > 15).all() and hills.max() <= 26, hills
     assert hills.min() > low.max() + 10
     # the river bed lies 2-3 m below the neighbourhood
-    river = city.water[city.water["name"] == "Jade River"].geometry.iloc[0]
+    river = city.layer("water")[city.layer("water")["name"] == "Jade River"].geometry.iloc[0]
     c = river.representative_point()
     bed = city.elevation_at(np.array([c.x]), np.array([c.y]))[0]
     assert 2.0 <= low.mean() - bed <= 3.5
@@ -253,7 +253,7 @@ def test_riverside_neighbourhood_is_low_and_the_hills_high(city):
 
 def test_flood_features(city):
     """What the flood scenario relies on: water levels, underpasses, barrier lines, pumps on open ground."""
-    w = city.water.set_index("name")
+    w = city.layer("water").set_index("name")
     assert w.loc["Jade River", "level_m"] == w.loc["Lotus Canal", "level_m"] == city.meta["water_level_m"]
     assert w.loc["Moon Pond", "level_m"] == city.meta["pond_level_m"]
     r = city.roads

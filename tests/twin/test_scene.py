@@ -88,7 +88,8 @@ def test_flat_plane_without_dem_and_all_layers(tmp_path):
     assert s.walkable.area == pytest.approx(c.walkable.geometry.iloc[0].area)
     assert s.views["gates"].n_cells > 0 and set(s.views["gates"].cell_data["open"]) == {0, 1}
     assert s.view_labels["gates"][0] == ["N1", "S1"]
-    assert s.water.area == pytest.approx(c.water.geometry.iloc[0].area, rel=1e-6)
+    assert s.views["water"].area == pytest.approx(c.layer("water").geometry.iloc[0].area, rel=1e-6)
+    assert np.allclose(s.views["water"].points[:, 2], 0.25)  # the flood's LayerView: draped 0.25 m above the ground
     assert s.pois.n_points == 1 and s.poi_labels == ["Metro"]
 
 

@@ -28,16 +28,15 @@ from .model_contract import LayerSpec
 # and 0 or more.
 BASE_LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("buildings", "vector", "building footprints", "Polygon", ("height_m",),
-              defaults=(("name", ""), ("use", "other")), numbers=("height_m",)),
+              defaults=(("name", ""), ("use", "other")), numbers=("height_m",), generated_ids="B"),
     LayerSpec("roads", "vector", "the road network", "LineString",
               defaults=(("name", ""), ("kind", "street"), ("speed_kmh", 30.0)), numbers=("speed_kmh",),
-              counts=("speed_kmh",)),
+              counts=("speed_kmh",), generated_ids="R"),
     LayerSpec("walkable", "vector", "where pedestrians may walk", "Polygon", defaults=(("name", ""), ("level", 0)),
-              levels=True),
+              levels=True, generated_ids="WA"),
     LayerSpec("obstacles", "vector", "walls, pillars and barriers inside walkable", "Polygon",
-              defaults=(("name", ""), ("level", 0)), levels=True),
+              defaults=(("name", ""), ("level", 0)), levels=True, generated_ids="O"),
     LayerSpec("pois", "vector", "points of interest", "Point", ("id", "kind"), defaults=(("name", ""),)),
-    LayerSpec("water", "vector", "water bodies", "Polygon", defaults=(("name", ""),)),
 )
 LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {s.name: (s.geometry, s.columns) for s in BASE_LAYERS}
 
@@ -71,9 +70,10 @@ def column_defaults(name: str) -> dict[str, object]:
     return dict(layer_specs()[name].defaults)
 
 
-# Layers whose features get ids when the file has none: "R00001", ... in file order (stable while the
-# file is unchanged), so per-feature values and interventions can name them.
-GENERATED_IDS = {"roads": "R", "buildings": "B", "water": "W", "walkable": "WA", "obstacles": "O"}
+# The platform's layers whose features get ids when the file has none: "R00001", ... in file order
+# (stable while the file is unchanged), so per-feature values and interventions can name them; a
+# model's layer declares its own (``LayerSpec.generated_ids``).
+GENERATED_IDS = {s.name: s.generated_ids for s in BASE_LAYERS if s.generated_ids}
 
 # Buildings whose height_m is missing, zero or negative get this height when a package is loaded.
 DEFAULT_BUILDING_HEIGHT_M = 10.0
@@ -325,7 +325,6 @@ class City:
     walkable = property(lambda self: self.layer("walkable"))
     obstacles = property(lambda self: self.layer("obstacles"))
     pois = property(lambda self: self.layer("pois"))
-    water = property(lambda self: self.layer("water"))
 
     def pois_of(self, *kinds: str) -> gpd.GeoDataFrame:
         p = self.pois
@@ -658,9 +657,9 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
         else:
             filled[col] = np.flatnonzero(gdf[col].isna().to_numpy())
             gdf[col] = gdf[col].fillna(default)
-    if "id" not in gdf.columns and name in GENERATED_IDS:
+    if "id" not in gdf.columns and spec.generated_ids:
         width = max(5, len(str(len(gdf))))
-        gdf["id"] = [f"{GENERATED_IDS[name]}{i + 1:0{width}d}" for i in range(len(gdf))]
+        gdf["id"] = [f"{spec.generated_ids}{i + 1:0{width}d}" for i in range(len(gdf))]
     if "id" in gdf.columns:
         missing = gdf["id"].isna() | (gdf["id"].astype(str).str.strip() == "")
         if missing.any():

@@ -86,7 +86,7 @@ class GridField:
 
     def sample_near(self, x, y, radius_m: float, empty: float = 0.0) -> np.ndarray:
         """The highest value within ``radius_m`` (a square window, at least the cell itself) of each
-        point, ignoring NaN (the water beside a door that lies on a building's edge); ``empty`` where
+        point, ignoring NaN (the value beside a door that lies on a building's edge); ``empty`` where
         the window holds no value."""
         values = self.plane()
         rows, cols = values.shape

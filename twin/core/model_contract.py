@@ -40,7 +40,7 @@ from .grid import GridField
 from .mesa_adapter import take_over_stepping
 from .params import FilePath, Numbers, Param, Series, TimeSeries, plain_value, validate_params
 
-__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "DrawingKind", "Correctable", "Exchange", "Forcing", "splice_series", "ImportOption", "LayerView", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
+__all__ = ["KPI", "AlertRule", "BuildingUse", "CityImportHook", "CityModel", "DrawingKind", "Correctable", "Exchange", "Forcing", "splice_series", "ImportOption", "LayerView", "OsmAreas", "PoiKind", "StateSpec", "ColumnSpec", "FeatureFrame", "FeatureStyle", "FieldStyle", "FilePath", "LayerSpec", "Numbers",
            "Param", "Series", "Snapshot", "TimeSeries", "validate_params"]
 
 
@@ -66,7 +66,7 @@ class FieldStyle:
     """How the view draws one of the model's fields (``Snapshot.fields`` and ``rasters``).
 
     ``kind``: ``heat`` (a heat layer over the ground), ``surface`` (a surface over the terrain
-    that reaches the walls of the buildings beside it, e.g. water) or ``scalar`` (a plain colour map;
+    that reaches the walls of the buildings beside it) or ``scalar`` (a plain colour map;
     ``difference`` is the view's own, for intervention − baseline). ``bands`` are thresholds for stepped colours (with
     ``colours``, one more than ``bands``); values at or below ``cutoff`` are not drawn.
     """
@@ -192,7 +192,7 @@ class Exchange:
     (``CityModel.publishes`` / ``accepts``; docs/coupling.md).
 
     ``name`` is shared by the publisher and the models that accept it, in Landlab's
-    ``object__quantity`` form (``surface_water__max_depth``): the platform matches the two by this
+    ``object__quantity`` form (``topographic__elevation``): the platform matches the two by this
     name and never by the models' names. ``kind``: ``field`` (a ``GridField`` over the city) or
     ``features`` (a ``FeatureFrame`` of per-feature values on the city layer ``layer``).
     """
@@ -222,6 +222,9 @@ class LayerSpec:
     levels: bool = False  # holds a floor ``level`` column (0 = street level)
     ids_required: bool = False  # every feature needs an id in the source (scenarios name them)
     id_prefix: str = ""  # ids the importer gives features without one: f"{id_prefix}_{n}"
+    # ids the package reader gives the features of a file without an id column: f"{generated_ids}00001", …
+    # in file order (stable while the file is unchanged); "": none
+    generated_ids: str = ""
     numbers: tuple[str, ...] = ()  # columns whose values must be numbers
     counts: tuple[str, ...] = ()  # columns whose values must be finite and 0 or more
 
@@ -280,6 +283,24 @@ class DrawingKind:
 
 
 @dataclass(frozen=True)
+class OsmAreas:
+    """OpenStreetMap areas (and closed ways) that become the features of a polygon layer of the city
+    (``CityImportHook.osm_areas``): those with any of ``tags``, each ``key=value`` or ``key`` (any
+    value), in GDAL's syntax for closed ways that are areas. Each feature keeps its OSM id as ``id``
+    and the OSM tags ``columns`` as text columns of the same name ("" where the tag is absent)."""
+
+    layer: str
+    tags: tuple[str, ...]
+    columns: tuple[str, ...] = ("name",)
+
+    def __post_init__(self):
+        bad = [t for t in self.tags if not t.partition("=")[0] or t.endswith("=")]
+        if not self.tags or bad:
+            raise UserError(f'OsmAreas "{self.layer}": tags {list(self.tags)!r} must be "key=value" or "key" '
+                            "(any value), at least one.")
+
+
+@dataclass(frozen=True)
 class CityImportHook:
     """What a model needs from `citytwin city import` (the importer calls every registered model's hook).
 
@@ -291,7 +312,8 @@ class CityImportHook:
     ``walkable_areas``: (tag, value, kind) triples: OSM areas (and closed ways) tagged tag=value join the
     ``walkable`` layer with that ``kind`` (the importer's own walkable areas are pedestrian areas,
     squares and marketplaces, kind "pedestrian"); a line with ``highway`` = such a value is a road at
-    walking speed. ``options``: the command-line options it reads; ``derive(city, options)``: called
+    walking speed. ``osm_areas``: OSM areas that become features of a polygon layer the model defines
+    (``OsmAreas``; the importer reads their tags too). ``options``: the command-line options it reads; ``derive(city, options)``: called
     once the city is built, returns the city (with layers the model derives from it) and lines for the
     report."""
 
@@ -301,6 +323,7 @@ class CityImportHook:
     poi_tags: tuple[str, ...] = ()
     poi_kind: Callable[[dict], str | None] | None = None
     walkable_areas: tuple[tuple[str, str, str], ...] = ()
+    osm_areas: tuple[OsmAreas, ...] = ()
     options: tuple[ImportOption, ...] = ()
     derive: Callable[[Any, dict], tuple[Any, list[str]]] | None = None
     # Building drawings (twin.gis.drawings): ``drawing_kinds`` the kinds of feature the model reads
@@ -319,19 +342,32 @@ class CityImportHook:
 class LayerView:
     """How the 3D view draws the features of a layer a model defines.
 
-    ``ribbon``: lines (or polygon outlines) as flat ribbons ``width_m`` wide, lifted to their floor
-    level, coloured by the boolean column ``state_column`` (``colours`` = (false, true)); ``label``:
-    the column whose value is written above each feature; ``legend``: the legend's words for
-    (false, true)."""
+    ``drawing`` ``ribbon``: lines as flat ribbons ``width_m`` wide and polygons as they are, lifted to
+    their floor level just above the roads; ``area``: polygons filled, draped over the terrain
+    ``lift_m`` metres above it (below the roads). Coloured by the boolean column ``state_column``
+    (``colours`` = (false, true)), else all in ``colours[-1]``; ``label``: the column whose value is
+    written above each feature; ``legend``: the legend's words for (false, true), or one word for a
+    layer without a state. ``pick_radius_m``: how near a map point must lie to a ribbon's feature to
+    pick it (an area's feature is picked where the pointer hits it)."""
 
     layer: str
     title: str
     width_m: float = 1.6
     state_column: str = ""
-    colours: tuple[str, str] = ("#d62728", "#2ca02c")
-    legend: tuple[str, str] = ()
+    colours: tuple[str, ...] = ("#d62728", "#2ca02c")
+    legend: tuple[str, ...] = ()
     label: str = ""
     pick_radius_m: float = 2.0
+    drawing: str = "ribbon"
+    lift_m: float | None = None  # metres above the terrain; None: the drawing's own (ribbons above the roads)
+
+    def __post_init__(self):
+        if self.drawing not in LAYER_DRAWINGS:
+            raise UserError(f'LayerView "{self.layer}": drawing "{self.drawing}"{nearest(self.drawing, LAYER_DRAWINGS)} '
+                            f'is not one the view draws; use one of {", ".join(LAYER_DRAWINGS)}.')
+
+
+LAYER_DRAWINGS = ("ribbon", "area")
 
 
 @dataclass(frozen=True)
@@ -485,8 +521,8 @@ class CityModel(mesa.Model):
         )
         self._kpi_cache: dict[str, Any] = {}
         self._labels: dict[str, str] | None = None
-        # What a planner must know about the inputs (estimated places, a closed boundary holding
-        # water): printed by the CLI, written to summary.json "warnings", shown in the app.
+        # What a planner must know about the inputs (estimated places, an assumption about the map's
+        # edge): printed by the CLI, written to summary.json "warnings", shown in the app.
         self.warnings: list[str] = []
         self._times: list[float] = []
         self._report_k = 0  # index of the next time-series row (at k × report_interval_s)

@@ -9,7 +9,7 @@ vertices is an undirected edge that remembers its road (``edge_road``, an index 
 Travel times by mode (seconds per edge): ``walk`` on every road at a walking speed; ``drive`` on
 every road but footways, at the road's ``speed_kmh`` (a vehicle with a speed limit of its own, a
 model's shuttle, gives ``max_kmh``). Shortest paths use ``scipy.sparse.csgraph.dijkstra`` on a CSR matrix; closures
-(roads that cannot be used) and per-edge factors (e.g. slower walking in water) are applied at run
+(roads that cannot be used) and per-edge factors (e.g. slower walking where a model says so) are applied at run
 time, and the results of the last queries are cached.
 """
 from __future__ import annotations

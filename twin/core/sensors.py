@@ -1,8 +1,8 @@
 """The city's sensors (docs/city_package.md, "sensors"): what each one measures and how a model's
 outputs would read it.
 
-A sensor is a point with an ``id``, a ``kind`` (gate_counter, people_counter, attraction_counter,
-rain_gauge, water_level, road_report, train_feed, ...), the ``unit`` it reports in, its noise
+A sensor is a point with an ``id``, a ``kind`` (the city's word for what it is: people_counter,
+road_report, ...), the ``unit`` it reports in, its noise
 (``noise_sd``, one standard deviation in that unit) and how often it reports (``interval_s``). What
 it observes is named by the model's own declarations, never by the platform:
 

@@ -5,8 +5,9 @@ Sources
 - OpenStreetMap ``.osm.pbf`` / ``.osm`` (GDAL's OSM driver with our own osmconf.ini, so every tag
   used below is a column).
 - GeoJSON, Shapefile, GeoPackage, FlatGeobuf (any CRS). Layers are matched by name
-  (``buildings``/``building``/``bldg``…, ``roads``/``streets``/``highways``…, ``pois``, ``water``,
-  ``walkable``, ``obstacles``, and the layers the models define, e.g. ``gates``): a GeoPackage whose layers are named
+  (``buildings``/``building``/``bldg``…, ``roads``/``streets``/``highways``…, ``pois``,
+  ``walkable``, ``obstacles``, and the layers the models define by the names they declare,
+  ``LayerSpec.aliases``): a GeoPackage whose layers are named
   like the contract's is taken as-is. A single-layer file with another name is classified by its
   geometry (polygons → buildings, lines → roads, points → pois). Other layers of a multi-layer file
   (e.g. Prague's ``tessellation`` and ``plots``) are skipped and listed in the report.
@@ -52,9 +53,11 @@ default capacity, and ``capacity_source`` says which. Ids are ``osm_node_<id>``,
 ``osm_relation_<id>``; ``osm_tags`` keeps the tags that decided the kind; ``area_m2`` the size of a POI
 drawn as an area (empty for nodes); the tags a hook names in ``poi_columns`` are kept as columns.
 
-Water: areas with natural=water, waterway=riverbank or any water=*. Walkable: pedestrian areas
-(highway=pedestrian areas), place=square and amenity=marketplace, ``kind`` "pedestrian", and the
-areas the models' import hooks declare (``CityImportHook.walkable_areas``) with their kinds.
+Walkable: pedestrian areas (highway=pedestrian areas), place=square and amenity=marketplace,
+``kind`` "pedestrian", and the areas the models' import hooks declare
+(``CityImportHook.walkable_areas``) with their kinds. The models' area layers: the OSM areas with
+the tags a hook declares (``CityImportHook.osm_areas``; each hook's module doc lists them), with
+their OSM ids and the declared tags as columns.
 
 Geometry
 --------
@@ -107,7 +110,6 @@ LAYER_ALIASES = {
     "walkable": ("walkable", "pedestrian", "pedestrianareas", "walkways", "squares"),
     "obstacles": ("obstacles", "obstacle", "walls"),
     "pois": ("pois", "poi", "pointsofinterest", "points", "places"),
-    "water": ("water", "waterbodies", "waterareas", "lakes", "rivers", "waterpolygons"),
 }
 HEIGHT_COLUMNS = ("height_m", "height", "building:height", "building_height", "bldg_height", "hgt")
 LEVEL_COLUMNS = ("building:levels", "building_levels", "levels", "floors", "storeys", "stories", "num_floors")
@@ -251,7 +253,7 @@ def _read_sources(sources: list[Path], level_height_m: float, default_height_m: 
             if not found:
                 raise UserError(f"{path}: no usable layer in it (all layers are empty or unrecognised: "
                                 f"{'; '.join(s for s in skipped if str(path) in s) or 'none'}). Name the layers like "
-                                "the contract's (buildings, roads, pois, water, …) or give single-layer files.")
+                                "the contract's (buildings, roads, pois, …) or give single-layer files.")
     return parts, dems, skipped, attribution
 
 
@@ -539,14 +541,14 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
         gdf, n_rep, n_drop = repair_geometries(gdf, family)
         repaired[p.layer] = repaired.get(p.layer, 0) + n_rep
         dropped[p.layer] = dropped.get(p.layer, 0) + n_drop
-        if p.layer in ("buildings", "roads", "walkable", "water", "obstacles") and len(gdf):
-            gdf = gdf.explode(index_parts=False).reset_index(drop=True) if family == "LineString" else gdf
+        if p.layer == "roads" and len(gdf):  # one feature per line
+            gdf = gdf.explode(index_parts=False).reset_index(drop=True)
         if p.layer == "buildings":
             gdf = _buildings(gdf, p.osm, level_height_m, default_height_m)
         elif p.layer == "roads":
             gdf = _roads(gdf, p.osm)
-        elif p.layer == "pois" or p.layer not in LAYERS:  # the models' layers have ids
-            gdf = _ids(gdf, p.layer, p.origin)
+        elif p.layer == "pois" or (p.layer not in LAYERS and not layer_specs()[p.layer].generated_ids):
+            gdf = _ids(gdf, p.layer, p.origin)  # the models' layers have ids (else the package reader numbers them)
         if not p.osm:
             ncol = _col(gdf, NAME_COLUMNS)
             if ncol and ncol != "name" and "name" not in gdf.columns:

@@ -3,8 +3,8 @@
 Read with GDAL's OSM driver (through pyogrio) and an ``osmconf.ini`` of our own, written to a
 temporary file, that turns every tag we use into a column (``height``, ``building:levels``,
 ``railway`` …) instead of leaving it in the ``other_tags`` text. The tag mapping itself (which
-features become buildings, roads, POIs, water and walkable areas, and the defaults) is documented
-at the top of :mod:`twin.gis.city_import`.
+features become buildings, roads, POIs, walkable areas and the models' area layers, and the
+defaults) is documented at the top of :mod:`twin.gis.city_import`.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from twin.core.osm_values import parse_height_m, parse_level_list, parse_levels,
 # (osm_tags(): these first, then each model's in registry order).
 BASE_OSM_TAGS = (
     "name", "building", "building:levels", "height", "amenity", "railway", "public_transport", "highway",
-    "maxspeed", "natural", "waterway", "water", "place", "area", "capacity", "landuse", "layer", "tunnel",
+    "maxspeed", "place", "area", "capacity", "landuse", "layer", "tunnel",
     "bridge", "indoor", "level", "lanes", "foot",
 )
 
@@ -39,13 +39,39 @@ def osm_tags() -> tuple[str, ...]:
     tags = list(BASE_OSM_TAGS)
     for hook in import_hooks():
         tags += [*hook.osm_tags, *hook.poi_tags, *hook.road_columns, *hook.poi_columns]
+    for area_tags, columns in osm_area_layers().values():
+        tags += [*(t.partition("=")[0] for t in area_tags), *columns]
     return tuple(dict.fromkeys(tags))
 
 
-# Closed ways with these tags are areas (GDAL also honours area=yes); the models' walkable areas add theirs.
+def osm_area_layers() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """{layer: (tags, columns)} of the OSM areas the models' import hooks declare
+    (``CityImportHook.osm_areas``, registry order; the declarations of one layer are joined)."""
+    from twin.declarations import import_hooks
+
+    out: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    for hook in import_hooks():
+        for a in hook.osm_areas:
+            tags, columns = out.get(a.layer, ((), ()))
+            out[a.layer] = (tuple(dict.fromkeys(tags + a.tags)), tuple(dict.fromkeys(columns + a.columns)))
+    return out
+
+
+def has_any_tag(areas: pd.DataFrame, tags) -> pd.Series:
+    """Which rows of OSM features (one column per tag) carry one of ``tags`` (``key=value`` or ``key``: any value)."""
+    hit = pd.Series(False, index=areas.index)
+    for t in tags:
+        key, _, value = t.partition("=")
+        if key in areas.columns:
+            hit |= (areas[key] == value) if value else areas[key].notna()
+    return hit
+
+
+# Closed ways with these tags are areas (GDAL also honours area=yes); the models' walkable areas and
+# area layers add theirs.
 CLOSED_WAYS_ARE_POLYGONS = (
     "aeroway,amenity,boundary,building,craft,geological,historic,landuse,leisure,military,natural,"
-    "office,place,shop,sport,tourism,water,waterway=riverbank,area:highway"
+    "office,place,shop,sport,tourism,area:highway"
 )
 
 
@@ -57,7 +83,9 @@ def walkable_area_tags() -> tuple[tuple[str, str, str], ...]:
 
 
 def closed_ways_are_polygons() -> str:
-    return ",".join([CLOSED_WAYS_ARE_POLYGONS, *dict.fromkeys(f"{k}={v}" for k, v, _ in walkable_area_tags())])
+    declared = [*(f"{k}={v}" for k, v, _ in walkable_area_tags()),
+                *(t for tags, _ in osm_area_layers().values() for t in tags)]
+    return ",".join([CLOSED_WAYS_ARE_POLYGONS, *dict.fromkeys(declared)])
 
 _LAYER_SECTION = """[{name}]
 osm_id=yes
@@ -261,11 +289,7 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
     cols = [*base, *declared, *kept]
     layers["pois"] = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry=geoms, crs=crs)
 
-    # Water and walkable areas
-    is_water = (polys["natural"] == "water") | (polys["waterway"] == "riverbank") | polys["water"].notna()
-    w = polys[is_water]
-    layers["water"] = gpd.GeoDataFrame({"id": _osm_ids(w, "multipolygons").to_numpy(), "name": w["name"].fillna("").to_numpy()},
-                                       geometry=w.geometry.to_numpy(), crs=crs)
+    # Walkable areas
     ped = ((polys["highway"] == "pedestrian") | (polys["place"] == "square") | (polys["amenity"] == "marketplace"))
     kind = pd.Series("", index=polys.index, dtype=object)
     for tag, value, k in walkable_area_tags():  # the models' walkable areas (first declared wins)
@@ -280,4 +304,12 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
          # the floor: a single whole-number level tag, else 0 (the tag as written in osm_level)
          "level": [single_level(v) for v in wk["level"]], "osm_level": wk["level"].fillna("").to_numpy()},
         geometry=wk.geometry.to_numpy(), crs=crs)
+
+    # The models' area layers (CityImportHook.osm_areas): the OSM id and the declared tags as text
+    for name, (tags, columns) in osm_area_layers().items():
+        a = polys[has_any_tag(polys, tags)]
+        text = {c: (a[c].fillna("").astype(str) if c in a.columns else pd.Series("", index=a.index)).to_numpy()
+                for c in columns if c != "id"}
+        layers[name] = gpd.GeoDataFrame({"id": _osm_ids(a, "multipolygons").to_numpy(), **text},
+                                        geometry=a.geometry.to_numpy(), crs=crs)
     return layers

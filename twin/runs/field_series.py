@@ -30,7 +30,7 @@ import numpy as np
 CHUNK_CELLS = 512
 GRID_MAPPING = "spatial_ref"
 # Mantissa bits kept (of float32's 23): values are rounded to a relative precision of 2^-13 (1.2e-4,
-# a quarter of a millimetre in 2 m of water) so that the trailing noise bits, which no compressor
+# a quarter of a millimetre in 2 m) so that the trailing noise bits, which no compressor
 # can shrink, are zeros. Integers up to 8192 (counts) stay exact.
 KEEP_BITS = 12
 

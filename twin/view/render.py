@@ -21,7 +21,7 @@ from twin.view.scene import (AgentCloud, CityScene, FieldSurface, build_scene, l
 from twin.view import shaders
 
 LAYER_TITLES = {
-    "terrain": "Terrain", "buildings": "Buildings", "roads": "Roads", "water": "Water",
+    "terrain": "Terrain", "buildings": "Buildings", "roads": "Roads",
     "walkable": "Walkable areas", "obstacles": "Obstacles", "pois": "Points of interest",
     "labels": "Labels", "field": "Field", "agents": "Agents",
     "features": "Model values on features", "feature_labels": "Model values as labels",
@@ -36,7 +36,7 @@ def layer_title(name: str) -> str:
 
 
 # meshes that per-feature values can colour (and the models' layer views), with the cell array naming each cell's feature row
-FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id", "water": "feature_id", "walkable": "feature_id"}
+FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id", "walkable": "feature_id"}
 FEATURE_LIFT_M = 0.2  # overlays sit just above the layer they colour
 STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 BACKGROUND = "#dfe7ef"
@@ -91,9 +91,6 @@ class SceneRenderer:
                                         smooth_shading=False, ambient=0.35, diffuse=0.7, specular=0.0,
                                         pickable=True, reset_camera=False, name="terrain", render=False))
         self._add_buildings()
-        if s.water.n_cells:
-            self._add("water", p.add_mesh(s.water, color="#5b9bd5", ambient=0.4, pickable=True, name="water",
-                                          reset_camera=False, render=False))
         if s.walkable.n_cells:
             self._add("walkable", p.add_mesh(s.walkable, color="#f4f1ea", ambient=0.5, pickable=True, name="walkable",
                                              reset_camera=False, render=False))
@@ -109,7 +106,8 @@ class SceneRenderer:
                 v = views[layer]
                 style = (dict(scalars=v.state_column, cmap=list(v.colours), clim=(0, 1)) if v.state_column
                          else dict(color=v.colours[-1]))
-                self._add(layer, p.add_mesh(mesh, **style, show_scalar_bar=False, ambient=0.6, pickable=True,
+                ambient = 0.4 if v.drawing == "area" else 0.6  # an area lies on the ground, a ribbon stands out
+                self._add(layer, p.add_mesh(mesh, **style, show_scalar_bar=False, ambient=ambient, pickable=True,
                                             name=layer, reset_camera=False, render=False))
         if s.pois.n_points:
             order, poi_col = poi_kinds_order(), poi_colours()
@@ -230,9 +228,8 @@ class SceneRenderer:
         for layer, mesh in s.views.items():
             v = views[layer]
             if mesh.n_cells and v.legend:
-                entries += [[v.legend[1], v.colours[1]], [v.legend[0], v.colours[0]]]
-        if s.water.n_cells:
-            entries += [["water", "#5b9bd5"]]
+                entries += ([[v.legend[1], v.colours[1]], [v.legend[0], v.colours[0]]] if v.state_column
+                            else [[v.legend[-1], v.colours[-1]]])
         if self.model_cls is not None:  # the model's per-feature states that are drawn (declared states)
             shown = {(label.split()[-1], c) for label, c in entries}  # "<feature> closed" is "closed"
             for f in self.model_cls.feature_styles:
@@ -616,7 +613,7 @@ class SceneRenderer:
             self.field_shader = shaders.apply_field_shader(actor, style, clim)
 
     def tick(self, dt_s: float) -> None:
-        """Advance shader animation time (water ripples)."""
+        """Advance shader animation time (a surface's ripples)."""
         self.shader_time += dt_s
         if self.field_shader is not None:
             self.field_shader.set_time(self.shader_time)
@@ -735,7 +732,7 @@ class SceneRenderer:
         if layer == "buildings" and cell_id >= 0:
             i = int(s.buildings.cell_data["building_id"][cell_id])
             info = {"layer": "buildings", "row": i, **_row(c.buildings, i)}
-        elif (layer in ("roads", "water", "walkable") or layer in s.views) and cell_id >= 0:
+        elif (layer in ("roads", "walkable") or layer in s.views) and cell_id >= 0:
             i = int(s.mesh(layer).cell_data["feature_id"][cell_id])
             info = {"layer": layer, "row": i, **_row(c.layer(layer), i)}
         elif layer == "obstacles" and cell_id >= 0:
@@ -767,7 +764,8 @@ class SceneRenderer:
             return None
         xl, yl = s.to_local(wx, wy)
         pt = shapely.Point(wx, wy)
-        for layer, radius in (("pois", 8.0), *((v.layer, v.pick_radius_m) for v in layer_views().values())):
+        ribbons = ((v.layer, v.pick_radius_m) for v in layer_views().values() if v.drawing == "ribbon")
+        for layer, radius in (("pois", 8.0), *ribbons):
             if c.has(layer):
                 d = c.layer(layer).geometry.distance(pt)
                 i = int(np.argmin(d.values))
@@ -805,10 +803,10 @@ class SceneRenderer:
 
 
 def surface_to_walls(grid):
-    """A depth field whose no-data cells (buildings) next to water take the deepest neighbouring
-    depth, so that the drawn surface reaches the walls: the field's quads join cell centres, and
-    one corner without data hides the whole quad, which left a dry-looking strip along every wall
-    and hid the water in streets only a cell or two wide. The buildings drawn over it hide the rest."""
+    """A surface field whose no-data cells (buildings) next to valued cells take the highest
+    neighbouring value, so that the drawn surface reaches the walls: the field's quads join cell
+    centres, and one corner without data hides the whole quad, which left an empty strip along every
+    wall and hid the surface in streets only a cell or two wide. The buildings drawn over it hide the rest."""
     from dataclasses import replace
 
     v = np.asarray(grid.values, dtype=np.float32)

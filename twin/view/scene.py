@@ -7,7 +7,7 @@ UTM coordinates (~10^6 m) lose precision in the float32 a GPU works in; ``CitySc
 ``to_world`` convert.
 
 Dynamic layers are updated in place, never rebuilt:
-- ``FieldSurface`` drapes a GridField (water depth, crowd density) over the terrain; ``update``
+- ``FieldSurface`` drapes a GridField (a model's field: a level, a density) over the terrain; ``update``
   writes the new values into the existing scalar array.
 - ``AgentCloud`` holds every agent of a Snapshot as one point cloud; ``update`` writes positions
   (z from the terrain + 1 m, plus the snapshot's per-agent height above ground: an upper floor, a
@@ -38,8 +38,8 @@ ROAD_WIDTH_M: dict[str, float] = {
 }
 
 ROAD_LIFT_M = 0.35
-WATER_LIFT_M = 0.25
 AREA_LIFT_M = 0.15
+VIEW_LIFT_M = ROAD_LIFT_M + 0.3  # a model's ribbons lie just above the roads
 FIELD_LIFT_M = 0.6
 AGENT_LIFT_M = 1.0
 
@@ -126,12 +126,11 @@ class CityScene:
     terrain: pv.StructuredGrid
     buildings: pv.PolyData
     roads: pv.PolyData
-    water: pv.PolyData
     walkable: pv.PolyData
     obstacles: pv.PolyData
     pois: pv.PolyData
     poi_labels: list[str] = field(default_factory=list)
-    # the layers the models draw (LayerView), by layer: ribbons, and their labels
+    # the layers the models draw (LayerView), by layer: ribbons or areas, and their labels
     views: dict[str, pv.PolyData] = field(default_factory=dict)
     view_labels: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     elevation: object = None  # callable (x_local, y_local) -> z
@@ -144,7 +143,7 @@ class CityScene:
         return np.asarray(x, float) + self.origin[0], np.asarray(y, float) + self.origin[1]
 
     def meshes(self) -> dict[str, pv.DataSet]:
-        return {"terrain": self.terrain, "buildings": self.buildings, "roads": self.roads, "water": self.water,
+        return {"terrain": self.terrain, "buildings": self.buildings, "roads": self.roads,
                 "walkable": self.walkable, "obstacles": self.obstacles, **self.views, "pois": self.pois}
 
     def mesh(self, layer: str) -> pv.DataSet:
@@ -171,7 +170,6 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         terrain=terrain,
         buildings=mark_roofs(build_buildings(city.buildings, origin, elev), city),
         roads=build_roads(city.roads, origin, elev),
-        water=drape_polygons(city.water, origin, elev, WATER_LIFT_M),
         walkable=drape_polygons(city.walkable, origin, elev, AREA_LIFT_M + level_lift(city.walkable, city)),
         obstacles=build_buildings(_with_height(city.obstacles, 1.2), origin, elev, level_lift(city.obstacles, city)),
         pois=build_points(city.pois, origin, elev, lift=4.0),
@@ -186,7 +184,7 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         if gdf is None or not len(gdf):
             continue
         lift = level_lift(gdf, city)
-        scene.views[name] = build_ribbons(gdf, origin, elev, view, lift=lift)
+        scene.views[name] = build_layer_view(gdf, origin, elev, view, lift=lift)
         if view.label and view.label in gdf.columns:
             labels = [str(i) for i in gdf[view.label]]
             if view.label == "id":
@@ -353,16 +351,23 @@ def build_roads(gdf, origin, elev) -> pv.PolyData:
     return mesh
 
 
-def build_ribbons(gdf, origin, elev, view: LayerView, lift=0.0) -> pv.PolyData:
-    """A model's layer drawn as its ``LayerView`` says: lines as flat ribbons ``view.width_m`` wide,
-    polygons as they are (``lift`` metres higher: per feature, its floor level); cell data
-    ``feature_id`` and, with a ``state_column``, that column as 1/0 (missing: 1)."""
+def build_layer_view(gdf, origin, elev, view: LayerView, lift=0.0) -> pv.PolyData:
+    """A model's layer drawn as its ``LayerView`` says: ``ribbon``: lines as flat ribbons
+    ``view.width_m`` wide and polygons as they are, just above the roads; ``area``: polygons filled
+    and draped over the terrain (``view.lift_m`` above it); ``lift`` metres higher still (per
+    feature: its floor level). Cell data ``feature_id`` and, with a ``state_column``, that column as
+    1/0 (missing: 1)."""
     if gdf is None or len(gdf) == 0:
         return pv.PolyData()
-    geoms = np.asarray(gdf.geometry.values)
-    lines = shapely.get_type_id(geoms) == 1
-    shapes = np.where(lines, shapely.buffer(geoms, view.width_m / 2, cap_style="flat"), geoms)
-    mesh = drape_polygons(shapes, origin, elev, ROAD_LIFT_M + 0.3 + np.asarray(lift, dtype=np.float64), segment_m=5.0)
+    lift = np.asarray(lift, dtype=np.float64)
+    if view.drawing == "area":
+        mesh = drape_polygons(gdf, origin, elev, (AREA_LIFT_M if view.lift_m is None else view.lift_m) + lift)
+    else:
+        geoms = np.asarray(gdf.geometry.values)
+        lines = shapely.get_type_id(geoms) == 1
+        shapes = np.where(lines, shapely.buffer(geoms, view.width_m / 2, cap_style="flat"), geoms)
+        mesh = drape_polygons(shapes, origin, elev, (VIEW_LIFT_M if view.lift_m is None else view.lift_m) + lift,
+                              segment_m=5.0)
     if mesh.n_cells and view.state_column:
         col = gdf[view.state_column] if view.state_column in gdf.columns else np.ones(len(gdf))
         mesh.cell_data[view.state_column] = np.asarray(col, dtype=bool)[mesh.cell_data["feature_id"]].astype(np.int8)
@@ -427,7 +432,7 @@ class FieldSurface:
         mesh.point_data["value"] = np.asarray(grid.values, np.float32).ravel().copy()
         mesh.point_data.active_scalars_name = "value"
         nrm = np.zeros((mesh.n_points, 3), np.float32)
-        nrm[:, 2] = 1.0  # up: the water shader perturbs it for ripples
+        nrm[:, 2] = 1.0  # up: the rippled_surface shader perturbs it for ripples
         mesh.point_data["Normals"] = nrm
         mesh.point_data.active_normals_name = "Normals"
         if self.mesh.n_points == 0 and self._key is None:

@@ -37,7 +37,7 @@ diffuseColor = citytwinC.rgb * {diffuse};
 ambientColor = citytwinC.rgb * {ambient};
 opacity = citytwinC.a;
 """
-# Water shades itself: a perturbed up-normal lit by a fixed sun, so ripples show whether or not
+# A rippled surface shades itself: a perturbed up-normal lit by a fixed sun, so ripples show whether or not
 # VTK lights the layer (VTK only declares its normal when the actor is lit).
 FS_RIPPLE_SHADE = """
 vec3 citytwinN = citytwin_perturb_normal(vec3(0.0, 0.0, 1.0), fieldXY);

@@ -39,7 +39,7 @@ def helsinki_with_terrain(tmp_path_factory):
     from agents.flood.terrain import RasterGrid
 
     grid = RasterGrid(x0, y1, cell, ny, nx)
-    z -= 1.5 * polygons_mask(city.water.geometry.values[::2], grid)  # every other one: the others the DEM misses
+    z -= 1.5 * polygons_mask(city.layer("water").geometry.values[::2], grid)  # every other one: the others the DEM misses
     with rasterio.open(out / "dem.tif", "w", driver="GTiff", width=nx, height=ny, count=1, dtype="float32",
                        crs=city.crs, transform=from_origin(x0, y1, cell, cell)) as dst:
         dst.write(z.astype("float32"), 1)
@@ -49,16 +49,16 @@ def helsinki_with_terrain(tmp_path_factory):
 @pytest.mark.slow
 def test_helsinki_water_bodies_start_within_their_banks(helsinki_with_terrain):
     city = helsinki_with_terrain
-    assert len(city.water) >= 3
+    assert len(city.layer("water")) >= 3
     model = FloodModel(city, duration_s=60, seed=1, cell_size_m=4.0, rain="none", evacuate=True)
     h = model.solver.h
     cell = model.raster.grid.cell_m
-    near_water = polygons_mask(city.water.buffer(1.5 * cell).geometry.values, model.raster.grid)
+    near_water = polygons_mask(city.layer("water").buffer(1.5 * cell).geometry.values, model.raster.grid)
     assert model.water, "the carved water bodies are water at the start"
     assert float(h[~near_water].max(initial=0.0)) == 0.0, "water outside the water bodies at the start"
     lowest_bank = {}
     inner = shapely.box(*city.bounds).buffer(-2 * cell)  # where the map cuts a polygon is no bank
-    for name, fid, poly in zip(city.water["name"], city.water["id"], city.water.geometry):
+    for name, fid, poly in zip(city.layer("water")["name"], city.layer("water")["id"], city.layer("water").geometry):
         outline = shapely.get_coordinates(shapely.segmentize(poly.boundary, cell))
         outline = outline[shapely.contains_xy(inner, outline[:, 0], outline[:, 1])]
         bank = float(np.nanmin(city.elevation_at(outline[:, 0], outline[:, 1])))
