@@ -422,8 +422,8 @@ class EnsembleFilter:
         then), with the parameters the update at ``t`` gave it, through the forcings as they changed.
 
         A parameter-only update leaves each member's state as its old parameters made it. Where a
-        parameter reaches the sensors only minutes later (a station's demand reaches the gates with
-        the trains that bring it), the next updates see the same shortfall again and push the parameter
+        parameter reaches the sensors only minutes later (a demand that reaches the counters only as
+        the people it brings walk there), the next updates see the same shortfall again and push the parameter
         on: it overshoots, and what the overshoot did stays in the state (in a mean since the start,
         for good). Run again over the lag, the state agrees with the parameters and each reading's
         evidence counts once (an ensemble smoother over a lag window, with the model run again)."""
