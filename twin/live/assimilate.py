@@ -168,7 +168,9 @@ class EnsembleFilter:
                 sensors = [self.by_id[i] for i in ids]
                 self.members = self._update(x, self.members, self._predict(x, self.members, sensors), sensors, y)
                 if self.s.rerun_lag_s > 0:
+                    wall = time.perf_counter()
                     self.members = self._rerun(x)
+                    self.update_rows[-1]["wall_s"] = round(self.update_rows[-1]["wall_s"] + time.perf_counter() - wall, 4)
                 self._record_params(x, self.members, self.weights)
                 if self.on_update is not None:
                     self.on_update(x)
