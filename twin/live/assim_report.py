@@ -142,6 +142,10 @@ def write_assimilation_report(out: Path, summary: dict, headline: list[str]) -> 
     skill = pd.read_csv(out / "skill.csv")
     have = set(skill.kpi)
     kpis = [k for k in headline if k in have] or sorted(have)[:5]
+    # a KPI both ensembles forecast without error at every lead (one that stays 0 all the record)
+    # would be an empty panel: named instead
+    exact = [k for k in kpis if not (skill.loc[(skill.kpi == k) & (skill.lead_s > 0), "rmse"].abs() > 0).any()]
+    kpis = [k for k in kpis if k not in exact] if len(exact) < len(kpis) else kpis
     parts = [f"<h1>{html.escape(str(summary.get('scenario', '')))}: assimilation</h1>",
              f"<p class=meta>{html.escape(str(summary.get('method')))}, {summary.get('members')} members, "
              f"{summary.get('updates')} updates ({summary.get('rejected')} readings rejected as outliers, "
@@ -166,6 +170,9 @@ def write_assimilation_report(out: Path, summary: dict, headline: list[str]) -> 
         by_lead = skill_by_lead(skill[skill.kpi.isin(kpis) & (skill.lead_s > 0)])
         wide = by_lead.pivot_table(index=["kpi", "lead_s"], columns="method", values=["rmse", "coverage"])
         wide.columns = [f"{a} {LABELS.get(b, b)}" for a, b in wide.columns]
-        parts += ["<h2>Forecast skill</h2>", _img(fig, "skill"),
-                  wide.reset_index().to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}")]
+        parts += ["<h2>Forecast skill</h2>", _img(fig, "skill")]
+        if exact and kpis != exact:
+            parts += ["<p class=meta>Forecast without error by both ensembles at every lead, so not drawn: "
+                      + html.escape(", ".join(k.split(".", 1)[-1] for k in exact)) + ".</p>"]
+        parts += [wide.reset_index().to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}")]
     return write_report_page(out, f"{summary.get('scenario', '')} — assimilation", "".join(parts))

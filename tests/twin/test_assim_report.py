@@ -1,0 +1,31 @@
+"""The assimilation report (twin/live/assim_report.py): a headline KPI both ensembles forecast
+without error at every lead (a clearance time that stays 0 all the record) is named, not drawn as
+an empty panel."""
+from __future__ import annotations
+
+import pandas as pd
+
+from twin.live.assim_report import write_assimilation_report
+
+
+def test_a_kpi_forecast_without_error_is_named_instead_of_an_empty_panel(tmp_path):
+    pd.DataFrame({"time_s": [0.0, 60.0], "parameter": "speed_mps", "mean": [1.1, 1.3], "p10": [0.9, 1.25],
+                  "p50": [1.1, 1.3], "p90": [1.3, 1.35], "truth": 1.3}).to_csv(tmp_path / "parameters.csv", index=False)
+    pd.DataFrame({"time_s": [60.0], "sensor": ["E1"], "observed": [10.0], "before": [7.0], "after": [9.0],
+                  "fate": ["used"]}).to_csv(tmp_path / "residuals.csv", index=False)
+    rows = [{"issued_at": 60.0, "lead_s": lead, "kpi": kpi, "method": method, "against": "truth", "truth": 5.0,
+             "mean": 5.0, "rmse": (0.0 if kpi == "kpi.cleared_s" else err), "crps": 0.1, "coverage": 1.0}
+            for lead in (60.0, 120.0) for kpi in ("kpi.done", "kpi.cleared_s")
+            for method, err in (("open_loop", 3.0), ("assimilated", 1.0))]
+    pd.DataFrame(rows).to_csv(tmp_path / "skill.csv", index=False)
+    summary = {"scenario": "s", "method": "enkf", "members": 4, "updates": 1, "rejected": 0, "missing": 0,
+               "parameters": {}}
+    page = write_assimilation_report(tmp_path, summary, ["kpi.done", "kpi.cleared_s"]).read_text(encoding="utf-8")
+    assert "Forecast without error by both ensembles at every lead, so not drawn: cleared_s." in page
+    table = page.split("so not drawn")[1]
+    assert "kpi.done" in table and "kpi.cleared_s" not in table  # the skill table holds only the drawn KPI
+    assert (tmp_path / "skill.png").stat().st_size > 5000
+    # when every KPI is exact, the panel still draws them (nothing else to show)
+    pd.DataFrame([dict(r, rmse=0.0) for r in rows]).to_csv(tmp_path / "skill.csv", index=False)
+    page = write_assimilation_report(tmp_path, summary, ["kpi.done", "kpi.cleared_s"]).read_text(encoding="utf-8")
+    assert "so not drawn" not in page and "kpi.cleared_s" in page
