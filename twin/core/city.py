@@ -34,7 +34,7 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
               counts=("speed_kmh",), generated_ids="R"),
     LayerSpec("walkable", "vector", "where pedestrians may walk", "Polygon", defaults=(("name", ""), ("level", 0)),
               levels=True, generated_ids="WA"),
-    LayerSpec("obstacles", "vector", "walls, pillars and barriers inside walkable", "Polygon",
+    LayerSpec("obstacles", "vector", "walls, pillars and fences inside walkable", "Polygon",
               defaults=(("name", ""), ("level", 0)), levels=True, generated_ids="O"),
     LayerSpec("pois", "vector", "points of interest", "Point", ("id", "kind"), defaults=(("name", ""),)),
 )

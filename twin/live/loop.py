@@ -324,8 +324,8 @@ class LiveTwin:
         f = self.filter
         doc, states = f.saved({})
 
-        def ahead(queue: dict) -> list:
-            return [[t, *row] for t, rows in sorted(queue.items()) if t > f.time_s + 1e-9 for row in rows]
+        def ahead(by_time: dict) -> list:
+            return [[t, *row] for t, rows in sorted(by_time.items()) if t > f.time_s + 1e-9 for row in rows]
 
         doc.update({"options": self._filter_options(), "obs_ahead": ahead(f.obs),
                     "forcing_msgs_ahead": ahead(f.forcing_msgs)})
