@@ -57,7 +57,7 @@ from scipy.cluster.hierarchy import DisjointSet
 import pandas as pd
 import shapely
 
-from twin.core.city import GENERATED_IDS, check_layer
+from twin.core.city import check_layer, layer_specs
 from twin.core.errors import UserError
 from twin.core.model_contract import DrawingKind, ImportOption
 
@@ -349,9 +349,10 @@ def drawing_import(city, drawing, options: dict):
                             "drawing": file, "geometry": g})
         estimated.setdefault("passengers", []).extend(s["id"] for s in sources)
 
+    specs = layer_specs()
     for name, rows in (("walkable", walk), ("obstacles", obst), ("gates", gates), ("sources", sources)):
         if rows:
-            merged = _merged(layers.get(name), rows, crs, GENERATED_IDS.get(name, ""))
+            merged = _merged(layers.get(name), rows, crs, specs[name].generated_ids)
             layers[name] = check_layer(merged, name, f"{file}: {name}", crs)
     if conns or conn_old is not None:
         layers["connectors"] = _merged(conn_old, conns, crs) if conns else conn_old

@@ -70,11 +70,6 @@ def column_defaults(name: str) -> dict[str, object]:
     return dict(layer_specs()[name].defaults)
 
 
-# The platform's layers whose features get ids when the file has none: "R00001", ... in file order
-# (stable while the file is unchanged), so per-feature values and interventions can name them; a
-# model's layer declares its own (``LayerSpec.generated_ids``).
-GENERATED_IDS = {s.name: s.generated_ids for s in BASE_LAYERS if s.generated_ids}
-
 # Buildings whose height_m is missing, zero or negative get this height when a package is loaded.
 DEFAULT_BUILDING_HEIGHT_M = 10.0
 
