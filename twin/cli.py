@@ -532,6 +532,10 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
               help="enkf: the ensemble's departures from its mean × this before each update (1: none).")
 @click.option("--rtps", type=float, default=0.5, show_default=True,
               help="enkf: what the update corrects keeps this share of its spread before the update (0: none).")
+@click.option("--spread-floor", "spread_floor", type=float, default=0.0, show_default=True,
+              help="enkf: after each update every estimated parameter's spread (standard deviation) is at least this "
+                   "share of its --estimate range, so that a bias the readings keep showing still moves it (0.01: 1 %; "
+                   "0: no floor).")
 @click.option("--rerun-lag-s", "rerun_lag_s", type=float, default=0.0, show_default=True,
               help="enkf: after each update run every member again from its state this many seconds back, with its "
                    "updated parameters, so that state and parameters agree (set it to how long a parameter takes to "
@@ -547,7 +551,8 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
               help="Stop at the first checkpoint (a forecast issue) after this many seconds of wall time (0: the first); "
                    "the same command run again goes on from it.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
-               outlier_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, rerun_lag_s, ignore_forcings,
+               outlier_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, spread_floor, rerun_lag_s,
+               ignore_forcings,
                observe_forcings, workers, no_report, time_limit_s):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
@@ -571,6 +576,9 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
         raise UserError(f"--inflation {inflation}: give a factor from 1 (none) to 3 (e.g. 1.1).")
     if not 0 <= rtps <= 1:
         raise UserError(f"--rtps {rtps}: give a share from 0 (none) to 1 (the prior's spread kept).")
+    if not 0 <= spread_floor <= 0.5:
+        raise UserError(f"--spread-floor {spread_floor}: give a share of the --estimate range from 0 (no floor) to "
+                        "0.5 (e.g. 0.01).")
     if not 0 <= rerun_lag_s < 1e7:
         raise UserError(f"--rerun-lag-s {rerun_lag_s}: give a number of model seconds, 0 or more (0: not).")
     if members < 2:
@@ -586,7 +594,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
                                     horizon_s=horizon_s, outlier_k=outlier_k, kernel=kernel, localise_m=localise_m,
                                     obs_error=obs_error, inflation=inflation, rtps=rtps, temper_to=temper_to,
-                                    rerun_lag_s=rerun_lag_s,
+                                    spread_floor=spread_floor, rerun_lag_s=rerun_lag_s,
                                     use_forcings=not (ignore_forcings or observe_forcings),
                                     observe_forcings=observe_forcings,
                                     workers=workers, report=not no_report)

@@ -166,6 +166,34 @@ def test_inflation_and_relaxation_to_prior_spread_restore_the_spread_they_promis
     assert np.allclose(relax_to_prior_spread(prior, post, 0.0), post)
 
 
+def test_the_spread_floor_keeps_a_collapsed_parameter_movable():
+    from twin.live.filters import enkf_update, keep_spread, relax_to_prior_spread
+
+    rng = np.random.default_rng(12)
+    X = np.column_stack([np.full(10, 1.38) + rng.normal(0.0, 1e-5, 10), np.full(10, 2.0), rng.normal(5.0, 1.0, 10)])
+    kept = keep_spread(X, [0.008, 0.008, 0.008], rng)
+    assert np.allclose(kept.std(axis=0, ddof=1)[:2], 0.008) and np.allclose(kept.mean(axis=0), X.mean(axis=0))
+    assert np.argsort(kept[:, 0]).tolist() == np.argsort(X[:, 0]).tolist()  # scaled, in the same order
+    assert np.array_equal(kept[:, 2], X[:, 2])  # spread above the floor: untouched
+    assert len(set(kept[:, 1].round(12))) == 10  # all alike: drawn apart
+
+    # a parameter read by 13 counters, y = 100 θ + the model's own randomness (sd 10), the truth 1.3, its
+    # members collapsed at 1.38: each update sees the same 6 % excess; with its spread gone it stays,
+    # with the floor it comes down more than half the way in 30 updates
+    def run(floor):
+        theta = 1.38 + rng.normal(0.0, 1e-5, (10, 1))
+        for _ in range(30):
+            y = 130.0 + rng.normal(0.0, 10.0, 13)
+            up = enkf_update(theta, 100.0 * theta + rng.normal(0.0, 10.0, (10, 13)), y, np.full(13, 20.0), rng)
+            theta = relax_to_prior_spread(theta, up.members, 0.5)
+            if floor:
+                theta = keep_spread(theta, floor, rng)
+        return float(theta.mean())
+
+    assert run(0.0) == pytest.approx(1.38, abs=0.005)
+    assert run(0.016) < 1.34
+
+
 def test_the_unexplained_variance_estimates_the_observation_error():
     from twin.live.filters import unexplained_variance
 

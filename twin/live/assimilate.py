@@ -39,7 +39,8 @@ from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
 from .assim_checkpoint import CHECKPOINT, differences, read_checkpoint, write_checkpoint
 from .assim_report import write_assimilation_report
-from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, inflate, liu_west, localisation, merge_duplicates, particle_step,
+from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, inflate, keep_spread, liu_west, localisation,
+                      merge_duplicates, particle_step,
                       relax_to_prior_spread, variance_unexplained_by)
 from .forecast import MemberPool, forecast_frame, score
 from .observe import Observer
@@ -62,6 +63,7 @@ class AssimilationSettings:
     kernel: float = 0.3  # pf: the Liu-West kernel's h after resampling (jitter h × the spread, shrink by sqrt(1 - h²))
     inflation: float = 1.0  # enkf: the prior's departures from its mean × this before each update
     rtps: float = 0.5  # enkf: relaxation to prior spread of what the update corrects (0: none)
+    spread_floor: float = 0.0  # enkf: each parameter's spread after an update at least this share of its range
     obs_error: float = 0.0  # a model error added to each sensor's noise: this share of the reading
     localise_m: float = 0.0  # enkf: correct the model's correctable state within 2 × this of a sensor (0: not)
     resample_below: float = 0.5  # pf: resample when the effective sample size falls below this share of N
@@ -279,6 +281,8 @@ class EnsembleFilter:
             used, rejected = up.used, up.rejected
             if used.any():  # the corrected parameters and state keep a share of the prior's spread
                 up.members[:, :p + k] = relax_to_prior_spread(prior[:, :p + k], up.members[:, :p + k], self.s.rtps)
+                if self.s.spread_floor > 0 and p:
+                    up.members[:, :p] = keep_spread(up.members[:, :p], self._floor_sd(self.s.spread_floor), rng)
             after = up.members[:, p + k:].mean(axis=0)
             if used.any() and cells:
                 for i, m in enumerate(members):
@@ -348,6 +352,9 @@ class EnsembleFilter:
             out[j] = math.sqrt(max(sd[j] ** 2, self.noise_seen.get(s.id, 0.0), sd[j] ** 2 + 2.0 * own[j]))
         return out
 
+    def _floor_sd(self, share: float) -> np.ndarray:
+        return np.array([share * (r.high - r.low) for r in self.ranges])
+
     def _clip(self, values) -> dict:
         return {r.name: r.value(min(max(float(v), r.low), r.high)) for r, v in zip(self.ranges, values)}
 
@@ -357,8 +364,7 @@ class EnsembleFilter:
         parent's run; each further copy is restored from its state and reseeded."""
         P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64).reshape(
             len(members), len(self.ranges))
-        floor = np.array([0.01 * (r.high - r.low) for r in self.ranges])
-        moved = liu_west(P[parents], np.full(len(parents), 1.0 / len(parents)), self.s.kernel, rng, floor)
+        moved = liu_west(P[parents], np.full(len(parents), 1.0 / len(parents)), self.s.kernel, rng, self._floor_sd(0.01))
         seen: set[int] = set()
         out = []
         for i, p in enumerate(int(x) for x in parents):
@@ -480,8 +486,7 @@ class EnsembleFilter:
             params = [m.params for m in members]
             if self.ranges and self.s.kernel > 0:
                 P = np.array([[m.params[r.name] for r in self.ranges] for m in members], dtype=np.float64)
-                floor = np.array([0.01 * (r.high - r.low) for r in self.ranges])
-                moved = liu_west(P, np.full(len(P), 1.0 / len(P)), self.s.kernel, rng, floor)
+                moved = liu_west(P, np.full(len(P), 1.0 / len(P)), self.s.kernel, rng, self._floor_sd(0.01))
                 params = [self._clip(row) for row in moved]
         sc = self.sc
         sensors = self.state_sensors
@@ -705,7 +710,7 @@ class Assimilation(EnsembleFilter):
                 "--intervention": self.variant, "--seed": self.seed, "--estimate": [r.text for r in self.ranges],
                 "--method": s.method, "--members": s.members, "--forecast-interval-s": s.forecast_interval_s,
                 "--horizon-s": s.horizon_s, "--outlier-k": s.outlier_k, "--kernel": s.kernel,
-                "--inflation": s.inflation, "--rtps": s.rtps, "--obs-error": s.obs_error,
+                "--inflation": s.inflation, "--rtps": s.rtps, "--spread-floor": s.spread_floor, "--obs-error": s.obs_error,
                 "--localise-m": s.localise_m, "--rerun-lag-s": s.rerun_lag_s, "--temper": s.temper_to, "resample_below": s.resample_below,
                 "adaptive_noise": s.adaptive_noise, "forcings": "applied" if s.use_forcings else
                 "observed (--observe-forcings)" if s.observe_forcings else "ignored (--ignore-forcings)",

@@ -281,6 +281,29 @@ def relax_to_prior_spread(prior: np.ndarray, posterior: np.ndarray, alpha: float
     return m + (post - m) * scale
 
 
+def keep_spread(members: np.ndarray, floor_sd: np.ndarray | float, rng: np.random.Generator) -> np.ndarray:
+    """Each column's departures from its mean scaled so that its spread (standard deviation) is at least
+    ``floor_sd``; a column whose members are all alike gets centred draws of that spread instead. An
+    ensemble whose spread has collapsed has no covariance left for an update to act on: a bias the
+    readings keep showing then moves it no more (and an adaptive error takes the bias for noise)."""
+    X = np.atleast_2d(np.asarray(members, dtype=np.float64)).copy()
+    n, p = X.shape
+    if n < 2:
+        return X
+    floor = np.broadcast_to(np.asarray(floor_sd, dtype=np.float64), (p,))
+    mean, sd = X.mean(axis=0), X.std(axis=0, ddof=1)
+    for j in np.flatnonzero(sd < floor):
+        d = X[:, j] - mean[j]
+        if sd[j] <= 1e-9 * floor[j]:
+            d = rng.standard_normal(n)
+            d -= d.mean()
+            sd_j = d.std(ddof=1)
+        else:
+            sd_j = sd[j]
+        X[:, j] = mean[j] + d * (floor[j] / sd_j)
+    return X
+
+
 def unexplained_variance(predicted: np.ndarray, observed: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Per observation: the squared innovation (observed minus the ensemble mean) less the ensemble's
     variance, the part of the misfit that neither the members' spread explains: in expectation the
