@@ -409,6 +409,14 @@ def feed_replay(record, to, speed):
     replay(record, to, speed, log=click.echo)
 
 
+def _check_enkf_options(rerun_lag_s: float, spread_floor: float) -> None:
+    if not 0 <= rerun_lag_s < 1e7:
+        raise UserError(f"--rerun-lag-s {rerun_lag_s}: give a number of model seconds, 0 or more (0: not).")
+    if not 0 <= spread_floor <= 0.5:
+        raise UserError(f"--spread-floor {spread_floor}: give a share of the --estimate range from 0 (no floor) to "
+                        "0.5 (e.g. 0.02).")
+
+
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--feed", "feeds", multiple=True, required=True, metavar="URL",
@@ -440,8 +448,11 @@ def feed_replay(record, to, speed):
 @click.option("--rerun-lag-s", "rerun_lag_s", type=float, default=0.0, show_default=True,
               help="With --assimilate enkf: after each update run every member again from its state this many seconds "
                    "back with its updated parameters (as `citytwin assimilate`; 0: not).")
+@click.option("--spread-floor", "spread_floor", type=float, default=0.0, show_default=True,
+              help="With --assimilate enkf: every estimated parameter's spread after an update at least this share of "
+                   "its --estimate range (as `citytwin assimilate`; 0: no floor).")
 def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s, horizon_s, members, member_sets,
-         workers, start, clock, late_tolerance_s, stop_when_silent_s, assimilate, estimate, rerun_lag_s):
+         workers, start, clock, late_tolerance_s, stop_when_silent_s, assimilate, estimate, rerun_lag_s, spread_floor):
     """The twin kept in step with its feeds, with rolling ensemble forecasts, forecast alerts and skill."""
     from datetime import datetime
 
@@ -480,11 +491,11 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
         raise UserError("--estimate needs --assimilate pf or enkf (the filter estimates the parameters).")
     if assimilate != "off" and members < 2:
         raise UserError(f"--members {members}: --assimilate {assimilate} needs at least 2 members.")
-    if not 0 <= rerun_lag_s < 1e7:
-        raise UserError(f"--rerun-lag-s {rerun_lag_s}: give a number of model seconds, 0 or more (0: not).")
-    if rerun_lag_s > 0 and assimilate != "enkf":
-        raise UserError(f"--rerun-lag-s {rerun_lag_s:g}: runs the filter's members again with their updated "
-                        "parameters; give it with --assimilate enkf.")
+    _check_enkf_options(rerun_lag_s, spread_floor)
+    for name, v in (("--rerun-lag-s", rerun_lag_s), ("--spread-floor", spread_floor)):
+        if v > 0 and assimilate != "enkf":
+            raise UserError(f"{name} {v:g}: an option of the ensemble Kalman filter's members and parameters; give it "
+                            "with --assimilate enkf.")
     ranges = _estimated(sc, estimate, overrides)
     preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
     check_out_dir(out)
@@ -492,7 +503,8 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
                             members=members, workers=workers, start_epoch_s=epoch, clock=clock,
                             member_overrides=member_overrides,
                             late_tolerance_s=late_tolerance_s, stop_when_silent_s=stop_when_silent_s,
-                            filter=AssimilationSettings(rerun_lag_s=rerun_lag_s) if rerun_lag_s > 0 else None)
+                            filter=AssimilationSettings(rerun_lag_s=rerun_lag_s, spread_floor=spread_floor)
+                            if rerun_lag_s > 0 or spread_floor > 0 else None)
     opened = [open_feed(u) for u in feeds]
     twin = LiveTwin(sc, opened, out, settings, variant, seed, overrides, log=click.echo)
     s = twin.run_until()
@@ -576,11 +588,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
         raise UserError(f"--inflation {inflation}: give a factor from 1 (none) to 3 (e.g. 1.1).")
     if not 0 <= rtps <= 1:
         raise UserError(f"--rtps {rtps}: give a share from 0 (none) to 1 (the prior's spread kept).")
-    if not 0 <= spread_floor <= 0.5:
-        raise UserError(f"--spread-floor {spread_floor}: give a share of the --estimate range from 0 (no floor) to "
-                        "0.5 (e.g. 0.01).")
-    if not 0 <= rerun_lag_s < 1e7:
-        raise UserError(f"--rerun-lag-s {rerun_lag_s}: give a number of model seconds, 0 or more (0: not).")
+    _check_enkf_options(rerun_lag_s, spread_floor)
     if members < 2:
         raise UserError(f"--members {members}: a filter needs at least 2 members.")
     if time_limit_s is not None and not 0 <= time_limit_s < 1e9:
