@@ -194,6 +194,26 @@ def test_the_spread_floor_keeps_a_collapsed_parameter_movable():
     assert run(0.016) < 1.34
 
 
+def test_a_member_predicts_the_mean_of_a_reading_never_below_zero():
+    """A density counter (noise 0.2) reports max(0, value + noise): 0.08 on average of an empty
+    platform. The filter predicts that mean (expected_reading), not the value itself; a sensor
+    without noise reads the value."""
+    from twin.core.sensors import Sensor
+    from twin.live.observe import expected_reading, sensor_reading
+
+    s = Sensor(id="PC", kind="people_counter", x=0.0, y=0.0, value="density", unit="persons/m2", layer="",
+               feature="", noise_sd=0.2, interval_s=60.0, mode="level", radius_m=5.0, level=1, name="")
+    rng = np.random.default_rng(21)
+    values = np.array([0.0, 0.1, 0.4, 2.0])
+    drawn = np.array([[sensor_reading(s, v, rng) for _ in range(40000)] for v in values]).mean(axis=1)
+    predicted = expected_reading(s, values)
+    assert np.allclose(predicted, drawn, atol=0.003)
+    assert predicted[0] == pytest.approx(0.2 / np.sqrt(2 * np.pi)) and predicted[-1] == pytest.approx(2.0)
+    exact = Sensor(**{**s.__dict__, "noise_sd": 0.0})
+    assert np.array_equal(expected_reading(exact, values), values)
+    assert expected_reading(s, np.array([-1.0]))[0] == -1.0  # a quantity that may be negative: not censored
+
+
 def test_the_unexplained_variance_estimates_the_observation_error():
     from twin.live.filters import unexplained_variance
 

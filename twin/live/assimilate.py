@@ -43,7 +43,7 @@ from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, infl
                       merge_duplicates, particle_step,
                       relax_to_prior_spread, variance_unexplained_by)
 from .forecast import MemberPool, forecast_frame, score
-from .observe import Observer
+from .observe import Observer, expected_reading
 from .synth import _is_tick, read_record, tick_times
 
 NOISE_MEMORY = 0.3  # adaptive_noise: the weight of the newest innovation in a sensor's running error variance
@@ -229,7 +229,8 @@ class EnsembleFilter:
                 m.cum[(s.id, round(t, 6))] = 0.0 if math.isnan(values[s.id]) else values[s.id]
 
     def _predict(self, t: float, members: list[Member], sensors: list) -> np.ndarray:
-        """What each member's sensors read at ``t`` (N × m); a count sensor: the increase over its interval."""
+        """What each member's sensors read at ``t`` (N × m), as the sensor reports it on average
+        (``expected_reading``: never below zero); a count sensor: the increase over its interval."""
         out = np.full((len(members), len(sensors)), np.nan)
         for i, m in enumerate(members):
             values = self.observer.read(m.run.model, [s for s in sensors if s.mode != "count"])
@@ -239,6 +240,8 @@ class EnsembleFilter:
                     out[i, j] = now - m.cum.get((s.id, round(t - s.interval_s, 6)), 0.0)
                 else:
                     out[i, j] = values[s.id]
+        for j, s in enumerate(sensors):
+            out[:, j] = expected_reading(s, out[:, j])
         return out
 
     # -- the filters -----------------------------------------------------------------------------------------

@@ -92,6 +92,24 @@ def sensor_reading(s: Sensor, v: float, rng) -> float:
     return max(0.0, r) if v >= 0 else r
 
 
+def expected_reading(s: Sensor, v: np.ndarray) -> np.ndarray:
+    """The mean of what ``sensor_reading`` reports of true values ``v``. Its noise is symmetric, but a
+    quantity that is not negative is never reported below zero, so near zero the mean reading is above
+    the value: E[max(0, v + e)] = v Φ(v/σ) + σ φ(v/σ) (0.4 σ at 0). A filter that predicts a reading
+    with ``v`` itself sees an empty platform's density counter read 0.08 persons/m² too high, minute
+    after minute, and takes it for people."""
+    from scipy.special import ndtr
+
+    v = np.asarray(v, dtype=np.float64)
+    if s.noise_sd <= 0:
+        return v
+    sd = s.noise_sd
+    with np.errstate(invalid="ignore"):
+        z = v / sd
+        censored = v * ndtr(z) + sd * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        return np.where(v >= 0, censored, v)
+
+
 def _sample(grid, s: Sensor) -> float:
     band = None
     if grid.n_bands > 1:
