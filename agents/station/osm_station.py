@@ -75,8 +75,9 @@ def read_station_tags(paths: list[Path], crs) -> dict[str, gpd.GeoDataFrame]:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 pts = pyogrio.read_dataframe(path, layer="points", on_invalid="fix", CONFIG_FILE=str(conf))
                 pol = pyogrio.read_dataframe(path, layer="multipolygons", on_invalid="fix", CONFIG_FILE=str(conf))
-            for g in (pts, pol):  # GDAL writes "building:min_level" as the field "building_min_level"
-                g.rename(columns={t.replace(":", "_"): t for t in TAGS if ":" in t}, inplace=True)
+            # GDAL writes "building:min_level" as the field "building_min_level"
+            pts, pol = (g.rename(columns={t.replace(":", "_"): t for t in TAGS if ":" in t}) for g in (pts, pol))
+            for g in (pts, pol):
                 for t in TAGS:
                     if t not in g.columns:
                         g[t] = None
