@@ -157,6 +157,8 @@ def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
     assert "--rerun-lag-s -1" in capsys.readouterr().err
     assert _assimilate(world, tmp_path / "o12", "--method", "enkf", "--spread-floor", "0.9") == 2
     assert "--spread-floor 0.9" in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o13", "--spread-floor", "0.02") == 2  # the particle filter (the default)
+    assert "--spread-floor 0.02" in capsys.readouterr().err
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o5").exists()
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
 

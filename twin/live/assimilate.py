@@ -109,6 +109,9 @@ class EnsembleFilter:
             raise UserError(f"--rerun-lag-s {settings.rerun_lag_s:g}: runs the members again with their updated "
                             "parameters, which only --method enkf estimating parameters alone gives; use it with "
                             "--method enkf and without --localise-m.")
+        if settings.spread_floor > 0 and settings.method != "enkf":
+            raise UserError(f"--spread-floor {settings.spread_floor:g}: keeps the ensemble Kalman filter's parameters "
+                            "apart; the particle filter's kernel (--kernel) does that for pf. Use it with --method enkf.")
         self.sc, self.s, self.ranges = scenario, settings, list(ranges)
         self.variant = variant or BASELINE
         self.seed = scenario.seed if seed is None else int(seed)
