@@ -13,7 +13,7 @@ from .geometry import ONWARD_KINDS
 
 
 def check(check: CityCheck, city, connectors_spec) -> CityCheck:
-    gates, sources, walk = city.layer("gates"), city.layer("sources"), city.walkable
+    gates, sources, walk = city.layer("gates"), city.layer("sources"), city.layer("walkable")
     if len(walk):
         levels = sorted(set(walk["level"].astype(int)))
         check.add("found", "floor levels", len(levels), [str(v) for v in levels])

@@ -181,7 +181,7 @@ def derive_station_area(city: City, around: str = "railway_station", radius_m: f
             buffered = shapely.buffer(r.geometry.to_numpy(), widths, quad_segs=4)
             pieces.extend(buffered)
             streets = [g for g, k in zip(buffered, r["kind"].astype(str)) if k not in ("platform", "corridor")]
-    walk_areas = city.walkable
+    walk_areas = city.layer("walkable")
     upper: list[tuple[int, object, str]] = []  # areas tagged with another floor level: (level, geometry, kind)
     if len(walk_areas):
         w = walk_areas[walk_areas.intersects(precinct)]
@@ -496,7 +496,7 @@ def _natural(ref: str):
 def _platform_areas(city: City, circle, osm) -> gpd.GeoDataFrame:
     """The platform areas of the street level within the circle, with their ``ref`` (from the OSM file)
     and whether they are railway platforms; only the railway ones when there are any."""
-    w = city.walkable
+    w = city.layer("walkable")
     cols = ["id", "ref", "railway", "name", "geometry"]
     if not len(w) or "kind" not in w.columns:
         return gpd.GeoDataFrame(pd.DataFrame(columns=cols), geometry="geometry", crs=city.crs)
@@ -977,6 +977,12 @@ def derive(city: City, options: dict):
 
 
 # The layers of a city package the crowd model defines (CONTRACT §1).
+WALKABLE = LayerSpec("walkable", "vector", "where pedestrians may walk", "Polygon",
+                     aliases=("walkable", "pedestrian", "pedestrianareas", "walkways", "squares"),
+                     defaults=(("name", ""), ("level", 0)), levels=True, generated_ids="WA", whole_polygons=True)
+OBSTACLES = LayerSpec("obstacles", "vector", "walls, pillars and fences inside walkable", "Polygon",
+                      aliases=("obstacles", "obstacle", "walls"), defaults=(("name", ""), ("level", 0)), levels=True,
+                      generated_ids="O")
 GATES = LayerSpec("gates", "vector", "where agents leave or pass: LineString or Polygon with id, kind "
                   "(exit, entrance or ticket_gate), open (bool)", "any", ("id",),
                   aliases=("gates", "gate", "exits", "entrances"),
@@ -986,9 +992,12 @@ SOURCES = LayerSpec("sources", "vector", "where and when agents appear: Polygon 
                     "there)", "Polygon", ("id", "count"), aliases=("sources", "source", "spawns", "origins"),
                     defaults=(("release_s", 0.0), ("level", 0)), levels=True, ids_required=True,
                     numbers=("count", "release_s"), counts=("count",))
-CITY_LAYERS = (GATES, SOURCES)
-# The view draws gates as ribbons, green when open and red when closed, with their ids above them.
-LAYER_VIEWS = (LayerView("gates", "Gates", width_m=1.6, state_column="open", colours=("#d62728", "#2ca02c"),
+CITY_LAYERS = (WALKABLE, OBSTACLES, GATES, SOURCES)
+# The view draws the floor pale with the station hall's roof see-through over it, obstacles as 1.2 m
+# blocks, and gates as ribbons, green when open and red when closed, with their ids above them.
+LAYER_VIEWS = (LayerView("walkable", "Walkable areas", colours=("#f4f1ea",), drawing="area", roofs_see_through=True),
+               LayerView("obstacles", "Obstacles", colours=("#7a6a5a",), drawing="extruded", height_m=1.2),
+               LayerView("gates", "Gates", width_m=1.6, state_column="open", colours=("#d62728", "#2ca02c"),
                          legend=("gate closed", "gate open"), label="id", pick_radius_m=2.0),)
 
 BUILDING_USES = (BuildingUse("station", "railway and bus station buildings", "#c27ba0", ("train_station", "transportation")),)
@@ -1006,6 +1015,7 @@ IMPORT_HOOK = CityImportHook(
     poi_tags=("railway", "public_transport", "station", "highway", "amenity"),
     poi_kind=poi_kind,
     # platforms are walkable: the crowd's sources, named by their ref
+    walkable_layer="walkable",
     walkable_areas=(("railway", "platform", "platform"), ("public_transport", "platform", "platform"),
                     ("highway", "platform", "platform")),
     options=(ImportOption("walkable_around", "Derive a station crowd area (walkable, gates, sources) around this POI "
@@ -1015,4 +1025,4 @@ IMPORT_HOOK = CityImportHook(
 )
 
 __all__ = ["derive_station_area", "derive_connectors", "STREET_WIDTH_M", "IMPORT_HOOK", "BUILDING_USES", "POI_KINDS",
-           "CITY_LAYERS", "LAYER_VIEWS", "GATES", "SOURCES"]
+           "CITY_LAYERS", "LAYER_VIEWS", "GATES", "SOURCES", "WALKABLE", "OBSTACLES"]

@@ -482,7 +482,7 @@ def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
     connectors, sources and POIs; validated."""
     sel = _resolve_gate_parameters(city.layer("gates"), p)
     parts = []
-    for i, row in city.walkable.reset_index(drop=True).iterrows():
+    for i, row in city.layer("walkable").reset_index(drop=True).iterrows():
         name = str(row.get("name") or "") or f"#{i + 1}"
         parts.append((name, row.geometry, _int_level(row.get("level"), f'layer walkable: area "{name}"')))
     levels = sorted({lv for _, _, lv in parts})
@@ -497,7 +497,7 @@ def build_station(city, p: dict, connectors_layer=None) -> StationGeometry:
                             f"levels with walkable areas are {', '.join(map(str, levels))}.")
     connectors = connectors_from_layer(connectors_layer, walkable, p)
 
-    obst = city.obstacles
+    obst = city.layer("obstacles")
     fixed = obst
     if len(obst) and "optional" in obst.columns:
         fixed = obst[~obst["optional"].fillna(False).astype(bool)]

@@ -61,7 +61,7 @@ def test_platforms_match_the_osm_platforms(helsinki_station, osm_platforms):
     # heads: a building with building:min_level=2 does not wall them off)
     assert sorted(sources["name"]) == sorted(names)
     assert all(sid == "P" + n.removeprefix("Platform ") for sid, n in zip(sources["id"], sources["name"]))
-    walk = shapely.union_all(helsinki_station.walkable[helsinki_station.walkable["level"] == 0].geometry.values)
+    walk = shapely.union_all(helsinki_station.layer("walkable")[helsinki_station.layer("walkable")["level"] == 0].geometry.values)
     assert all(walk.buffer(0.01).contains(s) for s in sources.geometry)
 
 
@@ -88,7 +88,7 @@ def test_only_the_stations_own_exits_are_exits(helsinki_station):
     fenced = tickets[tickets["name"].str.contains(" down from Platform ")]
     assert set(fenced["name"]) == {f"ticket gates, {k} down from Platform {p}" for k, p in
                                    (("stairs", 2), ("stairs", 7), ("stairs", 9), ("lift", 5), ("lift", 7), ("lift", 9))}
-    fences = helsinki_station.obstacles
+    fences = helsinki_station.layer("obstacles")
     assert len(fences) == 2 * len(fenced) and set(fences["bank"]) == set(fenced["id"])
 
 
@@ -123,7 +123,7 @@ def test_stairs_escalators_and_lifts_where_osm_has_them(helsinki_station_dir, he
     lifts = conn[conn["kind"] == "lift"]
     assert len(lifts) == len(area["lifts"]) == 5 and lifts["id"].str.startswith("osm_node_").all()
     assert {"lift from level -1 up to Platform 7", "lift from level -1 up to Platform 9"} <= set(lifts["name"])
-    assert sorted(set(helsinki_station.walkable["level"].astype(int))) == [-1, 0]
+    assert sorted(set(helsinki_station.layer("walkable")["level"].astype(int))) == [-1, 0]
 
 
 def test_city_check_says_what_was_estimated(helsinki_station):

@@ -141,7 +141,7 @@ def test_a_gate_off_the_station_floor_is_reported_before_a_run(tmp_path):
     gates = city.layer("gates").copy()
     k = int((gates["kind"].astype(str) == "exit").to_numpy().argmax())
     moved = translate(gates.geometry.iloc[k], xoff=400.0)
-    assert not city.walkable.union_all().intersects(moved)  # off the floor
+    assert not city.layer("walkable").union_all().intersects(moved)  # off the floor
     gates.loc[gates.index[k], "geometry"] = moved
     City(city.name, city.crs, {**city.layers, "gates": gates}, city.terrain, meta=city.meta).save(tmp_path / "c")
     station = city_checks(tmp_path / "c", "station_dispersal")[0]

@@ -112,7 +112,7 @@ def test_helsinki_station_area(helsinki):
 
     city = City.load(helsinki[0])
     area, info = derive_station_area(city, "railway_station", 250, agents=800, return_info=True)
-    walk = area.walkable
+    walk = area.layer("walkable")
     poly = walk[walk["level"] == 0].geometry.iloc[0]  # the hall and platforms (with platforms cut off from it)
     assert poly.geom_type in ("Polygon", "MultiPolygon") and poly.is_valid
     assert 10_000 < poly.area < 60_000 and info["station"].startswith("Helsingin")
@@ -150,7 +150,7 @@ def test_import_with_walkable_around(tmp_path):
     report = import_city([HELSINKI], out, walkable_around="railway_station", walkable_radius_m=200)
     assert any(n.startswith("station 'Helsingin") for n in report["notes"])
     city = City.load(out)
-    assert (city.walkable["level"] == 0).sum() == 1 and len(city.layer("gates")) >= 3 and len(city.layer("sources")) >= 1
+    assert (city.layer("walkable")["level"] == 0).sum() == 1 and len(city.layer("gates")) >= 3 and len(city.layer("sources")) >= 1
 
 
 @pytest.mark.slow

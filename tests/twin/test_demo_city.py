@@ -25,14 +25,14 @@ def city() -> City:
 @pytest.fixture(scope="module")
 def walk(city):
     """The street level (level 0): concourse, plazas, exits."""
-    w = city.walkable
+    w = city.layer("walkable")
     return shapely.union_all(w[w["level"] == 0].geometry.values)
 
 
 @pytest.fixture(scope="module")
 def platforms(city):
     """Level 1: the platforms, a storey above the concourse."""
-    w = city.walkable
+    w = city.layer("walkable")
     return shapely.union_all(w[w["level"] == 1].geometry.values)
 
 
@@ -148,9 +148,9 @@ def test_walkable_is_two_levels(city, walk, platforms):
     assert walk.geom_type == "Polygon"  # the street level is one connected area
     minx, miny, maxx, maxy = walk.bounds
     assert 150 <= maxx - minx <= 400 and 150 <= maxy - miny <= 300
-    plat = city.walkable[city.walkable["name"].str.startswith("platform")]
+    plat = city.layer("walkable")[city.layer("walkable")["name"].str.startswith("platform")]
     assert len(plat) == 6 and (plat["level"] == 1).all()
-    assert set(city.walkable["level"]) == {0, 1} and city.meta["level_height_m"] == 6.0
+    assert set(city.layer("walkable")["level"]) == {0, 1} and city.meta["level_height_m"] == 6.0
     assert city.level_z(1) == 6.0
     assert platforms.intersection(walk).area == 0  # in plan the platforms end where the concourse begins
 
@@ -177,7 +177,7 @@ def test_sources_and_obstacles_inside_walkable(city, walk, platforms):
     assert s["count"].sum() >= 8000
     assert sorted(s["release_s"]) == [0, 90, 180, 270, 360, 450]
     assert (s["level"] == 1).all() and all(platforms.contains(geom) for geom in s.geometry)
-    obs = city.obstacles.geometry
+    obs = city.layer("obstacles").geometry
     assert len(obs) >= 10
     assert all(walk.contains(geom) for geom in obs)
     assert not any(geom.intersects(src) for geom in obs for src in s.geometry)

@@ -39,7 +39,7 @@ def test_the_duplex_imports_to_levels_stairs_doors_and_clears(tmp_path, capsys):
     assert "4 part(s) of floor areas walled off with no door" in out and "refuses" not in out
     city = City.load(duplex)
     assert city.meta["level_height_m"] == pytest.approx({"-1": 1.25, "1": 3.1, "2": 2.9})
-    w = city.walkable
+    w = city.layer("walkable")
     assert sorted(w.loc[w["kind"] == "platform", "name"]) == ["A202", "A203", "B202", "B203"]
     assert (w["kind"] == "doorway").sum() == 14 and set(w["level"]) == {0, 1}
     gates = city.layer("gates")

@@ -136,7 +136,7 @@ def test_ifc_station_imports_and_clears(files, package, capsys):
     city = City.load(package)
     assert city.meta["level_height_m"] == {"1": 6.0} and city.level_z(1) == 6.0
     assert "1 slab(s) left out on levels with spaces" in out and "refuses" not in out
-    assert sorted(zip(city.walkable["name"], city.walkable["kind"])) == [
+    assert sorted(zip(city.layer("walkable")["name"], city.layer("walkable")["kind"])) == [
         ("Concourse", "floor"), ("Main exit", "doorway"), ("Platform 1", "platform"), ("Staff room door", "doorway")]
     assert len(city.buildings) == 3  # the package's own layers are kept
     conn = city.extra_layer(CONNECTORS)

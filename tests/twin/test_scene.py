@@ -85,7 +85,7 @@ def test_flat_plane_without_dem_and_all_layers(tmp_path):
     roof = s.buildings.extract_cells(np.flatnonzero(np.isclose(s.buildings.cell_centers().points[:, 2], 10.0)))
     assert roof.area == pytest.approx(c.buildings.geometry.iloc[0].area)
     # The walkable hole is respected.
-    assert s.walkable.area == pytest.approx(c.walkable.geometry.iloc[0].area)
+    assert s.views["walkable"].area == pytest.approx(c.layer("walkable").geometry.iloc[0].area)
     assert s.views["gates"].n_cells > 0 and set(s.views["gates"].cell_data["open"]) == {0, 1}
     assert s.view_labels["gates"][0] == ["N1", "S1"]
     assert s.views["water"].area == pytest.approx(c.layer("water").geometry.iloc[0].area, rel=1e-6)
@@ -169,10 +169,12 @@ def test_levels_stack_walkable_obstacles_gates_and_field_bands(tmp_path):
                                         "gates": check_layer(gates, "gates", "t", CRS)},
              meta={"level_height_m": 5.0})
     s = build_scene(c)
-    deck = s.walkable.extract_cells(np.flatnonzero(s.walkable.cell_data["feature_id"] == 1))
-    hall = s.walkable.extract_cells(np.flatnonzero(s.walkable.cell_data["feature_id"] == 0))
+    deck = s.views["walkable"].extract_cells(np.flatnonzero(s.views["walkable"].cell_data["feature_id"] == 1))
+    hall = s.views["walkable"].extract_cells(np.flatnonzero(s.views["walkable"].cell_data["feature_id"] == 0))
     assert deck.points[:, 2].min() == pytest.approx(hall.points[:, 2].max() + 5.0)
-    assert s.obstacles.points[:, 2].min() == pytest.approx(5.0)
+    pillar = s.views["obstacles"]  # the station's LayerView: a block 1.2 m tall on its floor, picked by feature
+    assert pillar.points[:, 2].min() == pytest.approx(5.0) and pillar.points[:, 2].max() == pytest.approx(6.2)
+    assert set(pillar.cell_data["feature_id"]) == {0}
     assert s.views["gates"].points[:, 2].min() > 5.0 and s.view_labels["gates"][1][0, 2] > 5.0
     g = GridField("density", np.zeros((2, 4, 4), np.float32), X0, Y0 + 40, 10.0, band_z_m=(0.0, 5.0),
                   band_names=("level 0", "level 1"))
@@ -184,6 +186,23 @@ def test_levels_stack_walkable_obstacles_gates_and_field_bands(tmp_path):
     assert fs.values[16 + 2 * 4 + 2] == 3.0
     g.values[0, 0, 0] = 1.0
     assert fs.update(g) and fs.values[0] == 1.0
+
+
+def test_only_roofs_over_a_see_through_layer_are_flagged(tmp_path):
+    """The station's floor (``roofs_see_through``) shows through the hall over it; a building over
+    another model's area (the flood's water) or over nothing stays solid."""
+    hall, shed, boathouse = box(X0, Y0, X0 + 30, Y0 + 20), box(X0 + 60, Y0, X0 + 70, Y0 + 10), box(X0 + 100, Y0, X0 + 110, Y0 + 10)
+    layers = {
+        "buildings": gpd.GeoDataFrame({"height_m": [12.0, 4.0, 4.0], "use": ["station", "other", "other"]},
+                                      geometry=[hall, shed, boathouse], crs=CRS),
+        "walkable": gpd.GeoDataFrame({"name": ["concourse"]}, geometry=[box(X0 - 5, Y0 - 5, X0 + 35, Y0 + 25)], crs=CRS),
+        "water": gpd.GeoDataFrame({"name": ["dock"]}, geometry=[box(X0 + 95, Y0 - 5, X0 + 115, Y0 + 15)], crs=CRS),
+    }
+    City("Roofs", CRS, layers).save(tmp_path / "roofs")
+    s = build_scene(City.load(tmp_path / "roofs"))
+    roof = np.asarray(s.buildings.cell_data["roof"])
+    owner = np.asarray(s.buildings.cell_data["building_id"])
+    assert roof[owner == 0].all() and not roof[owner == 1].any() and not roof[owner == 2].any()
 
 
 def test_multi_band_geotiff(tmp_path):

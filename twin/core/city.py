@@ -32,10 +32,6 @@ BASE_LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("roads", "vector", "the road network", "LineString",
               defaults=(("name", ""), ("kind", "street"), ("speed_kmh", 30.0)), numbers=("speed_kmh",),
               counts=("speed_kmh",), generated_ids="R"),
-    LayerSpec("walkable", "vector", "where pedestrians may walk", "Polygon", defaults=(("name", ""), ("level", 0)),
-              levels=True, generated_ids="WA"),
-    LayerSpec("obstacles", "vector", "walls, pillars and fences inside walkable", "Polygon",
-              defaults=(("name", ""), ("level", 0)), levels=True, generated_ids="O"),
     LayerSpec("pois", "vector", "points of interest", "Point", ("id", "kind"), defaults=(("name", ""),)),
 )
 LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {s.name: (s.geometry, s.columns) for s in BASE_LAYERS}
@@ -317,8 +313,6 @@ class City:
 
     buildings = property(lambda self: self.layer("buildings"))
     roads = property(lambda self: self.layer("roads"))
-    walkable = property(lambda self: self.layer("walkable"))
-    obstacles = property(lambda self: self.layer("obstacles"))
     pois = property(lambda self: self.layer("pois"))
 
     def pois_of(self, *kinds: str) -> gpd.GeoDataFrame:
@@ -522,9 +516,10 @@ def check_extra_layer(gdf: gpd.GeoDataFrame, spec, where: str, crs) -> gpd.GeoDa
     return gdf.reset_index(drop=True)
 
 
-def _refuse_split_floors(gdf: gpd.GeoDataFrame, where: str) -> None:
-    """A walkable polygon that crosses itself (a bow-tie) would be repaired into separate pieces, and
-    the error would surface later at whatever gate or stair lies off them: name the polygon now."""
+def _refuse_split_polygons(gdf: gpd.GeoDataFrame, where: str, layer: str) -> None:
+    """A polygon of a ``whole_polygons`` layer (a floor) that crosses itself (a bow-tie) would be
+    repaired into separate pieces, and the error would surface later at whatever lies off them (a
+    gate, a stair): name the polygon now."""
     import shapely
 
     geoms = gdf.geometry.values
@@ -536,9 +531,9 @@ def _refuse_split_floors(gdf: gpd.GeoDataFrame, where: str) -> None:
         polys = [p for p in shapely.get_parts(fixed) if p.geom_type == "Polygon" and p.area > 0]
         if len(polys) > len([p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]):
             fid = gdf["id"].iloc[i] if "id" in gdf.columns else gdf["name"].iloc[i] if "name" in gdf.columns else i
-            raise UserError(f"{where}: walkable polygon {fid!r} crosses itself ({shapely.is_valid_reason(g)}), so it "
-                            f"falls apart into {len(polys)} pieces that touch at single points and people could not "
-                            "walk between them. Redraw its outline so that it does not cross itself.")
+            raise UserError(f"{where}: {layer} polygon {fid!r} crosses itself ({shapely.is_valid_reason(g)}), so it "
+                            f"falls apart into {len(polys)} pieces that touch at single points and nothing could "
+                            "pass between them. Redraw its outline so that it does not cross itself.")
 
 
 def _refuse_broken_link(path: Path, what: str) -> None:
@@ -637,8 +632,8 @@ def check_layer(gdf: gpd.GeoDataFrame, name: str, where: str, crs: pyproj.CRS) -
             raise UserError(f"{where}: {int(bad.sum())} feature(s) are {kinds} (the first is feature {first}); "
                             f"layer {name!r} holds {family}s only. Move them to the right layer or convert them.")
     _refuse_non_finite_coordinates(gdf, where, placed=name == "pois")
-    if name == "walkable":
-        _refuse_split_floors(gdf, where)
+    if spec.whole_polygons:
+        _refuse_split_polygons(gdf, where, name)
     gdf, repaired, dropped = repair_geometries(gdf, family if family != "any" else "")
     if repaired:
         gdf.attrs["repaired"] = repaired

@@ -227,6 +227,9 @@ class LayerSpec:
     generated_ids: str = ""
     numbers: tuple[str, ...] = ()  # columns whose values must be numbers
     counts: tuple[str, ...] = ()  # columns whose values must be finite and 0 or more
+    # a polygon that crosses itself (a bow-tie) is refused rather than repaired: the repair would
+    # split it into pieces touching at single points, and nothing could pass between them (a floor)
+    whole_polygons: bool = False
 
 
 @dataclass(frozen=True)
@@ -309,10 +312,11 @@ class CityImportHook:
     as text, on the ``pois`` layer (e.g. a value the model parses itself); ``poi_kind``: the POI kind
     of a feature's OSM tags, or None (the models are asked in registry order, the first kind wins);
     ``poi_tags``: the tags that decide it (kept in the ``osm_tags`` column of the POIs);
-    ``walkable_areas``: (tag, value, kind) triples: OSM areas (and closed ways) tagged tag=value join the
-    ``walkable`` layer with that ``kind`` (the importer's own walkable areas are pedestrian areas,
-    squares and marketplaces, kind "pedestrian"); a line with ``highway`` = such a value is a road at
-    walking speed. ``osm_areas``: OSM areas that become features of a polygon layer the model defines
+    ``walkable_layer``: the polygon layer the model defines that receives the OSM areas people walk on
+    (pedestrian areas, squares and marketplaces, kind "pedestrian"; the first hook that names one
+    decides; none named: the importer keeps no such areas); ``walkable_areas``: (tag, value, kind)
+    triples: OSM areas (and closed ways) tagged tag=value join that layer with that ``kind``; a line
+    with ``highway`` = such a value is a road at walking speed. ``osm_areas``: OSM areas that become features of a polygon layer the model defines
     (``OsmAreas``; the importer reads their tags too). ``options``: the command-line options it reads; ``derive(city, options)``: called
     once the city is built, returns the city (with layers the model derives from it) and lines for the
     report."""
@@ -322,6 +326,7 @@ class CityImportHook:
     poi_columns: tuple[str, ...] = ()
     poi_tags: tuple[str, ...] = ()
     poi_kind: Callable[[dict], str | None] | None = None
+    walkable_layer: str = ""
     walkable_areas: tuple[tuple[str, str, str], ...] = ()
     osm_areas: tuple[OsmAreas, ...] = ()
     options: tuple[ImportOption, ...] = ()
@@ -348,7 +353,11 @@ class LayerView:
     (``colours`` = (false, true)), else all in ``colours[-1]``; ``label``: the column whose value is
     written above each feature; ``legend``: the legend's words for (false, true), or one word for a
     layer without a state. ``pick_radius_m``: how near a map point must lie to a ribbon's feature to
-    pick it (an area's feature is picked where the pointer hits it)."""
+    pick it (an area's feature is picked where the pointer hits it). ``extruded``: polygons as blocks
+    ``height_m`` tall standing on the terrain (walls and pillars), picked where the pointer hits them.
+    ``roofs_see_through``: buildings that stand over this layer's features (more than 30 % of their
+    footprint) are drawn see-through, like a station hall over its platforms, so the agents under
+    them show."""
 
     layer: str
     title: str
@@ -360,6 +369,8 @@ class LayerView:
     pick_radius_m: float = 2.0
     drawing: str = "ribbon"
     lift_m: float | None = None  # metres above the terrain; None: the drawing's own (ribbons above the roads)
+    height_m: float = 1.2  # extruded: the blocks' height
+    roofs_see_through: bool = False
 
     def __post_init__(self):
         if self.drawing not in LAYER_DRAWINGS:
@@ -367,7 +378,7 @@ class LayerView:
                             f'is not one the view draws; use one of {", ".join(LAYER_DRAWINGS)}.')
 
 
-LAYER_DRAWINGS = ("ribbon", "area")
+LAYER_DRAWINGS = ("ribbon", "area", "extruded")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ Sources
 - OpenStreetMap ``.osm.pbf`` / ``.osm`` (GDAL's OSM driver with our own osmconf.ini, so every tag
   used below is a column).
 - GeoJSON, Shapefile, GeoPackage, FlatGeobuf (any CRS). Layers are matched by name
-  (``buildings``/``building``/``bldg``…, ``roads``/``streets``/``highways``…, ``pois``,
-  ``walkable``, ``obstacles``, and the layers the models define by the names they declare,
-  ``LayerSpec.aliases``): a GeoPackage whose layers are named
+  (``buildings``/``building``/``bldg``…, ``roads``/``streets``/``highways``…, ``pois``, and the
+  layers the models define by the names they declare, ``LayerSpec.aliases``: the station's
+  ``walkable``, ``obstacles``, ``gates``…): a GeoPackage whose layers are named
   like the contract's is taken as-is. A single-layer file with another name is classified by its
   geometry (polygons → buildings, lines → roads, points → pois). Other layers of a multi-layer file
   (e.g. Prague's ``tessellation`` and ``plots``) are skipped and listed in the report.
@@ -53,9 +53,9 @@ default capacity, and ``capacity_source`` says which. Ids are ``osm_node_<id>``,
 ``osm_relation_<id>``; ``osm_tags`` keeps the tags that decided the kind; ``area_m2`` the size of a POI
 drawn as an area (empty for nodes); the tags a hook names in ``poi_columns`` are kept as columns.
 
-Walkable: pedestrian areas (highway=pedestrian areas), place=square and amenity=marketplace,
-``kind`` "pedestrian", and the areas the models' import hooks declare
-(``CityImportHook.walkable_areas``) with their kinds. The models' area layers: the OSM areas with
+Walkable (into the layer a hook names, ``CityImportHook.walkable_layer``): pedestrian areas
+(highway=pedestrian areas), place=square and amenity=marketplace, ``kind`` "pedestrian", and the
+areas the models' import hooks declare (``CityImportHook.walkable_areas``) with their kinds. The models' area layers: the OSM areas with
 the tags a hook declares (``CityImportHook.osm_areas``; each hook's module doc lists them), with
 their OSM ids and the declared tags as columns.
 
@@ -107,8 +107,6 @@ DEM_MARGIN_M = 50.0
 LAYER_ALIASES = {
     "buildings": ("buildings", "building", "bldg", "bldgs", "footprints", "buildingfootprints", "houses"),
     "roads": ("roads", "road", "streets", "street", "highways", "highway", "edges", "streetnetwork", "network"),
-    "walkable": ("walkable", "pedestrian", "pedestrianareas", "walkways", "squares"),
-    "obstacles": ("obstacles", "obstacle", "walls"),
     "pois": ("pois", "poi", "pointsofinterest", "points", "places"),
 }
 HEIGHT_COLUMNS = ("height_m", "height", "building:height", "building_height", "bldg_height", "hgt")

@@ -75,6 +75,14 @@ CLOSED_WAYS_ARE_POLYGONS = (
 )
 
 
+def walkable_layer() -> str:
+    """The layer the OSM areas people walk on go to (``CityImportHook.walkable_layer``, the first
+    hook that names one), or "" (no model keeps them)."""
+    from twin.declarations import import_hooks
+
+    return next((hook.walkable_layer for hook in import_hooks() if hook.walkable_layer), "")
+
+
 def walkable_area_tags() -> tuple[tuple[str, str, str], ...]:
     """(tag, value, kind) of the walkable areas the models' import hooks declare, in registry order."""
     from twin.declarations import import_hooks
@@ -289,7 +297,8 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
     cols = [*base, *declared, *kept]
     layers["pois"] = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry=geoms, crs=crs)
 
-    # Walkable areas
+    # The areas people walk on, for the model that keeps them
+    walk_layer = walkable_layer()
     ped = ((polys["highway"] == "pedestrian") | (polys["place"] == "square") | (polys["amenity"] == "marketplace"))
     kind = pd.Series("", index=polys.index, dtype=object)
     for tag, value, k in walkable_area_tags():  # the models' walkable areas (first declared wins)
@@ -297,13 +306,14 @@ def osm_layers(raw: dict[str, gpd.GeoDataFrame], level_height_m: float, default_
             kind[(kind == "") & (polys[tag] == value)] = k
     kind[(kind == "") & ped] = "pedestrian"
     wk = polys[(kind != "") & polys["building"].isna()]
-    layers["walkable"] = gpd.GeoDataFrame(
-        {"id": _osm_ids(wk, "multipolygons").to_numpy(), "name": wk["name"].fillna("").to_numpy(),
-         "kind": kind[wk.index].to_numpy(),
-         "layer": pd.to_numeric(wk["layer"], errors="coerce").fillna(0).to_numpy(),
-         # the floor: a single whole-number level tag, else 0 (the tag as written in osm_level)
-         "level": [single_level(v) for v in wk["level"]], "osm_level": wk["level"].fillna("").to_numpy()},
-        geometry=wk.geometry.to_numpy(), crs=crs)
+    if walk_layer:
+        layers[walk_layer] = gpd.GeoDataFrame(
+            {"id": _osm_ids(wk, "multipolygons").to_numpy(), "name": wk["name"].fillna("").to_numpy(),
+             "kind": kind[wk.index].to_numpy(),
+             "layer": pd.to_numeric(wk["layer"], errors="coerce").fillna(0).to_numpy(),
+             # the floor: a single whole-number level tag, else 0 (the tag as written in osm_level)
+             "level": [single_level(v) for v in wk["level"]], "osm_level": wk["level"].fillna("").to_numpy()},
+            geometry=wk.geometry.to_numpy(), crs=crs)
 
     # The models' area layers (CityImportHook.osm_areas): the OSM id and the declared tags as text
     for name, (tags, columns) in osm_area_layers().items():

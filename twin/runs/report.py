@@ -336,6 +336,19 @@ def _read_raster(path: Path):
         return v[0], r.bounds
 
 
+def underlay_layers() -> list[tuple[str, dict]]:
+    """(layer, matplotlib style) of the outlines under a map, bottom first: the areas the models'
+    views draw (a station's floor, a river), the buildings, then the blocks they draw (walls)."""
+    from twin.declarations import layer_views
+
+    views = layer_views()
+    areas = [(n, dict(facecolor=v.colours[-1], edgecolor="#b9b39f", lw=0.5))
+             for n, v in views.items() if v.drawing == "area" and not v.state_column]
+    blocks = [(n, dict(facecolor=v.colours[-1], edgecolor="none"))
+              for n, v in views.items() if v.drawing == "extruded" and not v.state_column]
+    return [*areas, ("buildings", dict(facecolor="#d0d0d0", edgecolor="#9a9a9a", lw=0.4)), *blocks]
+
+
 def map_figure(name: str, means: dict[str, np.ndarray], bounds, city, unit: str):
     """Baseline, each variant and variant − baseline, side by side, over the city's outlines."""
     from matplotlib.figure import Figure
@@ -356,9 +369,7 @@ def map_figure(name: str, means: dict[str, np.ndarray], bounds, city, unit: str)
     dmax = max((float(d[np.isfinite(d)].max()) for d in diffs if np.isfinite(d).any()), default=0.0) or 1.0
 
     def underlay(ax):
-        for layer, kw in (("walkable", dict(facecolor="#f2efe6", edgecolor="#b9b39f", lw=0.5)),
-                          ("buildings", dict(facecolor="#d0d0d0", edgecolor="#9a9a9a", lw=0.4)),
-                          ("obstacles", dict(facecolor="#c8c8c8", edgecolor="none"))):
+        for layer, kw in underlay_layers():
             try:
                 gdf = city.layer(layer) if city is not None and city.has(layer) else None
             except Exception:  # noqa: BLE001 - an outline is decoration; never fail the report on it

@@ -51,7 +51,7 @@ class TrajectoryWriter:
         self.folder, self.interval_s = Path(folder), float(interval_s)
         self.levels = list(walkable)  # their numbers are the Parquet file's level
         self.sqlite = sqlite and bool(self.levels)  # False: the Parquet file only
-        self.walkable = walkable
+        self.areas = walkable  # level -> its walkable area (shapely)
         self.state_names = tuple(state_names)
         self.provenance = provenance
         self._buf: list = []  # (time_s, ids, positions, states, levels) of each frame since the last flush
@@ -195,7 +195,7 @@ class TrajectoryWriter:
         import pyarrow as pa
 
         path = self._path(k)
-        area = self.walkable[self.levels[k]]
+        area = self.areas[self.levels[k]]
         with disk_errors(path):
             conn = adbc_driver_sqlite.dbapi.connect(str(path), autocommit=True)
             cur = conn.cursor()

@@ -21,8 +21,7 @@ from twin.view.scene import (AgentCloud, CityScene, FieldSurface, build_scene, l
 from twin.view import shaders
 
 LAYER_TITLES = {
-    "terrain": "Terrain", "buildings": "Buildings", "roads": "Roads",
-    "walkable": "Walkable areas", "obstacles": "Obstacles", "pois": "Points of interest",
+    "terrain": "Terrain", "buildings": "Buildings", "roads": "Roads", "pois": "Points of interest",
     "labels": "Labels", "field": "Field", "agents": "Agents",
     "features": "Model values on features", "feature_labels": "Model values as labels",
     "alerts": "Alert markers", "sensors": "Sensors (latest reading)", "alerts_ahead": "Forecast alerts",
@@ -36,7 +35,7 @@ def layer_title(name: str) -> str:
 
 
 # meshes that per-feature values can colour (and the models' layer views), with the cell array naming each cell's feature row
-FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id", "walkable": "feature_id"}
+FEATURE_MESHES = {"roads": "feature_id", "buildings": "building_id"}
 FEATURE_LIFT_M = 0.2  # overlays sit just above the layer they colour
 STATE_COLOURS = ["#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 BACKGROUND = "#dfe7ef"
@@ -91,22 +90,17 @@ class SceneRenderer:
                                         smooth_shading=False, ambient=0.35, diffuse=0.7, specular=0.0,
                                         pickable=True, reset_camera=False, name="terrain", render=False))
         self._add_buildings()
-        if s.walkable.n_cells:
-            self._add("walkable", p.add_mesh(s.walkable, color="#f4f1ea", ambient=0.5, pickable=True, name="walkable",
-                                             reset_camera=False, render=False))
         if s.roads.n_cells:
             self._add("roads", p.add_mesh(s.roads, color="#6b6f76", ambient=0.45, diffuse=0.6, pickable=True,
                                           name="roads", reset_camera=False, render=False))
-        if s.obstacles.n_cells:
-            self._add("obstacles", p.add_mesh(s.obstacles, color="#7a6a5a", pickable=True, name="obstacles",
-                                              reset_camera=False, render=False))
         views = layer_views()
         for layer, mesh in s.views.items():  # the models' layers, as their LayerView says
             if mesh.n_cells:
                 v = views[layer]
                 style = (dict(scalars=v.state_column, cmap=list(v.colours), clim=(0, 1)) if v.state_column
                          else dict(color=v.colours[-1]))
-                ambient = 0.4 if v.drawing == "area" else 0.6  # an area lies on the ground, a ribbon stands out
+                # an area lies on the ground, a ribbon stands out, a block is shaded by its walls
+                ambient = {"area": 0.4, "extruded": 0.2}.get(v.drawing, 0.6)
                 self._add(layer, p.add_mesh(mesh, **style, show_scalar_bar=False, ambient=ambient, pickable=True,
                                             name=layer, reset_camera=False, render=False))
         if s.pois.n_points:
@@ -147,7 +141,7 @@ class SceneRenderer:
             return
         mesh = s.buildings
         roof = np.asarray(mesh.cell_data["roof"]) if "roof" in mesh.cell_data else np.zeros(mesh.n_cells, bool)
-        # Roofs over the walkable area are drawn see-through: the agents are under them.
+        # Roofs over a layer whose view says roofs_see_through are see-through: the agents are under them.
         parts = [("buildings", mesh, 1.0)]
         if roof.any():
             parts = [("buildings", mesh.extract_cells(np.flatnonzero(~roof)), 1.0),
@@ -732,12 +726,9 @@ class SceneRenderer:
         if layer == "buildings" and cell_id >= 0:
             i = int(s.buildings.cell_data["building_id"][cell_id])
             info = {"layer": "buildings", "row": i, **_row(c.buildings, i)}
-        elif (layer in ("roads", "walkable") or layer in s.views) and cell_id >= 0:
+        elif (layer == "roads" or layer in s.views) and cell_id >= 0:
             i = int(s.mesh(layer).cell_data["feature_id"][cell_id])
             info = {"layer": layer, "row": i, **_row(c.layer(layer), i)}
-        elif layer == "obstacles" and cell_id >= 0:
-            i = int(s.obstacles.cell_data["building_id"][cell_id])
-            info = {"layer": "obstacles", "row": i, **_row(c.obstacles, i)}
         elif layer == "pois" and cell_id >= 0:
             i = int(s.pois.point_data["feature_id"][cell_id])
             info = {"layer": "pois", "row": i, **_row(c.pois, i)}

@@ -13,8 +13,8 @@ Dynamic layers are updated in place, never rebuilt:
   (z from the terrain + 1 m, plus the snapshot's per-agent height above ground: an upper floor, a
   stair) and states into the existing arrays.
 
-Floor levels: walkable areas, obstacles and gates with a ``level`` column are lifted to their
-level's height (``City.level_z``: the storey heights of city.toml), so a station's platforms are
+Floor levels: the features of a model's layer with a ``level`` column (a station's floors,
+walls and gates) are lifted to their level's height (``City.level_z``: the storey heights of city.toml), so a station's platforms are
 drawn above its concourse; a field with one band per level draws each band at its height.
 """
 from __future__ import annotations
@@ -126,11 +126,9 @@ class CityScene:
     terrain: pv.StructuredGrid
     buildings: pv.PolyData
     roads: pv.PolyData
-    walkable: pv.PolyData
-    obstacles: pv.PolyData
     pois: pv.PolyData
     poi_labels: list[str] = field(default_factory=list)
-    # the layers the models draw (LayerView), by layer: ribbons or areas, and their labels
+    # the layers the models draw (LayerView), by layer: ribbons, areas or blocks, and their labels
     views: dict[str, pv.PolyData] = field(default_factory=dict)
     view_labels: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     elevation: object = None  # callable (x_local, y_local) -> z
@@ -143,8 +141,8 @@ class CityScene:
         return np.asarray(x, float) + self.origin[0], np.asarray(y, float) + self.origin[1]
 
     def meshes(self) -> dict[str, pv.DataSet]:
-        return {"terrain": self.terrain, "buildings": self.buildings, "roads": self.roads,
-                "walkable": self.walkable, "obstacles": self.obstacles, **self.views, "pois": self.pois}
+        return {"terrain": self.terrain, "buildings": self.buildings, "roads": self.roads, **self.views,
+                "pois": self.pois}
 
     def mesh(self, layer: str) -> pv.DataSet:
         """The mesh of a layer (the platform's or a model's view)."""
@@ -170,8 +168,6 @@ def build_scene(city, terrain_max_cells: int = 400) -> CityScene:
         terrain=terrain,
         buildings=mark_roofs(build_buildings(city.buildings, origin, elev), city),
         roads=build_roads(city.roads, origin, elev),
-        walkable=drape_polygons(city.walkable, origin, elev, AREA_LIFT_M + level_lift(city.walkable, city)),
-        obstacles=build_buildings(_with_height(city.obstacles, 1.2), origin, elev, level_lift(city.obstacles, city)),
         pois=build_points(city.pois, origin, elev, lift=4.0),
         elevation=elev,
         z_range=(float(np.nanmin(z)), float(np.nanmax(z))) if len(z) else (0.0, 0.0),
@@ -296,13 +292,15 @@ def build_buildings(gdf, origin, elev, base_lift=None) -> pv.PolyData:
 
 
 def mark_roofs(mesh: pv.PolyData, city, share: float = 0.3) -> pv.PolyData:
-    """Flag (cell data ``roof``) the buildings that stand over the walkable area, like a station
-    hall over its platforms: the view draws them see-through so the crowd under them shows."""
+    """Flag (cell data ``roof``) the buildings that stand over the features of a layer whose view
+    says ``roofs_see_through`` (a station hall over its platforms): the view draws them see-through
+    so the crowd under them shows."""
     if not mesh.n_cells:
         return mesh
     roof = np.zeros(mesh.n_cells, dtype=bool)
-    if city.has("walkable") and city.has("buildings"):
-        walk = shapely.union_all(np.asarray(city.walkable.geometry.values))
+    under = [name for name, v in layer_views().items() if v.roofs_see_through and city.has(name)]
+    if under and city.has("buildings"):
+        walk = shapely.union_all(np.concatenate([np.asarray(city.layer(n).geometry.values) for n in under]))
         footprints = np.asarray(city.buildings.geometry.values)
         near = shapely.intersects(footprints, walk)
         over = np.zeros(len(footprints), dtype=bool)
@@ -354,13 +352,17 @@ def build_roads(gdf, origin, elev) -> pv.PolyData:
 def build_layer_view(gdf, origin, elev, view: LayerView, lift=0.0) -> pv.PolyData:
     """A model's layer drawn as its ``LayerView`` says: ``ribbon``: lines as flat ribbons
     ``view.width_m`` wide and polygons as they are, just above the roads; ``area``: polygons filled
-    and draped over the terrain (``view.lift_m`` above it); ``lift`` metres higher still (per
-    feature: its floor level). Cell data ``feature_id`` and, with a ``state_column``, that column as
-    1/0 (missing: 1)."""
+    and draped over the terrain (``view.lift_m`` above it); ``extruded``: polygons as blocks
+    ``view.height_m`` tall on the terrain; ``lift`` metres higher still (per feature: its floor
+    level). Cell data ``feature_id`` and, with a ``state_column``, that column as 1/0 (missing: 1)."""
     if gdf is None or len(gdf) == 0:
         return pv.PolyData()
     lift = np.asarray(lift, dtype=np.float64)
-    if view.drawing == "area":
+    if view.drawing == "extruded":
+        mesh = build_buildings(_with_height(gdf, view.height_m), origin, elev, lift if lift.ndim else np.full(len(gdf), lift))
+        if mesh.n_cells:
+            mesh.cell_data["feature_id"] = mesh.cell_data["building_id"]
+    elif view.drawing == "area":
         mesh = drape_polygons(gdf, origin, elev, (AREA_LIFT_M if view.lift_m is None else view.lift_m) + lift)
     else:
         geoms = np.asarray(gdf.geometry.values)
