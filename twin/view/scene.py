@@ -14,8 +14,8 @@ Dynamic layers are updated in place, never rebuilt:
   stair) and states into the existing arrays.
 
 Floor levels: the features of a model's layer with a ``level`` column (a station's floors,
-walls and gates) are lifted to their level's height (``City.level_z``: the storey heights of city.toml), so a station's platforms are
-drawn above its concourse; a field with one band per level draws each band at its height.
+walls and gates) are lifted to their level's height (``City.level_z``: the storey heights of
+city.toml), so a station's platforms are drawn above its concourse; a field with one band per level draws each band at its height.
 """
 from __future__ import annotations
 
@@ -300,12 +300,12 @@ def mark_roofs(mesh: pv.PolyData, city, share: float = 0.3) -> pv.PolyData:
     roof = np.zeros(mesh.n_cells, dtype=bool)
     under = [name for name, v in layer_views().items() if v.roofs_see_through and city.has(name)]
     if under and city.has("buildings"):
-        walk = shapely.union_all(np.concatenate([np.asarray(city.layer(n).geometry.values) for n in under]))
+        covered = shapely.union_all(np.concatenate([np.asarray(city.layer(n).geometry.values) for n in under]))
         footprints = np.asarray(city.buildings.geometry.values)
-        near = shapely.intersects(footprints, walk)
+        near = shapely.intersects(footprints, covered)
         over = np.zeros(len(footprints), dtype=bool)
         if near.any():
-            inter = shapely.area(shapely.intersection(footprints[near], walk))
+            inter = shapely.area(shapely.intersection(footprints[near], covered))
             over[near] = inter > share * shapely.area(footprints[near])
         roof = over[mesh.cell_data["building_id"]]
     mesh.cell_data["roof"] = roof
@@ -359,7 +359,7 @@ def build_layer_view(gdf, origin, elev, view: LayerView, lift=0.0) -> pv.PolyDat
         return pv.PolyData()
     lift = np.asarray(lift, dtype=np.float64)
     if view.drawing == "extruded":
-        mesh = build_buildings(_with_height(gdf, view.height_m), origin, elev, lift if lift.ndim else np.full(len(gdf), lift))
+        mesh = build_buildings(_with_height(gdf, view.height_m), origin, elev, np.broadcast_to(lift, len(gdf)))
         if mesh.n_cells:
             mesh.cell_data["feature_id"] = mesh.cell_data["building_id"]
     elif view.drawing == "area":
