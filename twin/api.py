@@ -257,8 +257,8 @@ class RunFolder:
         path = self.folder / f"trajectories_level{int(level)}.sqlite"
         if not path.is_file():
             raise UserError(f"{self.folder}: no trajectories of level {level}; levels with trajectories: "
-                            f"{self.levels or 'none'} (a model with walkable levels and [outputs] "
-                            "trajectory_interval_s writes them, unless trajectory_sqlite = false; "
+                            f"{self.levels or 'none'} (a model whose agents walk on levels, with [outputs] "
+                            "trajectory_interval_s, writes them, unless trajectory_sqlite = false; "
                             "trajectory_table() reads trajectories.parquet).")
         return path
 

@@ -175,7 +175,7 @@ def resolve(items, features: list[dict], param: str, what: str) -> list[str]:
             k, sep, v = part.partition("=")
             if not sep or not k or not v:
                 raise UserError(f'parameter {param}: "{text}" is not a selector; write key=value pairs such as '
-                                f'"kind=KIND level=1" (alternatives with |: "kind=A|B").')
+                                f'"kind=KIND level=1" (either of several values with |: "kind=A|B").')
             if features and k not in keys:
                 raise UserError(f'parameter {param}: "{text}" selects by "{k}"{nearest(k, keys)}, which the {what} '
                                 f'of this city do not have; they can be selected by {", ".join(keys)}.')

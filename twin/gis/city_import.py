@@ -356,7 +356,7 @@ def _centre_lonlat(parts, dems) -> tuple[float, float]:
             if np.all(np.isfinite(b)):
                 boxes.append(b)
     if not boxes:
-        raise UserError("the sources hold no vector features to place the city; give buildings, roads or POIs.")
+        raise UserError("the input files hold no vector features to place the city; give buildings, roads or POIs.")
     b = np.array(boxes)
     return float((b[:, 0].min() + b[:, 2].max()) / 2), float((b[:, 1].min() + b[:, 3].max()) / 2)
 
@@ -516,7 +516,7 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
 
     parts, dems, skipped, attribution = _read_sources(sources, level_height_m, default_height_m)
     if not any(len(p.gdf) for p in parts):
-        raise UserError("the sources hold no vector features (buildings, roads, POIs, …); a city needs some. "
+        raise UserError("the input files hold no vector features (buildings, roads, POIs, …); a city needs some. "
                         "Check the files cover your area.")
     if len(dems) > 1:
         raise UserError("more than one DEM given (" + "; ".join(d.label for d in dems) + "); merge them first "
@@ -561,7 +561,7 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
         layers[lname] = check_layer(gdf, lname, f"{lname} (from {', '.join(sorted({p.origin for p in parts if p.layer == lname}))})", city_crs)
         layers[lname].attrs.pop("defaulted", None)  # the reader's record of its defaults: read back by City.load
     if not any(len(g) for g in layers.values()):
-        raise UserError("after dropping empty and unusable geometries no features are left; check the sources.")
+        raise UserError("after dropping empty and unusable geometries no features are left; check the input files.")
     for lname, frames in extras.items():
         layers[lname] = _drop_unwritable(gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=city_crs))
 

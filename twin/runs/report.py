@@ -643,7 +643,7 @@ def _write_report(plan, out: Path, runs: pd.DataFrame, table: pd.DataFrame, kpi_
             city, crs = None, "the city CRS"
         parts.append(f"<h2>Maps</h2><p class=note>Mean over replications of each variant's raster, and its "
                      f"difference from the baseline (red: higher than baseline, blue: lower), over the buildings "
-                     f"and walkable areas. Coordinates in {html.escape(crs)}; the GeoTIFFs are in each run folder.</p>")
+                     f"and the areas the models draw. Coordinates in {html.escape(crs)}; the GeoTIFFs are in each run folder.</p>")
         for name, (means, bounds) in maps.items():
             unit = _raster_unit(out, plan, name)
             parts.append(f"<h3>{html.escape(kpi_label(name))}</h3>")
