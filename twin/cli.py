@@ -409,7 +409,10 @@ def feed_replay(record, to, speed):
     replay(record, to, speed, log=click.echo)
 
 
-def _check_enkf_options(rerun_lag_s: float, spread_floor: float) -> None:
+def _check_filter_options(rerun_lag_s: float, spread_floor: float, update_every_s: float) -> None:
+    if not 0 <= update_every_s < 1e7:
+        raise UserError(f"--update-every-s {update_every_s}: give a number of model seconds, 0 or more (0: an update at "
+                        "every reading).")
     if not 0 <= rerun_lag_s < 1e7:
         raise UserError(f"--rerun-lag-s {rerun_lag_s}: give a number of model seconds, 0 or more (0: not).")
     if not 0 <= spread_floor <= 0.5:
@@ -451,8 +454,12 @@ def _check_enkf_options(rerun_lag_s: float, spread_floor: float) -> None:
 @click.option("--spread-floor", "spread_floor", type=float, default=0.0, show_default=True,
               help="With --assimilate enkf: every estimated parameter's spread after an update at least this share of "
                    "its --estimate range (as `citytwin assimilate`; 0: no floor).")
+@click.option("--update-every-s", "update_every_s", type=float, default=0.0, show_default=True,
+              help="With --assimilate: update the filter every this many model seconds from each sensor's mean reading "
+                   "since the last update (as `citytwin assimilate`; 0: at every reading).")
 def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s, horizon_s, members, member_sets,
-         workers, start, clock, late_tolerance_s, stop_when_silent_s, assimilate, estimate, rerun_lag_s, spread_floor):
+         workers, start, clock, late_tolerance_s, stop_when_silent_s, assimilate, estimate, rerun_lag_s, spread_floor,
+         update_every_s):
     """The twin kept in step with its feeds, with rolling ensemble forecasts, forecast alerts and skill."""
     from datetime import datetime
 
@@ -491,7 +498,10 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
         raise UserError("--estimate needs --assimilate pf or enkf (the filter estimates the parameters).")
     if assimilate != "off" and members < 2:
         raise UserError(f"--members {members}: --assimilate {assimilate} needs at least 2 members.")
-    _check_enkf_options(rerun_lag_s, spread_floor)
+    _check_filter_options(rerun_lag_s, spread_floor, update_every_s)
+    if update_every_s > 0 and assimilate == "off":
+        raise UserError(f"--update-every-s {update_every_s:g}: how often the filter updates; give it with --assimilate "
+                        "pf or enkf.")
     for name, v in (("--rerun-lag-s", rerun_lag_s), ("--spread-floor", spread_floor)):
         if v > 0 and assimilate != "enkf":
             raise UserError(f"{name} {v:g}: an option of the ensemble Kalman filter's members and parameters; give it "
@@ -503,8 +513,9 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
                             members=members, workers=workers, start_epoch_s=epoch, clock=clock,
                             member_overrides=member_overrides,
                             late_tolerance_s=late_tolerance_s, stop_when_silent_s=stop_when_silent_s,
-                            filter=AssimilationSettings(rerun_lag_s=rerun_lag_s, spread_floor=spread_floor)
-                            if rerun_lag_s > 0 or spread_floor > 0 else None)
+                            filter=AssimilationSettings(rerun_lag_s=rerun_lag_s, spread_floor=spread_floor,
+                                                        update_every_s=update_every_s)
+                            if rerun_lag_s > 0 or spread_floor > 0 or update_every_s > 0 else None)
     opened = [open_feed(u) for u in feeds]
     twin = LiveTwin(sc, opened, out, settings, variant, seed, overrides, log=click.echo)
     s = twin.run_until()
@@ -552,6 +563,10 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
               help="enkf: after each update run every member again from its state this many seconds back, with its "
                    "updated parameters, so that state and parameters agree (set it to how long a parameter takes to "
                    "reach the sensors; 0: not).")
+@click.option("--update-every-s", "update_every_s", type=float, default=0.0, show_default=True,
+              help="Update the filter every this many model seconds from each sensor's mean reading since the last "
+                   "update, against the members' mean prediction at the same times (300: five minutes of counts per "
+                   "update, steadier estimates from few members); 0: an update at every reading.")
 @click.option("--ignore-forcings", is_flag=True, help="Do not apply the record's forcing readings (the quantities the "
               "model declares as forcings): estimate a forcing's scale from the state sensors instead.")
 @click.option("--observe-forcings", is_flag=True, help="Do not apply the record's forcing readings: assimilate them as "
@@ -564,7 +579,7 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
                    "the same command run again goes on from it.")
 def assimilate(scenario, record, out, method, members, estimate, seed, variant, sets, forecast_interval_s, horizon_s,
                outlier_k, obs_error, localise_m, kernel, temper_to, inflation, rtps, spread_floor, rerun_lag_s,
-               ignore_forcings,
+               update_every_s, ignore_forcings,
                observe_forcings, workers, no_report, time_limit_s):
     """A recorded day through a filter as fast as it goes: open loop and assimilated forecasts side by side."""
     from twin.scenario import preflight
@@ -588,7 +603,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
         raise UserError(f"--inflation {inflation}: give a factor from 1 (none) to 3 (e.g. 1.1).")
     if not 0 <= rtps <= 1:
         raise UserError(f"--rtps {rtps}: give a share from 0 (none) to 1 (the prior's spread kept).")
-    _check_enkf_options(rerun_lag_s, spread_floor)
+    _check_filter_options(rerun_lag_s, spread_floor, update_every_s)
     if members < 2:
         raise UserError(f"--members {members}: a filter needs at least 2 members.")
     if time_limit_s is not None and not 0 <= time_limit_s < 1e9:
@@ -603,7 +618,7 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
                                     horizon_s=horizon_s, outlier_k=outlier_k, kernel=kernel, localise_m=localise_m,
                                     obs_error=obs_error, inflation=inflation, rtps=rtps, temper_to=temper_to,
                                     spread_floor=spread_floor, rerun_lag_s=rerun_lag_s,
-                                    use_forcings=not (ignore_forcings or observe_forcings),
+                                    update_every_s=update_every_s, use_forcings=not (ignore_forcings or observe_forcings),
                                     observe_forcings=observe_forcings,
                                     workers=workers, report=not no_report)
     s = Assimilation(sc, record, ranges, settings, variant, seed, overrides, log=click.echo).run(out, time_limit_s)

@@ -128,6 +128,33 @@ def test_missing_duplicated_and_wild_readings_are_survived_and_counted(world, tm
     assert np.isfinite(final["mean"]) and abs(final["mean"] - TRUTH) < 0.15
 
 
+
+@pytest.mark.parametrize("method", ["pf", "enkf"])
+def test_readings_averaged_over_update_every_s_make_one_update_per_window(world, tmp_path, method):
+    """--update-every-s 20 on readings every 5 s: an update at 20, 40 and 60 s only, each from a
+    sensor's mean reading over its window (four readings, three where a wildly wrong one was turned
+    away, and counted, as it came), and the estimate still ends closer to the truth than the prior."""
+    rec = tmp_path / "record"
+    shutil.copytree(world["record"], rec)
+    msgs = [json.loads(x) for x in (rec / "messages.jsonl").read_text().splitlines()]
+    msgs = [{**m, "value": 1e6} if (m["sensor"], m["time"]) == ("E1", 30.0) else m for m in msgs]
+    (rec / "messages.jsonl").write_text("".join(json.dumps(m) + "\n" for m in msgs))
+    out = tmp_path / "out"
+    assert _assimilate(world, out, "--method", method, "--update-every-s", "20", record=rec) == 0
+    updates = pd.read_csv(out / "updates.csv").set_index("time_s")
+    assert list(updates.index) == [20.0, 40.0, 60.0] and (updates.observations == 2).all()
+    assert updates.rejected.to_dict() == {20.0: 0, 40.0: 1, 60.0: 0}
+    res = pd.read_csv(out / "residuals.csv").set_index(["time_s", "sensor"])
+    readings = pd.DataFrame(msgs)
+    for (t, sid), row in res.iterrows():
+        window = readings[(readings.sensor == sid) & (readings.time > t - 20) & (readings.time <= t)
+                          & (readings.value < 1e6)]
+        assert len(window) == (3 if (t, sid) == (40.0, "E1") else 4)
+        assert row.observed == pytest.approx(window.value.mean())
+    params = pd.read_csv(out / "parameters.csv")
+    assert list(params.time_s) == [0.0, 20.0, 40.0, 60.0]
+    assert abs(params["mean"].iloc[-1] - TRUTH) < abs(params["mean"].iloc[0] - TRUTH)
+
 def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
     assert _assimilate(world, tmp_path / "o1", record=tmp_path / "nowhere") == 2
     assert "not a record" in capsys.readouterr().err
@@ -159,6 +186,8 @@ def test_bad_input_exits_2_with_a_message(world, tmp_path, capsys):
     assert "--spread-floor 0.9" in capsys.readouterr().err
     assert _assimilate(world, tmp_path / "o13", "--spread-floor", "0.02") == 2  # the particle filter (the default)
     assert "--spread-floor 0.02" in capsys.readouterr().err
+    assert _assimilate(world, tmp_path / "o14", "--update-every-s", "-5") == 2
+    assert "--update-every-s -5" in capsys.readouterr().err
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o5").exists()
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
 
@@ -221,7 +250,9 @@ def test_a_counter_is_predicted_over_its_own_interval_even_after_a_missing_readi
 WALL = {"updates.csv": ["wall_s"]}  # wall-clock times: the only columns a resumed run may change
 
 
-@pytest.mark.parametrize("method, extra", [("pf", []), ("enkf", ["--localise-m", "20"]), ("enkf", ["--rerun-lag-s", "15"])])
+# --update-every-s 30: stopped at 20 s with four readings gathered for the update at 30 s
+@pytest.mark.parametrize("method, extra", [("pf", []), ("enkf", ["--localise-m", "20"]), ("enkf", ["--rerun-lag-s", "15"]),
+                                           ("enkf", ["--update-every-s", "30", "--rerun-lag-s", "15"])])
 def test_a_run_stopped_after_its_first_forecast_resumes_to_the_same_numbers(world, tmp_path, capsys, method, extra):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert _assimilate(world, whole, "--method", method, *extra) == 0
@@ -232,7 +263,8 @@ def test_a_run_stopped_after_its_first_forecast_resumes_to_the_same_numbers(worl
     summary = json.loads((parts / "summary.json").read_text())
     assert summary["complete"] is False and summary["time_s"] == 20.0 and summary["forecasts_issued"] == 1
     assert set(pd.read_parquet(parts / "forecasts.parquet").issued_at) == {20.0}
-    assert pd.read_csv(parts / "updates.csv").time_s.max() == 20.0
+    updates = pd.read_csv(parts / "updates.csv")  # none yet with --update-every-s 30
+    assert list(updates.time_s) == ([] if "--update-every-s" in extra else [5.0 * k for k in range(1, 5)])
     assert (parts / "checkpoint.zip").is_file() and not (parts / "report.html").exists()
     # the same --out with other options: refused, naming what differs
     assert _assimilate(world, parts, "--method", method, *extra, "--members", "6") == 2

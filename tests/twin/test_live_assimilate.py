@@ -58,11 +58,12 @@ def test_live_assimilation_estimates_the_hidden_speed_and_its_forecasts_beat_the
 
 def test_live_enkf_runs_its_members_again_over_the_lag(world, tmp_path):
     """--rerun-lag-s in live mode: the filter's members are run again after each update, and the
-    estimate still ends closer to the hidden speed than the prior. --spread-floor reaches the live
-    filter too: the parameter's band stays open."""
+    estimate still ends closer to the hidden speed than the prior. --spread-floor and --update-every-s
+    reach the live filter too: the parameter's band stays open; the updates come every 20 s."""
     params = {}
     for name, extra in (("plain", ()), ("rerun", ("--rerun-lag-s", "10")),
-                        ("floor", ("--rerun-lag-s", "10", "--spread-floor", "0.15"))):
+                        ("floor", ("--rerun-lag-s", "10", "--spread-floor", "0.15")),
+                        ("every", ("--rerun-lag-s", "10", "--update-every-s", "20"))):
         assert _live(world, tmp_path / name, "--assimilate", "enkf", "--estimate", "speed_mps=0.6..1.6", *extra) == 0
         params[name] = pd.read_csv(tmp_path / name / "parameters.csv")
     prior, final = params["rerun"].iloc[0], params["rerun"].iloc[-1]
@@ -73,6 +74,9 @@ def test_live_enkf_runs_its_members_again_over_the_lag(world, tmp_path):
     floor = params["floor"]
     band = (floor.p90 - floor.p10)[floor.time_s > 0]  # six members, clipped at 1.6: below 2.56 × 0.15
     assert band.min() > 1.4 * (final.p90 - final.p10)  # without the floor it keeps narrowing
+    every = params["every"]  # --update-every-s 20: an update from the window's mean readings every 20 s
+    assert every.time_s.iloc[-1] > 40 and (every.time_s % 20 == 0).all()
+    assert abs(every["mean"].iloc[-1] - TRUTH) < abs(every["mean"].iloc[0] - TRUTH)
 
 
 def test_a_stopped_live_filter_resumes_with_its_members_and_estimates(world, tmp_path, capsys):
@@ -105,3 +109,6 @@ def test_live_assimilation_refuses_bad_input(world, tmp_path, capsys):
     assert "--spread-floor 0.02" in err and "--assimilate enkf" in err
     assert _live(world, tmp_path / "e", "--assimilate", "enkf", "--spread-floor", "-1") == 2
     assert "--spread-floor -1" in capsys.readouterr().err
+    assert _live(world, tmp_path / "f", "--update-every-s", "20") == 2
+    err = capsys.readouterr().err
+    assert "--update-every-s 20" in err and "--assimilate" in err

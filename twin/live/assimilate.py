@@ -40,7 +40,7 @@ from twin.core.sensors import read_sensors
 from .assim_checkpoint import CHECKPOINT, differences, read_checkpoint, write_checkpoint
 from .assim_report import write_assimilation_report
 from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, inflate, keep_spread, liu_west, localisation,
-                      merge_duplicates, particle_step,
+                      merge_duplicates, outlier_screen, particle_step,
                       relax_to_prior_spread, variance_unexplained_by)
 from .forecast import MemberPool, forecast_frame, score
 from .observe import Observer, expected_reading
@@ -76,6 +76,9 @@ class AssimilationSettings:
     # enkf: after each update every member runs again from its state this many seconds back with its
     # updated parameters (0: not), so that its state agrees with them (see EnsembleFilter._rerun)
     rerun_lag_s: float = 0.0
+    # an update every this many seconds from each sensor's mean reading since the last one, against the
+    # members' mean prediction at the same times (0: an update at every reading; see EnsembleFilter._gather)
+    update_every_s: float = 0.0
     workers: int = 1
     report: bool = True  # report.html and its pictures (parameters, residuals, skill) in --out
 
@@ -142,6 +145,10 @@ class EnsembleFilter:
         # ({"time", "forced", "states", "cum"}), and every change of the forcings since the oldest
         self.anchors: list[dict] = []
         self.forced_log: list[list] = []  # [time, the forced parameters from then on]
+        # update_every_s: the readings since the last update, by sensor: {"y": sum, "hx": each member's
+        # sum, "n": readings}, and those the outlier test turned away meanwhile
+        self.window: dict[str, dict] = {}
+        self.window_rejected = 0
         self.time_s = 0.0  # where catch_up has taken it
         self.on_update = None  # called with the time after each update (citytwin assimilate writes its tables)
 
@@ -160,7 +167,9 @@ class EnsembleFilter:
         the members advance to it and are corrected; ``others`` (an open loop) advance alongside and
         take the forcings. Returns ``others`` as they are then."""
         counts = [s for s in self.state_sensors if s.mode == "count"]
-        times = sorted(x for x in set(self.obs) | set(self.forcing_msgs) | set(tick_times(counts, t)) | {round(t, 6)}
+        every = self.s.update_every_s
+        due = {round(k * every, 6) for k in range(1, int(math.floor(t / every + 1e-9)) + 1)} if every > 0 else set()
+        times = sorted(x for x in set(self.obs) | set(self.forcing_msgs) | set(tick_times(counts, t)) | due | {round(t, 6)}
                        if self.time_s + 1e-9 < x <= t + 1e-9)
         others = list(others)
         for x in times:
@@ -168,10 +177,16 @@ class EnsembleFilter:
                 m.run.advance(x)  # a finished model stays as it ended: what its sensors read then
             self._count_ticks(x, self.members)
             rows = self.obs.get(x, [])
+            batch = None
             if rows:
                 ids, y = merge_duplicates([sid for sid, _ in rows], [v for _, v in rows])
                 sensors = [self.by_id[i] for i in ids]
-                self.members = self._update(x, self.members, self._predict(x, self.members, sensors), sensors, y)
+                HX = self._predict(x, self.members, sensors)
+                batch = (sensors, HX, y, np.ones(len(y))) if every <= 0 else self._gather(x, sensors, HX, y)
+            if every > 0 and _is_tick(x, every) and self.window:
+                batch = self._window_means()
+            if batch is not None:
+                self.members = self._update(x, self.members, *batch)
                 if self.s.rerun_lag_s > 0:
                     wall = time.perf_counter()
                     self.members = self._rerun(x)
@@ -180,7 +195,7 @@ class EnsembleFilter:
                 if self.on_update is not None:
                     self.on_update(x)
             self.members, *others = self._apply_forcings(x, [self.members, *others])
-            if rows:
+            if batch is not None:
                 self._anchor(x)
             self.time_s = x
         return others
@@ -247,10 +262,42 @@ class EnsembleFilter:
             out[:, j] = expected_reading(s, out[:, j])
         return out
 
+    def _gather(self, t: float, sensors: list, HX: np.ndarray, y: np.ndarray) -> None:
+        """update_every_s: keep the readings at ``t`` and what each member predicted of them, for the
+        next update's means. A count of 60 people a minute is a draw of the crowd's randomness as much
+        as of its demand: ten members' covariance over one minute takes that randomness for demand,
+        and the estimate wanders with it. The mean over five minutes carries the same evidence with
+        a fifth of the randomness per update. A reading the outlier test turns away (against the
+        members' spread now and the sensor's declared noise) does not enter the mean."""
+        sd = np.array([s.noise_sd for s in sensors], dtype=np.float64)
+        usable, rejected = outlier_screen(HX, y, np.maximum(sd, 1e-6), self.s.outlier_k)
+        for j in np.flatnonzero(usable):
+            w = self.window.setdefault(sensors[j].id, {"y": 0.0, "hx": [0.0] * len(HX), "n": 0})
+            w["y"] += float(y[j])
+            w["hx"] = [a + float(b) for a, b in zip(w["hx"], HX[:, j])]
+            w["n"] += 1
+        self.window_rejected += int(rejected.sum())
+        if rejected.any():
+            self.log(f"[t = {t:g} s] rejected as outliers: "
+                     + ", ".join(f"{s.id} = {y[j]:g}" for j, s in enumerate(sensors) if rejected[j]))
+
+    def _window_means(self) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+        """(sensors, predicted, observed, readings per sensor): the means since the last update."""
+        ids = list(self.window)
+        n = np.array([self.window[i]["n"] for i in ids], dtype=np.float64)
+        y = np.array([self.window[i]["y"] for i in ids]) / n
+        HX = np.array([self.window[i]["hx"] for i in ids], dtype=np.float64).T / n
+        self.window = {}
+        return [self.by_id[i] for i in ids], HX, y, n
+
     # -- the filters -----------------------------------------------------------------------------------------
-    def _update(self, t: float, members: list[Member], HX: np.ndarray, sensors: list, y: np.ndarray) -> list[Member]:
-        # the sensor's declared noise, and what the model cannot represent: obs_error × the reading
-        sd = np.sqrt(np.array([s.noise_sd for s in sensors]) ** 2 + (self.s.obs_error * np.nan_to_num(np.abs(y))) ** 2)
+    def _update(self, t: float, members: list[Member], sensors: list, HX: np.ndarray, y: np.ndarray,
+                n: np.ndarray) -> list[Member]:
+        """The filter's step at ``t`` on readings ``y`` (each the mean of ``n`` readings)."""
+        # the sensor's declared noise (of a mean of n readings: / sqrt(n)), and what the model cannot
+        # represent: obs_error × the reading (a model's error persists: no mean shrinks it)
+        sd = np.sqrt(np.array([s.noise_sd for s in sensors]) ** 2 / n
+                     + (self.s.obs_error * np.nan_to_num(np.abs(y))) ** 2)
         if self.s.adaptive_noise:
             sd = self._adapted_noise(sensors, HX, y, sd, members)
         sd = np.maximum(sd, 1e-6)
@@ -306,9 +353,10 @@ class EnsembleFilter:
         self.n_updates += 1
         missing = ~np.isfinite(y)
         self.update_rows.append({"time_s": t, "method": self.s.method, "observations": len(y),
-                                 "used": int(used.sum()), "rejected": int(rejected.sum()),
+                                 "used": int(used.sum()), "rejected": int(rejected.sum()) + self.window_rejected,
                                  "missing": int(missing.sum()), "ess": ess, "tempering": tempering,
                                  "wall_s": round(time.perf_counter() - wall, 4)})
+        self.window_rejected = 0
         for j, s in enumerate(sensors):
             fate = "used" if used[j] else "rejected" if rejected[j] else "missing"
             self.residual_rows.append({"time_s": t, "sensor": s.id, "observed": y[j], "before": before[j],
@@ -513,7 +561,7 @@ class EnsembleFilter:
     # The filter's own state that is plain JSON (numbers, per-sensor tables, rows), saved and restored by
     # name; whatever else an update carries from one to the next is handled in saved() and restore().
     RESUMED = ("time_s", "n_updates", "noise_seen", "spread_seen", "forced", "forced_log", "param_rows", "update_rows",
-               "residual_rows")
+               "residual_rows", "window", "window_rejected")
 
     def saved(self, ensembles: dict[str, list[Member]]) -> tuple[dict, dict[str, bytes]]:
         """What the filter needs to go on exactly as it would have (with ``ensembles``, by name, beside
@@ -717,7 +765,7 @@ class Assimilation(EnsembleFilter):
                 "--method": s.method, "--members": s.members, "--forecast-interval-s": s.forecast_interval_s,
                 "--horizon-s": s.horizon_s, "--outlier-k": s.outlier_k, "--kernel": s.kernel,
                 "--inflation": s.inflation, "--rtps": s.rtps, "--spread-floor": s.spread_floor, "--obs-error": s.obs_error,
-                "--localise-m": s.localise_m, "--rerun-lag-s": s.rerun_lag_s, "--temper": s.temper_to, "resample_below": s.resample_below,
+                "--localise-m": s.localise_m, "--rerun-lag-s": s.rerun_lag_s, "--update-every-s": s.update_every_s, "--temper": s.temper_to, "resample_below": s.resample_below,
                 "adaptive_noise": s.adaptive_noise, "forcings": "applied" if s.use_forcings else
                 "observed (--observe-forcings)" if s.observe_forcings else "ignored (--ignore-forcings)",
                 "version": __version__}

@@ -315,7 +315,8 @@ class LiveTwin:
         return {"--assimilate": self.s.assimilate, "--members": self.s.members, "--seed": self.seed,
                 "--estimate": [r.text for r in self.s.estimate],
                 "--rerun-lag-s": fs.rerun_lag_s if fs is not None else 0.0,
-                "--spread-floor": fs.spread_floor if fs is not None else 0.0}
+                "--spread-floor": fs.spread_floor if fs is not None else 0.0,
+                "--update-every-s": fs.update_every_s if fs is not None else 0.0}
 
     def _save_filter(self) -> None:
         """The filter as it is (members, estimates, its tables' rows) and the readings it has not yet
