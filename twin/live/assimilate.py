@@ -268,9 +268,12 @@ class EnsembleFilter:
         as of its demand: ten members' covariance over one minute takes that randomness for demand,
         and the estimate wanders with it. The mean over five minutes carries the same evidence with
         a fifth of the randomness per update. A reading the outlier test turns away (against the
-        members' spread now and the sensor's declared noise) does not enter the mean."""
-        sd = np.array([s.noise_sd for s in sensors], dtype=np.float64)
-        usable, rejected = outlier_screen(HX, y, np.maximum(sd, 1e-6), self.s.outlier_k)
+        members' spread now and the sensor's error: declared, or as the updates have seen it, that of
+        a mean of the window's readings, so for one reading that many times the variance) does not
+        enter the mean."""
+        var = [max(s.noise_sd ** 2, self.noise_seen.get(s.id, 0.0) * max(1.0, self.s.update_every_s / s.interval_s))
+               for s in sensors]
+        usable, rejected = outlier_screen(HX, y, np.maximum(np.sqrt(var), 1e-6), self.s.outlier_k)
         for j in np.flatnonzero(usable):
             w = self.window.setdefault(sensors[j].id, {"y": 0.0, "hx": [0.0] * len(HX), "n": 0})
             w["y"] += float(y[j])
