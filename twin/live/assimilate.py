@@ -280,6 +280,9 @@ class EnsembleFilter:
             w["hx"] = [a + float(b) for a, b in zip(w["hx"], HX[:, j])]
             w["n"] += 1
         self.window_rejected += int(rejected.sum())
+        self._log_rejected(t, sensors, y, rejected)
+
+    def _log_rejected(self, t: float, sensors: list, y: np.ndarray, rejected: np.ndarray) -> None:
         if rejected.any():
             self.log(f"[t = {t:g} s] rejected as outliers: "
                      + ", ".join(f"{s.id} = {y[j]:g}" for j, s in enumerate(sensors) if rejected[j]))
@@ -364,9 +367,7 @@ class EnsembleFilter:
             fate = "used" if used[j] else "rejected" if rejected[j] else "missing"
             self.residual_rows.append({"time_s": t, "sensor": s.id, "observed": y[j], "before": before[j],
                                        "after": after[j] if used.any() else before[j], "fate": fate})
-        if rejected.any():
-            self.log(f"[t = {t:g} s] rejected as outliers: "
-                     + ", ".join(f"{s.id} = {y[j]:g}" for j, s in enumerate(sensors) if rejected[j]))
+        self._log_rejected(t, sensors, y, rejected)
         return members
 
     def _adapted_noise(self, sensors: list, HX: np.ndarray, y: np.ndarray, sd: np.ndarray,
