@@ -69,7 +69,7 @@ class _ImportCommand(click.Command):
 
 
 @city.command("import", cls=_ImportCommand)
-@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))  # not a model word: files
+@click.argument("src", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Folder for the new city package.")
 @click.option("--into", type=click.Path(path_type=Path), help="A drawing (.dxf, .ifc) is merged into this existing "
               "city package.")
@@ -79,14 +79,14 @@ class _ImportCommand(click.Command):
 @click.option("--crs", help="Projected CRS to use, e.g. EPSG:32635 (default: the UTM zone of the data).")
 @click.option("--default-height-m", default=10.0, show_default=True, help="Height of buildings with neither height nor levels.")
 @click.option("--level-height-m", default=3.0, show_default=True, help="Metres per storey for buildings with levels only.")
-def city_import(sources, out, into, place, name, crs, default_height_m, level_height_m, **model_options):
+def city_import(src, out, into, place, name, crs, default_height_m, level_height_m, **model_options):
     """Build a city package from real GIS data (OSM .osm.pbf, GeoJSON, Shapefile, GeoPackage, GeoTIFF DEM),
     or merge a building drawing (DXF, IFC) into one: FILE.dxf|FILE.ifc --place X,Y,ROT --into DIR."""
     from twin.gis.drawings import is_drawing
 
-    drawings = [s for s in sources if is_drawing(s)]  # not a model word: files
+    drawings = [s for s in src if is_drawing(s)]
     if drawings:
-        if len(sources) > 1:  # not a model word: files
+        if len(src) > 1:
             raise UserError("give one drawing (.dxf or .ifc) per import, alone: each has its own --place.")
         if out is not None or name or crs:
             raise UserError(f"{drawings[0]}: a drawing is merged into an existing city package: give --into DIR (and "
@@ -109,7 +109,7 @@ def city_import(sources, out, into, place, name, crs, default_height_m, level_he
         raise UserError("give --out DIR, the folder for the new city package.")
     from twin.gis.city_import import import_city
 
-    report = import_city(list(sources), out, name=name, crs=crs, default_height_m=default_height_m,
+    report = import_city(list(src), out, name=name, crs=crs, default_height_m=default_height_m,
                          level_height_m=level_height_m, **model_options)
     click.echo(report.text())
 

@@ -13,7 +13,7 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import LineString, Polygon, box
 
-from tests.twin.test_city_import import PRAGUE, imported
+from tests.twin.test_city_import import HELSINKI, PRAGUE, imported
 from twin.core.city import City
 
 LON, LAT = 14.40, 50.10  # Prague: UTM 33N
@@ -152,6 +152,7 @@ def test_cli_info_helsinki(runs):
     text = r.stdout
     city = City.load(pkg)
     assert "EPSG:32635" in text and "km)" in text
+    assert f"Imported  from {HELSINKI.name};" in text  # import_report.json's input_files
     assert re.search(rf"buildings +{len(city.buildings)} ", text)
     hs = city.buildings["height_m"]
     assert f"min {hs.min():.1f} / median {hs.median():.1f} / max {hs.max():.1f} m" in text

@@ -71,6 +71,7 @@ def test_helsinki_osm_import(helsinki):
     assert "OpenStreetMap" in city.attribution
     saved = json.loads((out / "import_report.json").read_text(encoding="utf-8"))
     assert saved["layers"]["buildings"] == len(b) and saved["crs"] == "EPSG:32635"
+    assert saved["input_files"] == [str(HELSINKI)]
 
 
 @pytest.mark.slow

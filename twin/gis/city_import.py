@@ -592,7 +592,7 @@ def import_city(sources: list[Path], out: Path, name: str | None = None, crs: st
     ext = _bounds(city.layers)
     report = ImportReport({
         "name": city_name, "out": str(out), "crs": _crs_label(city_crs), "crs_name": city_crs.name,
-        "crs_reason": why, "sources": [str(s) for s in sources],  # not a model word: the source files
+        "crs_reason": why, "input_files": [str(s) for s in sources],
         "layers": {k: len(city.layers[k]) for k in [*all_layers(), *(k for k in city.layers if k not in all_layers())]
                    if k in city.layers and len(city.layers[k])},
         "heights": heights, "repaired": repaired, "dropped": dropped, "skipped": skipped, "notes": notes,

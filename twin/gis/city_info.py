@@ -64,7 +64,7 @@ def city_info(path) -> str:
     else:
         lines.append("DEM       none (flat ground)")
     if report.get("crs_reason"):
-        files = report.get("sources", [])  # not a model word: the source files of the import
+        files = report.get("input_files", [])
         lines.append(f"Imported  from {', '.join(Path(s).name for s in files)}; CRS: {report['crs_reason']}")
     lines.append(f"Attribution  {city.attribution or '(none given)'}")
     return "\n".join(lines)
