@@ -164,3 +164,23 @@ class ShortcutsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
         self.resize(720, 640)
+
+
+def open_results_window(parent, folder, load, make):
+    """A results folder (``load(folder)``, a UserError where it is none) in its own window
+    (``make(data, parent)``), kept alive beside ``parent``; the error in ``parent``'s message box, or
+    raised where there is no parent to show it."""
+    from twin.core.errors import UserError
+
+    try:
+        data = load(folder)
+    except UserError as e:
+        if hasattr(parent, "error"):
+            parent.error(str(e))
+            return None
+        raise
+    win = make(data, parent)
+    win.show()
+    if parent is not None:
+        parent._results_windows = [*getattr(parent, "_results_windows", []), win]
+    return win

@@ -17,10 +17,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter,
                                QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget)
 
-from twin.core.errors import UserError
 from twin.core.formats import fmt_number
 from twin.runs.explore import Exploration, load_exploration
 from twin.runs.report import COLORS
+
+from .dialogs import open_results_window
 
 COLUMNS = [("intervention", "Intervention"), ("kpi", "KPI"), ("mean", "Mean"), ("p10", "p10"), ("p90", "p90"),
            ("max_regret", "Max regret"), ("share_meeting_target", "Meets target")]
@@ -116,18 +117,7 @@ def ask_open_exploration(parent) -> ExplorationWindow | None:
 
 
 def open_exploration(parent, folder: Path) -> ExplorationWindow | None:
-    try:
-        ex = load_exploration(folder)
-    except UserError as e:
-        if hasattr(parent, "error"):
-            parent.error(str(e))
-            return None
-        raise
-    win = ExplorationWindow(ex, parent)
-    win.show()
-    if parent is not None:  # keep it alive beside the main window
-        parent._exploration_windows = [*getattr(parent, "_exploration_windows", []), win]
-    return win
+    return open_results_window(parent, folder, load_exploration, ExplorationWindow)
 
 
 def main(argv=None) -> int:

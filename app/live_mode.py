@@ -1,18 +1,20 @@
 """The window in live mode (Run → Live…, File → Follow a live run…): it draws what the session reads of
 a live run's folder (``Session.follow_live`` / ``start_live``, ``twin.live.follow``): the "now" line
 and the forecast fan on every chart, the sensors in 3D coloured by their latest reading, the forecast
-alerts in the alert log. Reading and deciding happen in the session; this only polls it and draws."""
+alerts in the alert log, and with ``--assimilate`` the filter's pictures in an "Assimilation" dock. Reading and deciding happen in the session; this only polls it and draws."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLabel
 
+from twin.live.assim_report import headline_columns
 from twin.live.forecast import duration_text
 
+from .assimilation_view import AssimilationPanel
 from .panels import time_label
 
 POLL_MS = 250
@@ -34,6 +36,7 @@ class LiveMode(QObject):
         self.estimates = QLabel("")
         self.estimates.setVisible(False)
         win.indicators.layout().insertWidget(1, self.estimates)
+        self.assimilation: AssimilationPanel | None = None  # the "Assimilation" dock, made for a run that assimilates
         for name in ("live_started", "live_changed", "live_frame", "live_stopped"):
             win.bridge.subscribe(name, getattr(self, f"_on_{name}"))
 
@@ -74,6 +77,8 @@ class LiveMode(QObject):
         text = snap.estimates_text()  # with --assimilate: what the filter makes of its parameters
         self.estimates.setText("estimated: " + text.replace("; ", "\nestimated: ") if text else "")
         self.estimates.setVisible(bool(text))
+        if snap.assimilation is not None:
+            self._show_assimilation(snap.assimilation)
         win.time_label.setText(f"live {clock}")
         ind.time_label.setText(self.label)
         if snap.duration_s:
@@ -98,6 +103,20 @@ class LiveMode(QObject):
             win.log_panel.log(f"live: {line}")
         win.viewport.request_render()
         self.updates += 1
+
+    def _show_assimilation(self, tables) -> None:
+        """The filter's estimates over time, residuals and skill in their dock (under the 3D view)."""
+        win = self.win
+        if self.assimilation is None:
+            self.assimilation = AssimilationPanel()
+            dock = win._dock("assimilation", "Assimilation", self.assimilation, Qt.BottomDockWidgetArea)
+            win.splitDockWidget(win.docks["log"], dock, Qt.Horizontal)
+            win.resizeDocks([win.docks["log"], dock], [260, 900], Qt.Horizontal)
+            win.resizeDocks([dock], [360], Qt.Vertical)
+        sc = win.session.scenario
+        headline = headline_columns(sc.model_class()) if sc is not None else []
+        self.assimilation.show_tables(tables, headline)
+        win.docks["assimilation"].show()
 
     def _on_live_frame(self, e):
         """The live model as the twin last saved it: its agents, fields, per-feature values in 3D."""

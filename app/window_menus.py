@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QToolBar
 
 from . import video_export
 from .city_check_dialog import show_city_check
+from .assimilation_view import ask_open_assimilation
 from .exploration_view import ask_open_exploration
 from .theme import SCALES
 
@@ -26,6 +27,7 @@ def build_menus(win) -> None:
     win.act_open_scenario = f.addAction("Open &scenario…", win.ask_open_scenario, QKeySequence("Ctrl+Shift+O"))
     f.addAction("Open a &comparison side by side…", win.comparisons.ask_open, QKeySequence("Ctrl+Shift+C"))
     f.addAction("Open e&xploration results…", lambda: ask_open_exploration(win))  # `citytwin explore` folders
+    f.addAction("Open &assimilation results…", lambda: ask_open_assimilation(win))  # `citytwin assimilate` folders
     f.addAction("Follow a &live run…", lambda: win.live_mode.ask_follow())  # a `citytwin live --out` folder
     win.recent_menu = f.addMenu("&Recent")
     f.addSeparator()

@@ -1,6 +1,10 @@
 """The app following a live run with assimilation (File -> Follow a live run): beside the clock and
-the forecast, the charts' caption gives each estimated parameter's latest estimate and its band."""
+the forecast, the charts' caption gives each estimated parameter's latest estimate and its band, and
+the Assimilation dock draws the estimates over time, the residuals and the skill panel."""
 from __future__ import annotations
+
+import numpy as np
+import pandas as pd
 
 from tests.factories import X0, Y0, make_tiny_city, write_scenario
 from twin.core.city import City
@@ -33,6 +37,18 @@ def test_the_window_shows_a_live_runs_estimates(window, qtbot, tmp_path):
     snap = window.session.live_snapshot
     assert label.isVisible() and snap.estimates and label.text() == f"estimated: {snap.estimates_text()}"
     assert label.text().startswith("estimated: speed_mps ") and "p10-p90" in label.text()
+    # the Assimilation dock: the filter's pictures, redrawn from the live folder's tables
+    dock, panel = window.docks["assimilation"], window.live_mode.assimilation
+    qtbot.waitUntil(lambda: panel.draws > 0, timeout=60_000)
+    assert dock.isVisible() and panel.canvases["Estimates"] is not None
+    params = pd.read_csv(tmp_path / "live" / "parameters.csv")
+    mean_line = next(line for line in panel.canvases["Estimates"].figure.axes[0].get_lines()
+                     if line.get_label() == "estimate (mean)")
+    assert np.allclose(mean_line.get_ydata(), params["mean"])
+    assert panel.kpis == ["kpi.walkers_done", "kpi.mean_time_s"]  # the scenario's model's headline KPIs
+    assert "<b>speed_mps</b>" in panel.header.text()
+    qtbot.wait(200)
+    assert window.grab().save(str(tmp_path / "live_window.png"))  # the whole window, the dock under the 3D view
     shot = tmp_path / "live_estimates.png"  # what it looks like (docs/screenshot_live_estimates.png)
     qtbot.wait(200)  # the layout fits the new caption on the next pass of the event loop
     assert window.indicators.grab().save(str(shot)) and shot.stat().st_size > 1000

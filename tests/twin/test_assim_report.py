@@ -29,3 +29,22 @@ def test_a_kpi_forecast_without_error_is_named_instead_of_an_empty_panel(tmp_pat
     pd.DataFrame([dict(r, rmse=0.0) for r in rows]).to_csv(tmp_path / "skill.csv", index=False)
     page = write_assimilation_report(tmp_path, summary, ["kpi.done", "kpi.cleared_s"]).read_text(encoding="utf-8")
     assert "so not drawn" not in page and "kpi.cleared_s" in page
+
+
+def test_the_skill_panels_kpis_come_from_the_summary_or_the_model_it_names(tmp_path):
+    """A folder written before ``headline_kpis`` was saved still draws its model's headline KPIs; a
+    model no longer registered draws none (the first five scored, in the panel)."""
+    import json
+
+    from agents.registry import get_model
+    from twin.live.assim_report import headline_columns, load_assimilation
+
+    pd.DataFrame({"time_s": [0.0], "parameter": "speed_mps", "mean": [1.1], "p10": [0.9], "p50": [1.1],
+                  "p90": [1.3], "truth": 1.3}).to_csv(tmp_path / "parameters.csv", index=False)
+    for summary, want in (({"headline_kpis": ["kpi.a"], "model": "toy"}, ["kpi.a"]),
+                          ({"model": "toy"}, headline_columns(get_model("toy"))),
+                          ({"model": "no_such_model"}, []), ({}, [])):
+        (tmp_path / "summary.json").write_text(json.dumps(summary))
+        t = load_assimilation(tmp_path)
+        assert t.headline() == want and len(t.residuals) == 0 and list(t.skill.columns)[:3] == ["issued_at", "lead_s", "kpi"]
+    assert headline_columns(get_model("toy")) == ["kpi.walkers_done", "kpi.mean_time_s"]

@@ -5,17 +5,100 @@ the open-loop and assimilated forecasts by lead time. Pictures (PNG) and one sel
 from __future__ import annotations
 
 import html
+import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from twin.core.errors import UserError
 from twin.core.files import atomic_file
 
 COLOURS = {"open_loop": "#7f7f7f", "assimilated": "#d62728"}
 LABELS = {"open_loop": "open loop", "assimilated": "assimilated"}
 MAX_SENSOR_PANELS = 12
+
+
+TABLES = {"parameters.csv": ["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"],
+          "residuals.csv": ["time_s", "sensor", "observed", "before", "after", "fate"],
+          "skill.csv": ["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean", "rmse", "crps", "coverage"]}
+
+
+@dataclass
+class AssimilationTables:
+    """What a viewer draws of an assimilation: the tables of a ``citytwin assimilate --out`` folder
+    or of a ``citytwin live --assimilate`` one (a table not written yet is empty)."""
+
+    folder: Path
+    parameters: pd.DataFrame
+    residuals: pd.DataFrame
+    skill: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+    def headline(self) -> list[str]:
+        """The skill panel's KPIs as the run saved them (``summary.json``), or its model's headline KPIs
+        (a folder written before they were saved); none where neither is known."""
+        if self.summary.get("headline_kpis"):
+            return list(self.summary["headline_kpis"])
+        if not self.summary.get("model"):
+            return []
+        from twin.scenario.model_docs import model_class
+
+        try:
+            return headline_columns(model_class(str(self.summary["model"])))
+        except UserError:
+            return []
+
+    def latest_estimates(self) -> pd.DataFrame:
+        """Each parameter's last row (the estimate now)."""
+        p = self.parameters.sort_values("time_s", kind="stable")
+        return p.groupby("parameter", sort=False).tail(1)
+
+
+def load_assimilation(folder: Path | str) -> AssimilationTables:
+    """The tables of an assimilation's folder; a clear error where it is none."""
+    folder = Path(folder)
+    if not (folder / "parameters.csv").is_file():
+        raise UserError(f"{folder}: no parameters.csv here, so this is not the folder of an assimilation. Open the "
+                        "--out folder of `citytwin assimilate`, or of `citytwin live --assimilate pf|enkf` once its "
+                        "filter has written its first checkpoint.")
+    frames = {}
+    for name, columns in TABLES.items():
+        path = folder / name
+        if not path.is_file():
+            frames[name] = pd.DataFrame(columns=columns)
+            continue
+        try:
+            frames[name] = pd.read_csv(path)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: cannot be read as a table ({e}); write it again with the command that made it.")
+        lacking = [c for c in columns if c not in frames[name].columns]
+        if lacking:
+            raise UserError(f"{path}: has no column {', '.join(lacking)}; it was not written by `citytwin assimilate` "
+                            "or `citytwin live --assimilate` of this version: run it again.")
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    return AssimilationTables(folder, frames["parameters.csv"], frames["residuals.csv"], frames["skill.csv"],
+                              summary if isinstance(summary, dict) else {})
+
+
+def headline_columns(model_cls) -> list[str]:
+    """The skill columns of a model's headline KPIs (the skill panel's panels), in its order."""
+    return [f"kpi.{k.name}" for k in model_cls.kpis if k.headline and not k.keyed]
+
+
+def skill_kpis(skill: pd.DataFrame, headline: list[str]) -> tuple[list[str], list[str]]:
+    """The KPIs the skill panel draws (the headline ones scored, else the first five scored) and those
+    left out because both ensembles forecast them without error at every lead (one that stays 0 all the
+    record would be an empty panel: named instead)."""
+    have = set(skill.kpi)
+    kpis = [k for k in headline if k in have] or sorted(have)[:5]
+    exact = [k for k in kpis if not (skill.loc[(skill.kpi == k) & (skill.lead_s > 0), "rmse"].abs() > 0).any()]
+    return ([k for k in kpis if k not in exact] if len(exact) < len(kpis) else kpis), exact
 
 
 def _save(fig, path: Path) -> None:
@@ -136,16 +219,9 @@ def write_assimilation_report(out: Path, summary: dict, headline: list[str]) -> 
     from twin.view.fonts import use_cjk_fallback
 
     use_cjk_fallback()
-    out = Path(out)
-    params = pd.read_csv(out / "parameters.csv")
-    res = pd.read_csv(out / "residuals.csv")
-    skill = pd.read_csv(out / "skill.csv")
-    have = set(skill.kpi)
-    kpis = [k for k in headline if k in have] or sorted(have)[:5]
-    # a KPI both ensembles forecast without error at every lead (one that stays 0 all the record)
-    # would be an empty panel: named instead
-    exact = [k for k in kpis if not (skill.loc[(skill.kpi == k) & (skill.lead_s > 0), "rmse"].abs() > 0).any()]
-    kpis = [k for k in kpis if k not in exact] if len(exact) < len(kpis) else kpis
+    t = load_assimilation(out)
+    out, params, res, skill = t.folder, t.parameters, t.residuals, t.skill
+    kpis, exact = skill_kpis(skill, headline)
     parts = [f"<h1>{html.escape(str(summary.get('scenario', '')))}: assimilation</h1>",
              f"<p class=meta>{html.escape(str(summary.get('method')))}, {summary.get('members')} members, "
              f"{summary.get('updates')} updates ({summary.get('rejected')} readings rejected as outliers, "

@@ -38,7 +38,7 @@ from twin.core.limits import MAX_SEED
 from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
 from .assim_checkpoint import CHECKPOINT, differences, read_checkpoint, write_checkpoint
-from .assim_report import write_assimilation_report
+from .assim_report import TABLES, headline_columns, write_assimilation_report
 from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, inflate, keep_spread, liu_west, localisation,
                       merge_duplicates, outlier_screen, particle_step,
                       relax_to_prior_spread, variance_unexplained_by)
@@ -554,11 +554,11 @@ class EnsembleFilter:
 
     def write_tables(self, out: Path) -> None:
         """``parameters.csv``, ``updates.csv`` and ``residuals.csv`` so far (each written atomically)."""
-        write_csv(pd.DataFrame(self.param_rows, columns=["time_s", "parameter", "mean", "p10", "p50", "p90", "truth"]),
+        write_csv(pd.DataFrame(self.param_rows, columns=TABLES["parameters.csv"]),
                   out / "parameters.csv")
         write_csv(pd.DataFrame(self.update_rows, columns=["time_s", "method", "observations", "used", "rejected",
                                                           "missing", "ess", "tempering", "wall_s"]), out / "updates.csv")
-        write_csv(pd.DataFrame(self.residual_rows, columns=["time_s", "sensor", "observed", "before", "after", "fate"]),
+        write_csv(pd.DataFrame(self.residual_rows, columns=TABLES["residuals.csv"]),
                   out / "residuals.csv")
 
     # -- a checkpoint (citytwin assimilate resumes from it) ------------------------------------------------------
@@ -852,7 +852,8 @@ class Assimilation(EnsembleFilter):
                 "missing": int(sum(u["missing"] for u in self.update_rows)),
                 "mean_update_wall_s": float(np.mean(walls)) if walls else 0.0, "wall_s": round(wall_s, 3),
                 "complete": complete, "time_s": self.time_s, "forecasts_issued": self.issued,
-                "forecasts_planned": self.planned, "rmse": rmse, "parameters": estimates, "options": self._options}
+                "forecasts_planned": self.planned, "rmse": rmse, "parameters": estimates, "options": self._options,
+                "headline_kpis": headline_columns(self.sc.model_class())}
 
     def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The forecasts' quantiles and members' values so far, as written."""
@@ -868,8 +869,7 @@ class Assimilation(EnsembleFilter):
         q, members = self._frames()
         write_parquet(q, folder / "forecasts.parquet")
         write_parquet(members, folder / "members.parquet")
-        write_csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
-                                                    "rmse", "crps", "coverage"]), folder / "skill.csv")
+        write_csv(pd.DataFrame(self.skill, columns=TABLES["skill.csv"]), folder / "skill.csv")
         self.write_tables(folder)
         write_json(summary, folder / "summary.json")
 
@@ -877,8 +877,7 @@ class Assimilation(EnsembleFilter):
         with atomic_dir(out) as tmp:
             self._write_tables(tmp, summary)
             if self.s.report:
-                headline = [f"kpi.{k.name}" for k in self.sc.model_class().kpis if k.headline and not k.keyed]
-                write_assimilation_report(tmp, summary, headline)
+                write_assimilation_report(tmp, summary, summary["headline_kpis"])
 
 
 def _array(model, path: str) -> np.ndarray:

@@ -25,10 +25,12 @@ import pandas as pd
 from twin.core.errors import UserError
 from twin.core.formats import fmt_number
 from twin.core.sensors import Sensor
+from .assim_report import AssimilationTables, load_assimilation
 from .loop import PROGRESS_FILE, STATE_FILE
 
 FILES = ("live.json", "timeseries.csv", "forecasts.parquet", "members.parquet", "observations.parquet",
-         "alerts.csv", "log.txt", "parameters.csv", STATE_FILE)
+         "alerts.csv", "log.txt", "parameters.csv", "residuals.csv", "skill.csv", STATE_FILE)
+ASSIMILATION_FILES = {"parameters.csv", "residuals.csv", "skill.csv"}
 
 
 @dataclass
@@ -87,6 +89,9 @@ class LiveSnapshot:
     state_changed: bool = False  # the twin saved a new state (live_frame shows it)
     # with --assimilate: each estimated parameter's latest estimate (parameter, time_s, mean, p10, p90)
     estimates: list[dict] = field(default_factory=list)
+    # with --assimilate: the filter's tables when they changed since the last read (None: unchanged, or
+    # none); twin.live.assim_report draws them
+    assimilation: AssimilationTables | None = None
 
     def estimates_text(self) -> str:
         """One line: each estimate with its p10-p90 band (empty without assimilation)."""
@@ -145,7 +150,8 @@ class LiveFolder:
         return LiveSnapshot(self.folder, now, float(info.get("feed_clock", 0.0)),
                             info.get("until_s", info.get("duration_s")), info.get("scenario"), issued, fans,
                             alert_values, self._new_rows(), self._markers(sensor_p50, now), alerts, new_alerts, self._new_log(),
-                            dict(info.get("feeds", {})), STATE_FILE in changed, self._estimates())
+                            dict(info.get("feeds", {})), STATE_FILE in changed, self._estimates(),
+                            self._assimilation(changed))
 
     def _estimates(self) -> list[dict]:
         p = _read(self.folder / "parameters.csv")
@@ -154,6 +160,15 @@ class LiveFolder:
         last = p.sort_values("time_s", kind="stable").groupby("parameter", sort=True).tail(1)
         return last[["parameter", "time_s", "mean", "p10", "p90"]].to_dict("records")
 
+
+    def _assimilation(self, changed: set[str]) -> AssimilationTables | None:
+        if not ASSIMILATION_FILES & changed or not (self.folder / "parameters.csv").is_file():
+            return None
+        try:
+            return load_assimilation(self.folder)
+        except UserError:  # a table the twin is replacing right now: the next read has it whole
+            self._stamps.pop("parameters.csv", None)
+            return None
 
     def _new_rows(self) -> list[dict]:
         ts = _read(self.folder / "timeseries.csv")

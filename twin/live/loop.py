@@ -26,6 +26,7 @@ from twin.core.errors import UserError
 from twin.core.files import atomic_file, write_csv, write_parquet
 from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
+from .assim_report import TABLES
 from .feeds import Feed
 from .forecast import Forecast, MemberPool, forecast_alerts, forecast_frame, score
 from .messages import Observation, parse
@@ -437,8 +438,7 @@ class LiveTwin:
         write_parquet(members, self.out / "members.parquet")
         write_csv(pd.DataFrame(self.alerts, columns=["issued_at", "rule", "key", "level", "threshold", "lead_s",
                                                       "members", "of", "message"]), self.out / "alerts.csv")
-        write_csv(pd.DataFrame(self.skill, columns=["issued_at", "lead_s", "kpi", "method", "against", "truth", "mean",
-                                                     "rmse", "crps", "coverage"]), self.out / "skill.csv")
+        write_csv(pd.DataFrame(self.skill, columns=TABLES["skill.csv"]), self.out / "skill.csv")
         progress = {"time_s": self.run.time_s, "feed_clock": self.feed_clock, "next_forecast": self.next_forecast,
                     "forced": {k: plain_value(v) for k, v in self.forced.items()},
                     "readings": self.readings, "scored": sorted(self.scored),
