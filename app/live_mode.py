@@ -1,7 +1,8 @@
 """The window in live mode (Run → Live…, File → Follow a live run…): it draws what the session reads of
 a live run's folder (``Session.follow_live`` / ``start_live``, ``twin.live.follow``): the "now" line
 and the forecast fan on every chart, the sensors in 3D coloured by their latest reading, the forecast
-alerts in the alert log, and with ``--assimilate`` the filter's pictures in an "Assimilation" dock. Reading and deciding happen in the session; this only polls it and draws."""
+alerts in the alert log, and with ``--assimilate`` the filter's pictures in an "Assimilation" dock.
+Reading and deciding happen in the session; this only polls it and draws."""
 from __future__ import annotations
 
 import math

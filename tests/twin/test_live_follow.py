@@ -77,6 +77,22 @@ def test_a_live_folder_reads_as_now_fans_sensors_and_alerts_each_handed_out_once
     (out / "log.txt").open("a").write("[t =   120.0 s] a later line\n")
     again = f.read()
     assert again.new_rows == [] and again.new_alerts == [] and again.new_log == ["[t =   120.0 s] a later line"]
+    assert snap.assimilation is None and again.assimilation is None  # skill.csv alone: no filter ran
+
+
+def test_a_filters_tables_are_handed_out_when_they_change(live_run, tmp_path):
+    import shutil
+
+    _, out = live_run
+    folder = shutil.copytree(out, tmp_path / "live")
+    f = LiveFolder(folder)
+    assert f.read().assimilation is None
+    pd.DataFrame({"time_s": [0.0, 40.0], "parameter": "speed_mps", "mean": [1.1, 1.4], "p10": [0.8, 1.3],
+                  "p50": [1.1, 1.4], "p90": [1.4, 1.5], "truth": None}).to_csv(folder / "parameters.csv", index=False)
+    t = f.read().assimilation
+    assert t.parameters["mean"].tolist() == [1.1, 1.4] and len(t.skill) == len(pd.read_csv(folder / "skill.csv"))
+    (folder / "log.txt").open("a").write("[t =   120.0 s] a later line\n")
+    assert f.read().assimilation is None  # the tables did not change: not read again
 
 
 def test_the_session_follows_a_live_folder_and_opens_its_scenario(live_run):

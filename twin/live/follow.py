@@ -160,14 +160,12 @@ class LiveFolder:
         last = p.sort_values("time_s", kind="stable").groupby("parameter", sort=True).tail(1)
         return last[["parameter", "time_s", "mean", "p10", "p90"]].to_dict("records")
 
-
     def _assimilation(self, changed: set[str]) -> AssimilationTables | None:
         if not ASSIMILATION_FILES & changed or not (self.folder / "parameters.csv").is_file():
             return None
         try:
             return load_assimilation(self.folder)
-        except UserError:  # a table the twin is replacing right now: the next read has it whole
-            self._stamps.pop("parameters.csv", None)
+        except UserError:  # tables of another version: not drawn (the caption's estimates still are)
             return None
 
     def _new_rows(self) -> list[dict]:
