@@ -506,8 +506,8 @@ def live(scenario, feeds, until_s, out, variant, sets, seed, forecast_interval_s
         if v > 0 and assimilate != "enkf":
             raise UserError(f"{name} {v:g}: an option of the ensemble Kalman filter's members and parameters; give it "
                             "with --assimilate enkf.")
-    ranges = _estimated(sc, estimate, overrides)
-    preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
+    ranges, checked = _estimated(sc, estimate, overrides, variant, live=True)
+    preflight.for_run(sc, variant=variant, seed=seed, overrides=checked, out=out)
     check_out_dir(out)
     settings = LiveSettings(until_s=until_s, assimilate=assimilate, estimate=ranges, forecast_interval_s=forecast_interval_s, horizon_s=horizon_s,
                             members=members, workers=workers, start_epoch_s=epoch, clock=clock,
@@ -611,8 +611,8 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
                         "checkpoint).")
     overrides = parse_set(list(sets))
     sc = load_scenario(scenario)
-    ranges = _estimated(sc, estimate, overrides)
-    preflight.for_run(sc, variant=variant, seed=seed, overrides=overrides, out=out)
+    ranges, checked = _estimated(sc, estimate, overrides, variant)
+    preflight.for_run(sc, variant=variant, seed=seed, overrides=checked, out=out)
     check_out_dir(out)
     settings = AssimilationSettings(method=method, members=members, forecast_interval_s=forecast_interval_s,
                                     horizon_s=horizon_s, outlier_k=outlier_k, kernel=kernel, localise_m=localise_m,
@@ -681,15 +681,29 @@ def main(argv=None) -> int:
 PATH_OPTIONS = ("--out", "--into", "--city", "--from-state", "--observed", "--record")
 
 
-def _estimated(sc, estimate, overrides: dict) -> list:
-    """The parameter ranges of ``--estimate``, none of them also given by ``--set``."""
-    from twin.runs.uncertainty import parse_ranges
+def _estimated(sc, estimate, overrides: dict, variant: str | None, live: bool = False) -> tuple[list, dict]:
+    """The parameter ranges of ``--estimate``, none of them also given by ``--set``, and the ``--set``
+    overrides as a run is checked with (each ``{NAME}`` hole filled at its range's ends in turn)."""
+    from twin.runs.uncertainty import fill_placeholders, parse_ranges, placeholders
 
-    ranges = parse_ranges(sc, list(estimate), "--estimate") if estimate else []
+    holes = placeholders(overrides)
+    if holes and live:
+        name, keys = next(iter(holes.items()))
+        raise UserError(f'--set {keys[0]}: "{{{name}}}" is a number the filter estimates, which `citytwin assimilate` '
+                        "takes; a live twin runs the plan itself: give the number.")
+    ranges = parse_ranges(sc, list(estimate), "--estimate", holes) if estimate else []
     taken = sorted({r.name for r in ranges} & set(overrides))
     if taken:
         raise UserError(f"--estimate and --set both give {taken[0]}; a parameter is either estimated or set.")
-    return ranges
+    unfilled = [name for name in holes if name not in {r.name for r in ranges}]
+    if unfilled:
+        raise UserError(f'--set {holes[unfilled[0]][0]}: "{{{unfilled[0]}}}" is a hole for an estimated number; give '
+                        f"--estimate {unfilled[0]}=LOW..HIGH, or write the number instead.")
+    ends = [fill_placeholders(overrides, {r.name: getattr(r, end) for r in ranges if r.name in holes})
+            for end in ("low", "high")]
+    if holes:  # the parameters holding a hole are valid with either end of its range
+        sc.params_for(variant, ends[1])
+    return ranges, ends[0]
 
 
 def _refuse_empty_paths(args) -> None:

@@ -112,3 +112,8 @@ def test_live_assimilation_refuses_bad_input(world, tmp_path, capsys):
     assert _live(world, tmp_path / "f", "--update-every-s", "20") == 2
     err = capsys.readouterr().err
     assert "--update-every-s 20" in err and "--assimilate" in err
+    # a hole in a --set value is for `citytwin assimilate`: the live run itself needs the number
+    assert _live(world, tmp_path / "g", "--assimilate", "pf", "--set", 'speed_profile=[[0, 1.0], [10, "{late}"]]',
+                 "--estimate", "late=0.5..2") == 2
+    err = capsys.readouterr().err
+    assert '--set speed_profile: "{late}"' in err and "citytwin assimilate" in err

@@ -37,6 +37,7 @@ from twin.core.files import atomic_dir, write_csv, write_json, write_parquet
 from twin.core.limits import MAX_SEED
 from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
+from twin.runs.uncertainty import fill_placeholders, placeholders
 from .assim_checkpoint import CHECKPOINT, differences, read_checkpoint, write_checkpoint
 from .assim_report import TABLES, headline_columns, write_assimilation_report
 from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, inflate, keep_spread, liu_west, localisation,
@@ -119,6 +120,7 @@ class EnsembleFilter:
         self.variant = variant or BASELINE
         self.seed = scenario.seed if seed is None else int(seed)
         self.base = dict(overrides or {})
+        self.holes = set(placeholders(self.base)) & {r.name for r in self.ranges}  # estimates inside a --set value
         self._log = log
         sensors = read_sensors(scenario.load_city())
         self.observer = Observer(scenario.model_class(), sensors)
@@ -206,7 +208,13 @@ class EnsembleFilter:
 
     # -- the ensembles ------------------------------------------------------------------------------------
     def _overrides(self, params: dict, forced: dict | None = None) -> dict:
-        return {**self.base, **(self.forced if forced is None else forced), **params}
+        """A member's parameters: ``--set``, the forcings so far, its estimates; an estimate that fills a
+        ``{NAME}`` hole goes into the value holding it (a forcing of that parameter replaces the whole value)."""
+        fixed = {**self.base, **(self.forced if forced is None else forced)}
+        if self.holes:
+            fixed = fill_placeholders(fixed, {k: v for k, v in params.items() if k in self.holes})
+            params = {k: v for k, v in params.items() if k not in self.holes}
+        return {**fixed, **params}
 
     def _build(self, seed: int, params: dict, state: bytes | None = None, replication: int = 0,
                forced: dict | None = None):
@@ -762,7 +770,8 @@ class Assimilation(EnsembleFilter):
         rec = {name: sha256_file(self.record_path / name)[:16] for name in ("record.json", "messages.jsonl",
                                                                              "truth/timeseries.csv")
                if (self.record_path / name).is_file()}  # the files' SHA-256 (its start names a change well enough)
-        inputs = self.sc.resolved(self.variant, self.seed, self.base)
+        inputs = self.sc.resolved(self.variant, self.seed, fill_placeholders(self.base, {r.name: r.low for r in self.ranges
+                                                                                          if r.name in self.holes}))
         inputs["scenario"].pop("description", None)
         return {"scenario": inputs, "city": self.sc.load_city().fingerprint(), "--record": rec,
                 "--intervention": self.variant, "--seed": self.seed, "--estimate": [r.text for r in self.ranges],

@@ -61,13 +61,55 @@ class Range:
         return f"{self.name}={self.low:g}..{self.high:g}"
 
 
-def parse_ranges(sc: Scenario, items, option: str) -> list[Range]:
-    """``NAME=LOW..HIGH`` items as ranges of numeric parameters of the scenario's model."""
+PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def placeholders(overrides: dict) -> dict[str, list[str]]:
+    """The ``{NAME}`` holes in ``--set`` values (texts, or texts in lists): {NAME: the parameters holding it}."""
+    out: dict[str, list[str]] = {}
+
+    def walk(key, v):
+        if isinstance(v, str):
+            for name in PLACEHOLDER_RE.findall(v):
+                out.setdefault(name, []).append(key) if key not in out.get(name, []) else None
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(key, x)
+
+    for key, v in overrides.items():
+        walk(key, v)
+    return out
+
+
+def fill_placeholders(overrides: dict, values: dict) -> dict:
+    """``overrides`` with each ``{NAME}`` of ``values`` filled in: a text that is the hole alone becomes the
+    number, a hole inside a longer text (``"P4 {delay} 0"``) is written as ``%g``."""
+    if not values:
+        return dict(overrides)
+
+    def fill(v):
+        if isinstance(v, str):
+            whole = PLACEHOLDER_RE.fullmatch(v)
+            if whole and whole.group(1) in values:
+                return values[whole.group(1)]
+            return PLACEHOLDER_RE.sub(lambda m: f"{values[m.group(1)]:g}" if m.group(1) in values else m.group(0), v)
+        if isinstance(v, (list, tuple)):
+            return [fill(x) for x in v]
+        return v
+
+    return {k: fill(v) for k, v in overrides.items()}
+
+
+def parse_ranges(sc: Scenario, items, option: str, holes: dict | None = None) -> list[Range]:
+    """``NAME=LOW..HIGH`` items as ranges of numeric parameters of the scenario's model, or of a
+    ``{NAME}`` hole in a ``--set`` value (``holes``, from ``placeholders``: a number inside a
+    parameter's value, such as one train's delay in a list of delays)."""
     from twin.core.params import validate_params
 
     cls = sc.model_class()
     specs = {p.name: p for p in cls.params}
     numeric = [p.name for p in cls.params if p.kind in (int, float)]
+    holes = holes or {}
     if not items:
         raise UserError(f"{option} is needed at least once, e.g. {option} {numeric[0]}=LOW..HIGH; the numeric "
                         f"parameters of model {cls.name} are: {', '.join(numeric)}.")
@@ -77,19 +119,24 @@ def parse_ranges(sc: Scenario, items, option: str) -> list[Range]:
         if not m:
             raise UserError(f'{option} "{item}": write NAME=LOW..HIGH, e.g. {option} {numeric[0]}=0.8..1.2.')
         name, lo_text, hi_text = m.groups()
-        if name not in specs:
-            raise UserError(f'{option} "{item}": model {cls.name} has no parameter "{name}"{nearest(name, specs)}. '
-                            f"`citytwin models {cls.name}` lists them; the numeric ones are: {', '.join(numeric)}.")
-        p = specs[name]
-        if p.kind not in (int, float):
+        p = specs.get(name)
+        if p is None and name not in holes:
+            raise UserError(f'{option} "{item}": model {cls.name} has no parameter "{name}"{nearest(name, specs)}, '
+                            f'and no --set value holds "{{{name}}}". `citytwin models {cls.name}` lists the '
+                            f"parameters; the numeric ones are: {', '.join(numeric)}.")
+        if p is not None and p.kind not in (int, float):
             raise UserError(f'{option} "{item}": "{name}" is a {p.kind.__name__} parameter; a range needs a numeric '
-                            f"one: {', '.join(numeric)}.")
+                            f'one ({", ".join(numeric)}), or a number inside it: write {{NAME}} where it goes in '
+                            f"--set {name}=... and give --estimate NAME=LOW..HIGH.")
         where = f'{option} "{item}": LOW and HIGH must be numbers, e.g. {name}=0.8..1.2'
         lo, hi = finite_number(lo_text, where), finite_number(hi_text, where)
         if not lo < hi:
             raise UserError(f'{option} "{item}": LOW ({lo:g}) must be less than HIGH ({hi:g}).')
         if any(r.name == name for r in ranges):
             raise UserError(f'{option} "{item}": "{name}" is given twice; give each parameter one range.')
+        if p is None:  # a hole: the value it fills is checked with the parameter holding it
+            ranges.append(Range(name, lo, hi, float, ""))
+            continue
         for end in (lo, hi):  # the parameter's documented range, with its own message
             validate_params(cls, {name: int(round(end)) if p.kind is int else end}, f'{option} "{item}"')
         ranges.append(Range(name, lo, hi, p.kind, p.unit))
