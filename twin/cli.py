@@ -633,9 +633,38 @@ def assimilate(scenario, record, out, method, members, estimate, seed, variant, 
         truth = f" (truth {p['truth']:g})" if p["truth"] is not None else ""
         click.echo(f"  {name}: prior mean {p['prior_mean']:.4g}, estimate {p['final_mean']:.4g} "
                    f"[p10 {p['final_p10']:.4g}, p90 {p['final_p90']:.4g}]{truth}")
-    for kpi, by in sorted(s["rmse"].items()):
-        if "open_loop" in by and "assimilated" in by:
-            click.echo(f"  RMSE {kpi}: open loop {by['open_loop']:.4g}, assimilated {by['assimilated']:.4g}")
+    for kpi in s["headline_kpis"]:
+        leads = s["headline_rmse_by_lead"].get(kpi, {})
+        cells = [f"{_lead(lead)} {by['open_loop']:.4g} → {by['assimilated']:.4g}"
+                 + (f" ({by['assimilated'] / by['open_loop']:.2f})" if by["open_loop"] > 0 else "")
+                 for lead, by in _some_leads(leads) if "open_loop" in by and "assimilated" in by]
+        if cells:
+            click.echo(f"  RMSE {kpi}, open loop → assimilated: {'; '.join(cells)}")
+    for method, leads in s["coverage"].items():
+        shown = [(lead, c) for lead, c in _some_leads(leads) if c["coverage"] is not None]
+        if shown:
+            last, c = shown[-1]
+            exact = (f"; with the {c['kpis_all'] - c['kpis']} forecast exactly {c['coverage_all']:.2f} at "
+                     f"{_lead(last)}" if c["kpis_all"] > c["kpis"] else "")
+            click.echo(f"  p10-p90 coverage, {method.replace('_', ' ')}: "
+                       + ", ".join(f"{_lead(lead)} {v['coverage']:.2f}" for lead, v in shown)
+                       + f" (over {c['kpis']} KPIs and sensors{exact})")
+    if s["kpis_forecast_exactly"]:
+        click.echo(f"  forecast exactly by every member, so left out of the coverage: "
+                   f"{', '.join(s['kpis_forecast_exactly'])}")
+    click.echo(f"  every KPI's RMSE: {out / 'summary.json'} (\"rmse\"); by lead: {out / 'skill.csv'}")
+
+
+def _some_leads(by_lead: dict) -> list:
+    from twin.live.assim_report import some_leads
+
+    keep = some_leads([float(k) for k in by_lead])
+    return [(k, v) for k, v in sorted(by_lead.items(), key=lambda kv: float(kv[0])) if float(k) in keep]
+
+
+def _lead(lead_s: str) -> str:
+    s = float(lead_s)
+    return f"{s / 60:g} min" if s % 60 == 0 else f"{s:g} s"
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,7 @@ an empty panel."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from twin.live.assim_report import write_assimilation_report
 
@@ -48,3 +49,39 @@ def test_the_skill_panels_kpis_come_from_the_summary_or_the_model_it_names(tmp_p
         t = load_assimilation(tmp_path)
         assert t.headline() == want and len(t.residuals) == 0 and list(t.skill.columns)[:3] == ["issued_at", "lead_s", "kpi"]
     assert headline_columns(get_model("toy")) == ["kpi.walkers_done", "kpi.mean_time_s"]
+
+
+def test_the_coverage_leaves_out_the_kpis_every_member_forecast_exactly(tmp_path):
+    """A gate kept closed is 0 in the truth and in every member: its band holds the truth whatever the
+    filter does, so the coverage that judges the band is over the other KPIs (both numbers kept). A KPI
+    whose ensemble mean is right but whose members spread (CRPS > 0) still counts."""
+    from twin.live.assim_report import coverage_by_lead, coverage_summary, kpis_forecast_exactly
+
+    rows = []
+    for lead in (60.0, 120.0):
+        for method in ("open_loop", "assimilated"):
+            for issued, hit in ((0.0, 1.0), (60.0, 0.0), (120.0, 1.0), (180.0, 1.0)):
+                base = {"issued_at": issued, "lead_s": lead, "method": method, "against": "truth", "truth": 1.0,
+                        "mean": 1.0}
+                rows += [dict(base, kpi="kpi.closed_gate", rmse=0.0, crps=0.0, coverage=1.0),
+                         dict(base, kpi="kpi.spread_right", rmse=0.0, crps=0.2, coverage=hit),
+                         dict(base, kpi="kpi.done", rmse=2.0, crps=1.0, coverage=0.0 if method == "open_loop" else 1.0)]
+    skill = pd.DataFrame(rows)
+    assert kpis_forecast_exactly(skill) == ["kpi.closed_gate"]
+    cov = coverage_by_lead(skill).set_index(["method", "lead_s"])
+    assert cov.loc[("open_loop", 60.0), "coverage"] == pytest.approx(3 / 8)  # spread_right 3 of 4, done 0 of 4
+    assert cov.loc[("open_loop", 60.0), "coverage_all"] == pytest.approx(7 / 12)
+    assert cov.loc[("assimilated", 120.0), "coverage"] == pytest.approx(7 / 8)
+    assert (cov["kpis"] == 2).all() and (cov["kpis_all"] == 3).all()
+    assert coverage_summary(skill)["assimilated"]["120"] == {"coverage": 0.875, "kpis": 2, "coverage_all": 0.916667,
+                                                            "kpis_all": 3, "coverage_kpi": 0.875}
+    skill.to_csv(tmp_path / "skill.csv", index=False)
+    pd.DataFrame({"time_s": [0.0], "parameter": "p", "mean": [1.0], "p10": [0.9], "p50": [1.0], "p90": [1.1],
+                  "truth": 1.0}).to_csv(tmp_path / "parameters.csv", index=False)
+    summary = {"scenario": "s", "method": "enkf", "members": 4, "updates": 1, "rejected": 0, "missing": 0,
+               "parameters": {}}
+    page = write_assimilation_report(tmp_path, summary, ["kpi.done"]).read_text(encoding="utf-8")
+    assert "left out, as forecast exactly by every member at every lead: closed_gate." in page
+    # an assimilation where every KPI is forecast exactly has no coverage to judge
+    none = coverage_by_lead(skill[skill.kpi == "kpi.closed_gate"])
+    assert none["coverage"].isna().all() and (none["kpis"] == 0).all() and (none["coverage_all"] == 1).all()

@@ -37,9 +37,10 @@ def _assimilate(world, out, *extra, record=None, report=False):
 
 
 @pytest.mark.parametrize("method", ["pf", "enkf"])
-def test_assimilation_beats_the_open_loop_and_finds_the_hidden_speed(world, method):
+def test_assimilation_beats_the_open_loop_and_finds_the_hidden_speed(world, method, capsys):
     out = world["dir"] / f"out_{method}"
     assert _assimilate(world, out, "--method", method, report=method == "pf") == 0
+    printed = capsys.readouterr().out
     skill = pd.read_csv(out / "skill.csv")
     assert set(skill.method) == {"open_loop", "assimilated"}
     table = rmse_table(skill[skill.lead_s >= 5])
@@ -60,6 +61,25 @@ def test_assimilation_beats_the_open_loop_and_finds_the_hidden_speed(world, meth
     used = res[res.fate == "used"]
     # the update pulls the members towards the readings
     assert (used.observed - used.after).abs().mean() < (used.observed - used.before).abs().mean()
+    # the summary's skill, as printed: the headline KPI's RMSE by lead and the band's coverage
+    summary = json.loads((out / "summary.json").read_text())
+    by_lead = summary["headline_rmse_by_lead"]["kpi.walkers_done"]["20"]
+    r20 = rmse_table(skill, 20.0)
+    r20 = r20[r20.kpi == "kpi.walkers_done"].set_index("method")["rmse"]
+    assert by_lead == pytest.approx(r20.to_dict())
+    assert (f"RMSE kpi.walkers_done, open loop → assimilated: 5 s ") in printed
+    assert (f"; 20 s {r20['open_loop']:.4g} → {r20['assimilated']:.4g} "
+            f"({r20['assimilated'] / r20['open_loop']:.2f})\n") in printed
+    scored = skill[skill.lead_s == 20]
+    exact = [k for k, g in scored.groupby("kpi") if ((g.rmse == 0) & (g.crps == 0)).all()]
+    assert summary["kpis_forecast_exactly"] == exact
+    for m in ("open_loop", "assimilated"):
+        moving = scored[(scored.method == m) & ~scored.kpi.isin(exact)]
+        c = summary["coverage"][m]["20"]
+        assert c["coverage"] == pytest.approx(moving.coverage.mean()) and c["kpis"] == moving.kpi.nunique()
+        assert c["kpis_all"] == scored.kpi.nunique()
+        assert f", 20 s {c['coverage']:.2f} (over {c['kpis']} KPIs and sensors" in printed.split(
+            f"p10-p90 coverage, {m.replace('_', ' ')}: ")[1].split("\n")[0]
     if method == "pf":  # what a user sees: the estimates, residuals and skill as pictures in one page
         page = (out / "report.html").read_text(encoding="utf-8")
         for name in ("parameters", "residuals", "skill"):

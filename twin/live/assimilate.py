@@ -39,7 +39,8 @@ from twin.core.params import plain_value
 from twin.core.sensors import read_sensors
 from twin.runs.uncertainty import fill_placeholders, placeholders
 from .assim_checkpoint import CHECKPOINT, differences, read_checkpoint, write_checkpoint
-from .assim_report import TABLES, headline_columns, write_assimilation_report
+from .assim_report import (TABLES, coverage_summary, headline_columns, kpis_forecast_exactly, skill_by_lead,
+                           write_assimilation_report)
 from .filters import (DEFAULT_OUTLIER_K, unexplained_variance, enkf_update, inflate, keep_spread, liu_west, localisation,
                       merge_duplicates, outlier_screen, particle_step,
                       relax_to_prior_spread, variance_unexplained_by)
@@ -846,6 +847,11 @@ class Assimilation(EnsembleFilter):
             g = skill.groupby(["method", "kpi"])["rmse"].apply(lambda e: float(np.sqrt(np.mean(np.square(e)))))
             for (method, kpi), v in g.items():
                 rmse.setdefault(kpi, {})[method] = v
+        headline = headline_columns(self.sc.model_class())
+        headline_rmse: dict = {}
+        if len(skill):
+            for r in skill_by_lead(skill[skill.kpi.isin(headline) & (skill.lead_s > 0)]).itertuples():
+                headline_rmse.setdefault(r.kpi, {}).setdefault(f"{r.lead_s:g}", {})[r.method] = float(r.rmse)
         params = pd.DataFrame(self.param_rows)
         estimates = {}
         for r in self.ranges:
@@ -862,7 +868,9 @@ class Assimilation(EnsembleFilter):
                 "mean_update_wall_s": float(np.mean(walls)) if walls else 0.0, "wall_s": round(wall_s, 3),
                 "complete": complete, "time_s": self.time_s, "forecasts_issued": self.issued,
                 "forecasts_planned": self.planned, "rmse": rmse, "parameters": estimates, "options": self._options,
-                "headline_kpis": headline_columns(self.sc.model_class())}
+                "headline_kpis": headline, "headline_rmse_by_lead": headline_rmse,
+                "coverage": coverage_summary(skill) if len(skill) else {},
+                "kpis_forecast_exactly": kpis_forecast_exactly(skill) if len(skill) else []}
 
     def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The forecasts' quantiles and members' values so far, as written."""
