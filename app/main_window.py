@@ -122,6 +122,9 @@ class MainWindow(QMainWindow):
         pl.addWidget(self.params, 1)
         pl.addWidget(self.controls)
         self.docks = {}
+        # the right column (indicators, alerts) runs the window's full height: docks added below the
+        # 3D view (the log, live mode's assimilation) do not take it from the big numbers
+        self.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
         self.city_editor = CityEditor(self)
         self._dock("layers", "Layers", self.layers, Qt.LeftDockWidgetArea)
         self._dock("params", "Scenario && parameters", pw, Qt.LeftDockWidgetArea)

@@ -8,7 +8,7 @@ import tomllib
 import numpy as np
 import pyqtgraph as pg
 import tomli_w
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
                                QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPlainTextEdit,
@@ -399,8 +399,9 @@ KEYED_MIN_ROWS = 3  # the fewest it shows when the window is short
 
 class KeyedTable(QTableWidget):
     """A keyed KPI (per attraction, per gate) as a table of its largest entries, by name. It asks for
-    the height of KEYED_ROWS entries and the "… more" line at the UI scale, whatever it holds now (so
-    the panel does not jump as entries come), and gives way down to KEYED_MIN_ROWS in a cramped window."""
+    the height of the most rows it has shown (at most KEYED_ROWS entries and the "… more" line) at the
+    UI scale, so a KPI of two features leaves the room to the charts and the panel does not jump back
+    as entries go; it gives way down to KEYED_MIN_ROWS in a cramped window."""
 
     def __init__(self, kpi, parent=None, label: str = ""):
         super().__init__(0, 2, parent)
@@ -416,6 +417,7 @@ class KeyedTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self._most = 0  # the most rows it has shown: it grows to them and does not shrink back
         self.set_scale(1.0)
 
     def set_scale(self, s: float) -> None:
@@ -429,9 +431,14 @@ class KeyedTable(QTableWidget):
         # the header's own height in this style, with its font (not a guess from the font alone)
         header = max(self.horizontalHeader().sizeHint().height(), QFontMetrics(f).height() + 6)
         self.horizontalHeader().setFixedHeight(header)
-        frame = 2 * self.frameWidth() + 2
-        self._full = header + row * (KEYED_ROWS + 1) + frame
-        self.setMinimumHeight(header + row * KEYED_MIN_ROWS + frame)
+        self._sizes = (header, row, 2 * self.frameWidth() + 2)
+        self._fit()
+
+    def _fit(self) -> None:
+        header, row, frame = self._sizes
+        rows = min(max(self._most, 1), KEYED_ROWS + 1)
+        self._full = header + row * rows + frame
+        self.setMinimumHeight(header + row * min(rows, KEYED_MIN_ROWS) + frame)
         self.setMaximumHeight(self._full)
         self.updateGeometry()
 
@@ -442,6 +449,9 @@ class KeyedTable(QTableWidget):
         rows = top_entries(value, KEYED_ROWS)
         more = len(value) - len(rows)
         self.setRowCount(len(rows) + (1 if more > 0 else 0))
+        if self.rowCount() > self._most:
+            self._most = self.rowCount()
+            self._fit()
         for i, (key, v) in enumerate(rows):
             name = QTableWidgetItem(str(names.get(str(key), key)))
             name.setToolTip(str(key))
@@ -528,12 +538,45 @@ class TileScroll(QScrollArea):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
 
+    def setWidget(self, widget) -> None:
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        # the tiles' layout changed (tiles added, their text or scale): the hints above change with it,
+        # and the panel's layout must ask again rather than keep the hints of an empty grid
+        if obj is self.widget() and event.type() == QEvent.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(obj, event)
+
     def sizeHint(self):
         inner = self.widget().sizeHint() if self.widget() is not None else super().sizeHint()
         return inner.grownBy(self.contentsMargins())
 
     def minimumSizeHint(self):
-        return super().minimumSizeHint().boundedTo(self.sizeHint())
+        """Room for the first row of tiles (with a coupled run's heading above it), whole: the big
+        numbers are what the dock is for, so the keyed tables and the charts give way first."""
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        grid = inner.layout() if inner is not None else None
+        if not isinstance(grid, QGridLayout) or not grid.count():
+            return hint.boundedTo(self.sizeHint())
+        heights: dict[int, int] = {}
+        first_tile_row = None
+        for i in range(grid.count()):
+            w = grid.itemAt(i).widget()
+            if w is None:
+                continue
+            row = grid.getItemPosition(i)[0]
+            heights[row] = max(heights.get(row, 0), w.sizeHint().height(), w.minimumHeight())
+            if isinstance(w, Tile) and (first_tile_row is None or row < first_tile_row):
+                first_tile_row = row
+        if first_tile_row is None:
+            return hint.boundedTo(self.sizeHint())
+        rows = [h for r, h in heights.items() if r <= first_tile_row]
+        m = grid.contentsMargins()
+        need = sum(rows) + grid.verticalSpacing() * (len(rows) - 1) + m.top() + m.bottom() + 2 * self.frameWidth()
+        return QSize(hint.width(), min(max(hint.height(), need), self.sizeHint().height()))
 
 
 SERIES_COLOURS = ("#1f6fd1", "#f28e2b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -572,7 +615,7 @@ class IndicatorsPanel(QWidget):
         self.chart_box = QVBoxLayout()
         charts = QWidget()
         charts.setLayout(self.chart_box)
-        scroll = QScrollArea()
+        self.chart_scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(charts)
         scroll.setFrameShape(QFrame.NoFrame)

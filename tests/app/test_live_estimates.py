@@ -3,7 +3,11 @@ the forecast, the charts' caption gives each estimated parameter's latest estima
 the Assimilation dock draws the estimates over time, the residuals and the skill panel."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+from PySide6.QtCore import QPoint
 import pandas as pd
 
 from tests.factories import X0, Y0, make_tiny_city, write_scenario
@@ -48,7 +52,18 @@ def test_the_window_shows_a_live_runs_estimates(window, qtbot, tmp_path):
     assert panel.kpis == ["kpi.walkers_done", "kpi.mean_time_s"]  # the scenario's model's headline KPIs
     assert "<b>speed_mps</b>" in panel.header.text()
     qtbot.wait(200)
-    assert window.grab().save(str(tmp_path / "live_window.png"))  # the whole window, the dock under the 3D view
-    shot = tmp_path / "live_estimates.png"  # what it looks like (docs/screenshot_live_estimates.png)
+    assert window.grab().save(os.environ.get("KEEP_WINDOW", str(tmp_path / "live_window.png")))  # the whole window, the dock under the 3D view
+    shot = Path(os.environ.get("KEEP_SHOT", tmp_path / "live_estimates.png"))  # what it looks like (docs/screenshot_live_estimates.png)
     qtbot.wait(200)  # the layout fits the new caption on the next pass of the event loop
     assert window.indicators.grab().save(str(shot)) and shot.stat().st_size > 1000
+    # the big numbers stay readable beside the keyed table and the charts: the first row of tiles whole
+    tiles = list(window.indicators.tiles.values())
+    top = min(t.geometry().y() for t in tiles)
+    first_row = [t for t in tiles if t.geometry().y() == top]
+    view = window.indicators.tile_scroll.viewport()
+    assert view.height() >= max(t.geometry().bottom() for t in first_row) + 1, (view.height(), first_row[0].height())
+    assert all(t.value.visibleRegion().boundingRect().height() == t.value.height() for t in first_row)
+    chart = window.indicators.plots["walkers_done"]  # and a chart, whole, under the two-entry table
+    charts = window.indicators.chart_scroll.viewport()
+    top = chart.mapTo(charts, QPoint(0, 0)).y()
+    assert chart.isVisible() and chart.height() >= 130 and 0 <= top and top + chart.height() <= charts.height()
