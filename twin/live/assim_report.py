@@ -262,7 +262,7 @@ def skill_figure(skill: pd.DataFrame, kpis: list[str]):
         ax.plot(c.lead_s / 60.0, c.coverage, "o-", ms=3, color=COLOURS[method], label=LABELS[method])
     ax.set_ylim(0, 1.02)
     left_out = len(kpis_forecast_exactly(skill))
-    ax.set_title("p10-p90 coverage" + (f" ({left_out} KPIs forecast exactly left out)" if left_out else " (all KPIs)"),
+    ax.set_title("p10-p90 coverage" + (f"\n({left_out} forecast exactly left out)" if left_out else " (all KPIs)"),
                  fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
