@@ -81,7 +81,7 @@ def test_the_coverage_leaves_out_the_kpis_every_member_forecast_exactly(tmp_path
     summary = {"scenario": "s", "method": "enkf", "members": 4, "updates": 1, "rejected": 0, "missing": 0,
                "parameters": {}}
     page = write_assimilation_report(tmp_path, summary, ["kpi.done"]).read_text(encoding="utf-8")
-    assert "left out, as forecast exactly by every member at every lead: closed_gate." in page
+    assert "left out, as every member forecast them exactly at every lead: closed_gate." in page
     # an assimilation where every KPI is forecast exactly has no coverage to judge
     none = coverage_by_lead(skill[skill.kpi == "kpi.closed_gate"])
     assert none["coverage"].isna().all() and (none["kpis"] == 0).all() and (none["coverage_all"] == 1).all()

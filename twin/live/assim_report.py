@@ -219,14 +219,15 @@ def coverage_summary(skill: pd.DataFrame) -> dict:
     """``summary.json``'s ``coverage``: by method and lead (s), over the KPIs not forecast exactly and
     over all."""
     out: dict = {}
-    def number(v):
-        return None if pd.isna(v) else round(float(v), 6)
-
     for r in coverage_by_lead(skill).to_dict("records"):
         method, lead = r.pop("method"), r.pop("lead_s")
-        out.setdefault(method, {})[f"{lead:g}"] = {k: (int(v) if k.startswith("kpis") else number(v))
+        out.setdefault(method, {})[f"{lead:g}"] = {k: (int(v) if k.startswith("kpis") else _share(v))
                                                     for k, v in r.items()}
     return out
+
+
+def _share(v) -> float | None:
+    return None if pd.isna(v) else round(float(v), 6)
 
 
 def skill_by_lead(skill: pd.DataFrame) -> pd.DataFrame:
@@ -315,9 +316,10 @@ def write_assimilation_report(out: Path, summary: dict, headline: list[str]) -> 
             "kpis": "KPIs and sensors", "coverage_all": "coverage with those forecast exactly",
             "kpis_all": "all of them", "coverage_kpi": "KPIs' coverage", "coverage_sensor": "sensors' coverage"})
         parts += ["<h2>Coverage of the p10-p90 band</h2>",
-                  "<p class=meta>Over the KPIs some member forecast with an error"
-                  + (": left out, as forecast exactly by every member at every lead: "
+                  "<p class=meta>The share of outcomes inside the band (target 70-90 %), over the KPIs and "
+                  "sensors some member forecast with an error"
+                  + ("; left out, as every member forecast them exactly at every lead: "
                      + html.escape(", ".join(k.split(".", 1)[-1] for k in exactly)) if exactly else "")
-                  + ". Target 70-90 %.</p>",
+                  + ".</p>",
                   cov.to_html(index=False, border=0, float_format=lambda v: f"{v:.3g}")]
     return write_report_page(out, f"{summary.get('scenario', '')} — assimilation", "".join(parts))
